@@ -1,0 +1,93 @@
+/*
+ * cfg.h - the postroom.conf INI file (parsed with inih).
+ *
+ * One file, default /etc/postroom/postroom.conf, overridden by -c FILE or
+ * POSTROOM_CONFIG.  Unknown sections and keys are errors reported with
+ * file:line, so a typo never silently falls back to a default.
+ */
+#ifndef POSTROOM_CFG_H
+#define POSTROOM_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define CFG_DEFAULT_PATH "/etc/postroom/postroom.conf"
+#define CFG_LISTEN_MAX 8
+
+struct cfg_listen {
+	char host[64]; /* "0.0.0.0", "::", "127.0.0.1", "::1" (no brackets) */
+	char port[8];
+};
+
+struct cfg_listen_list {
+	size_t n;
+	struct cfg_listen a[CFG_LISTEN_MAX];
+};
+
+struct cfg {
+	char path[1024];
+	struct {
+		char hostname[256]; /* default: gethostname() */
+		char data_dir[1024]; /* default /var/lib/postroom */
+		char user[64];       /* default "postroom"; "" = do not drop */
+		int log_level;       /* enum log_level, default info */
+	} server;
+	struct {
+		struct cfg_listen_list listen;      /* default 0.0.0.0:25 */
+		struct cfg_listen_list submission;  /* default 0.0.0.0:587 */
+		struct cfg_listen_list submissions; /* default 0.0.0.0:465 */
+		uint64_t max_message_size;  /* default 25 MiB */
+		unsigned max_recipients;    /* default 100 */
+		unsigned max_connections_per_ip; /* default 50, 0 = unlimited */
+		bool allow_plaintext_auth;  /* default false */
+		unsigned timeout;  /* idle seconds, default 300 (RFC 5321 4.5.3.2.7) */
+	} smtp;
+	struct {
+		struct cfg_listen_list listen; /* default 0.0.0.0:110 */
+		struct cfg_listen_list pop3s;  /* default 0.0.0.0:995 */
+		bool allow_plaintext_auth;
+		unsigned max_connections_per_ip; /* default 50, 0 = unlimited */
+		unsigned timeout; /* idle seconds, default 600 (RFC 1939 3) */
+	} pop3;
+	struct {
+		char cert[1024]; /* PEM chain; "" = no TLS */
+		char key[1024];
+	} tls;
+	struct {
+		bool enabled;             /* default true */
+		char smarthost[256];      /* "host:port" or "" */
+		char smarthost_user[256];
+		char smarthost_password_file[1024];
+		char resolver[256];       /* "ip[:port]" or "" = system */
+		unsigned mx_port;         /* default 25 */
+		uint64_t max_queue_time;  /* seconds, default 5 days */
+	} relay;
+};
+
+/* Fills c with the defaults. */
+void cfg_defaults(struct cfg *c);
+
+/*
+ * Loads path over the defaults.  Returns 0, or PR_EINVAL/PR_EIO with
+ * err->msg "FILE:LINE: unknown key 'x' in [smtp]" (or a bad value, or a
+ * missing file).
+ */
+int cfg_load(struct cfg *c, const char *path, struct pr_err *err);
+
+/* The config path to use: explicit (from -c) if not NULL, else
+ * $POSTROOM_CONFIG, else CFG_DEFAULT_PATH. */
+const char *cfg_path(const char *explicit_path);
+
+/* Parses "host:port,[v6]:port,..." into l.  "" gives an empty list. */
+int cfg_parse_listen(const char *s, struct cfg_listen_list *l);
+
+/* Parses sizes "1048576", "512K", "25M", "1G" (binary units). */
+int cfg_parse_size(const char *s, uint64_t *v_r);
+
+/* Parses durations "90", "90s", "30m", "12h", "5d". */
+int cfg_parse_duration(const char *s, uint64_t *secs_r);
+
+#endif

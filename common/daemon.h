@@ -1,0 +1,45 @@
+/*
+ * daemon.h - what both daemons do the same way: command line, config,
+ * privilege drop, signals, per-IP connection counting.
+ */
+#ifndef POSTROOM_DAEMON_H
+#define POSTROOM_DAEMON_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "cfg.h"
+#include "err.h"
+
+/*
+ * Parses "[-c FILE] [-h] [-V]", loads the config (cfg_path), sets up
+ * logging.  Exits 2 on a usage error and 1 on a config error, with one
+ * line on stderr.
+ */
+void daemon_init(int argc, char **argv, const char *progname,
+    struct cfg *cfg);
+
+/* When running as root and [server] user is set: setgid/initgroups/setuid
+ * to that user (after the listeners are bound).  Returns 0 or PR_EPERM. */
+int daemon_drop_privileges(const struct cfg *cfg, struct pr_err *err);
+
+struct daemon_signals {
+	uv_signal_t term, intr, hup;
+	void (*stop_cb)(void *data);   /* SIGTERM, SIGINT */
+	void (*reload_cb)(void *data); /* SIGHUP */
+	void *data;
+};
+
+/* Installs SIGTERM/SIGINT/SIGHUP handlers on loop and ignores SIGPIPE. */
+void daemon_signals_start(uv_loop_t *loop, struct daemon_signals *s);
+void daemon_signals_close(struct daemon_signals *s);
+
+/* Connections per peer address, for max_connections_per_ip. */
+struct ipcount;
+struct ipcount *ipcount_new(void);
+void ipcount_free(struct ipcount **ic);
+/* Adds one connection for ip and returns the new count. */
+unsigned ipcount_inc(struct ipcount *ic, const char *ip);
+void ipcount_dec(struct ipcount *ic, const char *ip);
+
+#endif

@@ -1,0 +1,144 @@
+/*
+ * net.h - libuv listeners and connections with TLS as a filter.
+ *
+ * A net_conn is one accepted TCP connection.  When TLS is active, OpenSSL
+ * runs over memory BIOs between the socket and the session, so implicit TLS
+ * (465, 995) and STARTTLS/STLS share one code path: the session only ever
+ * sees plaintext through net_conn_input() and writes plaintext with
+ * net_conn_write().
+ *
+ * Input is buffered in the connection (bounded).  The session reads it with
+ * net_conn_input(), tells how much it used with net_conn_consume(), and
+ * calls net_conn_pause() while it waits for an asynchronous result, which
+ * stops reading from the socket (backpressure for pipelined clients).
+ */
+#ifndef POSTROOM_NET_H
+#define POSTROOM_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "err.h"
+
+/* --- TLS server context ------------------------------------------------ */
+
+struct net_tls;
+
+/* Loads a certificate chain and key (PEM) into a TLS 1.2+ server context.
+ * Returns 0 or PR_ETLS with the reason in err. */
+int net_tls_new(const char *cert, const char *key, struct net_tls **tls_r,
+    struct pr_err *err);
+
+/* Replaces the certificate and key (SIGHUP).  On failure the old ones stay
+ * in use.  Connections already established keep their session. */
+int net_tls_reload(struct net_tls *tls, const char *cert, const char *key,
+    struct pr_err *err);
+
+void net_tls_free(struct net_tls **tls);
+
+/* --- Connections ------------------------------------------------------- */
+
+struct net_conn;
+
+struct net_conn_ops {
+	/* New plaintext input is buffered (see net_conn_input).  Not called
+	 * while paused. */
+	void (*input_cb)(struct net_conn *c);
+	/* A TLS handshake finished: status 0, or PR_ETLS (the connection is
+	 * then closing and close_cb follows). */
+	void (*tls_cb)(struct net_conn *c, int status);
+	/* The write queue dropped to zero bytes (net_conn_write_pending). */
+	void (*drain_cb)(struct net_conn *c);
+	/* The idle timer set with net_conn_set_timeout expired. */
+	void (*timeout_cb)(struct net_conn *c);
+	/* The peer closed or an error occurred (EOF, reset, TLS error,
+	 * input buffer overflow while not paused).  The connection is
+	 * closing; close_cb follows. */
+	void (*error_cb)(struct net_conn *c, int uv_status);
+	/* Last call: the handles are closed.  The session frees itself here;
+	 * c is freed by net after this returns. */
+	void (*close_cb)(struct net_conn *c);
+};
+
+/* Session pointer, owned by the caller. */
+void net_conn_set_data(struct net_conn *c, void *data);
+void *net_conn_data(const struct net_conn *c);
+
+/* Peer address as text ("192.0.2.1", "2001:db8::1"); valid for the life of
+ * the connection. */
+const char *net_conn_peer(const struct net_conn *c);
+/* Local port the connection arrived on. */
+int net_conn_local_port(const struct net_conn *c);
+
+/* Buffered plaintext input.  *data is valid until the next call into
+ * net for this connection. */
+void net_conn_input(struct net_conn *c, const uint8_t **data, size_t *len);
+void net_conn_consume(struct net_conn *c, size_t n);
+
+/* Stops / restarts delivering input (and reading the socket).  Resume
+ * calls input_cb from the loop (not recursively) if input is buffered. */
+void net_conn_pause(struct net_conn *c);
+void net_conn_resume(struct net_conn *c);
+
+/* Queues plaintext for the peer (encrypted first when TLS is on).  The
+ * data is copied.  Returns 0 or a negative error (connection closing). */
+int net_conn_write(struct net_conn *c, const void *data, size_t len);
+/* Bytes queued and not yet written to the socket. */
+size_t net_conn_write_pending(const struct net_conn *c);
+
+/* Starts a server-side TLS handshake now (STARTTLS/STLS, after the session
+ * queued its "ready" reply).  Plaintext input buffered so far is discarded:
+ * RFC 3207 5 / CVE-2011-0411, commands pipelined before TLS must not be
+ * executed after it.  tls_cb reports the result. */
+int net_conn_starttls(struct net_conn *c);
+bool net_conn_tls_active(const struct net_conn *c);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" (empty when no TLS); valid while c. */
+const char *net_conn_tls_desc(const struct net_conn *c);
+
+/* (Re)arms the idle timer: timeout_cb fires after ms without input.  Input
+ * re-arms it automatically.  0 disables. */
+void net_conn_set_timeout(struct net_conn *c, uint64_t ms);
+
+/* Closes after the queued output has been written (flush) or at once.
+ * close_cb follows exactly once.  Safe to call more than once. */
+void net_conn_close(struct net_conn *c, bool flush);
+bool net_conn_closing(const struct net_conn *c);
+
+/* --- Listeners --------------------------------------------------------- */
+
+struct net_listener;
+
+/* Called for each accepted connection.  The callback sets ops and data by
+ * net_conn_set_ops/net_conn_set_data before returning.  For an implicit
+ * TLS listener the handshake starts right after, and tls_cb reports it. */
+typedef void (*net_accept_cb)(struct net_listener *l, struct net_conn *c);
+
+void net_conn_set_ops(struct net_conn *c, const struct net_conn_ops *ops);
+
+/*
+ * Binds host:port (IPv4 or IPv6 literal, or a name) and starts listening.
+ * tls != NULL makes it an implicit-TLS listener (RFC 8314).  kind is an
+ * opaque value for the daemon (e.g. SMTP_LISTEN_SUBMISSION), returned by
+ * net_listener_kind.  Returns 0 or a negative error with err set.
+ */
+int net_listen(uv_loop_t *loop, const char *host, const char *port,
+    struct net_tls *implicit_tls, struct net_tls *starttls, int kind,
+    net_accept_cb cb, void *data, struct net_listener **l_r,
+    struct pr_err *err);
+
+int net_listener_kind(const struct net_listener *l);
+void *net_listener_data(const struct net_listener *l);
+/* The listener a connection came from. */
+struct net_listener *net_conn_listener(const struct net_conn *c);
+/* The TLS context usable for STARTTLS on this connection, or NULL. */
+struct net_tls *net_conn_starttls_ctx(const struct net_conn *c);
+
+/* Stops accepting and closes the listening socket. */
+void net_listener_close(struct net_listener **l);
+
+/* Input buffer bound per connection. */
+#define NET_INPUT_MAX (64 * 1024)
+
+#endif

@@ -1,0 +1,267 @@
+/*
+ * store.h - the mailbox store: the only public header of store/.
+ *
+ * One SQLite file <data_dir>/mail.db shared by postroom-smtpd,
+ * postroom-pop3d and the postroom CLI.  Only store/ knows SQLite; this API
+ * speaks in domains, users, aliases, messages and maildrops, so another
+ * backend could replace it without touching the daemons.
+ *
+ * A struct store is one database connection and must be used by one thread
+ * at a time.  Each thread that needs the store opens its own.
+ *
+ * Addresses passed in are canonical (addr_parse_mailbox) or at least
+ * "local@domain"; the store compares them case-insensitively (ASCII) and
+ * stores them in lower case.
+ *
+ * Durability: every write commits with WAL and synchronous=FULL before the
+ * call returns 0.
+ */
+#ifndef POSTROOM_STORE_H
+#define POSTROOM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+struct store;
+
+#define STORE_OPEN_CREATE 1u /* create data_dir/mail.db if missing */
+
+/* Opens (and with STORE_OPEN_CREATE creates) <data_dir>/mail.db, applies
+ * forward migrations, refuses a schema newer than this binary with
+ * PR_EVERSION.  Returns 0 or an error with err set. */
+int store_open(const char *data_dir, unsigned flags, struct store **st_r,
+    struct pr_err *err);
+void store_close(struct store **st);
+
+/* Schema version of the open database. */
+int store_schema_version(struct store *st);
+/* PRAGMA integrity_check + foreign_key_check; 0 or PR_EIO with err. */
+int store_check(struct store *st, struct pr_err *err);
+
+/* --- Domains ----------------------------------------------------------- */
+
+int store_domain_add(struct store *st, const char *domain,
+    struct pr_err *err);
+/* Refused with PR_EBUSY while the domain still has users or aliases. */
+int store_domain_del(struct store *st, const char *domain,
+    struct pr_err *err);
+/* 1 if hosted, 0 if not, <0 on error. */
+int store_domain_exists(struct store *st, const char *domain);
+/* Calls cb for each domain in name order; a non-zero return from cb stops
+ * the walk and is returned. */
+int store_domain_list(struct store *st,
+    int (*cb)(void *ctx, const char *domain), void *ctx, struct pr_err *err);
+
+/* --- Users ------------------------------------------------------------- */
+
+struct store_user {
+	int64_t id;
+	const char *address; /* valid during the callback / until next call */
+	int64_t quota;       /* bytes, 0 = unlimited */
+	int64_t used;        /* bytes in the mailbox */
+	int64_t messages;    /* messages in the mailbox */
+	int64_t created;     /* unix time */
+};
+
+/* Adds a user of a hosted domain (PR_ENOENT if not hosted, PR_EEXIST if
+ * the address is a user or an alias already).  The password is hashed with
+ * argon2id; the empty password is refused (PR_EINVAL). */
+int store_user_add(struct store *st, const char *address,
+    const char *password, int64_t quota, struct pr_err *err);
+/* Deletes the user and their mailbox. */
+int store_user_del(struct store *st, const char *address,
+    struct pr_err *err);
+int store_user_passwd(struct store *st, const char *address,
+    const char *password, struct pr_err *err);
+int store_user_set_quota(struct store *st, const char *address,
+    int64_t quota, struct pr_err *err);
+/* Looks up one user; u->address points into st until the next call. */
+int store_user_get(struct store *st, const char *address,
+    struct store_user *u_r, struct pr_err *err);
+/* All users, or those of one domain (domain NULL = all), address order. */
+int store_user_list(struct store *st, const char *domain,
+    int (*cb)(void *ctx, const struct store_user *u), void *ctx,
+    struct pr_err *err);
+
+/* --- Passwords --------------------------------------------------------- */
+
+#define STORE_HASH_MAX 128 /* >= crypto_pwhash_STRBYTES */
+
+/* argon2id hash (libsodium crypto_pwhash_str, interactive limits). */
+int store_password_hash(const char *password, char hash_r[STORE_HASH_MAX]);
+/* 0 if password matches hash, PR_EAUTH if not.  With hash NULL (unknown
+ * user) a dummy hash is verified so timing does not reveal existence.
+ * CPU- and memory-heavy: daemons call it off the event loop. */
+int store_password_verify(const char *hash, const char *password);
+
+/* Fetches the user's id and hash for an off-loop verification.  Returns 0,
+ * or PR_ENOENT for no such user (then *id_r = 0 and hash_r is ""). */
+int store_user_auth_info(struct store *st, const char *address,
+    int64_t *id_r, char hash_r[STORE_HASH_MAX], struct pr_err *err);
+
+/* store_user_auth_info + store_password_verify.  PR_EAUTH for a wrong
+ * password or an unknown user alike.  Never logs the password. */
+int store_user_verify(struct store *st, const char *address,
+    const char *password, int64_t *id_r, struct pr_err *err);
+
+/* --- Aliases ----------------------------------------------------------- */
+
+/*
+ * Adds alias -> targets (comma-separated addresses, local or remote).
+ * The alias is "local@domain" or "@domain" (catch-all) of a hosted domain;
+ * it may not be a user's address.  A target that would make the alias
+ * graph loop back to alias is refused with PR_ELOOP; a local target that is
+ * neither a user nor an alias is refused with PR_ENOENT.  Adding targets to
+ * an existing alias extends it.
+ */
+int store_alias_add(struct store *st, const char *alias, const char *targets,
+    struct pr_err *err);
+int store_alias_del(struct store *st, const char *alias,
+    struct pr_err *err);
+/* Calls cb(alias, "t1,t2") per alias in name order. */
+int store_alias_list(struct store *st,
+    int (*cb)(void *ctx, const char *alias, const char *targets), void *ctx,
+    struct pr_err *err);
+
+/* --- Recipient resolution ---------------------------------------------- */
+
+enum store_resolve_kind {
+	STORE_RESOLVE_LOCAL = 1,   /* hosted; targets reported via cb */
+	STORE_RESOLVE_REMOTE = 2,  /* domain not hosted here */
+	STORE_RESOLVE_UNKNOWN = 3, /* hosted domain, no such user/alias */
+};
+
+#define STORE_RESOLVE_DEPTH 8 /* alias nesting followed at most */
+#define STORE_RESOLVE_MAX 1000 /* expanded targets at most */
+
+/*
+ * Resolves address: exact user, exact alias, then plus-addressing
+ * (user+tag@ -> user@, RFC 5233 style), then the catch-all "@domain".
+ * Aliases expand recursively (bounded).  For every resulting target, cb is
+ * called once with either a local user id (remote NULL) or a remote address
+ * (user_id 0); duplicates are removed.  Returns a STORE_RESOLVE_* kind or a
+ * negative error.
+ */
+int store_resolve(struct store *st, const char *address,
+    int (*cb)(void *ctx, int64_t user_id, const char *remote), void *ctx,
+    struct pr_err *err);
+
+/* 1 if an authenticated user may use address as MAIL FROM: it is their own
+ * address, a +tag of it, or an alias whose expansion includes them.
+ * 0 if not, <0 on error. */
+int store_sender_allowed(struct store *st, int64_t user_id,
+    const char *address);
+
+/* Bytes and messages in a mailbox and its quota (0 = unlimited). */
+int store_mailbox_usage(struct store *st, int64_t user_id, int64_t *bytes_r,
+    int64_t *count_r, int64_t *quota_r, struct pr_err *err);
+
+/* --- Delivery ---------------------------------------------------------- */
+
+#define STORE_ID_LEN 16 /* message ids are 16 hex characters */
+
+struct store_msg {
+	/* in */
+	const char *sender;             /* envelope MAIL FROM, "" = null */
+	const int64_t *users;           /* local mailboxes */
+	size_t n_users;
+	const char *const *remote;      /* outbound queue recipients */
+	size_t n_remote;
+	const uint8_t *head;            /* prepended header lines (CRLF) */
+	size_t head_len;
+	const uint8_t *body;            /* message in memory, or ... */
+	size_t body_len;
+	int body_fd;                    /* ... >= 0: body_len bytes at fd
+	                                   offset 0 (a spool file) */
+	/* out */
+	int status;                     /* 0, PR_EQUOTA, PR_ETOOBIG, ... */
+	struct pr_err err;
+	char id[STORE_ID_LEN + 1];      /* "queued as" id */
+};
+
+/*
+ * Delivers n messages in one transaction (group commit): the body stored
+ * once, one mailbox entry per local user (with its own UIDL), one outbound
+ * queue entry for the remote recipients.  Each message succeeds or fails
+ * on its own (savepoints): msgs[i]->status is 0 or the reason, e.g.
+ * PR_EQUOTA when a mailbox would exceed its quota, PR_ETOOBIG when the
+ * message alone exceeds it.  Returns 0 when the transaction committed
+ * (whatever the per-message statuses), or a negative error when nothing
+ * was committed (all statuses set to it).
+ */
+int store_deliver(struct store *st, struct store_msg *const *msgs, size_t n);
+
+/* --- Maildrops (POP3) -------------------------------------------------- */
+
+struct store_entry {
+	int64_t id;
+	int64_t size;          /* octets as stored (CRLF lines) */
+	int64_t received;      /* unix time */
+	char uidl[33];         /* unique and stable, RFC 1939 7 */
+};
+
+/* Takes the maildrop lock for user_id on behalf of this process.  A lock
+ * held by a live process (including this one) gives PR_EBUSY; a lock of a
+ * dead process is taken over.  Returns 0 or an error. */
+int store_maildrop_lock(struct store *st, int64_t user_id,
+    struct pr_err *err);
+int store_maildrop_unlock(struct store *st, int64_t user_id,
+    struct pr_err *err);
+/* Drops every lock held by this process id (daemon start-up). */
+int store_maildrop_unlock_all(struct store *st, struct pr_err *err);
+
+/* Lists the mailbox in arrival order into a malloc'd array (*n_r entries;
+ * free() it).  Reads no bodies. */
+int store_maildrop_list(struct store *st, int64_t user_id,
+    struct store_entry **entries_r, size_t *n_r, struct pr_err *err);
+
+/* Deletes the given entries of user_id in one transaction; bodies no
+ * longer referenced are removed too. */
+int store_maildrop_delete(struct store *st, int64_t user_id,
+    const int64_t *ids, size_t n, struct pr_err *err);
+
+/* Streaming body reads: a body is never loaded whole. */
+struct store_body;
+/* Opens the body of mailbox entry entry_id (of user_id).  *size_r is the
+ * entry's size. */
+int store_body_open(struct store *st, int64_t user_id, int64_t entry_id,
+    struct store_body **b_r, int64_t *size_r, struct pr_err *err);
+/* Reads up to len octets at offset.  Returns the count (0 at the end) or a
+ * negative error. */
+ssize_t store_body_read(struct store_body *b, int64_t offset, uint8_t *buf,
+    size_t len);
+void store_body_close(struct store_body **b);
+
+/* For `postroom mailbox list`: per entry, envelope sender too. */
+int store_mailbox_list(struct store *st, const char *address,
+    int (*cb)(void *ctx, const struct store_entry *e, const char *sender),
+    void *ctx, struct pr_err *err);
+
+/* --- Outbound queue ---------------------------------------------------- */
+
+struct store_queue_item {
+	int64_t id;
+	const char *msgid;       /* STORE_ID_LEN hex */
+	const char *sender;
+	int64_t created;
+	int64_t next_attempt;
+	int attempts;
+	const char *last_error;  /* "" if none */
+	size_t n_rcpts;
+	const char *const *rcpts; /* pending recipients */
+};
+
+/* Pending queue entries in id order; pointers valid during cb. */
+int store_queue_list(struct store *st,
+    int (*cb)(void *ctx, const struct store_queue_item *q), void *ctx,
+    struct pr_err *err);
+/* Removes a queue entry and its recipients (PR_ENOENT if absent). */
+int store_queue_del(struct store *st, int64_t id, struct pr_err *err);
+/* Makes every entry due now. */
+int store_queue_flush(struct store *st, struct pr_err *err);
+
+#endif

@@ -1,0 +1,203 @@
+"""End-to-end test harness: a private postroom instance on loopback.
+
+An Instance owns a temporary directory with a config file, a self-signed
+certificate, a data dir and free unprivileged ports; it runs the real
+`postroom` CLI and starts the real daemons, and stops them by PID.
+
+    with Instance() as inst:
+        inst.cli("domain", "add", "example.test")
+        inst.add_user("alice@example.test", "secret")
+        inst.start("smtpd")
+        ...
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("POSTROOM_BUILD_DIR", os.path.join(SRC_ROOT, "build"))
+
+BIN = {
+    "cli": os.path.join(BUILD, "tools", "postroom"),
+    "smtpd": os.path.join(BUILD, "smtpd", "postroom-smtpd"),
+    "pop3d": os.path.join(BUILD, "pop3d", "postroom-pop3d"),
+}
+
+_CERT_CACHE = os.path.join(tempfile.gettempdir(), "postroom-test-cert")
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nobody listens on right now."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def make_cert(dirpath, cn="localhost"):
+    """A self-signed RSA certificate and key (PEM) for cn and 127.0.0.1."""
+    cert = os.path.join(dirpath, "cert.pem")
+    key = os.path.join(dirpath, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=" + cn,
+         "-addext", "subjectAltName=DNS:%s,IP:127.0.0.1,IP:::1" % cn],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def wait_port(host, port, timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("daemon exited with %s" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on %s:%d" % (host, port))
+
+
+class Instance:
+    """A config, a data dir and the daemons of one postroom installation."""
+
+    def __init__(self, host="127.0.0.1", hostname="mx.example.test",
+                 extra=None, tls=True):
+        self.tmp = tempfile.mkdtemp(prefix="postroom-e2e-")
+        self.host = host
+        self.hostname = hostname
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.ports = {k: free_port(host) for k in
+                      ("smtp", "submission", "submissions", "pop3", "pop3s")}
+        self.cert = self.key = None
+        if tls:
+            self.cert, self.key = make_cert(self.tmp)
+        self.extra = extra or {}
+        self.procs = {}
+        self.logs = {}
+        self.config = os.path.join(self.tmp, "postroom.conf")
+        self.write_config()
+        self.cli("init")
+
+    def hp(self, name):
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s:%d" % (h, self.ports[name])
+
+    def write_config(self):
+        sections = {
+            "server": {
+                "hostname": self.hostname,
+                "data_dir": self.data_dir,
+                "user": "",
+                "log_level": "debug",
+            },
+            "smtp": {
+                "listen": self.hp("smtp"),
+                "submission": self.hp("submission"),
+                "submissions": self.hp("submissions") if self.cert else "",
+                "allow_plaintext_auth": "true",
+                "max_connections_per_ip": "0",
+            },
+            "pop3": {
+                "listen": self.hp("pop3"),
+                "pop3s": self.hp("pop3s") if self.cert else "",
+                "allow_plaintext_auth": "true",
+            },
+            "tls": {"cert": self.cert or "", "key": self.key or ""},
+            "relay": {},
+        }
+        for sec, kv in self.extra.items():
+            sections.setdefault(sec, {}).update(kv)
+        with open(self.config, "w") as f:
+            for sec, kv in sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+                f.write("\n")
+
+    def env(self):
+        e = dict(os.environ)
+        e["POSTROOM_CONFIG"] = self.config
+        return e
+
+    def cli(self, *args, input=None, check=True):
+        """Runs the postroom CLI; returns the CompletedProcess (text)."""
+        r = subprocess.run([BIN["cli"], "-c", self.config] + list(args),
+                           input=input, capture_output=True, text=True,
+                           env=self.env(), timeout=60)
+        if check and r.returncode != 0:
+            raise RuntimeError("postroom %s: exit %d: %s" % (
+                " ".join(args), r.returncode, r.stderr.strip()))
+        return r
+
+    def add_domain(self, domain):
+        self.cli("domain", "add", domain)
+
+    def add_user(self, address, password, quota=None):
+        args = ["user", "add", address, "--password-stdin"]
+        if quota is not None:
+            args += ["--quota", str(quota)]
+        self.cli(*args, input=password + "\n")
+
+    def start(self, daemon):
+        """Starts postroom-smtpd or postroom-pop3d; waits for its ports."""
+        log = open(os.path.join(self.tmp, daemon + ".log"), "ab")
+        p = subprocess.Popen([BIN[daemon], "-c", self.config],
+                             stdout=log, stderr=subprocess.STDOUT,
+                             env=self.env())
+        self.procs[daemon] = p
+        self.logs[daemon] = log
+        names = {"smtpd": ["smtp", "submission"] +
+                 (["submissions"] if self.cert else []),
+                 "pop3d": ["pop3"] + (["pop3s"] if self.cert else [])}[daemon]
+        for n in names:
+            wait_port(self.host, self.ports[n], proc=p)
+        return p
+
+    def stop(self, daemon, sig=signal.SIGTERM, timeout=15):
+        p = self.procs.pop(daemon, None)
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.logs.pop(daemon).close()
+        return p.returncode
+
+    def kill(self, daemon):
+        return self.stop(daemon, sig=signal.SIGKILL)
+
+    def log(self, daemon):
+        with open(os.path.join(self.tmp, daemon + ".log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def mailbox(self, address):
+        """`postroom mailbox list` lines for address."""
+        out = self.cli("mailbox", "list", address).stdout
+        return [line for line in out.splitlines() if line]
+
+    def close(self):
+        for d in list(self.procs):
+            self.stop(d)
+        if os.environ.get("POSTROOM_KEEP_TMP"):
+            print("kept", self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
