@@ -264,4 +264,46 @@ int store_queue_del(struct store *st, int64_t id, struct pr_err *err);
 /* Makes every entry due now. */
 int store_queue_flush(struct store *st, struct pr_err *err);
 
+
+/* Queue runner side (postroom-smtpd's relay). */
+struct store_queue_rcpt {
+	int64_t id;
+	char address[256];
+};
+
+struct store_queue_job {
+	int64_t id;
+	char msgid[STORE_ID_LEN + 1];
+	char sender[256];
+	int64_t created;
+	int attempts;
+	int64_t size;               /* body octets */
+	size_t n_rcpts;
+	struct store_queue_rcpt *rcpts; /* pending recipients */
+};
+
+/* Up to max entries whose next attempt is <= now, oldest first, into a
+ * malloc'd array; free with store_queue_jobs_free.  Entries stay in the
+ * queue until their recipients are done or failed. */
+int store_queue_due(struct store *st, int64_t now, size_t max,
+    struct store_queue_job **jobs_r, size_t *n_r, struct pr_err *err);
+void store_queue_jobs_free(struct store_queue_job *jobs, size_t n);
+/* Earliest next_attempt of any entry, or 0 if the queue is empty. */
+int store_queue_next_due(struct store *st, int64_t *when_r,
+    struct pr_err *err);
+
+/* Opens the body of queue entry queue_id for streaming (store_body_read). */
+int store_queue_body_open(struct store *st, int64_t queue_id,
+    struct store_body **b_r, int64_t *size_r, struct pr_err *err);
+
+/* A recipient was delivered (remote 250) or failed for good (5xx, expiry):
+ * it leaves the queue; the entry leaves with its last recipient, the body
+ * with its last reference.  One transaction per call. */
+int store_queue_rcpt_done(struct store *st, int64_t rcpt_id,
+    struct pr_err *err);
+/* The entry is retried at next_attempt; attempts is incremented and
+ * last_error recorded. */
+int store_queue_retry(struct store *st, int64_t queue_id,
+    int64_t next_attempt, const char *last_error, struct pr_err *err);
+
 #endif

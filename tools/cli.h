@@ -1,0 +1,41 @@
+/*
+ * cli.h - the postroom admin CLI: shared context and command entry points.
+ *
+ * Each command group lives in its own cmd_<group>.c and is listed in the
+ * table in postroom.c.  Exit status: 0 success, 1 user error (one line on
+ * stderr via cli_fail), 2 usage error (cli_usage).
+ */
+#ifndef POSTROOM_CLI_H
+#define POSTROOM_CLI_H
+
+#include "cfg.h"
+#include "store.h"
+
+enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2 };
+
+struct cli {
+	struct cfg cfg;
+	struct store *st; /* opened lazily by cli_store() */
+};
+
+/* The open store, opening it on first use; exits 1 with a clear message if
+ * the database is missing or cannot be opened. */
+struct store *cli_store(struct cli *cli);
+
+/* Prints "postroom: <msg>" to stderr and returns CLI_ERR. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "usage: postroom <usage>" to stderr and returns CLI_USAGE. */
+int cli_usage(const char *usage);
+
+/* argv[0] is the group name ("domain"), argv[1] the verb, if any. */
+int cmd_init(struct cli *cli, int argc, char **argv);
+int cmd_domain(struct cli *cli, int argc, char **argv);
+int cmd_user(struct cli *cli, int argc, char **argv);
+int cmd_alias(struct cli *cli, int argc, char **argv);
+int cmd_mailbox(struct cli *cli, int argc, char **argv);
+int cmd_check(struct cli *cli, int argc, char **argv);
+int cmd_queue(struct cli *cli, int argc, char **argv);
+int cmd_dkim(struct cli *cli, int argc, char **argv);
+int cmd_dns(struct cli *cli, int argc, char **argv);
+
+#endif
