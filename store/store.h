@@ -90,6 +90,9 @@ int store_user_list(struct store *st, const char *domain,
 /* --- Passwords --------------------------------------------------------- */
 
 #define STORE_HASH_MAX 128 /* >= crypto_pwhash_STRBYTES */
+/* Longest password accepted for a new user or password change (octets);
+ * longer ones are refused with PR_EINVAL, like the empty one. */
+#define STORE_PASSWORD_MAX 1024
 
 /* argon2id hash (libsodium crypto_pwhash_str, interactive limits). */
 int store_password_hash(const char *password, char hash_r[STORE_HASH_MAX]);

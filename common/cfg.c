@@ -1,0 +1,495 @@
+/* cfg.c - postroom.conf: defaults, inih parsing, value checks. */
+#include "cfg.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+void
+cfg_defaults(struct cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (gethostname(c->server.hostname, sizeof(c->server.hostname) - 1) != 0)
+		strcpy(c->server.hostname, "localhost");
+	strcpy(c->server.data_dir, "/var/lib/postroom");
+	strcpy(c->server.user, "postroom");
+	c->server.log_level = LOG_LVL_INFO;
+
+	cfg_parse_listen("0.0.0.0:25,[::]:25", &c->smtp.listen);
+	cfg_parse_listen("0.0.0.0:587,[::]:587", &c->smtp.submission);
+	cfg_parse_listen("0.0.0.0:465,[::]:465", &c->smtp.submissions);
+	c->smtp.max_message_size = 25u * 1024 * 1024;
+	c->smtp.max_recipients = 100; /* RFC 5321 4.5.3.1.8 minimum */
+	c->smtp.max_connections_per_ip = 50;
+	c->smtp.allow_plaintext_auth = false;
+	c->smtp.timeout = 300; /* RFC 5321 4.5.3.2.7: at least 5 minutes */
+
+	cfg_parse_listen("0.0.0.0:110,[::]:110", &c->pop3.listen);
+	cfg_parse_listen("0.0.0.0:995,[::]:995", &c->pop3.pop3s);
+	c->pop3.allow_plaintext_auth = false;
+	c->pop3.max_connections_per_ip = 50;
+	c->pop3.timeout = 600; /* RFC 1939 3: at least 10 minutes */
+
+	c->relay.enabled = true;
+	c->relay.mx_port = 25;
+	c->relay.max_queue_time = 5 * 24 * 3600;
+}
+
+const char *
+cfg_path(const char *explicit_path)
+{
+	const char *env;
+
+	if (explicit_path != NULL)
+		return explicit_path;
+	env = getenv("POSTROOM_CONFIG");
+	if (env != NULL && *env != '\0')
+		return env;
+	return CFG_DEFAULT_PATH;
+}
+
+static const char *
+cfg_trim(const char *s, size_t *len)
+{
+	size_t n = *len;
+
+	while (n > 0 && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	*len = n;
+	return s;
+}
+
+/* One "host:port" or "[v6]:port" item. */
+static int
+cfg_parse_listen_one(const char *s, size_t len, struct cfg_listen *l)
+{
+	const char *host, *port, *end = s + len;
+	size_t hlen, plen;
+	char *pe;
+	long pv;
+	char pbuf[8];
+
+	if (len > 0 && s[0] == '[') {
+		const char *rb = memchr(s, ']', len);
+
+		if (rb == NULL || rb + 1 >= end || rb[1] != ':')
+			return PR_EINVAL;
+		host = s + 1;
+		hlen = (size_t)(rb - host);
+		port = rb + 2;
+	} else {
+		const char *colon = NULL, *p;
+
+		for (p = s; p < end; p++)
+			if (*p == ':')
+				colon = p;
+		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)))
+			return PR_EINVAL; /* bare IPv6 needs brackets */
+		host = s;
+		hlen = (size_t)(colon - s);
+		port = colon + 1;
+	}
+	plen = (size_t)(end - port);
+	if (hlen == 0 || hlen >= sizeof(l->host) || plen == 0 ||
+	    plen >= sizeof(pbuf))
+		return PR_EINVAL;
+	memcpy(pbuf, port, plen);
+	pbuf[plen] = '\0';
+	errno = 0;
+	pv = strtol(pbuf, &pe, 10);
+	if (errno != 0 || *pe != '\0' || pv < 1 || pv > 65535)
+		return PR_EINVAL;
+	memcpy(l->host, host, hlen);
+	l->host[hlen] = '\0';
+	snprintf(l->port, sizeof(l->port), "%ld", pv);
+	return 0;
+}
+
+int
+cfg_parse_listen(const char *s, struct cfg_listen_list *l)
+{
+	struct cfg_listen_list tmp;
+	const char *p = s;
+
+	memset(&tmp, 0, sizeof(tmp));
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		const char *item = cfg_trim(p, &len);
+
+		if (len > 0) {
+			if (tmp.n == CFG_LISTEN_MAX ||
+			    cfg_parse_listen_one(item, len, &tmp.a[tmp.n]) < 0)
+				return PR_EINVAL;
+			tmp.n++;
+		}
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	*l = tmp;
+	return 0;
+}
+
+static int
+cfg_parse_number(const char *s, uint64_t *v_r, char **end_r)
+{
+	char *end;
+	unsigned long long v;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return PR_EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return PR_EINVAL;
+	*v_r = v;
+	*end_r = end;
+	return 0;
+}
+
+static int
+cfg_apply_unit(uint64_t v, uint64_t mult, const char *rest, uint64_t *v_r)
+{
+	while (isspace((unsigned char)*rest))
+		rest++;
+	if (*rest != '\0')
+		return PR_EINVAL;
+	if (mult != 0 && v > UINT64_MAX / mult)
+		return PR_EINVAL;
+	*v_r = v * mult;
+	return 0;
+}
+
+int
+cfg_parse_size(const char *s, uint64_t *v_r)
+{
+	uint64_t v, mult = 1;
+	char *end;
+
+	if (cfg_parse_number(s, &v, &end) < 0)
+		return PR_EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mult = 1024; end++; break;
+	case 'm': case 'M': mult = 1024 * 1024; end++; break;
+	case 'g': case 'G': mult = 1024 * 1024 * 1024; end++; break;
+	}
+	if (mult != 1 && (*end == 'i' || *end == 'I'))
+		end++;
+	if (mult != 1 && (*end == 'b' || *end == 'B'))
+		end++;
+	return cfg_apply_unit(v, mult, end, v_r);
+}
+
+int
+cfg_parse_duration(const char *s, uint64_t *secs_r)
+{
+	uint64_t v, mult = 1;
+	char *end;
+
+	if (cfg_parse_number(s, &v, &end) < 0)
+		return PR_EINVAL;
+	switch (*end) {
+	case 's': mult = 1; end++; break;
+	case 'm': mult = 60; end++; break;
+	case 'h': mult = 3600; end++; break;
+	case 'd': mult = 86400; end++; break;
+	case 'w': mult = 7 * 86400; end++; break;
+	}
+	return cfg_apply_unit(v, mult, end, secs_r);
+}
+
+static int
+cfg_parse_bool(const char *s, bool *b)
+{
+	if (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0 ||
+	    strcasecmp(s, "on") == 0 || strcmp(s, "1") == 0)
+		*b = true;
+	else if (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 ||
+	    strcasecmp(s, "off") == 0 || strcmp(s, "0") == 0)
+		*b = false;
+	else
+		return PR_EINVAL;
+	return 0;
+}
+
+static int
+cfg_parse_uint(const char *s, unsigned max, unsigned *v_r)
+{
+	uint64_t v;
+	char *end;
+
+	if (cfg_parse_number(s, &v, &end) < 0 ||
+	    cfg_apply_unit(v, 1, end, &v) < 0 || v > max)
+		return PR_EINVAL;
+	*v_r = (unsigned)v;
+	return 0;
+}
+
+static int
+cfg_copy(char *dst, size_t dstsz, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= dstsz)
+		return PR_EINVAL;
+	memcpy(dst, s, n + 1);
+	return 0;
+}
+
+#define CFG_STR(field) cfg_copy((field), sizeof(field), value)
+
+struct cfg_ctx {
+	struct cfg *c;
+	char err[200]; /* first error, without the file:line prefix */
+	int err_line;
+	int line;      /* counted by the handler (inih passes no line) */
+};
+
+enum cfg_result { CFG_SET, CFG_BAD_VALUE, CFG_UNKNOWN_KEY };
+
+static enum cfg_result
+cfg_set_server(struct cfg *c, const char *name, const char *value)
+{
+	int r;
+
+	if (strcmp(name, "hostname") == 0)
+		r = CFG_STR(c->server.hostname);
+	else if (strcmp(name, "data_dir") == 0)
+		r = *value == '\0' ? PR_EINVAL : CFG_STR(c->server.data_dir);
+	else if (strcmp(name, "user") == 0)
+		r = CFG_STR(c->server.user);
+	else if (strcmp(name, "log_level") == 0) {
+		enum log_level l;
+
+		r = log_level_parse(value, &l) < 0 ? PR_EINVAL : 0;
+		if (r == 0)
+			c->server.log_level = (int)l;
+	} else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
+static enum cfg_result
+cfg_set_smtp(struct cfg *c, const char *name, const char *value)
+{
+	int r;
+
+	if (strcmp(name, "listen") == 0)
+		r = cfg_parse_listen(value, &c->smtp.listen);
+	else if (strcmp(name, "submission") == 0)
+		r = cfg_parse_listen(value, &c->smtp.submission);
+	else if (strcmp(name, "submissions") == 0)
+		r = cfg_parse_listen(value, &c->smtp.submissions);
+	else if (strcmp(name, "max_message_size") == 0) {
+		r = cfg_parse_size(value, &c->smtp.max_message_size);
+		if (r == 0 && c->smtp.max_message_size < 1024)
+			r = PR_EINVAL;
+	} else if (strcmp(name, "max_recipients") == 0) {
+		r = cfg_parse_uint(value, 100000, &c->smtp.max_recipients);
+		if (r == 0 && c->smtp.max_recipients == 0)
+			r = PR_EINVAL;
+	} else if (strcmp(name, "max_connections_per_ip") == 0)
+		r = cfg_parse_uint(value, 1000000,
+		    &c->smtp.max_connections_per_ip);
+	else if (strcmp(name, "allow_plaintext_auth") == 0)
+		r = cfg_parse_bool(value, &c->smtp.allow_plaintext_auth);
+	else if (strcmp(name, "timeout") == 0) {
+		uint64_t s;
+
+		r = cfg_parse_duration(value, &s);
+		if (r == 0 && (s == 0 || s > 86400))
+			r = PR_EINVAL;
+		c->smtp.timeout = (unsigned)s;
+	} else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
+static enum cfg_result
+cfg_set_pop3(struct cfg *c, const char *name, const char *value)
+{
+	int r;
+
+	if (strcmp(name, "listen") == 0)
+		r = cfg_parse_listen(value, &c->pop3.listen);
+	else if (strcmp(name, "pop3s") == 0)
+		r = cfg_parse_listen(value, &c->pop3.pop3s);
+	else if (strcmp(name, "allow_plaintext_auth") == 0)
+		r = cfg_parse_bool(value, &c->pop3.allow_plaintext_auth);
+	else if (strcmp(name, "max_connections_per_ip") == 0)
+		r = cfg_parse_uint(value, 1000000,
+		    &c->pop3.max_connections_per_ip);
+	else if (strcmp(name, "timeout") == 0) {
+		uint64_t s;
+
+		r = cfg_parse_duration(value, &s);
+		if (r == 0 && (s == 0 || s > 86400))
+			r = PR_EINVAL;
+		c->pop3.timeout = (unsigned)s;
+	} else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
+static enum cfg_result
+cfg_set_tls(struct cfg *c, const char *name, const char *value)
+{
+	int r;
+
+	if (strcmp(name, "cert") == 0)
+		r = CFG_STR(c->tls.cert);
+	else if (strcmp(name, "key") == 0)
+		r = CFG_STR(c->tls.key);
+	else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
+static enum cfg_result
+cfg_set_relay(struct cfg *c, const char *name, const char *value)
+{
+	int r;
+
+	if (strcmp(name, "enabled") == 0)
+		r = cfg_parse_bool(value, &c->relay.enabled);
+	else if (strcmp(name, "smarthost") == 0) {
+		struct cfg_listen_list l;
+
+		r = CFG_STR(c->relay.smarthost);
+		if (r == 0 && *value != '\0' &&
+		    (cfg_parse_listen(value, &l) < 0 || l.n != 1))
+			r = PR_EINVAL;
+	} else if (strcmp(name, "smarthost_user") == 0)
+		r = CFG_STR(c->relay.smarthost_user);
+	else if (strcmp(name, "smarthost_password_file") == 0)
+		r = CFG_STR(c->relay.smarthost_password_file);
+	else if (strcmp(name, "resolver") == 0)
+		r = CFG_STR(c->relay.resolver);
+	else if (strcmp(name, "mx_port") == 0) {
+		r = cfg_parse_uint(value, 65535, &c->relay.mx_port);
+		if (r == 0 && c->relay.mx_port == 0)
+			r = PR_EINVAL;
+	} else if (strcmp(name, "max_queue_time") == 0)
+		r = cfg_parse_duration(value, &c->relay.max_queue_time);
+	else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
+static int
+cfg_handler(void *user, const char *section, const char *name,
+    const char *value, int lineno)
+{
+	struct cfg_ctx *x = user;
+	enum cfg_result res;
+
+	if (strcmp(section, "server") == 0)
+		res = cfg_set_server(x->c, name, value);
+	else if (strcmp(section, "smtp") == 0)
+		res = cfg_set_smtp(x->c, name, value);
+	else if (strcmp(section, "pop3") == 0)
+		res = cfg_set_pop3(x->c, name, value);
+	else if (strcmp(section, "tls") == 0)
+		res = cfg_set_tls(x->c, name, value);
+	else if (strcmp(section, "relay") == 0)
+		res = cfg_set_relay(x->c, name, value);
+	else {
+		if (x->err_line == 0) {
+			if (*section == '\0')
+				snprintf(x->err, sizeof(x->err),
+				    "key '%.40s' outside of any section", name);
+			else
+				snprintf(x->err, sizeof(x->err),
+				    "unknown section [%.40s]", section);
+			x->err_line = lineno;
+		}
+		return 0;
+	}
+	if (res == CFG_SET)
+		return 1;
+	if (x->err_line == 0) {
+		if (res == CFG_UNKNOWN_KEY)
+			snprintf(x->err, sizeof(x->err),
+			    "unknown key '%.40s' in [%s]", name, section);
+		else
+			snprintf(x->err, sizeof(x->err),
+			    "invalid value '%.60s' for %s in [%s]", value, name,
+			    section);
+		x->err_line = lineno;
+	}
+	return 0;
+}
+
+/*
+ * inih reports the line of the first error as its return value but does
+ * not pass line numbers to the handler; parse from a stream we read
+ * ourselves so the handler knows the line as well.
+ */
+struct cfg_reader {
+	FILE *f;
+	int *line;
+};
+
+static char *
+cfg_reader_gets(char *str, int num, void *stream)
+{
+	struct cfg_reader *rd = stream;
+	char *r = fgets(str, num, rd->f);
+
+	if (r != NULL)
+		(*rd->line)++;
+	return r;
+}
+
+static int
+cfg_handler_plain(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct cfg_ctx *x = user;
+
+	return cfg_handler(user, section, name, value, x->line);
+}
+
+int
+cfg_load(struct cfg *c, const char *path, struct pr_err *err)
+{
+	struct cfg_ctx x;
+	struct cfg_reader rd;
+	int r;
+
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	rd.f = fopen(path, "r");
+	if (rd.f == NULL)
+		return pr_err_set(err, PR_EIO, "%s: %s", path, strerror(errno));
+	rd.line = &x.line;
+	r = ini_parse_stream(cfg_reader_gets, &rd, cfg_handler_plain, &x);
+	fclose(rd.f);
+	if (x.err_line != 0)
+		return pr_err_set(err, PR_EINVAL, "%s:%d: %s", path,
+		    x.err_line, x.err);
+	if (r > 0)
+		return pr_err_set(err, PR_EINVAL, "%s:%d: syntax error", path,
+		    r);
+	if (r < 0)
+		return pr_err_set(err, PR_EIO, "%s: cannot parse", path);
+	if ((c->tls.cert[0] == '\0') != (c->tls.key[0] == '\0'))
+		return pr_err_set(err, PR_EINVAL,
+		    "%s: [tls] cert and key must be set together", path);
+	return 0;
+}

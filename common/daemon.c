@@ -1,0 +1,218 @@
+/* daemon.c - command line, privilege drop, signals, per-IP counts. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+static void
+daemon_usage(const char *progname, FILE *f)
+{
+	fprintf(f, "usage: %s [-c FILE]\n"
+	    "  -c FILE  configuration file (default $POSTROOM_CONFIG or "
+	    CFG_DEFAULT_PATH ")\n"
+	    "  -V       print the version and exit\n", progname);
+}
+
+void
+daemon_init(int argc, char **argv, const char *progname, struct cfg *cfg)
+{
+	const char *path = NULL;
+	struct pr_err err;
+	int ch;
+
+	log_init(progname, LOG_LVL_INFO);
+	while ((ch = getopt(argc, argv, "c:hV")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			daemon_usage(progname, stdout);
+			exit(0);
+		case 'V':
+			printf("%s %s\n", progname, POSTROOM_VERSION);
+			exit(0);
+		default:
+			daemon_usage(progname, stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		daemon_usage(progname, stderr);
+		exit(2);
+	}
+	if (sodium_init() < 0)
+		fatal("libsodium failed to initialise");
+	cfg_defaults(cfg);
+	if (cfg_load(cfg, cfg_path(path), &err) < 0) {
+		fprintf(stderr, "%s: %s\n", progname, err.msg);
+		exit(1);
+	}
+	log_set_level((enum log_level)cfg->server.log_level);
+}
+
+int
+daemon_drop_privileges(const struct cfg *cfg, struct pr_err *err)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || cfg->server.user[0] == '\0')
+		return 0;
+	errno = 0;
+	pw = getpwnam(cfg->server.user);
+	if (pw == NULL)
+		return pr_err_set(err, PR_EPERM, "[server] user %s: %s",
+		    cfg->server.user, errno ? strerror(errno) : "no such user");
+	if (pw->pw_uid == 0)
+		return 0;
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		return pr_err_set(err, PR_EPERM, "cannot become %s: %s",
+		    pw->pw_name, strerror(errno));
+	/* Make sure the change cannot be undone. */
+	if (setuid(0) == 0)
+		return pr_err_set(err, PR_EPERM, "privileges not dropped");
+	log_info(NULL, "running as %s (uid %ld)", pw->pw_name,
+	    (long)pw->pw_uid);
+	return 0;
+}
+
+static void
+daemon_stop_signal_cb(uv_signal_t *h, int signum)
+{
+	struct daemon_signals *s = h->data;
+
+	log_info(NULL, "%s: shutting down", strsignal(signum));
+	if (s->stop_cb)
+		s->stop_cb(s->data);
+}
+
+static void
+daemon_hup_cb(uv_signal_t *h, int signum)
+{
+	struct daemon_signals *s = h->data;
+
+	(void)signum;
+	log_info(NULL, "SIGHUP: reloading");
+	if (s->reload_cb)
+		s->reload_cb(s->data);
+}
+
+void
+daemon_signals_start(uv_loop_t *loop, struct daemon_signals *s)
+{
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(loop, &s->term);
+	uv_signal_init(loop, &s->intr);
+	uv_signal_init(loop, &s->hup);
+	s->term.data = s->intr.data = s->hup.data = s;
+	uv_signal_start(&s->term, daemon_stop_signal_cb, SIGTERM);
+	uv_signal_start(&s->intr, daemon_stop_signal_cb, SIGINT);
+	uv_signal_start(&s->hup, daemon_hup_cb, SIGHUP);
+}
+
+void
+daemon_signals_close(struct daemon_signals *s)
+{
+	uv_close((uv_handle_t *)&s->term, NULL);
+	uv_close((uv_handle_t *)&s->intr, NULL);
+	uv_close((uv_handle_t *)&s->hup, NULL);
+}
+
+/* --- per-IP connection counts: a small chained hash table ------------- */
+
+#define IPCOUNT_BUCKETS 1024
+
+struct ipcount_entry {
+	struct ipcount_entry *next;
+	unsigned count;
+	char ip[];
+};
+
+struct ipcount {
+	struct ipcount_entry *b[IPCOUNT_BUCKETS];
+	unsigned char key[crypto_shorthash_KEYBYTES];
+};
+
+struct ipcount *
+ipcount_new(void)
+{
+	struct ipcount *ic = xcalloc(1, sizeof(*ic));
+
+	/* Keyed hash: a peer cannot pick addresses that share a bucket. */
+	crypto_shorthash_keygen(ic->key);
+	return ic;
+}
+
+void
+ipcount_free(struct ipcount **ic)
+{
+	size_t i;
+
+	if (*ic == NULL)
+		return;
+	for (i = 0; i < IPCOUNT_BUCKETS; i++) {
+		struct ipcount_entry *e = (*ic)->b[i], *n;
+
+		for (; e != NULL; e = n) {
+			n = e->next;
+			free(e);
+		}
+	}
+	free(*ic);
+	*ic = NULL;
+}
+
+static struct ipcount_entry **
+ipcount_slot(struct ipcount *ic, const char *ip)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	struct ipcount_entry **pp;
+	uint64_t v;
+
+	crypto_shorthash(h, (const unsigned char *)ip, strlen(ip), ic->key);
+	memcpy(&v, h, sizeof(v));
+	pp = &ic->b[v % IPCOUNT_BUCKETS];
+	while (*pp != NULL && strcmp((*pp)->ip, ip) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+unsigned
+ipcount_inc(struct ipcount *ic, const char *ip)
+{
+	struct ipcount_entry **pp = ipcount_slot(ic, ip);
+	size_t n;
+
+	if (*pp == NULL) {
+		n = strlen(ip);
+		*pp = xcalloc(1, sizeof(**pp) + n + 1);
+		memcpy((*pp)->ip, ip, n + 1);
+	}
+	return ++(*pp)->count;
+}
+
+void
+ipcount_dec(struct ipcount *ic, const char *ip)
+{
+	struct ipcount_entry **pp = ipcount_slot(ic, ip), *e = *pp;
+
+	if (e == NULL)
+		return;
+	if (--e->count == 0) {
+		*pp = e->next;
+		free(e);
+	}
+}

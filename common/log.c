@@ -1,0 +1,122 @@
+/* log.c - one line per event on stderr; journald adds time and unit. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+static const char *log_progname = "postroom";
+static enum log_level log_min = LOG_LVL_INFO;
+
+static const char *const log_names[] = {
+	[LOG_LVL_DEBUG] = "debug",
+	[LOG_LVL_INFO] = "info",
+	[LOG_LVL_WARN] = "warning",
+	[LOG_LVL_ERR] = "error",
+};
+
+void
+log_init(const char *progname, enum log_level min)
+{
+	log_progname = progname;
+	log_min = min;
+}
+
+void
+log_set_level(enum log_level min)
+{
+	log_min = min;
+}
+
+int
+log_level_parse(const char *s, enum log_level *lvl_r)
+{
+	if (strcasecmp(s, "debug") == 0)
+		*lvl_r = LOG_LVL_DEBUG;
+	else if (strcasecmp(s, "info") == 0)
+		*lvl_r = LOG_LVL_INFO;
+	else if (strcasecmp(s, "warning") == 0 || strcasecmp(s, "warn") == 0)
+		*lvl_r = LOG_LVL_WARN;
+	else if (strcasecmp(s, "error") == 0)
+		*lvl_r = LOG_LVL_ERR;
+	else
+		return -1;
+	return 0;
+}
+
+/*
+ * Text from peers (EHLO names, addresses, usernames) ends up in log lines:
+ * escape control characters and DEL so a peer cannot inject a fake line.
+ */
+static size_t
+log_escape(char *dst, size_t dstsz, const char *src)
+{
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 5 < dstsz; src++) {
+		unsigned char c = (unsigned char)*src;
+
+		if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(dst + o, dstsz - o, "\\x%02x", c);
+		} else {
+			dst[o++] = (char)c;
+		}
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+void
+log_msg(enum log_level lvl, const char *sid, const char *fmt, ...)
+{
+	char raw[2048], esc[4096];
+	va_list ap;
+
+	if (lvl < log_min)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	log_escape(esc, sizeof(esc), raw);
+	if (sid != NULL)
+		fprintf(stderr, "%s[%ld]: %s: [%s] %s\n", log_progname,
+		    (long)getpid(), log_names[lvl], sid, esc);
+	else
+		fprintf(stderr, "%s[%ld]: %s: %s\n", log_progname,
+		    (long)getpid(), log_names[lvl], esc);
+}
+
+void
+log_new_sid(char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[LOG_SID_LEN / 2];
+	size_t i;
+
+	randombytes_buf(rnd, sizeof(rnd));
+	for (i = 0; i < sizeof(rnd); i++) {
+		out[2 * i] = hex[rnd[i] >> 4];
+		out[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	out[LOG_SID_LEN] = '\0';
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	char raw[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s[%ld]: fatal: %s\n", log_progname, (long)getpid(),
+	    raw);
+	exit(1);
+}

@@ -1,0 +1,243 @@
+/*
+ * pop3_proto.h - the POP3 protocol core (RFC 1939, 2449, 2595, 5034).
+ *
+ * A sans-I/O state machine: the glue feeds it the bytes the client sent
+ * and writes out the bytes it queues in its output buffer.  Whatever needs
+ * the outside world (TLS, the store, the clock) becomes an event that the
+ * glue performs and reports back with a completion call.  The core never
+ * touches a socket, a clock or the database, so unit tests and the fuzzer
+ * drive it with plain byte strings.
+ *
+ * One command is in flight at a time: while an event is pending, or while
+ * a multi-line response is still being produced, pop3_proto_feed() consumes
+ * nothing, so pipelined input stays with the caller (backpressure).
+ *
+ * Typical glue loop:
+ *
+ *	n = pop3_proto_feed(p, in, len);      consume n bytes of input
+ *	write pop3_proto_out(p), then buf_reset() it
+ *	while (pop3_proto_next_event(p, &ev)) handle ev and complete it:
+ *	  POP3_EV_STLS    start TLS, then pop3_proto_tls_done()
+ *	  POP3_EV_AUTH    verify ev.user/ev.pass, lock, list the maildrop,
+ *	                  then pop3_proto_auth_done()
+ *	  POP3_EV_MORE    when the peer has drained its output, call
+ *	                  pop3_proto_more() (long LIST/UIDL listings)
+ *	  POP3_EV_BODY    open message ev.msg_id, pop3_proto_body_begin(),
+ *	                  pop3_proto_body_feed() per chunk while
+ *	                  pop3_proto_body_wanted(), pop3_proto_body_end()
+ *	  POP3_EV_COMMIT  delete ev.ids, unlock, pop3_proto_commit_done()
+ *	  POP3_EV_CLOSE   flush the output and close the connection
+ */
+#ifndef POSTROOM_POP3_PROTO_H
+#define POSTROOM_POP3_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+/* RFC 2449 4: a command line is at most 255 octets including the CRLF. */
+#define POP3_LINE_MAX 255
+/* A SASL continuation line is not a command: it carries a base64 PLAIN
+ * response of authzid, authcid and password (SASL_*_MAX), so it may be
+ * longer than a command line. */
+#define POP3_SASL_LINE_MAX 2200
+/* Bad commands before the session is closed (as Dovecot). */
+#define POP3_BAD_CMD_MAX 20
+/* Failed logins before the session is closed. */
+#define POP3_AUTH_FAIL_MAX 3
+/* Output produced per step of a long listing or a body chunk. */
+#define POP3_OUT_STEP (16 * 1024)
+/* RFC 1939 7: a unique-id is 1 to 70 characters 0x21..0x7E. */
+#define POP3_UIDL_MAX 70
+
+struct pop3_limits {
+	size_t line_max;       /* POP3_LINE_MAX */
+	size_t sasl_line_max;  /* POP3_SASL_LINE_MAX */
+	unsigned bad_cmd_max;  /* POP3_BAD_CMD_MAX */
+	unsigned auth_fail_max; /* POP3_AUTH_FAIL_MAX */
+};
+
+struct pop3_config {
+	/* Name in the greeting and the sign-off; copied. */
+	const char *hostname;
+	/* A certificate is configured, so STLS can be offered. */
+	bool tls_available;
+	/* The connection is already under TLS (port 995, RFC 8314). */
+	bool tls_active;
+	/* USER/PASS and AUTH accepted without TLS ([pop3]
+	 * allow_plaintext_auth; loopback tests only). */
+	bool allow_plaintext_auth;
+	struct pop3_limits limits;
+};
+
+/* Fills limits with the defaults above. */
+void pop3_proto_limits_default(struct pop3_limits *l);
+
+/* One message of the maildrop snapshot taken at login. */
+struct pop3_msg {
+	int64_t id;       /* the store's entry id, opaque to the core */
+	int64_t size;     /* exact octets as stored (CRLF lines) */
+	char uidl[POP3_UIDL_MAX + 1];
+	bool deleted;     /* marked by DELE, cleared by RSET */
+};
+
+enum pop3_state {
+	POP3_S_AUTHORIZATION, /* RFC 1939 4: USER/PASS/AUTH/STLS/CAPA */
+	POP3_S_TRANSACTION,   /* RFC 1939 5: maildrop locked */
+	POP3_S_UPDATE,        /* RFC 1939 6: QUIT given, deletions pending */
+	POP3_S_CLOSED,        /* nothing more is read; close after flush */
+};
+
+enum pop3_event_type {
+	POP3_EV_NONE = 0,
+	POP3_EV_STLS,   /* "+OK Begin TLS" is queued: flush, start TLS */
+	POP3_EV_AUTH,   /* verify credentials and open the maildrop */
+	POP3_EV_MORE,   /* a listing goes on: call pop3_proto_more() */
+	POP3_EV_BODY,   /* stream a message (RETR, TOP) */
+	POP3_EV_COMMIT, /* QUIT in TRANSACTION: apply the deletions */
+	POP3_EV_CLOSE,  /* flush the output, then close */
+};
+
+struct pop3_event {
+	enum pop3_event_type type;
+	/* AUTH: valid until pop3_proto_auth_done().  pass lives in
+	 * sodium_malloc() memory and is wiped by pop3_proto_auth_done(). */
+	const char *user;
+	const char *pass;
+	bool sasl;          /* AUTH PLAIN rather than USER/PASS */
+	/* BODY: message number (1-based), store id, stored size, and for TOP
+	 * the number of body lines (-1 for RETR: the whole message). */
+	unsigned msgno;
+	int64_t msg_id;
+	int64_t size;
+	long top_lines;
+	/* COMMIT: the store ids marked deleted, in message order; valid
+	 * until pop3_proto_commit_done().  n_ids may be 0. */
+	const int64_t *ids;
+	size_t n_ids;
+};
+
+struct pop3_proto;
+
+/*
+ * Creates a session core and queues the greeting in its output.  cfg is
+ * copied.  Returns 0 and *p_r, or PR_ENOMEM.
+ */
+int pop3_proto_new(const struct pop3_config *cfg, struct pop3_proto **p_r);
+
+/* Frees the core, its snapshot and wipes any credentials; *p = NULL. */
+void pop3_proto_free(struct pop3_proto **p);
+
+/*
+ * Feeds client bytes.  Complete lines are executed in order; a partial
+ * line is kept (bounded by the limits).  Stops early when an event becomes
+ * pending or the session closes, and returns the number of bytes consumed
+ * (the caller keeps the rest and offers it again after the completion).
+ * Returns PR_ENOMEM when the output could not be queued.
+ */
+ssize_t pop3_proto_feed(struct pop3_proto *p, const uint8_t *in, size_t len);
+
+/*
+ * The output to send: reply bytes queued since the caller last emptied
+ * it.  The caller writes them and calls buf_reset() on it.  Valid for the
+ * life of p.
+ */
+struct buf *pop3_proto_out(struct pop3_proto *p);
+
+/*
+ * Returns true and fills ev when an event awaits the glue.  The event
+ * stays current (and is returned again) until its completion call, so
+ * calling this twice without completing gives the same event.
+ */
+bool pop3_proto_next_event(struct pop3_proto *p, struct pop3_event *ev);
+
+/* True while an event is pending (input is not consumed then). */
+bool pop3_proto_busy(const struct pop3_proto *p);
+
+enum pop3_state pop3_proto_state(const struct pop3_proto *p);
+
+/* Failed logins so far (the glue grows its delay with this). */
+unsigned pop3_proto_auth_failures(const struct pop3_proto *p);
+
+/*
+ * Completes POP3_EV_STLS.  status 0: TLS is active, the core forgets any
+ * state from before (RFC 2595 4: the USER name, partial input).  Any other
+ * status closes the session.
+ */
+void pop3_proto_tls_done(struct pop3_proto *p, int status);
+
+/*
+ * Completes POP3_EV_AUTH and wipes the password.  status 0: msgs[0..n) is
+ * the maildrop snapshot in arrival order (copied), the maildrop is locked
+ * and the session enters TRANSACTION.  PR_EAUTH: bad credentials (counted;
+ * the session closes after auth_fail_max).  PR_EBUSY: the maildrop is
+ * locked by another session ([IN-USE]).  Others: a temporary failure
+ * ([SYS/TEMP]).  Returns 0 or PR_ENOMEM (the session then closes).
+ */
+int pop3_proto_auth_done(struct pop3_proto *p, int status,
+    const struct pop3_msg *msgs, size_t n);
+
+/*
+ * Produces the next step of a multi-line listing (POP3_EV_MORE) into the
+ * output, at most about POP3_OUT_STEP bytes.  The event stays pending
+ * while more remains and is cleared with the last step.
+ */
+void pop3_proto_more(struct pop3_proto *p);
+
+/*
+ * POP3_EV_BODY, step 1: status 0 queues "+OK <size> octets"; anything else
+ * queues "-ERR [SYS/TEMP] ..." and completes the command.
+ */
+void pop3_proto_body_begin(struct pop3_proto *p, int status);
+
+/*
+ * Step 2: feeds stored message bytes in order.  They are dot-stuffed
+ * (RFC 1939 3) into the output and, for TOP, cut after the header and
+ * top_lines body lines.  Consumes at most what keeps the output below
+ * about 2 * POP3_OUT_STEP; returns the count consumed (0 when the output
+ * is full: drain it first) or PR_ENOMEM.
+ */
+ssize_t pop3_proto_body_feed(struct pop3_proto *p, const uint8_t *data,
+    size_t len);
+
+/* False once TOP has seen its last line: the rest need not be read. */
+bool pop3_proto_body_wanted(const struct pop3_proto *p);
+
+/*
+ * Step 3: status 0 ends the response ("CRLF" if needed, then ".");
+ * anything else (the store failed mid-message) closes the session, since
+ * a truncated multi-line response cannot be taken back.
+ */
+void pop3_proto_body_end(struct pop3_proto *p, int status);
+
+/*
+ * Completes POP3_EV_COMMIT.  status 0: "+OK" sign-off; otherwise
+ * "-ERR [SYS/TEMP] Some deleted messages not removed" (RFC 1939 6).  The
+ * session closes either way.
+ */
+void pop3_proto_commit_done(struct pop3_proto *p, int status);
+
+/*
+ * The server is shutting down: queues "-ERR [SYS/TEMP] ..." unless a
+ * multi-line response is under way, and closes without UPDATE (RFC 1939
+ * 6: only QUIT deletes).  Any pending event is abandoned; the glue must
+ * not complete it.
+ */
+void pop3_proto_shutdown(struct pop3_proto *p);
+
+/* Statistics for the end-of-session log line. */
+struct pop3_stats {
+	unsigned retrieved;   /* RETR completed */
+	uint64_t octets;      /* octets of messages sent (RETR and TOP) */
+	unsigned deleted;     /* messages deleted at QUIT (0 if no commit) */
+	const char *user;     /* logged-in user or NULL */
+};
+void pop3_proto_stats(const struct pop3_proto *p, struct pop3_stats *st);
+
+/* A name for a state, for debug logs. */
+const char *pop3_proto_state_name(enum pop3_state st);
+
+#endif

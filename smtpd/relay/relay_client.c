@@ -1,0 +1,768 @@
+/*
+ * relay_client.c - the SMTP client protocol, sans I/O (see relay_client.h).
+ *
+ * The client answers each complete reply by appending the next command(s)
+ * to `out` and, when the glue must act, by raising an event.  Decisions
+ * about recipients follow RFC 5321: a 2xx to RCPT only means "will try",
+ * the final dot decides; a 4xx is temporary, a 5xx permanent, per
+ * recipient.
+ */
+#include "relay_client.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "err.h"
+#include "sasl.h"
+
+#define RELAY_CLIENT_OUT_MAX (256 * 1024)
+
+static const char *const relay_client_state_names[] = {
+	[RELAY_CLIENT_S_GREETING] = "GREETING",
+	[RELAY_CLIENT_S_EHLO] = "EHLO",
+	[RELAY_CLIENT_S_HELO] = "HELO",
+	[RELAY_CLIENT_S_STARTTLS] = "STARTTLS",
+	[RELAY_CLIENT_S_TLS] = "TLS",
+	[RELAY_CLIENT_S_AUTH] = "AUTH",
+	[RELAY_CLIENT_S_AUTH_USER] = "AUTH-USER",
+	[RELAY_CLIENT_S_AUTH_PASS] = "AUTH-PASS",
+	[RELAY_CLIENT_S_MAIL] = "MAIL",
+	[RELAY_CLIENT_S_RCPT] = "RCPT",
+	[RELAY_CLIENT_S_DATA] = "DATA",
+	[RELAY_CLIENT_S_BODY] = "BODY",
+	[RELAY_CLIENT_S_DOT] = "DOT",
+	[RELAY_CLIENT_S_QUIT] = "QUIT",
+	[RELAY_CLIENT_S_CLOSED] = "CLOSED",
+};
+
+const char *
+relay_client_state_name(enum relay_client_state st)
+{
+	if ((size_t)st >= sizeof(relay_client_state_names) /
+	    sizeof(relay_client_state_names[0]))
+		return "?";
+	return relay_client_state_names[st];
+}
+
+int
+relay_client_init(struct relay_client *c,
+    const struct relay_client_params *params,
+    struct relay_client_rcpt *rcpts, size_t n_rcpts)
+{
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	if (n_rcpts == 0)
+		return PR_EINVAL;
+	c->state = RELAY_CLIENT_S_GREETING;
+	c->params = params;
+	c->rcpts = rcpts;
+	c->n_rcpts = n_rcpts;
+	for (i = 0; i < n_rcpts; i++) {
+		rcpts[i].status = RELAY_RCPT_PENDING;
+		rcpts[i].reply[0] = '\0';
+	}
+	buf_init(&c->out, RELAY_CLIENT_OUT_MAX);
+	return 0;
+}
+
+void
+relay_client_fini(struct relay_client *c)
+{
+	relay_client_sent(c);
+	buf_fini(&c->out);
+}
+
+void
+relay_client_sent(struct relay_client *c)
+{
+	if (c->out.p != NULL)
+		sodium_memzero(c->out.p, c->out.cap);
+	buf_reset(&c->out);
+}
+
+enum relay_client_event
+relay_client_next_event(struct relay_client *c)
+{
+	enum relay_client_event ev = c->event;
+
+	c->event = RELAY_CLIENT_EV_NONE;
+	if (ev == RELAY_CLIENT_EV_NONE && c->state == RELAY_CLIENT_S_CLOSED)
+		ev = RELAY_CLIENT_EV_CLOSE;
+	return ev;
+}
+
+static void
+relay_client_enter(struct relay_client *c, enum relay_client_state st)
+{
+	c->state = st;
+}
+
+/* Commands are short and out is bounded far above what one session
+ * queues (a MAIL, RELAY rcpts and a DATA), so a full buffer would be a
+ * bug; the session then ends as if the connection had failed. */
+static void
+relay_client_cmd(struct relay_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+relay_client_cmd(struct relay_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = buf_vprintf(&c->out, fmt, ap);
+	va_end(ap);
+	if (r == 0)
+		r = buf_puts(&c->out, "\r\n");
+	if (r < 0)
+		relay_client_abort(c, "internal error: command buffer full");
+}
+
+/* Ends the transaction: every recipient has a status now (PENDING ones,
+ * which can only remain after an internal inconsistency, are retried). */
+static void
+relay_client_decide(struct relay_client *c, enum relay_client_result res)
+{
+	size_t i;
+
+	if (c->result != RELAY_CLIENT_R_NONE)
+		return;
+	c->result = res;
+	if (res == RELAY_CLIENT_R_DONE) {
+		for (i = 0; i < c->n_rcpts; i++) {
+			if (c->rcpts[i].status != RELAY_RCPT_PENDING)
+				continue;
+			c->rcpts[i].status = RELAY_RCPT_TEMP;
+			snprintf(c->rcpts[i].reply, RELAY_REPLY_MAX, "%s",
+			    c->error[0] ? c->error : "no answer");
+		}
+	}
+	c->event = RELAY_CLIENT_EV_DONE;
+}
+
+/* Decides the session and says goodbye politely. */
+static void
+relay_client_quit(struct relay_client *c, enum relay_client_result res)
+{
+	relay_client_decide(c, res);
+	relay_client_cmd(c, "QUIT");
+	relay_client_enter(c, RELAY_CLIENT_S_QUIT);
+}
+
+/* Sets the status of every recipient still PENDING. */
+static void
+relay_client_set_pending(struct relay_client *c, int status,
+    const char *reply)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_rcpts; i++) {
+		if (c->rcpts[i].status != RELAY_RCPT_PENDING)
+			continue;
+		c->rcpts[i].status = status;
+		snprintf(c->rcpts[i].reply, RELAY_REPLY_MAX, "%s", reply);
+	}
+}
+
+static int
+relay_client_status_of(int code)
+{
+	return code >= 500 ? RELAY_RCPT_PERM : RELAY_RCPT_TEMP;
+}
+
+void
+relay_client_abort(struct relay_client *c, const char *why)
+{
+	size_t i;
+
+	if (c->state == RELAY_CLIENT_S_CLOSED)
+		return;
+	if (c->result == RELAY_CLIENT_R_NONE) {
+		snprintf(c->error, sizeof(c->error), "%s", why);
+		if (c->state == RELAY_CLIENT_S_DOT) {
+			/* RFC 5321 6.1: the server may have taken the
+			 * message; retrying risks a duplicate, never a
+			 * loss. */
+			for (i = 0; i < c->n_rcpts; i++) {
+				if (c->rcpts[i].status != RELAY_RCPT_PENDING)
+					continue;
+				c->rcpts[i].status = RELAY_RCPT_TEMP;
+				snprintf(c->rcpts[i].reply, RELAY_REPLY_MAX,
+				    "%s", why);
+			}
+			relay_client_decide(c, RELAY_CLIENT_R_DONE);
+		} else {
+			relay_client_decide(c, RELAY_CLIENT_R_NEXT_HOST);
+		}
+	}
+	relay_client_enter(c, RELAY_CLIENT_S_CLOSED);
+}
+
+/* Case-insensitive "does the line start with keyword as a whole word". */
+static bool
+relay_client_kw(const char *s, const char *kw, const char **rest_r)
+{
+	size_t n = strlen(kw);
+
+	if (strncasecmp(s, kw, n) != 0)
+		return false;
+	if (s[n] != '\0' && s[n] != ' ' && s[n] != '=')
+		return false;
+	*rest_r = s + n + (s[n] != '\0');
+	return true;
+}
+
+static void
+relay_client_parse_auth(struct relay_client *c, const char *mechs)
+{
+	const char *p = mechs;
+	size_t n;
+
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		n = strcspn(p, " ");
+		if (n == 5 && strncasecmp(p, "PLAIN", 5) == 0)
+			c->ext.auth_plain = true;
+		else if (n == 5 && strncasecmp(p, "LOGIN", 5) == 0)
+			c->ext.auth_login = true;
+		p += n;
+	}
+}
+
+/* One line of a 250 EHLO reply (RFC 5321 4.1.1.1): the first names the
+ * server, the others are extension keywords with parameters. */
+static void
+relay_client_parse_ehlo(struct relay_client *c, const char *text, bool first)
+{
+	const char *rest;
+	unsigned long long v;
+	char *end;
+	size_t n;
+
+	if (first) {
+		n = strcspn(text, " ");
+		if (n >= sizeof(c->server_name))
+			n = sizeof(c->server_name) - 1;
+		memcpy(c->server_name, text, n);
+		c->server_name[n] = '\0';
+		return;
+	}
+	if (relay_client_kw(text, "STARTTLS", &rest))
+		c->ext.starttls = true;
+	else if (relay_client_kw(text, "PIPELINING", &rest))
+		c->ext.pipelining = true;
+	else if (relay_client_kw(text, "8BITMIME", &rest))
+		c->ext.eightbitmime = true;
+	else if (relay_client_kw(text, "SMTPUTF8", &rest))
+		c->ext.smtputf8 = true;
+	else if (relay_client_kw(text, "AUTH", &rest))
+		relay_client_parse_auth(c, rest);
+	else if (relay_client_kw(text, "SIZE", &rest)) {
+		/* RFC 1870 4: an optional fixed maximum, 0 = none. */
+		c->ext.size = true;
+		v = strtoull(rest, &end, 10);
+		if (end != rest && (*end == '\0' || *end == ' '))
+			c->ext.size_max = v;
+	}
+}
+
+static void relay_client_after_ehlo(struct relay_client *c);
+
+static void
+relay_client_ehlo(struct relay_client *c)
+{
+	memset(&c->ext, 0, sizeof(c->ext));
+	c->server_name[0] = '\0';
+	relay_client_cmd(c, "EHLO %s", c->params->helo);
+	relay_client_enter(c, RELAY_CLIENT_S_EHLO);
+}
+
+static bool
+relay_client_needs_tls(const struct relay_client *c)
+{
+	return c->params->tls_required ||
+	    (c->params->auth_user != NULL && c->params->auth_user[0] != '\0');
+}
+
+/* RFC 4954 4 and RFC 4616: PLAIN with an initial response, or LOGIN. */
+static void
+relay_client_auth(struct relay_client *c)
+{
+	const struct relay_client_params *p = c->params;
+	unsigned char raw[SASL_USER_MAX + SASL_PASS_MAX + 2];
+	char b64[((SASL_USER_MAX + SASL_PASS_MAX + 2) / 3 + 1) * 4 + 1];
+	size_t ul = strlen(p->auth_user), pl = strlen(p->auth_pass);
+
+	if (ul >= SASL_USER_MAX || pl >= SASL_PASS_MAX) {
+		snprintf(c->error, sizeof(c->error),
+		    "smarthost credentials too long");
+		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
+		return;
+	}
+	if (c->ext.auth_plain) {
+		raw[0] = '\0';
+		memcpy(raw + 1, p->auth_user, ul);
+		raw[1 + ul] = '\0';
+		memcpy(raw + 2 + ul, p->auth_pass, pl);
+		sasl_b64_encode(raw, ul + pl + 2, b64, sizeof(b64));
+		relay_client_cmd(c, "AUTH PLAIN %s", b64);
+		sodium_memzero(raw, sizeof(raw));
+		sodium_memzero(b64, sizeof(b64));
+		relay_client_enter(c, RELAY_CLIENT_S_AUTH);
+	} else if (c->ext.auth_login) {
+		relay_client_cmd(c, "AUTH LOGIN");
+		relay_client_enter(c, RELAY_CLIENT_S_AUTH);
+	} else {
+		snprintf(c->error, sizeof(c->error),
+		    "%s offers neither AUTH PLAIN nor AUTH LOGIN",
+		    c->server_name[0] ? c->server_name : "server");
+		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
+	}
+}
+
+static void
+relay_client_login_step(struct relay_client *c, const char *secret,
+    enum relay_client_state next)
+{
+	char b64[(SASL_PASS_MAX / 3 + 1) * 4 + 1];
+	size_t n = strlen(secret);
+
+	if (n >= SASL_PASS_MAX)
+		n = SASL_PASS_MAX - 1;
+	sasl_b64_encode((const unsigned char *)secret, n, b64, sizeof(b64));
+	relay_client_cmd(c, "%s", b64);
+	sodium_memzero(b64, sizeof(b64));
+	relay_client_enter(c, next);
+}
+
+static void
+relay_client_rcpt_cmd(struct relay_client *c, size_t i)
+{
+	relay_client_cmd(c, "RCPT TO:<%s>", c->rcpts[i].address);
+}
+
+static void
+relay_client_mail(struct relay_client *c)
+{
+	const struct relay_client_params *p = c->params;
+	char params[128];
+	size_t i;
+	int n = 0;
+
+	/* RFC 6531 3.4: without SMTPUTF8 at the server a UTF-8 envelope
+	 * cannot be delivered; that is permanent for this message. */
+	if (p->smtputf8 && !c->ext.smtputf8) {
+		snprintf(c->error, sizeof(c->error),
+		    "553 5.6.7 %s does not support SMTPUTF8, which the "
+		    "addresses of this message need",
+		    c->server_name[0] ? c->server_name : "server");
+		relay_client_set_pending(c, RELAY_RCPT_PERM, c->error);
+		relay_client_quit(c, RELAY_CLIENT_R_DONE);
+		return;
+	}
+	/* RFC 1870 6: do not send what the server announced it refuses. */
+	if (c->ext.size && c->ext.size_max > 0 && p->size > c->ext.size_max) {
+		snprintf(c->error, sizeof(c->error),
+		    "552 5.3.4 message size %llu exceeds the fixed limit %llu "
+		    "of %s", (unsigned long long)p->size,
+		    (unsigned long long)c->ext.size_max,
+		    c->server_name[0] ? c->server_name : "server");
+		relay_client_set_pending(c, RELAY_RCPT_PERM, c->error);
+		relay_client_quit(c, RELAY_CLIENT_R_DONE);
+		return;
+	}
+	params[0] = '\0';
+	if (c->ext.size)
+		n += snprintf(params + n, sizeof(params) - n, " SIZE=%llu",
+		    (unsigned long long)p->size);
+	/* A message with 8-bit octets to a server without 8BITMIME is sent
+	 * as it is, like Postfix does: refusing would bounce mail that the
+	 * server most likely accepts (RFC 6152 3 leaves the choice to the
+	 * client between downgrading and returning it). */
+	if (p->body_8bit && c->ext.eightbitmime)
+		n += snprintf(params + n, sizeof(params) - n,
+		    " BODY=8BITMIME");
+	if (p->smtputf8)
+		n += snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+	relay_client_cmd(c, "MAIL FROM:<%s>%s", p->sender, params);
+	c->mail_ok = false;
+	c->n_accepted = 0;
+	c->next_rcpt_reply = 0;
+	c->data_sent = false;
+	if (c->ext.pipelining) {
+		/* RFC 2920 3.1: MAIL, every RCPT and DATA in one go. */
+		for (i = 0; i < c->n_rcpts; i++)
+			relay_client_rcpt_cmd(c, i);
+		relay_client_cmd(c, "DATA");
+		c->data_sent = true;
+	}
+	relay_client_enter(c, RELAY_CLIENT_S_MAIL);
+}
+
+static void
+relay_client_after_ehlo(struct relay_client *c)
+{
+	const struct relay_client_params *p = c->params;
+
+	/* A loop: the MX host is this server (RFC 5321 5.1, as Postfix
+	 * detects it by the name in the greeting). */
+	if (c->server_name[0] != '\0' &&
+	    strcasecmp(c->server_name, p->helo) == 0) {
+		snprintf(c->error, sizeof(c->error),
+		    "554 5.4.6 mail loops back to myself (%s)",
+		    c->server_name);
+		relay_client_set_pending(c, RELAY_RCPT_PERM, c->error);
+		relay_client_quit(c, RELAY_CLIENT_R_DONE);
+		return;
+	}
+	/* Opportunistic STARTTLS, RFC 3207: whenever offered. */
+	if (!c->tls_active && c->ext.starttls && p->tls_possible) {
+		relay_client_cmd(c, "STARTTLS");
+		relay_client_enter(c, RELAY_CLIENT_S_STARTTLS);
+		return;
+	}
+	if (!c->tls_active && relay_client_needs_tls(c)) {
+		snprintf(c->error, sizeof(c->error),
+		    "%s offers no STARTTLS; TLS is required before AUTH",
+		    c->server_name[0] ? c->server_name : "server");
+		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
+		return;
+	}
+	if (p->auth_user != NULL && p->auth_user[0] != '\0') {
+		relay_client_auth(c);
+		return;
+	}
+	relay_client_mail(c);
+}
+
+/* The glue says STARTTLS is refused when the server answered non-220:
+ * go on in plaintext unless TLS is required. */
+static void
+relay_client_no_tls(struct relay_client *c)
+{
+	c->ext.starttls = false;
+	relay_client_after_ehlo(c);
+}
+
+void
+relay_client_tls_done(struct relay_client *c, bool ok)
+{
+	if (c->state != RELAY_CLIENT_S_TLS)
+		return;
+	if (!ok) {
+		relay_client_abort(c, "TLS handshake failed");
+		return;
+	}
+	c->tls_active = true;
+	/* RFC 3207 4.2: forget what we knew and ask again. */
+	relay_client_ehlo(c);
+}
+
+void
+relay_client_body_done(struct relay_client *c)
+{
+	if (c->state == RELAY_CLIENT_S_BODY)
+		relay_client_enter(c, RELAY_CLIENT_S_DOT);
+}
+
+uint64_t
+relay_client_timeout_ms(const struct relay_client *c)
+{
+	/* RFC 5321 4.5.3.2: initial 220 5 min, MAIL 5, RCPT 5, DATA
+	 * initiation 2, data block 3, DATA termination 10.  EHLO, STARTTLS
+	 * and AUTH get 5 min like MAIL (Postfix smtp_helo_timeout). */
+	switch (c->state) {
+	case RELAY_CLIENT_S_DATA:
+		/* Pipelined, the DATA reply comes after the RCPT ones. */
+		return 2 * 60 * 1000;
+	case RELAY_CLIENT_S_BODY:
+		return 3 * 60 * 1000;
+	case RELAY_CLIENT_S_DOT:
+		return 10 * 60 * 1000;
+	case RELAY_CLIENT_S_QUIT:
+		return 60 * 1000;
+	default:
+		return 5 * 60 * 1000;
+	}
+}
+
+/* After every RCPT has its reply (and, pipelined, DATA was sent). */
+static void
+relay_client_rcpts_answered(struct relay_client *c)
+{
+	if (c->data_sent) {
+		relay_client_enter(c, RELAY_CLIENT_S_DATA);
+		return;
+	}
+	if (c->n_accepted == 0) {
+		relay_client_quit(c, RELAY_CLIENT_R_DONE);
+		return;
+	}
+	relay_client_cmd(c, "DATA");
+	c->data_sent = true;
+	relay_client_enter(c, RELAY_CLIENT_S_DATA);
+}
+
+static void
+relay_client_reply(struct relay_client *c, int code, const char *reply)
+{
+	struct relay_client_rcpt *r;
+	int klass = code / 100;
+
+	/* RFC 5321 3.8: 421 means the server is closing the channel,
+	 * whatever command it answers. */
+	if (code == 421 && c->state != RELAY_CLIENT_S_QUIT) {
+		relay_client_abort(c, reply);
+		return;
+	}
+	switch (c->state) {
+	case RELAY_CLIENT_S_GREETING:
+		if (klass == 2) {
+			relay_client_ehlo(c);
+			return;
+		}
+		snprintf(c->error, sizeof(c->error), "%s", reply);
+		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
+		return;
+	case RELAY_CLIENT_S_EHLO:
+		if (klass == 2) {
+			relay_client_after_ehlo(c);
+			return;
+		}
+		if (!c->tls_active && !c->helo_fallback) {
+			/* RFC 5321 3.2: an old server; try HELO. */
+			c->helo_fallback = true;
+			memset(&c->ext, 0, sizeof(c->ext));
+			relay_client_cmd(c, "HELO %s", c->params->helo);
+			relay_client_enter(c, RELAY_CLIENT_S_HELO);
+			return;
+		}
+		snprintf(c->error, sizeof(c->error), "%s", reply);
+		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
+		return;
+	case RELAY_CLIENT_S_HELO:
+		if (klass == 2) {
+			relay_client_after_ehlo(c);
+			return;
+		}
+		snprintf(c->error, sizeof(c->error), "%s", reply);
+		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
+		return;
+	case RELAY_CLIENT_S_STARTTLS:
+		if (code == 220) {
+			relay_client_enter(c, RELAY_CLIENT_S_TLS);
+			c->event = RELAY_CLIENT_EV_STARTTLS;
+			return;
+		}
+		relay_client_no_tls(c);
+		return;
+	case RELAY_CLIENT_S_AUTH:
+		if (code == 235) {
+			relay_client_mail(c);
+			return;
+		}
+		if (code == 334 && !c->ext.auth_plain) {
+			relay_client_login_step(c, c->params->auth_user,
+			    RELAY_CLIENT_S_AUTH_USER);
+			return;
+		}
+		break;
+	case RELAY_CLIENT_S_AUTH_USER:
+		if (code == 334) {
+			relay_client_login_step(c, c->params->auth_pass,
+			    RELAY_CLIENT_S_AUTH_PASS);
+			return;
+		}
+		break;
+	case RELAY_CLIENT_S_AUTH_PASS:
+		if (code == 235) {
+			relay_client_mail(c);
+			return;
+		}
+		break;
+	case RELAY_CLIENT_S_MAIL:
+		if (klass == 2) {
+			c->mail_ok = true;
+		} else {
+			/* The whole transaction fails with this reply;
+			 * pipelined RCPT and DATA replies still follow. */
+			relay_client_set_pending(c,
+			    relay_client_status_of(code), reply);
+		}
+		if (c->ext.pipelining) {
+			relay_client_enter(c, RELAY_CLIENT_S_RCPT);
+		} else if (c->mail_ok) {
+			relay_client_rcpt_cmd(c, 0);
+			relay_client_enter(c, RELAY_CLIENT_S_RCPT);
+		} else {
+			relay_client_quit(c, RELAY_CLIENT_R_DONE);
+		}
+		return;
+	case RELAY_CLIENT_S_RCPT:
+		r = &c->rcpts[c->next_rcpt_reply++];
+		if (c->mail_ok) {
+			if (klass == 2) {
+				c->n_accepted++;
+			} else {
+				r->status = relay_client_status_of(code);
+				snprintf(r->reply, RELAY_REPLY_MAX, "%s",
+				    reply);
+			}
+		}
+		if (c->next_rcpt_reply < c->n_rcpts) {
+			if (!c->ext.pipelining)
+				relay_client_rcpt_cmd(c, c->next_rcpt_reply);
+			return;
+		}
+		relay_client_rcpts_answered(c);
+		return;
+	case RELAY_CLIENT_S_DATA:
+		if (code == 354) {
+			if (c->mail_ok && c->n_accepted > 0) {
+				relay_client_enter(c, RELAY_CLIENT_S_BODY);
+				c->event = RELAY_CLIENT_EV_BODY;
+				return;
+			}
+			/* RFC 2920 3.1: pipelined DATA was accepted
+			 * although no recipient was; end it empty. */
+			relay_client_cmd(c, ".");
+			relay_client_decide(c, RELAY_CLIENT_R_DONE);
+			relay_client_enter(c, RELAY_CLIENT_S_DOT);
+			return;
+		}
+		if (c->mail_ok && c->n_accepted > 0)
+			relay_client_set_pending(c,
+			    relay_client_status_of(code), reply);
+		relay_client_quit(c, RELAY_CLIENT_R_DONE);
+		return;
+	case RELAY_CLIENT_S_DOT:
+		if (c->result != RELAY_CLIENT_R_NONE) {
+			/* The empty message after a pipelined DATA. */
+			relay_client_cmd(c, "QUIT");
+			relay_client_enter(c, RELAY_CLIENT_S_QUIT);
+			return;
+		}
+		relay_client_set_pending(c,
+		    klass == 2 ? RELAY_RCPT_OK : relay_client_status_of(code),
+		    reply);
+		relay_client_quit(c, RELAY_CLIENT_R_DONE);
+		return;
+	case RELAY_CLIENT_S_QUIT:
+		relay_client_enter(c, RELAY_CLIENT_S_CLOSED);
+		return;
+	case RELAY_CLIENT_S_TLS:
+	case RELAY_CLIENT_S_BODY:
+	case RELAY_CLIENT_S_CLOSED:
+		/* A reply nothing asked for. */
+		relay_client_abort(c, "unexpected reply from server");
+		return;
+	}
+	/* AUTH failed: with a smarthost this is a configuration problem;
+	 * the message waits in the queue until it is fixed. */
+	snprintf(c->error, sizeof(c->error), "authentication failed: %s",
+	    reply);
+	relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
+}
+
+/* Parses one reply line (without CRLF).  Returns the code, or -1 for a
+ * malformed line; *more says a continuation follows, *text the text. */
+static int
+relay_client_parse_line(const char *line, size_t len, bool *more,
+    const char **text)
+{
+	if (len < 3 || line[0] < '2' || line[0] > '5' ||
+	    !isdigit((unsigned char)line[1]) ||
+	    !isdigit((unsigned char)line[2]))
+		return -1;
+	if (len > 3 && line[3] != ' ' && line[3] != '-')
+		return -1;
+	*more = len > 3 && line[3] == '-';
+	*text = len > 4 ? line + 4 : "";
+	return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+}
+
+static void
+relay_client_append_reply(struct relay_client *c, int code, const char *text)
+{
+	size_t n = strlen(c->reply);
+
+	if (n == 0)
+		snprintf(c->reply, sizeof(c->reply), "%d %s", code, text);
+	else if (n + 1 < sizeof(c->reply))
+		snprintf(c->reply + n, sizeof(c->reply) - n, " %s", text);
+	/* No trailing space for a bare "250". */
+	n = strlen(c->reply);
+	while (n > 0 && c->reply[n - 1] == ' ')
+		c->reply[--n] = '\0';
+}
+
+long
+relay_client_feed(struct relay_client *c, const uint8_t *in, size_t len)
+{
+	char line[RELAY_CLIENT_LINE_MAX + 1];
+	const uint8_t *nl;
+	const char *text;
+	size_t used = 0, n, i;
+	bool more;
+	int code;
+
+	while (used < len && c->event == RELAY_CLIENT_EV_NONE &&
+	    c->state != RELAY_CLIENT_S_CLOSED &&
+	    c->state != RELAY_CLIENT_S_TLS &&
+	    c->state != RELAY_CLIENT_S_BODY) {
+		nl = memchr(in + used, '\n', len - used);
+		if (nl == NULL) {
+			if (len - used > RELAY_CLIENT_LINE_MAX) {
+				relay_client_abort(c,
+				    "protocol error: reply line too long");
+				return PR_ENOSPC;
+			}
+			break;
+		}
+		n = (size_t)(nl - (in + used));
+		i = used;
+		used += n + 1;
+		if (n > 0 && in[i + n - 1] == '\r')
+			n--;
+		if (n > RELAY_CLIENT_LINE_MAX) {
+			relay_client_abort(c,
+			    "protocol error: reply line too long");
+			return PR_ENOSPC;
+		}
+		memcpy(line, in + i, n);
+		line[n] = '\0';
+		/* A NUL or other control octet in a reply is not text. */
+		for (i = 0; i < n; i++)
+			if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
+				line[i] = '?';
+		code = relay_client_parse_line(line, n, &more, &text);
+		if (code < 0 || (c->reply_lines > 0 && code != c->reply_code)) {
+			relay_client_abort(c, "protocol error: malformed reply");
+			return (long)used;
+		}
+		if (c->reply_lines == 0) {
+			c->reply_code = code;
+			c->reply[0] = '\0';
+		}
+		if (c->state == RELAY_CLIENT_S_EHLO && code == 250)
+			relay_client_parse_ehlo(c, text, c->reply_lines == 0);
+		relay_client_append_reply(c, code, text);
+		if (more) {
+			if (++c->reply_lines >= RELAY_CLIENT_REPLY_LINES_MAX) {
+				relay_client_abort(c,
+				    "protocol error: reply too long");
+				return (long)used;
+			}
+			continue;
+		}
+		c->reply_lines = 0;
+		relay_client_reply(c, code, c->reply);
+	}
+	return (long)used;
+}

@@ -1,0 +1,195 @@
+/* smtp_data.c - the DATA/BDAT message reader (sans-I/O). */
+#include "smtp_data.h"
+
+#include <string.h>
+
+#include "err.h"
+
+enum {
+	SMTP_DATA_S_BOL,   /* at the start of a line (after CRLF) */
+	SMTP_DATA_S_TEXT,  /* inside a line */
+	SMTP_DATA_S_CR,    /* after a CR inside a line */
+	SMTP_DATA_S_DOT,   /* DOT mode: "." at the start of a line */
+	SMTP_DATA_S_DOTCR, /* DOT mode: "." CR at the start of a line */
+};
+
+/* Header scan positions besides 0..sizeof(hdr). */
+#define SMTP_DATA_HDR_BOL 0xfe
+#define SMTP_DATA_HDR_SKIP 0xff
+
+void
+smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode,
+    uint64_t size_max, size_t line_max)
+{
+	memset(d, 0, sizeof(*d));
+	d->mode = mode;
+	d->st = SMTP_DATA_S_BOL;
+	d->size_max = size_max;
+	d->line_max = line_max;
+	d->in_header = true;
+	d->hdr_len = SMTP_DATA_HDR_BOL;
+}
+
+bool
+smtp_data_ok(const struct smtp_data *d)
+{
+	return !d->bare_eol && !d->long_line && !d->too_big;
+}
+
+/*
+ * Watches the message octets for the header fields a submission server
+ * adds when missing (RFC 6409 8.2, 8.3).  Constant memory: only the first
+ * octets of each field name are kept, and the scan stops at the empty line
+ * that ends the header section (RFC 5322 2.1).
+ */
+static void
+smtp_data_scan(struct smtp_data *d, uint8_t c)
+{
+	if (!d->in_header)
+		return;
+	if (c == '\n') {
+		d->hdr_len = SMTP_DATA_HDR_BOL;
+		return;
+	}
+	if (d->hdr_len == SMTP_DATA_HDR_BOL) {
+		if (c == '\r') {
+			/* An empty line: the body starts. */
+			d->in_header = false;
+			return;
+		}
+		if (c == ' ' || c == '\t') {
+			/* RFC 5322 2.2.3: a folded continuation line. */
+			d->hdr_len = SMTP_DATA_HDR_SKIP;
+			return;
+		}
+		d->hdr_len = 0;
+	}
+	if (d->hdr_len == SMTP_DATA_HDR_SKIP)
+		return;
+	if (c == ':') {
+		if (d->hdr_len == 10 && memcmp(d->hdr, "message-id", 10) == 0)
+			d->has_msgid = true;
+		else if (d->hdr_len == 4 && memcmp(d->hdr, "date", 4) == 0)
+			d->has_date = true;
+		d->hdr_len = SMTP_DATA_HDR_SKIP;
+		return;
+	}
+	if (d->hdr_len >= sizeof(d->hdr)) {
+		d->hdr_len = SMTP_DATA_HDR_SKIP;
+		return;
+	}
+	d->hdr[d->hdr_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+}
+
+int
+smtp_data_feed(struct smtp_data *d, const uint8_t *in, size_t len,
+    size_t *consumed_r, struct buf *out)
+{
+	size_t i, room = 0;
+	int r;
+
+	if (smtp_data_ok(d)) {
+		room = out->max - out->len;
+		if (room > len)
+			room = len;
+		if (room > 0 && (r = buf_reserve(out, room)) < 0)
+			return r;
+	}
+	for (i = 0; i < len; i++) {
+		uint8_t c = in[i];
+		bool emit = true;
+
+		/* Stop before an octet that might need a byte of room. */
+		if (smtp_data_ok(d) && room == 0)
+			break;
+		if (d->st == SMTP_DATA_S_BOL)
+			d->line_len = 0;
+		if (++d->line_len > d->line_max)
+			d->long_line = true;
+
+		switch (d->st) {
+		case SMTP_DATA_S_BOL:
+			if (d->mode == SMTP_DATA_DOT && c == '.') {
+				d->st = SMTP_DATA_S_DOT;
+				emit = false;
+				break;
+			}
+			/* FALLTHROUGH */
+		case SMTP_DATA_S_TEXT:
+			if (c == '\r') {
+				d->st = SMTP_DATA_S_CR;
+			} else {
+				/* A bare LF ends nothing: we stay inside the
+				 * line, so no "." after it is special. */
+				if (c == '\n')
+					d->bare_eol = true;
+				d->st = SMTP_DATA_S_TEXT;
+			}
+			break;
+		case SMTP_DATA_S_CR:
+			if (c == '\n') {
+				d->st = SMTP_DATA_S_BOL;
+			} else {
+				d->bare_eol = true;
+				if (c != '\r')
+					d->st = SMTP_DATA_S_TEXT;
+			}
+			break;
+		case SMTP_DATA_S_DOT:
+			/* RFC 5321 4.5.2: the first "." of a line is deleted. */
+			if (c == '\r') {
+				d->st = SMTP_DATA_S_DOTCR;
+				emit = false;
+			} else {
+				if (c == '\n')
+					d->bare_eol = true;
+				d->st = SMTP_DATA_S_TEXT;
+			}
+			break;
+		case SMTP_DATA_S_DOTCR:
+			if (c == '\n') {
+				/* RFC 5321 4.1.1.4: CRLF "." CRLF, and only
+				 * that, ends the mail data. */
+				*consumed_r = i + 1;
+				return 1;
+			}
+			/* "." CR x: a bare CR.  What was held back no longer
+			 * matters: the message will be refused. */
+			d->bare_eol = true;
+			d->st = c == '\r' ? SMTP_DATA_S_CR : SMTP_DATA_S_TEXT;
+			emit = false;
+			break;
+		}
+		if (!emit)
+			continue;
+		smtp_data_scan(d, c);
+		if (++d->size > d->size_max)
+			d->too_big = true;
+		if (smtp_data_ok(d)) {
+			out->p[out->len++] = c;
+			room--;
+		}
+	}
+	*consumed_r = i;
+	return 0;
+}
+
+int
+smtp_data_finish(struct smtp_data *d, struct buf *out)
+{
+	int r;
+
+	if (d->st == SMTP_DATA_S_CR)
+		d->bare_eol = true;
+	if (d->st != SMTP_DATA_S_TEXT || !smtp_data_ok(d))
+		return 0;
+	if (d->size + 2 > d->size_max) {
+		d->too_big = true;
+		return 0;
+	}
+	if ((r = buf_append(out, "\r\n", 2)) < 0)
+		return r;
+	d->size += 2;
+	d->st = SMTP_DATA_S_BOL;
+	return 0;
+}

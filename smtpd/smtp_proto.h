@@ -1,0 +1,248 @@
+/*
+ * smtp_proto.h - the SMTP server protocol core (sans-I/O).
+ *
+ * A state machine fed with the octets a client sent and producing reply
+ * octets (smtp_proto_out) and events.  It never touches a socket, a clock,
+ * a file or the database: whatever needs the outside world (checking a
+ * password, resolving a recipient, writing the spool, committing a
+ * message, starting TLS) is an event that the glue carries out and answers
+ * with smtp_proto_complete().  While an event is pending the core consumes
+ * no input, so a pipelining client gets backpressure, not memory growth
+ * (STYLE A.4).
+ *
+ * Implemented: RFC 5321 (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT,
+ * HELP, VRFY, EXPN), PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
+ * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034, RFC 3463), STARTTLS (RFC
+ * 3207), AUTH PLAIN and LOGIN with initial responses (RFC 4954), SMTPUTF8
+ * (RFC 6531), CHUNKING (RFC 3030).
+ *
+ * Typical glue loop:
+ *
+ *	n = smtp_proto_feed(p, in, len);     consume n input octets
+ *	write smtp_proto_out(p), then buf_reset() it
+ *	if ((ev = smtp_proto_event(p)) != NULL)  act, later smtp_proto_complete()
+ *	if (smtp_proto_closing(p))           close after the output is flushed
+ */
+#ifndef POSTROOM_SMTP_PROTO_H
+#define POSTROOM_SMTP_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "smtp_data.h"
+
+/* Which listener a session came in on (net_listen's kind). */
+enum smtp_listen_kind {
+	SMTP_LISTEN_MX = 1,          /* [smtp] listen: port 25, the MX */
+	SMTP_LISTEN_SUBMISSION = 2,  /* [smtp] submission: 587, RFC 6409 */
+	SMTP_LISTEN_SUBMISSIONS = 3, /* [smtp] submissions: 465, RFC 8314 */
+};
+
+enum smtp_state {
+	SMTP_S_GREETING,   /* greeted; no EHLO/HELO yet */
+	SMTP_S_READY,      /* EHLO/HELO done, no transaction */
+	SMTP_S_MAIL,       /* MAIL accepted, no recipient yet */
+	SMTP_S_RCPT,       /* at least one recipient accepted */
+	SMTP_S_DATA,       /* reading DATA */
+	SMTP_S_BDAT,       /* between BDAT chunks */
+	SMTP_S_CHUNK,      /* reading the octets of a BDAT chunk */
+	SMTP_S_AUTH,       /* waiting for a SASL response line */
+	SMTP_S_QUIT,       /* closing: input is ignored */
+};
+
+struct smtp_limits {
+	/* Command line with CRLF.  RFC 5321 4.5.3.1.4 asks for at least
+	 * 512; we accept up to 1000 octets, as chasquid does, because real
+	 * clients send long MAIL lines with several parameters. */
+	size_t line_max;
+	/* AUTH command and SASL response lines: RFC 4954 4 sets 12288. */
+	size_t auth_line_max;
+	/* Text line of the message with CRLF: RFC 5321 4.5.3.1.6, 1000. */
+	size_t text_line_max;
+	uint64_t data_max;       /* message size ([smtp] max_message_size) */
+	unsigned rcpt_max;       /* RCPT commands per transaction */
+	unsigned targets_max;    /* resolved mailboxes + remote per message */
+	unsigned bad_cmd_max;    /* errors before 421 */
+	unsigned auth_fail_max;  /* failed AUTH before 421 */
+	size_t mem_max;          /* message octets held before a SPOOL event */
+};
+
+/* The defaults: 1000, 12288, 1000, 25 MiB, 100, 1000, 20, 3, 128 KiB. */
+void smtp_limits_default(struct smtp_limits *l);
+
+struct smtp_proto_conf {
+	const char *hostname;      /* borrowed; outlives the core */
+	enum smtp_listen_kind kind;
+	bool starttls;             /* a TLS context exists for STARTTLS */
+	bool allow_plaintext_auth; /* AUTH without TLS (loopback tests) */
+	struct smtp_limits limits;
+	/* Optional log hook (level 0 debug, 1 info, 2 warning); the text is
+	 * a complete sentence without a newline.  NULL = silent. */
+	void (*log_cb)(void *data, int level, const char *text);
+	void *log_data;
+};
+
+enum smtp_event_type {
+	SMTP_EV_NONE = 0,
+	/* Verify user/pass (pass in sodium_malloc memory, wiped at
+	 * completion).  Complete with 0, PR_EAUTH, or another error. */
+	SMTP_EV_AUTH,
+	/* An authenticated client gave MAIL FROM addr: may the user send as
+	 * addr (store_sender_allowed)?  Complete with 0 or PR_EPERM. */
+	SMTP_EV_MAIL,
+	/* Resolve recipient addr.  Report each local mailbox or remote
+	 * target with smtp_proto_rcpt_target(), then complete with an
+	 * SMTP_RCPT_* kind or PR_EQUOTA / PR_ETOOBIG / another error. */
+	SMTP_EV_RCPT,
+	/* The "220 Ready to start TLS" reply is in the output: flush it and
+	 * start the handshake, then call smtp_proto_tls_started().  Nothing
+	 * needs completing; input received before the handshake is void. */
+	SMTP_EV_STARTTLS,
+	/* Append data[0..len) to this transaction's spool file.  Complete
+	 * with 0 or an error (the message is then refused with 451). */
+	SMTP_EV_SPOOL,
+	/* The message is complete: deliver it (smtp_proto_tx describes it,
+	 * data[0..len) is the part not yet spooled).  Set the id with
+	 * smtp_proto_queued_as() and complete with 0 or an error. */
+	SMTP_EV_DELIVER,
+};
+
+/* Results of a recipient lookup (SMTP_EV_RCPT). */
+enum smtp_rcpt_kind {
+	SMTP_RCPT_LOCAL = 1,   /* hosted: targets were reported */
+	SMTP_RCPT_REMOTE = 2,  /* not hosted: relaying, if authenticated */
+	SMTP_RCPT_UNKNOWN = 3, /* hosted domain, no such mailbox */
+};
+
+/* Valid until smtp_proto_complete() (pointers into the core). */
+struct smtp_event {
+	enum smtp_event_type type;
+	const char *user;      /* AUTH: canonical address */
+	const char *pass;      /* AUTH: sodium_malloc memory */
+	const char *addr;      /* MAIL: sender ("" = null); RCPT: recipient */
+	const uint8_t *data;   /* SPOOL, DELIVER */
+	size_t len;
+};
+
+/* The transaction, for the glue at DELIVER time.  Read-only. */
+struct smtp_tx {
+	char sender[ADDR_MAX];        /* "" = null reverse-path */
+	uint64_t declared_size;       /* SIZE=, 0 if not given */
+	bool smtputf8;                /* SMTPUTF8 given (RFC 6531) */
+	bool body_8bit;               /* BODY=8BITMIME */
+	unsigned n_rcpt;              /* RCPT commands accepted */
+	char first_rcpt[ADDR_MAX];    /* for "for <...>" with one RCPT */
+	int64_t *users;               /* local mailboxes, no duplicates */
+	size_t n_users;
+	char **remote;                /* remote recipients, no duplicates */
+	size_t n_remote;
+	bool spooled;                 /* SPOOL events carried part of it */
+	uint64_t size;                /* message octets, final at DELIVER */
+	bool has_msgid, has_date;     /* header section had these fields */
+};
+
+/* Header fields the glue knows and the core does not (clock, peer). */
+struct smtp_trace {
+	const char *peer_ip;  /* "192.0.2.1" or "2001:db8::1" */
+	const char *id;       /* trace id for the Received id clause */
+	const char *date;     /* RFC 5322 3.3 date-time, now */
+	const char *msgid;    /* "<...@host>" to add if missing (submission) */
+};
+
+struct smtp_proto;
+
+/* Creates a core for one connection.  Nothing is written until
+ * smtp_proto_greet().  Returns 0 or PR_ENOMEM. */
+int smtp_proto_new(const struct smtp_proto_conf *conf,
+    struct smtp_proto **p_r);
+
+/* Frees the core, its transaction and any secret (wiped).  Sets *p NULL. */
+void smtp_proto_free(struct smtp_proto **p);
+
+/* Queues the 220 greeting (RFC 5321 4.3.1). */
+void smtp_proto_greet(struct smtp_proto *p);
+
+/* Queues a final reply such as "421 4.7.0 Too many connections from your
+ * address" and enters SMTP_S_QUIT. */
+void smtp_proto_refuse(struct smtp_proto *p, int code, const char *enh,
+    const char *text);
+
+/*
+ * Feeds client octets.  Returns the number consumed (the rest must be fed
+ * again later), or PR_ENOMEM.  Stops consuming when an event becomes
+ * pending; consumes (and ignores) everything once closing.  After a
+ * STARTTLS event, the octets that followed the command in in[] are
+ * consumed and dropped (RFC 3207 5, CVE-2011-0411).
+ */
+ssize_t smtp_proto_feed(struct smtp_proto *p, const uint8_t *in, size_t len);
+
+/* The reply octets produced so far.  The glue writes and then empties it
+ * (buf_reset); the core never reads it back. */
+struct buf *smtp_proto_out(struct smtp_proto *p);
+
+/* The pending event, or NULL.  Valid until smtp_proto_complete(). */
+const struct smtp_event *smtp_proto_event(struct smtp_proto *p);
+
+/* During SMTP_EV_RCPT: one resolved target, a local mailbox (remote NULL)
+ * or a remote address.  Returns 0, PR_ENOSPC past limits.targets_max, or
+ * PR_ENOMEM. */
+int smtp_proto_rcpt_target(struct smtp_proto *p, int64_t user_id,
+    const char *remote);
+
+/* During SMTP_EV_DELIVER: the store's message id for "queued as". */
+void smtp_proto_queued_as(struct smtp_proto *p, const char *id);
+
+/* Answers the pending event (see enum smtp_event_type for statuses) and
+ * queues its reply.  Does nothing when no event is pending.  The caller
+ * then feeds any buffered input again. */
+void smtp_proto_complete(struct smtp_proto *p, int status);
+
+/*
+ * The TLS handshake finished (after STARTTLS, or before the greeting on an
+ * implicit-TLS port).  desc is "TLSv1.3 CIPHER" for the Received field.
+ * After STARTTLS the session starts over (RFC 3207 4.2): no EHLO, no
+ * transaction, no authentication, no buffered input.
+ */
+void smtp_proto_tls_started(struct smtp_proto *p, const char *desc);
+
+/* The idle timer expired (RFC 5321 4.5.3.2): 421 4.4.2 and close. */
+void smtp_proto_timeout(struct smtp_proto *p);
+
+/*
+ * The daemon is stopping.  An idle session (no event, not inside DATA or
+ * BDAT) gets "421 4.3.2" at once and closes; one inside a message finishes
+ * it, gets its reply, then the 421.
+ */
+void smtp_proto_shutdown(struct smtp_proto *p);
+
+/* True once the session should close after flushing its output. */
+bool smtp_proto_closing(const struct smtp_proto *p);
+
+enum smtp_state smtp_proto_state(const struct smtp_proto *p);
+/* The authenticated user ("" if none) and the EHLO/HELO name ("" if
+ * none); valid until the next call into the core. */
+const char *smtp_proto_auth_user(const struct smtp_proto *p);
+const char *smtp_proto_helo(const struct smtp_proto *p);
+/* Failed AUTH attempts so far (the glue delays each failure). */
+unsigned smtp_proto_auth_failures(const struct smtp_proto *p);
+/* Messages accepted for delivery and commands rejected so far. */
+unsigned smtp_proto_messages(const struct smtp_proto *p);
+unsigned smtp_proto_rejects(const struct smtp_proto *p);
+/* The current transaction (valid until the next call into the core). */
+const struct smtp_tx *smtp_proto_tx(const struct smtp_proto *p);
+
+/*
+ * Appends the header fields prepended to the message at delivery: the
+ * Return-Path (RFC 5321 4.4), the Received trace field (RFC 5321 4.4 with
+ * the RFC 3848 / RFC 6531 "with" keyword), and for an authenticated
+ * submission a Date and Message-ID when the message has none (RFC 6409
+ * 8.2, 8.3).  Returns 0, PR_ENOSPC or PR_ENOMEM.
+ */
+int smtp_proto_trace(const struct smtp_proto *p, const struct smtp_trace *t,
+    struct buf *out);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * store_int.h - internals shared by the store/ source files.
+ *
+ * Not a public header: only store/*.c and the store's own unit tests
+ * include it.  It is the only header besides store.h that sees SQLite.
+ */
+#ifndef POSTROOM_STORE_INT_H
+#define POSTROOM_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "addr.h"
+#include "store.h"
+
+/*
+ * Every statement the store runs more than once is prepared on first use
+ * and kept for the life of the connection (STORE_Q_*).  The SQL text sits
+ * next to the code that runs it.
+ */
+enum store_q {
+	STORE_Q_BEGIN,
+	STORE_Q_BEGIN_READ,
+	STORE_Q_COMMIT,
+	STORE_Q_ROLLBACK,
+	STORE_Q_SAVEPOINT,
+	STORE_Q_RELEASE,
+	STORE_Q_ROLLBACK_TO,
+
+	STORE_Q_DOMAIN_ID,
+	STORE_Q_DOMAIN_ADD,
+	STORE_Q_DOMAIN_DEL,
+	STORE_Q_DOMAIN_INUSE,
+	STORE_Q_DOMAIN_LIST,
+
+	STORE_Q_USER_ID,
+	STORE_Q_USER_ADD,
+	STORE_Q_USER_DEL,
+	STORE_Q_USER_PASSWD,
+	STORE_Q_USER_QUOTA,
+	STORE_Q_USER_GET,
+	STORE_Q_USER_LIST,
+	STORE_Q_USER_LIST_DOMAIN,
+	STORE_Q_USER_AUTH,
+	STORE_Q_USER_ADDRESS,
+	STORE_Q_USER_USAGE,
+
+	STORE_Q_ALIAS_TARGETS,
+	STORE_Q_ALIAS_EXISTS,
+	STORE_Q_ALIAS_ADD,
+	STORE_Q_ALIAS_DEL,
+	STORE_Q_ALIAS_LIST,
+
+	STORE_Q_BODY_ADD,
+	STORE_Q_ENTRY_ADD,
+	STORE_Q_QUEUE_ADD,
+	STORE_Q_QRCPT_ADD,
+
+	STORE_Q_LOCK_GET,
+	STORE_Q_LOCK_SET,
+	STORE_Q_LOCK_DEL,
+	STORE_Q_LOCK_DEL_PID,
+
+	STORE_Q_DROP_LIST,
+	STORE_Q_DROP_DEL,
+	STORE_Q_ENTRY_BODY,
+	STORE_Q_MAILBOX_LIST,
+
+	STORE_Q_QUEUE_LIST,
+	STORE_Q_QRCPT_LIST,
+	STORE_Q_QUEUE_DEL,
+	STORE_Q_QUEUE_FLUSH,
+	STORE_Q_QUEUE_DUE,
+	STORE_Q_QUEUE_NEXT,
+	STORE_Q_QUEUE_BODY,
+	STORE_Q_QRCPT_QUEUE,
+	STORE_Q_QRCPT_DEL,
+	STORE_Q_QRCPT_LEFT,
+	STORE_Q_QUEUE_RETRY,
+
+	STORE_Q__COUNT
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;                          /* <data_dir>/mail.db */
+	sqlite3_stmt *stmts[STORE_Q__COUNT];
+	char addr[ADDR_MAX];                 /* store_user_get's u->address */
+};
+
+/*
+ * An open body: which blob to read and how long it is.  The blob handle is
+ * opened for each read and closed before returning, because an open handle
+ * pins a read snapshot of the whole connection: the same connection could
+ * not commit a write after another process committed, and the WAL could
+ * not be checkpointed past it while a slow client downloads.
+ */
+struct store_body {
+	struct store *st;
+	int64_t rowid; /* bodies.id */
+	int64_t size;
+};
+
+/* The schema as forward migrations: store__migrations[i] takes a database
+ * from user_version i to i + 1, so the newest version is
+ * store__n_migrations. */
+extern const char *const store__migrations[];
+extern const int store__n_migrations;
+
+/* Returns the cached statement id, preparing it from sql on first use,
+ * reset and with its bindings cleared; NULL on error (err set). */
+sqlite3_stmt *store__stmt(struct store *st, enum store_q id, const char *sql,
+    struct pr_err *err);
+
+/* Maps a SQLite result code to a PR_E* code. */
+int store__code(int rc);
+
+/* Sets err from the connection's last error: "<what>: <sqlite message>".
+ * Returns the PR_E* code. */
+int store__fail(struct store *st, struct pr_err *err, const char *what);
+
+/* Runs one of the cached no-row statements (BEGIN, COMMIT, ...). */
+int store__exec(struct store *st, enum store_q id, const char *sql,
+    struct pr_err *err);
+
+/* BEGIN IMMEDIATE: a write transaction that waits (busy timeout) for the
+ * write lock up front, so it never fails half-way on a lock upgrade. */
+int store__begin(struct store *st, struct pr_err *err);
+/* COMMIT; on failure the transaction is rolled back. */
+int store__commit(struct store *st, struct pr_err *err);
+/* ROLLBACK if a transaction is open; keeps err as it is. */
+void store__rollback(struct store *st);
+
+/* Copies address into out (ADDR_MAX bytes) in lower case.  Returns a
+ * pointer to the domain part in out, or NULL (err set, PR_EINVAL) when
+ * there is no "local@domain" shape. */
+const char *store__lower_addr(const char *address, char *out,
+    struct pr_err *err);
+
+/* Looks up a hosted domain: 1 and *id_r, 0 if not hosted, <0 on error. */
+int store__domain_id(struct store *st, const char *domain, int64_t *id_r,
+    struct pr_err *err);
+/* Looks up a user by lower-case address: 1 and *id_r, 0, or <0. */
+int store__user_id(struct store *st, const char *address, int64_t *id_r,
+    struct pr_err *err);
+/* 1 if an alias (lower-case, "@domain" for a catch-all) exists, 0, <0. */
+int store__alias_exists(struct store *st, const char *alias,
+    struct pr_err *err);
+
+/* Fills out with 2 * n lower-case hex characters of randomness + NUL. */
+void store__random_hex(char *out, size_t n);
+
+/* A list of strings collected from a query, so that callbacks run after
+ * the statement is reset and may call into the store themselves, and so
+ * that a recursive walk never reuses a statement it is still stepping. */
+struct store_strv {
+	char **v;
+	size_t n, cap;
+};
+
+/* Appends a copy of s (NULL as "").  Returns 0 or PR_ENOMEM. */
+int store__strv_push(struct store_strv *sv, const char *s);
+/* True if sv holds a string equal to s. */
+bool store__strv_has(const struct store_strv *sv, const char *s);
+void store__strv_fini(struct store_strv *sv);
+
+/* True when no statement of the connection is in progress, i.e. no read
+ * snapshot is held between calls (used by the unit tests). */
+bool store__idle(struct store *st);
+
+#endif

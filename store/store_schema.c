@@ -1,0 +1,130 @@
+/*
+ * store_schema.c - the database schema, as forward migrations.
+ *
+ * PRAGMA user_version holds the number of migrations applied.  store_open
+ * applies the missing ones in one transaction; a database whose version is
+ * higher than store__n_migrations was written by a newer postroom and is
+ * refused.  Never edit a migration that has shipped: append a new one.
+ *
+ * Conventions: addresses and domain names are stored in lower case; times
+ * are unix seconds; sizes are octets as stored (CRLF line ends).
+ */
+#include "store_int.h"
+
+const char *const store__migrations[] = {
+	/* 1: the initial schema. */
+	"CREATE TABLE domains (\n"
+	"	id       INTEGER PRIMARY KEY,\n"
+	"	name     TEXT NOT NULL UNIQUE,\n"
+	"	created  INTEGER NOT NULL\n"
+	");\n"
+
+	/* quota 0 means unlimited.  used and messages mirror the user's
+	 * mailbox rows; the mailbox triggers keep them current so a quota
+	 * check is one row read, not a SUM over the mailbox. */
+	"CREATE TABLE users (\n"
+	"	id        INTEGER PRIMARY KEY,\n"
+	"	domain_id INTEGER NOT NULL REFERENCES domains(id),\n"
+	"	address   TEXT NOT NULL UNIQUE,\n"
+	"	hash      TEXT NOT NULL,\n"
+	"	quota     INTEGER NOT NULL DEFAULT 0 CHECK (quota >= 0),\n"
+	"	used      INTEGER NOT NULL DEFAULT 0,\n"
+	"	messages  INTEGER NOT NULL DEFAULT 0,\n"
+	"	created   INTEGER NOT NULL\n"
+	");\n"
+	"CREATE INDEX users_domain ON users(domain_id);\n"
+
+	/* One row per (alias, target).  alias is local@domain, or @domain
+	 * for the domain's catch-all; target is any address. */
+	"CREATE TABLE aliases (\n"
+	"	id        INTEGER PRIMARY KEY,\n"
+	"	domain_id INTEGER NOT NULL REFERENCES domains(id),\n"
+	"	alias     TEXT NOT NULL,\n"
+	"	target    TEXT NOT NULL,\n"
+	"	UNIQUE (alias, target)\n"
+	");\n"
+	"CREATE INDEX aliases_domain ON aliases(domain_id);\n"
+
+	/* A message as stored: prepended header lines and the message, once
+	 * for all its recipients.  data comes last so reading the other
+	 * columns never walks the blob's overflow pages. */
+	"CREATE TABLE bodies (\n"
+	"	id       INTEGER PRIMARY KEY,\n"
+	"	msgid    TEXT NOT NULL,\n"
+	"	sender   TEXT NOT NULL,\n"
+	"	size     INTEGER NOT NULL,\n"
+	"	created  INTEGER NOT NULL,\n"
+	"	data     BLOB NOT NULL\n"
+	");\n"
+
+	/* Mailbox entries.  AUTOINCREMENT: an id is never reused, so an id
+	 * a POP3 session holds can only ever name the message it listed. */
+	"CREATE TABLE mailbox (\n"
+	"	id       INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"	user_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,\n"
+	"	body_id  INTEGER NOT NULL REFERENCES bodies(id),\n"
+	"	size     INTEGER NOT NULL,\n"
+	"	uidl     TEXT NOT NULL UNIQUE,\n"
+	"	received INTEGER NOT NULL\n"
+	");\n"
+	"CREATE INDEX mailbox_user ON mailbox(user_id);\n"
+	"CREATE INDEX mailbox_body ON mailbox(body_id);\n"
+
+	/* RFC 1939 8: one POP3 session per maildrop.  pid_start (the
+	 * process start time from /proc, 0 if unknown) tells a live holder
+	 * from an unrelated process that reused a dead holder's pid. */
+	"CREATE TABLE maildrop_locks (\n"
+	"	user_id   INTEGER PRIMARY KEY\n"
+	"	          REFERENCES users(id) ON DELETE CASCADE,\n"
+	"	pid       INTEGER NOT NULL,\n"
+	"	pid_start INTEGER NOT NULL DEFAULT 0,\n"
+	"	since     INTEGER NOT NULL\n"
+	");\n"
+	"CREATE INDEX maildrop_locks_pid ON maildrop_locks(pid);\n"
+
+	/* Outbound queue: one entry per message, one row per recipient
+	 * still to be delivered. */
+	"CREATE TABLE queue (\n"
+	"	id           INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"	msgid        TEXT NOT NULL,\n"
+	"	body_id      INTEGER NOT NULL REFERENCES bodies(id),\n"
+	"	sender       TEXT NOT NULL,\n"
+	"	created      INTEGER NOT NULL,\n"
+	"	next_attempt INTEGER NOT NULL,\n"
+	"	attempts     INTEGER NOT NULL DEFAULT 0,\n"
+	"	last_error   TEXT NOT NULL DEFAULT ''\n"
+	");\n"
+	"CREATE INDEX queue_next ON queue(next_attempt);\n"
+	"CREATE INDEX queue_body ON queue(body_id);\n"
+	"CREATE TABLE queue_rcpt (\n"
+	"	id       INTEGER PRIMARY KEY,\n"
+	"	queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,\n"
+	"	address  TEXT NOT NULL\n"
+	");\n"
+	"CREATE INDEX queue_rcpt_queue ON queue_rcpt(queue_id);\n"
+
+	/* Usage counters, and reference counting of bodies: a body goes in
+	 * the same transaction that drops its last mailbox or queue
+	 * reference, whichever statement (or cascade) dropped it. */
+	"CREATE TRIGGER mailbox_insert AFTER INSERT ON mailbox BEGIN\n"
+	"	UPDATE users SET used = used + NEW.size,\n"
+	"	                 messages = messages + 1\n"
+	"	 WHERE id = NEW.user_id;\n"
+	"END;\n"
+	"CREATE TRIGGER mailbox_delete AFTER DELETE ON mailbox BEGIN\n"
+	"	UPDATE users SET used = used - OLD.size,\n"
+	"	                 messages = messages - 1\n"
+	"	 WHERE id = OLD.user_id;\n"
+	"	DELETE FROM bodies WHERE id = OLD.body_id\n"
+	"	   AND NOT EXISTS (SELECT 1 FROM mailbox WHERE body_id = OLD.body_id)\n"
+	"	   AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = OLD.body_id);\n"
+	"END;\n"
+	"CREATE TRIGGER queue_delete AFTER DELETE ON queue BEGIN\n"
+	"	DELETE FROM bodies WHERE id = OLD.body_id\n"
+	"	   AND NOT EXISTS (SELECT 1 FROM mailbox WHERE body_id = OLD.body_id)\n"
+	"	   AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = OLD.body_id);\n"
+	"END;\n",
+};
+
+const int store__n_migrations =
+    (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

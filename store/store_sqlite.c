@@ -1,0 +1,530 @@
+/*
+ * store_sqlite.c - opening the database, migrations, the statement cache,
+ * transactions, error mapping and the consistency check.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+/* How long a statement waits for another process's write lock.  A group
+ * commit of many messages takes milliseconds; 10 s rides out a checkpoint
+ * on a slow disk without making the caller hang for long. */
+#define STORE_BUSY_TIMEOUT_MS 10000
+
+int
+store__code(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return PR_EAGAIN;
+	case SQLITE_FULL:
+		return PR_ENOSPC;
+	case SQLITE_NOMEM:
+		return PR_ENOMEM;
+	case SQLITE_CONSTRAINT:
+		if (rc == SQLITE_CONSTRAINT_UNIQUE ||
+		    rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+			return PR_EEXIST;
+		return PR_EIO;
+	default:
+		return PR_EIO;
+	}
+}
+
+int
+store__fail(struct store *st, struct pr_err *err, const char *what)
+{
+	int rc = sqlite3_extended_errcode(st->db);
+
+	return pr_err_set(err, store__code(rc), "%s: %s", what,
+	    sqlite3_errmsg(st->db));
+}
+
+sqlite3_stmt *
+store__stmt(struct store *st, enum store_q id, const char *sql,
+    struct pr_err *err)
+{
+	sqlite3_stmt *s = st->stmts[id];
+
+	if (s != NULL) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return s;
+	}
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s,
+	    NULL) != SQLITE_OK) {
+		store__fail(st, err, "cannot prepare a database statement");
+		return NULL;
+	}
+	st->stmts[id] = s;
+	return s;
+}
+
+int
+store__exec(struct store *st, enum store_q id, const char *sql,
+    struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = store__stmt(st, id, sql, err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return pr_err_set(err, store__code(rc), "database: %s",
+		    sqlite3_errstr(rc));
+	return 0;
+}
+
+int
+store__begin(struct store *st, struct pr_err *err)
+{
+	return store__exec(st, STORE_Q_BEGIN, "BEGIN IMMEDIATE", err);
+}
+
+int
+store__commit(struct store *st, struct pr_err *err)
+{
+	int r;
+
+	if ((r = store__exec(st, STORE_Q_COMMIT, "COMMIT", err)) < 0)
+		store__rollback(st);
+	return r;
+}
+
+void
+store__rollback(struct store *st)
+{
+	/* SQLite rolls back by itself on some errors (SQLITE_FULL, IOERR,
+	 * ...); a second ROLLBACK would only fail. */
+	if (!sqlite3_get_autocommit(st->db))
+		store__exec(st, STORE_Q_ROLLBACK, "ROLLBACK", NULL);
+}
+
+bool
+store__idle(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+
+	while ((s = sqlite3_next_stmt(st->db, s)) != NULL)
+		if (sqlite3_stmt_busy(s))
+			return false;
+	return sqlite3_get_autocommit(st->db) != 0;
+}
+
+void
+store__random_hex(char *out, size_t n)
+{
+	unsigned char raw[64];
+
+	if (n > sizeof(raw))
+		n = sizeof(raw);
+	randombytes_buf(raw, n);
+	sodium_bin2hex(out, 2 * n + 1, raw, n);
+}
+
+const char *
+store__lower_addr(const char *address, char *out, struct pr_err *err)
+{
+	size_t len;
+	char *at;
+
+	if (address == NULL || (len = strlen(address)) >= ADDR_MAX) {
+		pr_err_set(err, PR_EINVAL, "address too long");
+		return NULL;
+	}
+	memcpy(out, address, len + 1);
+	addr_lower(out);
+	at = strrchr(out, '@');
+	if (at == NULL || at == out || at[1] == '\0') {
+		pr_err_set(err, PR_EINVAL, "invalid address: %s", address);
+		return NULL;
+	}
+	return at + 1;
+}
+
+int
+store__strv_push(struct store_strv *sv, const char *s)
+{
+	if (sv->n == sv->cap) {
+		size_t cap = sv->cap ? 2 * sv->cap : 16;
+		char **v = realloc(sv->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return PR_ENOMEM;
+		sv->v = v;
+		sv->cap = cap;
+	}
+	if ((sv->v[sv->n] = strdup(s != NULL ? s : "")) == NULL)
+		return PR_ENOMEM;
+	sv->n++;
+	return 0;
+}
+
+bool
+store__strv_has(const struct store_strv *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0)
+			return true;
+	return false;
+}
+
+void
+store__strv_fini(struct store_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	memset(sv, 0, sizeof(*sv));
+}
+
+/* Runs a cached one-parameter "SELECT id ..." lookup. */
+static int
+store_lookup_id(struct store *st, enum store_q q, const char *sql,
+    const char *key, int64_t *id_r, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc, r;
+
+	if ((s = store__stmt(st, q, sql, err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (id_r != NULL)
+			*id_r = sqlite3_column_int64(s, 0);
+		r = 1;
+	} else if (rc == SQLITE_DONE) {
+		r = 0;
+	} else {
+		r = store__fail(st, err, "database lookup failed");
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+int
+store__domain_id(struct store *st, const char *domain, int64_t *id_r,
+    struct pr_err *err)
+{
+	return store_lookup_id(st, STORE_Q_DOMAIN_ID,
+	    "SELECT id FROM domains WHERE name = ?1", domain, id_r, err);
+}
+
+int
+store__user_id(struct store *st, const char *address, int64_t *id_r,
+    struct pr_err *err)
+{
+	return store_lookup_id(st, STORE_Q_USER_ID,
+	    "SELECT id FROM users WHERE address = ?1", address, id_r, err);
+}
+
+int
+store__alias_exists(struct store *st, const char *alias, struct pr_err *err)
+{
+	return store_lookup_id(st, STORE_Q_ALIAS_EXISTS,
+	    "SELECT 1 FROM aliases WHERE alias = ?1 LIMIT 1", alias, NULL,
+	    err);
+}
+
+/* Creates dir and its missing parents; dir itself gets mode. */
+static int
+store_mkdirs(const char *dir, mode_t mode, struct pr_err *err)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+	struct stat sb;
+
+	if (len == 0 || len >= sizeof(path))
+		return pr_err_set(err, PR_EINVAL, "invalid data_dir \"%s\"",
+		    dir);
+	memcpy(path, dir, len + 1);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+	for (char *p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			int e = errno;
+
+			return pr_err_set(err, PR_EIO, "cannot create %s: %s",
+			    path, strerror(e));
+		}
+		*p = '/';
+	}
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return pr_err_set(err, PR_EIO, "cannot create %s: %s", path,
+		    strerror(errno));
+	if (stat(path, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		return pr_err_set(err, PR_EIO, "%s is not a directory", path);
+	return 0;
+}
+
+static int
+store_pragma_int(struct store *st, const char *sql, int *v_r,
+    struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return store__fail(st, err, st->path);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*v_r = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return store__fail(st, err, st->path);
+	return 0;
+}
+
+/* Switches to WAL.  The mode is persistent in the file, so this only
+ * writes the first time; it needs no transaction. */
+static int
+store_set_wal(struct store *st, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc, wal = 0;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s,
+	    NULL) != SQLITE_OK)
+		return store__fail(st, err, st->path);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		wal = sqlite3_stricmp(
+		    (const char *)sqlite3_column_text(s, 0), "wal") == 0;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return store__fail(st, err, st->path);
+	if (!wal)
+		return pr_err_set(err, PR_EIO,
+		    "%s: cannot switch to WAL journal mode", st->path);
+	return 0;
+}
+
+static int
+store_migrate(struct store *st, struct pr_err *err)
+{
+	char sql[64];
+	char *msg = NULL;
+	int v, r;
+
+	if ((r = store_pragma_int(st, "PRAGMA user_version", &v, err)) < 0)
+		return r;
+	if (v > store__n_migrations)
+		goto too_new;
+	if (v == store__n_migrations)
+		return 0;
+
+	/* Re-read under the write lock: another process may be migrating
+	 * the same file right now. */
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	if ((r = store_pragma_int(st, "PRAGMA user_version", &v, err)) < 0)
+		goto fail;
+	if (v > store__n_migrations) {
+		store__rollback(st);
+		goto too_new;
+	}
+	for (int i = v; i < store__n_migrations; i++) {
+		if (sqlite3_exec(st->db, store__migrations[i], NULL, NULL,
+		    &msg) != SQLITE_OK) {
+			r = pr_err_set(err, PR_EIO,
+			    "%s: schema migration %d failed: %s", st->path,
+			    i + 1, msg != NULL ? msg : "?");
+			sqlite3_free(msg);
+			goto fail;
+		}
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+	    store__n_migrations);
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		r = store__fail(st, err, st->path);
+		goto fail;
+	}
+	return store__commit(st, err);
+
+fail:
+	store__rollback(st);
+	return r;
+
+too_new:
+	return pr_err_set(err, PR_EVERSION,
+	    "%s has schema version %d, newer than this postroom knows (%d); "
+	    "upgrade postroom", st->path, v, store__n_migrations);
+}
+
+int
+store_open(const char *data_dir, unsigned flags, struct store **st_r,
+    struct pr_err *err)
+{
+	struct store *st;
+	struct stat sb;
+	size_t len;
+	int r, fd;
+
+	*st_r = NULL;
+	if (sodium_init() < 0)
+		return pr_err_set(err, PR_EIO, "libsodium: cannot initialise");
+	if (data_dir == NULL || *data_dir == '\0')
+		return pr_err_set(err, PR_EINVAL, "data_dir is not set");
+	if ((flags & STORE_OPEN_CREATE) &&
+	    (r = store_mkdirs(data_dir, 0750, err)) < 0)
+		return r;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return pr_err_set(err, PR_ENOMEM, "out of memory");
+	len = strlen(data_dir) + sizeof("/mail.db");
+	if ((st->path = malloc(len)) == NULL) {
+		free(st);
+		return pr_err_set(err, PR_ENOMEM, "out of memory");
+	}
+	snprintf(st->path, len, "%s/mail.db", data_dir);
+
+	if (stat(st->path, &sb) < 0) {
+		if (errno != ENOENT || !(flags & STORE_OPEN_CREATE)) {
+			r = errno == ENOENT ?
+			    pr_err_set(err, PR_ENOENT,
+				"no database at %s (run `postroom init`)",
+				st->path) :
+			    pr_err_set(err, PR_EIO, "cannot open %s: %s",
+				st->path, strerror(errno));
+			goto fail;
+		}
+		/* Create the file ourselves to choose its mode: it holds
+		 * password hashes and mail.  SQLite gives the -wal and -shm
+		 * files the same mode. */
+		fd = open(st->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0) {
+			r = pr_err_set(err, PR_EIO, "cannot create %s: %s",
+			    st->path, strerror(errno));
+			goto fail;
+		}
+		close(fd);
+	}
+
+	if (sqlite3_open_v2(st->path, &st->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		r = pr_err_set(err, PR_EIO, "cannot open %s: %s", st->path,
+		    st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	if (sqlite3_exec(st->db,
+	    "PRAGMA foreign_keys = ON;"
+	    "PRAGMA synchronous = FULL;"
+	    "PRAGMA temp_store = MEMORY;", NULL, NULL, NULL) != SQLITE_OK) {
+		r = store__fail(st, err, st->path);
+		goto fail;
+	}
+	if ((r = store_set_wal(st, err)) < 0 || (r = store_migrate(st, err)) < 0)
+		goto fail;
+	*st_r = st;
+	return 0;
+
+fail:
+	store_close(&st);
+	return r;
+}
+
+void
+store_close(struct store **stp)
+{
+	struct store *st = *stp;
+
+	if (st == NULL)
+		return;
+	for (int i = 0; i < STORE_Q__COUNT; i++)
+		sqlite3_finalize(st->stmts[i]);
+	/* The last connection to close checkpoints and removes the WAL. */
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+	*stp = NULL;
+}
+
+int
+store_schema_version(struct store *st)
+{
+	int v;
+
+	if (store_pragma_int(st, "PRAGMA user_version", &v, NULL) < 0)
+		return PR_EIO;
+	return v;
+}
+
+/* Runs a one-off check query; a row means trouble, described by fmt with
+ * the row's first column.  Returns 0, PR_EIO with err, or another error. */
+static int
+store_check_query(struct store *st, const char *sql, const char *fmt,
+    struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return store__fail(st, err, "check");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(s, 0);
+
+		r = pr_err_set(err, PR_EIO, fmt, v != NULL ? v : "?");
+	} else if (rc != SQLITE_DONE) {
+		r = store__fail(st, err, "check");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+store_check(struct store *st, struct pr_err *err)
+{
+	static const struct {
+		const char *sql, *fmt;
+	} checks[] = {
+		{ "SELECT integrity_check FROM pragma_integrity_check "
+		  "WHERE integrity_check <> 'ok' LIMIT 1",
+		  "integrity check failed: %s" },
+		{ "SELECT printf('%s row %d refers to a missing %s row', "
+		  "\"table\", rowid, parent) FROM pragma_foreign_key_check "
+		  "LIMIT 1",
+		  "foreign key check failed: %s" },
+		{ "SELECT address FROM users u WHERE "
+		  "used <> (SELECT coalesce(sum(size), 0) FROM mailbox "
+		  "WHERE user_id = u.id) OR messages <> (SELECT count(*) "
+		  "FROM mailbox WHERE user_id = u.id) LIMIT 1",
+		  "mailbox usage counters of %s are wrong" },
+		{ "SELECT id FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM "
+		  "mailbox WHERE body_id = b.id) AND NOT EXISTS (SELECT 1 "
+		  "FROM queue WHERE body_id = b.id) LIMIT 1",
+		  "message body %s is not referenced" },
+		{ "SELECT msgid FROM queue q WHERE NOT EXISTS (SELECT 1 FROM "
+		  "queue_rcpt WHERE queue_id = q.id) LIMIT 1",
+		  "queue entry %s has no recipients" },
+	};
+	int r = 0;
+
+	/* One read transaction: every check sees the same snapshot. */
+	if ((r = store__exec(st, STORE_Q_BEGIN_READ, "BEGIN", err)) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+		if ((r = store_check_query(st, checks[i].sql, checks[i].fmt,
+		    err)) < 0)
+			break;
+	store__rollback(st);
+	return r;
+}

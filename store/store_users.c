@@ -1,0 +1,597 @@
+/*
+ * store_users.c - domains, users and passwords.
+ */
+#include "store_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+/* --- Domains ----------------------------------------------------------- */
+
+/* Validates a domain name into out (lower case, ADDR_MAX bytes). */
+static int
+store_domain_canon(const char *domain, char *out, struct pr_err *err)
+{
+	size_t len = domain != NULL ? strlen(domain) : 0;
+
+	if (len == 0 || len > ADDR_DOMAIN_MAX ||
+	    !addr_domain_valid(domain, len, true))
+		return pr_err_set(err, PR_EINVAL, "invalid domain name: %s",
+		    domain != NULL ? domain : "");
+	memcpy(out, domain, len + 1);
+	addr_lower(out);
+	return 0;
+}
+
+int
+store_domain_add(struct store *st, const char *domain, struct pr_err *err)
+{
+	char name[ADDR_MAX];
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if ((r = store_domain_canon(domain, name, err)) < 0)
+		return r;
+	if ((s = store__stmt(st, STORE_Q_DOMAIN_ADD,
+	    "INSERT INTO domains (name, created) VALUES (?1, ?2)",
+	    err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)time(NULL));
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return pr_err_set(err, PR_EEXIST, "domain %s already exists",
+		    name);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot add domain");
+	return 0;
+}
+
+int
+store_domain_del(struct store *st, const char *domain, struct pr_err *err)
+{
+	char name[ADDR_MAX];
+	sqlite3_stmt *s;
+	int64_t id, users = 0, aliases = 0;
+	int r, rc;
+
+	if ((r = store_domain_canon(domain, name, err)) < 0)
+		return r;
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	if ((r = store__domain_id(st, name, &id, err)) <= 0) {
+		if (r == 0)
+			r = pr_err_set(err, PR_ENOENT,
+			    "domain %s is not hosted here", name);
+		goto fail;
+	}
+	if ((s = store__stmt(st, STORE_Q_DOMAIN_INUSE,
+	    "SELECT (SELECT count(*) FROM users WHERE domain_id = ?1),"
+	    " (SELECT count(*) FROM aliases WHERE domain_id = ?1)",
+	    err)) == NULL) {
+		r = err != NULL ? err->code : PR_EIO;
+		goto fail;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		users = sqlite3_column_int64(s, 0);
+		aliases = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		r = store__fail(st, err, "cannot delete domain");
+		goto fail;
+	}
+	if (users > 0 || aliases > 0) {
+		r = pr_err_set(err, PR_EBUSY,
+		    "domain %s still has %lld user%s and %lld alias%s",
+		    name, (long long)users, users == 1 ? "" : "s",
+		    (long long)aliases, aliases == 1 ? "" : "es");
+		goto fail;
+	}
+	if ((s = store__stmt(st, STORE_Q_DOMAIN_DEL,
+	    "DELETE FROM domains WHERE id = ?1", err)) == NULL) {
+		r = err != NULL ? err->code : PR_EIO;
+		goto fail;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		r = store__fail(st, err, "cannot delete domain");
+		goto fail;
+	}
+	return store__commit(st, err);
+
+fail:
+	store__rollback(st);
+	return r;
+}
+
+int
+store_domain_exists(struct store *st, const char *domain)
+{
+	char name[ADDR_MAX];
+	size_t len = domain != NULL ? strlen(domain) : 0;
+
+	if (len == 0 || len >= sizeof(name))
+		return 0;
+	memcpy(name, domain, len + 1);
+	addr_lower(name);
+	return store__domain_id(st, name, NULL, NULL);
+}
+
+int
+store_domain_list(struct store *st,
+    int (*cb)(void *ctx, const char *domain), void *ctx, struct pr_err *err)
+{
+	struct store_strv names = { 0 };
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	if ((s = store__stmt(st, STORE_Q_DOMAIN_LIST,
+	    "SELECT name FROM domains ORDER BY name", err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (store__strv_push(&names,
+		    (const char *)sqlite3_column_text(s, 0)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	sqlite3_reset(s);
+	if (rc == SQLITE_NOMEM)
+		r = pr_err_set(err, PR_ENOMEM, "out of memory");
+	else if (rc != SQLITE_DONE)
+		r = store__fail(st, err, "cannot list domains");
+	for (size_t i = 0; r == 0 && i < names.n; i++)
+		r = cb(ctx, names.v[i]);
+	store__strv_fini(&names);
+	return r;
+}
+
+/* --- Passwords --------------------------------------------------------- */
+
+int
+store_password_hash(const char *password, char hash_r[STORE_HASH_MAX])
+{
+	size_t len = password != NULL ? strlen(password) : 0;
+
+	hash_r[0] = '\0';
+	if (len == 0 || len > STORE_PASSWORD_MAX)
+		return PR_EINVAL;
+	if (sodium_init() < 0)
+		return PR_EIO;
+	/* argon2id with libsodium's interactive limits (64 MiB, 2 passes):
+	 * about 0.1 s per login on current hardware. */
+	if (crypto_pwhash_str(hash_r, password, len,
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return PR_ENOMEM;
+	return 0;
+}
+
+static char store_dummy_hash[STORE_HASH_MAX];
+static pthread_once_t store_dummy_once = PTHREAD_ONCE_INIT;
+
+/* A hash of a random password, verified for unknown users so that a login
+ * attempt costs the same whether or not the user exists. */
+static void
+store_dummy_init(void)
+{
+	char pw[33];
+
+	store__random_hex(pw, 16);
+	if (store_password_hash(pw, store_dummy_hash) < 0)
+		store_dummy_hash[0] = '\0';
+	sodium_memzero(pw, sizeof(pw));
+}
+
+int
+store_password_verify(const char *hash, const char *password)
+{
+	const char *pw = password != NULL ? password : "";
+
+	if (sodium_init() < 0)
+		return PR_EAUTH;
+	if (hash == NULL || *hash == '\0') {
+		pthread_once(&store_dummy_once, store_dummy_init);
+		if (store_dummy_hash[0] != '\0')
+			(void)crypto_pwhash_str_verify(store_dummy_hash, pw,
+			    strlen(pw));
+		return PR_EAUTH;
+	}
+	if (crypto_pwhash_str_verify(hash, pw, strlen(pw)) != 0)
+		return PR_EAUTH;
+	return 0;
+}
+
+/* --- Users ------------------------------------------------------------- */
+
+/* Canonical lower-case form of a user or alias address (ADDR_MAX bytes). */
+static int
+store_addr_canon(const char *address, char *out, struct pr_err *err)
+{
+	size_t len = address != NULL ? strlen(address) : 0;
+
+	if (len == 0 || addr_parse_mailbox(address, len, true, out) < 0)
+		return pr_err_set(err, PR_EINVAL, "invalid address: %s",
+		    address != NULL ? address : "");
+	addr_lower(out);
+	return 0;
+}
+
+static int
+store_password_check(const char *password, struct pr_err *err)
+{
+	size_t len = password != NULL ? strlen(password) : 0;
+
+	if (len == 0)
+		return pr_err_set(err, PR_EINVAL, "the password is empty");
+	if (len > STORE_PASSWORD_MAX)
+		return pr_err_set(err, PR_EINVAL,
+		    "the password is longer than %d bytes", STORE_PASSWORD_MAX);
+	return 0;
+}
+
+/* Checks that address may become a new user: a hosted domain, not a user
+ * or an alias yet.  Sets *domain_id_r. */
+static int
+store_user_check_new(struct store *st, const char *address,
+    int64_t *domain_id_r, struct pr_err *err)
+{
+	const char *domain = addr_domain(address);
+	int r;
+
+	if ((r = store__domain_id(st, domain, domain_id_r, err)) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+		    "domain %s is not hosted here", domain);
+	if ((r = store__user_id(st, address, NULL, err)) != 0)
+		return r < 0 ? r : pr_err_set(err, PR_EEXIST,
+		    "user %s already exists", address);
+	if ((r = store__alias_exists(st, address, err)) != 0)
+		return r < 0 ? r : pr_err_set(err, PR_EEXIST,
+		    "%s is an alias already", address);
+	return 0;
+}
+
+int
+store_user_add(struct store *st, const char *address, const char *password,
+    int64_t quota, struct pr_err *err)
+{
+	char addr[ADDR_MAX], hash[STORE_HASH_MAX];
+	int64_t domain_id;
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if ((r = store_addr_canon(address, addr, err)) < 0 ||
+	    (r = store_password_check(password, err)) < 0)
+		return r;
+	if (quota < 0)
+		return pr_err_set(err, PR_EINVAL, "the quota is negative");
+	/* Check before hashing for a quick answer, and again under the write
+	 * lock, which is not held during the (slow) hashing. */
+	if ((r = store_user_check_new(st, addr, &domain_id, err)) < 0)
+		return r;
+	if (store_password_hash(password, hash) < 0)
+		return pr_err_set(err, PR_ENOMEM,
+		    "cannot hash the password: out of memory");
+
+	if ((r = store__begin(st, err)) < 0)
+		goto out;
+	if ((r = store_user_check_new(st, addr, &domain_id, err)) < 0)
+		goto fail;
+	if ((s = store__stmt(st, STORE_Q_USER_ADD,
+	    "INSERT INTO users (domain_id, address, hash, quota, created)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)", err)) == NULL) {
+		r = err != NULL ? err->code : PR_EIO;
+		goto fail;
+	}
+	sqlite3_bind_int64(s, 1, domain_id);
+	sqlite3_bind_text(s, 2, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, quota);
+	sqlite3_bind_int64(s, 5, (int64_t)time(NULL));
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE) {
+		r = store__fail(st, err, "cannot add user");
+		goto fail;
+	}
+	r = store__commit(st, err);
+	goto out;
+
+fail:
+	store__rollback(st);
+out:
+	sodium_memzero(hash, sizeof(hash));
+	return r;
+}
+
+int
+store_user_del(struct store *st, const char *address, struct pr_err *err)
+{
+	char addr[ADDR_MAX];
+	sqlite3_stmt *s;
+	int rc;
+
+	if (store__lower_addr(address, addr, err) == NULL)
+		return PR_EINVAL;
+	/* One statement: the mailbox and lock rows go by ON DELETE CASCADE
+	 * and unreferenced bodies by the mailbox_delete trigger, all in the
+	 * statement's implicit transaction. */
+	if ((s = store__stmt(st, STORE_Q_USER_DEL,
+	    "DELETE FROM users WHERE address = ?1", err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot delete user");
+	if (sqlite3_changes(st->db) == 0)
+		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
+	return 0;
+}
+
+int
+store_user_passwd(struct store *st, const char *address,
+    const char *password, struct pr_err *err)
+{
+	char addr[ADDR_MAX], hash[STORE_HASH_MAX];
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if (store__lower_addr(address, addr, err) == NULL)
+		return PR_EINVAL;
+	if ((r = store_password_check(password, err)) < 0)
+		return r;
+	if ((r = store__user_id(st, addr, NULL, err)) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+		    "no such user: %s", addr);
+	if (store_password_hash(password, hash) < 0)
+		return pr_err_set(err, PR_ENOMEM,
+		    "cannot hash the password: out of memory");
+	if ((s = store__stmt(st, STORE_Q_USER_PASSWD,
+	    "UPDATE users SET hash = ?2 WHERE address = ?1", err)) == NULL) {
+		r = err != NULL ? err->code : PR_EIO;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE)
+		r = store__fail(st, err, "cannot change the password");
+	else if (sqlite3_changes(st->db) == 0)
+		r = pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
+	else
+		r = 0;
+out:
+	sodium_memzero(hash, sizeof(hash));
+	return r;
+}
+
+int
+store_user_set_quota(struct store *st, const char *address, int64_t quota,
+    struct pr_err *err)
+{
+	char addr[ADDR_MAX];
+	sqlite3_stmt *s;
+	int rc;
+
+	if (store__lower_addr(address, addr, err) == NULL)
+		return PR_EINVAL;
+	if (quota < 0)
+		return pr_err_set(err, PR_EINVAL, "the quota is negative");
+	if ((s = store__stmt(st, STORE_Q_USER_QUOTA,
+	    "UPDATE users SET quota = ?2 WHERE address = ?1", err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, quota);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot set the quota");
+	if (sqlite3_changes(st->db) == 0)
+		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
+	return 0;
+}
+
+#define STORE_USER_COLS "id, address, quota, used, messages, created"
+
+static void
+store_user_row(sqlite3_stmt *s, struct store_user *u)
+{
+	u->id = sqlite3_column_int64(s, 0);
+	u->address = (const char *)sqlite3_column_text(s, 1);
+	u->quota = sqlite3_column_int64(s, 2);
+	u->used = sqlite3_column_int64(s, 3);
+	u->messages = sqlite3_column_int64(s, 4);
+	u->created = sqlite3_column_int64(s, 5);
+}
+
+int
+store_user_get(struct store *st, const char *address, struct store_user *u_r,
+    struct pr_err *err)
+{
+	char addr[ADDR_MAX];
+	sqlite3_stmt *s;
+	int rc;
+
+	memset(u_r, 0, sizeof(*u_r));
+	if (store__lower_addr(address, addr, err) == NULL)
+		return PR_EINVAL;
+	if ((s = store__stmt(st, STORE_Q_USER_GET,
+	    "SELECT " STORE_USER_COLS " FROM users WHERE address = ?1",
+	    err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		store_user_row(s, u_r);
+		snprintf(st->addr, sizeof(st->addr), "%s",
+		    u_r->address != NULL ? u_r->address : "");
+		u_r->address = st->addr;
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
+	if (rc != SQLITE_ROW)
+		return store__fail(st, err, "cannot look up user");
+	return 0;
+}
+
+int
+store_user_list(struct store *st, const char *domain,
+    int (*cb)(void *ctx, const struct store_user *u), void *ctx,
+    struct pr_err *err)
+{
+	struct store_user *users = NULL, *nu;
+	struct store_strv addrs = { 0 };
+	size_t n = 0, cap = 0;
+	char name[ADDR_MAX];
+	sqlite3_stmt *s;
+	int64_t domain_id = 0;
+	int r = 0, rc;
+
+	if (domain != NULL) {
+		if ((r = store_domain_canon(domain, name, err)) < 0)
+			return r;
+		if ((r = store__domain_id(st, name, &domain_id, err)) <= 0)
+			return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+			    "domain %s is not hosted here", name);
+		s = store__stmt(st, STORE_Q_USER_LIST_DOMAIN,
+		    "SELECT " STORE_USER_COLS " FROM users"
+		    " WHERE domain_id = ?1 ORDER BY address", err);
+	} else {
+		s = store__stmt(st, STORE_Q_USER_LIST,
+		    "SELECT " STORE_USER_COLS " FROM users ORDER BY address",
+		    err);
+	}
+	if (s == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	if (domain != NULL)
+		sqlite3_bind_int64(s, 1, domain_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			if ((nu = realloc(users, cap * sizeof(*nu))) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			users = nu;
+		}
+		store_user_row(s, &users[n]);
+		if (store__strv_push(&addrs, users[n].address) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_NOMEM)
+		r = pr_err_set(err, PR_ENOMEM, "out of memory");
+	else if (rc != SQLITE_DONE)
+		r = store__fail(st, err, "cannot list users");
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		users[i].address = addrs.v[i];
+		r = cb(ctx, &users[i]);
+	}
+	free(users);
+	store__strv_fini(&addrs);
+	return r;
+}
+
+int
+store_user_auth_info(struct store *st, const char *address, int64_t *id_r,
+    char hash_r[STORE_HASH_MAX], struct pr_err *err)
+{
+	char addr[ADDR_MAX];
+	sqlite3_stmt *s;
+	const char *h;
+	int rc;
+
+	*id_r = 0;
+	hash_r[0] = '\0';
+	/* Anything that is not an address is simply an unknown user. */
+	if (store__lower_addr(address, addr, NULL) == NULL)
+		return pr_err_set(err, PR_ENOENT, "no such user");
+	if ((s = store__stmt(st, STORE_Q_USER_AUTH,
+	    "SELECT id, hash FROM users WHERE address = ?1", err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		h = (const char *)sqlite3_column_text(s, 1);
+		if (h != NULL && strlen(h) < STORE_HASH_MAX) {
+			*id_r = sqlite3_column_int64(s, 0);
+			memcpy(hash_r, h, strlen(h) + 1);
+		} else {
+			rc = SQLITE_CORRUPT;
+		}
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
+	if (rc == SQLITE_CORRUPT)
+		return pr_err_set(err, PR_EIO, "bad password hash for %s",
+		    addr);
+	if (rc != SQLITE_ROW)
+		return store__fail(st, err, "cannot look up user");
+	return 0;
+}
+
+int
+store_user_verify(struct store *st, const char *address,
+    const char *password, int64_t *id_r, struct pr_err *err)
+{
+	char hash[STORE_HASH_MAX];
+	int64_t id;
+	int r;
+
+	*id_r = 0;
+	r = store_user_auth_info(st, address, &id, hash, err);
+	if (r < 0 && r != PR_ENOENT)
+		return r;
+	if (store_password_verify(r == 0 ? hash : NULL, password) < 0)
+		return pr_err_set(err, PR_EAUTH, "authentication failed");
+	*id_r = id;
+	pr_err_clear(err);
+	return 0;
+}
+
+int
+store_mailbox_usage(struct store *st, int64_t user_id, int64_t *bytes_r,
+    int64_t *count_r, int64_t *quota_r, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = store__stmt(st, STORE_Q_USER_USAGE,
+	    "SELECT used, messages, quota FROM users WHERE id = ?1",
+	    err)) == NULL)
+		return err != NULL ? err->code : PR_EIO;
+	sqlite3_bind_int64(s, 1, user_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (bytes_r != NULL)
+			*bytes_r = sqlite3_column_int64(s, 0);
+		if (count_r != NULL)
+			*count_r = sqlite3_column_int64(s, 1);
+		if (quota_r != NULL)
+			*quota_r = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return pr_err_set(err, PR_ENOENT, "no such user id %lld",
+		    (long long)user_id);
+	if (rc != SQLITE_ROW)
+		return store__fail(st, err, "cannot read mailbox usage");
+	return 0;
+}

@@ -1,0 +1,99 @@
+/* test_cfg.c - config loading: defaults, every key, errors with file:line. */
+#include <string.h>
+
+#include "cfg.h"
+#include "err.h"
+#include "log.h"
+#include "tap.h"
+
+static int
+load(const char *path, struct cfg *c, struct pr_err *err)
+{
+	cfg_defaults(c);
+	pr_err_clear(err);
+	return cfg_load(c, path, err);
+}
+
+int
+main(void)
+{
+	struct cfg c;
+	struct pr_err err;
+	struct cfg_listen_list l;
+	uint64_t v;
+
+	cfg_defaults(&c);
+	TAP_EQ_INT(c.smtp.max_message_size, 25 * 1024 * 1024,
+	    "default max_message_size 25 MiB");
+	TAP_EQ_INT(c.smtp.max_recipients, 100, "default max_recipients");
+	TAP_EQ_INT(c.smtp.max_connections_per_ip, 50,
+	    "default max_connections_per_ip");
+	TAP_OK(!c.smtp.allow_plaintext_auth, "no plaintext auth by default");
+	TAP_EQ_INT(c.relay.mx_port, 25, "default mx_port");
+	TAP_EQ_INT(c.relay.max_queue_time, 5 * 86400, "default queue time");
+	TAP_EQ_STR(c.server.data_dir, "/var/lib/postroom", "default data_dir");
+	TAP_EQ_STR(c.smtp.listen.a[0].port, "25", "default smtp port");
+
+	TAP_EQ_INT(load("cfg/good.conf", &c, &err), 0, "good.conf loads: %s",
+	    err.msg);
+	TAP_EQ_STR(c.server.hostname, "mx.example.org", "hostname");
+	TAP_EQ_STR(c.server.user, "", "empty user");
+	TAP_EQ_INT(c.server.log_level, LOG_LVL_DEBUG, "log_level");
+	TAP_EQ_INT(c.smtp.listen.n, 2, "two smtp listeners");
+	TAP_EQ_STR(c.smtp.listen.a[1].host, "::1", "IPv6 host unbracketed");
+	TAP_EQ_STR(c.smtp.listen.a[1].port, "2525", "IPv6 port");
+	TAP_EQ_INT(c.smtp.submissions.n, 0, "empty value disables listener");
+	TAP_EQ_INT(c.smtp.max_message_size, 10 * 1024 * 1024, "10M");
+	TAP_EQ_INT(c.smtp.max_recipients, 50, "max_recipients");
+	TAP_EQ_INT(c.smtp.max_connections_per_ip, 0, "0 = no limit");
+	TAP_OK(c.smtp.allow_plaintext_auth, "yes is true");
+	TAP_EQ_INT(c.smtp.timeout, 120, "2m timeout");
+	TAP_EQ_INT(c.pop3.pop3s.n, 1, "pop3s");
+	TAP_EQ_STR(c.tls.key, "/etc/ssl/private/ssl-cert-snakeoil.key", "key");
+	TAP_EQ_STR(c.relay.smarthost, "smtp.example.net:587", "smarthost");
+	TAP_EQ_INT(c.relay.mx_port, 2526, "mx_port");
+	TAP_EQ_INT(c.relay.max_queue_time, 3 * 86400, "3d");
+
+	TAP_EQ_INT(load("cfg/typo.conf", &c, &err), PR_EINVAL, "typo refused");
+	TAP_EQ_STR(err.msg,
+	    "cfg/typo.conf:6: unknown key 'max_recipient' in [smtp]",
+	    "typo message names file:line and key");
+	TAP_EQ_INT(load("cfg/badvalue.conf", &c, &err), PR_EINVAL,
+	    "bad value refused");
+	TAP_OK(strstr(err.msg, "cfg/badvalue.conf:2:") != NULL &&
+	    strstr(err.msg, "max_message_size") != NULL,
+	    "bad value message: %s", err.msg);
+	TAP_EQ_INT(load("cfg/badsection.conf", &c, &err), PR_EINVAL,
+	    "unknown section refused");
+	TAP_OK(strstr(err.msg, "unknown section [smpt]") != NULL,
+	    "unknown section message: %s", err.msg);
+	TAP_EQ_INT(load("cfg/nosection.conf", &c, &err), PR_EINVAL,
+	    "key outside a section refused");
+	TAP_EQ_INT(load("cfg/badlisten.conf", &c, &err), PR_EINVAL,
+	    "unbracketed IPv6 listen refused");
+	TAP_EQ_INT(load("cfg/halftls.conf", &c, &err), PR_EINVAL,
+	    "cert without key refused");
+	TAP_EQ_INT(load("cfg/syntax.conf", &c, &err), PR_EINVAL,
+	    "syntax error refused");
+	TAP_OK(strstr(err.msg, ":2:") != NULL, "syntax error line: %s",
+	    err.msg);
+	TAP_EQ_INT(load("cfg/missing.conf", &c, &err), PR_EIO,
+	    "missing file");
+
+	TAP_EQ_INT(cfg_parse_listen("", &l), 0, "empty listen");
+	TAP_EQ_INT(l.n, 0, "empty listen has no entries");
+	TAP_EQ_INT(cfg_parse_listen("a:0", &l), PR_EINVAL, "port 0");
+	TAP_EQ_INT(cfg_parse_listen("a:65536", &l), PR_EINVAL, "port 65536");
+	TAP_EQ_INT(cfg_parse_listen("a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9", &l),
+	    PR_EINVAL, "too many listeners");
+	TAP_EQ_INT(cfg_parse_size("512K", &v), 0, "512K");
+	TAP_EQ_INT(v, 512 * 1024, "512K value");
+	TAP_EQ_INT(cfg_parse_size("1GiB", &v), 0, "1GiB");
+	TAP_EQ_INT(cfg_parse_size("-1", &v), PR_EINVAL, "negative size");
+	TAP_EQ_INT(cfg_parse_size("99999999999999999999", &v), PR_EINVAL,
+	    "overflowing size");
+	TAP_EQ_INT(cfg_parse_size("5X", &v), PR_EINVAL, "bad unit");
+	TAP_EQ_INT(cfg_parse_duration("12h", &v), 0, "12h");
+	TAP_EQ_INT(v, 43200, "12h value");
+	return tap_done();
+}

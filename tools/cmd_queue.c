@@ -1,0 +1,102 @@
+/* cmd_queue.c - postroom queue list | flush | del ID */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "err.h"
+
+#define QUEUE_USAGE "queue list | flush | del ID"
+
+static void
+queue_fmt_time(int64_t t, char *out, size_t outsz)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t <= 0 || localtime_r(&tt, &tm) == NULL) {
+		snprintf(out, outsz, "-");
+		return;
+	}
+	strftime(out, outsz, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int
+queue_list_cb(void *ctx, const struct store_queue_item *q)
+{
+	size_t *count = ctx;
+	char created[32], next[32];
+	size_t i;
+
+	queue_fmt_time(q->created, created, sizeof(created));
+	queue_fmt_time(q->next_attempt, next, sizeof(next));
+	printf("%" PRId64 "  %s  from=<%s>  created=%s  attempts=%d  "
+	    "next=%s\n", q->id, q->msgid, q->sender, created, q->attempts,
+	    next);
+	for (i = 0; i < q->n_rcpts; i++)
+		printf("    to=<%s>\n", q->rcpts[i]);
+	if (q->last_error != NULL && q->last_error[0] != '\0')
+		printf("    last error: %s\n", q->last_error);
+	(*count)++;
+	return 0;
+}
+
+static int
+queue_parse_id(const char *s, int64_t *id_r)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v <= 0)
+		return PR_EINVAL;
+	*id_r = v;
+	return 0;
+}
+
+int
+cmd_queue(struct cli *cli, int argc, char **argv)
+{
+	struct pr_err err;
+	int64_t id;
+	size_t count = 0;
+
+	pr_err_clear(&err);
+	if (argc < 2)
+		return cli_usage(QUEUE_USAGE);
+	if (strcmp(argv[1], "list") == 0) {
+		if (argc != 2)
+			return cli_usage(QUEUE_USAGE);
+		if (store_queue_list(cli_store(cli), queue_list_cb, &count,
+		    &err) < 0)
+			return cli_fail("queue list: %s", err.msg);
+		if (count == 0)
+			printf("queue is empty\n");
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "flush") == 0) {
+		if (argc != 2)
+			return cli_usage(QUEUE_USAGE);
+		if (store_queue_flush(cli_store(cli), &err) < 0)
+			return cli_fail("queue flush: %s", err.msg);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "del") == 0) {
+		if (argc != 3)
+			return cli_usage(QUEUE_USAGE);
+		if (queue_parse_id(argv[2], &id) < 0)
+			return cli_fail("queue del: bad queue id '%s'", argv[2]);
+		if (store_queue_del(cli_store(cli), id, &err) < 0) {
+			if (err.code == PR_ENOENT)
+				return cli_fail("queue del: no queue entry %"
+				    PRId64, id);
+			return cli_fail("queue del: %s", err.msg);
+		}
+		return CLI_OK;
+	}
+	return cli_usage(QUEUE_USAGE);
+}
