@@ -9,8 +9,11 @@
  */
 #include "store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "buf.h"
 
 /* One resolution walk. */
 struct store_res {
@@ -92,7 +95,7 @@ store_alias_targets(struct store *st, const char *key,
 	if ((s = store__stmt(st, STORE_Q_ALIAS_TARGETS,
 	    "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id",
 	    err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		if (store__strv_push(sv,
@@ -377,7 +380,7 @@ store_alias_insert(struct store *st, int64_t domain_id, const char *key,
 	if ((s = store__stmt(st, STORE_Q_ALIAS_ADD,
 	    "INSERT OR IGNORE INTO aliases (domain_id, alias, target)"
 	    " VALUES (?1, ?2, ?3)", err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_int64(s, 1, domain_id);
 	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, target, -1, SQLITE_STATIC);
@@ -498,7 +501,7 @@ store_alias_del(struct store *st, const char *alias, struct pr_err *err)
 		return r;
 	if ((s = store__stmt(st, STORE_Q_ALIAS_DEL,
 	    "DELETE FROM aliases WHERE alias = ?1", err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
@@ -523,7 +526,7 @@ store_alias_list(struct store *st,
 	if ((s = store__stmt(st, STORE_Q_ALIAS_LIST,
 	    "SELECT alias, target FROM aliases ORDER BY alias, id",
 	    err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	/* Targets of one alias are joined with commas; the bound is the
 	 * most STORE_RESOLVE_MAX addresses can take. */
 	buf_init(&line, (size_t)STORE_RESOLVE_MAX * ADDR_MAX);

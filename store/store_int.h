@@ -80,11 +80,16 @@ enum store_q {
 	STORE_Q__COUNT
 };
 
+/* Bodies move between a spool file and the database in pieces this big, so
+ * a big message never sits whole in memory. */
+#define STORE_CHUNK (64 * 1024)
+
 struct store {
 	sqlite3 *db;
 	char *path;                          /* <data_dir>/mail.db */
 	sqlite3_stmt *stmts[STORE_Q__COUNT];
 	char addr[ADDR_MAX];                 /* store_user_get's u->address */
+	uint8_t *chunk;                      /* STORE_CHUNK bytes, or NULL */
 };
 
 /*
@@ -110,6 +115,13 @@ extern const int store__n_migrations;
  * reset and with its bindings cleared; NULL on error (err set). */
 sqlite3_stmt *store__stmt(struct store *st, enum store_q id, const char *sql,
     struct pr_err *err);
+
+/* The code a failed call left in err (PR_EIO if err is NULL). */
+static inline int
+store__errcode(const struct pr_err *err)
+{
+	return err != NULL && err->code < 0 ? err->code : PR_EIO;
+}
 
 /* Maps a SQLite result code to a PR_E* code. */
 int store__code(int rc);

@@ -78,7 +78,7 @@ store__exec(struct store *st, enum store_q id, const char *sql,
 	int rc;
 
 	if ((s = store__stmt(st, id, sql, err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -199,7 +199,7 @@ store_lookup_id(struct store *st, enum store_q q, const char *sql,
 	int rc, r;
 
 	if ((s = store__stmt(st, q, sql, err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -452,6 +452,7 @@ store_close(struct store **stp)
 		sqlite3_finalize(st->stmts[i]);
 	/* The last connection to close checkpoints and removes the WAL. */
 	sqlite3_close(st->db);
+	free(st->chunk);
 	free(st->path);
 	free(st);
 	*stp = NULL;

@@ -39,7 +39,7 @@ store_domain_add(struct store *st, const char *domain, struct pr_err *err)
 	if ((s = store__stmt(st, STORE_Q_DOMAIN_ADD,
 	    "INSERT INTO domains (name, created) VALUES (?1, ?2)",
 	    err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (int64_t)time(NULL));
 	rc = sqlite3_step(s);
@@ -74,7 +74,7 @@ store_domain_del(struct store *st, const char *domain, struct pr_err *err)
 	    "SELECT (SELECT count(*) FROM users WHERE domain_id = ?1),"
 	    " (SELECT count(*) FROM aliases WHERE domain_id = ?1)",
 	    err)) == NULL) {
-		r = err != NULL ? err->code : PR_EIO;
+		r = store__errcode(err);
 		goto fail;
 	}
 	sqlite3_bind_int64(s, 1, id);
@@ -96,7 +96,7 @@ store_domain_del(struct store *st, const char *domain, struct pr_err *err)
 	}
 	if ((s = store__stmt(st, STORE_Q_DOMAIN_DEL,
 	    "DELETE FROM domains WHERE id = ?1", err)) == NULL) {
-		r = err != NULL ? err->code : PR_EIO;
+		r = store__errcode(err);
 		goto fail;
 	}
 	sqlite3_bind_int64(s, 1, id);
@@ -136,7 +136,7 @@ store_domain_list(struct store *st,
 
 	if ((s = store__stmt(st, STORE_Q_DOMAIN_LIST,
 	    "SELECT name FROM domains ORDER BY name", err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		if (store__strv_push(&names,
 		    (const char *)sqlite3_column_text(s, 0)) < 0) {
@@ -288,7 +288,7 @@ store_user_add(struct store *st, const char *address, const char *password,
 	if ((s = store__stmt(st, STORE_Q_USER_ADD,
 	    "INSERT INTO users (domain_id, address, hash, quota, created)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)", err)) == NULL) {
-		r = err != NULL ? err->code : PR_EIO;
+		r = store__errcode(err);
 		goto fail;
 	}
 	sqlite3_bind_int64(s, 1, domain_id);
@@ -327,7 +327,7 @@ store_user_del(struct store *st, const char *address, struct pr_err *err)
 	 * statement's implicit transaction. */
 	if ((s = store__stmt(st, STORE_Q_USER_DEL,
 	    "DELETE FROM users WHERE address = ?1", err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
@@ -358,7 +358,7 @@ store_user_passwd(struct store *st, const char *address,
 		    "cannot hash the password: out of memory");
 	if ((s = store__stmt(st, STORE_Q_USER_PASSWD,
 	    "UPDATE users SET hash = ?2 WHERE address = ?1", err)) == NULL) {
-		r = err != NULL ? err->code : PR_EIO;
+		r = store__errcode(err);
 		goto out;
 	}
 	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
@@ -391,7 +391,7 @@ store_user_set_quota(struct store *st, const char *address, int64_t quota,
 		return pr_err_set(err, PR_EINVAL, "the quota is negative");
 	if ((s = store__stmt(st, STORE_Q_USER_QUOTA,
 	    "UPDATE users SET quota = ?2 WHERE address = ?1", err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, quota);
 	rc = sqlite3_step(s);
@@ -430,7 +430,7 @@ store_user_get(struct store *st, const char *address, struct store_user *u_r,
 	if ((s = store__stmt(st, STORE_Q_USER_GET,
 	    "SELECT " STORE_USER_COLS " FROM users WHERE address = ?1",
 	    err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -475,7 +475,7 @@ store_user_list(struct store *st, const char *domain,
 		    err);
 	}
 	if (s == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	if (domain != NULL)
 		sqlite3_bind_int64(s, 1, domain_id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -524,7 +524,7 @@ store_user_auth_info(struct store *st, const char *address, int64_t *id_r,
 		return pr_err_set(err, PR_ENOENT, "no such user");
 	if ((s = store__stmt(st, STORE_Q_USER_AUTH,
 	    "SELECT id, hash FROM users WHERE address = ?1", err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -576,7 +576,7 @@ store_mailbox_usage(struct store *st, int64_t user_id, int64_t *bytes_r,
 	if ((s = store__stmt(st, STORE_Q_USER_USAGE,
 	    "SELECT used, messages, quota FROM users WHERE id = ?1",
 	    err)) == NULL)
-		return err != NULL ? err->code : PR_EIO;
+		return store__errcode(err);
 	sqlite3_bind_int64(s, 1, user_id);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {

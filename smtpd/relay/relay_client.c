@@ -10,8 +10,11 @@
 #include "relay_client.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -441,8 +444,8 @@ relay_client_after_ehlo(struct relay_client *c)
 	relay_client_mail(c);
 }
 
-/* The glue says STARTTLS is refused when the server answered non-220:
- * go on in plaintext unless TLS is required. */
+/* The server refused STARTTLS (non-220): opportunistic TLS goes on in
+ * plaintext, unless TLS is required (then after_ehlo gives up). */
 static void
 relay_client_no_tls(struct relay_client *c)
 {

@@ -1,0 +1,694 @@
+/*
+ * store_deliver.c - delivery (group commit), maildrops and body streaming.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- Delivery ---------------------------------------------------------- */
+
+/* Writes len octets from mem, or from fd at offset 0 when fd >= 0, into
+ * blob at offset off, STORE_CHUNK at a time. */
+static int
+store_blob_fill(struct store *st, sqlite3_blob *blob, int off,
+    const uint8_t *mem, int fd, size_t len, struct pr_err *err)
+{
+	size_t done = 0, n;
+	ssize_t got;
+	int rc;
+
+	if (fd >= 0 && st->chunk == NULL &&
+	    (st->chunk = malloc(STORE_CHUNK)) == NULL)
+		return pr_err_set(err, PR_ENOMEM, "out of memory");
+	while (done < len) {
+		n = len - done < STORE_CHUNK ? len - done : STORE_CHUNK;
+		if (fd >= 0) {
+			got = pread(fd, st->chunk, n, (off_t)done);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0)
+				return pr_err_set(err, PR_EIO,
+				    "cannot read the spooled message: %s",
+				    strerror(errno));
+			if (got == 0)
+				return pr_err_set(err, PR_EIO,
+				    "the spooled message is shorter than "
+				    "%zu octets", len);
+			n = (size_t)got;
+			rc = sqlite3_blob_write(blob, st->chunk, (int)n,
+			    off + (int)done);
+		} else {
+			rc = sqlite3_blob_write(blob, mem + done, (int)n,
+			    off + (int)done);
+		}
+		if (rc != SQLITE_OK)
+			return store__fail(st, err, "cannot store message");
+		done += n;
+	}
+	return 0;
+}
+
+/* Checks a user's quota for a message of size octets. */
+static int
+store_deliver_quota(struct store *st, int64_t user_id, int64_t size,
+    struct pr_err *err)
+{
+	int64_t used, quota;
+	int r;
+
+	if ((r = store_mailbox_usage(st, user_id, &used, NULL, &quota,
+	    err)) < 0)
+		return r;
+	if (quota == 0)
+		return 0;
+	/* RFC 3463: 5.2.2 for a message the mailbox can never take, 4.2.2
+	 * for one that fits once the user makes room. */
+	if (size > quota)
+		return pr_err_set(err, PR_ETOOBIG,
+		    "message of %lld octets exceeds the mailbox quota of %lld",
+		    (long long)size, (long long)quota);
+	if (used + size > quota)
+		return pr_err_set(err, PR_EQUOTA,
+		    "mailbox is full (%lld of %lld octets used)",
+		    (long long)used, (long long)quota);
+	return 0;
+}
+
+/* Inserts the body row and writes head + body into it. */
+static int
+store_deliver_body(struct store *st, struct store_msg *m, int64_t size,
+    int64_t now, int64_t *body_id_r, struct pr_err *err)
+{
+	sqlite3_blob *blob = NULL;
+	sqlite3_stmt *s;
+	int rc, r;
+
+	if ((s = store__stmt(st, STORE_Q_BODY_ADD,
+	    "INSERT INTO bodies (msgid, sender, size, created, data)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_text(s, 1, m->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, m->sender != NULL ? m->sender : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, size);
+	sqlite3_bind_int64(s, 4, now);
+	/* Space first, content after through the incremental blob API. */
+	sqlite3_bind_zeroblob64(s, 5, (sqlite3_uint64)size);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot store message");
+	*body_id_r = sqlite3_last_insert_rowid(st->db);
+	if (size == 0)
+		return 0;
+
+	if (sqlite3_blob_open(st->db, "main", "bodies", "data", *body_id_r, 1,
+	    &blob) != SQLITE_OK) {
+		r = store__fail(st, err, "cannot store message");
+		sqlite3_blob_close(blob);
+		return r;
+	}
+	r = store_blob_fill(st, blob, 0, m->head, -1, m->head_len, err);
+	if (r == 0)
+		r = store_blob_fill(st, blob, (int)m->head_len, m->body,
+		    m->body_fd, m->body_len, err);
+	if (sqlite3_blob_close(blob) != SQLITE_OK && r == 0)
+		r = store__fail(st, err, "cannot store message");
+	return r;
+}
+
+static int
+store_deliver_entry(struct store *st, int64_t user_id, int64_t body_id,
+    int64_t size, int64_t now, struct pr_err *err)
+{
+	char uidl[33];
+	sqlite3_stmt *s;
+	int rc;
+
+	/* RFC 1939 7: a UIDL is unique in the maildrop and persistent.
+	 * 128 random bits are unique everywhere, with no counter to keep. */
+	store__random_hex(uidl, 16);
+	if ((s = store__stmt(st, STORE_Q_ENTRY_ADD,
+	    "INSERT INTO mailbox (user_id, body_id, size, uidl, received)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, user_id);
+	sqlite3_bind_int64(s, 2, body_id);
+	sqlite3_bind_int64(s, 3, size);
+	sqlite3_bind_text(s, 4, uidl, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, now);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot store message");
+	return 0;
+}
+
+static int
+store_deliver_queue(struct store *st, struct store_msg *m, int64_t body_id,
+    int64_t now, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int64_t qid;
+	int rc;
+
+	if ((s = store__stmt(st, STORE_Q_QUEUE_ADD,
+	    "INSERT INTO queue (msgid, body_id, sender, created, next_attempt)"
+	    " VALUES (?1, ?2, ?3, ?4, ?4)", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_text(s, 1, m->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, body_id);
+	sqlite3_bind_text(s, 3, m->sender != NULL ? m->sender : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, now);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot queue message");
+	qid = sqlite3_last_insert_rowid(st->db);
+
+	for (size_t i = 0; i < m->n_remote; i++) {
+		bool dup = false;
+
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = strcmp(m->remote[i], m->remote[j]) == 0;
+		if (dup)
+			continue;
+		if ((s = store__stmt(st, STORE_Q_QRCPT_ADD,
+		    "INSERT INTO queue_rcpt (queue_id, address)"
+		    " VALUES (?1, ?2)", err)) == NULL)
+			return store__errcode(err);
+		sqlite3_bind_int64(s, 1, qid);
+		sqlite3_bind_text(s, 2, m->remote[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return store__fail(st, err, "cannot queue message");
+	}
+	return 0;
+}
+
+/* One message, inside the open transaction. */
+static int
+store_deliver_one(struct store *st, struct store_msg *m, int64_t now)
+{
+	struct pr_err *err = &m->err;
+	int64_t size, body_id;
+	int r;
+
+	if (m->n_users == 0 && m->n_remote == 0)
+		return pr_err_set(err, PR_EINVAL, "message has no recipients");
+	if ((m->n_users > 0 && m->users == NULL) ||
+	    (m->n_remote > 0 && m->remote == NULL) ||
+	    (m->head_len > 0 && m->head == NULL) ||
+	    (m->body_len > 0 && m->body == NULL && m->body_fd < 0))
+		return pr_err_set(err, PR_EINVAL, "malformed message");
+	for (size_t i = 0; i < m->n_remote; i++)
+		if (m->remote[i] == NULL || strlen(m->remote[i]) >= ADDR_MAX)
+			return pr_err_set(err, PR_EINVAL,
+			    "invalid remote recipient");
+	/* The blob API addresses octets with an int. */
+	if (m->head_len > (size_t)INT_MAX ||
+	    m->body_len > (size_t)INT_MAX - m->head_len ||
+	    (int64_t)(m->head_len + m->body_len) >
+	    sqlite3_limit(st->db, SQLITE_LIMIT_LENGTH, -1))
+		return pr_err_set(err, PR_ETOOBIG,
+		    "message too big for the store");
+	size = (int64_t)(m->head_len + m->body_len);
+
+	for (size_t i = 0; i < m->n_users; i++)
+		if ((r = store_deliver_quota(st, m->users[i], size, err)) < 0)
+			return r;
+
+	store__random_hex(m->id, STORE_ID_LEN / 2);
+	if ((r = store_deliver_body(st, m, size, now, &body_id, err)) < 0)
+		return r;
+	for (size_t i = 0; i < m->n_users; i++) {
+		bool dup = false;
+
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = m->users[i] == m->users[j];
+		if (dup)
+			continue;
+		if ((r = store_deliver_entry(st, m->users[i], body_id, size,
+		    now, err)) < 0)
+			return r;
+	}
+	if (m->n_remote > 0 &&
+	    (r = store_deliver_queue(st, m, body_id, now, err)) < 0)
+		return r;
+	return 0;
+}
+
+int
+store_deliver(struct store *st, struct store_msg *const *msgs, size_t n)
+{
+	struct pr_err err;
+	int64_t now = (int64_t)time(NULL);
+	int r;
+
+	pr_err_clear(&err);
+	for (size_t i = 0; i < n; i++) {
+		msgs[i]->status = 0;
+		msgs[i]->id[0] = '\0';
+		pr_err_clear(&msgs[i]->err);
+	}
+	if (n == 0)
+		return 0;
+	if ((r = store__begin(st, &err)) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		struct store_msg *m = msgs[i];
+
+		/* Each message in its own savepoint: a message that fails
+		 * (over quota, unreadable spool file) takes back only its
+		 * own rows; the others commit with the group. */
+		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
+		    "SAVEPOINT store_msg", &err)) < 0)
+			goto fail;
+		if ((m->status = store_deliver_one(st, m, now)) == 0) {
+			r = store__exec(st, STORE_Q_RELEASE,
+			    "RELEASE store_msg", &err);
+		} else {
+			m->id[0] = '\0';
+			if (sqlite3_get_autocommit(st->db)) {
+				/* SQLite gave up the whole transaction
+				 * (disk full, I/O error): nothing commits. */
+				err = m->err;
+				r = err.code;
+				goto fail;
+			}
+			if ((r = store__exec(st, STORE_Q_ROLLBACK_TO,
+			    "ROLLBACK TO store_msg", &err)) == 0)
+				r = store__exec(st, STORE_Q_RELEASE,
+				    "RELEASE store_msg", &err);
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if ((r = store__commit(st, &err)) < 0)
+		goto fail;
+	return 0;
+
+fail:
+	store__rollback(st);
+	for (size_t i = 0; i < n; i++) {
+		msgs[i]->status = r;
+		msgs[i]->err = err;
+		msgs[i]->id[0] = '\0';
+	}
+	return r;
+}
+
+/* --- Maildrop locks ---------------------------------------------------- */
+
+/* The start time of process pid (clock ticks after boot, field 22 of
+ * /proc/<pid>/stat), or 0 when unknown.  With the pid it names one
+ * process for good: pids are reused, start times are not. */
+static int64_t
+store_proc_start(pid_t pid)
+{
+	char path[64], stat[1024];
+	const char *p;
+	long long start = 0;
+	ssize_t len;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	len = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (len <= 0)
+		return 0;
+	stat[len] = '\0';
+	/* The command name (field 2) is in parentheses and may hold spaces
+	 * and parentheses itself: count fields after the last ')'. */
+	if ((p = strrchr(stat, ')')) == NULL)
+		return 0;
+	for (field = 2; *p != '\0' && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (field != 22 || sscanf(p, "%lld", &start) != 1)
+		return 0;
+	return start;
+}
+
+/* True when the lock holder (pid, pid_start) still runs. */
+static bool
+store_lock_alive(pid_t pid, int64_t pid_start)
+{
+	int64_t now_start;
+
+	if (pid <= 0)
+		return false;
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	/* The pid exists (kill may also fail with EPERM for another user's
+	 * process).  If it started at another time, it is someone else. */
+	now_start = store_proc_start(pid);
+	if (pid_start != 0 && now_start != 0 && now_start != pid_start)
+		return false;
+	return true;
+}
+
+int
+store_maildrop_lock(struct store *st, int64_t user_id, struct pr_err *err)
+{
+	pid_t me = getpid();
+	sqlite3_stmt *s;
+	int64_t pid = 0, pid_start = 0;
+	int rc, r;
+
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	if ((s = store__stmt(st, STORE_Q_LOCK_GET,
+	    "SELECT pid, pid_start FROM maildrop_locks WHERE user_id = ?1",
+	    err)) == NULL) {
+		r = store__errcode(err);
+		goto fail;
+	}
+	sqlite3_bind_int64(s, 1, user_id);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		pid = sqlite3_column_int64(s, 0);
+		pid_start = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = store__fail(st, err, "cannot lock maildrop");
+		goto fail;
+	}
+	/* RFC 1939 8: one session per maildrop, our own included. */
+	if (rc == SQLITE_ROW && (pid == me ||
+	    store_lock_alive((pid_t)pid, pid_start))) {
+		r = pr_err_set(err, PR_EBUSY,
+		    "maildrop is locked by process %lld", (long long)pid);
+		goto fail;
+	}
+	/* No lock, or a dead process's: take it. */
+	if ((s = store__stmt(st, STORE_Q_LOCK_SET,
+	    "INSERT OR REPLACE INTO maildrop_locks"
+	    " (user_id, pid, pid_start, since) VALUES (?1, ?2, ?3, ?4)",
+	    err)) == NULL) {
+		r = store__errcode(err);
+		goto fail;
+	}
+	sqlite3_bind_int64(s, 1, user_id);
+	sqlite3_bind_int64(s, 2, (int64_t)me);
+	sqlite3_bind_int64(s, 3, store_proc_start(me));
+	sqlite3_bind_int64(s, 4, (int64_t)time(NULL));
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		r = pr_err_set(err, PR_ENOENT, "no such user id %lld",
+		    (long long)user_id);
+		goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store__fail(st, err, "cannot lock maildrop");
+		goto fail;
+	}
+	return store__commit(st, err);
+
+fail:
+	store__rollback(st);
+	return r;
+}
+
+int
+store_maildrop_unlock(struct store *st, int64_t user_id, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	/* Only our own lock: after a takeover the row is someone else's. */
+	if ((s = store__stmt(st, STORE_Q_LOCK_DEL,
+	    "DELETE FROM maildrop_locks WHERE user_id = ?1 AND pid = ?2",
+	    err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, user_id);
+	sqlite3_bind_int64(s, 2, (int64_t)getpid());
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot unlock maildrop");
+	return 0;
+}
+
+int
+store_maildrop_unlock_all(struct store *st, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = store__stmt(st, STORE_Q_LOCK_DEL_PID,
+	    "DELETE FROM maildrop_locks WHERE pid = ?1", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, (int64_t)getpid());
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot unlock maildrops");
+	return 0;
+}
+
+/* --- Maildrop contents ------------------------------------------------- */
+
+static void
+store_entry_row(sqlite3_stmt *s, struct store_entry *e)
+{
+	const char *uidl = (const char *)sqlite3_column_text(s, 3);
+
+	e->id = sqlite3_column_int64(s, 0);
+	e->size = sqlite3_column_int64(s, 1);
+	e->received = sqlite3_column_int64(s, 2);
+	snprintf(e->uidl, sizeof(e->uidl), "%s", uidl != NULL ? uidl : "");
+}
+
+int
+store_maildrop_list(struct store *st, int64_t user_id,
+    struct store_entry **entries_r, size_t *n_r, struct pr_err *err)
+{
+	struct store_entry *v = NULL, *nv;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s;
+	int rc;
+
+	*entries_r = NULL;
+	*n_r = 0;
+	if ((s = store__stmt(st, STORE_Q_DROP_LIST,
+	    "SELECT id, size, received, uidl FROM mailbox"
+	    " WHERE user_id = ?1 ORDER BY id", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, user_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		store_entry_row(s, &v[n++]);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		if (rc == SQLITE_NOMEM)
+			return pr_err_set(err, PR_ENOMEM, "out of memory");
+		return store__fail(st, err, "cannot list maildrop");
+	}
+	*entries_r = v;
+	*n_r = n;
+	return 0;
+}
+
+int
+store_maildrop_delete(struct store *st, int64_t user_id,
+    const int64_t *ids, size_t n, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if (n == 0)
+		return 0;
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		/* The user_id term keeps a session to its own maildrop;
+		 * an id already gone (user deleted meanwhile) is no error. */
+		if ((s = store__stmt(st, STORE_Q_DROP_DEL,
+		    "DELETE FROM mailbox WHERE id = ?1 AND user_id = ?2",
+		    err)) == NULL) {
+			r = store__errcode(err);
+			goto fail;
+		}
+		sqlite3_bind_int64(s, 1, ids[i]);
+		sqlite3_bind_int64(s, 2, user_id);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE) {
+			r = store__fail(st, err, "cannot delete messages");
+			goto fail;
+		}
+	}
+	return store__commit(st, err);
+
+fail:
+	store__rollback(st);
+	return r;
+}
+
+/* --- Body streaming ---------------------------------------------------- */
+
+/* Opens a body found by a cached two-column (body_id, size) query. */
+static int
+store_body_new(struct store *st, sqlite3_stmt *s, struct store_body **b_r,
+    int64_t *size_r, const char *what, struct pr_err *err)
+{
+	struct store_body *b;
+	int rc;
+
+	*b_r = NULL;
+	if (size_r != NULL)
+		*size_r = 0;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if ((b = calloc(1, sizeof(*b))) == NULL) {
+			sqlite3_reset(s);
+			return pr_err_set(err, PR_ENOMEM, "out of memory");
+		}
+		b->st = st;
+		b->rowid = sqlite3_column_int64(s, 0);
+		b->size = sqlite3_column_int64(s, 1);
+		*b_r = b;
+		if (size_r != NULL)
+			*size_r = b->size;
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return pr_err_set(err, PR_ENOENT, "no such %s", what);
+	if (rc != SQLITE_ROW)
+		return store__fail(st, err, "cannot open message");
+	return 0;
+}
+
+int
+store_body_open(struct store *st, int64_t user_id, int64_t entry_id,
+    struct store_body **b_r, int64_t *size_r, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+
+	*b_r = NULL;
+	if ((s = store__stmt(st, STORE_Q_ENTRY_BODY,
+	    "SELECT body_id, size FROM mailbox WHERE id = ?1 AND user_id = ?2",
+	    err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, entry_id);
+	sqlite3_bind_int64(s, 2, user_id);
+	return store_body_new(st, s, b_r, size_r, "message", err);
+}
+
+ssize_t
+store_body_read(struct store_body *b, int64_t offset, uint8_t *buf,
+    size_t len)
+{
+	sqlite3_blob *blob = NULL;
+	int64_t avail;
+	int rc, n;
+
+	if (offset < 0)
+		return PR_EINVAL;
+	if (offset >= b->size || len == 0)
+		return 0;
+	avail = b->size - offset;
+	n = (int)(len < (size_t)avail ? len : (size_t)avail);
+	if (n > STORE_CHUNK * 16)
+		n = STORE_CHUNK * 16;
+	/* Opened per read, see struct store_body. */
+	rc = sqlite3_blob_open(b->st->db, "main", "bodies", "data", b->rowid,
+	    0, &blob);
+	if (rc != SQLITE_OK) {
+		sqlite3_blob_close(blob);
+		/* "no such rowid": the message was deleted meanwhile. */
+		return rc == SQLITE_ERROR ? PR_ENOENT : store__code(rc);
+	}
+	if (offset + n > sqlite3_blob_bytes(blob)) {
+		sqlite3_blob_close(blob);
+		return PR_EIO;
+	}
+	rc = sqlite3_blob_read(blob, buf, n, (int)offset);
+	sqlite3_blob_close(blob);
+	if (rc != SQLITE_OK)
+		return store__code(rc);
+	return n;
+}
+
+void
+store_body_close(struct store_body **bp)
+{
+	free(*bp);
+	*bp = NULL;
+}
+
+int
+store_mailbox_list(struct store *st, const char *address,
+    int (*cb)(void *ctx, const struct store_entry *e, const char *sender),
+    void *ctx, struct pr_err *err)
+{
+	struct store_entry *v = NULL, *nv;
+	struct store_strv senders = { 0 };
+	size_t n = 0, cap = 0;
+	char addr[ADDR_MAX];
+	sqlite3_stmt *s;
+	int64_t uid;
+	int r = 0, rc;
+
+	if (store__lower_addr(address, addr, err) == NULL)
+		return PR_EINVAL;
+	if ((r = store__user_id(st, addr, &uid, err)) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+		    "no such user: %s", addr);
+	if ((s = store__stmt(st, STORE_Q_MAILBOX_LIST,
+	    "SELECT m.id, m.size, m.received, m.uidl, b.sender"
+	    " FROM mailbox m JOIN bodies b ON b.id = m.body_id"
+	    " WHERE m.user_id = ?1 ORDER BY m.id", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, uid);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		store_entry_row(s, &v[n]);
+		if (store__strv_push(&senders,
+		    (const char *)sqlite3_column_text(s, 4)) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_NOMEM)
+		r = pr_err_set(err, PR_ENOMEM, "out of memory");
+	else if (rc != SQLITE_DONE)
+		r = store__fail(st, err, "cannot list mailbox");
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = cb(ctx, &v[i], senders.v[i]);
+	free(v);
+	store__strv_fini(&senders);
+	return r;
+}

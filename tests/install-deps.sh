@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian 12 packages needed to build postroom and run its
+# tests; does nothing when they are all present already.
+set -u
+pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+libuv1-dev libssl-dev libsqlite3-dev libsodium-dev libc-ares-dev libinih-dev
+sqlite3 openssl python3 python3-dkim swaks msmtp curl fetchmail mpop
+dnsmasq-base iproute2 postfix opendkim-tools
+debhelper devscripts dh-exec fakeroot lintian ssl-cert adduser"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+	    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "run as root (or install:$missing)" >&2
+	exit 1
+fi
+# Postfix is only a test peer: no configuration, and never started here.
+echo "postfix postfix/main_mailer_type select No configuration" |
+    debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,69 @@
+#!/bin/sh
+# Installs what the tests need (Debian 12), builds postroom twice (plain and
+# with ASan+UBSan) plus the libFuzzer targets, runs every test, and ends
+# with one line "N passed, N failed".  Exit status 0 only if none failed.
+#
+#   tests/run-all.sh            everything (as root, or with the packages)
+#   tests/run-all.sh --quick    plain build only, no sanitizers/fuzz/package
+set -u
+cd "$(dirname "$0")/.."
+top=$(pwd)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+./tests/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+summary="$top/build-tests/summary.txt"
+mkdir -p build-tests
+: > "$summary"
+failed_stage=0
+
+# run_suite NAME BUILDDIR MESON_SETUP_ARGS... -- MESON_TEST_ARGS...
+run_suite() {
+	name=$1 dir=$2
+	shift 2
+	setup=""
+	while [ $# -gt 0 ] && [ "$1" != "--" ]; do setup="$setup $1"; shift; done
+	[ $# -gt 0 ] && shift
+	echo "=== $name: setup and build ($dir)"
+	if [ ! -f "$dir/build.ninja" ]; then
+		# shellcheck disable=SC2086
+		meson setup "$dir" $setup >"build-tests/$name-setup.log" 2>&1 ||
+		    { cat "build-tests/$name-setup.log"; echo "$name build 0 1" >>"$summary"; failed_stage=1; return; }
+	fi
+	if ! ninja -C "$dir" >"build-tests/$name-build.log" 2>&1; then
+		tail -40 "build-tests/$name-build.log"
+		echo "$name build 0 1" >>"$summary"
+		failed_stage=1
+		return
+	fi
+	echo "=== $name: test"
+	rm -f "$dir/meson-logs/testlog.json"
+	meson test -C "$dir" --print-errorlogs --num-processes 2 "$@"
+	/usr/bin/python3 tests/lib/count_results.py "$name" \
+	    "$dir/meson-logs/testlog.json" >>"$summary"
+}
+
+run_suite plain build-ci --werror -Dbuildtype=debugoptimized -- \
+    --no-suite fuzz
+
+if [ $quick -eq 0 ]; then
+	run_suite asan build-ci-asan --werror -Db_sanitize=address,undefined \
+	    -Db_lundef=false -Dbuildtype=debug -- \
+	    --suite unit --suite dialog --suite e2e
+	CC=clang run_suite fuzz build-ci-fuzz -Dfuzz=true \
+	    -Db_lundef=false -- --suite fuzz
+	if [ -x tests/pkg/test_deb.sh ]; then
+		echo "=== package: build, install, use, purge the .deb"
+		if tests/pkg/test_deb.sh >build-tests/pkg.log 2>&1; then
+			echo "package pkg 1 0" >>"$summary"
+		else
+			tail -60 build-tests/pkg.log
+			echo "package pkg 0 1" >>"$summary"
+		fi
+	fi
+fi
+
+echo
+echo "=== summary"
+/usr/bin/python3 tests/lib/count_results.py --total "$summary"

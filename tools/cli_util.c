@@ -1,0 +1,150 @@
+/* cli_util.c - address arguments, password entry, sizes. */
+#include "cli_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+#include "sasl.h"
+
+int
+cli_address(const char *arg, char out[ADDR_MAX])
+{
+	if (addr_parse_mailbox(arg, strlen(arg), true, out) < 0) {
+		cli_fail("invalid address '%s'", arg);
+		return -1;
+	}
+	addr_lower(out);
+	return 0;
+}
+
+/* Reads one line into buf (size n) without its line end.  Returns the
+ * length, or -1 at EOF/error or when the line does not fit. */
+static ssize_t
+cli_read_line(FILE *f, char *buf, size_t n)
+{
+	size_t len;
+	int c;
+
+	if (fgets(buf, (int)n, f) == NULL)
+		return -1;
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '\n') {
+		buf[--len] = '\0';
+	} else if (!feof(f)) {
+		/* Too long: drain the rest of the line and refuse. */
+		while ((c = fgetc(f)) != EOF && c != '\n')
+			;
+		return -2;
+	}
+	if (len > 0 && buf[len - 1] == '\r')
+		buf[--len] = '\0';
+	return (ssize_t)len;
+}
+
+static ssize_t
+cli_prompt_noecho(const char *prompt, char *buf, size_t n)
+{
+	struct termios old, quiet;
+	FILE *tty = fopen("/dev/tty", "r+");
+	ssize_t r;
+
+	if (tty == NULL)
+		return -1;
+	fputs(prompt, tty);
+	fflush(tty);
+	if (tcgetattr(fileno(tty), &old) != 0) {
+		fclose(tty);
+		return -1;
+	}
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL;
+	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	r = cli_read_line(tty, buf, n);
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fclose(tty);
+	return r;
+}
+
+char *
+cli_password_read(bool from_stdin)
+{
+	char *pw = sodium_malloc(SASL_PASS_MAX + 2);
+	char *again = NULL;
+	ssize_t n;
+
+	if (pw == NULL) {
+		cli_fail("out of memory");
+		return NULL;
+	}
+	if (from_stdin) {
+		n = cli_read_line(stdin, pw, SASL_PASS_MAX + 2);
+	} else {
+		if (!isatty(STDIN_FILENO) && access("/dev/tty", R_OK) != 0) {
+			cli_fail("no terminal to ask for a password; use "
+			    "--password-stdin");
+			goto fail;
+		}
+		n = cli_prompt_noecho("New password: ", pw, SASL_PASS_MAX + 2);
+		if (n >= 0) {
+			again = sodium_malloc(SASL_PASS_MAX + 2);
+			if (again == NULL ||
+			    cli_prompt_noecho("Retype password: ", again,
+			    SASL_PASS_MAX + 2) != n ||
+			    sodium_memcmp(pw, again, (size_t)n) != 0) {
+				cli_fail("passwords do not match");
+				goto fail;
+			}
+		}
+	}
+	if (n == -2 || (n >= 0 && (size_t)n >= SASL_PASS_MAX)) {
+		cli_fail("password too long (at most %d bytes)",
+		    SASL_PASS_MAX - 1);
+		goto fail;
+	}
+	if (n < 0) {
+		cli_fail("no password given");
+		goto fail;
+	}
+	if (n == 0) {
+		cli_fail("the password may not be empty");
+		goto fail;
+	}
+	cli_password_free(again);
+	return pw;
+fail:
+	cli_password_free(again);
+	cli_password_free(pw);
+	return NULL;
+}
+
+void
+cli_password_free(char *pw)
+{
+	/* sodium_free wipes the memory before releasing it. */
+	if (pw != NULL)
+		sodium_free(pw);
+}
+
+void
+cli_human_size(int64_t n, char out[16])
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, 16, "%lld B", (long long)n);
+	else
+		snprintf(out, 16, "%.1f %s", v, unit[u]);
+}

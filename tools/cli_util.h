@@ -1,0 +1,24 @@
+/* cli_util.h - helpers shared by the CLI commands. */
+#ifndef POSTROOM_CLI_UTIL_H
+#define POSTROOM_CLI_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+/* Parses and canonicalises an address argument (lower-cased, as the store
+ * keeps it).  Prints a clear error and returns -1 when it is not valid. */
+int cli_address(const char *arg, char out[ADDR_MAX]);
+
+/* Reads a new password into sodium_malloc() memory: one line from stdin
+ * with from_stdin, else twice from the terminal with echo off.  Returns
+ * NULL after printing the reason.  Free with cli_password_free. */
+char *cli_password_read(bool from_stdin);
+void cli_password_free(char *pw);
+
+/* "1.5 MiB"-style rendering of a byte count into out (16 bytes). */
+void cli_human_size(int64_t n, char out[16]);
+
+#endif

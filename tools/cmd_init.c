@@ -1,0 +1,76 @@
+/* cmd_init.c - `postroom init` and `postroom check`. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int
+cmd_init(struct cli *cli, int argc, char **argv)
+{
+	struct pr_err err;
+
+	(void)argv;
+	if (argc != 1)
+		return CLI_USAGE;
+	pr_err_clear(&err);
+	/* Idempotent: on an existing database this applies migrations. */
+	if (store_open(cli->cfg.server.data_dir, STORE_OPEN_CREATE, &cli->st,
+	    &err) < 0)
+		return cli_fail("%s", err.msg);
+	printf("database %s/mail.db ready (schema version %d)\n",
+	    cli->cfg.server.data_dir, store_schema_version(cli->st));
+	return CLI_OK;
+}
+
+static int
+cmd_check_count(void *ctx, const char *domain)
+{
+	(void)domain;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int
+cmd_check_file(const char *what, const char *path)
+{
+	if (path[0] == '\0')
+		return 0;
+	if (access(path, R_OK) != 0) {
+		cli_fail("%s %s is not readable", what, path);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cmd_check(struct cli *cli, int argc, char **argv)
+{
+	struct pr_err err;
+	struct store *st;
+	int domains = 0, failed = 0;
+
+	(void)argv;
+	if (argc != 1)
+		return CLI_USAGE;
+	/* The config already parsed (unknown keys are fatal in main). */
+	printf("config %s: ok\n", cli->cfg.path);
+	if (cli->cfg.tls.cert[0] == '\0')
+		printf("warning: no [tls] cert: STARTTLS, 465 and 995 are off\n");
+	if (cmd_check_file("[tls] cert", cli->cfg.tls.cert) < 0 ||
+	    cmd_check_file("[tls] key", cli->cfg.tls.key) < 0 ||
+	    cmd_check_file("[relay] smarthost_password_file",
+	    cli->cfg.relay.smarthost_password_file) < 0)
+		failed = 1;
+	if (cli->cfg.smtp.allow_plaintext_auth || cli->cfg.pop3.allow_plaintext_auth)
+		printf("warning: allow_plaintext_auth is on: passwords may "
+		    "cross the network unencrypted\n");
+	st = cli_store(cli);
+	pr_err_clear(&err);
+	if (store_check(st, &err) < 0)
+		return cli_fail("database: %s", err.msg);
+	store_domain_list(st, cmd_check_count, &domains, &err);
+	printf("database %s/mail.db: ok (schema version %d, %d domains)\n",
+	    cli->cfg.server.data_dir, store_schema_version(st), domains);
+	return failed ? CLI_ERR : CLI_OK;
+}

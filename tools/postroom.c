@@ -1,0 +1,147 @@
+/*
+ * postroom.c - the admin CLI: option parsing and command dispatch.
+ *
+ *   postroom [-c FILE] COMMAND [ARGS...]
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+#include "log.h"
+
+struct cli_command {
+	const char *name;
+	int (*fn)(struct cli *cli, int argc, char **argv);
+	const char *usage;
+};
+
+static const struct cli_command cli_commands[] = {
+	{ "init", cmd_init, "init" },
+	{ "domain", cmd_domain, "domain add|del|list [DOMAIN]" },
+	{ "user", cmd_user,
+	    "user add ADDRESS [--password-stdin] [--quota BYTES]\n"
+	    "       postroom user del|passwd ADDRESS\n"
+	    "       postroom user quota ADDRESS BYTES\n"
+	    "       postroom user list [DOMAIN]" },
+	{ "alias", cmd_alias,
+	    "alias add ALIAS TARGET[,TARGET...]\n"
+	    "       postroom alias del ALIAS\n"
+	    "       postroom alias list" },
+	{ "mailbox", cmd_mailbox, "mailbox list ADDRESS" },
+	{ "queue", cmd_queue, "queue list | flush | del ID" },
+	{ "dkim", cmd_dkim, "dkim keygen DOMAIN [--selector S] [--ed25519]" },
+	{ "dns", cmd_dns, "dns DOMAIN" },
+	{ "check", cmd_check, "check" },
+};
+
+#define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
+
+int
+cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postroom: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_ERR;
+}
+
+int
+cli_usage(const char *usage)
+{
+	fprintf(stderr, "usage: postroom %s\n", usage);
+	return CLI_USAGE;
+}
+
+struct store *
+cli_store(struct cli *cli)
+{
+	struct pr_err err;
+
+	if (cli->st != NULL)
+		return cli->st;
+	pr_err_clear(&err);
+	if (store_open(cli->cfg.server.data_dir, 0, &cli->st, &err) < 0) {
+		cli_fail("%s", err.msg);
+		exit(CLI_ERR);
+	}
+	return cli->st;
+}
+
+static void
+cli_help(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: postroom [-c FILE] COMMAND [ARGS...]\n\n");
+	for (i = 0; i < CLI_NCOMMANDS; i++)
+		fprintf(f, "       postroom %s\n", cli_commands[i].usage);
+	fprintf(f, "\nThe configuration is read from -c FILE, $POSTROOM_CONFIG "
+	    "or " CFG_DEFAULT_PATH ".\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli cli;
+	struct pr_err err;
+	const char *path = NULL;
+	size_t i;
+	int ch, r;
+
+	memset(&cli, 0, sizeof(cli));
+	log_init("postroom", LOG_LVL_WARN);
+	/* '+': stop at the command, so its own options stay its own. */
+	while ((ch = getopt(argc, argv, "+c:hV")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			cli_help(stdout);
+			return CLI_OK;
+		case 'V':
+			printf("postroom %s\n", POSTROOM_VERSION);
+			return CLI_OK;
+		default:
+			cli_help(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		cli_help(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		cli_help(stdout);
+		return CLI_OK;
+	}
+	for (i = 0; i < CLI_NCOMMANDS; i++)
+		if (strcmp(argv[optind], cli_commands[i].name) == 0)
+			break;
+	if (i == CLI_NCOMMANDS) {
+		fprintf(stderr, "postroom: unknown command '%s'\n",
+		    argv[optind]);
+		cli_help(stderr);
+		return CLI_USAGE;
+	}
+	if (sodium_init() < 0)
+		return cli_fail("libsodium failed to initialise");
+	cfg_defaults(&cli.cfg);
+	pr_err_clear(&err);
+	if (cfg_load(&cli.cfg, cfg_path(path), &err) < 0)
+		return cli_fail("%s", err.msg);
+	r = cli_commands[i].fn(&cli, argc - optind, argv + optind);
+	if (r == CLI_USAGE)
+		cli_usage(cli_commands[i].usage);
+	store_close(&cli.st);
+	return r;
+}
