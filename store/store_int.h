@@ -1,7 +1,7 @@
 /*
  * store_int.h - internals shared by the store/ source files.
  *
- * Not a public header: only store/*.c and the store's own unit tests
+ * Not a public header: only the store's sources and its own unit tests
  * include it.  It is the only header besides store.h that sees SQLite.
  */
 #ifndef POSTROOM_STORE_INT_H

@@ -468,11 +468,10 @@ store_schema_version(struct store *st)
 	return v;
 }
 
-/* Runs a one-off check query; a row means trouble, described by fmt with
- * the row's first column.  Returns 0, PR_EIO with err, or another error. */
+/* Runs a one-off check query: a row is a problem, described by its first
+ * column.  Returns 0, PR_EIO with err, or another error. */
 static int
-store_check_query(struct store *st, const char *sql, const char *fmt,
-    struct pr_err *err)
+store_check_query(struct store *st, const char *sql, struct pr_err *err)
 {
 	sqlite3_stmt *s;
 	int rc, r = 0;
@@ -483,7 +482,7 @@ store_check_query(struct store *st, const char *sql, const char *fmt,
 	if (rc == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(s, 0);
 
-		r = pr_err_set(err, PR_EIO, fmt, v != NULL ? v : "?");
+		r = pr_err_set(err, PR_EIO, "%s", v != NULL ? v : "?");
 	} else if (rc != SQLITE_DONE) {
 		r = store__fail(st, err, "check");
 	}
@@ -494,28 +493,27 @@ store_check_query(struct store *st, const char *sql, const char *fmt,
 int
 store_check(struct store *st, struct pr_err *err)
 {
-	static const struct {
-		const char *sql, *fmt;
-	} checks[] = {
-		{ "SELECT integrity_check FROM pragma_integrity_check "
-		  "WHERE integrity_check <> 'ok' LIMIT 1",
-		  "integrity check failed: %s" },
-		{ "SELECT printf('%s row %d refers to a missing %s row', "
-		  "\"table\", rowid, parent) FROM pragma_foreign_key_check "
-		  "LIMIT 1",
-		  "foreign key check failed: %s" },
-		{ "SELECT address FROM users u WHERE "
-		  "used <> (SELECT coalesce(sum(size), 0) FROM mailbox "
-		  "WHERE user_id = u.id) OR messages <> (SELECT count(*) "
-		  "FROM mailbox WHERE user_id = u.id) LIMIT 1",
-		  "mailbox usage counters of %s are wrong" },
-		{ "SELECT id FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM "
-		  "mailbox WHERE body_id = b.id) AND NOT EXISTS (SELECT 1 "
-		  "FROM queue WHERE body_id = b.id) LIMIT 1",
-		  "message body %s is not referenced" },
-		{ "SELECT msgid FROM queue q WHERE NOT EXISTS (SELECT 1 FROM "
-		  "queue_rcpt WHERE queue_id = q.id) LIMIT 1",
-		  "queue entry %s has no recipients" },
+	static const char *const checks[] = {
+		"SELECT 'integrity check failed: ' || integrity_check"
+		" FROM pragma_integrity_check"
+		" WHERE integrity_check <> 'ok' LIMIT 1",
+		"SELECT printf('foreign key check failed: %s row %d refers to"
+		" a missing %s row', \"table\", rowid, parent)"
+		" FROM pragma_foreign_key_check LIMIT 1",
+		"SELECT 'mailbox usage counters of ' || address || ' are wrong'"
+		" FROM users u"
+		" WHERE used <> (SELECT coalesce(sum(size), 0) FROM mailbox"
+		" WHERE user_id = u.id) OR messages <> (SELECT count(*)"
+		" FROM mailbox WHERE user_id = u.id) LIMIT 1",
+		"SELECT 'message body ' || msgid || ' is not referenced'"
+		" FROM bodies b"
+		" WHERE NOT EXISTS (SELECT 1 FROM mailbox WHERE body_id = b.id)"
+		" AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = b.id)"
+		" LIMIT 1",
+		"SELECT 'queue entry ' || id || ' has no recipients'"
+		" FROM queue q"
+		" WHERE NOT EXISTS (SELECT 1 FROM queue_rcpt"
+		" WHERE queue_id = q.id) LIMIT 1",
 	};
 	int r = 0;
 
@@ -523,8 +521,7 @@ store_check(struct store *st, struct pr_err *err)
 	if ((r = store__exec(st, STORE_Q_BEGIN_READ, "BEGIN", err)) < 0)
 		return r;
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
-		if ((r = store_check_query(st, checks[i].sql, checks[i].fmt,
-		    err)) < 0)
+		if ((r = store_check_query(st, checks[i], err)) < 0)
 			break;
 	store__rollback(st);
 	return r;
