@@ -1079,10 +1079,10 @@ pop3_proto_body_begin(struct pop3_proto *p, int status)
 	if (p->ev.type != POP3_EV_BODY || p->body.started)
 		return;
 	if (status != 0) {
-		p->body.active = false;
-		pop3_proto_clear_event(p);
 		pop3_proto_reply(p, "-ERR [%s] Cannot read message %u",
 		    pop3_proto_sys_code(status), p->ev.msgno);
+		p->body.active = false;
+		pop3_proto_clear_event(p);
 		return;
 	}
 	p->body.started = true;

@@ -33,7 +33,13 @@ smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode,
 bool
 smtp_data_ok(const struct smtp_data *d)
 {
-	return !d->bare_eol && !d->long_line && !d->too_big;
+	return !d->bare_eol && !d->long_line && !d->too_big && !d->discard;
+}
+
+void
+smtp_data_discard(struct smtp_data *d)
+{
+	d->discard = true;
 }
 
 /*

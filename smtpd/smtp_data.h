@@ -41,6 +41,7 @@ struct smtp_data {
 	bool bare_eol;      /* a bare CR or LF was seen */
 	bool long_line;     /* a line exceeded line_max */
 	bool too_big;       /* size exceeded size_max */
+	bool discard;       /* the caller gave up on this message */
 	uint64_t size;      /* octets of the message so far (unstuffed) */
 	uint64_t size_max;
 	size_t line_len;    /* octets of the current line so far */
@@ -75,8 +76,12 @@ int smtp_data_feed(struct smtp_data *d, const uint8_t *in, size_t len,
  */
 int smtp_data_finish(struct smtp_data *d, struct buf *out);
 
+/* Stops producing output for this message (the caller could not store it);
+ * the reader still finds the end. */
+void smtp_data_discard(struct smtp_data *d);
+
 /* True when the message may be delivered (no bare CR/LF, no long line, not
- * too big). */
+ * too big, not discarded). */
 bool smtp_data_ok(const struct smtp_data *d);
 
 #endif

@@ -148,6 +148,13 @@ enum store_resolve_kind {
  * called once with either a local user id (remote NULL) or a remote address
  * (user_id 0); duplicates are removed.  Returns a STORE_RESOLVE_* kind or a
  * negative error.
+ *
+ * cb is called only for STORE_RESOLVE_LOCAL (the caller already has the
+ * address of a REMOTE one).  Remote targets keep the local part as written
+ * (RFC 5321 2.4).  A non-zero return from cb stops the walk and is
+ * returned.  Nesting past STORE_RESOLVE_DEPTH is PR_ELOOP, more than
+ * STORE_RESOLVE_MAX targets PR_ENOSPC; an alias whose targets are all gone
+ * is STORE_RESOLVE_UNKNOWN.
  */
 int store_resolve(struct store *st, const char *address,
     int (*cb)(void *ctx, int64_t user_id, const char *remote), void *ctx,
@@ -234,7 +241,9 @@ struct store_body;
 int store_body_open(struct store *st, int64_t user_id, int64_t entry_id,
     struct store_body **b_r, int64_t *size_r, struct pr_err *err);
 /* Reads up to len octets at offset.  Returns the count (0 at the end) or a
- * negative error. */
+ * negative error (PR_ENOENT if the message was deleted meanwhile).  An open
+ * body holds no database snapshot between reads, so the same store may be
+ * written to while a body is being streamed. */
 ssize_t store_body_read(struct store_body *b, int64_t offset, uint8_t *buf,
     size_t len);
 void store_body_close(struct store_body **b);

@@ -156,7 +156,7 @@ static int
 store_res_loop(struct store_res *res, int depth, const char *key,
     const char *addr)
 {
-	char msg[sizeof(res->err->msg)];
+	char msg[1024];
 	size_t off = 0;
 
 	msg[0] = '\0';
@@ -400,7 +400,7 @@ store_alias_add_targets(struct store *st, int64_t domain_id,
 	const char *p = list, *end, *domain;
 	size_t n = 0, len;
 	int64_t uid;
-	bool hosted;
+	bool hosted = false;
 	int r;
 
 	while (*p != '\0') {

@@ -201,7 +201,7 @@ static int
 store_deliver_one(struct store *st, struct store_msg *m, int64_t now)
 {
 	struct pr_err *err = &m->err;
-	int64_t size, body_id;
+	int64_t size, body_id = 0;
 	int r;
 
 	if (m->n_users == 0 && m->n_remote == 0)
@@ -211,8 +211,12 @@ store_deliver_one(struct store *st, struct store_msg *m, int64_t now)
 	    (m->head_len > 0 && m->head == NULL) ||
 	    (m->body_len > 0 && m->body == NULL && m->body_fd < 0))
 		return pr_err_set(err, PR_EINVAL, "malformed message");
+	/* RFC 5321 4.5.3.1.3: a path is at most 256 octets. */
+	if (m->sender != NULL && strlen(m->sender) >= ADDR_MAX)
+		return pr_err_set(err, PR_EINVAL, "sender address too long");
 	for (size_t i = 0; i < m->n_remote; i++)
-		if (m->remote[i] == NULL || strlen(m->remote[i]) >= ADDR_MAX)
+		if (m->remote[i] == NULL || strlen(m->remote[i]) >= ADDR_MAX ||
+		    strchr(m->remote[i], '@') == NULL)
 			return pr_err_set(err, PR_EINVAL,
 			    "invalid remote recipient");
 	/* The blob API addresses octets with an int. */
@@ -658,6 +662,7 @@ store_mailbox_list(struct store *st, const char *address,
 	if ((r = store__user_id(st, addr, &uid, err)) <= 0)
 		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
 		    "no such user: %s", addr);
+	r = 0;
 	if ((s = store__stmt(st, STORE_Q_MAILBOX_LIST,
 	    "SELECT m.id, m.size, m.received, m.uidl, b.sender"
 	    " FROM mailbox m JOIN bodies b ON b.id = m.body_id"

@@ -422,6 +422,14 @@ store_open(const char *data_dir, unsigned flags, struct store **st_r,
 		    st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
 		goto fail;
 	}
+	/* SQLite falls back to read-only when the file is not writable; the
+	 * store always needs to write (migrations, locks), so say so now
+	 * rather than at the first write. */
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		r = pr_err_set(err, PR_EIO, "cannot open %s: not writable by "
+		    "this user", st->path);
+		goto fail;
+	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	if (sqlite3_exec(st->db,
@@ -431,7 +439,8 @@ store_open(const char *data_dir, unsigned flags, struct store **st_r,
 		r = store__fail(st, err, st->path);
 		goto fail;
 	}
-	if ((r = store_set_wal(st, err)) < 0 || (r = store_migrate(st, err)) < 0)
+	if ((r = store_set_wal(st, err)) < 0 ||
+	    (r = store_migrate(st, err)) < 0)
 		goto fail;
 	*st_r = st;
 	return 0;

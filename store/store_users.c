@@ -200,9 +200,12 @@ store_password_verify(const char *hash, const char *password)
 		return PR_EAUTH;
 	if (hash == NULL || *hash == '\0') {
 		pthread_once(&store_dummy_once, store_dummy_init);
-		if (store_dummy_hash[0] != '\0')
-			(void)crypto_pwhash_str_verify(store_dummy_hash, pw,
+		if (store_dummy_hash[0] != '\0') {
+			int r = crypto_pwhash_str_verify(store_dummy_hash, pw,
 			    strlen(pw));
+
+			(void)r;
+		}
 		return PR_EAUTH;
 	}
 	if (crypto_pwhash_str_verify(hash, pw, strlen(pw)) != 0)
@@ -466,6 +469,7 @@ store_user_list(struct store *st, const char *domain,
 		if ((r = store__domain_id(st, name, &domain_id, err)) <= 0)
 			return r < 0 ? r : pr_err_set(err, PR_ENOENT,
 			    "domain %s is not hosted here", name);
+		r = 0;
 		s = store__stmt(st, STORE_Q_USER_LIST_DOMAIN,
 		    "SELECT " STORE_USER_COLS " FROM users"
 		    " WHERE domain_id = ?1 ORDER BY address", err);

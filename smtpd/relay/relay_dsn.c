@@ -178,7 +178,10 @@ relay_dsn_build(const struct relay_dsn *d, struct buf *out)
 	for (i = 0; i < d->n_rcpts; i++) {
 		r = &d->rcpts[i];
 		relay_dsn_clean(r->reply, reply, sizeof(reply));
-		relay_dsn_status(r->reply, d->expired, status);
+		if (r->status != NULL && r->status[0] != '\0')
+			snprintf(status, sizeof(status), "%s", r->status);
+		else
+			relay_dsn_status(r->reply, d->expired, status);
 		relay_dsn_date(r->last_attempt, date, sizeof(date));
 		/* RFC 6533 3: a UTF-8 address has the "utf-8" type. */
 		e |= buf_printf(out,

@@ -24,6 +24,8 @@ struct relay_dsn_rcpt {
 	const char *reply;      /* the remote's reply ("550 5.1.1 ...") or
 	                           our own reason when remote_mta is NULL */
 	const char *remote_mta; /* host that gave the reply, or NULL */
+	const char *status;     /* RFC 3463 status for our own reasons
+	                           ("5.1.10"), NULL = from the reply */
 	int64_t last_attempt;   /* unix time */
 };
 

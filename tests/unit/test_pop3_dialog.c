@@ -6,13 +6,16 @@
  *
  *	# comment
  *	! config tls=none|starttls|implicit plaintext=yes|no
- *	! user ADDRESS PASSWORD [locked|tempfail]
+ *	! user ADDRESS PASSWORD   (the rest of the line, expanded)
+ *	! locked ADDRESS          (another session holds the maildrop)
+ *	! tempfail ADDRESS        (the store fails to open the maildrop)
  *	! message ADDRESS UIDL [failopen|failread]
  *	Subject: lines of the message, each sent with CRLF
  *	! end
  *	C: a client line (CRLF appended unless it ends in %nocrlf%)
  *	S: an expected server line; '*' matches anything
  *	S: <close>
+ *	! phase                   (the client waits for every reply so far)
  *	! session                 (the client drops; a new connection starts)
  *	! remaining ADDRESS UIDL... (the store after the last session)
  *
@@ -55,7 +58,7 @@ struct dlg_msg {
 
 struct dlg_user {
 	char addr[256];
-	char pass[256];
+	char pass[1100];
 	bool locked, tempfail;
 };
 
@@ -90,7 +93,7 @@ struct dlg {
 /* How a run feeds bytes. */
 enum dlg_mode { DLG_WHOLE, DLG_TRICKLE, DLG_SPLIT };
 
-static char dlg_err[1024];
+static char dlg_err[256];
 
 /* --- Parsing ----------------------------------------------------------- */
 
@@ -247,15 +250,41 @@ dlg_load(const char *path, struct dlg *d)
 		if (strncmp(line, "! config ", 9) == 0) {
 			rc = dlg_config(d, line + 9, lineno);
 		} else if (strncmp(line, "! user ", 7) == 0) {
-			struct dlg_user *u = &d->users[d->n_users++];
-			char flag[32] = "";
+			struct dlg_user *u;
+			const char *pw;
 
-			if (d->n_users > DLG_MAX_USERS ||
-			    sscanf(line + 7, "%255s %255s %31s", u->addr,
-			    u->pass, flag) < 2)
-				rc = dlg_fail(lineno, "bad user");
-			u->locked = strcmp(flag, "locked") == 0;
-			u->tempfail = strcmp(flag, "tempfail") == 0;
+			if (d->n_users >= DLG_MAX_USERS)
+				return dlg_fail(lineno, "too many users");
+			u = &d->users[d->n_users++];
+			if (sscanf(line + 7, "%255s", u->addr) != 1 ||
+			    (pw = strchr(line + 7, ' ')) == NULL)
+				return dlg_fail(lineno, "bad user");
+			/* The password is the rest of the line, expanded. */
+			buf_init(&tmp, sizeof(u->pass) - 1);
+			if (dlg_expand(pw + 1, &tmp, &nocrlf) < 0) {
+				buf_fini(&tmp);
+				return dlg_fail(lineno, "bad password");
+			}
+			memcpy(u->pass, tmp.p, tmp.len);
+			u->pass[tmp.len] = '\0';
+			buf_fini(&tmp);
+		} else if (strncmp(line, "! locked ", 9) == 0 ||
+		    strncmp(line, "! tempfail ", 11) == 0) {
+			bool locked = line[2] == 'l';
+			size_t i;
+
+			for (i = 0; i < d->n_users; i++) {
+				if (strcmp(d->users[i].addr,
+				    strchr(line + 2, ' ') + 1) != 0)
+					continue;
+				if (locked)
+					d->users[i].locked = true;
+				else
+					d->users[i].tempfail = true;
+				break;
+			}
+			if (i == d->n_users)
+				return dlg_fail(lineno, "no such user");
 		} else if (strncmp(line, "! message ", 10) == 0) {
 			char flag[32] = "";
 
@@ -269,6 +298,10 @@ dlg_load(const char *path, struct dlg *d)
 				rc = dlg_fail(lineno, "bad message");
 			m->fail_open = strcmp(flag, "failopen") == 0;
 			m->fail_read = strcmp(flag, "failread") == 0;
+		} else if (strcmp(line, "! phase") == 0) {
+			if (s->n_phase >= DLG_MAX_PHASES)
+				return dlg_fail(lineno, "too many phases");
+			s->n_phase++;
 		} else if (strcmp(line, "! session") == 0) {
 			if (d->n_sess >= DLG_MAX_SESSIONS)
 				return dlg_fail(lineno, "too many sessions");
@@ -278,10 +311,8 @@ dlg_load(const char *path, struct dlg *d)
 			char *sp;
 
 			d->check_remaining = true;
-			snprintf(d->remaining_user, sizeof(d->remaining_user),
-			    "%s", line + 12);
-			if ((sp = strchr(d->remaining_user, ' ')) != NULL)
-				*sp = '\0';
+			if (sscanf(line + 12, "%255s", d->remaining_user) != 1)
+				return dlg_fail(lineno, "bad remaining");
 			sp = strchr(line + 12, ' ');
 			snprintf(d->remaining, sizeof(d->remaining), "%s",
 			    sp != NULL ? sp + 1 : "");
@@ -311,11 +342,9 @@ dlg_load(const char *path, struct dlg *d)
 				x->close = true;
 				continue;
 			}
-			buf_init(&tmp, 1 << 20);
 			if (dlg_expand(line[2] ? line + 3 : "", &x->line,
 			    &nocrlf) < 0)
 				rc = dlg_fail(lineno, "bad S: line");
-			buf_fini(&tmp);
 		} else {
 			rc = dlg_fail(lineno, "unknown line");
 		}
@@ -516,11 +545,11 @@ dlg_body(struct dlg_run *r, const struct pop3_event *ev)
 	    r->split : m->data.len;
 	if (chunk == 0)
 		chunk = 1;
+	if (m->fail_read) {
+		pop3_proto_body_end(r->p, PR_EIO);
+		return;
+	}
 	while (off < m->data.len && pop3_proto_body_wanted(r->p)) {
-		if (m->fail_read && off >= m->data.len / 2) {
-			pop3_proto_body_end(r->p, PR_EIO);
-			return;
-		}
 		n = m->data.len - off < chunk ? m->data.len - off : chunk;
 		/* The core may take less than offered; offer the rest
 		 * again after draining, as the glue does. */
@@ -528,6 +557,12 @@ dlg_body(struct dlg_run *r, const struct pop3_event *ev)
 			k = pop3_proto_body_feed(r->p, m->data.p + off, n);
 			dlg_drain(r);
 			if (k < 0) {
+				r->failed = true;
+				return;
+			}
+			if (k == 0) {
+				snprintf(r->why, sizeof(r->why),
+				    "body_feed took nothing");
 				r->failed = true;
 				return;
 			}
@@ -773,6 +808,7 @@ main(int argc, char **argv)
 		if (dlg_load(path, d) < 0) {
 			TAP_OK(0, "%s: parse: %s", names[i], dlg_err);
 			dlg_free(d);
+			free(names[i]);
 			continue;
 		}
 		ok = dlg_run(d, DLG_WHOLE, 0, false);

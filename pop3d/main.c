@@ -1,0 +1,83 @@
+/*
+ * main.c - postroom-pop3d: POP3 (RFC 1939) with STLS (RFC 2595) on the
+ * [pop3] listen addresses and implicit TLS (RFC 8314) on [pop3] pop3s.
+ *
+ *	postroom-pop3d [-c FILE]
+ *
+ * Runs in the foreground and logs to stderr.  SIGTERM/SIGINT end every
+ * session without applying its deletions and exit; SIGHUP reloads the
+ * certificate and the run-time settings.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cfg.h"
+#include "daemon.h"
+#include "log.h"
+#include "pop3_session.h"
+
+struct pop3_main {
+	struct pop3_server *srv;
+	struct daemon_signals sig;
+};
+
+static void
+pop3_main_stop_cb(void *data)
+{
+	struct pop3_main *m = data;
+
+	pop3_server_stop(m->srv);
+	/* Without the signal handles the loop ends once the sessions are
+	 * gone; a second SIGTERM then kills the process outright. */
+	daemon_signals_close(&m->sig);
+}
+
+static void
+pop3_main_reload_cb(void *data)
+{
+	struct pop3_main *m = data;
+	struct pr_err err;
+
+	pr_err_clear(&err);
+	if (pop3_server_reload(m->srv, &err) < 0)
+		log_err(NULL, "reload failed, old settings kept: %s", err.msg);
+	else
+		log_info(NULL, "reloaded configuration and certificate");
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct cfg cfg;
+	struct pop3_main m = { 0 };
+	struct pr_err err;
+	uv_loop_t *loop = uv_default_loop();
+
+	daemon_init(argc, argv, "postroom-pop3d", &cfg);
+	pr_err_clear(&err);
+	/* Bind first (ports below 1024 need root), then drop privileges,
+	 * then open the database as the unprivileged user. */
+	if (pop3_server_new(loop, &cfg, &m.srv, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return 1;
+	}
+	if (daemon_drop_privileges(&cfg, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return 1;
+	}
+	if (pop3_server_start(m.srv, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return 1;
+	}
+	m.sig.stop_cb = pop3_main_stop_cb;
+	m.sig.reload_cb = pop3_main_reload_cb;
+	m.sig.data = &m;
+	daemon_signals_start(loop, &m.sig);
+	log_info(NULL, "postroom-pop3d %s ready", POSTROOM_VERSION);
+	uv_run(loop, UV_RUN_DEFAULT);
+	pop3_server_free(&m.srv);
+	uv_run(loop, UV_RUN_NOWAIT);
+	uv_loop_close(loop);
+	log_info(NULL, "stopped");
+	return 0;
+}

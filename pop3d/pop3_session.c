@@ -1,0 +1,947 @@
+/*
+ * pop3_session.c - the libuv glue of postroom-pop3d.
+ *
+ * Each connection gets a struct pop3_session holding the sans-I/O core.
+ * The glue feeds it the plaintext net.c delivers, writes what it replies,
+ * and performs its events:
+ *
+ *   STLS    net_conn_starttls, then pop3_proto_tls_done
+ *   AUTH    store thread: id + hash; thread pool: argon2id; on success
+ *           store thread: lock + list (the snapshot); on failure a growing
+ *           delay (a timer, never a sleep) before the -ERR
+ *   BODY    64 KiB reads on the store thread, dot-stuffed by the core,
+ *           the next read only once the write queue is below a bound
+ *   MORE    the next step of a long listing, same bound
+ *   COMMIT  store thread: delete the marked messages in one transaction
+ *           and unlock; +OK only after that committed
+ *
+ * A session is freed only when the connection is closed, no job, work
+ * item or timer of it is outstanding, and its maildrop lock is released:
+ * a dropped connection, a timeout or a shutdown deletes nothing and
+ * leaves no lock behind.
+ */
+#include "pop3_session.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "net.h"
+#include "pop3_proto.h"
+#include "pop3_store.h"
+#include "store.h"
+#include "xmalloc.h"
+
+/* Above this many queued output bytes, stop producing more (RETR chunks,
+ * listing steps, replies to pipelined commands) until the peer drained. */
+#define POP3_WRITE_HIGH (256 * 1024)
+/* Body octets read from the store per step. */
+#define POP3_CHUNK (64 * 1024)
+/* First failed-login delay; doubled with every further failure. */
+#define POP3_FAIL_DELAY_MS 500
+
+enum pop3_listen_kind {
+	POP3_LISTEN_PLAIN = 1,  /* 110, STLS */
+	POP3_LISTEN_TLS = 2,    /* 995, RFC 8314 */
+};
+
+enum pop3_inflight {
+	POP3_IF_NONE,
+	POP3_IF_STLS,
+	POP3_IF_AUTH,
+	POP3_IF_BODY,
+	POP3_IF_COMMIT,
+};
+
+struct pop3_server {
+	uv_loop_t *loop;
+	struct cfg cfg;
+	struct net_tls *tls;
+	struct net_listener *ls[2 * CFG_LISTEN_MAX];
+	size_t n_ls;
+	struct ipcount *ipc;
+	struct pop3_store *q;
+	struct pop3_session *sessions;
+	unsigned n_sessions;
+	bool stopping;
+};
+
+struct pop3_session {
+	struct pop3_server *srv;
+	struct pop3_session *prev, *next;
+	struct net_conn *conn;     /* NULL once closed */
+	struct pop3_proto *proto;
+	char sid[LOG_SID_LEN + 1];
+	char peer[64];
+	uint64_t start_ms;
+	bool greeted;              /* output may flow (implicit TLS: after
+	                              the handshake) */
+	bool paused;
+	bool wait_drain;
+	enum pop3_inflight inflight;
+	int pending;               /* outstanding jobs, work, timers */
+
+	/* The logged-in user's maildrop, locked while locked is true. */
+	int64_t user_id;
+	bool locked;
+
+	/* AUTH */
+	char user[256];
+	const char *pass;          /* the core's secure buffer, see ev.pass */
+	bool sasl;
+	int64_t auth_id;
+	int verify_status;
+	uv_work_t work;
+	uv_timer_t delay;
+	bool delay_active;
+	bool delay_closed;
+
+	/* BODY */
+	uint8_t *chunk;
+	int64_t body_id;
+	int64_t body_size;
+	int64_t body_off;
+	bool body_started;
+
+	struct pop3_job job;
+};
+
+static void pop3_session_pump(struct pop3_session *s);
+static void pop3_session_maybe_free(struct pop3_session *s);
+
+/* --- Small helpers ----------------------------------------------------- */
+
+/* True once the connection is gone or going: completions then only
+ * tidy up. */
+static bool
+pop3_session_gone(const struct pop3_session *s)
+{
+	return s->conn == NULL || net_conn_closing(s->conn);
+}
+
+static void
+pop3_session_pause(struct pop3_session *s)
+{
+	if (!s->paused && !pop3_session_gone(s)) {
+		s->paused = true;
+		net_conn_pause(s->conn);
+	}
+}
+
+static void
+pop3_session_resume(struct pop3_session *s)
+{
+	if (s->paused && !pop3_session_gone(s)) {
+		s->paused = false;
+		net_conn_resume(s->conn);
+	}
+}
+
+/* Writes what the core queued.  Returns false if the connection failed. */
+static bool
+pop3_session_flush(struct pop3_session *s)
+{
+	struct buf *o = pop3_proto_out(s->proto);
+
+	if (!s->greeted || pop3_session_gone(s))
+		return !pop3_session_gone(s);
+	if (o->len > 0 && net_conn_write(s->conn, o->p, o->len) < 0) {
+		buf_reset(o);
+		net_conn_close(s->conn, false);
+		return false;
+	}
+	buf_reset(o);
+	/* An idle session keeps no big output buffer after a listing. */
+	buf_shrink(o, 4096);
+	return true;
+}
+
+static uint64_t
+pop3_session_timeout_ms(const struct pop3_session *s)
+{
+	return (uint64_t)s->srv->cfg.pop3.timeout * 1000;
+}
+
+/* One asynchronous operation of s finished. */
+static void
+pop3_session_unpend(struct pop3_session *s)
+{
+	s->pending--;
+	pop3_session_maybe_free(s);
+}
+
+/* --- AUTH -------------------------------------------------------------- */
+
+static void
+pop3_session_auth_complete(struct pop3_session *s, int status,
+    const struct pop3_msg *msgs, size_t n)
+{
+	s->inflight = POP3_IF_NONE;
+	if (pop3_proto_auth_done(s->proto, status, msgs, n) < 0)
+		fatal("out of memory");
+	pop3_session_pump(s);
+}
+
+static void
+pop3_session_open_done(struct pop3_job *job)
+{
+	struct pop3_session *s = job->data;
+	struct pop3_msg *msgs = NULL;
+	size_t i, n = job->n_entries;
+	int64_t octets = 0;
+
+	if (job->status == 0) {
+		s->locked = true;
+		s->user_id = job->user_id;
+	}
+	if (pop3_session_gone(s)) {
+		free(job->entries);
+		pop3_session_unpend(s);
+		return;
+	}
+	s->pending--;
+	switch (job->status) {
+	case 0:
+		if (n > 0)
+			msgs = xcalloc(n, sizeof(*msgs));
+		for (i = 0; i < n; i++) {
+			msgs[i].id = job->entries[i].id;
+			msgs[i].size = job->entries[i].size;
+			octets += job->entries[i].size;
+			snprintf(msgs[i].uidl, sizeof(msgs[i].uidl), "%s",
+			    job->entries[i].uidl);
+		}
+		free(job->entries);
+		log_info(s->sid, "login user=%s method=%s messages=%zu "
+		    "octets=%" PRId64, s->user, s->sasl ? "SASL-PLAIN" :
+		    "USER", n, octets);
+		pop3_session_auth_complete(s, 0, msgs, n);
+		free(msgs);
+		return;
+	case PR_EBUSY:
+		log_info(s->sid, "login user=%s refused: maildrop in use",
+		    s->user);
+		break;
+	default:
+		log_err(s->sid, "login user=%s: cannot open maildrop: %s",
+		    s->user, job->err.msg);
+		break;
+	}
+	pop3_session_auth_complete(s, job->status, NULL, 0);
+}
+
+static void
+pop3_session_delay_cb(uv_timer_t *t)
+{
+	struct pop3_session *s = t->data;
+
+	s->delay_active = false;
+	s->pending--;
+	if (pop3_session_gone(s)) {
+		pop3_session_maybe_free(s);
+		return;
+	}
+	pop3_session_auth_complete(s, PR_EAUTH, NULL, 0);
+}
+
+/* Thread pool: argon2id, CPU- and memory-heavy by design. */
+static void
+pop3_session_verify_work(uv_work_t *w)
+{
+	struct pop3_session *s = w->data;
+
+	/* An unknown user is checked against a dummy hash, so the time
+	 * taken does not tell whether the address exists. */
+	s->verify_status = store_password_verify(
+	    s->auth_id > 0 ? s->job.hash : NULL, s->pass);
+}
+
+static void
+pop3_session_verify_done(uv_work_t *w, int status)
+{
+	struct pop3_session *s = w->data;
+	unsigned fails;
+
+	sodium_memzero(s->job.hash, sizeof(s->job.hash));
+	s->pass = NULL;
+	if (pop3_session_gone(s)) {
+		pop3_session_unpend(s);
+		return;
+	}
+	if (status == 0 && s->verify_status == 0 && s->auth_id > 0) {
+		/* Same job struct, next step: lock and list. */
+		memset(&s->job, 0, sizeof(s->job));
+		s->job.type = POP3_JOB_OPEN;
+		s->job.user_id = s->auth_id;
+		s->job.data = s;
+		s->job.done_cb = pop3_session_open_done;
+		pop3_store_submit(s->srv->q, &s->job);
+		return;
+	}
+	/* Never the password; the user name as given (log.c escapes it). */
+	fails = pop3_proto_auth_failures(s->proto) + 1;
+	log_warn(s->sid, "login failed user=%s from %s (failure %u)",
+	    s->user, s->peer, fails);
+	/* A growing delay slows down guessing without a sleeping thread. */
+	s->delay_active = true;
+	uv_timer_start(&s->delay, pop3_session_delay_cb,
+	    (uint64_t)POP3_FAIL_DELAY_MS << (fails > 6 ? 6 : fails - 1), 0);
+}
+
+static void
+pop3_session_auth_info_done(struct pop3_job *job)
+{
+	struct pop3_session *s = job->data;
+
+	if (pop3_session_gone(s)) {
+		sodium_memzero(job->hash, sizeof(job->hash));
+		pop3_session_unpend(s);
+		return;
+	}
+	if (job->status < 0 && job->status != PR_ENOENT) {
+		sodium_memzero(job->hash, sizeof(job->hash));
+		log_err(s->sid, "login user=%s: %s", s->user, job->err.msg);
+		s->pending--;
+		pop3_session_auth_complete(s, job->status, NULL, 0);
+		return;
+	}
+	s->auth_id = job->status == 0 ? job->user_id : 0;
+	s->work.data = s;
+	if (uv_queue_work(s->srv->loop, &s->work, pop3_session_verify_work,
+	    pop3_session_verify_done) < 0) {
+		sodium_memzero(job->hash, sizeof(job->hash));
+		s->pending--;
+		pop3_session_auth_complete(s, PR_EIO, NULL, 0);
+	}
+}
+
+static void
+pop3_session_start_auth(struct pop3_session *s, const struct pop3_event *ev)
+{
+	s->inflight = POP3_IF_AUTH;
+	pop3_session_pause(s);
+	snprintf(s->user, sizeof(s->user), "%s", ev->user);
+	s->pass = ev->pass;
+	s->sasl = ev->sasl;
+	memset(&s->job, 0, sizeof(s->job));
+	s->job.type = POP3_JOB_AUTH_INFO;
+	snprintf(s->job.address, sizeof(s->job.address), "%s", ev->user);
+	s->job.data = s;
+	s->job.done_cb = pop3_session_auth_info_done;
+	s->pending++;
+	pop3_store_submit(s->srv->q, &s->job);
+}
+
+/* --- BODY (RETR, TOP) -------------------------------------------------- */
+
+static void pop3_session_read_done(struct pop3_job *job);
+
+static void
+pop3_session_submit_read(struct pop3_session *s)
+{
+	memset(&s->job, 0, sizeof(s->job));
+	s->job.type = POP3_JOB_READ;
+	s->job.user_id = s->user_id;
+	s->job.entry_id = s->body_id;
+	s->job.offset = s->body_off;
+	s->job.buf = s->chunk;
+	s->job.len = POP3_CHUNK;
+	s->job.data = s;
+	s->job.done_cb = pop3_session_read_done;
+	s->pending++;
+	pop3_store_submit(s->srv->q, &s->job);
+}
+
+static void
+pop3_session_body_finish(struct pop3_session *s)
+{
+	free(s->chunk);
+	s->chunk = NULL;
+	s->inflight = POP3_IF_NONE;
+	pop3_session_pump(s);
+}
+
+static void
+pop3_session_read_done(struct pop3_job *job)
+{
+	struct pop3_session *s = job->data;
+	size_t off = 0, n;
+	ssize_t k;
+
+	s->pending--;
+	if (pop3_session_gone(s)) {
+		free(s->chunk);
+		s->chunk = NULL;
+		pop3_session_maybe_free(s);
+		return;
+	}
+	if (job->status < 0) {
+		log_err(s->sid, "read message %" PRId64 ": %s", s->body_id,
+		    job->err.msg);
+		if (!s->body_started)
+			pop3_proto_body_begin(s->proto, job->status);
+		else
+			pop3_proto_body_end(s->proto, job->status);
+		pop3_session_body_finish(s);
+		return;
+	}
+	if (!s->body_started) {
+		s->body_started = true;
+		pop3_proto_body_begin(s->proto, 0);
+	}
+	n = (size_t)job->nread;
+	while (off < n) {
+		k = pop3_proto_body_feed(s->proto, s->chunk + off, n - off);
+		if (k < 0)
+			fatal("out of memory");
+		off += (size_t)k;
+		if (!pop3_session_flush(s)) {
+			pop3_session_body_finish(s);
+			return;
+		}
+	}
+	s->body_off += (int64_t)n;
+	/* The client sends nothing while it downloads: progress counts as
+	 * activity for the idle timer. */
+	net_conn_set_timeout(s->conn, pop3_session_timeout_ms(s));
+	if (n == 0 || s->body_off >= s->body_size ||
+	    !pop3_proto_body_wanted(s->proto)) {
+		pop3_proto_body_end(s->proto, 0);
+		pop3_session_body_finish(s);
+		return;
+	}
+	/* A 50 MB message never sits in memory: the next chunk is read only
+	 * when the peer has taken most of the previous ones. */
+	if (net_conn_write_pending(s->conn) > POP3_WRITE_HIGH) {
+		s->wait_drain = true;
+		return;
+	}
+	pop3_session_submit_read(s);
+}
+
+static void
+pop3_session_start_body(struct pop3_session *s, const struct pop3_event *ev)
+{
+	s->inflight = POP3_IF_BODY;
+	pop3_session_pause(s);
+	s->body_id = ev->msg_id;
+	s->body_size = ev->size;
+	s->body_off = 0;
+	s->body_started = false;
+	s->chunk = xmalloc(POP3_CHUNK);
+	pop3_session_submit_read(s);
+}
+
+/* --- COMMIT (QUIT) ----------------------------------------------------- */
+
+static void
+pop3_session_commit_done(struct pop3_job *job)
+{
+	struct pop3_session *s = job->data;
+
+	/* The job unlocks whether the deletion worked or not. */
+	s->locked = false;
+	if (pop3_session_gone(s)) {
+		pop3_session_unpend(s);
+		return;
+	}
+	s->pending--;
+	if (job->status < 0)
+		log_err(s->sid, "QUIT user=%s: deletion failed: %s", s->user,
+		    job->err.msg);
+	s->inflight = POP3_IF_NONE;
+	pop3_proto_commit_done(s->proto, job->status);
+	pop3_session_pump(s);
+}
+
+static void
+pop3_session_start_commit(struct pop3_session *s, const struct pop3_event *ev)
+{
+	s->inflight = POP3_IF_COMMIT;
+	pop3_session_pause(s);
+	memset(&s->job, 0, sizeof(s->job));
+	s->job.type = POP3_JOB_COMMIT;
+	s->job.user_id = s->user_id;
+	s->job.ids = ev->ids;
+	s->job.n_ids = ev->n_ids;
+	s->job.data = s;
+	s->job.done_cb = pop3_session_commit_done;
+	s->pending++;
+	pop3_store_submit(s->srv->q, &s->job);
+}
+
+/* --- STLS -------------------------------------------------------------- */
+
+static void
+pop3_session_start_tls(struct pop3_session *s)
+{
+	s->inflight = POP3_IF_STLS;
+	/* "+OK Begin TLS negotiation" went out in plaintext; whatever the
+	 * client pipelined behind STLS is dropped by net (RFC 2595 4). */
+	if (net_conn_starttls(s->conn) < 0) {
+		log_err(s->sid, "cannot start TLS");
+		net_conn_close(s->conn, false);
+		return;
+	}
+	/* The handshake needs the socket read. */
+	pop3_session_resume(s);
+}
+
+/* --- The pump ----------------------------------------------------------- */
+
+/*
+ * Moves the session forward as far as it can without waiting: writes the
+ * core's output, starts the pending event's work, or feeds buffered input.
+ * Input is paused whenever the session waits for something.
+ */
+static void
+pop3_session_pump(struct pop3_session *s)
+{
+	struct pop3_event ev;
+	const uint8_t *in;
+	size_t len;
+	ssize_t n;
+
+	for (;;) {
+		if (!s->greeted || !pop3_session_flush(s))
+			return;
+		if (s->inflight != POP3_IF_NONE || s->wait_drain) {
+			if (s->inflight != POP3_IF_STLS)
+				pop3_session_pause(s);
+			return;
+		}
+		if (pop3_proto_next_event(s->proto, &ev)) {
+			switch (ev.type) {
+			case POP3_EV_CLOSE:
+				net_conn_close(s->conn, true);
+				return;
+			case POP3_EV_MORE:
+				if (net_conn_write_pending(s->conn) >
+				    POP3_WRITE_HIGH) {
+					s->wait_drain = true;
+					continue;
+				}
+				pop3_proto_more(s->proto);
+				continue;
+			case POP3_EV_STLS:
+				pop3_session_start_tls(s);
+				return;
+			case POP3_EV_AUTH:
+				pop3_session_start_auth(s, &ev);
+				return;
+			case POP3_EV_BODY:
+				pop3_session_start_body(s, &ev);
+				return;
+			case POP3_EV_COMMIT:
+				pop3_session_start_commit(s, &ev);
+				return;
+			case POP3_EV_NONE:
+				break;
+			}
+		}
+		/* Pipelined commands: answer only as fast as the peer
+		 * reads the answers. */
+		if (net_conn_write_pending(s->conn) > POP3_WRITE_HIGH) {
+			s->wait_drain = true;
+			continue;
+		}
+		net_conn_input(s->conn, &in, &len);
+		if (len == 0) {
+			pop3_session_resume(s);
+			return;
+		}
+		n = pop3_proto_feed(s->proto, in, len);
+		if (n < 0)
+			fatal("out of memory");
+		net_conn_consume(s->conn, (size_t)n);
+		if (n == 0 && !pop3_proto_busy(s->proto) &&
+		    pop3_proto_out(s->proto)->len == 0) {
+			pop3_session_resume(s);
+			return;
+		}
+	}
+}
+
+/* --- net callbacks ------------------------------------------------------ */
+
+static void
+pop3_session_input_cb(struct net_conn *c)
+{
+	pop3_session_pump(net_conn_data(c));
+}
+
+static void
+pop3_session_tls_cb(struct net_conn *c, int status)
+{
+	struct pop3_session *s = net_conn_data(c);
+
+	if (status != 0)
+		return;
+	log_info(s->sid, "TLS %s", net_conn_tls_desc(c));
+	if (!s->greeted) {
+		/* Port 995: the greeting waited for the handshake. */
+		s->greeted = true;
+	} else if (s->inflight == POP3_IF_STLS) {
+		s->inflight = POP3_IF_NONE;
+		pop3_proto_tls_done(s->proto, 0);
+	}
+	pop3_session_pump(s);
+}
+
+static void
+pop3_session_drain_cb(struct net_conn *c)
+{
+	struct pop3_session *s = net_conn_data(c);
+
+	if (!s->wait_drain)
+		return;
+	s->wait_drain = false;
+	if (s->inflight == POP3_IF_BODY)
+		pop3_session_submit_read(s);
+	else
+		pop3_session_pump(s);
+}
+
+static void
+pop3_session_timeout_cb(struct net_conn *c)
+{
+	struct pop3_session *s = net_conn_data(c);
+
+	/* RFC 1939 3: the autologout timer closes the connection without a
+	 * response and without entering UPDATE. */
+	log_info(s->sid, "idle timeout");
+	net_conn_close(c, false);
+}
+
+static void
+pop3_session_error_cb(struct net_conn *c, int status)
+{
+	struct pop3_session *s = net_conn_data(c);
+
+	log_debug(s->sid, "connection: %s", status == UV_EOF ? "EOF" :
+	    status == PR_ETLS ? "TLS error" : uv_strerror(status));
+}
+
+static void
+pop3_session_close_cb(struct net_conn *c)
+{
+	struct pop3_session *s = net_conn_data(c);
+	struct pop3_stats st;
+	uint64_t ms = uv_now(s->srv->loop) - s->start_ms;
+
+	pop3_proto_stats(s->proto, &st);
+	log_info(s->sid, "disconnect user=%s retrieved=%u deleted=%u "
+	    "octets=%" PRIu64 " duration=%" PRIu64 ".%03" PRIu64 "s",
+	    st.user != NULL ? st.user : "-", st.retrieved, st.deleted,
+	    st.octets, ms / 1000, ms % 1000);
+	ipcount_dec(s->srv->ipc, s->peer);
+	s->conn = NULL;
+	if (s->delay_active) {
+		uv_timer_stop(&s->delay);
+		s->delay_active = false;
+		s->pending--;
+	}
+	pop3_session_maybe_free(s);
+}
+
+static const struct net_conn_ops pop3_session_ops = {
+	.input_cb = pop3_session_input_cb,
+	.tls_cb = pop3_session_tls_cb,
+	.drain_cb = pop3_session_drain_cb,
+	.timeout_cb = pop3_session_timeout_cb,
+	.error_cb = pop3_session_error_cb,
+	.close_cb = pop3_session_close_cb,
+};
+
+/* --- Session life ------------------------------------------------------- */
+
+static void
+pop3_session_unlock_done(struct pop3_job *job)
+{
+	struct pop3_session *s = job->data;
+
+	if (job->status < 0)
+		log_err(s->sid, "unlock maildrop: %s", job->err.msg);
+	/* Unlocked or not, nothing more can be done for it here; a lock of
+	 * ours is released at the next start in any case. */
+	s->locked = false;
+	pop3_session_unpend(s);
+}
+
+static void
+pop3_session_delay_closed_cb(uv_handle_t *h)
+{
+	struct pop3_session *s = h->data;
+
+	s->delay_closed = true;
+	pop3_session_maybe_free(s);
+}
+
+static void
+pop3_session_maybe_free(struct pop3_session *s)
+{
+	struct pop3_server *srv = s->srv;
+
+	if (s->conn != NULL || s->pending > 0)
+		return;
+	if (s->locked) {
+		/* RFC 1939 6: no UPDATE without QUIT, only the unlock. */
+		memset(&s->job, 0, sizeof(s->job));
+		s->job.type = POP3_JOB_UNLOCK;
+		s->job.user_id = s->user_id;
+		s->job.data = s;
+		s->job.done_cb = pop3_session_unlock_done;
+		s->pending++;
+		pop3_store_submit(srv->q, &s->job);
+		return;
+	}
+	if (!s->delay_closed) {
+		if (!uv_is_closing((uv_handle_t *)&s->delay))
+			uv_close((uv_handle_t *)&s->delay,
+			    pop3_session_delay_closed_cb);
+		return;
+	}
+	free(s->chunk);
+	pop3_proto_free(&s->proto);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	free(s);
+	if (--srv->n_sessions == 0 && srv->stopping)
+		pop3_store_stop(&srv->q);
+}
+
+/* Connections over the per-IP limit: just the count to undo. */
+static void
+pop3_reject_close_cb(struct net_conn *c)
+{
+	struct pop3_server *srv = net_conn_data(c);
+
+	ipcount_dec(srv->ipc, net_conn_peer(c));
+}
+
+static const struct net_conn_ops pop3_reject_ops = {
+	.close_cb = pop3_reject_close_cb,
+};
+
+static void
+pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
+{
+	struct pop3_server *srv = net_listener_data(l);
+	bool implicit = net_listener_kind(l) == POP3_LISTEN_TLS;
+	struct pop3_config pc;
+	struct pop3_session *s;
+	unsigned n;
+
+	n = ipcount_inc(srv->ipc, net_conn_peer(c));
+	if (srv->stopping || (srv->cfg.pop3.max_connections_per_ip > 0 &&
+	    n > srv->cfg.pop3.max_connections_per_ip)) {
+		net_conn_set_ops(c, &pop3_reject_ops);
+		net_conn_set_data(c, srv);
+		if (!srv->stopping)
+			log_warn(NULL, "refused %s: %u connections from it",
+			    net_conn_peer(c), n - 1);
+		/* Port 995 would need a handshake first: just close. */
+		if (!implicit) {
+			static const char msg[] = "-ERR [SYS/TEMP] Too many "
+			    "connections from your address\r\n";
+
+			net_conn_write(c, msg, sizeof(msg) - 1);
+		}
+		net_conn_close(c, !implicit);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->srv = srv;
+	s->conn = c;
+	log_new_sid(s->sid);
+	snprintf(s->peer, sizeof(s->peer), "%s", net_conn_peer(c));
+	s->start_ms = uv_now(srv->loop);
+	memset(&pc, 0, sizeof(pc));
+	pc.hostname = srv->cfg.server.hostname;
+	pc.tls_available = net_conn_starttls_ctx(c) != NULL;
+	pc.tls_active = implicit;
+	pc.allow_plaintext_auth = srv->cfg.pop3.allow_plaintext_auth;
+	pop3_proto_limits_default(&pc.limits);
+	if (pop3_proto_new(&pc, &s->proto) < 0)
+		fatal("out of memory");
+	uv_timer_init(srv->loop, &s->delay);
+	s->delay.data = s;
+	s->greeted = !implicit;
+	if ((s->next = srv->sessions) != NULL)
+		s->next->prev = s;
+	srv->sessions = s;
+	srv->n_sessions++;
+	net_conn_set_ops(c, &pop3_session_ops);
+	net_conn_set_data(c, s);
+	net_conn_set_timeout(c, pop3_session_timeout_ms(s));
+	log_info(s->sid, "connect from %s port %d%s", s->peer,
+	    net_conn_local_port(c), implicit ? " (TLS)" : "");
+	pop3_session_pump(s);
+}
+
+/* --- Server ------------------------------------------------------------ */
+
+static int
+pop3_server_bind(struct pop3_server *srv, const struct cfg_listen_list *l,
+    int kind, struct pr_err *err)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < l->n; i++) {
+		if (kind == POP3_LISTEN_TLS && srv->tls == NULL)
+			return pr_err_set(err, PR_EINVAL, "[pop3] pop3s needs "
+			    "[tls] cert and key");
+		r = net_listen(srv->loop, l->a[i].host, l->a[i].port,
+		    kind == POP3_LISTEN_TLS ? srv->tls : NULL,
+		    kind == POP3_LISTEN_PLAIN ? srv->tls : NULL, kind,
+		    pop3_server_accept_cb, srv, &srv->ls[srv->n_ls], err);
+		if (r < 0)
+			return r;
+		log_info(NULL, "listening on %s%s%s:%s%s",
+		    strchr(l->a[i].host, ':') ? "[" : "", l->a[i].host,
+		    strchr(l->a[i].host, ':') ? "]" : "", l->a[i].port,
+		    kind == POP3_LISTEN_TLS ? " (TLS)" : "");
+		srv->n_ls++;
+	}
+	return 0;
+}
+
+int
+pop3_server_new(uv_loop_t *loop, const struct cfg *cfg,
+    struct pop3_server **srv_r, struct pr_err *err)
+{
+	struct pop3_server *srv = xcalloc(1, sizeof(*srv));
+	int r;
+
+	*srv_r = NULL;
+	srv->loop = loop;
+	srv->cfg = *cfg;
+	if (cfg->tls.cert[0] != '\0' &&
+	    (r = net_tls_new(cfg->tls.cert, cfg->tls.key, &srv->tls, err)) < 0)
+		goto fail;
+	if ((r = pop3_server_bind(srv, &cfg->pop3.listen, POP3_LISTEN_PLAIN,
+	    err)) < 0 ||
+	    (r = pop3_server_bind(srv, &cfg->pop3.pop3s, POP3_LISTEN_TLS,
+	    err)) < 0)
+		goto fail;
+	if (srv->n_ls == 0) {
+		r = pr_err_set(err, PR_EINVAL, "[pop3] listen and pop3s are "
+		    "both empty: nothing to do");
+		goto fail;
+	}
+	srv->ipc = ipcount_new();
+	*srv_r = srv;
+	return 0;
+
+fail:
+	while (srv->n_ls > 0)
+		net_listener_close(&srv->ls[--srv->n_ls]);
+	net_tls_free(&srv->tls);
+	free(srv);
+	return r;
+}
+
+int
+pop3_server_start(struct pop3_server *srv, struct pr_err *err)
+{
+	struct store *st;
+	int r;
+
+	if ((r = store_open(srv->cfg.server.data_dir, 0, &st, err)) < 0)
+		return r;
+	/* A lock row with our pid is a leftover of an earlier process that
+	 * had the same pid (a container restart): nobody holds it. */
+	if ((r = store_maildrop_unlock_all(st, err)) < 0) {
+		store_close(&st);
+		return r;
+	}
+	if ((r = pop3_store_start(srv->loop, st, &srv->q)) < 0) {
+		store_close(&st);
+		return pr_err_set(err, r, "cannot start the store thread");
+	}
+	return 0;
+}
+
+void
+pop3_server_stop(struct pop3_server *srv)
+{
+	struct pop3_session *s;
+	size_t i;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	for (i = 0; i < srv->n_ls; i++)
+		net_listener_close(&srv->ls[i]);
+	srv->n_ls = 0;
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (pop3_session_gone(s))
+			continue;
+		/* RFC 1939 6: a session that did not QUIT deletes nothing. */
+		pop3_proto_shutdown(s->proto);
+		pop3_session_flush(s);
+		if (s->conn != NULL)
+			net_conn_close(s->conn, true);
+	}
+	if (srv->n_sessions == 0)
+		pop3_store_stop(&srv->q);
+}
+
+int
+pop3_server_reload(struct pop3_server *srv, struct pr_err *err)
+{
+	struct cfg *nc = xmalloc(sizeof(*nc));
+	int r;
+
+	cfg_defaults(nc);
+	if ((r = cfg_load(nc, srv->cfg.path, err)) < 0)
+		goto out;
+	if (srv->tls != NULL) {
+		if (nc->tls.cert[0] == '\0') {
+			r = pr_err_set(err, PR_EINVAL, "[tls] cert is now "
+			    "empty; TLS listeners stay as they are");
+			goto out;
+		}
+		if ((r = net_tls_reload(srv->tls, nc->tls.cert, nc->tls.key,
+		    err)) < 0)
+			goto out;
+		memcpy(&srv->cfg.tls, &nc->tls, sizeof(nc->tls));
+	}
+	srv->cfg.pop3.allow_plaintext_auth = nc->pop3.allow_plaintext_auth;
+	srv->cfg.pop3.timeout = nc->pop3.timeout;
+	srv->cfg.pop3.max_connections_per_ip = nc->pop3.max_connections_per_ip;
+	srv->cfg.server.log_level = nc->server.log_level;
+	memcpy(srv->cfg.server.hostname, nc->server.hostname,
+	    sizeof(nc->server.hostname));
+	log_set_level((enum log_level)nc->server.log_level);
+out:
+	free(nc);
+	return r;
+}
+
+void
+pop3_server_free(struct pop3_server **srvp)
+{
+	struct pop3_server *srv = *srvp;
+
+	if (srv == NULL)
+		return;
+	while (srv->n_ls > 0)
+		net_listener_close(&srv->ls[--srv->n_ls]);
+	pop3_store_stop(&srv->q);
+	ipcount_free(&srv->ipc);
+	net_tls_free(&srv->tls);
+	free(srv);
+	*srvp = NULL;
+}

@@ -1,0 +1,87 @@
+/*
+ * pop3_store.h - the store thread of postroom-pop3d.
+ *
+ * Every store call of the daemon (lookups, maildrop locks, listings, body
+ * reads, the commit at QUIT) runs on one dedicated thread with its own
+ * store connection, so that the event loop never waits for SQLite or an
+ * fsync (DESIGN 2).  argon2id verification is not done here: it runs in
+ * libuv's thread pool, so a burst of logins cannot delay the downloads of
+ * sessions already logged in.
+ *
+ * A session owns a struct pop3_job, fills in the inputs, submits it and
+ * gets done_cb on the loop thread once the job ran.  Jobs run in
+ * submission order.
+ */
+#ifndef POSTROOM_POP3_STORE_H
+#define POSTROOM_POP3_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "err.h"
+#include "store.h"
+
+enum pop3_job_type {
+	/* address -> user_id, hash (status PR_ENOENT: no such user). */
+	POP3_JOB_AUTH_INFO,
+	/* Lock user_id's maildrop and list it into entries/n_entries
+	 * (malloc'd, the caller frees).  On a listing failure the lock is
+	 * released again.  status PR_EBUSY: locked by another session. */
+	POP3_JOB_OPEN,
+	/* Read up to len octets of entry_id at offset into buf; nread. */
+	POP3_JOB_READ,
+	/* Delete ids[0..n_ids) in one transaction, then unlock; status is
+	 * that of the deletion (the lock is released either way). */
+	POP3_JOB_COMMIT,
+	/* Release user_id's maildrop lock. */
+	POP3_JOB_UNLOCK,
+};
+
+struct pop3_job;
+typedef void (*pop3_job_cb)(struct pop3_job *job);
+
+struct pop3_job {
+	enum pop3_job_type type;
+	pop3_job_cb done_cb;
+	void *data;                 /* the caller's */
+	/* in */
+	char address[256];
+	int64_t user_id;
+	int64_t entry_id;
+	int64_t offset;
+	uint8_t *buf;
+	size_t len;
+	const int64_t *ids;         /* valid until done_cb */
+	size_t n_ids;
+	/* out */
+	int status;
+	struct pr_err err;
+	char hash[STORE_HASH_MAX];  /* wiped by the caller after use */
+	struct store_entry *entries;
+	size_t n_entries;
+	ssize_t nread;
+	/* private */
+	struct pop3_job *next;
+};
+
+struct pop3_store;
+
+/*
+ * Starts the store thread, which takes ownership of st (closed by
+ * pop3_store_stop).  Returns 0 or a negative error (st is then still the
+ * caller's).
+ */
+int pop3_store_start(uv_loop_t *loop, struct store *st,
+    struct pop3_store **q_r);
+
+/* Queues job; its done_cb runs later on the loop thread. */
+void pop3_store_submit(struct pop3_store *q, struct pop3_job *job);
+
+/* Runs the jobs still queued, stops the thread, closes the store and
+ * frees q (the async handle is closed on the loop).  No job may be in
+ * flight for a live session. */
+void pop3_store_stop(struct pop3_store **q);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * main.c - postroom-smtpd: listeners, the delivery writer, the relay, and
+ * the signals that stop and reload them.
+ *
+ * Start-up order: config, TLS, store, writer thread, listeners (bound as
+ * root when started so), the relay, then the privilege drop.  SIGTERM
+ * drains: the listeners close, idle sessions get 421, sessions inside a
+ * message finish it, the writer commits what it holds, the relay stops;
+ * then the process exits.  SIGHUP reloads the certificate and the limits.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cfg.h"
+#include "daemon.h"
+#include "log.h"
+#include "net.h"
+#include "relay.h"
+#include "smtp_deliver.h"
+#include "smtp_session.h"
+#include "store.h"
+#include "xmalloc.h"
+
+/* How long a drain may take before the remaining sessions are cut. */
+#define SMTPD_DRAIN_MS 30000
+
+struct smtpd {
+	uv_loop_t *loop;
+	struct cfg cfg;
+	struct net_tls *tls;
+	struct smtp_server srv;
+	struct net_listener *listeners[3 * CFG_LISTEN_MAX];
+	size_t n_listeners;
+	struct daemon_signals sig;
+	uv_timer_t drain_timer;
+	bool stopping;
+	int exit_code;
+};
+
+static void
+smtpd_limits(struct smtpd *d)
+{
+	struct smtp_limits *l = &d->srv.limits;
+
+	smtp_limits_default(l);
+	l->data_max = d->cfg.smtp.max_message_size;
+	l->rcpt_max = d->cfg.smtp.max_recipients;
+	d->srv.timeout_ms = (uint64_t)d->cfg.smtp.timeout * 1000;
+	d->srv.max_per_ip = d->cfg.smtp.max_connections_per_ip;
+}
+
+static int
+smtpd_listen_list(struct smtpd *d, const struct cfg_listen_list *list,
+    enum smtp_listen_kind kind, const char *key)
+{
+	struct net_tls *implicit = kind == SMTP_LISTEN_SUBMISSIONS ? d->tls :
+	    NULL;
+	struct net_tls *starttls = kind == SMTP_LISTEN_SUBMISSIONS ? NULL :
+	    d->tls;
+	struct pr_err err;
+	size_t i;
+
+	if (list->n > 0 && kind == SMTP_LISTEN_SUBMISSIONS && d->tls == NULL) {
+		log_err(NULL, "[smtp] %s needs [tls] cert and key", key);
+		return -1;
+	}
+	for (i = 0; i < list->n; i++) {
+		struct net_listener *l;
+
+		if (net_listen(d->loop, list->a[i].host, list->a[i].port,
+		    implicit, starttls, kind, smtp_session_accept, &d->srv, &l,
+		    &err) < 0) {
+			log_err(NULL, "[smtp] %s: %s", key, err.msg);
+			return -1;
+		}
+		d->listeners[d->n_listeners++] = l;
+		log_info(NULL, "listening on %s%s%s:%s (%s)",
+		    strchr(list->a[i].host, ':') ? "[" : "", list->a[i].host,
+		    strchr(list->a[i].host, ':') ? "]" : "", list->a[i].port, key);
+	}
+	return 0;
+}
+
+static void
+smtpd_close_listeners(struct smtpd *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n_listeners; i++)
+		net_listener_close(&d->listeners[i]);
+	d->n_listeners = 0;
+}
+
+static void
+smtpd_relay_stopped_cb(void *data)
+{
+	struct smtpd *d = data;
+
+	/* The writer commits whatever is still queued before it stops. */
+	smtp_deliver_stop(d->srv.dlv);
+	uv_close((uv_handle_t *)&d->drain_timer, NULL);
+	daemon_signals_close(&d->sig);
+	log_info(NULL, "stopped");
+}
+
+/* Every session is gone: stop the relay, then the writer. */
+static void
+smtpd_idle_cb(struct smtp_server *srv)
+{
+	struct smtpd *d = (struct smtpd *)((char *)srv -
+	    offsetof(struct smtpd, srv));
+
+	srv->idle_cb = NULL;
+	uv_timer_stop(&d->drain_timer);
+	if (d->srv.relay != NULL)
+		relay_stop(d->srv.relay, smtpd_relay_stopped_cb, d);
+	else
+		smtpd_relay_stopped_cb(d);
+}
+
+static void
+smtpd_drain_timeout_cb(uv_timer_t *t)
+{
+	struct smtpd *d = t->data;
+
+	log_warn(NULL, "drain timeout: closing %u session%s",
+	    d->srv.n_sessions, d->srv.n_sessions == 1 ? "" : "s");
+	smtp_server_close_all(&d->srv);
+}
+
+static void
+smtpd_stop_cb(void *data)
+{
+	struct smtpd *d = data;
+
+	if (d->stopping) {
+		/* A second signal: do not wait any longer. */
+		smtp_server_close_all(&d->srv);
+		return;
+	}
+	d->stopping = true;
+	smtpd_close_listeners(d);
+	uv_timer_start(&d->drain_timer, smtpd_drain_timeout_cb,
+	    SMTPD_DRAIN_MS, 0);
+	log_info(NULL, "draining %u session%s", d->srv.n_sessions,
+	    d->srv.n_sessions == 1 ? "" : "s");
+	smtp_server_drain(&d->srv);
+}
+
+static void
+smtpd_reload_cb(void *data)
+{
+	struct smtpd *d = data;
+	struct cfg *n = xmalloc(sizeof(*n));
+	struct pr_err err;
+
+	cfg_defaults(n);
+	if (cfg_load(n, d->cfg.path, &err) < 0) {
+		log_err(NULL, "reload: %s; keeping the old configuration",
+		    err.msg);
+		free(n);
+		return;
+	}
+	/* What can change without new sockets: TLS material, limits, log
+	 * level.  Listeners and data_dir need a restart. */
+	if (d->tls != NULL && net_tls_reload(d->tls, n->tls.cert, n->tls.key,
+	    &err) < 0)
+		log_err(NULL, "reload: %s; keeping the old certificate",
+		    err.msg);
+	else if (d->tls != NULL)
+		log_info(NULL, "reloaded certificate %s", n->tls.cert);
+	memcpy(d->cfg.tls.cert, n->tls.cert, sizeof(d->cfg.tls.cert));
+	memcpy(d->cfg.tls.key, n->tls.key, sizeof(d->cfg.tls.key));
+	d->cfg.smtp.max_message_size = n->smtp.max_message_size;
+	d->cfg.smtp.max_recipients = n->smtp.max_recipients;
+	d->cfg.smtp.max_connections_per_ip = n->smtp.max_connections_per_ip;
+	d->cfg.smtp.allow_plaintext_auth = n->smtp.allow_plaintext_auth;
+	d->cfg.smtp.timeout = n->smtp.timeout;
+	d->cfg.server.log_level = n->server.log_level;
+	log_set_level((enum log_level)n->server.log_level);
+	smtpd_limits(d);
+	free(n);
+}
+
+static int
+smtpd_start(struct smtpd *d)
+{
+	struct pr_err err;
+	struct store *st;
+	int r;
+
+	pr_err_clear(&err);
+	if (d->cfg.tls.cert[0] != '\0' &&
+	    net_tls_new(d->cfg.tls.cert, d->cfg.tls.key, &d->tls, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return -1;
+	}
+	if ((r = store_open(d->cfg.server.data_dir, 0, &st, &err)) < 0) {
+		log_err(NULL, "store: %s%s", err.msg, r == PR_ENOENT ?
+		    " (run `postroom init`)" : "");
+		return -1;
+	}
+	d->srv.st = st;
+	snprintf(d->srv.spool_dir, sizeof(d->srv.spool_dir), "%s/tmp",
+	    d->cfg.server.data_dir);
+	if (mkdir(d->srv.spool_dir, 0700) < 0 && errno != EEXIST) {
+		log_err(NULL, "%s: %s", d->srv.spool_dir, strerror(errno));
+		return -1;
+	}
+	if (smtp_deliver_new(d->loop, d->cfg.server.data_dir, &d->srv.dlv,
+	    &err) < 0) {
+		log_err(NULL, "delivery writer: %s", err.msg);
+		return -1;
+	}
+	if (smtpd_listen_list(d, &d->cfg.smtp.listen, SMTP_LISTEN_MX,
+	    "listen") < 0 ||
+	    smtpd_listen_list(d, &d->cfg.smtp.submission,
+	    SMTP_LISTEN_SUBMISSION, "submission") < 0 ||
+	    smtpd_listen_list(d, &d->cfg.smtp.submissions,
+	    SMTP_LISTEN_SUBMISSIONS, "submissions") < 0)
+		return -1;
+	if (relay_new(d->loop, &d->cfg, &d->srv.relay, &err) < 0) {
+		log_err(NULL, "relay: %s", err.msg);
+		return -1;
+	}
+	if (daemon_drop_privileges(&d->cfg, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct smtpd d;
+
+	daemon_init(argc, argv, "postroom-smtpd", &d.cfg);
+	d.loop = uv_default_loop();
+	d.srv.loop = d.loop;
+	d.srv.cfg = &d.cfg;
+	d.srv.ipc = ipcount_new();
+	d.srv.idle_cb = smtpd_idle_cb;
+	smtpd_limits(&d);
+	uv_timer_init(d.loop, &d.drain_timer);
+	d.drain_timer.data = &d;
+	d.sig.stop_cb = smtpd_stop_cb;
+	d.sig.reload_cb = smtpd_reload_cb;
+	d.sig.data = &d;
+	daemon_signals_start(d.loop, &d.sig);
+
+	if (smtpd_start(&d) < 0) {
+		d.exit_code = 1;
+		smtpd_close_listeners(&d);
+		d.srv.idle_cb = NULL;
+		if (d.srv.relay != NULL)
+			relay_stop(d.srv.relay, NULL, NULL);
+		if (d.srv.dlv != NULL)
+			smtp_deliver_stop(d.srv.dlv);
+		uv_close((uv_handle_t *)&d.drain_timer, NULL);
+		daemon_signals_close(&d.sig);
+	} else {
+		log_info(NULL, "postroom-smtpd %s ready as %s", POSTROOM_VERSION,
+		    d.cfg.server.hostname);
+	}
+	uv_run(d.loop, UV_RUN_DEFAULT);
+
+	relay_free(&d.srv.relay);
+	smtp_deliver_free(&d.srv.dlv);
+	store_close(&d.srv.st);
+	net_tls_free(&d.tls);
+	ipcount_free(&d.srv.ipc);
+	if (uv_loop_close(d.loop) != 0)
+		log_debug(NULL, "loop closed with handles still open");
+	return d.exit_code;
+}

@@ -1,0 +1,603 @@
+/*
+ * relay_dns.c - MX/A/AAAA lookups with c-ares on libuv.
+ *
+ * c-ares tells us which sockets it wants watched (sock_state_cb); each
+ * gets a uv_poll_t that calls ares_process_fd, and one timer drives
+ * c-ares' own retransmissions and timeouts.
+ */
+#include "relay_dns.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ares.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+struct relay_dns_sock {
+	uv_poll_t poll;
+	ares_socket_t fd;
+	struct relay_dns *d;
+	struct relay_dns_sock *next;
+};
+
+struct relay_dns {
+	uv_loop_t *loop;
+	ares_channel channel;
+	uv_timer_t timer;
+	struct relay_dns_sock *socks;
+	unsigned open_handles;   /* timer + polls not yet closed */
+	bool closing;
+	void (*done_cb)(void *data);
+	void *done_data;
+};
+
+/* One route lookup: the MX query, then one address lookup per host. */
+struct relay_dns_lookup {
+	struct relay_dns *d;
+	relay_dns_cb cb;
+	void *data;
+	char domain[RELAY_HOST_MAX];
+	unsigned port;
+	size_t n_mx;
+	struct relay_mx mx[RELAY_MX_MAX];
+	/* Per MX host: the addresses found, filled in by the callbacks. */
+	struct relay_dns_hostres {
+		struct relay_dns_lookup *l;
+		size_t n;
+		struct relay_target t[RELAY_TARGETS_MAX];
+		int status;       /* ARES_* */
+		bool done;
+	} hosts[RELAY_MX_MAX];
+	size_t pending;
+	bool implicit;    /* no MX: the domain is its own MX */
+	bool cancelled;
+	bool from_api;    /* started by relay_dns_host: report later */
+};
+
+static void relay_dns_schedule(struct relay_dns *d);
+
+static void
+relay_dns_maybe_done(struct relay_dns *d)
+{
+	if (!d->closing || d->open_handles > 0)
+		return;
+	if (d->done_cb != NULL)
+		d->done_cb(d->done_data);
+	free(d);
+}
+
+static void
+relay_dns_timer_closed(uv_handle_t *h)
+{
+	struct relay_dns *d = h->data;
+
+	d->open_handles--;
+	relay_dns_maybe_done(d);
+}
+
+static void
+relay_dns_poll_closed(uv_handle_t *h)
+{
+	struct relay_dns_sock *s = h->data;
+	struct relay_dns *d = s->d;
+
+	free(s);
+	d->open_handles--;
+	relay_dns_maybe_done(d);
+}
+
+static void
+relay_dns_poll_cb(uv_poll_t *p, int status, int events)
+{
+	struct relay_dns_sock *s = p->data;
+	ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
+
+	/* On a poll error let c-ares find out by reading and writing. */
+	if (status < 0 || (events & UV_READABLE))
+		rfd = s->fd;
+	if (status < 0 || (events & UV_WRITABLE))
+		wfd = s->fd;
+	ares_process_fd(s->d->channel, rfd, wfd);
+	relay_dns_schedule(s->d);
+}
+
+static void
+relay_dns_sock_state_cb(void *data, ares_socket_t fd, int readable,
+    int writable)
+{
+	struct relay_dns *d = data;
+	struct relay_dns_sock *s, **pp;
+	int events = (readable ? UV_READABLE : 0) |
+	    (writable ? UV_WRITABLE : 0);
+
+	for (pp = &d->socks; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->fd == fd)
+			break;
+	s = *pp;
+	if (events == 0) {
+		if (s == NULL)
+			return;
+		*pp = s->next;
+		uv_poll_stop(&s->poll);
+		uv_close((uv_handle_t *)&s->poll, relay_dns_poll_closed);
+		return;
+	}
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		s->fd = fd;
+		s->d = d;
+		if (uv_poll_init_socket(d->loop, &s->poll, fd) < 0) {
+			log_err(NULL, "relay: cannot watch DNS socket %d",
+			    (int)fd);
+			free(s);
+			return;
+		}
+		s->poll.data = s;
+		d->open_handles++;
+		s->next = d->socks;
+		d->socks = s;
+	}
+	uv_poll_start(&s->poll, events, relay_dns_poll_cb);
+}
+
+static void
+relay_dns_timer_cb(uv_timer_t *t)
+{
+	struct relay_dns *d = t->data;
+
+	ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	relay_dns_schedule(d);
+}
+
+/* Arms the timer for c-ares' next timeout, if it has queries. */
+static void
+relay_dns_schedule(struct relay_dns *d)
+{
+	struct timeval tv, *tvp;
+	uint64_t ms;
+
+	if (d->closing)
+		return;
+	tvp = ares_timeout(d->channel, NULL, &tv);
+	if (tvp == NULL) {
+		uv_timer_stop(&d->timer);
+		return;
+	}
+	ms = (uint64_t)tvp->tv_sec * 1000 + (uint64_t)tvp->tv_usec / 1000;
+	uv_timer_start(&d->timer, relay_dns_timer_cb, ms ? ms : 1, 0);
+}
+
+int
+relay_dns_new(uv_loop_t *loop, const char *resolver, struct relay_dns **d_r,
+    struct pr_err *err)
+{
+	static bool lib_init;
+	struct ares_options opts;
+	struct relay_dns *d;
+	char host[RELAY_HOST_MAX], csv[RELAY_HOST_MAX + 16];
+	unsigned port = 53;
+	int optmask, rc;
+
+	if (!lib_init) {
+		if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
+			return pr_err_set(err, PR_EIO, "c-ares: %s",
+			    ares_strerror(rc));
+		lib_init = true;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->loop = loop;
+	memset(&opts, 0, sizeof(opts));
+	opts.sock_state_cb = relay_dns_sock_state_cb;
+	opts.sock_state_cb_data = d;
+	/* Mail domains are absolute: no search list (RFC 5321 5.1 leaves
+	 * local aliases of domain names to the user agent). */
+	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
+	opts.ndomains = 0;
+	opts.domains = NULL;
+	opts.timeout = 3000;
+	opts.tries = 3;
+	opts.lookups = (char *)(resolver[0] != '\0' ? "b" : "fb");
+	optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_DOMAINS |
+	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
+	if ((rc = ares_init_options(&d->channel, &opts, optmask)) !=
+	    ARES_SUCCESS) {
+		free(d);
+		return pr_err_set(err, PR_EIO, "c-ares: %s",
+		    ares_strerror(rc));
+	}
+	if (resolver[0] != '\0') {
+		if (relay_mx_parse_hostport(resolver, host, &port) < 0) {
+			ares_destroy(d->channel);
+			free(d);
+			return pr_err_set(err, PR_EINVAL,
+			    "[relay] resolver: bad value '%s' (ip[:port])",
+			    resolver);
+		}
+		snprintf(csv, sizeof(csv), strchr(host, ':') ? "[%s]:%u" :
+		    "%s:%u", host, port);
+		if ((rc = ares_set_servers_ports_csv(d->channel, csv)) !=
+		    ARES_SUCCESS) {
+			ares_destroy(d->channel);
+			free(d);
+			return pr_err_set(err, PR_EINVAL,
+			    "[relay] resolver '%s': %s", resolver,
+			    ares_strerror(rc));
+		}
+	}
+	uv_timer_init(loop, &d->timer);
+	d->timer.data = d;
+	d->open_handles = 1;
+	*d_r = d;
+	return 0;
+}
+
+void
+relay_dns_close(struct relay_dns *d, void (*done_cb)(void *data), void *data)
+{
+	struct relay_dns_sock *s;
+
+	d->done_cb = done_cb;
+	d->done_data = data;
+	/* ares_destroy runs every pending callback with ARES_EDESTRUCTION
+	 * and closes the sockets (sock_state_cb closes their polls). */
+	d->closing = true;
+	ares_destroy(d->channel);
+	while ((s = d->socks) != NULL) {
+		d->socks = s->next;
+		uv_poll_stop(&s->poll);
+		uv_close((uv_handle_t *)&s->poll, relay_dns_poll_closed);
+	}
+	uv_timer_stop(&d->timer);
+	uv_close((uv_handle_t *)&d->timer, relay_dns_timer_closed);
+}
+
+void
+relay_dns_addr_str(const struct relay_target *t, char *out, size_t outsz)
+{
+	const void *a;
+
+	if (t->addr.ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)&t->addr)->sin6_addr;
+	else
+		a = &((const struct sockaddr_in *)&t->addr)->sin_addr;
+	if (inet_ntop(t->addr.ss_family, a, out, (socklen_t)outsz) == NULL)
+		snprintf(out, outsz, "?");
+}
+
+static bool
+relay_dns_temporary(int status)
+{
+	return status != ARES_SUCCESS && status != ARES_ENOTFOUND &&
+	    status != ARES_ENODATA && status != ARES_ENONAME &&
+	    status != ARES_EBADNAME;
+}
+
+static bool
+relay_dns_cancelled(int status)
+{
+	return status == ARES_EDESTRUCTION || status == ARES_ECANCELLED;
+}
+
+static uint32_t
+relay_dns_rand(void *ctx, uint32_t n)
+{
+	(void)ctx;
+	return randombytes_uniform(n);
+}
+
+/* Reports a route from the loop rather than from inside the call. */
+struct relay_dns_deferred {
+	uv_timer_t timer;
+	relay_dns_cb cb;
+	void *data;
+	struct relay_route rt;
+};
+
+static void
+relay_dns_deferred_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
+relay_dns_deferred_cb(uv_timer_t *t)
+{
+	struct relay_dns_deferred *x = t->data;
+
+	x->cb(x->data, &x->rt);
+	uv_close((uv_handle_t *)&x->timer, relay_dns_deferred_closed);
+}
+
+static void
+relay_dns_report_route_later(struct relay_dns *d, relay_dns_cb cb,
+    void *data, const struct relay_route *rt)
+{
+	struct relay_dns_deferred *x = xcalloc(1, sizeof(*x));
+
+	x->cb = cb;
+	x->data = data;
+	x->rt = *rt;
+	uv_timer_init(d->loop, &x->timer);
+	x->timer.data = x;
+	uv_timer_start(&x->timer, relay_dns_deferred_cb, 0, 0);
+}
+
+static void
+relay_dns_report_later(struct relay_dns *d, relay_dns_cb cb, void *data,
+    enum relay_route_status st, const char *error)
+{
+	struct relay_route rt;
+
+	memset(&rt, 0, sizeof(rt));
+	rt.status = st;
+	snprintf(rt.error, sizeof(rt.error), "%s", error);
+	relay_dns_report_route_later(d, cb, data, &rt);
+}
+
+/* All lookups answered: build the route and report it. */
+static void
+relay_dns_finish(struct relay_dns_lookup *l)
+{
+	struct relay_route rt;
+	size_t i, j;
+	bool temp = false;
+	int last = ARES_SUCCESS;
+
+	memset(&rt, 0, sizeof(rt));
+	for (i = 0; i < l->n_mx; i++) {
+		struct relay_dns_hostres *h = &l->hosts[i];
+
+		if (relay_dns_cancelled(h->status))
+			l->cancelled = true;
+		if (h->status != ARES_SUCCESS) {
+			if (relay_dns_temporary(h->status))
+				temp = true;
+			last = h->status;
+		}
+		for (j = 0; j < h->n && rt.n < RELAY_TARGETS_MAX; j++)
+			rt.t[rt.n++] = h->t[j];
+	}
+	if (l->cancelled) {
+		rt.status = RELAY_ROUTE_CANCELLED;
+		snprintf(rt.error, sizeof(rt.error), "shutting down");
+	} else if (rt.n > 0) {
+		rt.status = RELAY_ROUTE_OK;
+	} else if (temp) {
+		/* RFC 5321 5.1: a DNS failure is a temporary condition. */
+		rt.status = RELAY_ROUTE_TEMP;
+		snprintf(rt.status_code, sizeof(rt.status_code), "4.4.3");
+		snprintf(rt.error, sizeof(rt.error),
+		    "Host or domain name lookup failed for %s: %s",
+		    l->n_mx == 1 ? l->mx[0].host : l->domain,
+		    ares_strerror(last));
+	} else {
+		rt.status = RELAY_ROUTE_PERM;
+		snprintf(rt.status_code, sizeof(rt.status_code), "5.4.4");
+		snprintf(rt.error, sizeof(rt.error),
+		    l->implicit ? "Host or domain name not found: no MX and no "
+		    "address for %s (%s)" : "No address for the MX hosts of "
+		    "%s (%s)", l->domain, ares_strerror(last));
+	}
+	if (l->from_api)
+		relay_dns_report_route_later(l->d, l->cb, l->data, &rt);
+	else
+		l->cb(l->data, &rt);
+	free(l);
+}
+
+static void
+relay_dns_addr_cb(void *arg, int status, int timeouts,
+    struct ares_addrinfo *res)
+{
+	struct relay_dns_hostres *h = arg;
+	struct relay_dns_lookup *l = h->l;
+	struct ares_addrinfo_node *n;
+	size_t i = (size_t)(h - l->hosts);
+
+	(void)timeouts;
+	h->status = status;
+	h->done = true;
+	if (status == ARES_SUCCESS && res != NULL) {
+		for (n = res->nodes; n != NULL && h->n < RELAY_TARGETS_MAX;
+		    n = n->ai_next) {
+			struct relay_target *t = &h->t[h->n];
+
+			if ((n->ai_family != AF_INET &&
+			    n->ai_family != AF_INET6) ||
+			    n->ai_addrlen > sizeof(t->addr))
+				continue;
+			memcpy(&t->addr, n->ai_addr, n->ai_addrlen);
+			t->addrlen = n->ai_addrlen;
+			if (n->ai_family == AF_INET)
+				((struct sockaddr_in *)&t->addr)->sin_port =
+				    htons((uint16_t)l->port);
+			else
+				((struct sockaddr_in6 *)&t->addr)->sin6_port =
+				    htons((uint16_t)l->port);
+			snprintf(t->host, sizeof(t->host), "%s",
+			    l->mx[i].host);
+			t->pref = l->mx[i].pref;
+			h->n++;
+		}
+		if (h->n == 0)
+			h->status = ARES_ENODATA;
+	}
+	if (res != NULL)
+		ares_freeaddrinfo(res);
+	if (--l->pending == 0)
+		relay_dns_finish(l);
+}
+
+/* Starts the address lookups of every host in l->mx. */
+static void
+relay_dns_resolve_hosts(struct relay_dns_lookup *l)
+{
+	struct ares_addrinfo_hints hints;
+	struct relay_dns *d = l->d;
+	size_t i, n = l->n_mx;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	/* One extra count held while starting: a callback that runs right
+	 * away (an address literal) cannot finish the lookup under us. */
+	l->pending = n + 1;
+	for (i = 0; i < n; i++) {
+		l->hosts[i].l = l;
+		ares_getaddrinfo(d->channel, l->mx[i].host, NULL, &hints,
+		    relay_dns_addr_cb, &l->hosts[i]);
+	}
+	if (--l->pending == 0)
+		relay_dns_finish(l);
+	relay_dns_schedule(d);
+}
+
+static void
+relay_dns_mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct relay_dns_lookup *l = arg;
+	struct ares_mx_reply *mx = NULL, *m;
+	struct relay_route rt;
+
+	(void)timeouts;
+	memset(&rt, 0, sizeof(rt));
+	if (relay_dns_cancelled(status)) {
+		rt.status = RELAY_ROUTE_CANCELLED;
+		snprintf(rt.error, sizeof(rt.error), "shutting down");
+		goto report;
+	}
+	if (status == ARES_SUCCESS) {
+		status = ares_parse_mx_reply(abuf, alen, &mx);
+		if (status == ARES_SUCCESS) {
+			for (m = mx; m != NULL && l->n_mx < RELAY_MX_MAX;
+			    m = m->next) {
+				l->mx[l->n_mx].pref = m->priority;
+				snprintf(l->mx[l->n_mx].host, RELAY_HOST_MAX,
+				    "%s", m->host);
+				l->n_mx++;
+			}
+			ares_free_data(mx);
+		}
+	}
+	if (status == ARES_SUCCESS && l->n_mx > 0) {
+		if (relay_mx_is_null(l->mx, l->n_mx)) {
+			/* RFC 7505 4.1: do not try; bounce at once. */
+			rt.status = RELAY_ROUTE_PERM;
+			snprintf(rt.status_code, sizeof(rt.status_code),
+			    "5.1.10");
+			snprintf(rt.error, sizeof(rt.error),
+			    "Domain %s does not accept mail (null MX, "
+			    "RFC 7505)", l->domain);
+			goto report;
+		}
+		relay_mx_sort(l->mx, l->n_mx, relay_dns_rand, NULL);
+		relay_dns_resolve_hosts(l);
+		return;
+	}
+	if (status == ARES_ENOTFOUND) {
+		/* NXDOMAIN: the domain does not exist. */
+		rt.status = RELAY_ROUTE_PERM;
+		snprintf(rt.status_code, sizeof(rt.status_code), "5.4.4");
+		snprintf(rt.error, sizeof(rt.error),
+		    "Host or domain name not found: %s (NXDOMAIN)",
+		    l->domain);
+		goto report;
+	}
+	if (status == ARES_ENODATA || (status == ARES_SUCCESS &&
+	    l->n_mx == 0)) {
+		/* RFC 5321 5.1: no MX, the domain itself is the MX. */
+		l->implicit = true;
+		l->n_mx = 1;
+		l->mx[0].pref = 0;
+		snprintf(l->mx[0].host, RELAY_HOST_MAX, "%s", l->domain);
+		relay_dns_resolve_hosts(l);
+		return;
+	}
+	rt.status = RELAY_ROUTE_TEMP;
+	snprintf(rt.status_code, sizeof(rt.status_code), "4.4.3");
+	snprintf(rt.error, sizeof(rt.error), "MX lookup for %s failed: %s",
+	    l->domain, ares_strerror(status));
+report:
+	l->cb(l->data, &rt);
+	free(l);
+}
+
+static struct relay_dns_lookup *
+relay_dns_lookup_new(struct relay_dns *d, const char *name, unsigned port,
+    relay_dns_cb cb, void *data)
+{
+	struct relay_dns_lookup *l = xcalloc(1, sizeof(*l));
+
+	l->d = d;
+	l->cb = cb;
+	l->data = data;
+	l->port = port;
+	snprintf(l->domain, sizeof(l->domain), "%s", name);
+	return l;
+}
+
+void
+relay_dns_route(struct relay_dns *d, const char *domain, unsigned port,
+    relay_dns_cb cb, void *data)
+{
+	struct relay_dns_lookup *l;
+	char err[300];
+
+	if (d->closing) {
+		relay_dns_report_later(d, cb, data, RELAY_ROUTE_CANCELLED,
+		    "shutting down");
+		return;
+	}
+	if (domain[0] == '[') {
+		/* An address literal (RFC 5321 4.1.3) names the host. */
+		size_t n = strlen(domain);
+		char lit[RELAY_HOST_MAX];
+
+		if (n < 3 || domain[n - 1] != ']' || n - 2 >= sizeof(lit)) {
+			snprintf(err, sizeof(err), "bad address literal %s",
+			    domain);
+			relay_dns_report_later(d, cb, data, RELAY_ROUTE_PERM,
+			    err);
+			return;
+		}
+		memcpy(lit, domain + 1, n - 2);
+		lit[n - 2] = '\0';
+		if (strncasecmp(lit, "IPv6:", 5) == 0)
+			memmove(lit, lit + 5, strlen(lit + 5) + 1);
+		relay_dns_host(d, lit, port, cb, data);
+		return;
+	}
+	l = relay_dns_lookup_new(d, domain, port, cb, data);
+	/* c-ares calls back from ares_process_fd, never from inside
+	 * ares_query for a well-formed name. */
+	ares_query(d->channel, domain, 1 /* C_IN */, 15 /* T_MX */,
+	    relay_dns_mx_cb, l);
+	relay_dns_schedule(d);
+}
+
+void
+relay_dns_host(struct relay_dns *d, const char *host, unsigned port,
+    relay_dns_cb cb, void *data)
+{
+	struct relay_dns_lookup *l;
+
+	if (d->closing) {
+		relay_dns_report_later(d, cb, data, RELAY_ROUTE_CANCELLED,
+		    "shutting down");
+		return;
+	}
+	l = relay_dns_lookup_new(d, host, port, cb, data);
+	l->from_api = true;
+	l->implicit = true;
+	l->n_mx = 1;
+	snprintf(l->mx[0].host, RELAY_HOST_MAX, "%s", host);
+	relay_dns_resolve_hosts(l);
+}

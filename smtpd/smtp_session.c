@@ -1,0 +1,872 @@
+/* smtp_session.c - SMTP server sessions (libuv glue). */
+#include "smtp_session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "relay.h"
+#include "smtp_deliver.h"
+#include "store.h"
+#include "xmalloc.h"
+
+/* Stop reading from a client whose replies pile up unread. */
+#define SMTP_SESSION_WRITE_HIGH (256 * 1024)
+/* AUTH failure delays: 1 s, 2 s, 4 s, ... capped. */
+#define SMTP_SESSION_AUTH_DELAY_MS 1000
+#define SMTP_SESSION_AUTH_DELAY_MAX_MS 16000
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct net_conn *c;           /* NULL once net closed it */
+	struct smtp_proto *p;
+	struct smtp_session *prev, *next;
+	char sid[LOG_SID_LEN + 1];
+	char peer[64];
+	enum smtp_listen_kind kind;
+	uint64_t t_start;             /* uv_now at accept */
+	unsigned pending;             /* work, fs, delivery, timer in flight */
+	bool busy;                    /* an event is being carried out */
+	bool tls_starting;
+	bool greeted;
+	bool ip_counted;
+	bool delay_active;
+	bool timer_closed;
+	unsigned tx_seq;
+
+	uv_timer_t timer;             /* AUTH failure delay */
+
+	/* AUTH: verification off the loop thread. */
+	uv_work_t work;
+	const char *auth_pass;        /* the core's secret, until complete */
+	char auth_hash[STORE_HASH_MAX];
+	bool auth_known;
+	int64_t auth_id;
+	int auth_status;
+	int64_t user_id;
+
+	/* Spool file of the current message. */
+	int spool_fd;
+	uint64_t spool_off;
+	uv_fs_t fs;
+	const uint8_t *fs_data;
+	size_t fs_len;
+	void (*fs_then)(struct smtp_session *s, int status);
+
+	/* Delivery. */
+	struct smtp_deliver_job job;
+	struct buf head;
+	char msgid[128];
+};
+
+static void smtp_session_run(struct smtp_session *s);
+static const struct net_conn_ops smtp_session_ops;
+
+/* --- Helpers ----------------------------------------------------------- */
+
+static void
+smtp_session_log_cb(void *data, int level, const char *text)
+{
+	struct smtp_session *s = data;
+
+	log_msg(level == 0 ? LOG_LVL_DEBUG : level == 1 ? LOG_LVL_INFO :
+	    LOG_LVL_WARN, s->sid, "%s", text);
+}
+
+static const char *
+smtp_session_kind_name(enum smtp_listen_kind k)
+{
+	switch (k) {
+	case SMTP_LISTEN_MX: return "smtp";
+	case SMTP_LISTEN_SUBMISSION: return "submission";
+	case SMTP_LISTEN_SUBMISSIONS: return "submissions";
+	}
+	return "?";
+}
+
+static void
+smtp_session_spool_close(struct smtp_session *s)
+{
+	if (s->spool_fd >= 0) {
+		close(s->spool_fd);
+		s->spool_fd = -1;
+	}
+	s->spool_off = 0;
+}
+
+/* Frees the session once net has closed it and nothing is in flight. */
+static void
+smtp_session_release(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->srv;
+
+	if (s->c != NULL || s->pending > 0 || !s->timer_closed)
+		return;
+	if (s->ip_counted)
+		ipcount_dec(srv->ipc, s->peer);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	srv->n_sessions--;
+	smtp_proto_free(&s->p);
+	smtp_session_spool_close(s);
+	buf_fini(&s->head);
+	sodium_memzero(s->auth_hash, sizeof(s->auth_hash));
+	free(s);
+	if (srv->draining && srv->n_sessions == 0 && srv->idle_cb != NULL)
+		srv->idle_cb(srv);
+}
+
+static void
+smtp_session_flush(struct smtp_session *s)
+{
+	struct buf *out = smtp_proto_out(s->p);
+
+	if (out->len == 0 || s->c == NULL)
+		return;
+	if (net_conn_write(s->c, out->p, out->len) < 0)
+		net_conn_close(s->c, false);
+	buf_reset(out);
+	buf_shrink(out, 4096);
+}
+
+/* Answers the outstanding event and goes on with buffered input. */
+static void
+smtp_session_complete(struct smtp_session *s, int status)
+{
+	smtp_proto_complete(s->p, status);
+	s->busy = false;
+	if (s->c == NULL)
+		return;
+	net_conn_resume(s->c);
+	smtp_session_run(s);
+}
+
+/* --- AUTH -------------------------------------------------------------- */
+
+static void
+smtp_session_auth_work_cb(uv_work_t *w)
+{
+	struct smtp_session *s = w->data;
+
+	/* argon2id: CPU and memory heavy, hence the thread pool.  An unknown
+	 * user costs the same (a dummy hash), so timing tells nothing. */
+	s->auth_status = store_password_verify(s->auth_known ? s->auth_hash :
+	    NULL, s->auth_pass);
+}
+
+static void
+smtp_session_auth_delay_cb(uv_timer_t *t)
+{
+	struct smtp_session *s = t->data;
+
+	s->delay_active = false;
+	s->pending--;
+	smtp_session_complete(s, PR_EAUTH);
+}
+
+static void
+smtp_session_auth_after_cb(uv_work_t *w, int status)
+{
+	struct smtp_session *s = w->data;
+	const struct smtp_event *ev;
+	unsigned fails;
+	uint64_t delay;
+
+	s->pending--;
+	sodium_memzero(s->auth_hash, sizeof(s->auth_hash));
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	ev = smtp_proto_event(s->p);
+	if (status == 0 && s->auth_status == 0) {
+		s->user_id = s->auth_id;
+		log_info(s->sid, "AUTH ok: user %s from %s", ev->user, s->peer);
+		smtp_session_complete(s, 0);
+		return;
+	}
+	/* Never the password: only who tried, from where. */
+	fails = smtp_proto_auth_failures(s->p) + 1;
+	log_warn(s->sid, "AUTH failed: user %s from %s (failure %u)",
+	    ev->user, s->peer, fails);
+	/* A delay that doubles with each failure, on the session timer:
+	 * the loop keeps serving everybody else. */
+	delay = (uint64_t)SMTP_SESSION_AUTH_DELAY_MS << (fails - 1 > 4 ? 4 :
+	    fails - 1);
+	if (delay > SMTP_SESSION_AUTH_DELAY_MAX_MS)
+		delay = SMTP_SESSION_AUTH_DELAY_MAX_MS;
+	s->pending++;
+	s->delay_active = true;
+	uv_timer_start(&s->timer, smtp_session_auth_delay_cb, delay, 0);
+}
+
+/* Returns true when the event completed synchronously. */
+static bool
+smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
+{
+	struct pr_err err;
+	int r;
+
+	pr_err_clear(&err);
+	r = store_user_auth_info(s->srv->st, ev->user, &s->auth_id,
+	    s->auth_hash, &err);
+	if (r < 0 && r != PR_ENOENT) {
+		log_err(s->sid, "AUTH lookup of %s: %s", ev->user, err.msg);
+		smtp_proto_complete(s->p, PR_EIO);
+		return true;
+	}
+	s->auth_known = r == 0;
+	s->auth_pass = ev->pass;
+	s->work.data = s;
+	if (uv_queue_work(s->srv->loop, &s->work, smtp_session_auth_work_cb,
+	    smtp_session_auth_after_cb) != 0) {
+		smtp_proto_complete(s->p, PR_EIO);
+		return true;
+	}
+	s->pending++;
+	return false;
+}
+
+/* --- MAIL and RCPT lookups (loop thread, indexed reads) ---------------- */
+
+static bool
+smtp_session_mail(struct smtp_session *s, const struct smtp_event *ev)
+{
+	int r = store_sender_allowed(s->srv->st, s->user_id, ev->addr);
+
+	if (r < 0)
+		log_err(s->sid, "sender lookup of %s: %s", ev->addr,
+		    pr_strerror(r));
+	smtp_proto_complete(s->p, r == 1 ? 0 : r == 0 ? PR_EPERM : PR_EIO);
+	return true;
+}
+
+struct smtp_session_targets {
+	int64_t *users;
+	size_t n_users, cap_users;
+	char **remote;
+	size_t n_remote, cap_remote;
+};
+
+static int
+smtp_session_target_cb(void *ctx, int64_t user_id, const char *remote)
+{
+	struct smtp_session_targets *t = ctx;
+
+	if (remote == NULL) {
+		if (t->n_users == t->cap_users) {
+			t->cap_users = t->cap_users ? t->cap_users * 2 : 8;
+			t->users = xrealloc(t->users,
+			    t->cap_users * sizeof(*t->users));
+		}
+		t->users[t->n_users++] = user_id;
+	} else {
+		if (t->n_remote == t->cap_remote) {
+			t->cap_remote = t->cap_remote ? t->cap_remote * 2 : 8;
+			t->remote = xrealloc(t->remote,
+			    t->cap_remote * sizeof(*t->remote));
+		}
+		t->remote[t->n_remote++] = xstrdup(remote);
+	}
+	return 0;
+}
+
+/* Quota (RFC 3463 4.2.2 / 5.2.2) of one local target, against the size
+ * the client declared (RFC 1870), if any. */
+static int
+smtp_session_quota(struct smtp_session *s, int64_t user_id)
+{
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	int64_t bytes, count, quota, declared = (int64_t)tx->declared_size;
+	struct pr_err err;
+	int r;
+
+	r = store_mailbox_usage(s->srv->st, user_id, &bytes, &count, &quota,
+	    &err);
+	if (r < 0)
+		return r;
+	if (quota <= 0)
+		return 0;
+	if (declared > quota)
+		return PR_ETOOBIG;
+	if (bytes >= quota || bytes + declared > quota)
+		return PR_EQUOTA;
+	return 0;
+}
+
+static bool
+smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
+{
+	struct smtp_session_targets t;
+	struct pr_err err;
+	int kind, status;
+	size_t i;
+
+	memset(&t, 0, sizeof(t));
+	pr_err_clear(&err);
+	kind = store_resolve(s->srv->st, ev->addr, smtp_session_target_cb, &t,
+	    &err);
+	switch (kind) {
+	case STORE_RESOLVE_LOCAL:
+		status = SMTP_RCPT_LOCAL;
+		for (i = 0; i < t.n_users && status > 0; i++) {
+			int r = smtp_session_quota(s, t.users[i]);
+
+			if (r < 0)
+				status = r;
+		}
+		for (i = 0; i < t.n_users && status > 0; i++)
+			if (smtp_proto_rcpt_target(s->p, t.users[i], NULL) < 0)
+				status = PR_ENOSPC;
+		for (i = 0; i < t.n_remote && status > 0; i++)
+			if (smtp_proto_rcpt_target(s->p, 0, t.remote[i]) < 0)
+				status = PR_ENOSPC;
+		break;
+	case STORE_RESOLVE_REMOTE:
+		status = SMTP_RCPT_REMOTE;
+		break;
+	case STORE_RESOLVE_UNKNOWN:
+		status = SMTP_RCPT_UNKNOWN;
+		break;
+	default:
+		log_err(s->sid, "recipient lookup of %s: %s", ev->addr,
+		    err.msg[0] ? err.msg : pr_strerror(kind));
+		status = kind < 0 ? kind : PR_EIO;
+		if (status == PR_EQUOTA || status == PR_ETOOBIG)
+			status = PR_EIO;
+		break;
+	}
+	free(t.users);
+	for (i = 0; i < t.n_remote; i++)
+		free(t.remote[i]);
+	free(t.remote);
+	smtp_proto_complete(s->p, status);
+	return true;
+}
+
+/* --- Spool ------------------------------------------------------------- */
+
+/* A file nobody else can see: O_TMPFILE, or mkstemp + unlink where the
+ * file system lacks it.  Nothing is left behind after a crash. */
+static int
+smtp_session_spool_open(struct smtp_session *s)
+{
+	char path[1200];
+	int fd;
+
+	fd = open(s->srv->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR ||
+	    errno == EINVAL)) {
+		snprintf(path, sizeof(path), "%s/spool.XXXXXX",
+		    s->srv->spool_dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0) {
+		log_err(s->sid, "spool in %s: %s", s->srv->spool_dir,
+		    strerror(errno));
+		return PR_EIO;
+	}
+	s->spool_fd = fd;
+	s->spool_off = 0;
+	return 0;
+}
+
+static void
+smtp_session_fs_cb(uv_fs_t *req)
+{
+	struct smtp_session *s = req->data;
+	ssize_t n = req->result;
+	uv_buf_t b;
+
+	uv_fs_req_cleanup(req);
+	s->pending--;
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	if (n < 0) {
+		log_err(s->sid, "spool write: %s", uv_strerror((int)n));
+		s->fs_then(s, PR_EIO);
+		return;
+	}
+	s->spool_off += (uint64_t)n;
+	s->fs_data += n;
+	s->fs_len -= (size_t)n;
+	if (s->fs_len == 0) {
+		s->fs_then(s, 0);
+		return;
+	}
+	b = uv_buf_init((char *)s->fs_data, (unsigned)s->fs_len);
+	s->fs.data = s;
+	if (uv_fs_write(s->srv->loop, &s->fs, s->spool_fd, &b, 1,
+	    (int64_t)s->spool_off, smtp_session_fs_cb) != 0) {
+		s->fs_then(s, PR_EIO);
+		return;
+	}
+	s->pending++;
+}
+
+/* Appends data to the spool file off the loop thread; then(s, status)
+ * follows.  Returns false if then() already ran. */
+static bool
+smtp_session_spool_write(struct smtp_session *s, const uint8_t *data,
+    size_t len, void (*then)(struct smtp_session *, int))
+{
+	uv_buf_t b;
+
+	s->fs_then = then;
+	if (s->spool_fd < 0 && smtp_session_spool_open(s) < 0) {
+		then(s, PR_EIO);
+		return false;
+	}
+	s->fs_data = data;
+	s->fs_len = len;
+	b = uv_buf_init((char *)data, (unsigned)len);
+	s->fs.data = s;
+	if (uv_fs_write(s->srv->loop, &s->fs, s->spool_fd, &b, 1,
+	    (int64_t)s->spool_off, smtp_session_fs_cb) != 0) {
+		then(s, PR_EIO);
+		return false;
+	}
+	s->pending++;
+	return true;
+}
+
+static void
+smtp_session_spool_done(struct smtp_session *s, int status)
+{
+	if (status < 0)
+		smtp_session_spool_close(s);
+	smtp_session_complete(s, status);
+}
+
+/* --- Delivery ---------------------------------------------------------- */
+
+static void
+smtp_session_deliver_done(struct smtp_deliver_job *job)
+{
+	struct smtp_session *s = job->data;
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	const struct store_msg *m = &job->msg;
+	bool remote = m->n_remote > 0;
+
+	s->pending--;
+	if (m->status == 0)
+		log_info(s->sid, "accepted: id %s from <%s> to %zu mailbox%s%s "
+		    "%zu remote, %llu octets%s%s", m->id, tx->sender,
+		    m->n_users, m->n_users == 1 ? "" : "es",
+		    remote ? " and" : ",", m->n_remote,
+		    (unsigned long long)tx->size,
+		    s->c != NULL && net_conn_tls_active(s->c) ? ", " : "",
+		    s->c != NULL && net_conn_tls_active(s->c) ?
+		    net_conn_tls_desc(s->c) : "");
+	else
+		log_warn(s->sid, "delivery from <%s> failed: %s%s%s",
+		    tx->sender, pr_strerror(m->status),
+		    m->err.msg[0] ? ": " : "", m->err.msg);
+	if (m->status == 0 && remote && s->srv->relay != NULL)
+		relay_kick(s->srv->relay);
+	smtp_session_spool_close(s);
+	buf_reset(&s->head);
+	buf_shrink(&s->head, 1024);
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	smtp_proto_queued_as(s->p, m->id);
+	smtp_session_complete(s, m->status);
+}
+
+/* RFC 5322 3.3 date-time of now. */
+static void
+smtp_session_date(char *out, size_t outsz)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(out, outsz, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+static void
+smtp_session_deliver_submit(struct smtp_session *s, int status)
+{
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	const struct smtp_event *ev = smtp_proto_event(s->p);
+	struct store_msg *m = &s->job.msg;
+	struct smtp_trace t;
+	char date[64], id[48], rnd[17];
+	unsigned char rb[8];
+
+	if (status < 0) {
+		smtp_session_spool_done(s, status);
+		return;
+	}
+	smtp_session_date(date, sizeof(date));
+	snprintf(id, sizeof(id), "%s.%u", s->sid, ++s->tx_seq);
+	randombytes_buf(rb, sizeof(rb));
+	sodium_bin2hex(rnd, sizeof(rnd), rb, sizeof(rb));
+	snprintf(s->msgid, sizeof(s->msgid), "<%s.%s@%s>", rnd, id,
+	    s->srv->cfg->server.hostname);
+	t.peer_ip = s->peer;
+	t.id = id;
+	t.date = date;
+	t.msgid = s->msgid;
+	buf_reset(&s->head);
+	if (smtp_proto_trace(s->p, &t, &s->head) < 0) {
+		smtp_session_spool_done(s, PR_EIO);
+		return;
+	}
+	memset(&s->job, 0, sizeof(s->job));
+	m->sender = tx->sender;
+	m->users = tx->users;
+	m->n_users = tx->n_users;
+	m->remote = (const char *const *)tx->remote;
+	m->n_remote = tx->n_remote;
+	m->head = s->head.p;
+	m->head_len = s->head.len;
+	if (tx->spooled) {
+		m->body_fd = s->spool_fd;
+		m->body_len = (size_t)tx->size;
+	} else {
+		m->body_fd = -1;
+		m->body = ev->data;
+		m->body_len = ev->len;
+	}
+	s->job.done_cb = smtp_session_deliver_done;
+	s->job.data = s;
+	s->pending++;
+	smtp_deliver_submit(s->srv->dlv, &s->job);
+}
+
+static bool
+smtp_session_deliver(struct smtp_session *s, const struct smtp_event *ev)
+{
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+
+	/* The tail of a spooled message joins the rest in the file first. */
+	if (tx->spooled && ev->len > 0) {
+		smtp_session_spool_write(s, ev->data, ev->len,
+		    smtp_session_deliver_submit);
+		return false;
+	}
+	smtp_session_deliver_submit(s, 0);
+	return false;
+}
+
+/* --- The session loop -------------------------------------------------- */
+
+/* Carries out ev.  Returns true when it completed synchronously. */
+static bool
+smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
+{
+	switch (ev->type) {
+	case SMTP_EV_AUTH:
+		return smtp_session_auth(s, ev);
+	case SMTP_EV_MAIL:
+		return smtp_session_mail(s, ev);
+	case SMTP_EV_RCPT:
+		return smtp_session_rcpt(s, ev);
+	case SMTP_EV_SPOOL:
+		smtp_session_spool_write(s, ev->data, ev->len,
+		    smtp_session_spool_done);
+		return false;
+	case SMTP_EV_DELIVER:
+		return smtp_session_deliver(s, ev);
+	case SMTP_EV_STARTTLS:
+		/* The 220 is flushed; net drops any input buffered so far
+		 * (RFC 3207 5) and tls_cb continues. */
+		s->tls_starting = true;
+		if (net_conn_starttls(s->c) < 0) {
+			log_warn(s->sid, "STARTTLS could not start");
+			net_conn_close(s->c, false);
+		}
+		return false;
+	case SMTP_EV_NONE:
+		break;
+	}
+	return true;
+}
+
+static void
+smtp_session_run(struct smtp_session *s)
+{
+	const struct smtp_event *ev;
+	const uint8_t *in;
+	size_t len;
+	ssize_t n;
+
+	while (s->c != NULL && !s->busy && !net_conn_closing(s->c)) {
+		if ((ev = smtp_proto_event(s->p)) != NULL) {
+			smtp_session_flush(s);
+			s->busy = true;
+			if (!smtp_session_event(s, ev)) {
+				/* Backpressure while we wait, except during a
+				 * handshake, which needs the socket. */
+				if (s->busy && s->c != NULL && !s->tls_starting)
+					net_conn_pause(s->c);
+				return;
+			}
+			s->busy = false;
+			continue;
+		}
+		if (smtp_proto_closing(s->p))
+			break;
+		net_conn_input(s->c, &in, &len);
+		if (len == 0)
+			break;
+		n = smtp_proto_feed(s->p, in, len);
+		if (n < 0) {
+			log_err(s->sid, "protocol core: %s", pr_strerror((int)n));
+			smtp_proto_refuse(s->p, 421, "4.3.0",
+			    "Local error, closing");
+			break;
+		}
+		net_conn_consume(s->c, (size_t)n);
+		if (n == 0 && smtp_proto_event(s->p) == NULL &&
+		    !smtp_proto_closing(s->p)) {
+			/* The core holds back: its replies must go first. */
+			smtp_session_flush(s);
+			if (s->c != NULL && net_conn_write_pending(s->c) >
+			    SMTP_SESSION_WRITE_HIGH) {
+				net_conn_pause(s->c);
+				return;
+			}
+		}
+	}
+	if (s->c == NULL || s->busy)
+		return;
+	smtp_session_flush(s);
+	if (s->c != NULL && smtp_proto_closing(s->p))
+		net_conn_close(s->c, true);
+}
+
+/* --- net callbacks ----------------------------------------------------- */
+
+static void
+smtp_session_input_cb(struct net_conn *c)
+{
+	smtp_session_run(net_conn_data(c));
+}
+
+static void
+smtp_session_drain_cb(struct net_conn *c)
+{
+	struct smtp_session *s = net_conn_data(c);
+
+	if (!s->busy) {
+		net_conn_resume(c);
+		smtp_session_run(s);
+	}
+}
+
+static void
+smtp_session_tls_cb(struct net_conn *c, int status)
+{
+	struct smtp_session *s = net_conn_data(c);
+
+	s->tls_starting = false;
+	if (status < 0) {
+		log_info(s->sid, "TLS handshake with %s failed", s->peer);
+		return;
+	}
+	log_info(s->sid, "TLS: %s", net_conn_tls_desc(c));
+	smtp_proto_tls_started(s->p, net_conn_tls_desc(c));
+	s->busy = false;
+	if (!s->greeted) {
+		/* Implicit TLS (RFC 8314): the greeting comes after. */
+		s->greeted = true;
+		smtp_proto_greet(s->p);
+		if (s->srv->draining)
+			smtp_proto_shutdown(s->p);
+	}
+	net_conn_resume(c);
+	smtp_session_run(s);
+}
+
+static void
+smtp_session_timeout_cb(struct net_conn *c)
+{
+	struct smtp_session *s = net_conn_data(c);
+
+	if (s->tls_starting) {
+		log_info(s->sid, "TLS handshake timeout from %s", s->peer);
+		net_conn_close(c, false);
+		return;
+	}
+	/* Waiting on us (a commit, a password check) is not idling. */
+	if (s->busy) {
+		net_conn_set_timeout(c, s->srv->timeout_ms);
+		return;
+	}
+	log_info(s->sid, "timeout from %s", s->peer);
+	if (!s->greeted) {
+		net_conn_close(c, false);
+		return;
+	}
+	smtp_proto_timeout(s->p);
+	smtp_session_flush(s);
+	net_conn_close(c, true);
+}
+
+static void
+smtp_session_error_cb(struct net_conn *c, int status)
+{
+	struct smtp_session *s = net_conn_data(c);
+
+	log_debug(s->sid, "connection from %s: %s", s->peer,
+	    status == UV_EOF ? "closed by peer" : uv_strerror(status));
+}
+
+static void
+smtp_session_timer_closed_cb(uv_handle_t *h)
+{
+	struct smtp_session *s = h->data;
+
+	s->timer_closed = true;
+	smtp_session_release(s);
+}
+
+static void
+smtp_session_close_cb(struct net_conn *c)
+{
+	struct smtp_session *s = net_conn_data(c);
+	double secs = (double)(uv_now(s->srv->loop) - s->t_start) / 1000.0;
+
+	log_info(s->sid, "disconnect from %s after %.3fs: %u message%s, "
+	    "%u rejected", s->peer, secs, smtp_proto_messages(s->p),
+	    smtp_proto_messages(s->p) == 1 ? "" : "s",
+	    smtp_proto_rejects(s->p));
+	s->c = NULL;
+	if (s->delay_active) {
+		/* Closing the timer cancels the pending AUTH delay. */
+		s->delay_active = false;
+		s->pending--;
+	}
+	uv_close((uv_handle_t *)&s->timer, smtp_session_timer_closed_cb);
+}
+
+static const struct net_conn_ops smtp_session_ops = {
+	.input_cb = smtp_session_input_cb,
+	.tls_cb = smtp_session_tls_cb,
+	.drain_cb = smtp_session_drain_cb,
+	.timeout_cb = smtp_session_timeout_cb,
+	.error_cb = smtp_session_error_cb,
+	.close_cb = smtp_session_close_cb,
+};
+
+void
+smtp_session_accept(struct net_listener *l, struct net_conn *c)
+{
+	struct smtp_server *srv = net_listener_data(l);
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	struct smtp_proto_conf conf;
+	unsigned count;
+
+	s->srv = srv;
+	s->c = c;
+	s->kind = (enum smtp_listen_kind)net_listener_kind(l);
+	s->spool_fd = -1;
+	s->t_start = uv_now(srv->loop);
+	log_new_sid(s->sid);
+	snprintf(s->peer, sizeof(s->peer), "%s", net_conn_peer(c));
+	buf_init(&s->head, 64 * 1024);
+	uv_timer_init(srv->loop, &s->timer);
+	s->timer.data = s;
+	s->next = srv->sessions;
+	if (srv->sessions != NULL)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->n_sessions++;
+	net_conn_set_data(c, s);
+	net_conn_set_ops(c, &smtp_session_ops);
+
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = srv->cfg->server.hostname;
+	conf.kind = s->kind;
+	conf.starttls = net_conn_starttls_ctx(c) != NULL &&
+	    s->kind != SMTP_LISTEN_SUBMISSIONS;
+	conf.allow_plaintext_auth = srv->cfg->smtp.allow_plaintext_auth;
+	conf.limits = srv->limits;
+	conf.log_cb = smtp_session_log_cb;
+	conf.log_data = s;
+	if (smtp_proto_new(&conf, &s->p) < 0)
+		fatal("out of memory");
+
+	log_info(s->sid, "connect from %s to port %d (%s)", s->peer,
+	    net_conn_local_port(c), smtp_session_kind_name(s->kind));
+	count = ipcount_inc(srv->ipc, s->peer);
+	s->ip_counted = true;
+	if (srv->max_per_ip > 0 && count > srv->max_per_ip) {
+		log_warn(s->sid, "refused %s: %u connections from it", s->peer,
+		    count);
+		/* Before any TLS handshake: a plain-text 421 and goodbye. */
+		s->greeted = true;
+		smtp_proto_refuse(s->p, 421, "4.7.0",
+		    "Too many connections from your address");
+		smtp_session_flush(s);
+		net_conn_close(c, true);
+		return;
+	}
+	if (srv->draining) {
+		s->greeted = true;
+		smtp_proto_refuse(s->p, 421, "4.3.2", "Service shutting down");
+		smtp_session_flush(s);
+		net_conn_close(c, true);
+		return;
+	}
+	net_conn_set_timeout(c, srv->timeout_ms);
+	if (s->kind == SMTP_LISTEN_SUBMISSIONS) {
+		s->tls_starting = true;
+		return; /* tls_cb greets */
+	}
+	s->greeted = true;
+	smtp_proto_greet(s->p);
+	smtp_session_flush(s);
+}
+
+void
+smtp_server_drain(struct smtp_server *srv)
+{
+	struct smtp_session *s, *next;
+
+	srv->draining = true;
+	for (s = srv->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (s->c == NULL)
+			continue;
+		if (!s->greeted) {
+			net_conn_close(s->c, false);
+			continue;
+		}
+		smtp_proto_shutdown(s->p);
+		if (!s->busy)
+			smtp_session_run(s);
+	}
+	if (srv->n_sessions == 0 && srv->idle_cb != NULL)
+		srv->idle_cb(srv);
+}
+
+void
+smtp_server_close_all(struct smtp_server *srv)
+{
+	struct smtp_session *s;
+
+	for (s = srv->sessions; s != NULL; s = s->next)
+		if (s->c != NULL)
+			net_conn_close(s->c, false);
+}

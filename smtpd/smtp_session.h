@@ -1,0 +1,59 @@
+/*
+ * smtp_session.h - SMTP server sessions: the libuv glue around smtp_proto.
+ *
+ * A session owns one net_conn and one protocol core.  It feeds the core
+ * with the connection's plaintext input, writes its replies, and carries
+ * out its events: recipient and sender lookups on the loop thread's store
+ * connection (indexed reads), password verification in the libuv thread
+ * pool, spool writes with uv_fs, and deliveries through the group-commit
+ * writer (smtp_deliver).  While an event is outstanding the connection is
+ * paused, so a pipelining client waits instead of filling memory.
+ */
+#ifndef POSTROOM_SMTP_SESSION_H
+#define POSTROOM_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "cfg.h"
+#include "net.h"
+#include "smtp_proto.h"
+
+struct smtp_deliver;
+struct relay;
+struct ipcount;
+struct store;
+struct smtp_session;
+
+/* What every session shares; owned by main.c. */
+struct smtp_server {
+	uv_loop_t *loop;
+	const struct cfg *cfg;
+	struct smtp_limits limits;    /* from cfg; updated on SIGHUP */
+	uint64_t timeout_ms;          /* idle timeout ([smtp] timeout) */
+	unsigned max_per_ip;          /* 0 = no limit */
+	struct store *st;             /* loop-thread store: lookups only */
+	struct smtp_deliver *dlv;     /* the group-commit writer */
+	struct relay *relay;          /* kicked after remote deliveries */
+	struct ipcount *ipc;
+	char spool_dir[1100];         /* <data_dir>/tmp */
+	bool draining;
+	unsigned n_sessions;
+	struct smtp_session *sessions;
+	/* Called when draining and the last session is gone. */
+	void (*idle_cb)(struct smtp_server *srv);
+};
+
+/* net_accept_cb for every SMTP listener; net_listener_data() is the
+ * struct smtp_server and net_listener_kind() an enum smtp_listen_kind. */
+void smtp_session_accept(struct net_listener *l, struct net_conn *c);
+
+/* Starts draining: idle sessions get 421 4.3.2 and close; sessions inside
+ * a message finish it first.  idle_cb runs once none is left (possibly
+ * from inside this call). */
+void smtp_server_drain(struct smtp_server *srv);
+
+/* Closes every remaining session at once (drain deadline). */
+void smtp_server_close_all(struct smtp_server *srv);
+
+#endif

@@ -1,0 +1,186 @@
+"""Helpers for the POP3 end-to-end tests (tests/e2e/test_pop3_*.py).
+
+The tests run the real postroom-pop3d through tests/lib/harness.py and put
+mail into mailboxes with build/pop3d/pop3_deliver, which calls the store's
+store_deliver exactly as postroom-smtpd's local delivery does.
+"""
+
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+import harness  # noqa: E402
+
+BUILD = harness.BUILD
+DELIVER = os.path.join(BUILD, "pop3d", "pop3_deliver")
+DOMAIN = "example.test"
+
+
+def message(subject, body=b"hello\r\n", headers=()):
+    """A small RFC 5322 message with CRLF line ends, as smtpd stores it."""
+    head = [b"From: sender@example.org", b"To: someone@example.test",
+            b"Subject: " + subject.encode()]
+    head += [h.encode() if isinstance(h, str) else h for h in headers]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def deliver(inst, data, *addresses, count=1):
+    """Stores data (bytes) count times into each address's mailbox."""
+    path = os.path.join(inst.tmp, "deliver-%d.eml" % time.monotonic_ns())
+    with open(path, "wb") as f:
+        f.write(data)
+    args = [DELIVER]
+    if count != 1:
+        args += ["-n", str(count)]
+    r = subprocess.run(args + [inst.data_dir, path] + list(addresses),
+                       capture_output=True, text=True, timeout=600)
+    os.unlink(path)
+    if r.returncode != 0:
+        raise RuntimeError("pop3_deliver: " + r.stderr.strip())
+    return r.stdout.split()
+
+
+def new_instance(users=(), extra=None, host="127.0.0.1", tls=True,
+                 start=True):
+    """An Instance with domain example.test, the given (address, password)
+    users, and postroom-pop3d started."""
+    inst = harness.Instance(host=host, extra=extra or {}, tls=tls)
+    try:
+        inst.add_domain(DOMAIN)
+        for addr, pw in users:
+            inst.add_user(addr, pw)
+        if start:
+            inst.start("pop3d")
+    except BaseException:
+        inst.close()
+        raise
+    return inst
+
+
+def client_context(inst):
+    """A TLS client context that trusts the instance's certificate."""
+    ctx = ssl.create_default_context(cafile=inst.cert)
+    ctx.check_hostname = False
+    return ctx
+
+
+def wait_log(inst, pattern, timeout=10.0, daemon="pop3d"):
+    """Waits until the daemon's log matches pattern (a regex); returns
+    the match."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = re.search(pattern, inst.log(daemon))
+        if m:
+            return m
+        if time.monotonic() > deadline:
+            raise AssertionError("log never matched %r:\n%s" %
+                                 (pattern, inst.log(daemon)[-3000:]))
+        time.sleep(0.05)
+
+
+def count_log(inst, pattern, daemon="pop3d"):
+    return len(re.findall(pattern, inst.log(daemon)))
+
+
+class Raw:
+    """A byte-level POP3 client: sends exactly what it is told and reads
+    lines as they come, for what poplib cannot express (pipelining,
+    over-long lines, dropped connections, STLS injection)."""
+
+    def __init__(self, host, port, ctx=None, timeout=15.0):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        if ctx is not None:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def line(self):
+        """The next line without its CRLF."""
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.line()
+
+    def multi(self):
+        """The lines of a multi-line response up to '.', still
+        dot-stuffed."""
+        lines = []
+        while True:
+            line = self.line()
+            if line == b".":
+                return lines
+            lines.append(line)
+
+    def login(self, user, password):
+        assert self.line().startswith(b"+OK"), "no greeting"
+        r = self.cmd("USER " + user)
+        assert r.startswith(b"+OK"), r
+        r = self.cmd("PASS " + password)
+        assert r.startswith(b"+OK"), r
+        return r
+
+    def starttls(self, ctx):
+        """Wraps the socket in TLS after +OK to STLS; bytes that arrived
+        in plaintext beyond the reply would be a server bug."""
+        assert self.buf == b"", "data after the STLS reply: %r" % self.buf
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+
+    def closed(self, timeout=10.0):
+        """True when the server closes the connection within timeout
+        (any data before that is returned in self.buf)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (socket.timeout, TimeoutError):
+            return False
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def unstuff(lines):
+    """Undoes RFC 1939 dot-stuffing and joins lines with CRLF."""
+    out = [ln[1:] if ln.startswith(b".") else ln for ln in lines]
+    return b"".join(ln + b"\r\n" for ln in out)
+
+
+def pid_rss_kib(pid):
+    """Resident set size of a process, KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0

@@ -1,0 +1,330 @@
+#!/bin/bash
+# test_deb.sh - the Debian package, end to end, on this machine.
+#
+# Builds the .deb with packaging/build-deb.sh (or takes $POSTROOM_DEB),
+# checks it with lintian, installs it with apt, runs the installed daemons
+# the way the systemd units do (as the postroom user, with the installed
+# configuration and only the listen addresses moved to free loopback
+# ports), creates a domain and a user with the installed CLI, sends mail
+# with swaks and fetches it with curl over POP3, reinstalls, removes and
+# finally purges the package and checks what is left.
+#
+# Needs root (dpkg) and must not run where postroom is already installed:
+# it would purge that installation.  Exit status: 0 when every check
+# passed, 1 when one failed, 77 (skip) when it cannot run here.
+#
+# The postroom system user stays after the purge, as Debian leaves system
+# accounts in place (see packaging/debian/postroom.postrm); the test checks
+# exactly that.
+set -u
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+npass=0
+nfail=0
+
+pass() { echo "PASS: $*"; npass=$((npass + 1)); }
+fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
+check() { # check NAME COMMAND...: PASS when the command succeeds
+	local name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name"; fi
+}
+not() { ! "$@"; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+[ "$(id -u)" -eq 0 ] || skip "needs root to install packages"
+for t in dpkg apt-get dpkg-buildpackage swaks curl setpriv python3 openssl; do
+	command -v "$t" >/dev/null || skip "$t is not installed"
+done
+if dpkg-query -W -f '${Status}' postroom 2>/dev/null | grep -qv 'not-installed'; then
+	skip "a postroom package is installed here; the test would purge it"
+fi
+
+work=$(mktemp -d /tmp/postroom-pkg.XXXXXX)
+chmod 0755 "$work"
+installed=0
+policy_rc=""
+smtpd_pid=""
+pop3d_pid=""
+
+cleanup() {
+	local p
+	for p in $smtpd_pid $pop3d_pid; do
+		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	if [ "$installed" -eq 1 ]; then
+		dpkg --purge postroom >/dev/null 2>&1
+	fi
+	[ -n "$policy_rc" ] && rm -f "$policy_rc"
+	if [ -n "${POSTROOM_KEEP_TMP:-}" ]; then
+		echo "kept $work"
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# --- build --------------------------------------------------------------
+
+if [ -n "${POSTROOM_DEB:-}" ]; then
+	deb=$POSTROOM_DEB
+else
+	echo "# building the package (log: $work/build.log)"
+	if "$top/packaging/build-deb.sh" "$work/out" >"$work/build.log" 2>&1; then
+		pass "dpkg-buildpackage -us -uc -b"
+	else
+		tail -n 40 "$work/build.log"
+		fail "dpkg-buildpackage -us -uc -b"
+		echo "$npass passed, $nfail failed"
+		exit 1
+	fi
+	deb=$(ls "$work"/out/postroom_*.deb)
+fi
+deb=$(readlink -f "$deb")
+
+# --- the .deb -------------------------------------------------------------
+
+contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\.||')
+has() { grep -qx "$1" <<<"$contents"; }
+for f in /usr/sbin/postroom-smtpd /usr/sbin/postroom-pop3d /usr/bin/postroom \
+    /etc/postroom/postroom.conf \
+    /lib/systemd/system/postroom-smtpd.service \
+    /lib/systemd/system/postroom-pop3d.service \
+    /usr/share/man/man8/postroom.8.gz /usr/share/man/man8/postroom-smtpd.8.gz \
+    /usr/share/man/man8/postroom-pop3d.8.gz \
+    /usr/share/man/man5/postroom.conf.5.gz \
+    /usr/share/doc/postroom/copyright; do
+	check "package contains $f" has "$f"
+done
+check "postroom.conf is a conffile" \
+	grep -qx /etc/postroom/postroom.conf \
+	<(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)
+depends=$(dpkg-deb -f "$deb" Depends)
+check "Depends has adduser and ssl-cert" \
+	grep -Eq 'adduser.*ssl-cert' <<<"$depends"
+
+if command -v lintian >/dev/null; then
+	lintian --info --display-info "$deb" >"$work/lintian.log" 2>&1
+	sed 's/^/# /' "$work/lintian.log"
+	check "lintian reports no errors" not grep -q '^E:' "$work/lintian.log"
+fi
+
+# --- install --------------------------------------------------------------
+
+# Where systemd runs, keep the postinst from starting the units on the
+# real ports; the test runs the daemons itself.
+if [ -d /run/systemd/system ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+	policy_rc=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\nexit 101\n' >"$policy_rc"
+	chmod 0755 "$policy_rc"
+fi
+
+installed=1
+if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "$deb" >"$work/install.log" 2>&1; then
+	pass "apt-get install ./$(basename "$deb")"
+else
+	sed 's/^/# /' "$work/install.log"
+	fail "apt-get install ./$(basename "$deb")"
+	echo "$npass passed, $nfail failed"
+	exit 1
+fi
+
+check "binaries installed" test -x /usr/sbin/postroom-smtpd -a \
+	-x /usr/sbin/postroom-pop3d -a -x /usr/bin/postroom
+check "postroom -V runs" /usr/bin/postroom -V
+pw=$(getent passwd postroom)
+check "system user postroom exists" test -n "$pw"
+uid=$(cut -d: -f3 <<<"$pw")
+check "postroom is a system uid ($uid)" test "${uid:-1000}" -lt 1000
+check "postroom's home is /var/lib/postroom" \
+	test "$(cut -d: -f6 <<<"$pw")" = /var/lib/postroom
+check "postroom has no login shell" \
+	grep -Eq '/(nologin|false)$' <<<"$(cut -d: -f7 <<<"$pw")"
+check "postroom is in group ssl-cert" \
+	grep -qw ssl-cert <<<"$(id -nG postroom)"
+check "/var/lib/postroom is 750 postroom:postroom" \
+	test "$(stat -c '%a %U:%G' /var/lib/postroom)" = "750 postroom:postroom"
+check "postinst created mail.db owned by postroom" \
+	test "$(stat -c %U /var/lib/postroom/mail.db 2>/dev/null)" = postroom
+check "snakeoil certificate present" test -r /etc/ssl/certs/ssl-cert-snakeoil.pem
+check "packaged config points at the snakeoil pair" \
+	grep -q '^cert = /etc/ssl/certs/ssl-cert-snakeoil.pem' /etc/postroom/postroom.conf
+check "packaged config keeps plaintext auth off" \
+	not grep -Eq '^allow_plaintext_auth *= *(true|yes|on|1)' \
+	/etc/postroom/postroom.conf
+check "postroom check passes as the postroom user" \
+	setpriv --reuid=postroom --regid=postroom --init-groups \
+	/usr/bin/postroom check
+check "postroom init again is idempotent" \
+	setpriv --reuid=postroom --regid=postroom --init-groups \
+	/usr/bin/postroom init
+
+if command -v systemd-analyze >/dev/null; then
+	for u in postroom-smtpd postroom-pop3d; do
+		unit=/lib/systemd/system/$u.service
+		check "systemd-analyze verify $u.service" \
+			systemd-analyze verify "$unit"
+		score=$(cd /lib/systemd/system &&
+		    systemd-analyze security --offline=yes "$u.service" 2>/dev/null |
+		    sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+		echo "# $u.service exposure: ${score:-unknown}"
+		check "$u.service exposure below 2.0" \
+			awk -v s="${score:-99}" 'BEGIN { exit !(s < 2.0) }'
+	done
+fi
+
+# --- run the installed daemons like the units do ------------------------
+
+read -r p_smtp p_sub p_subs p_pop3 p_pop3s < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(5)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+conf=$work/postroom.conf
+awk -v smtp="127.0.0.1:$p_smtp" -v sub="127.0.0.1:$p_sub" \
+    -v subs="127.0.0.1:$p_subs" -v pop3="127.0.0.1:$p_pop3" \
+    -v pop3s="127.0.0.1:$p_pop3s" '
+	/^\[/ { sec = $0 }
+	sec == "[smtp]" && /^listen *=/ { print "listen = " smtp; next }
+	sec == "[smtp]" && /^submission *=/ { print "submission = " sub; next }
+	sec == "[smtp]" && /^submissions *=/ { print "submissions = " subs; next }
+	sec == "[pop3]" && /^listen *=/ { print "listen = " pop3; next }
+	sec == "[pop3]" && /^pop3s *=/ { print "pop3s = " pop3s; next }
+	{ print }' /etc/postroom/postroom.conf >"$conf"
+chmod 0644 "$conf"
+check "test config differs only in listen addresses" \
+	test "$(diff /etc/postroom/postroom.conf "$conf" | grep -c '^>')" -eq 5
+
+# As root, as an admin would: the daemons must still own their store.
+check "postroom domain add (as root)" \
+	postroom -c "$conf" domain add example.test
+check "postroom user add (as root)" \
+	postroom -c "$conf" user add alice@example.test --password-stdin \
+	<<<"correct horse battery"
+
+wait_port() { # wait_port PID PORT...: all ports accept, PID still alive
+	local pid=$1 port i
+	shift
+	for port in "$@"; do
+		for i in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || return 1
+			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+			[ "$i" -eq 100 ] && return 1
+			sleep 0.1
+		done
+	done
+}
+
+# The units: User=postroom, NoNewPrivileges, no capability needed on
+# unprivileged ports, foreground, log on stderr.
+run_as_unit() {
+	exec setpriv --reuid=postroom --regid=postroom --init-groups \
+		--no-new-privs --inh-caps=-all --bounding-set=-all "$@"
+}
+(run_as_unit /usr/sbin/postroom-smtpd -c "$conf") 2>"$work/smtpd.log" &
+smtpd_pid=$!
+(run_as_unit /usr/sbin/postroom-pop3d -c "$conf") 2>"$work/pop3d.log" &
+pop3d_pid=$!
+
+check "postroom-smtpd listens on 25/587/465 stand-ins" \
+	wait_port "$smtpd_pid" "$p_smtp" "$p_sub" "$p_subs"
+check "postroom-pop3d listens on 110/995 stand-ins" \
+	wait_port "$pop3d_pid" "$p_pop3" "$p_pop3s"
+check "postroom-smtpd runs as postroom" \
+	test "$(stat -c %U "/proc/$smtpd_pid")" = postroom
+check "postroom-pop3d runs as postroom" \
+	test "$(stat -c %U "/proc/$pop3d_pid")" = postroom
+
+swaks_out=$work/swaks.log
+sw() { swaks --server 127.0.0.1 --timeout 20 "$@" >>"$swaks_out" 2>&1; }
+check "swaks: MX delivery on port 25 with STARTTLS" \
+	sw --port "$p_smtp" --tls --from sender@example.net \
+	--to alice@example.test --header "Subject: pkg test one" \
+	--body "first message through the packaged smtpd"
+check "swaks: submission on 587 with STARTTLS and AUTH PLAIN" \
+	sw --port "$p_sub" --tls --auth PLAIN \
+	--auth-user alice@example.test --auth-password "correct horse battery" \
+	--from alice@example.test --to alice@example.test \
+	--header "Subject: pkg test two" --body "second message, submitted"
+check "swaks: submissions on 465 (implicit TLS) with AUTH LOGIN" \
+	sw --port "$p_subs" --tls-on-connect --auth LOGIN \
+	--auth-user alice@example.test --auth-password "correct horse battery" \
+	--from alice@example.test --to alice@example.test \
+	--header "Subject: pkg test three" --body "third message, implicit TLS"
+check "no AUTH without TLS by default" \
+	not sw --port "$p_sub" --auth PLAIN --auth-user alice@example.test \
+	--auth-password "correct horse battery" --from alice@example.test \
+	--to alice@example.test
+check "no relaying for unauthenticated clients" \
+	not sw --port "$p_smtp" --tls --from sender@example.net \
+	--to someone@example.net
+
+kill -HUP "$smtpd_pid"
+sleep 0.5
+check "postroom-smtpd still serves after SIGHUP (ExecReload)" \
+	sw --port "$p_smtp" --tls --from sender@example.net \
+	--to alice@example.test --header "Subject: after reload" \
+	--body "after reload"
+
+mbox=$(postroom -c "$conf" mailbox list alice@example.test)
+check "postroom mailbox list shows 4 messages" \
+	test "$(grep -c . <<<"$mbox")" -eq 4
+
+cu() { curl -s --max-time 20 -k -u "alice@example.test:correct horse battery" "$@"; }
+list=$(cu --ssl-reqd "pop3://127.0.0.1:$p_pop3/")
+check "curl: POP3 with STLS lists 4 messages" \
+	test "$(grep -c . <<<"$list")" -eq 4
+msg=$(cu "pop3s://127.0.0.1:$p_pop3s/2")
+check "curl: POP3S retrieves the submitted message" \
+	grep -q "second message, submitted" <<<"$msg"
+check "curl: no USER/PASS without TLS by default" \
+	not cu "pop3://127.0.0.1:$p_pop3/" -o /dev/null
+
+stop() { # stop PID: SIGTERM, then the exit status within 20 s
+	local i
+	kill -TERM "$1" || return 1
+	for i in $(seq 200); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$1"
+}
+check "postroom-smtpd exits 0 on SIGTERM" stop "$smtpd_pid"
+smtpd_pid=""
+check "postroom-pop3d exits 0 on SIGTERM" stop "$pop3d_pid"
+pop3d_pid=""
+check "daemons logged to stderr" test -s "$work/smtpd.log" -a -s "$work/pop3d.log"
+if [ "$nfail" -gt 0 ]; then
+	echo "# smtpd log:"; tail -n 30 "$work/smtpd.log" | sed 's/^/#   /'
+	echo "# pop3d log:"; tail -n 30 "$work/pop3d.log" | sed 's/^/#   /'
+	echo "# swaks:"; tail -n 60 "$swaks_out" | sed 's/^/#   /'
+fi
+
+# --- reinstall (the upgrade path), remove, purge -------------------------
+
+check "dpkg -i again (upgrade path)" \
+	dpkg -i "$deb" >>"$work/install.log" 2>&1
+check "upgrade keeps the mail store" \
+	test "$(postroom -c "$conf" mailbox list alice@example.test | grep -c .)" -eq 4
+
+check "dpkg --remove" dpkg --remove postroom >>"$work/install.log" 2>&1
+check "remove deletes the binaries" \
+	test ! -e /usr/sbin/postroom-smtpd -a ! -e /usr/bin/postroom
+check "remove keeps the config and the mail store" \
+	test -f /etc/postroom/postroom.conf -a -f /var/lib/postroom/mail.db
+
+check "dpkg --purge" dpkg --purge postroom >>"$work/install.log" 2>&1
+installed=0
+for f in /usr/sbin/postroom-smtpd /usr/sbin/postroom-pop3d /usr/bin/postroom \
+    /etc/postroom /var/lib/postroom \
+    /lib/systemd/system/postroom-smtpd.service \
+    /lib/systemd/system/postroom-pop3d.service; do
+	check "purge removed $f" test ! -e "$f"
+done
+check "purge leaves the postroom system user (Debian keeps system accounts)" \
+	getent passwd postroom >/dev/null
+
+echo "$npass passed, $nfail failed"
+[ "$nfail" -eq 0 ]

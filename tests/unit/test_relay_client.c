@@ -1,0 +1,528 @@
+/*
+ * test_relay_client.c - the SMTP client state machine fed reply lines.
+ *
+ * Each case is a dialog: "S:" lines are what the server sends, "C:" the
+ * command the client must have sent next, "E:" the next event (the test
+ * then completes it: STARTTLS ok, BODY sent), "A:" a connection failure.
+ * Every case runs with the server's bytes fed whole per line and one
+ * octet at a time.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay_client.h"
+#include "tap.h"
+
+#define MAXR 4
+
+struct tcase {
+	const char *name;
+	struct relay_client_params params;
+	const char *rcpts[MAXR];
+	const char *script[64];
+	int result;            /* enum relay_client_result */
+	int status[MAXR];      /* enum relay_rcpt_status per recipient */
+	const char *reply0;    /* prefix expected in rcpts[0].reply */
+};
+
+#define P_PLAIN { .helo = "mx.a.test", .sender = "alice@a.test", \
+	.size = 1234 }
+#define P_TLS { .helo = "mx.a.test", .sender = "alice@a.test", \
+	.size = 1234, .tls_possible = true }
+
+static const struct tcase cases[] = {
+	{ "happy path, pipelining",
+	  P_PLAIN, { "bob@b.test", "carol@b.test" },
+	  { "S:220 mx.b.test ESMTP",
+	    "C:EHLO mx.a.test",
+	    "S:250-mx.b.test hello", "S:250-PIPELINING", "S:250-SIZE 10000",
+	    "S:250 8BITMIME",
+	    "C:MAIL FROM:<alice@a.test> SIZE=1234",
+	    "C:RCPT TO:<bob@b.test>", "C:RCPT TO:<carol@b.test>", "C:DATA",
+	    "S:250 2.1.0 ok", "S:250 2.1.5 ok", "S:250 2.1.5 ok",
+	    "S:354 go ahead",
+	    "E:BODY",
+	    "S:250 2.0.0 queued as X1",
+	    "E:DONE", "C:QUIT",
+	    "S:221 bye",
+	    "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK, RELAY_RCPT_OK },
+	  "250 2.0.0 queued as X1" },
+	{ "no pipelining: one command at a time, HELO-less EHLO",
+	  P_PLAIN, { "bob@b.test", "carol@b.test" },
+	  { "S:220 mx.b.test",
+	    "C:EHLO mx.a.test",
+	    "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>",
+	    "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>",
+	    "S:250 ok",
+	    "C:RCPT TO:<carol@b.test>",
+	    "S:250 ok",
+	    "C:DATA",
+	    "S:354 go",
+	    "E:BODY",
+	    "S:250 ok",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK, RELAY_RCPT_OK }, "250 ok" },
+	{ "per-recipient 5xx and 4xx do not stop the others",
+	  P_PLAIN, { "bob@b.test", "nobody@b.test", "later@b.test" },
+	  { "S:220 mx.b.test",
+	    "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250 PIPELINING",
+	    "C:MAIL FROM:<alice@a.test>",
+	    "C:RCPT TO:<bob@b.test>", "C:RCPT TO:<nobody@b.test>",
+	    "C:RCPT TO:<later@b.test>", "C:DATA",
+	    "S:250 ok",
+	    "S:250 ok",
+	    "S:550-5.1.1 <nobody@b.test>: no such", "S:550 5.1.1 user here",
+	    "S:451 4.3.0 try later",
+	    "S:354 go",
+	    "E:BODY",
+	    "S:250 2.0.0 ok",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE,
+	  { RELAY_RCPT_OK, RELAY_RCPT_PERM, RELAY_RCPT_TEMP },
+	  "250 2.0.0 ok" },
+	{ "all recipients refused: no DATA without pipelining",
+	  P_PLAIN, { "x@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<x@b.test>",
+	    "S:550 5.1.1 no such user",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_PERM },
+	  "550 5.1.1 no such user" },
+	{ "all refused, pipelined DATA accepted anyway: empty data",
+	  P_PLAIN, { "x@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250 PIPELINING",
+	    "C:MAIL FROM:<alice@a.test>", "C:RCPT TO:<x@b.test>", "C:DATA",
+	    "S:250 ok", "S:550 5.1.1 nope", "S:354 go",
+	    "E:DONE", "C:.",
+	    "S:554 no valid recipients",
+	    "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_PERM }, "550 5.1.1 nope" },
+	{ "greeting 4xx: next host",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:421-mx.b.test busy", "S:421 try another",
+	    "E:DONE", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_NEXT_HOST, { RELAY_RCPT_PENDING }, "" },
+	{ "greeting 554: next host, polite QUIT",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:554 no service", "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE",
+	    NULL },
+	  RELAY_CLIENT_R_NEXT_HOST, { RELAY_RCPT_PENDING }, "" },
+	{ "EHLO refused: HELO fallback",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 old.b.test", "C:EHLO mx.a.test",
+	    "S:502 what?", "C:HELO mx.a.test", "S:250 old.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:250 ok", "E:DONE", "C:QUIT", "S:221 bye",
+	    "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 ok" },
+	{ "STARTTLS offered: used, EHLO again",
+	  P_TLS, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250-STARTTLS", "S:250 PIPELINING",
+	    "C:STARTTLS", "S:220 2.0.0 ready",
+	    "E:STARTTLS", "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250 PIPELINING",
+	    "C:MAIL FROM:<alice@a.test>", "C:RCPT TO:<bob@b.test>", "C:DATA",
+	    "S:250 ok", "S:250 ok", "S:354 go", "E:BODY", "S:250 ok",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 ok" },
+	{ "no STARTTLS offered: plaintext (opportunistic)",
+	  P_TLS, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:250 ok", "E:DONE", "C:QUIT", "S:221 bye",
+	    "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 ok" },
+	{ "STARTTLS refused: plaintext",
+	  P_TLS, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250 STARTTLS", "C:STARTTLS",
+	    "S:454 4.7.0 TLS not available",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:250 ok", "E:DONE", "C:QUIT", "S:221 bye",
+	    "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 ok" },
+	{ "TLS required (AUTH) but not offered: next host, no password",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 10,
+	    .tls_possible = true, .auth_user = "u", .auth_pass = "secret" },
+	  { "bob@b.test" },
+	  { "S:220 smart", "C:EHLO mx.a.test",
+	    "S:250-smart", "S:250 AUTH PLAIN LOGIN",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_NEXT_HOST, { RELAY_RCPT_PENDING }, "" },
+	{ "AUTH PLAIN after STARTTLS",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 10,
+	    .tls_possible = true, .auth_user = "u", .auth_pass = "p" },
+	  { "bob@b.test" },
+	  { "S:220 smart", "C:EHLO mx.a.test",
+	    "S:250-smart", "S:250 STARTTLS", "C:STARTTLS", "S:220 go",
+	    "E:STARTTLS", "C:EHLO mx.a.test",
+	    "S:250-smart", "S:250 AUTH LOGIN PLAIN",
+	    "C:AUTH PLAIN AHUAcA==", "S:235 2.7.0 ok",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:250 ok", "E:DONE", "C:QUIT", "S:221 bye",
+	    "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 ok" },
+	{ "AUTH LOGIN",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 10,
+	    .tls_possible = true, .auth_user = "u", .auth_pass = "p" },
+	  { "bob@b.test" },
+	  { "S:220 smart", "C:EHLO mx.a.test",
+	    "S:250-smart", "S:250 STARTTLS", "C:STARTTLS", "S:220 go",
+	    "E:STARTTLS", "C:EHLO mx.a.test",
+	    "S:250-smart", "S:250 AUTH=LOGIN",
+	    "C:AUTH LOGIN", "S:334 VXNlcm5hbWU6", "C:dQ==",
+	    "S:334 UGFzc3dvcmQ6", "C:cA==", "S:235 ok",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:250 ok", "E:DONE", "C:QUIT", "S:221 bye",
+	    "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 ok" },
+	{ "AUTH failure: next host (message stays queued)",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 10,
+	    .tls_possible = true, .auth_user = "u", .auth_pass = "p" },
+	  { "bob@b.test" },
+	  { "S:220 smart", "C:EHLO mx.a.test",
+	    "S:250-smart", "S:250 STARTTLS", "C:STARTTLS", "S:220 go",
+	    "E:STARTTLS", "C:EHLO mx.a.test",
+	    "S:250-smart", "S:250 AUTH PLAIN",
+	    "C:AUTH PLAIN AHUAcA==", "S:535 5.7.8 bad credentials",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_NEXT_HOST, { RELAY_RCPT_PENDING }, "" },
+	{ "MAIL FROM 4xx: all temporary",
+	  P_PLAIN, { "bob@b.test", "carol@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:451 4.7.1 greylisted",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_TEMP, RELAY_RCPT_TEMP },
+	  "451 4.7.1 greylisted" },
+	{ "MAIL FROM 5xx pipelined: all permanent, replies drained",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250 PIPELINING",
+	    "C:MAIL FROM:<alice@a.test>", "C:RCPT TO:<bob@b.test>",
+	    "C:DATA",
+	    "S:553 5.7.1 sender rejected", "S:503 5.5.1 no MAIL",
+	    "S:503 5.5.1 no RCPT",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_PERM },
+	  "553 5.7.1 sender rejected" },
+	{ "DATA refused 554",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA",
+	    "S:554 5.3.0 no", "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE",
+	    NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_PERM }, "554 5.3.0 no" },
+	{ "final dot 452: temporary",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:452 4.2.2 mailbox full", "E:DONE", "C:QUIT",
+	    "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_TEMP },
+	  "452 4.2.2 mailbox full" },
+	{ "final dot 550: permanent",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:550 5.7.1 spam", "E:DONE", "C:QUIT",
+	    "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_PERM }, "550 5.7.1 spam" },
+	{ "connection lost after the dot: retried (duplicate, not loss)",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "A:timeout after end of data", "E:DONE", "E:CLOSE",
+	    NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_TEMP },
+	  "timeout after end of data" },
+	{ "connection lost before MAIL: next host",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test",
+	    "A:connection reset", "E:DONE", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_NEXT_HOST, { RELAY_RCPT_PENDING }, "" },
+	{ "421 during RCPT: next host for the rest",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:421 4.3.2 shutting down",
+	    "E:DONE", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_NEXT_HOST, { RELAY_RCPT_PENDING }, "" },
+	{ "SIZE limit below the message: permanent without MAIL",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 5000 },
+	  { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250 SIZE 4096",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_PERM }, "552 5.3.4" },
+	{ "8-bit body: BODY=8BITMIME when offered",
+	  { .helo = "mx.a.test", .sender = "", .size = 10,
+	    .body_8bit = true },
+	  { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250-8BITMIME", "S:250 SIZE",
+	    "C:MAIL FROM:<> SIZE=10 BODY=8BITMIME", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:250 ok", "E:DONE", "C:QUIT", "S:221 bye",
+	    "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 ok" },
+	{ "8-bit body, no 8BITMIME: sent as it is",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 10,
+	    .body_8bit = true },
+	  { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    "C:RCPT TO:<bob@b.test>", "S:250 ok", "C:DATA", "S:354 go",
+	    "E:BODY", "S:250 ok", "E:DONE", "C:QUIT", "S:221 bye",
+	    "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 ok" },
+	{ "UTF-8 envelope without SMTPUTF8: permanent",
+	  { .helo = "mx.a.test", .sender = "al\xc3\xaf" "ce@a.test", .size = 10,
+	    .smtputf8 = true },
+	  { "bob@b.test" },
+	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_PERM }, "553 5.6.7" },
+	{ "mail loops back to myself",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220 mx.a.test ESMTP", "C:EHLO mx.a.test",
+	    "S:250-mx.a.test", "S:250 PIPELINING",
+	    "E:DONE", "C:QUIT", "S:221 bye", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_PERM }, "554 5.4.6" },
+	{ "malformed reply: next host",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:hello there", "E:DONE", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_NEXT_HOST, { RELAY_RCPT_PENDING }, "" },
+	{ "multi-line reply with changing code: protocol error",
+	  P_PLAIN, { "bob@b.test" },
+	  { "S:220-mx.b.test", "S:250 oops", "E:DONE", "E:CLOSE", NULL },
+	  RELAY_CLIENT_R_NEXT_HOST, { RELAY_RCPT_PENDING }, "" },
+};
+
+struct run {
+	struct relay_client c;
+	struct relay_client_rcpt rcpts[MAXR];
+	char sent[8192];
+	size_t sent_len, sent_pos;
+	int events[16];
+	size_t n_events, ev_pos;
+	uint8_t in[8192];
+	size_t in_len;
+	bool closed;
+};
+
+static void
+run_collect(struct run *r)
+{
+	enum relay_client_event ev;
+
+	if (r->c.out.len > 0 &&
+	    r->sent_len + r->c.out.len < sizeof(r->sent)) {
+		memcpy(r->sent + r->sent_len, r->c.out.p, r->c.out.len);
+		r->sent_len += r->c.out.len;
+	}
+	relay_client_sent(&r->c);
+	/* CLOSE stays pending for ever once reached: record it once. */
+	while (!r->closed &&
+	    (ev = relay_client_next_event(&r->c)) != RELAY_CLIENT_EV_NONE) {
+		if (r->n_events < 16)
+			r->events[r->n_events++] = ev;
+		if (ev == RELAY_CLIENT_EV_CLOSE)
+			r->closed = true;
+	}
+}
+
+static int
+run_feed(struct run *r, const char *line, bool trickle)
+{
+	char wire[1100];
+	size_t n = (size_t)snprintf(wire, sizeof(wire), "%s\r\n", line);
+	size_t i, step;
+	long used;
+
+	/* Trickle: the client sees the line grow one octet at a time and
+	 * must leave the partial line in the buffer for later. */
+	for (i = 0; i < n; i += step) {
+		step = trickle ? 1 : n;
+		memcpy(r->in + r->in_len, wire + i, step);
+		r->in_len += step;
+		used = relay_client_feed(&r->c, r->in, r->in_len);
+		if (used < 0)
+			return -1;
+		memmove(r->in, r->in + used, r->in_len - (size_t)used);
+		r->in_len -= (size_t)used;
+		run_collect(r);
+	}
+	return 0;
+}
+
+static const char *
+ev_name(int ev)
+{
+	static const char *const names[] = { "NONE", "STARTTLS", "BODY",
+		"DONE", "CLOSE" };
+	return ev >= 0 && ev <= 4 ? names[ev] : "?";
+}
+
+static void
+run_case(const struct tcase *t, bool trickle)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	const char *mode = trickle ? "trickle" : "whole";
+	size_t n = 0, i, k;
+	bool ok = true;
+	char why[300] = "";
+
+	while (n < MAXR && t->rcpts[n] != NULL) {
+		r->rcpts[n].address = t->rcpts[n];
+		n++;
+	}
+	if (relay_client_init(&r->c, &t->params, r->rcpts, n) < 0) {
+		TAP_OK(0, "%s (%s): init", t->name, mode);
+		free(r);
+		return;
+	}
+	for (i = 0; ok && t->script[i] != NULL; i++) {
+		const char *s = t->script[i] + 2;
+
+		switch (t->script[i][0]) {
+		case 'S':
+			if (run_feed(r, s, trickle) < 0) {
+				snprintf(why, sizeof(why), "feed of '%s'", s);
+				ok = false;
+			}
+			break;
+		case 'C':
+			k = strlen(s);
+			if (r->sent_len - r->sent_pos < k + 2 ||
+			    memcmp(r->sent + r->sent_pos, s, k) != 0 ||
+			    memcmp(r->sent + r->sent_pos + k, "\r\n", 2)) {
+				snprintf(why, sizeof(why),
+				    "expected C: %s, have '%.*s'", s,
+				    (int)(r->sent_len - r->sent_pos),
+				    r->sent + r->sent_pos);
+				ok = false;
+			}
+			r->sent_pos += k + 2;
+			break;
+		case 'E':
+			if (r->ev_pos >= r->n_events ||
+			    strcmp(ev_name(r->events[r->ev_pos]), s) != 0) {
+				snprintf(why, sizeof(why),
+				    "expected event %s, have %s", s,
+				    r->ev_pos < r->n_events ?
+				    ev_name(r->events[r->ev_pos]) : "none");
+				ok = false;
+				break;
+			}
+			r->ev_pos++;
+			if (strcmp(s, "STARTTLS") == 0)
+				relay_client_tls_done(&r->c, true);
+			else if (strcmp(s, "BODY") == 0)
+				relay_client_body_done(&r->c);
+			run_collect(r);
+			break;
+		case 'A':
+			relay_client_abort(&r->c, s);
+			run_collect(r);
+			break;
+		}
+	}
+	if (ok && r->sent_pos != r->sent_len) {
+		snprintf(why, sizeof(why), "unexpected output '%.*s'",
+		    (int)(r->sent_len - r->sent_pos), r->sent + r->sent_pos);
+		ok = false;
+	}
+	if (ok && r->ev_pos != r->n_events) {
+		snprintf(why, sizeof(why), "unexpected event %s",
+		    ev_name(r->events[r->ev_pos]));
+		ok = false;
+	}
+	if (!TAP_OK(ok, "%s (%s): dialog", t->name, mode))
+		printf("#   %s\n", why);
+	TAP_EQ_INT(r->c.result, t->result, "%s (%s): result", t->name, mode);
+	for (k = 0; k < n; k++)
+		TAP_EQ_INT(r->rcpts[k].status, t->status[k],
+		    "%s (%s): rcpt %zu status", t->name, mode, k);
+	if (t->reply0[0] != '\0' &&
+	    !TAP_OK(strncmp(r->rcpts[0].reply, t->reply0,
+	    strlen(t->reply0)) == 0, "%s (%s): reply", t->name, mode))
+		printf("#   got '%s'\n", r->rcpts[0].reply);
+	relay_client_fini(&r->c);
+	free(r);
+}
+
+static void
+test_timeouts(void)
+{
+	struct relay_client c;
+	struct relay_client_params p = P_PLAIN;
+	struct relay_client_rcpt rc = { .address = "b@b.test" };
+
+	relay_client_init(&c, &p, &rc, 1);
+	/* RFC 5321 4.5.3.2. */
+	TAP_EQ_INT(relay_client_timeout_ms(&c), 300000, "greeting 5 min");
+	c.state = RELAY_CLIENT_S_MAIL;
+	TAP_EQ_INT(relay_client_timeout_ms(&c), 300000, "MAIL 5 min");
+	c.state = RELAY_CLIENT_S_RCPT;
+	TAP_EQ_INT(relay_client_timeout_ms(&c), 300000, "RCPT 5 min");
+	c.state = RELAY_CLIENT_S_DATA;
+	TAP_EQ_INT(relay_client_timeout_ms(&c), 120000, "DATA 2 min");
+	c.state = RELAY_CLIENT_S_BODY;
+	TAP_EQ_INT(relay_client_timeout_ms(&c), 180000, "data block 3 min");
+	c.state = RELAY_CLIENT_S_DOT;
+	TAP_EQ_INT(relay_client_timeout_ms(&c), 600000, "final dot 10 min");
+	relay_client_fini(&c);
+}
+
+static void
+test_long_line(void)
+{
+	struct relay_client c;
+	struct relay_client_params p = P_PLAIN;
+	struct relay_client_rcpt rc = { .address = "b@b.test" };
+	static uint8_t big[RELAY_CLIENT_LINE_MAX + 10];
+
+	relay_client_init(&c, &p, &rc, 1);
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "220 ", 4);
+	/* At the limit without LF: still waiting. */
+	TAP_EQ_INT(relay_client_feed(&c, big, RELAY_CLIENT_LINE_MAX), 0,
+	    "line at the limit waits for more");
+	TAP_OK(relay_client_feed(&c, big, RELAY_CLIENT_LINE_MAX + 1) < 0,
+	    "line past the limit is an error");
+	TAP_EQ_INT(c.result, RELAY_CLIENT_R_NEXT_HOST,
+	    "overlong reply: next host");
+	relay_client_fini(&c);
+}
+
+int
+main(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		run_case(&cases[i], false);
+		run_case(&cases[i], true);
+	}
+	test_timeouts();
+	test_long_line();
+	return tap_done();
+}

@@ -1,0 +1,214 @@
+/*
+ * test_store_queue.c - the outbound queue: administration (list, del,
+ * flush) and the runner's side (due, body, recipient done, retry).
+ */
+#include <time.h>
+
+#include "test_store_util.c"
+
+struct t_qlist {
+	int n;
+	int64_t id[8];
+	char msgid[8][STORE_ID_LEN + 1];
+	int attempts[8];
+	int64_t next[8];
+	char last_error[8][64];
+	char rcpts[8][256];
+};
+
+static int
+t_qlist_cb(void *ctx, const struct store_queue_item *q)
+{
+	struct t_qlist *l = ctx;
+	int i = l->n++;
+
+	if (i >= 8)
+		return -1;
+	l->id[i] = q->id;
+	snprintf(l->msgid[i], sizeof(l->msgid[i]), "%s", q->msgid);
+	l->attempts[i] = q->attempts;
+	l->next[i] = q->next_attempt;
+	snprintf(l->last_error[i], sizeof(l->last_error[i]), "%s",
+	    q->last_error);
+	l->rcpts[i][0] = '\0';
+	for (size_t j = 0; j < q->n_rcpts; j++) {
+		strcat(l->rcpts[i], q->rcpts[j]);
+		strcat(l->rcpts[i], ";");
+	}
+	return 0;
+}
+
+static struct t_qlist
+t_qlist(struct store *st)
+{
+	struct t_qlist l;
+	struct pr_err err = { 0 };
+
+	memset(&l, 0, sizeof(l));
+	if (store_queue_list(st, t_qlist_cb, &l, &err) < 0)
+		l.n = -1;
+	return l;
+}
+
+int
+main(void)
+{
+	struct store *st;
+	struct pr_err err = { 0 };
+	struct store_queue_job *jobs;
+	struct store_body *b;
+	struct t_qlist l;
+	const char *remote[] = { "Dave@Far.Example", "erin@far.example",
+	    "Dave@Far.Example", "frank@other.example" };
+	const char *body = "Subject: out\r\n\r\nbound\r\n";
+	const char *head = "DKIM-Signature: x\r\n";
+	char id[STORE_ID_LEN + 1], id2[STORE_ID_LEN + 1], buf[128];
+	int64_t alice, when, size, now = (int64_t)time(NULL);
+	size_t n;
+
+	t_setup("store-queue");
+	st = t_open();
+	store_domain_add(st, "example.org", &err);
+	alice = t_add_user(st, "alice@example.org", 0);
+
+	TAP_EQ_INT(store_queue_next_due(st, &when, &err), 0, "next due");
+	TAP_EQ_INT(when, 0, "empty queue: 0");
+	TAP_EQ_INT(store_queue_due(st, now, 10, &jobs, &n, &err), 0, "due");
+	TAP_OK(n == 0 && jobs == NULL, "empty queue: no jobs");
+
+	/* One message to a local user and three distinct remotes. */
+	TAP_EQ_INT(t_deliver(st, &alice, 1, remote, 4, head, body, id), 0,
+	    "deliver local + remote");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM bodies"), 1,
+	    "one body for the mailbox and the queue");
+	l = t_qlist(st);
+	TAP_EQ_INT(l.n, 1, "one queue entry");
+	TAP_EQ_STR(l.msgid[0], id, "queue entry carries the message id");
+	TAP_EQ_STR(l.rcpts[0], "Dave@Far.Example;erin@far.example;"
+	    "frank@other.example;", "recipients deduplicated, as written");
+	TAP_EQ_INT(l.attempts[0], 0, "no attempts yet");
+	TAP_EQ_STR(l.last_error[0], "", "no error yet");
+	TAP_OK(l.next[0] >= now && l.next[0] <= now + 5, "due now");
+
+	TAP_EQ_INT(t_deliver(st, NULL, 0, remote + 3, 1, "", body, id2), 0,
+	    "deliver remote only");
+	{
+		const char *bad[] = { "no-at-sign" };
+
+		T_FAILS_CLEAN(st, t_deliver(st, NULL, 0, bad, 1, "", body,
+		    NULL), PR_EINVAL, "remote recipient without a domain");
+	}
+	TAP_EQ_INT(store_queue_next_due(st, &when, &err), 0, "next due");
+	TAP_OK(when >= now && when <= now + 5, "next due is now");
+
+	TAP_EQ_INT(store_queue_due(st, now + 5, 1, &jobs, &n, &err), 0,
+	    "due, at most 1");
+	TAP_EQ_INT(n, 1, "max respected");
+	TAP_EQ_STR(jobs[0].msgid, id, "oldest first");
+	TAP_EQ_STR(jobs[0].sender, "sender@remote.example", "sender");
+	TAP_EQ_INT(jobs[0].size, (int64_t)(strlen(head) + strlen(body)),
+	    "size is head + body");
+	TAP_EQ_INT(jobs[0].n_rcpts, 3, "three recipients");
+	TAP_EQ_STR(jobs[0].rcpts[1].address, "erin@far.example",
+	    "recipient address");
+	TAP_OK(jobs[0].rcpts[0].id > 0 && jobs[0].rcpts[0].id !=
+	    jobs[0].rcpts[1].id, "recipient ids");
+
+	/* The runner streams the body. */
+	TAP_EQ_INT(store_queue_body_open(st, jobs[0].id, &b, &size, &err), 0,
+	    "queue body open");
+	TAP_EQ_INT(size, jobs[0].size, "queue body size");
+	TAP_EQ_INT(store_body_read(b, 0, (uint8_t *)buf, sizeof(buf)), size,
+	    "queue body read");
+	TAP_OK(memcmp(buf, head, strlen(head)) == 0 &&
+	    memcmp(buf + strlen(head), body, strlen(body)) == 0,
+	    "queue body content");
+	store_body_close(&b);
+	TAP_EQ_INT(store_queue_body_open(st, 987654, &b, &size, &err),
+	    PR_ENOENT, "body of an unknown queue entry");
+
+	/* Dave delivered, the rest deferred. */
+	TAP_EQ_INT(store_queue_rcpt_done(st, jobs[0].rcpts[0].id, &err), 0,
+	    "one recipient done");
+	T_FAILS_CLEAN(st, store_queue_rcpt_done(st, jobs[0].rcpts[0].id,
+	    &err), PR_ENOENT, "the same recipient again");
+	TAP_EQ_INT(store_queue_retry(st, jobs[0].id, now + 600,
+	    "451 4.7.1 greylisted, try later", &err), 0, "retry later");
+	l = t_qlist(st);
+	TAP_EQ_INT(l.n, 2, "two entries");
+	TAP_EQ_STR(l.rcpts[0], "erin@far.example;frank@other.example;",
+	    "delivered recipient left the queue");
+	TAP_EQ_INT(l.attempts[0], 1, "attempt counted");
+	TAP_EQ_INT(l.next[0], now + 600, "next attempt recorded");
+	TAP_EQ_STR(l.last_error[0], "451 4.7.1 greylisted, try later",
+	    "last error recorded");
+	T_FAILS_CLEAN(st, store_queue_retry(st, 987654, now, "x", &err),
+	    PR_ENOENT, "retry of an unknown entry");
+	{
+		char longerr[3000];
+
+		memset(longerr, 'e', sizeof(longerr) - 1);
+		longerr[sizeof(longerr) - 1] = '\0';
+		TAP_EQ_INT(store_queue_retry(st, jobs[0].id, now + 600,
+		    longerr, &err), 0, "retry with a huge error text");
+		TAP_EQ_INT(t_int("SELECT max(length(last_error)) FROM queue"),
+		    1000, "last error is bounded");
+		store_queue_retry(st, jobs[0].id, now + 600, NULL, &err);
+	}
+	store_queue_jobs_free(jobs, n);
+
+	TAP_EQ_INT(store_queue_due(st, now + 5, 10, &jobs, &n, &err), 0,
+	    "due again");
+	TAP_OK(n == 1 && strcmp(jobs[0].msgid, id2) == 0,
+	    "the deferred entry is not due");
+	store_queue_jobs_free(jobs, n);
+	TAP_EQ_INT(store_queue_next_due(st, &when, &err), 0, "next due");
+	TAP_OK(when <= now + 5, "next due is the other entry");
+
+	/* The remote-only entry: deleting it drops its body. */
+	TAP_EQ_INT(store_queue_del(st, l.id[1], &err), 0, "queue del");
+	T_FAILS_CLEAN(st, store_queue_del(st, l.id[1], &err), PR_ENOENT,
+	    "queue del again");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM bodies"), 1,
+	    "its body went with it");
+	TAP_EQ_INT(store_queue_next_due(st, &when, &err), 0, "next due");
+	TAP_EQ_INT(when, now + 600, "next due is the deferred entry");
+
+	TAP_EQ_INT(store_queue_flush(st, &err), 0, "flush");
+	TAP_EQ_INT(store_queue_due(st, (int64_t)time(NULL), 10, &jobs, &n,
+	    &err), 0, "due after flush");
+	TAP_OK(n == 1 && strcmp(jobs[0].msgid, id) == 0 &&
+	    jobs[0].attempts == 3 && jobs[0].n_rcpts == 2,
+	    "flushed entry is due with its attempts and recipients");
+
+	/* The last recipients: the entry leaves, the body stays for
+	 * alice's mailbox. */
+	TAP_EQ_INT(store_queue_rcpt_done(st, jobs[0].rcpts[0].id, &err), 0,
+	    "second recipient done");
+	TAP_EQ_INT(store_queue_rcpt_done(st, jobs[0].rcpts[1].id, &err), 0,
+	    "last recipient done");
+	store_queue_jobs_free(jobs, n);
+	l = t_qlist(st);
+	TAP_EQ_INT(l.n, 0, "queue empty");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM queue_rcpt"), 0,
+	    "no recipient rows");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM bodies"), 1,
+	    "body kept for the local copy");
+	{
+		struct store_entry *e;
+
+		store_maildrop_list(st, alice, &e, &n, &err);
+		TAP_EQ_INT(n, 1, "local copy");
+		store_maildrop_delete(st, alice, &e[0].id, 1, &err);
+		free(e);
+	}
+	TAP_EQ_INT(t_int("SELECT count(*) FROM bodies"), 0,
+	    "body gone with the local copy");
+	TAP_EQ_INT(store_queue_next_due(st, &when, &err), 0, "next due");
+	TAP_EQ_INT(when, 0, "empty again");
+	TAP_EQ_INT(store_check(st, &err), 0, "check passes (%s)", err.msg);
+	TAP_OK(store__idle(st), "idle after queue operations");
+	t_check_plans(st);
+	store_close(&st);
+	return tap_done();
+}
