@@ -662,7 +662,7 @@ class Bench:
 
     def w_profile(self):
         self.w_cpu_rows()
-        if not self.pr:
+        if not self.pr or self.args.smoke:
             return
         perf = shutil.which("perf")
         if perf and self.smtp_source:

@@ -41,8 +41,12 @@
 /* Above this many queued output bytes, stop producing more (RETR chunks,
  * listing steps, replies to pipelined commands) until the peer drained. */
 #define POP3_WRITE_HIGH (256 * 1024)
-/* Body octets read from the store per step. */
+/* Body octets read from the store per step.  Each read of the store
+ * reopens the blob, which costs a walk of its page chain, so big messages
+ * are read in bigger steps. */
 #define POP3_CHUNK (64 * 1024)
+#define POP3_CHUNK_BIG (256 * 1024)
+#define POP3_BIG_MESSAGE (1024 * 1024)
 /* First failed-login delay; doubled with every further failure. */
 #define POP3_FAIL_DELAY_MS 500
 
@@ -104,6 +108,7 @@ struct pop3_session {
 
 	/* BODY */
 	uint8_t *chunk;
+	size_t chunk_len;
 	int64_t body_id;
 	int64_t body_size;
 	int64_t body_off;
@@ -351,7 +356,7 @@ pop3_session_submit_read(struct pop3_session *s)
 	s->job.entry_id = s->body_id;
 	s->job.offset = s->body_off;
 	s->job.buf = s->chunk;
-	s->job.len = POP3_CHUNK;
+	s->job.len = s->chunk_len;
 	s->job.data = s;
 	s->job.done_cb = pop3_session_read_done;
 	s->pending++;
@@ -434,7 +439,9 @@ pop3_session_start_body(struct pop3_session *s, const struct pop3_event *ev)
 	s->body_size = ev->size;
 	s->body_off = 0;
 	s->body_started = false;
-	s->chunk = xmalloc(POP3_CHUNK);
+	s->chunk_len = ev->size > POP3_BIG_MESSAGE ? POP3_CHUNK_BIG :
+	    POP3_CHUNK;
+	s->chunk = xmalloc(s->chunk_len);
 	pop3_session_submit_read(s);
 }
 

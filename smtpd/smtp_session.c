@@ -64,7 +64,7 @@ struct smtp_session {
 	/* Delivery. */
 	struct smtp_deliver_job job;
 	struct buf head;
-	char msgid[128];
+	char msgid[384];
 };
 
 static void smtp_session_run(struct smtp_session *s);

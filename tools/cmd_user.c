@@ -107,7 +107,7 @@ cmd_user(struct cli *cli, int argc, char **argv)
 		r = store_user_passwd(cli->st, addr, pw, &err);
 		cli_password_free(pw);
 	} else if (strcmp(verb, "quota") == 0 && argc == 4) {
-		int64_t quota;
+		int64_t quota = 0;
 
 		if (cli_address(argv[2], addr) < 0 ||
 		    cmd_user_parse_quota(argv[3], &quota) != 0)

@@ -11,7 +11,12 @@
 
 #include <sodium.h>
 
+#include <errno.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
 #include "cli.h"
+#include "daemon.h"
 #include "log.h"
 
 struct cli_command {
@@ -74,6 +79,38 @@ cli_store(struct cli *cli)
 		exit(CLI_ERR);
 	}
 	return cli->st;
+}
+
+/*
+ * Run by root, the CLI works as [server] user, so that the files SQLite
+ * creates next to the database (-wal, -shm) and DKIM keys belong to the
+ * daemons' user, as with the daemons themselves.  A missing data_dir is
+ * created first, owned by that user.
+ */
+static int
+cli_become_user(const struct cfg *cfg)
+{
+	struct pr_err err;
+	struct passwd *pw;
+
+	if (geteuid() != 0 || cfg->server.user[0] == '\0')
+		return 0;
+	pw = getpwnam(cfg->server.user);
+	if (pw == NULL)
+		return cli_fail("[server] user %s does not exist (create it, or "
+		    "set user = to run as root)", cfg->server.user);
+	if (mkdir(cfg->server.data_dir, 0750) == 0) {
+		if (chown(cfg->server.data_dir, pw->pw_uid, pw->pw_gid) != 0)
+			return cli_fail("chown %s: %s", cfg->server.data_dir,
+			    strerror(errno));
+	} else if (errno != EEXIST) {
+		return cli_fail("mkdir %s: %s", cfg->server.data_dir,
+		    strerror(errno));
+	}
+	pr_err_clear(&err);
+	if (daemon_drop_privileges(cfg, &err) < 0)
+		return cli_fail("%s", err.msg);
+	return 0;
 }
 
 static void
@@ -139,6 +176,8 @@ main(int argc, char **argv)
 	pr_err_clear(&err);
 	if (cfg_load(&cli.cfg, cfg_path(path), &err) < 0)
 		return cli_fail("%s", err.msg);
+	if (cli_become_user(&cli.cfg) != 0)
+		return CLI_ERR;
 	r = cli_commands[i].fn(&cli, argc - optind, argv + optind);
 	if (r == CLI_USAGE)
 		cli_usage(cli_commands[i].usage);

@@ -9,12 +9,17 @@
 #ifndef POSTROOM_RELAY_WORKER_H
 #define POSTROOM_RELAY_WORKER_H
 
+#include <stddef.h>
 #include <uv.h>
 
 #include "err.h"
 #include "store.h"
 
 struct relay_work;
+
+/* The struct that embeds a relay_work (or any member), from the member. */
+#define RELAY_CONTAINER(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 /* run: on the store thread, with the thread's store connection.
  * done: then on the loop thread.  Both borrow w, which the submitter

@@ -89,6 +89,18 @@ def count_log(inst, pattern, daemon="pop3d"):
     return len(re.findall(pattern, inst.log(daemon)))
 
 
+def wait_idle(inst, timeout=10.0):
+    """Waits until every session the daemon logged has ended (the
+    harness's port probes included)."""
+    deadline = time.monotonic() + timeout
+    while (count_log(inst, r"\] connect from ") !=
+           count_log(inst, r"\] disconnect ")):
+        if time.monotonic() > deadline:
+            raise AssertionError("sessions still open:\n" +
+                                 inst.log("pop3d")[-3000:])
+        time.sleep(0.05)
+
+
 class Raw:
     """A byte-level POP3 client: sends exactly what it is told and reads
     lines as they come, for what poplib cannot express (pipelining,
@@ -170,6 +182,9 @@ class Raw:
         except OSError:
             pass
 
+    def __del__(self):
+        self.close()
+
 
 def unstuff(lines):
     """Undoes RFC 1939 dot-stuffing and joins lines with CRLF."""
@@ -178,9 +193,10 @@ def unstuff(lines):
 
 
 def pid_rss_kib(pid):
-    """Resident set size of a process, KiB."""
+    """Anonymous resident memory of a process (heap, not mapped files),
+    KiB."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1])
     return 0

@@ -195,7 +195,7 @@ verify(const char *m, size_t mlen, const char *txt)
 	size_t hlen, nf, i, j, siglen, keylen;
 	const char *end = strstr(m, "\r\n\r\n");
 	char sigtext[8192], a[64], bh[128], h[2048], b[2048], p[2048];
-	unsigned char bhraw[64], sig[1024], key[1024], dig[32];
+	unsigned char bhraw[64], sig[1024], key[1024], dig[64];
 	struct buf body, data;
 	EVP_PKEY *pk = NULL;
 	EVP_MD_CTX *ctx;
@@ -224,7 +224,7 @@ verify(const char *m, size_t mlen, const char *txt)
 	canon_body(end + 4, mlen - hlen - 2, &body);
 	EVP_Digest(body.p, body.len, bhraw, NULL, EVP_sha256(), NULL);
 	buf_fini(&body);
-	if (b64dec(bh, dig, sizeof(dig) + 2) != 32 || memcmp(dig, bhraw, 32))
+	if (b64dec(bh, dig, sizeof(dig)) != 32 || memcmp(dig, bhraw, 32))
 		return 1;
 
 	/* Header data: each h= name takes the next unused instance from

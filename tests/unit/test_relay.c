@@ -200,10 +200,12 @@ static void
 test_dsn(void)
 {
 	struct relay_dsn_rcpt rc[2] = {
-		{ "bob@b.test", "550 5.1.1 <bob@b.test>: no such user",
-		  "mx.b.test", 1700000100 },
-		{ "carol@c.test", "Domain c.test does not accept mail "
-		  "(null MX)", NULL, 1700000100 },
+		{ .address = "bob@b.test",
+		  .reply = "550 5.1.1 <bob@b.test>: no such user",
+		  .remote_mta = "mx.b.test", .last_attempt = 1700000100 },
+		{ .address = "carol@c.test",
+		  .reply = "Domain c.test does not accept mail (null MX)",
+		  .status = "5.1.10", .last_attempt = 1700000100 },
 	};
 	struct relay_dsn d = {
 		.hostname = "mx.a.test", .sender = "alice@a.test",
@@ -238,9 +240,9 @@ test_dsn(void)
 	    "Diagnostic-Code: smtp; 550 5.1.1 <bob@b.test>: no such user\r\n")
 	    != NULL, "per-recipient block with the remote's reply");
 	TAP_OK(strstr(s, "Final-Recipient: rfc822; carol@c.test\r\n"
-	    "Action: failed\r\nStatus: 5.0.0\r\n"
+	    "Action: failed\r\nStatus: 5.1.10\r\n"
 	    "Diagnostic-Code: X-Postroom; Domain c.test") != NULL,
-	    "local reason as X-Postroom diagnostic");
+	    "local reason with its own status, X-Postroom diagnostic");
 	TAP_OK(strstr(s, "Content-Type: text/rfc822-headers\r\n\r\n"
 	    "Received: from x by y\r\n") != NULL, "original header returned");
 	TAP_OK(strstr(s, "Subject: hello\r\n\r\n--tok123/mx.a.test--\r\n")
@@ -254,6 +256,7 @@ test_dsn(void)
 	/* Expiry: the reason is the last temporary error. */
 	rc[0].reply = "connect to mx.b.test[127.0.0.3]:25: refused";
 	rc[0].remote_mta = NULL;
+	rc[0].status = NULL;
 	d.n_rcpts = 1;
 	d.expired = true;
 	buf_init(&out, 1 << 20);
