@@ -165,7 +165,7 @@ class Bench:
 
     # users of each server: one maildrop per workload
     def users(self):
-        u = ["smtp", "lat", "big", "pdl", "pbig"]
+        u = ["smtp", "lat", "big", "pdl", "pbig", "cg"]
         nconc = max([self.c["pop_users"]] + list(self.c["lat_pop"]))
         u += ["c%02d" % i for i in range(1, nconc + 1)]
         return u
@@ -356,7 +356,8 @@ class Bench:
                             "%s above one fsync per message (> %s msg/s)" % (
                                 label, fmt_num(one_fsync)), gc,
                             "%s msg/s" % fmt_num(pr.median)))
-                rep.row(label + " (msg/s)", fmt_sample(pr), "Postfix",
+                rep.row(label + " (msg/s)", fmt_sample(pr),
+                        "Postfix" if pf else "",
                         fmt_sample(pf) if pf else None, ratio, target, met)
                 if sk:
                     rep.row(label + " (msg/s)", fmt_sample(pr), "smtp-sink",
@@ -524,7 +525,8 @@ class Bench:
                         rate.add(n / r["seconds"])
                         logins.setdefault(name, []).append(r["login_s"])
                     res[name] = (rate, cpu)
-                    self.samples[(label, name)] = (rate, cpu)
+                    self.samples.setdefault("pop3", {})[(label, name)] = (
+                        rate, cpu)
                 pr = res["postroom"][0] if "postroom" in res else Sample()
                 dv = res["Dovecot"][0] if "Dovecot" in res else None
                 ratio = ratio_of(pr, dv)
@@ -647,12 +649,11 @@ class Bench:
                 fmt_sample(pr_cpu, scale=1e6), "Postfix" if pf_cpu else "",
                 fmt_sample(pf_cpu, scale=1e6) if pf_cpu else None,
                 ratio_of(pr_cpu, pf_cpu), "report (lower is better)")
-        for (label, name), (_rate, cpu) in list(self.samples.items()):
-            if not isinstance(label, str) or name != "postroom":
+        pop = self.samples.get("pop3", {})
+        for (label, name), (_rate, cpu) in list(pop.items()):
+            if name != "postroom" or "raw" not in label:
                 continue
-            if "raw" not in label:
-                continue
-            dv = self.samples.get((label, "Dovecot"))
+            dv = pop.get((label, "Dovecot"))
             self.report.row(
                 "CPU per message, %s (us)" % label.replace(", raw client", ""),
                 fmt_sample(cpu, scale=1e6), "Dovecot" if dv else "",
@@ -665,13 +666,13 @@ class Bench:
         if not self.pr or self.args.smoke:
             return
         perf = shutil.which("perf")
-        if perf and self.smtp_source:
+        if perf:
             try:
-                self.fsyncs_per_message(perf)
+                self.syscalls_per_message(perf)
             except Exception as e:
-                self.report.error("fsyncs per message", e)
+                self.report.error("system calls per message", e)
             try:
-                self.perf_profile(perf)
+                self.profiles(perf)
             except Exception as e:
                 self.report.error("perf profile", e)
         if shutil.which("valgrind") and self.c["cg_smtp"][0]:
@@ -680,48 +681,35 @@ class Bench:
             except Exception as e:
                 self.report.error("callgrind", e)
 
-    def fsyncs_per_message(self, perf):
-        """Counts fsync+fdatasync system calls of postroom-smtpd during a
-        10 KiB x 50 run (perf's syscall tracepoints, counted in kernel)."""
-        pid = self.pr.pid("smtpd")
-        count = self.c["smtp_count"][10 * KiB]
-        out = os.path.join(self.tmp, "perf-fsync.txt")
+    def perf_count(self, perf, pid, events, action):
+        """Counts events (perf stat, in kernel) of every thread of pid
+        while action() runs; returns ({event: count}, action's result)."""
+        out = os.path.join(self.tmp, "perf-stat.txt")
         p = subprocess.Popen(
-            [perf, "stat", "-x", ",", "-o", out, "-e",
-             "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync",
+            [perf, "stat", "-x", ",", "-o", out, "-e", ",".join(events),
              "-p", str(pid)], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         try:
-            t = self.send(self.pr.smtp_port, 50, count, 10 * KiB,
-                          "smtp@" + peers.DOMAIN)
+            res = action()
         finally:
             p.send_signal(signal.SIGINT)
             p.wait(timeout=30)
-        n = 0
+        counts = {}
         with open(out) as f:
             for line in f:
                 parts = line.strip().split(",")
-                if len(parts) > 2 and parts[2].startswith("syscalls:"):
+                if len(parts) > 2 and parts[2] in events:
                     try:
-                        n += int(parts[0])
+                        counts[parts[2]] = int(parts[0])
                     except ValueError:
-                        raise RuntimeError("perf cannot count syscalls: %s"
-                                           % line.strip())
-        per = n / count
-        self.report.row("fsync+fdatasync per message, SMTP 10 KiB x 50",
-                        fmt_num(per), "", None, None,
-                        "< 1 (group commit)", per < 1.0)
-        self.report.targets.append((
-            "group commit: fewer than one fsync per message (10 KiB x 50)",
-            per < 1.0, "%d fsyncs for %d messages (%.0f msg/s during the "
-            "count)" % (n, count, count / t)))
+                        raise RuntimeError("perf cannot count %s: %s" % (
+                            parts[2], line.strip()))
+        return counts, res
 
-    def perf_profile(self, perf):
-        """Flat CPU profile (cpu-clock samples) of postroom-smtpd under the
-        10 KiB x 50 load."""
-        pid = self.pr.pid("smtpd")
-        count = self.c["smtp_count"][10 * KiB]
+    def perf_record(self, perf, pid, action, title):
+        """Flat CPU profile (cpu-clock samples, all threads of pid) while
+        action() runs, into the details."""
         data = os.path.join(self.tmp, "perf.data")
         p = subprocess.Popen(
             [perf, "record", "-e", "cpu-clock", "-F", "2000", "-o", data,
@@ -729,30 +717,107 @@ class Bench:
             stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         try:
-            self.send(self.pr.smtp_port, 50, count, 10 * KiB,
-                      "smtp@" + peers.DOMAIN)
+            action()
         finally:
             p.send_signal(signal.SIGINT)
             p.wait(timeout=60)
         r = benchlib.run([perf, "report", "-i", data, "--stdio",
                           "--no-children", "--sort", "dso,sym",
-                          "--percent-limit", "1.5"], timeout=120)
+                          "--percent-limit", "1"], timeout=120)
         lines = [ln for ln in r.stdout.splitlines()
                  if ln.strip() and not ln.startswith("#")]
         self.report.detail("")
-        self.report.detail("### perf: postroom-smtpd, SMTP 10 KiB x 50 "
-                           "(cpu-clock, self time >= 1.5%)")
+        self.report.detail("### perf: %s (cpu-clock samples, self time "
+                           ">= 1%%)" % title)
         self.report.detail("")
         self.report.detail("```")
         self.report.details += lines[:30]
         self.report.detail("```")
+
+    SYSCALL_EVENTS = ["syscalls:sys_enter_fsync",
+                      "syscalls:sys_enter_fdatasync",
+                      "raw_syscalls:sys_enter", "context-switches"]
+
+    def ensure_cg_maildrop(self):
+        """The maildrop 'cg' (profiling) holds pop_user_msgs x 10 KiB."""
+        n = self.c["pop_user_msgs"]
+        have = self.pr.mailbox_count("cg")
+        if have < n:
+            self.send(self.pr.smtp_port, 10, n - have, 10 * KiB,
+                      "cg@" + peers.DOMAIN)
+        return n
+
+    def syscalls_per_message(self, perf):
+        """System calls, fsyncs and context switches of postroom-smtpd per
+        message (10 KiB x 50) and of postroom-pop3d per RETR."""
+        count = self.c["smtp_count"][10 * KiB]
+        counts, t = self.perf_count(
+            perf, self.pr.pid("smtpd"), self.SYSCALL_EVENTS,
+            lambda: self.send(self.pr.smtp_port, 50, count, 10 * KiB,
+                              "smtp@" + peers.DOMAIN))
+        fs = (counts.get("syscalls:sys_enter_fsync", 0) +
+              counts.get("syscalls:sys_enter_fdatasync", 0))
+        per = fs / count
+        self.report.row("fsync+fdatasync per message, SMTP 10 KiB x 50",
+                        fmt_num(per), "", None, None,
+                        "< 1 (group commit)", per < 1.0)
+        self.report.targets.append((
+            "group commit: fewer than one fsync per message (10 KiB x 50)",
+            per < 1.0, "%d fsyncs for %d messages (%.0f msg/s during the "
+            "count)" % (fs, count, count / t)))
+        self.report.row(
+            "system calls / context switches per message, SMTP 10 KiB x 50",
+            "%s / %s" % (fmt_num(counts.get("raw_syscalls:sys_enter", 0)
+                                 / count),
+                         fmt_num(counts.get("context-switches", 0) / count)),
+            "", None, None, "report")
+        n = self.ensure_cg_maildrop()
+        reps = 10
+        addr = "cg@" + peers.DOMAIN
+
+        def download():
+            for _ in range(reps):
+                pop3client.download("127.0.0.1", self.pr.pop3_port, addr,
+                                    peers.password_for("cg"), "raw",
+                                    expect=n)
+        counts, _ = self.perf_count(perf, self.pr.pid("pop3d"),
+                                    self.SYSCALL_EVENTS, download)
+        total = n * reps
+        self.report.row(
+            "system calls / context switches per RETR, POP3 10 KiB "
+            "(incl. login/QUIT every %d)" % n,
+            "%s / %s" % (fmt_num(counts.get("raw_syscalls:sys_enter", 0)
+                                 / total),
+                         fmt_num(counts.get("context-switches", 0) / total)),
+            "", None, None, "report")
+
+    def profiles(self, perf):
+        count = self.c["smtp_count"][10 * KiB]
+        self.perf_record(
+            perf, self.pr.pid("smtpd"),
+            lambda: self.send(self.pr.smtp_port, 50, count, 10 * KiB,
+                              "smtp@" + peers.DOMAIN),
+            "postroom-smtpd, SMTP %d x 10 KiB, 50 sessions" % count)
+        n = self.ensure_cg_maildrop()
+        addr = "cg@" + peers.DOMAIN
+
+        def download():
+            for _ in range(20):
+                pop3client.download("127.0.0.1", self.pr.pop3_port, addr,
+                                    peers.password_for("cg"), "raw",
+                                    expect=n)
+        self.perf_record(perf, self.pr.pid("pop3d"), download,
+                         "postroom-pop3d, 20 downloads of %d x 10 KiB "
+                         "(raw client)" % n)
 
     def callgrind(self):
         n, size, conc = self.c["cg_smtp"]
         pr = self.pr
         out_dir = self.args.callgrind_dir or self.tmp
         os.makedirs(out_dir, exist_ok=True)
+        # Uncompressed names: every dump is readable on its own.
         prefix_of = lambda d: ["valgrind", "--tool=callgrind",
+                               "--compress-strings=no", "--compress-pos=no",
                                "--callgrind-out-file=%s/callgrind.%s.%%p"
                                % (out_dir, d)]
         results = []
@@ -773,23 +838,24 @@ class Bench:
                                                             "smtpd",
                                                             p.pid)))
         pr.start("smtpd")
-        # POP3: sessions download c01 (RETR every message once each).
+        # POP3: RETR every message of the maildrop 'cg' `sessions` times.
         sessions = self.c["cg_pop_sessions"]
         per_user = self.c["pop_user_msgs"]
         if sessions:
+            self.ensure_cg_maildrop()
             pr.stop("pop3d")
             p = pr.start("pop3d", prefix=prefix_of("pop3d"), wait=120)
             try:
-                addr = "c01@" + peers.DOMAIN
+                addr = "cg@" + peers.DOMAIN
                 pop3client.download("127.0.0.1", pr.pop3_port, addr,
-                                    peers.password_for("c01"), "raw")
+                                    peers.password_for("cg"), "raw")
                 benchlib.run(["callgrind_control", "-z", str(p.pid)],
                              timeout=60)
                 # Logins are argon2id by design; measure the transfer
                 # path: one login, then RETRs over the same session.
                 c = pop3client.RawPop3("127.0.0.1", pr.pop3_port,
                                        timeout=600)
-                c.login(addr, peers.password_for("c01"))
+                c.login(addr, peers.password_for("cg"))
                 benchlib.run(["callgrind_control", "-z", str(p.pid)],
                              timeout=60)
                 for _ in range(sessions):
@@ -810,8 +876,9 @@ class Bench:
                                                                    what),
                             fmt_num(ir / count), "", None, None, "report")
             self.report.detail("")
-            self.report.detail("### callgrind: %s, %d x %s (self cost, "
-                               "Ir)" % (daemon, count, what))
+            self.report.detail("### callgrind: %s, %d x %s (%s Ir per "
+                               "message)" % (daemon, count, what,
+                                             fmt_num(ir / count)))
             self.report.detail("")
             self.report.detail("```")
             self.report.details += top
@@ -861,28 +928,80 @@ def size_label(n):
     return "%d B" % n
 
 
-def callgrind_summary(path):
-    """Total Ir of a callgrind dump and its top functions by self cost."""
-    total = None
+def callgrind_parse(path):
+    """Reads a callgrind dump written with --compress-strings=no
+    --compress-pos=no.  Returns (total Ir, self cost per function, cost
+    including callees per function, self cost per source line); functions
+    are (file, name, object) and lines (file, line)."""
+    from collections import Counter
+    self_c, incl, lines = Counter(), Counter(), Counter()
+    ob = fl = fi = fn = None
+    in_call = False
+    total = 0
     with open(path, errors="replace") as f:
         for line in f:
-            if line.startswith("summary:") or line.startswith("totals:"):
-                total = int(line.split()[1])
-    if total is None:
-        raise RuntimeError("no totals in %s" % path)
-    r = benchlib.run(["callgrind_annotate", "--inclusive=no",
-                      "--threshold=95", path], timeout=120, check=False)
-    top = []
-    started = False
-    for line in r.stdout.splitlines():
-        if "file:function" in line:
-            started = True
-            continue
-        if started and line.strip():
-            top.append(line.rstrip())
-        if len(top) >= 25:
-            break
-    return total, top
+            c = line[:1]
+            if c.isdigit():
+                parts = line.split()
+                if len(parts) < 2:
+                    continue
+                v = int(parts[1])
+                key = (fl, fn, ob)
+                incl[key] += v
+                if in_call:
+                    in_call = False
+                else:
+                    self_c[key] += v
+                    lines[(fi or fl, int(parts[0]))] += v
+                    total += v
+            elif line.startswith("fn="):
+                fn = line[3:].strip()
+                fi = None
+            elif line.startswith("fl="):
+                fl = line[3:].strip()
+                fi = None
+            elif line.startswith(("fi=", "fe=")):
+                fi = line[3:].strip()
+            elif line.startswith("ob="):
+                ob = line[3:].strip()
+            elif line.startswith("calls="):
+                in_call = True
+    return total, self_c, incl, lines
+
+
+def short_path(p):
+    """Source paths relative to the tree (build dirs say 'BUILD/../x.c')."""
+    if p is None:
+        return "???"
+    i = p.find("/../")
+    if p.startswith(SRC_ROOT) and i >= 0:
+        return os.path.normpath(p[i + 4:])
+    if p.startswith(SRC_ROOT + "/"):
+        return p[len(SRC_ROOT) + 1:]
+    return p
+
+
+def callgrind_summary(path, top=20):
+    """Total Ir of a callgrind dump and report lines: the top functions by
+    self cost (with their cost including callees), then the hottest
+    source lines of the tree's own code."""
+    total, self_c, incl, lines = callgrind_parse(path)
+    if not total:
+        raise RuntimeError("no costs in %s" % path)
+    out = ["  self  incl.  function (object)"]
+    for (fl, fn, ob), v in self_c.most_common(top):
+        out.append("%5.1f%% %5.1f%%  %s:%s (%s)" % (
+            100.0 * v / total, 100.0 * incl[(fl, fn, ob)] / total,
+            short_path(fl), fn, os.path.basename(ob or "?")))
+    own = [(k, v) for k, v in lines.most_common()
+           if k[0] and k[0].startswith(SRC_ROOT)][:12]
+    if own:
+        out.append("")
+        out.append("  hottest lines of postroom's own code (self Ir):")
+        for (fl, ln), v in own:
+            out.append("%5.1f%%  %s:%d" % (100.0 * v / total,
+                                          short_path(fl), ln))
+    return total, out
 
 
 # --- machine description ------------------------------------------------------

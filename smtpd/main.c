@@ -2,13 +2,15 @@
  * main.c - postroom-smtpd: listeners, the delivery writer, the relay, and
  * the signals that stop and reload them.
  *
- * Start-up order: config, TLS, store, writer thread, listeners (bound as
- * root when started so), the relay, then the privilege drop.  SIGTERM
+ * Start-up order: config, TLS, listeners (bound as root when started
+ * so), the privilege drop, then the store, the writer thread and the
+ * relay, so that every file they create belongs to [server] user.  SIGTERM
  * drains: the listeners close, idle sessions get 421, sessions inside a
  * message finish it, the writer commits what it holds, the relay stops;
  * then the process exits.  SIGHUP reloads the certificate and the limits.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +81,8 @@ smtpd_listen_list(struct smtpd *d, const struct cfg_listen_list *list,
 		d->listeners[d->n_listeners++] = l;
 		log_info(NULL, "listening on %s%s%s:%s (%s)",
 		    strchr(list->a[i].host, ':') ? "[" : "", list->a[i].host,
-		    strchr(list->a[i].host, ':') ? "]" : "", list->a[i].port, key);
+		    strchr(list->a[i].host, ':') ? "]" : "", list->a[i].port,
+		    key);
 	}
 	return 0;
 }
@@ -193,11 +196,26 @@ smtpd_start(struct smtpd *d)
 	int r;
 
 	pr_err_clear(&err);
+	/* As root, if started so: the key may be readable by root only and
+	 * the ports may be privileged. */
 	if (d->cfg.tls.cert[0] != '\0' &&
 	    net_tls_new(d->cfg.tls.cert, d->cfg.tls.key, &d->tls, &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return -1;
 	}
+	if (smtpd_listen_list(d, &d->cfg.smtp.listen, SMTP_LISTEN_MX,
+	    "listen") < 0 ||
+	    smtpd_listen_list(d, &d->cfg.smtp.submission,
+	    SMTP_LISTEN_SUBMISSION, "submission") < 0 ||
+	    smtpd_listen_list(d, &d->cfg.smtp.submissions,
+	    SMTP_LISTEN_SUBMISSIONS, "submissions") < 0)
+		return -1;
+	if (daemon_drop_privileges(&d->cfg, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return -1;
+	}
+	/* From here on as [server] user: every file we create is theirs.
+	 * Nothing is accepted before uv_run(). */
 	if ((r = store_open(d->cfg.server.data_dir, 0, &st, &err)) < 0) {
 		log_err(NULL, "store: %s%s", err.msg, r == PR_ENOENT ?
 		    " (run `postroom init`)" : "");
@@ -215,19 +233,8 @@ smtpd_start(struct smtpd *d)
 		log_err(NULL, "delivery writer: %s", err.msg);
 		return -1;
 	}
-	if (smtpd_listen_list(d, &d->cfg.smtp.listen, SMTP_LISTEN_MX,
-	    "listen") < 0 ||
-	    smtpd_listen_list(d, &d->cfg.smtp.submission,
-	    SMTP_LISTEN_SUBMISSION, "submission") < 0 ||
-	    smtpd_listen_list(d, &d->cfg.smtp.submissions,
-	    SMTP_LISTEN_SUBMISSIONS, "submissions") < 0)
-		return -1;
 	if (relay_new(d->loop, &d->cfg, &d->srv.relay, &err) < 0) {
 		log_err(NULL, "relay: %s", err.msg);
-		return -1;
-	}
-	if (daemon_drop_privileges(&d->cfg, &err) < 0) {
-		log_err(NULL, "%s", err.msg);
 		return -1;
 	}
 	return 0;
@@ -263,8 +270,8 @@ main(int argc, char **argv)
 		uv_close((uv_handle_t *)&d.drain_timer, NULL);
 		daemon_signals_close(&d.sig);
 	} else {
-		log_info(NULL, "postroom-smtpd %s ready as %s", POSTROOM_VERSION,
-		    d.cfg.server.hostname);
+		log_info(NULL, "postroom-smtpd %s ready as %s",
+		    POSTROOM_VERSION, d.cfg.server.hostname);
 	}
 	uv_run(d.loop, UV_RUN_DEFAULT);
 

@@ -142,7 +142,7 @@ smtp_data_feed(struct smtp_data *d, const uint8_t *in, size_t len,
 			}
 			break;
 		case SMTP_DATA_S_DOT:
-			/* RFC 5321 4.5.2: the first "." of a line is deleted. */
+			/* RFC 5321 4.5.2: a line's first "." is deleted. */
 			if (c == '\r') {
 				d->st = SMTP_DATA_S_DOTCR;
 				emit = false;

@@ -433,6 +433,7 @@ smtp_proto_tls_started(struct smtp_proto *p, const char *desc)
 	p->authed = false;
 	p->auth_user[0] = '\0';
 	smtp_proto_enter(p, SMTP_S_GREETING);
+	smtp_proto_drain_check(p);
 }
 
 /* --- Argument parsing -------------------------------------------------- */
@@ -589,7 +590,8 @@ smtp_proto_cmd_mail(struct smtp_proto *p, const char *arg)
 	    addr_parse_path(s, strlen(s), true, true, p->tx.sender,
 	    &used) < 0) {
 		p->tx.sender[0] = '\0';
-		smtp_proto_reply(p, 501, "5.1.7", "Syntax: MAIL FROM:<address>");
+		smtp_proto_reply(p, 501, "5.1.7",
+		    "Syntax: MAIL FROM:<address>");
 		smtp_proto_bad(p);
 		return;
 	}
@@ -608,11 +610,13 @@ smtp_proto_cmd_mail(struct smtp_proto *p, const char *arg)
 		klen = strcspn(s, " ");
 		kv = memchr(s, '=', klen);
 		if (!p->esmtp) {
-			smtp_proto_reply(p, 555, "5.5.4", "Parameters need EHLO");
+			smtp_proto_reply(p, 555, "5.5.4",
+			    "Parameters need EHLO");
 			smtp_proto_bad(p);
 			return;
 		}
-		if (kv != NULL && kv - s == 4 && strncasecmp(s, "SIZE", 4) == 0) {
+		if (kv != NULL && kv - s == 4 &&
+		    strncasecmp(s, "SIZE", 4) == 0) {
 			/* RFC 1870 6 */
 			if (smtp_proto_parse_u64(kv + 1, klen - 5, &size) < 0) {
 				smtp_proto_reply(p, 501, "5.5.4",
@@ -1568,8 +1572,8 @@ smtp_proto_trace(const struct smtp_proto *p, const struct smtp_trace *t,
 	if (p->authed)
 		r |= buf_printf(out, "\t(authenticated as %s)\r\n",
 		    p->auth_user);
-	r |= buf_printf(out, "\tby %s (postroom) with %s id %s", p->conf.hostname,
-	    with, t->id);
+	r |= buf_printf(out, "\tby %s (postroom) with %s id %s",
+	    p->conf.hostname, with, t->id);
 	/* RFC 5321 7.2: "for" names a recipient only when there is one. */
 	if (p->tx.n_rcpt == 1)
 		r |= buf_printf(out, "\r\n\tfor <%s>", p->tx.first_rcpt);

@@ -20,7 +20,8 @@
  *
  *	n = smtp_proto_feed(p, in, len);     consume n input octets
  *	write smtp_proto_out(p), then buf_reset() it
- *	if ((ev = smtp_proto_event(p)) != NULL)  act, later smtp_proto_complete()
+ *	if ((ev = smtp_proto_event(p)) != NULL)
+ *		act on it, later smtp_proto_complete()
  *	if (smtp_proto_closing(p))           close after the output is flushed
  */
 #ifndef POSTROOM_SMTP_PROTO_H

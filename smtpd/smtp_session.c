@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -306,6 +307,42 @@ smtp_session_quota(struct smtp_session *s, int64_t user_id)
 	return 0;
 }
 
+static void
+smtp_session_targets_reset(struct smtp_session_targets *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_remote; i++)
+		free(t->remote[i]);
+	t->n_remote = 0;
+	t->n_users = 0;
+}
+
+/*
+ * RFC 5321 4.5.1: "RCPT TO:<Postmaster>" must be accepted.  The core asks
+ * for postmaster@<hostname>; when the host name is not a hosted domain
+ * itself (mx.example.org serving example.org), the parent domain's
+ * postmaster gets it.
+ */
+static int
+smtp_session_postmaster(struct smtp_session *s, const char *addr, int kind,
+    struct smtp_session_targets *t, struct pr_err *err)
+{
+	const char *host = s->srv->cfg->server.hostname;
+	const char *parent = strchr(host, '.');
+	char alt[ADDR_MAX];
+
+	if (kind == STORE_RESOLVE_LOCAL || strncasecmp(addr, "postmaster@",
+	    11) != 0 || strcasecmp(addr + 11, host) != 0 || parent == NULL ||
+	    strchr(parent + 1, '.') == NULL)
+		return kind;
+	snprintf(alt, sizeof(alt), "postmaster@%s", parent + 1);
+	smtp_session_targets_reset(t);
+	kind = store_resolve(s->srv->st, alt, smtp_session_target_cb, t, err);
+	/* Still nobody: an unknown local user, never a relay attempt. */
+	return kind == STORE_RESOLVE_REMOTE ? STORE_RESOLVE_UNKNOWN : kind;
+}
+
 static bool
 smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 {
@@ -318,6 +355,7 @@ smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 	pr_err_clear(&err);
 	kind = store_resolve(s->srv->st, ev->addr, smtp_session_target_cb, &t,
 	    &err);
+	kind = smtp_session_postmaster(s, ev->addr, kind, &t, &err);
 	switch (kind) {
 	case STORE_RESOLVE_LOCAL:
 		status = SMTP_RCPT_LOCAL;
@@ -348,9 +386,8 @@ smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 			status = PR_EIO;
 		break;
 	}
+	smtp_session_targets_reset(&t);
 	free(t.users);
-	for (i = 0; i < t.n_remote; i++)
-		free(t.remote[i]);
 	free(t.remote);
 	smtp_proto_complete(s->p, status);
 	return true;
@@ -466,11 +503,11 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 
 	s->pending--;
 	if (m->status == 0)
-		log_info(s->sid, "accepted: id %s from <%s> to %zu mailbox%s%s "
-		    "%zu remote, %llu octets%s%s", m->id, tx->sender,
-		    m->n_users, m->n_users == 1 ? "" : "es",
-		    remote ? " and" : ",", m->n_remote,
-		    (unsigned long long)tx->size,
+		log_info(s->sid, "accepted: id %s from <%s> to <%s>%s%.0zu "
+		    "(%zu local, %zu remote), %llu octets%s%s", m->id,
+		    tx->sender, tx->first_rcpt, tx->n_rcpt > 1 ? " +" : "",
+		    tx->n_rcpt > 1 ? (size_t)tx->n_rcpt - 1 : 0, m->n_users,
+		    m->n_remote, (unsigned long long)tx->size,
 		    s->c != NULL && net_conn_tls_active(s->c) ? ", " : "",
 		    s->c != NULL && net_conn_tls_active(s->c) ?
 		    net_conn_tls_desc(s->c) : "");
@@ -631,7 +668,8 @@ smtp_session_run(struct smtp_session *s)
 			break;
 		n = smtp_proto_feed(s->p, in, len);
 		if (n < 0) {
-			log_err(s->sid, "protocol core: %s", pr_strerror((int)n));
+			log_err(s->sid, "protocol core: %s",
+			    pr_strerror((int)n));
 			smtp_proto_refuse(s->p, 421, "4.3.0",
 			    "Local error, closing");
 			break;

@@ -1,14 +1,62 @@
-/* cmd_dns.c - postroom dns DOMAIN: the records to publish. */
-#include "cli.h"
+/*
+ * cmd_dns.c - `postroom dns DOMAIN`: every record to publish for a hosted
+ * domain, in zone-file syntax: MX, SPF, DKIM (when a key exists), DMARC.
+ */
+#include <stdio.h>
+#include <string.h>
 
-#define DNS_USAGE "dns DOMAIN"
+#include "addr.h"
+#include "buf.h"
+#include "cli.h"
+#include "relay_dkim.h"
 
 int
 cmd_dns(struct cli *cli, int argc, char **argv)
 {
-	(void)cli;
-	(void)argv;
-	if (argc != 2)
-		return cli_usage(DNS_USAGE);
-	return cli_fail("dns: not available yet");
+	char domain[ADDR_DOMAIN_MAX + 1];
+	const char *host = cli->cfg.server.hostname;
+	struct relay_dkim_key *k = NULL;
+	struct pr_err err;
+	struct buf rec;
+	int r;
+
+	if (argc != 2 || argv[1][0] == '-')
+		return CLI_USAGE;
+	if (!addr_domain_valid(argv[1], strlen(argv[1]), false))
+		return cli_fail("invalid domain name '%s'", argv[1]);
+	snprintf(domain, sizeof(domain), "%s", argv[1]);
+	addr_lower(domain);
+	r = store_domain_exists(cli_store(cli), domain);
+	if (r < 0)
+		return cli_fail("cannot read the domains");
+	if (r == 0)
+		return cli_fail("domain %s is not hosted here (add it with "
+		    "`postroom domain add %s`)", domain, domain);
+
+	printf("; DNS records to publish for %s\n", domain);
+	printf("; %s must have an A and/or AAAA record pointing at this "
+	    "server, and the\n; reverse DNS (PTR) of those addresses "
+	    "should name %s.\n\n", host, host);
+	/* RFC 5321 5.1: where mail for the domain goes. */
+	printf("%s. IN MX 10 %s.\n", domain, host);
+	/* RFC 7208: only the MX hosts send mail for the domain. */
+	printf("%s. IN TXT \"v=spf1 mx -all\"\n", domain);
+	pr_err_clear(&err);
+	r = relay_dkim_key_load(cli->cfg.server.data_dir, domain, &k, &err);
+	if (r == 0) {
+		buf_init(&rec, 16384);
+		if (relay_dkim_key_record(k, &rec) == 0)
+			printf("%.*s", (int)rec.len, (char *)rec.p);
+		buf_fini(&rec);
+		relay_dkim_key_free(&k);
+	} else if (r == PR_ENOENT) {
+		printf("; no DKIM key yet: create one with `postroom dkim "
+		    "keygen %s`\n", domain);
+	} else {
+		return cli_fail("DKIM key of %s: %s", domain, err.msg);
+	}
+	/* RFC 7489: start with quarantine; add rua=mailto:... for reports
+	 * to an address that exists. */
+	printf("_dmarc.%s. IN TXT \"v=DMARC1; p=quarantine\"\n", domain);
+	return CLI_OK;
 }

@@ -9,8 +9,6 @@
 #include "cli.h"
 #include "err.h"
 
-#define QUEUE_USAGE "queue list | flush | del ID"
-
 static void
 queue_fmt_time(int64_t t, char *out, size_t outsz)
 {
@@ -67,10 +65,10 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 
 	pr_err_clear(&err);
 	if (argc < 2)
-		return cli_usage(QUEUE_USAGE);
+		return CLI_USAGE;
 	if (strcmp(argv[1], "list") == 0) {
 		if (argc != 2)
-			return cli_usage(QUEUE_USAGE);
+			return CLI_USAGE;
 		if (store_queue_list(cli_store(cli), queue_list_cb, &count,
 		    &err) < 0)
 			return cli_fail("queue list: %s", err.msg);
@@ -80,14 +78,14 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 	}
 	if (strcmp(argv[1], "flush") == 0) {
 		if (argc != 2)
-			return cli_usage(QUEUE_USAGE);
+			return CLI_USAGE;
 		if (store_queue_flush(cli_store(cli), &err) < 0)
 			return cli_fail("queue flush: %s", err.msg);
 		return CLI_OK;
 	}
 	if (strcmp(argv[1], "del") == 0) {
 		if (argc != 3)
-			return cli_usage(QUEUE_USAGE);
+			return CLI_USAGE;
 		if (queue_parse_id(argv[2], &id) < 0)
 			return cli_fail("queue del: bad queue id '%s'", argv[2]);
 		if (store_queue_del(cli_store(cli), id, &err) < 0) {
@@ -98,5 +96,5 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 		}
 		return CLI_OK;
 	}
-	return cli_usage(QUEUE_USAGE);
+	return CLI_USAGE;
 }

@@ -80,9 +80,11 @@ struct relay_msg {
 	bool body_8bit, smtputf8;
 	uint8_t *head;                /* original header, for bounces */
 	size_t head_len;
+	size_t skip;                  /* leading Return-Path field not sent */
 
 	/* Finished on the store thread. */
 	bool bounce_queued;           /* a bounce went to the relay queue */
+	int64_t retry_at;             /* next attempt, 0 = none */
 	char finish_log[512];
 };
 
@@ -147,6 +149,7 @@ struct relay {
 	int scan_status;
 	struct pr_err scan_err;
 	bool scanning, rescan, scan_capped;
+	int64_t scan_by;              /* look again by then (0 = poll) */
 
 	struct relay_msg *msgs;
 	size_t n_msgs;
@@ -165,6 +168,7 @@ struct relay {
 };
 
 static void relay_scan_later(struct relay *r, uint64_t ms);
+static void relay_scan_by(struct relay *r, int64_t when);
 static void relay_pump(struct relay *r);
 static void relay_msg_finish(struct relay_msg *m);
 static void relay_dlv_next_target(struct relay_dlv *d);
@@ -505,7 +509,7 @@ relay_dlv_body_start(struct relay_dlv *d)
 
 	d->streaming = true;
 	d->body_eof = false;
-	d->off = 0;
+	d->off = (int64_t)m->skip;
 	store_body_close(&d->body);
 	if (d->chunk == NULL)
 		d->chunk = xmalloc(RELAY_CHUNK);
@@ -842,7 +846,7 @@ relay_dlv_new(struct relay_msg *m, const char *domain, size_t n)
 	buf_init(&d->wire, 2 * RELAY_CHUNK + 1024 + 2 * m->dkim.len);
 	d->params.helo = r->cfg->server.hostname;
 	d->params.sender = m->job.sender;
-	d->params.size = (uint64_t)m->job.size + m->dkim.len;
+	d->params.size = (uint64_t)m->job.size - m->skip + m->dkim.len;
 	d->params.body_8bit = m->body_8bit;
 	d->params.smtputf8 = m->smtputf8;
 	d->params.tls_possible = true;
@@ -924,6 +928,32 @@ relay_prepare_run(struct relay_work *w, struct store *st)
 			break;
 	}
 
+	/* RFC 5321 4.4: Return-Path belongs to the final delivery; a relay
+	 * "SHOULD NOT send a message that already contains" one, so a
+	 * Return-Path field at the top (the store keeps the one added for
+	 * local copies) is left out of what goes on the wire. */
+	while (m->head_len - m->skip >= 12 &&
+	    strncasecmp((char *)m->head + m->skip, "Return-Path:", 12) == 0) {
+		size_t e = m->skip;
+
+		for (;;) {
+			uint8_t *nl = memchr(m->head + e, '\n',
+			    m->head_len - e);
+
+			if (nl == NULL) {
+				e = m->head_len;
+				break;
+			}
+			e = (size_t)(nl - m->head) + 1;
+			if (e >= m->head_len ||
+			    (m->head[e] != ' ' && m->head[e] != '\t'))
+				break;
+		}
+		m->skip = e;
+	}
+	memmove(m->head, m->head + m->skip, m->head_len - m->skip);
+	m->head_len -= m->skip;
+
 	/* DKIM: the From: domain if we host it and have a key, else the
 	 * envelope sender's (RFC 6376 leaves d= to the signer; the From:
 	 * domain is what DMARC aligns with). */
@@ -944,7 +974,7 @@ relay_prepare_run(struct relay_work *w, struct store *st)
 	if (key != NULL && relay_dkim_signer_new(key, &signer) < 0)
 		relay_dkim_key_free(&key);
 
-	for (off = 0;; off += n) {
+	for (off = (int64_t)m->skip;; off += n) {
 		n = store_body_read(b, off, chunk, RELAY_CHUNK);
 		if (n < 0)
 			goto readfail;
@@ -1271,9 +1301,11 @@ relay_finish_run(struct relay_work *w, struct store *st)
 		    0 && err.code != PR_ENOENT)
 			log_err(m->sid, "relay: %s: %s", m->job.msgid,
 			    err.msg);
+		m->retry_at = next;
 		snprintf(m->finish_log, sizeof(m->finish_log),
-		    "%zu deferred until %lld (attempt %d)", n_temp,
-		    (long long)next, m->job.attempts + 1);
+		    "%zu recipient%s deferred, next attempt in %llds "
+		    "(attempt %d failed)", n_temp, n_temp == 1 ? "" : "s",
+		    (long long)(next - now), m->job.attempts + 1);
 	}
 	free(perm);
 	(void)n_ok;
@@ -1290,6 +1322,8 @@ relay_finish_done(struct relay_work *w)
 		    m->finish_log);
 	if (m->bounce_queued)
 		relay_kick(r);
+	else if (m->retry_at > 0)
+		relay_scan_by(r, m->retry_at);
 	relay_msg_free(m);
 }
 
@@ -1395,10 +1429,16 @@ relay_scan_done(struct relay_work *w)
 	if (r->rescan) {
 		r->rescan = false;
 		delay = 0;
-	} else if (r->scan_next > now &&
-	    (uint64_t)(r->scan_next - now) * 1000 < delay) {
-		delay = (uint64_t)(r->scan_next - now) * 1000;
+	} else {
+		if (r->scan_next > now &&
+		    (uint64_t)(r->scan_next - now) * 1000 < delay)
+			delay = (uint64_t)(r->scan_next - now) * 1000;
+		if (r->scan_by > 0 && (r->scan_by <= now ||
+		    (uint64_t)(r->scan_by - now) * 1000 < delay))
+			delay = r->scan_by > now ?
+			    (uint64_t)(r->scan_by - now) * 1000 : 0;
 	}
+	r->scan_by = 0;
 	relay_scan_later(r, delay);
 }
 
@@ -1428,6 +1468,28 @@ relay_scan_later(struct relay *r, uint64_t ms)
 {
 	if (!r->stopping)
 		uv_timer_start(&r->scan_timer, relay_scan_cb, ms, 0);
+}
+
+/* Makes sure the queue is looked at again by when (unix time), e.g. the
+ * next attempt of an entry that was just deferred. */
+static void
+relay_scan_by(struct relay *r, int64_t when)
+{
+	int64_t now = relay_now();
+	uint64_t ms = when > now ? (uint64_t)(when - now) * 1000 : 0;
+
+	if (r->stopping)
+		return;
+	if (r->scanning) {
+		/* The scan in flight may have read the queue before this
+		 * entry was deferred: its result is adjusted. */
+		if (r->scan_by == 0 || when < r->scan_by)
+			r->scan_by = when;
+		return;
+	}
+	if (!uv_is_active((uv_handle_t *)&r->scan_timer) ||
+	    uv_timer_get_due_in(&r->scan_timer) > ms)
+		relay_scan_later(r, ms);
 }
 
 void

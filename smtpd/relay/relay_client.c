@@ -693,12 +693,22 @@ relay_client_parse_line(const char *line, size_t len, bool *more,
 static void
 relay_client_append_reply(struct relay_client *c, int code, const char *text)
 {
-	size_t n = strlen(c->reply);
+	size_t n = strlen(c->reply), k;
 
-	if (n == 0)
+	if (n == 0) {
 		snprintf(c->reply, sizeof(c->reply), "%d %s", code, text);
-	else if (n + 1 < sizeof(c->reply))
-		snprintf(c->reply + n, sizeof(c->reply) - n, " %s", text);
+	} else {
+		/* "550-5.1.1 a" / "550 5.1.1 b" reads "550 5.1.1 a b": the
+		 * enhanced code is not repeated (as Postfix reports it). */
+		k = strcspn(c->reply + 4, " ");
+		if (k > 0 && strncmp(text, c->reply + 4, k) == 0 &&
+		    (text[k] == ' ' || text[k] == '\0') &&
+		    strchr(c->reply + 4, '.') < c->reply + 4 + k)
+			text += k + (text[k] == ' ');
+		if (n + 1 < sizeof(c->reply))
+			snprintf(c->reply + n, sizeof(c->reply) - n, " %s",
+			    text);
+	}
 	/* No trailing space for a bare "250". */
 	n = strlen(c->reply);
 	while (n > 0 && c->reply[n - 1] == ' ')

@@ -216,6 +216,34 @@ relay_dkim_key_txt(const struct relay_dkim_key *k, struct buf *out)
 	return r;
 }
 
+int
+relay_dkim_key_record(const struct relay_dkim_key *k, struct buf *out)
+{
+	struct buf txt;
+	size_t i, n, head;
+	int r;
+
+	buf_init(&txt, 8192);
+	if ((r = relay_dkim_key_txt(k, &txt)) < 0)
+		goto out;
+	r = buf_printf(out, "%s._domainkey.%s. IN TXT (", k->selector,
+	    k->domain);
+	/* The tags in one string, the key in pieces short enough for any
+	 * DNS provider's web form. */
+	head = (size_t)((const uint8_t *)memchr(txt.p, 'p', txt.len) - txt.p);
+	if (r == 0)
+		r = buf_printf(out, " \"%.*s\"", (int)head, (char *)txt.p);
+	for (i = head; r == 0 && i < txt.len; i += n) {
+		n = txt.len - i < 250 ? txt.len - i : 250;
+		r = buf_printf(out, "\n\t\"%.*s\"", (int)n, (char *)txt.p + i);
+	}
+	if (r == 0)
+		r = buf_puts(out, " )\n");
+out:
+	buf_fini(&txt);
+	return r;
+}
+
 /* --- Key files ------------------------------------------------------- */
 
 static int

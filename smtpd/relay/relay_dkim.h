@@ -62,6 +62,13 @@ enum relay_dkim_alg relay_dkim_key_alg(const struct relay_dkim_key *k);
  * to out, as one string (callers split it into 255-octet chunks). */
 int relay_dkim_key_txt(const struct relay_dkim_key *k, struct buf *out);
 
+/* Appends the zone-file line publishing the key:
+ *   <selector>._domainkey.<domain>. IN TXT ( "v=DKIM1; k=rsa; "
+ *   	"p=..." "..." )
+ * with the data split into strings of at most 255 octets (RFC 1035
+ * 3.3.14, RFC 6376 3.6.2.2). */
+int relay_dkim_key_record(const struct relay_dkim_key *k, struct buf *out);
+
 /* Streaming signer: feed the whole message (header and body, CRLF lines)
  * in chunks of any size, then finish to get the header field to prepend. */
 struct relay_dkim_signer;

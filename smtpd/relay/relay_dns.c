@@ -238,24 +238,35 @@ relay_dns_new(uv_loop_t *loop, const char *resolver, struct relay_dns **d_r,
 	return 0;
 }
 
-void
-relay_dns_close(struct relay_dns *d, void (*done_cb)(void *data), void *data)
+/* Destroys the channel from the loop: c-ares must not be destroyed from
+ * inside one of its own callbacks, where a caller may well decide to
+ * close. */
+static void
+relay_dns_destroy_cb(uv_timer_t *t)
 {
+	struct relay_dns *d = t->data;
 	struct relay_dns_sock *s;
 
-	d->done_cb = done_cb;
-	d->done_data = data;
 	/* ares_destroy runs every pending callback with ARES_EDESTRUCTION
 	 * and closes the sockets (sock_state_cb closes their polls). */
-	d->closing = true;
 	ares_destroy(d->channel);
 	while ((s = d->socks) != NULL) {
 		d->socks = s->next;
 		uv_poll_stop(&s->poll);
 		uv_close((uv_handle_t *)&s->poll, relay_dns_poll_closed);
 	}
-	uv_timer_stop(&d->timer);
 	uv_close((uv_handle_t *)&d->timer, relay_dns_timer_closed);
+}
+
+void
+relay_dns_close(struct relay_dns *d, void (*done_cb)(void *data), void *data)
+{
+	if (d->closing)
+		return;
+	d->done_cb = done_cb;
+	d->done_data = data;
+	d->closing = true;
+	uv_timer_start(&d->timer, relay_dns_destroy_cb, 0, 0);
 }
 
 void

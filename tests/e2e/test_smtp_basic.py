@@ -91,6 +91,23 @@ def main():
             t.eq(code, 252, "VRFY gives nothing away")
         t.eq(queued_rcpts(inst), [], "nothing queued for relaying")
 
+        # RFC 5321 4.5.1: <Postmaster> without a domain reaches the
+        # postmaster of the host name's parent domain.
+        n = len(messages(inst, ALICE))
+        r = Raw(inst.host, port)
+        r.reply()
+        r.cmd("EHLO raw.test")
+        r.cmd("MAIL FROM:<a@remote.test>")
+        t.eq(r.cmd("RCPT TO:<Postmaster>")[0], 550,
+             "<Postmaster> with no postmaster configured: 550")
+        inst.cli("alias", "add", "postmaster@example.test", ALICE)
+        t.eq(r.cmd("RCPT TO:<Postmaster>")[0], 250, "<Postmaster> accepted")
+        r.cmd("DATA")
+        r.send("Subject: pm\r\n\r\nx\r\n.\r\n")
+        t.eq(r.reply()[0], 250, "message to <Postmaster> delivered")
+        r.close()
+        t.eq(len(messages(inst, ALICE)), n + 1, "postmaster alias used")
+
         # An alias that forwards outside: allowed, queued for the relay.
         with smtplib.SMTP(inst.host, port, timeout=20) as s:
             t.eq(s.sendmail("sender@remote.test", ["fwd@example.test"],

@@ -66,7 +66,8 @@ static const struct data_case cases[] = {
 	    NULL, WANT_BIG, 0, 0 },
 	{ "header scan", SMTP_DATA_DOT, "Subject: x\r\nmessage-ID: <a@b>\r\n"
 	    "DATE: now\r\n\r\nDate: body\r\n.\r\n", 0, 0, 0, 1, 0,
-	    "Subject: x\r\nmessage-ID: <a@b>\r\nDATE: now\r\n\r\nDate: body\r\n",
+	    "Subject: x\r\nmessage-ID: <a@b>\r\nDATE: now\r\n\r\n"
+	    "Date: body\r\n",
 	    0, 1, 1 },
 	{ "header scan stops at the body", SMTP_DATA_DOT, "Subject: x\r\n"
 	    "\r\nDate: x\r\nMessage-ID: y\r\n.\r\n", 0, 0, 0, 1, 0, NULL, 0,
@@ -161,14 +162,16 @@ data_run(const struct data_case *c, size_t piece, size_t split,
 	if (ok && c->want_flags == 0 && c->want_out != NULL) {
 		size_t wl = c->in_len ? c->in_len - 3 : strlen(c->want_out);
 
-		if (all.len != wl || (wl > 0 && memcmp(all.p, c->want_out, wl) != 0) ||
+		if (all.len != wl ||
+		    (wl > 0 && memcmp(all.p, c->want_out, wl) != 0) ||
 		    d.size != wl) {
 			snprintf(why, whysz, "output %zu octets \"%.*s\"",
 			    all.len, (int)all.len, (const char *)all.p);
 			ok = 0;
 		}
 	}
-	if (ok && (d.has_msgid != c->want_msgid || d.has_date != c->want_date)) {
+	if (ok && (d.has_msgid != c->want_msgid ||
+	    d.has_date != c->want_date)) {
 		snprintf(why, whysz, "msgid %d date %d", d.has_msgid,
 		    d.has_date);
 		ok = 0;

@@ -248,8 +248,8 @@ dlg_load(const char *path, struct dlg *d)
 			break;
 		case 'B':
 			if (!in_body) {
-				d->bodies = realloc(d->bodies, (d->n_bodies + 1) *
-				    sizeof(struct buf));
+				d->bodies = realloc(d->bodies,
+				    (d->n_bodies + 1) * sizeof(struct buf));
 				buf_init(&d->bodies[d->n_bodies++], 1 << 26);
 				in_body = true;
 			}
@@ -396,7 +396,8 @@ dlg_event(struct dlg *d, struct dlg_run *run, struct smtp_proto *p,
 			smtp_proto_complete(p, PR_EAUTH);
 		return false;
 	case SMTP_EV_MAIL:
-		if (strcmp(smtp_proto_auth_user(p), "alice@example.test") == 0 &&
+		if (strcmp(smtp_proto_auth_user(p),
+		    "alice@example.test") == 0 &&
 		    (strcasecmp(ev->addr, "alice@example.test") == 0 ||
 		    strcasecmp(ev->addr, "alice+tag@example.test") == 0 ||
 		    strcasecmp(ev->addr, "team@example.test") == 0))
@@ -530,7 +531,8 @@ dlg_check_block(struct dlg *d, struct dlg_run *run, struct smtp_proto *p,
 	}
 	if (i != b->n_want) {
 		snprintf(run->err, sizeof(run->err), "block %zu: %zu replies, "
-		    "want %zu (next: \"%s\")", bi, i, b->n_want, b->want[i] + 1);
+		    "want %zu (next: \"%s\")", bi, i, b->n_want,
+		    b->want[i] + 1);
 		return false;
 	}
 	if (b->want_close != smtp_proto_closing(p)) {

@@ -252,7 +252,8 @@ test_spool_events(void)
 		size_t left = strlen(msg);
 
 		while (left > 0) {
-			ssize_t n = smtp_proto_feed(p, (const uint8_t *)q, left);
+			ssize_t n = smtp_proto_feed(p,
+			    (const uint8_t *)q, left);
 
 			q += n;
 			left -= (size_t)n;

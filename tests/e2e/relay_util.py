@@ -1,0 +1,432 @@
+"""Helpers for the outbound relay end-to-end tests (tests/e2e/test_relay*).
+
+- Dns: a private dnsmasq on loopback serving MX/A/TXT records for the test
+  domains, so postroom's resolver ([relay] resolver) finds the test MX hosts.
+- FakeMX: a tiny scriptable SMTP server (socketserver) that answers what a
+  test needs (refuse a recipient, greylist, advertise or not STARTTLS...)
+  and records the transactions it accepted.
+- submit(): alice hands a message to postroom's submission port with AUTH.
+
+Everything binds to 127.0.0.0/8 only, and every process started here is
+stopped by PID.
+"""
+
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+from harness import Instance, free_port  # noqa: E402,F401
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+PASSWORD = "correct horse battery"
+
+
+class Check:
+    """A tiny TAP producer so a failing assertion does not hide the rest."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, detail=None):
+        self.n += 1
+        if cond:
+            print("ok %d - %s" % (self.n, name))
+        else:
+            self.failed += 1
+            print("not ok %d - %s" % (self.n, name))
+            if detail is not None:
+                for line in str(detail).splitlines()[-30:]:
+                    print("#   " + line)
+        sys.stdout.flush()
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, "got  %r\nwant %r" % (got, want))
+
+    def done(self):
+        print("1..%d" % self.n)
+        return 1 if self.failed else 0
+
+
+def skip(why):
+    """Exits with the code meson counts as a skipped test."""
+    print("1..0 # SKIP " + why)
+    sys.exit(77)
+
+
+def wait_for(pred, timeout=10.0, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def free_port_on(hosts):
+    """A TCP port free on every one of hosts (all loopback addresses)."""
+    for _ in range(200):
+        port = free_port(hosts[0])
+        ok = True
+        for h in hosts:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((h, port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise RuntimeError("no common free port on %s" % hosts)
+
+
+def free_udp_tcp_port(host):
+    for _ in range(200):
+        port = free_port(host)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free UDP+TCP port on %s" % host)
+
+
+class Dns:
+    """dnsmasq answering for *.test only from the records given:
+
+        Dns(mx={"b.test": [(10, "mx.b.test")], "null.test": [(0, ".")]},
+            a={"mx.b.test": "127.0.0.3"}, txt={"s._domainkey.a.test": "..."})
+
+    Every other name under .test is NXDOMAIN (--local=/test/)."""
+
+    def __init__(self, mx=None, a=None, txt=None, host="127.0.0.1"):
+        if not os.path.exists(DNSMASQ):
+            skip("dnsmasq is not installed")
+        self.host = host
+        self.port = free_udp_tcp_port(host)
+        self.tmp = tempfile.mkdtemp(prefix="postroom-dns-")
+        self.log = os.path.join(self.tmp, "dnsmasq.log")
+        args = [DNSMASQ, "--no-daemon", "--port=%d" % self.port,
+                "--listen-address=%s" % host, "--bind-interfaces",
+                "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                "--pid-file=", "--local=/test/", "--log-queries"]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        for dom, recs in (mx or {}).items():
+            for pref, host_ in recs:
+                args.append("--mx-host=%s,%s,%d" % (dom, host_, pref))
+        for name, addr in (a or {}).items():
+            addrs = addr if isinstance(addr, (list, tuple)) else [addr]
+            args.append("--host-record=%s,%s" % (name, ",".join(addrs)))
+        for name, text in (txt or {}).items():
+            # dnsmasq joins comma-separated pieces into one TXT record of
+            # several strings; DKIM verifiers concatenate them again.
+            chunks = [text[i:i + 200] for i in range(0, len(text), 200)]
+            args.append("--txt-record=%s,%s" % (
+                name, ",".join('"%s"' % c for c in chunks)))
+        self.logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        # Ready once it answers on TCP.
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("dnsmasq exited: %s" % self.read_log())
+            try:
+                with socket.create_connection((host, self.port), 0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("dnsmasq does not answer")
+                time.sleep(0.05)
+
+    @property
+    def resolver(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def read_log(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class FakeMX:
+    """A scriptable SMTP server on (host, port).
+
+    rcpt(addr) -> reply for RCPT TO (default "250 2.1.5 ok"); greeting,
+    mail_reply and data_reply likewise.  starttls=(cert, key) offers
+    STARTTLS.  Accepted transactions land in .messages as
+    (mail_from, [rcpts], data bytes); .sessions counts connections and
+    .commands logs every command line received."""
+
+    def __init__(self, host, port, greeting="220 fake.test ESMTP",
+                 rcpt=None, mail_reply="250 2.1.0 ok",
+                 data_reply="250 2.0.0 queued", starttls=None,
+                 pipelining=True, name="fake.test", auth=None):
+        self.host, self.port = host, port
+        self.greeting = greeting
+        self.rcpt = rcpt or (lambda a: "250 2.1.5 ok")
+        self.mail_reply = mail_reply
+        self.data_reply = data_reply
+        self.pipelining = pipelining
+        self.name = name
+        self.auth = auth            # (user, password) or None
+        self.auth_seen = []         # (mechanism, user, password, tls)
+        self.messages = []
+        self.commands = []
+        self.sessions = 0
+        self.tls_sessions = 0
+        self.lock = threading.Lock()
+        self.tls_ctx = None
+        if starttls:
+            self.tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_ctx.load_cert_chain(*starttls)
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                fake.session(self)
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server((host, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def session(self, h):
+        with self.lock:
+            self.sessions += 1
+        sock = h.connection
+        rfile, wfile = h.rfile, h.wfile
+
+        def send(line):
+            wfile.write(line.encode() + b"\r\n")
+            wfile.flush()
+
+        send(self.greeting)
+        if not self.greeting.startswith("220"):
+            rfile.readline()
+            send("221 bye")
+            return
+        mail, rcpts, tls = None, [], False
+        while True:
+            raw = rfile.readline(4096)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            with self.lock:
+                self.commands.append(line)
+            verb = line.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                ext = ["250-%s" % self.name]
+                if self.pipelining:
+                    ext.append("250-PIPELINING")
+                if self.tls_ctx is not None and not tls:
+                    ext.append("250-STARTTLS")
+                if self.auth is not None:
+                    ext.append("250-AUTH PLAIN LOGIN")
+                ext.append("250-8BITMIME")
+                ext.append("250 SIZE 10000000")
+                for e in ext:
+                    send(e)
+            elif verb == "STARTTLS" and self.tls_ctx is not None:
+                send("220 2.0.0 go ahead")
+                sock = self.tls_ctx.wrap_socket(sock, server_side=True)
+                rfile = sock.makefile("rb")
+                wfile = sock.makefile("wb")
+                tls = True
+                with self.lock:
+                    self.tls_sessions += 1
+            elif verb == "AUTH" and self.auth is not None:
+                import base64
+                parts = line.split(" ")
+                mech = parts[1].upper() if len(parts) > 1 else ""
+                user = pw = None
+                try:
+                    if mech == "PLAIN" and len(parts) > 2:
+                        _, user, pw = base64.b64decode(
+                            parts[2]).decode().split("\0")
+                    elif mech == "LOGIN":
+                        send("334 VXNlcm5hbWU6")
+                        user = base64.b64decode(
+                            rfile.readline().strip()).decode()
+                        send("334 UGFzc3dvcmQ6")
+                        pw = base64.b64decode(
+                            rfile.readline().strip()).decode()
+                except (ValueError, UnicodeDecodeError):
+                    pass
+                with self.lock:
+                    self.auth_seen.append((mech, user, pw, tls))
+                if (user, pw) == tuple(self.auth):
+                    send("235 2.7.0 authenticated")
+                else:
+                    send("535 5.7.8 bad credentials")
+            elif verb == "MAIL":
+                mail = line[len("MAIL FROM:"):].split(" ")[0].strip("<>")
+                rcpts = []
+                send(self.mail_reply)
+                if not self.mail_reply.startswith("2"):
+                    mail = None
+            elif verb == "RCPT":
+                addr = line[len("RCPT TO:"):].split(" ")[0].strip("<>")
+                reply = self.rcpt(addr)
+                if reply.startswith("2") and mail is not None:
+                    rcpts.append(addr)
+                send(reply)
+            elif verb == "DATA":
+                if mail is None or not rcpts:
+                    send("554 5.5.1 no valid recipients")
+                    continue
+                send("354 go ahead")
+                data = b""
+                while True:
+                    ln = rfile.readline()
+                    if not ln:
+                        return
+                    if ln == b".\r\n":
+                        break
+                    if ln.startswith(b".."):
+                        ln = ln[1:]
+                    data += ln
+                reply = self.data_reply
+                if reply.startswith("2"):
+                    with self.lock:
+                        self.messages.append((mail, rcpts, data))
+                send(reply)
+                mail, rcpts = None, []
+            elif verb == "RSET":
+                mail, rcpts = None, []
+                send("250 2.0.0 ok")
+            elif verb == "QUIT":
+                send("221 2.0.0 bye")
+                return
+            else:
+                send("502 5.5.2 command not implemented")
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def submit(inst, user, to, msg, password=PASSWORD, sender=None):
+    """Sends msg (bytes) as user through inst's submission port with AUTH
+    (plaintext AUTH is allowed on loopback test instances).  Returns the
+    refused-recipients dict of smtplib."""
+    with smtplib.SMTP(inst.host, inst.ports["submission"],
+                      local_hostname="client.test", timeout=30) as s:
+        s.ehlo()
+        s.login(user, password)
+        return s.sendmail(sender or user, to, msg)
+
+
+def message(sender, to, subject, body="Hello.\r\n", extra=""):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\n"
+            "Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+            "Message-ID: <%s@test>\r\n%s\r\n%s" % (
+                sender, to, subject, subject.replace(" ", "."), extra,
+                body)).encode()
+
+
+def queue_list(inst):
+    return inst.cli("queue", "list").stdout
+
+
+def mailbox_bodies(inst, address):
+    """The stored octets of each message in address's mailbox (store
+    tables read directly, read-only)."""
+    import sqlite3
+    path = os.path.join(inst.data_dir, "mail.db")
+    with sqlite3.connect("file:%s?mode=ro" % path, uri=True,
+                         timeout=10) as c:
+        rows = c.execute(
+            "SELECT b.data FROM mailbox m JOIN bodies b ON b.id = m.body_id"
+            " JOIN users u ON u.id = m.user_id WHERE u.address = ?"
+            " ORDER BY m.id", (address.lower(),)).fetchall()
+    return [bytes(r[0]) for r in rows]
+
+
+def queued(inst):
+    """Pending recipients of the outbound queue."""
+    import sqlite3
+    path = os.path.join(inst.data_dir, "mail.db")
+    with sqlite3.connect("file:%s?mode=ro" % path, uri=True,
+                         timeout=10) as c:
+        return sorted(r[0] for r in c.execute(
+            "SELECT address FROM queue_rcpt").fetchall())
+
+
+def relay_instance(host, hostname, dns, mx_port, domain, users=(),
+                   relay=None, **kw):
+    """An Instance that relays through dns to MX hosts on mx_port."""
+    extra = {"relay": {"resolver": dns.resolver, "mx_port": str(mx_port)}}
+    extra["relay"].update(relay or {})
+    inst = Instance(host=host, hostname=hostname, extra=extra, **kw)
+    inst.add_domain(domain)
+    for u in users:
+        inst.add_user(u, PASSWORD)
+    return inst
+
+
+def zone_txt(output):
+    """{name: txt} from zone-file TXT records as `postroom dns` and
+    `postroom dkim keygen` print them (strings concatenated)."""
+    import re
+    recs = {}
+    text = output.replace("\n", " ")
+    for m in re.finditer(r'(\S+)\.\s+IN\s+TXT\s+(\(([^)]*)\)|"[^"]*")',
+                         text):
+        body = m.group(3) if m.group(3) is not None else m.group(2)
+        recs[m.group(1)] = "".join(re.findall(r'"([^"]*)"', body))
+    return recs
+
+
+def dkim_verify(data, txt_records):
+    """Verifies the DKIM signature of data (bytes) with python3-dkim,
+    answering its DNS queries from txt_records ({name: txt}).  Returns
+    (ok, detail)."""
+    import logging
+    import dkim
+    import io
+
+    def dnsfunc(name, timeout=5):
+        if isinstance(name, bytes):
+            name = name.decode()
+        v = txt_records.get(name.rstrip("."))
+        return v.encode() if v is not None else None
+
+    buf = io.StringIO()
+    log = logging.getLogger("dkimverify")
+    log.handlers[:] = [logging.StreamHandler(buf)]
+    log.setLevel(logging.DEBUG)
+    try:
+        ok = dkim.verify(data, logger=log, dnsfunc=dnsfunc)
+    except Exception as e:  # dkim raises on malformed input
+        return False, "%s: %s\n%s" % (type(e).__name__, e, buf.getvalue())
+    return bool(ok), buf.getvalue()

@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""Two postroom installations for two domains, a.test on 127.0.0.2 and
+b.test on 127.0.0.3, found through a private dnsmasq (MX, A and the DKIM
+TXT record).  alice@a.test submits on 587 with AUTH; the message goes
+through A's queue, MX lookup and SMTP client (STARTTLS) into
+bob@b.test's mailbox on B; bob downloads it with POP3 and the DKIM
+signature verifies with python3-dkim.  Then the way back, a remote 550
+that bounces to alice with the remote's text, a partly refused message,
+and the open-relay check: nothing unauthenticated enters the queue."""
+
+import email
+import poplib
+import smtplib
+import sys
+
+from relay_util import (PASSWORD, Check, Dns, Instance, dkim_verify,
+                        free_port_on, mailbox_bodies, message, queue_list,
+                        queued, submit, wait_for, zone_txt)
+
+ALICE = "alice@a.test"
+BOB = "bob@b.test"
+
+
+def pop3_fetch(inst, user):
+    """Every message of user's maildrop over POP3 (RFC 1939)."""
+    p = poplib.POP3(inst.host, inst.ports["pop3"], timeout=20)
+    try:
+        p.user(user)
+        p.pass_(PASSWORD)
+        count, _ = p.stat()
+        out = []
+        for i in range(1, count + 1):
+            _, lines, _ = p.retr(i)
+            out.append(b"\r\n".join(lines) + b"\r\n")
+        return out
+    finally:
+        p.quit()
+
+
+def main():
+    t = Check()
+    port = free_port_on(["127.0.0.2", "127.0.0.3"])
+    a = Instance(host="127.0.0.2", hostname="mx.a.test")
+    b = Instance(host="127.0.0.3", hostname="mx.b.test")
+    dns = None
+    try:
+        for inst, dom, user in ((a, "a.test", ALICE), (b, "b.test", BOB)):
+            inst.ports["smtp"] = port
+            inst.add_domain(dom)
+            inst.add_user(user, PASSWORD)
+        keygen = a.cli("dkim", "keygen", "a.test").stdout
+        txt = zone_txt(keygen)
+        t.ok("postroom._domainkey.a.test" in txt,
+             "dkim keygen prints the TXT record", keygen)
+        dns = Dns(mx={"a.test": [(10, "mx.a.test")],
+                      "b.test": [(10, "mx.b.test")]},
+                  a={"mx.a.test": "127.0.0.2", "mx.b.test": "127.0.0.3"},
+                  txt=txt)
+        for inst in (a, b):
+            inst.extra["relay"] = {"resolver": dns.resolver,
+                                   "mx_port": str(port)}
+            inst.write_config()
+            inst.start("smtpd")
+        b.start("pop3d")
+
+        # `postroom dns` prints what dnsmasq serves here.
+        out = a.cli("dns", "a.test").stdout
+        t.ok("a.test. IN MX 10 mx.a.test." in out, "dns: MX record", out)
+        t.ok('"v=spf1 mx -all"' in out, "dns: SPF record", out)
+        t.ok('_dmarc.a.test. IN TXT "v=DMARC1; p=quarantine"' in out,
+             "dns: DMARC record", out)
+        t.eq(zone_txt(out).get("postroom._domainkey.a.test"),
+             txt["postroom._domainkey.a.test"], "dns: DKIM record")
+        r = a.cli("dns", "b.test", check=False)
+        t.ok(r.returncode == 1 and "not hosted" in r.stderr,
+             "dns for a domain not hosted: exit 1, clear error", r.stderr)
+
+        # alice -> bob, across the two servers.
+        body = "Hello Bob,\r\n.a line with a leading dot\r\n\r\nAlice\r\n"
+        msg = message(ALICE, BOB, "across servers", body=body)
+        t.eq(submit(a, ALICE, [BOB], msg), {}, "alice submits on 587")
+        t.ok(wait_for(lambda: len(mailbox_bodies(b, BOB)) == 1, 20),
+             "message arrives in bob's mailbox on B", a.log("smtpd"))
+        t.ok(wait_for(lambda: queued(a) == [], 10),
+             "A's queue is empty after the remote 250")
+        got = pop3_fetch(b, BOB)
+        t.eq(len(got), 1, "bob downloads it with POP3")
+        data = got[0] if got else b""
+        t.ok(data.endswith(msg), "message intact, dot line included",
+             data[-300:])
+        ok, detail = dkim_verify(data, txt)
+        t.ok(ok, "DKIM signature verifies (python3-dkim)", detail)
+        t.ok(b"d=a.test; s=postroom;" in data, "signed as a.test")
+        t.ok(data.count(b"Return-Path:") == 1,
+             "one Return-Path: the relay did not forward A's", data[:600])
+        t.ok(b"Return-Path: <alice@a.test>" in data,
+             "B's Return-Path names alice")
+        t.ok(b"by mx.b.test (postroom) with ESMTPS" in data,
+             "B received it over STARTTLS", data[:800])
+        t.ok("TLS connection established to mx.b.test[127.0.0.3]" in
+             a.log("smtpd"), "A logs the TLS result")
+        t.ok("status=sent" in a.log("smtpd"), "A logs status=sent")
+        t.ok("queue is empty" in queue_list(a), "queue list: empty")
+
+        # bob -> alice: the other direction, unsigned (no key for b.test).
+        back = message(BOB, ALICE, "reply")
+        t.eq(submit(b, BOB, [ALICE], back), {}, "bob replies")
+        t.ok(wait_for(lambda: len(mailbox_bodies(a, ALICE)) == 1, 20),
+             "the reply reaches alice on A", b.log("smtpd"))
+
+        # A recipient B does not have: B refuses it at RCPT, A bounces
+        # to alice with B's words.
+        t.eq(submit(a, ALICE, ["nobody@b.test"],
+                    message(ALICE, "nobody@b.test", "to nobody")), {},
+             "message to an unknown remote user accepted for relay")
+        t.ok(wait_for(lambda: len(mailbox_bodies(a, ALICE)) == 2, 20),
+             "a bounce lands in alice's mailbox", a.log("smtpd"))
+        bounce = mailbox_bodies(a, ALICE)[-1]
+        m = email.message_from_bytes(bounce)
+        t.eq(m.get_content_type(), "multipart/report", "bounce is a report")
+        t.eq(m.get_param("report-type"), "delivery-status",
+             "report-type=delivery-status")
+        t.ok(m["From"].startswith("MAILER-DAEMON@mx.a.test"),
+             "bounce from MAILER-DAEMON@hostname", m["From"])
+        t.ok(b"Return-Path: <>" in bounce, "bounce has the null sender")
+        t.ok(b"Final-Recipient: rfc822; nobody@b.test" in bounce,
+             "Final-Recipient", bounce)
+        t.ok(b"Remote-MTA: dns; mx.b.test" in bounce, "Remote-MTA")
+        t.ok(b"Diagnostic-Code: smtp; 55" in bounce and b"nobody@b.test"
+             in bounce, "Diagnostic-Code carries B's reply", bounce)
+        t.ok(b"Subject: to nobody" in bounce,
+             "the original header is returned")
+        t.ok(wait_for(lambda: queued(a) == [], 10),
+             "bounced recipient left the queue")
+
+        # One message, one good and one bad recipient at b.test: one
+        # delivery attempt for the domain, per-recipient outcome.
+        before_b = len(mailbox_bodies(b, BOB))
+        submit(a, ALICE, [BOB, "ghost@b.test"],
+               message(ALICE, BOB + ", ghost@b.test", "mixed"))
+        t.ok(wait_for(lambda: len(mailbox_bodies(b, BOB)) == before_b + 1
+                      and len(mailbox_bodies(a, ALICE)) == 3, 20),
+             "bob gets it, alice gets a bounce for ghost only")
+        last = mailbox_bodies(a, ALICE)[-1]
+        t.ok(b"ghost@b.test" in last and b"Final-Recipient: rfc822; "
+             b"bob@b.test" not in last, "the bounce names ghost only")
+        t.ok(a.log("smtpd").count("status=sent") == 2,
+             "bob's copy sent once")
+
+        # Open relay check on A: without AUTH nothing reaches the queue.
+        with smtplib.SMTP(a.host, port, local_hostname="evil.test",
+                          timeout=20) as s:
+            s.ehlo()
+            s.mail("spammer@evil.test")
+            code, _ = s.rcpt(BOB)
+            t.eq(code, 554, "port 25 without AUTH: relay refused")
+            s.rset()
+        with smtplib.SMTP(a.host, a.ports["submission"],
+                          local_hostname="evil.test", timeout=20) as s:
+            s.ehlo()
+            code, _ = s.mail(ALICE)
+            t.ok(code >= 500, "587 without AUTH: MAIL refused (%d)" % code)
+        t.eq(queued(a), [], "nothing unauthenticated entered the queue")
+        t.ok("queue is empty" in queue_list(a), "queue list stays empty")
+    finally:
+        a.close()
+        b.close()
+        if dns is not None:
+            dns.close()
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
