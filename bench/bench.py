@@ -58,24 +58,24 @@ FULL = {
     "idle": 10000,
     "big": (50, 10 * 1000 * 1000),
     "cg_smtp": (100, 10 * KiB, 10),
-    "cg_pop_sessions": 4,
+    "cg_pop_reps": 4,
 }
 SMOKE = {
-    "runs": 3,
+    "runs": 2,
     "smtp_sizes": [1 * KiB, 10 * KiB],
     "smtp_conc": [1, 10],
     "smtp_count": {1 * KiB: 20, 10 * KiB: 20},
     "warmup": 5,
     "pop_small": (20, 10 * KiB),
     "pop_big": (3, 1 * MiB),
-    "pop_users": 4,
+    "pop_users": 2,
     "pop_user_msgs": 5,
     "lat_smtp": {1: 10, 4: 3},
-    "lat_pop": {1: 10, 4: 3},
+    "lat_pop": {1: 10, 2: 3},
     "idle": 200,
     "big": (4, 1 * 1000 * 1000),
     "cg_smtp": (0, 0, 0),
-    "cg_pop_sessions": 0,
+    "cg_pop_reps": 0,
 }
 
 ALL_WORKLOADS = ["smtp", "latency", "big", "pop3", "idle", "profile"]
@@ -146,6 +146,8 @@ class Bench:
         self.fsync_s = None
         self.samples = {}
         self.started = time.time()
+        with open("/proc/loadavg") as f:
+            self.load_start = f.read().split()[:3]
 
     def scale(self, f):
         def sc(n):
@@ -518,10 +520,14 @@ class Bench:
                                         client, expect=n)
                     rate, cpu = Sample(), Sample()
                     for _ in range(runs):
-                        c0 = benchlib.cpu_seconds(pid)
+                        c0 = [0.0]
+
+                        def mark():
+                            c0[0] = benchlib.cpu_seconds(pid)
                         r = pop3client.download("127.0.0.1", port, addr,
-                                                pw(user), client, expect=n)
-                        cpu.add((benchlib.cpu_seconds(pid) - c0) / n)
+                                                pw(user), client, expect=n,
+                                                on_login=mark)
+                        cpu.add((benchlib.cpu_seconds(pid) - c0[0]) / n)
                         rate.add(n / r["seconds"])
                         logins.setdefault(name, []).append(r["login_s"])
                     res[name] = (rate, cpu)
@@ -773,19 +779,16 @@ class Bench:
             "", None, None, "report")
         n = self.ensure_cg_maildrop()
         reps = 10
-        addr = "cg@" + peers.DOMAIN
-
-        def download():
-            for _ in range(reps):
-                pop3client.download("127.0.0.1", self.pr.pop3_port, addr,
-                                    peers.password_for("cg"), "raw",
-                                    expect=n)
-        counts, _ = self.perf_count(perf, self.pr.pid("pop3d"),
-                                    self.SYSCALL_EVENTS, download)
+        sess = self.cg_session()
+        try:
+            counts, _ = self.perf_count(perf, self.pr.pid("pop3d"),
+                                        self.SYSCALL_EVENTS,
+                                        lambda: self.retr_all(sess, n, reps))
+        finally:
+            sess.quit()
         total = n * reps
         self.report.row(
-            "system calls / context switches per RETR, POP3 10 KiB "
-            "(incl. login/QUIT every %d)" % n,
+            "system calls / context switches per RETR, POP3 10 KiB",
             "%s / %s" % (fmt_num(counts.get("raw_syscalls:sys_enter", 0)
                                  / total),
                          fmt_num(counts.get("context-switches", 0) / total)),
@@ -799,16 +802,26 @@ class Bench:
                               "smtp@" + peers.DOMAIN),
             "postroom-smtpd, SMTP %d x 10 KiB, 50 sessions" % count)
         n = self.ensure_cg_maildrop()
-        addr = "cg@" + peers.DOMAIN
+        sess = self.cg_session()
+        try:
+            self.perf_record(perf, self.pr.pid("pop3d"),
+                             lambda: self.retr_all(sess, n, 40),
+                             "postroom-pop3d, %d RETRs of 10 KiB on one "
+                             "session (raw client)" % (40 * n))
+        finally:
+            sess.quit()
 
-        def download():
-            for _ in range(20):
-                pop3client.download("127.0.0.1", self.pr.pop3_port, addr,
-                                    peers.password_for("cg"), "raw",
-                                    expect=n)
-        self.perf_record(perf, self.pr.pid("pop3d"), download,
-                         "postroom-pop3d, 20 downloads of %d x 10 KiB "
-                         "(raw client)" % n)
+    def cg_session(self):
+        """A logged-in raw POP3 session on the maildrop 'cg'."""
+        c = pop3client.RawPop3("127.0.0.1", self.pr.pop3_port, timeout=600)
+        c.login("cg@" + peers.DOMAIN, peers.password_for("cg"))
+        return c
+
+    @staticmethod
+    def retr_all(sess, n, reps):
+        for _ in range(reps):
+            for i in range(1, n + 1):
+                sess.retr(i)
 
     def callgrind(self):
         n, size, conc = self.c["cg_smtp"]
@@ -833,42 +846,35 @@ class Bench:
                           str(p.pid)], timeout=120)
         finally:
             pr.stop("smtpd", timeout=120)
-        results.append(("postroom-smtpd", "SMTP message %s (%d sessions)" % (
-            size_label(size), conc), n, self.callgrind_file(out_dir,
-                                                            "smtpd",
-                                                            p.pid)))
+        results.append(("postroom-smtpd",
+                        "SMTP message %s (%d sessions)" % (size_label(size),
+                                                           conc),
+                        n, self.callgrind_file(out_dir, "smtpd", p.pid)))
         pr.start("smtpd")
-        # POP3: RETR every message of the maildrop 'cg' `sessions` times.
-        sessions = self.c["cg_pop_sessions"]
+        # POP3: RETR every message of the maildrop 'cg' `reps` times.
+        reps = self.c["cg_pop_reps"]
         per_user = self.c["pop_user_msgs"]
-        if sessions:
+        if reps:
             self.ensure_cg_maildrop()
             pr.stop("pop3d")
             p = pr.start("pop3d", prefix=prefix_of("pop3d"), wait=120)
             try:
-                addr = "cg@" + peers.DOMAIN
-                pop3client.download("127.0.0.1", pr.pop3_port, addr,
-                                    peers.password_for("cg"), "raw")
-                benchlib.run(["callgrind_control", "-z", str(p.pid)],
-                             timeout=60)
                 # Logins are argon2id by design; measure the transfer
                 # path: one login, then RETRs over the same session.
-                c = pop3client.RawPop3("127.0.0.1", pr.pop3_port,
-                                       timeout=600)
-                c.login(addr, peers.password_for("cg"))
+                c = self.cg_session()
+                self.retr_all(c, per_user, 1)
                 benchlib.run(["callgrind_control", "-z", str(p.pid)],
                              timeout=60)
-                for _ in range(sessions):
-                    for i in range(1, per_user + 1):
-                        c.retr(i)
+                self.retr_all(c, per_user, reps)
                 benchlib.run(["callgrind_control", "-d", "measured",
                               str(p.pid)], timeout=120)
                 c.quit()
             finally:
                 pr.stop("pop3d", timeout=120)
-            results.append(("postroom-pop3d", "POP3 RETR 10 KiB", sessions
-                            * per_user, self.callgrind_file(out_dir, "pop3d",
-                                                            p.pid)))
+            results.append(("postroom-pop3d",
+                            "POP3 RETR 10 KiB (one session)",
+                            reps * per_user,
+                            self.callgrind_file(out_dir, "pop3d", p.pid)))
             pr.start("pop3d")
         for daemon, what, count, path in results:
             ir, top = callgrind_summary(path)
@@ -1087,8 +1093,9 @@ def render(bench, machine, which):
         "%s %s" % kv for kv in sorted(machine["packages"].items())))
     out.append("- postroom %s, build: %s" % (machine["commit"],
                                              machine["build"]))
-    out.append("- load average at the end: %s (the machine was shared "
-               "with builds and tests)" % " ".join(machine["loadavg"]))
+    out.append("- load average at the start: %s, at the end: %s (other "
+               "work on the machine competes for the CPUs)" % (
+                   " ".join(bench.load_start), " ".join(machine["loadavg"])))
     out.append("- workloads: %s; %d runs each (median, min–max); "
                "peers: %s" % (", ".join(which), c["runs"],
                               "Postfix %s (virtual(8) into Maildir), "

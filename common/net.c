@@ -342,14 +342,14 @@ int
 net_conn_write(struct net_conn *c, const void *data, size_t len)
 {
 	if (c->closing)
-		return UV_ECANCELED;
+		return PR_EIO;
 	if (c->ssl == NULL)
-		return net_conn_send_raw(c, data, len);
+		return net_conn_send_raw(c, data, len) < 0 ? PR_EIO : 0;
 	if (len > 0 && SSL_write(c->ssl, data, (int)len) <= 0) {
 		ERR_clear_error();
 		return PR_ETLS;
 	}
-	return net_conn_flush_tls(c);
+	return net_conn_flush_tls(c) < 0 ? PR_EIO : 0;
 }
 
 /* --- Reading ----------------------------------------------------------- */

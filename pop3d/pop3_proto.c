@@ -1042,8 +1042,8 @@ pop3_proto_auth_done(struct pop3_proto *p, int status,
 		return 0;
 	case PR_EBUSY:
 		/* RFC 2449 8.1.2: another session holds the maildrop. */
-		pop3_proto_reply(p, "-ERR [IN-USE] Mailbox is locked by another "
-		    "POP3 session");
+		pop3_proto_reply(p, "-ERR [IN-USE] Mailbox is locked by "
+		    "another POP3 session");
 		return 0;
 	default:
 		pop3_proto_reply(p, "-ERR [%s] Cannot open the maildrop, try "

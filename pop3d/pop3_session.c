@@ -791,7 +791,7 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 	net_conn_set_ops(c, &pop3_session_ops);
 	net_conn_set_data(c, s);
 	net_conn_set_timeout(c, pop3_session_timeout_ms(s));
-	log_info(s->sid, "connect from %s port %d%s", s->peer,
+	log_info(s->sid, "connect from %s to port %d%s", s->peer,
 	    net_conn_local_port(c), implicit ? " (TLS)" : "");
 	pop3_session_pump(s);
 }

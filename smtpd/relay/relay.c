@@ -1237,6 +1237,7 @@ relay_finish_run(struct relay_work *w, struct store *st)
 	const struct cfg *cfg = m->r->cfg;
 	struct pr_err err;
 	const char *last_error = NULL;
+	char why[RELAY_REPLY_MAX + 2 * RELAY_HOST_MAX + 32];
 	size_t *perm, n_perm = 0, n_temp = 0, n_ok = 0, i;
 	int64_t now = relay_now(), next = 0;
 	bool expired = false;
@@ -1246,8 +1247,18 @@ relay_finish_run(struct relay_work *w, struct store *st)
 	for (i = 0; i < m->job.n_rcpts; i++) {
 		if (m->rcpts[i].status == RELAY_RCPT_TEMP) {
 			n_temp++;
-			if (last_error == NULL)
-				last_error = m->rcpts[i].reply;
+			if (last_error != NULL)
+				continue;
+			/* What `postroom queue list` shows. */
+			if (m->rcpts[i].mta[0] != '\0')
+				snprintf(why, sizeof(why), "<%s>: host %s said: "
+				    "%s", m->job.rcpts[i].address,
+				    m->rcpts[i].mta, m->rcpts[i].reply);
+			else
+				snprintf(why, sizeof(why), "<%s>: %s",
+				    m->job.rcpts[i].address,
+				    m->rcpts[i].reply);
+			last_error = why;
 		} else if (m->rcpts[i].status == RELAY_RCPT_OK) {
 			n_ok++;
 		}

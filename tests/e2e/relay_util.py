@@ -186,7 +186,8 @@ class FakeMX:
     def __init__(self, host, port, greeting="220 fake.test ESMTP",
                  rcpt=None, mail_reply="250 2.1.0 ok",
                  data_reply="250 2.0.0 queued", starttls=None,
-                 pipelining=True, name="fake.test", auth=None):
+                 pipelining=True, name="fake.test", auth=None,
+                 greeting_delay=0, data_delay=0):
         self.host, self.port = host, port
         self.greeting = greeting
         self.rcpt = rcpt or (lambda a: "250 2.1.5 ok")
@@ -195,6 +196,9 @@ class FakeMX:
         self.pipelining = pipelining
         self.name = name
         self.auth = auth            # (user, password) or None
+        self.greeting_delay = greeting_delay
+        self.data_delay = data_delay
+        self.data_received = 0      # complete DATA payloads seen
         self.auth_seen = []         # (mechanism, user, password, tls)
         self.messages = []
         self.commands = []
@@ -209,7 +213,10 @@ class FakeMX:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
-                fake.session(self)
+                try:
+                    fake.session(self)
+                except (OSError, ssl.SSLError):
+                    pass    # the client went away: part of some tests
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
@@ -230,6 +237,8 @@ class FakeMX:
             wfile.write(line.encode() + b"\r\n")
             wfile.flush()
 
+        if self.greeting_delay:
+            time.sleep(self.greeting_delay)
         send(self.greeting)
         if not self.greeting.startswith("220"):
             rfile.readline()
@@ -315,6 +324,10 @@ class FakeMX:
                     if ln.startswith(b".."):
                         ln = ln[1:]
                     data += ln
+                with self.lock:
+                    self.data_received += 1
+                if self.data_delay:
+                    time.sleep(self.data_delay)
                 reply = self.data_reply
                 if reply.startswith("2"):
                     with self.lock:

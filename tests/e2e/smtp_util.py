@@ -51,8 +51,14 @@ class Check:
         return 1 if self.failed else 0
 
 
-def instance(extra=None, host="127.0.0.1", users=True, **kw):
-    """An Instance with example.test, alice, bob and a few aliases."""
+def instance(extra=None, host="127.0.0.1", users=True, relay=False, **kw):
+    """An Instance with example.test, alice, bob and a few aliases.
+
+    The relay is off unless asked for: these tests look at what lands in
+    the outbound queue, and no test may look up or reach real hosts."""
+    extra = {k: dict(v) for k, v in (extra or {}).items()}
+    if not relay:
+        extra.setdefault("relay", {})["enabled"] = "false"
     inst = Instance(host=host, extra=extra, **kw)
     if users:
         inst.add_domain(DOMAIN)

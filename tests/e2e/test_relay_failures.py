@@ -60,14 +60,16 @@ def main():
             "down.test": [(10, "mx.down.test")],
             "mixed.test": [(10, "mx.mixed.test")],
             "tls.test": [(10, "mx.tls.test")],
-            "down2.test": [(10, "mx.down2.test")]},
+            "down2.test": [(10, "mx.down2.test")],
+            "sender.test": [(10, "mx.sender.test")]},
         a={"mx.reject.test": "127.0.0.5",
            "mx1.two.test": "127.0.0.6", "mx2.two.test": "127.0.0.7",
            "mx1.busy.test": "127.0.0.8", "mx2.busy.test": "127.0.0.7",
            "mx.down.test": "127.0.0.9",
            "mx.mixed.test": "127.0.0.10",
            "mx.tls.test": "127.0.0.11",
-           "mx.down2.test": "127.0.0.12"})
+           "mx.down2.test": "127.0.0.12",
+           "mx.sender.test": "127.0.0.4"})
     servers = []
     a = a2 = None
     try:
@@ -221,6 +223,25 @@ def main():
              "null-sender entry left the queue")
         t.eq(len(mailbox_bodies(a, ALICE)), n_before,
              "no bounce for a bounce")
+
+        # A remote sender's message forwarded by an alias fails: the
+        # bounce is queued and relayed to the sender's MX, from <>.
+        origin = FakeMX("127.0.0.4", port, name="mx.sender.test")
+        servers.append(origin)
+        with smtplib.SMTP(a.host, port, local_hostname="mx.sender.test",
+                          timeout=20) as s:
+            s.sendmail("orig@sender.test", ["fwd@a.test"],
+                       b"From: orig@sender.test\r\nTo: fwd@a.test\r\n"
+                       b"Subject: forwarded\r\n\r\nhello\r\n")
+        t.ok(wait_for(lambda: len(origin.messages) == 1, 20),
+             "bounce to a remote sender relayed to its MX", a.log("smtpd"))
+        mail, rcpts, data = origin.messages[0] if origin.messages else (
+            None, [], b"")
+        t.eq((mail, rcpts), ("", ["orig@sender.test"]),
+             "the bounce goes from <> to the original sender")
+        t.ok(b"Final-Recipient: rfc822; someone@reject.test" in data and
+             b"reject.test policy" in data, "it reports the forward", data)
+        t.ok(wait_for(lambda: queued(a) == [], 10), "queue empty")
 
         # Expiry: a second installation with a 3 s queue lifetime.
         a2 = Instance(host="127.0.0.2", hostname="mx2.a.test",

@@ -326,7 +326,8 @@ dlg_load(const char *path, struct dlg *d)
 				rc = dlg_fail(lineno, "bad C: line");
 			if (strcasecmp(line, "C: STLS") == 0) {
 				if (s->n_phase >= DLG_MAX_PHASES)
-					return dlg_fail(lineno, "too many STLS");
+					return dlg_fail(lineno,
+					    "too many STLS");
 				s->n_phase++;
 			}
 		} else if (strncmp(line, "S: ", 3) == 0 ||
@@ -447,8 +448,8 @@ dlg_compare(const struct dlg_session *s, const struct buf *out, bool closed,
 	}
 	if (closed != want_close) {
 		if (verbose)
-			printf("#   session %s\n", closed ? "closed unexpectedly"
-			    : "did not close");
+			printf("#   session %s\n", closed ?
+			    "closed unexpectedly" : "did not close");
 		return false;
 	}
 	return true;
