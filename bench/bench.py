@@ -375,10 +375,9 @@ class Bench:
             for name, port in self.smtp_targets():
                 if name == "smtp-sink":
                     continue
-                smtpclient.latency("127.0.0.1", port, sessions,
-                                   max(1, per // 10), 10 * KiB, SENDER, rcpt)
                 lat = smtpclient.latency("127.0.0.1", port, sessions, per,
-                                         10 * KiB, SENDER, rcpt)
+                                         10 * KiB, SENDER, rcpt,
+                                         warmup=max(1, per // 10))
                 res[name] = lat
             self.latency_rows("SMTP transaction 10 KiB, %d session%s" % (
                 sessions, "s" if sessions > 1 else ""), res, "Postfix")
@@ -508,18 +507,24 @@ class Bench:
         ]
         logins = {}
         for user, n, size, target, need in work:
+            # One unmeasured download per server first: Dovecot builds its
+            # index and cache, both servers warm the page cache.
+            for name, port, pid in self.pop3_targets():
+                pop3client.download("127.0.0.1", port,
+                                    "%s@%s" % (user, peers.DOMAIN),
+                                    pw(user), "raw", expect=n)
             for client in ("poplib", "raw"):
                 label = "POP3 %d x %s, %s client" % (n, size_label(size),
                                                      client)
                 log(label)
-                res = {}
-                for name, port, pid in self.pop3_targets():
-                    addr = "%s@%s" % (user, peers.DOMAIN)
-                    # warm-up download: index/cache building is not measured
-                    pop3client.download("127.0.0.1", port, addr, pw(user),
-                                        client, expect=n)
-                    rate, cpu = Sample(), Sample()
-                    for _ in range(runs):
+                addr = "%s@%s" % (user, peers.DOMAIN)
+                res = {name: (Sample(), Sample())
+                       for name, _p, _d in self.pop3_targets()}
+                # Runs alternate between the servers, so that a change of
+                # load on the machine hits both alike.
+                for _ in range(runs):
+                    for name, port, pid in self.pop3_targets():
+                        rate, cpu = res[name]
                         c0 = [0.0]
 
                         def mark():
@@ -530,9 +535,8 @@ class Bench:
                         cpu.add((benchlib.cpu_seconds(pid) - c0[0]) / n)
                         rate.add(n / r["seconds"])
                         logins.setdefault(name, []).append(r["login_s"])
-                    res[name] = (rate, cpu)
-                    self.samples.setdefault("pop3", {})[(label, name)] = (
-                        rate, cpu)
+                for name, v in res.items():
+                    self.samples.setdefault("pop3", {})[(label, name)] = v
                 pr = res["postroom"][0] if "postroom" in res else Sample()
                 dv = res["Dovecot"][0] if "Dovecot" in res else None
                 ratio = ratio_of(pr, dv)
@@ -544,26 +548,25 @@ class Bench:
                         "Dovecot" if dv else "", fmt_sample(dv) if dv else None,
                         ratio, target, met)
         users = self.conc_users(nusers)
+        for name, port, pid in self.pop3_targets():
+            pop3client.parallel_download("127.0.0.1", port,
+                                         [u + "@" + peers.DOMAIN
+                                          for u in users],
+                                         lambda a: pw(a.split("@")[0]),
+                                         "raw", expect=per_user)
         for client in ("poplib", "raw"):
             label = "POP3 %d users at once x %d x 10 KiB, %s client" % (
                 nusers, per_user, client)
             log(label)
-            res = {}
-            for name, port, pid in self.pop3_targets():
-                pop3client.parallel_download("127.0.0.1", port,
-                                             [u + "@" + peers.DOMAIN
-                                              for u in users],
-                                             lambda a: pw(a.split("@")[0]),
-                                             client, expect=per_user)
-                rate = Sample()
-                for _ in range(runs):
+            res = {name: Sample() for name, _p, _d in self.pop3_targets()}
+            for _ in range(runs):
+                for name, port, pid in self.pop3_targets():
                     msgs, _b, wall, lg = pop3client.parallel_download(
                         "127.0.0.1", port,
                         [u + "@" + peers.DOMAIN for u in users],
                         lambda a: pw(a.split("@")[0]), client,
                         expect=per_user)
-                    rate.add(msgs / wall)
-                res[name] = rate
+                    res[name].add(msgs / wall)
             pr = res.get("postroom", Sample())
             dv = res.get("Dovecot")
             rep.row(label + " (msg/s)", fmt_sample(pr),
@@ -586,12 +589,10 @@ class Bench:
                      for u in self.conc_users(sessions)]
             res = {}
             for name, port, _pid in self.pop3_targets():
-                pop3client.retr_latency("127.0.0.1", port, users,
-                                        lambda a: pw(a.split("@")[0]),
-                                        max(1, per // 10))
                 res[name] = pop3client.retr_latency(
                     "127.0.0.1", port, users,
-                    lambda a: pw(a.split("@")[0]), per)
+                    lambda a: pw(a.split("@")[0]), per,
+                    warmup=max(1, per // 10))
             self.latency_rows("POP3 RETR 10 KiB, %d session%s" % (
                 sessions, "s" if sessions > 1 else ""), res, "Dovecot")
 

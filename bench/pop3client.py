@@ -188,9 +188,11 @@ def parallel_download(host, port, users, password_of, client="raw",
             [r[2] for r in results])
 
 
-def retr_latency(host, port, users, password_of, per_session, msgno=1):
+def retr_latency(host, port, users, password_of, per_session, msgno=1,
+                 warmup=0):
     """Each user's session (all at once, one thread each) RETRs message
-    msgno per_session times; returns the list of per-RETR seconds."""
+    msgno warmup times unmeasured, then per_session times measured, all
+    sessions starting together; returns the list of per-RETR seconds."""
     lat = []
     lock = threading.Lock()
     errors = []
@@ -201,6 +203,8 @@ def retr_latency(host, port, users, password_of, per_session, msgno=1):
         try:
             p = RawPop3(host, port)
             p.login(u, password_of(u))
+            for _ in range(warmup):
+                p.retr(msgno)
             ready.wait(timeout=120)
             go.wait(timeout=120)
             mine = []

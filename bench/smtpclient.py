@@ -87,9 +87,11 @@ class RawSmtp:
         self.s.close()
 
 
-def latency(host, port, sessions, per_session, size, sender, rcpt):
-    """sessions concurrent sessions (one thread each) send per_session
-    messages of size bytes; returns the list of transaction seconds."""
+def latency(host, port, sessions, per_session, size, sender, rcpt,
+            warmup=0):
+    """sessions concurrent sessions (one thread each) send warmup
+    unmeasured messages, then per_session measured ones of size bytes, all
+    sessions starting together; returns the list of transaction seconds."""
     msg = make_message(size, sender, rcpt, "lat")
     lat = []
     lock = threading.Lock()
@@ -100,6 +102,8 @@ def latency(host, port, sessions, per_session, size, sender, rcpt):
     def worker():
         try:
             c = RawSmtp(host, port)
+            for _ in range(warmup):
+                c.transaction(sender, rcpt, msg)
             ready.wait(timeout=120)
             go.wait(timeout=120)
             mine = [c.transaction(sender, rcpt, msg)

@@ -55,8 +55,10 @@ struct net_conn {
 	int handles;               /* open libuv handles */
 	int local_port;
 	unsigned paused : 1, reading : 1, closing : 1, close_after_flush : 1,
-	    handshaking : 1, tls_failed : 1;
+	    handshaking : 1, tls_failed : 1, eof : 1, timeout_held : 1;
 	char peer[INET6_ADDRSTRLEN];
+	/* "TLSv1.3 CIPHER" once the handshake is done; the reason instead
+	 * when it failed (tls_failed). */
 	char tls_desc[96];
 };
 
@@ -70,9 +72,19 @@ struct net_write {
 #define NET_READ_CHUNK (64 * 1024)
 static char net_readbuf[NET_READ_CHUNK];
 
+/* A TLS handshake must be over within this long after it started (or the
+ * idle timeout, if shorter).  Input does not extend it: a peer that
+ * trickles a ClientHello byte by byte is cut off all the same. */
+#define NET_HANDSHAKE_MAX_MS 60000
+/* Memory BIOs larger than this are replaced by fresh ones once empty. */
+#define NET_BIO_KEEP 4096
+/* How long close(flush) waits for a peer that does not read. */
+#define NET_FLUSH_MAX_MS 30000
+
 static void net_conn_update_reading(struct net_conn *c);
 static void net_conn_do_close(struct net_conn *c);
 static void net_timer_cb(uv_timer_t *t);
+static void net_conn_fail(struct net_conn *c, int status);
 
 /* --- TLS context ------------------------------------------------------- */
 
@@ -223,13 +235,19 @@ net_listener_data(const struct net_listener *l)
 bool
 net_conn_tls_active(const struct net_conn *c)
 {
-	return c->ssl != NULL && !c->handshaking;
+	return c->ssl != NULL && !c->handshaking && !c->tls_failed;
 }
 
 const char *
 net_conn_tls_desc(const struct net_conn *c)
 {
-	return c->tls_desc;
+	return c->tls_failed ? "" : c->tls_desc;
+}
+
+const char *
+net_conn_tls_error(const struct net_conn *c)
+{
+	return c->tls_failed ? c->tls_desc : "";
 }
 
 bool
@@ -255,9 +273,9 @@ void
 net_conn_consume(struct net_conn *c, size_t n)
 {
 	buf_consume(&c->in, n);
-	/* An idle session keeps no input storage (a few KiB per session). */
+	/* An idle connection keeps no input storage. */
 	if (c->in.len == 0)
-		buf_shrink(&c->in, 1024);
+		buf_shrink(&c->in, 0);
 	net_conn_update_reading(c);
 }
 
@@ -271,11 +289,15 @@ net_write_cb(uv_write_t *req, int status)
 
 	c->write_pending -= w->len;
 	free(w);
-	if (status < 0 && status != UV_ECANCELED && !c->closing) {
-		log_debug(NULL, "write to %s failed: %s", c->peer,
-		    uv_strerror(status));
-		if (c->ops->error_cb)
-			c->ops->error_cb(c, status);
+	if (status < 0 && status != UV_ECANCELED) {
+		/* libuv writes nothing more on this stream after an error, so
+		 * a flush in progress cannot finish either: close now. */
+		if (!c->closing) {
+			log_debug(NULL, "write to %s failed: %s", c->peer,
+			    uv_strerror(status));
+			if (c->ops->error_cb)
+				c->ops->error_cb(c, status);
+		}
 		net_conn_do_close(c);
 		return;
 	}
@@ -322,19 +344,55 @@ net_conn_send_raw(struct net_conn *c, const void *data, size_t len)
 	return 0;
 }
 
+/*
+ * A memory BIO keeps the largest buffer it ever grew to (and BIO_reset
+ * clears all of it).  Once one is empty and big, a fresh BIO replaces it,
+ * so a TLS session that once moved a message idles without record-sized
+ * buffers.  Returns the BIO to use from now on.
+ */
+static BIO *
+net_bio_trim(BIO *b)
+{
+	BUF_MEM *bm = NULL;
+	BIO *nb;
+
+	if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) != 1 ||
+	    bm == NULL || bm->max <= NET_BIO_KEEP ||
+	    (nb = BIO_new(BIO_s_mem())) == NULL)
+		return NULL;
+	BIO_set_mem_eof_return(nb, -1);
+	return nb;
+}
+
+static void
+net_conn_tls_trim(struct net_conn *c)
+{
+	BIO *b;
+
+	if ((b = net_bio_trim(c->rbio)) != NULL) {
+		SSL_set0_rbio(c->ssl, b); /* frees the old one */
+		c->rbio = b;
+	}
+	if ((b = net_bio_trim(c->wbio)) != NULL) {
+		SSL_set0_wbio(c->ssl, b);
+		c->wbio = b;
+	}
+}
+
 /* Moves whatever OpenSSL produced into the socket. */
 static int
 net_conn_flush_tls(struct net_conn *c)
 {
 	char *p;
 	long n;
-	int r;
+	int r = 0;
 
 	n = BIO_get_mem_data(c->wbio, &p);
-	if (n <= 0)
-		return 0;
-	r = net_conn_send_raw(c, p, (size_t)n);
-	(void)BIO_reset(c->wbio);
+	if (n > 0) {
+		r = net_conn_send_raw(c, p, (size_t)n);
+		(void)BIO_reset(c->wbio);
+	}
+	net_conn_tls_trim(c);
 	return r;
 }
 
@@ -370,6 +428,15 @@ net_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void
+net_conn_arm_timer(struct net_conn *c, uint64_t ms)
+{
+	if (ms != 0)
+		uv_timer_start(&c->timer, net_timer_cb, ms, 0);
+	else
+		uv_timer_stop(&c->timer);
+}
+
+static void
 net_conn_fail(struct net_conn *c, int status)
 {
 	if (c->closing)
@@ -386,6 +453,8 @@ net_conn_tls_done(struct net_conn *c)
 	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s %s",
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
 	c->handshaking = 0;
+	/* The handshake deadline is over; idling is measured again. */
+	net_conn_arm_timer(c, c->timeout_held ? 0 : c->timeout_ms);
 	if (c->ops->tls_cb)
 		c->ops->tls_cb(c, 0);
 }
@@ -402,12 +471,20 @@ net_conn_tls_pump(struct net_conn *c)
 			e = SSL_get_error(c->ssl, n);
 			if (e != SSL_ERROR_WANT_READ &&
 			    e != SSL_ERROR_WANT_WRITE) {
-				char buf[160];
+				unsigned long err = ERR_peek_error();
 
-				ERR_error_string_n(ERR_peek_error(), buf,
-				    sizeof(buf));
-				log_info(NULL, "TLS handshake with %s failed: %s",
-				    c->peer, buf);
+				/* The session logs it, with its id. */
+				if (err != 0)
+					ERR_error_string_n(err, c->tls_desc,
+					    sizeof(c->tls_desc));
+				else
+					snprintf(c->tls_desc,
+					    sizeof(c->tls_desc), "%s",
+					    e == SSL_ERROR_SYSCALL ?
+					    "unexpected end of input" :
+					    "protocol error");
+				log_debug(NULL, "TLS handshake with %s failed: "
+				    "%s", c->peer, c->tls_desc);
 				ERR_clear_error();
 				net_conn_flush_tls(c);
 				c->tls_failed = 1;
@@ -443,12 +520,23 @@ net_conn_tls_pump(struct net_conn *c)
 	return net_conn_flush_tls(c);
 }
 
+/*
+ * Hands buffered input to the session.  After the peer's end of input
+ * (EOF or TLS close_notify) the session first gets everything that came
+ * before it, including the results of commands it is still carrying out
+ * while paused: a client may send its last commands and half-close.  Only
+ * when it is no longer paused does the end of input close the connection.
+ */
 static void
 net_conn_deliver(struct net_conn *c)
 {
 	if (!c->closing && !c->paused && !c->handshaking && c->in.len > 0 &&
 	    c->ops->input_cb)
 		c->ops->input_cb(c);
+	if (c->eof && !c->closing && !c->paused) {
+		net_conn_fail(c, UV_EOF);
+		return;
+	}
 	net_conn_update_reading(c);
 }
 
@@ -460,13 +548,27 @@ net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 	if (nread == 0 || c->closing)
 		return;
+	if (nread == UV_EOF && !c->handshaking) {
+		c->eof = 1;
+		net_conn_deliver(c);
+		return;
+	}
 	if (nread < 0) {
 		/* UV_ENOBUFS: input full while not paused, which the session
 		 * contract rules out; treat it like an error. */
+		if (c->handshaking && c->ops->tls_cb) {
+			snprintf(c->tls_desc, sizeof(c->tls_desc), "%s",
+			    nread == UV_EOF ? "connection closed by peer" :
+			    uv_strerror((int)nread));
+			c->tls_failed = 1;
+			c->ops->tls_cb(c, PR_ETLS);
+		}
 		net_conn_fail(c, (int)nread);
 		return;
 	}
-	if (c->timeout_ms)
+	/* Input re-arms the idle timer, but neither during a handshake
+	 * (which has its own deadline) nor while the session holds it. */
+	if (c->timeout_ms && !c->handshaking && !c->timeout_held)
 		uv_timer_start(&c->timer, net_timer_cb, c->timeout_ms, 0);
 	if (c->ssl == NULL) {
 		/* alloc_cb bounded nread to the free room. */
@@ -480,12 +582,12 @@ net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 			return;
 		}
 		r = net_conn_tls_pump(c);
-		if (r < 0) {
+		if (r == UV_EOF && !c->handshaking) {
+			/* close_notify: what came before it still counts. */
+			c->eof = 1;
+		} else if (r < 0) {
 			if (c->handshaking && c->ops->tls_cb)
 				c->ops->tls_cb(c, PR_ETLS);
-			/* Decrypted input before a close_notify still counts. */
-			if (r == UV_EOF)
-				net_conn_deliver(c);
 			net_conn_fail(c, r);
 			return;
 		}
@@ -496,7 +598,8 @@ net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void
 net_conn_update_reading(struct net_conn *c)
 {
-	bool want = !c->closing && !c->paused && c->in.len < c->in.max;
+	bool want = !c->closing && !c->paused && !c->eof &&
+	    c->in.len < c->in.max;
 
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, net_alloc_cb,
@@ -523,10 +626,15 @@ net_kick_cb(uv_idle_t *h)
 
 	uv_idle_stop(h);
 	/* Plaintext may be waiting inside OpenSSL when c->in was full. */
-	if (c->ssl != NULL && !c->handshaking && !c->closing &&
-	    net_conn_tls_pump(c) < 0) {
-		net_conn_fail(c, PR_ETLS);
-		return;
+	if (c->ssl != NULL && !c->handshaking && !c->closing && !c->eof) {
+		int r = net_conn_tls_pump(c);
+
+		if (r == UV_EOF) {
+			c->eof = 1;
+		} else if (r < 0) {
+			net_conn_fail(c, PR_ETLS);
+			return;
+		}
 	}
 	net_conn_deliver(c);
 }
@@ -540,7 +648,7 @@ net_conn_resume(struct net_conn *c)
 	net_conn_update_reading(c);
 	/* Deliver buffered input from the loop, not from inside the
 	 * caller's stack (which is usually the session itself). */
-	if (c->in.len > 0 || c->ssl != NULL)
+	if (c->in.len > 0 || c->ssl != NULL || c->eof)
 		uv_idle_start(&c->kick, net_kick_cb);
 }
 
@@ -571,6 +679,9 @@ net_conn_starttls(struct net_conn *c)
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	SSL_set_accept_state(c->ssl);
 	c->handshaking = 1;
+	net_conn_arm_timer(c, c->timeout_ms != 0 &&
+	    c->timeout_ms < NET_HANDSHAKE_MAX_MS ? c->timeout_ms :
+	    NET_HANDSHAKE_MAX_MS);
 	net_conn_update_reading(c);
 	return 0;
 }
@@ -594,12 +705,21 @@ void
 net_conn_set_timeout(struct net_conn *c, uint64_t ms)
 {
 	c->timeout_ms = ms;
-	if (c->closing)
+	/* A handshake keeps its own deadline. */
+	if (c->closing || c->handshaking)
 		return;
-	if (ms == 0)
-		uv_timer_stop(&c->timer);
-	else
-		uv_timer_start(&c->timer, net_timer_cb, ms, 0);
+	net_conn_arm_timer(c, ms);
+}
+
+void
+net_conn_hold_timeout(struct net_conn *c, bool hold)
+{
+	if ((bool)c->timeout_held == hold)
+		return;
+	c->timeout_held = hold;
+	/* Released: the wait for the next unit of input starts now. */
+	if (!hold && !c->closing && !c->handshaking)
+		net_conn_arm_timer(c, c->timeout_ms);
 }
 
 static void
@@ -660,7 +780,8 @@ net_conn_close(struct net_conn *c, bool flush)
 	if (flush && c->write_pending > 0) {
 		c->close_after_flush = 1;
 		/* A peer that never reads cannot hold us forever. */
-		uv_timer_start(&c->timer, net_flush_timeout_cb, 30000, 0);
+		uv_timer_start(&c->timer, net_flush_timeout_cb,
+		    NET_FLUSH_MAX_MS, 0);
 		return;
 	}
 	net_conn_do_close(c);

@@ -10,7 +10,7 @@
 #include "err.h"
 
 static void
-queue_fmt_time(int64_t t, char *out, size_t outsz)
+cmd_queue_fmt_time(int64_t t, char *out, size_t outsz)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
@@ -23,14 +23,14 @@ queue_fmt_time(int64_t t, char *out, size_t outsz)
 }
 
 static int
-queue_list_cb(void *ctx, const struct store_queue_item *q)
+cmd_queue_list_cb(void *ctx, const struct store_queue_item *q)
 {
 	size_t *count = ctx;
 	char created[32], next[32];
 	size_t i;
 
-	queue_fmt_time(q->created, created, sizeof(created));
-	queue_fmt_time(q->next_attempt, next, sizeof(next));
+	cmd_queue_fmt_time(q->created, created, sizeof(created));
+	cmd_queue_fmt_time(q->next_attempt, next, sizeof(next));
 	printf("%" PRId64 "  %s  from=<%s>  created=%s  attempts=%d  "
 	    "next=%s\n", q->id, q->msgid, q->sender, created, q->attempts,
 	    next);
@@ -43,7 +43,7 @@ queue_list_cb(void *ctx, const struct store_queue_item *q)
 }
 
 static int
-queue_parse_id(const char *s, int64_t *id_r)
+cmd_queue_parse_id(const char *s, int64_t *id_r)
 {
 	char *end;
 	long long v;
@@ -69,7 +69,7 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 	if (strcmp(argv[1], "list") == 0) {
 		if (argc != 2)
 			return CLI_USAGE;
-		if (store_queue_list(cli_store(cli), queue_list_cb, &count,
+		if (store_queue_list(cli_store(cli), cmd_queue_list_cb, &count,
 		    &err) < 0)
 			return cli_fail("queue list: %s", err.msg);
 		if (count == 0)
@@ -86,8 +86,9 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 	if (strcmp(argv[1], "del") == 0) {
 		if (argc != 3)
 			return CLI_USAGE;
-		if (queue_parse_id(argv[2], &id) < 0)
-			return cli_fail("queue del: bad queue id '%s'", argv[2]);
+		if (cmd_queue_parse_id(argv[2], &id) < 0)
+			return cli_fail("queue del: bad queue id '%s'",
+			    argv[2]);
 		if (store_queue_del(cli_store(cli), id, &err) < 0) {
 			if (err.code == PR_ENOENT)
 				return cli_fail("queue del: no queue entry %"

@@ -324,9 +324,9 @@ relay_dlv_end(struct relay_dlv *d)
 		d->timer_live = false;
 		uv_timer_stop(&d->timer);
 		uv_close((uv_handle_t *)&d->timer, relay_dlv_timer_closed);
-	} else {
+	} else if (!d->started) {
 		/* Never started: the only reference is the one taken at
-		 * creation. */
+		 * creation (a started delivery's belongs to its timer). */
 		relay_dlv_unref(d);
 	}
 	relay_pump(r);
@@ -902,12 +902,12 @@ relay_prepare_run(struct relay_work *w, struct store *st)
 	char domain[RELAY_HOST_MAX];
 	const char *cand[2];
 	uint8_t *chunk;
-	int64_t size, off = 0;
+	int64_t off;
 	ssize_t n;
 	size_t i;
 	int r;
 
-	m->prep_status = store_queue_body_open(st, m->job.id, &b, &size,
+	m->prep_status = store_queue_body_open(st, m->job.id, &b, NULL,
 	    &m->prep_err);
 	if (m->prep_status < 0)
 		return;
@@ -1008,7 +1008,6 @@ readfail:
 	pr_err_set(&m->prep_err, (int)n, "cannot read the queued message: %s",
 	    pr_strerror((int)n));
 out:
-	(void)size;
 	relay_dkim_signer_free(&signer);
 	relay_dkim_key_free(&key);
 	store_body_close(&b);
@@ -1238,7 +1237,7 @@ relay_finish_run(struct relay_work *w, struct store *st)
 	struct pr_err err;
 	const char *last_error = NULL;
 	char why[RELAY_REPLY_MAX + 2 * RELAY_HOST_MAX + 32];
-	size_t *perm, n_perm = 0, n_temp = 0, n_ok = 0, i;
+	size_t *perm, n_perm = 0, n_temp = 0, i;
 	int64_t now = relay_now(), next = 0;
 	bool expired = false;
 	int r;
@@ -1251,16 +1250,15 @@ relay_finish_run(struct relay_work *w, struct store *st)
 				continue;
 			/* What `postroom queue list` shows. */
 			if (m->rcpts[i].mta[0] != '\0')
-				snprintf(why, sizeof(why), "<%s>: host %s said: "
-				    "%s", m->job.rcpts[i].address,
+				snprintf(why, sizeof(why),
+				    "<%s>: host %s said: %s",
+				    m->job.rcpts[i].address,
 				    m->rcpts[i].mta, m->rcpts[i].reply);
 			else
 				snprintf(why, sizeof(why), "<%s>: %s",
 				    m->job.rcpts[i].address,
 				    m->rcpts[i].reply);
 			last_error = why;
-		} else if (m->rcpts[i].status == RELAY_RCPT_OK) {
-			n_ok++;
 		}
 	}
 	if (n_temp > 0 && relay_policy_defer(now, m->job.created,
@@ -1319,7 +1317,6 @@ relay_finish_run(struct relay_work *w, struct store *st)
 		    (long long)(next - now), m->job.attempts + 1);
 	}
 	free(perm);
-	(void)n_ok;
 }
 
 static void

@@ -756,7 +756,8 @@ relay_client_feed(struct relay_client *c, const uint8_t *in, size_t len)
 				line[i] = '?';
 		code = relay_client_parse_line(line, n, &more, &text);
 		if (code < 0 || (c->reply_lines > 0 && code != c->reply_code)) {
-			relay_client_abort(c, "protocol error: malformed reply");
+			relay_client_abort(c,
+			    "protocol error: malformed reply");
 			return (long)used;
 		}
 		if (c->reply_lines == 0) {

@@ -205,12 +205,6 @@ relay_dsn_build(const struct relay_dsn *d, struct buf *out)
 			    "Diagnostic-Code: X-Postroom; %s\r\n", reply);
 		e |= buf_printf(out, "Last-Attempt-Date: %s\r\n", date);
 	}
-	e |= buf_printf(out,
-	    "\r\n"
-	    "--%s\r\n"
-	    "Content-Description: Undelivered Message Headers\r\n"
-	    "Content-Type: text/rfc822-headers\r\n"
-	    "\r\n", boundary);
 	hl = relay_dsn_head_len(d->orig_head, d->orig_head_len);
 	if (hl > RELAY_DSN_HEAD_MAX) {
 		/* Cut at a line end so the part stays well-formed. */
@@ -218,6 +212,17 @@ relay_dsn_build(const struct relay_dsn *d, struct buf *out)
 		while (hl > 0 && d->orig_head[hl - 1] != '\n')
 			hl--;
 	}
+	/* Raw UTF-8 in the returned header (RFC 6532) is 8bit content. */
+	for (i = 0; i < hl && !(d->orig_head[i] & 0x80); i++)
+		;
+	e |= buf_printf(out,
+	    "\r\n"
+	    "--%s\r\n"
+	    "Content-Description: Undelivered Message Headers\r\n"
+	    "Content-Type: text/rfc822-headers\r\n"
+	    "%s"
+	    "\r\n", boundary,
+	    i < hl ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 	/* The blank line that ends the original header is not part of
 	 * the returned header fields. */
 	while (hl >= 2 && d->orig_head[hl - 1] == '\n' &&

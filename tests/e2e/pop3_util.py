@@ -48,11 +48,16 @@ def deliver(inst, data, *addresses, count=1):
 
 
 def new_instance(users=(), extra=None, host="127.0.0.1", tls=True,
-                 start=True):
+                 start=True, cert=None):
     """An Instance with domain example.test, the given (address, password)
-    users, and postroom-pop3d started."""
-    inst = harness.Instance(host=host, extra=extra or {}, tls=tls)
+    users, and postroom-pop3d started.  cert=(cert, key) reuses an
+    existing certificate instead of generating one (RSA keys are slow)."""
+    inst = harness.Instance(host=host, extra=extra or {},
+                            tls=tls and cert is None)
     try:
+        if tls and cert is not None:
+            inst.cert, inst.key = cert
+            inst.write_config()
         inst.add_domain(DOMAIN)
         for addr, pw in users:
             inst.add_user(addr, pw)

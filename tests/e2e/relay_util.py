@@ -187,7 +187,7 @@ class FakeMX:
                  rcpt=None, mail_reply="250 2.1.0 ok",
                  data_reply="250 2.0.0 queued", starttls=None,
                  pipelining=True, name="fake.test", auth=None,
-                 greeting_delay=0, data_delay=0):
+                 greeting_delay=0, data_delay=0, broken_tls=False):
         self.host, self.port = host, port
         self.greeting = greeting
         self.rcpt = rcpt or (lambda a: "250 2.1.5 ok")
@@ -196,6 +196,7 @@ class FakeMX:
         self.pipelining = pipelining
         self.name = name
         self.auth = auth            # (user, password) or None
+        self.broken_tls = broken_tls  # offer STARTTLS, then fail it
         self.greeting_delay = greeting_delay
         self.data_delay = data_delay
         self.data_received = 0      # complete DATA payloads seen
@@ -257,7 +258,8 @@ class FakeMX:
                 ext = ["250-%s" % self.name]
                 if self.pipelining:
                     ext.append("250-PIPELINING")
-                if self.tls_ctx is not None and not tls:
+                if (self.tls_ctx is not None or self.broken_tls) and \
+                        not tls:
                     ext.append("250-STARTTLS")
                 if self.auth is not None:
                     ext.append("250-AUTH PLAIN LOGIN")
@@ -265,6 +267,11 @@ class FakeMX:
                 ext.append("250 SIZE 10000000")
                 for e in ext:
                     send(e)
+            elif verb == "STARTTLS" and self.broken_tls:
+                send("220 2.0.0 go ahead")
+                wfile.write(b"this is not a TLS server hello\r\n")
+                wfile.flush()
+                return
             elif verb == "STARTTLS" and self.tls_ctx is not None:
                 send("220 2.0.0 go ahead")
                 sock = self.tls_ctx.wrap_socket(sock, server_side=True)

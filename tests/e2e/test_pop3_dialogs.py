@@ -11,10 +11,9 @@ skipped with a note."""
 
 import os
 import re
-import socket
+import shutil
 import sqlite3
-import ssl
-import sys
+import tempfile
 import time
 import unittest
 
@@ -130,6 +129,17 @@ def pattern(s, uidls):
 
 
 class DialogReplay(unittest.TestCase):
+    cert = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certdir = tempfile.mkdtemp(prefix="postroom-dlg-")
+        cls.cert = harness.make_cert(cls.certdir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certdir, ignore_errors=True)
+
     def replay(self, dlg):
         extra = {"server": {"hostname": "pop.example.test"},
                  "pop3": {"allow_plaintext_auth":
@@ -139,7 +149,8 @@ class DialogReplay(unittest.TestCase):
         for user, _, _ in dlg.messages:
             if user not in [u[0] for u in users]:
                 users.append((user, "unused-password"))
-        inst = new_instance(users, extra=extra, tls=dlg.tls != "none")
+        inst = new_instance(users, extra=extra, tls=dlg.tls != "none",
+                            cert=self.cert)
         try:
             self.run_dialog(inst, dlg)
         finally:

@@ -11,6 +11,7 @@ addresses, all found through a private dnsmasq:
   250/550/451 recipients    per-recipient outcome in one transaction,
                             `queue del`
   STARTTLS, 8BITMIME        used when offered
+  broken TLS handshake      delivered again without TLS
   null sender               never a bounce for a bounce
   max_queue_time            expiry bounce
 """
@@ -26,7 +27,7 @@ from relay_util import (Check, Dns, FakeMX, Instance, PASSWORD,
                         queued, submit, wait_for)
 
 ALICE = "alice@a.test"
-IPS = ["127.0.0.2"] + ["127.0.0.%d" % i for i in range(4, 13)]
+IPS = ["127.0.0.%d" % i for i in range(2, 13)]
 
 
 def bounces(inst):
@@ -61,7 +62,8 @@ def main():
             "mixed.test": [(10, "mx.mixed.test")],
             "tls.test": [(10, "mx.tls.test")],
             "down2.test": [(10, "mx.down2.test")],
-            "sender.test": [(10, "mx.sender.test")]},
+            "sender.test": [(10, "mx.sender.test")],
+            "badtls.test": [(10, "mx.badtls.test")]},
         a={"mx.reject.test": "127.0.0.5",
            "mx1.two.test": "127.0.0.6", "mx2.two.test": "127.0.0.7",
            "mx1.busy.test": "127.0.0.8", "mx2.busy.test": "127.0.0.7",
@@ -69,7 +71,8 @@ def main():
            "mx.mixed.test": "127.0.0.10",
            "mx.tls.test": "127.0.0.11",
            "mx.down2.test": "127.0.0.12",
-           "mx.sender.test": "127.0.0.4"})
+           "mx.sender.test": "127.0.0.4",
+           "mx.badtls.test": "127.0.0.3"})
     servers = []
     a = a2 = None
     try:
@@ -160,6 +163,19 @@ def main():
              "8-bit message sent with BODY=8BITMIME", tls.commands)
         t.ok(tls.messages and body8.encode() in tls.messages[0][2],
              "8-bit body intact")
+
+        # STARTTLS offered but the handshake fails: once more without
+        # TLS (opportunistic TLS must not make mail undeliverable).
+        badtls = FakeMX("127.0.0.3", port, broken_tls=True)
+        servers.append(badtls)
+        submit(a, ALICE, ["u@badtls.test"],
+               message(ALICE, "u@badtls.test", "to badtls"))
+        t.ok(wait_for(lambda: len(badtls.messages) == 1, 15),
+             "TLS handshake failure: delivered in plaintext",
+             a.log("smtpd"))
+        t.eq(badtls.sessions, 2, "second session without STARTTLS")
+        t.ok("trying again without TLS" in a.log("smtpd"),
+             "the fallback is logged")
 
         # One transaction, three outcomes.
         submit(a, ALICE, ["ok@mixed.test", "bad@mixed.test",

@@ -267,8 +267,40 @@ sw --port "$p_smtp" --tls --from sender@example.net --to someone@example.net
 check "no relaying for unauthenticated clients (554 5.7.1)" \
 	grep -q '<~\* *554 5\.7\.1' "$work/swaks.last"
 
-kill -HUP "$smtpd_pid"
+# README step 3: DKIM key and the records to publish.
+check "postroom dkim keygen (as root)" \
+	postroom -c "$conf" dkim keygen example.test >"$work/dkim.out"
+check "the DKIM key belongs to the daemons' group" \
+	test -n "$(find /var/lib/postroom/dkim -type f -group postroom)"
+postroom -c "$conf" dns example.test >"$work/dns.out"
+has_records() {
+	local re
+	for re in 'IN[[:space:]]+MX' 'v=spf1' 'v=DKIM1' 'v=DMARC1'; do
+		grep -Eq "$re" "$work/dns.out" || return 1
+	done
+}
+check "postroom dns prints MX, SPF, DKIM and DMARC records" has_records
+
+# README step 4: a real certificate, readable by the postroom group,
+# put in force by a reload (ExecReload sends SIGHUP).
+install -d -m 0750 -g postroom "$work/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mail.example.test \
+	-keyout "$work/tls/privkey.pem" -out "$work/tls/fullchain.pem" \
+	>/dev/null 2>&1
+chgrp postroom "$work/tls/privkey.pem"
+chmod 0640 "$work/tls/privkey.pem"
+sed -i -e "s|^cert = .*|cert = $work/tls/fullchain.pem|" \
+	-e "s|^key = .*|key = $work/tls/privkey.pem|" "$conf"
+served_cn() {
+	openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null |
+		openssl x509 -noout -subject 2>/dev/null
+}
+kill -HUP "$smtpd_pid" "$pop3d_pid"
 sleep 0.5
+check "SIGHUP puts the new certificate in force on 465" \
+	grep -q mail.example.test <<<"$(served_cn "$p_subs")"
+check "SIGHUP puts the new certificate in force on 995" \
+	grep -q mail.example.test <<<"$(served_cn "$p_pop3s")"
 check "postroom-smtpd still serves after SIGHUP (ExecReload)" \
 	sw --port "$p_smtp" --tls --from sender@example.net \
 	--to alice@example.test --header "Subject: after reload" \
