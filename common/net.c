@@ -454,7 +454,7 @@ net_conn_tls_done(struct net_conn *c)
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
 	c->handshaking = 0;
 	/* The handshake deadline is over; idling is measured again. */
-	net_conn_arm_timer(c, c->timeout_held ? 0 : c->timeout_ms);
+	net_conn_arm_timer(c, c->timeout_ms);
 	if (c->ops->tls_cb)
 		c->ops->tls_cb(c, 0);
 }
@@ -679,6 +679,8 @@ net_conn_starttls(struct net_conn *c)
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	SSL_set_accept_state(c->ssl);
 	c->handshaking = 1;
+	/* Whatever partial input the session was timing is gone too. */
+	c->timeout_held = 0;
 	net_conn_arm_timer(c, c->timeout_ms != 0 &&
 	    c->timeout_ms < NET_HANDSHAKE_MAX_MS ? c->timeout_ms :
 	    NET_HANDSHAKE_MAX_MS);

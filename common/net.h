@@ -46,8 +46,9 @@ struct net_conn_ops {
 	/* New plaintext input is buffered (see net_conn_input).  Not called
 	 * while paused. */
 	void (*input_cb)(struct net_conn *c);
-	/* A TLS handshake finished: status 0, or PR_ETLS (the connection is
-	 * then closing and close_cb follows). */
+	/* A TLS handshake finished: status 0, or PR_ETLS when it failed or
+	 * the peer went away during it (net_conn_tls_error tells why; the
+	 * connection then closes and close_cb follows). */
 	void (*tls_cb)(struct net_conn *c, int status);
 	/* The write queue dropped to zero bytes (net_conn_write_pending). */
 	void (*drain_cb)(struct net_conn *c);
@@ -55,7 +56,10 @@ struct net_conn_ops {
 	void (*timeout_cb)(struct net_conn *c);
 	/* The peer closed or an error occurred (EOF, reset, TLS error,
 	 * input buffer overflow while not paused).  The connection is
-	 * closing; close_cb follows. */
+	 * closing (with a flush); close_cb follows.  An EOF or close_notify
+	 * comes only after input_cb has seen all the input before it and
+	 * the session is not paused: a client that sends its last commands
+	 * and half-closes still gets their replies. */
 	void (*error_cb)(struct net_conn *c, int uv_status);
 	/* Last call: the handles are closed.  The session frees itself here;
 	 * c is freed by net after this returns. */
@@ -96,10 +100,21 @@ int net_conn_starttls(struct net_conn *c);
 bool net_conn_tls_active(const struct net_conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" (empty when no TLS); valid while c. */
 const char *net_conn_tls_desc(const struct net_conn *c);
+/* Why the handshake failed (after tls_cb reported PR_ETLS), for the
+ * session's log; empty otherwise.  Valid while c. */
+const char *net_conn_tls_error(const struct net_conn *c);
 
 /* (Re)arms the idle timer: timeout_cb fires after ms without input.  Input
- * re-arms it automatically.  0 disables. */
+ * re-arms it automatically.  0 disables.  A TLS handshake has a deadline
+ * of its own instead (the same ms, at most 60 s, from its start, not
+ * extended by input); after it the idle timer runs again. */
 void net_conn_set_timeout(struct net_conn *c, uint64_t ms);
+
+/* While held, input does not re-arm the idle timer, so a unit of input
+ * that the peer trickles (a command line, byte by byte) must be complete
+ * within one timeout of its start (RFC 5321 4.5.3.2.7 "awaiting the next
+ * command").  Releasing re-arms the timer: the next wait starts then. */
+void net_conn_hold_timeout(struct net_conn *c, bool hold);
 
 /* Closes after the queued output has been written (flush) or at once.
  * close_cb follows exactly once.  Safe to call more than once. */

@@ -1019,15 +1019,17 @@ pop3_proto_tls_done(struct pop3_proto *p, int status)
 	buf_reset(&p->in);
 }
 
-int
+void
 pop3_proto_auth_done(struct pop3_proto *p, int status,
-    const struct pop3_msg *msgs, size_t n)
+    struct pop3_msg *msgs, size_t n)
 {
 	size_t i, count;
 	int64_t octets;
 
-	if (p->ev.type != POP3_EV_AUTH)
-		return 0;
+	if (p->ev.type != POP3_EV_AUTH) {
+		free(msgs);
+		return;
+	}
 	pop3_proto_wipe_secret(p);
 	pop3_proto_clear_event(p);
 	switch (status) {
@@ -1039,38 +1041,34 @@ pop3_proto_auth_done(struct pop3_proto *p, int status,
 		pop3_proto_reply(p, "-ERR [AUTH] Invalid credentials");
 		if (++p->auth_fails >= p->cfg.limits.auth_fail_max)
 			pop3_proto_enter(p, POP3_S_CLOSED);
-		return 0;
+		free(msgs);
+		return;
 	case PR_EBUSY:
 		/* RFC 2449 8.1.2: another session holds the maildrop. */
 		pop3_proto_reply(p, "-ERR [IN-USE] Mailbox is locked by "
 		    "another POP3 session");
-		return 0;
+		free(msgs);
+		return;
 	default:
 		pop3_proto_reply(p, "-ERR [%s] Cannot open the maildrop, try "
 		    "again later", pop3_proto_sys_code(status));
-		return 0;
+		free(msgs);
+		return;
 	}
 	free(p->msgs);
-	p->msgs = NULL;
-	p->n_msgs = 0;
-	if (n > 0) {
-		if ((p->msgs = calloc(n, sizeof(*p->msgs))) == NULL) {
-			pop3_proto_enter(p, POP3_S_CLOSED);
-			return PR_ENOMEM;
-		}
-		memcpy(p->msgs, msgs, n * sizeof(*msgs));
-		for (i = 0; i < n; i++) {
-			p->msgs[i].deleted = false;
-			p->msgs[i].uidl[POP3_UIDL_MAX] = '\0';
-		}
+	p->msgs = n > 0 ? msgs : NULL;
+	p->n_msgs = n > 0 ? n : 0;
+	if (n == 0)
+		free(msgs);
+	for (i = 0; i < p->n_msgs; i++) {
+		p->msgs[i].deleted = false;
+		p->msgs[i].uidl[POP3_UIDL_MAX] = '\0';
 	}
-	p->n_msgs = n;
 	snprintf(p->login, sizeof(p->login), "%s", p->user);
 	pop3_proto_enter(p, POP3_S_TRANSACTION);
 	pop3_proto_totals(p, &count, &octets);
 	pop3_proto_reply(p, "+OK Logged in, %zu messages (%" PRId64 " octets)",
 	    count, octets);
-	return 0;
 }
 
 void

@@ -171,14 +171,15 @@ void pop3_proto_tls_done(struct pop3_proto *p, int status);
 
 /*
  * Completes POP3_EV_AUTH and wipes the password.  status 0: msgs[0..n) is
- * the maildrop snapshot in arrival order (copied), the maildrop is locked
- * and the session enters TRANSACTION.  PR_EAUTH: bad credentials (counted;
- * the session closes after auth_fail_max).  PR_EBUSY: the maildrop is
- * locked by another session ([IN-USE]).  Others: a temporary failure
- * ([SYS/TEMP]).  Returns 0 or PR_ENOMEM (the session then closes).
+ * the maildrop snapshot in arrival order, the maildrop is locked and the
+ * session enters TRANSACTION.  PR_EAUTH: bad credentials (counted; the
+ * session closes after auth_fail_max).  PR_EBUSY: the maildrop is locked
+ * by another session ([IN-USE]).  Others: a temporary failure ([SYS/TEMP]
+ * or [SYS/PERM]).  msgs is a malloc'd array (or NULL) that the core takes
+ * over and frees, whatever the status.
  */
-int pop3_proto_auth_done(struct pop3_proto *p, int status,
-    const struct pop3_msg *msgs, size_t n);
+void pop3_proto_auth_done(struct pop3_proto *p, int status,
+    struct pop3_msg *msgs, size_t n);
 
 /*
  * Produces the next step of a multi-line listing (POP3_EV_MORE) into the

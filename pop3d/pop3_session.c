@@ -183,13 +183,13 @@ pop3_session_unpend(struct pop3_session *s)
 
 /* --- AUTH -------------------------------------------------------------- */
 
+/* msgs: a malloc'd snapshot (or NULL) handed over to the core. */
 static void
 pop3_session_auth_complete(struct pop3_session *s, int status,
-    const struct pop3_msg *msgs, size_t n)
+    struct pop3_msg *msgs, size_t n)
 {
 	s->inflight = POP3_IF_NONE;
-	if (pop3_proto_auth_done(s->proto, status, msgs, n) < 0)
-		fatal("out of memory");
+	pop3_proto_auth_done(s->proto, status, msgs, n);
 	pop3_session_pump(s);
 }
 
@@ -227,7 +227,6 @@ pop3_session_open_done(struct pop3_job *job)
 		    "octets=%" PRId64, s->user, s->sasl ? "SASL-PLAIN" :
 		    "USER", n, octets);
 		pop3_session_auth_complete(s, 0, msgs, n);
-		free(msgs);
 		return;
 	case PR_EBUSY:
 		log_info(s->sid, "login user=%s refused: maildrop in use",

@@ -362,6 +362,13 @@ smtp_proto_closing(const struct smtp_proto *p)
 	return p->closing;
 }
 
+bool
+smtp_proto_line_pending(const struct smtp_proto *p)
+{
+	return p->line.len > 0 && p->state != SMTP_S_DATA &&
+	    p->state != SMTP_S_CHUNK && !p->closing;
+}
+
 struct buf *
 smtp_proto_out(struct smtp_proto *p)
 {
@@ -1220,7 +1227,7 @@ smtp_proto_feed_line(struct smtp_proto *p, const uint8_t *in, size_t len)
 	if (p->line.p != NULL) {
 		sodium_memzero(p->line.p, p->line.len);
 		buf_reset(&p->line);
-		buf_shrink(&p->line, 1024);
+		buf_shrink(&p->line, 0);
 	}
 	return (ssize_t)n;
 }
@@ -1388,7 +1395,7 @@ smtp_proto_complete_auth(struct smtp_proto *p, int status)
 		snprintf(p->auth_user, sizeof(p->auth_user), "%s", p->ev.user);
 		p->authed = true;
 		smtp_proto_secret_wipe(p);
-		smtp_proto_log(p, 1, "authenticated as %s", p->auth_user);
+		smtp_proto_log(p, 0, "authenticated as %s", p->auth_user);
 		smtp_proto_reply(p, 235, "2.7.0", "Authentication successful");
 		return;
 	}

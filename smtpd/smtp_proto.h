@@ -223,6 +223,10 @@ void smtp_proto_shutdown(struct smtp_proto *p);
 /* True once the session should close after flushing its output. */
 bool smtp_proto_closing(const struct smtp_proto *p);
 
+/* True while a command line (or SASL response) has begun and not ended:
+ * the glue times the whole line, not each octet (slowloris). */
+bool smtp_proto_line_pending(const struct smtp_proto *p);
+
 enum smtp_state smtp_proto_state(const struct smtp_proto *p);
 /* The authenticated user ("" if none) and the EHLO/HELO name ("" if
  * none); valid until the next call into the core. */

@@ -25,11 +25,37 @@
 #define SMTP_SESSION_AUTH_DELAY_MS 1000
 #define SMTP_SESSION_AUTH_DELAY_MAX_MS 16000
 
+/*
+ * The state of the asynchronous work a session is carrying out: a password
+ * check, a spool write or a delivery, one at a time.  It is allocated when
+ * such work starts and freed when nothing is in flight, so an idle session
+ * does not carry it (about 1.3 KiB).
+ */
+struct smtp_session_op {
+	/* AUTH: verification off the loop thread. */
+	uv_work_t work;
+	const char *auth_pass;        /* the core's secret, until complete */
+	char auth_hash[STORE_HASH_MAX];
+	bool auth_known;
+	int64_t auth_id;
+	int auth_status;
+
+	/* A spool write. */
+	uv_fs_t fs;
+	const uint8_t *fs_data;
+	size_t fs_len;
+	void (*fs_then)(struct smtp_session *s, int status);
+
+	/* A delivery. */
+	struct smtp_deliver_job job;
+};
+
 struct smtp_session {
 	struct smtp_server *srv;
 	struct net_conn *c;           /* NULL once net closed it */
 	struct smtp_proto *p;
 	struct smtp_session *prev, *next;
+	struct smtp_session_op *op;   /* while work is in flight, or NULL */
 	char sid[LOG_SID_LEN + 1];
 	char peer[64];
 	enum smtp_listen_kind kind;
@@ -41,35 +67,53 @@ struct smtp_session {
 	bool ip_counted;
 	bool delay_active;
 	bool timer_closed;
-	unsigned tx_seq;
+	unsigned tx_seq;              /* messages so far, for the trace id */
+	int64_t user_id;              /* authenticated user */
 
 	uv_timer_t timer;             /* AUTH failure delay */
-
-	/* AUTH: verification off the loop thread. */
-	uv_work_t work;
-	const char *auth_pass;        /* the core's secret, until complete */
-	char auth_hash[STORE_HASH_MAX];
-	bool auth_known;
-	int64_t auth_id;
-	int auth_status;
-	int64_t user_id;
 
 	/* Spool file of the current message. */
 	int spool_fd;
 	uint64_t spool_off;
-	uv_fs_t fs;
-	const uint8_t *fs_data;
-	size_t fs_len;
-	void (*fs_then)(struct smtp_session *s, int status);
 
-	/* Delivery. */
-	struct smtp_deliver_job job;
+	/* Header fields prepended at delivery. */
 	struct buf head;
-	char msgid[384];
 };
 
 static void smtp_session_run(struct smtp_session *s);
 static const struct net_conn_ops smtp_session_ops;
+
+/* The op state for work about to start. */
+static struct smtp_session_op *
+smtp_session_op(struct smtp_session *s)
+{
+	if (s->op == NULL)
+		s->op = xcalloc(1, sizeof(*s->op));
+	return s->op;
+}
+
+/* Frees the op state once nothing refers to it any more. */
+static void
+smtp_session_op_free(struct smtp_session *s)
+{
+	if (s->op == NULL || s->pending > 0)
+		return;
+	sodium_memzero(s->op->auth_hash, sizeof(s->op->auth_hash));
+	free(s->op);
+	s->op = NULL;
+}
+
+/*
+ * The id of the Received field of the session's current message: the
+ * session id and the message's number in the session.  A dot is not
+ * allowed in the Atom of RFC 5321 4.4 ID, a hyphen is.  The accepted-
+ * message log line gives it next to the store's "queued as" id.
+ */
+static void
+smtp_session_trace_id(const struct smtp_session *s, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%s-%u", s->sid, s->tx_seq);
+}
 
 /* --- Helpers ----------------------------------------------------------- */
 
@@ -123,7 +167,7 @@ smtp_session_release(struct smtp_session *s)
 	smtp_proto_free(&s->p);
 	smtp_session_spool_close(s);
 	buf_fini(&s->head);
-	sodium_memzero(s->auth_hash, sizeof(s->auth_hash));
+	smtp_session_op_free(s);
 	free(s);
 	if (srv->draining && srv->n_sessions == 0 && srv->idle_cb != NULL)
 		srv->idle_cb(srv);
@@ -139,7 +183,8 @@ smtp_session_flush(struct smtp_session *s)
 	if (net_conn_write(s->c, out->p, out->len) < 0)
 		net_conn_close(s->c, false);
 	buf_reset(out);
-	buf_shrink(out, 4096);
+	/* net copied it: an idle session holds no reply storage. */
+	buf_shrink(out, 0);
 }
 
 /* Answers the outstanding event and goes on with buffered input. */
@@ -148,6 +193,7 @@ smtp_session_complete(struct smtp_session *s, int status)
 {
 	smtp_proto_complete(s->p, status);
 	s->busy = false;
+	smtp_session_op_free(s);
 	if (s->c == NULL)
 		return;
 	net_conn_resume(s->c);
@@ -160,11 +206,12 @@ static void
 smtp_session_auth_work_cb(uv_work_t *w)
 {
 	struct smtp_session *s = w->data;
+	struct smtp_session_op *op = s->op; /* stays while pending */
 
 	/* argon2id: CPU and memory heavy, hence the thread pool.  An unknown
 	 * user costs the same (a dummy hash), so timing tells nothing. */
-	s->auth_status = store_password_verify(s->auth_known ? s->auth_hash :
-	    NULL, s->auth_pass);
+	op->auth_status = store_password_verify(op->auth_known ?
+	    op->auth_hash : NULL, op->auth_pass);
 }
 
 static void
@@ -181,19 +228,20 @@ static void
 smtp_session_auth_after_cb(uv_work_t *w, int status)
 {
 	struct smtp_session *s = w->data;
+	struct smtp_session_op *op = s->op;
 	const struct smtp_event *ev;
 	unsigned fails;
 	uint64_t delay;
 
 	s->pending--;
-	sodium_memzero(s->auth_hash, sizeof(s->auth_hash));
+	sodium_memzero(op->auth_hash, sizeof(op->auth_hash));
 	if (s->c == NULL) {
 		smtp_session_release(s);
 		return;
 	}
 	ev = smtp_proto_event(s->p);
-	if (status == 0 && s->auth_status == 0) {
-		s->user_id = s->auth_id;
+	if (status == 0 && op->auth_status == 0) {
+		s->user_id = op->auth_id;
 		log_info(s->sid, "AUTH ok: user %s from %s", ev->user, s->peer);
 		smtp_session_complete(s, 0);
 		return;
@@ -217,23 +265,26 @@ smtp_session_auth_after_cb(uv_work_t *w, int status)
 static bool
 smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 {
+	struct smtp_session_op *op = smtp_session_op(s);
 	struct pr_err err;
 	int r;
 
 	pr_err_clear(&err);
-	r = store_user_auth_info(s->srv->st, ev->user, &s->auth_id,
-	    s->auth_hash, &err);
+	r = store_user_auth_info(s->srv->st, ev->user, &op->auth_id,
+	    op->auth_hash, &err);
 	if (r < 0 && r != PR_ENOENT) {
 		log_err(s->sid, "AUTH lookup of %s: %s", ev->user, err.msg);
 		smtp_proto_complete(s->p, PR_EIO);
+		smtp_session_op_free(s);
 		return true;
 	}
-	s->auth_known = r == 0;
-	s->auth_pass = ev->pass;
-	s->work.data = s;
-	if (uv_queue_work(s->srv->loop, &s->work, smtp_session_auth_work_cb,
+	op->auth_known = r == 0;
+	op->auth_pass = ev->pass;
+	op->work.data = s;
+	if (uv_queue_work(s->srv->loop, &op->work, smtp_session_auth_work_cb,
 	    smtp_session_auth_after_cb) != 0) {
 		smtp_proto_complete(s->p, PR_EIO);
+		smtp_session_op_free(s);
 		return true;
 	}
 	s->pending++;
@@ -422,12 +473,30 @@ smtp_session_spool_open(struct smtp_session *s)
 	return 0;
 }
 
+static void smtp_session_fs_cb(uv_fs_t *req);
+
+/* Writes the rest of op->fs_data at the spool offset, off the loop
+ * thread.  Returns 0, or PR_EIO when the write could not be started. */
+static int
+smtp_session_fs_write(struct smtp_session *s)
+{
+	struct smtp_session_op *op = s->op;
+	uv_buf_t b = uv_buf_init((char *)op->fs_data, (unsigned)op->fs_len);
+
+	op->fs.data = s;
+	if (uv_fs_write(s->srv->loop, &op->fs, s->spool_fd, &b, 1,
+	    (int64_t)s->spool_off, smtp_session_fs_cb) != 0)
+		return PR_EIO;
+	s->pending++;
+	return 0;
+}
+
 static void
 smtp_session_fs_cb(uv_fs_t *req)
 {
 	struct smtp_session *s = req->data;
+	struct smtp_session_op *op = s->op;
 	ssize_t n = req->result;
-	uv_buf_t b;
 
 	uv_fs_req_cleanup(req);
 	s->pending--;
@@ -437,50 +506,33 @@ smtp_session_fs_cb(uv_fs_t *req)
 	}
 	if (n < 0) {
 		log_err(s->sid, "spool write: %s", uv_strerror((int)n));
-		s->fs_then(s, PR_EIO);
+		op->fs_then(s, PR_EIO);
 		return;
 	}
 	s->spool_off += (uint64_t)n;
-	s->fs_data += n;
-	s->fs_len -= (size_t)n;
-	if (s->fs_len == 0) {
-		s->fs_then(s, 0);
-		return;
-	}
-	b = uv_buf_init((char *)s->fs_data, (unsigned)s->fs_len);
-	s->fs.data = s;
-	if (uv_fs_write(s->srv->loop, &s->fs, s->spool_fd, &b, 1,
-	    (int64_t)s->spool_off, smtp_session_fs_cb) != 0) {
-		s->fs_then(s, PR_EIO);
-		return;
-	}
-	s->pending++;
+	op->fs_data += n;
+	op->fs_len -= (size_t)n;
+	/* A short write (disk nearly full, a signal) goes on from there. */
+	if (op->fs_len == 0)
+		op->fs_then(s, 0);
+	else if (smtp_session_fs_write(s) < 0)
+		op->fs_then(s, PR_EIO);
 }
 
 /* Appends data to the spool file off the loop thread; then(s, status)
- * follows.  Returns false if then() already ran. */
-static bool
+ * follows, possibly before this returns. */
+static void
 smtp_session_spool_write(struct smtp_session *s, const uint8_t *data,
     size_t len, void (*then)(struct smtp_session *, int))
 {
-	uv_buf_t b;
+	struct smtp_session_op *op = smtp_session_op(s);
 
-	s->fs_then = then;
-	if (s->spool_fd < 0 && smtp_session_spool_open(s) < 0) {
+	op->fs_then = then;
+	op->fs_data = data;
+	op->fs_len = len;
+	if ((s->spool_fd < 0 && smtp_session_spool_open(s) < 0) ||
+	    smtp_session_fs_write(s) < 0)
 		then(s, PR_EIO);
-		return false;
-	}
-	s->fs_data = data;
-	s->fs_len = len;
-	b = uv_buf_init((char *)data, (unsigned)len);
-	s->fs.data = s;
-	if (uv_fs_write(s->srv->loop, &s->fs, s->spool_fd, &b, 1,
-	    (int64_t)s->spool_off, smtp_session_fs_cb) != 0) {
-		then(s, PR_EIO);
-		return false;
-	}
-	s->pending++;
-	return true;
 }
 
 static void
@@ -500,11 +552,16 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	const struct smtp_tx *tx = smtp_proto_tx(s->p);
 	const struct store_msg *m = &job->msg;
 	bool remote = m->n_remote > 0;
+	char tid[LOG_SID_LEN + 16];
 
 	s->pending--;
+	smtp_session_trace_id(s, tid, sizeof(tid));
+	/* Both ids: the store's ("queued as", `postroom mailbox list`) and
+	 * the Received field's, so either one finds the other. */
 	if (m->status == 0)
-		log_info(s->sid, "accepted: id %s from <%s> to <%s>%s%.0zu "
-		    "(%zu local, %zu remote), %llu octets%s%s", m->id,
+		log_info(s->sid, "accepted: id %s (received id %s) from <%s> to "
+		    "<%s>%s%.0zu (%zu local, %zu remote), %llu octets%s%s",
+		    m->id, tid,
 		    tx->sender, tx->first_rcpt, tx->n_rcpt > 1 ? " +" : "",
 		    tx->n_rcpt > 1 ? (size_t)tx->n_rcpt - 1 : 0, m->n_users,
 		    m->n_remote, (unsigned long long)tx->size,
@@ -512,14 +569,14 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 		    s->c != NULL && net_conn_tls_active(s->c) ?
 		    net_conn_tls_desc(s->c) : "");
 	else
-		log_warn(s->sid, "delivery from <%s> failed: %s%s%s",
-		    tx->sender, pr_strerror(m->status),
+		log_warn(s->sid, "delivery of %s from <%s> failed: %s%s%s",
+		    tid, tx->sender, pr_strerror(m->status),
 		    m->err.msg[0] ? ": " : "", m->err.msg);
 	if (m->status == 0 && remote && s->srv->relay != NULL)
 		relay_kick(s->srv->relay);
 	smtp_session_spool_close(s);
 	buf_reset(&s->head);
-	buf_shrink(&s->head, 1024);
+	buf_shrink(&s->head, 0);
 	if (s->c == NULL) {
 		smtp_session_release(s);
 		return;
@@ -544,9 +601,10 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 {
 	const struct smtp_tx *tx = smtp_proto_tx(s->p);
 	const struct smtp_event *ev = smtp_proto_event(s->p);
-	struct store_msg *m = &s->job.msg;
+	struct smtp_deliver_job *job = &smtp_session_op(s)->job;
+	struct store_msg *m = &job->msg;
 	struct smtp_trace t;
-	char date[64], id[48], rnd[17];
+	char date[64], id[LOG_SID_LEN + 16], rnd[17], msgid[384];
 	unsigned char rb[8];
 
 	if (status < 0) {
@@ -554,21 +612,22 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 		return;
 	}
 	smtp_session_date(date, sizeof(date));
-	snprintf(id, sizeof(id), "%s.%u", s->sid, ++s->tx_seq);
+	s->tx_seq++;
+	smtp_session_trace_id(s, id, sizeof(id));
 	randombytes_buf(rb, sizeof(rb));
 	sodium_bin2hex(rnd, sizeof(rnd), rb, sizeof(rb));
-	snprintf(s->msgid, sizeof(s->msgid), "<%s.%s@%s>", rnd, id,
+	snprintf(msgid, sizeof(msgid), "<%s.%s@%s>", rnd, id,
 	    s->srv->cfg->server.hostname);
 	t.peer_ip = s->peer;
 	t.id = id;
 	t.date = date;
-	t.msgid = s->msgid;
+	t.msgid = msgid;
 	buf_reset(&s->head);
 	if (smtp_proto_trace(s->p, &t, &s->head) < 0) {
 		smtp_session_spool_done(s, PR_EIO);
 		return;
 	}
-	memset(&s->job, 0, sizeof(s->job));
+	memset(job, 0, sizeof(*job));
 	m->sender = tx->sender;
 	m->users = tx->users;
 	m->n_users = tx->n_users;
@@ -584,10 +643,10 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 		m->body = ev->data;
 		m->body_len = ev->len;
 	}
-	s->job.done_cb = smtp_session_deliver_done;
-	s->job.data = s;
+	job->done_cb = smtp_session_deliver_done;
+	job->data = s;
 	s->pending++;
-	smtp_deliver_submit(s->srv->dlv, &s->job);
+	smtp_deliver_submit(s->srv->dlv, job);
 }
 
 static bool
@@ -675,6 +734,9 @@ smtp_session_run(struct smtp_session *s)
 			break;
 		}
 		net_conn_consume(s->c, (size_t)n);
+		/* A command line must be complete within one timeout of its
+		 * first octet, however slowly it trickles in. */
+		net_conn_hold_timeout(s->c, smtp_proto_line_pending(s->p));
 		if (n == 0 && smtp_proto_event(s->p) == NULL &&
 		    !smtp_proto_closing(s->p)) {
 			/* The core holds back: its replies must go first. */
@@ -719,7 +781,8 @@ smtp_session_tls_cb(struct net_conn *c, int status)
 
 	s->tls_starting = false;
 	if (status < 0) {
-		log_info(s->sid, "TLS handshake with %s failed", s->peer);
+		log_info(s->sid, "TLS handshake with %s failed: %s", s->peer,
+		    net_conn_tls_error(c));
 		return;
 	}
 	log_info(s->sid, "TLS: %s", net_conn_tls_desc(c));

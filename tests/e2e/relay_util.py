@@ -405,7 +405,8 @@ def queued(inst):
 def relay_instance(host, hostname, dns, mx_port, domain, users=(),
                    relay=None, **kw):
     """An Instance that relays through dns to MX hosts on mx_port."""
-    extra = {"relay": {"resolver": dns.resolver, "mx_port": str(mx_port)}}
+    extra = {"relay": {"enabled": "true", "resolver": dns.resolver,
+                       "mx_port": str(mx_port)}}
     extra["relay"].update(relay or {})
     inst = Instance(host=host, hostname=hostname, extra=extra, **kw)
     inst.add_domain(domain)

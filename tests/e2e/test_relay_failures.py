@@ -5,6 +5,7 @@ addresses, all found through a private dnsmasq:
   null MX and NXDOMAIN      immediate bounce, no connection
   550 at RCPT               bounce carrying the remote's reply text
   first MX down             the second MX is used
+  no MX, only A             the implicit MX
   421 greeting              the next MX is used
   MX refuses connections    deferred (queue list), then delivered after
                             the MX comes up and `queue flush`
@@ -72,7 +73,8 @@ def main():
            "mx.tls.test": "127.0.0.11",
            "mx.down2.test": "127.0.0.12",
            "mx.sender.test": "127.0.0.4",
-           "mx.badtls.test": "127.0.0.3"})
+           "mx.badtls.test": "127.0.0.3",
+           "implicit.test": "127.0.0.7"})
     servers = []
     a = a2 = None
     try:
@@ -140,6 +142,14 @@ def main():
              a.log("smtpd"))
         t.ok("connect to mx1.two.test[127.0.0.6]" in a.log("smtpd"),
              "the refused first MX is logged")
+
+        # No MX record: the domain's own address is the implicit MX.
+        submit(a, ALICE, ["u@implicit.test"],
+               message(ALICE, "u@implicit.test", "to implicit"))
+        t.ok(wait_for(lambda: any("u@implicit.test" in m[1]
+                                  for m in second.messages), 15),
+             "no MX: delivered to the domain's A record (RFC 5321 5.1)",
+             a.log("smtpd"))
 
         # 421 greeting on the first MX: the next one.
         submit(a, ALICE, ["u@busy.test"],

@@ -272,6 +272,8 @@ check "postroom dkim keygen (as root)" \
 	postroom -c "$conf" dkim keygen example.test >"$work/dkim.out"
 check "the DKIM key belongs to the daemons' group" \
 	test -n "$(find /var/lib/postroom/dkim -type f -group postroom)"
+check "everything the root CLI made belongs to postroom" \
+	test -z "$(find /var/lib/postroom ! -user postroom)"
 postroom -c "$conf" dns example.test >"$work/dns.out"
 has_records() {
 	local re

@@ -482,7 +482,7 @@ dlg_drain(struct dlg_run *r)
 static void
 dlg_auth(struct dlg_run *r, const struct pop3_event *ev)
 {
-	struct pop3_msg list[DLG_MAX_MSGS];
+	struct pop3_msg *list;
 	const struct dlg_user *u = NULL;
 	size_t i, n = 0;
 
@@ -501,19 +501,21 @@ dlg_auth(struct dlg_run *r, const struct pop3_event *ev)
 		pop3_proto_auth_done(r->p, PR_EIO, NULL, 0);
 		return;
 	}
+	if ((list = calloc(DLG_MAX_MSGS, sizeof(*list))) == NULL) {
+		r->failed = true;
+		return;
+	}
 	for (i = 0; i < r->d->n_msgs; i++) {
 		const struct dlg_msg *m = &r->d->msgs[i];
 
 		if (r->gone[i] || strcasecmp(m->user, u->addr) != 0)
 			continue;
-		memset(&list[n], 0, sizeof(list[n]));
 		list[n].id = m->id;
 		list[n].size = (int64_t)m->data.len;
 		snprintf(list[n].uidl, sizeof(list[n].uidl), "%s", m->uidl);
 		n++;
 	}
-	if (pop3_proto_auth_done(r->p, 0, list, n) < 0)
-		r->failed = true;
+	pop3_proto_auth_done(r->p, 0, list, n);
 }
 
 static struct dlg_msg *

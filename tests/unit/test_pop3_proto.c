@@ -52,6 +52,7 @@ login(const struct pop3_config *c, const struct pop3_msg *msgs, size_t n)
 {
 	struct pop3_proto *p;
 	struct pop3_event ev;
+	struct pop3_msg *copy;
 
 	if (pop3_proto_new(c, &p) < 0)
 		abort();
@@ -59,7 +60,13 @@ login(const struct pop3_config *c, const struct pop3_msg *msgs, size_t n)
 	feed_str(p, "USER u@example.test\r\nPASS pw\r\n");
 	if (!pop3_proto_next_event(p, &ev) || ev.type != POP3_EV_AUTH)
 		abort();
-	pop3_proto_auth_done(p, 0, msgs, n);
+	/* The core takes over a malloc'd snapshot. */
+	copy = n > 0 ? malloc(n * sizeof(*copy)) : NULL;
+	if (n > 0 && copy == NULL)
+		abort();
+	if (n > 0)
+		memcpy(copy, msgs, n * sizeof(*copy));
+	pop3_proto_auth_done(p, 0, copy, n);
 	drain(p, NULL);
 	return p;
 }
