@@ -89,6 +89,7 @@ struct pop3_session {
 	bool paused;
 	bool wait_drain;
 	enum pop3_inflight inflight;
+	enum pop3_state state;     /* last state logged */
 	int pending;               /* outstanding jobs, work, timers */
 
 	/* The logged-in user's maildrop, locked while locked is true. */
@@ -515,6 +516,12 @@ pop3_session_pump(struct pop3_session *s)
 	ssize_t n;
 
 	for (;;) {
+		if (pop3_proto_state(s->proto) != s->state) {
+			log_debug(s->sid, "%s -> %s",
+			    pop3_proto_state_name(s->state),
+			    pop3_proto_state_name(pop3_proto_state(s->proto)));
+			s->state = pop3_proto_state(s->proto);
+		}
 		if (!s->greeted || !pop3_session_flush(s))
 			return;
 		if (s->inflight != POP3_IF_NONE || s->wait_drain) {

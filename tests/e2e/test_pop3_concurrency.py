@@ -14,7 +14,7 @@ from pop3_util import DOMAIN, count_log, deliver, message, new_instance
 N_USERS = 200
 
 
-def pop_login(inst, user, timeout=120):
+def pop_login(inst, user, timeout=300):
     p = poplib.POP3(inst.host, inst.ports["pop3"], timeout=timeout)
     p.user(user[0])
     p.pass_(user[1])
