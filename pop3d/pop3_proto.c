@@ -929,7 +929,8 @@ pop3_proto_line(struct pop3_proto *p, char *line, size_t len)
 	cmd->fn(p, args);
 }
 
-/* Ends the current line: executes it or reports it as too long. */
+/* An over-long line: refused, and the session goes on (counted as a bad
+ * command).  A SASL exchange in progress is abandoned. */
 static void
 pop3_proto_too_long(struct pop3_proto *p)
 {

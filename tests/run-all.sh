@@ -44,13 +44,21 @@ run_suite() {
 	    "$dir/meson-logs/testlog.json" >>"$summary"
 }
 
-run_suite plain build-ci --werror -Dbuildtype=debugoptimized -- \
-    --no-suite fuzz
-
-if [ $quick -eq 0 ]; then
+if [ $quick -eq 1 ]; then
+	run_suite plain build-ci --werror -Dbuildtype=debugoptimized -- \
+	    --no-suite fuzz
+else
+	# Every unit, dialog and end-to-end test runs once, under ASan+UBSan
+	# (a sanitizer report fails the test).  The optimised build is
+	# compiled too, for the warnings only -O2 and _FORTIFY_SOURCE see,
+	# and runs the fast suites and the benchmark smoke test.
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	run_suite asan build-ci-asan --werror -Db_sanitize=address,undefined \
 	    -Db_lundef=false -Dbuildtype=debug -- \
 	    --suite unit --suite dialog --suite e2e
+	run_suite plain build-ci --werror -Dbuildtype=debugoptimized -- \
+	    --suite unit --suite dialog --suite bench
 	CC=clang run_suite fuzz build-ci-fuzz -Dfuzz=true \
 	    -Db_lundef=false -- --suite fuzz
 	if [ -x tests/pkg/test_deb.sh ]; then

@@ -200,6 +200,13 @@ def unstuff(lines):
     return b"".join(ln + b"\r\n" for ln in out)
 
 
+def sanitized(pid):
+    """True when the process runs with AddressSanitizer (whose quarantine
+    keeps freed memory resident, so memory bounds cannot be measured)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def pid_rss_kib(pid):
     """Anonymous resident memory of a process (heap, not mapped files),
     KiB."""

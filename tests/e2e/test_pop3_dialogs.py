@@ -89,7 +89,7 @@ class Dialog:
                 if len(w) > 2:
                     self.unsupported = "message " + w[2]
                 msg = [w[0], w[1], b""]
-            elif line.startswith(("! locked", "! tempfail")):
+            elif line.startswith(("! locked", "! tempfail", "! permfail")):
                 self.unsupported = line
             elif line == "! phase":
                 new_phase = True

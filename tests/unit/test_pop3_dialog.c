@@ -9,6 +9,7 @@
  *	! user ADDRESS PASSWORD   (the rest of the line, expanded)
  *	! locked ADDRESS          (another session holds the maildrop)
  *	! tempfail ADDRESS        (the store fails to open the maildrop)
+ *	! permfail ADDRESS        (... and says retrying will not help)
  *	! message ADDRESS UIDL [failopen|failread]
  *	Subject: lines of the message, each sent with CRLF
  *	! end
@@ -59,7 +60,7 @@ struct dlg_msg {
 struct dlg_user {
 	char addr[256];
 	char pass[1100];
-	bool locked, tempfail;
+	bool locked, tempfail, permfail;
 };
 
 /* One expected line: bytes, or the <close> marker. */
@@ -269,18 +270,20 @@ dlg_load(const char *path, struct dlg *d)
 			u->pass[tmp.len] = '\0';
 			buf_fini(&tmp);
 		} else if (strncmp(line, "! locked ", 9) == 0 ||
-		    strncmp(line, "! tempfail ", 11) == 0) {
-			bool locked = line[2] == 'l';
+		    strncmp(line, "! tempfail ", 11) == 0 ||
+		    strncmp(line, "! permfail ", 11) == 0) {
 			size_t i;
 
 			for (i = 0; i < d->n_users; i++) {
 				if (strcmp(d->users[i].addr,
 				    strchr(line + 2, ' ') + 1) != 0)
 					continue;
-				if (locked)
+				if (line[2] == 'l')
 					d->users[i].locked = true;
-				else
+				else if (line[2] == 't')
 					d->users[i].tempfail = true;
+				else
+					d->users[i].permfail = true;
 				break;
 			}
 			if (i == d->n_users)
@@ -497,8 +500,9 @@ dlg_auth(struct dlg_run *r, const struct pop3_event *ev)
 		pop3_proto_auth_done(r->p, PR_EBUSY, NULL, 0);
 		return;
 	}
-	if (u->tempfail) {
-		pop3_proto_auth_done(r->p, PR_EIO, NULL, 0);
+	if (u->tempfail || u->permfail) {
+		pop3_proto_auth_done(r->p, u->tempfail ? PR_EIO : PR_EVERSION,
+		    NULL, 0);
 		return;
 	}
 	if ((list = calloc(DLG_MAX_MSGS, sizeof(*list))) == NULL) {

@@ -532,6 +532,36 @@ test_shutdown(void)
 	buf_fini(&out);
 }
 
+/* A failed STLS handshake ends the session; a good one restarts it. */
+static void
+test_stls(void)
+{
+	struct pop3_config c = cfg_plain();
+	struct pop3_proto *p;
+	struct pop3_event ev;
+
+	c.allow_plaintext_auth = false;
+	pop3_proto_new(&c, &p);
+	drain(p, NULL);
+	TAP_EQ_INT(feed_str(p, "STLS\r\nCAPA\r\n"), 6,
+	    "STLS consumed, the pipelined CAPA left to the caller");
+	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_STLS,
+	    "STLS event");
+	pop3_proto_tls_done(p, PR_ETLS);
+	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_CLOSE,
+	    "handshake failure closes");
+	pop3_proto_free(&p);
+
+	pop3_proto_new(&c, &p);
+	feed_str(p, "USER a\r\nSTLS\r\n");
+	drain(p, NULL);
+	pop3_proto_tls_done(p, 0);
+	TAP_OK(!pop3_proto_busy(p), "TLS up, not busy");
+	feed_str(p, "PASS x\r\n");
+	TAP_OK(!pop3_proto_busy(p), "USER from before TLS forgotten");
+	pop3_proto_free(&p);
+}
+
 static void
 test_commit(void)
 {
@@ -592,6 +622,7 @@ main(void)
 	test_limits();
 	test_secret_wipe();
 	test_shutdown();
+	test_stls();
 	test_commit();
 	return tap_done();
 }
