@@ -602,44 +602,59 @@ class Bench:
         if not self.pr:
             return
         n = self.c["idle"]
-        pids = [self.pr.pid("smtpd"), self.pr.pid("pop3d")]
+        daemons = ("smtpd", "pop3d")
         limit = 64 * 1000 * 1000
-        for proto, port, greeting in (
-                ("SMTP", self.pr.smtp_port, b"220"),
-                ("POP3", self.pr.pop3_port, b"+OK")):
-            before = sum(benchlib.tree_pss(p) for p in pids)
+
+        def pss():
+            return {d: benchlib.tree_pss(self.pr.pid(d)) for d in daemons}
+
+        for proto, daemon, port, greeting in (
+                ("SMTP", "smtpd", self.pr.smtp_port, b"220"),
+                ("POP3", "pop3d", self.pr.pop3_port, b"+OK")):
+            before = pss()
             sess = idle.IdleSessions("127.0.0.1", port, n, greeting)
             try:
                 log("idle: %d %s connections" % (n, proto))
                 greeted = sess.open()
                 time.sleep(0.5)
-                pss = sum(benchlib.tree_pss(p) for p in pids)
+                held = pss()
                 alive = sess.alive()
             finally:
                 sess.close()
-            per = (pss - before) / greeted if greeted else None
-            ok = greeted == n and alive == n and pss < limit
+            time.sleep(1.0)
+            after = pss()
+            total = sum(held.values())
+            per = ((held[daemon] - before[daemon]) / greeted
+                   if greeted else None)
+            ok = greeted == n and alive == n and total < limit
             self.report.targets.append((
-                "%d idle %s sessions: all greeted, total PSS < 64 MB" % (
-                    n, proto), ok,
-                "%d greeted, %d still open, PSS %s" % (greeted, alive,
-                                                      fmt_bytes(pss))))
+                "%d idle %s sessions: all greeted, total PSS of postroom "
+                "< 64 MB" % (n, proto), ok,
+                "%d greeted, %d still open, PSS %s (postroom-%s %s, "
+                "postroom-%s %s)" % (
+                    greeted, alive, fmt_bytes(total), daemon,
+                    fmt_bytes(held[daemon]),
+                    [d for d in daemons if d != daemon][0],
+                    fmt_bytes(sum(v for d, v in held.items()
+                                  if d != daemon)))))
             self.report.row(
                 "%d idle %s sessions: postroom total PSS" % (n, proto),
-                "%s (%s/conn)" % (fmt_bytes(pss),
+                "%s (%s/conn)" % (fmt_bytes(total),
                                   fmt_bytes(per) if per is not None else "?"),
                 "", None, None, "< 64 MB, all greeted", ok)
             self.report.detail(
                 "- Idle %s: %d of %d greeted in %.1f s (%d failed), %d still "
-                "open after 0.5 s; PSS of smtpd+pop3d %s before, %s with "
-                "them: %s per connection." % (
+                "open after 0.5 s. PSS smtpd / pop3d: %s / %s before, "
+                "%s / %s with them, %s / %s 1 s after they closed; "
+                "postroom-%s grew by %s per connection." % (
                     proto, greeted, n, sess.seconds, sess.failed, alive,
-                    fmt_bytes(before), fmt_bytes(pss),
-                    fmt_bytes(per) if per is not None else "n/a"))
+                    fmt_bytes(before["smtpd"]), fmt_bytes(before["pop3d"]),
+                    fmt_bytes(held["smtpd"]), fmt_bytes(held["pop3d"]),
+                    fmt_bytes(after["smtpd"]), fmt_bytes(after["pop3d"]),
+                    daemon, fmt_bytes(per) if per is not None else "n/a"))
             if greeted != n:
                 raise RuntimeError("idle %s: only %d of %d greeted" % (
                     proto, greeted, n))
-            time.sleep(1.0)
 
     # --- workload 5: CPU per message, fsyncs, profiles --------------------
 
@@ -1070,6 +1085,11 @@ def describe_machine(bench):
     r = benchlib.run(["git", "-C", SRC_ROOT, "rev-parse", "--short", "HEAD"],
                      check=False)
     d["commit"] = r.stdout.strip() if r.returncode == 0 else "unknown"
+    r = benchlib.run(["git", "-C", SRC_ROOT, "status", "--porcelain", "--",
+                      "common", "store", "smtpd", "pop3d", "tools"],
+                     check=False)
+    if r.returncode == 0 and r.stdout.strip():
+        d["commit"] += " with uncommitted changes"
     return d
 
 

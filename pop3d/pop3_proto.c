@@ -70,6 +70,8 @@ struct pop3_proto {
 	 * messages from 1 in this order; later arrivals are not shown). */
 	struct pop3_msg *msgs;
 	size_t n_msgs;
+	size_t live;         /* messages not marked deleted ... */
+	int64_t live_octets; /* ... and their octets (STAT, LIST, RSET) */
 	char login[SASL_USER_MAX];
 	int64_t *del_ids;
 
@@ -388,21 +390,21 @@ pop3_proto_msgno(struct pop3_proto *p, const char *arg, size_t *i_r)
 	return 0;
 }
 
+/* Recounts the messages not marked deleted (login, RSET); DELE keeps the
+ * counts current, so STAT and LIST cost nothing per message. */
 static void
-pop3_proto_totals(const struct pop3_proto *p, size_t *count_r,
-    int64_t *octets_r)
+pop3_proto_recount(struct pop3_proto *p)
 {
-	size_t i, count = 0;
-	int64_t octets = 0;
+	size_t i;
 
+	p->live = 0;
+	p->live_octets = 0;
 	for (i = 0; i < p->n_msgs; i++) {
 		if (!p->msgs[i].deleted) {
-			count++;
-			octets += p->msgs[i].size;
+			p->live++;
+			p->live_octets += p->msgs[i].size;
 		}
 	}
-	*count_r = count;
-	*octets_r = octets;
 }
 
 /* USER/PASS and AUTH PLAIN send the password in the clear: refused
@@ -674,15 +676,11 @@ pop3_proto_sasl_response(struct pop3_proto *p, char *line, size_t len)
 static void
 pop3_proto_cmd_stat(struct pop3_proto *p, char *args)
 {
-	size_t count;
-	int64_t octets;
-
 	if (!pop3_proto_no_more(args)) {
 		pop3_proto_bad(p, "STAT takes no argument");
 		return;
 	}
-	pop3_proto_totals(p, &count, &octets);
-	pop3_proto_reply(p, "+OK %zu %" PRId64, count, octets);
+	pop3_proto_reply(p, "+OK %zu %" PRId64, p->live, p->live_octets);
 }
 
 /* RFC 1939 5: LIST [msg]; RFC 1939 7: UIDL [msg].  Same shape. */
@@ -691,8 +689,7 @@ pop3_proto_list_or_uidl(struct pop3_proto *p, char *args,
     enum pop3_listing kind)
 {
 	char *arg;
-	size_t i, count;
-	int64_t octets;
+	size_t i;
 
 	arg = pop3_proto_word(&args);
 	if (!pop3_proto_no_more(args)) {
@@ -701,9 +698,8 @@ pop3_proto_list_or_uidl(struct pop3_proto *p, char *args,
 	}
 	if (arg == NULL) {
 		if (kind == POP3_LISTING_LIST) {
-			pop3_proto_totals(p, &count, &octets);
 			pop3_proto_reply(p, "+OK %zu messages (%" PRId64
-			    " octets)", count, octets);
+			    " octets)", p->live, p->live_octets);
 		} else {
 			pop3_proto_reply(p, "+OK Unique-ID listing follows");
 		}
@@ -801,6 +797,8 @@ pop3_proto_cmd_dele(struct pop3_proto *p, char *args)
 	if (pop3_proto_msgno(p, arg, &i) < 0)
 		return;
 	p->msgs[i].deleted = true;
+	p->live--;
+	p->live_octets -= p->msgs[i].size;
 	pop3_proto_reply(p, "+OK Message %zu deleted", i + 1);
 }
 
@@ -818,8 +816,7 @@ pop3_proto_cmd_noop(struct pop3_proto *p, char *args)
 static void
 pop3_proto_cmd_rset(struct pop3_proto *p, char *args)
 {
-	size_t i, count;
-	int64_t octets;
+	size_t i;
 
 	if (!pop3_proto_no_more(args)) {
 		pop3_proto_bad(p, "RSET takes no argument");
@@ -827,9 +824,9 @@ pop3_proto_cmd_rset(struct pop3_proto *p, char *args)
 	}
 	for (i = 0; i < p->n_msgs; i++)
 		p->msgs[i].deleted = false;
-	pop3_proto_totals(p, &count, &octets);
+	pop3_proto_recount(p);
 	pop3_proto_reply(p, "+OK Maildrop has %zu messages (%" PRId64
-	    " octets)", count, octets);
+	    " octets)", p->live, p->live_octets);
 }
 
 /*
@@ -1024,8 +1021,7 @@ void
 pop3_proto_auth_done(struct pop3_proto *p, int status,
     struct pop3_msg *msgs, size_t n)
 {
-	size_t i, count;
-	int64_t octets;
+	size_t i;
 
 	if (p->ev.type != POP3_EV_AUTH) {
 		free(msgs);
@@ -1066,10 +1062,10 @@ pop3_proto_auth_done(struct pop3_proto *p, int status,
 		p->msgs[i].uidl[POP3_UIDL_MAX] = '\0';
 	}
 	snprintf(p->login, sizeof(p->login), "%s", p->user);
+	pop3_proto_recount(p);
 	pop3_proto_enter(p, POP3_S_TRANSACTION);
-	pop3_proto_totals(p, &count, &octets);
 	pop3_proto_reply(p, "+OK Logged in, %zu messages (%" PRId64 " octets)",
-	    count, octets);
+	    p->live, p->live_octets);
 }
 
 void
@@ -1192,15 +1188,11 @@ pop3_proto_body_end(struct pop3_proto *p, int status)
 void
 pop3_proto_commit_done(struct pop3_proto *p, int status)
 {
-	size_t i;
-
 	if (p->ev.type != POP3_EV_COMMIT)
 		return;
 	pop3_proto_clear_event(p);
 	if (status == 0) {
-		for (p->deleted = 0, i = 0; i < p->n_msgs; i++)
-			if (p->msgs[i].deleted)
-				p->deleted++;
+		p->deleted = (unsigned)(p->n_msgs - p->live);
 		pop3_proto_reply(p, "+OK %s POP3 server signing off (%u "
 		    "messages deleted)", p->hostname, p->deleted);
 	} else {

@@ -435,7 +435,11 @@ store_open(const char *data_dir, unsigned flags, struct store **st_r,
 	if (sqlite3_exec(st->db,
 	    "PRAGMA foreign_keys = ON;"
 	    "PRAGMA synchronous = FULL;"
-	    "PRAGMA temp_store = MEMORY;", NULL, NULL, NULL) != SQLITE_OK) {
+	    "PRAGMA temp_store = MEMORY;"
+	    /* Streaming a big body reopens its blob per chunk, which walks
+	     * the overflow chain from the start: memory-mapped pages make
+	     * that walk cheap (a 50 MB RETR: 19 s without, 0.7 s with). */
+	    "PRAGMA mmap_size = 268435456;", NULL, NULL, NULL) != SQLITE_OK) {
 		r = store__fail(st, err, st->path);
 		goto fail;
 	}

@@ -165,11 +165,11 @@ class Pop3Basic(unittest.TestCase):
         # The third failure ends the session.
         self.assertTrue(r.closed(5))
         r.close()
-        # A growing delay: about 0.5, 1 and 2 seconds (plus argon2id).
-        self.assertGreater(times[0], 0.45)
-        self.assertGreater(times[1], 0.95)
-        self.assertGreater(times[2], 1.95)
-        self.assertGreater(times[2], times[0] + 1.2)
+        # A growing delay of at least 0.5, 1 and 2 seconds (argon2id and
+        # a loaded machine add to it, never take from it).
+        self.assertGreater(times[0], 0.49)
+        self.assertGreater(times[1], 0.99)
+        self.assertGreater(times[2], 1.99)
         log = self.inst.log("pop3d")
         self.assertIn("login failed user=erin@example.test from 127.0.0.1",
                       log)
