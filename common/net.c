@@ -901,6 +901,12 @@ net_listen(uv_loop_t *loop, const char *host, const char *port,
 	return 0;
 }
 
+bool
+net_listen_optional(const char *host)
+{
+	return strcmp(host, "::") == 0;
+}
+
 void
 net_listener_close(struct net_listener **l)
 {

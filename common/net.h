@@ -150,6 +150,11 @@ struct net_listener *net_conn_listener(const struct net_conn *c);
 /* The TLS context usable for STARTTLS on this connection, or NULL. */
 struct net_tls *net_conn_starttls_ctx(const struct net_conn *c);
 
+/* True for a wildcard IPv6 host ("::"): a listener that the daemons skip
+ * with a warning when net_listen returns PR_EINVAL because the host has
+ * IPv6 turned off, so the default "0.0.0.0:25,[::]:25" works there too. */
+bool net_listen_optional(const char *host);
+
 /* Stops accepting and closes the listening socket. */
 void net_listener_close(struct net_listener **l);
 

@@ -819,6 +819,10 @@ pop3_server_bind(struct pop3_server *srv, const struct cfg_listen_list *l,
 		    kind == POP3_LISTEN_TLS ? srv->tls : NULL,
 		    kind == POP3_LISTEN_PLAIN ? srv->tls : NULL, kind,
 		    pop3_server_accept_cb, srv, &srv->ls[srv->n_ls], err);
+		if (r == PR_EINVAL && net_listen_optional(l->a[i].host)) {
+			log_warn(NULL, "skipping %s: %s", l->a[i].host, err->msg);
+			continue;
+		}
 		if (r < 0)
 			return r;
 		log_info(NULL, "listening on %s%s%s:%s%s",

@@ -71,10 +71,16 @@ smtpd_listen_list(struct smtpd *d, const struct cfg_listen_list *list,
 	}
 	for (i = 0; i < list->n; i++) {
 		struct net_listener *l;
+		int r;
 
-		if (net_listen(d->loop, list->a[i].host, list->a[i].port,
+		r = net_listen(d->loop, list->a[i].host, list->a[i].port,
 		    implicit, starttls, kind, smtp_session_accept, &d->srv, &l,
-		    &err) < 0) {
+		    &err);
+		if (r == PR_EINVAL && net_listen_optional(list->a[i].host)) {
+			log_warn(NULL, "[smtp] %s: skipping %s", key, err.msg);
+			continue;
+		}
+		if (r < 0) {
 			log_err(NULL, "[smtp] %s: %s", key, err.msg);
 			return -1;
 		}
