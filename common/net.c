@@ -517,6 +517,9 @@ net_conn_tls_pump(struct net_conn *c)
 		/* close_notify or a broken record: end of input. */
 		return e == SSL_ERROR_ZERO_RETURN ? UV_EOF : PR_ETLS;
 	}
+	/* Room reserved for a record that did not come is given back. */
+	if (c->in.len == 0)
+		buf_shrink(&c->in, 0);
 	return net_conn_flush_tls(c);
 }
 

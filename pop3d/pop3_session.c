@@ -9,8 +9,10 @@
  *   AUTH    store thread: id + hash; thread pool: argon2id; on success
  *           store thread: lock + list (the snapshot); on failure a growing
  *           delay (a timer, never a sleep) before the -ERR
- *   BODY    64 KiB reads on the store thread, dot-stuffed by the core,
- *           the next read only once the write queue is below a bound
+ *   BODY    up to POP3_INLINE_MAX: read on the loop thread from its own
+ *           store connection, no thread hop; bigger: 64 KiB reads on the
+ *           store thread.  Dot-stuffed by the core, the next read only
+ *           once the write queue is below a bound
  *   MORE    the next step of a long listing, same bound
  *   COMMIT  store thread: delete the marked messages in one transaction
  *           and unlock; +OK only after that committed
@@ -47,6 +49,16 @@
 #define POP3_CHUNK (64 * 1024)
 #define POP3_CHUNK_BIG (256 * 1024)
 #define POP3_BIG_MESSAGE (1024 * 1024)
+/*
+ * Messages up to this size are read on the loop thread.  A RETR of a few
+ * KiB is a page-cache (mmap) read of microseconds; a round trip through
+ * the store thread costs two thread wake-ups, which dominate its latency.
+ * WAL readers never wait for the writer, and the reads hold no snapshot
+ * between steps, so the loop never blocks on another process's commit.
+ * Bigger messages stay on the store thread: a cold 50 MB body could
+ * stall every other session of the loop.
+ */
+#define POP3_INLINE_MAX (256 * 1024)
 /* First failed-login delay; doubled with every further failure. */
 #define POP3_FAIL_DELAY_MS 500
 
@@ -71,6 +83,10 @@ struct pop3_server {
 	size_t n_ls;
 	struct ipcount *ipc;
 	struct pop3_store *q;
+	/* The loop thread's own connection (a struct store is used by one
+	 * thread only): reads of small bodies, nothing else. */
+	struct store *rd;
+	uint8_t *rbuf;             /* POP3_CHUNK, for those reads */
 	struct pop3_session *sessions;
 	unsigned n_sessions;
 	bool stopping;
@@ -114,6 +130,7 @@ struct pop3_session {
 	int64_t body_size;
 	int64_t body_off;
 	bool body_started;
+	bool body_inline;          /* read on the loop thread */
 
 	struct pop3_job job;
 };
@@ -163,9 +180,17 @@ pop3_session_flush(struct pop3_session *s)
 		return false;
 	}
 	buf_reset(o);
-	/* An idle session keeps no big output buffer after a listing. */
-	buf_shrink(o, 4096);
 	return true;
+}
+
+/* The session waits for input: an idle session keeps no big output
+ * buffer after a listing or a download (not shrunk per write, which
+ * would reallocate it for every message of a download). */
+static void
+pop3_session_idle(struct pop3_session *s)
+{
+	buf_shrink(pop3_proto_out(s->proto), 4096);
+	pop3_session_resume(s);
 }
 
 static uint64_t
@@ -345,6 +370,12 @@ pop3_session_start_auth(struct pop3_session *s, const struct pop3_event *ev)
 
 /* --- BODY (RETR, TOP) -------------------------------------------------- */
 
+enum pop3_body_next {
+	POP3_BODY_DONE,  /* finished (or failed): inflight is NONE again */
+	POP3_BODY_MORE,  /* read the next chunk now */
+	POP3_BODY_WAIT,  /* wait_drain: the next chunk once the peer read */
+};
+
 static void pop3_session_read_done(struct pop3_job *job);
 
 static void
@@ -363,52 +394,51 @@ pop3_session_submit_read(struct pop3_session *s)
 	pop3_store_submit(s->srv->q, &s->job);
 }
 
+/* Never calls the pump: the inline path runs inside it, and a pipeline of
+ * RETRs must not recurse once per message. */
 static void
 pop3_session_body_finish(struct pop3_session *s)
 {
 	free(s->chunk);
 	s->chunk = NULL;
 	s->inflight = POP3_IF_NONE;
-	pop3_session_pump(s);
 }
 
-static void
-pop3_session_read_done(struct pop3_job *job)
+/*
+ * Hands the outcome of one read to the core: status < 0 (err says why),
+ * or n octets of data at body_off.  Writes what the core produced only
+ * when its output is full; the rest goes out with the end of the
+ * response, so a small message costs one write.
+ */
+static enum pop3_body_next
+pop3_session_body_chunk(struct pop3_session *s, int status,
+    const struct pr_err *err, const uint8_t *data, size_t n)
 {
-	struct pop3_session *s = job->data;
-	size_t off = 0, n;
+	size_t off = 0;
 	ssize_t k;
 
-	s->pending--;
-	if (pop3_session_gone(s)) {
-		free(s->chunk);
-		s->chunk = NULL;
-		pop3_session_maybe_free(s);
-		return;
-	}
-	if (job->status < 0) {
+	if (status < 0) {
 		log_err(s->sid, "read message %" PRId64 ": %s", s->body_id,
-		    job->err.msg);
+		    err->msg);
 		if (!s->body_started)
-			pop3_proto_body_begin(s->proto, job->status);
+			pop3_proto_body_begin(s->proto, status);
 		else
-			pop3_proto_body_end(s->proto, job->status);
+			pop3_proto_body_end(s->proto, status);
 		pop3_session_body_finish(s);
-		return;
+		return POP3_BODY_DONE;
 	}
 	if (!s->body_started) {
 		s->body_started = true;
 		pop3_proto_body_begin(s->proto, 0);
 	}
-	n = (size_t)job->nread;
 	while (off < n) {
-		k = pop3_proto_body_feed(s->proto, s->chunk + off, n - off);
+		k = pop3_proto_body_feed(s->proto, data + off, n - off);
 		if (k < 0)
 			fatal("out of memory");
 		off += (size_t)k;
-		if (!pop3_session_flush(s)) {
+		if (off < n && !pop3_session_flush(s)) {
 			pop3_session_body_finish(s);
-			return;
+			return POP3_BODY_DONE;
 		}
 	}
 	s->body_off += (int64_t)n;
@@ -419,26 +449,106 @@ pop3_session_read_done(struct pop3_job *job)
 	    !pop3_proto_body_wanted(s->proto)) {
 		pop3_proto_body_end(s->proto, 0);
 		pop3_session_body_finish(s);
-		return;
+		return POP3_BODY_DONE;
 	}
 	/* A 50 MB message never sits in memory: the next chunk is read only
 	 * when the peer has taken most of the previous ones. */
+	if (!pop3_session_flush(s)) {
+		pop3_session_body_finish(s);
+		return POP3_BODY_DONE;
+	}
 	if (net_conn_write_pending(s->conn) > POP3_WRITE_HIGH) {
 		s->wait_drain = true;
-		return;
+		return POP3_BODY_WAIT;
 	}
-	pop3_session_submit_read(s);
+	return POP3_BODY_MORE;
 }
 
+/*
+ * Loop thread: reads the (small) body from body_off on with the loop's
+ * own store connection until it is done or the write queue is full.
+ */
+static enum pop3_body_next
+pop3_session_body_inline(struct pop3_session *s)
+{
+	struct pop3_server *srv = s->srv;
+	struct store_body *b = NULL;
+	enum pop3_body_next nx;
+	struct pr_err err;
+	int64_t size;
+	ssize_t n;
+	int r;
+
+	pr_err_clear(&err);
+	if ((r = store_body_open(srv->rd, s->user_id, s->body_id, &b, &size,
+	    &err)) < 0)
+		return pop3_session_body_chunk(s, r, &err, NULL, 0);
+	do {
+		n = store_body_read(b, s->body_off, srv->rbuf, POP3_CHUNK);
+		if (n < 0) {
+			r = pr_err_set(&err, (int)n, "cannot read message: %s",
+			    pr_strerror((int)n));
+			nx = pop3_session_body_chunk(s, r, &err, NULL, 0);
+			break;
+		}
+		nx = pop3_session_body_chunk(s, 0, NULL, srv->rbuf,
+		    (size_t)n);
+	} while (nx == POP3_BODY_MORE);
+	store_body_close(&b);
+	return nx;
+}
+
+/* Reads the next part of the body, on whichever thread it belongs to.
+ * Returns true if the body is finished (the caller pumps on). */
+static bool
+pop3_session_body_next(struct pop3_session *s)
+{
+	if (s->body_inline)
+		return pop3_session_body_inline(s) == POP3_BODY_DONE;
+	pop3_session_submit_read(s);
+	return false;
+}
+
+static void
+pop3_session_read_done(struct pop3_job *job)
+{
+	struct pop3_session *s = job->data;
+
+	s->pending--;
+	if (pop3_session_gone(s)) {
+		free(s->chunk);
+		s->chunk = NULL;
+		pop3_session_maybe_free(s);
+		return;
+	}
+	switch (pop3_session_body_chunk(s, job->status, &job->err, s->chunk,
+	    job->status < 0 ? 0 : (size_t)job->nread)) {
+	case POP3_BODY_DONE:
+		pop3_session_pump(s);
+		break;
+	case POP3_BODY_MORE:
+		pop3_session_submit_read(s);
+		break;
+	case POP3_BODY_WAIT:
+		break;
+	}
+}
+
+/* Starts RETR/TOP; the caller's pump goes on (and pauses input while the
+ * body is still in flight). */
 static void
 pop3_session_start_body(struct pop3_session *s, const struct pop3_event *ev)
 {
 	s->inflight = POP3_IF_BODY;
-	pop3_session_pause(s);
 	s->body_id = ev->msg_id;
 	s->body_size = ev->size;
 	s->body_off = 0;
 	s->body_started = false;
+	s->body_inline = ev->size <= POP3_INLINE_MAX;
+	if (s->body_inline) {
+		pop3_session_body_inline(s);
+		return;
+	}
 	s->chunk_len = ev->size > POP3_BIG_MESSAGE ? POP3_CHUNK_BIG :
 	    POP3_CHUNK;
 	s->chunk = xmalloc(s->chunk_len);
@@ -549,8 +659,11 @@ pop3_session_pump(struct pop3_session *s)
 				pop3_session_start_auth(s, &ev);
 				return;
 			case POP3_EV_BODY:
+				/* A small body is done right here, and the
+				 * next pipelined command follows in this same
+				 * loop, with nothing re-armed in between. */
 				pop3_session_start_body(s, &ev);
-				return;
+				continue;
 			case POP3_EV_COMMIT:
 				pop3_session_start_commit(s, &ev);
 				return;
@@ -566,7 +679,7 @@ pop3_session_pump(struct pop3_session *s)
 		}
 		net_conn_input(s->conn, &in, &len);
 		if (len == 0) {
-			pop3_session_resume(s);
+			pop3_session_idle(s);
 			return;
 		}
 		n = pop3_proto_feed(s->proto, in, len);
@@ -575,7 +688,7 @@ pop3_session_pump(struct pop3_session *s)
 		net_conn_consume(s->conn, (size_t)n);
 		if (n == 0 && !pop3_proto_busy(s->proto) &&
 		    pop3_proto_out(s->proto)->len == 0) {
-			pop3_session_resume(s);
+			pop3_session_idle(s);
 			return;
 		}
 	}
@@ -615,9 +728,7 @@ pop3_session_drain_cb(struct net_conn *c)
 	if (!s->wait_drain)
 		return;
 	s->wait_drain = false;
-	if (s->inflight == POP3_IF_BODY)
-		pop3_session_submit_read(s);
-	else
+	if (s->inflight != POP3_IF_BODY || pop3_session_body_next(s))
 		pop3_session_pump(s);
 }
 
@@ -883,10 +994,18 @@ pop3_server_start(struct pop3_server *srv, struct pr_err *err)
 		store_close(&st);
 		return r;
 	}
+	/* Opened before the thread starts: a failure leaves nothing to
+	 * stop. */
+	if ((r = store_open(srv->cfg.server.data_dir, 0, &srv->rd, err)) < 0) {
+		store_close(&st);
+		return r;
+	}
 	if ((r = pop3_store_start(srv->loop, st, &srv->q)) < 0) {
 		store_close(&st);
+		store_close(&srv->rd);
 		return pr_err_set(err, r, "cannot start the store thread");
 	}
+	srv->rbuf = xmalloc(POP3_CHUNK);
 	return 0;
 }
 
@@ -957,6 +1076,8 @@ pop3_server_free(struct pop3_server **srvp)
 	while (srv->n_ls > 0)
 		net_listener_close(&srv->ls[--srv->n_ls]);
 	pop3_store_stop(&srv->q);
+	store_close(&srv->rd);
+	free(srv->rbuf);
 	ipcount_free(&srv->ipc);
 	net_tls_free(&srv->tls);
 	free(srv);

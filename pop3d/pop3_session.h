@@ -23,9 +23,10 @@ int pop3_server_new(uv_loop_t *loop, const struct cfg *cfg,
     struct pop3_server **srv_r, struct pr_err *err);
 
 /*
- * Opens the store (after the privilege drop), releases maildrop locks a
- * previous process with our pid may have left, starts the store thread
- * and begins accepting.  Returns 0 or a negative error with err set.
+ * Opens the store (after the privilege drop) twice: one connection for
+ * the store thread and one for the loop thread's reads of small message
+ * bodies.  Releases maildrop locks a previous process with our pid may
+ * have left, starts the store thread and begins accepting.  Returns 0 or a negative error with err set.
  */
 int pop3_server_start(struct pop3_server *srv, struct pr_err *err);
 

@@ -1,10 +1,13 @@
 /*
  * pop3_store.h - the store thread of postroom-pop3d.
  *
- * Every store call of the daemon (lookups, maildrop locks, listings, body
- * reads, the commit at QUIT) runs on one dedicated thread with its own
- * store connection, so that the event loop never waits for SQLite or an
- * fsync (DESIGN 2).  argon2id verification is not done here: it runs in
+ * The store calls that can wait (lookups, maildrop locks, listings, reads
+ * of big bodies, the commit at QUIT) run on one dedicated thread with its
+ * own store connection, so that the event loop never waits for a lock or
+ * an fsync (DESIGN 2).  Only the bodies of small messages are read on the
+ * loop thread itself, from a second, read-only-use connection (see
+ * POP3_INLINE_MAX in pop3_session.c): a WAL reader never waits for the
+ * writer, and a thread hop costs more than such a read.  argon2id verification is not done here: it runs in
  * libuv's thread pool, so a burst of logins cannot delay the downloads of
  * sessions already logged in.
  *

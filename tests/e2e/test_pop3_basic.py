@@ -239,6 +239,63 @@ class Pop3Basic(unittest.TestCase):
         self.assertTrue(r.line().startswith(b"+OK"))
         self.assertTrue(r.closed(5))
 
+    def test_pipelined_retrs_small_and_big(self):
+        """Bodies up to 256 KiB are read on the daemon's loop thread,
+        bigger ones on its store thread: a pipeline mixing both, to a
+        client that does not read at first, gets every response whole
+        and in order."""
+        addr = "grace@" + DOMAIN
+        self.inst.add_user(addr, "grace-pw")
+
+        def sized(subject, size):
+            m = message(subject, b"")
+            lines = []
+            n = len(m)
+            i = 0
+            while size - n > 100:
+                ln = (b"." if i % 5 == 0 else b"") + b"%06d " % i
+                lines.append(ln + b"y" * 70 + b"\r\n")
+                n += len(lines[-1])
+                i += 1
+            lines.append(b"z" * (size - n - 2) + b"\r\n")
+            m += b"".join(lines)
+            assert len(m) == size, (len(m), size)
+            return m
+
+        def wire(m):
+            out = [b"+OK %d octets\r\n" % len(m)]
+            for ln in m.split(b"\r\n")[:-1]:
+                out.append((b"." if ln.startswith(b".") else b"") + ln +
+                           b"\r\n")
+            out.append(b".\r\n")
+            return b"".join(out)
+
+        msgs = [TRICKY, sized("edge", 256 * 1024), sized("over",
+                256 * 1024 + 1)]
+        for m in msgs:
+            deliver(self.inst, m, addr)
+        r = Raw(self.inst.host, self.inst.ports["pop3"], timeout=60)
+        r.login(addr, "grace-pw")
+        order = [2, 1, 3, 1] * 20
+        r.send("".join("RETR %d\r\n" % k for k in order) + "NOOP\r\n")
+        # Far more than the socket buffers hold: the daemon has to wait
+        # for the client between and within the responses.
+        time.sleep(0.5)
+        expect = b"".join(wire(msgs[k - 1]) for k in order) + b"+OK\r\n"
+        got = bytearray(r.buf)
+        while len(got) < len(expect):
+            chunk = r.sock.recv(1 << 20)
+            self.assertTrue(chunk, "connection closed after %d octets" %
+                            len(got))
+            got += chunk
+        self.assertEqual(len(got), len(expect))
+        self.assertTrue(bytes(got) == expect, "responses differ")
+        r.buf = b""
+        self.assertTrue(r.cmd("TOP 3 1").startswith(b"+OK"))
+        top = r.multi()
+        self.assertEqual(top[-2:], [b"", b"..000000 " + b"y" * 70])
+        self.assertTrue(r.cmd("QUIT").startswith(b"+OK"))
+
     def test_in_use_and_snapshot(self):
         addr = "snap@" + DOMAIN
         self.inst.add_user(addr, "snap-pw")

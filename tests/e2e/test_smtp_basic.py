@@ -4,12 +4,13 @@ delivery byte for byte, trace fields, aliases, relay refusal, limits,
 quota, big messages through the spool, BDAT, IPv6, SIGHUP and SIGTERM."""
 
 import os
+import re
 import signal
 import smtplib
 import socket
 import sys
 
-from smtp_util import (ALICE, BOB, Check, Raw, count_bodies, instance,
+from smtp_util import (ALICE, BOB, Check, Raw, count_bodies, db, instance,
                        log_has, messages, queued_rcpts, split_stored,
                        wait_for)
 
@@ -60,6 +61,21 @@ def main():
         lines = inst.mailbox(ALICE)
         t.eq(len(lines), 1, "postroom mailbox list shows it")
         t.ok(log_has(inst, "accepted: id "), "accepted message logged")
+        # RFC 5321 4.4: ID = CFWS "ID" FWS ( Atom / msg-id ); an Atom has
+        # no dot.  The log line gives it next to the "queued as" id.
+        m = re.search(rb"\bwith ESMTP id ([^ \t\r\n;]+)", head)
+        rid = m.group(1).decode() if m else ""
+        t.ok(re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+", rid),
+             "Received id is an Atom", rid)
+        m = re.search(r"accepted: id ([0-9a-f]+) \(received id ([^)]*)\)",
+                      inst.log("smtpd"))
+        t.ok(m is not None and m.group(2) == rid,
+             "the log line names the store id and the Received id",
+             inst.log("smtpd")[-2000:])
+        with db(inst) as c:
+            ids = [r[0] for r in c.execute("SELECT msgid FROM bodies")]
+        t.ok(m is not None and m.group(1) in ids,
+             "the logged id is the stored message's id", ids)
 
         # Several recipients, an alias, plus-addressing: one body.
         before = count_bodies(inst)
@@ -169,6 +185,41 @@ def main():
             code, msg = s.rcpt("small@example.test")
             t.eq((code, msg[:5]), (452, b"4.2.2"),
                  "mailbox full for now: 452 4.2.2")
+
+        # SMTPUTF8 (RFC 6531): a UTF-8 sender to a user whose address is
+        # UTF-8, with UTF-8 header fields, stored octet for octet.
+        jose = "jösé@example.test"
+        inst.add_user(jose, "pw for jose")
+        u8msg = ("From: Sénder <sénder@bücher.test>\r\n"
+                 "To: José <jösé@example.test>\r\n"
+                 "Subject: héllo ✓\r\n\r\nçà va? 日本語\r\n").encode()
+        with smtplib.SMTP(inst.host, port, timeout=20) as s:
+            s.ehlo()
+            t.ok(s.has_extn("smtputf8"), "SMTPUTF8 advertised")
+            t.eq(s.sendmail("sénder@bücher.test", [jose], u8msg,
+                            mail_options=["SMTPUTF8", "BODY=8BITMIME"]),
+                 {}, "UTF-8 sender and recipient accepted")
+        got = messages(inst, jose)
+        t.eq(len(got), 1, "delivered to the UTF-8 mailbox")
+        head, body = split_stored(got[0]) if got else (b"", b"")
+        t.eq(body, u8msg, "UTF-8 message stored byte for byte")
+        t.ok(head.startswith("Return-Path: <sénder@bücher.test>\r\n"
+                             .encode()), "UTF-8 Return-Path", head)
+        t.ok(b" with UTF8SMTP id " in head,
+             "RFC 6531 3.7.3: with UTF8SMTP", head)
+        t.ok("for <jösé@example.test>;".encode() in head,
+             "UTF-8 'for' clause", head)
+        r = Raw(inst.host, port)
+        r.reply()
+        r.cmd("EHLO raw.test")
+        code, lines = r.cmd("MAIL FROM:<sénder@bücher.test>")
+        t.eq((code, lines[0][4:9]), (553, "5.6.7"),
+             "UTF-8 sender without SMTPUTF8: 553 5.6.7")
+        r.cmd("MAIL FROM:<plain@remote.test>")
+        code, lines = r.cmd("RCPT TO:<jösé@example.test>")
+        t.eq((code, lines[0][4:9]), (553, "5.6.7"),
+             "UTF-8 recipient without SMTPUTF8: 553 5.6.7")
+        r.close()
 
         # Bare LF in DATA: refused after the end, nothing delivered.
         n_before = len(messages(inst, ALICE))
