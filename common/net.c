@@ -459,7 +459,8 @@ net_conn_tls_done(struct net_conn *c)
 		c->ops->tls_cb(c, 0);
 }
 
-/* Runs the handshake and decrypts what fits into c->in. */
+/* Runs the handshake and decrypts what fits into c->in.  Returns 0, UV_EOF
+ * after a close_notify, UV_EPROTO for a TLS failure, or a write error. */
 static int
 net_conn_tls_pump(struct net_conn *c)
 {
@@ -488,7 +489,7 @@ net_conn_tls_pump(struct net_conn *c)
 				ERR_clear_error();
 				net_conn_flush_tls(c);
 				c->tls_failed = 1;
-				return PR_ETLS;
+				return UV_EPROTO;
 			}
 			return net_conn_flush_tls(c);
 		}
@@ -515,7 +516,7 @@ net_conn_tls_pump(struct net_conn *c)
 		ERR_clear_error();
 		net_conn_flush_tls(c);
 		/* close_notify or a broken record: end of input. */
-		return e == SSL_ERROR_ZERO_RETURN ? UV_EOF : PR_ETLS;
+		return e == SSL_ERROR_ZERO_RETURN ? UV_EOF : UV_EPROTO;
 	}
 	/* Room reserved for a record that did not come is given back. */
 	if (c->in.len == 0)
@@ -557,15 +558,10 @@ net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		return;
 	}
 	if (nread < 0) {
-		/* UV_ENOBUFS: input full while not paused, which the session
-		 * contract rules out; treat it like an error. */
-		if (c->handshaking && c->ops->tls_cb) {
-			snprintf(c->tls_desc, sizeof(c->tls_desc), "%s",
-			    nread == UV_EOF ? "connection closed by peer" :
-			    uv_strerror((int)nread));
-			c->tls_failed = 1;
-			c->ops->tls_cb(c, PR_ETLS);
-		}
+		/* A reset, or an EOF during a handshake (a port probe, most
+		 * likely: error_cb says so, not tls_cb).  UV_ENOBUFS: input
+		 * full while not paused, which the session contract rules
+		 * out; treat it like an error. */
 		net_conn_fail(c, (int)nread);
 		return;
 	}
@@ -581,7 +577,7 @@ net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		}
 	} else {
 		if (BIO_write(c->rbio, b->base, (int)nread) != (int)nread) {
-			net_conn_fail(c, PR_ETLS);
+			net_conn_fail(c, UV_EPROTO);
 			return;
 		}
 		r = net_conn_tls_pump(c);
@@ -635,7 +631,7 @@ net_kick_cb(uv_idle_t *h)
 		if (r == UV_EOF) {
 			c->eof = 1;
 		} else if (r < 0) {
-			net_conn_fail(c, PR_ETLS);
+			net_conn_fail(c, UV_EPROTO);
 			return;
 		}
 	}

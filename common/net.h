@@ -46,9 +46,10 @@ struct net_conn_ops {
 	/* New plaintext input is buffered (see net_conn_input).  Not called
 	 * while paused. */
 	void (*input_cb)(struct net_conn *c);
-	/* A TLS handshake finished: status 0, or PR_ETLS when it failed or
-	 * the peer went away during it (net_conn_tls_error tells why; the
-	 * connection then closes and close_cb follows). */
+	/* A TLS handshake finished: status 0, or PR_ETLS when it failed
+	 * (net_conn_tls_error tells why; the connection then closes and
+	 * close_cb follows).  A peer that resets or closes during the
+	 * handshake gets error_cb instead. */
 	void (*tls_cb)(struct net_conn *c, int status);
 	/* The write queue dropped to zero bytes (net_conn_write_pending). */
 	void (*drain_cb)(struct net_conn *c);
@@ -61,6 +62,8 @@ struct net_conn_ops {
 	 * the session is not paused: a client that sends its last commands
 	 * and half-closes still gets their replies. */
 	void (*error_cb)(struct net_conn *c, int uv_status);
+	/* (uv_status is a libuv code: UV_EOF, UV_ECONNRESET, ..., and
+	 * UV_EPROTO for a TLS failure.) */
 	/* Last call: the handles are closed.  The session frees itself here;
 	 * c is freed by net after this returns. */
 	void (*close_cb)(struct net_conn *c);

@@ -48,8 +48,9 @@ sasl_plain_decode(const char *b64, size_t len, char *user, char *pass)
 	/* RFC 4954 4: "=" is an empty initial response. */
 	if (len == 1 && b64[0] == '=')
 		return PR_EINVAL;
+	/* A decode that fails half-way has written part of a password. */
 	if (sasl_b64_decode(b64, len, raw, sizeof(raw), &n) < 0)
-		return PR_EINVAL;
+		goto bad;
 	/* RFC 4616 2: message = [authzid] UTF8NUL authcid UTF8NUL passwd */
 	z = raw;
 	if ((nul = memchr(z, 0, n)) == NULL)
@@ -83,10 +84,11 @@ sasl_login_decode(const char *b64, size_t len, char *out, size_t outsz)
 {
 	size_t n;
 
-	if (outsz == 0 ||
-	    sasl_b64_decode(b64, len, (unsigned char *)out, outsz - 1, &n) < 0)
+	if (outsz == 0)
 		return PR_EINVAL;
-	if (memchr(out, 0, n) != NULL) {
+	/* On any failure out may hold part of a password: wipe it. */
+	if (sasl_b64_decode(b64, len, (unsigned char *)out, outsz - 1,
+	    &n) < 0 || memchr(out, 0, n) != NULL) {
 		sodium_memzero(out, outsz);
 		return PR_EINVAL;
 	}

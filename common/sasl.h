@@ -33,7 +33,8 @@ size_t sasl_b64_encoded_len(size_t len);
 int sasl_plain_decode(const char *b64, size_t len, char *user, char *pass);
 
 /* Decodes one base64 LOGIN step (username or password) into out (outsz
- * bytes, NUL-terminated; embedded NULs refused).  Returns 0 or PR_EINVAL. */
+ * bytes, NUL-terminated; embedded NULs refused).  Returns 0 or PR_EINVAL
+ * (out then holds only zeros: no part of a password stays behind). */
 int sasl_login_decode(const char *b64, size_t len, char *out, size_t outsz);
 
 #endif

@@ -59,5 +59,18 @@ main(void)
 	    PR_EINVAL, "base64 missing padding refused");
 	TAP_EQ_INT(sasl_login_decode("YWxpY2U=", 8, out, 4), PR_EINVAL,
 	    "LOGIN longer than the buffer refused");
+
+	/* A response that breaks off after a valid prefix leaves nothing of
+	 * the decoded password behind. */
+	memset(out, 'x', sizeof(out));
+	TAP_EQ_INT(sasl_login_decode("c2VjcmV0cGFzc3dvcmQ=!", 21, out,
+	    sizeof(out)), PR_EINVAL, "LOGIN with trailing garbage refused");
+	TAP_OK(memmem(out, sizeof(out), "secret", 6) == NULL &&
+	    out[0] == '\0', "nothing of the password left in the buffer");
+	memset(out, 'x', sizeof(out));
+	TAP_EQ_INT(sasl_login_decode("c2VjcmV0cGFzc3dvcmQ=", 20, out, 8),
+	    PR_EINVAL, "LOGIN over the buffer refused");
+	TAP_OK(memmem(out, 8, "secr", 4) == NULL,
+	    "nothing of an over-long password left in the buffer");
 	return tap_done();
 }

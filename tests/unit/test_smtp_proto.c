@@ -276,6 +276,35 @@ test_spool_events(void)
 	smtp_proto_free(&p);
 }
 
+/* The glue times a whole command line (slowloris): it asks the core
+ * whether one has begun. */
+static void
+test_line_pending(void)
+{
+	struct smtp_proto *p = proto_new(SMTP_LISTEN_MX);
+
+	feed(p, "");
+	TAP_OK(!smtp_proto_line_pending(p), "no line at first");
+	feed(p, "EH");
+	TAP_OK(smtp_proto_line_pending(p), "a partial command line");
+	TAP_EQ_STR(feed(p, "LO x\r\n"), "250-mx.example.test\r\n"
+	    "250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n"
+	    "250-AUTH PLAIN LOGIN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n",
+	    "the line completes");
+	TAP_OK(!smtp_proto_line_pending(p), "none after its end");
+	feed(p, "AUTH LOGIN\r\nYWxp");
+	TAP_OK(smtp_proto_line_pending(p), "a partial SASL response");
+	feed(p, "Y2U=\r\n*\r\n");
+	TAP_OK(!smtp_proto_line_pending(p), "none after it");
+	feed(p, "MAIL FROM:<a@b.c>\r\nRCPT TO:<c@d.e>\r\n");
+	smtp_proto_complete(p, SMTP_RCPT_LOCAL);
+	feed(p, "DATA\r\nSubject: x\r\n\r\npartial text");
+	TAP_OK(!smtp_proto_line_pending(p), "message text is not a command "
+	    "line");
+	smtp_proto_free(&p);
+}
+
 int
 main(void)
 {
@@ -286,5 +315,6 @@ main(void)
 	test_backpressure();
 	test_starttls_drop();
 	test_spool_events();
+	test_line_pending();
 	return tap_done();
 }
