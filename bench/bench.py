@@ -1183,8 +1183,9 @@ METHOD = """\
   not measured.  "poplib" is Python's poplib, "raw" reads 64 KiB at a time.
 - Latency: one transaction = MAIL FROM .. final 250 of a 10 KiB message on
   an open session; one RETR of a 10 KiB message on an open session.
-- Idle: connections from 127.0.0.2.. held after their greeting; PSS is
-  the sum of /proc/PID/smaps_rollup of postroom-smtpd and postroom-pop3d.
+- Idle: connections from 127.0.0.2.. held after their greeting, on
+  freshly restarted daemons; PSS is the sum of /proc/PID/smaps_rollup of
+  postroom-smtpd and postroom-pop3d; 64 MB = 64,000,000 bytes.
 - CPU per message: utime+stime (own and reaped children) of the server's
   process tree from /proc/PID/stat, divided by the messages of the run.
 """

@@ -87,6 +87,38 @@ smtp_data_scan(struct smtp_data *d, uint8_t c)
 	d->hdr[d->hdr_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 }
 
+/*
+ * The run of text octets (neither CR nor LF) at the start of in[0..len),
+ * inside a line of the body: counted, and copied to out while the message
+ * is deliverable (at most *room octets then).  Returns the octets taken.
+ */
+static size_t
+smtp_data_text_run(struct smtp_data *d, const uint8_t *in, size_t len,
+    size_t *room, struct buf *out)
+{
+	bool ok = smtp_data_ok(d);
+	const uint8_t *p;
+	size_t k;
+
+	if (ok && len > *room)
+		len = *room;
+	if ((p = memchr(in, '\r', len)) != NULL)
+		len = (size_t)(p - in);
+	if ((p = memchr(in, '\n', len)) != NULL)
+		len = (size_t)(p - in);
+	k = len;
+	if ((d->line_len += k) > d->line_max)
+		d->long_line = true;
+	if ((d->size += k) > d->size_max)
+		d->too_big = true;
+	if (ok && smtp_data_ok(d)) {
+		memcpy(out->p + out->len, in, k);
+		out->len += k;
+		*room -= k;
+	}
+	return k;
+}
+
 int
 smtp_data_feed(struct smtp_data *d, const uint8_t *in, size_t len,
     size_t *consumed_r, struct buf *out)
@@ -102,12 +134,24 @@ smtp_data_feed(struct smtp_data *d, const uint8_t *in, size_t len,
 			return r;
 	}
 	for (i = 0; i < len; i++) {
-		uint8_t c = in[i];
+		uint8_t c;
 		bool emit = true;
 
 		/* Stop before an octet that might need a byte of room. */
 		if (smtp_data_ok(d) && room == 0)
 			break;
+		/* Inside a line of the body everything up to the next CR or
+		 * LF is text: take it in one piece, not octet by octet. */
+		if (d->st == SMTP_DATA_S_TEXT && !d->in_header) {
+			size_t k = smtp_data_text_run(d, in + i, len - i, &room,
+			    out);
+
+			if ((i += k) == len)
+				break;
+			if (smtp_data_ok(d) && room == 0)
+				break;
+		}
+		c = in[i];
 		if (d->st == SMTP_DATA_S_BOL)
 			d->line_len = 0;
 		if (++d->line_len > d->line_max)

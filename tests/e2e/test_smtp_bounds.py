@@ -77,6 +77,11 @@ def rss_kib(pid):
     return 0
 
 
+def sanitized(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def tls_pipelined(host, port, payload, timeout=20):
     """Implicit TLS: after the handshake, sends payload and a close_notify
     in one flight, then returns all the plaintext the server sends until
@@ -232,7 +237,12 @@ def eager_clients(t):
         t.ok(sent[0] == stalled < len(payload),
              "the daemon stopped reading a client that does not read "
              "(%d of %d octets taken)" % (sent[0], len(payload)))
-        t.ok(grew < 8 * 1024, "daemon memory stayed flat (+%d KiB)" % grew)
+        if sanitized(p.pid):
+            # ASan's quarantine holds on to freed memory by design.
+            t.ok(True, "daemon memory not measured under ASan")
+        else:
+            t.ok(grew < 8 * 1024,
+                 "daemon memory stayed flat (+%d KiB)" % grew)
         got = 0
         last = b""
         while True:

@@ -74,6 +74,30 @@ static const struct data_case cases[] = {
 	    0, 0 },
 	{ "folded lines are not fields", SMTP_DATA_DOT, "Subject: x\r\n"
 	    " Date: no\r\n\r\n.\r\n", 0, 0, 0, 1, 0, NULL, 0, 0, 0 },
+	/* After the header section, text runs are taken in one piece. */
+	{ "body: text runs", SMTP_DATA_DOT, "S: x\r\n\r\nhello world\r\n"
+	    "..stuffed\r\nlast line\r\n.\r\nNOOP\r\n", 0, 0, 0, 1, 46,
+	    "S: x\r\n\r\nhello world\r\n.stuffed\r\nlast line\r\n", 0,
+	    0, 0 },
+	{ "body: line at max", SMTP_DATA_DOT, "S: x\r\n\r\n12345678\r\n"
+	    ".\r\n", 0, 0, 10, 1, 0, "S: x\r\n\r\n12345678\r\n", 0, 0, 0 },
+	{ "body: line at max+1", SMTP_DATA_DOT, "S: x\r\n\r\n123456789\r\n"
+	    ".\r\n", 0, 0, 10, 1, 0, NULL, WANT_LONG, 0, 0 },
+	{ "body: size at max", SMTP_DATA_DOT, "S: x\r\n\r\n1234\r\n.\r\n",
+	    0, 14, 0, 1, 0, "S: x\r\n\r\n1234\r\n", 0, 0, 0 },
+	{ "body: size at max+1", SMTP_DATA_DOT, "S: x\r\n\r\n12345\r\n"
+	    ".\r\n", 0, 14, 0, 1, 0, NULL, WANT_BIG, 0, 0 },
+	{ "body: bare LF in a run", SMTP_DATA_DOT, "S: x\r\n\r\nab\ncd\r\n"
+	    ".\r\n", 0, 0, 0, 1, 0, NULL, WANT_BARE, 0, 0 },
+	{ "body: bare CR in a run", SMTP_DATA_DOT, "S: x\r\n\r\nab\rcd\r\n"
+	    ".\r\n", 0, 0, 0, 1, 0, NULL, WANT_BARE, 0, 0 },
+	{ "body: smuggled end in a run", SMTP_DATA_DOT, "S: x\r\n\r\nab\n.\n"
+	    "cd\r\n.\r\n", 0, 0, 0, 1, 0, NULL, WANT_BARE, 0, 0 },
+	{ "body: NUL and 8-bit in a run", SMTP_DATA_DOT, "S: x\r\n\r\n"
+	    "a\0\xff\xc3\xa9" "b\r\n.\r\n", 19, 0, 0, 1, 0,
+	    "S: x\r\n\r\na\0\xff\xc3\xa9" "b\r\n", 0, 0, 0 },
+	{ "chunk: body runs", SMTP_DATA_CHUNK, "S: x\r\n\r\n.a\r\nbc", 0, 0,
+	    0, 0, 0, "S: x\r\n\r\n.a\r\nbc\r\n", 0, 0, 0 },
 	{ "chunk: dots are data", SMTP_DATA_CHUNK, ".\r\n..\r\n", 0, 0, 0, 0,
 	    0, ".\r\n..\r\n", 0, 0, 0 },
 	{ "chunk: bare LF", SMTP_DATA_CHUNK, "a\nb\r\n", 0, 0, 0, 0, 0, NULL,
