@@ -52,7 +52,9 @@ log_level_parse(const char *s, enum log_level *lvl_r)
 
 /*
  * Text from peers (EHLO names, addresses, usernames) ends up in log lines:
- * escape control characters and DEL so a peer cannot inject a fake line.
+ * escape control characters and DEL so a peer cannot inject a fake line,
+ * and the backslash itself, so that "\x0a" in a line always means the
+ * octet 0x0a and never text a peer typed to look like it.
  */
 static size_t
 log_escape(char *dst, size_t dstsz, const char *src)
@@ -64,6 +66,9 @@ log_escape(char *dst, size_t dstsz, const char *src)
 
 		if (c < 0x20 || c == 0x7f) {
 			o += (size_t)snprintf(dst + o, dstsz - o, "\\x%02x", c);
+		} else if (c == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = '\\';
 		} else {
 			dst[o++] = (char)c;
 		}

@@ -631,7 +631,7 @@ net_kick_cb(uv_idle_t *h)
 		if (r == UV_EOF) {
 			c->eof = 1;
 		} else if (r < 0) {
-			net_conn_fail(c, UV_EPROTO);
+			net_conn_fail(c, r);
 			return;
 		}
 	}

@@ -19,7 +19,6 @@ struct smtp_deliver {
 	struct smtp_deliver_job *done, **done_tail;
 	bool stop;
 	/* Loop thread only: */
-	size_t pending;
 	bool started, closed;
 };
 
@@ -88,7 +87,6 @@ smtp_deliver_reap(struct smtp_deliver *d)
 	for (; j != NULL; j = next) {
 		next = j->next;
 		j->next = NULL;
-		d->pending--;
 		j->done_cb(j);
 	}
 }
@@ -135,18 +133,11 @@ void
 smtp_deliver_submit(struct smtp_deliver *d, struct smtp_deliver_job *job)
 {
 	job->next = NULL;
-	d->pending++;
 	uv_mutex_lock(&d->mu);
 	*d->queue_tail = job;
 	d->queue_tail = &job->next;
 	uv_cond_signal(&d->cv);
 	uv_mutex_unlock(&d->mu);
-}
-
-size_t
-smtp_deliver_pending(const struct smtp_deliver *d)
-{
-	return d->pending;
 }
 
 void

@@ -40,9 +40,6 @@ int smtp_deliver_new(uv_loop_t *loop, const char *data_dir,
  * points to must stay valid and unchanged until then.  Never fails. */
 void smtp_deliver_submit(struct smtp_deliver *d, struct smtp_deliver_job *job);
 
-/* Jobs submitted and not yet reported back. */
-size_t smtp_deliver_pending(const struct smtp_deliver *d);
-
 /* On the loop thread: commits what is queued, joins the thread, runs the
  * remaining done_cb calls, and starts closing the loop handle.  Blocks for
  * at most one batch commit. */

@@ -556,11 +556,11 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 
 	s->pending--;
 	smtp_session_trace_id(s, tid, sizeof(tid));
-	/* Both ids: the store's ("queued as", `postroom mailbox list`) and
-	 * the Received field's, so either one finds the other. */
+	/* Both ids: the store's (the "queued as" reply, `postroom queue
+	 * list`) and the Received field's, so either one finds the other. */
 	if (m->status == 0)
-		log_info(s->sid, "accepted: id %s (received id %s) from <%s> to "
-		    "<%s>%s%.0zu (%zu local, %zu remote), %llu octets%s%s",
+		log_info(s->sid, "accepted: id %s (received id %s) from <%s> "
+		    "to <%s>%s%.0zu (%zu local, %zu remote), %llu octets%s%s",
 		    m->id, tid,
 		    tx->sender, tx->first_rcpt, tx->n_rcpt > 1 ? " +" : "",
 		    tx->n_rcpt > 1 ? (size_t)tx->n_rcpt - 1 : 0, m->n_users,
@@ -870,6 +870,18 @@ static const struct net_conn_ops smtp_session_ops = {
 	.close_cb = smtp_session_close_cb,
 };
 
+/* A 421 instead of the greeting, then close.  Before any TLS handshake,
+ * so in plain text even on an implicit-TLS port. */
+static void
+smtp_session_refuse(struct smtp_session *s, const char *enh,
+    const char *text)
+{
+	s->greeted = true;
+	smtp_proto_refuse(s->p, 421, enh, text);
+	smtp_session_flush(s);
+	net_conn_close(s->c, true);
+}
+
 void
 smtp_session_accept(struct net_listener *l, struct net_conn *c)
 {
@@ -915,19 +927,12 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	if (srv->max_per_ip > 0 && count > srv->max_per_ip) {
 		log_warn(s->sid, "refused %s: %u connections from it", s->peer,
 		    count);
-		/* Before any TLS handshake: a plain-text 421 and goodbye. */
-		s->greeted = true;
-		smtp_proto_refuse(s->p, 421, "4.7.0",
+		smtp_session_refuse(s, "4.7.0",
 		    "Too many connections from your address");
-		smtp_session_flush(s);
-		net_conn_close(c, true);
 		return;
 	}
 	if (srv->draining) {
-		s->greeted = true;
-		smtp_proto_refuse(s->p, 421, "4.3.2", "Service shutting down");
-		smtp_session_flush(s);
-		net_conn_close(c, true);
+		smtp_session_refuse(s, "4.3.2", "Service shutting down");
 		return;
 	}
 	net_conn_set_timeout(c, srv->timeout_ms);

@@ -9,8 +9,11 @@ close_notify), which must still get every reply."""
 import base64
 import re
 import select
+import signal
 import socket
 import ssl
+import struct
+import subprocess
 import sys
 import threading
 import time
@@ -297,6 +300,41 @@ def eager_clients(t):
         t.ok(any(m.endswith(msg) for m in messages(inst, BOB)),
              "and delivered once")
         t.ok(inst.procs["smtpd"].poll() is None, "daemon still running")
+
+        # SIGTERM while a client that does not read has replies queued:
+        # its session gets 421 and closes after a flush, which cannot
+        # finish.  When the client then resets the connection, the write
+        # fails and the session ends at once, not at the flush deadline.
+        s = socket.create_connection((inst.host, inst.ports["smtp"]),
+                                     timeout=3)
+        s.recv(1024)
+        stop = threading.Event()
+
+        def flood():
+            while not stop.is_set():
+                try:
+                    s.sendall(b"NOOP\r\n" * 10000)
+                except OSError:
+                    return
+
+        th = threading.Thread(target=flood)
+        th.start()
+        time.sleep(2.0)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        stop.set()
+        th.join()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+        s.close()
+        t0 = time.monotonic()
+        try:
+            rc = p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.monotonic() - t0
+        t.ok(rc == 0 and took < 5, "a reset during the final flush ends the "
+             "session at once (daemon exited %s after %.1f s)" % (rc, took))
     finally:
         inst.close()
 
