@@ -67,7 +67,6 @@ struct smtp_session {
 	bool ip_counted;
 	bool delay_active;
 	bool timer_closed;
-	unsigned tx_seq;              /* messages so far, for the trace id */
 	int64_t user_id;              /* authenticated user */
 
 	uv_timer_t timer;             /* AUTH failure delay */
@@ -101,18 +100,6 @@ smtp_session_op_free(struct smtp_session *s)
 	sodium_memzero(s->op->auth_hash, sizeof(s->op->auth_hash));
 	free(s->op);
 	s->op = NULL;
-}
-
-/*
- * The id of the Received field of the session's current message: the
- * session id and the message's number in the session.  A dot is not
- * allowed in the Atom of RFC 5321 4.4 ID, a hyphen is.  The accepted-
- * message log line gives it next to the store's "queued as" id.
- */
-static void
-smtp_session_trace_id(const struct smtp_session *s, char *out, size_t outsz)
-{
-	snprintf(out, outsz, "%s-%u", s->sid, s->tx_seq);
 }
 
 /* --- Helpers ----------------------------------------------------------- */
@@ -552,16 +539,14 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	const struct smtp_tx *tx = smtp_proto_tx(s->p);
 	const struct store_msg *m = &job->msg;
 	bool remote = m->n_remote > 0;
-	char tid[LOG_SID_LEN + 16];
 
 	s->pending--;
-	smtp_session_trace_id(s, tid, sizeof(tid));
-	/* Both ids: the store's (the "queued as" reply, `postroom queue
-	 * list`) and the Received field's, so either one finds the other. */
+	/* One id end to end: the Received field, the "queued as" reply,
+	 * this line and `postroom queue list`. */
 	if (m->status == 0)
-		log_info(s->sid, "accepted: id %s (received id %s) from <%s> "
+		log_info(s->sid, "accepted: id %s from <%s> "
 		    "to <%s>%s%.0zu (%zu local, %zu remote), %llu octets%s%s",
-		    m->id, tid,
+		    m->id,
 		    tx->sender, tx->first_rcpt, tx->n_rcpt > 1 ? " +" : "",
 		    tx->n_rcpt > 1 ? (size_t)tx->n_rcpt - 1 : 0, m->n_users,
 		    m->n_remote, (unsigned long long)tx->size,
@@ -569,8 +554,8 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 		    s->c != NULL && net_conn_tls_active(s->c) ?
 		    net_conn_tls_desc(s->c) : "");
 	else
-		log_warn(s->sid, "delivery of %s from <%s> failed: %s%s%s",
-		    tid, tx->sender, pr_strerror(m->status),
+		log_warn(s->sid, "delivery from <%s> failed: %s%s%s",
+		    tx->sender, pr_strerror(m->status),
 		    m->err.msg[0] ? ": " : "", m->err.msg);
 	if (m->status == 0 && remote && s->srv->relay != NULL)
 		relay_kick(s->srv->relay);
@@ -604,7 +589,7 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	struct smtp_deliver_job *job = &smtp_session_op(s)->job;
 	struct store_msg *m = &job->msg;
 	struct smtp_trace t;
-	char date[64], id[LOG_SID_LEN + 16], rnd[17], msgid[384];
+	char date[64], id[STORE_ID_LEN + 1], rnd[17], msgid[384];
 	unsigned char rb[8];
 
 	if (status < 0) {
@@ -612,8 +597,10 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 		return;
 	}
 	smtp_session_date(date, sizeof(date));
-	s->tx_seq++;
-	smtp_session_trace_id(s, id, sizeof(id));
+	/* The message id is chosen here, so that the Received field, the
+	 * reply and the logs all carry the one the store keeps. */
+	randombytes_buf(rb, sizeof(rb));
+	sodium_bin2hex(id, sizeof(id), rb, sizeof(rb));
 	randombytes_buf(rb, sizeof(rb));
 	sodium_bin2hex(rnd, sizeof(rnd), rb, sizeof(rb));
 	snprintf(msgid, sizeof(msgid), "<%s.%s@%s>", rnd, id,
@@ -635,6 +622,7 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	m->n_remote = tx->n_remote;
 	m->head = s->head.p;
 	m->head_len = s->head.len;
+	memcpy(m->id, id, sizeof(m->id));
 	if (tx->spooled) {
 		m->body_fd = s->spool_fd;
 		m->body_len = (size_t)tx->size;

@@ -190,7 +190,11 @@ struct store_msg {
 	/* out */
 	int status;                     /* 0, PR_EQUOTA, PR_ETOOBIG, ... */
 	struct pr_err err;
-	char id[STORE_ID_LEN + 1];      /* "queued as" id */
+	/* in/out: the "queued as" id.  A caller may set one of
+	 * STORE_ID_LEN lower-case hex digits (e.g. already written into the
+	 * Received field); otherwise the store makes one up.  Cleared when
+	 * the message fails. */
+	char id[STORE_ID_LEN + 1];
 };
 
 /*

@@ -197,6 +197,20 @@ store_deliver_queue(struct store *st, struct store_msg *m, int64_t body_id,
 }
 
 /* One message, inside the open transaction. */
+/* A caller-chosen id (already written into a Received field) is kept
+ * when it has the store's form: STORE_ID_LEN lower-case hex digits. */
+static bool
+store_deliver_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < STORE_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		    (id[i] >= 'a' && id[i] <= 'f')))
+			return false;
+	return id[STORE_ID_LEN] == '\0';
+}
+
 static int
 store_deliver_one(struct store *st, struct store_msg *m, int64_t now)
 {
@@ -232,7 +246,8 @@ store_deliver_one(struct store *st, struct store_msg *m, int64_t now)
 		if ((r = store_deliver_quota(st, m->users[i], size, err)) < 0)
 			return r;
 
-	store__random_hex(m->id, STORE_ID_LEN / 2);
+	if (!store_deliver_id_valid(m->id))
+		store__random_hex(m->id, STORE_ID_LEN / 2);
 	if ((r = store_deliver_body(st, m, size, now, &body_id, err)) < 0)
 		return r;
 	for (size_t i = 0; i < m->n_users; i++) {
@@ -262,7 +277,6 @@ store_deliver(struct store *st, struct store_msg *const *msgs, size_t n)
 	pr_err_clear(&err);
 	for (size_t i = 0; i < n; i++) {
 		msgs[i]->status = 0;
-		msgs[i]->id[0] = '\0';
 		pr_err_clear(&msgs[i]->err);
 	}
 	if (n == 0)
