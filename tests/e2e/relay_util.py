@@ -28,37 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from harness import Instance, free_port  # noqa: E402,F401
+from tap import Check  # noqa: E402,F401
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 PASSWORD = "correct horse battery"
-
-
-class Check:
-    """A tiny TAP producer so a failing assertion does not hide the rest."""
-
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, detail=None):
-        self.n += 1
-        if cond:
-            print("ok %d - %s" % (self.n, name))
-        else:
-            self.failed += 1
-            print("not ok %d - %s" % (self.n, name))
-            if detail is not None:
-                for line in str(detail).splitlines()[-30:]:
-                    print("#   " + line)
-        sys.stdout.flush()
-        return cond
-
-    def eq(self, got, want, name):
-        return self.ok(got == want, name, "got  %r\nwant %r" % (got, want))
-
-    def done(self):
-        print("1..%d" % self.n)
-        return 1 if self.failed else 0
 
 
 def skip(why):

@@ -15,40 +15,12 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from harness import Instance  # noqa: E402
+from tap import Check  # noqa: E402,F401
 
 PASSWORD = "correct horse battery"
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
-
-
-class Check:
-    """A tiny TAP producer so a failing assertion does not hide the rest."""
-
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, detail=None):
-        self.n += 1
-        if cond:
-            print("ok %d - %s" % (self.n, name))
-        else:
-            self.failed += 1
-            print("not ok %d - %s" % (self.n, name))
-            if detail is not None:
-                for line in str(detail).splitlines()[:20]:
-                    print("#   " + line)
-        sys.stdout.flush()
-        return cond
-
-    def eq(self, got, want, name):
-        return self.ok(got == want, name,
-                       "got  %r\nwant %r" % (got, want))
-
-    def done(self):
-        print("1..%d" % self.n)
-        return 1 if self.failed else 0
 
 
 def instance(extra=None, host="127.0.0.1", users=True, relay=False, **kw):
