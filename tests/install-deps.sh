@@ -2,9 +2,11 @@
 # Installs the Debian 12 packages needed to build postroom and run its
 # tests; does nothing when they are all present already.
 set -u
-pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+pkgs="build-essential meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 libuv1-dev libssl-dev libsqlite3-dev libsodium-dev libc-ares-dev libinih-dev
-sqlite3 openssl python3 python3-dkim swaks msmtp curl fetchmail mpop
+sqlite3 openssl ca-certificates python3 python3-dkim msmtp curl fetchmail mpop
+swaks libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
+libauthen-sasl-perl
 dnsmasq-base iproute2 postfix opendkim-tools
 debhelper devscripts dh-exec fakeroot lintian ssl-cert adduser"
 missing=""
