@@ -42,11 +42,11 @@ def children(pid):
 
 def tree(pid):
     """pid and all its living descendants."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
+    out, stack = [], [pid]
+    while stack:
+        p = stack.pop()
         out.append(p)
-        todo += children(p)
+        stack += children(p)
     return out
 
 

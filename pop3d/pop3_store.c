@@ -16,7 +16,7 @@ struct pop3_store {
 	uv_thread_t thread;
 	uv_mutex_t mu;
 	uv_cond_t cond;
-	struct pop3_job *todo, **todo_tail;
+	struct pop3_job *queued, **queue_tail;
 	struct pop3_job *done, **done_tail;
 	struct store *st;
 	bool stop;
@@ -85,13 +85,13 @@ pop3_store_thread(void *arg)
 
 	uv_mutex_lock(&q->mu);
 	for (;;) {
-		while (q->todo == NULL && !q->stop)
+		while (q->queued == NULL && !q->stop)
 			uv_cond_wait(&q->cond, &q->mu);
-		if (q->todo == NULL)
+		if (q->queued == NULL)
 			break;
-		j = q->todo;
-		if ((q->todo = j->next) == NULL)
-			q->todo_tail = &q->todo;
+		j = q->queued;
+		if ((q->queued = j->next) == NULL)
+			q->queue_tail = &q->queued;
 		uv_mutex_unlock(&q->mu);
 
 		pop3_store_run(q, j);
@@ -137,7 +137,7 @@ pop3_store_start(uv_loop_t *loop, struct store *st, struct pop3_store **q_r)
 	int r;
 
 	q->st = st;
-	q->todo_tail = &q->todo;
+	q->queue_tail = &q->queued;
 	q->done_tail = &q->done;
 	if ((r = uv_mutex_init(&q->mu)) < 0) {
 		free(q);
@@ -166,8 +166,8 @@ pop3_store_submit(struct pop3_store *q, struct pop3_job *job)
 {
 	job->next = NULL;
 	uv_mutex_lock(&q->mu);
-	*q->todo_tail = job;
-	q->todo_tail = &job->next;
+	*q->queue_tail = job;
+	q->queue_tail = &job->next;
 	uv_cond_signal(&q->cond);
 	uv_mutex_unlock(&q->mu);
 }

@@ -14,7 +14,7 @@ struct relay_worker {
 	uv_mutex_t mu;
 	uv_cond_t cond;
 	uv_async_t async;
-	struct relay_work *todo, **todo_tail;   /* for the thread */
+	struct relay_work *queued, **queue_tail;   /* for the thread */
 	struct relay_work *done, **done_tail;   /* for the loop */
 	bool stopping;      /* no more work will come */
 	bool exited;        /* the thread has finished */
@@ -30,13 +30,13 @@ relay_worker_main(void *arg)
 
 	uv_mutex_lock(&wk->mu);
 	for (;;) {
-		while (wk->todo == NULL && !wk->stopping)
+		while (wk->queued == NULL && !wk->stopping)
 			uv_cond_wait(&wk->cond, &wk->mu);
-		if ((w = wk->todo) == NULL)
+		if ((w = wk->queued) == NULL)
 			break;
-		wk->todo = w->next;
-		if (wk->todo == NULL)
-			wk->todo_tail = &wk->todo;
+		wk->queued = w->next;
+		if (wk->queued == NULL)
+			wk->queue_tail = &wk->queued;
 		uv_mutex_unlock(&wk->mu);
 
 		w->run(w, wk->st);
@@ -105,7 +105,7 @@ relay_worker_new(uv_loop_t *loop, const char *data_dir,
 		free(wk);
 		return r;
 	}
-	wk->todo_tail = &wk->todo;
+	wk->queue_tail = &wk->queued;
 	wk->done_tail = &wk->done;
 	if (uv_mutex_init(&wk->mu) < 0 || uv_cond_init(&wk->cond) < 0)
 		fatal("relay: cannot create a mutex");
@@ -134,8 +134,8 @@ relay_worker_submit(struct relay_worker *wk, struct relay_work *w,
 		uv_mutex_unlock(&wk->mu);
 		fatal("relay: work submitted to a stopped store thread");
 	}
-	*wk->todo_tail = w;
-	wk->todo_tail = &w->next;
+	*wk->queue_tail = w;
+	wk->queue_tail = &w->next;
 	uv_cond_signal(&wk->cond);
 	uv_mutex_unlock(&wk->mu);
 }

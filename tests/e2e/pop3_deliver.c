@@ -62,7 +62,7 @@ main(int argc, char **argv)
 	const char *sender = "sender@example.org";
 	int64_t *ids;
 	uint8_t *data = NULL;
-	size_t len = 0, n_users, i, j, k, todo, batch;
+	size_t len = 0, n_users, i, j, k, left, batch;
 	long count = 1;
 	int c, fd = -1;
 	struct stat sb;
@@ -109,8 +109,8 @@ main(int argc, char **argv)
 	}
 	msgs = calloc(BATCH, sizeof(*msgs));
 	ptrs = calloc(BATCH, sizeof(*ptrs));
-	for (todo = (size_t)count; todo > 0; todo -= batch) {
-		batch = todo < BATCH ? todo : BATCH;
+	for (left = (size_t)count; left > 0; left -= batch) {
+		batch = left < BATCH ? left : BATCH;
 		for (k = 0; k < batch; k++) {
 			memset(&msgs[k], 0, sizeof(msgs[k]));
 			msgs[k].sender = sender;
