@@ -354,6 +354,8 @@ cfg_set_tls(struct cfg *c, const char *name, const char *value)
 		r = CFG_STR(c->tls.cert);
 	else if (strcmp(name, "key") == 0)
 		r = CFG_STR(c->tls.key);
+	else if (strcmp(name, "ciphers") == 0)
+		r = CFG_STR(c->tls.ciphers);
 	else
 		return CFG_UNKNOWN_KEY;
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;

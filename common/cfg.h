@@ -55,6 +55,9 @@ struct cfg {
 	struct {
 		char cert[1024]; /* PEM chain; "" = no TLS */
 		char key[1024];
+		/* TLS 1.2 suites (OpenSSL cipher list); "" = the default,
+		 * NET_TLS_CIPHERS_DEFAULT.  TLS 1.3 suites are OpenSSL's. */
+		char ciphers[512];
 	} tls;
 	struct {
 		bool enabled;             /* default true */

@@ -9,8 +9,13 @@
  * Without TLS the BIOs are skipped.  One static read buffer per process
  * serves every connection (libuv reads one socket at a time), so an idle
  * connection holds no read buffer at all.
+ *
+ * A connection is accepted by a listener (server role) or made with
+ * net_connect (client role, the relay); both share everything below the
+ * handshake's direction.  The contexts and their policy are in tls.c.
  */
 #include "net.h"
+#include "tls_int.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -26,10 +31,6 @@
 #include "log.h"
 #include "xmalloc.h"
 
-struct net_tls {
-	SSL_CTX *ctx;
-};
-
 struct net_listener {
 	uv_tcp_t tcp;
 	struct net_tls *implicit_tls;
@@ -42,6 +43,7 @@ struct net_listener {
 
 struct net_conn {
 	uv_tcp_t tcp;
+	uv_connect_t connect_req;  /* client role */
 	uv_timer_t timer;
 	uv_idle_t kick;            /* deferred input_cb after resume */
 	struct net_listener *l;
@@ -55,7 +57,8 @@ struct net_conn {
 	int handles;               /* open libuv handles */
 	int local_port;
 	unsigned paused : 1, reading : 1, closing : 1, close_after_flush : 1,
-	    handshaking : 1, tls_failed : 1, eof : 1, timeout_held : 1;
+	    handshaking : 1, tls_failed : 1, eof : 1, timeout_held : 1,
+	    client : 1, connecting : 1;
 	char peer[INET6_ADDRSTRLEN];
 	/* "TLSv1.3 CIPHER" once the handshake is done; the reason instead
 	 * when it failed (tls_failed). */
@@ -85,96 +88,6 @@ static void net_conn_update_reading(struct net_conn *c);
 static void net_conn_do_close(struct net_conn *c);
 static void net_timer_cb(uv_timer_t *t);
 static void net_conn_fail(struct net_conn *c, int status);
-
-/* --- TLS context ------------------------------------------------------- */
-
-static void
-net_tls_errstr(struct pr_err *err, const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char buf[200];
-
-	ERR_error_string_n(e, buf, sizeof(buf));
-	pr_err_set(err, PR_ETLS, "%s: %s", what, e ? buf : "unknown error");
-	ERR_clear_error();
-}
-
-static SSL_CTX *
-net_tls_ctx_load(const char *cert, const char *key, struct pr_err *err)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	static const unsigned char sid_ctx[] = "postroom";
-
-	if (ctx == NULL) {
-		net_tls_errstr(err, "SSL_CTX_new");
-		return NULL;
-	}
-	/* TLS 1.2 or newer only (DESIGN.md), no compression (CRIME), no
-	 * renegotiation: nothing a mail client needs. */
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	/* Give back the 34 KiB of record buffers while a session idles. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		char what[1100];
-
-		snprintf(what, sizeof(what), "certificate %s", cert);
-		net_tls_errstr(err, what);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		char what[1100];
-
-		snprintf(what, sizeof(what), "private key %s", key);
-		net_tls_errstr(err, what);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-int
-net_tls_new(const char *cert, const char *key, struct net_tls **tls_r,
-    struct pr_err *err)
-{
-	SSL_CTX *ctx = net_tls_ctx_load(cert, key, err);
-	struct net_tls *t;
-
-	if (ctx == NULL)
-		return PR_ETLS;
-	t = xcalloc(1, sizeof(*t));
-	t->ctx = ctx;
-	*tls_r = t;
-	return 0;
-}
-
-int
-net_tls_reload(struct net_tls *tls, const char *cert, const char *key,
-    struct pr_err *err)
-{
-	SSL_CTX *ctx = net_tls_ctx_load(cert, key, err);
-
-	if (ctx == NULL)
-		return PR_ETLS;
-	/* Live SSL objects hold their own reference to the old context. */
-	SSL_CTX_free(tls->ctx);
-	tls->ctx = ctx;
-	return 0;
-}
-
-void
-net_tls_free(struct net_tls **tls)
-{
-	if (*tls == NULL)
-		return;
-	SSL_CTX_free((*tls)->ctx);
-	free(*tls);
-	*tls = NULL;
-}
 
 /* --- Connection accessors ---------------------------------------------- */
 
@@ -217,7 +130,7 @@ net_conn_listener(const struct net_conn *c)
 struct net_tls *
 net_conn_starttls_ctx(const struct net_conn *c)
 {
-	return c->l->starttls;
+	return c->l != NULL ? c->l->starttls : NULL;
 }
 
 int
@@ -459,6 +372,14 @@ net_conn_tls_done(struct net_conn *c)
 		c->ops->tls_cb(c, 0);
 }
 
+/* True when OpenSSL holds input the session has not seen: decrypted
+ * plaintext (SSL_pending) or ciphertext still in the read BIO. */
+static bool
+net_conn_tls_buffered(const struct net_conn *c)
+{
+	return SSL_pending(c->ssl) > 0 || BIO_ctrl_pending(c->rbio) > 0;
+}
+
 /* Runs the handshake and decrypts what fits into c->in.  Returns 0, UV_EOF
  * after a close_notify, UV_EPROTO for a TLS failure, or a write error. */
 static int
@@ -474,8 +395,15 @@ net_conn_tls_pump(struct net_conn *c)
 			    e != SSL_ERROR_WANT_WRITE) {
 				unsigned long err = ERR_peek_error();
 
+				long v = SSL_get_verify_result(c->ssl);
+
 				/* The session logs it, with its id. */
-				if (err != 0)
+				if (c->client && v != X509_V_OK)
+					snprintf(c->tls_desc,
+					    sizeof(c->tls_desc),
+					    "certificate verification failed: "
+					    "%s", X509_verify_cert_error_string(v));
+				else if (err != 0)
 					ERR_error_string_n(err, c->tls_desc,
 					    sizeof(c->tls_desc));
 				else
@@ -534,9 +462,35 @@ net_conn_tls_pump(struct net_conn *c)
 static void
 net_conn_deliver(struct net_conn *c)
 {
-	if (!c->closing && !c->paused && !c->handshaking && c->in.len > 0 &&
-	    c->ops->input_cb)
-		c->ops->input_cb(c);
+	size_t before;
+	int r;
+
+	for (;;) {
+		if (!c->closing && !c->paused && !c->handshaking &&
+		    c->in.len > 0 && c->ops->input_cb)
+			c->ops->input_cb(c);
+		/*
+		 * Records that did not fit into c->in (it was full) wait in
+		 * OpenSSL, decrypted or not.  The peer sent them already
+		 * and may send nothing more until it has its reply, so
+		 * they are decrypted as soon as the session made room, not
+		 * when the next packet happens to arrive.
+		 */
+		if (c->ssl == NULL || c->closing || c->paused ||
+		    c->handshaking || c->eof || c->in.len >= c->in.max ||
+		    !net_conn_tls_buffered(c))
+			break;
+		before = c->in.len;
+		r = net_conn_tls_pump(c);
+		if (r == UV_EOF) {
+			c->eof = 1;
+		} else if (r < 0) {
+			net_conn_fail(c, r);
+			return;
+		}
+		if (c->in.len == before)
+			break;
+	}
 	if (c->eof && !c->closing && !c->paused) {
 		net_conn_fail(c, UV_EOF);
 		return;
@@ -597,7 +551,7 @@ net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void
 net_conn_update_reading(struct net_conn *c)
 {
-	bool want = !c->closing && !c->paused && !c->eof &&
+	bool want = !c->closing && !c->paused && !c->eof && !c->connecting &&
 	    c->in.len < c->in.max;
 
 	if (want && !c->reading) {
@@ -651,16 +605,17 @@ net_conn_resume(struct net_conn *c)
 		uv_idle_start(&c->kick, net_kick_cb);
 }
 
-int
-net_conn_starttls(struct net_conn *c)
+/* Starts a handshake of t's role on c (see tls_conn_setup). */
+static int
+net_conn_tls_start(struct net_conn *c, const struct net_tls *t,
+    const char *host, bool verify)
 {
-	struct net_tls *t = c->l->starttls ? c->l->starttls :
-	    c->l->implicit_tls;
+	int r;
 
 	if (c->ssl != NULL || t == NULL || c->closing)
 		return PR_EINVAL;
-	/* RFC 3207 5, RFC 2595 3: anything the client sent before the
-	 * handshake is dropped, never executed inside TLS. */
+	/* RFC 3207 5, RFC 2595 3: anything received before the handshake
+	 * is dropped, never taken as if it came inside TLS. */
 	buf_reset(&c->in);
 	c->ssl = SSL_new(t->ctx);
 	if (c->ssl == NULL)
@@ -676,7 +631,12 @@ net_conn_starttls(struct net_conn *c)
 	}
 	BIO_set_mem_eof_return(c->rbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	SSL_set_accept_state(c->ssl);
+	if ((r = tls_conn_setup(c->ssl, t, host, verify)) < 0) {
+		ERR_clear_error();
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return r;
+	}
 	c->handshaking = 1;
 	/* Whatever partial input the session was timing is gone too. */
 	c->timeout_held = 0;
@@ -685,6 +645,53 @@ net_conn_starttls(struct net_conn *c)
 	    NET_HANDSHAKE_MAX_MS);
 	net_conn_update_reading(c);
 	return 0;
+}
+
+int
+net_conn_starttls(struct net_conn *c)
+{
+	if (c->client || c->l == NULL)
+		return PR_EINVAL;
+	return net_conn_tls_start(c, c->l->starttls ? c->l->starttls :
+	    c->l->implicit_tls, NULL, false);
+}
+
+int
+net_conn_starttls_client(struct net_conn *c, const struct net_tls *tls,
+    const char *host, bool verify)
+{
+	int r;
+
+	if (!c->client || c->connecting || tls == NULL || !tls->client)
+		return PR_EINVAL;
+	if ((r = net_conn_tls_start(c, tls, host, verify)) < 0)
+		return r;
+	/* The client speaks first: the ClientHello goes out now. */
+	if ((r = net_conn_tls_pump(c)) < 0) {
+		net_conn_fail(c, r);
+		return PR_ETLS;
+	}
+	return 0;
+}
+
+bool
+net_conn_tls_verified(const struct net_conn *c)
+{
+	return net_conn_tls_active(c) &&
+	    SSL_get0_peer_certificate(c->ssl) != NULL &&
+	    SSL_get_verify_result(c->ssl) == X509_V_OK;
+}
+
+const char *
+net_conn_tls_verify_error(const struct net_conn *c)
+{
+	if (c->ssl == NULL || c->handshaking)
+		return "";
+	if (SSL_get0_peer_certificate(c->ssl) == NULL)
+		return "no certificate";
+	if (SSL_get_verify_result(c->ssl) == X509_V_OK)
+		return "";
+	return X509_verify_cert_error_string(SSL_get_verify_result(c->ssl));
 }
 
 /* --- Timer and close --------------------------------------------------- */
@@ -790,67 +797,133 @@ net_conn_close(struct net_conn *c, bool flush)
 
 /* --- Listeners --------------------------------------------------------- */
 
-static void
-net_connection_cb(uv_stream_t *server, int status)
+/* A connection with its three handles initialised, not yet connected. */
+static struct net_conn *
+net_conn_alloc(uv_loop_t *loop)
 {
-	struct net_listener *l = server->data;
-	struct net_conn *c;
+	struct net_conn *c = xcalloc(1, sizeof(*c));
+
+	buf_init(&c->in, NET_INPUT_MAX);
+	uv_tcp_init(loop, &c->tcp);
+	uv_timer_init(loop, &c->timer);
+	uv_idle_init(loop, &c->kick);
+	c->tcp.data = c->timer.data = c->kick.data = c;
+	c->connect_req.data = c;
+	c->handles = 3;
+	return c;
+}
+
+/* "192.0.2.1" or "2001:db8::1"; v4-mapped IPv6 as plain IPv4. */
+static void
+net_addr_name(const struct sockaddr *sa, char *out, size_t len)
+{
+	if (sa->sa_family == AF_INET6) {
+		uv_ip6_name((const struct sockaddr_in6 *)sa, out, len);
+		if (strncmp(out, "::ffff:", 7) == 0 &&
+		    strchr(out + 7, '.') != NULL)
+			memmove(out, out + 7, strlen(out + 7) + 1);
+	} else if (sa->sa_family == AF_INET) {
+		uv_ip4_name((const struct sockaddr_in *)sa, out, len);
+	} else {
+		snprintf(out, len, "unknown");
+	}
+}
+
+static void
+net_conn_name(struct net_conn *c)
+{
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
-	if (status < 0) {
-		log_warn(NULL, "accept on %s: %s", l->name, uv_strerror(status));
-		return;
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->l = l;
-	buf_init(&c->in, NET_INPUT_MAX);
-	uv_tcp_init(server->loop, &c->tcp);
-	uv_timer_init(server->loop, &c->timer);
-	uv_idle_init(server->loop, &c->kick);
-	c->tcp.data = c->timer.data = c->kick.data = c;
-	c->handles = 3;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-		net_conn_do_close(c);
-		return;
-	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			uv_ip6_name(s6, c->peer, sizeof(c->peer));
-			/* Report v4-mapped peers as plain IPv4. */
-			if (strncmp(c->peer, "::ffff:", 7) == 0 &&
-			    strchr(c->peer + 7, '.') != NULL)
-				memmove(c->peer, c->peer + 7,
-				    strlen(c->peer + 7) + 1);
-		} else {
-			uv_ip4_name((struct sockaddr_in *)&ss, c->peer,
+	if (c->peer[0] == '\0') {
+		if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss,
+		    &len) == 0)
+			net_addr_name((struct sockaddr *)&ss, c->peer,
 			    sizeof(c->peer));
-		}
-	} else {
-		strcpy(c->peer, "unknown");
+		else
+			strcpy(c->peer, "unknown");
 	}
 	len = sizeof(ss);
 	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
 		c->local_port = ntohs(ss.ss_family == AF_INET6 ?
 		    ((struct sockaddr_in6 *)&ss)->sin6_port :
 		    ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void
+net_connection_cb(uv_stream_t *server, int status)
+{
+	struct net_listener *l = server->data;
+	struct net_conn *c;
+
+	if (status < 0) {
+		log_warn(NULL, "accept on %s: %s", l->name, uv_strerror(status));
+		return;
+	}
+	c = net_conn_alloc(server->loop);
+	c->l = l;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		net_conn_do_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	net_conn_name(c);
 	l->cb(l, c);
 	if (c->closing)
 		return;
 	if (c->ops == NULL)
 		fatal("net: accept callback set no ops");
-	if (l->implicit_tls != NULL) {
-		struct net_tls *saved = l->starttls;
-
-		/* RFC 8314: the handshake starts at once on 465/995. */
-		l->starttls = l->implicit_tls;
-		net_conn_starttls(c);
-		l->starttls = saved;
-	}
+	/* RFC 8314: the handshake starts at once on 465/995. */
+	if (l->implicit_tls != NULL)
+		net_conn_tls_start(c, l->implicit_tls, NULL, false);
 	net_conn_update_reading(c);
+}
+
+/* --- Client connections ------------------------------------------------ */
+
+static void
+net_connect_cb(uv_connect_t *req, int status)
+{
+	struct net_conn *c = req->data;
+
+	c->connecting = 0;
+	if (c->closing)
+		return;
+	if (status < 0) {
+		if (c->ops->connect_cb != NULL)
+			c->ops->connect_cb(c, status);
+		net_conn_do_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	net_conn_name(c);
+	if (c->ops->connect_cb != NULL)
+		c->ops->connect_cb(c, 0);
+	if (!c->closing)
+		net_conn_update_reading(c);
+}
+
+int
+net_connect(uv_loop_t *loop, const struct sockaddr *addr,
+    const struct net_conn_ops *ops, void *data, struct net_conn **c_r)
+{
+	struct net_conn *c = net_conn_alloc(loop);
+	int r;
+
+	c->client = 1;
+	c->connecting = 1;
+	c->data = data;
+	net_addr_name(addr, c->peer, sizeof(c->peer));
+	r = uv_tcp_connect(&c->connect_req, &c->tcp, addr, net_connect_cb);
+	if (r < 0) {
+		/* No callback of the caller's: it learns from r. */
+		c->ops = NULL;
+		net_conn_do_close(c);
+		return r;
+	}
+	c->ops = ops;
+	*c_r = c;
+	return 0;
 }
 
 int

@@ -18,23 +18,38 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "err.h"
 
-/* --- TLS server context ------------------------------------------------ */
+/* --- TLS contexts (tls.c) ---------------------------------------------- */
+
+/*
+ * One context per role and configuration: TLS 1.2 or newer, no
+ * compression or renegotiation, and for TLS 1.2 the suites of ciphers
+ * (OpenSSL's cipher list syntax; NULL or "" for the default: forward
+ * secrecy with AEAD only).
+ */
+#define NET_TLS_CIPHERS_DEFAULT "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
 
 struct net_tls;
 
-/* Loads a certificate chain and key (PEM) into a TLS 1.2+ server context.
- * Returns 0 or PR_ETLS with the reason in err. */
-int net_tls_new(const char *cert, const char *key, struct net_tls **tls_r,
-    struct pr_err *err);
+/* Server: loads a certificate chain and key (PEM).  Returns 0 or PR_ETLS
+ * with the reason in err. */
+int net_tls_new(const char *cert, const char *key, const char *ciphers,
+    struct net_tls **tls_r, struct pr_err *err);
 
 /* Replaces the certificate and key (SIGHUP).  On failure the old ones stay
  * in use.  Connections already established keep their session. */
 int net_tls_reload(struct net_tls *tls, const char *cert, const char *key,
-    struct pr_err *err);
+    const char *ciphers, struct pr_err *err);
+
+/* Client: trusts the CA certificates of ca_file (PEM), or the system store
+ * when it is NULL or "".  Whether a connection insists on a verified peer
+ * is its own choice (net_conn_starttls_client). */
+int net_tls_client_new(const char *ca_file, const char *ciphers,
+    struct net_tls **tls_r, struct pr_err *err);
 
 void net_tls_free(struct net_tls **tls);
 
@@ -43,6 +58,9 @@ void net_tls_free(struct net_tls **tls);
 struct net_conn;
 
 struct net_conn_ops {
+	/* Client role only: the TCP connection is up (status 0) or failed
+	 * (a UV_E* code; close_cb follows). */
+	void (*connect_cb)(struct net_conn *c, int status);
 	/* New plaintext input is buffered (see net_conn_input).  Not called
 	 * while paused. */
 	void (*input_cb)(struct net_conn *c);
@@ -101,6 +119,26 @@ size_t net_conn_write_pending(const struct net_conn *c);
  * executed after it.  tls_cb reports the result. */
 int net_conn_starttls(struct net_conn *c);
 bool net_conn_tls_active(const struct net_conn *c);
+
+/* Client role: connects to addr; ops->connect_cb reports the result.  ops
+ * and data are the caller's.  Returns 0, or a negative UV_E* code and then
+ * calls no callback. */
+int net_connect(uv_loop_t *loop, const struct sockaddr *addr,
+    const struct net_conn_ops *ops, void *data, struct net_conn **c_r);
+
+/* Client role: starts a TLS handshake with a context of
+ * net_tls_client_new (STARTTLS, or at once for implicit TLS).  host, a
+ * name, is sent as SNI and checked against the certificate (RFC 6125);
+ * with verify, a certificate that does not verify fails the handshake
+ * (tls_cb with PR_ETLS, net_conn_tls_error says why); without, the
+ * session goes on and net_conn_tls_verified tells.  Input buffered so far
+ * is discarded (RFC 3207 5).  Returns 0 or a negative error. */
+int net_conn_starttls_client(struct net_conn *c, const struct net_tls *tls,
+    const char *host, bool verify);
+/* After the handshake: the peer's chain and name verified. */
+bool net_conn_tls_verified(const struct net_conn *c);
+/* Why not ("" when verified); valid while c. */
+const char *net_conn_tls_verify_error(const struct net_conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" (empty when no TLS); valid while c. */
 const char *net_conn_tls_desc(const struct net_conn *c);
 /* Why the handshake failed (after tls_cb reported PR_ETLS), for the

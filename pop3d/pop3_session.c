@@ -956,7 +956,7 @@ pop3_server_new(uv_loop_t *loop, const struct cfg *cfg,
 	srv->loop = loop;
 	srv->cfg = *cfg;
 	if (cfg->tls.cert[0] != '\0' &&
-	    (r = net_tls_new(cfg->tls.cert, cfg->tls.key, &srv->tls, err)) < 0)
+	    (r = net_tls_new(cfg->tls.cert, cfg->tls.key, cfg->tls.ciphers, &srv->tls, err)) < 0)
 		goto fail;
 	if ((r = pop3_server_bind(srv, &cfg->pop3.listen, POP3_LISTEN_PLAIN,
 	    err)) < 0 ||
@@ -1049,7 +1049,7 @@ pop3_server_reload(struct pop3_server *srv, struct pr_err *err)
 			    "empty; TLS listeners stay as they are");
 			goto out;
 		}
-		if ((r = net_tls_reload(srv->tls, nc->tls.cert, nc->tls.key,
+		if ((r = net_tls_reload(srv->tls, nc->tls.cert, nc->tls.key, nc->tls.ciphers,
 		    err)) < 0)
 			goto out;
 		memcpy(&srv->cfg.tls, &nc->tls, sizeof(nc->tls));

@@ -175,7 +175,7 @@ smtpd_reload_cb(void *data)
 	}
 	/* What can change without new sockets: TLS material, limits, log
 	 * level.  Listeners and data_dir need a restart. */
-	if (d->tls != NULL && net_tls_reload(d->tls, n->tls.cert, n->tls.key,
+	if (d->tls != NULL && net_tls_reload(d->tls, n->tls.cert, n->tls.key, n->tls.ciphers,
 	    &err) < 0)
 		log_err(NULL, "reload: %s; keeping the old certificate",
 		    err.msg);
@@ -205,7 +205,7 @@ smtpd_start(struct smtpd *d)
 	/* As root, if started so: the key may be readable by root only and
 	 * the ports may be privileged. */
 	if (d->cfg.tls.cert[0] != '\0' &&
-	    net_tls_new(d->cfg.tls.cert, d->cfg.tls.key, &d->tls, &err) < 0) {
+	    net_tls_new(d->cfg.tls.cert, d->cfg.tls.key, d->cfg.tls.ciphers, &d->tls, &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return -1;
 	}

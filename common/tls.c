@@ -1,0 +1,192 @@
+/*
+ * tls.c - TLS contexts for both roles of common/net.c.
+ *
+ * The one place for protocol versions, cipher suites and the certificate
+ * verification policy, so that the listeners, the relay's client and
+ * whatever verifies a peer later (smarthost, MTA-STS, DANE) share them.
+ */
+#include "tls_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "xmalloc.h"
+
+static int
+tls_error(struct pr_err *err, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[200];
+
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return pr_err_set(err, PR_ETLS, "%s: %s", what,
+	    e ? buf : "unknown error");
+}
+
+/* What every context gets, whatever its role. */
+static SSL_CTX *
+tls_ctx_base(bool server, const char *ciphers, struct pr_err *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() :
+	    TLS_client_method());
+	char what[600];
+
+	if (ctx == NULL) {
+		tls_error(err, "SSL_CTX_new");
+		return NULL;
+	}
+	/* TLS 1.2 or newer only, no compression (CRIME), no renegotiation:
+	 * nothing a mail client or server needs. */
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION |
+	    (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
+	/* Give back the 34 KiB of record buffers while a session idles. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* TLS 1.2: forward secrecy and AEAD only (no static RSA, no CBC,
+	 * no SHA-1 MACs).  TLS 1.3 suites all qualify and stay OpenSSL's. */
+	if (ciphers == NULL || *ciphers == '\0')
+		ciphers = NET_TLS_CIPHERS_DEFAULT;
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+		snprintf(what, sizeof(what), "[tls] ciphers '%.500s'", ciphers);
+		tls_error(err, what);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static SSL_CTX *
+tls_server_ctx(const char *cert, const char *key, const char *ciphers,
+    struct pr_err *err)
+{
+	static const unsigned char sid_ctx[] = "postroom";
+	SSL_CTX *ctx = tls_ctx_base(true, ciphers, err);
+	char what[1100];
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(what, sizeof(what), "certificate %s", cert);
+		tls_error(err, what);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(what, sizeof(what), "private key %s", key);
+		tls_error(err, what);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static struct net_tls *
+tls_wrap(SSL_CTX *ctx, bool client)
+{
+	struct net_tls *t = xcalloc(1, sizeof(*t));
+
+	t->ctx = ctx;
+	t->client = client;
+	return t;
+}
+
+int
+net_tls_new(const char *cert, const char *key, const char *ciphers,
+    struct net_tls **tls_r, struct pr_err *err)
+{
+	SSL_CTX *ctx = tls_server_ctx(cert, key, ciphers, err);
+
+	if (ctx == NULL)
+		return PR_ETLS;
+	*tls_r = tls_wrap(ctx, false);
+	return 0;
+}
+
+int
+net_tls_reload(struct net_tls *tls, const char *cert, const char *key,
+    const char *ciphers, struct pr_err *err)
+{
+	SSL_CTX *ctx = tls_server_ctx(cert, key, ciphers, err);
+
+	if (ctx == NULL)
+		return PR_ETLS;
+	/* Live SSL objects hold their own reference to the old context. */
+	SSL_CTX_free(tls->ctx);
+	tls->ctx = ctx;
+	return 0;
+}
+
+int
+net_tls_client_new(const char *ca_file, const char *ciphers,
+    struct net_tls **tls_r, struct pr_err *err)
+{
+	SSL_CTX *ctx = tls_ctx_base(false, ciphers, err);
+	char what[1100];
+	int ok;
+
+	if (ctx == NULL)
+		return PR_ETLS;
+	/* Each connection chooses whether a failed verification stops the
+	 * handshake (net_conn_starttls_client); the trust anchors are
+	 * loaded either way, so that an opportunistic session still knows
+	 * and logs whether its peer was verified. */
+	if (ca_file != NULL && *ca_file != '\0')
+		ok = SSL_CTX_load_verify_locations(ctx, ca_file, NULL);
+	else
+		ok = SSL_CTX_set_default_verify_paths(ctx);
+	if (ok != 1) {
+		snprintf(what, sizeof(what), "CA file %s",
+		    ca_file && *ca_file ? ca_file : "(system store)");
+		tls_error(err, what);
+		SSL_CTX_free(ctx);
+		return PR_ETLS;
+	}
+	*tls_r = tls_wrap(ctx, true);
+	return 0;
+}
+
+void
+net_tls_free(struct net_tls **tls)
+{
+	if (*tls == NULL)
+		return;
+	SSL_CTX_free((*tls)->ctx);
+	free(*tls);
+	*tls = NULL;
+}
+
+int
+tls_conn_setup(SSL *ssl, const struct net_tls *t, const char *host,
+    bool verify)
+{
+	unsigned char tmp[16];
+	bool name = host != NULL && *host != '\0' &&
+	    inet_pton(AF_INET, host, tmp) != 1 &&
+	    inet_pton(AF_INET6, host, tmp) != 1;
+
+	if (!t->client) {
+		SSL_set_accept_state(ssl);
+		return 0;
+	}
+	SSL_set_connect_state(ssl);
+	/* SNI (RFC 6066 3) and the name check (RFC 6125) only make sense
+	 * for a host name; an IP literal can't be verified by name. */
+	if (name) {
+		if (SSL_set_tlsext_host_name(ssl, host) != 1 ||
+		    SSL_set1_host(ssl, host) != 1)
+			return PR_ETLS;
+		/* No partial wildcards ("f*.example"): RFC 6125 6.4.3. */
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	} else if (verify) {
+		return PR_EINVAL;
+	}
+	SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	return 0;
+}

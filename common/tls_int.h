@@ -1,0 +1,28 @@
+/*
+ * tls_int.h - what common/net.c needs of common/tls.c: the context behind
+ * a struct net_tls and the per-connection set-up of its policy.
+ */
+#ifndef POSTROOM_TLS_INT_H
+#define POSTROOM_TLS_INT_H
+
+#include <arpa/inet.h>
+#include <stdbool.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "net.h"
+
+struct net_tls {
+	SSL_CTX *ctx;
+	bool client;
+};
+
+/* Prepares a new SSL of t's context for its role.  For a client: SNI and
+ * the host name check for host (a name, not an IP literal); verify makes
+ * a failed chain or name verification fail the handshake.  Returns 0,
+ * PR_ETLS, or PR_EINVAL for verify without a host name. */
+int tls_conn_setup(SSL *ssl, const struct net_tls *t, const char *host,
+    bool verify);
+
+#endif
