@@ -61,10 +61,17 @@ log_escape(char *dst, size_t dstsz, const char *src)
 {
 	size_t o = 0;
 
-	for (; *src != '\0' && o + 5 < dstsz; src++) {
+	for (; *src != '\0' && o + 9 < dstsz; src++) {
 		unsigned char c = (unsigned char)*src;
 
-		if (c < 0x20 || c == 0x7f) {
+		/* C1 controls (U+0080-U+009F, UTF-8 C2 80-C2 9F) are line
+		 * and terminal controls too (NEL, CSI). */
+		if (c == 0xc2 && (unsigned char)src[1] >= 0x80 &&
+		    (unsigned char)src[1] <= 0x9f) {
+			o += (size_t)snprintf(dst + o, dstsz - o,
+			    "\\x%02x\\x%02x", c, (unsigned char)src[1]);
+			src++;
+		} else if (c < 0x20 || c == 0x7f) {
 			o += (size_t)snprintf(dst + o, dstsz - o, "\\x%02x", c);
 		} else if (c == '\\') {
 			dst[o++] = '\\';

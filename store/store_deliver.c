@@ -329,13 +329,13 @@ fail:
 /* --- Maildrop locks ---------------------------------------------------- */
 
 /* The start time of process pid (clock ticks after boot, field 22 of
- * /proc/<pid>/stat), or 0 when unknown.  With the pid it names one
- * process for good: pids are reused, start times are not. */
+ * /proc/<pid>/stat), 0 when unknown, -1 for a zombie.  With the pid it
+ * names one process for good: pids are reused, start times are not. */
 static int64_t
 store_proc_start(pid_t pid)
 {
 	char path[64], stat[1024];
-	const char *p;
+	const char *p, *q;
 	long long start = 0;
 	ssize_t len;
 	int fd, field;
@@ -352,11 +352,16 @@ store_proc_start(pid_t pid)
 	 * and parentheses itself: count fields after the last ')'. */
 	if ((p = strrchr(stat, ')')) == NULL)
 		return 0;
+	q = p + 1;
 	for (field = 2; *p != '\0' && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	if (field != 22 || sscanf(p, "%lld", &start) != 1)
 		return 0;
+	/* A zombie (killed, not yet reaped) or dead process holds nothing:
+	 * field 3, the state, follows ") ". */
+	if (q[0] == ' ' && (q[1] == 'Z' || q[1] == 'X'))
+		return -1;
 	return start;
 }
 
@@ -373,6 +378,8 @@ store_lock_alive(pid_t pid, int64_t pid_start)
 	/* The pid exists (kill may also fail with EPERM for another user's
 	 * process).  If it started at another time, it is someone else. */
 	now_start = store_proc_start(pid);
+	if (now_start < 0)
+		return false;
 	if (pid_start != 0 && now_start != 0 && now_start != pid_start)
 		return false;
 	return true;

@@ -160,7 +160,8 @@ class FakeMX:
                  rcpt=None, mail_reply="250 2.1.0 ok",
                  data_reply="250 2.0.0 queued", starttls=None,
                  pipelining=True, name="fake.test", auth=None,
-                 greeting_delay=0, data_delay=0, broken_tls=False):
+                 greeting_delay=0, data_delay=0, broken_tls=False,
+                 ehlo_extra=0):
         self.host, self.port = host, port
         self.greeting = greeting
         self.rcpt = rcpt or (lambda a: "250 2.1.5 ok")
@@ -172,6 +173,7 @@ class FakeMX:
         self.broken_tls = broken_tls  # offer STARTTLS, then fail it
         self.greeting_delay = greeting_delay
         self.data_delay = data_delay
+        self.ehlo_extra = ehlo_extra  # padding lines in one EHLO write
         self.data_received = 0      # complete DATA payloads seen
         self.auth_seen = []         # (mechanism, user, password, tls)
         self.messages = []
@@ -237,9 +239,12 @@ class FakeMX:
                 if self.auth is not None:
                     ext.append("250-AUTH PLAIN LOGIN")
                 ext.append("250-8BITMIME")
+                ext += ["250-X-PAD%05d %s" % (i, "x" * 90)
+                        for i in range(self.ehlo_extra)]
                 ext.append("250 SIZE 10000000")
-                for e in ext:
-                    send(e)
+                # One write: a big reply arrives as a burst of records.
+                wfile.write("".join(e + "\r\n" for e in ext).encode())
+                wfile.flush()
             elif verb == "STARTTLS" and self.broken_tls:
                 send("220 2.0.0 go ahead")
                 wfile.write(b"this is not a TLS server hello\r\n")

@@ -72,6 +72,12 @@ main(void)
 	TAP_OK(strstr(out, ": info: user a\\\\x0ab\\x7f\n") != NULL,
 	    "a backslash is doubled, DEL escaped");
 
+	/* C1 controls in UTF-8 (NEL U+0085, CSI U+009B) are escaped; other
+	 * UTF-8 (U+00E9, U+00A0) passes as it is. */
+	out = LOGGED(log_info(NULL, "helo %s", "a\xc2\x85" "b\xc2\x9b[2J\xc3\xa9\xc2\xa0"));
+	TAP_OK(strstr(out, ": info: helo a\\xc2\\x85b\\xc2\\x9b[2J\xc3\xa9\xc2\xa0\n")
+	    != NULL, "C1 controls escaped, other UTF-8 kept");
+
 	out = LOGGED(log_debug(NULL, "not shown"));
 	TAP_EQ_STR(out, "", "below the level: nothing");
 	log_set_level(LOG_LVL_DEBUG);

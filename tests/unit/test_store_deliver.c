@@ -461,6 +461,23 @@ test_locks(struct store *st)
 	    "the lock is ours now");
 	store_maildrop_unlock(st, carol, &err);
 
+	/* A holder that was killed but is not reaped yet (a zombie): it
+	 * holds nothing any more. */
+	pid = t_lock_child(true, &w);
+	kill(pid, SIGKILL);
+	{
+		siginfo_t si;
+
+		/* Wait until it is a zombie, without reaping it. */
+		memset(&si, 0, sizeof(si));
+		waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
+	}
+	TAP_EQ_INT(store_maildrop_lock(st, carol, &err), 0,
+	    "lock of a killed, unreaped (zombie) holder taken over");
+	store_maildrop_unlock(st, carol, &err);
+	close(w);
+	waitpid(pid, &status, 0);
+
 	/* A child that exits at once. */
 	pid = t_lock_child(false, &w);
 	close(w);
