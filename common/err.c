@@ -47,6 +47,7 @@ pr_strerror(int code)
 	case PR_EAGAIN: return "EAGAIN";
 	case PR_EPERM: return "EPERM";
 	case PR_ETLS: return "ETLS";
+	case PR_EFULL: return "EFULL";
 	}
 	return "EUNKNOWN";
 }

@@ -27,6 +27,7 @@ enum {
 	PR_EAGAIN = -13,   /* need more input / try later */
 	PR_EPERM = -14,    /* not allowed (e.g. sender not owned) */
 	PR_ETLS = -15,     /* TLS failure */
+	PR_EFULL = -16,    /* no room left on the disk (RFC 3463 4.3.1) */
 };
 
 struct pr_err {

@@ -59,6 +59,7 @@ struct net_conn {
 	unsigned paused : 1, reading : 1, closing : 1, close_after_flush : 1,
 	    handshaking : 1, tls_failed : 1, eof : 1, timeout_held : 1,
 	    client : 1, connecting : 1;
+	char *refusal;             /* net_conn_refuse, sent after TLS */
 	char peer[INET6_ADDRSTRLEN];
 	/* "TLSv1.3 CIPHER" once the handshake is done; the reason instead
 	 * when it failed (tls_failed). */
@@ -361,11 +362,42 @@ net_conn_fail(struct net_conn *c, int status)
 }
 
 static void
+net_conn_send_refusal(struct net_conn *c)
+{
+	(void)net_conn_write(c, c->refusal, strlen(c->refusal));
+	net_conn_close(c, true);
+}
+
+void
+net_conn_refuse(struct net_conn *c, const char *line)
+{
+	size_t n = strlen(line);
+
+	if (c->closing || c->refusal != NULL)
+		return;
+	c->refusal = xmalloc(n + 3);
+	memcpy(c->refusal, line, n);
+	memcpy(c->refusal + n, "\r\n", 3);
+	/* Nothing the peer sends is read as a command any more. */
+	buf_reset(&c->in);
+	/* An implicit-TLS listener starts its handshake after the accept
+	 * callback; the refusal waits for its end (net_conn_tls_done). */
+	if (c->ssl != NULL && !c->handshaking)
+		net_conn_send_refusal(c);
+	else if (c->ssl == NULL && (c->l == NULL || c->l->implicit_tls == NULL))
+		net_conn_send_refusal(c);
+}
+
+static void
 net_conn_tls_done(struct net_conn *c)
 {
 	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s %s",
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
 	c->handshaking = 0;
+	if (c->refusal != NULL) {
+		net_conn_send_refusal(c);
+		return;
+	}
 	/* The handshake deadline is over; idling is measured again. */
 	net_conn_arm_timer(c, c->timeout_ms);
 	if (c->ops->tls_cb)
@@ -466,6 +498,8 @@ net_conn_deliver(struct net_conn *c)
 	int r;
 
 	for (;;) {
+		if (c->refusal != NULL)
+			buf_reset(&c->in);
 		if (!c->closing && !c->paused && !c->handshaking &&
 		    c->in.len > 0 && c->ops->input_cb)
 			c->ops->input_cb(c);
@@ -539,7 +573,8 @@ net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 			/* close_notify: what came before it still counts. */
 			c->eof = 1;
 		} else if (r < 0) {
-			if (c->handshaking && c->ops->tls_cb)
+			if (c->handshaking && c->ops->tls_cb &&
+			    c->refusal == NULL)
 				c->ops->tls_cb(c, PR_ETLS);
 			net_conn_fail(c, r);
 			return;
@@ -742,6 +777,7 @@ net_handle_closed_cb(uv_handle_t *h)
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
 	buf_fini(&c->in);
+	free(c->refusal);
 	free(c);
 }
 

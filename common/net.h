@@ -157,6 +157,16 @@ void net_conn_set_timeout(struct net_conn *c, uint64_t ms);
  * command").  Releasing re-arms the timer: the next wait starts then. */
 void net_conn_hold_timeout(struct net_conn *c, bool hold);
 
+/*
+ * Refuses the connection with one line (no CRLF; "421 4.7.0 Too many
+ * connections ..."), the only thing it will say, then closes.  Input is
+ * discarded.  On an implicit-TLS port (465, 995) the line goes out after
+ * the handshake, inside TLS: such a client can't read plaintext (RFC 8314
+ * 3.3); the handshake deadline bounds what this costs.  The session's
+ * tls_cb is not called for a refused connection.
+ */
+void net_conn_refuse(struct net_conn *c, const char *line);
+
 /* Closes after the queued output has been written (flush) or at once.
  * close_cb follows exactly once.  Safe to call more than once. */
 void net_conn_close(struct net_conn *c, bool flush);

@@ -37,6 +37,18 @@ int store_open(const char *data_dir, unsigned flags, struct store **st_r,
     struct pr_err *err);
 void store_close(struct store **st);
 
+/* --- Reserve (store_reserve.c) ----------------------------------------- */
+
+/* Room kept in data_dir so that POP3 users can log in and delete mail
+ * from a full disk. */
+#define STORE_RESERVE_BYTES (16 * 1024 * 1024)
+
+/* Creates the reserve file if it is missing or short.  Returns 0, PR_EFULL
+ * when there is no room for it (yet), or PR_EIO. */
+int store_reserve_ensure(const char *data_dir, struct pr_err *err);
+/* Removes the reserve; returns the octets given back (0: none). */
+int64_t store_reserve_release(const char *data_dir);
+
 /* Schema version of the open database. */
 int store_schema_version(struct store *st);
 /* PRAGMA integrity_check + foreign_key_check; 0 or PR_EIO with err. */
