@@ -71,7 +71,8 @@ dkim_body_flush(struct dkim_body *b)
 	b->out_len = 0;
 }
 
-/* Emits canonical octets; those past the l= limit are counted only. */
+/* Emits canonical octets (n is 1 or 2, so they always fit once out is
+ * flushed); those past the l= limit are counted only. */
 static void
 dkim_body_emit(struct dkim_body *b, const void *p, size_t n)
 {

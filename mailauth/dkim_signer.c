@@ -37,6 +37,7 @@ struct dkim_signer {
 	struct dkim_body *body; /* set once the header section has ended */
 	bool fed;
 	bool failed;
+	bool finished;
 };
 
 int
@@ -247,10 +248,12 @@ dkim_signer_finish(struct dkim_signer *s, int64_t now, struct buf *out,
 	size_t col;
 	int r;
 
+	if (s->finished)
+		return pr_err_set(err, PR_EINVAL, "signature already made");
 	if (s->failed)
 		return pr_err_set(err, PR_ENOSPC,
 		    "header section too large to sign");
-	s->failed = true;
+	s->finished = true;
 	if ((r = dkim_signer_body_hash(s, bh)) < 0)
 		return pr_err_set(err, r, "body hash failed");
 

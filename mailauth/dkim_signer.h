@@ -42,7 +42,8 @@ int dkim_signer_feed(struct dkim_signer *s, const uint8_t *p, size_t len);
 /* Appends "DKIM-Signature: ...\r\n" (folded at 76 columns), with t= set
  * to now (seconds since the epoch), to out.  A message without an empty
  * line is all header with an empty body.  Returns 0, or an error with
- * err set (out unchanged).  Call it once. */
+ * err set (out unchanged): PR_ENOSPC after a failed feed, PR_EINVAL when
+ * called a second time. */
 int dkim_signer_finish(struct dkim_signer *s, int64_t now, struct buf *out,
     struct pr_err *err);
 

@@ -447,6 +447,42 @@ test_from_domain(void)
 	TAP_OK(!dkim_key_name_ok("", 253), "empty refused");
 }
 
+static void
+test_signer_misuse(void)
+{
+	static const char m[] = "From: a@a.test\r\n\r\nx\r\n";
+	struct dkim_signer *s = NULL;
+	struct dkim_key *k = NULL;
+	struct pr_err err;
+	struct buf out;
+
+	TAP_EQ_INT(dkim_key_generate("A.Test", "s1", true, &k, &err), 0,
+	    "generate in memory");
+	if (k == NULL)
+		return;
+	TAP_EQ_STR(dkim_key_domain(k), "a.test", "domain lower-cased");
+	TAP_EQ_INT(dkim_signer_new(k, &s), 0, "signer");
+	TAP_EQ_INT(dkim_signer_set_canon(s, DKIM_CANON_SIMPLE,
+	    DKIM_CANON_SIMPLE), 0, "canon before feeding");
+	dkim_signer_feed(s, (const uint8_t *)m, sizeof(m) - 1);
+	TAP_EQ_INT(dkim_signer_set_canon(s, DKIM_CANON_RELAXED,
+	    DKIM_CANON_RELAXED), PR_EINVAL, "canon after feeding refused");
+	buf_init(&out, 1 << 16);
+	TAP_EQ_INT(dkim_signer_finish(s, 1, &out, &err), 0, "finish");
+	buf_append(&out, "", 1);
+	TAP_OK(strstr((char *)out.p, "c=simple/simple;") != NULL,
+	    "c=simple/simple");
+	out.len = 0;
+	TAP_EQ_INT(dkim_signer_finish(s, 1, &out, &err), PR_EINVAL,
+	    "second finish refused");
+	TAP_EQ_INT(out.len, 0, "second finish writes nothing");
+	buf_fini(&out);
+	dkim_signer_free(&s);
+	TAP_OK(s == NULL, "signer free sets NULL");
+	dkim_key_free(&k);
+	TAP_OK(k == NULL, "key free sets NULL");
+}
+
 int
 main(void)
 {
@@ -460,6 +496,7 @@ main(void)
 	test_key(dir, false);
 	test_key(dir, true);
 	test_from_domain();
+	test_signer_misuse();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", dir);
