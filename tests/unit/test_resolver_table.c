@@ -3,6 +3,7 @@
  * unit tests use: answers, failures, the "never from within the query"
  * rule of resolver_query(), cancellation and queries from callbacks.
  */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,8 @@ static const struct resolver_table_entry zone[] = {
 	{ "mx1.a.test", RESOLVER_A, RESOLVER_NOERROR, "192.0.2.1" },
 	{ "mx1.a.test", RESOLVER_AAAA, RESOLVER_NOERROR, "2001:db8::1" },
 	{ "null.test", RESOLVER_MX, RESOLVER_NOERROR, "0 ." },
+	{ "1.2.0.192.in-addr.arpa", RESOLVER_PTR, RESOLVER_NOERROR,
+	    "mx1.a.test." },
 	{ "down.test", RESOLVER_TXT, RESOLVER_SERVFAIL, NULL },
 	{ "slow.test", RESOLVER_TXT, RESOLVER_TIMEOUT, NULL },
 };
@@ -35,45 +38,44 @@ struct got {
 	struct got *next;
 };
 
+static void __attribute__((format(printf, 2, 3)))
+got_add(struct got *g, const char *fmt, ...)
+{
+	size_t o = strlen(g->text);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(g->text + o, sizeof(g->text) - o, fmt, ap);
+	va_end(ap);
+}
+
 static void
 got_cb(void *data, const struct resolver_answer *ans)
 {
 	struct got *g = data;
-	size_t i, j, o = 0;
-	char addr[64];
+	const struct resolver_rr *rr;
+	size_t i, j;
 
 	g->calls++;
 	g->rcode = ans->rcode;
 	g->n = ans->n;
 	g->text[0] = '\0';
 	for (i = 0; i < ans->n; i++) {
-		const struct resolver_rr *rr = &ans->rr[i];
-
-		switch (rr->type) {
-		case RESOLVER_TXT:
+		rr = &ans->rr[i];
+		if (rr->type == RESOLVER_TXT) {
 			for (j = 0; j < rr->u.txt.n; j++)
-				o += (size_t)snprintf(g->text + o,
-				    sizeof(g->text) - o, "[%.*s]",
-				    (int)rr->u.txt.len[j],
+				got_add(g, "[%.*s]", (int)rr->u.txt.len[j],
 				    (const char *)rr->u.txt.s[j]);
-			break;
-		case RESOLVER_MX:
-			o += (size_t)snprintf(g->text + o, sizeof(g->text) - o,
-			    "[%u %s]", rr->u.mx.pref, rr->u.mx.host);
-			break;
-		case RESOLVER_A:
-			snprintf(addr, sizeof(addr), "%u.%u.%u.%u", rr->u.a[0],
-			    rr->u.a[1], rr->u.a[2], rr->u.a[3]);
-			o += (size_t)snprintf(g->text + o, sizeof(g->text) - o,
-			    "[%s]", addr);
-			break;
-		case RESOLVER_AAAA:
-			o += (size_t)snprintf(g->text + o, sizeof(g->text) - o,
-			    "[%02x%02x..%02x]", rr->u.aaaa[0], rr->u.aaaa[1],
-			    rr->u.aaaa[15]);
-			break;
-		case RESOLVER_PTR:
-			break;
+		} else if (rr->type == RESOLVER_MX) {
+			got_add(g, "[%u %s]", rr->u.mx.pref, rr->u.mx.host);
+		} else if (rr->type == RESOLVER_A) {
+			got_add(g, "[%u.%u.%u.%u]", rr->u.a[0], rr->u.a[1],
+			    rr->u.a[2], rr->u.a[3]);
+		} else if (rr->type == RESOLVER_AAAA) {
+			got_add(g, "[%02x%02x..%02x]", rr->u.aaaa[0],
+			    rr->u.aaaa[1], rr->u.aaaa[15]);
+		} else {
+			got_add(g, "[%s]", rr->u.ptr);
 		}
 	}
 	if (g->chain != NULL)
@@ -104,6 +106,8 @@ main(void)
 		{ "mx1.a.test", RESOLVER_AAAA, RESOLVER_NOERROR, 1,
 		    "[2001..01]" },
 		{ "null.test", RESOLVER_MX, RESOLVER_NOERROR, 1, "[0 ]" },
+		{ "1.2.0.192.in-addr.arpa", RESOLVER_PTR, RESOLVER_NOERROR, 1,
+		    "[mx1.a.test]" },
 		{ "mx1.a.test", RESOLVER_TXT, RESOLVER_NOERROR, 0, "" },
 		{ "nowhere.test", RESOLVER_TXT, RESOLVER_NXDOMAIN, 0, "" },
 		{ "down.test", RESOLVER_TXT, RESOLVER_SERVFAIL, 0, "" },
