@@ -36,8 +36,8 @@ int dkim_canon_parse(const char *s, size_t len, enum dkim_canon *hdr_r,
  * Simple (3.4.1) keeps the field as it is; relaxed (3.4.2) lower-cases
  * the name, unfolds, turns WSP runs into one SP and drops WSP at the end
  * of the value and around the colon (a field without one is taken as
- * all name and gets one).  Returns 0, or PR_ENOSPC / PR_ENOMEM from the buffer (out
- * may then hold part of the field).
+ * all name and gets one).  Returns 0, or PR_ENOSPC / PR_ENOMEM from the
+ * buffer, and then out is unchanged.
  */
 int dkim_canon_header(enum dkim_canon c, const uint8_t *f, size_t len,
     struct buf *out);
