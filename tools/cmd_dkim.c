@@ -14,14 +14,14 @@
 #include "addr.h"
 #include "buf.h"
 #include "cli.h"
-#include "relay_dkim.h"
+#include "dkim_keyfile.h"
 
 int
 cmd_dkim(struct cli *cli, int argc, char **argv)
 {
 	char domain[ADDR_DOMAIN_MAX + 1];
 	const char *selector = NULL, *dom = NULL;
-	struct relay_dkim_key *k = NULL;
+	struct dkim_key *k = NULL;
 	struct pr_err err;
 	struct buf rec;
 	bool ed25519 = false;
@@ -48,7 +48,7 @@ cmd_dkim(struct cli *cli, int argc, char **argv)
 	snprintf(domain, sizeof(domain), "%s", dom);
 	addr_lower(domain);
 	if (selector != NULL &&
-	    !relay_dkim_name_ok(selector, RELAY_DKIM_SELECTOR_MAX))
+	    !dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
 		return cli_fail("invalid selector '%s' (letters, digits, '-', "
 		    "'_' and '.')", selector);
 	r = store_domain_exists(cli_store(cli), domain);
@@ -60,22 +60,22 @@ cmd_dkim(struct cli *cli, int argc, char **argv)
 	pr_err_clear(&err);
 	/* Run by root, the CLI already works as [server] user, so the key
 	 * belongs to the daemons' user and stays private to it. */
-	if (relay_dkim_keygen(cli->cfg.server.data_dir, domain, selector,
+	if (dkim_keyfile_create(cli->cfg.server.data_dir, domain, selector,
 	    ed25519, (gid_t)-1, &k, &err) < 0)
 		return cli_fail("%s", err.msg);
 	buf_init(&rec, 16384);
-	if (relay_dkim_key_record(k, &rec) < 0) {
+	if (dkim_key_record(k, &rec) < 0) {
 		buf_fini(&rec);
-		relay_dkim_key_free(&k);
+		dkim_key_free(&k);
 		return cli_fail("cannot format the DNS record");
 	}
 	printf("Created %s DKIM key for %s, selector %s, in %s/dkim/%s/.\n"
 	    "Publish this TXT record; outbound mail from %s is signed with "
 	    "it from now on:\n\n%.*s",
 	    ed25519 ? "an Ed25519" : "a 2048-bit RSA", domain,
-	    relay_dkim_key_selector(k), cli->cfg.server.data_dir, domain,
+	    dkim_key_selector(k), cli->cfg.server.data_dir, domain,
 	    domain, (int)rec.len, (char *)rec.p);
 	buf_fini(&rec);
-	relay_dkim_key_free(&k);
+	dkim_key_free(&k);
 	return CLI_OK;
 }

@@ -8,14 +8,14 @@
 #include "addr.h"
 #include "buf.h"
 #include "cli.h"
-#include "relay_dkim.h"
+#include "dkim_keyfile.h"
 
 int
 cmd_dns(struct cli *cli, int argc, char **argv)
 {
 	char domain[ADDR_DOMAIN_MAX + 1];
 	const char *host = cli->cfg.server.hostname;
-	struct relay_dkim_key *k = NULL;
+	struct dkim_key *k = NULL;
 	struct pr_err err;
 	struct buf rec;
 	int r;
@@ -42,13 +42,13 @@ cmd_dns(struct cli *cli, int argc, char **argv)
 	/* RFC 7208: only the MX hosts send mail for the domain. */
 	printf("%s. IN TXT \"v=spf1 mx -all\"\n", domain);
 	pr_err_clear(&err);
-	r = relay_dkim_key_load(cli->cfg.server.data_dir, domain, &k, &err);
+	r = dkim_keyfile_load(cli->cfg.server.data_dir, domain, &k, &err);
 	if (r == 0) {
 		buf_init(&rec, 16384);
-		if (relay_dkim_key_record(k, &rec) == 0)
+		if (dkim_key_record(k, &rec) == 0)
 			printf("%.*s", (int)rec.len, (char *)rec.p);
 		buf_fini(&rec);
-		relay_dkim_key_free(&k);
+		dkim_key_free(&k);
 	} else if (r == PR_ENOENT) {
 		printf("; no DKIM key yet: create one with `postroom dkim "
 		    "keygen %s`\n", domain);

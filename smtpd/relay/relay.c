@@ -33,7 +33,9 @@
 #include "relay_client.h"
 #include "relay_conn.h"
 #include "relay_data.h"
-#include "relay_dkim.h"
+#include "dkim_field.h"
+#include "dkim_keyfile.h"
+#include "dkim_signer.h"
 #include "relay_dns.h"
 #include "relay_dsn.h"
 #include "relay_mx.h"
@@ -896,8 +898,8 @@ relay_prepare_run(struct relay_work *w, struct store *st)
 {
 	struct relay_msg *m = RELAY_CONTAINER(w, struct relay_msg, work);
 	const struct cfg *cfg = m->r->cfg;
-	struct relay_dkim_signer *signer = NULL;
-	struct relay_dkim_key *key = NULL;
+	struct dkim_signer *signer = NULL;
+	struct dkim_key *key = NULL;
 	struct store_body *b = NULL;
 	char domain[RELAY_HOST_MAX];
 	const char *cand[2];
@@ -957,7 +959,7 @@ relay_prepare_run(struct relay_work *w, struct store *st)
 	/* DKIM: the From: domain if we host it and have a key, else the
 	 * envelope sender's (RFC 6376 leaves d= to the signer; the From:
 	 * domain is what DMARC aligns with). */
-	cand[0] = relay_dkim_from_domain(m->head, m->head_len, domain,
+	cand[0] = dkim_field_from_domain(m->head, m->head_len, domain,
 	    sizeof(domain)) == 0 ? domain : NULL;
 	cand[1] = m->job.sender[0] ? addr_domain(m->job.sender) : NULL;
 	for (i = 0; i < 2 && key == NULL; i++) {
@@ -965,14 +967,14 @@ relay_prepare_run(struct relay_work *w, struct store *st)
 
 		if (cand[i] == NULL || store_domain_exists(st, cand[i]) != 1)
 			continue;
-		r = relay_dkim_key_load(cfg->server.data_dir, cand[i], &key,
+		r = dkim_keyfile_load(cfg->server.data_dir, cand[i], &key,
 		    &kerr);
 		if (r < 0 && r != PR_ENOENT)
 			log_warn(m->sid, "relay: %s: DKIM key of %s: %s",
 			    m->job.msgid, cand[i], kerr.msg);
 	}
-	if (key != NULL && relay_dkim_signer_new(key, &signer) < 0)
-		relay_dkim_key_free(&key);
+	if (key != NULL && dkim_signer_new(key, &signer) < 0)
+		dkim_key_free(&key);
 
 	for (off = (int64_t)m->skip;; off += n) {
 		n = store_body_read(b, off, chunk, RELAY_CHUNK);
@@ -983,23 +985,23 @@ relay_prepare_run(struct relay_work *w, struct store *st)
 		if (!m->body_8bit && relay_data_has_8bit(chunk, (size_t)n))
 			m->body_8bit = true;
 		if (signer != NULL &&
-		    relay_dkim_signer_feed(signer, chunk, (size_t)n) < 0) {
+		    dkim_signer_feed(signer, chunk, (size_t)n) < 0) {
 			log_warn(m->sid, "relay: %s: header too large to "
 			    "DKIM-sign; sending unsigned", m->job.msgid);
-			relay_dkim_signer_free(&signer);
+			dkim_signer_free(&signer);
 		}
 	}
 	if (signer != NULL) {
 		struct pr_err serr;
 
-		if (relay_dkim_signer_finish(signer, relay_now(), &m->dkim,
+		if (dkim_signer_finish(signer, relay_now(), &m->dkim,
 		    &serr) < 0) {
 			buf_reset(&m->dkim);
 			log_warn(m->sid, "relay: %s: DKIM signing failed: %s",
 			    m->job.msgid, serr.msg);
 		} else {
 			snprintf(m->dkim_domain, sizeof(m->dkim_domain), "%s",
-			    relay_dkim_key_domain(key));
+			    dkim_key_domain(key));
 		}
 	}
 	goto out;
@@ -1008,8 +1010,8 @@ readfail:
 	pr_err_set(&m->prep_err, (int)n, "cannot read the queued message: %s",
 	    pr_strerror((int)n));
 out:
-	relay_dkim_signer_free(&signer);
-	relay_dkim_key_free(&key);
+	dkim_signer_free(&signer);
+	dkim_key_free(&key);
 	store_body_close(&b);
 	free(chunk);
 }

@@ -17,7 +17,10 @@
 
 #include "buf.h"
 #include "err.h"
-#include "relay_dkim.h"
+#include "dkim_field.h"
+#include "dkim_key.h"
+#include "dkim_keyfile.h"
+#include "dkim_signer.h"
 #include "tap.h"
 
 static const char msg[] =
@@ -286,22 +289,22 @@ verify(const char *m, size_t mlen, const char *txt)
 
 /* Signs m in chunks of chunk octets; returns the signed message. */
 static int
-sign(const struct relay_dkim_key *k, const char *m, size_t len,
+sign(const struct dkim_key *k, const char *m, size_t len,
     size_t chunk, struct buf *signed_r)
 {
-	struct relay_dkim_signer *s;
+	struct dkim_signer *s;
 	struct pr_err err;
 	size_t i, n;
 	int r;
 
-	if (relay_dkim_signer_new(k, &s) < 0)
+	if (dkim_signer_new(k, &s) < 0)
 		return -1;
 	for (i = 0; i < len; i += n) {
 		n = len - i < chunk ? len - i : chunk;
-		relay_dkim_signer_feed(s, (const uint8_t *)m + i, n);
+		dkim_signer_feed(s, (const uint8_t *)m + i, n);
 	}
-	r = relay_dkim_signer_finish(s, 1700000000, signed_r, &err);
-	relay_dkim_signer_free(&s);
+	r = dkim_signer_finish(s, 1700000000, signed_r, &err);
+	dkim_signer_free(&s);
 	if (r < 0) {
 		printf("# sign: %s\n", err.msg);
 		return r;
@@ -317,7 +320,7 @@ test_key(const char *dir, bool ed25519)
 {
 	const char *alg = ed25519 ? "ed25519" : "rsa";
 	const char *domain = ed25519 ? "ed.test" : "a.test";
-	struct relay_dkim_key *k = NULL, *k2 = NULL;
+	struct dkim_key *k = NULL, *k2 = NULL;
 	struct buf txt, sm, first, tam;
 	struct pr_err err;
 	char path[512];
@@ -326,7 +329,7 @@ test_key(const char *dir, bool ed25519)
 	bool same = true, all_ok = true;
 	char *subj;
 
-	TAP_EQ_INT(relay_dkim_keygen(dir, domain, "sel1", ed25519, (gid_t)-1,
+	TAP_EQ_INT(dkim_keyfile_create(dir, domain, "sel1", ed25519, (gid_t)-1,
 	    &k, &err), 0, "%s: keygen", alg);
 	if (k == NULL) {
 		printf("# %s\n", err.msg);
@@ -335,16 +338,16 @@ test_key(const char *dir, bool ed25519)
 	snprintf(path, sizeof(path), "%s/dkim/%s/sel1.key", dir, domain);
 	TAP_OK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
 	    "%s: key file is 0600", alg);
-	TAP_EQ_INT(relay_dkim_keygen(dir, domain, "sel1", ed25519, (gid_t)-1,
+	TAP_EQ_INT(dkim_keyfile_create(dir, domain, "sel1", ed25519, (gid_t)-1,
 	    &k2, &err), PR_EEXIST, "%s: same selector refused", alg);
-	TAP_EQ_INT(relay_dkim_key_load(dir, domain, &k2, &err), 0,
+	TAP_EQ_INT(dkim_keyfile_load(dir, domain, &k2, &err), 0,
 	    "%s: load the active key", alg);
-	TAP_EQ_STR(k2 ? relay_dkim_key_selector(k2) : "", "sel1",
+	TAP_EQ_STR(k2 ? dkim_key_selector(k2) : "", "sel1",
 	    "%s: active selector", alg);
-	relay_dkim_key_free(&k2);
+	dkim_key_free(&k2);
 
 	buf_init(&txt, 8192);
-	relay_dkim_key_txt(k, &txt);
+	dkim_key_txt(k, &txt);
 	buf_append(&txt, "", 1);
 	TAP_OK(strncmp((char *)txt.p, ed25519 ? "v=DKIM1; k=ed25519; p=" :
 	    "v=DKIM1; k=rsa; p=", ed25519 ? 22 : 18) == 0, "%s: TXT record",
@@ -408,7 +411,7 @@ test_key(const char *dir, bool ed25519)
 	}
 	buf_fini(&first);
 	buf_fini(&txt);
-	relay_dkim_key_free(&k);
+	dkim_key_free(&k);
 }
 
 static void
@@ -430,7 +433,7 @@ test_from_domain(void)
 	int r;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		r = relay_dkim_from_domain((const uint8_t *)cases[i].head,
+		r = dkim_field_from_domain((const uint8_t *)cases[i].head,
 		    strlen(cases[i].head), out, sizeof(out));
 		if (cases[i].want == NULL)
 			TAP_EQ_INT(r, PR_ENOENT, "from domain %zu: none", i);
@@ -438,10 +441,46 @@ test_from_domain(void)
 			TAP_EQ_STR(r == 0 ? out : "(none)", cases[i].want,
 			    "from domain %zu", i);
 	}
-	TAP_OK(relay_dkim_name_ok("a-b_c.test", 253), "name ok");
-	TAP_OK(!relay_dkim_name_ok("../etc", 253), "path traversal refused");
-	TAP_OK(!relay_dkim_name_ok("a/b", 253), "slash refused");
-	TAP_OK(!relay_dkim_name_ok("", 253), "empty refused");
+	TAP_OK(dkim_key_name_ok("a-b_c.test", 253), "name ok");
+	TAP_OK(!dkim_key_name_ok("../etc", 253), "path traversal refused");
+	TAP_OK(!dkim_key_name_ok("a/b", 253), "slash refused");
+	TAP_OK(!dkim_key_name_ok("", 253), "empty refused");
+}
+
+static void
+test_signer_misuse(void)
+{
+	static const char m[] = "From: a@a.test\r\n\r\nx\r\n";
+	struct dkim_signer *s = NULL;
+	struct dkim_key *k = NULL;
+	struct pr_err err;
+	struct buf out;
+
+	TAP_EQ_INT(dkim_key_generate("A.Test", "s1", true, &k, &err), 0,
+	    "generate in memory");
+	if (k == NULL)
+		return;
+	TAP_EQ_STR(dkim_key_domain(k), "a.test", "domain lower-cased");
+	TAP_EQ_INT(dkim_signer_new(k, &s), 0, "signer");
+	TAP_EQ_INT(dkim_signer_set_canon(s, DKIM_CANON_SIMPLE,
+	    DKIM_CANON_SIMPLE), 0, "canon before feeding");
+	dkim_signer_feed(s, (const uint8_t *)m, sizeof(m) - 1);
+	TAP_EQ_INT(dkim_signer_set_canon(s, DKIM_CANON_RELAXED,
+	    DKIM_CANON_RELAXED), PR_EINVAL, "canon after feeding refused");
+	buf_init(&out, 1 << 16);
+	TAP_EQ_INT(dkim_signer_finish(s, 1, &out, &err), 0, "finish");
+	buf_append(&out, "", 1);
+	TAP_OK(strstr((char *)out.p, "c=simple/simple;") != NULL,
+	    "c=simple/simple");
+	out.len = 0;
+	TAP_EQ_INT(dkim_signer_finish(s, 1, &out, &err), PR_EINVAL,
+	    "second finish refused");
+	TAP_EQ_INT(out.len, 0, "second finish writes nothing");
+	buf_fini(&out);
+	dkim_signer_free(&s);
+	TAP_OK(s == NULL, "signer free sets NULL");
+	dkim_key_free(&k);
+	TAP_OK(k == NULL, "key free sets NULL");
 }
 
 int
@@ -457,6 +496,7 @@ main(void)
 	test_key(dir, false);
 	test_key(dir, true);
 	test_from_domain();
+	test_signer_misuse();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", dir);

@@ -1,0 +1,229 @@
+/*
+ * dkim_keyfile.c - DKIM key files under <data_dir>/dkim/.
+ */
+#include "dkim_keyfile.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "buf.h"
+
+/* A PEM private key is a few KiB; anything much larger is not one. */
+#define DKIM_KEYFILE_PEM_MAX (64 * 1024)
+
+static int
+dkim_keyfile_dir(const char *data_dir, const char *domain, char *out,
+    size_t outsz, struct pr_err *err)
+{
+	char d[256];
+	size_t i;
+
+	if (!dkim_key_name_ok(domain, 253))
+		return pr_err_set(err, PR_EINVAL, "bad domain name '%s'",
+		    domain);
+	for (i = 0; domain[i] != '\0'; i++)
+		d[i] = (char)tolower((unsigned char)domain[i]);
+	d[i] = '\0';
+	if ((size_t)snprintf(out, outsz, "%s/dkim/%s", data_dir, d) >= outsz)
+		return pr_err_set(err, PR_EINVAL, "data_dir path too long");
+	return 0;
+}
+
+static int
+dkim_keyfile_read_selector(const char *dir, char *sel, struct pr_err *err)
+{
+	char path[1200], line[DKIM_KEY_SELECTOR_MAX + 8];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/selector", dir);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		if (errno == ENOENT)
+			return pr_err_set(err, PR_ENOENT, "no DKIM key");
+		return pr_err_set(err, PR_EIO, "%s: %s", path,
+		    strerror(errno));
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (!dkim_key_name_ok(line, DKIM_KEY_SELECTOR_MAX))
+		return pr_err_set(err, PR_EINVAL, "%s: bad selector", path);
+	memcpy(sel, line, n + 1);
+	return 0;
+}
+
+/* Reads the whole file at path into out (bounded by its max). */
+static int
+dkim_keyfile_read(const char *path, struct buf *out, struct pr_err *err)
+{
+	FILE *f;
+	size_t n;
+	int r;
+
+	f = fopen(path, "r");
+	if (f == NULL)
+		return pr_err_set(err, errno == ENOENT ? PR_ENOENT : PR_EIO,
+		    "%s: %s", path, strerror(errno));
+	for (;;) {
+		if ((r = buf_reserve(out, 4096)) < 0) {
+			fclose(f);
+			return pr_err_set(err, r, "%s: too large for a key",
+			    path);
+		}
+		n = fread(out->p + out->len, 1, 4096, f);
+		out->len += n;
+		if (n < 4096)
+			break;
+	}
+	r = ferror(f) ? pr_err_set(err, PR_EIO, "%s: read error", path) : 0;
+	fclose(f);
+	return r;
+}
+
+int
+dkim_keyfile_load(const char *data_dir, const char *domain,
+    struct dkim_key **k_r, struct pr_err *err)
+{
+	char dir[1100], path[1200], sel[DKIM_KEY_SELECTOR_MAX + 1];
+	struct buf pem;
+	int r;
+
+	if ((r = dkim_keyfile_dir(data_dir, domain, dir, sizeof(dir),
+	    err)) < 0)
+		return r;
+	if ((r = dkim_keyfile_read_selector(dir, sel, err)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/%s.key", dir, sel);
+	buf_init(&pem, DKIM_KEYFILE_PEM_MAX);
+	r = dkim_keyfile_read(path, &pem, err);
+	if (r == 0 && (r = dkim_key_from_pem(domain, sel,
+	    (const char *)pem.p, pem.len, k_r, err)) < 0 && err != NULL) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		pr_err_set(err, r, "%s: %s", path, why);
+	}
+	if (pem.p != NULL)
+		OPENSSL_cleanse(pem.p, pem.cap);
+	buf_fini(&pem);
+	return r;
+}
+
+static int
+dkim_keyfile_mkdir(const char *path, gid_t gid, struct pr_err *err)
+{
+	mode_t mode = gid != (gid_t)-1 ? 0750 : 0700;
+
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return pr_err_set(err, PR_EIO, "mkdir %s: %s", path,
+		    strerror(errno));
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)
+		return pr_err_set(err, PR_EIO, "chown %s: %s", path,
+		    strerror(errno));
+	return 0;
+}
+
+/* Writes data to path through a temporary file: rename(2) replaces an
+ * existing file, link(2) (excl) refuses one. */
+static int
+dkim_keyfile_write(const char *path, const void *data, size_t len,
+    mode_t mode, gid_t gid, bool excl, struct pr_err *err)
+{
+	char tmp[1300];
+	int fd, flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+	ssize_t w;
+
+	if (excl && access(path, F_OK) == 0)
+		return pr_err_set(err, PR_EEXIST, "%s exists", path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid());
+	fd = open(tmp, flags, mode);
+	if (fd < 0)
+		return pr_err_set(err, PR_EIO, "%s: %s", tmp, strerror(errno));
+	if (fchmod(fd, mode) < 0 ||
+	    (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0))
+		goto fail;
+	w = write(fd, data, len);
+	if (w < 0 || (size_t)w != len || fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (excl ? link(tmp, path) < 0 : rename(tmp, path) < 0)
+		goto fail;
+	if (excl)
+		unlink(tmp);
+	return 0;
+fail:
+	pr_err_set(err, errno == EEXIST ? PR_EEXIST : PR_EIO, "%s: %s", path,
+	    strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return err != NULL ? err->code : PR_EIO;
+}
+
+int
+dkim_keyfile_create(const char *data_dir, const char *domain,
+    const char *selector, bool ed25519, gid_t gid, struct dkim_key **k_r,
+    struct pr_err *err)
+{
+	char top[1100], dir[1100], path[1200], sel[DKIM_KEY_SELECTOR_MAX + 2];
+	mode_t mode = gid != (gid_t)-1 ? 0640 : 0600;
+	struct dkim_key *k = NULL;
+	struct buf pem;
+	int r;
+
+	if (selector == NULL)
+		selector = DKIM_KEYFILE_SELECTOR_DEFAULT;
+	if (!dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
+		return pr_err_set(err, PR_EINVAL, "bad selector '%s'",
+		    selector);
+	if ((r = dkim_keyfile_dir(data_dir, domain, dir, sizeof(dir),
+	    err)) < 0)
+		return r;
+	snprintf(top, sizeof(top), "%s/dkim", data_dir);
+	if ((r = dkim_keyfile_mkdir(top, gid, err)) < 0 ||
+	    (r = dkim_keyfile_mkdir(dir, gid, err)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/%s.key", dir, selector);
+	if (access(path, F_OK) == 0)
+		return pr_err_set(err, PR_EEXIST,
+		    "a key with selector '%s' exists for %s; choose another "
+		    "with --selector", selector, domain);
+
+	if ((r = dkim_key_generate(domain, selector, ed25519, &k, err)) < 0)
+		return r;
+	buf_init(&pem, DKIM_KEYFILE_PEM_MAX);
+	r = dkim_key_to_pem(k, &pem, err);
+	if (r == 0)
+		r = dkim_keyfile_write(path, pem.p, pem.len, mode, gid, true,
+		    err);
+	if (pem.p != NULL)
+		OPENSSL_cleanse(pem.p, pem.cap);
+	buf_fini(&pem);
+	if (r < 0)
+		goto fail;
+	snprintf(sel, sizeof(sel), "%s\n", selector);
+	snprintf(path, sizeof(path), "%s/selector", dir);
+	r = dkim_keyfile_write(path, sel, strlen(sel), mode, gid, false, err);
+	if (r < 0)
+		goto fail;
+	*k_r = k;
+	return 0;
+fail:
+	dkim_key_free(&k);
+	return r;
+}

@@ -1,0 +1,6 @@
+/*
+ * sqlite3.h - stands in front of the real header for mailauth/, which is pure
+ * (docs/ARCHITECTURE.md): DNS comes through resolver.h, storage through
+ * its callers.
+ */
+#error "mailauth/ must not include <sqlite3.h>"
