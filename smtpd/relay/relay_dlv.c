@@ -28,6 +28,8 @@
 static void relay_dlv_next_target(struct relay_dlv *d);
 static void relay_dlv_process(struct relay_dlv *d);
 
+/* --- References and the end -------------------------------------------- */
+
 static void
 relay_dlv_free(struct relay_dlv *d)
 {
@@ -112,6 +114,8 @@ relay_dlv_end(struct relay_dlv *d)
 	}
 	relay_sched_pump(r);
 }
+
+/* --- Verdicts and timeouts --------------------------------------------- */
 
 /* Takes the client's verdicts into the message.  Delivered recipients
  * leave the queue when the attempt settles: RFC 5321 6.1, the remote took
@@ -484,6 +488,8 @@ static const struct relay_conn_ops relay_dlv_conn_ops = {
 	.close_cb = relay_dlv_close_cb,
 };
 
+/* --- Route and targets ------------------------------------------------- */
+
 static bool
 relay_dlv_has_pending(const struct relay_dlv *d)
 {
@@ -560,6 +566,8 @@ relay_dlv_route_cb(void *data, const struct relay_route *rt)
 	}
 	relay_dlv_unref(d);
 }
+
+/* --- Start, creation, abort -------------------------------------------- */
 
 void
 relay_dlv_start(struct relay_dlv *d)
