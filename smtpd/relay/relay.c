@@ -129,7 +129,7 @@ fail:
 }
 
 static void
-relay_worker_stopped(void *data)
+relay_stop_worker_cb(void *data)
 {
 	struct relay *r = data;
 	void (*cb)(void *) = r->done_cb;
@@ -151,14 +151,14 @@ relay__check_stopped(struct relay *r)
 		return;
 	r->worker_stopping = true;
 	if (r->worker != NULL) {
-		relay_worker_stop(r->worker, relay_worker_stopped, r);
+		relay_worker_stop(r->worker, relay_stop_worker_cb, r);
 	} else {
-		relay_worker_stopped(r);
+		relay_stop_worker_cb(r);
 	}
 }
 
 static void
-relay_dns_closed(void *data)
+relay_stop_dns_cb(void *data)
 {
 	struct relay *r = data;
 
@@ -190,7 +190,7 @@ relay_stop(struct relay *r, void (*done_cb)(void *data), void *data)
 	for (d = r->dlvs; d != NULL; d = d->next)
 		relay_dlv_abort(d);
 	if (r->dns != NULL)
-		relay_dns_close(r->dns, relay_dns_closed, r);
+		relay_dns_close(r->dns, relay_stop_dns_cb, r);
 	relay__check_stopped(r);
 }
 

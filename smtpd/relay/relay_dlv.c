@@ -189,7 +189,7 @@ relay_dlv_timeout_cb(uv_timer_t *t)
 static void relay_dlv_read_next(struct relay_dlv *d);
 
 static void
-relay_body_run(struct relay_work *w, struct store *st)
+relay_dlv_body_run(struct relay_work *w, struct store *st)
 {
 	struct relay_dlv *d = RELAY_CONTAINER(w, struct relay_dlv, bwork);
 	struct pr_err err;
@@ -217,7 +217,7 @@ relay_dlv_send_wire(struct relay_dlv *d)
 }
 
 static void
-relay_body_done(struct relay_work *w)
+relay_dlv_body_done(struct relay_work *w)
 {
 	struct relay_dlv *d = RELAY_CONTAINER(w, struct relay_dlv, bwork);
 
@@ -273,8 +273,8 @@ relay_dlv_read_next(struct relay_dlv *d)
 		return;
 	d->reading = true;
 	d->refs++;
-	relay_worker_submit(d->r->worker, &d->bwork, relay_body_run,
-	    relay_body_done);
+	relay_worker_submit(d->r->worker, &d->bwork, relay_dlv_body_run,
+	    relay_dlv_body_done);
 }
 
 static void

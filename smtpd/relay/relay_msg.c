@@ -51,12 +51,11 @@ relay_msg_status_word(int status)
 
 /* --- Preparation ------------------------------------------------------- */
 
-
 /* Reads the message once on the store thread: the header (kept for a
  * bounce and to find the From: domain), the DKIM signature and whether
  * it has 8-bit octets. */
 static void
-relay_prepare_run(struct relay_work *w, struct store *st)
+relay_msg_prepare_run(struct relay_work *w, struct store *st)
 {
 	struct relay_msg *m = RELAY_CONTAINER(w, struct relay_msg, work);
 	const struct cfg *cfg = m->r->cfg;
@@ -179,7 +178,7 @@ out:
 }
 
 static void
-relay_prepare_done(struct relay_work *w)
+relay_msg_prepare_done(struct relay_work *w)
 {
 	struct relay_msg *m = RELAY_CONTAINER(w, struct relay_msg, work);
 	struct relay *r = m->r;
@@ -281,8 +280,8 @@ relay_msg_start(struct relay *r, struct store_queue_job *job)
 	log_info(m->sid, "relay: %s: from=<%s> size=%lld nrcpt=%zu "
 	    "attempt=%d", m->job.msgid, m->job.sender, (long long)m->job.size,
 	    m->job.n_rcpts, m->job.attempts + 1);
-	relay_worker_submit(r->worker, &m->work, relay_prepare_run,
-	    relay_prepare_done);
+	relay_worker_submit(r->worker, &m->work, relay_msg_prepare_run,
+	    relay_msg_prepare_done);
 }
 
 void

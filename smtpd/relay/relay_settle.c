@@ -28,7 +28,7 @@
 #define RELAY_BOUNCE_TARGETS_MAX 100
 
 /* A bounce ready for the store: the report and where it goes. */
-struct relay_bounce {
+struct relay_settle_bounce {
 	int64_t users[RELAY_BOUNCE_TARGETS_MAX]; /* local mailboxes */
 	size_t n_users;
 	char *remote[RELAY_BOUNCE_TARGETS_MAX];  /* the sender, remote */
@@ -40,7 +40,7 @@ struct relay_bounce {
 };
 
 static void
-relay_bounce_fini(struct relay_bounce *b)
+relay_settle_bounce_fini(struct relay_settle_bounce *b)
 {
 	size_t i;
 
@@ -50,9 +50,9 @@ relay_bounce_fini(struct relay_bounce *b)
 }
 
 static int
-relay_bounce_resolve_cb(void *ctx, int64_t user_id, const char *remote)
+relay_settle_bounce_resolve_cb(void *ctx, int64_t user_id, const char *remote)
 {
-	struct relay_bounce *b = ctx;
+	struct relay_settle_bounce *b = ctx;
 
 	if (remote == NULL && b->n_users < RELAY_BOUNCE_TARGETS_MAX)
 		b->users[b->n_users++] = user_id;
@@ -68,8 +68,8 @@ relay_bounce_resolve_cb(void *ctx, int64_t user_id, const char *remote)
  * deliberately dropped), or a negative error to try again later.
  */
 static int
-relay_bounce_prepare(struct relay_msg *m, struct store *st,
-    const size_t *perm, size_t n, bool expired, struct relay_bounce *b)
+relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
+    const size_t *perm, size_t n, bool expired, struct relay_settle_bounce *b)
 {
 	const struct cfg *cfg = m->r->cfg;
 	static const char rp[] = "Return-Path: <>\r\n";
@@ -112,8 +112,8 @@ relay_bounce_prepare(struct relay_msg *m, struct store *st,
 		    m->job.msgid, pr_strerror(r));
 		return r;
 	}
-	kind = store_resolve(st, m->job.sender, relay_bounce_resolve_cb, b,
-	    &err);
+	kind = store_resolve(st, m->job.sender,
+	    relay_settle_bounce_resolve_cb, b, &err);
 	if (kind < 0) {
 		log_err(m->sid, "relay: %s: bounce to <%s>: %s", m->job.msgid,
 		    m->job.sender, err.msg);
@@ -152,7 +152,8 @@ relay_bounce_prepare(struct relay_msg *m, struct store *st,
 
 /* Logs what became of each copy of a bounce that was settled. */
 static void
-relay_bounce_log(struct relay_msg *m, const struct relay_bounce *b)
+relay_settle_bounce_log(struct relay_msg *m,
+    const struct relay_settle_bounce *b)
 {
 	const struct store_msg *bm;
 	size_t i;
@@ -209,7 +210,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	struct relay_msg *m = RELAY_CONTAINER(w, struct relay_msg, work);
 	const struct cfg *cfg = m->r->cfg;
 	char why[RELAY_REPLY_MAX + 2 * RELAY_HOST_MAX + 32];
-	struct relay_bounce b;
+	struct relay_settle_bounce b;
 	struct store_settle s;
 	struct pr_err err;
 	size_t *perm, n_perm = 0, n_temp, i;
@@ -267,8 +268,8 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	if (n_perm > 0) {
 		r = 0;
 		if (m->job.sender[0] != '\0')
-			r = relay_bounce_prepare(m, st, perm, n_perm, expired,
-			    &b);
+			r = relay_settle_bounce_prepare(m, st, perm, n_perm,
+			    expired, &b);
 		else
 			log_info(m->sid, "relay: %s: no bounce for a "
 			    "message from the null sender", m->job.msgid);
@@ -295,7 +296,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 			    m->job.msgid, err.msg);
 		goto out;
 	}
-	relay_bounce_log(m, &b);
+	relay_settle_bounce_log(m, &b);
 	if (s.failed_kept)
 		n_temp++;
 	if (n_temp > 0) {
@@ -306,7 +307,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 		    (long long)(next - now), m->job.attempts + 1);
 	}
 out:
-	relay_bounce_fini(&b);
+	relay_settle_bounce_fini(&b);
 	free(perm);
 	free(done);
 	free(failed);
