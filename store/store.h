@@ -324,14 +324,54 @@ int store_queue_next_due(struct store *st, int64_t *when_r,
 int store_queue_body_open(struct store *st, int64_t queue_id,
     struct store_body **b_r, int64_t *size_r, struct pr_err *err);
 
-/* A recipient was delivered (remote 250) or failed for good (5xx, expiry):
- * it leaves the queue; the entry leaves with its last recipient, the body
- * with its last reference.  One transaction per call. */
-int store_queue_rcpt_done(struct store *st, int64_t rcpt_id,
+/* A queue entry's attempt, as store_queue_settle takes it. */
+struct store_settle {
+	/* in */
+	int64_t queue_id;
+	const int64_t *done;           /* recipients delivered (remote 2xx to
+	                                  the final dot): they leave */
+	size_t n_done;
+	const int64_t *failed;         /* recipients failed for good (5xx,
+	                                  expiry): they leave with bounce */
+	size_t n_failed;
+	struct store_msg *const *bounce; /* the non-delivery report for
+	                                  failed, as for store_deliver (a
+	                                  local copy, a queue entry); may
+	                                  be none */
+	size_t n_bounce;
+	int64_t next_attempt;          /* > 0: recipients that stay are
+	                                  retried then; 0: schedule kept */
+	const char *last_error;        /* recorded with next_attempt */
+	/* out */
+	bool failed_kept;              /* the bounce could not be stored:
+	                                  failed recipients stay queued */
+};
+
+/*
+ * Settles one attempt at queue entry s->queue_id in one transaction, so
+ * that a crash leaves either the whole attempt or none of it:
+ *
+ * - the recipients in s->done and s->failed leave the queue, and the
+ *   bounce messages are delivered (each as by store_deliver, with its own
+ *   status in bounce[i]->status and ->err) in the same transaction;
+ * - a bounce message that a mailbox refuses for its quota (PR_EQUOTA,
+ *   PR_ETOOBIG) is dropped: the failed recipients leave all the same,
+ *   since keeping them would only repeat the refusal;
+ * - any other bounce failure takes back every bounce message of the call:
+ *   the failed recipients then stay, s->failed_kept is set and the entry
+ *   records "bounce could not be stored" as its last error;
+ * - with s->next_attempt > 0, an entry that keeps recipients is retried
+ *   at next_attempt: attempts is incremented, last_error recorded
+ *   (bounded);
+ * - the entry leaves with its last recipient, its body with its last
+ *   reference.
+ *
+ * Returns 0 once committed.  PR_ENOENT when the entry, or a recipient
+ * listed, is not in the queue (deleted with `postroom queue del`, or
+ * settled already); then, as on any other error, nothing changes (every
+ * bounce status is set to the error).
+ */
+int store_queue_settle(struct store *st, struct store_settle *s,
     struct pr_err *err);
-/* The entry is retried at next_attempt; attempts is incremented and
- * last_error recorded. */
-int store_queue_retry(struct store *st, int64_t queue_id,
-    int64_t next_attempt, const char *last_error, struct pr_err *err);
 
 #endif

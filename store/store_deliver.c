@@ -211,8 +211,8 @@ store_deliver_id_valid(const char *id)
 	return id[STORE_ID_LEN] == '\0';
 }
 
-static int
-store_deliver_one(struct store *st, struct store_msg *m, int64_t now)
+int
+store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 {
 	struct pr_err *err = &m->err;
 	int64_t size, body_id = 0;
@@ -292,7 +292,7 @@ store_deliver(struct store *st, struct store_msg *const *msgs, size_t n)
 		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
 		    "SAVEPOINT store_msg", &err)) < 0)
 			goto fail;
-		if ((m->status = store_deliver_one(st, m, now)) == 0) {
+		if ((m->status = store__deliver_one(st, m, now)) == 0) {
 			r = store__exec(st, STORE_Q_RELEASE,
 			    "RELEASE store_msg", &err);
 		} else {

@@ -76,6 +76,7 @@ enum store_q {
 	STORE_Q_QRCPT_DEL,
 	STORE_Q_QRCPT_LEFT,
 	STORE_Q_QUEUE_RETRY,
+	STORE_Q_QUEUE_EXISTS,
 
 	STORE_Q__COUNT
 };
@@ -157,6 +158,11 @@ int store__user_id(struct store *st, const char *address, int64_t *id_r,
 /* 1 if an alias (lower-case, "@domain" for a catch-all) exists, 0, <0. */
 int store__alias_exists(struct store *st, const char *alias,
     struct pr_err *err);
+
+/* Delivers one message inside the caller's open transaction, as
+ * store_deliver does for each of its messages (the caller holds the
+ * savepoint).  Returns 0 or the message's failure, with m->err set. */
+int store__deliver_one(struct store *st, struct store_msg *m, int64_t now);
 
 /* Fills out with 2 * n lower-case hex characters of randomness + NUL. */
 void store__random_hex(char *out, size_t n);

@@ -13,10 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-/* A remote reply kept as last_error is bounded: enough for a multi-line
- * SMTP reply, not a peer's whole essay. */
-#define STORE_LAST_ERROR_MAX 1000
-
 /* Reads the pending recipients of queue entry qid into sv. */
 static int
 store_queue_rcpts(struct store *st, int64_t qid, struct store_strv *sv,
@@ -357,105 +353,5 @@ store_queue_body_open(struct store *st, int64_t queue_id,
 		    (long long)queue_id);
 	if (rc != SQLITE_ROW)
 		return store__fail(st, err, "cannot open queued message");
-	return 0;
-}
-
-int
-store_queue_rcpt_done(struct store *st, int64_t rcpt_id, struct pr_err *err)
-{
-	sqlite3_stmt *s;
-	int64_t qid = 0;
-	int r, rc, left = 0;
-
-	if ((r = store__begin(st, err)) < 0)
-		return r;
-	if ((s = store__stmt(st, STORE_Q_QRCPT_QUEUE,
-	    "SELECT queue_id FROM queue_rcpt WHERE id = ?1", err)) == NULL) {
-		r = store__errcode(err);
-		goto fail;
-	}
-	sqlite3_bind_int64(s, 1, rcpt_id);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		qid = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE) {
-		r = pr_err_set(err, PR_ENOENT, "no queue recipient %lld",
-		    (long long)rcpt_id);
-		goto fail;
-	}
-	if (rc != SQLITE_ROW)
-		goto sqlfail;
-
-	if ((s = store__stmt(st, STORE_Q_QRCPT_DEL,
-	    "DELETE FROM queue_rcpt WHERE id = ?1", err)) == NULL) {
-		r = store__errcode(err);
-		goto fail;
-	}
-	sqlite3_bind_int64(s, 1, rcpt_id);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		goto sqlfail;
-
-	if ((s = store__stmt(st, STORE_Q_QRCPT_LEFT,
-	    "SELECT EXISTS (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)",
-	    err)) == NULL) {
-		r = store__errcode(err);
-		goto fail;
-	}
-	sqlite3_bind_int64(s, 1, qid);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		left = sqlite3_column_int(s, 0);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW)
-		goto sqlfail;
-	if (!left) {
-		if ((s = store__stmt(st, STORE_Q_QUEUE_DEL,
-		    "DELETE FROM queue WHERE id = ?1", err)) == NULL) {
-			r = store__errcode(err);
-			goto fail;
-		}
-		sqlite3_bind_int64(s, 1, qid);
-		rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE)
-			goto sqlfail;
-	}
-	return store__commit(st, err);
-
-sqlfail:
-	r = store__fail(st, err, "cannot update the queue");
-fail:
-	store__rollback(st);
-	return r;
-}
-
-int
-store_queue_retry(struct store *st, int64_t queue_id, int64_t next_attempt,
-    const char *last_error, struct pr_err *err)
-{
-	sqlite3_stmt *s;
-	size_t len;
-	int rc;
-
-	if (last_error == NULL)
-		last_error = "";
-	len = strlen(last_error);
-	if (len > STORE_LAST_ERROR_MAX)
-		len = STORE_LAST_ERROR_MAX;
-	if ((s = store__stmt(st, STORE_Q_QUEUE_RETRY,
-	    "UPDATE queue SET next_attempt = ?2, attempts = attempts + 1,"
-	    " last_error = ?3 WHERE id = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, queue_id);
-	sqlite3_bind_int64(s, 2, next_attempt);
-	sqlite3_bind_text(s, 3, last_error, (int)len, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot update the queue");
-	if (sqlite3_changes(st->db) == 0)
-		return pr_err_set(err, PR_ENOENT, "no queue entry %lld",
-		    (long long)queue_id);
 	return 0;
 }

@@ -197,6 +197,10 @@ class FakeMX:
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
             daemon_threads = True
+            # The relay opens up to 20 connections at once; with the
+            # default backlog of 5 the kernel would complete handshakes
+            # nobody accepts, and those deliveries would hang.
+            request_queue_size = 64
 
         self.server = Server((host, port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever,

@@ -1,6 +1,7 @@
 /*
  * test_store_queue.c - the outbound queue: administration (list, del,
- * flush) and the runner's side (due, body, recipient done, retry).
+ * flush) and the runner's side (due, body, and an attempt settled in one
+ * transaction: recipients done, failed with their bounce, retry).
  */
 #include <time.h>
 
@@ -38,6 +39,19 @@ t_qlist_cb(void *ctx, const struct store_queue_item *q)
 	return 0;
 }
 
+/* An attempt that delivered done[0..n_done) and retries the rest. */
+static int
+t_settle(struct store *st, int64_t qid, const int64_t *done, size_t n_done,
+    int64_t next, const char *last_error, struct pr_err *err)
+{
+	struct store_settle s = {
+		.queue_id = qid, .done = done, .n_done = n_done,
+		.next_attempt = next, .last_error = last_error,
+	};
+
+	return store_queue_settle(st, &s, err);
+}
+
 static struct t_qlist
 t_qlist(struct store *st)
 {
@@ -48,6 +62,150 @@ t_qlist(struct store *st)
 	if (store_queue_list(st, t_qlist_cb, &l, &err) < 0)
 		l.n = -1;
 	return l;
+}
+
+/* A bounce message from the null sender to users[]/remote[]. */
+static struct store_msg
+t_bounce(const int64_t *users, size_t n_users, const char *const *remote,
+    size_t n_remote)
+{
+	struct store_msg m = {
+		.sender = "",
+		.users = users, .n_users = n_users,
+		.remote = remote, .n_remote = n_remote,
+		.body = (const uint8_t *)"Subject: failed\r\n\r\nsorry\r\n",
+		.body_len = 26, .body_fd = -1,
+	};
+
+	return m;
+}
+
+/* The attempt with bounces: the bounce and the recipients it reports
+ * leave together, or neither does. */
+static void
+t_settle_bounces(struct store *st, int64_t alice)
+{
+	const char *remote[] = { "r0@far.example", "r1@far.example",
+	    "r2@far.example", "r3@far.example" };
+	const char *sender[] = { "sender@remote.example" };
+	const char *bad[] = { "no-at-sign" };
+	struct pr_err err = { 0 };
+	struct store_queue_job *jobs;
+	struct store_msg b1, b2, *bs[2];
+	struct store_settle s;
+	struct t_qlist l;
+	int64_t tiny, ids[2], now = (int64_t)time(NULL);
+	char sql[128];
+	size_t n;
+
+	tiny = t_add_user(st, "tiny@example.org", 10);
+	snprintf(sql, sizeof(sql),
+	    "SELECT count(*) FROM mailbox WHERE user_id = %lld",
+	    (long long)alice);
+	TAP_EQ_INT(t_deliver(st, NULL, 0, remote, 4, "", "Subject: x\r\n\r\n",
+	    NULL), 0, "an entry with four recipients");
+	TAP_EQ_INT(store_queue_due(st, now + 5, 10, &jobs, &n, &err), 0,
+	    "due");
+	TAP_OK(n == 1 && jobs[0].n_rcpts == 4, "four recipients due");
+
+	/* A listed recipient that is not there: nothing changes, the
+	 * bounce is not stored either. */
+	b1 = t_bounce(&alice, 1, NULL, 0);
+	bs[0] = &b1;
+	ids[0] = jobs[0].rcpts[1].id;
+	ids[1] = 987654;
+	memset(&s, 0, sizeof(s));
+	s.queue_id = jobs[0].id;
+	s.failed = ids;
+	s.n_failed = 2;
+	s.bounce = bs;
+	s.n_bounce = 1;
+	T_FAILS_CLEAN(st, store_queue_settle(st, &s, &err), PR_ENOENT,
+	    "settle with an unknown failed recipient");
+	TAP_EQ_INT(b1.status, PR_ENOENT, "the bounce carries the error");
+
+	/* r0 delivered, r1 failed: its bounce to alice and to the remote
+	 * sender, r2 and r3 retried. */
+	b1 = t_bounce(&alice, 1, NULL, 0);
+	b2 = t_bounce(NULL, 0, sender, 1);
+	bs[0] = &b1;
+	bs[1] = &b2;
+	memset(&s, 0, sizeof(s));
+	s.queue_id = jobs[0].id;
+	s.done = &jobs[0].rcpts[0].id;
+	s.n_done = 1;
+	s.failed = &jobs[0].rcpts[1].id;
+	s.n_failed = 1;
+	s.bounce = bs;
+	s.n_bounce = 2;
+	s.next_attempt = now + 300;
+	s.last_error = "451 later";
+	TAP_EQ_INT(store_queue_settle(st, &s, &err), 0, "settle (%s)",
+	    err.msg);
+	TAP_OK(b1.status == 0 && b2.status == 0 && b1.id[0] && b2.id[0],
+	    "both bounce copies stored");
+	TAP_OK(!s.failed_kept, "failed recipients not kept");
+	TAP_EQ_INT(t_int(sql), 1, "the bounce is in alice's mailbox");
+	l = t_qlist(st);
+	TAP_EQ_INT(l.n, 2, "the entry and the remote bounce");
+	TAP_EQ_STR(l.rcpts[0], "r2@far.example;r3@far.example;",
+	    "delivered and failed recipients left together");
+	TAP_EQ_INT(l.attempts[0], 1, "attempt counted");
+	TAP_EQ_INT(l.next[0], now + 300, "next attempt");
+	TAP_EQ_STR(l.last_error[0], "451 later", "last error");
+	TAP_EQ_STR(l.rcpts[1], "sender@remote.example;",
+	    "the remote bounce is queued");
+	TAP_EQ_INT(store_queue_del(st, l.id[1], &err), 0,
+	    "drop the remote bounce");
+
+	/* r2 failed, its bounce cannot be stored (one copy is malformed):
+	 * both copies are taken back and r2 stays. */
+	b1 = t_bounce(&alice, 1, NULL, 0);
+	b2 = t_bounce(NULL, 0, bad, 1);
+	memset(&s, 0, sizeof(s));
+	s.queue_id = jobs[0].id;
+	s.failed = &jobs[0].rcpts[2].id;
+	s.n_failed = 1;
+	s.bounce = bs;
+	s.n_bounce = 2;
+	s.next_attempt = now + 400;
+	s.last_error = "451 later";
+	TAP_EQ_INT(store_queue_settle(st, &s, &err), 0,
+	    "settle with a bad bounce (%s)", err.msg);
+	TAP_OK(s.failed_kept, "failed recipient kept");
+	TAP_OK(b1.status == PR_EINVAL && b2.status == PR_EINVAL &&
+	    b1.id[0] == '\0', "both copies report the failure");
+	TAP_EQ_INT(t_int(sql), 1, "no second message for alice");
+	l = t_qlist(st);
+	TAP_EQ_INT(l.n, 1, "no remote bounce either");
+	TAP_EQ_STR(l.rcpts[0], "r2@far.example;r3@far.example;",
+	    "the failed recipient stays");
+	TAP_EQ_INT(l.attempts[0], 2, "attempt counted");
+	TAP_EQ_INT(l.next[0], now + 400, "retried");
+	TAP_EQ_STR(l.last_error[0], "bounce could not be stored",
+	    "last error says why");
+
+	/* r2 and r3 failed, the sender's mailbox cannot take the bounce:
+	 * it is dropped and the entry leaves with its last recipients. */
+	b1 = t_bounce(&tiny, 1, NULL, 0);
+	ids[0] = jobs[0].rcpts[2].id;
+	ids[1] = jobs[0].rcpts[3].id;
+	memset(&s, 0, sizeof(s));
+	s.queue_id = jobs[0].id;
+	s.failed = ids;
+	s.n_failed = 2;
+	s.bounce = bs;
+	s.n_bounce = 1;
+	s.next_attempt = now + 500;
+	TAP_EQ_INT(store_queue_settle(st, &s, &err), 0,
+	    "settle with a bounce over quota (%s)", err.msg);
+	TAP_EQ_INT(b1.status, PR_ETOOBIG, "the bounce is too big for tiny");
+	TAP_OK(!s.failed_kept, "failed recipients leave");
+	l = t_qlist(st);
+	TAP_EQ_INT(l.n, 0, "queue empty");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM queue_rcpt"), 0,
+	    "no recipient rows");
+	store_queue_jobs_free(jobs, n);
 }
 
 int
@@ -128,11 +286,13 @@ main(void)
 	    PR_ENOENT, "body of an unknown queue entry");
 
 	/* Dave delivered, the rest deferred. */
-	TAP_EQ_INT(store_queue_rcpt_done(st, jobs[0].rcpts[0].id, &err), 0,
-	    "one recipient done");
-	T_FAILS_CLEAN(st, store_queue_rcpt_done(st, jobs[0].rcpts[0].id,
-	    &err), PR_ENOENT, "the same recipient again");
-	TAP_EQ_INT(store_queue_retry(st, jobs[0].id, now + 600,
+	TAP_EQ_INT(t_settle(st, jobs[0].id, &jobs[0].rcpts[0].id, 1, 0, NULL,
+	    &err), 0, "one recipient done");
+	T_FAILS_CLEAN(st, t_settle(st, jobs[0].id, &jobs[0].rcpts[0].id, 1,
+	    0, NULL, &err), PR_ENOENT, "the same recipient again");
+	T_FAILS_CLEAN(st, t_settle(st, jobs[0].id + 1, &jobs[0].rcpts[1].id,
+	    1, 0, NULL, &err), PR_ENOENT, "a recipient of another entry");
+	TAP_EQ_INT(t_settle(st, jobs[0].id, NULL, 0, now + 600,
 	    "451 4.7.1 greylisted, try later", &err), 0, "retry later");
 	l = t_qlist(st);
 	TAP_EQ_INT(l.n, 2, "two entries");
@@ -142,18 +302,18 @@ main(void)
 	TAP_EQ_INT(l.next[0], now + 600, "next attempt recorded");
 	TAP_EQ_STR(l.last_error[0], "451 4.7.1 greylisted, try later",
 	    "last error recorded");
-	T_FAILS_CLEAN(st, store_queue_retry(st, 987654, now, "x", &err),
+	T_FAILS_CLEAN(st, t_settle(st, 987654, NULL, 0, now, "x", &err),
 	    PR_ENOENT, "retry of an unknown entry");
 	{
 		char longerr[3000];
 
 		memset(longerr, 'e', sizeof(longerr) - 1);
 		longerr[sizeof(longerr) - 1] = '\0';
-		TAP_EQ_INT(store_queue_retry(st, jobs[0].id, now + 600,
+		TAP_EQ_INT(t_settle(st, jobs[0].id, NULL, 0, now + 600,
 		    longerr, &err), 0, "retry with a huge error text");
 		TAP_EQ_INT(t_int("SELECT max(length(last_error)) FROM queue"),
 		    1000, "last error is bounded");
-		store_queue_retry(st, jobs[0].id, now + 600, NULL, &err);
+		t_settle(st, jobs[0].id, NULL, 0, now + 600, NULL, &err);
 	}
 	store_queue_jobs_free(jobs, n);
 
@@ -183,10 +343,10 @@ main(void)
 
 	/* The last recipients: the entry leaves, the body stays for
 	 * alice's mailbox. */
-	TAP_EQ_INT(store_queue_rcpt_done(st, jobs[0].rcpts[0].id, &err), 0,
-	    "second recipient done");
-	TAP_EQ_INT(store_queue_rcpt_done(st, jobs[0].rcpts[1].id, &err), 0,
-	    "last recipient done");
+	TAP_EQ_INT(t_settle(st, jobs[0].id, &jobs[0].rcpts[0].id, 1, 0, NULL,
+	    &err), 0, "second recipient done");
+	TAP_EQ_INT(t_settle(st, jobs[0].id, &jobs[0].rcpts[1].id, 1,
+	    now + 600, "ignored", &err), 0, "last recipient done");
 	store_queue_jobs_free(jobs, n);
 	l = t_qlist(st);
 	TAP_EQ_INT(l.n, 0, "queue empty");
@@ -206,6 +366,7 @@ main(void)
 	    "body gone with the local copy");
 	TAP_EQ_INT(store_queue_next_due(st, &when, &err), 0, "next due");
 	TAP_EQ_INT(when, 0, "empty again");
+	t_settle_bounces(st, alice);
 	TAP_EQ_INT(store_check(st, &err), 0, "check passes (%s)", err.msg);
 	TAP_OK(store__idle(st), "idle after queue operations");
 	t_check_plans(st);

@@ -1,0 +1,631 @@
+/*
+ * relay_dlv.c - one destination domain of one message (see relay_int.h).
+ *
+ * A delivery looks up its route (the domain's MX hosts, or the
+ * smarthost), then connects to the route's addresses in order, running an
+ * SMTP client session (relay_client.h, sans-I/O) over each connection
+ * (relay_conn.h: TCP, STARTTLS) until one host decides for every
+ * recipient: RFC 5321 5.1, try the next MX on a 4xx or a connection
+ * failure.  The body is streamed from the store in RELAY_CHUNK pieces,
+ * dot-stuffed on the way, the DKIM-Signature field first.
+ *
+ * A delivery only records verdicts into its message (m->rcpts); what
+ * leaves the queue is decided once every delivery of the message ended
+ * (relay_settle.c).  It holds references for its timer, its connection,
+ * the route lookup and store work in flight, and is freed with the last.
+ */
+#include "relay_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+#define RELAY_CONNECT_TIMEOUT_MS (30 * 1000)
+#define RELAY_TLS_TIMEOUT_MS (5 * 60 * 1000)
+
+static void relay_dlv_next_target(struct relay_dlv *d);
+static void relay_dlv_process(struct relay_dlv *d);
+
+/* --- References and the end -------------------------------------------- */
+
+static void
+relay_dlv_free(struct relay_dlv *d)
+{
+	struct relay_msg *m = d->m;
+
+	if (d->started) {
+		if (d->prev != NULL)
+			d->prev->next = d->next;
+		else
+			d->r->dlvs = d->next;
+		if (d->next != NULL)
+			d->next->prev = d->prev;
+	}
+	if (d->client_live)
+		relay_client_fini(&d->client);
+	store_body_close(&d->body);
+	buf_fini(&d->wire);
+	free(d->chunk);
+	free(d->idx);
+	free(d->crcpts);
+	free(d->cmap);
+	free(d);
+	if (--m->n_dlv == 0)
+		relay_settle_submit(m);
+}
+
+static void
+relay_dlv_unref(struct relay_dlv *d)
+{
+	if (--d->refs == 0 && d->ended)
+		relay_dlv_free(d);
+}
+
+static void
+relay_dlv_timer_closed(uv_handle_t *h)
+{
+	struct relay_dlv *d = h->data;
+
+	relay_dlv_unref(d);
+}
+
+static void
+relay_dlv_timer_start(struct relay_dlv *d, void (*cb)(uv_timer_t *),
+    uint64_t ms)
+{
+	if (d->timer_live)
+		uv_timer_start(&d->timer, cb, ms, 0);
+}
+
+void
+relay_dlv_end(struct relay_dlv *d)
+{
+	struct relay_msg *m = d->m;
+	struct relay *r = d->r;
+	size_t i;
+
+	if (d->ended)
+		return;
+	d->ended = true;
+	for (i = 0; i < d->n; i++) {
+		struct relay_msg_rcpt *rc = &m->rcpts[d->idx[i]];
+
+		if (rc->status != RELAY_RCPT_PENDING)
+			continue;
+		relay_msg_rcpt_set(rc, RELAY_RCPT_TEMP, d->last_error[0] ?
+		    d->last_error : "delivery interrupted", NULL, "4.4.1");
+		if (!r->stopping)
+			log_info(d->sid, "relay: %s: to=<%s> status=deferred "
+			    "(%s)", m->job.msgid,
+			    m->job.rcpts[d->idx[i]].address, rc->reply);
+	}
+	if (d->started)
+		r->n_active--;
+	if (d->timer_live) {
+		d->timer_live = false;
+		uv_timer_stop(&d->timer);
+		uv_close((uv_handle_t *)&d->timer, relay_dlv_timer_closed);
+	} else if (!d->started) {
+		/* Never started: the only reference is the one taken at
+		 * creation (a started delivery's belongs to its timer). */
+		relay_dlv_unref(d);
+	}
+	relay_sched_pump(r);
+}
+
+/* --- Verdicts and timeouts --------------------------------------------- */
+
+/* Takes the client's verdicts into the message.  Delivered recipients
+ * leave the queue when the attempt settles: RFC 5321 6.1, the remote took
+ * responsibility with its reply to the final dot; a crash before the
+ * settle sends them again, the price of never losing one. */
+static void
+relay_dlv_record(struct relay_dlv *d)
+{
+	struct relay_msg *m = d->m;
+	const char *host = d->route.n > d->target ?
+	    d->route.t[d->target].host : "";
+	size_t i;
+
+	if (d->client.result == RELAY_CLIENT_R_NEXT_HOST)
+		snprintf(d->last_error, sizeof(d->last_error), "%s: %s",
+		    d->peer, d->client.error);
+	for (i = 0; i < d->n_c; i++) {
+		struct relay_client_rcpt *c = &d->crcpts[i];
+		size_t k = d->idx[d->cmap[i]];
+		struct relay_msg_rcpt *rc = &m->rcpts[k];
+
+		if (c->status == RELAY_RCPT_PENDING)
+			continue;
+		relay_msg_rcpt_set(rc, c->status, c->reply, host, NULL);
+		log_info(d->sid, "relay: %s: to=<%s> relay=%s status=%s (%s)",
+		    m->job.msgid, c->address, d->peer,
+		    relay_msg_status_word(c->status), c->reply);
+		if (c->status == RELAY_RCPT_TEMP)
+			snprintf(d->last_error, sizeof(d->last_error),
+			    "host %s said: %s", d->peer, c->reply);
+	}
+}
+
+/* Takes the client's pending events without sending anything (the
+ * connection is failing): only a decision is recorded. */
+static void
+relay_dlv_settle(struct relay_dlv *d)
+{
+	enum relay_client_event ev;
+
+	relay_client_sent(&d->client);
+	while ((ev = relay_client_next_event(&d->client)) !=
+	    RELAY_CLIENT_EV_NONE && ev != RELAY_CLIENT_EV_CLOSE)
+		if (ev == RELAY_CLIENT_EV_DONE)
+			relay_dlv_record(d);
+}
+
+static void
+relay_dlv_timeout_cb(uv_timer_t *t)
+{
+	struct relay_dlv *d = t->data;
+	char why[RELAY_REPLY_MAX];
+
+	if (d->conn == NULL)
+		return;
+	if (!d->client_live) {
+		snprintf(d->last_error, sizeof(d->last_error),
+		    "connect to %s: timed out", d->peer);
+		relay_conn_close(d->conn);
+		return;
+	}
+	snprintf(why, sizeof(why), "timeout in state %s",
+	    relay_client_state_name(d->client.state));
+	log_info(d->sid, "relay: %s: %s", d->peer, why);
+	relay_client_abort(&d->client, why);
+	relay_dlv_process(d);
+}
+
+/* --- Body streaming ---------------------------------------------------- */
+
+static void relay_dlv_read_next(struct relay_dlv *d);
+
+static void
+relay_dlv_body_run(struct relay_work *w, struct store *st)
+{
+	struct relay_dlv *d = RELAY_CONTAINER(w, struct relay_dlv, bwork);
+	struct pr_err err;
+	int64_t size;
+	int r;
+
+	if (d->body == NULL &&
+	    (r = store_queue_body_open(st, d->m->job.id, &d->body, &size,
+	    &err)) < 0) {
+		d->chunk_n = r;
+		return;
+	}
+	d->chunk_n = store_body_read(d->body, d->off, d->chunk, RELAY_CHUNK);
+}
+
+static int
+relay_dlv_send_wire(struct relay_dlv *d)
+{
+	int r = 0;
+
+	if (d->wire.len > 0)
+		r = relay_conn_write(d->conn, d->wire.p, d->wire.len);
+	buf_reset(&d->wire);
+	return r;
+}
+
+static void
+relay_dlv_body_done(struct relay_work *w)
+{
+	struct relay_dlv *d = RELAY_CONTAINER(w, struct relay_dlv, bwork);
+
+	d->reading = false;
+	if (d->ended || d->conn == NULL || !d->client_live ||
+	    d->client.state != RELAY_CLIENT_S_BODY) {
+		relay_dlv_unref(d);
+		return;
+	}
+	if (d->chunk_n < 0) {
+		log_err(d->sid, "relay: %s: cannot read the queued message: %s",
+		    d->m->job.msgid, pr_strerror((int)d->chunk_n));
+		snprintf(d->last_error, sizeof(d->last_error),
+		    "cannot read the queued message (%s)",
+		    pr_strerror((int)d->chunk_n));
+		d->local_error = true;
+		relay_conn_close(d->conn);
+		relay_dlv_unref(d);
+		return;
+	}
+	if (d->chunk_n == 0) {
+		/* RFC 5321 4.1.1.4: the data ends with CRLF "." CRLF. */
+		d->body_eof = true;
+		relay_stuff_end(&d->stuff, &d->wire);
+		relay_dlv_send_wire(d);
+		relay_client_body_done(&d->client);
+		relay_dlv_timer_start(d, relay_dlv_timeout_cb,
+		    relay_client_timeout_ms(&d->client));
+		relay_dlv_unref(d);
+		return;
+	}
+	d->off += d->chunk_n;
+	if (relay_stuff_feed(&d->stuff, d->chunk, (size_t)d->chunk_n,
+	    &d->wire) < 0 || relay_dlv_send_wire(d) < 0) {
+		snprintf(d->last_error, sizeof(d->last_error),
+		    "cannot send the message to %s", d->peer);
+		relay_conn_close(d->conn);
+		relay_dlv_unref(d);
+		return;
+	}
+	relay_dlv_timer_start(d, relay_dlv_timeout_cb,
+	    relay_client_timeout_ms(&d->client));
+	/* Keep at most about one chunk in flight to the socket. */
+	if (relay_conn_write_pending(d->conn) < RELAY_CHUNK)
+		relay_dlv_read_next(d);
+	relay_dlv_unref(d);
+}
+
+static void
+relay_dlv_read_next(struct relay_dlv *d)
+{
+	if (d->reading || d->body_eof || d->ended)
+		return;
+	d->reading = true;
+	d->refs++;
+	relay_worker_submit(d->r->worker, &d->bwork, relay_dlv_body_run,
+	    relay_dlv_body_done);
+}
+
+static void
+relay_dlv_body_start(struct relay_dlv *d)
+{
+	struct relay_msg *m = d->m;
+
+	d->streaming = true;
+	d->body_eof = false;
+	d->off = (int64_t)m->skip;
+	store_body_close(&d->body);
+	if (d->chunk == NULL)
+		d->chunk = xmalloc(RELAY_CHUNK);
+	relay_stuff_init(&d->stuff);
+	buf_reset(&d->wire);
+	/* The DKIM-Signature field goes first, like any header field. */
+	if (m->dkim.len > 0)
+		relay_stuff_feed(&d->stuff, m->dkim.p, m->dkim.len, &d->wire);
+	relay_dlv_send_wire(d);
+	relay_dlv_timer_start(d, relay_dlv_timeout_cb,
+	    relay_client_timeout_ms(&d->client));
+	relay_dlv_read_next(d);
+}
+
+/* --- Connection callbacks ---------------------------------------------- */
+
+/* Sends the client's output and acts on its events. */
+static void
+relay_dlv_process(struct relay_dlv *d)
+{
+	enum relay_client_event ev;
+	const char *host;
+
+	for (;;) {
+		if (d->client.out.len > 0 && d->conn != NULL)
+			(void)relay_conn_write(d->conn, d->client.out.p,
+			    d->client.out.len);
+		relay_client_sent(&d->client);
+		ev = relay_client_next_event(&d->client);
+		switch (ev) {
+		case RELAY_CLIENT_EV_NONE:
+			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
+			    relay_client_timeout_ms(&d->client));
+			return;
+		case RELAY_CLIENT_EV_STARTTLS:
+			host = d->route.t[d->target].host;
+			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
+			    RELAY_TLS_TIMEOUT_MS);
+			if (relay_conn_starttls(d->conn, d->r->tls, host) < 0 &&
+			    d->client.state == RELAY_CLIENT_S_TLS) {
+				d->tls_failed = true;
+				relay_client_tls_done(&d->client, false);
+				continue;
+			}
+			return;
+		case RELAY_CLIENT_EV_BODY:
+			relay_dlv_body_start(d);
+			return;
+		case RELAY_CLIENT_EV_DONE:
+			relay_dlv_record(d);
+			continue;
+		case RELAY_CLIENT_EV_CLOSE:
+			if (d->conn != NULL)
+				relay_conn_close(d->conn);
+			return;
+		}
+	}
+}
+
+static void
+relay_dlv_connect_cb(struct relay_conn *c, int status)
+{
+	struct relay_dlv *d = relay_conn_data(c);
+	struct relay_msg *m = d->m;
+	size_t i, k;
+
+	if (status < 0) {
+		snprintf(d->last_error, sizeof(d->last_error),
+		    "connect to %s: %s", d->peer, uv_strerror(status));
+		log_info(d->sid, "relay: %s: %s", m->job.msgid,
+		    d->last_error);
+		return;
+	}
+	log_debug(d->sid, "relay: %s: connected to %s", m->job.msgid, d->peer);
+	/* This session carries the recipients still without an answer. */
+	d->n_c = 0;
+	for (i = 0; i < d->n; i++) {
+		k = d->idx[i];
+		if (m->rcpts[k].status != RELAY_RCPT_PENDING)
+			continue;
+		d->crcpts[d->n_c].address = m->job.rcpts[k].address;
+		d->cmap[d->n_c++] = i;
+	}
+	d->params.tls_possible = !d->plaintext_only;
+	relay_client_init(&d->client, &d->params, d->crcpts, d->n_c);
+	d->client_live = true;
+	relay_dlv_timer_start(d, relay_dlv_timeout_cb,
+	    relay_client_timeout_ms(&d->client));
+}
+
+static void
+relay_dlv_input_cb(struct relay_conn *c)
+{
+	struct relay_dlv *d = relay_conn_data(c);
+	const uint8_t *p;
+	size_t len;
+	long used;
+
+	if (!d->client_live)
+		return;
+	relay_conn_input(c, &p, &len);
+	used = relay_client_feed(&d->client, p, len);
+	if (used > 0)
+		relay_conn_consume(c, (size_t)used);
+	relay_dlv_process(d);
+}
+
+static void
+relay_dlv_tls_cb(struct relay_conn *c, int status)
+{
+	struct relay_dlv *d = relay_conn_data(c);
+
+	if (!d->client_live || d->client.state != RELAY_CLIENT_S_TLS)
+		return;
+	if (status < 0) {
+		d->tls_failed = true;
+		relay_client_tls_done(&d->client, false);
+		relay_dlv_settle(d);
+		return;
+	}
+	log_info(d->sid, "relay: %s: TLS connection established to %s: %s",
+	    d->m->job.msgid, d->peer, relay_conn_tls_desc(c));
+	relay_client_tls_done(&d->client, true);
+	relay_dlv_process(d);
+}
+
+static void
+relay_dlv_drain_cb(struct relay_conn *c)
+{
+	struct relay_dlv *d = relay_conn_data(c);
+
+	if (d->streaming && !d->body_eof && d->client_live &&
+	    d->client.state == RELAY_CLIENT_S_BODY)
+		relay_dlv_read_next(d);
+}
+
+static void
+relay_dlv_error_cb(struct relay_conn *c, const char *why)
+{
+	struct relay_dlv *d = relay_conn_data(c);
+	char msg[RELAY_REPLY_MAX];
+
+	if (!d->client_live)
+		return;
+	snprintf(msg, sizeof(msg), "lost connection with %s in state %s: %s",
+	    d->peer, relay_client_state_name(d->client.state), why);
+	if (d->client.state != RELAY_CLIENT_S_QUIT &&
+	    d->client.state != RELAY_CLIENT_S_CLOSED)
+		log_info(d->sid, "relay: %s: %s", d->m->job.msgid, msg);
+	relay_client_abort(&d->client, msg);
+	/* The connection is closing: only record, send nothing. */
+	relay_dlv_settle(d);
+}
+
+static void
+relay_dlv_close_cb(struct relay_conn *c)
+{
+	struct relay_dlv *d = relay_conn_data(c);
+	bool next;
+
+	d->conn = NULL;
+	d->streaming = false;
+	if (d->client_live) {
+		/* Anything the client did not decide is decided now. */
+		relay_client_abort(&d->client, d->last_error[0] ?
+		    d->last_error : "connection closed");
+		relay_dlv_settle(d);
+		next = d->client.result == RELAY_CLIENT_R_NEXT_HOST;
+		relay_client_fini(&d->client);
+		d->client_live = false;
+	} else {
+		next = true;    /* the connection itself failed */
+	}
+	if (d->r->stopping || d->local_error || !next) {
+		relay_dlv_end(d);
+	} else {
+		if (d->tls_failed && !d->plaintext_only) {
+			/* Opportunistic TLS failed: this host once more in
+			 * plaintext, like Postfix's smtp_tls_security_level
+			 * "may". */
+			log_info(d->sid, "relay: %s: TLS failed with %s; "
+			    "trying again without TLS", d->m->job.msgid,
+			    d->peer);
+			d->plaintext_only = true;
+		} else {
+			d->plaintext_only = false;
+			d->target++;
+		}
+		d->tls_failed = false;
+		relay_dlv_next_target(d);
+	}
+	relay_dlv_unref(d);
+}
+
+static const struct relay_conn_ops relay_dlv_conn_ops = {
+	.connect_cb = relay_dlv_connect_cb,
+	.input_cb = relay_dlv_input_cb,
+	.tls_cb = relay_dlv_tls_cb,
+	.drain_cb = relay_dlv_drain_cb,
+	.error_cb = relay_dlv_error_cb,
+	.close_cb = relay_dlv_close_cb,
+};
+
+/* --- Route and targets ------------------------------------------------- */
+
+static bool
+relay_dlv_has_pending(const struct relay_dlv *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		if (d->m->rcpts[d->idx[i]].status == RELAY_RCPT_PENDING)
+			return true;
+	return false;
+}
+
+/* Connects to the next address of the route, or ends the delivery. */
+static void
+relay_dlv_next_target(struct relay_dlv *d)
+{
+	struct relay_target *t;
+	char addr[64];
+	unsigned port;
+	int r;
+
+	while (!d->r->stopping && relay_dlv_has_pending(d) &&
+	    d->target < d->route.n) {
+		t = &d->route.t[d->target];
+		relay_dns_addr_str(t, addr, sizeof(addr));
+		port = ntohs(t->addr.ss_family == AF_INET6 ?
+		    ((struct sockaddr_in6 *)&t->addr)->sin6_port :
+		    ((struct sockaddr_in *)&t->addr)->sin_port);
+		snprintf(d->peer, sizeof(d->peer), "%s[%s]:%u", t->host, addr,
+		    port);
+		r = relay_conn_new(d->r->loop, (struct sockaddr *)&t->addr,
+		    &relay_dlv_conn_ops, d, &d->conn);
+		if (r == 0) {
+			d->refs++;
+			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
+			    RELAY_CONNECT_TIMEOUT_MS);
+			return;
+		}
+		snprintf(d->last_error, sizeof(d->last_error),
+		    "connect to %s: %s", d->peer, uv_strerror(r));
+		d->target++;
+	}
+	relay_dlv_end(d);
+}
+
+static void
+relay_dlv_route_cb(void *data, const struct relay_route *rt)
+{
+	struct relay_dlv *d = data;
+	struct relay_msg *m = d->m;
+	size_t i;
+	int st;
+
+	if (rt->status == RELAY_ROUTE_OK) {
+		d->route = *rt;
+		d->target = 0;
+		relay_dlv_next_target(d);
+	} else if (rt->status == RELAY_ROUTE_CANCELLED || d->r->stopping) {
+		snprintf(d->last_error, sizeof(d->last_error), "%s",
+		    rt->error);
+		relay_dlv_end(d);
+	} else {
+		st = rt->status == RELAY_ROUTE_PERM ? RELAY_RCPT_PERM :
+		    RELAY_RCPT_TEMP;
+		for (i = 0; i < d->n; i++) {
+			relay_msg_rcpt_set(&m->rcpts[d->idx[i]], st, rt->error,
+			    NULL, rt->status_code);
+			log_info(d->sid, "relay: %s: to=<%s> status=%s (%s)",
+			    m->job.msgid, m->job.rcpts[d->idx[i]].address,
+			    relay_msg_status_word(st), rt->error);
+		}
+		snprintf(d->last_error, sizeof(d->last_error), "%s",
+		    rt->error);
+		relay_dlv_end(d);
+	}
+	relay_dlv_unref(d);
+}
+
+/* --- Start, creation, abort -------------------------------------------- */
+
+void
+relay_dlv_start(struct relay_dlv *d)
+{
+	struct relay *r = d->r;
+
+	d->started = true;
+	r->n_active++;
+	d->next = r->dlvs;
+	if (r->dlvs != NULL)
+		r->dlvs->prev = d;
+	r->dlvs = d;
+	uv_timer_init(r->loop, &d->timer);
+	d->timer.data = d;
+	d->timer_live = true;
+	/* The creation reference now belongs to the timer. */
+	d->refs++;     /* the route lookup */
+	if (r->smarthost)
+		relay_dns_host(r->dns, r->smart_host, r->smart_port,
+		    relay_dlv_route_cb, d);
+	else
+		relay_dns_route(r->dns, d->domain, r->cfg->relay.mx_port,
+		    relay_dlv_route_cb, d);
+}
+
+struct relay_dlv *
+relay_dlv_new(struct relay_msg *m, const char *domain, size_t n)
+{
+	struct relay *r = m->r;
+	struct relay_dlv *d = xcalloc(1, sizeof(*d));
+
+	d->r = r;
+	d->m = m;
+	snprintf(d->domain, sizeof(d->domain), "%s", domain);
+	log_new_sid(d->sid);
+	d->idx = xcalloc(n, sizeof(*d->idx));
+	d->crcpts = xcalloc(n, sizeof(*d->crcpts));
+	d->cmap = xcalloc(n, sizeof(*d->cmap));
+	buf_init(&d->wire, 2 * RELAY_CHUNK + 1024 + 2 * m->dkim.len);
+	d->params.helo = r->cfg->server.hostname;
+	d->params.sender = m->job.sender;
+	d->params.size = (uint64_t)m->job.size - m->skip + m->dkim.len;
+	d->params.body_8bit = m->body_8bit;
+	d->params.smtputf8 = m->smtputf8;
+	d->params.tls_possible = true;
+	if (r->smarthost && r->smart_user != NULL) {
+		d->params.auth_user = r->smart_user;
+		d->params.auth_pass = r->smart_pass;
+		d->params.tls_required = true;
+	}
+	d->refs = 1;
+	m->n_dlv++;
+	return d;
+}
+
+void
+relay_dlv_abort(struct relay_dlv *d)
+{
+	if (d->conn != NULL)
+		relay_conn_close(d->conn);
+}

@@ -1,0 +1,238 @@
+/*
+ * relay_int.h - the queue runner's objects, shared by its source files.
+ *
+ * Not a public header: postroom-smtpd sees relay.h only.  The runner is
+ * three objects, each in its own files:
+ *
+ *   relay      the runner (relay.c: life cycle, config, smarthost
+ *              password; relay_sched.c: queue scans, timers, connection
+ *              slots; relay_tls.c: the TLS client context)
+ *   relay_msg  one queue entry being worked on (relay_msg.c: prepared
+ *              once, split into one delivery per destination domain;
+ *              relay_settle.c: the attempt's outcome, bounce and retry,
+ *              settled in one store call)
+ *   relay_dlv  one destination domain of one message (relay_dlv.c: route
+ *              lookup, then SMTP sessions to its MX hosts in order until
+ *              one decides, with the body streamed from the store)
+ *
+ * Everything runs on the loop thread except the relay_work run callbacks,
+ * which run on the relay's store thread (relay_worker.h) and touch only
+ * their own object's store-side fields.
+ */
+#ifndef POSTROOM_RELAY_INT_H
+#define POSTROOM_RELAY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "log.h"
+#include "relay.h"
+#include "relay_client.h"
+#include "relay_conn.h"
+#include "relay_data.h"
+#include "relay_dns.h"
+#include "relay_worker.h"
+#include "store.h"
+
+#define RELAY_MSGS_MAX 100      /* queue entries worked on at once */
+#define RELAY_DLVS_MAX 20       /* deliveries (connections) at once */
+#define RELAY_CHUNK (64 * 1024) /* body read and write unit */
+
+/* One recipient's outcome in this attempt. */
+struct relay_msg_rcpt {
+	int status;                  /* enum relay_rcpt_status */
+	char reply[RELAY_REPLY_MAX]; /* remote reply or our reason */
+	char mta[RELAY_HOST_MAX];    /* host that replied, "" = ours */
+	char code[16];               /* RFC 3463 status for our reasons */
+	int64_t when;
+};
+
+struct relay_msg {
+	struct relay *r;
+	struct relay_msg *prev, *next; /* r->msgs */
+	struct store_queue_job job;   /* owned, rcpts too */
+	struct relay_msg_rcpt *rcpts; /* parallel to job.rcpts */
+	size_t n_dlv;                 /* deliveries not yet freed */
+	struct relay_work work;       /* prepare, then settle */
+	char sid[LOG_SID_LEN + 1];
+
+	/* Prepared on the store thread. */
+	int prep_status;
+	struct pr_err prep_err;
+	struct buf dkim;              /* DKIM-Signature field or empty */
+	char dkim_domain[RELAY_HOST_MAX];
+	bool body_8bit, smtputf8;
+	uint8_t *head;                /* original header, for bounces */
+	size_t head_len;
+	size_t skip;                  /* leading Return-Path field not sent */
+
+	/* Settled on the store thread. */
+	bool settle_delivered_only;   /* stopping: set before the work */
+	bool bounce_queued;           /* a bounce went to the relay queue */
+	int64_t retry_at;             /* next attempt, 0 = none */
+	char settle_log[512];
+};
+
+struct relay_dlv {
+	struct relay *r;
+	struct relay_msg *m;
+	struct relay_dlv *next_wait;  /* r->wait_head: not started yet */
+	struct relay_dlv *prev, *next;  /* r->dlvs: started deliveries */
+	char domain[RELAY_HOST_MAX];
+	char sid[LOG_SID_LEN + 1];
+	size_t n;                     /* recipients of this domain */
+	size_t *idx;                  /* their indexes in m->job.rcpts */
+	struct relay_client_rcpt *crcpts;
+	size_t *cmap;                 /* crcpts[i] is idx[cmap[i]] */
+	size_t n_c;
+	struct relay_client_params params;
+	struct relay_client client;
+	bool client_live;
+
+	struct relay_route route;
+	size_t target;
+	bool plaintext_only;          /* TLS failed once on this target */
+	bool tls_failed;
+	bool local_error;             /* our side failed: do not go on */
+	struct relay_conn *conn;
+	uv_timer_t timer;
+	bool timer_live;
+	unsigned refs;                /* timer, conn, DNS, store work */
+	bool started, ended;
+	char last_error[RELAY_REPLY_MAX];
+	char peer[RELAY_HOST_MAX + 80]; /* "mx.b.test[127.0.0.3]:25" */
+
+	/* Body streaming. */
+	struct relay_work bwork;
+	struct store_body *body;
+	uint8_t *chunk;
+	ssize_t chunk_n;
+	int64_t off;
+	bool streaming, reading, body_eof;
+	struct relay_stuff stuff;
+	struct buf wire;
+};
+
+struct relay {
+	uv_loop_t *loop;
+	const struct cfg *cfg;
+	bool enabled;
+	struct relay_worker *worker;
+	struct relay_dns *dns;
+	SSL_CTX *tls;
+
+	/* Queue scans (relay_sched.c). */
+	uv_timer_t scan_timer;
+	struct relay_work scan_work;
+	struct store_queue_job *scan_jobs;
+	size_t scan_n, scan_max;
+	int64_t scan_next;
+	int scan_status;
+	struct pr_err scan_err;
+	bool scanning, rescan, scan_capped;
+	int64_t scan_by;              /* look again by then (0 = poll) */
+
+	struct relay_msg *msgs;
+	size_t n_msgs;
+	struct relay_dlv *wait_head, **wait_tail;
+	struct relay_dlv *dlvs;       /* started, not yet freed */
+	size_t n_active;
+
+	bool smarthost;
+	char smart_host[RELAY_HOST_MAX];
+	unsigned smart_port;
+	char *smart_user, *smart_pass; /* sodium_malloc'd */
+
+	bool stopping, dns_closed, timer_closed, worker_stopping;
+	void (*done_cb)(void *data);
+	void *done_data;
+};
+
+static inline int64_t
+relay_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* --- relay.c ----------------------------------------------------------- */
+
+/* While stopping: once nothing is in flight any more, stops the store
+ * thread and then calls the stop's done_cb.  Cheap; call after anything
+ * that may have been the last. */
+void relay__check_stopped(struct relay *r);
+
+/* --- relay_tls.c ------------------------------------------------------- */
+
+/* A TLS client context for opportunistic STARTTLS to MX hosts and the
+ * smarthost.  Returns NULL with err set on failure; SSL_CTX_free it. */
+SSL_CTX *relay_tls_client_new(struct pr_err *err);
+
+/* --- relay_sched.c ----------------------------------------------------- */
+
+/* The first scan, right away: entries left by the last run. */
+void relay_sched_start(struct relay *r);
+/* Scan soon (new entries committed, a bounce queued). */
+void relay_sched_kick(struct relay *r);
+/* Makes sure the queue is looked at again by when (unix time), e.g. the
+ * next attempt of an entry that was just deferred. */
+void relay_sched_retry_at(struct relay *r, int64_t when);
+/* A message left r->msgs: there may be room for entries the last scan
+ * had to leave. */
+void relay_sched_msg_gone(struct relay *r);
+/* Queues a delivery for a connection slot; it starts (relay_dlv_start)
+ * once one is free.  Takes no reference. */
+void relay_sched_enqueue(struct relay *r, struct relay_dlv *d);
+/* Starts waiting deliveries while there is room (after a slot freed). */
+void relay_sched_pump(struct relay *r);
+/* Stopping: the scan timer closes (then relay__check_stopped) and
+ * waiting deliveries end without starting. */
+void relay_sched_stop(struct relay *r);
+
+/* --- relay_msg.c ------------------------------------------------------- */
+
+/* Takes job (its rcpts array moves to the message) and starts working on
+ * it: prepare on the store thread, then deliveries. */
+void relay_msg_start(struct relay *r, struct store_queue_job *job);
+/* True if queue entry id is being worked on. */
+bool relay_msg_in_flight(const struct relay *r, int64_t id);
+/* Records a recipient's outcome (reply: the remote's or our reason; mta
+ * the host that said it or NULL; code an RFC 3463 status or NULL). */
+void relay_msg_rcpt_set(struct relay_msg_rcpt *rc, int status,
+    const char *reply, const char *mta, const char *code);
+/* "sent", "bounced", "deferred" or "pending", for the logs. */
+const char *relay_msg_status_word(int status);
+/* Unlinks and frees m. */
+void relay_msg_free(struct relay_msg *m);
+
+/* --- relay_settle.c ---------------------------------------------------- */
+
+/* Settles the attempt at m on the store thread in one store call
+ * (store_queue_settle): delivered recipients leave, failed ones leave
+ * with their bounce, the rest is retried; then frees m.  While the runner
+ * stops, only the delivered recipients are taken off the queue. */
+void relay_settle_submit(struct relay_msg *m);
+
+/* --- relay_dlv.c ------------------------------------------------------- */
+
+/* A delivery of n recipients of m to domain, with one reference held
+ * (given up by relay_dlv_end if it never starts).  The caller fills
+ * d->idx[0..n) and queues it with relay_sched_enqueue. */
+struct relay_dlv *relay_dlv_new(struct relay_msg *m, const char *domain,
+    size_t n);
+/* Takes a connection slot and looks up the route. */
+void relay_dlv_start(struct relay_dlv *d);
+/* Ends the delivery: recipients without an answer are deferred with the
+ * last error, the slot is given back.  Once every reference is gone the
+ * delivery is freed, and with the message's last one the attempt
+ * settles (relay_settle_submit). */
+void relay_dlv_end(struct relay_dlv *d);
+/* Stopping: closes the delivery's connection, if any; its close callback
+ * ends the delivery. */
+void relay_dlv_abort(struct relay_dlv *d);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * store_settle.c - one attempt at an outbound queue entry, settled in one
+ * transaction (store_queue_settle, see store.h).
+ *
+ * What an attempt decided leaves the queue together with what it produced:
+ * the delivered recipients, the failed ones and the bounce that reports
+ * them, the retry time.  Were the bounce and its recipients two commits, a
+ * crash between them would leave the recipients queued, and the next
+ * attempt would bounce them a second time (RFC 5321 6.1: one report per
+ * failure; the duplicate lands in the sender's mailbox).
+ */
+#include "store_int.h"
+
+#include <string.h>
+#include <time.h>
+
+/* A remote reply kept as last_error is bounded: enough for a multi-line
+ * SMTP reply, not a peer's whole essay. */
+#define STORE_SETTLE_ERROR_MAX 1000
+
+/* 1 if queue entry qid exists, 0 if not, <0 on error. */
+static int
+store_settle_exists(struct store *st, int64_t qid, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int rc, found = 0;
+
+	if ((s = store__stmt(st, STORE_Q_QUEUE_EXISTS,
+	    "SELECT EXISTS (SELECT 1 FROM queue WHERE id = ?1)", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, qid);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		found = sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return store__fail(st, err, "cannot read the queue");
+	return found;
+}
+
+/* Takes recipient rcpt_id of entry qid off the queue. */
+static int
+store_settle_rcpt(struct store *st, int64_t qid, int64_t rcpt_id,
+    struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int64_t owner = 0;
+	int rc;
+
+	if ((s = store__stmt(st, STORE_Q_QRCPT_QUEUE,
+	    "SELECT queue_id FROM queue_rcpt WHERE id = ?1", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, rcpt_id);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		owner = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot read the queue");
+	if (rc == SQLITE_DONE || owner != qid)
+		return pr_err_set(err, PR_ENOENT,
+		    "no recipient %lld in queue entry %lld",
+		    (long long)rcpt_id, (long long)qid);
+
+	if ((s = store__stmt(st, STORE_Q_QRCPT_DEL,
+	    "DELETE FROM queue_rcpt WHERE id = ?1", err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(s, 1, rcpt_id);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot update the queue");
+	return 0;
+}
+
+/*
+ * Delivers the bounce messages inside the open transaction, each in its
+ * own savepoint as store_deliver does.  *failed_r is set when one failed
+ * for another reason than its quota: the caller then takes them all back.
+ */
+static int
+store_settle_bounce(struct store *st, struct store_settle *s, int64_t now,
+    bool *failed_r, struct pr_err *err)
+{
+	struct store_msg *m;
+	int r;
+
+	*failed_r = false;
+	for (size_t i = 0; i < s->n_bounce; i++) {
+		m = s->bounce[i];
+		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
+		    "SAVEPOINT store_msg", err)) < 0)
+			return r;
+		if ((m->status = store__deliver_one(st, m, now)) == 0) {
+			if ((r = store__exec(st, STORE_Q_RELEASE,
+			    "RELEASE store_msg", err)) < 0)
+				return r;
+			continue;
+		}
+		m->id[0] = '\0';
+		if (sqlite3_get_autocommit(st->db)) {
+			/* SQLite gave up the whole transaction (disk full,
+			 * I/O error): nothing commits. */
+			*err = m->err;
+			return m->status;
+		}
+		if ((r = store__exec(st, STORE_Q_ROLLBACK_TO,
+		    "ROLLBACK TO store_msg", err)) < 0 ||
+		    (r = store__exec(st, STORE_Q_RELEASE,
+		    "RELEASE store_msg", err)) < 0)
+			return r;
+		if (m->status != PR_EQUOTA && m->status != PR_ETOOBIG) {
+			*failed_r = true;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* The entry after its recipients went: gone with the last one, else
+ * rescheduled when asked to. */
+static int
+store_settle_entry(struct store *st, const struct store_settle *s,
+    struct pr_err *err)
+{
+	const char *last_error;
+	sqlite3_stmt *q;
+	size_t len;
+	int rc, left = 0;
+
+	if ((q = store__stmt(st, STORE_Q_QRCPT_LEFT,
+	    "SELECT EXISTS (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)",
+	    err)) == NULL)
+		return store__errcode(err);
+	sqlite3_bind_int64(q, 1, s->queue_id);
+	if ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		left = sqlite3_column_int(q, 0);
+	sqlite3_reset(q);
+	if (rc != SQLITE_ROW)
+		return store__fail(st, err, "cannot read the queue");
+
+	if (!left) {
+		/* The body goes with its last reference (trigger
+		 * queue_delete). */
+		if ((q = store__stmt(st, STORE_Q_QUEUE_DEL,
+		    "DELETE FROM queue WHERE id = ?1", err)) == NULL)
+			return store__errcode(err);
+		sqlite3_bind_int64(q, 1, s->queue_id);
+	} else if (s->next_attempt > 0) {
+		last_error = s->failed_kept ? "bounce could not be stored" :
+		    s->last_error != NULL ? s->last_error : "";
+		len = strlen(last_error);
+		if (len > STORE_SETTLE_ERROR_MAX)
+			len = STORE_SETTLE_ERROR_MAX;
+		if ((q = store__stmt(st, STORE_Q_QUEUE_RETRY,
+		    "UPDATE queue SET next_attempt = ?2,"
+		    " attempts = attempts + 1, last_error = ?3 WHERE id = ?1",
+		    err)) == NULL)
+			return store__errcode(err);
+		sqlite3_bind_int64(q, 1, s->queue_id);
+		sqlite3_bind_int64(q, 2, s->next_attempt);
+		sqlite3_bind_text(q, 3, last_error, (int)len, SQLITE_STATIC);
+	} else {
+		return 0;
+	}
+	rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		return store__fail(st, err, "cannot update the queue");
+	return 0;
+}
+
+/* One try at the whole transaction; with s->failed_kept the failed
+ * recipients and their bounce stay out of it. */
+static int
+store_settle_tx(struct store *st, struct store_settle *s, int64_t now,
+    bool *bounce_failed_r, struct pr_err *err)
+{
+	int r;
+
+	*bounce_failed_r = false;
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	if ((r = store_settle_exists(st, s->queue_id, err)) <= 0) {
+		if (r == 0)
+			r = pr_err_set(err, PR_ENOENT, "no queue entry %lld",
+			    (long long)s->queue_id);
+		goto fail;
+	}
+	for (size_t i = 0; i < s->n_done; i++)
+		if ((r = store_settle_rcpt(st, s->queue_id, s->done[i],
+		    err)) < 0)
+			goto fail;
+	if (!s->failed_kept) {
+		for (size_t i = 0; i < s->n_failed; i++)
+			if ((r = store_settle_rcpt(st, s->queue_id,
+			    s->failed[i], err)) < 0)
+				goto fail;
+		if ((r = store_settle_bounce(st, s, now, bounce_failed_r,
+		    err)) < 0)
+			goto fail;
+		if (*bounce_failed_r) {
+			store__rollback(st);
+			return 0;
+		}
+	}
+	if ((r = store_settle_entry(st, s, err)) < 0)
+		goto fail;
+	return store__commit(st, err);
+
+fail:
+	store__rollback(st);
+	return r;
+}
+
+int
+store_queue_settle(struct store *st, struct store_settle *s,
+    struct pr_err *err)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct store_msg *bad = NULL;
+	bool bounce_failed;
+	int r;
+
+	s->failed_kept = false;
+	for (size_t i = 0; i < s->n_bounce; i++) {
+		s->bounce[i]->status = 0;
+		pr_err_clear(&s->bounce[i]->err);
+	}
+	r = store_settle_tx(st, s, now, &bounce_failed, err);
+	if (r == 0 && bounce_failed) {
+		/* Every bounce message was taken back with the first try:
+		 * they all carry the failure that stopped it. */
+		for (size_t i = 0; i < s->n_bounce && bad == NULL; i++)
+			if (s->bounce[i]->status != 0 &&
+			    s->bounce[i]->status != PR_EQUOTA &&
+			    s->bounce[i]->status != PR_ETOOBIG)
+				bad = s->bounce[i];
+		for (size_t i = 0; i < s->n_bounce; i++) {
+			if (s->bounce[i] == bad)
+				continue;
+			s->bounce[i]->status = bad->status;
+			s->bounce[i]->err = bad->err;
+			s->bounce[i]->id[0] = '\0';
+		}
+		s->failed_kept = true;
+		r = store_settle_tx(st, s, now, &bounce_failed, err);
+	}
+	if (r < 0) {
+		for (size_t i = 0; i < s->n_bounce; i++) {
+			s->bounce[i]->status = r;
+			s->bounce[i]->err = *err;
+			s->bounce[i]->id[0] = '\0';
+		}
+	}
+	return r;
+}
