@@ -100,10 +100,8 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
 			r->smart_user = xstrdup(cfg->relay.smarthost_user);
 		}
 	}
-	if ((r->tls = relay_tls_client_new(err)) == NULL) {
-		rc = PR_ETLS;
+	if ((rc = relay_tls_client_new(cfg, &r->tls, err)) < 0)
 		goto fail;
-	}
 	if ((rc = relay_dns_new(loop, cfg->relay.resolver, &r->dns, err)) < 0)
 		goto fail;
 	if ((rc = relay_worker_new(loop, cfg->server.data_dir, &r->worker,
@@ -120,7 +118,7 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
 	*r_r = r;
 	return 0;
 fail:
-	SSL_CTX_free(r->tls);
+	net_tls_free(&r->tls);
 	free(r->smart_user);
 	if (r->smart_pass != NULL)
 		sodium_free(r->smart_pass);
@@ -201,7 +199,7 @@ relay_free(struct relay **rp)
 
 	if (r == NULL)
 		return;
-	SSL_CTX_free(r->tls);
+	net_tls_free(&r->tls);
 	free(r->smart_user);
 	if (r->smart_pass != NULL)
 		sodium_free(r->smart_pass);

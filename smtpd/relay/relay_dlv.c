@@ -4,7 +4,7 @@
  * A delivery looks up its route (the domain's MX hosts, or the
  * smarthost), then connects to the route's addresses in order, running an
  * SMTP client session (relay_client.h, sans-I/O) over each connection
- * (relay_conn.h: TCP, STARTTLS) until one host decides for every
+ * (common/net.h, client role: TCP, STARTTLS) until one host decides for every
  * recipient: RFC 5321 5.1, try the next MX on a 4xx or a connection
  * failure.  The body is streamed from the store in RELAY_CHUNK pieces,
  * dot-stuffed on the way, the DKIM-Signature field first.
@@ -27,6 +27,7 @@
 
 static void relay_dlv_next_target(struct relay_dlv *d);
 static void relay_dlv_process(struct relay_dlv *d);
+static void relay_dlv_feed(struct relay_dlv *d);
 
 /* --- References and the end -------------------------------------------- */
 
@@ -174,7 +175,7 @@ relay_dlv_timeout_cb(uv_timer_t *t)
 	if (!d->client_live) {
 		snprintf(d->last_error, sizeof(d->last_error),
 		    "connect to %s: timed out", d->peer);
-		relay_conn_close(d->conn);
+		net_conn_close(d->conn, false);
 		return;
 	}
 	snprintf(why, sizeof(why), "timeout in state %s",
@@ -211,7 +212,7 @@ relay_dlv_send_wire(struct relay_dlv *d)
 	int r = 0;
 
 	if (d->wire.len > 0)
-		r = relay_conn_write(d->conn, d->wire.p, d->wire.len);
+		r = net_conn_write(d->conn, d->wire.p, d->wire.len);
 	buf_reset(&d->wire);
 	return r;
 }
@@ -234,7 +235,7 @@ relay_dlv_body_done(struct relay_work *w)
 		    "cannot read the queued message (%s)",
 		    pr_strerror((int)d->chunk_n));
 		d->local_error = true;
-		relay_conn_close(d->conn);
+		net_conn_close(d->conn, false);
 		relay_dlv_unref(d);
 		return;
 	}
@@ -246,6 +247,8 @@ relay_dlv_body_done(struct relay_work *w)
 		relay_client_body_done(&d->client);
 		relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 		    relay_client_timeout_ms(&d->client));
+		/* A reply may be here already (an early 5xx). */
+		relay_dlv_feed(d);
 		relay_dlv_unref(d);
 		return;
 	}
@@ -254,14 +257,14 @@ relay_dlv_body_done(struct relay_work *w)
 	    &d->wire) < 0 || relay_dlv_send_wire(d) < 0) {
 		snprintf(d->last_error, sizeof(d->last_error),
 		    "cannot send the message to %s", d->peer);
-		relay_conn_close(d->conn);
+		net_conn_close(d->conn, false);
 		relay_dlv_unref(d);
 		return;
 	}
 	relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 	    relay_client_timeout_ms(&d->client));
 	/* Keep at most about one chunk in flight to the socket. */
-	if (relay_conn_write_pending(d->conn) < RELAY_CHUNK)
+	if (net_conn_write_pending(d->conn) < RELAY_CHUNK)
 		relay_dlv_read_next(d);
 	relay_dlv_unref(d);
 }
@@ -310,7 +313,7 @@ relay_dlv_process(struct relay_dlv *d)
 
 	for (;;) {
 		if (d->client.out.len > 0 && d->conn != NULL)
-			(void)relay_conn_write(d->conn, d->client.out.p,
+			(void)net_conn_write(d->conn, d->client.out.p,
 			    d->client.out.len);
 		relay_client_sent(&d->client);
 		ev = relay_client_next_event(&d->client);
@@ -323,7 +326,8 @@ relay_dlv_process(struct relay_dlv *d)
 			host = d->route.t[d->target].host;
 			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 			    RELAY_TLS_TIMEOUT_MS);
-			if (relay_conn_starttls(d->conn, d->r->tls, host) < 0 &&
+			if (net_conn_starttls_client(d->conn, d->r->tls, host,
+			    false) < 0 &&
 			    d->client.state == RELAY_CLIENT_S_TLS) {
 				d->tls_failed = true;
 				relay_client_tls_done(&d->client, false);
@@ -337,17 +341,18 @@ relay_dlv_process(struct relay_dlv *d)
 			relay_dlv_record(d);
 			continue;
 		case RELAY_CLIENT_EV_CLOSE:
+			/* After QUIT: its line goes out first. */
 			if (d->conn != NULL)
-				relay_conn_close(d->conn);
+				net_conn_close(d->conn, true);
 			return;
 		}
 	}
 }
 
 static void
-relay_dlv_connect_cb(struct relay_conn *c, int status)
+relay_dlv_connect_cb(struct net_conn *c, int status)
 {
-	struct relay_dlv *d = relay_conn_data(c);
+	struct relay_dlv *d = net_conn_data(c);
 	struct relay_msg *m = d->m;
 	size_t i, k;
 
@@ -375,27 +380,43 @@ relay_dlv_connect_cb(struct relay_conn *c, int status)
 	    relay_client_timeout_ms(&d->client));
 }
 
+/*
+ * Feeds buffered replies to the client and acts on them, for as long as
+ * it takes some: the client stops at each event (the 354, a recipient's
+ * result), and what a pipelining server sent after it is already here,
+ * waiting for no further packet.
+ */
 static void
-relay_dlv_input_cb(struct relay_conn *c)
+relay_dlv_feed(struct relay_dlv *d)
 {
-	struct relay_dlv *d = relay_conn_data(c);
 	const uint8_t *p;
 	size_t len;
 	long used;
 
-	if (!d->client_live)
-		return;
-	relay_conn_input(c, &p, &len);
-	used = relay_client_feed(&d->client, p, len);
-	if (used > 0)
-		relay_conn_consume(c, (size_t)used);
-	relay_dlv_process(d);
+	while (d->client_live && d->conn != NULL &&
+	    !net_conn_closing(d->conn)) {
+		net_conn_input(d->conn, &p, &len);
+		if (len == 0)
+			return;
+		used = relay_client_feed(&d->client, p, len);
+		if (used > 0)
+			net_conn_consume(d->conn, (size_t)used);
+		relay_dlv_process(d);
+		if (used <= 0)
+			return;
+	}
 }
 
 static void
-relay_dlv_tls_cb(struct relay_conn *c, int status)
+relay_dlv_input_cb(struct net_conn *c)
 {
-	struct relay_dlv *d = relay_conn_data(c);
+	relay_dlv_feed(net_conn_data(c));
+}
+
+static void
+relay_dlv_tls_cb(struct net_conn *c, int status)
+{
+	struct relay_dlv *d = net_conn_data(c);
 
 	if (!d->client_live || d->client.state != RELAY_CLIENT_S_TLS)
 		return;
@@ -405,16 +426,19 @@ relay_dlv_tls_cb(struct relay_conn *c, int status)
 		relay_dlv_settle(d);
 		return;
 	}
-	log_info(d->sid, "relay: %s: TLS connection established to %s: %s",
-	    d->m->job.msgid, d->peer, relay_conn_tls_desc(c));
+	log_info(d->sid, "relay: %s: TLS connection established to %s: %s "
+	    "(%s%s%s)", d->m->job.msgid, d->peer, net_conn_tls_desc(c),
+	    net_conn_tls_verified(c) ? "Verified" : "Untrusted",
+	    net_conn_tls_verified(c) ? "" : ": ",
+	    net_conn_tls_verify_error(c));
 	relay_client_tls_done(&d->client, true);
 	relay_dlv_process(d);
 }
 
 static void
-relay_dlv_drain_cb(struct relay_conn *c)
+relay_dlv_drain_cb(struct net_conn *c)
 {
-	struct relay_dlv *d = relay_conn_data(c);
+	struct relay_dlv *d = net_conn_data(c);
 
 	if (d->streaming && !d->body_eof && d->client_live &&
 	    d->client.state == RELAY_CLIENT_S_BODY)
@@ -422,13 +446,26 @@ relay_dlv_drain_cb(struct relay_conn *c)
 }
 
 static void
-relay_dlv_error_cb(struct relay_conn *c, const char *why)
+relay_dlv_error_cb(struct net_conn *c, int status)
 {
-	struct relay_dlv *d = relay_conn_data(c);
+	struct relay_dlv *d = net_conn_data(c);
 	char msg[RELAY_REPLY_MAX];
+	const char *why;
 
 	if (!d->client_live)
 		return;
+	if (status == UV_EOF)
+		why = "connection closed by the server";
+	else if (status == UV_EPROTO)
+		why = *net_conn_tls_error(c) ? net_conn_tls_error(c) :
+		    "TLS error";
+	else
+		why = uv_strerror(status);
+	/* A peer that breaks the connection in the middle of the handshake
+	 * failed TLS as much as one that sends garbage: opportunistic TLS
+	 * then tries the host again in plaintext (relay_dlv_close_cb). */
+	if (d->client.state == RELAY_CLIENT_S_TLS)
+		d->tls_failed = true;
 	snprintf(msg, sizeof(msg), "lost connection with %s in state %s: %s",
 	    d->peer, relay_client_state_name(d->client.state), why);
 	if (d->client.state != RELAY_CLIENT_S_QUIT &&
@@ -440,9 +477,9 @@ relay_dlv_error_cb(struct relay_conn *c, const char *why)
 }
 
 static void
-relay_dlv_close_cb(struct relay_conn *c)
+relay_dlv_close_cb(struct net_conn *c)
 {
-	struct relay_dlv *d = relay_conn_data(c);
+	struct relay_dlv *d = net_conn_data(c);
 	bool next;
 
 	d->conn = NULL;
@@ -479,7 +516,7 @@ relay_dlv_close_cb(struct relay_conn *c)
 	relay_dlv_unref(d);
 }
 
-static const struct relay_conn_ops relay_dlv_conn_ops = {
+static const struct net_conn_ops relay_dlv_conn_ops = {
 	.connect_cb = relay_dlv_connect_cb,
 	.input_cb = relay_dlv_input_cb,
 	.tls_cb = relay_dlv_tls_cb,
@@ -519,7 +556,7 @@ relay_dlv_next_target(struct relay_dlv *d)
 		    ((struct sockaddr_in *)&t->addr)->sin_port);
 		snprintf(d->peer, sizeof(d->peer), "%s[%s]:%u", t->host, addr,
 		    port);
-		r = relay_conn_new(d->r->loop, (struct sockaddr *)&t->addr,
+		r = net_connect(d->r->loop, (struct sockaddr *)&t->addr,
 		    &relay_dlv_conn_ops, d, &d->conn);
 		if (r == 0) {
 			d->refs++;
@@ -627,5 +664,5 @@ void
 relay_dlv_abort(struct relay_dlv *d)
 {
 	if (d->conn != NULL)
-		relay_conn_close(d->conn);
+		net_conn_close(d->conn, false);
 }

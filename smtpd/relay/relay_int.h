@@ -33,7 +33,7 @@
 #include "log.h"
 #include "relay.h"
 #include "relay_client.h"
-#include "relay_conn.h"
+#include "net.h"
 #include "relay_data.h"
 #include "relay_dns.h"
 #include "relay_worker.h"
@@ -99,7 +99,7 @@ struct relay_dlv {
 	bool plaintext_only;          /* TLS failed once on this target */
 	bool tls_failed;
 	bool local_error;             /* our side failed: do not go on */
-	struct relay_conn *conn;
+	struct net_conn *conn;
 	uv_timer_t timer;
 	bool timer_live;
 	unsigned refs;                /* timer, conn, DNS, store work */
@@ -124,7 +124,7 @@ struct relay {
 	bool enabled;
 	struct relay_worker *worker;
 	struct relay_dns *dns;
-	SSL_CTX *tls;
+	struct net_tls *tls;
 
 	/* Queue scans (relay_sched.c). */
 	uv_timer_t scan_timer;
@@ -168,9 +168,10 @@ void relay__check_stopped(struct relay *r);
 
 /* --- relay_tls.c ------------------------------------------------------- */
 
-/* A TLS client context for opportunistic STARTTLS to MX hosts and the
- * smarthost.  Returns NULL with err set on failure; SSL_CTX_free it. */
-SSL_CTX *relay_tls_client_new(struct pr_err *err);
+/* The TLS client context for STARTTLS to MX hosts and the smarthost.
+ * Returns 0 or an error with err set; net_tls_free it. */
+int relay_tls_client_new(const struct cfg *cfg, struct net_tls **tls_r,
+    struct pr_err *err);
 
 /* --- relay_sched.c ----------------------------------------------------- */
 

@@ -161,7 +161,7 @@ class FakeMX:
                  data_reply="250 2.0.0 queued", starttls=None,
                  pipelining=True, name="fake.test", auth=None,
                  greeting_delay=0, data_delay=0, broken_tls=False,
-                 ehlo_extra=0):
+                 ehlo_extra=0, ehlo_pad=90):
         self.host, self.port = host, port
         self.greeting = greeting
         self.rcpt = rcpt or (lambda a: "250 2.1.5 ok")
@@ -174,6 +174,7 @@ class FakeMX:
         self.greeting_delay = greeting_delay
         self.data_delay = data_delay
         self.ehlo_extra = ehlo_extra  # padding lines in one EHLO write
+        self.ehlo_pad = ehlo_pad      # ... of this many octets each
         self.data_received = 0      # complete DATA payloads seen
         self.auth_seen = []         # (mechanism, user, password, tls)
         self.messages = []
@@ -243,7 +244,7 @@ class FakeMX:
                 if self.auth is not None:
                     ext.append("250-AUTH PLAIN LOGIN")
                 ext.append("250-8BITMIME")
-                ext += ["250-X-PAD%05d %s" % (i, "x" * 90)
+                ext += ["250-X-PAD%05d %s" % (i, "x" * self.ehlo_pad)
                         for i in range(self.ehlo_extra)]
                 ext.append("250 SIZE 10000000")
                 # One write: a big reply arrives as a burst of records.

@@ -33,13 +33,14 @@ def main():
         a.ports["smtp"] = port
         a.write_config()
         # Replies padded to ~450 octets: 100 pipelined RCPT replies are
-        # 45 KB, the EHLO reply (1,500 lines) about 150 KB.
+        # 45 KB; the EHLO reply, 55 lines of 2,000 octets (within the
+        # client's bounds: 64 lines of at most 4,096), 110 KB.
         pad = "y" * 420
         big = FakeMX("127.0.0.3", port, starttls=(a.cert, a.key),
-                     name="mx.big.test", ehlo_extra=1500,
+                     name="mx.big.test", ehlo_extra=55, ehlo_pad=2000,
                      rcpt=lambda r: "250 2.1.5 <%s> ok %s" % (r, pad))
         plain = FakeMX("127.0.0.4", port, name="mx.plain.test",
-                       ehlo_extra=1500,
+                       ehlo_extra=55, ehlo_pad=2000,
                        rcpt=lambda r: "250 2.1.5 <%s> ok %s" % (r, pad))
         servers += [big, plain]
         a.add_domain("a.test")
