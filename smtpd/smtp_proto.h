@@ -8,7 +8,8 @@
  * message, starting TLS) is an event that the glue carries out and answers
  * with smtp_proto_complete().  While an event is pending the core consumes
  * no input, so a pipelining client gets backpressure, not memory growth
- * (STYLE A.4).
+ * (docs/ARCHITECTURE.md).  Every accept/refuse decision is taken by the
+ * policy (smtp_policy.h), every refusal booked against one error counter.
  *
  * Implemented: RFC 5321 (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT,
  * HELP, VRFY, EXPN), PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
@@ -67,7 +68,7 @@ struct smtp_limits {
 	uint64_t data_max;       /* message size ([smtp] max_message_size) */
 	unsigned rcpt_max;       /* RCPT commands per transaction */
 	unsigned targets_max;    /* resolved mailboxes + remote per message */
-	unsigned bad_cmd_max;    /* errors before 421 */
+	unsigned bad_cmd_max;    /* counted refusals before 421 */
 	unsigned auth_fail_max;  /* failed AUTH before 421 */
 	size_t mem_max;          /* message octets held before a SPOOL event */
 };
