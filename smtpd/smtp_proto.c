@@ -691,8 +691,17 @@ smtp_proto_complete(struct smtp_proto *p, int status)
 {
 	enum smtp_event_type type = p->ev.type;
 
-	if (type == SMTP_EV_NONE || type == SMTP_EV_STARTTLS)
+	if (type == SMTP_EV_NONE)
 		return;
+	if (type == SMTP_EV_STARTTLS) {
+		/* Success is smtp_proto_tls_started(); after "220 Ready to
+		 * start TLS" nothing can be said in the clear. */
+		if (status != 0) {
+			p->ev.type = SMTP_EV_NONE;
+			smtp_proto__close(p);
+		}
+		return;
+	}
 	/* Handlers below may read ev (user, addr) but see no event. */
 	p->ev.type = SMTP_EV_NONE;
 	switch (type) {

@@ -101,8 +101,9 @@ enum smtp_event_type {
 	 * SMTP_RCPT_* kind or PR_EQUOTA / PR_ETOOBIG / another error. */
 	SMTP_EV_RCPT,
 	/* The "220 Ready to start TLS" reply is in the output: flush it and
-	 * start the handshake, then call smtp_proto_tls_started().  Nothing
-	 * needs completing; input received before the handshake is void. */
+	 * start the handshake, then call smtp_proto_tls_started(), or
+	 * complete with an error if it failed (the session closes).  Input
+	 * received before the handshake is void. */
 	SMTP_EV_STARTTLS,
 	/* Append data[0..len) to this transaction's spool file.  Complete
 	 * with 0 or an error (the message is then refused with 451). */
@@ -200,7 +201,8 @@ void smtp_proto_queued_as(struct smtp_proto *p, const char *id);
 
 /* Answers the pending event (see enum smtp_event_type for statuses) and
  * queues its reply.  Does nothing when no event is pending.  The caller
- * then feeds any buffered input again. */
+ * then feeds any buffered input again.  The POP3 core has the same calls
+ * (pop3_proto.h): one event at a time, one completion. */
 void smtp_proto_complete(struct smtp_proto *p, int status);
 
 /*
