@@ -176,7 +176,8 @@ void smtp_proto_refuse(struct smtp_proto *p, int code, const char *enh,
 
 /*
  * Feeds client octets.  Returns the number consumed (the rest must be fed
- * again later), or PR_ENOMEM.  Stops consuming when an event becomes
+ * again later), or PR_ENOMEM when a reply could not be queued (the
+ * session is closed then).  Stops consuming when an event becomes
  * pending; consumes (and ignores) everything once closing.  After a
  * STARTTLS event, the octets that followed the command in in[] are
  * consumed and dropped (RFC 3207 5, CVE-2011-0411).

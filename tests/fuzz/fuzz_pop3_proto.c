@@ -56,7 +56,7 @@ fuzz_drain(struct fuzz_state *f)
 {
 	struct buf *o = pop3_proto_out(f->p);
 
-	/* Output per step is bounded (DESIGN 7). */
+	/* Output per step is bounded (docs/ARCHITECTURE.md). */
 	FUZZ_CHECK(o->len <= 256 * 1024);
 	if (f->closed)
 		FUZZ_CHECK(o->len == 0);
