@@ -60,6 +60,10 @@ pop3_proto_out_failed(struct pop3_proto *p)
 
 static void
 pop3_proto_vreply(struct pop3_proto *p, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+pop3_proto_vreply(struct pop3_proto *p, const char *fmt, va_list ap)
 {
 	if (buf_vprintf(&p->out, fmt, ap) < 0 ||
 	    buf_append(&p->out, "\r\n", 2) < 0)

@@ -20,6 +20,11 @@
 static void
 smtp_policy_vset(struct smtp_verdict *v, int code, const char *enh,
     bool error, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void
+smtp_policy_vset(struct smtp_verdict *v, int code, const char *enh,
+    bool error, const char *fmt, va_list ap)
 {
 	v->code = code;
 	v->enh = enh;
