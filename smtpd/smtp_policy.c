@@ -33,7 +33,8 @@ smtp_policy_vset(struct smtp_verdict *v, int code, const char *enh,
 	vsnprintf(v->text, sizeof(v->text), fmt, ap);
 }
 
-/* A refusal that does not (the server's or a mailbox's trouble). */
+/* A refusal that does not count as an error: the server's own trouble
+ * or a mailbox's state. */
 static void
 smtp_policy_defer(struct smtp_verdict *v, int code, const char *enh,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
