@@ -12,21 +12,28 @@
  * a multi-line response is still being produced, pop3_proto_feed() consumes
  * nothing, so pipelined input stays with the caller (backpressure).
  *
+ * The events work as in the SMTP core (smtp_proto.h): one pending event,
+ * read with pop3_proto_event() and answered with pop3_proto_complete();
+ * results beyond a status are handed over just before (maildrop, body
+ * octets).  The greeting is queued on demand, closing is a state the glue
+ * asks for, and an output that cannot be queued closes the session.
+ *
  * Typical glue loop:
  *
+ *	pop3_proto_greet(p)                   (port 995: after the handshake)
  *	n = pop3_proto_feed(p, in, len);      consume n bytes of input
  *	write pop3_proto_out(p), then buf_reset() it
- *	while (pop3_proto_next_event(p, &ev)) handle ev and complete it:
- *	  POP3_EV_STLS    start TLS, then pop3_proto_tls_done()
- *	  POP3_EV_AUTH    verify ev.user/ev.pass, lock, list the maildrop,
- *	                  then pop3_proto_auth_done()
- *	  POP3_EV_MORE    when the peer has drained its output, call
- *	                  pop3_proto_more() (long LIST/UIDL listings)
- *	  POP3_EV_BODY    open message ev.msg_id, pop3_proto_body_begin(),
- *	                  pop3_proto_body_feed() per chunk while
- *	                  pop3_proto_body_wanted(), pop3_proto_body_end()
- *	  POP3_EV_COMMIT  delete ev.ids, unlock, pop3_proto_commit_done()
- *	  POP3_EV_CLOSE   flush the output and close the connection
+ *	if ((ev = pop3_proto_event(p)) != NULL) handle ev:
+ *	  POP3_EV_STLS    start TLS, then pop3_proto_tls_started()
+ *	  POP3_EV_AUTH    verify ev->user/ev->pass, lock, list the maildrop:
+ *	                  pop3_proto_maildrop(), pop3_proto_complete()
+ *	  POP3_EV_MORE    when the peer has drained its output,
+ *	                  pop3_proto_complete() (long LIST/UIDL listings)
+ *	  POP3_EV_BODY    open message ev->msg_id, pop3_proto_body_feed() per
+ *	                  chunk while pop3_proto_body_wanted(), then
+ *	                  pop3_proto_complete()
+ *	  POP3_EV_COMMIT  delete ev->ids, unlock, pop3_proto_complete()
+ *	if (pop3_proto_closing(p))            close after the output is flushed
  */
 #ifndef POSTROOM_POP3_PROTO_H
 #define POSTROOM_POP3_PROTO_H
@@ -95,16 +102,16 @@ enum pop3_event_type {
 	POP3_EV_NONE = 0,
 	POP3_EV_STLS,   /* "+OK Begin TLS" is queued: flush, start TLS */
 	POP3_EV_AUTH,   /* verify credentials and open the maildrop */
-	POP3_EV_MORE,   /* a listing goes on: call pop3_proto_more() */
+	POP3_EV_MORE,   /* a listing goes on: complete it for more */
 	POP3_EV_BODY,   /* stream a message (RETR, TOP) */
 	POP3_EV_COMMIT, /* QUIT in TRANSACTION: apply the deletions */
-	POP3_EV_CLOSE,  /* flush the output, then close */
 };
 
+/* Valid until pop3_proto_complete() (pointers into the core). */
 struct pop3_event {
 	enum pop3_event_type type;
-	/* AUTH: valid until pop3_proto_auth_done().  pass lives in
-	 * sodium_malloc() memory and is wiped by pop3_proto_auth_done(). */
+	/* AUTH: pass lives in sodium_malloc() memory and is wiped by the
+	 * completion. */
 	const char *user;
 	const char *pass;
 	bool sasl;          /* AUTH PLAIN rather than USER/PASS */
@@ -114,29 +121,31 @@ struct pop3_event {
 	int64_t msg_id;
 	int64_t size;
 	long top_lines;
-	/* COMMIT: the store ids marked deleted, in message order; valid
-	 * until pop3_proto_commit_done().  n_ids may be 0. */
+	/* COMMIT: the store ids marked deleted, in message order.  n_ids
+	 * may be 0. */
 	const int64_t *ids;
 	size_t n_ids;
 };
 
 struct pop3_proto;
 
-/*
- * Creates a session core and queues the greeting in its output.  cfg is
- * copied.  Returns 0 and *p_r, or PR_ENOMEM.
- */
+/* Creates a session core.  cfg is copied.  Nothing is written until
+ * pop3_proto_greet().  Returns 0 and *p_r, or PR_ENOMEM. */
 int pop3_proto_new(const struct pop3_config *cfg, struct pop3_proto **p_r);
 
 /* Frees the core, its snapshot and wipes any credentials; *p = NULL. */
 void pop3_proto_free(struct pop3_proto **p);
+
+/* Queues the greeting (RFC 1939 4). */
+void pop3_proto_greet(struct pop3_proto *p);
 
 /*
  * Feeds client bytes.  Complete lines are executed in order; a partial
  * line is kept (bounded by the limits).  Stops early when an event becomes
  * pending or the session closes, and returns the number of bytes consumed
  * (the caller keeps the rest and offers it again after the completion).
- * Returns PR_ENOMEM when the output could not be queued.
+ * Returns PR_ENOMEM when the output could not be queued; the session is
+ * closed then.
  */
 ssize_t pop3_proto_feed(struct pop3_proto *p, const uint8_t *in, size_t len);
 
@@ -147,15 +156,11 @@ ssize_t pop3_proto_feed(struct pop3_proto *p, const uint8_t *in, size_t len);
  */
 struct buf *pop3_proto_out(struct pop3_proto *p);
 
-/*
- * Returns true and fills ev when an event awaits the glue.  The event
- * stays current (and is returned again) until its completion call, so
- * calling this twice without completing gives the same event.
- */
-bool pop3_proto_next_event(struct pop3_proto *p, struct pop3_event *ev);
+/* The pending event, or NULL.  Valid until pop3_proto_complete(). */
+const struct pop3_event *pop3_proto_event(struct pop3_proto *p);
 
-/* True while an event is pending (input is not consumed then). */
-bool pop3_proto_busy(const struct pop3_proto *p);
+/* True once the session should close after flushing its output. */
+bool pop3_proto_closing(const struct pop3_proto *p);
 
 enum pop3_state pop3_proto_state(const struct pop3_proto *p);
 
@@ -163,43 +168,29 @@ enum pop3_state pop3_proto_state(const struct pop3_proto *p);
 unsigned pop3_proto_auth_failures(const struct pop3_proto *p);
 
 /*
- * Completes POP3_EV_STLS.  status 0: TLS is active, the core forgets any
- * state from before (RFC 2595 4: the USER name, partial input).  Any other
- * status closes the session.
+ * During POP3_EV_AUTH, before completing it with 0: msgs[0..n) is the
+ * maildrop snapshot in arrival order, a malloc'd array (or NULL) that the
+ * core takes over and frees, whatever happens.  Returns 0, or PR_EINVAL
+ * (and frees msgs) when no AUTH event is pending.
  */
-void pop3_proto_tls_done(struct pop3_proto *p, int status);
+int pop3_proto_maildrop(struct pop3_proto *p, struct pop3_msg *msgs,
+    size_t n);
 
 /*
- * Completes POP3_EV_AUTH and wipes the password.  status 0: msgs[0..n) is
- * the maildrop snapshot in arrival order, the maildrop is locked and the
- * session enters TRANSACTION.  PR_EAUTH: bad credentials (counted; the
- * session closes after auth_fail_max).  PR_EBUSY: the maildrop is locked
- * by another session ([IN-USE]).  Others: a temporary failure ([SYS/TEMP]
- * or [SYS/PERM]).  msgs is a malloc'd array (or NULL) that the core takes
- * over and frees, whatever the status.
+ * POP3_EV_STLS: the TLS handshake finished.  The core forgets any state
+ * from before (RFC 2595 4: the USER name, partial input).  A failed
+ * handshake is answered with pop3_proto_complete(p, error): the session
+ * closes.
  */
-void pop3_proto_auth_done(struct pop3_proto *p, int status,
-    struct pop3_msg *msgs, size_t n);
+void pop3_proto_tls_started(struct pop3_proto *p);
 
 /*
- * Produces the next step of a multi-line listing (POP3_EV_MORE) into the
- * output, at most about POP3_OUT_STEP bytes.  The event stays pending
- * while more remains and is cleared with the last step.
- */
-void pop3_proto_more(struct pop3_proto *p);
-
-/*
- * POP3_EV_BODY, step 1: status 0 queues "+OK <size> octets"; anything else
- * queues "-ERR [SYS/TEMP] ..." and completes the command.
- */
-void pop3_proto_body_begin(struct pop3_proto *p, int status);
-
-/*
- * Step 2: feeds stored message bytes in order.  They are dot-stuffed
- * (RFC 1939 3) into the output and, for TOP, cut after the header and
- * top_lines body lines.  Consumes at most what keeps the output below
- * about 2 * POP3_OUT_STEP; returns the count consumed (0 when the output
- * is full: drain it first) or PR_ENOMEM.
+ * During POP3_EV_BODY: feeds stored message bytes in order.  The first
+ * call queues "+OK"; the bytes are dot-stuffed (RFC 1939 3) into the
+ * output and, for TOP, cut after the header and top_lines body lines.
+ * Consumes at most what keeps the output below about 2 * POP3_OUT_STEP;
+ * returns the count consumed (0 when the output is full: drain it first)
+ * or PR_ENOMEM.
  */
 ssize_t pop3_proto_body_feed(struct pop3_proto *p, const uint8_t *data,
     size_t len);
@@ -208,18 +199,26 @@ ssize_t pop3_proto_body_feed(struct pop3_proto *p, const uint8_t *data,
 bool pop3_proto_body_wanted(const struct pop3_proto *p);
 
 /*
- * Step 3: status 0 ends the response ("CRLF" if needed, then ".");
- * anything else (the store failed mid-message) closes the session, since
- * a truncated multi-line response cannot be taken back.
+ * Answers the pending event (does nothing when none is):
+ *
+ *	STLS    an error: the handshake failed, the session closes.
+ *	AUTH    0: the maildrop (pop3_proto_maildrop) is locked and the
+ *	        session enters TRANSACTION.  PR_EAUTH: bad credentials
+ *	        (counted; the session closes after auth_fail_max).
+ *	        PR_EBUSY: locked by another session ([IN-USE]).  Others: a
+ *	        temporary failure ([SYS/TEMP] or [SYS/PERM]).  The password
+ *	        is wiped in every case.
+ *	MORE    the next step of the listing, at most about POP3_OUT_STEP
+ *	        bytes; the event is raised again while more remains.
+ *	BODY    0 ends the response ("CRLF" if needed, then ".").  An error
+ *	        before any byte was fed is "-ERR [SYS/TEMP] ..."; after, the
+ *	        session closes, since a truncated multi-line response cannot
+ *	        be taken back.
+ *	COMMIT  0: "+OK" sign-off; otherwise "-ERR [SYS/TEMP] Some deleted
+ *	        messages not removed" (RFC 1939 6).  The session closes
+ *	        either way.
  */
-void pop3_proto_body_end(struct pop3_proto *p, int status);
-
-/*
- * Completes POP3_EV_COMMIT.  status 0: "+OK" sign-off; otherwise
- * "-ERR [SYS/TEMP] Some deleted messages not removed" (RFC 1939 6).  The
- * session closes either way.
- */
-void pop3_proto_commit_done(struct pop3_proto *p, int status);
+void pop3_proto_complete(struct pop3_proto *p, int status);
 
 /*
  * The server is shutting down: queues "-ERR [SYS/TEMP] ..." unless a

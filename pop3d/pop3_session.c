@@ -5,7 +5,7 @@
  * The glue feeds it the plaintext net.c delivers, writes what it replies,
  * and performs its events:
  *
- *   STLS    net_conn_starttls, then pop3_proto_tls_done
+ *   STLS    net_conn_starttls, then pop3_proto_tls_started
  *   AUTH    store thread: id + hash; thread pool: argon2id; on success
  *           store thread: lock + list (the snapshot); on failure a growing
  *           delay (a timer, never a sleep) before the -ERR
@@ -16,6 +16,8 @@
  *   MORE    the next step of a long listing, same bound
  *   COMMIT  store thread: delete the marked messages in one transaction
  *           and unlock; +OK only after that committed
+ *
+ * Every event but STLS ends with pop3_proto_complete().
  *
  * A session is freed only when the connection is closed, no job, work
  * item or timer of it is outstanding, and its maildrop lock is released:
@@ -129,7 +131,6 @@ struct pop3_session {
 	int64_t body_id;
 	int64_t body_size;
 	int64_t body_off;
-	bool body_started;
 	bool body_inline;          /* read on the loop thread */
 
 	struct pop3_job job;
@@ -215,7 +216,11 @@ pop3_session_auth_complete(struct pop3_session *s, int status,
     struct pop3_msg *msgs, size_t n)
 {
 	s->inflight = POP3_IF_NONE;
-	pop3_proto_auth_done(s->proto, status, msgs, n);
+	if (status == 0)
+		pop3_proto_maildrop(s->proto, msgs, n);
+	else
+		free(msgs);
+	pop3_proto_complete(s->proto, status);
 	pop3_session_pump(s);
 }
 
@@ -420,21 +425,20 @@ pop3_session_body_chunk(struct pop3_session *s, int status,
 	if (status < 0) {
 		log_err(s->sid, "read message %" PRId64 ": %s", s->body_id,
 		    err->msg);
-		if (!s->body_started)
-			pop3_proto_body_begin(s->proto, status);
-		else
-			pop3_proto_body_end(s->proto, status);
+		pop3_proto_complete(s->proto, status);
 		pop3_session_body_finish(s);
 		return POP3_BODY_DONE;
 	}
-	if (!s->body_started) {
-		s->body_started = true;
-		pop3_proto_body_begin(s->proto, 0);
-	}
 	while (off < n) {
 		k = pop3_proto_body_feed(s->proto, data + off, n - off);
-		if (k < 0)
-			fatal("out of memory");
+		if (k < 0) {
+			/* The core closed the session. */
+			log_err(s->sid, "protocol core: %s",
+			    pr_strerror((int)k));
+			pop3_session_body_finish(s);
+			net_conn_close(s->conn, false);
+			return POP3_BODY_DONE;
+		}
 		off += (size_t)k;
 		if (off < n && !pop3_session_flush(s)) {
 			pop3_session_body_finish(s);
@@ -447,7 +451,7 @@ pop3_session_body_chunk(struct pop3_session *s, int status,
 	net_conn_set_timeout(s->conn, pop3_session_timeout_ms(s));
 	if (n == 0 || s->body_off >= s->body_size ||
 	    !pop3_proto_body_wanted(s->proto)) {
-		pop3_proto_body_end(s->proto, 0);
+		pop3_proto_complete(s->proto, 0);
 		pop3_session_body_finish(s);
 		return POP3_BODY_DONE;
 	}
@@ -543,7 +547,6 @@ pop3_session_start_body(struct pop3_session *s, const struct pop3_event *ev)
 	s->body_id = ev->msg_id;
 	s->body_size = ev->size;
 	s->body_off = 0;
-	s->body_started = false;
 	s->body_inline = ev->size <= POP3_INLINE_MAX;
 	if (s->body_inline) {
 		pop3_session_body_inline(s);
@@ -573,7 +576,7 @@ pop3_session_commit_done(struct pop3_job *job)
 		log_err(s->sid, "QUIT user=%s: deletion failed: %s", s->user,
 		    job->err.msg);
 	s->inflight = POP3_IF_NONE;
-	pop3_proto_commit_done(s->proto, job->status);
+	pop3_proto_complete(s->proto, job->status);
 	pop3_session_pump(s);
 }
 
@@ -620,7 +623,7 @@ pop3_session_start_tls(struct pop3_session *s)
 static void
 pop3_session_pump(struct pop3_session *s)
 {
-	struct pop3_event ev;
+	const struct pop3_event *ev;
 	const uint8_t *in;
 	size_t len;
 	ssize_t n;
@@ -639,33 +642,34 @@ pop3_session_pump(struct pop3_session *s)
 				pop3_session_pause(s);
 			return;
 		}
-		if (pop3_proto_next_event(s->proto, &ev)) {
-			switch (ev.type) {
-			case POP3_EV_CLOSE:
-				net_conn_close(s->conn, true);
-				return;
+		if (pop3_proto_closing(s->proto)) {
+			net_conn_close(s->conn, true);
+			return;
+		}
+		if ((ev = pop3_proto_event(s->proto)) != NULL) {
+			switch (ev->type) {
 			case POP3_EV_MORE:
 				if (net_conn_write_pending(s->conn) >
 				    POP3_WRITE_HIGH) {
 					s->wait_drain = true;
 					continue;
 				}
-				pop3_proto_more(s->proto);
+				pop3_proto_complete(s->proto, 0);
 				continue;
 			case POP3_EV_STLS:
 				pop3_session_start_tls(s);
 				return;
 			case POP3_EV_AUTH:
-				pop3_session_start_auth(s, &ev);
+				pop3_session_start_auth(s, ev);
 				return;
 			case POP3_EV_BODY:
 				/* A small body is done right here, and the
 				 * next pipelined command follows in this same
 				 * loop, with nothing re-armed in between. */
-				pop3_session_start_body(s, &ev);
+				pop3_session_start_body(s, ev);
 				continue;
 			case POP3_EV_COMMIT:
-				pop3_session_start_commit(s, &ev);
+				pop3_session_start_commit(s, ev);
 				return;
 			case POP3_EV_NONE:
 				break;
@@ -683,10 +687,16 @@ pop3_session_pump(struct pop3_session *s)
 			return;
 		}
 		n = pop3_proto_feed(s->proto, in, len);
-		if (n < 0)
-			fatal("out of memory");
+		if (n < 0) {
+			/* The core closed the session: one session's
+			 * failure, not the daemon's. */
+			log_err(s->sid, "protocol core: %s",
+			    pr_strerror((int)n));
+			net_conn_close(s->conn, false);
+			return;
+		}
 		net_conn_consume(s->conn, (size_t)n);
-		if (n == 0 && !pop3_proto_busy(s->proto) &&
+		if (n == 0 && pop3_proto_event(s->proto) == NULL &&
 		    pop3_proto_out(s->proto)->len == 0) {
 			pop3_session_idle(s);
 			return;
@@ -707,15 +717,19 @@ pop3_session_tls_cb(struct net_conn *c, int status)
 {
 	struct pop3_session *s = net_conn_data(c);
 
-	if (status != 0)
+	if (status != 0) {
+		/* net closes the connection; the core learns it too. */
+		pop3_proto_complete(s->proto, status);
 		return;
+	}
 	log_info(s->sid, "TLS %s", net_conn_tls_desc(c));
 	if (!s->greeted) {
 		/* Port 995: the greeting waited for the handshake. */
 		s->greeted = true;
+		pop3_proto_greet(s->proto);
 	} else if (s->inflight == POP3_IF_STLS) {
 		s->inflight = POP3_IF_NONE;
-		pop3_proto_tls_done(s->proto, 0);
+		pop3_proto_tls_started(s->proto);
 	}
 	pop3_session_pump(s);
 }
@@ -901,6 +915,8 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 	uv_timer_init(srv->loop, &s->delay);
 	s->delay.data = s;
 	s->greeted = !implicit;
+	if (s->greeted)
+		pop3_proto_greet(s->proto);
 	if ((s->next = srv->sessions) != NULL)
 		s->next->prev = s;
 	srv->sessions = s;

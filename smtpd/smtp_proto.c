@@ -1,5 +1,10 @@
-/* smtp_proto.c - the SMTP server protocol core (sans-I/O). */
-#include "smtp_proto.h"
+/*
+ * smtp_proto.c - the SMTP server protocol core (sans-I/O): life cycle,
+ * command framing, message data, completions and trace fields.  The
+ * commands themselves are in smtp_cmd.c, their decisions in
+ * smtp_policy.c.
+ */
+#include "smtp_proto_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,64 +16,6 @@
 
 #include "err.h"
 #include "sasl.h"
-
-/* Replies are held until the glue writes them; past this much the core
- * stops reading commands so that a pipelining client cannot make the
- * output grow without bound. */
-#define SMTP_PROTO_OUT_HIGH (16 * 1024)
-#define SMTP_PROTO_OUT_MAX (256 * 1024)
-#define SMTP_PROTO_HELO_MAX 255
-#define SMTP_PROTO_CMDLOG_MAX (ADDR_MAX + 32)
-
-enum smtp_proto_auth_mech { SMTP_AUTH_PLAIN = 1, SMTP_AUTH_LOGIN };
-
-struct smtp_proto {
-	struct smtp_proto_conf conf;
-	enum smtp_state state;
-	struct buf out;
-	struct buf line;        /* a partial command line */
-	struct smtp_event ev;
-	bool closing;
-	bool draining;          /* smtp_proto_shutdown() was called */
-	bool esmtp;             /* EHLO (not HELO) */
-	bool tls;
-	bool authed;
-	char helo[SMTP_PROTO_HELO_MAX + 1];
-	char auth_user[ADDR_MAX];
-	char tls_desc[128];
-	char cmdlog[SMTP_PROTO_CMDLOG_MAX + 1]; /* current command, for logs */
-	unsigned auth_fails, bad_cmds, messages, rejects;
-
-	/* AUTH exchange in progress. */
-	enum smtp_proto_auth_mech auth_mech;
-	int auth_step;
-	char *secret;           /* sodium_malloc: user, then password */
-
-	/* Transaction. */
-	struct smtp_tx tx;
-	size_t users_cap, remote_cap;
-	size_t users_mark, remote_mark; /* rollback point of a RCPT */
-	char rcpt[ADDR_MAX];            /* RCPT being resolved */
-	char queued_id[64];
-	struct buf body;                /* message octets not yet spooled */
-	struct smtp_data data;
-	bool data_started;
-	bool spool_failed;
-
-	/* BDAT chunk being read. */
-	uint64_t chunk_left;
-	bool chunk_last;
-	int chunk_reject;               /* reply code if discarding, or 0 */
-	const char *chunk_reject_text;
-	enum smtp_state chunk_prev;
-};
-
-#define SMTP_SECRET_PASS(p) ((p)->secret + SASL_USER_MAX)
-
-static void smtp_proto_reply(struct smtp_proto *p, int code, const char *enh,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void smtp_proto_log(struct smtp_proto *p, int level,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static const char *const smtp_proto_state_names[] = {
 	[SMTP_S_GREETING] = "GREETING", [SMTP_S_READY] = "READY",
@@ -92,8 +39,8 @@ smtp_limits_default(struct smtp_limits *l)
 	l->mem_max = 128 * 1024;
 }
 
-static void
-smtp_proto_log(struct smtp_proto *p, int level, const char *fmt, ...)
+void
+smtp_proto__log(struct smtp_proto *p, int level, const char *fmt, ...)
 {
 	char text[512];
 	va_list ap;
@@ -106,32 +53,32 @@ smtp_proto_log(struct smtp_proto *p, int level, const char *fmt, ...)
 	p->conf.log_cb(p->conf.log_data, level, text);
 }
 
-/* The one place where the state changes (STYLE B.5). */
-static void
-smtp_proto_enter(struct smtp_proto *p, enum smtp_state st)
+/* The one place where the state changes, logged. */
+void
+smtp_proto__enter(struct smtp_proto *p, enum smtp_state st)
 {
 	if (p->state == st)
 		return;
-	smtp_proto_log(p, 0, "state %s -> %s", smtp_proto_state_names[p->state],
-	    smtp_proto_state_names[st]);
+	smtp_proto__log(p, 0, "state %s -> %s",
+	    smtp_proto_state_names[p->state], smtp_proto_state_names[st]);
 	p->state = st;
 }
 
-static void
-smtp_proto_close(struct smtp_proto *p)
+void
+smtp_proto__close(struct smtp_proto *p)
 {
 	p->closing = true;
-	smtp_proto_enter(p, SMTP_S_QUIT);
+	smtp_proto__enter(p, SMTP_S_QUIT);
 }
 
 /*
  * Queues one reply line.  RFC 2034 4: the enhanced code follows the basic
  * one on every 2xx/4xx/5xx reply except the greeting and EHLO/HELO (enh
  * NULL then).  An out-of-memory here is not recoverable for the session,
- * so it closes.
+ * so it closes, and smtp_proto_feed() reports PR_ENOMEM.
  */
-static void
-smtp_proto_reply(struct smtp_proto *p, int code, const char *enh,
+void
+smtp_proto__reply(struct smtp_proto *p, int code, const char *enh,
     const char *fmt, ...)
 {
 	char text[512];
@@ -145,29 +92,96 @@ smtp_proto_reply(struct smtp_proto *p, int code, const char *enh,
 		r = buf_printf(&p->out, "%d %s %s\r\n", code, enh, text);
 	else
 		r = buf_printf(&p->out, "%d %s\r\n", code, text);
-	if (r < 0)
-		smtp_proto_close(p);
+	if (r < 0) {
+		p->out_failed = true;
+		smtp_proto__close(p);
+	}
 	if (code >= 400) {
 		p->rejects++;
-		smtp_proto_log(p, 1, "reject: %s: %d %s %s", p->cmdlog, code,
+		smtp_proto__log(p, 1, "reject: %s: %d %s %s", p->cmdlog, code,
 		    enh ? enh : "", text);
 	}
 }
 
-/* A client error (bad syntax, wrong sequence): counted, and past
- * bad_cmd_max the session ends (STYLE C.11, chasquid). */
-static void
-smtp_proto_bad(struct smtp_proto *p)
+void
+smtp_proto__verdict(struct smtp_proto *p, const struct smtp_verdict *v)
 {
-	if (++p->bad_cmds < p->conf.limits.bad_cmd_max || p->closing)
+	struct smtp_policy_facts f;
+	struct smtp_verdict limit;
+
+	if (v->code == 0)
 		return;
-	smtp_proto_reply(p, 421, "4.7.0", "%s Too many errors, closing",
-	    p->conf.hostname);
-	smtp_proto_close(p);
+	smtp_proto__reply(p, v->code, v->enh, "%s", v->text);
+	if (v->close) {
+		smtp_proto__close(p);
+		return;
+	}
+	smtp_proto__facts(p, &f);
+	if (smtp_policy_count(&f, &p->errors, v, &limit) && !p->closing)
+		smtp_proto__verdict(p, &limit);
 }
 
-static void
-smtp_proto_secret_wipe(struct smtp_proto *p)
+void
+smtp_proto__reject(struct smtp_proto *p, int code, const char *enh,
+    const char *fmt, ...)
+{
+	struct smtp_verdict v;
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_policy_reject(&v, code, enh, "%s", "");
+	vsnprintf(v.text, sizeof(v.text), fmt, ap);
+	va_end(ap);
+	smtp_proto__verdict(p, &v);
+}
+
+void
+smtp_proto__facts(const struct smtp_proto *p, struct smtp_policy_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->hostname = p->conf.hostname;
+	f->limits = &p->conf.limits;
+	f->kind = p->conf.kind;
+	f->tls = p->tls;
+	f->tls_offered = p->conf.starttls;
+	f->plaintext_auth = p->conf.allow_plaintext_auth;
+	f->auth_user = p->authed ? p->auth_user : "";
+	f->auth_fails = p->auth_fails;
+	f->sender = p->tx.sender;
+	f->smtputf8 = p->tx.smtputf8;
+	f->declared_size = p->tx.declared_size;
+	f->rcpt = p->rcpt;
+	f->n_rcpt = p->tx.n_rcpt;
+	f->spool_failed = p->spool_failed;
+	f->too_big = p->data.too_big;
+	f->bare_eol = p->data.bare_eol;
+	f->long_line = p->data.long_line;
+}
+
+bool
+smtp_proto__decide(struct smtp_proto *p, enum smtp_policy_point pt,
+    const struct smtp_policy_facts *f)
+{
+	struct smtp_verdict v;
+
+	smtp_policy_check(pt, f, &v);
+	smtp_proto__verdict(p, &v);
+	return v.code == 0;
+}
+
+bool
+smtp_proto__check(struct smtp_proto *p, enum smtp_policy_point pt,
+    int status)
+{
+	struct smtp_policy_facts f;
+
+	smtp_proto__facts(p, &f);
+	f.status = status;
+	return smtp_proto__decide(p, pt, &f);
+}
+
+void
+smtp_proto__secret_wipe(struct smtp_proto *p)
 {
 	if (p->secret != NULL) {
 		sodium_free(p->secret); /* sodium_free wipes the pages */
@@ -178,8 +192,8 @@ smtp_proto_secret_wipe(struct smtp_proto *p)
 
 /* --- Transaction ------------------------------------------------------- */
 
-static void
-smtp_proto_tx_reset(struct smtp_proto *p)
+void
+smtp_proto__tx_reset(struct smtp_proto *p)
 {
 	size_t i;
 
@@ -198,8 +212,8 @@ smtp_proto_tx_reset(struct smtp_proto *p)
 	p->queued_id[0] = '\0';
 }
 
-static void
-smtp_proto_tx_rollback(struct smtp_proto *p)
+void
+smtp_proto__tx_rollback(struct smtp_proto *p)
 {
 	while (p->tx.n_remote > p->remote_mark)
 		free(p->tx.remote[--p->tx.n_remote]);
@@ -292,8 +306,8 @@ smtp_proto_free(struct smtp_proto **pp)
 
 	if (p == NULL)
 		return;
-	smtp_proto_secret_wipe(p);
-	smtp_proto_tx_reset(p);
+	smtp_proto__secret_wipe(p);
+	smtp_proto__tx_reset(p);
 	if (p->line.p != NULL)
 		sodium_memzero(p->line.p, p->line.cap);
 	buf_fini(&p->line);
@@ -306,7 +320,7 @@ void
 smtp_proto_greet(struct smtp_proto *p)
 {
 	/* RFC 5321 4.3.1; RFC 2034 4: no enhanced code in the greeting. */
-	smtp_proto_reply(p, 220, NULL, "%s ESMTP postroom", p->conf.hostname);
+	smtp_proto__reply(p, 220, NULL, "%s ESMTP postroom", p->conf.hostname);
 }
 
 void
@@ -314,8 +328,8 @@ smtp_proto_refuse(struct smtp_proto *p, int code, const char *enh,
     const char *text)
 {
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "connect");
-	smtp_proto_reply(p, code, enh, "%s", text);
-	smtp_proto_close(p);
+	smtp_proto__reply(p, code, enh, "%s", text);
+	smtp_proto__close(p);
 }
 
 void
@@ -324,9 +338,9 @@ smtp_proto_timeout(struct smtp_proto *p)
 	if (p->closing)
 		return;
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "timeout");
-	smtp_proto_reply(p, 421, "4.4.2", "%s Error: timeout exceeded",
+	smtp_proto__reply(p, 421, "4.4.2", "%s Error: timeout exceeded",
 	    p->conf.hostname);
-	smtp_proto_close(p);
+	smtp_proto__close(p);
 }
 
 /* True while a message is being received or an event is outstanding:
@@ -344,9 +358,9 @@ smtp_proto_drain_check(struct smtp_proto *p)
 	if (!p->draining || p->closing || smtp_proto_busy(p))
 		return;
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "shutdown");
-	smtp_proto_reply(p, 421, "4.3.2", "%s Service shutting down",
+	smtp_proto__reply(p, 421, "4.3.2", "%s Service shutting down",
 	    p->conf.hostname);
-	smtp_proto_close(p);
+	smtp_proto__close(p);
 }
 
 void
@@ -432,746 +446,15 @@ smtp_proto_tls_started(struct smtp_proto *p, const char *desc)
 		p->ev.type = SMTP_EV_NONE;
 	/* RFC 3207 4.2: discard all knowledge obtained from the client
 	 * before TLS; it must send EHLO again. */
-	smtp_proto_secret_wipe(p);
-	smtp_proto_tx_reset(p);
+	smtp_proto__secret_wipe(p);
+	smtp_proto__tx_reset(p);
 	buf_reset(&p->line);
 	p->helo[0] = '\0';
 	p->esmtp = false;
 	p->authed = false;
 	p->auth_user[0] = '\0';
-	smtp_proto_enter(p, SMTP_S_GREETING);
+	smtp_proto__enter(p, SMTP_S_GREETING);
 	smtp_proto_drain_check(p);
-}
-
-/* --- Argument parsing -------------------------------------------------- */
-
-/* EHLO/HELO argument: a domain or an address literal (RFC 5321 4.1.1.1).
- * Only characters that are safe in the Received field are let through;
- * underscores are tolerated because many client machine names have them. */
-static bool
-smtp_proto_helo_valid(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > SMTP_PROTO_HELO_MAX)
-		return false;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') ||
-		    (c != '\0' && strchr("-._:[]", c) != NULL)))
-			return false;
-	}
-	return true;
-}
-
-static bool
-smtp_proto_has_8bit(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s >= 0x80)
-			return true;
-	return false;
-}
-
-/* Parses a decimal uint64 of s[0..len).  Returns 0 or PR_EINVAL. */
-static int
-smtp_proto_parse_u64(const char *s, size_t len, uint64_t *v_r)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (len == 0 || len > 20)
-		return PR_EINVAL;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return PR_EINVAL;
-		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-			return PR_EINVAL;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*v_r = v;
-	return 0;
-}
-
-/* Matches "FROM:" / "TO:" case-insensitively, then optional spaces (a
- * common client habit RFC 5321 does not allow, tolerated as Postfix
- * does).  Returns the rest or NULL. */
-static const char *
-smtp_proto_keyword(const char *arg, const char *kw)
-{
-	size_t n = strlen(kw);
-
-	if (strncasecmp(arg, kw, n) != 0)
-		return NULL;
-	arg += n;
-	while (*arg == ' ')
-		arg++;
-	return arg;
-}
-
-/* --- Commands ---------------------------------------------------------- */
-
-#define SMTP_ST(s) (1u << (s))
-#define SMTP_ST_SESSION (SMTP_ST(SMTP_S_READY) | SMTP_ST(SMTP_S_MAIL) | \
-	SMTP_ST(SMTP_S_RCPT) | SMTP_ST(SMTP_S_BDAT))
-#define SMTP_ST_ANY (SMTP_ST(SMTP_S_GREETING) | SMTP_ST_SESSION)
-
-static void
-smtp_proto_cmd_ehlo(struct smtp_proto *p, const char *arg, bool esmtp)
-{
-	size_t len = strlen(arg);
-	struct buf *o = &p->out;
-	int r = 0;
-
-	if (!smtp_proto_helo_valid(arg, len)) {
-		smtp_proto_reply(p, 501, "5.5.4", "Syntax: %s hostname",
-		    esmtp ? "EHLO" : "HELO");
-		smtp_proto_bad(p);
-		return;
-	}
-	/* RFC 5321 4.1.4: EHLO in a transaction resets it. */
-	smtp_proto_tx_reset(p);
-	memcpy(p->helo, arg, len + 1);
-	p->esmtp = esmtp;
-	smtp_proto_enter(p, SMTP_S_READY);
-	if (!esmtp) {
-		smtp_proto_reply(p, 250, NULL, "%s", p->conf.hostname);
-		return;
-	}
-	r |= buf_printf(o, "250-%s\r\n", p->conf.hostname);
-	r |= buf_puts(o, "250-PIPELINING\r\n");
-	r |= buf_printf(o, "250-SIZE %llu\r\n",
-	    (unsigned long long)p->conf.limits.data_max);
-	r |= buf_puts(o, "250-8BITMIME\r\n");
-	r |= buf_puts(o, "250-ENHANCEDSTATUSCODES\r\n");
-	if (p->conf.starttls && !p->tls)
-		r |= buf_puts(o, "250-STARTTLS\r\n");
-	/* RFC 4954 4 / RFC 8314: no AUTH over plaintext unless allowed. */
-	if (p->tls || p->conf.allow_plaintext_auth)
-		r |= buf_puts(o, "250-AUTH PLAIN LOGIN\r\n");
-	r |= buf_puts(o, "250-SMTPUTF8\r\n");
-	r |= buf_puts(o, "250 CHUNKING\r\n");
-	if (r != 0)
-		smtp_proto_close(p);
-}
-
-static void
-smtp_proto_mail_accept(struct smtp_proto *p)
-{
-	smtp_proto_enter(p, SMTP_S_MAIL);
-	smtp_proto_reply(p, 250, "2.1.0", "Ok");
-}
-
-static void
-smtp_proto_cmd_mail(struct smtp_proto *p, const char *arg)
-{
-	const char *s, *kv;
-	size_t used, klen;
-	uint64_t size;
-	bool utf8 = false, body8 = false;
-	uint64_t declared = 0;
-
-	if (p->state == SMTP_S_GREETING) {
-		smtp_proto_reply(p, 503, "5.5.1", "Send EHLO/HELO first");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (p->state != SMTP_S_READY) {
-		smtp_proto_reply(p, 503, "5.5.1", "Nested MAIL command");
-		smtp_proto_bad(p);
-		return;
-	}
-	/* RFC 6409 4.3 / RFC 8314: submission requires authentication. */
-	if (p->conf.kind != SMTP_LISTEN_MX && !p->authed) {
-		if (!p->tls && !p->conf.allow_plaintext_auth)
-			smtp_proto_reply(p, 530, "5.7.0",
-			    "Must issue a STARTTLS command first");
-		else
-			smtp_proto_reply(p, 530, "5.7.0",
-			    "Authentication required");
-		return;
-	}
-	if ((s = smtp_proto_keyword(arg, "FROM:")) == NULL ||
-	    addr_parse_path(s, strlen(s), true, true, p->tx.sender,
-	    &used) < 0) {
-		p->tx.sender[0] = '\0';
-		smtp_proto_reply(p, 501, "5.1.7",
-		    "Syntax: MAIL FROM:<address>");
-		smtp_proto_bad(p);
-		return;
-	}
-	/* RFC 5321 4.1.1.2: Mail-parameters, space separated. */
-	for (s += used; *s != '\0'; s += klen) {
-		if (*s != ' ') {
-			smtp_proto_reply(p, 501, "5.5.4", "Syntax error in "
-			    "parameters");
-			smtp_proto_bad(p);
-			return;
-		}
-		while (*s == ' ')
-			s++;
-		if (*s == '\0')
-			break;
-		klen = strcspn(s, " ");
-		kv = memchr(s, '=', klen);
-		if (!p->esmtp) {
-			smtp_proto_reply(p, 555, "5.5.4",
-			    "Parameters need EHLO");
-			smtp_proto_bad(p);
-			return;
-		}
-		if (kv != NULL && kv - s == 4 &&
-		    strncasecmp(s, "SIZE", 4) == 0) {
-			/* RFC 1870 6 */
-			if (smtp_proto_parse_u64(kv + 1, klen - 5, &size) < 0) {
-				smtp_proto_reply(p, 501, "5.5.4",
-				    "Syntax: SIZE=octets");
-				smtp_proto_bad(p);
-				return;
-			}
-			declared = size;
-		} else if (kv != NULL && kv - s == 4 &&
-		    strncasecmp(s, "BODY", 4) == 0) {
-			/* RFC 6152 2 */
-			if (klen == 9 && strncasecmp(kv + 1, "7BIT", 4) == 0) {
-				body8 = false;
-			} else if (klen == 13 &&
-			    strncasecmp(kv + 1, "8BITMIME", 8) == 0) {
-				body8 = true;
-			} else {
-				smtp_proto_reply(p, 555, "5.5.4",
-				    "Unsupported BODY type");
-				smtp_proto_bad(p);
-				return;
-			}
-		} else if (kv == NULL && klen == 8 &&
-		    strncasecmp(s, "SMTPUTF8", 8) == 0) {
-			utf8 = true; /* RFC 6531 3.4 */
-		} else if (kv != NULL && kv - s == 4 &&
-		    strncasecmp(s, "AUTH", 4) == 0) {
-			/* RFC 4954 5: accepted; we do not trust another
-			 * server's word about who authenticated. */
-		} else {
-			smtp_proto_reply(p, 555, "5.5.4",
-			    "Unsupported MAIL parameter");
-			smtp_proto_bad(p);
-			return;
-		}
-	}
-	if (!utf8 && smtp_proto_has_8bit(p->tx.sender)) {
-		/* RFC 6531 3.7.4.1 */
-		smtp_proto_reply(p, 553, "5.6.7",
-		    "Non-ASCII address needs SMTPUTF8");
-		return;
-	}
-	if (declared > p->conf.limits.data_max) {
-		/* RFC 1870 6.2 */
-		smtp_proto_reply(p, 552, "5.3.4",
-		    "Message size exceeds fixed maximum message size");
-		return;
-	}
-	p->tx.declared_size = declared;
-	p->tx.smtputf8 = utf8;
-	p->tx.body_8bit = body8;
-	if (!p->authed) {
-		smtp_proto_mail_accept(p);
-		return;
-	}
-	/* An authenticated user sends as an address they own: never the
-	 * null sender (bounces are the server's job) nor someone else's. */
-	if (p->tx.sender[0] == '\0') {
-		smtp_proto_reply(p, 553, "5.7.1",
-		    "Authenticated users may not use the null sender");
-		return;
-	}
-	p->ev.type = SMTP_EV_MAIL;
-	p->ev.addr = p->tx.sender;
-}
-
-static void
-smtp_proto_cmd_rcpt(struct smtp_proto *p, const char *arg)
-{
-	const char *s;
-	size_t used;
-
-	if (p->state == SMTP_S_GREETING || p->state == SMTP_S_READY) {
-		smtp_proto_reply(p, 503, "5.5.1", "Need MAIL before RCPT");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (p->state == SMTP_S_BDAT) {
-		smtp_proto_reply(p, 503, "5.5.1", "RCPT not allowed after "
-		    "BDAT");
-		smtp_proto_bad(p);
-		return;
-	}
-	if ((s = smtp_proto_keyword(arg, "TO:")) == NULL) {
-		smtp_proto_reply(p, 501, "5.1.3", "Syntax: RCPT TO:<address>");
-		smtp_proto_bad(p);
-		return;
-	}
-	/* RFC 5321 4.5.1: <Postmaster> without a domain must be accepted. */
-	if (strncasecmp(s, "<postmaster>", 12) == 0) {
-		snprintf(p->rcpt, sizeof(p->rcpt), "postmaster@%s",
-		    p->conf.hostname);
-		used = 12;
-	} else if (addr_parse_path(s, strlen(s), false, true, p->rcpt,
-	    &used) < 0) {
-		smtp_proto_reply(p, 501, "5.1.3", "Syntax: RCPT TO:<address>");
-		smtp_proto_bad(p);
-		return;
-	}
-	s += used;
-	while (*s == ' ')
-		s++;
-	if (*s != '\0') {
-		smtp_proto_reply(p, 555, "5.5.4", "Unsupported RCPT parameter");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (!p->tx.smtputf8 && smtp_proto_has_8bit(p->rcpt)) {
-		smtp_proto_reply(p, 553, "5.6.7",
-		    "Non-ASCII address needs SMTPUTF8");
-		return;
-	}
-	if (p->tx.n_rcpt >= p->conf.limits.rcpt_max) {
-		/* RFC 5321 4.5.3.1.10 */
-		smtp_proto_reply(p, 452, "4.5.3", "Too many recipients");
-		return;
-	}
-	p->users_mark = p->tx.n_users;
-	p->remote_mark = p->tx.n_remote;
-	p->ev.type = SMTP_EV_RCPT;
-	p->ev.addr = p->rcpt;
-}
-
-static void
-smtp_proto_data_begin(struct smtp_proto *p, enum smtp_data_mode mode)
-{
-	smtp_data_init(&p->data, mode, p->conf.limits.data_max,
-	    p->conf.limits.text_line_max);
-	buf_init(&p->body, p->conf.limits.mem_max);
-	p->data_started = true;
-}
-
-static void
-smtp_proto_cmd_data(struct smtp_proto *p, const char *arg)
-{
-	if (p->state == SMTP_S_MAIL) {
-		smtp_proto_reply(p, 554, "5.5.1", "No valid recipients");
-		return;
-	}
-	if (p->state == SMTP_S_BDAT) {
-		/* RFC 3030 2 */
-		smtp_proto_reply(p, 503, "5.5.1", "DATA not allowed after "
-		    "BDAT");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (p->state != SMTP_S_RCPT) {
-		smtp_proto_reply(p, 503, "5.5.1", "Need MAIL and RCPT before "
-		    "DATA");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (*arg != '\0') {
-		smtp_proto_reply(p, 501, "5.5.4", "Syntax: DATA");
-		smtp_proto_bad(p);
-		return;
-	}
-	smtp_proto_data_begin(p, SMTP_DATA_DOT);
-	smtp_proto_enter(p, SMTP_S_DATA);
-	smtp_proto_reply(p, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-}
-
-static void smtp_proto_chunk_end(struct smtp_proto *p);
-
-static void
-smtp_proto_cmd_bdat(struct smtp_proto *p, const char *arg)
-{
-	size_t n = strcspn(arg, " ");
-	const char *rest = arg + n;
-	uint64_t size;
-
-	while (*rest == ' ')
-		rest++;
-	if (smtp_proto_parse_u64(arg, n, &size) < 0 ||
-	    (*rest != '\0' && strcasecmp(rest, "LAST") != 0)) {
-		/* Without a size we cannot find the end of the chunk: what
-		 * follows could be taken for commands.  Close. */
-		smtp_proto_reply(p, 501, "5.5.4", "Syntax: BDAT size [LAST]; "
-		    "closing");
-		smtp_proto_close(p);
-		return;
-	}
-	p->chunk_left = size;
-	p->chunk_last = *rest != '\0';
-	p->chunk_prev = p->state;
-	p->chunk_reject = 0;
-	/* RFC 3030 2: a refused BDAT still has its octets read. */
-	if (p->state == SMTP_S_MAIL) {
-		p->chunk_reject = 554;
-		p->chunk_reject_text = "No valid recipients";
-	} else if (p->state != SMTP_S_RCPT && p->state != SMTP_S_BDAT) {
-		p->chunk_reject = 503;
-		p->chunk_reject_text = "Need MAIL and RCPT before BDAT";
-	} else if (p->state == SMTP_S_RCPT) {
-		smtp_proto_data_begin(p, SMTP_DATA_CHUNK);
-	}
-	smtp_proto_enter(p, SMTP_S_CHUNK);
-	if (size == 0)
-		smtp_proto_chunk_end(p);
-}
-
-static void
-smtp_proto_cmd_rset(struct smtp_proto *p, const char *arg)
-{
-	if (*arg != '\0') {
-		smtp_proto_reply(p, 501, "5.5.4", "Syntax: RSET");
-		smtp_proto_bad(p);
-		return;
-	}
-	smtp_proto_tx_reset(p);
-	if (p->state != SMTP_S_GREETING)
-		smtp_proto_enter(p, SMTP_S_READY);
-	smtp_proto_reply(p, 250, "2.0.0", "Ok");
-}
-
-static void
-smtp_proto_cmd_noop(struct smtp_proto *p, const char *arg)
-{
-	/* RFC 5321 4.1.1.9: a parameter is allowed and ignored. */
-	smtp_proto_reply(p, 250, "2.0.0", "Ok");
-}
-
-static void
-smtp_proto_cmd_quit(struct smtp_proto *p, const char *arg)
-{
-	if (*arg != '\0') {
-		smtp_proto_reply(p, 501, "5.5.4", "Syntax: QUIT");
-		smtp_proto_bad(p);
-		return;
-	}
-	smtp_proto_reply(p, 221, "2.0.0", "%s closing connection",
-	    p->conf.hostname);
-	smtp_proto_close(p);
-}
-
-static void
-smtp_proto_cmd_help(struct smtp_proto *p, const char *arg)
-{
-	smtp_proto_reply(p, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT "
-	    "DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS AUTH");
-}
-
-static void
-smtp_proto_cmd_vrfy(struct smtp_proto *p, const char *arg)
-{
-	if (*arg == '\0') {
-		smtp_proto_reply(p, 501, "5.5.4", "Syntax: VRFY address");
-		smtp_proto_bad(p);
-		return;
-	}
-	/* RFC 5321 3.5.3: 252 lets us not confirm who exists. */
-	smtp_proto_reply(p, 252, "2.5.0", "Cannot VRFY user, but will accept "
-	    "message and attempt delivery");
-}
-
-static void
-smtp_proto_cmd_expn(struct smtp_proto *p, const char *arg)
-{
-	/* RFC 5321 3.5.2: a list's members are nobody else's business. */
-	smtp_proto_reply(p, 502, "5.5.1", "EXPN not available");
-}
-
-static void
-smtp_proto_cmd_starttls(struct smtp_proto *p, const char *arg)
-{
-	if (*arg != '\0') {
-		smtp_proto_reply(p, 501, "5.5.4", "Syntax: STARTTLS");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (p->tls) {
-		smtp_proto_reply(p, 503, "5.5.1", "TLS already active");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (!p->conf.starttls) {
-		smtp_proto_reply(p, 454, "4.7.0", "TLS not available");
-		return;
-	}
-	if (p->state != SMTP_S_GREETING && p->state != SMTP_S_READY) {
-		smtp_proto_reply(p, 503, "5.5.1", "STARTTLS not allowed in a "
-		    "mail transaction");
-		smtp_proto_bad(p);
-		return;
-	}
-	smtp_proto_reply(p, 220, "2.0.0", "Ready to start TLS");
-	p->ev.type = SMTP_EV_STARTTLS;
-	/* RFC 3207 5: nothing the client sent before the handshake may be
-	 * acted on after it (CVE-2011-0411). */
-	buf_reset(&p->line);
-}
-
-static int
-smtp_proto_secret_alloc(struct smtp_proto *p)
-{
-	if (p->secret == NULL &&
-	    (p->secret = sodium_malloc(SASL_USER_MAX + SASL_PASS_MAX)) == NULL)
-		return PR_ENOMEM;
-	sodium_memzero(p->secret, SASL_USER_MAX + SASL_PASS_MAX);
-	return 0;
-}
-
-/* The credentials are complete: hand them to the glue. */
-static void
-smtp_proto_auth_verify(struct smtp_proto *p)
-{
-	char canon[ADDR_MAX];
-
-	/* Canonical form (domain in lower case) when it is an address at
-	 * all; otherwise the store simply will not find it. */
-	if (addr_parse_mailbox(p->secret, strlen(p->secret), true,
-	    canon) == 0)
-		memcpy(p->secret, canon, strlen(canon) + 1);
-	smtp_proto_enter(p, SMTP_S_READY);
-	p->ev.type = SMTP_EV_AUTH;
-	p->ev.user = p->secret;
-	p->ev.pass = SMTP_SECRET_PASS(p);
-}
-
-static void
-smtp_proto_auth_abort(struct smtp_proto *p, int code, const char *enh,
-    const char *text)
-{
-	smtp_proto_secret_wipe(p);
-	if (p->state == SMTP_S_AUTH)
-		smtp_proto_enter(p, SMTP_S_READY);
-	smtp_proto_reply(p, code, enh, "%s", text);
-	if (code >= 500)
-		smtp_proto_bad(p);
-}
-
-/* One SASL response: initial response or a line after a 334. */
-static void
-smtp_proto_auth_step(struct smtp_proto *p, const char *resp, size_t len)
-{
-	int r;
-
-	if (p->auth_mech == SMTP_AUTH_PLAIN) {
-		r = sasl_plain_decode(resp, len, p->secret,
-		    SMTP_SECRET_PASS(p));
-		if (r < 0) {
-			smtp_proto_auth_abort(p, 501, "5.5.2",
-			    "Invalid PLAIN response");
-			return;
-		}
-		smtp_proto_auth_verify(p);
-		return;
-	}
-	/* LOGIN: username, then password, each in base64. */
-	if (p->auth_step == 0) {
-		r = sasl_login_decode(resp, len, p->secret, SASL_USER_MAX);
-		if (r < 0) {
-			smtp_proto_auth_abort(p, 501, "5.5.2",
-			    "Invalid LOGIN response");
-			return;
-		}
-		p->auth_step = 1;
-		smtp_proto_enter(p, SMTP_S_AUTH);
-		smtp_proto_reply(p, 334, NULL, "UGFzc3dvcmQ6"); /* Password: */
-		return;
-	}
-	r = sasl_login_decode(resp, len, SMTP_SECRET_PASS(p), SASL_PASS_MAX);
-	if (r < 0) {
-		smtp_proto_auth_abort(p, 501, "5.5.2",
-		    "Invalid LOGIN response");
-		return;
-	}
-	smtp_proto_auth_verify(p);
-}
-
-static void
-smtp_proto_cmd_auth(struct smtp_proto *p, const char *arg)
-{
-	size_t n = strcspn(arg, " ");
-	const char *ir = arg + n;
-
-	if (p->state == SMTP_S_GREETING) {
-		smtp_proto_reply(p, 503, "5.5.1", "Send EHLO first");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (p->state != SMTP_S_READY) {
-		smtp_proto_reply(p, 503, "5.5.1", "AUTH not allowed in a mail "
-		    "transaction");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (p->authed) {
-		smtp_proto_reply(p, 503, "5.5.1", "Already authenticated");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (!p->tls && !p->conf.allow_plaintext_auth) {
-		/* RFC 4954 6 */
-		smtp_proto_reply(p, 538, "5.7.11", "Encryption required for "
-		    "requested authentication mechanism");
-		return;
-	}
-	if (n == 5 && strncasecmp(arg, "PLAIN", 5) == 0) {
-		p->auth_mech = SMTP_AUTH_PLAIN;
-	} else if (n == 5 && strncasecmp(arg, "LOGIN", 5) == 0) {
-		p->auth_mech = SMTP_AUTH_LOGIN;
-	} else {
-		smtp_proto_reply(p, 504, "5.5.4", "Unrecognized authentication "
-		    "type");
-		smtp_proto_bad(p);
-		return;
-	}
-	if (smtp_proto_secret_alloc(p) < 0) {
-		smtp_proto_reply(p, 454, "4.7.0", "Temporary authentication "
-		    "failure");
-		return;
-	}
-	p->auth_step = 0;
-	if (*ir == ' ') {
-		while (*ir == ' ')
-			ir++;
-		/* RFC 4954 4: SASL-IR; "=" is an empty response. */
-		if (strcmp(ir, "*") == 0) {
-			smtp_proto_auth_abort(p, 501, "5.0.0",
-			    "Authentication cancelled");
-			return;
-		}
-		if (*ir != '\0') {
-			smtp_proto_auth_step(p, ir, strlen(ir));
-			return;
-		}
-	}
-	smtp_proto_enter(p, SMTP_S_AUTH);
-	if (p->auth_mech == SMTP_AUTH_PLAIN)
-		smtp_proto_reply(p, 334, NULL, "%s", "");
-	else
-		smtp_proto_reply(p, 334, NULL, "VXNlcm5hbWU6"); /* Username: */
-}
-
-/* A line while in SMTP_S_AUTH: the client's SASL response. */
-static void
-smtp_proto_auth_line(struct smtp_proto *p, const char *line, size_t len)
-{
-	/* RFC 4954 4: "*" cancels the exchange. */
-	if (len == 1 && line[0] == '*') {
-		smtp_proto_auth_abort(p, 501, "5.0.0",
-		    "Authentication cancelled");
-		return;
-	}
-	smtp_proto_auth_step(p, line, len);
-}
-
-struct smtp_proto_cmd {
-	const char *name;
-	unsigned states; /* where the verb may appear at all */
-	void (*fn)(struct smtp_proto *p, const char *arg);
-};
-
-static void
-smtp_proto_cmd_ehlo_fn(struct smtp_proto *p, const char *arg)
-{
-	smtp_proto_cmd_ehlo(p, arg, true);
-}
-
-static void
-smtp_proto_cmd_helo_fn(struct smtp_proto *p, const char *arg)
-{
-	smtp_proto_cmd_ehlo(p, arg, false);
-}
-
-/*
- * The verbs.  The state masks only say where a verb is meaningful at all;
- * between BDAT chunks (RFC 3030 2) just BDAT, RSET, NOOP and QUIT are.
- * Finer sequencing (503 with a precise reason) is in each handler.
- */
-static const struct smtp_proto_cmd smtp_proto_cmds[] = {
-	{ "EHLO", SMTP_ST_ANY & ~SMTP_ST(SMTP_S_BDAT), smtp_proto_cmd_ehlo_fn },
-	{ "HELO", SMTP_ST_ANY & ~SMTP_ST(SMTP_S_BDAT), smtp_proto_cmd_helo_fn },
-	{ "MAIL", SMTP_ST_ANY & ~SMTP_ST(SMTP_S_BDAT), smtp_proto_cmd_mail },
-	{ "RCPT", SMTP_ST_ANY, smtp_proto_cmd_rcpt },
-	{ "DATA", SMTP_ST_ANY, smtp_proto_cmd_data },
-	{ "BDAT", SMTP_ST_ANY, smtp_proto_cmd_bdat },
-	{ "RSET", SMTP_ST_ANY, smtp_proto_cmd_rset },
-	{ "NOOP", SMTP_ST_ANY, smtp_proto_cmd_noop },
-	{ "QUIT", SMTP_ST_ANY, smtp_proto_cmd_quit },
-	{ "HELP", SMTP_ST_ANY & ~SMTP_ST(SMTP_S_BDAT), smtp_proto_cmd_help },
-	{ "VRFY", SMTP_ST_ANY & ~SMTP_ST(SMTP_S_BDAT), smtp_proto_cmd_vrfy },
-	{ "EXPN", SMTP_ST_ANY & ~SMTP_ST(SMTP_S_BDAT), smtp_proto_cmd_expn },
-	{ "STARTTLS", SMTP_ST_ANY, smtp_proto_cmd_starttls },
-	{ "AUTH", SMTP_ST_ANY, smtp_proto_cmd_auth },
-};
-
-/* Cross-protocol requests (an HTTP client pointed at port 25, or a web
- * page making the browser talk to us): refuse and close, as Postfix's
- * smtpd_forbidden_commands does. */
-static const char *const smtp_proto_forbidden[] = {
-	"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "DELETE",
-};
-
-static void
-smtp_proto_line(struct smtp_proto *p, char *line, size_t len)
-{
-	size_t vlen, i;
-	const char *arg;
-
-	if (p->state == SMTP_S_AUTH) {
-		snprintf(p->cmdlog, sizeof(p->cmdlog), "AUTH response");
-		smtp_proto_auth_line(p, line, len);
-		return;
-	}
-	vlen = strcspn(line, " ");
-	arg = line + vlen;
-	if (*arg == ' ')
-		arg++;
-	if (vlen >= 4 && strncasecmp(line, "AUTH", 4) == 0)
-		snprintf(p->cmdlog, sizeof(p->cmdlog), "%.*s", (int)
-		    (strcspn(arg, " ") + (size_t)(arg - line)), line);
-	else
-		snprintf(p->cmdlog, sizeof(p->cmdlog), "%s", line);
-	if (memchr(line, '\0', len) != NULL) {
-		smtp_proto_reply(p, 500, "5.5.2", "NUL in command line");
-		smtp_proto_bad(p);
-		return;
-	}
-	for (i = 0; i < sizeof(smtp_proto_cmds) / sizeof(smtp_proto_cmds[0]);
-	    i++) {
-		const struct smtp_proto_cmd *c = &smtp_proto_cmds[i];
-
-		if (strlen(c->name) != vlen ||
-		    strncasecmp(c->name, line, vlen) != 0)
-			continue;
-		if (!(c->states & SMTP_ST(p->state))) {
-			smtp_proto_reply(p, 503, "5.5.1", "Bad sequence of "
-			    "commands");
-			smtp_proto_bad(p);
-			return;
-		}
-		c->fn(p, arg);
-		return;
-	}
-	for (i = 0; i < sizeof(smtp_proto_forbidden) /
-	    sizeof(smtp_proto_forbidden[0]); i++) {
-		if (strlen(smtp_proto_forbidden[i]) == vlen &&
-		    strncasecmp(smtp_proto_forbidden[i], line, vlen) == 0) {
-			smtp_proto_reply(p, 421, "4.7.0", "%s This is an SMTP "
-			    "server; closing", p->conf.hostname);
-			smtp_proto_close(p);
-			return;
-		}
-	}
-	smtp_proto_reply(p, 500, "5.5.2", "Command unrecognized");
-	smtp_proto_bad(p);
 }
 
 /* The bound for the line being read: AUTH lines may be longer. */
@@ -1204,11 +487,16 @@ smtp_proto_feed_line(struct smtp_proto *p, const uint8_t *in, size_t len)
 	size_t llen;
 	int r;
 
-	/* STYLE C.10: the bound is checked before the newline arrives. */
+	/* Checked before the newline arrives, so an endless line costs
+	 * no memory (RFC 5321 4.5.3.1.4). */
 	if (p->line.len + n > smtp_proto_line_limit(p, in, n)) {
+		struct smtp_verdict v;
+
 		snprintf(p->cmdlog, sizeof(p->cmdlog), "(long line)");
-		smtp_proto_reply(p, 500, "5.5.2", "Line too long");
-		smtp_proto_close(p);
+		/* What follows would be read as commands: close. */
+		smtp_policy_reject(&v, 500, "5.5.2", "Line too long");
+		v.close = true;
+		smtp_proto__verdict(p, &v);
 		buf_reset(&p->line);
 		return (ssize_t)len;
 	}
@@ -1222,7 +510,7 @@ smtp_proto_feed_line(struct smtp_proto *p, const uint8_t *in, size_t len)
 	if (llen > 0 && p->line.p[llen - 1] == '\r')
 		llen--;
 	p->line.p[llen] = '\0';
-	smtp_proto_line(p, (char *)p->line.p, llen);
+	smtp_cmd__line(p, (char *)p->line.p, llen);
 	/* The line may have held a password (AUTH). */
 	if (p->line.p != NULL) {
 		sodium_memzero(p->line.p, p->line.len);
@@ -1234,11 +522,20 @@ smtp_proto_feed_line(struct smtp_proto *p, const uint8_t *in, size_t len)
 
 /* --- Message data ------------------------------------------------------ */
 
+void
+smtp_proto__data_begin(struct smtp_proto *p, enum smtp_data_mode mode)
+{
+	smtp_data_init(&p->data, mode, p->conf.limits.data_max,
+	    p->conf.limits.text_line_max);
+	buf_init(&p->body, p->conf.limits.mem_max);
+	p->data_started = true;
+}
+
 static void
 smtp_proto_tx_end(struct smtp_proto *p)
 {
-	smtp_proto_tx_reset(p);
-	smtp_proto_enter(p, SMTP_S_READY);
+	smtp_proto__tx_reset(p);
+	smtp_proto__enter(p, SMTP_S_READY);
 	smtp_proto_drain_check(p);
 }
 
@@ -1247,19 +544,7 @@ static void
 smtp_proto_data_end(struct smtp_proto *p)
 {
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
-	if (p->spool_failed) {
-		smtp_proto_reply(p, 451, "4.3.0", "Local error in processing");
-	} else if (p->data.too_big) {
-		smtp_proto_reply(p, 552, "5.3.4", "Message too big for system");
-	} else if (p->data.bare_eol) {
-		/* RFC 5321 2.3.8: CR and LF only as CRLF.  Refusing instead of
-		 * repairing is what stops SMTP smuggling. */
-		smtp_proto_reply(p, 550, "5.6.0", "Message contains bare CR "
-		    "or LF; refused");
-	} else if (p->data.long_line) {
-		smtp_proto_reply(p, 550, "5.6.0", "Message has a line longer "
-		    "than %zu octets", p->conf.limits.text_line_max);
-	} else {
+	if (smtp_proto__check(p, SMTP_POLICY_MESSAGE, 0)) {
 		p->tx.size = p->data.size;
 		p->tx.has_msgid = p->data.has_msgid;
 		p->tx.has_date = p->data.has_date;
@@ -1296,33 +581,31 @@ smtp_proto_feed_data(struct smtp_proto *p, const uint8_t *in, size_t len)
 	return (ssize_t)used;
 }
 
-static void
-smtp_proto_chunk_end(struct smtp_proto *p)
+void
+smtp_proto__chunk_end(struct smtp_proto *p)
 {
 	int r;
 
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "BDAT");
-	if (p->chunk_reject != 0) {
-		smtp_proto_enter(p, p->chunk_prev);
-		smtp_proto_reply(p, p->chunk_reject, "5.5.1", "%s",
-		    p->chunk_reject_text);
-		smtp_proto_bad(p);
+	if (p->chunk_verdict.code != 0) {
+		smtp_proto__enter(p, p->chunk_prev);
+		smtp_proto__verdict(p, &p->chunk_verdict);
 		return;
 	}
 	if (p->data.too_big || p->spool_failed) {
-		/* RFC 3030 2: a failed chunk ends the transaction. */
-		if (p->spool_failed)
-			smtp_proto_reply(p, 451, "4.3.0", "Local error in "
-			    "processing");
-		else
-			smtp_proto_reply(p, 552, "5.3.4", "Message too big "
-			    "for system");
+		struct smtp_policy_facts f;
+
+		/* RFC 3030 2: a failed chunk ends the transaction.  The
+		 * line checks wait for the end of the message. */
+		smtp_proto__facts(p, &f);
+		f.bare_eol = f.long_line = false;
+		smtp_proto__decide(p, SMTP_POLICY_MESSAGE, &f);
 		smtp_proto_tx_end(p);
 		return;
 	}
 	if (!p->chunk_last) {
-		smtp_proto_enter(p, SMTP_S_BDAT);
-		smtp_proto_reply(p, 250, "2.0.0", "%llu octets received",
+		smtp_proto__enter(p, SMTP_S_BDAT);
+		smtp_proto__reply(p, 250, "2.0.0", "%llu octets received",
 		    (unsigned long long)p->data.size);
 		return;
 	}
@@ -1340,7 +623,7 @@ smtp_proto_feed_chunk(struct smtp_proto *p, const uint8_t *in, size_t len)
 	size_t used = n;
 	int r;
 
-	if (p->chunk_reject == 0) {
+	if (p->chunk_verdict.code == 0) {
 		if ((r = smtp_data_feed(&p->data, in, n, &used,
 		    &p->body)) < 0)
 			return r;
@@ -1349,7 +632,7 @@ smtp_proto_feed_chunk(struct smtp_proto *p, const uint8_t *in, size_t len)
 	if (used < n)
 		smtp_proto_spool(p);
 	else if (p->chunk_left == 0)
-		smtp_proto_chunk_end(p);
+		smtp_proto__chunk_end(p);
 	return (ssize_t)used;
 }
 
@@ -1359,6 +642,8 @@ smtp_proto_feed(struct smtp_proto *p, const uint8_t *in, size_t len)
 	size_t off = 0;
 	ssize_t n;
 
+	if (p->out_failed)
+		return PR_ENOMEM;
 	if (p->closing)
 		return (ssize_t)len;
 	while (off < len && p->ev.type == SMTP_EV_NONE && !p->closing) {
@@ -1379,6 +664,8 @@ smtp_proto_feed(struct smtp_proto *p, const uint8_t *in, size_t len)
 			return n;
 		off += (size_t)n;
 	}
+	if (p->out_failed)
+		return PR_ENOMEM;
 	/* After STARTTLS (RFC 3207 5) or once closing, the rest is void. */
 	if (p->closing || p->ev.type == SMTP_EV_STARTTLS)
 		return (ssize_t)len;
@@ -1388,104 +675,13 @@ smtp_proto_feed(struct smtp_proto *p, const uint8_t *in, size_t len)
 /* --- Completions ------------------------------------------------------- */
 
 static void
-smtp_proto_complete_auth(struct smtp_proto *p, int status)
-{
-	snprintf(p->cmdlog, sizeof(p->cmdlog), "AUTH");
-	if (status == 0) {
-		snprintf(p->auth_user, sizeof(p->auth_user), "%s", p->ev.user);
-		p->authed = true;
-		smtp_proto_secret_wipe(p);
-		smtp_proto_log(p, 0, "authenticated as %s", p->auth_user);
-		smtp_proto_reply(p, 235, "2.7.0", "Authentication successful");
-		return;
-	}
-	smtp_proto_secret_wipe(p);
-	if (status != PR_EAUTH) {
-		smtp_proto_reply(p, 454, "4.7.0", "Temporary authentication "
-		    "failure");
-		return;
-	}
-	if (++p->auth_fails >= p->conf.limits.auth_fail_max) {
-		smtp_proto_reply(p, 421, "4.7.0", "%s Too many failed "
-		    "authentications, closing", p->conf.hostname);
-		smtp_proto_close(p);
-		return;
-	}
-	/* RFC 4954 6 */
-	smtp_proto_reply(p, 535, "5.7.8", "Authentication credentials "
-	    "invalid");
-}
-
-static void
-smtp_proto_complete_rcpt(struct smtp_proto *p, int status)
-{
-	int r;
-
-	snprintf(p->cmdlog, sizeof(p->cmdlog), "RCPT TO:<%s>", p->rcpt);
-	if (status == SMTP_RCPT_REMOTE) {
-		smtp_proto_tx_rollback(p);
-		if (!p->authed) {
-			/* No open relay: only authenticated users send to
-			 * domains we do not host. */
-			smtp_proto_reply(p, 554, "5.7.1", "<%s>: Relay access "
-			    "denied", p->rcpt);
-			return;
-		}
-		if ((r = smtp_proto_rcpt_target(p, 0, p->rcpt)) < 0)
-			status = r;
-		else
-			status = SMTP_RCPT_LOCAL;
-	}
-	switch (status) {
-	case SMTP_RCPT_LOCAL:
-		if (p->tx.n_rcpt++ == 0)
-			memcpy(p->tx.first_rcpt, p->rcpt, sizeof(p->rcpt));
-		smtp_proto_enter(p, SMTP_S_RCPT);
-		smtp_proto_reply(p, 250, "2.1.5", "Ok");
-		return;
-	case SMTP_RCPT_UNKNOWN:
-		smtp_proto_reply(p, 550, "5.1.1", "<%s>: Recipient address "
-		    "rejected: User unknown", p->rcpt);
-		break;
-	case PR_EQUOTA:
-		smtp_proto_reply(p, 452, "4.2.2", "<%s>: Mailbox full",
-		    p->rcpt);
-		break;
-	case PR_ETOOBIG:
-		smtp_proto_reply(p, 552, "5.2.2", "<%s>: Message exceeds the "
-		    "mailbox quota", p->rcpt);
-		break;
-	case PR_ENOSPC:
-		smtp_proto_reply(p, 452, "4.5.3", "Too many recipients");
-		break;
-	default:
-		smtp_proto_reply(p, 451, "4.3.0", "<%s>: Temporary lookup "
-		    "failure", p->rcpt);
-		break;
-	}
-	smtp_proto_tx_rollback(p);
-}
-
-static void
 smtp_proto_complete_deliver(struct smtp_proto *p, int status)
 {
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
-	switch (status) {
-	case 0:
+	if (smtp_proto__check(p, SMTP_POLICY_DELIVER_DONE, status)) {
 		p->messages++;
-		smtp_proto_reply(p, 250, "2.0.0", "Ok: queued as %s",
+		smtp_proto__reply(p, 250, "2.0.0", "Ok: queued as %s",
 		    p->queued_id);
-		break;
-	case PR_EQUOTA:
-		smtp_proto_reply(p, 452, "4.2.2", "Mailbox full");
-		break;
-	case PR_ETOOBIG:
-		smtp_proto_reply(p, 552, "5.2.2", "Message exceeds the "
-		    "mailbox quota");
-		break;
-	default:
-		smtp_proto_reply(p, 451, "4.3.0", "Local error in processing");
-		break;
 	}
 	smtp_proto_tx_end(p);
 }
@@ -1495,29 +691,28 @@ smtp_proto_complete(struct smtp_proto *p, int status)
 {
 	enum smtp_event_type type = p->ev.type;
 
-	if (type == SMTP_EV_NONE || type == SMTP_EV_STARTTLS)
+	if (type == SMTP_EV_NONE)
 		return;
+	if (type == SMTP_EV_STARTTLS) {
+		/* Success is smtp_proto_tls_started(); after "220 Ready to
+		 * start TLS" nothing can be said in the clear. */
+		if (status != 0) {
+			p->ev.type = SMTP_EV_NONE;
+			smtp_proto__close(p);
+		}
+		return;
+	}
 	/* Handlers below may read ev (user, addr) but see no event. */
 	p->ev.type = SMTP_EV_NONE;
 	switch (type) {
 	case SMTP_EV_AUTH:
-		smtp_proto_complete_auth(p, status);
+		smtp_cmd__auth_done(p, status);
 		break;
 	case SMTP_EV_MAIL:
-		snprintf(p->cmdlog, sizeof(p->cmdlog), "MAIL FROM:<%s>",
-		    p->tx.sender);
-		if (status == 0)
-			smtp_proto_mail_accept(p);
-		else if (status == PR_EPERM)
-			smtp_proto_reply(p, 553, "5.7.1", "<%s>: Sender "
-			    "address not owned by user %s", p->tx.sender,
-			    p->auth_user);
-		else
-			smtp_proto_reply(p, 451, "4.3.0", "Temporary lookup "
-			    "failure");
+		smtp_cmd__mail_done(p, status);
 		break;
 	case SMTP_EV_RCPT:
-		smtp_proto_complete_rcpt(p, status);
+		smtp_cmd__rcpt_done(p, status);
 		break;
 	case SMTP_EV_SPOOL:
 		if (status == 0) {

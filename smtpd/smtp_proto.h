@@ -8,7 +8,8 @@
  * message, starting TLS) is an event that the glue carries out and answers
  * with smtp_proto_complete().  While an event is pending the core consumes
  * no input, so a pipelining client gets backpressure, not memory growth
- * (STYLE A.4).
+ * (docs/ARCHITECTURE.md).  Every accept/refuse decision is taken by the
+ * policy (smtp_policy.h), every refusal booked against one error counter.
  *
  * Implemented: RFC 5321 (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT,
  * HELP, VRFY, EXPN), PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
@@ -67,7 +68,7 @@ struct smtp_limits {
 	uint64_t data_max;       /* message size ([smtp] max_message_size) */
 	unsigned rcpt_max;       /* RCPT commands per transaction */
 	unsigned targets_max;    /* resolved mailboxes + remote per message */
-	unsigned bad_cmd_max;    /* errors before 421 */
+	unsigned bad_cmd_max;    /* counted refusals before 421 */
 	unsigned auth_fail_max;  /* failed AUTH before 421 */
 	size_t mem_max;          /* message octets held before a SPOOL event */
 };
@@ -100,8 +101,9 @@ enum smtp_event_type {
 	 * SMTP_RCPT_* kind or PR_EQUOTA / PR_ETOOBIG / another error. */
 	SMTP_EV_RCPT,
 	/* The "220 Ready to start TLS" reply is in the output: flush it and
-	 * start the handshake, then call smtp_proto_tls_started().  Nothing
-	 * needs completing; input received before the handshake is void. */
+	 * start the handshake, then call smtp_proto_tls_started(), or
+	 * complete with an error if it failed (the session closes).  Input
+	 * received before the handshake is void. */
 	SMTP_EV_STARTTLS,
 	/* Append data[0..len) to this transaction's spool file.  Complete
 	 * with 0 or an error (the message is then refused with 451). */
@@ -174,7 +176,8 @@ void smtp_proto_refuse(struct smtp_proto *p, int code, const char *enh,
 
 /*
  * Feeds client octets.  Returns the number consumed (the rest must be fed
- * again later), or PR_ENOMEM.  Stops consuming when an event becomes
+ * again later), or PR_ENOMEM when a reply could not be queued (the
+ * session is closed then).  Stops consuming when an event becomes
  * pending; consumes (and ignores) everything once closing.  After a
  * STARTTLS event, the octets that followed the command in in[] are
  * consumed and dropped (RFC 3207 5, CVE-2011-0411).
@@ -199,7 +202,8 @@ void smtp_proto_queued_as(struct smtp_proto *p, const char *id);
 
 /* Answers the pending event (see enum smtp_event_type for statuses) and
  * queues its reply.  Does nothing when no event is pending.  The caller
- * then feeds any buffered input again. */
+ * then feeds any buffered input again.  The POP3 core has the same calls
+ * (pop3_proto.h): one event at a time, one completion. */
 void smtp_proto_complete(struct smtp_proto *p, int status);
 
 /*

@@ -771,6 +771,7 @@ smtp_session_tls_cb(struct net_conn *c, int status)
 	if (status < 0) {
 		log_info(s->sid, "TLS handshake with %s failed: %s", s->peer,
 		    net_conn_tls_error(c));
+		smtp_proto_complete(s->p, status);
 		return;
 	}
 	log_info(s->sid, "TLS: %s", net_conn_tls_desc(c));

@@ -56,7 +56,7 @@ fuzz_drain(struct fuzz_state *f)
 {
 	struct buf *o = pop3_proto_out(f->p);
 
-	/* Output per step is bounded (DESIGN 7). */
+	/* Output per step is bounded (docs/ARCHITECTURE.md). */
 	FUZZ_CHECK(o->len <= 256 * 1024);
 	if (f->closed)
 		FUZZ_CHECK(o->len == 0);
@@ -79,10 +79,11 @@ fuzz_body(struct fuzz_state *f, const struct pop3_event *ev)
 		n = strlen(fuzz_bodies[ev->msg_id]);
 	}
 	if (fuzz_rand(f) % 16 == 0) {
-		pop3_proto_body_begin(f->p, PR_EIO);
+		pop3_proto_complete(f->p, PR_EIO);
 		return;
 	}
-	pop3_proto_body_begin(f->p, 0);
+	/* Opened: a feed of nothing queues the "+OK". */
+	FUZZ_CHECK(pop3_proto_body_feed(f->p, b, 0) == 0);
 	fuzz_drain(f);
 	while (off < n && pop3_proto_body_wanted(f->p)) {
 		step = 1 + fuzz_rand(f) % 300;
@@ -94,29 +95,39 @@ fuzz_body(struct fuzz_state *f, const struct pop3_event *ev)
 		fuzz_drain(f);
 		FUZZ_CHECK(++guard < 1000000);
 	}
-	pop3_proto_body_end(f->p, fuzz_rand(f) % 32 == 0 ? PR_EIO : 0);
+	pop3_proto_complete(f->p, fuzz_rand(f) % 32 == 0 ? PR_EIO : 0);
 }
 
 static void
 fuzz_events(struct fuzz_state *f)
 {
 	struct pop3_msg *msgs;
-	struct pop3_event ev;
+	const struct pop3_event *ev;
 	size_t i;
 	int guard = 0;
 
-	while (!f->closed && pop3_proto_next_event(f->p, &ev)) {
+	while (!f->closed) {
 		FUZZ_CHECK(++guard < 100000);
-		switch (ev.type) {
+		if (pop3_proto_closing(f->p)) {
+			FUZZ_CHECK(pop3_proto_event(f->p) == NULL);
+			fuzz_drain(f);
+			f->closed = true;
+			break;
+		}
+		if ((ev = pop3_proto_event(f->p)) == NULL)
+			break;
+		switch (ev->type) {
 		case POP3_EV_STLS:
-			pop3_proto_tls_done(f->p, fuzz_rand(f) % 8 == 0 ?
-			    PR_ETLS : 0);
+			if (fuzz_rand(f) % 8 == 0)
+				pop3_proto_complete(f->p, PR_ETLS);
+			else
+				pop3_proto_tls_started(f->p);
 			break;
 		case POP3_EV_AUTH:
-			FUZZ_CHECK(ev.user != NULL && ev.pass != NULL);
-			if (strcmp(ev.pass, "pw") != 0) {
-				pop3_proto_auth_done(f->p, fuzz_rand(f) % 4 ?
-				    PR_EAUTH : PR_EBUSY, NULL, 0);
+			FUZZ_CHECK(ev->user != NULL && ev->pass != NULL);
+			if (strcmp(ev->pass, "pw") != 0) {
+				pop3_proto_complete(f->p, fuzz_rand(f) % 4 ?
+				    PR_EAUTH : PR_EBUSY);
 				break;
 			}
 			msgs = calloc(6, sizeof(*msgs));
@@ -128,24 +139,22 @@ fuzz_events(struct fuzz_state *f)
 				memcpy(msgs[i].uidl, "uid-", 4);
 				msgs[i].uidl[4] = (char)('a' + i);
 			}
-			pop3_proto_auth_done(f->p, 0, msgs, fuzz_rand(f) % 7);
+			FUZZ_CHECK(pop3_proto_maildrop(f->p, msgs,
+			    fuzz_rand(f) % 7) == 0);
+			pop3_proto_complete(f->p, 0);
 			break;
 		case POP3_EV_MORE:
-			pop3_proto_more(f->p);
+			pop3_proto_complete(f->p, 0);
 			break;
 		case POP3_EV_BODY:
-			FUZZ_CHECK(ev.msg_id >= 0 && ev.msg_id < 6);
-			fuzz_body(f, &ev);
+			FUZZ_CHECK(ev->msg_id >= 0 && ev->msg_id < 6);
+			fuzz_body(f, ev);
 			break;
 		case POP3_EV_COMMIT:
-			for (i = 0; i < ev.n_ids; i++)
-				FUZZ_CHECK(ev.ids[i] >= 0 && ev.ids[i] < 6);
-			pop3_proto_commit_done(f->p, fuzz_rand(f) % 8 == 0 ?
+			for (i = 0; i < ev->n_ids; i++)
+				FUZZ_CHECK(ev->ids[i] >= 0 && ev->ids[i] < 6);
+			pop3_proto_complete(f->p, fuzz_rand(f) % 8 == 0 ?
 			    PR_EIO : 0);
-			break;
-		case POP3_EV_CLOSE:
-			fuzz_drain(f);
-			f->closed = true;
 			break;
 		case POP3_EV_NONE:
 			break;
@@ -180,6 +189,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f.rng = data[1];
 	if (pop3_proto_new(&cfg, &f.p) < 0)
 		return 0;
+	pop3_proto_greet(f.p);
 	fuzz_drain(&f);
 	in = data + 2;
 	len = size - 2;
@@ -192,7 +202,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			step = len - off - pending;
 		pending += step;
 		for (;;) {
-			bool was_busy = pop3_proto_busy(f.p);
+			bool was_busy = pop3_proto_event(f.p) != NULL;
 
 			k = pop3_proto_feed(f.p, in + off, pending);
 			FUZZ_CHECK(k >= 0 && (size_t)k <= pending);
@@ -210,7 +220,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!f.closed && (data[1] & 0x80)) {
 		pop3_proto_shutdown(f.p);
 		fuzz_drain(&f);
-		FUZZ_CHECK(pop3_proto_busy(f.p));
+		FUZZ_CHECK(pop3_proto_closing(f.p));
 	}
 	pop3_proto_free(&f.p);
 	return 0;

@@ -85,7 +85,14 @@ fuzz_answer(struct smtp_proto *p, const struct smtp_event *ev, unsigned mode)
 		smtp_proto_complete(p, mode & 16 ? PR_EQUOTA : 0);
 		break;
 	case SMTP_EV_STARTTLS:
-		smtp_proto_tls_started(p, "TLSv1.3 FUZZ");
+		/* A failed handshake is an error completion: closed. */
+		if (mode & 32) {
+			smtp_proto_complete(p, PR_ETLS);
+			if (!smtp_proto_closing(p))
+				abort();
+		} else {
+			smtp_proto_tls_started(p, "TLSv1.3 FUZZ");
+		}
 		break;
 	default:
 		abort();

@@ -493,16 +493,16 @@ dlg_auth(struct dlg_run *r, const struct pop3_event *ev)
 		if (strcasecmp(r->d->users[i].addr, ev->user) == 0)
 			u = &r->d->users[i];
 	if (u == NULL || strcmp(u->pass, ev->pass) != 0) {
-		pop3_proto_auth_done(r->p, PR_EAUTH, NULL, 0);
+		pop3_proto_complete(r->p, PR_EAUTH);
 		return;
 	}
 	if (u->locked) {
-		pop3_proto_auth_done(r->p, PR_EBUSY, NULL, 0);
+		pop3_proto_complete(r->p, PR_EBUSY);
 		return;
 	}
 	if (u->tempfail || u->permfail) {
-		pop3_proto_auth_done(r->p, u->tempfail ? PR_EIO : PR_EVERSION,
-		    NULL, 0);
+		pop3_proto_complete(r->p, u->tempfail ? PR_EIO :
+		    PR_EVERSION);
 		return;
 	}
 	if ((list = calloc(DLG_MAX_MSGS, sizeof(*list))) == NULL) {
@@ -519,7 +519,8 @@ dlg_auth(struct dlg_run *r, const struct pop3_event *ev)
 		snprintf(list[n].uidl, sizeof(list[n].uidl), "%s", m->uidl);
 		n++;
 	}
-	pop3_proto_auth_done(r->p, 0, list, n);
+	pop3_proto_maildrop(r->p, list, n);
+	pop3_proto_complete(r->p, 0);
 }
 
 static struct dlg_msg *
@@ -543,17 +544,18 @@ dlg_body(struct dlg_run *r, const struct pop3_event *ev)
 	ssize_t k;
 
 	if ((m = dlg_find(r, ev->msg_id, &i)) == NULL || m->fail_open) {
-		pop3_proto_body_begin(r->p, PR_EIO);
+		pop3_proto_complete(r->p, PR_EIO);
 		return;
 	}
-	pop3_proto_body_begin(r->p, 0);
+	/* Opened: the "+OK" goes out before the first read. */
+	pop3_proto_body_feed(r->p, m->data.p, 0);
 	dlg_drain(r);
 	chunk = r->mode == DLG_TRICKLE ? 1 : r->mode == DLG_SPLIT ?
 	    r->split : m->data.len;
 	if (chunk == 0)
 		chunk = 1;
 	if (m->fail_read) {
-		pop3_proto_body_end(r->p, PR_EIO);
+		pop3_proto_complete(r->p, PR_EIO);
 		return;
 	}
 	while (off < m->data.len && pop3_proto_body_wanted(r->p)) {
@@ -579,7 +581,7 @@ dlg_body(struct dlg_run *r, const struct pop3_event *ev)
 				break;
 		}
 	}
-	pop3_proto_body_end(r->p, 0);
+	pop3_proto_complete(r->p, 0);
 }
 
 static void
@@ -590,7 +592,7 @@ dlg_commit(struct dlg_run *r, const struct pop3_event *ev)
 	for (i = 0; i < ev->n_ids; i++)
 		if (dlg_find(r, ev->ids[i], &j) != NULL)
 			r->gone[j] = true;
-	pop3_proto_commit_done(r->p, 0);
+	pop3_proto_complete(r->p, 0);
 }
 
 /* Handles events until none is pending.  Returns true when the phase's
@@ -598,36 +600,39 @@ dlg_commit(struct dlg_run *r, const struct pop3_event *ev)
 static bool
 dlg_events(struct dlg_run *r)
 {
-	struct pop3_event ev;
+	const struct pop3_event *ev;
 	bool discard = false;
 	int guard = 0;
 
-	while (!r->closed && !r->failed && pop3_proto_next_event(r->p, &ev)) {
+	while (!r->closed && !r->failed) {
+		if (pop3_proto_closing(r->p)) {
+			r->closed = true;
+			break;
+		}
+		if ((ev = pop3_proto_event(r->p)) == NULL)
+			break;
 		if (++guard > 1000000) {
 			snprintf(r->why, sizeof(r->why), "event loop stuck");
 			r->failed = true;
 			break;
 		}
-		switch (ev.type) {
+		switch (ev->type) {
 		case POP3_EV_STLS:
 			dlg_drain(r);
-			pop3_proto_tls_done(r->p, 0);
+			pop3_proto_tls_started(r->p);
 			discard = true;
 			break;
 		case POP3_EV_AUTH:
-			dlg_auth(r, &ev);
+			dlg_auth(r, ev);
 			break;
 		case POP3_EV_MORE:
-			pop3_proto_more(r->p);
+			pop3_proto_complete(r->p, 0);
 			break;
 		case POP3_EV_BODY:
-			dlg_body(r, &ev);
+			dlg_body(r, ev);
 			break;
 		case POP3_EV_COMMIT:
-			dlg_commit(r, &ev);
-			break;
-		case POP3_EV_CLOSE:
-			r->closed = true;
+			dlg_commit(r, ev);
 			break;
 		case POP3_EV_NONE:
 			break;
@@ -665,7 +670,7 @@ dlg_deliver(struct dlg_run *r, struct buf *pending, const uint8_t *data,
 			buf_reset(pending);
 			return true;
 		}
-		if (k == 0 && !pop3_proto_busy(r->p))
+		if (k == 0 && pop3_proto_event(r->p) == NULL)
 			return false;
 		if (pending->len == 0)
 			return false;
@@ -689,6 +694,7 @@ dlg_run_session(struct dlg_run *r, const struct dlg_session *s,
 		buf_fini(&pending);
 		return false;
 	}
+	pop3_proto_greet(r->p);
 	dlg_drain(r);
 	for (ph = 0; ph < s->n_phase && !r->closed && !r->failed; ph++) {
 		const struct buf *in = &s->phase[ph];

@@ -2,7 +2,7 @@
  * test_pop3_proto.c - unit tests of the POP3 core that do not fit the
  * dialog format: the body filter against a reference implementation under
  * every kind of chunking, a 20,000-message listing, backpressure, limits,
- * the wiping of credentials, shutdown.
+ * the wiping of credentials, shutdown, the event and completion calls.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +46,29 @@ feed_str(struct pop3_proto *p, const char *s)
 	return pop3_proto_feed(p, (const uint8_t *)s, strlen(s));
 }
 
+/* A copy of the pending event, if any. */
+static bool
+next_event(struct pop3_proto *p, struct pop3_event *ev)
+{
+	const struct pop3_event *e = pop3_proto_event(p);
+
+	if (e == NULL)
+		return false;
+	*ev = *e;
+	return true;
+}
+
+/* Answers an AUTH event: the snapshot (taken over) on success. */
+static void
+auth_done(struct pop3_proto *p, int status, struct pop3_msg *msgs, size_t n)
+{
+	if (status == 0)
+		pop3_proto_maildrop(p, msgs, n);
+	else
+		free(msgs);
+	pop3_proto_complete(p, status);
+}
+
 /* Logs in with a snapshot of n messages of the given sizes. */
 static struct pop3_proto *
 login(const struct pop3_config *c, const struct pop3_msg *msgs, size_t n)
@@ -56,9 +79,10 @@ login(const struct pop3_config *c, const struct pop3_msg *msgs, size_t n)
 
 	if (pop3_proto_new(c, &p) < 0)
 		abort();
+	pop3_proto_greet(p);
 	drain(p, NULL);
 	feed_str(p, "USER u@example.test\r\nPASS pw\r\n");
-	if (!pop3_proto_next_event(p, &ev) || ev.type != POP3_EV_AUTH)
+	if (!next_event(p, &ev) || ev.type != POP3_EV_AUTH)
 		abort();
 	/* The core takes over a malloc'd snapshot. */
 	copy = n > 0 ? malloc(n * sizeof(*copy)) : NULL;
@@ -66,7 +90,7 @@ login(const struct pop3_config *c, const struct pop3_msg *msgs, size_t n)
 		abort();
 	if (n > 0)
 		memcpy(copy, msgs, n * sizeof(*copy));
-	pop3_proto_auth_done(p, 0, copy, n);
+	auth_done(p, 0, copy, n);
 	drain(p, NULL);
 	return p;
 }
@@ -167,13 +191,13 @@ run_body(const uint8_t *m, size_t n, long top, size_t chunk, struct buf *got)
 	else
 		snprintf(cmd, sizeof(cmd), "TOP 1 %ld\r\n", top);
 	feed_str(p, cmd);
-	if (!pop3_proto_next_event(p, &ev) || ev.type != POP3_EV_BODY ||
+	if (!next_event(p, &ev) || ev.type != POP3_EV_BODY ||
 	    ev.msg_id != 7 || ev.top_lines != top) {
 		pop3_proto_free(&p);
 		return -1;
 	}
 	buf_init(&all, 1 << 24);
-	pop3_proto_body_begin(p, 0);
+	pop3_proto_body_feed(p, (const uint8_t *)"", 0);
 	drain(p, &all);
 	while (off < n && pop3_proto_body_wanted(p)) {
 		k = chunk != 0 ? chunk : 1 + rng() % 97;
@@ -188,9 +212,9 @@ run_body(const uint8_t *m, size_t n, long top, size_t chunk, struct buf *got)
 		}
 		off += (size_t)r;
 	}
-	pop3_proto_body_end(p, 0);
+	pop3_proto_complete(p, 0);
 	drain(p, &all);
-	if (pop3_proto_busy(p)) {
+	if (pop3_proto_event(p) != NULL) {
 		pop3_proto_free(&p);
 		buf_fini(&all);
 		return -1;
@@ -266,9 +290,9 @@ test_big_message(void)
 		    i % 80 == 0 ? '.' : 'x';
 	p = login(&c, &msg, 1);
 	feed_str(p, "RETR 1\r\n");
-	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_BODY,
+	TAP_OK(next_event(p, &ev) && ev.type == POP3_EV_BODY,
 	    "RETR of a big message is a BODY event");
-	pop3_proto_body_begin(p, 0);
+	pop3_proto_body_feed(p, (const uint8_t *)"", 0);
 	o = pop3_proto_out(p);
 	total += o->len;
 	buf_reset(o);
@@ -290,7 +314,7 @@ test_big_message(void)
 		if (fails)
 			break;
 	}
-	pop3_proto_body_end(p, 0);
+	pop3_proto_complete(p, 0);
 	total += o->len;
 	buf_reset(o);
 	TAP_OK(fails == 0, "8 MiB message fed in 64 KiB chunks");
@@ -336,16 +360,16 @@ test_big_listing(void)
 		steps = 0;
 		maxout = pop3_proto_out(p)->len;
 		drain(p, &all);
-		while (pop3_proto_next_event(p, &ev)) {
+		while (next_event(p, &ev)) {
 			if (ev.type != POP3_EV_MORE)
 				break;
-			pop3_proto_more(p);
+			pop3_proto_complete(p, 0);
 			steps++;
 			if (pop3_proto_out(p)->len > maxout)
 				maxout = pop3_proto_out(p)->len;
 			drain(p, &all);
 		}
-		TAP_OK(!pop3_proto_busy(p), "%.4s listing completes",
+		TAP_OK(pop3_proto_event(p) == NULL, "%.4s listing completes",
 		    cmds[j]);
 		for (i = 0, lines = 0; i < all.len; i++)
 			lines += all.p[i] == '\n';
@@ -388,7 +412,8 @@ test_backpressure(void)
 	    "feed stops early when the output is full (%zd of %zu)", r, in.len);
 	TAP_OK(pop3_proto_out(p)->len <= 2 * POP3_OUT_STEP + 64,
 	    "output bounded (%zu)", pop3_proto_out(p)->len);
-	TAP_OK(!pop3_proto_busy(p), "not busy: the caller just drains");
+	TAP_OK(pop3_proto_event(p) == NULL,
+	    "not busy: the caller just drains");
 	while (r > 0) {
 		total += (size_t)r;
 		drain(p, NULL);
@@ -413,6 +438,7 @@ test_limits(void)
 	c.limits.line_max = 10; /* "USER abc" + CRLF = 10 */
 	c.limits.bad_cmd_max = 3;
 	pop3_proto_new(&c, &p);
+	pop3_proto_greet(p);
 	drain(p, NULL);
 	buf_init(&out, 1 << 16);
 	feed_str(p, "USER abc\r\n");
@@ -441,12 +467,13 @@ test_limits(void)
 	c = cfg_plain();
 	c.limits.auth_fail_max = 2;
 	pop3_proto_new(&c, &p);
+	pop3_proto_greet(p);
 	for (i = 0; i < 2; i++) {
 		struct pop3_event ev;
 
 		feed_str(p, "USER u\r\nPASS p\r\n");
-		pop3_proto_next_event(p, &ev);
-		pop3_proto_auth_done(p, PR_EAUTH, NULL, 0);
+		next_event(p, &ev);
+		auth_done(p, PR_EAUTH, NULL, 0);
 	}
 	TAP_EQ_INT(pop3_proto_auth_failures(p), 2, "failures counted");
 	TAP_EQ_INT(pop3_proto_state(p), POP3_S_CLOSED,
@@ -464,31 +491,32 @@ test_secret_wipe(void)
 	const char *pass;
 
 	pop3_proto_new(&c, &p);
+	pop3_proto_greet(p);
 	feed_str(p, "USER u@example.test\r\nPASS hunter2 x\r\n");
-	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_AUTH,
+	TAP_OK(next_event(p, &ev) && ev.type == POP3_EV_AUTH,
 	    "PASS gives an AUTH event");
 	TAP_EQ_STR(ev.user, "u@example.test", "event user");
 	TAP_EQ_STR(ev.pass, "hunter2 x", "event password, spaces kept");
 	TAP_OK(!ev.sasl, "USER/PASS is not SASL");
-	TAP_OK(pop3_proto_next_event(p, &ev2) && ev2.pass == ev.pass,
+	TAP_OK(next_event(p, &ev2) && ev2.pass == ev.pass,
 	    "the event stays current until completed");
 	TAP_EQ_INT(feed_str(p, "NOOP\r\n"), 0, "busy: input not consumed");
 	pass = ev.pass;
-	pop3_proto_auth_done(p, PR_EAUTH, NULL, 0);
+	auth_done(p, PR_EAUTH, NULL, 0);
 	TAP_OK(pass[0] == '\0' && memcmp(pass, "\0\0\0\0\0\0\0\0\0", 9) == 0,
 	    "password wiped after verification");
-	TAP_OK(!pop3_proto_busy(p), "no event after completion");
+	TAP_OK(pop3_proto_event(p) == NULL, "no event after completion");
 	/* A second completion of the same event is ignored. */
-	pop3_proto_auth_done(p, 0, NULL, 0);
+	auth_done(p, 0, NULL, 0);
 	TAP_EQ_INT(pop3_proto_state(p), POP3_S_AUTHORIZATION,
 	    "stray completion ignored");
 
 	feed_str(p, "AUTH PLAIN AHUAc2VjcmV0\r\n");
-	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_AUTH &&
+	TAP_OK(next_event(p, &ev) && ev.type == POP3_EV_AUTH &&
 	    ev.sasl, "AUTH PLAIN gives a SASL AUTH event");
 	TAP_EQ_STR(ev.user, "u", "SASL user");
 	TAP_EQ_STR(ev.pass, "secret", "SASL password");
-	pop3_proto_auth_done(p, PR_EIO, NULL, 0);
+	auth_done(p, PR_EIO, NULL, 0);
 	TAP_OK(ev.pass[0] == '\0', "SASL password wiped");
 	pop3_proto_free(&p);
 }
@@ -499,7 +527,6 @@ test_shutdown(void)
 	struct pop3_config c = cfg_plain();
 	struct pop3_msg msg = { .id = 1, .size = 10, .uidl = "x" };
 	struct pop3_proto *p;
-	struct pop3_event ev;
 	struct buf out;
 
 	buf_init(&out, 1 << 16);
@@ -510,23 +537,23 @@ test_shutdown(void)
 	drain(p, &out);
 	TAP_OK(out.len > 0 && memcmp(out.p, "-ERR [SYS/TEMP] Server shutting "
 	    "down\r\n", out.len) == 0, "idle session told about shutdown");
-	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_CLOSE,
+	TAP_OK(pop3_proto_closing(p) && pop3_proto_event(p) == NULL,
 	    "shutdown closes without a COMMIT");
 	pop3_proto_free(&p);
 
 	buf_reset(&out);
 	p = login(&c, &msg, 1);
 	feed_str(p, "RETR 1\r\n");
-	pop3_proto_body_begin(p, 0);
+	pop3_proto_body_feed(p, (const uint8_t *)"", 0);
 	pop3_proto_body_feed(p, (const uint8_t *)"Subj", 4);
 	drain(p, NULL);
 	pop3_proto_shutdown(p);
 	drain(p, &out);
 	TAP_EQ_INT(out.len, 0, "no reply in the middle of a message");
-	pop3_proto_body_end(p, 0);
+	pop3_proto_complete(p, 0);
 	drain(p, &out);
 	TAP_EQ_INT(out.len, 0, "late completion after shutdown ignored");
-	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_CLOSE,
+	TAP_OK(pop3_proto_closing(p) && pop3_proto_event(p) == NULL,
 	    "closed");
 	pop3_proto_free(&p);
 	buf_fini(&out);
@@ -542,23 +569,26 @@ test_stls(void)
 
 	c.allow_plaintext_auth = false;
 	pop3_proto_new(&c, &p);
+	pop3_proto_greet(p);
 	drain(p, NULL);
 	TAP_EQ_INT(feed_str(p, "STLS\r\nCAPA\r\n"), 6,
 	    "STLS consumed, the pipelined CAPA left to the caller");
-	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_STLS,
+	TAP_OK(next_event(p, &ev) && ev.type == POP3_EV_STLS,
 	    "STLS event");
-	pop3_proto_tls_done(p, PR_ETLS);
-	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_CLOSE,
+	pop3_proto_complete(p, PR_ETLS);
+	TAP_OK(pop3_proto_closing(p) && pop3_proto_event(p) == NULL,
 	    "handshake failure closes");
 	pop3_proto_free(&p);
 
 	pop3_proto_new(&c, &p);
+	pop3_proto_greet(p);
 	feed_str(p, "USER a\r\nSTLS\r\n");
 	drain(p, NULL);
-	pop3_proto_tls_done(p, 0);
-	TAP_OK(!pop3_proto_busy(p), "TLS up, not busy");
+	pop3_proto_tls_started(p);
+	TAP_OK(pop3_proto_event(p) == NULL, "TLS up, not busy");
 	feed_str(p, "PASS x\r\n");
-	TAP_OK(!pop3_proto_busy(p), "USER from before TLS forgotten");
+	TAP_OK(pop3_proto_event(p) == NULL,
+	    "USER from before TLS forgotten");
 	pop3_proto_free(&p);
 }
 
@@ -580,13 +610,13 @@ test_commit(void)
 	p = login(&c, msgs, 3);
 	feed_str(p, "DELE 3\r\nDELE 1\r\nQUIT\r\nNOOP\r\n");
 	drain(p, NULL);
-	TAP_OK(pop3_proto_next_event(p, &ev) && ev.type == POP3_EV_COMMIT,
+	TAP_OK(next_event(p, &ev) && ev.type == POP3_EV_COMMIT,
 	    "QUIT gives COMMIT");
 	TAP_EQ_INT(ev.n_ids, 2, "two ids");
 	TAP_OK(ev.n_ids == 2 && ev.ids[0] == 11 && ev.ids[1] == 33,
 	    "store ids in message order");
 	TAP_EQ_INT(pop3_proto_state(p), POP3_S_UPDATE, "UPDATE state");
-	pop3_proto_commit_done(p, PR_EIO);
+	pop3_proto_complete(p, PR_EIO);
 	drain(p, &out);
 	TAP_OK(out.len > 0 && strstr((char *)out.p, "-ERR [SYS/TEMP] Some "
 	    "deleted messages not removed") == (char *)out.p,
@@ -598,16 +628,72 @@ test_commit(void)
 
 	p = login(&c, msgs, 3);
 	feed_str(p, "RETR 2\r\n");
-	pop3_proto_body_begin(p, 0);
+	pop3_proto_body_feed(p, (const uint8_t *)"", 0);
 	pop3_proto_body_feed(p, (const uint8_t *)"b\n", 2);
-	pop3_proto_body_end(p, 0);
+	pop3_proto_complete(p, 0);
 	feed_str(p, "DELE 2\r\nQUIT\r\n");
-	pop3_proto_next_event(p, &ev);
-	pop3_proto_commit_done(p, 0);
+	next_event(p, &ev);
+	pop3_proto_complete(p, 0);
 	pop3_proto_stats(p, &st);
 	TAP_EQ_INT(st.retrieved, 1, "one retrieved");
 	TAP_EQ_INT(st.deleted, 1, "one deleted");
 	TAP_EQ_INT(st.octets, 2, "octets sent");
+	pop3_proto_free(&p);
+	buf_fini(&out);
+}
+
+/* The event style shared with the SMTP core: greeting on demand, one
+ * completion per event, closing as a state. */
+static void
+test_event_style(void)
+{
+	struct pop3_config c = cfg_plain();
+	struct pop3_msg msgs[2] = {
+		{ .id = 1, .size = 0, .uidl = "a" },
+		{ .id = 2, .size = 5, .uidl = "b" },
+	};
+	struct pop3_msg *stray;
+	struct pop3_proto *p;
+	struct buf out;
+
+	buf_init(&out, 1 << 16);
+	pop3_proto_new(&c, &p);
+	TAP_EQ_INT(pop3_proto_out(p)->len, 0, "nothing before the greeting");
+	pop3_proto_greet(p);
+	drain(p, &out);
+	TAP_OK(out.len > 4 && memcmp(out.p, "+OK pop.example.test POP3 "
+	    "server ready\r\n", out.len) == 0, "greeting on demand");
+	stray = malloc(sizeof(*stray));
+	TAP_EQ_INT(pop3_proto_maildrop(p, stray, 1), PR_EINVAL,
+	    "a maildrop without an AUTH event is refused (and freed)");
+	pop3_proto_complete(p, 0);
+	TAP_EQ_INT(pop3_proto_state(p), POP3_S_AUTHORIZATION,
+	    "a completion without an event is ignored");
+	pop3_proto_free(&p);
+
+	/* An empty message: the completion alone gives +OK and ".". */
+	buf_reset(&out);
+	p = login(&c, msgs, 2);
+	feed_str(p, "RETR 1\r\n");
+	pop3_proto_complete(p, 0);
+	drain(p, &out);
+	TAP_OK(out.len == 17 && memcmp(out.p, "+OK 0 octets\r\n.\r\n", 17)
+	    == 0, "empty message: +OK and the end line");
+	/* A read failure before any octet is an -ERR; the session goes on. */
+	buf_reset(&out);
+	feed_str(p, "RETR 2\r\n");
+	pop3_proto_complete(p, PR_EIO);
+	drain(p, &out);
+	TAP_OK(out.len > 15 && memcmp(out.p, "-ERR [SYS/TEMP] Cannot read "
+	    "message 2", 15) == 0, "failure before the body: -ERR");
+	TAP_OK(!pop3_proto_closing(p), "and the session goes on");
+	/* After some octets it can only close. */
+	buf_reset(&out);
+	feed_str(p, "RETR 2\r\n");
+	pop3_proto_body_feed(p, (const uint8_t *)"ab", 2);
+	pop3_proto_complete(p, PR_EIO);
+	TAP_OK(pop3_proto_closing(p) && pop3_proto_event(p) == NULL,
+	    "failure in the body closes");
 	pop3_proto_free(&p);
 	buf_fini(&out);
 }
@@ -624,5 +710,6 @@ main(void)
 	test_shutdown();
 	test_stls();
 	test_commit();
+	test_event_style();
 	return tap_done();
 }

@@ -222,6 +222,15 @@ test_starttls_drop(void)
 	TAP_EQ_INT(smtp_proto_state(p), SMTP_S_GREETING, "EHLO needed again");
 	TAP_EQ_STR(smtp_proto_helo(p), "", "EHLO name forgotten");
 	smtp_proto_free(&p);
+
+	/* A failed handshake is completed with its error: closed. */
+	p = proto_new(SMTP_LISTEN_SUBMISSION);
+	feed(p, "EHLO x\r\nSTARTTLS\r\n");
+	smtp_proto_complete(p, PR_ETLS);
+	TAP_OK(smtp_proto_event(p) == NULL && smtp_proto_closing(p),
+	    "failed handshake closes");
+	TAP_EQ_STR(feed(p, ""), "", "and says nothing in the clear");
+	smtp_proto_free(&p);
 }
 
 static void

@@ -1,0 +1,273 @@
+/* smtp_parse.c - the parse step of the SMTP command table. */
+#include "smtp_parse.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "err.h"
+
+/* EHLO/HELO argument: a domain or an address literal (RFC 5321 4.1.1.1).
+ * Only characters that are safe in the Received field are let through;
+ * underscores are tolerated because many client machine names have them. */
+static bool
+smtp_parse_domain(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > SMTP_PARSE_HELO_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') ||
+		    (c != '\0' && strchr("-._:[]", c) != NULL)))
+			return false;
+	}
+	return true;
+}
+
+/* Parses a decimal uint64 of s[0..len).  Returns 0 or PR_EINVAL. */
+static int
+smtp_parse_u64(const char *s, size_t len, uint64_t *v_r)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 20)
+		return PR_EINVAL;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return PR_EINVAL;
+		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return PR_EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*v_r = v;
+	return 0;
+}
+
+/* Matches "FROM:" / "TO:" case-insensitively, then optional spaces (a
+ * common client habit RFC 5321 does not allow, tolerated as Postfix
+ * does).  Returns the rest or NULL. */
+static const char *
+smtp_parse_keyword(const char *arg, const char *kw)
+{
+	size_t n = strlen(kw);
+
+	if (strncasecmp(arg, kw, n) != 0)
+		return NULL;
+	arg += n;
+	while (*arg == ' ')
+		arg++;
+	return arg;
+}
+
+bool
+smtp_parse_hello(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	size_t len = strlen(a->raw);
+
+	if (!smtp_parse_domain(a->raw, len)) {
+		smtp_policy_reject(v_r, 501, "5.5.4", "Syntax: %s hostname",
+		    c->verb);
+		return false;
+	}
+	memcpy(a->helo, a->raw, len + 1);
+	return true;
+}
+
+/* One Mail-parameter s[0..klen) (RFC 5321 4.1.1.2, "keyword=value"). */
+static bool
+smtp_parse_mail_param(struct smtp_args *a, const char *s, size_t klen,
+    struct smtp_verdict *v_r)
+{
+	const char *kv = memchr(s, '=', klen);
+
+	if (kv != NULL && kv - s == 4 && strncasecmp(s, "SIZE", 4) == 0) {
+		/* RFC 1870 6 */
+		if (smtp_parse_u64(kv + 1, klen - 5, &a->size) < 0) {
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Syntax: SIZE=octets");
+			return false;
+		}
+	} else if (kv != NULL && kv - s == 4 &&
+	    strncasecmp(s, "BODY", 4) == 0) {
+		/* RFC 6152 2 */
+		if (klen == 9 && strncasecmp(kv + 1, "7BIT", 4) == 0) {
+			a->body_8bit = false;
+		} else if (klen == 13 &&
+		    strncasecmp(kv + 1, "8BITMIME", 8) == 0) {
+			a->body_8bit = true;
+		} else {
+			smtp_policy_reject(v_r, 555, "5.5.4",
+			    "Unsupported BODY type");
+			return false;
+		}
+	} else if (kv == NULL && klen == 8 &&
+	    strncasecmp(s, "SMTPUTF8", 8) == 0) {
+		a->smtputf8 = true; /* RFC 6531 3.4 */
+	} else if (kv != NULL && kv - s == 4 &&
+	    strncasecmp(s, "AUTH", 4) == 0) {
+		/* RFC 4954 5: accepted; we do not trust another server's
+		 * word about who authenticated. */
+	} else {
+		smtp_policy_reject(v_r, 555, "5.5.4",
+		    "Unsupported MAIL parameter");
+		return false;
+	}
+	return true;
+}
+
+bool
+smtp_parse_mail(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	const char *s;
+	size_t used, klen;
+
+	a->size = 0;
+	a->smtputf8 = a->body_8bit = false;
+	if ((s = smtp_parse_keyword(a->raw, "FROM:")) == NULL ||
+	    addr_parse_path(s, strlen(s), true, true, a->addr, &used) < 0) {
+		a->addr[0] = '\0';
+		smtp_policy_reject(v_r, 501, "5.1.7",
+		    "Syntax: MAIL FROM:<address>");
+		return false;
+	}
+	/* RFC 5321 4.1.1.2: Mail-parameters, space separated. */
+	for (s += used; *s != '\0'; s += klen) {
+		if (*s != ' ') {
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Syntax error in parameters");
+			return false;
+		}
+		while (*s == ' ')
+			s++;
+		if (*s == '\0')
+			break;
+		klen = strcspn(s, " ");
+		if (!c->esmtp) {
+			smtp_policy_reject(v_r, 555, "5.5.4",
+			    "Parameters need EHLO");
+			return false;
+		}
+		if (!smtp_parse_mail_param(a, s, klen, v_r))
+			return false;
+	}
+	return true;
+}
+
+bool
+smtp_parse_rcpt(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	const char *s;
+	size_t used;
+
+	if ((s = smtp_parse_keyword(a->raw, "TO:")) == NULL) {
+		smtp_policy_reject(v_r, 501, "5.1.3",
+		    "Syntax: RCPT TO:<address>");
+		return false;
+	}
+	/* RFC 5321 4.5.1: <Postmaster> without a domain must be accepted. */
+	if (strncasecmp(s, "<postmaster>", 12) == 0) {
+		snprintf(a->addr, sizeof(a->addr), "postmaster@%s",
+		    c->hostname);
+		used = 12;
+	} else if (addr_parse_path(s, strlen(s), false, true, a->addr,
+	    &used) < 0) {
+		smtp_policy_reject(v_r, 501, "5.1.3",
+		    "Syntax: RCPT TO:<address>");
+		return false;
+	}
+	s += used;
+	while (*s == ' ')
+		s++;
+	if (*s != '\0') {
+		smtp_policy_reject(v_r, 555, "5.5.4",
+		    "Unsupported RCPT parameter");
+		return false;
+	}
+	return true;
+}
+
+bool
+smtp_parse_bdat(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	size_t n = strcspn(a->raw, " ");
+	const char *rest = a->raw + n;
+
+	(void)c;
+	while (*rest == ' ')
+		rest++;
+	if (smtp_parse_u64(a->raw, n, &a->size) < 0 ||
+	    (*rest != '\0' && strcasecmp(rest, "LAST") != 0)) {
+		/* Without a size we cannot find the end of the chunk: what
+		 * follows could be taken for commands.  Close. */
+		smtp_policy_reject(v_r, 501, "5.5.4", "Syntax: BDAT size "
+		    "[LAST]; closing");
+		v_r->close = true;
+		return false;
+	}
+	a->last = *rest != '\0';
+	return true;
+}
+
+bool
+smtp_parse_vrfy(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	(void)c;
+	if (*a->raw == '\0') {
+		smtp_policy_reject(v_r, 501, "5.5.4", "Syntax: VRFY address");
+		return false;
+	}
+	return true;
+}
+
+bool
+smtp_parse_auth(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	size_t n = strcspn(a->raw, " ");
+	const char *ir = a->raw + n;
+
+	(void)c;
+	if (n == 5 && strncasecmp(a->raw, "PLAIN", 5) == 0) {
+		a->mech = SMTP_AUTH_PLAIN;
+	} else if (n == 5 && strncasecmp(a->raw, "LOGIN", 5) == 0) {
+		a->mech = SMTP_AUTH_LOGIN;
+	} else {
+		smtp_policy_reject(v_r, 504, "5.5.4", "Unrecognized "
+		    "authentication type");
+		return false;
+	}
+	a->ir = NULL;
+	while (*ir == ' ')
+		ir++;
+	/* RFC 4954 4: SASL-IR, where "=" is an empty response and "*"
+	 * cancels. */
+	if (strcmp(ir, "*") == 0) {
+		smtp_policy_reject(v_r, 501, "5.0.0", "Authentication "
+		    "cancelled");
+		return false;
+	}
+	if (*ir != '\0')
+		a->ir = ir;
+	return true;
+}
+
+bool
+smtp_parse_none(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	if (*a->raw != '\0') {
+		smtp_policy_reject(v_r, 501, "5.5.4", "Syntax: %s", c->verb);
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,314 @@
+/*
+ * smtp_policy.c - every accept/refuse decision of postroom-smtpd.  No
+ * I/O and no state: see smtp_policy.h.
+ *
+ * Which refusals count as errors: every refusal the client could have
+ * avoided (syntax, sequence, a policy it broke, a recipient that does not
+ * exist).  Not counted are replies that report the server's own trouble
+ * or a mailbox's state (451 4.3.0, 454 4.7.0, 452 4.2.2), and the 452
+ * 4.5.3 of RFC 5321 4.5.3.1.10, which asks the client to send the other
+ * recipients in a later transaction.
+ */
+#include "smtp_policy.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+
+static void
+smtp_policy_vset(struct smtp_verdict *v, int code, const char *enh,
+    bool error, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void
+smtp_policy_vset(struct smtp_verdict *v, int code, const char *enh,
+    bool error, const char *fmt, va_list ap)
+{
+	v->code = code;
+	v->enh = enh;
+	v->error = error;
+	v->close = false;
+	vsnprintf(v->text, sizeof(v->text), fmt, ap);
+}
+
+/* A refusal that does not count as an error: the server's own trouble
+ * or a mailbox's state. */
+static void
+smtp_policy_defer(struct smtp_verdict *v, int code, const char *enh,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+smtp_policy_defer(struct smtp_verdict *v, int code, const char *enh,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_policy_vset(v, code, enh, false, fmt, ap);
+	va_end(ap);
+}
+
+void
+smtp_policy_reject(struct smtp_verdict *v_r, int code, const char *enh,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_policy_vset(v_r, code, enh, true, fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+smtp_policy_str(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+static bool
+smtp_policy_authed(const struct smtp_policy_facts *f)
+{
+	return f->auth_user != NULL && f->auth_user[0] != '\0';
+}
+
+static bool
+smtp_policy_has_8bit(const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+/* RFC 4954 4 / RFC 8314: no password travels in the clear, unless the
+ * admin allowed it ([smtp] allow_plaintext_auth, loopback tests). */
+static bool
+smtp_policy_login_permitted(const struct smtp_policy_facts *f)
+{
+	return f->tls || f->plaintext_auth;
+}
+
+static void
+smtp_policy_auth_done(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	if (f->status == 0)
+		return;
+	if (f->status != PR_EAUTH) {
+		smtp_policy_defer(v, 454, "4.7.0", "Temporary authentication "
+		    "failure");
+		return;
+	}
+	if (f->auth_fails + 1 >= f->limits->auth_fail_max) {
+		smtp_policy_reject(v, 421, "4.7.0", "%s Too many failed "
+		    "authentications, closing", smtp_policy_str(f->hostname));
+		v->close = true;
+		return;
+	}
+	/* RFC 4954 6 */
+	smtp_policy_reject(v, 535, "5.7.8", "Authentication credentials "
+	    "invalid");
+}
+
+/* RFC 6409 4.3 / RFC 8314: submission requires authentication. */
+static void
+smtp_policy_tx(const struct smtp_policy_facts *f, struct smtp_verdict *v)
+{
+	if (f->kind == SMTP_LISTEN_MX || smtp_policy_authed(f))
+		return;
+	if (!smtp_policy_login_permitted(f))
+		smtp_policy_reject(v, 530, "5.7.0", "Must issue a STARTTLS "
+		    "command first");
+	else
+		smtp_policy_reject(v, 530, "5.7.0", "Authentication required");
+}
+
+static void
+smtp_policy_mail(const struct smtp_policy_facts *f, struct smtp_verdict *v)
+{
+	if (!f->smtputf8 && smtp_policy_has_8bit(f->sender)) {
+		/* RFC 6531 3.7.4.1 */
+		smtp_policy_reject(v, 553, "5.6.7", "Non-ASCII address needs "
+		    "SMTPUTF8");
+		return;
+	}
+	if (f->declared_size > f->limits->data_max) {
+		/* RFC 1870 6.2 */
+		smtp_policy_reject(v, 552, "5.3.4", "Message size exceeds "
+		    "fixed maximum message size");
+		return;
+	}
+	/* An authenticated user sends as an address they own: never the
+	 * null sender (bounces are the server's job) nor someone else's. */
+	if (smtp_policy_authed(f) && smtp_policy_str(f->sender)[0] == '\0')
+		smtp_policy_reject(v, 553, "5.7.1", "Authenticated users may "
+		    "not use the null sender");
+}
+
+static void
+smtp_policy_mail_done(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	if (f->status == 0)
+		return;
+	if (f->status == PR_EPERM)
+		smtp_policy_reject(v, 553, "5.7.1", "<%s>: Sender address not "
+		    "owned by user %s", smtp_policy_str(f->sender),
+		    smtp_policy_str(f->auth_user));
+	else
+		smtp_policy_defer(v, 451, "4.3.0", "Temporary lookup failure");
+}
+
+static void
+smtp_policy_rcpt(const struct smtp_policy_facts *f, struct smtp_verdict *v)
+{
+	if (!f->smtputf8 && smtp_policy_has_8bit(f->rcpt)) {
+		smtp_policy_reject(v, 553, "5.6.7", "Non-ASCII address needs "
+		    "SMTPUTF8");
+		return;
+	}
+	if (f->n_rcpt >= f->limits->rcpt_max)
+		/* RFC 5321 4.5.3.1.10 */
+		smtp_policy_defer(v, 452, "4.5.3", "Too many recipients");
+}
+
+static void
+smtp_policy_rcpt_done(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	const char *rcpt = smtp_policy_str(f->rcpt);
+
+	switch (f->status) {
+	case SMTP_RCPT_LOCAL:
+		return;
+	case SMTP_RCPT_REMOTE:
+		/* No open relay: only authenticated users send to domains
+		 * we do not host. */
+		if (!smtp_policy_authed(f))
+			smtp_policy_reject(v, 554, "5.7.1", "<%s>: Relay "
+			    "access denied", rcpt);
+		return;
+	case SMTP_RCPT_UNKNOWN:
+		smtp_policy_reject(v, 550, "5.1.1", "<%s>: Recipient address "
+		    "rejected: User unknown", rcpt);
+		return;
+	case PR_EQUOTA:
+		smtp_policy_defer(v, 452, "4.2.2", "<%s>: Mailbox full", rcpt);
+		return;
+	case PR_ETOOBIG:
+		smtp_policy_reject(v, 552, "5.2.2", "<%s>: Message exceeds the "
+		    "mailbox quota", rcpt);
+		return;
+	case PR_ENOSPC:
+		smtp_policy_defer(v, 452, "4.5.3", "Too many recipients");
+		return;
+	default:
+		smtp_policy_defer(v, 451, "4.3.0", "<%s>: Temporary lookup "
+		    "failure", rcpt);
+		return;
+	}
+}
+
+static void
+smtp_policy_message(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	if (f->spool_failed)
+		smtp_policy_defer(v, 451, "4.3.0", "Local error in "
+		    "processing");
+	else if (f->too_big)
+		smtp_policy_reject(v, 552, "5.3.4", "Message too big for "
+		    "system");
+	else if (f->bare_eol)
+		/* RFC 5321 2.3.8: CR and LF only as CRLF.  Refusing instead
+		 * of repairing is what stops SMTP smuggling. */
+		smtp_policy_reject(v, 550, "5.6.0", "Message contains bare CR "
+		    "or LF; refused");
+	else if (f->long_line)
+		smtp_policy_reject(v, 550, "5.6.0", "Message has a line longer "
+		    "than %zu octets", f->limits->text_line_max);
+}
+
+static void
+smtp_policy_deliver_done(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	switch (f->status) {
+	case 0:
+		return;
+	case PR_EQUOTA:
+		smtp_policy_defer(v, 452, "4.2.2", "Mailbox full");
+		return;
+	case PR_ETOOBIG:
+		smtp_policy_reject(v, 552, "5.2.2", "Message exceeds the "
+		    "mailbox quota");
+		return;
+	default:
+		smtp_policy_defer(v, 451, "4.3.0", "Local error in "
+		    "processing");
+		return;
+	}
+}
+
+void
+smtp_policy_check(enum smtp_policy_point pt,
+    const struct smtp_policy_facts *f, struct smtp_verdict *v_r)
+{
+	memset(v_r, 0, sizeof(*v_r));
+	switch (pt) {
+	case SMTP_POLICY_STARTTLS:
+		if (!f->tls_offered)
+			smtp_policy_defer(v_r, 454, "4.7.0", "TLS not "
+			    "available");
+		break;
+	case SMTP_POLICY_AUTH:
+		if (!smtp_policy_login_permitted(f))
+			/* RFC 4954 6 */
+			smtp_policy_reject(v_r, 538, "5.7.11", "Encryption "
+			    "required for requested authentication "
+			    "mechanism");
+		break;
+	case SMTP_POLICY_AUTH_DONE:
+		smtp_policy_auth_done(f, v_r);
+		break;
+	case SMTP_POLICY_TX:
+		smtp_policy_tx(f, v_r);
+		break;
+	case SMTP_POLICY_MAIL:
+		smtp_policy_mail(f, v_r);
+		break;
+	case SMTP_POLICY_MAIL_DONE:
+		smtp_policy_mail_done(f, v_r);
+		break;
+	case SMTP_POLICY_RCPT:
+		smtp_policy_rcpt(f, v_r);
+		break;
+	case SMTP_POLICY_RCPT_DONE:
+		smtp_policy_rcpt_done(f, v_r);
+		break;
+	case SMTP_POLICY_MESSAGE:
+		smtp_policy_message(f, v_r);
+		break;
+	case SMTP_POLICY_DELIVER_DONE:
+		smtp_policy_deliver_done(f, v_r);
+		break;
+	}
+}
+
+bool
+smtp_policy_count(const struct smtp_policy_facts *f, unsigned *errors,
+    const struct smtp_verdict *v, struct smtp_verdict *v_r)
+{
+	if (v->code == 0 || !v->error || v->close)
+		return false;
+	/* The error limit: one rule for every kind of error
+	 * (docs/ARCHITECTURE.md, "policy"). */
+	if (++*errors < f->limits->bad_cmd_max)
+		return false;
+	smtp_policy_reject(v_r, 421, "4.7.0", "%s Too many errors, closing",
+	    smtp_policy_str(f->hostname));
+	v_r->close = true;
+	return true;
+}

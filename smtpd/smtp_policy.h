@@ -1,0 +1,95 @@
+/*
+ * smtp_policy.h - every accept/refuse decision of postroom-smtpd.
+ *
+ * The command table of the protocol core (smtp_cmd.c) parses a command
+ * into typed arguments, then asks this module at a decision point, with
+ * the facts it knows (listener, TLS, authenticated user, the sender, the
+ * recipient lookup's result, counts), whether to go on.  The answer is a
+ * verdict: accept, or one reply with its code, RFC 3463 enhanced status
+ * code and text.  The handlers then proceed (change state, raise events);
+ * they never decide.  Syntax and sequence errors are refusals too and
+ * are built here (smtp_policy_reject), so that which refusals count
+ * towards the session's one error counter, and what happens when it is
+ * full, is written in one place (docs/ARCHITECTURE.md, "policy").
+ *
+ * Sans-I/O and without state of its own: no socket, clock, file or
+ * database; the same facts always give the same verdict, so unit tests
+ * run it as a table (tests/unit/test_smtp_policy.c).
+ */
+#ifndef POSTROOM_SMTP_POLICY_H
+#define POSTROOM_SMTP_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "smtp_proto.h"
+
+/* Where in the dialog a decision is taken. */
+enum smtp_policy_point {
+	SMTP_POLICY_STARTTLS = 1, /* STARTTLS: is TLS on offer at all? */
+	SMTP_POLICY_AUTH,         /* AUTH: may this connection log in? */
+	SMTP_POLICY_AUTH_DONE,    /* the password check returned status */
+	SMTP_POLICY_TX,           /* MAIL: may this session send mail? */
+	SMTP_POLICY_MAIL,         /* MAIL: the parsed path and parameters */
+	SMTP_POLICY_MAIL_DONE,    /* sender ownership returned status */
+	SMTP_POLICY_RCPT,         /* RCPT: the parsed forward-path */
+	SMTP_POLICY_RCPT_DONE,    /* the recipient lookup returned status */
+	SMTP_POLICY_MESSAGE,      /* the message data is complete */
+	SMTP_POLICY_DELIVER_DONE, /* the delivery returned status */
+};
+
+/* What the core knows at a decision point.  Strings are borrowed for
+ * the call; NULL reads as "". */
+struct smtp_policy_facts {
+	const char *hostname;      /* for the texts of 421 replies */
+	const struct smtp_limits *limits;
+	/* The connection. */
+	enum smtp_listen_kind kind;
+	bool tls;                  /* TLS is active */
+	bool tls_offered;          /* a TLS context exists for STARTTLS */
+	bool plaintext_auth;       /* [smtp] allow_plaintext_auth */
+	const char *auth_user;     /* "" = not authenticated */
+	unsigned auth_fails;       /* failed AUTH before this one */
+	/* The transaction. */
+	const char *sender;        /* reverse-path, "" = null */
+	bool smtputf8;             /* MAIL gave SMTPUTF8 (RFC 6531) */
+	uint64_t declared_size;    /* MAIL SIZE=, 0 if not given */
+	const char *rcpt;          /* RCPT: the forward-path */
+	unsigned n_rcpt;           /* RCPT commands accepted so far */
+	/* The message, at SMTP_POLICY_MESSAGE (see struct smtp_data). */
+	bool spool_failed, too_big, bare_eol, long_line;
+	/* At the *_DONE points, what the glue answered: 0, an
+	 * SMTP_RCPT_* kind, or a PR_E* code. */
+	int status;
+};
+
+#define SMTP_VERDICT_TEXT_MAX 384
+
+struct smtp_verdict {
+	int code;           /* 0 = accept; otherwise the reply code */
+	const char *enh;    /* RFC 3463 code (static), NULL = none */
+	char text[SMTP_VERDICT_TEXT_MAX];
+	bool error;         /* counts towards the session's errors */
+	bool close;         /* the session ends after this reply */
+};
+
+/* Decides at point pt.  *v_r is filled in either way (code 0 accepts). */
+void smtp_policy_check(enum smtp_policy_point pt,
+    const struct smtp_policy_facts *f, struct smtp_verdict *v_r);
+
+/*
+ * A syntax or sequence error found by the command table: the reply the
+ * caller chose, counted as an error.  Always fills *v_r.
+ */
+void smtp_policy_reject(struct smtp_verdict *v_r, int code, const char *enh,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Books verdict v against the session's one error counter *errors (every
+ * counted refusal, whatever its kind).  Returns true when the session has
+ * now made too many errors: *v_r is then the 421 that ends it.
+ */
+bool smtp_policy_count(const struct smtp_policy_facts *f, unsigned *errors,
+    const struct smtp_verdict *v, struct smtp_verdict *v_r);
+
+#endif

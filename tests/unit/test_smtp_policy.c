@@ -1,0 +1,278 @@
+/*
+ * test_smtp_policy.c - the SMTP policy as a table: rows of facts at a
+ * decision point -> the reply code, the enhanced status code, whether the
+ * refusal counts as an error and whether it ends the session.  Then the
+ * one error counter and its limit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "smtp_policy.h"
+#include "tap.h"
+
+#define MX SMTP_LISTEN_MX
+#define SUB SMTP_LISTEN_SUBMISSION
+#define SUBS SMTP_LISTEN_SUBMISSIONS
+
+struct policy_row {
+	const char *name;
+	enum smtp_policy_point pt;
+	/* Facts. */
+	enum smtp_listen_kind kind;
+	bool tls, plaintext;
+	const char *user;          /* authenticated user, "" = none */
+	const char *sender, *rcpt;
+	bool utf8;
+	uint64_t declared;
+	unsigned n_rcpt, auth_fails;
+	int status;
+	/* message flags: 1 spool_failed, 2 too_big, 4 bare_eol, 8 long_line,
+	 * 16 TLS offered */
+	unsigned flags;
+	/* Verdict. */
+	int code;
+	const char *enh;
+	bool error, close;
+};
+
+static const struct policy_row policy_rows[] = {
+	/* STARTTLS */
+	{ "starttls offered", SMTP_POLICY_STARTTLS, MX, false, false, "",
+	    "", "", false, 0, 0, 0, 0, 16, 0, NULL, false, false },
+	{ "starttls without a certificate", SMTP_POLICY_STARTTLS, MX, false,
+	    false, "", "", "", false, 0, 0, 0, 0, 0, 454, "4.7.0", false,
+	    false },
+	/* AUTH */
+	{ "auth over TLS", SMTP_POLICY_AUTH, SUB, true, false, "", "", "",
+	    false, 0, 0, 0, 0, 0, 0, NULL, false, false },
+	{ "auth in the clear", SMTP_POLICY_AUTH, SUB, false, false, "", "",
+	    "", false, 0, 0, 0, 0, 0, 538, "5.7.11", true, false },
+	{ "auth in the clear, allowed", SMTP_POLICY_AUTH, MX, false, true,
+	    "", "", "", false, 0, 0, 0, 0, 0, 0, NULL, false, false },
+	{ "password right", SMTP_POLICY_AUTH_DONE, SUB, true, false, "", "",
+	    "", false, 0, 0, 0, 0, 0, 0, NULL, false, false },
+	{ "password wrong", SMTP_POLICY_AUTH_DONE, SUB, true, false, "", "",
+	    "", false, 0, 0, 0, PR_EAUTH, 0, 535, "5.7.8", true, false },
+	{ "password wrong the third time", SMTP_POLICY_AUTH_DONE, SUB, true,
+	    false, "", "", "", false, 0, 0, 2, PR_EAUTH, 0, 421, "4.7.0",
+	    true, true },
+	{ "password check failed", SMTP_POLICY_AUTH_DONE, SUB, true, false,
+	    "", "", "", false, 0, 0, 0, PR_EIO, 0, 454, "4.7.0", false,
+	    false },
+	/* May the session send mail at all? */
+	{ "mx, anonymous", SMTP_POLICY_TX, MX, false, false, "", "", "",
+	    false, 0, 0, 0, 0, 0, 0, NULL, false, false },
+	{ "submission, no TLS", SMTP_POLICY_TX, SUB, false, false, "", "",
+	    "", false, 0, 0, 0, 0, 0, 530, "5.7.0", true, false },
+	{ "submission, TLS, anonymous", SMTP_POLICY_TX, SUB, true, false, "",
+	    "", "", false, 0, 0, 0, 0, 0, 530, "5.7.0", true, false },
+	{ "submissions, authenticated", SMTP_POLICY_TX, SUBS, true, false,
+	    "alice@example.test", "", "", false, 0, 0, 0, 0, 0, 0, NULL,
+	    false, false },
+	/* MAIL */
+	{ "sender ok", SMTP_POLICY_MAIL, MX, false, false, "",
+	    "a@remote.test", "", false, 0, 0, 0, 0, 0, 0, NULL, false,
+	    false },
+	{ "null sender from the MX", SMTP_POLICY_MAIL, MX, false, false, "",
+	    "", "", false, 0, 0, 0, 0, 0, 0, NULL, false, false },
+	{ "null sender, authenticated", SMTP_POLICY_MAIL, SUB, true, false,
+	    "alice@example.test", "", "", false, 0, 0, 0, 0, 0, 553, "5.7.1",
+	    true, false },
+	{ "8-bit sender without SMTPUTF8", SMTP_POLICY_MAIL, MX, false,
+	    false, "", "j\xc3\xb6rg@remote.test", "", false, 0, 0, 0, 0, 0,
+	    553, "5.6.7", true, false },
+	{ "8-bit sender with SMTPUTF8", SMTP_POLICY_MAIL, MX, false, false,
+	    "", "j\xc3\xb6rg@remote.test", "", true, 0, 0, 0, 0, 0, 0, NULL,
+	    false, false },
+	{ "SIZE at the limit", SMTP_POLICY_MAIL, MX, false, false, "",
+	    "a@remote.test", "", false, 1000, 0, 0, 0, 0, 0, NULL, false,
+	    false },
+	{ "SIZE over the limit", SMTP_POLICY_MAIL, MX, false, false, "",
+	    "a@remote.test", "", false, 1001, 0, 0, 0, 0, 552, "5.3.4", true,
+	    false },
+	{ "sender owned", SMTP_POLICY_MAIL_DONE, SUB, true, false,
+	    "alice@example.test", "alice@example.test", "", false, 0, 0, 0, 0,
+	    0, 0, NULL, false, false },
+	{ "sender not owned", SMTP_POLICY_MAIL_DONE, SUB, true, false,
+	    "alice@example.test", "bob@example.test", "", false, 0, 0, 0,
+	    PR_EPERM, 0, 553, "5.7.1", true, false },
+	{ "sender lookup failed", SMTP_POLICY_MAIL_DONE, SUB, true, false,
+	    "alice@example.test", "alice@example.test", "", false, 0, 0, 0,
+	    PR_EIO, 0, 451, "4.3.0", false, false },
+	/* RCPT */
+	{ "recipient ok", SMTP_POLICY_RCPT, MX, false, false, "", "",
+	    "alice@example.test", false, 0, 1, 0, 0, 0, 0, NULL, false,
+	    false },
+	{ "last recipient of the limit", SMTP_POLICY_RCPT, MX, false, false,
+	    "", "", "alice@example.test", false, 0, 2, 0, 0, 0, 0, NULL,
+	    false, false },
+	{ "one recipient too many", SMTP_POLICY_RCPT, MX, false, false, "",
+	    "", "alice@example.test", false, 0, 3, 0, 0, 0, 452, "4.5.3",
+	    false, false },
+	{ "8-bit recipient without SMTPUTF8", SMTP_POLICY_RCPT, MX, false,
+	    false, "", "", "j\xc3\xb6rg@example.test", false, 0, 0, 0, 0, 0,
+	    553, "5.6.7", true, false },
+	{ "local recipient", SMTP_POLICY_RCPT_DONE, MX, false, false, "", "",
+	    "alice@example.test", false, 0, 0, 0, SMTP_RCPT_LOCAL, 0, 0, NULL,
+	    false, false },
+	{ "relay, anonymous", SMTP_POLICY_RCPT_DONE, MX, false, false, "",
+	    "", "x@remote.test", false, 0, 0, 0, SMTP_RCPT_REMOTE, 0, 554,
+	    "5.7.1", true, false },
+	{ "relay, authenticated", SMTP_POLICY_RCPT_DONE, SUB, true, false,
+	    "alice@example.test", "", "x@remote.test", false, 0, 0, 0,
+	    SMTP_RCPT_REMOTE, 0, 0, NULL, false, false },
+	{ "unknown user", SMTP_POLICY_RCPT_DONE, MX, false, false, "", "",
+	    "nobody@example.test", false, 0, 0, 0, SMTP_RCPT_UNKNOWN, 0, 550,
+	    "5.1.1", true, false },
+	{ "mailbox full", SMTP_POLICY_RCPT_DONE, MX, false, false, "", "",
+	    "full@example.test", false, 0, 0, 0, PR_EQUOTA, 0, 452, "4.2.2",
+	    false, false },
+	{ "message over quota", SMTP_POLICY_RCPT_DONE, MX, false, false, "",
+	    "", "big@example.test", false, 0, 0, 0, PR_ETOOBIG, 0, 552,
+	    "5.2.2", true, false },
+	{ "too many targets", SMTP_POLICY_RCPT_DONE, MX, false, false, "",
+	    "", "team@example.test", false, 0, 0, 0, PR_ENOSPC, 0, 452,
+	    "4.5.3", false, false },
+	{ "lookup failed", SMTP_POLICY_RCPT_DONE, MX, false, false, "", "",
+	    "x@example.test", false, 0, 0, 0, PR_EIO, 0, 451, "4.3.0", false,
+	    false },
+	/* The message */
+	{ "message ok", SMTP_POLICY_MESSAGE, MX, false, false, "", "", "",
+	    false, 0, 1, 0, 0, 0, 0, NULL, false, false },
+	{ "spool failed", SMTP_POLICY_MESSAGE, MX, false, false, "", "", "",
+	    false, 0, 1, 0, 0, 1 | 2, 451, "4.3.0", false, false },
+	{ "message too big", SMTP_POLICY_MESSAGE, MX, false, false, "", "",
+	    "", false, 0, 1, 0, 0, 2 | 4, 552, "5.3.4", true, false },
+	{ "bare LF", SMTP_POLICY_MESSAGE, MX, false, false, "", "", "",
+	    false, 0, 1, 0, 0, 4 | 8, 550, "5.6.0", true, false },
+	{ "long line", SMTP_POLICY_MESSAGE, MX, false, false, "", "", "",
+	    false, 0, 1, 0, 0, 8, 550, "5.6.0", true, false },
+	{ "delivered", SMTP_POLICY_DELIVER_DONE, MX, false, false, "", "",
+	    "", false, 0, 1, 0, 0, 0, 0, NULL, false, false },
+	{ "delivery over quota", SMTP_POLICY_DELIVER_DONE, MX, false, false,
+	    "", "", "", false, 0, 1, 0, PR_EQUOTA, 0, 452, "4.2.2", false,
+	    false },
+	{ "delivery too big", SMTP_POLICY_DELIVER_DONE, MX, false, false,
+	    "", "", "", false, 0, 1, 0, PR_ETOOBIG, 0, 552, "5.2.2", true,
+	    false },
+	{ "delivery failed", SMTP_POLICY_DELIVER_DONE, MX, false, false, "",
+	    "", "", false, 0, 1, 0, PR_EIO, 0, 451, "4.3.0", false, false },
+};
+
+static struct smtp_limits policy_limits;
+
+static void
+policy_facts(const struct policy_row *r, struct smtp_policy_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->hostname = "mx.example.test";
+	f->limits = &policy_limits;
+	f->kind = r->kind;
+	f->tls = r->tls;
+	f->tls_offered = r->flags & 16;
+	f->plaintext_auth = r->plaintext;
+	f->auth_user = r->user;
+	f->auth_fails = r->auth_fails;
+	f->sender = r->sender;
+	f->smtputf8 = r->utf8;
+	f->declared_size = r->declared;
+	f->rcpt = r->rcpt;
+	f->n_rcpt = r->n_rcpt;
+	f->spool_failed = r->flags & 1;
+	f->too_big = r->flags & 2;
+	f->bare_eol = r->flags & 4;
+	f->long_line = r->flags & 8;
+	f->status = r->status;
+}
+
+static void
+test_table(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+	size_t i;
+
+	for (i = 0; i < sizeof(policy_rows) / sizeof(policy_rows[0]); i++) {
+		const struct policy_row *r = &policy_rows[i];
+
+		policy_facts(r, &f);
+		smtp_policy_check(r->pt, &f, &v);
+		TAP_EQ_INT(v.code, r->code, "%s: code", r->name);
+		if (r->code == 0)
+			continue;
+		TAP_EQ_STR(v.enh, r->enh, "%s: enhanced code", r->name);
+		TAP_EQ_INT(v.error, r->error, "%s: counts as an error",
+		    r->name);
+		TAP_EQ_INT(v.close, r->close, "%s: closes", r->name);
+		TAP_OK(v.text[0] != '\0', "%s: has a text", r->name);
+	}
+}
+
+static void
+test_texts(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+
+	policy_facts(&policy_rows[0], &f);
+	f.rcpt = "x@remote.test";
+	f.status = SMTP_RCPT_REMOTE;
+	smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &v);
+	TAP_EQ_STR(v.text, "<x@remote.test>: Relay access denied",
+	    "relay text names the recipient");
+	f.auth_user = "alice@example.test";
+	f.sender = "bob@example.test";
+	f.status = PR_EPERM;
+	smtp_policy_check(SMTP_POLICY_MAIL_DONE, &f, &v);
+	TAP_EQ_STR(v.text, "<bob@example.test>: Sender address not owned by "
+	    "user alice@example.test", "ownership text names both");
+}
+
+/* One counter for every counted refusal; the limit is reached at
+ * bad_cmd_max, not before; uncounted and closing refusals leave it. */
+static void
+test_counter(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v, limit, defer;
+	unsigned errors = 0, i;
+
+	policy_facts(&policy_rows[0], &f);
+	smtp_policy_reject(&v, 500, "5.5.2", "Command unrecognized");
+	TAP_OK(v.error && !v.close, "a syntax error counts");
+	f.status = SMTP_RCPT_REMOTE;
+	f.rcpt = "x@remote.test";
+	smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &defer);
+	for (i = 1; i < policy_limits.bad_cmd_max; i++)
+		TAP_OK(!smtp_policy_count(&f, &errors, i % 2 ? &v : &defer,
+		    &limit), "error %u of %u: go on", i,
+		    policy_limits.bad_cmd_max);
+	TAP_EQ_INT(errors, policy_limits.bad_cmd_max - 1,
+	    "syntax errors and policy refusals share the counter");
+	f.status = PR_EQUOTA;
+	smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &defer);
+	TAP_OK(!smtp_policy_count(&f, &errors, &defer, &limit),
+	    "mailbox full does not count");
+	TAP_EQ_INT(errors, policy_limits.bad_cmd_max - 1, "counter unchanged");
+	TAP_OK(smtp_policy_count(&f, &errors, &v, &limit),
+	    "error %u ends the session", policy_limits.bad_cmd_max);
+	TAP_EQ_INT(limit.code, 421, "with 421");
+	TAP_EQ_STR(limit.enh, "4.7.0", "4.7.0");
+	TAP_EQ_STR(limit.text, "mx.example.test Too many errors, closing",
+	    "and the host name");
+	TAP_OK(limit.close, "which closes");
+}
+
+int
+main(void)
+{
+	smtp_limits_default(&policy_limits);
+	policy_limits.data_max = 1000;
+	policy_limits.rcpt_max = 3;
+	policy_limits.bad_cmd_max = 4;
+	test_table();
+	test_texts();
+	test_counter();
+	return tap_done();
+}
