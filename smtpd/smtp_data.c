@@ -154,7 +154,10 @@ smtp_data_feed(struct smtp_data *d, const uint8_t *in, size_t len,
 		c = in[i];
 		if (d->st == SMTP_DATA_S_BOL)
 			d->line_len = 0;
-		if (++d->line_len > d->line_max)
+		/* RFC 5321 4.5.3.1.6: the limit does not count the leading
+		 * dot duplicated for transparency. */
+		if (!(d->st == SMTP_DATA_S_BOL && d->mode == SMTP_DATA_DOT &&
+		    c == '.') && ++d->line_len > d->line_max)
 			d->long_line = true;
 
 		switch (d->st) {

@@ -58,7 +58,10 @@ static const struct data_case cases[] = {
 	    "12345678\r\n", 0, 0, 0 },
 	{ "line at max+1", SMTP_DATA_DOT, "123456789\r\n.\r\n", 0, 0, 10, 1,
 	    0, NULL, WANT_LONG, 0, 0 },
-	{ "stuffed line counts its dot", SMTP_DATA_DOT, "..2345678\r\n.\r\n",
+	/* RFC 5321 4.5.3.1.6: the transparency dot is not counted. */
+	{ "stuffed line at max", SMTP_DATA_DOT, "..2345678\r\n.\r\n",
+	    0, 0, 10, 1, 0, ".2345678\r\n", 0, 0, 0 },
+	{ "stuffed line at max+1", SMTP_DATA_DOT, "..23456789\r\n.\r\n",
 	    0, 0, 10, 1, 0, NULL, WANT_LONG, 0, 0 },
 	{ "size at max", SMTP_DATA_DOT, "1234\r\n.\r\n", 0, 6, 0, 1, 0,
 	    "1234\r\n", 0, 0, 0 },
