@@ -138,7 +138,7 @@ struct relay {
 	uv_loop_t *loop;
 	const struct cfg *cfg;
 	bool enabled;
-	struct relay_worker *worker;
+	struct store_worker *worker;  /* the daemon's, shared */
 	struct relay_dns *dns;
 	SSL_CTX *tls;
 	uv_timer_t scan_timer;
@@ -1573,8 +1573,8 @@ relay_free_cb(uv_handle_t *h)
 }
 
 int
-relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
-    struct pr_err *err)
+relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
+    struct relay **r_r, struct pr_err *err)
 {
 	struct relay *r;
 	int rc;
@@ -1582,6 +1582,7 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
 	r = xcalloc(1, sizeof(*r));
 	r->loop = loop;
 	r->cfg = cfg;
+	r->worker = wk;
 	r->enabled = cfg->relay.enabled;
 	r->wait_tail = &r->wait_head;
 	uv_timer_init(loop, &r->scan_timer);
@@ -1621,12 +1622,6 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
 	}
 	if ((rc = relay_dns_new(loop, cfg->relay.resolver, &r->dns, err)) < 0)
 		goto fail;
-	if ((rc = relay_worker_new(loop, cfg->server.data_dir, &r->worker,
-	    err)) < 0) {
-		relay_dns_close(r->dns, NULL, NULL);
-		r->dns = NULL;
-		goto fail;
-	}
 	if (r->smarthost)
 		log_info(NULL, "relay: all mail through %s:%u%s",
 		    r->smart_host, r->smart_port,
@@ -1656,7 +1651,8 @@ relay_worker_stopped(void *data)
 		cb(r->done_data);
 }
 
-/* Once nothing is in flight any more, the store thread goes last. */
+/* Once nothing is in flight any more, the relay is done; the store
+ * worker is the daemon's and stops after it. */
 static void
 relay_check_stopped(struct relay *r)
 {
@@ -1666,11 +1662,7 @@ relay_check_stopped(struct relay *r)
 	    r->scanning)
 		return;
 	r->worker_stopping = true;
-	if (r->worker != NULL) {
-		relay_worker_stop(r->worker, relay_worker_stopped, r);
-	} else {
-		relay_worker_stopped(r);
-	}
+	relay_worker_stopped(r);
 }
 
 static void
