@@ -105,6 +105,12 @@ struct store_body {
 	int64_t size;
 };
 
+/* Opens the body of the (body_id, size) row of s, for a store__row()
+ * result found: 1 (row in s, which is then reset) gives 1 and *b_r, 0 and
+ * errors are returned as they are (*b_r NULL). */
+int store__body_new(struct store *st, int found, sqlite3_stmt *s,
+    struct store_body **b_r, int64_t *size_r, struct pr_err *err);
+
 /* The schema as forward migrations: store__migrations[i] takes a database
  * from user_version i to i + 1, so the newest version is
  * store__n_migrations. */
@@ -115,6 +121,52 @@ extern const int store__n_migrations;
  * reset and with its bindings cleared; NULL on error (err set). */
 sqlite3_stmt *store__stmt(struct store *st, enum store_q id, const char *sql,
     struct pr_err *err);
+
+/*
+ * The statement idiom of the store, in one place: the cached statement id
+ * (prepared from sql on first use), its parameters ?1, ?2, ... bound from
+ * the arguments as fmt says, one letter each:
+ *
+ *	'i'  an int64_t
+ *	't'  a NUL-terminated const char * (NULL binds SQL NULL)
+ *	'T'  a const char * and an int length
+ *	'z'  an int64_t: a zero-filled blob of that many octets
+ *
+ * Bound text is not copied: it must stay valid until the statement is
+ * reset.  On failure err is set from what ("<what>: <sqlite message>").
+ */
+
+/* Binds and returns the statement, ready for a sqlite3_step() loop that
+ * the caller ends with store__done(); NULL on error (err set). */
+sqlite3_stmt *store__bind(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, ...);
+
+/* Binds, steps once and resets: for statements that return no row.
+ * Returns 0 or an error; sqlite3_changes() and
+ * sqlite3_last_insert_rowid() still tell about the step afterwards, and
+ * after an error sqlite3_extended_errcode() says which. */
+int store__run(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, ...);
+
+/* Binds and steps once.  Returns 1 with the row in *s_r (the caller reads
+ * its columns, then calls sqlite3_reset(*s_r) so that no read snapshot
+ * stays open), 0 if there is no row, or an error; reset in both cases. */
+int store__row(struct store *st, enum store_q id, const char *sql,
+    sqlite3_stmt **s_r, const char *what, struct pr_err *err,
+    const char *fmt, ...);
+
+/* Ends a step loop over s whose last sqlite3_step() returned rc: resets s
+ * and returns 0 for SQLITE_DONE, PR_ENOMEM for SQLITE_NOMEM or
+ * SQLITE_ROW (a loop that stops on a row stopped because the caller ran
+ * out of memory), or the error with err set from what. */
+int store__done(struct store *st, sqlite3_stmt *s, int rc, const char *what,
+    struct pr_err *err);
+
+/* Makes room for element n of the malloc'd array *vp (a pointer to the
+ * array pointer) of *cap elements of size octets each: the first
+ * allocation holds first elements, later ones double.  Returns 0 or
+ * PR_ENOMEM (the array is then unchanged). */
+int store__grow(void *vp, size_t *cap, size_t n, size_t size, size_t first);
 
 /* The code a failed call left in err (PR_EIO if err is NULL). */
 static inline int

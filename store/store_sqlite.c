@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,148 @@ store__stmt(struct store *st, enum store_q id, const char *sql,
 	}
 	st->stmts[id] = s;
 	return s;
+}
+
+static int
+store_bindv(sqlite3_stmt *s, const char *fmt, va_list ap)
+{
+	const char *text;
+	int i, len, rc = SQLITE_OK;
+
+	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
+		switch (fmt[i]) {
+		case 'i':
+			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+			break;
+		case 't':
+			rc = sqlite3_bind_text(s, i + 1, va_arg(ap,
+			    const char *), -1, SQLITE_STATIC);
+			break;
+		case 'T':
+			text = va_arg(ap, const char *);
+			len = va_arg(ap, int);
+			rc = sqlite3_bind_text(s, i + 1, text, len,
+			    SQLITE_STATIC);
+			break;
+		case 'z':
+			rc = sqlite3_bind_zeroblob64(s, i + 1,
+			    (sqlite3_uint64)va_arg(ap, int64_t));
+			break;
+		default:
+			rc = SQLITE_MISUSE;
+			break;
+		}
+	}
+	return rc;
+}
+
+/* store__stmt + store_bindv; NULL with err set from what. */
+static sqlite3_stmt *
+store_bind_va(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, va_list ap)
+{
+	sqlite3_stmt *s;
+
+	if ((s = store__stmt(st, id, sql, err)) == NULL)
+		return NULL;
+	if (store_bindv(s, fmt, ap) != SQLITE_OK) {
+		store__fail(st, err, what);
+		sqlite3_clear_bindings(s);
+		return NULL;
+	}
+	return s;
+}
+
+sqlite3_stmt *
+store__bind(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	s = store_bind_va(st, id, sql, what, err, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+int
+store__run(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int r = 0;
+
+	va_start(ap, fmt);
+	s = store_bind_va(st, id, sql, what, err, fmt, ap);
+	va_end(ap);
+	if (s == NULL)
+		return store__errcode(err);
+	/* The message is taken before the reset, which would keep the
+	 * code but could reword it. */
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = store__fail(st, err, what);
+	sqlite3_reset(s);
+	/* No bound pointer outlives the call (a password hash is wiped
+	 * right after). */
+	sqlite3_clear_bindings(s);
+	return r;
+}
+
+int
+store__row(struct store *st, enum store_q id, const char *sql,
+    sqlite3_stmt **s_r, const char *what, struct pr_err *err,
+    const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int rc;
+
+	*s_r = NULL;
+	va_start(ap, fmt);
+	s = store_bind_va(st, id, sql, what, err, fmt, ap);
+	va_end(ap);
+	if (s == NULL)
+		return store__errcode(err);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*s_r = s;
+		return 1;
+	}
+	return store__done(st, s, rc, what, err);
+}
+
+int
+store__done(struct store *st, sqlite3_stmt *s, int rc, const char *what,
+    struct pr_err *err)
+{
+	int r = 0;
+
+	if (rc == SQLITE_NOMEM || rc == SQLITE_ROW)
+		r = pr_err_set(err, PR_ENOMEM, "out of memory");
+	else if (rc != SQLITE_DONE)
+		r = store__fail(st, err, what);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return r;
+}
+
+int
+store__grow(void *vp, size_t *cap, size_t n, size_t size, size_t first)
+{
+	void *v, *nv;
+	size_t ncap;
+
+	if (n < *cap)
+		return 0;
+	memcpy(&v, vp, sizeof(v));
+	ncap = *cap > 0 ? 2 * *cap : first;
+	if (ncap <= n || ncap > SIZE_MAX / size ||
+	    (nv = realloc(v, ncap * size)) == NULL)
+		return PR_ENOMEM;
+	memcpy(vp, &nv, sizeof(nv));
+	*cap = ncap;
+	return 0;
 }
 
 int
@@ -196,22 +340,15 @@ store_lookup_id(struct store *st, enum store_q q, const char *sql,
     const char *key, int64_t *id_r, struct pr_err *err)
 {
 	sqlite3_stmt *s;
-	int rc, r;
+	int r;
 
-	if ((s = store__stmt(st, q, sql, err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	r = store__row(st, q, sql, &s, "database lookup failed", err, "t",
+	    key);
+	if (r == 1) {
 		if (id_r != NULL)
 			*id_r = sqlite3_column_int64(s, 0);
-		r = 1;
-	} else if (rc == SQLITE_DONE) {
-		r = 0;
-	} else {
-		r = store__fail(st, err, "database lookup failed");
+		sqlite3_reset(s);
 	}
-	sqlite3_reset(s);
 	return r;
 }
 
