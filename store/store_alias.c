@@ -89,17 +89,9 @@ static int
 store_alias_targets(struct store *st, const char *key,
     struct store_strv *sv, struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	if ((s = store__bind(st, STORE_Q_ALIAS_TARGETS,
+	return store__texts(st, STORE_Q_ALIAS_TARGETS,
 	    "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id",
-	    "cannot read alias", err, "t", key)) == NULL)
-		return store__errcode(err);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-	    store__strv_push(sv, (const char *)sqlite3_column_text(s, 0)) == 0)
-		;
-	return store__done(st, s, rc, "cannot read alias", err);
+	    "cannot read alias", err, sv, 0, "t", key);
 }
 
 /*
@@ -434,21 +426,17 @@ store_alias_add(struct store *st, const char *alias, const char *targets,
 		targets = "";
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	if ((r = store__domain_id(st, domain, &domain_id, err)) <= 0) {
-		if (r == 0)
-			r = pr_err_set(err, PR_ENOENT,
-			    "domain %s is not hosted here", domain);
-		goto fail;
-	}
+	if ((r = store__hosted(st, domain, &domain_id, err)) < 0)
+		goto out;
 	if ((r = store__user_id(st, key, NULL, err)) != 0) {
 		if (r > 0)
 			r = pr_err_set(err, PR_EEXIST,
 			    "%s is a user, it cannot be an alias", key);
-		goto fail;
+		goto out;
 	}
 	if ((r = store_alias_add_targets(st, domain_id, key, targets,
 	    err)) < 0)
-		goto fail;
+		goto out;
 
 	/* With the new rows in place, walk everything the alias reaches:
 	 * meeting the alias again is a loop; too deep or too wide an
@@ -457,13 +445,8 @@ store_alias_add(struct store *st, const char *alias, const char *targets,
 	res.path[0] = key;
 	r = store_res_expand(&res, key, 1);
 	store_res_fini(&res);
-	if (r < 0)
-		goto fail;
-	return store__commit(st, err);
-
-fail:
-	store__rollback(st);
-	return r;
+out:
+	return store__end(st, r, err);
 }
 
 int
@@ -475,13 +458,9 @@ store_alias_del(struct store *st, const char *alias, struct pr_err *err)
 
 	if ((r = store_alias_key(alias, key, &domain, err)) < 0)
 		return r;
-	if ((r = store__run(st, STORE_Q_ALIAS_DEL,
+	return store__changed(st, store__run(st, STORE_Q_ALIAS_DEL,
 	    "DELETE FROM aliases WHERE alias = ?1", "cannot delete alias", err,
-	    "t", key)) < 0)
-		return r;
-	if (sqlite3_changes(st->db) == 0)
-		return pr_err_set(err, PR_ENOENT, "no such alias: %s", key);
-	return 0;
+	    "t", key), err, "no such alias: %s", key);
 }
 
 int

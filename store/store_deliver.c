@@ -356,38 +356,27 @@ store_maildrop_lock(struct store *st, int64_t user_id, struct pr_err *err)
 		return r;
 	if ((held = store__row(st, STORE_Q_LOCK_GET,
 	    "SELECT pid, pid_start FROM maildrop_locks WHERE user_id = ?1",
-	    &s, "cannot lock maildrop", err, "i", user_id)) < 0) {
-		r = held;
-		goto fail;
-	}
+	    &s, "cannot lock maildrop", err, "i", user_id)) < 0)
+		return store__end(st, held, err);
 	if (held) {
 		pid = sqlite3_column_int64(s, 0);
 		pid_start = sqlite3_column_int64(s, 1);
 		sqlite3_reset(s);
 	}
 	/* RFC 1939 8: one session per maildrop, our own included. */
-	if (held && (pid == me || store_lock_alive((pid_t)pid, pid_start))) {
-		r = pr_err_set(err, PR_EBUSY,
-		    "maildrop is locked by process %lld", (long long)pid);
-		goto fail;
-	}
+	if (held && (pid == me || store_lock_alive((pid_t)pid, pid_start)))
+		return store__end(st, pr_err_set(err, PR_EBUSY,
+		    "maildrop is locked by process %lld", (long long)pid), err);
 	/* No lock, or a dead process's: take it. */
 	if ((r = store__run(st, STORE_Q_LOCK_SET,
 	    "INSERT OR REPLACE INTO maildrop_locks"
 	    " (user_id, pid, pid_start, since) VALUES (?1, ?2, ?3, ?4)",
 	    "cannot lock maildrop", err, "iiii", user_id, (int64_t)me,
-	    store_proc_start(me), (int64_t)time(NULL))) < 0) {
-		if (sqlite3_extended_errcode(st->db) ==
-		    SQLITE_CONSTRAINT_FOREIGNKEY)
-			r = pr_err_set(err, PR_ENOENT, "no such user id %lld",
-			    (long long)user_id);
-		goto fail;
-	}
-	return store__commit(st, err);
-
-fail:
-	store__rollback(st);
-	return r;
+	    store_proc_start(me), (int64_t)time(NULL))) < 0 &&
+	    sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
+		r = pr_err_set(err, PR_ENOENT, "no such user id %lld",
+		    (long long)user_id);
+	return store__end(st, r, err);
 }
 
 int
@@ -410,8 +399,9 @@ store_maildrop_unlock_all(struct store *st, struct pr_err *err)
 /* --- Maildrop contents ------------------------------------------------- */
 
 static void
-store_entry_row(sqlite3_stmt *s, struct store_entry *e)
+store_entry_row(sqlite3_stmt *s, void *elem)
 {
+	struct store_entry *e = elem;
 	const char *uidl = (const char *)sqlite3_column_text(s, 3);
 
 	e->id = sqlite3_column_int64(s, 0);
@@ -427,19 +417,16 @@ store_maildrop_list(struct store *st, int64_t user_id,
 	struct store_entry *v = NULL;
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *s;
-	int rc, r;
+	int r;
 
 	*entries_r = NULL;
 	*n_r = 0;
-	if ((s = store__bind(st, STORE_Q_DROP_LIST,
+	s = store__bind(st, STORE_Q_DROP_LIST,
 	    "SELECT id, size, received, uidl FROM mailbox"
 	    " WHERE user_id = ?1 ORDER BY id", "cannot list maildrop", err,
-	    "i", user_id)) == NULL)
-		return store__errcode(err);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-	    store__grow(&v, &cap, n, sizeof(*v), 64) == 0)
-		store_entry_row(s, &v[n++]);
-	if ((r = store__done(st, s, rc, "cannot list maildrop", err)) < 0) {
+	    "i", user_id);
+	if ((r = store__collect(st, s, &v, &n, &cap, sizeof(*v),
+	    store_entry_row, NULL, 0, "cannot list maildrop", err)) < 0) {
 		free(v);
 		return r;
 	}
@@ -464,11 +451,7 @@ store_maildrop_delete(struct store *st, int64_t user_id,
 		r = store__run(st, STORE_Q_DROP_DEL,
 		    "DELETE FROM mailbox WHERE id = ?1 AND user_id = ?2",
 		    "cannot delete messages", err, "ii", ids[i], user_id);
-	if (r < 0) {
-		store__rollback(st);
-		return r;
-	}
-	return store__commit(st, err);
+	return store__end(st, r, err);
 }
 
 /* --- Body streaming ---------------------------------------------------- */
@@ -564,25 +547,20 @@ store_mailbox_list(struct store *st, const char *address,
 	char addr[ADDR_MAX];
 	sqlite3_stmt *s;
 	int64_t uid;
-	int r = 0, rc;
+	int r;
 
 	if (store__lower_addr(address, addr, err) == NULL)
 		return PR_EINVAL;
 	if ((r = store__user_id(st, addr, &uid, err)) <= 0)
 		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
 		    "no such user: %s", addr);
-	if ((s = store__bind(st, STORE_Q_MAILBOX_LIST,
+	s = store__bind(st, STORE_Q_MAILBOX_LIST,
 	    "SELECT m.id, m.size, m.received, m.uidl, b.sender"
 	    " FROM mailbox m JOIN bodies b ON b.id = m.body_id"
 	    " WHERE m.user_id = ?1 ORDER BY m.id", "cannot list mailbox", err,
-	    "i", uid)) == NULL)
-		return store__errcode(err);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-	    store__grow(&v, &cap, n, sizeof(*v), 64) == 0 &&
-	    store__strv_push(&senders,
-	    (const char *)sqlite3_column_text(s, 4)) == 0)
-		store_entry_row(s, &v[n++]);
-	r = store__done(st, s, rc, "cannot list mailbox", err);
+	    "i", uid);
+	r = store__collect(st, s, &v, &n, &cap, sizeof(*v), store_entry_row,
+	    &senders, 4, "cannot list mailbox", err);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = cb(ctx, &v[i], senders.v[i]);
 	free(v);

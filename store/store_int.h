@@ -74,7 +74,7 @@ enum store_q {
 	STORE_Q_QUEUE_BODY,
 	STORE_Q_QRCPT_QUEUE,
 	STORE_Q_QRCPT_DEL,
-	STORE_Q_QRCPT_LEFT,
+	STORE_Q_QUEUE_DEL_DONE,
 	STORE_Q_QUEUE_RETRY,
 
 	STORE_Q__COUNT
@@ -162,6 +162,34 @@ int store__row(struct store *st, enum store_q id, const char *sql,
 int store__done(struct store *st, sqlite3_stmt *s, int rc, const char *what,
     struct pr_err *err);
 
+struct store_strv;
+
+/* Collects column col (text) of every row into sv: store__bind, a step
+ * loop, store__done.  Returns 0 or an error. */
+int store__texts(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, struct store_strv *sv, int col,
+    const char *fmt, ...);
+
+/* Steps s (from store__bind) to its end: with vp not NULL each row
+ * appends an element of size octets to the malloc'd array *vp (*n_r
+ * elements so far, *cap_r allocated), filled in by row(s, element), and
+ * with sv not NULL the text of column col to sv.  Ends with store__done(what).  A NULL s (a
+ * failed store__bind) returns the error left in err. */
+int store__collect(struct store *st, sqlite3_stmt *s, void *vp, size_t *n_r,
+    size_t *cap_r, size_t size, void (*row)(sqlite3_stmt *s, void *elem),
+    struct store_strv *sv, int col, const char *what, struct pr_err *err);
+
+/* For r, the result of a store__run() on the row named by the message
+ * fmt: PR_ENOENT with that message if the statement changed no row, r
+ * otherwise. */
+int store__changed(struct store *st, int r, struct pr_err *err,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Ends the write transaction of a call that got r so far: commits for
+ * r >= 0 (and returns the commit's result), rolls back and returns r
+ * otherwise. */
+int store__end(struct store *st, int r, struct pr_err *err);
+
 /* Makes room for element n of the malloc'd array *vp (a pointer to the
  * array pointer) of *cap elements of size octets each: the first
  * allocation holds first elements, later ones double.  Returns 0 or
@@ -202,6 +230,10 @@ const char *store__lower_addr(const char *address, char *out,
 
 /* Looks up a hosted domain: 1 and *id_r, 0 if not hosted, <0 on error. */
 int store__domain_id(struct store *st, const char *domain, int64_t *id_r,
+    struct pr_err *err);
+/* The same, for a domain that must be hosted: 0 and *id_r, PR_ENOENT
+ * ("domain ... is not hosted here") or another error. */
+int store__hosted(struct store *st, const char *domain, int64_t *id_r,
     struct pr_err *err);
 /* Looks up a user by lower-case address: 1 and *id_r, 0, or <0. */
 int store__user_id(struct store *st, const char *address, int64_t *id_r,

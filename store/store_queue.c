@@ -17,31 +17,10 @@
  * SMTP reply, not a peer's whole essay. */
 #define STORE_LAST_ERROR_MAX 1000
 
-/* The (id, address) rows of queue entry qid's pending recipients, bound
- * for a step loop. */
-static sqlite3_stmt *
-store_queue_rcpt_list(struct store *st, int64_t qid, struct pr_err *err)
-{
-	return store__bind(st, STORE_Q_QRCPT_LIST,
-	    "SELECT id, address FROM queue_rcpt WHERE queue_id = ?1"
-	    " ORDER BY id", "cannot read queue recipients", err, "i", qid);
-}
-
-/* Reads the pending recipients of queue entry qid into sv. */
-static int
-store_queue_rcpts(struct store *st, int64_t qid, struct store_strv *sv,
-    struct pr_err *err)
-{
-	sqlite3_stmt *s;
-	int rc;
-
-	if ((s = store_queue_rcpt_list(st, qid, err)) == NULL)
-		return store__errcode(err);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-	    store__strv_push(sv, (const char *)sqlite3_column_text(s, 1)) == 0)
-		;
-	return store__done(st, s, rc, "cannot read queue recipients", err);
-}
+/* The (id, address) rows of queue entry qid's pending recipients. */
+#define STORE_QRCPT_LIST_SQL \
+	"SELECT id, address FROM queue_rcpt WHERE queue_id = ?1 ORDER BY id"
+#define STORE_QRCPT_WHAT "cannot read queue recipients"
 
 /* A queue entry as collected for store_queue_list. */
 struct store_qentry {
@@ -101,8 +80,9 @@ store_queue_list(struct store *st,
 	if ((r = store__done(st, s, rc, "cannot list the queue", err)) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if ((r = store_queue_rcpts(st, v[i].item.id, &v[i].rcpts,
-		    err)) < 0)
+		if ((r = store__texts(st, STORE_Q_QRCPT_LIST,
+		    STORE_QRCPT_LIST_SQL, STORE_QRCPT_WHAT, err, &v[i].rcpts, 1,
+		    "i", v[i].item.id)) < 0)
 			goto out;
 		v[i].item.msgid = v[i].strs.v[0];
 		v[i].item.sender = v[i].strs.v[1];
@@ -119,30 +99,13 @@ out:
 	return r;
 }
 
-static int
-store_queue_entry_del(struct store *st, int64_t id, const char *what,
-    struct pr_err *err)
-{
-	return store__run(st, STORE_Q_QUEUE_DEL,
-	    "DELETE FROM queue WHERE id = ?1", what, err, "i", id);
-}
-
-/* r of a statement on queue entry id: PR_ENOENT if it found none. */
-static int
-store_queue_changed(struct store *st, int r, int64_t id, struct pr_err *err)
-{
-	if (r == 0 && sqlite3_changes(st->db) == 0)
-		return pr_err_set(err, PR_ENOENT, "no queue entry %lld",
-		    (long long)id);
-	return r;
-}
-
 int
 store_queue_del(struct store *st, int64_t id, struct pr_err *err)
 {
 	/* Recipients go by ON DELETE CASCADE, the body by trigger. */
-	return store_queue_changed(st, store_queue_entry_del(st, id,
-	    "cannot delete queue entry", err), id, err);
+	return store__changed(st, store__run(st, STORE_Q_QUEUE_DEL,
+	    "DELETE FROM queue WHERE id = ?1", "cannot delete queue entry",
+	    err, "i", id), err, "no queue entry %lld", (long long)id);
 }
 
 int
@@ -175,7 +138,8 @@ store_queue_job_rcpts(struct store *st, struct store_queue_job *job,
 	int rc, r = 0;
 
 	/* Two passes would need a count query; collect ids as we go. */
-	if ((s = store_queue_rcpt_list(st, job->id, err)) == NULL)
+	if ((s = store__bind(st, STORE_Q_QRCPT_LIST, STORE_QRCPT_LIST_SQL,
+	    STORE_QRCPT_WHAT, err, "i", job->id)) == NULL)
 		return store__errcode(err);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
 	    store__grow(&ids, &cap, sv.n, sizeof(*ids), 8) == 0) {
@@ -184,7 +148,7 @@ store_queue_job_rcpts(struct store *st, struct store_queue_job *job,
 		    (const char *)sqlite3_column_text(s, 1)) < 0)
 			break;
 	}
-	r = store__done(st, s, rc, "cannot read queue recipients", err);
+	r = store__done(st, s, rc, STORE_QRCPT_WHAT, err);
 	if (r == 0 && sv.n > 0 &&
 	    (job->rcpts = calloc(sv.n, sizeof(*job->rcpts))) == NULL)
 		r = pr_err_set(err, PR_ENOMEM, "out of memory");
@@ -305,7 +269,7 @@ store_queue_rcpt_done(struct store *st, int64_t rcpt_id, struct pr_err *err)
 	static const char what[] = "cannot update the queue";
 	sqlite3_stmt *s;
 	int64_t qid;
-	int r, left;
+	int r;
 
 	if ((r = store__begin(st, err)) < 0)
 		return r;
@@ -315,30 +279,20 @@ store_queue_rcpt_done(struct store *st, int64_t rcpt_id, struct pr_err *err)
 		if (r == 0)
 			r = pr_err_set(err, PR_ENOENT,
 			    "no queue recipient %lld", (long long)rcpt_id);
-		goto fail;
+		goto out;
 	}
 	qid = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
+	/* The entry goes with its last recipient. */
 	if ((r = store__run(st, STORE_Q_QRCPT_DEL,
 	    "DELETE FROM queue_rcpt WHERE id = ?1", what, err, "i",
-	    rcpt_id)) < 0)
-		goto fail;
-	if ((r = store__row(st, STORE_Q_QRCPT_LEFT,
-	    "SELECT EXISTS (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)",
-	    &s, what, err, "i", qid)) <= 0) {
-		if (r == 0)
-			r = pr_err_set(err, PR_EIO, "%s", what);
-		goto fail;
-	}
-	left = sqlite3_column_int(s, 0);
-	sqlite3_reset(s);
-	if (!left && (r = store_queue_entry_del(st, qid, what, err)) < 0)
-		goto fail;
-	return store__commit(st, err);
-
-fail:
-	store__rollback(st);
-	return r;
+	    rcpt_id)) == 0)
+		r = store__run(st, STORE_Q_QUEUE_DEL_DONE,
+		    "DELETE FROM queue WHERE id = ?1 AND NOT EXISTS"
+		    " (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)", what, err,
+		    "i", qid);
+out:
+	return store__end(st, r, err);
 }
 
 int
@@ -352,9 +306,9 @@ store_queue_retry(struct store *st, int64_t queue_id, int64_t next_attempt,
 	len = strlen(last_error);
 	if (len > STORE_LAST_ERROR_MAX)
 		len = STORE_LAST_ERROR_MAX;
-	return store_queue_changed(st, store__run(st, STORE_Q_QUEUE_RETRY,
+	return store__changed(st, store__run(st, STORE_Q_QUEUE_RETRY,
 	    "UPDATE queue SET next_attempt = ?2, attempts = attempts + 1,"
 	    " last_error = ?3 WHERE id = ?1", "cannot update the queue", err,
-	    "iiT", queue_id, next_attempt, last_error, (int)len), queue_id,
-	    err);
+	    "iiT", queue_id, next_attempt, last_error, (int)len), err,
+	    "no queue entry %lld", (long long)queue_id);
 }

@@ -105,6 +105,16 @@ store_bindv(sqlite3_stmt *s, const char *fmt, va_list ap)
 	return rc;
 }
 
+/* In a variadic function whose last named parameter is fmt: s =
+ * store_bind_va() with its arguments. */
+#define STORE_BIND_ARGS(s, st, id, sql, what, err, fmt) do {		\
+	va_list store_ap;						\
+									\
+	va_start(store_ap, fmt);					\
+	(s) = store_bind_va(st, id, sql, what, err, fmt, store_ap);	\
+	va_end(store_ap);						\
+} while (0)
+
 /* store__stmt + store_bindv; NULL with err set from what. */
 static sqlite3_stmt *
 store_bind_va(struct store *st, enum store_q id, const char *sql,
@@ -127,11 +137,8 @@ store__bind(struct store *st, enum store_q id, const char *sql,
     const char *what, struct pr_err *err, const char *fmt, ...)
 {
 	sqlite3_stmt *s;
-	va_list ap;
 
-	va_start(ap, fmt);
-	s = store_bind_va(st, id, sql, what, err, fmt, ap);
-	va_end(ap);
+	STORE_BIND_ARGS(s, st, id, sql, what, err, fmt);
 	return s;
 }
 
@@ -140,23 +147,14 @@ store__run(struct store *st, enum store_q id, const char *sql,
     const char *what, struct pr_err *err, const char *fmt, ...)
 {
 	sqlite3_stmt *s;
-	va_list ap;
-	int r = 0;
+	int rc;
 
-	va_start(ap, fmt);
-	s = store_bind_va(st, id, sql, what, err, fmt, ap);
-	va_end(ap);
+	STORE_BIND_ARGS(s, st, id, sql, what, err, fmt);
 	if (s == NULL)
 		return store__errcode(err);
-	/* The message is taken before the reset, which would keep the
-	 * code but could reword it. */
-	if (sqlite3_step(s) != SQLITE_DONE)
-		r = store__fail(st, err, what);
-	sqlite3_reset(s);
-	/* No bound pointer outlives the call (a password hash is wiped
-	 * right after). */
-	sqlite3_clear_bindings(s);
-	return r;
+	rc = sqlite3_step(s);
+	return store__done(st, s, rc == SQLITE_ROW ? SQLITE_DONE : rc, what,
+	    err);
 }
 
 int
@@ -165,13 +163,10 @@ store__row(struct store *st, enum store_q id, const char *sql,
     const char *fmt, ...)
 {
 	sqlite3_stmt *s;
-	va_list ap;
 	int rc;
 
 	*s_r = NULL;
-	va_start(ap, fmt);
-	s = store_bind_va(st, id, sql, what, err, fmt, ap);
-	va_end(ap);
+	STORE_BIND_ARGS(s, st, id, sql, what, err, fmt);
 	if (s == NULL)
 		return store__errcode(err);
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -187,12 +182,74 @@ store__done(struct store *st, sqlite3_stmt *s, int rc, const char *what,
 {
 	int r = 0;
 
+	/* The message is taken before the reset, which would keep the code
+	 * but could reword it. */
 	if (rc == SQLITE_NOMEM || rc == SQLITE_ROW)
 		r = pr_err_set(err, PR_ENOMEM, "out of memory");
 	else if (rc != SQLITE_DONE)
 		r = store__fail(st, err, what);
 	sqlite3_reset(s);
+	/* No bound pointer outlives the statement's use (a password hash is
+	 * wiped right after). */
 	sqlite3_clear_bindings(s);
+	return r;
+}
+
+int
+store__texts(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, struct store_strv *sv, int col,
+    const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+
+	STORE_BIND_ARGS(s, st, id, sql, what, err, fmt);
+	return store__collect(st, s, NULL, NULL, NULL, 0, NULL, sv, col, what,
+	    err);
+}
+
+int
+store__collect(struct store *st, sqlite3_stmt *s, void *vp, size_t *n_r,
+    size_t *cap_r, size_t size, void (*row)(sqlite3_stmt *s, void *elem),
+    struct store_strv *sv, int col, const char *what, struct pr_err *err)
+{
+	char *v;
+	int rc;
+
+	if (s == NULL)
+		return store__errcode(err);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+	    (vp == NULL || store__grow(vp, cap_r, *n_r, size, 16) == 0) &&
+	    (sv == NULL || store__strv_push(sv,
+	    (const char *)sqlite3_column_text(s, col)) == 0)) {
+		if (vp == NULL)
+			continue;
+		memcpy(&v, vp, sizeof(v));
+		row(s, v + (*n_r)++ * size);
+	}
+	return store__done(st, s, rc, what, err);
+}
+
+int
+store__changed(struct store *st, int r, struct pr_err *err,
+    const char *fmt, ...)
+{
+	char msg[sizeof(err->msg)];
+	va_list ap;
+
+	if (r < 0 || sqlite3_changes(st->db) > 0)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return pr_err_set(err, PR_ENOENT, "%s", msg);
+}
+
+int
+store__end(struct store *st, int r, struct pr_err *err)
+{
+	if (r >= 0)
+		return store__commit(st, err);
+	store__rollback(st);
 	return r;
 }
 
@@ -358,6 +415,18 @@ store__domain_id(struct store *st, const char *domain, int64_t *id_r,
 {
 	return store_lookup_id(st, STORE_Q_DOMAIN_ID,
 	    "SELECT id FROM domains WHERE name = ?1", domain, id_r, err);
+}
+
+int
+store__hosted(struct store *st, const char *domain, int64_t *id_r,
+    struct pr_err *err)
+{
+	int r;
+
+	if ((r = store__domain_id(st, domain, id_r, err)) == 0)
+		return pr_err_set(err, PR_ENOENT,
+		    "domain %s is not hosted here", domain);
+	return r < 0 ? r : 0;
 }
 
 int

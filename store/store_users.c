@@ -56,19 +56,15 @@ store_domain_del(struct store *st, const char *domain, struct pr_err *err)
 		return r;
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	if ((r = store__domain_id(st, name, &id, err)) <= 0) {
-		if (r == 0)
-			r = pr_err_set(err, PR_ENOENT,
-			    "domain %s is not hosted here", name);
-		goto fail;
-	}
+	if ((r = store__hosted(st, name, &id, err)) < 0)
+		goto out;
 	if ((r = store__row(st, STORE_Q_DOMAIN_INUSE,
 	    "SELECT (SELECT count(*) FROM users WHERE domain_id = ?1),"
 	    " (SELECT count(*) FROM aliases WHERE domain_id = ?1)", &s,
 	    "cannot delete domain", err, "i", id)) <= 0) {
 		if (r == 0)
 			r = pr_err_set(err, PR_EIO, "cannot delete domain");
-		goto fail;
+		goto out;
 	}
 	users = sqlite3_column_int64(s, 0);
 	aliases = sqlite3_column_int64(s, 1);
@@ -78,17 +74,13 @@ store_domain_del(struct store *st, const char *domain, struct pr_err *err)
 		    "domain %s still has %lld user%s and %lld alias%s",
 		    name, (long long)users, users == 1 ? "" : "s",
 		    (long long)aliases, aliases == 1 ? "" : "es");
-		goto fail;
+		goto out;
 	}
-	if ((r = store__run(st, STORE_Q_DOMAIN_DEL,
+	r = store__run(st, STORE_Q_DOMAIN_DEL,
 	    "DELETE FROM domains WHERE id = ?1", "cannot delete domain", err,
-	    "i", id)) < 0)
-		goto fail;
-	return store__commit(st, err);
-
-fail:
-	store__rollback(st);
-	return r;
+	    "i", id);
+out:
+	return store__end(st, r, err);
 }
 
 int
@@ -109,18 +101,11 @@ store_domain_list(struct store *st,
     int (*cb)(void *ctx, const char *domain), void *ctx, struct pr_err *err)
 {
 	struct store_strv names = { 0 };
-	sqlite3_stmt *s;
-	int rc, r;
+	int r;
 
-	if ((s = store__bind(st, STORE_Q_DOMAIN_LIST,
+	r = store__texts(st, STORE_Q_DOMAIN_LIST,
 	    "SELECT name FROM domains ORDER BY name", "cannot list domains",
-	    err, "")) == NULL)
-		return store__errcode(err);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-	    store__strv_push(&names,
-	    (const char *)sqlite3_column_text(s, 0)) == 0)
-		;
-	r = store__done(st, s, rc, "cannot list domains", err);
+	    err, &names, 0, "");
 	for (size_t i = 0; r == 0 && i < names.n; i++)
 		r = cb(ctx, names.v[i]);
 	store__strv_fini(&names);
@@ -214,9 +199,8 @@ store_user_check_new(struct store *st, const char *address,
 	const char *domain = addr_domain(address);
 	int r;
 
-	if ((r = store__domain_id(st, domain, domain_id_r, err)) <= 0)
-		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
-		    "domain %s is not hosted here", domain);
+	if ((r = store__hosted(st, domain, domain_id_r, err)) < 0)
+		return r;
 	if ((r = store__user_id(st, address, NULL, err)) != 0)
 		return r < 0 ? r : pr_err_set(err, PR_EEXIST,
 		    "user %s already exists", address);
@@ -249,30 +233,15 @@ store_user_add(struct store *st, const char *address, const char *password,
 
 	if ((r = store__begin(st, err)) < 0)
 		goto out;
-	if ((r = store_user_check_new(st, addr, &domain_id, err)) < 0)
-		goto fail;
-	if ((r = store__run(st, STORE_Q_USER_ADD,
-	    "INSERT INTO users (domain_id, address, hash, quota, created)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)", "cannot add user", err, "ittii",
-	    domain_id, addr, hash, quota, (int64_t)time(NULL))) < 0)
-		goto fail;
-	r = store__commit(st, err);
-	goto out;
-
-fail:
-	store__rollback(st);
+	if ((r = store_user_check_new(st, addr, &domain_id, err)) == 0)
+		r = store__run(st, STORE_Q_USER_ADD,
+		    "INSERT INTO users (domain_id, address, hash, quota,"
+		    " created) VALUES (?1, ?2, ?3, ?4, ?5)", "cannot add user",
+		    err, "ittii", domain_id, addr, hash, quota,
+		    (int64_t)time(NULL));
+	r = store__end(st, r, err);
 out:
 	sodium_memzero(hash, sizeof(hash));
-	return r;
-}
-
-/* r of a statement on the row of user addr: PR_ENOENT if it found none. */
-static int
-store_user_changed(struct store *st, int r, const char *addr,
-    struct pr_err *err)
-{
-	if (r == 0 && sqlite3_changes(st->db) == 0)
-		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
 	return r;
 }
 
@@ -286,9 +255,9 @@ store_user_del(struct store *st, const char *address, struct pr_err *err)
 	/* One statement: the mailbox and lock rows go by ON DELETE CASCADE
 	 * and unreferenced bodies by the mailbox_delete trigger, all in the
 	 * statement's implicit transaction. */
-	return store_user_changed(st, store__run(st, STORE_Q_USER_DEL,
+	return store__changed(st, store__run(st, STORE_Q_USER_DEL,
 	    "DELETE FROM users WHERE address = ?1", "cannot delete user", err,
-	    "t", addr), addr, err);
+	    "t", addr), err, "no such user: %s", addr);
 }
 
 int
@@ -308,9 +277,10 @@ store_user_passwd(struct store *st, const char *address,
 	if (store_password_hash(password, hash) < 0)
 		return pr_err_set(err, PR_ENOMEM,
 		    "cannot hash the password: out of memory");
-	r = store_user_changed(st, store__run(st, STORE_Q_USER_PASSWD,
+	r = store__changed(st, store__run(st, STORE_Q_USER_PASSWD,
 	    "UPDATE users SET hash = ?2 WHERE address = ?1",
-	    "cannot change the password", err, "tt", addr, hash), addr, err);
+	    "cannot change the password", err, "tt", addr, hash), err,
+	    "no such user: %s", addr);
 	sodium_memzero(hash, sizeof(hash));
 	return r;
 }
@@ -325,16 +295,19 @@ store_user_set_quota(struct store *st, const char *address, int64_t quota,
 		return PR_EINVAL;
 	if (quota < 0)
 		return pr_err_set(err, PR_EINVAL, "the quota is negative");
-	return store_user_changed(st, store__run(st, STORE_Q_USER_QUOTA,
+	return store__changed(st, store__run(st, STORE_Q_USER_QUOTA,
 	    "UPDATE users SET quota = ?2 WHERE address = ?1",
-	    "cannot set the quota", err, "ti", addr, quota), addr, err);
+	    "cannot set the quota", err, "ti", addr, quota), err,
+	    "no such user: %s", addr);
 }
 
 #define STORE_USER_COLS "id, address, quota, used, messages, created"
 
 static void
-store_user_row(sqlite3_stmt *s, struct store_user *u)
+store_user_row(sqlite3_stmt *s, void *elem)
 {
+	struct store_user *u = elem;
+
 	u->id = sqlite3_column_int64(s, 0);
 	u->address = (const char *)sqlite3_column_text(s, 1);
 	u->quota = sqlite3_column_int64(s, 2);
@@ -378,14 +351,12 @@ store_user_list(struct store *st, const char *domain,
 	char name[ADDR_MAX];
 	sqlite3_stmt *s;
 	int64_t domain_id = 0;
-	int r = 0, rc;
+	int r;
 
 	if (domain != NULL) {
-		if ((r = store_domain_canon(domain, name, err)) < 0)
+		if ((r = store_domain_canon(domain, name, err)) < 0 ||
+		    (r = store__hosted(st, name, &domain_id, err)) < 0)
 			return r;
-		if ((r = store__domain_id(st, name, &domain_id, err)) <= 0)
-			return r < 0 ? r : pr_err_set(err, PR_ENOENT,
-			    "domain %s is not hosted here", name);
 		s = store__bind(st, STORE_Q_USER_LIST_DOMAIN,
 		    "SELECT " STORE_USER_COLS " FROM users"
 		    " WHERE domain_id = ?1 ORDER BY address",
@@ -395,14 +366,8 @@ store_user_list(struct store *st, const char *domain,
 		    "SELECT " STORE_USER_COLS " FROM users ORDER BY address",
 		    "cannot list users", err, "");
 	}
-	if (s == NULL)
-		return store__errcode(err);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-	    store__grow(&users, &cap, n, sizeof(*users), 16) == 0 &&
-	    store__strv_push(&addrs,
-	    (const char *)sqlite3_column_text(s, 1)) == 0)
-		store_user_row(s, &users[n++]);
-	r = store__done(st, s, rc, "cannot list users", err);
+	r = store__collect(st, s, &users, &n, &cap, sizeof(*users),
+	    store_user_row, &addrs, 1, "cannot list users", err);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		users[i].address = addrs.v[i];
 		r = cb(ctx, &users[i]);
