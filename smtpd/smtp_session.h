@@ -6,8 +6,9 @@
  * out its events: recipient and sender lookups on the loop thread's store
  * connection (indexed reads), password verification in the libuv thread
  * pool, spool writes with uv_fs, and deliveries through the daemon's store
- * worker with group commit (smtp_deliver).  While an event is outstanding the connection is
- * paused, so a pipelining client waits instead of filling memory.
+ * worker with group commit (smtp_deliver).  While an event is outstanding
+ * the connection is paused, so a pipelining client waits instead of
+ * filling memory.
  */
 #ifndef POSTROOM_SMTP_SESSION_H
 #define POSTROOM_SMTP_SESSION_H

@@ -173,8 +173,9 @@ int store__texts(struct store *st, enum store_q id, const char *sql,
 /* Steps s (from store__bind) to its end: with vp not NULL each row
  * appends an element of size octets to the malloc'd array *vp (*n_r
  * elements so far, *cap_r allocated), filled in by row(s, element), and
- * with sv not NULL the text of column col to sv.  Ends with store__done(what).  A NULL s (a
- * failed store__bind) returns the error left in err. */
+ * with sv not NULL the text of column col to sv.  Ends with
+ * store__done(what).  A NULL s (a failed store__bind) returns the error
+ * left in err. */
 int store__collect(struct store *st, sqlite3_stmt *s, void *vp, size_t *n_r,
     size_t *cap_r, size_t size, void (*row)(sqlite3_stmt *s, void *elem),
     struct store_strv *sv, int col, const char *what, struct pr_err *err);

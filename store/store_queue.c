@@ -289,8 +289,8 @@ store_queue_rcpt_done(struct store *st, int64_t rcpt_id, struct pr_err *err)
 	    rcpt_id)) == 0)
 		r = store__run(st, STORE_Q_QUEUE_DEL_DONE,
 		    "DELETE FROM queue WHERE id = ?1 AND NOT EXISTS"
-		    " (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)", what, err,
-		    "i", qid);
+		    " (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)", what,
+		    err, "i", qid);
 out:
 	return store__end(st, r, err);
 }
