@@ -40,6 +40,7 @@
 #include "pop3_proto.h"
 #include "pop3_store.h"
 #include "store.h"
+#include "store_worker.h"
 #include "xmalloc.h"
 
 /* Above this many queued output bytes, stop producing more (RETR chunks,
@@ -84,7 +85,7 @@ struct pop3_server {
 	struct net_listener *ls[2 * CFG_LISTEN_MAX];
 	size_t n_ls;
 	struct ipcount *ipc;
-	struct pop3_store *q;
+	struct store_worker *q;    /* the one store worker */
 	/* The loop thread's own connection (a struct store is used by one
 	 * thread only): reads of small bodies, nothing else. */
 	struct store *rd;
@@ -855,7 +856,7 @@ pop3_session_maybe_free(struct pop3_session *s)
 		s->next->prev = s->prev;
 	free(s);
 	if (--srv->n_sessions == 0 && srv->stopping)
-		pop3_store_stop(&srv->q);
+		store_worker_stop(&srv->q, NULL, NULL);
 }
 
 /* Connections over the per-IP limit: just the count to undo. */
@@ -999,27 +1000,19 @@ fail:
 int
 pop3_server_start(struct pop3_server *srv, struct pr_err *err)
 {
-	struct store *st;
 	int r;
 
-	if ((r = store_open(srv->cfg.server.data_dir, 0, &st, err)) < 0)
+	/* Opened before the worker starts: a failure leaves nothing to
+	 * stop. */
+	if ((r = store_open(srv->cfg.server.data_dir, 0, &srv->rd, err)) < 0)
 		return r;
 	/* A lock row with our pid is a leftover of an earlier process that
 	 * had the same pid (a container restart): nobody holds it. */
-	if ((r = store_maildrop_unlock_all(st, err)) < 0) {
-		store_close(&st);
-		return r;
-	}
-	/* Opened before the thread starts: a failure leaves nothing to
-	 * stop. */
-	if ((r = store_open(srv->cfg.server.data_dir, 0, &srv->rd, err)) < 0) {
-		store_close(&st);
-		return r;
-	}
-	if ((r = pop3_store_start(srv->loop, st, &srv->q)) < 0) {
-		store_close(&st);
+	if ((r = store_maildrop_unlock_all(srv->rd, err)) < 0 ||
+	    (r = store_worker_new(srv->loop, srv->cfg.server.data_dir, 0,
+	    &srv->q, err)) < 0) {
 		store_close(&srv->rd);
-		return pr_err_set(err, r, "cannot start the store thread");
+		return r;
 	}
 	srv->rbuf = xmalloc(POP3_CHUNK);
 	return 0;
@@ -1047,7 +1040,7 @@ pop3_server_stop(struct pop3_server *srv)
 			net_conn_close(s->conn, true);
 	}
 	if (srv->n_sessions == 0)
-		pop3_store_stop(&srv->q);
+		store_worker_stop(&srv->q, NULL, NULL);
 }
 
 int
@@ -1091,7 +1084,7 @@ pop3_server_free(struct pop3_server **srvp)
 		return;
 	while (srv->n_ls > 0)
 		net_listener_close(&srv->ls[--srv->n_ls]);
-	pop3_store_stop(&srv->q);
+	store_worker_stop(&srv->q, NULL, NULL);
 	store_close(&srv->rd);
 	free(srv->rbuf);
 	ipcount_free(&srv->ipc);

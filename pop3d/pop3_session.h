@@ -1,7 +1,7 @@
 /*
  * pop3_session.h - postroom-pop3d's server: listeners, sessions, and the
  * glue between the POP3 core (pop3_proto.h), the network (net.h) and the
- * store thread (pop3_store.h).
+ * store worker (pop3_store.h, store_worker.h).
  */
 #ifndef POSTROOM_POP3_SESSION_H
 #define POSTROOM_POP3_SESSION_H

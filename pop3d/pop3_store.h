@@ -1,15 +1,17 @@
 /*
- * pop3_store.h - the store thread of postroom-pop3d.
+ * pop3_store.h - the store jobs of postroom-pop3d, run by the daemon's
+ * store worker (store_worker.h).
  *
  * The store calls that can wait (lookups, maildrop locks, listings, reads
- * of big bodies, the commit at QUIT) run on one dedicated thread with its
+ * of big bodies, the commit at QUIT) run on the worker's thread with its
  * own store connection, so that the event loop never waits for a lock or
- * an fsync (DESIGN 2).  Only the bodies of small messages are read on the
- * loop thread itself, from a second, read-only-use connection (see
- * POP3_INLINE_MAX in pop3_session.c): a WAL reader never waits for the
- * writer, and a thread hop costs more than such a read.  argon2id verification is not done here: it runs in
- * libuv's thread pool, so a burst of logins cannot delay the downloads of
- * sessions already logged in.
+ * an fsync (docs/ARCHITECTURE.md).  Only the bodies of small messages are
+ * read on the loop thread itself, from a second, read-only-use connection
+ * (see POP3_INLINE_MAX in pop3_session.c): a WAL reader never waits for
+ * the writer, and a thread hop costs more than such a read.  argon2id
+ * verification is not done here: it runs in libuv's thread pool, so a
+ * burst of logins cannot delay the downloads of sessions already logged
+ * in.
  *
  * A session owns a struct pop3_job, fills in the inputs, submits it and
  * gets done_cb on the loop thread once the job ran.  Jobs run in
@@ -21,10 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <uv.h>
 
 #include "err.h"
 #include "store.h"
+#include "store_worker.h"
 
 enum pop3_job_type {
 	/* address -> user_id, hash (status PR_ENOENT: no such user). */
@@ -46,6 +48,7 @@ struct pop3_job;
 typedef void (*pop3_job_cb)(struct pop3_job *job);
 
 struct pop3_job {
+	struct store_job job;       /* private */
 	enum pop3_job_type type;
 	pop3_job_cb done_cb;
 	void *data;                 /* the caller's */
@@ -65,26 +68,10 @@ struct pop3_job {
 	struct store_entry *entries;
 	size_t n_entries;
 	ssize_t nread;
-	/* private */
-	struct pop3_job *next;
 };
 
-struct pop3_store;
-
-/*
- * Starts the store thread, which takes ownership of st (closed by
- * pop3_store_stop).  Returns 0 or a negative error (st is then still the
- * caller's).
- */
-int pop3_store_start(uv_loop_t *loop, struct store *st,
-    struct pop3_store **q_r);
-
-/* Queues job; its done_cb runs later on the loop thread. */
-void pop3_store_submit(struct pop3_store *q, struct pop3_job *job);
-
-/* Runs the jobs still queued, stops the thread, closes the store and
- * frees q (the async handle is closed on the loop).  No job may be in
- * flight for a live session. */
-void pop3_store_stop(struct pop3_store **q);
+/* Queues job on wk; its done_cb runs later on the loop thread.  Never
+ * fails. */
+void pop3_store_submit(struct store_worker *wk, struct pop3_job *job);
 
 #endif

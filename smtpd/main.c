@@ -1,13 +1,17 @@
 /*
- * main.c - postroom-smtpd: listeners, the delivery writer, the relay, and
+ * main.c - postroom-smtpd: listeners, the store worker, the relay, and
  * the signals that stop and reload them.
  *
  * Start-up order: config, TLS, listeners (bound as root when started
- * so), the privilege drop, then the store, the writer thread and the
- * relay, so that every file they create belongs to [server] user.  SIGTERM
- * drains: the listeners close, idle sessions get 421, sessions inside a
- * message finish it, the writer commits what it holds, the relay stops;
- * then the process exits.  SIGHUP reloads the certificate and the limits.
+ * so), the privilege drop, then the store, the store worker and the
+ * relay, so that every file they create belongs to [server] user.  The
+ * store worker is the daemon's one writer: local deliveries and the
+ * relay's bookkeeping share its thread and its connection, so they never
+ * contend for SQLite's write lock with each other.  SIGTERM drains: the
+ * listeners close, idle sessions get 421, sessions inside a message
+ * finish it, the relay stops, then the worker commits what it holds and
+ * stops; then the process exits.  SIGHUP reloads the certificate and the
+ * limits.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -21,9 +25,9 @@
 #include "log.h"
 #include "net.h"
 #include "relay.h"
-#include "smtp_deliver.h"
 #include "smtp_session.h"
 #include "store.h"
+#include "store_worker.h"
 #include "xmalloc.h"
 
 /* How long a drain may take before the remaining sessions are cut. */
@@ -104,30 +108,45 @@ smtpd_close_listeners(struct smtpd *d)
 }
 
 static void
-smtpd_relay_stopped_cb(void *data)
+smtpd_worker_stopped_cb(void *data)
 {
 	struct smtpd *d = data;
 
-	/* The writer commits whatever is still queued before it stops. */
-	smtp_deliver_stop(d->srv.dlv);
 	uv_close((uv_handle_t *)&d->drain_timer, NULL);
 	daemon_signals_close(&d->sig);
 	log_info(NULL, "stopped");
 }
 
-/* Every session is gone: stop the relay, then the writer. */
 static void
-smtpd_idle_cb(struct smtp_server *srv)
+smtpd_relay_stopped_cb(void *data)
 {
-	struct smtpd *d = (struct smtpd *)((char *)srv -
-	    offsetof(struct smtpd, srv));
+	struct smtpd *d = data;
 
-	srv->idle_cb = NULL;
+	/* The worker commits whatever is still queued before it stops. */
+	if (d->srv.wk != NULL)
+		store_worker_stop(&d->srv.wk, smtpd_worker_stopped_cb, d);
+	else
+		smtpd_worker_stopped_cb(d);
+}
+
+/* No session (or none yet): stop the relay, then the store worker. */
+static void
+smtpd_shutdown(struct smtpd *d)
+{
+	d->srv.idle_cb = NULL;
 	uv_timer_stop(&d->drain_timer);
 	if (d->srv.relay != NULL)
 		relay_stop(d->srv.relay, smtpd_relay_stopped_cb, d);
 	else
 		smtpd_relay_stopped_cb(d);
+}
+
+/* Every session is gone. */
+static void
+smtpd_idle_cb(struct smtp_server *srv)
+{
+	smtpd_shutdown((struct smtpd *)((char *)srv -
+	    offsetof(struct smtpd, srv)));
 }
 
 static void
@@ -234,12 +253,12 @@ smtpd_start(struct smtpd *d)
 		log_err(NULL, "%s: %s", d->srv.spool_dir, strerror(errno));
 		return -1;
 	}
-	if (smtp_deliver_new(d->loop, d->cfg.server.data_dir, &d->srv.dlv,
+	if (store_worker_new(d->loop, d->cfg.server.data_dir, 0, &d->srv.wk,
 	    &err) < 0) {
-		log_err(NULL, "delivery writer: %s", err.msg);
+		log_err(NULL, "store worker: %s", err.msg);
 		return -1;
 	}
-	if (relay_new(d->loop, &d->cfg, &d->srv.relay, &err) < 0) {
+	if (relay_new(d->loop, &d->cfg, d->srv.wk, &d->srv.relay, &err) < 0) {
 		log_err(NULL, "relay: %s", err.msg);
 		return -1;
 	}
@@ -268,13 +287,7 @@ main(int argc, char **argv)
 	if (smtpd_start(&d) < 0) {
 		d.exit_code = 1;
 		smtpd_close_listeners(&d);
-		d.srv.idle_cb = NULL;
-		if (d.srv.relay != NULL)
-			relay_stop(d.srv.relay, NULL, NULL);
-		if (d.srv.dlv != NULL)
-			smtp_deliver_stop(d.srv.dlv);
-		uv_close((uv_handle_t *)&d.drain_timer, NULL);
-		daemon_signals_close(&d.sig);
+		smtpd_shutdown(&d);
 	} else {
 		log_info(NULL, "postroom-smtpd %s ready as %s",
 		    POSTROOM_VERSION, d.cfg.server.hostname);
@@ -282,7 +295,6 @@ main(int argc, char **argv)
 	uv_run(d.loop, UV_RUN_DEFAULT);
 
 	relay_free(&d.srv.relay);
-	smtp_deliver_free(&d.srv.dlv);
 	store_close(&d.srv.st);
 	net_tls_free(&d.tls);
 	ipcount_free(&d.srv.ipc);

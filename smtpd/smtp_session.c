@@ -634,7 +634,7 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	job->done_cb = smtp_session_deliver_done;
 	job->data = s;
 	s->pending++;
-	smtp_deliver_submit(s->srv->dlv, job);
+	smtp_deliver_submit(s->srv->wk, job);
 }
 
 static bool

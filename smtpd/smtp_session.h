@@ -5,9 +5,10 @@
  * with the connection's plaintext input, writes its replies, and carries
  * out its events: recipient and sender lookups on the loop thread's store
  * connection (indexed reads), password verification in the libuv thread
- * pool, spool writes with uv_fs, and deliveries through the group-commit
- * writer (smtp_deliver).  While an event is outstanding the connection is
- * paused, so a pipelining client waits instead of filling memory.
+ * pool, spool writes with uv_fs, and deliveries through the daemon's store
+ * worker with group commit (smtp_deliver).  While an event is outstanding
+ * the connection is paused, so a pipelining client waits instead of
+ * filling memory.
  */
 #ifndef POSTROOM_SMTP_SESSION_H
 #define POSTROOM_SMTP_SESSION_H
@@ -19,7 +20,7 @@
 #include "net.h"
 #include "smtp_proto.h"
 
-struct smtp_deliver;
+struct store_worker;
 struct relay;
 struct ipcount;
 struct store;
@@ -33,7 +34,7 @@ struct smtp_server {
 	uint64_t timeout_ms;          /* idle timeout ([smtp] timeout) */
 	unsigned max_per_ip;          /* 0 = no limit */
 	struct store *st;             /* loop-thread store: lookups only */
-	struct smtp_deliver *dlv;     /* the group-commit writer */
+	struct store_worker *wk;      /* the one writer: deliveries, relay */
 	struct relay *relay;          /* kicked after remote deliveries */
 	struct ipcount *ipc;
 	char spool_dir[1100];         /* <data_dir>/tmp */

@@ -89,24 +89,9 @@ static int
 store_alias_targets(struct store *st, const char *key,
     struct store_strv *sv, struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	if ((s = store__stmt(st, STORE_Q_ALIAS_TARGETS,
+	return store__texts(st, STORE_Q_ALIAS_TARGETS,
 	    "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (store__strv_push(sv,
-		    (const char *)sqlite3_column_text(s, 0)) < 0) {
-			sqlite3_reset(s);
-			return pr_err_set(err, PR_ENOMEM, "out of memory");
-		}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot read alias");
-	return 0;
+	    "cannot read alias", err, sv, 0, "t", key);
 }
 
 /*
@@ -278,21 +263,16 @@ store_sender_allowed(struct store *st, int64_t user_id, const char *address)
 	const char *domain, *plus;
 	sqlite3_stmt *s;
 	int64_t uid;
-	int r, rc;
+	int r;
 
 	if ((domain = store__lower_addr(address, addr, NULL)) == NULL)
 		return 0;
-	if ((s = store__stmt(st, STORE_Q_USER_ADDRESS,
-	    "SELECT address FROM users WHERE id = ?1", NULL)) == NULL)
-		return PR_EIO;
-	sqlite3_bind_int64(s, 1, user_id);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		snprintf(own, sizeof(own), "%s", sqlite3_column_text(s, 0));
+	if ((r = store__row(st, STORE_Q_USER_ADDRESS,
+	    "SELECT address FROM users WHERE id = ?1", &s,
+	    "cannot look up user", NULL, "i", user_id)) <= 0)
+		return r;
+	snprintf(own, sizeof(own), "%s", sqlite3_column_text(s, 0));
 	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return 0;
-	if (rc != SQLITE_ROW)
-		return store__code(rc);
 
 	if (strcmp(addr, own) == 0)
 		return 1;
@@ -374,21 +354,10 @@ static int
 store_alias_insert(struct store *st, int64_t domain_id, const char *key,
     const char *target, struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	if ((s = store__stmt(st, STORE_Q_ALIAS_ADD,
+	return store__run(st, STORE_Q_ALIAS_ADD,
 	    "INSERT OR IGNORE INTO aliases (domain_id, alias, target)"
-	    " VALUES (?1, ?2, ?3)", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, domain_id);
-	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, target, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot add alias");
-	return 0;
+	    " VALUES (?1, ?2, ?3)", "cannot add alias", err, "itt", domain_id,
+	    key, target);
 }
 
 /* Adds the targets in list to alias key; run inside a transaction. */
@@ -457,21 +426,17 @@ store_alias_add(struct store *st, const char *alias, const char *targets,
 		targets = "";
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	if ((r = store__domain_id(st, domain, &domain_id, err)) <= 0) {
-		if (r == 0)
-			r = pr_err_set(err, PR_ENOENT,
-			    "domain %s is not hosted here", domain);
-		goto fail;
-	}
+	if ((r = store__hosted(st, domain, &domain_id, err)) < 0)
+		goto out;
 	if ((r = store__user_id(st, key, NULL, err)) != 0) {
 		if (r > 0)
 			r = pr_err_set(err, PR_EEXIST,
 			    "%s is a user, it cannot be an alias", key);
-		goto fail;
+		goto out;
 	}
 	if ((r = store_alias_add_targets(st, domain_id, key, targets,
 	    err)) < 0)
-		goto fail;
+		goto out;
 
 	/* With the new rows in place, walk everything the alias reaches:
 	 * meeting the alias again is a loop; too deep or too wide an
@@ -480,13 +445,8 @@ store_alias_add(struct store *st, const char *alias, const char *targets,
 	res.path[0] = key;
 	r = store_res_expand(&res, key, 1);
 	store_res_fini(&res);
-	if (r < 0)
-		goto fail;
-	return store__commit(st, err);
-
-fail:
-	store__rollback(st);
-	return r;
+out:
+	return store__end(st, r, err);
 }
 
 int
@@ -494,22 +454,13 @@ store_alias_del(struct store *st, const char *alias, struct pr_err *err)
 {
 	char key[ADDR_MAX];
 	const char *domain;
-	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	if ((r = store_alias_key(alias, key, &domain, err)) < 0)
 		return r;
-	if ((s = store__stmt(st, STORE_Q_ALIAS_DEL,
-	    "DELETE FROM aliases WHERE alias = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot delete alias");
-	if (sqlite3_changes(st->db) == 0)
-		return pr_err_set(err, PR_ENOENT, "no such alias: %s", key);
-	return 0;
+	return store__changed(st, store__run(st, STORE_Q_ALIAS_DEL,
+	    "DELETE FROM aliases WHERE alias = ?1", "cannot delete alias", err,
+	    "t", key), err, "no such alias: %s", key);
 }
 
 int
@@ -523,9 +474,9 @@ store_alias_list(struct store *st,
 	const char *a, *t;
 	int rc, r = 0;
 
-	if ((s = store__stmt(st, STORE_Q_ALIAS_LIST,
+	if ((s = store__bind(st, STORE_Q_ALIAS_LIST,
 	    "SELECT alias, target FROM aliases ORDER BY alias, id",
-	    err)) == NULL)
+	    "cannot list aliases", err, "")) == NULL)
 		return store__errcode(err);
 	/* Targets of one alias are joined with commas; the bound is the
 	 * most STORE_RESOLVE_MAX addresses can take. */
@@ -546,15 +497,11 @@ store_alias_list(struct store *st,
 		if (buf_puts(&line, t) < 0)
 			break;
 	}
-	sqlite3_reset(s);
 	if (rc == SQLITE_DONE && keys.n > 0 &&
 	    (buf_append(&line, "", 1) < 0 ||
 	    store__strv_push(&lists, (char *)line.p) < 0))
 		rc = SQLITE_NOMEM;
-	if (rc == SQLITE_ROW || rc == SQLITE_NOMEM)
-		r = pr_err_set(err, PR_ENOMEM, "out of memory");
-	else if (rc != SQLITE_DONE)
-		r = store__fail(st, err, "cannot list aliases");
+	r = store__done(st, s, rc, "cannot list aliases", err);
 	for (size_t i = 0; r == 0 && i < keys.n; i++)
 		r = cb(ctx, keys.v[i], lists.v[i]);
 	buf_fini(&line);

@@ -88,24 +88,15 @@ store_deliver_body(struct store *st, struct store_msg *m, int64_t size,
     int64_t now, int64_t *body_id_r, struct pr_err *err)
 {
 	sqlite3_blob *blob = NULL;
-	sqlite3_stmt *s;
-	int rc, r;
+	int r;
 
-	if ((s = store__stmt(st, STORE_Q_BODY_ADD,
-	    "INSERT INTO bodies (msgid, sender, size, created, data)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, m->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, m->sender != NULL ? m->sender : "", -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, size);
-	sqlite3_bind_int64(s, 4, now);
 	/* Space first, content after through the incremental blob API. */
-	sqlite3_bind_zeroblob64(s, 5, (sqlite3_uint64)size);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot store message");
+	if ((r = store__run(st, STORE_Q_BODY_ADD,
+	    "INSERT INTO bodies (msgid, sender, size, created, data)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)", "cannot store message", err,
+	    "ttiiz", m->id, m->sender != NULL ? m->sender : "", size, now,
+	    size)) < 0)
+		return r;
 	*body_id_r = sqlite3_last_insert_rowid(st->db);
 	if (size == 0)
 		return 0;
@@ -130,49 +121,29 @@ store_deliver_entry(struct store *st, int64_t user_id, int64_t body_id,
     int64_t size, int64_t now, struct pr_err *err)
 {
 	char uidl[33];
-	sqlite3_stmt *s;
-	int rc;
 
 	/* RFC 1939 7: a UIDL is unique in the maildrop and persistent.
 	 * 128 random bits are unique everywhere, with no counter to keep. */
 	store__random_hex(uidl, 16);
-	if ((s = store__stmt(st, STORE_Q_ENTRY_ADD,
+	return store__run(st, STORE_Q_ENTRY_ADD,
 	    "INSERT INTO mailbox (user_id, body_id, size, uidl, received)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, user_id);
-	sqlite3_bind_int64(s, 2, body_id);
-	sqlite3_bind_int64(s, 3, size);
-	sqlite3_bind_text(s, 4, uidl, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, now);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot store message");
-	return 0;
+	    " VALUES (?1, ?2, ?3, ?4, ?5)", "cannot store message", err,
+	    "iiiti", user_id, body_id, size, uidl, now);
 }
 
 static int
 store_deliver_queue(struct store *st, struct store_msg *m, int64_t body_id,
     int64_t now, struct pr_err *err)
 {
-	sqlite3_stmt *s;
 	int64_t qid;
-	int rc;
+	int r;
 
-	if ((s = store__stmt(st, STORE_Q_QUEUE_ADD,
+	if ((r = store__run(st, STORE_Q_QUEUE_ADD,
 	    "INSERT INTO queue (msgid, body_id, sender, created, next_attempt)"
-	    " VALUES (?1, ?2, ?3, ?4, ?4)", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, m->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, body_id);
-	sqlite3_bind_text(s, 3, m->sender != NULL ? m->sender : "", -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, now);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot queue message");
+	    " VALUES (?1, ?2, ?3, ?4, ?4)", "cannot queue message", err,
+	    "titi", m->id, body_id, m->sender != NULL ? m->sender : "",
+	    now)) < 0)
+		return r;
 	qid = sqlite3_last_insert_rowid(st->db);
 
 	for (size_t i = 0; i < m->n_remote; i++) {
@@ -182,16 +153,11 @@ store_deliver_queue(struct store *st, struct store_msg *m, int64_t body_id,
 			dup = strcmp(m->remote[i], m->remote[j]) == 0;
 		if (dup)
 			continue;
-		if ((s = store__stmt(st, STORE_Q_QRCPT_ADD,
+		if ((r = store__run(st, STORE_Q_QRCPT_ADD,
 		    "INSERT INTO queue_rcpt (queue_id, address)"
-		    " VALUES (?1, ?2)", err)) == NULL)
-			return store__errcode(err);
-		sqlite3_bind_int64(s, 1, qid);
-		sqlite3_bind_text(s, 2, m->remote[i], -1, SQLITE_STATIC);
-		rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE)
-			return store__fail(st, err, "cannot queue message");
+		    " VALUES (?1, ?2)", "cannot queue message", err, "it", qid,
+		    m->remote[i])) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -391,105 +357,58 @@ store_maildrop_lock(struct store *st, int64_t user_id, struct pr_err *err)
 	pid_t me = getpid();
 	sqlite3_stmt *s;
 	int64_t pid = 0, pid_start = 0;
-	int rc, r;
+	int r, held;
 
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	if ((s = store__stmt(st, STORE_Q_LOCK_GET,
+	if ((held = store__row(st, STORE_Q_LOCK_GET,
 	    "SELECT pid, pid_start FROM maildrop_locks WHERE user_id = ?1",
-	    err)) == NULL) {
-		r = store__errcode(err);
-		goto fail;
-	}
-	sqlite3_bind_int64(s, 1, user_id);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	    &s, "cannot lock maildrop", err, "i", user_id)) < 0)
+		return store__end(st, held, err);
+	if (held) {
 		pid = sqlite3_column_int64(s, 0);
 		pid_start = sqlite3_column_int64(s, 1);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		r = store__fail(st, err, "cannot lock maildrop");
-		goto fail;
+		sqlite3_reset(s);
 	}
 	/* RFC 1939 8: one session per maildrop, our own included. */
-	if (rc == SQLITE_ROW && (pid == me ||
-	    store_lock_alive((pid_t)pid, pid_start))) {
-		r = pr_err_set(err, PR_EBUSY,
-		    "maildrop is locked by process %lld", (long long)pid);
-		goto fail;
-	}
+	if (held && (pid == me || store_lock_alive((pid_t)pid, pid_start)))
+		return store__end(st, pr_err_set(err, PR_EBUSY,
+		    "maildrop is locked by process %lld", (long long)pid), err);
 	/* No lock, or a dead process's: take it. */
-	if ((s = store__stmt(st, STORE_Q_LOCK_SET,
+	if ((r = store__run(st, STORE_Q_LOCK_SET,
 	    "INSERT OR REPLACE INTO maildrop_locks"
 	    " (user_id, pid, pid_start, since) VALUES (?1, ?2, ?3, ?4)",
-	    err)) == NULL) {
-		r = store__errcode(err);
-		goto fail;
-	}
-	sqlite3_bind_int64(s, 1, user_id);
-	sqlite3_bind_int64(s, 2, (int64_t)me);
-	sqlite3_bind_int64(s, 3, store_proc_start(me));
-	sqlite3_bind_int64(s, 4, (int64_t)time(NULL));
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+	    "cannot lock maildrop", err, "iiii", user_id, (int64_t)me,
+	    store_proc_start(me), (int64_t)time(NULL))) < 0 &&
+	    sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
 		r = pr_err_set(err, PR_ENOENT, "no such user id %lld",
 		    (long long)user_id);
-		goto fail;
-	}
-	if (rc != SQLITE_DONE) {
-		r = store__fail(st, err, "cannot lock maildrop");
-		goto fail;
-	}
-	return store__commit(st, err);
-
-fail:
-	store__rollback(st);
-	return r;
+	return store__end(st, r, err);
 }
 
 int
 store_maildrop_unlock(struct store *st, int64_t user_id, struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int rc;
-
 	/* Only our own lock: after a takeover the row is someone else's. */
-	if ((s = store__stmt(st, STORE_Q_LOCK_DEL,
+	return store__run(st, STORE_Q_LOCK_DEL,
 	    "DELETE FROM maildrop_locks WHERE user_id = ?1 AND pid = ?2",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, user_id);
-	sqlite3_bind_int64(s, 2, (int64_t)getpid());
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot unlock maildrop");
-	return 0;
+	    "cannot unlock maildrop", err, "ii", user_id, (int64_t)getpid());
 }
 
 int
 store_maildrop_unlock_all(struct store *st, struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	if ((s = store__stmt(st, STORE_Q_LOCK_DEL_PID,
-	    "DELETE FROM maildrop_locks WHERE pid = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, (int64_t)getpid());
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot unlock maildrops");
-	return 0;
+	return store__run(st, STORE_Q_LOCK_DEL_PID,
+	    "DELETE FROM maildrop_locks WHERE pid = ?1",
+	    "cannot unlock maildrops", err, "i", (int64_t)getpid());
 }
 
 /* --- Maildrop contents ------------------------------------------------- */
 
 static void
-store_entry_row(sqlite3_stmt *s, struct store_entry *e)
+store_entry_row(sqlite3_stmt *s, void *elem)
 {
+	struct store_entry *e = elem;
 	const char *uidl = (const char *)sqlite3_column_text(s, 3);
 
 	e->id = sqlite3_column_int64(s, 0);
@@ -502,35 +421,21 @@ int
 store_maildrop_list(struct store *st, int64_t user_id,
     struct store_entry **entries_r, size_t *n_r, struct pr_err *err)
 {
-	struct store_entry *v = NULL, *nv;
+	struct store_entry *v = NULL;
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *s;
-	int rc;
+	int r;
 
 	*entries_r = NULL;
 	*n_r = 0;
-	if ((s = store__stmt(st, STORE_Q_DROP_LIST,
+	s = store__bind(st, STORE_Q_DROP_LIST,
 	    "SELECT id, size, received, uidl FROM mailbox"
-	    " WHERE user_id = ?1 ORDER BY id", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, user_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
-		}
-		store_entry_row(s, &v[n++]);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	    " WHERE user_id = ?1 ORDER BY id", "cannot list maildrop", err,
+	    "i", user_id);
+	if ((r = store__collect(st, s, &v, &n, &cap, sizeof(*v),
+	    store_entry_row, NULL, 0, "cannot list maildrop", err)) < 0) {
 		free(v);
-		if (rc == SQLITE_NOMEM)
-			return pr_err_set(err, PR_ENOMEM, "out of memory");
-		return store__fail(st, err, "cannot list maildrop");
+		return r;
 	}
 	*entries_r = v;
 	*n_r = n;
@@ -541,57 +446,35 @@ int
 store_maildrop_delete(struct store *st, int64_t user_id,
     const int64_t *ids, size_t n, struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	if (n == 0)
 		return 0;
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		/* The user_id term keeps a session to its own maildrop;
-		 * an id already gone (user deleted meanwhile) is no error. */
-		if ((s = store__stmt(st, STORE_Q_DROP_DEL,
+	/* The user_id term keeps a session to its own maildrop; an id
+	 * already gone (user deleted meanwhile) is no error. */
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = store__run(st, STORE_Q_DROP_DEL,
 		    "DELETE FROM mailbox WHERE id = ?1 AND user_id = ?2",
-		    err)) == NULL) {
-			r = store__errcode(err);
-			goto fail;
-		}
-		sqlite3_bind_int64(s, 1, ids[i]);
-		sqlite3_bind_int64(s, 2, user_id);
-		rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE) {
-			r = store__fail(st, err, "cannot delete messages");
-			goto fail;
-		}
-	}
-	return store__commit(st, err);
-
-fail:
-	store__rollback(st);
-	return r;
+		    "cannot delete messages", err, "ii", ids[i], user_id);
+	return store__end(st, r, err);
 }
 
 /* --- Body streaming ---------------------------------------------------- */
 
-/* Opens a body found by a cached two-column (body_id, size) query. */
-static int
-store_body_new(struct store *st, sqlite3_stmt *s, struct store_body **b_r,
-    int64_t *size_r, const char *what, struct pr_err *err)
+int
+store__body_new(struct store *st, int found, sqlite3_stmt *s,
+    struct store_body **b_r, int64_t *size_r, struct pr_err *err)
 {
-	struct store_body *b;
-	int rc;
+	struct store_body *b = NULL;
 
 	*b_r = NULL;
 	if (size_r != NULL)
 		*size_r = 0;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		if ((b = calloc(1, sizeof(*b))) == NULL) {
-			sqlite3_reset(s);
-			return pr_err_set(err, PR_ENOMEM, "out of memory");
-		}
+	if (found <= 0)
+		return found;
+	if ((b = calloc(1, sizeof(*b))) != NULL) {
 		b->st = st;
 		b->rowid = sqlite3_column_int64(s, 0);
 		b->size = sqlite3_column_int64(s, 1);
@@ -600,11 +483,7 @@ store_body_new(struct store *st, sqlite3_stmt *s, struct store_body **b_r,
 			*size_r = b->size;
 	}
 	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return pr_err_set(err, PR_ENOENT, "no such %s", what);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, "cannot open message");
-	return 0;
+	return b != NULL ? 1 : pr_err_set(err, PR_ENOMEM, "out of memory");
 }
 
 int
@@ -612,15 +491,14 @@ store_body_open(struct store *st, int64_t user_id, int64_t entry_id,
     struct store_body **b_r, int64_t *size_r, struct pr_err *err)
 {
 	sqlite3_stmt *s;
+	int r;
 
-	*b_r = NULL;
-	if ((s = store__stmt(st, STORE_Q_ENTRY_BODY,
+	r = store__row(st, STORE_Q_ENTRY_BODY,
 	    "SELECT body_id, size FROM mailbox WHERE id = ?1 AND user_id = ?2",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, entry_id);
-	sqlite3_bind_int64(s, 2, user_id);
-	return store_body_new(st, s, b_r, size_r, "message", err);
+	    &s, "cannot open message", err, "ii", entry_id, user_id);
+	if ((r = store__body_new(st, r, s, b_r, size_r, err)) == 0)
+		return pr_err_set(err, PR_ENOENT, "no such message");
+	return r < 0 ? r : 0;
 }
 
 ssize_t
@@ -670,48 +548,26 @@ store_mailbox_list(struct store *st, const char *address,
     int (*cb)(void *ctx, const struct store_entry *e, const char *sender),
     void *ctx, struct pr_err *err)
 {
-	struct store_entry *v = NULL, *nv;
+	struct store_entry *v = NULL;
 	struct store_strv senders = { 0 };
 	size_t n = 0, cap = 0;
 	char addr[ADDR_MAX];
 	sqlite3_stmt *s;
 	int64_t uid;
-	int r = 0, rc;
+	int r;
 
 	if (store__lower_addr(address, addr, err) == NULL)
 		return PR_EINVAL;
 	if ((r = store__user_id(st, addr, &uid, err)) <= 0)
 		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
 		    "no such user: %s", addr);
-	r = 0;
-	if ((s = store__stmt(st, STORE_Q_MAILBOX_LIST,
+	s = store__bind(st, STORE_Q_MAILBOX_LIST,
 	    "SELECT m.id, m.size, m.received, m.uidl, b.sender"
 	    " FROM mailbox m JOIN bodies b ON b.id = m.body_id"
-	    " WHERE m.user_id = ?1 ORDER BY m.id", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, uid);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
-		}
-		store_entry_row(s, &v[n]);
-		if (store__strv_push(&senders,
-		    (const char *)sqlite3_column_text(s, 4)) < 0) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		n++;
-	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_NOMEM)
-		r = pr_err_set(err, PR_ENOMEM, "out of memory");
-	else if (rc != SQLITE_DONE)
-		r = store__fail(st, err, "cannot list mailbox");
+	    " WHERE m.user_id = ?1 ORDER BY m.id", "cannot list mailbox", err,
+	    "i", uid);
+	r = store__collect(st, s, &v, &n, &cap, sizeof(*v), store_entry_row,
+	    &senders, 4, "cannot list mailbox", err);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = cb(ctx, &v[i], senders.v[i]);
 	free(v);

@@ -74,9 +74,10 @@ enum store_q {
 	STORE_Q_QUEUE_BODY,
 	STORE_Q_QRCPT_QUEUE,
 	STORE_Q_QRCPT_DEL,
-	STORE_Q_QRCPT_LEFT,
+	STORE_Q_QUEUE_DEL_DONE,
 	STORE_Q_QUEUE_RETRY,
 	STORE_Q_QUEUE_EXISTS,
+	STORE_Q_QRCPT_DEL_OF,
 
 	STORE_Q__COUNT
 };
@@ -106,6 +107,12 @@ struct store_body {
 	int64_t size;
 };
 
+/* Opens the body of the (body_id, size) row of s, for a store__row()
+ * result found: 1 (row in s, which is then reset) gives 1 and *b_r, 0 and
+ * errors are returned as they are (*b_r NULL). */
+int store__body_new(struct store *st, int found, sqlite3_stmt *s,
+    struct store_body **b_r, int64_t *size_r, struct pr_err *err);
+
 /* The schema as forward migrations: store__migrations[i] takes a database
  * from user_version i to i + 1, so the newest version is
  * store__n_migrations. */
@@ -116,6 +123,81 @@ extern const int store__n_migrations;
  * reset and with its bindings cleared; NULL on error (err set). */
 sqlite3_stmt *store__stmt(struct store *st, enum store_q id, const char *sql,
     struct pr_err *err);
+
+/*
+ * The statement idiom of the store, in one place: the cached statement id
+ * (prepared from sql on first use), its parameters ?1, ?2, ... bound from
+ * the arguments as fmt says, one letter each:
+ *
+ *	'i'  an int64_t
+ *	't'  a NUL-terminated const char * (NULL binds SQL NULL)
+ *	'T'  a const char * and an int length
+ *	'z'  an int64_t: a zero-filled blob of that many octets
+ *
+ * Bound text is not copied: it must stay valid until the statement is
+ * reset.  On failure err is set from what ("<what>: <sqlite message>").
+ */
+
+/* Binds and returns the statement, ready for a sqlite3_step() loop that
+ * the caller ends with store__done(); NULL on error (err set). */
+sqlite3_stmt *store__bind(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, ...);
+
+/* Binds, steps once and resets: for statements that return no row.
+ * Returns 0 or an error; sqlite3_changes() and
+ * sqlite3_last_insert_rowid() still tell about the step afterwards, and
+ * after an error sqlite3_extended_errcode() says which. */
+int store__run(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, ...);
+
+/* Binds and steps once.  Returns 1 with the row in *s_r (the caller reads
+ * its columns, then calls sqlite3_reset(*s_r) so that no read snapshot
+ * stays open), 0 if there is no row, or an error; reset in both cases. */
+int store__row(struct store *st, enum store_q id, const char *sql,
+    sqlite3_stmt **s_r, const char *what, struct pr_err *err,
+    const char *fmt, ...);
+
+/* Ends a step loop over s whose last sqlite3_step() returned rc: resets s
+ * and returns 0 for SQLITE_DONE, PR_ENOMEM for SQLITE_NOMEM or
+ * SQLITE_ROW (a loop that stops on a row stopped because the caller ran
+ * out of memory), or the error with err set from what. */
+int store__done(struct store *st, sqlite3_stmt *s, int rc, const char *what,
+    struct pr_err *err);
+
+struct store_strv;
+
+/* Collects column col (text) of every row into sv: store__bind, a step
+ * loop, store__done.  Returns 0 or an error. */
+int store__texts(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, struct store_strv *sv, int col,
+    const char *fmt, ...);
+
+/* Steps s (from store__bind) to its end: with vp not NULL each row
+ * appends an element of size octets to the malloc'd array *vp (*n_r
+ * elements so far, *cap_r allocated), filled in by row(s, element), and
+ * with sv not NULL the text of column col to sv.  Ends with
+ * store__done(what).  A NULL s (a failed store__bind) returns the error
+ * left in err. */
+int store__collect(struct store *st, sqlite3_stmt *s, void *vp, size_t *n_r,
+    size_t *cap_r, size_t size, void (*row)(sqlite3_stmt *s, void *elem),
+    struct store_strv *sv, int col, const char *what, struct pr_err *err);
+
+/* For r, the result of a store__run() on the row named by the message
+ * fmt: PR_ENOENT with that message if the statement changed no row, r
+ * otherwise. */
+int store__changed(struct store *st, int r, struct pr_err *err,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Ends the write transaction of a call that got r so far: commits for
+ * r >= 0 (and returns the commit's result), rolls back and returns r
+ * otherwise. */
+int store__end(struct store *st, int r, struct pr_err *err);
+
+/* Makes room for element n of the malloc'd array *vp (a pointer to the
+ * array pointer) of *cap elements of size octets each: the first
+ * allocation holds first elements, later ones double.  Returns 0 or
+ * PR_ENOMEM (the array is then unchanged). */
+int store__grow(void *vp, size_t *cap, size_t n, size_t size, size_t first);
 
 /* The code a failed call left in err (PR_EIO if err is NULL). */
 static inline int
@@ -151,6 +233,10 @@ const char *store__lower_addr(const char *address, char *out,
 
 /* Looks up a hosted domain: 1 and *id_r, 0 if not hosted, <0 on error. */
 int store__domain_id(struct store *st, const char *domain, int64_t *id_r,
+    struct pr_err *err);
+/* The same, for a domain that must be hosted: 0 and *id_r, PR_ENOENT
+ * ("domain ... is not hosted here") or another error. */
+int store__hosted(struct store *st, const char *domain, int64_t *id_r,
     struct pr_err *err);
 /* Looks up a user by lower-case address: 1 and *id_r, 0, or <0. */
 int store__user_id(struct store *st, const char *address, int64_t *id_r,

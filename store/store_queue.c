@@ -13,31 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-/* Reads the pending recipients of queue entry qid into sv. */
-static int
-store_queue_rcpts(struct store *st, int64_t qid, struct store_strv *sv,
-    struct pr_err *err)
-{
-	sqlite3_stmt *s;
-	int rc;
-
-	if ((s = store__stmt(st, STORE_Q_QRCPT_LIST,
-	    "SELECT id, address FROM queue_rcpt WHERE queue_id = ?1"
-	    " ORDER BY id", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, qid);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (store__strv_push(sv,
-		    (const char *)sqlite3_column_text(s, 1)) < 0) {
-			sqlite3_reset(s);
-			return pr_err_set(err, PR_ENOMEM, "out of memory");
-		}
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot read queue recipients");
-	return 0;
-}
+/* The (id, address) rows of queue entry qid's pending recipients. */
+#define STORE_QRCPT_LIST_SQL \
+	"SELECT id, address FROM queue_rcpt WHERE queue_id = ?1 ORDER BY id"
+#define STORE_QRCPT_WHAT "cannot read queue recipients"
 
 /* A queue entry as collected for store_queue_list. */
 struct store_qentry {
@@ -61,7 +40,7 @@ store_queue_list(struct store *st,
     int (*cb)(void *ctx, const struct store_queue_item *q), void *ctx,
     struct pr_err *err)
 {
-	struct store_qentry *v = NULL, *nv, *e;
+	struct store_qentry *v = NULL, *e;
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *s;
 	int r, rc;
@@ -70,21 +49,16 @@ store_queue_list(struct store *st,
 	 * run after it ends. */
 	if ((r = store__exec(st, STORE_Q_BEGIN_READ, "BEGIN", err)) < 0)
 		return r;
-	if ((s = store__stmt(st, STORE_Q_QUEUE_LIST,
+	if ((s = store__bind(st, STORE_Q_QUEUE_LIST,
 	    "SELECT id, msgid, sender, created, next_attempt, attempts,"
-	    " last_error FROM queue ORDER BY id", err)) == NULL) {
+	    " last_error FROM queue ORDER BY id", "cannot list the queue", err,
+	    "")) == NULL) {
 		r = store__errcode(err);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 16;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
-		}
+		if (store__grow(&v, &cap, n, sizeof(*v), 16) < 0)
+			break;
 		e = &v[n++];
 		memset(e, 0, sizeof(*e));
 		e->item.id = sqlite3_column_int64(s, 0);
@@ -96,23 +70,15 @@ store_queue_list(struct store *st,
 		    store__strv_push(&e->strs,
 		    (const char *)sqlite3_column_text(s, 2)) < 0 ||
 		    store__strv_push(&e->strs,
-		    (const char *)sqlite3_column_text(s, 6)) < 0) {
-			rc = SQLITE_NOMEM;
+		    (const char *)sqlite3_column_text(s, 6)) < 0)
 			break;
-		}
 	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_NOMEM) {
-		r = pr_err_set(err, PR_ENOMEM, "out of memory");
+	if ((r = store__done(st, s, rc, "cannot list the queue", err)) < 0)
 		goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		r = store__fail(st, err, "cannot list the queue");
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
-		if ((r = store_queue_rcpts(st, v[i].item.id, &v[i].rcpts,
-		    err)) < 0)
+		if ((r = store__texts(st, STORE_Q_QRCPT_LIST,
+		    STORE_QRCPT_LIST_SQL, STORE_QRCPT_WHAT, err, &v[i].rcpts, 1,
+		    "i", v[i].item.id)) < 0)
 			goto out;
 		v[i].item.msgid = v[i].strs.v[0];
 		v[i].item.sender = v[i].strs.v[1];
@@ -132,40 +98,18 @@ out:
 int
 store_queue_del(struct store *st, int64_t id, struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int rc;
-
 	/* Recipients go by ON DELETE CASCADE, the body by trigger. */
-	if ((s = store__stmt(st, STORE_Q_QUEUE_DEL,
-	    "DELETE FROM queue WHERE id = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, id);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot delete queue entry");
-	if (sqlite3_changes(st->db) == 0)
-		return pr_err_set(err, PR_ENOENT, "no queue entry %lld",
-		    (long long)id);
-	return 0;
+	return store__changed(st, store__run(st, STORE_Q_QUEUE_DEL,
+	    "DELETE FROM queue WHERE id = ?1", "cannot delete queue entry",
+	    err, "i", id), err, "no queue entry %lld", (long long)id);
 }
 
 int
 store_queue_flush(struct store *st, struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	if ((s = store__stmt(st, STORE_Q_QUEUE_FLUSH,
+	return store__run(st, STORE_Q_QUEUE_FLUSH,
 	    "UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, (int64_t)time(NULL));
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot flush the queue");
-	return 0;
+	    "cannot flush the queue", err, "i", (int64_t)time(NULL));
 }
 
 void
@@ -190,35 +134,18 @@ store_queue_job_rcpts(struct store *st, struct store_queue_job *job,
 	int rc, r = 0;
 
 	/* Two passes would need a count query; collect ids as we go. */
-	if ((s = store__stmt(st, STORE_Q_QRCPT_LIST,
-	    "SELECT id, address FROM queue_rcpt WHERE queue_id = ?1"
-	    " ORDER BY id", err)) == NULL)
+	if ((s = store__bind(st, STORE_Q_QRCPT_LIST, STORE_QRCPT_LIST_SQL,
+	    STORE_QRCPT_WHAT, err, "i", job->id)) == NULL)
 		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, job->id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (sv.n == cap) {
-			int64_t *nids;
-
-			cap = cap ? 2 * cap : 8;
-			if ((nids = realloc(ids, cap * sizeof(*ids))) == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			ids = nids;
-		}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+	    store__grow(&ids, &cap, sv.n, sizeof(*ids), 8) == 0) {
 		ids[sv.n] = sqlite3_column_int64(s, 0);
 		if (store__strv_push(&sv,
-		    (const char *)sqlite3_column_text(s, 1)) < 0) {
-			rc = SQLITE_NOMEM;
+		    (const char *)sqlite3_column_text(s, 1)) < 0)
 			break;
-		}
 	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_NOMEM)
-		r = pr_err_set(err, PR_ENOMEM, "out of memory");
-	else if (rc != SQLITE_DONE)
-		r = store__fail(st, err, "cannot read queue recipients");
-	else if (sv.n > 0 &&
+	r = store__done(st, s, rc, STORE_QRCPT_WHAT, err);
+	if (r == 0 && sv.n > 0 &&
 	    (job->rcpts = calloc(sv.n, sizeof(*job->rcpts))) == NULL)
 		r = pr_err_set(err, PR_ENOMEM, "out of memory");
 	if (r == 0) {
@@ -241,7 +168,7 @@ store_queue_due(struct store *st, int64_t now, size_t max,
 	struct store_queue_job *jobs = NULL, *j;
 	sqlite3_stmt *s;
 	size_t n = 0;
-	int r, rc;
+	int r, rc = SQLITE_DONE;
 
 	*jobs_r = NULL;
 	*n_r = 0;
@@ -254,16 +181,15 @@ store_queue_due(struct store *st, int64_t now, size_t max,
 	if ((r = store__exec(st, STORE_Q_BEGIN_READ, "BEGIN", err)) < 0)
 		goto fail;
 	/* Most overdue first: next_attempt order, queue_next index. */
-	if ((s = store__stmt(st, STORE_Q_QUEUE_DUE,
+	if ((s = store__bind(st, STORE_Q_QUEUE_DUE,
 	    "SELECT q.id, q.msgid, q.sender, q.created, q.attempts, b.size"
 	    " FROM queue q JOIN bodies b ON b.id = q.body_id"
 	    " WHERE q.next_attempt <= ?1 ORDER BY q.next_attempt, q.id"
-	    " LIMIT ?2", err)) == NULL) {
+	    " LIMIT ?2", "cannot read the queue", err, "ii", now,
+	    (int64_t)max)) == NULL) {
 		r = store__errcode(err);
 		goto fail;
 	}
-	sqlite3_bind_int64(s, 1, now);
-	sqlite3_bind_int64(s, 2, (int64_t)max);
 	while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		j = &jobs[n++];
 		j->id = sqlite3_column_int64(s, 0);
@@ -275,11 +201,10 @@ store_queue_due(struct store *st, int64_t now, size_t max,
 		j->attempts = sqlite3_column_int(s, 4);
 		j->size = sqlite3_column_int64(s, 5);
 	}
-	sqlite3_reset(s);
-	if (n < max && rc != SQLITE_DONE) {
-		r = store__fail(st, err, "cannot read the queue");
+	/* A full batch ends on its last row (the LIMIT keeps it whole). */
+	if ((r = store__done(st, s, n < max ? rc : SQLITE_DONE,
+	    "cannot read the queue", err)) < 0)
 		goto fail;
-	}
 	for (size_t i = 0; i < n; i++)
 		if ((r = store_queue_job_rcpts(st, &jobs[i], err)) < 0)
 			goto fail;
@@ -302,18 +227,18 @@ int
 store_queue_next_due(struct store *st, int64_t *when_r, struct pr_err *err)
 {
 	sqlite3_stmt *s;
-	int rc;
+	int r;
 
 	*when_r = 0;
-	if ((s = store__stmt(st, STORE_Q_QUEUE_NEXT,
-	    "SELECT min(next_attempt) FROM queue", err)) == NULL)
-		return store__errcode(err);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-	    sqlite3_column_type(s, 0) != SQLITE_NULL)
+	/* An aggregate always has its one row. */
+	if ((r = store__row(st, STORE_Q_QUEUE_NEXT,
+	    "SELECT min(next_attempt) FROM queue", &s, "cannot read the queue",
+	    err, "")) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_EIO,
+		    "cannot read the queue");
+	if (sqlite3_column_type(s, 0) != SQLITE_NULL)
 		*when_r = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, "cannot read the queue");
 	return 0;
 }
 
@@ -322,36 +247,14 @@ store_queue_body_open(struct store *st, int64_t queue_id,
     struct store_body **b_r, int64_t *size_r, struct pr_err *err)
 {
 	sqlite3_stmt *s;
-	struct store_body *b;
-	int rc;
+	int r;
 
-	*b_r = NULL;
-	if (size_r != NULL)
-		*size_r = 0;
-	if ((s = store__stmt(st, STORE_Q_QUEUE_BODY,
+	r = store__row(st, STORE_Q_QUEUE_BODY,
 	    "SELECT q.body_id, b.size FROM queue q"
-	    " JOIN bodies b ON b.id = q.body_id WHERE q.id = ?1",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, queue_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		if ((b = calloc(1, sizeof(*b))) == NULL) {
-			sqlite3_reset(s);
-			return pr_err_set(err, PR_ENOMEM, "out of memory");
-		}
-		b->st = st;
-		b->rowid = sqlite3_column_int64(s, 0);
-		b->size = sqlite3_column_int64(s, 1);
-		*b_r = b;
-		if (size_r != NULL)
-			*size_r = b->size;
-	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	    " JOIN bodies b ON b.id = q.body_id WHERE q.id = ?1", &s,
+	    "cannot open queued message", err, "i", queue_id);
+	if ((r = store__body_new(st, r, s, b_r, size_r, err)) == 0)
 		return pr_err_set(err, PR_ENOENT, "no queue entry %lld",
 		    (long long)queue_id);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, "cannot open queued message");
-	return 0;
+	return r < 0 ? r : 0;
 }

@@ -18,23 +18,21 @@
  * SMTP reply, not a peer's whole essay. */
 #define STORE_SETTLE_ERROR_MAX 1000
 
+#define STORE_SETTLE_WHAT "cannot update the queue"
+
 /* 1 if queue entry qid exists, 0 if not, <0 on error. */
 static int
 store_settle_exists(struct store *st, int64_t qid, struct pr_err *err)
 {
 	sqlite3_stmt *s;
-	int rc, found = 0;
+	int r;
 
-	if ((s = store__stmt(st, STORE_Q_QUEUE_EXISTS,
-	    "SELECT EXISTS (SELECT 1 FROM queue WHERE id = ?1)", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, qid);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		found = sqlite3_column_int(s, 0);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, "cannot read the queue");
-	return found;
+	r = store__row(st, STORE_Q_QUEUE_EXISTS,
+	    "SELECT 1 FROM queue WHERE id = ?1", &s, "cannot read the queue",
+	    err, "i", qid);
+	if (r == 1)
+		sqlite3_reset(s);
+	return r;
 }
 
 /* Takes recipient rcpt_id of entry qid off the queue. */
@@ -42,33 +40,11 @@ static int
 store_settle_rcpt(struct store *st, int64_t qid, int64_t rcpt_id,
     struct pr_err *err)
 {
-	sqlite3_stmt *s;
-	int64_t owner = 0;
-	int rc;
-
-	if ((s = store__stmt(st, STORE_Q_QRCPT_QUEUE,
-	    "SELECT queue_id FROM queue_rcpt WHERE id = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, rcpt_id);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		owner = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot read the queue");
-	if (rc == SQLITE_DONE || owner != qid)
-		return pr_err_set(err, PR_ENOENT,
-		    "no recipient %lld in queue entry %lld",
-		    (long long)rcpt_id, (long long)qid);
-
-	if ((s = store__stmt(st, STORE_Q_QRCPT_DEL,
-	    "DELETE FROM queue_rcpt WHERE id = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, rcpt_id);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot update the queue");
-	return 0;
+	return store__changed(st, store__run(st, STORE_Q_QRCPT_DEL_OF,
+	    "DELETE FROM queue_rcpt WHERE id = ?1 AND queue_id = ?2",
+	    STORE_SETTLE_WHAT, err, "ii", rcpt_id, qid), err,
+	    "no recipient %lld in queue entry %lld", (long long)rcpt_id,
+	    (long long)qid);
 }
 
 /*
@@ -122,50 +98,26 @@ store_settle_entry(struct store *st, const struct store_settle *s,
     struct pr_err *err)
 {
 	const char *last_error;
-	sqlite3_stmt *q;
 	size_t len;
-	int rc, left = 0;
+	int r;
 
-	if ((q = store__stmt(st, STORE_Q_QRCPT_LEFT,
-	    "SELECT EXISTS (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(q, 1, s->queue_id);
-	if ((rc = sqlite3_step(q)) == SQLITE_ROW)
-		left = sqlite3_column_int(q, 0);
-	sqlite3_reset(q);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, "cannot read the queue");
-
-	if (!left) {
-		/* The body goes with its last reference (trigger
-		 * queue_delete). */
-		if ((q = store__stmt(st, STORE_Q_QUEUE_DEL,
-		    "DELETE FROM queue WHERE id = ?1", err)) == NULL)
-			return store__errcode(err);
-		sqlite3_bind_int64(q, 1, s->queue_id);
-	} else if (s->next_attempt > 0) {
-		last_error = s->failed_kept ? "bounce could not be stored" :
-		    s->last_error != NULL ? s->last_error : "";
-		len = strlen(last_error);
-		if (len > STORE_SETTLE_ERROR_MAX)
-			len = STORE_SETTLE_ERROR_MAX;
-		if ((q = store__stmt(st, STORE_Q_QUEUE_RETRY,
-		    "UPDATE queue SET next_attempt = ?2,"
-		    " attempts = attempts + 1, last_error = ?3 WHERE id = ?1",
-		    err)) == NULL)
-			return store__errcode(err);
-		sqlite3_bind_int64(q, 1, s->queue_id);
-		sqlite3_bind_int64(q, 2, s->next_attempt);
-		sqlite3_bind_text(q, 3, last_error, (int)len, SQLITE_STATIC);
-	} else {
+	/* The body goes with its last reference (trigger queue_delete). */
+	if ((r = store__run(st, STORE_Q_QUEUE_DEL_DONE,
+	    "DELETE FROM queue WHERE id = ?1 AND NOT EXISTS"
+	    " (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)",
+	    STORE_SETTLE_WHAT, err, "i", s->queue_id)) < 0)
+		return r;
+	if (sqlite3_changes(st->db) > 0 || s->next_attempt <= 0)
 		return 0;
-	}
-	rc = sqlite3_step(q);
-	sqlite3_reset(q);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot update the queue");
-	return 0;
+	last_error = s->failed_kept ? "bounce could not be stored" :
+	    s->last_error != NULL ? s->last_error : "";
+	len = strlen(last_error);
+	if (len > STORE_SETTLE_ERROR_MAX)
+		len = STORE_SETTLE_ERROR_MAX;
+	return store__run(st, STORE_Q_QUEUE_RETRY,
+	    "UPDATE queue SET next_attempt = ?2, attempts = attempts + 1,"
+	    " last_error = ?3 WHERE id = ?1", STORE_SETTLE_WHAT, err, "iiT",
+	    s->queue_id, s->next_attempt, last_error, (int)len);
 }
 
 /* One try at the whole transaction; with s->failed_kept the failed

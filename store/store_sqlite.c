@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,205 @@ store__stmt(struct store *st, enum store_q id, const char *sql,
 	}
 	st->stmts[id] = s;
 	return s;
+}
+
+static int
+store_bindv(sqlite3_stmt *s, const char *fmt, va_list ap)
+{
+	const char *text;
+	int i, len, rc = SQLITE_OK;
+
+	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
+		switch (fmt[i]) {
+		case 'i':
+			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+			break;
+		case 't':
+			rc = sqlite3_bind_text(s, i + 1, va_arg(ap,
+			    const char *), -1, SQLITE_STATIC);
+			break;
+		case 'T':
+			text = va_arg(ap, const char *);
+			len = va_arg(ap, int);
+			rc = sqlite3_bind_text(s, i + 1, text, len,
+			    SQLITE_STATIC);
+			break;
+		case 'z':
+			rc = sqlite3_bind_zeroblob64(s, i + 1,
+			    (sqlite3_uint64)va_arg(ap, int64_t));
+			break;
+		default:
+			rc = SQLITE_MISUSE;
+			break;
+		}
+	}
+	return rc;
+}
+
+/* In a variadic function whose last named parameter is fmt: s =
+ * store_bind_va() with its arguments. */
+#define STORE_BIND_ARGS(s, st, id, sql, what, err, fmt) do {		\
+	va_list store_ap;						\
+									\
+	va_start(store_ap, fmt);					\
+	(s) = store_bind_va(st, id, sql, what, err, fmt, store_ap);	\
+	va_end(store_ap);						\
+} while (0)
+
+/* store__stmt + store_bindv; NULL with err set from what. */
+static sqlite3_stmt *
+store_bind_va(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, va_list ap)
+{
+	sqlite3_stmt *s;
+
+	if ((s = store__stmt(st, id, sql, err)) == NULL)
+		return NULL;
+	if (store_bindv(s, fmt, ap) != SQLITE_OK) {
+		store__fail(st, err, what);
+		sqlite3_clear_bindings(s);
+		return NULL;
+	}
+	return s;
+}
+
+sqlite3_stmt *
+store__bind(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+
+	STORE_BIND_ARGS(s, st, id, sql, what, err, fmt);
+	return s;
+}
+
+int
+store__run(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	STORE_BIND_ARGS(s, st, id, sql, what, err, fmt);
+	if (s == NULL)
+		return store__errcode(err);
+	rc = sqlite3_step(s);
+	return store__done(st, s, rc == SQLITE_ROW ? SQLITE_DONE : rc, what,
+	    err);
+}
+
+int
+store__row(struct store *st, enum store_q id, const char *sql,
+    sqlite3_stmt **s_r, const char *what, struct pr_err *err,
+    const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*s_r = NULL;
+	STORE_BIND_ARGS(s, st, id, sql, what, err, fmt);
+	if (s == NULL)
+		return store__errcode(err);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*s_r = s;
+		return 1;
+	}
+	return store__done(st, s, rc, what, err);
+}
+
+int
+store__done(struct store *st, sqlite3_stmt *s, int rc, const char *what,
+    struct pr_err *err)
+{
+	int r = 0;
+
+	/* The message is taken before the reset, which would keep the code
+	 * but could reword it. */
+	if (rc == SQLITE_NOMEM || rc == SQLITE_ROW)
+		r = pr_err_set(err, PR_ENOMEM, "out of memory");
+	else if (rc != SQLITE_DONE)
+		r = store__fail(st, err, what);
+	sqlite3_reset(s);
+	/* No bound pointer outlives the statement's use (a password hash is
+	 * wiped right after). */
+	sqlite3_clear_bindings(s);
+	return r;
+}
+
+int
+store__texts(struct store *st, enum store_q id, const char *sql,
+    const char *what, struct pr_err *err, struct store_strv *sv, int col,
+    const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+
+	STORE_BIND_ARGS(s, st, id, sql, what, err, fmt);
+	return store__collect(st, s, NULL, NULL, NULL, 0, NULL, sv, col, what,
+	    err);
+}
+
+int
+store__collect(struct store *st, sqlite3_stmt *s, void *vp, size_t *n_r,
+    size_t *cap_r, size_t size, void (*row)(sqlite3_stmt *s, void *elem),
+    struct store_strv *sv, int col, const char *what, struct pr_err *err)
+{
+	char *v;
+	int rc;
+
+	if (s == NULL)
+		return store__errcode(err);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+	    (vp == NULL || store__grow(vp, cap_r, *n_r, size, 16) == 0) &&
+	    (sv == NULL || store__strv_push(sv,
+	    (const char *)sqlite3_column_text(s, col)) == 0)) {
+		if (vp == NULL)
+			continue;
+		memcpy(&v, vp, sizeof(v));
+		row(s, v + (*n_r)++ * size);
+	}
+	return store__done(st, s, rc, what, err);
+}
+
+int
+store__changed(struct store *st, int r, struct pr_err *err,
+    const char *fmt, ...)
+{
+	char msg[sizeof(err->msg)];
+	va_list ap;
+
+	if (r < 0 || sqlite3_changes(st->db) > 0)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return pr_err_set(err, PR_ENOENT, "%s", msg);
+}
+
+int
+store__end(struct store *st, int r, struct pr_err *err)
+{
+	if (r >= 0)
+		return store__commit(st, err);
+	store__rollback(st);
+	return r;
+}
+
+int
+store__grow(void *vp, size_t *cap, size_t n, size_t size, size_t first)
+{
+	void *v, *nv;
+	size_t ncap;
+
+	if (n < *cap)
+		return 0;
+	memcpy(&v, vp, sizeof(v));
+	ncap = *cap > 0 ? 2 * *cap : first;
+	if (ncap <= n || ncap > SIZE_MAX / size ||
+	    (nv = realloc(v, ncap * size)) == NULL)
+		return PR_ENOMEM;
+	memcpy(vp, &nv, sizeof(nv));
+	*cap = ncap;
+	return 0;
 }
 
 int
@@ -196,22 +397,15 @@ store_lookup_id(struct store *st, enum store_q q, const char *sql,
     const char *key, int64_t *id_r, struct pr_err *err)
 {
 	sqlite3_stmt *s;
-	int rc, r;
+	int r;
 
-	if ((s = store__stmt(st, q, sql, err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	r = store__row(st, q, sql, &s, "database lookup failed", err, "t",
+	    key);
+	if (r == 1) {
 		if (id_r != NULL)
 			*id_r = sqlite3_column_int64(s, 0);
-		r = 1;
-	} else if (rc == SQLITE_DONE) {
-		r = 0;
-	} else {
-		r = store__fail(st, err, "database lookup failed");
+		sqlite3_reset(s);
 	}
-	sqlite3_reset(s);
 	return r;
 }
 
@@ -221,6 +415,18 @@ store__domain_id(struct store *st, const char *domain, int64_t *id_r,
 {
 	return store_lookup_id(st, STORE_Q_DOMAIN_ID,
 	    "SELECT id FROM domains WHERE name = ?1", domain, id_r, err);
+}
+
+int
+store__hosted(struct store *st, const char *domain, int64_t *id_r,
+    struct pr_err *err)
+{
+	int r;
+
+	if ((r = store__domain_id(st, domain, id_r, err)) == 0)
+		return pr_err_set(err, PR_ENOENT,
+		    "domain %s is not hosted here", domain);
+	return r < 0 ? r : 0;
 }
 
 int

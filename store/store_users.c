@@ -30,25 +30,18 @@ int
 store_domain_add(struct store *st, const char *domain, struct pr_err *err)
 {
 	char name[ADDR_MAX];
-	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	if ((r = store_domain_canon(domain, name, err)) < 0)
 		return r;
-	if ((s = store__stmt(st, STORE_Q_DOMAIN_ADD,
+	r = store__run(st, STORE_Q_DOMAIN_ADD,
 	    "INSERT INTO domains (name, created) VALUES (?1, ?2)",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (int64_t)time(NULL));
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+	    "cannot add domain", err, "ti", name, (int64_t)time(NULL));
+	if (r < 0 && sqlite3_extended_errcode(st->db) ==
+	    SQLITE_CONSTRAINT_UNIQUE)
 		return pr_err_set(err, PR_EEXIST, "domain %s already exists",
 		    name);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot add domain");
-	return 0;
+	return r;
 }
 
 int
@@ -56,60 +49,38 @@ store_domain_del(struct store *st, const char *domain, struct pr_err *err)
 {
 	char name[ADDR_MAX];
 	sqlite3_stmt *s;
-	int64_t id, users = 0, aliases = 0;
-	int r, rc;
+	int64_t id, users, aliases;
+	int r;
 
 	if ((r = store_domain_canon(domain, name, err)) < 0)
 		return r;
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	if ((r = store__domain_id(st, name, &id, err)) <= 0) {
-		if (r == 0)
-			r = pr_err_set(err, PR_ENOENT,
-			    "domain %s is not hosted here", name);
-		goto fail;
-	}
-	if ((s = store__stmt(st, STORE_Q_DOMAIN_INUSE,
+	if ((r = store__hosted(st, name, &id, err)) < 0)
+		goto out;
+	if ((r = store__row(st, STORE_Q_DOMAIN_INUSE,
 	    "SELECT (SELECT count(*) FROM users WHERE domain_id = ?1),"
-	    " (SELECT count(*) FROM aliases WHERE domain_id = ?1)",
-	    err)) == NULL) {
-		r = store__errcode(err);
-		goto fail;
+	    " (SELECT count(*) FROM aliases WHERE domain_id = ?1)", &s,
+	    "cannot delete domain", err, "i", id)) <= 0) {
+		if (r == 0)
+			r = pr_err_set(err, PR_EIO, "cannot delete domain");
+		goto out;
 	}
-	sqlite3_bind_int64(s, 1, id);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		users = sqlite3_column_int64(s, 0);
-		aliases = sqlite3_column_int64(s, 1);
-	}
+	users = sqlite3_column_int64(s, 0);
+	aliases = sqlite3_column_int64(s, 1);
 	sqlite3_reset(s);
-	if (rc != SQLITE_ROW) {
-		r = store__fail(st, err, "cannot delete domain");
-		goto fail;
-	}
 	if (users > 0 || aliases > 0) {
 		r = pr_err_set(err, PR_EBUSY,
 		    "domain %s still has %lld user%s and %lld alias%s",
 		    name, (long long)users, users == 1 ? "" : "s",
 		    (long long)aliases, aliases == 1 ? "" : "es");
-		goto fail;
+		goto out;
 	}
-	if ((s = store__stmt(st, STORE_Q_DOMAIN_DEL,
-	    "DELETE FROM domains WHERE id = ?1", err)) == NULL) {
-		r = store__errcode(err);
-		goto fail;
-	}
-	sqlite3_bind_int64(s, 1, id);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		r = store__fail(st, err, "cannot delete domain");
-		goto fail;
-	}
-	return store__commit(st, err);
-
-fail:
-	store__rollback(st);
-	return r;
+	r = store__run(st, STORE_Q_DOMAIN_DEL,
+	    "DELETE FROM domains WHERE id = ?1", "cannot delete domain", err,
+	    "i", id);
+out:
+	return store__end(st, r, err);
 }
 
 int
@@ -130,23 +101,11 @@ store_domain_list(struct store *st,
     int (*cb)(void *ctx, const char *domain), void *ctx, struct pr_err *err)
 {
 	struct store_strv names = { 0 };
-	sqlite3_stmt *s;
-	int rc, r = 0;
+	int r;
 
-	if ((s = store__stmt(st, STORE_Q_DOMAIN_LIST,
-	    "SELECT name FROM domains ORDER BY name", err)) == NULL)
-		return store__errcode(err);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (store__strv_push(&names,
-		    (const char *)sqlite3_column_text(s, 0)) < 0) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-	sqlite3_reset(s);
-	if (rc == SQLITE_NOMEM)
-		r = pr_err_set(err, PR_ENOMEM, "out of memory");
-	else if (rc != SQLITE_DONE)
-		r = store__fail(st, err, "cannot list domains");
+	r = store__texts(st, STORE_Q_DOMAIN_LIST,
+	    "SELECT name FROM domains ORDER BY name", "cannot list domains",
+	    err, &names, 0, "");
 	for (size_t i = 0; r == 0 && i < names.n; i++)
 		r = cb(ctx, names.v[i]);
 	store__strv_fini(&names);
@@ -240,9 +199,8 @@ store_user_check_new(struct store *st, const char *address,
 	const char *domain = addr_domain(address);
 	int r;
 
-	if ((r = store__domain_id(st, domain, domain_id_r, err)) <= 0)
-		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
-		    "domain %s is not hosted here", domain);
+	if ((r = store__hosted(st, domain, domain_id_r, err)) < 0)
+		return r;
 	if ((r = store__user_id(st, address, NULL, err)) != 0)
 		return r < 0 ? r : pr_err_set(err, PR_EEXIST,
 		    "user %s already exists", address);
@@ -258,8 +216,7 @@ store_user_add(struct store *st, const char *address, const char *password,
 {
 	char addr[ADDR_MAX], hash[STORE_HASH_MAX];
 	int64_t domain_id;
-	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	if ((r = store_addr_canon(address, addr, err)) < 0 ||
 	    (r = store_password_check(password, err)) < 0)
@@ -276,31 +233,13 @@ store_user_add(struct store *st, const char *address, const char *password,
 
 	if ((r = store__begin(st, err)) < 0)
 		goto out;
-	if ((r = store_user_check_new(st, addr, &domain_id, err)) < 0)
-		goto fail;
-	if ((s = store__stmt(st, STORE_Q_USER_ADD,
-	    "INSERT INTO users (domain_id, address, hash, quota, created)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)", err)) == NULL) {
-		r = store__errcode(err);
-		goto fail;
-	}
-	sqlite3_bind_int64(s, 1, domain_id);
-	sqlite3_bind_text(s, 2, addr, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, quota);
-	sqlite3_bind_int64(s, 5, (int64_t)time(NULL));
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (rc != SQLITE_DONE) {
-		r = store__fail(st, err, "cannot add user");
-		goto fail;
-	}
-	r = store__commit(st, err);
-	goto out;
-
-fail:
-	store__rollback(st);
+	if ((r = store_user_check_new(st, addr, &domain_id, err)) == 0)
+		r = store__run(st, STORE_Q_USER_ADD,
+		    "INSERT INTO users (domain_id, address, hash, quota,"
+		    " created) VALUES (?1, ?2, ?3, ?4, ?5)", "cannot add user",
+		    err, "ittii", domain_id, addr, hash, quota,
+		    (int64_t)time(NULL));
+	r = store__end(st, r, err);
 out:
 	sodium_memzero(hash, sizeof(hash));
 	return r;
@@ -310,25 +249,15 @@ int
 store_user_del(struct store *st, const char *address, struct pr_err *err)
 {
 	char addr[ADDR_MAX];
-	sqlite3_stmt *s;
-	int rc;
 
 	if (store__lower_addr(address, addr, err) == NULL)
 		return PR_EINVAL;
 	/* One statement: the mailbox and lock rows go by ON DELETE CASCADE
 	 * and unreferenced bodies by the mailbox_delete trigger, all in the
 	 * statement's implicit transaction. */
-	if ((s = store__stmt(st, STORE_Q_USER_DEL,
-	    "DELETE FROM users WHERE address = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot delete user");
-	if (sqlite3_changes(st->db) == 0)
-		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
-	return 0;
+	return store__changed(st, store__run(st, STORE_Q_USER_DEL,
+	    "DELETE FROM users WHERE address = ?1", "cannot delete user", err,
+	    "t", addr), err, "no such user: %s", addr);
 }
 
 int
@@ -336,8 +265,7 @@ store_user_passwd(struct store *st, const char *address,
     const char *password, struct pr_err *err)
 {
 	char addr[ADDR_MAX], hash[STORE_HASH_MAX];
-	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	if (store__lower_addr(address, addr, err) == NULL)
 		return PR_EINVAL;
@@ -349,23 +277,10 @@ store_user_passwd(struct store *st, const char *address,
 	if (store_password_hash(password, hash) < 0)
 		return pr_err_set(err, PR_ENOMEM,
 		    "cannot hash the password: out of memory");
-	if ((s = store__stmt(st, STORE_Q_USER_PASSWD,
-	    "UPDATE users SET hash = ?2 WHERE address = ?1", err)) == NULL) {
-		r = store__errcode(err);
-		goto out;
-	}
-	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (rc != SQLITE_DONE)
-		r = store__fail(st, err, "cannot change the password");
-	else if (sqlite3_changes(st->db) == 0)
-		r = pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
-	else
-		r = 0;
-out:
+	r = store__changed(st, store__run(st, STORE_Q_USER_PASSWD,
+	    "UPDATE users SET hash = ?2 WHERE address = ?1",
+	    "cannot change the password", err, "tt", addr, hash), err,
+	    "no such user: %s", addr);
 	sodium_memzero(hash, sizeof(hash));
 	return r;
 }
@@ -375,32 +290,24 @@ store_user_set_quota(struct store *st, const char *address, int64_t quota,
     struct pr_err *err)
 {
 	char addr[ADDR_MAX];
-	sqlite3_stmt *s;
-	int rc;
 
 	if (store__lower_addr(address, addr, err) == NULL)
 		return PR_EINVAL;
 	if (quota < 0)
 		return pr_err_set(err, PR_EINVAL, "the quota is negative");
-	if ((s = store__stmt(st, STORE_Q_USER_QUOTA,
-	    "UPDATE users SET quota = ?2 WHERE address = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, quota);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store__fail(st, err, "cannot set the quota");
-	if (sqlite3_changes(st->db) == 0)
-		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
-	return 0;
+	return store__changed(st, store__run(st, STORE_Q_USER_QUOTA,
+	    "UPDATE users SET quota = ?2 WHERE address = ?1",
+	    "cannot set the quota", err, "ti", addr, quota), err,
+	    "no such user: %s", addr);
 }
 
 #define STORE_USER_COLS "id, address, quota, used, messages, created"
 
 static void
-store_user_row(sqlite3_stmt *s, struct store_user *u)
+store_user_row(sqlite3_stmt *s, void *elem)
 {
+	struct store_user *u = elem;
+
 	u->id = sqlite3_column_int64(s, 0);
 	u->address = (const char *)sqlite3_column_text(s, 1);
 	u->quota = sqlite3_column_int64(s, 2);
@@ -415,28 +322,21 @@ store_user_get(struct store *st, const char *address, struct store_user *u_r,
 {
 	char addr[ADDR_MAX];
 	sqlite3_stmt *s;
-	int rc;
+	int r;
 
 	memset(u_r, 0, sizeof(*u_r));
 	if (store__lower_addr(address, addr, err) == NULL)
 		return PR_EINVAL;
-	if ((s = store__stmt(st, STORE_Q_USER_GET,
-	    "SELECT " STORE_USER_COLS " FROM users WHERE address = ?1",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		store_user_row(s, u_r);
-		snprintf(st->addr, sizeof(st->addr), "%s",
-		    u_r->address != NULL ? u_r->address : "");
-		u_r->address = st->addr;
-	}
+	if ((r = store__row(st, STORE_Q_USER_GET,
+	    "SELECT " STORE_USER_COLS " FROM users WHERE address = ?1", &s,
+	    "cannot look up user", err, "t", addr)) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+		    "no such user: %s", addr);
+	store_user_row(s, u_r);
+	snprintf(st->addr, sizeof(st->addr), "%s",
+	    u_r->address != NULL ? u_r->address : "");
+	u_r->address = st->addr;
 	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, "cannot look up user");
 	return 0;
 }
 
@@ -445,54 +345,29 @@ store_user_list(struct store *st, const char *domain,
     int (*cb)(void *ctx, const struct store_user *u), void *ctx,
     struct pr_err *err)
 {
-	struct store_user *users = NULL, *nu;
+	struct store_user *users = NULL;
 	struct store_strv addrs = { 0 };
 	size_t n = 0, cap = 0;
 	char name[ADDR_MAX];
 	sqlite3_stmt *s;
 	int64_t domain_id = 0;
-	int r = 0, rc;
+	int r;
 
 	if (domain != NULL) {
-		if ((r = store_domain_canon(domain, name, err)) < 0)
+		if ((r = store_domain_canon(domain, name, err)) < 0 ||
+		    (r = store__hosted(st, name, &domain_id, err)) < 0)
 			return r;
-		if ((r = store__domain_id(st, name, &domain_id, err)) <= 0)
-			return r < 0 ? r : pr_err_set(err, PR_ENOENT,
-			    "domain %s is not hosted here", name);
-		r = 0;
-		s = store__stmt(st, STORE_Q_USER_LIST_DOMAIN,
+		s = store__bind(st, STORE_Q_USER_LIST_DOMAIN,
 		    "SELECT " STORE_USER_COLS " FROM users"
-		    " WHERE domain_id = ?1 ORDER BY address", err);
+		    " WHERE domain_id = ?1 ORDER BY address",
+		    "cannot list users", err, "i", domain_id);
 	} else {
-		s = store__stmt(st, STORE_Q_USER_LIST,
+		s = store__bind(st, STORE_Q_USER_LIST,
 		    "SELECT " STORE_USER_COLS " FROM users ORDER BY address",
-		    err);
+		    "cannot list users", err, "");
 	}
-	if (s == NULL)
-		return store__errcode(err);
-	if (domain != NULL)
-		sqlite3_bind_int64(s, 1, domain_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 16;
-			if ((nu = realloc(users, cap * sizeof(*nu))) == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			users = nu;
-		}
-		store_user_row(s, &users[n]);
-		if (store__strv_push(&addrs, users[n].address) < 0) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		n++;
-	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_NOMEM)
-		r = pr_err_set(err, PR_ENOMEM, "out of memory");
-	else if (rc != SQLITE_DONE)
-		r = store__fail(st, err, "cannot list users");
+	r = store__collect(st, s, &users, &n, &cap, sizeof(*users),
+	    store_user_row, &addrs, 1, "cannot list users", err);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		users[i].address = addrs.v[i];
 		r = cb(ctx, &users[i]);
@@ -509,36 +384,27 @@ store_user_auth_info(struct store *st, const char *address, int64_t *id_r,
 	char addr[ADDR_MAX];
 	sqlite3_stmt *s;
 	const char *h;
-	int rc;
+	int r;
 
 	*id_r = 0;
 	hash_r[0] = '\0';
 	/* Anything that is not an address is simply an unknown user. */
 	if (store__lower_addr(address, addr, NULL) == NULL)
 		return pr_err_set(err, PR_ENOENT, "no such user");
-	if ((s = store__stmt(st, STORE_Q_USER_AUTH,
-	    "SELECT id, hash FROM users WHERE address = ?1", err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		h = (const char *)sqlite3_column_text(s, 1);
-		if (h != NULL && strlen(h) < STORE_HASH_MAX) {
-			*id_r = sqlite3_column_int64(s, 0);
-			memcpy(hash_r, h, strlen(h) + 1);
-		} else {
-			rc = SQLITE_CORRUPT;
-		}
+	if ((r = store__row(st, STORE_Q_USER_AUTH,
+	    "SELECT id, hash FROM users WHERE address = ?1", &s,
+	    "cannot look up user", err, "t", addr)) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+		    "no such user: %s", addr);
+	h = (const char *)sqlite3_column_text(s, 1);
+	if (h != NULL && strlen(h) < STORE_HASH_MAX) {
+		*id_r = sqlite3_column_int64(s, 0);
+		memcpy(hash_r, h, strlen(h) + 1);
+	} else {
+		r = pr_err_set(err, PR_EIO, "bad password hash for %s", addr);
 	}
 	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return pr_err_set(err, PR_ENOENT, "no such user: %s", addr);
-	if (rc == SQLITE_CORRUPT)
-		return pr_err_set(err, PR_EIO, "bad password hash for %s",
-		    addr);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, "cannot look up user");
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 int
@@ -565,27 +431,19 @@ store_mailbox_usage(struct store *st, int64_t user_id, int64_t *bytes_r,
     int64_t *count_r, int64_t *quota_r, struct pr_err *err)
 {
 	sqlite3_stmt *s;
-	int rc;
+	int r;
 
-	if ((s = store__stmt(st, STORE_Q_USER_USAGE,
-	    "SELECT used, messages, quota FROM users WHERE id = ?1",
-	    err)) == NULL)
-		return store__errcode(err);
-	sqlite3_bind_int64(s, 1, user_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		if (bytes_r != NULL)
-			*bytes_r = sqlite3_column_int64(s, 0);
-		if (count_r != NULL)
-			*count_r = sqlite3_column_int64(s, 1);
-		if (quota_r != NULL)
-			*quota_r = sqlite3_column_int64(s, 2);
-	}
+	if ((r = store__row(st, STORE_Q_USER_USAGE,
+	    "SELECT used, messages, quota FROM users WHERE id = ?1", &s,
+	    "cannot read mailbox usage", err, "i", user_id)) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+		    "no such user id %lld", (long long)user_id);
+	if (bytes_r != NULL)
+		*bytes_r = sqlite3_column_int64(s, 0);
+	if (count_r != NULL)
+		*count_r = sqlite3_column_int64(s, 1);
+	if (quota_r != NULL)
+		*quota_r = sqlite3_column_int64(s, 2);
 	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return pr_err_set(err, PR_ENOENT, "no such user id %lld",
-		    (long long)user_id);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, "cannot read mailbox usage");
 	return 0;
 }

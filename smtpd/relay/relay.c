@@ -58,8 +58,8 @@ relay_free_cb(uv_handle_t *h)
 }
 
 int
-relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
-    struct pr_err *err)
+relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
+    struct relay **r_r, struct pr_err *err)
 {
 	struct relay *r;
 	int rc;
@@ -67,6 +67,7 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
 	r = xcalloc(1, sizeof(*r));
 	r->loop = loop;
 	r->cfg = cfg;
+	r->worker = wk;
 	r->enabled = cfg->relay.enabled;
 	r->wait_tail = &r->wait_head;
 	uv_timer_init(loop, &r->scan_timer);
@@ -104,12 +105,6 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
 		goto fail;
 	if ((rc = relay_dns_new(loop, cfg->relay.resolver, &r->dns, err)) < 0)
 		goto fail;
-	if ((rc = relay_worker_new(loop, cfg->server.data_dir, &r->worker,
-	    err)) < 0) {
-		relay_dns_close(r->dns, NULL, NULL);
-		r->dns = NULL;
-		goto fail;
-	}
 	if (r->smarthost)
 		log_info(NULL, "relay: all mail through %s:%u%s",
 		    r->smart_host, r->smart_port,
@@ -127,18 +122,17 @@ fail:
 }
 
 static void
-relay_stop_worker_cb(void *data)
+relay_stopped(struct relay *r)
 {
-	struct relay *r = data;
 	void (*cb)(void *) = r->done_cb;
 
-	r->worker = NULL;
 	r->done_cb = NULL;
 	if (cb != NULL)
 		cb(r->done_data);
 }
 
-/* Once nothing is in flight any more, the store thread goes last. */
+/* Once nothing is in flight any more, the relay is done; the store
+ * worker is the daemon's and stops after it. */
 void
 relay__check_stopped(struct relay *r)
 {
@@ -148,11 +142,7 @@ relay__check_stopped(struct relay *r)
 	    r->scanning)
 		return;
 	r->worker_stopping = true;
-	if (r->worker != NULL) {
-		relay_worker_stop(r->worker, relay_stop_worker_cb, r);
-	} else {
-		relay_stop_worker_cb(r);
-	}
+	relay_stopped(r);
 }
 
 static void

@@ -5,7 +5,7 @@
  * outbound queue, finds the destination's MX hosts with c-ares, hands the
  * message over with an SMTP client (STARTTLS when offered, DKIM-signed for
  * hosted domains), retries with backoff and bounces what cannot be
- * delivered.  Store writes run off the loop thread.
+ * delivered.  Store work runs on the daemon's store worker.
  */
 #ifndef POSTROOM_RELAY_H
 #define POSTROOM_RELAY_H
@@ -17,12 +17,15 @@
 
 struct relay;
 
-/* Creates the runner on loop with its own store connection and starts it
- * (first queue scan right away).  cfg must outlive the runner.  With
- * [relay] enabled = false the runner exists but never sends.  Returns 0 or
- * an error with err set. */
-int relay_new(uv_loop_t *loop, const struct cfg *cfg, struct relay **r_r,
-    struct pr_err *err);
+struct store_worker;
+
+/* Creates the runner on loop and starts it (first queue scan right away).
+ * Its store work runs on wk, the daemon's store worker, which must outlive
+ * the runner and be stopped only after relay_stop's done_cb.  cfg must
+ * outlive the runner too.  With [relay] enabled = false the runner exists
+ * but never sends.  Returns 0 or an error with err set. */
+int relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
+    struct relay **r_r, struct pr_err *err);
 
 /* New entries were committed to the queue: scan it soon.  Cheap; safe to
  * call after every delivery. */

@@ -122,7 +122,7 @@ struct relay {
 	uv_loop_t *loop;
 	const struct cfg *cfg;
 	bool enabled;
-	struct relay_worker *worker;
+	struct store_worker *worker;  /* the daemon's, shared */
 	struct relay_dns *dns;
 	struct net_tls *tls;
 

@@ -9,6 +9,7 @@ that bounces to alice with the remote's text, a partly refused message,
 and the open-relay check: nothing unauthenticated enters the queue."""
 
 import email
+import os
 import poplib
 import smtplib
 import sys
@@ -35,6 +36,20 @@ def pop3_fetch(inst, user):
         return out
     finally:
         p.quit()
+
+
+def db_connections(inst, daemon):
+    """How many SQLite connections daemon holds: each has the database
+    file open once."""
+    path = os.path.realpath(os.path.join(inst.data_dir, "mail.db"))
+    fd_dir = "/proc/%d/fd" % inst.procs[daemon].pid
+    n = 0
+    for fd in os.listdir(fd_dir):
+        try:
+            n += os.readlink(os.path.join(fd_dir, fd)) == path
+        except OSError:
+            pass
+    return n
 
 
 def main():
@@ -83,6 +98,10 @@ def main():
              "message arrives in bob's mailbox on B", a.log("smtpd"))
         t.ok(wait_for(lambda: queued(a) == [], 10),
              "A's queue is empty after the remote 250")
+        # One writer per daemon: local delivery and the relay share the
+        # store worker's connection; the other is the loop's reader.
+        t.eq(db_connections(a, "smtpd"), 2,
+             "smtpd holds two database connections after relaying")
         got = pop3_fetch(b, BOB)
         t.eq(len(got), 1, "bob downloads it with POP3")
         data = got[0] if got else b""
