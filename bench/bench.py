@@ -1102,14 +1102,7 @@ def describe_machine(bench):
             opts.get("debug"), " ".join(opts.get("c_args", [])) or "-")
     except (OSError, ValueError, KeyError):
         d["build"] = "unknown"
-    r = benchlib.run(["git", "-C", SRC_ROOT, "rev-parse", "--short", "HEAD"],
-                     check=False)
-    d["commit"] = r.stdout.strip() if r.returncode == 0 else "unknown"
-    r = benchlib.run(["git", "-C", SRC_ROOT, "status", "--porcelain", "--",
-                      "common", "store", "smtpd", "pop3d", "tools"],
-                     check=False)
-    if r.returncode == 0 and r.stdout.strip():
-        d["commit"] += " with uncommitted changes"
+    d["commit"] = benchlib.source_version(SRC_ROOT, bench.build)
     return d
 
 

@@ -5,7 +5,10 @@ Everything here reads /proc of processes the harness started itself and
 talks to loopback addresses only.
 """
 
+import json
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -246,6 +249,46 @@ def run(argv, timeout=120, check=True, **kw):
         raise RuntimeError("%s: exit %d: %s" % (" ".join(argv),
             r.returncode, (r.stderr or r.stdout).strip()[-2000:]))
     return r
+
+
+def source_version(root, build=None):
+    """What the report calls the version of postroom under test: git's
+    short commit (plus a note when the daemons' sources differ from it)
+    in a checkout, else the project version meson configured, since a
+    release tarball has no .git and a minimal Debian 12 has no git."""
+    if shutil.which("git") and os.path.exists(os.path.join(root, ".git")):
+        r = run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                check=False)
+        if r.returncode == 0 and r.stdout.strip():
+            v = r.stdout.strip()
+            r = run(["git", "-C", root, "status", "--porcelain", "--",
+                     "common", "store", "smtpd", "pop3d", "tools"],
+                    check=False)
+            if r.returncode == 0 and r.stdout.strip():
+                v += " with uncommitted changes"
+            return v
+    return "version %s (no git checkout)" % project_version(root, build)
+
+
+def project_version(root, build=None):
+    """meson's project version: from the build's introspection data when
+    there is a build directory, else from meson.build itself."""
+    if build:
+        try:
+            with open(os.path.join(build, "meson-info",
+                                   "intro-projectinfo.json")) as f:
+                return json.load(f)["version"]
+        except (OSError, ValueError, KeyError):
+            pass
+    try:
+        with open(os.path.join(root, "meson.build")) as f:
+            m = re.search(r"project\([^)]*?version\s*:\s*'([^']+)'",
+                          f.read(), re.S)
+        if m:
+            return m.group(1)
+    except OSError:
+        pass
+    return "unknown"
 
 
 def stop_pid(pid, timeout=15.0):
