@@ -9,10 +9,12 @@ import poplib
 import signal
 import socket
 import ssl
+import sys
 import unittest
 
 from pop3_util import (DOMAIN, Raw, client_context, deliver, harness,
                        message, new_instance, wait_log)
+import tap  # noqa: E402
 
 ALICE = ("alice@" + DOMAIN, "alice-pw")
 BOB = ("bob@" + DOMAIN, "bob-pw")
@@ -170,4 +172,4 @@ class Pop3Reload(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    sys.exit(tap.unittest_main())
