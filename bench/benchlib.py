@@ -9,11 +9,17 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
+
+# The peers' set-up and the process helpers are shared with the e2e tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "tests", "lib"))
+
+from procs import read_pidfile, stop_pid  # noqa: E402,F401
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -290,47 +296,6 @@ def project_version(root, build=None):
         pass
     return "unknown"
 
-
-def stop_pid(pid, timeout=15.0):
-    """SIGTERM to one process we started, then SIGKILL after timeout."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            r, _ = os.waitpid(pid, os.WNOHANG)
-            if r == pid:
-                return
-        except ChildProcessError:
-            if not os.path.exists("/proc/%d" % pid):
-                return
-            with open("/proc/%d/stat" % pid) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def read_pidfile(path, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                v = int(f.read().split()[0])
-            if os.path.exists("/proc/%d" % v):
-                return v
-        except (OSError, ValueError, IndexError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("no pid in %s" % path)
-
-
-# --- disk ----------------------------------------------------------------
 
 def fsync_cost(dirpath, n=200, size=4096):
     """Median seconds of one write(size)+fdatasync in dirpath: the bound

@@ -13,7 +13,6 @@ stopped by PID.
 
 import os
 import shutil
-import signal
 import smtplib
 import socket
 import socketserver
@@ -29,6 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from harness import Instance, free_port  # noqa: E402,F401
 from tap import Check, skip  # noqa: E402,F401
+import procs  # noqa: E402
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 PASSWORD = "correct horse battery"
@@ -130,13 +130,7 @@ class Dns:
             return f.read().decode("utf-8", "replace")
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop_popen(self.proc, 10)
         self.logf.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 import time
 
+import procs
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("POSTROOM_BUILD_DIR", os.path.join(SRC_ROOT, "build"))
@@ -166,13 +168,7 @@ class Instance:
         p = self.procs.pop(daemon, None)
         if p is None:
             return None
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        procs.stop_popen(p, timeout, sig)
         self.logs.pop(daemon).close()
         return p.returncode
 
