@@ -13,6 +13,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 # The peers' set-up and the process helpers are shared with the e2e tests.
@@ -78,16 +79,22 @@ def cpu_seconds(pid):
     return total / CLK_TCK
 
 
-def pss_bytes(pid):
-    """Proportional set size of one process, from smaps_rollup."""
+def _proc_kib_field(pid, name, field):
+    """field ("Pss:", "VmHWM:") of /proc/PID/name in bytes; 0 when the
+    process is gone."""
     try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
+        with open("/proc/%d/%s" % (pid, name)) as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def pss_bytes(pid):
+    """Proportional set size of one process, from smaps_rollup."""
+    return _proc_kib_field(pid, "smaps_rollup", "Pss:")
 
 
 def tree_pss(pid):
@@ -97,14 +104,7 @@ def tree_pss(pid):
 
 def hwm_bytes(pid):
     """Peak resident set size (VmHWM) of one process."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_kib_field(pid, "status", "VmHWM:")
 
 
 class PssSampler:
@@ -243,6 +243,52 @@ def raise_nofile(want=65536):
             return soft
         return new
     return soft
+
+
+# --- concurrent client sessions -----------------------------------------
+
+def run_together(jobs, names=None, join_timeout=600):
+    """Runs each job in a thread of its own.  A job(sync) does what is not
+    measured (connect, log in, warm up), calls sync(), then does the
+    measured part and returns its result; sync() returns once every job
+    has reached it, so the measured parts start together.
+
+    Returns (results in job order, errors, wall seconds from the start of
+    the measured parts until every thread ended).  A job that raises
+    adds "name: error" to errors and releases the others' sync() (they
+    fail too: a run with a broken session measures nothing)."""
+    ready = threading.Barrier(len(jobs) + 1)
+    go = threading.Event()
+    results = [None] * len(jobs)
+    errors = []
+
+    def sync():
+        ready.wait(timeout=120)
+        go.wait(timeout=120)
+
+    def worker(k, job):
+        try:
+            results[k] = job(sync)
+        except Exception as e:  # reported by the caller
+            errors.append("%s: %s" % (names[k], e) if names else str(e))
+            try:
+                ready.abort()
+            except threading.BrokenBarrierError:
+                pass
+
+    threads = [threading.Thread(target=worker, args=(k, j), daemon=True)
+               for k, j in enumerate(jobs)]
+    for th in threads:
+        th.start()
+    try:
+        ready.wait(timeout=120)
+    except threading.BrokenBarrierError:
+        pass
+    t0 = time.perf_counter()
+    go.set()
+    for th in threads:
+        th.join(timeout=join_timeout)
+    return results, errors, time.perf_counter() - t0
 
 
 # --- child processes -----------------------------------------------------

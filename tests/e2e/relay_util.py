@@ -26,21 +26,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
-from harness import Instance, free_port  # noqa: E402,F401
+from harness import (Instance, close_all, free_port,  # noqa: E402,F401
+                     wait_for)
 from tap import Check, skip  # noqa: E402,F401
 import procs  # noqa: E402
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 PASSWORD = "correct horse battery"
-
-
-def wait_for(pred, timeout=10.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def free_port_on(hosts):
@@ -340,27 +332,12 @@ def queue_list(inst):
 
 
 def mailbox_bodies(inst, address):
-    """The stored octets of each message in address's mailbox (store
-    tables read directly, read-only)."""
-    import sqlite3
-    path = os.path.join(inst.data_dir, "mail.db")
-    with sqlite3.connect("file:%s?mode=ro" % path, uri=True,
-                         timeout=10) as c:
-        rows = c.execute(
-            "SELECT b.data FROM mailbox m JOIN bodies b ON b.id = m.body_id"
-            " JOIN users u ON u.id = m.user_id WHERE u.address = ?"
-            " ORDER BY m.id", (address.lower(),)).fetchall()
-    return [bytes(r[0]) for r in rows]
+    return inst.stored(address)
 
 
 def queued(inst):
     """Pending recipients of the outbound queue."""
-    import sqlite3
-    path = os.path.join(inst.data_dir, "mail.db")
-    with sqlite3.connect("file:%s?mode=ro" % path, uri=True,
-                         timeout=10) as c:
-        return sorted(r[0] for r in c.execute(
-            "SELECT address FROM queue_rcpt").fetchall())
+    return inst.queued_rcpts()
 
 
 def relay_instance(host, hostname, dns, mx_port, domain, users=(),

@@ -6,8 +6,8 @@ and messages are real, STLS is a real TLS handshake, and the UIDLs of the
 files are mapped to the ones the store assigned.
 
 Dialogs that need a store failure the daemon cannot be made to show
-(! locked, ! tempfail, failing message reads) or non-default limits are
-skipped with a note."""
+(! locked, ! tempfail, failing message reads) or non-default limits run
+only in process (dialog-pop3); they are listed as TAP comments."""
 
 import os
 import re

@@ -10,7 +10,7 @@ import pwd
 import sys
 import tempfile
 
-from relay_util import (Check, Dns, Instance, PASSWORD, dkim_verify,
+from relay_util import (Check, Dns, Instance, PASSWORD, close_all, dkim_verify,
                         free_port_on, mailbox_bodies, message, queued,
                         skip, submit, wait_for, zone_txt)
 import postfix  # noqa: E402 (tests/lib, put on the path by relay_util)
@@ -105,11 +105,7 @@ def main():
              "the bounce quotes Postfix's reply", bounce)
         t.ok(b"Remote-MTA: dns; mx.c.test" in bounce, "Remote-MTA")
     finally:
-        a.close()
-        if pf is not None:
-            pf.close()
-        if dns is not None:
-            dns.close()
+        close_all(a, pf, dns)
     return t.done()
 
 
