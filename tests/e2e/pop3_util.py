@@ -15,6 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness  # noqa: E402
+import procs  # noqa: E402
+from procs import sanitized  # noqa: E402,F401
 from lineclient import Pop3Raw as Raw  # noqa: E402,F401
 from lineclient import tls_context  # noqa: E402
 
@@ -113,18 +115,7 @@ def unstuff(lines):
     return b"".join(ln + b"\r\n" for ln in out)
 
 
-def sanitized(pid):
-    """True when the process runs with AddressSanitizer (whose quarantine
-    keeps freed memory resident, so memory bounds cannot be measured)."""
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
-
-
 def pid_rss_kib(pid):
     """Anonymous resident memory of a process (heap, not mapped files),
     KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return 0
+    return procs.status_kib(pid, "RssAnon:")

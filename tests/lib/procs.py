@@ -4,6 +4,8 @@
     stop_pid(pid)           a process we started some other way (a
                             daemon's master that forked itself away)
     read_pidfile(path)      the PID a daemon we started wrote
+
+and looking at their memory: status_kib(pid, "VmRSS:"), sanitized(pid).
 """
 
 import os
@@ -69,3 +71,21 @@ def read_pidfile(path, timeout=10.0):
             pass
         time.sleep(0.05)
     raise RuntimeError("no pid in %s" % path)
+
+
+def status_kib(pid, field):
+    """A KiB field of /proc/PID/status ("VmRSS:", "RssAnon:"); 0 when
+    absent."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def sanitized(pid):
+    """True when the process runs with AddressSanitizer, whose
+    quarantine keeps freed memory resident: memory bounds cannot be
+    measured there (the optimised build's run measures them)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
