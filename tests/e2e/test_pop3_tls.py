@@ -13,7 +13,7 @@ import sys
 import unittest
 
 from pop3_util import (DOMAIN, Raw, client_context, deliver, harness,
-                       message, new_instance, wait_log)
+                       message, new_instance, tls_context, wait_log)
 import tap  # noqa: E402
 
 ALICE = ("alice@" + DOMAIN, "alice-pw")
@@ -138,9 +138,7 @@ class Pop3Reload(unittest.TestCase):
     def test_sighup_reloads_certificate(self):
         inst = new_instance([ALICE])
         try:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+            ctx = tls_context()     # any certificate: it changes
 
             def fingerprint():
                 with socket.create_connection(
