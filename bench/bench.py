@@ -807,12 +807,7 @@ class Bench:
             "group commit: fewer than one fsync per message (10 KiB x 50)",
             per < 1.0, "%d fsyncs for %d messages (%.0f msg/s during the "
             "count)" % (fs, count, count / t)))
-        self.report.row(
-            "system calls / context switches per message, SMTP 10 KiB x 50",
-            "%s / %s" % (fmt_num(counts.get("raw_syscalls:sys_enter", 0)
-                                 / count),
-                         fmt_num(counts.get("context-switches", 0) / count)),
-            "", None, None, "report")
+        self.syscall_row("per message, SMTP 10 KiB x 50", counts, count)
         n = self.ensure_cg_maildrop()
         reps = 10
         sess = self.cg_session()
@@ -822,12 +817,14 @@ class Bench:
                                         lambda: self.retr_all(sess, n, reps))
         finally:
             sess.quit()
-        total = n * reps
+        self.syscall_row("per RETR, POP3 10 KiB", counts, n * reps)
+
+    def syscall_row(self, what, counts, n):
+        """A report row: system calls and context switches per unit."""
         self.report.row(
-            "system calls / context switches per RETR, POP3 10 KiB",
-            "%s / %s" % (fmt_num(counts.get("raw_syscalls:sys_enter", 0)
-                                 / total),
-                         fmt_num(counts.get("context-switches", 0) / total)),
+            "system calls / context switches " + what,
+            "%s / %s" % (fmt_num(counts.get("raw_syscalls:sys_enter", 0) / n),
+                         fmt_num(counts.get("context-switches", 0) / n)),
             "", None, None, "report")
 
     def profiles(self, perf):
@@ -1102,14 +1099,7 @@ def describe_machine(bench):
             opts.get("debug"), " ".join(opts.get("c_args", [])) or "-")
     except (OSError, ValueError, KeyError):
         d["build"] = "unknown"
-    r = benchlib.run(["git", "-C", SRC_ROOT, "rev-parse", "--short", "HEAD"],
-                     check=False)
-    d["commit"] = r.stdout.strip() if r.returncode == 0 else "unknown"
-    r = benchlib.run(["git", "-C", SRC_ROOT, "status", "--porcelain", "--",
-                      "common", "store", "smtpd", "pop3d", "tools"],
-                     check=False)
-    if r.returncode == 0 and r.stdout.strip():
-        d["commit"] += " with uncommitted changes"
+    d["commit"] = benchlib.source_version(SRC_ROOT, bench.build)
     return d
 
 

@@ -5,12 +5,22 @@ Everything here reads /proc of processes the harness started itself and
 talks to loopback addresses only.
 """
 
+import json
 import os
-import signal
+import re
+import shutil
 import socket
 import statistics
 import subprocess
+import sys
+import threading
 import time
+
+# The peers' set-up and the process helpers are shared with the e2e tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "tests", "lib"))
+
+from procs import read_pidfile, stop_pid  # noqa: E402,F401
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -69,16 +79,22 @@ def cpu_seconds(pid):
     return total / CLK_TCK
 
 
-def pss_bytes(pid):
-    """Proportional set size of one process, from smaps_rollup."""
+def _proc_kib_field(pid, name, field):
+    """field ("Pss:", "VmHWM:") of /proc/PID/name in bytes; 0 when the
+    process is gone."""
     try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
+        with open("/proc/%d/%s" % (pid, name)) as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def pss_bytes(pid):
+    """Proportional set size of one process, from smaps_rollup."""
+    return _proc_kib_field(pid, "smaps_rollup", "Pss:")
 
 
 def tree_pss(pid):
@@ -88,14 +104,7 @@ def tree_pss(pid):
 
 def hwm_bytes(pid):
     """Peak resident set size (VmHWM) of one process."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_kib_field(pid, "status", "VmHWM:")
 
 
 class PssSampler:
@@ -236,6 +245,52 @@ def raise_nofile(want=65536):
     return soft
 
 
+# --- concurrent client sessions -----------------------------------------
+
+def run_together(jobs, names=None, join_timeout=600):
+    """Runs each job in a thread of its own.  A job(sync) does what is not
+    measured (connect, log in, warm up), calls sync(), then does the
+    measured part and returns its result; sync() returns once every job
+    has reached it, so the measured parts start together.
+
+    Returns (results in job order, errors, wall seconds from the start of
+    the measured parts until every thread ended).  A job that raises
+    adds "name: error" to errors and releases the others' sync() (they
+    fail too: a run with a broken session measures nothing)."""
+    ready = threading.Barrier(len(jobs) + 1)
+    go = threading.Event()
+    results = [None] * len(jobs)
+    errors = []
+
+    def sync():
+        ready.wait(timeout=120)
+        go.wait(timeout=120)
+
+    def worker(k, job):
+        try:
+            results[k] = job(sync)
+        except Exception as e:  # reported by the caller
+            errors.append("%s: %s" % (names[k], e) if names else str(e))
+            try:
+                ready.abort()
+            except threading.BrokenBarrierError:
+                pass
+
+    threads = [threading.Thread(target=worker, args=(k, j), daemon=True)
+               for k, j in enumerate(jobs)]
+    for th in threads:
+        th.start()
+    try:
+        ready.wait(timeout=120)
+    except threading.BrokenBarrierError:
+        pass
+    t0 = time.perf_counter()
+    go.set()
+    for th in threads:
+        th.join(timeout=join_timeout)
+    return results, errors, time.perf_counter() - t0
+
+
 # --- child processes -----------------------------------------------------
 
 def run(argv, timeout=120, check=True, **kw):
@@ -248,46 +303,45 @@ def run(argv, timeout=120, check=True, **kw):
     return r
 
 
-def stop_pid(pid, timeout=15.0):
-    """SIGTERM to one process we started, then SIGKILL after timeout."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            r, _ = os.waitpid(pid, os.WNOHANG)
-            if r == pid:
-                return
-        except ChildProcessError:
-            if not os.path.exists("/proc/%d" % pid):
-                return
-            with open("/proc/%d/stat" % pid) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def source_version(root, build=None):
+    """What the report calls the version of postroom under test: git's
+    short commit (plus a note when the daemons' sources differ from it)
+    in a checkout, else the project version meson configured, since a
+    release tarball has no .git and a minimal Debian 12 has no git."""
+    if shutil.which("git") and os.path.exists(os.path.join(root, ".git")):
+        r = run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                check=False)
+        if r.returncode == 0 and r.stdout.strip():
+            v = r.stdout.strip()
+            r = run(["git", "-C", root, "status", "--porcelain", "--",
+                     "common", "store", "smtpd", "pop3d", "tools"],
+                    check=False)
+            if r.returncode == 0 and r.stdout.strip():
+                v += " with uncommitted changes"
+            return v
+    return "version %s (no git checkout)" % project_version(root, build)
 
 
-def read_pidfile(path, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def project_version(root, build=None):
+    """meson's project version: from the build's introspection data when
+    there is a build directory, else from meson.build itself."""
+    if build:
         try:
-            with open(path) as f:
-                v = int(f.read().split()[0])
-            if os.path.exists("/proc/%d" % v):
-                return v
-        except (OSError, ValueError, IndexError):
+            with open(os.path.join(build, "meson-info",
+                                   "intro-projectinfo.json")) as f:
+                return json.load(f)["version"]
+        except (OSError, ValueError, KeyError):
             pass
-        time.sleep(0.05)
-    raise RuntimeError("no pid in %s" % path)
+    try:
+        with open(os.path.join(root, "meson.build")) as f:
+            m = re.search(r"project\([^)]*?version\s*:\s*'([^']+)'",
+                          f.read(), re.S)
+        if m:
+            return m.group(1)
+    except OSError:
+        pass
+    return "unknown"
 
-
-# --- disk ----------------------------------------------------------------
 
 def fsync_cost(dirpath, n=200, size=4096):
     """Median seconds of one write(size)+fdatasync in dirpath: the bound

@@ -11,15 +11,11 @@ import grp
 import os
 import pwd
 import shutil
-import signal
 import subprocess
-import sys
 
 import benchlib
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRC_ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(SRC_ROOT, "tests", "lib"))
+import postfix  # noqa: E402 (tests/lib, on the path through benchlib)
+import procs  # noqa: E402
 
 BENCH_USER = "prbench"
 DOMAIN = "bench.test"
@@ -50,69 +46,10 @@ def password_for(user):
 
 # --- Postfix ---------------------------------------------------------------
 
-POSTFIX_MASTER_CF = """\
-# service type  private unpriv  chroot  wakeup  maxproc command
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
 # Postfix's defaults everywhere (durability included: cleanup(8) fsyncs
 # the queue file before the 250, virtual(8) fsyncs each Maildir file
 # before it renames it into new/), except what a private instance on a
-# loopback port needs.
-POSTFIX_MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {root}/spool
-data_directory = {root}/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-meta_directory = /etc/postfix
-shlib_directory = /usr/lib/postfix
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = {root}/maillog
-myhostname = mx.{domain}
-mydomain = {domain}
-myorigin = $myhostname
-mydestination = localhost
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-biff = no
-smtpd_client_connection_count_limit = 0
-virtual_mailbox_domains = {domain}
-virtual_mailbox_base = {vmail}
-virtual_mailbox_maps = texthash:{root}/vmailbox
-virtual_minimum_uid = {uid}
-virtual_uid_maps = static:{uid}
-virtual_gid_maps = static:{gid}
-"""
-
-
+# loopback port needs (tests/lib/postfix.py).
 class Postfix:
     """A private Postfix instance: `postfix -c DIR start`, own
     config/queue/data directories, SMTP on 127.0.0.1:port, virtual(8)
@@ -121,35 +58,30 @@ class Postfix:
     name = "Postfix"
 
     def __init__(self, tmp, vmail, users):
-        self.root = os.path.join(tmp, "postfix")
-        self.conf = os.path.join(self.root, "etc")
         self.vmail = vmail
         self.port = benchlib.free_port()
-        self.pid = None
         uid, gid = bench_ids()
-        os.makedirs(self.conf)
-        os.makedirs(os.path.join(self.root, "spool"))
-        data = os.path.join(self.root, "data")
-        os.makedirs(data)
-        pf = pwd.getpwnam("postfix")
-        os.chown(data, pf.pw_uid, pf.pw_gid)
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
-            f.write(POSTFIX_MAIN_CF.format(root=self.root, domain=DOMAIN,
-                                           vmail=vmail, uid=uid, gid=gid))
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER_CF.format(port=self.port))
-        with open(os.path.join(self.root, "vmailbox"), "w") as f:
-            for u in users:
-                f.write("%s@%s %s/Maildir/\n" % (u, DOMAIN, u))
+        self.pf = postfix.Postfix(os.path.join(tmp, "postfix"), "127.0.0.1",
+                                  self.port, {
+                                      "myhostname": "mx." + DOMAIN,
+                                      "mydomain": DOMAIN,
+                                      "myorigin": "$myhostname",
+                                      "mydestination": "localhost",
+                                      "inet_interfaces": "127.0.0.1",
+                                      "smtpd_client_connection_count_limit":
+                                          "0",
+                                  })
+        self.pf.set(postfix.virtual_mailboxes(
+            self.pf, DOMAIN,
+            {"%s@%s" % (u, DOMAIN): "%s/Maildir/" % u for u in users},
+            vmail, uid, gid))
+
+    @property
+    def pid(self):
+        return self.pf.pid
 
     def start(self):
-        env = dict(os.environ)
-        env.pop("MAIL_CONFIG", None)
-        benchlib.run(["postfix", "-c", self.conf, "start"], env=env,
-                     timeout=60)
-        self.pid = benchlib.read_pidfile(
-            os.path.join(self.root, "spool", "pid", "master.pid"))
-        benchlib.wait_port("127.0.0.1", self.port)
+        self.pf.start()
 
     def maildir_new(self, user):
         return os.path.join(self.vmail, user, "Maildir", "new")
@@ -168,26 +100,16 @@ class Postfix:
                 os.unlink(os.path.join(d, n))
 
     def queue_empty(self):
-        for q in ("incoming", "active", "deferred"):
-            d = os.path.join(self.root, "spool", q)
-            for _dp, _dn, files in os.walk(d):
-                if files:
-                    return False
-        return True
+        return self.pf.queue_empty()
 
     def log_tail(self, n=20):
-        try:
-            with open(os.path.join(self.root, "maillog"), errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
+        return "".join(self.pf.read_log().splitlines(True)[-n:])
 
     def stop(self):
-        if self.pid is not None:
-            kids = benchlib.tree(self.pid)
-            benchlib.stop_pid(self.pid, timeout=20)
+        if self.pf.pid is not None:
+            kids = benchlib.tree(self.pf.pid)
+            self.pf.stop(timeout=20)
             benchlib.wait_children_gone(kids, 10)
-            self.pid = None
 
 
 # --- Dovecot ---------------------------------------------------------------
@@ -286,12 +208,7 @@ class Dovecot:
     def stop(self):
         if self.proc is not None:
             kids = benchlib.tree(self.pid)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            procs.stop_popen(self.proc, 20)
             benchlib.wait_children_gone(kids, 10)
             self.proc = None
 
@@ -319,12 +236,7 @@ class Sink:
 
     def stop(self):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            procs.stop_popen(self.proc, 10)
             self.proc = None
 
 
@@ -392,13 +304,7 @@ class Postroom:
             p = self.procs.pop(d, None)
             if p is None:
                 continue
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            procs.stop_popen(p, timeout)
 
     def log_tail(self, daemon, n=20):
         try:

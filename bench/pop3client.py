@@ -13,8 +13,9 @@ argon2id verification; it is measured on its own.
 
 import poplib
 import socket
-import threading
 import time
+
+import benchlib
 
 CHUNK = 65536
 
@@ -87,6 +88,28 @@ class RawPop3:
         self.s.close()
 
 
+def connect(host, port, user, password, client="raw"):
+    """A logged-in session of client ("raw" or "poplib")."""
+    if client == "poplib":
+        p = poplib.POP3(host, port, timeout=60)
+        p.user(user)
+        p.pass_(password)
+    else:
+        p = RawPop3(host, port)
+        p.login(user, password)
+    return p
+
+
+def retr_all(p, client="raw"):
+    """STAT, RETR of every message, QUIT; returns (messages, octets)."""
+    n, _size = p.stat()
+    total = 0
+    for i in range(1, n + 1):
+        total += p.retr(i)[2] if client == "poplib" else p.retr(i)
+    p.quit()
+    return n, total
+
+
 def download(host, port, user, password, client="raw", expect=None,
              on_login=None):
     """Logs in and RETRs every message once.  Returns a dict with
@@ -94,37 +117,27 @@ def download(host, port, user, password, client="raw", expect=None,
     the RETRs and QUIT).  on_login(), if given, runs right after the
     login, before the clock of the download starts."""
     t0 = time.perf_counter()
-    if client == "poplib":
-        p = poplib.POP3(host, port, timeout=60)
-        p.user(user)
-        p.pass_(password)
-        login = time.perf_counter() - t0
-        if on_login:
-            on_login()
-        t1 = time.perf_counter()
-        n, _size = p.stat()
-        total = 0
-        for i in range(1, n + 1):
-            _resp, lines, octets = p.retr(i)
-            total += octets
-        p.quit()
-    else:
-        p = RawPop3(host, port)
-        p.login(user, password)
-        login = time.perf_counter() - t0
-        if on_login:
-            on_login()
-        t1 = time.perf_counter()
-        n, _size = p.stat()
-        total = 0
-        for i in range(1, n + 1):
-            total += p.retr(i)
-        p.quit()
+    p = connect(host, port, user, password, client)
+    login = time.perf_counter() - t0
+    if on_login:
+        on_login()
+    t1 = time.perf_counter()
+    n, total = retr_all(p, client)
     t2 = time.perf_counter()
     if expect is not None and n != expect:
         raise Pop3Error("%s has %d messages, expected %d" % (user, n, expect))
     return {"messages": n, "bytes": total, "login_s": login,
             "seconds": t2 - t1}
+
+
+def _together(users, job):
+    """One session per user, job(user)(sync) each, measured parts
+    together (benchlib.run_together); (results, wall seconds)."""
+    results, errors, wall = benchlib.run_together(
+        [job(u) for u in users], names=users, join_timeout=300)
+    if errors:
+        raise Pop3Error("; ".join(errors[:5]))
+    return results, wall
 
 
 def parallel_download(host, port, users, password_of, client="raw",
@@ -133,57 +146,20 @@ def parallel_download(host, port, users, password_of, client="raw",
     each; returns (messages, bytes, wall seconds of the download phase,
     list of login seconds).  All sessions log in first and start their
     RETRs together, so the wall time measures concurrent downloads."""
-    results = [None] * len(users)
-    errors = []
-    ready = threading.Barrier(len(users) + 1)
-    go = threading.Event()
 
-    def worker(k, u):
-        try:
+    def job(u):
+        def run(sync):
             t0 = time.perf_counter()
-            if client == "poplib":
-                p = poplib.POP3(host, port, timeout=60)
-                p.user(u)
-                p.pass_(password_of(u))
-            else:
-                p = RawPop3(host, port)
-                p.login(u, password_of(u))
+            p = connect(host, port, u, password_of(u), client)
             login = time.perf_counter() - t0
-            ready.wait(timeout=120)
-            go.wait(timeout=120)
-            n, _ = p.stat()
-            total = 0
-            for i in range(1, n + 1):
-                if client == "poplib":
-                    total += p.retr(i)[2]
-                else:
-                    total += p.retr(i)
-            p.quit()
+            sync()
+            n, total = retr_all(p, client)
             if expect is not None and n != expect:
                 raise Pop3Error("%s has %d messages" % (u, n))
-            results[k] = (n, total, login)
-        except Exception as e:  # reported by the caller
-            errors.append("%s: %s" % (u, e))
-            try:
-                ready.abort()
-            except threading.BrokenBarrierError:
-                pass
+            return (n, total, login)
+        return run
 
-    threads = [threading.Thread(target=worker, args=(k, u), daemon=True)
-               for k, u in enumerate(users)]
-    for t in threads:
-        t.start()
-    try:
-        ready.wait(timeout=120)
-    except threading.BrokenBarrierError:
-        pass
-    t0 = time.perf_counter()
-    go.set()
-    for t in threads:
-        t.join(timeout=300)
-    wall = time.perf_counter() - t0
-    if errors:
-        raise Pop3Error("; ".join(errors[:5]))
+    results, wall = _together(users, job)
     return (sum(r[0] for r in results), sum(r[1] for r in results), wall,
             [r[2] for r in results])
 
@@ -193,46 +169,22 @@ def retr_latency(host, port, users, password_of, per_session, msgno=1,
     """Each user's session (all at once, one thread each) RETRs message
     msgno warmup times unmeasured, then per_session times measured, all
     sessions starting together; returns the list of per-RETR seconds."""
-    lat = []
-    lock = threading.Lock()
-    errors = []
-    ready = threading.Barrier(len(users) + 1)
-    go = threading.Event()
 
-    def worker(u):
-        try:
+    def job(u):
+        def run(sync):
             p = RawPop3(host, port)
             p.login(u, password_of(u))
             for _ in range(warmup):
                 p.retr(msgno)
-            ready.wait(timeout=120)
-            go.wait(timeout=120)
+            sync()
             mine = []
             for _ in range(per_session):
                 t = time.perf_counter()
                 p.retr(msgno)
                 mine.append(time.perf_counter() - t)
             p.quit()
-            with lock:
-                lat.extend(mine)
-        except Exception as e:
-            errors.append("%s: %s" % (u, e))
-            try:
-                ready.abort()
-            except threading.BrokenBarrierError:
-                pass
+            return mine
+        return run
 
-    threads = [threading.Thread(target=worker, args=(u,), daemon=True)
-               for u in users]
-    for t in threads:
-        t.start()
-    try:
-        ready.wait(timeout=120)
-    except threading.BrokenBarrierError:
-        pass
-    go.set()
-    for t in threads:
-        t.join(timeout=300)
-    if errors:
-        raise Pop3Error("; ".join(errors[:5]))
-    return lat
+    results, _wall = _together(users, job)
+    return [x for r in results for x in r]

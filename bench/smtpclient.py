@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 
+import benchlib
+
 
 class SmtpError(Exception):
     pass
@@ -93,45 +95,20 @@ def latency(host, port, sessions, per_session, size, sender, rcpt,
     unmeasured messages, then per_session measured ones of size bytes, all
     sessions starting together; returns the list of transaction seconds."""
     msg = make_message(size, sender, rcpt, "lat")
-    lat = []
-    lock = threading.Lock()
-    errors = []
-    ready = threading.Barrier(sessions + 1)
-    go = threading.Event()
 
-    def worker():
-        try:
-            c = RawSmtp(host, port)
-            for _ in range(warmup):
-                c.transaction(sender, rcpt, msg)
-            ready.wait(timeout=120)
-            go.wait(timeout=120)
-            mine = [c.transaction(sender, rcpt, msg)
-                    for _ in range(per_session)]
-            c.quit()
-            with lock:
-                lat.extend(mine)
-        except Exception as e:
-            errors.append(str(e))
-            try:
-                ready.abort()
-            except threading.BrokenBarrierError:
-                pass
+    def job(sync):
+        c = RawSmtp(host, port)
+        for _ in range(warmup):
+            c.transaction(sender, rcpt, msg)
+        sync()
+        mine = [c.transaction(sender, rcpt, msg) for _ in range(per_session)]
+        c.quit()
+        return mine
 
-    threads = [threading.Thread(target=worker, daemon=True)
-               for _ in range(sessions)]
-    for t in threads:
-        t.start()
-    try:
-        ready.wait(timeout=120)
-    except threading.BrokenBarrierError:
-        pass
-    go.set()
-    for t in threads:
-        t.join(timeout=600)
+    results, errors, _wall = benchlib.run_together([job] * sessions)
     if errors:
         raise SmtpError("; ".join(errors[:5]))
-    return lat
+    return [x for r in results for x in r]
 
 
 def source(host, port, sessions, count, size, sender, rcpt):

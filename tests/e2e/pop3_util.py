@@ -7,8 +7,6 @@ store_deliver exactly as postroom-smtpd's local delivery does.
 
 import os
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -17,6 +15,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness  # noqa: E402
+import procs  # noqa: E402
+from procs import sanitized  # noqa: E402,F401
+from lineclient import Pop3Raw as Raw  # noqa: E402,F401
+from lineclient import tls_context  # noqa: E402
 
 BUILD = harness.BUILD
 DELIVER = os.path.join(BUILD, "pop3d", "pop3_deliver")
@@ -71,9 +73,7 @@ def new_instance(users=(), extra=None, host="127.0.0.1", tls=True,
 
 def client_context(inst):
     """A TLS client context that trusts the instance's certificate."""
-    ctx = ssl.create_default_context(cafile=inst.cert)
-    ctx.check_hostname = False
-    return ctx
+    return tls_context(inst.cert)
 
 
 def wait_log(inst, pattern, timeout=10.0, daemon="pop3d"):
@@ -109,109 +109,13 @@ def wait_idle(inst, at_least=None, timeout=10.0):
         time.sleep(0.05)
 
 
-class Raw:
-    """A byte-level POP3 client: sends exactly what it is told and reads
-    lines as they come, for what poplib cannot express (pipelining,
-    over-long lines, dropped connections, STLS injection)."""
-
-    def __init__(self, host, port, ctx=None, timeout=15.0):
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(fam, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
-        if ctx is not None:
-            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
-        self.buf = b""
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def _fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError("connection closed")
-        self.buf += chunk
-
-    def line(self):
-        """The next line without its CRLF."""
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def cmd(self, text):
-        self.send(text + "\r\n")
-        return self.line()
-
-    def multi(self):
-        """The lines of a multi-line response up to '.', still
-        dot-stuffed."""
-        lines = []
-        while True:
-            line = self.line()
-            if line == b".":
-                return lines
-            lines.append(line)
-
-    def login(self, user, password):
-        assert self.line().startswith(b"+OK"), "no greeting"
-        r = self.cmd("USER " + user)
-        assert r.startswith(b"+OK"), r
-        r = self.cmd("PASS " + password)
-        assert r.startswith(b"+OK"), r
-        return r
-
-    def starttls(self, ctx):
-        """Wraps the socket in TLS after +OK to STLS; bytes that arrived
-        in plaintext beyond the reply would be a server bug."""
-        assert self.buf == b"", "data after the STLS reply: %r" % self.buf
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
-
-    def closed(self, timeout=10.0):
-        """True when the server closes the connection within timeout
-        (any data before that is returned in self.buf)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (socket.timeout, TimeoutError):
-            return False
-        except (ConnectionResetError, ssl.SSLError):
-            return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __del__(self):
-        self.close()
-
-
 def unstuff(lines):
     """Undoes RFC 1939 dot-stuffing and joins lines with CRLF."""
     out = [ln[1:] if ln.startswith(b".") else ln for ln in lines]
     return b"".join(ln + b"\r\n" for ln in out)
 
 
-def sanitized(pid):
-    """True when the process runs with AddressSanitizer (whose quarantine
-    keeps freed memory resident, so memory bounds cannot be measured)."""
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
-
-
 def pid_rss_kib(pid):
     """Anonymous resident memory of a process (heap, not mapped files),
     KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return 0
+    return procs.status_kib(pid, "RssAnon:")

@@ -13,7 +13,6 @@ stopped by PID.
 
 import os
 import shutil
-import signal
 import smtplib
 import socket
 import socketserver
@@ -27,26 +26,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
-from harness import Instance, free_port  # noqa: E402,F401
-from tap import Check  # noqa: E402,F401
+from harness import (Instance, close_all, free_port,  # noqa: E402,F401
+                     wait_for)
+from tap import Check, skip  # noqa: E402,F401
+import procs  # noqa: E402
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 PASSWORD = "correct horse battery"
-
-
-def skip(why):
-    """Exits with the code meson counts as a skipped test."""
-    print("1..0 # SKIP " + why)
-    sys.exit(77)
-
-
-def wait_for(pred, timeout=10.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def free_port_on(hosts):
@@ -136,13 +122,7 @@ class Dns:
             return f.read().decode("utf-8", "replace")
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop_popen(self.proc, 10)
         self.logf.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -362,27 +342,12 @@ def queue_list(inst):
 
 
 def mailbox_bodies(inst, address):
-    """The stored octets of each message in address's mailbox (store
-    tables read directly, read-only)."""
-    import sqlite3
-    path = os.path.join(inst.data_dir, "mail.db")
-    with sqlite3.connect("file:%s?mode=ro" % path, uri=True,
-                         timeout=10) as c:
-        rows = c.execute(
-            "SELECT b.data FROM mailbox m JOIN bodies b ON b.id = m.body_id"
-            " JOIN users u ON u.id = m.user_id WHERE u.address = ?"
-            " ORDER BY m.id", (address.lower(),)).fetchall()
-    return [bytes(r[0]) for r in rows]
+    return inst.stored(address)
 
 
 def queued(inst):
     """Pending recipients of the outbound queue."""
-    import sqlite3
-    path = os.path.join(inst.data_dir, "mail.db")
-    with sqlite3.connect("file:%s?mode=ro" % path, uri=True,
-                         timeout=10) as c:
-        return sorted(r[0] for r in c.execute(
-            "SELECT address FROM queue_rcpt").fetchall())
+    return inst.queued_rcpts()
 
 
 def relay_instance(host, hostname, dns, mx_port, domain, users=(),

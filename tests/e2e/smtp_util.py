@@ -6,16 +6,14 @@ messages (Python's sqlite3 on <data_dir>/mail.db, tables of store/).
 """
 
 import os
-import socket
-import sqlite3
-import ssl
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from harness import Instance  # noqa: E402
+from harness import Instance, wait_for  # noqa: E402,F401
 from tap import Check  # noqa: E402,F401
+from lineclient import SmtpRaw as Raw  # noqa: E402,F401
+from lineclient import tls_context as tls_client_context  # noqa: E402,F401
 
 PASSWORD = "correct horse battery"
 DOMAIN = "example.test"
@@ -44,19 +42,11 @@ def instance(extra=None, host="127.0.0.1", users=True, relay=False, **kw):
 
 
 def db(inst):
-    path = os.path.join(inst.data_dir, "mail.db")
-    return sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    return inst.db()
 
 
 def messages(inst, address):
-    """The stored octets (prepended trace fields + message) of each
-    message in address's mailbox, in arrival order."""
-    with db(inst) as c:
-        rows = c.execute(
-            "SELECT b.data FROM mailbox m JOIN bodies b ON b.id = m.body_id"
-            " JOIN users u ON u.id = m.user_id WHERE u.address = ?"
-            " ORDER BY m.id", (address.lower(),)).fetchall()
-    return [bytes(r[0]) for r in rows]
+    return inst.stored(address)
 
 
 def count_bodies(inst):
@@ -65,9 +55,7 @@ def count_bodies(inst):
 
 
 def queued_rcpts(inst):
-    with db(inst) as c:
-        return sorted(r[0] for r in c.execute(
-            "SELECT address FROM queue_rcpt").fetchall())
+    return inst.queued_rcpts()
 
 
 def split_stored(data):
@@ -83,83 +71,6 @@ def split_stored(data):
             continue
         break
     return b"\r\n".join(lines[:i]) + b"\r\n", b"\r\n".join(lines[i:])
-
-
-def tls_client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Raw:
-    """A line-oriented SMTP client that sends exactly the bytes given."""
-
-    def __init__(self, host, port, timeout=20, tls=False):
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(fam, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
-        if tls:
-            self.sock = tls_client_context().wrap_socket(self.sock)
-        self.buf = b""
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("connection closed; have %r" % self.buf)
-            self.buf += d
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln.decode("utf-8", "replace")
-
-    def reply(self):
-        """One complete (possibly multi-line) reply: (code, [lines])."""
-        lines = [self.line()]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self.line())
-        return int(lines[-1][:3]), lines
-
-    def cmd(self, text):
-        self.send(text + "\r\n")
-        return self.reply()
-
-    def starttls(self):
-        self.sock = tls_client_context().wrap_socket(self.sock)
-
-    def closed(self, timeout=5):
-        """True if the server closes the connection (EOF) in time."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                d = self.sock.recv(65536)
-                if not d:
-                    return True
-                self.buf += d
-        except (socket.timeout, TimeoutError):
-            return False
-        except (ConnectionResetError, ssl.SSLError, OSError):
-            return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def log_has(inst, text, daemon="smtpd", timeout=5.0):

@@ -6,6 +6,7 @@ logins, limits, timeouts, big maildrops and big messages."""
 import hashlib
 import os
 import poplib
+import sys
 import threading
 import time
 import unittest
@@ -13,6 +14,7 @@ import unittest
 from pop3_util import (DOMAIN, Raw, count_log, deliver, message,
                        new_instance, pid_rss_kib, sanitized, unstuff,
                        wait_idle, wait_log)
+import tap  # noqa: E402
 
 ALICE = ("alice@" + DOMAIN, "alice-pw")
 BOB = ("bob@" + DOMAIN, "bob pw with spaces")
@@ -467,4 +469,4 @@ class Pop3Limits(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    sys.exit(tap.unittest_main())

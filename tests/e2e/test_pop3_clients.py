@@ -10,10 +10,12 @@ import poplib
 import shutil
 import smtplib
 import subprocess
+import sys
 import unittest
 
 from pop3_util import (DOMAIN, client_context, deliver, harness, message,
                        new_instance)
+import tap  # noqa: E402
 
 ALICE = ("alice@" + DOMAIN, "alice-pw")
 BOB = ("bob@" + DOMAIN, "bob-pw")
@@ -236,4 +238,4 @@ class SmtpToPop3(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    sys.exit(tap.unittest_main())

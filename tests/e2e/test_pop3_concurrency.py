@@ -5,11 +5,13 @@ arriving during sessions, many logins racing for one maildrop."""
 import os
 import poplib
 import sqlite3
+import sys
 import threading
 import time
 import unittest
 
 from pop3_util import DOMAIN, count_log, deliver, message, new_instance
+import tap  # noqa: E402
 
 N_USERS = 200
 
@@ -175,4 +177,4 @@ class Pop3Concurrency(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    sys.exit(tap.unittest_main())

@@ -8,10 +8,12 @@ import os
 import poplib
 import signal
 import sqlite3
+import sys
 import time
 import unittest
 
 from pop3_util import DOMAIN, Raw, deliver, message, new_instance
+import tap  # noqa: E402
 
 ALICE = ("alice@" + DOMAIN, "alice-pw")
 
@@ -108,4 +110,4 @@ class Pop3Crash(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    sys.exit(tap.unittest_main())

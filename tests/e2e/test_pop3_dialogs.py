@@ -6,19 +6,21 @@ and messages are real, STLS is a real TLS handshake, and the UIDLs of the
 files are mapped to the ones the store assigned.
 
 Dialogs that need a store failure the daemon cannot be made to show
-(! locked, ! tempfail, failing message reads) or non-default limits are
-skipped with a note."""
+(! locked, ! tempfail, failing message reads) or non-default limits run
+only in process (dialog-pop3); they are listed as TAP comments."""
 
 import os
 import re
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 import unittest
 
 from pop3_util import (DOMAIN, Raw, client_context, count_log, deliver,
                        harness, new_instance, wait_idle)
+import tap  # noqa: E402
 
 DLG_DIR = os.path.join(harness.SRC_ROOT, "tests", "dialog", "pop3")
 
@@ -221,10 +223,13 @@ def load_tests(loader, tests, pattern_):
         if not name.endswith(".dlg"):
             continue
         dlg = Dialog(os.path.join(DLG_DIR, name))
+        if dlg.unsupported:
+            # Not a skip: the dialog needs what only the in-process
+            # runner (dialog-pop3) can set up, and runs there.
+            print("# %s: in-process only (%s)" % (name, dlg.unsupported))
+            continue
 
         def test(self, dlg=dlg):
-            if dlg.unsupported:
-                self.skipTest("in-process only (%s)" % dlg.unsupported)
             self.replay(dlg)
 
         tname = "test_" + re.sub(r"\W", "_", name[:-4])
@@ -234,4 +239,4 @@ def load_tests(loader, tests, pattern_):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    sys.exit(tap.unittest_main())

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from relay_util import (Check, Dns, FakeMX, Instance, PASSWORD,
+from relay_util import (Check, Dns, FakeMX, Instance, PASSWORD, close_all,
                         free_port_on, message, queued, submit, wait_for)
 
 ALICE = "alice@a.test"
@@ -89,12 +89,7 @@ def main():
         t.eq(fine.sessions, n, "relay disabled: no connection")
         t.eq(off.stop("smtpd"), 0, "relay disabled: clean stop")
     finally:
-        for inst in (a, off):
-            if inst is not None:
-                inst.close()
-        for s in servers:
-            s.close()
-        dns.close()
+        close_all(a, off, *servers, dns)
     return t.done()
 
 

@@ -23,7 +23,7 @@ import smtplib
 import sys
 import time
 
-from relay_util import (Check, Dns, FakeMX, Instance, PASSWORD,
+from relay_util import (Check, Dns, FakeMX, Instance, PASSWORD, close_all,
                         free_port_on, mailbox_bodies, message, queue_list,
                         queued, submit, wait_for)
 
@@ -49,6 +49,13 @@ def bounce_for(inst, rcpt):
         if ("Final-Recipient: rfc822; " + rcpt) in report_of(m):
             return m
     return None
+
+
+def send_to(inst, rcpt, subject, server, timeout=15):
+    """alice submits to rcpt; True once server has taken the message."""
+    submit(inst, ALICE, [rcpt], message(ALICE, rcpt, subject))
+    return wait_for(lambda: any(rcpt in m[1] for m in server.messages),
+                    timeout)
 
 
 def main():
@@ -134,28 +141,19 @@ def main():
         t.eq(reject.messages, [], "reject.test took nothing")
 
         # First MX down (nothing listens on 127.0.0.6): the second.
-        submit(a, ALICE, ["u@two.test"],
-               message(ALICE, "u@two.test", "to two"))
-        t.ok(wait_for(lambda: any("u@two.test" in m[1]
-                                  for m in second.messages), 15),
+        t.ok(send_to(a, "u@two.test", "to two", second),
              "first MX refuses connections: delivered to the second",
              a.log("smtpd"))
         t.ok("connect to mx1.two.test[127.0.0.6]" in a.log("smtpd"),
              "the refused first MX is logged")
 
         # No MX record: the domain's own address is the implicit MX.
-        submit(a, ALICE, ["u@implicit.test"],
-               message(ALICE, "u@implicit.test", "to implicit"))
-        t.ok(wait_for(lambda: any("u@implicit.test" in m[1]
-                                  for m in second.messages), 15),
+        t.ok(send_to(a, "u@implicit.test", "to implicit", second),
              "no MX: delivered to the domain's A record (RFC 5321 5.1)",
              a.log("smtpd"))
 
         # 421 greeting on the first MX: the next one.
-        submit(a, ALICE, ["u@busy.test"],
-               message(ALICE, "u@busy.test", "to busy"))
-        t.ok(wait_for(lambda: any("u@busy.test" in m[1]
-                                  for m in second.messages), 15),
+        t.ok(send_to(a, "u@busy.test", "to busy", second),
              "421 greeting: delivered to the next MX", a.log("smtpd"))
         t.ok(busy.sessions >= 1, "the busy MX was tried first")
 
@@ -294,12 +292,7 @@ def main():
         t.ok(wait_for(lambda: queued(a2) == [], 10),
              "expired entry left the queue")
     finally:
-        for inst in (a, a2):
-            if inst is not None:
-                inst.close()
-        for s in servers:
-            s.close()
-        dns.close()
+        close_all(a, a2, *servers, dns)
     return t.done()
 
 

@@ -5,18 +5,52 @@ signature that python3-dkim verifies; a recipient Postfix does not know
 comes back to alice as a bounce with Postfix's own words."""
 
 import email
+import os
+import pwd
 import sys
+import tempfile
 
-import relay_postfix
-from relay_util import (Check, Dns, Instance, PASSWORD, dkim_verify,
+from relay_util import (Check, Dns, Instance, PASSWORD, close_all, dkim_verify,
                         free_port_on, mailbox_bodies, message, queued,
                         skip, submit, wait_for, zone_txt)
+import postfix  # noqa: E402 (tests/lib, put on the path by relay_util)
 
 ALICE = "alice@a.test"
 
 
+def postfix_mx(host, port, cert, key):
+    """Postfix as mx.c.test, STARTTLS with cert, carol's mailbox in
+    root/mail/maildir (virtual(8), as the postfix user)."""
+    pf = postfix.Postfix(tempfile.mkdtemp(prefix="postroom-postfix-"),
+                         host, port)
+    owner = pwd.getpwnam("postfix")
+    mail = os.path.join(pf.root, "mail")
+    os.mkdir(mail, 0o755)
+    os.chown(mail, owner.pw_uid, owner.pw_gid)
+    pf.set({
+        "myhostname": "mx.c.test",
+        "mydomain": "c.test",
+        "myorigin": "c.test",
+        "mydestination": "",
+        "inet_interfaces": "loopback-only",
+        "smtpd_recipient_restrictions":
+            "permit_mynetworks, reject_unauth_destination",
+        "smtputf8_enable": "yes",
+        "smtpd_tls_cert_file": cert,
+        "smtpd_tls_key_file": key,
+        "smtpd_tls_security_level": "may",
+        "smtpd_tls_received_header": "yes",
+        "smtpd_tls_loglevel": "1",
+    })
+    pf.set(postfix.virtual_mailboxes(pf, "c.test",
+                                     {"carol@c.test": "maildir/"}, mail,
+                                     owner.pw_uid, owner.pw_gid))
+    pf.maildir = os.path.join(mail, "maildir")
+    return pf
+
+
 def main():
-    why = relay_postfix.available()
+    why = postfix.available()
     if why:
         skip(why)
     t = Check()
@@ -29,9 +63,8 @@ def main():
         txt = zone_txt(a.cli("dkim", "keygen", "a.test").stdout)
         dns = Dns(mx={"c.test": [(10, "mx.c.test")]},
                   a={"mx.c.test": "127.0.0.9"}, txt=txt)
-        pf = relay_postfix.Postfix("127.0.0.9", port, "c.test",
-                                   ["carol@c.test"], "mx.c.test",
-                                   cert=a.cert, key=a.key)
+        pf = postfix_mx("127.0.0.9", port, a.cert, a.key)
+        pf.start()
         a.extra["relay"] = {"resolver": dns.resolver,
                             "mx_port": str(port)}
         a.write_config()
@@ -40,10 +73,11 @@ def main():
         msg = message(ALICE, "carol@c.test", "to postfix",
                       body="Hello Carol.\r\n.\r\n..\r\nBye.\r\n")
         t.eq(submit(a, ALICE, ["carol@c.test"], msg), {}, "submitted")
-        t.ok(wait_for(lambda: len(pf.maildir()) == 1, 30),
+        t.ok(wait_for(lambda: len(postfix.maildir_messages(pf.maildir)) ==
+                      1, 30),
              "Postfix delivered it to carol's maildir",
              a.log("smtpd") + pf.read_log())
-        got = pf.maildir()[0] if pf.maildir() else b""
+        got = (postfix.maildir_messages(pf.maildir) or [b""])[0]
         got = got.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         t.ok(got.endswith(msg), "message intact (dot lines too)",
              got[-200:])
@@ -71,11 +105,7 @@ def main():
              "the bounce quotes Postfix's reply", bounce)
         t.ok(b"Remote-MTA: dns; mx.c.test" in bounce, "Remote-MTA")
     finally:
-        a.close()
-        if pf is not None:
-            pf.close()
-        if dns is not None:
-            dns.close()
+        close_all(a, pf, dns)
     return t.done()
 
 

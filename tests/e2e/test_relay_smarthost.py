@@ -8,8 +8,9 @@ waits in the queue."""
 import os
 import sys
 
-from relay_util import (Check, FakeMX, Instance, PASSWORD, free_port,
-                        message, queue_list, queued, submit, wait_for)
+from relay_util import (Check, FakeMX, Instance, PASSWORD, close_all,
+                        free_port, message, queue_list, queued, submit,
+                        wait_for)
 
 ALICE = "alice@a.test"
 SMART_USER = "relay@isp.test"
@@ -73,10 +74,7 @@ def main():
         t.eq(plain.messages, [], "nothing delivered")
         t.eq(queued(a2), ["bob@b.test"], "message kept in the queue")
     finally:
-        a.close()
-        a2.close()
-        for s in servers:
-            s.close()
+        close_all(a, a2, *servers)
     return t.done()
 
 

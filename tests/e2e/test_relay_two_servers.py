@@ -14,7 +14,7 @@ import poplib
 import smtplib
 import sys
 
-from relay_util import (PASSWORD, Check, Dns, Instance, dkim_verify,
+from relay_util import (PASSWORD, Check, Dns, Instance, close_all, dkim_verify,
                         free_port_on, mailbox_bodies, message, queue_list,
                         queued, submit, wait_for, zone_txt)
 
@@ -182,10 +182,7 @@ def main():
         t.eq(queued(a), [], "nothing unauthenticated entered the queue")
         t.ok("queue is empty" in queue_list(a), "queue list stays empty")
     finally:
-        a.close()
-        b.close()
-        if dns is not None:
-            dns.close()
+        close_all(a, b, dns)
     return t.done()
 
 

@@ -291,7 +291,7 @@ def main():
         finally:
             inst.close()
     else:
-        print("# no IPv6 loopback; skipped the IPv6 part")
+        t.skipped("IPv6", "no IPv6 loopback")
     return t.done()
 
 

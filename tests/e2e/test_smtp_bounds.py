@@ -20,6 +20,7 @@ import time
 
 from smtp_util import (ALICE, BOB, PASSWORD, Check, Raw, instance, messages,
                        tls_client_context)
+import procs  # noqa: E402 (tests/lib, put on the path by smtp_util)
 
 TIMEOUT = 3  # [smtp] timeout of the first instance, seconds
 
@@ -73,16 +74,7 @@ def final_codes(data):
 
 
 def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def sanitized(pid):
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
+    return procs.status_kib(pid, "VmRSS:")
 
 
 def tls_pipelined(host, port, payload, timeout=20):
@@ -240,9 +232,11 @@ def eager_clients(t):
         t.ok(sent[0] == stalled < len(payload),
              "the daemon stopped reading a client that does not read "
              "(%d of %d octets taken)" % (sent[0], len(payload)))
-        if sanitized(p.pid):
-            # ASan's quarantine holds on to freed memory by design.
-            t.ok(True, "daemon memory not measured under ASan")
+        if procs.sanitized(p.pid):
+            # ASan's quarantine holds on to freed memory by design; the
+            # run on the optimised build measures it (tests/run-all.sh).
+            print("# daemon memory not measured under ASan (+%d KiB)" %
+                  grew)
         else:
             t.ok(grew < 8 * 1024,
                  "daemon memory stayed flat (+%d KiB)" % grew)

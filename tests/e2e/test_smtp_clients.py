@@ -19,6 +19,18 @@ def run(args, stdin=None):
     return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
 
 
+def swaks(host, port, sender, rcpt, *args, auth=None, user=ALICE,
+          password=PASSWORD):
+    """swaks from sender to rcpt; auth = "PLAIN" or "LOGIN" logs in as
+    user."""
+    argv = ["swaks", "--server", host, "--port", str(port),
+            "--from", sender, "--to", rcpt]
+    if auth:
+        argv += ["--auth", auth, "--auth-user", user,
+                 "--auth-password", password]
+    return run(argv + list(args))
+
+
 def main():
     t = Check()
     inst = instance()
@@ -30,35 +42,25 @@ def main():
                            inst.ports["submissions"])
 
         if shutil.which("swaks"):
-            rc, out = run(["swaks", "--server", h, "--port", str(p25),
-                           "--from", "someone@remote.test", "--to", ALICE,
-                           "--pipeline", "--header", "Subject: swaks-pipe",
-                           "--body", "pipelined body"])
+            rc, out = swaks(h, p25, "someone@remote.test", ALICE,
+                            "--pipeline", "--header", "Subject: swaks-pipe",
+                            "--body", "pipelined body")
             t.ok(rc == 0, "swaks --pipeline", out)
             t.ok("<** " not in out, "no errors in the dialog", out)
-            rc, out = run(["swaks", "--server", h, "--port", str(p587),
-                           "--from", ALICE, "--to", BOB, "--tls",
-                           "--auth", "PLAIN", "--auth-user", ALICE,
-                           "--auth-password", PASSWORD,
-                           "--header", "Subject: swaks-starttls",
-                           "--body", "starttls body"])
+            rc, out = swaks(h, p587, ALICE, BOB, "--tls",
+                            "--header", "Subject: swaks-starttls",
+                            "--body", "starttls body", auth="PLAIN")
             t.ok(rc == 0, "swaks STARTTLS + AUTH PLAIN on 587", out)
-            rc, out = run(["swaks", "--server", h, "--port", str(p465),
-                           "--from", ALICE, "--to", BOB, "--tlsc",
-                           "--auth", "LOGIN", "--auth-user", ALICE,
-                           "--auth-password", PASSWORD,
-                           "--header", "Subject: swaks-465",
-                           "--body", "implicit tls body"])
+            rc, out = swaks(h, p465, ALICE, BOB, "--tlsc",
+                            "--header", "Subject: swaks-465",
+                            "--body", "implicit tls body", auth="LOGIN")
             t.ok(rc == 0, "swaks implicit TLS + AUTH LOGIN on 465", out)
-            rc, out = run(["swaks", "--server", h, "--port", str(p587),
-                           "--from", ALICE, "--to", BOB, "--tls",
-                           "--auth", "PLAIN", "--auth-user", ALICE,
-                           "--auth-password", "not the password"])
+            rc, out = swaks(h, p587, ALICE, BOB, "--tls", auth="PLAIN",
+                            password="not the password")
             t.ok(rc != 0 and "535 5.7.8" in out,
                  "swaks with a wrong password gets 535 5.7.8", out)
-            rc, out = run(["swaks", "--server", h, "--port", str(p25),
-                           "--from", "spammer@remote.test",
-                           "--to", "victim@elsewhere.test"])
+            rc, out = swaks(h, p25, "spammer@remote.test",
+                            "victim@elsewhere.test")
             t.ok(rc != 0 and "554 5.7.1" in out,
                  "swaks relay attempt refused", out)
             subjects = b"".join(messages(inst, ALICE) + messages(inst, BOB))
@@ -66,7 +68,7 @@ def main():
                 t.ok(b"Subject: " + s in subjects, "swaks message %s stored"
                      % s.decode())
         else:
-            print("# swaks not installed: skipped")
+            t.skipped("swaks", "not installed")
 
         msg = (b"From: alice@example.test\r\nTo: bob@example.test\r\n"
                b"Subject: curl\r\n\r\ncurl body\r\n.dot line\r\n")
@@ -101,7 +103,7 @@ def main():
                            "--upload-file", path])
             t.ok(rc != 0, "curl to an unknown user fails", out)
         else:
-            print("# curl not installed: skipped")
+            t.skipped("curl", "not installed")
 
         if shutil.which("msmtp"):
             n = len(messages(inst, BOB))
@@ -131,7 +133,7 @@ def main():
             t.ok(rc != 0 and "5.7.1" in out,
                  "msmtp with someone else's sender refused", out)
         else:
-            print("# msmtp not installed: skipped")
+            t.skipped("msmtp", "not installed")
     finally:
         inst.close()
         shutil.rmtree(tmp, ignore_errors=True)

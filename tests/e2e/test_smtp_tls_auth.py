@@ -42,8 +42,9 @@ def main():
             t.eq((code, msg[:5]), (530, b"5.7.0"),
                  "MAIL before AUTH: 530 5.7.0 Authentication required")
             s.rset()
-            s.login(ALICE, PASSWORD)  # smtplib picks PLAIN
-            t.ok(True, "AUTH PLAIN after STARTTLS")
+            # smtplib picks PLAIN; login() returns the final reply.
+            code, _text = s.login(ALICE, PASSWORD)
+            t.eq(code, 235, "AUTH PLAIN after STARTTLS: 235")
             msg = (b"From: Alice <alice@example.test>\r\n"
                    b"To: friend@remote.test, bob@example.test\r\n"
                    b"Subject: submission\r\n\r\nHi.\r\n")

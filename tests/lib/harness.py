@@ -15,9 +15,12 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
+
+import procs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -51,6 +54,24 @@ def make_cert(dirpath, cn="localhost"):
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.chmod(key, 0o600)
     return cert, key
+
+
+def wait_for(pred, timeout=10.0, step=0.05):
+    """Polls pred until it is true or timeout passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def close_all(*things):
+    """Closes each of things that is not None (instances, fake servers,
+    DNS, peers), in order."""
+    for x in things:
+        if x is not None:
+            x.close()
 
 
 def wait_port(host, port, timeout=10.0, proc=None):
@@ -166,13 +187,7 @@ class Instance:
         p = self.procs.pop(daemon, None)
         if p is None:
             return None
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        procs.stop_popen(p, timeout, sig)
         self.logs.pop(daemon).close()
         return p.returncode
 
@@ -187,6 +202,31 @@ class Instance:
         """`postroom mailbox list` lines for address."""
         out = self.cli("mailbox", "list", address).stdout
         return [line for line in out.splitlines() if line]
+
+    # The store's tables, read directly and read-only, for what the CLI
+    # does not show (stored octets, queue rows).
+
+    def db(self):
+        path = os.path.join(self.data_dir, "mail.db")
+        return sqlite3.connect("file:%s?mode=ro" % path, uri=True,
+                               timeout=10)
+
+    def stored(self, address):
+        """The stored octets (prepended trace fields + message) of each
+        message in address's mailbox, in arrival order."""
+        with self.db() as c:
+            rows = c.execute(
+                "SELECT b.data FROM mailbox m"
+                " JOIN bodies b ON b.id = m.body_id"
+                " JOIN users u ON u.id = m.user_id WHERE u.address = ?"
+                " ORDER BY m.id", (address.lower(),)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def queued_rcpts(self):
+        """The outbound queue's pending recipients, sorted."""
+        with self.db() as c:
+            return sorted(r[0] for r in c.execute(
+                "SELECT address FROM queue_rcpt").fetchall())
 
     def close(self):
         for d in list(self.procs):

@@ -29,7 +29,6 @@
  * STLS reply is plaintext that the TLS layer discards.  The transcript
  * must match the S: lines in every way of feeding.
  */
-#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +40,7 @@
 #include "err.h"
 #include "pop3_proto.h"
 #include "tap.h"
+#include "test_files.h"
 
 #define DLG_MAX_USERS 8
 #define DLG_MAX_MSGS 64
@@ -784,35 +784,19 @@ dlg_longest_phase(const struct dlg *d)
 	return max;
 }
 
-static int
-dlg_cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int
 main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "../dialog/pop3";
-	char *names[512], path[4096];
+	char **names, path[4096];
 	struct dlg *d;
-	struct dirent *de;
-	size_t n = 0, i, k, max, bad_at;
-	DIR *dh;
+	size_t n, i, k, max, bad_at;
 	bool ok;
 
-	if ((dh = opendir(dir)) == NULL) {
-		printf("Bail out! cannot open %s\n", dir);
+	if (test_files_list(dir, ".dlg", &names, &n) < 0) {
+		printf("Bail out! cannot read %s\n", dir);
 		return 1;
 	}
-	while ((de = readdir(dh)) != NULL && n < 512) {
-		size_t len = strlen(de->d_name);
-
-		if (len > 4 && strcmp(de->d_name + len - 4, ".dlg") == 0)
-			names[n++] = strdup(de->d_name);
-	}
-	closedir(dh);
-	qsort(names, n, sizeof(names[0]), dlg_cmp_names);
 	TAP_OK(n > 0, "found dialog files in %s", dir);
 	if ((d = malloc(sizeof(*d))) == NULL)
 		return 1;
@@ -849,6 +833,7 @@ main(int argc, char **argv)
 		dlg_free(d);
 		free(names[i]);
 	}
+	free(names);
 	free(d);
 	return tap_done();
 }

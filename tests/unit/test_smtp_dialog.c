@@ -28,7 +28,6 @@
  * the password "secret" and may send as alice@, alice+tag@ and team@.
  * A sender of "deliverfail@example.org" makes the delivery fail.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +40,7 @@
 #include "err.h"
 #include "smtp_proto.h"
 #include "tap.h"
+#include "test_files.h"
 
 #define DLG_TRICKLE ((size_t)-1)
 
@@ -649,33 +649,15 @@ dlg_run(struct dlg *d, size_t split, struct dlg_run *run)
 	return ok;
 }
 
-static int
-dlg_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int
 main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "../dialog/smtp";
-	DIR *dh = opendir(dir);
-	struct dirent *de;
-	char **names = NULL;
-	size_t n_names = 0, i;
+	char **names;
+	size_t n_names, i;
 
-	if (dh == NULL)
+	if (test_files_list(dir, ".dlg", &names, &n_names) < 0)
 		dlg_die(dir);
-	while ((de = readdir(dh)) != NULL) {
-		size_t l = strlen(de->d_name);
-
-		if (l > 4 && strcmp(de->d_name + l - 4, ".dlg") == 0) {
-			names = realloc(names, (n_names + 1) * sizeof(*names));
-			names[n_names++] = strdup(de->d_name);
-		}
-	}
-	closedir(dh);
-	qsort(names, n_names, sizeof(*names), dlg_cmp);
 	TAP_OK(n_names > 0, "dialog files found in %s", dir);
 	for (i = 0; i < n_names; i++) {
 		char path[4096];

@@ -381,6 +381,31 @@ t_resolve(struct store *st, const char *addr, struct t_res *res)
 	return r;
 }
 
+/* addr resolves to exactly one local user: two checks, named what and
+ * user_what. */
+static void
+t_resolve_user(struct store *st, const char *addr, int64_t user,
+    const char *what, const char *user_what)
+{
+	struct t_res res;
+
+	TAP_EQ_INT(t_resolve(st, addr, &res), STORE_RESOLVE_LOCAL, "%s", what);
+	TAP_OK(res.n_users == 1 && res.users[0] == user, "%s", user_what);
+}
+
+/* addr resolves as want, with n_users local and n_remote remote
+ * targets. */
+static void
+t_resolve_n(struct store *st, const char *addr, int want, size_t n_users,
+    size_t n_remote, const char *what, const char *n_what)
+{
+	struct t_res res;
+
+	TAP_EQ_INT(t_resolve(st, addr, &res), want, "%s", what);
+	TAP_OK(res.n_users == n_users && res.n_remote == n_remote, "%s",
+	    n_what);
+}
+
 static bool
 t_res_has(const struct t_res *res, int64_t id)
 {
@@ -493,15 +518,12 @@ test_resolve(struct store *st)
 	    STORE_RESOLVE_LOCAL, "resolve user");
 	TAP_OK(res.n_users == 1 && res.users[0] == alice && res.n_remote == 0,
 	    "resolve user: the user");
-	TAP_EQ_INT(t_resolve(st, "ALICE@EXAMPLE.ORG", &res),
-	    STORE_RESOLVE_LOCAL, "resolve is case-insensitive");
-	TAP_OK(res.n_users == 1 && res.users[0] == alice, "... same user");
-	TAP_EQ_INT(t_resolve(st, "alice+lists@example.org", &res),
-	    STORE_RESOLVE_LOCAL, "resolve +tag");
-	TAP_OK(res.n_users == 1 && res.users[0] == alice, "... to the user");
-	TAP_EQ_INT(t_resolve(st, "sales+q3@example.org", &res),
-	    STORE_RESOLVE_LOCAL, "resolve alias+tag");
-	TAP_OK(res.n_users == 2 && res.n_remote == 1, "... to the alias");
+	t_resolve_user(st, "ALICE@EXAMPLE.ORG", alice,
+	    "resolve is case-insensitive", "... same user");
+	t_resolve_user(st, "alice+lists@example.org", alice, "resolve +tag",
+	    "... to the user");
+	t_resolve_n(st, "sales+q3@example.org", STORE_RESOLVE_LOCAL, 2, 1,
+	    "resolve alias+tag", "... to the alias");
 
 	TAP_EQ_INT(t_resolve(st, "team@example.org", &res),
 	    STORE_RESOLVE_LOCAL, "resolve nested alias");
@@ -512,23 +534,18 @@ test_resolve(struct store *st)
 	    strcmp(res.remote[0], "Ext.User@remote.example") == 0,
 	    "nested alias: the remote target, as written");
 
-	TAP_EQ_INT(t_resolve(st, "nobody@example.org", &res),
-	    STORE_RESOLVE_UNKNOWN, "unknown user of a hosted domain");
-	TAP_OK(res.n_users == 0 && res.n_remote == 0, "... no callback");
+	t_resolve_n(st, "nobody@example.org", STORE_RESOLVE_UNKNOWN, 0, 0,
+	    "unknown user of a hosted domain", "... no callback");
 	TAP_EQ_INT(t_resolve(st, "nobody+x@example.org", &res),
 	    STORE_RESOLVE_UNKNOWN, "unknown +tag");
-	TAP_EQ_INT(t_resolve(st, "someone@remote.example", &res),
-	    STORE_RESOLVE_REMOTE, "remote domain");
-	TAP_OK(res.n_users == 0 && res.n_remote == 0, "... no callback");
-	TAP_EQ_INT(t_resolve(st, "random@example.net", &res),
-	    STORE_RESOLVE_LOCAL, "catch-all");
-	TAP_OK(res.n_users == 1 && res.users[0] == bob, "catch-all target");
-	TAP_EQ_INT(t_resolve(st, "carol@example.net", &res),
-	    STORE_RESOLVE_LOCAL, "user wins over the catch-all");
-	TAP_OK(res.n_users == 1 && res.users[0] == carol, "... the user");
-	TAP_EQ_INT(t_resolve(st, "postmaster@example.net", &res),
-	    STORE_RESOLVE_LOCAL, "alias wins over the catch-all");
-	TAP_OK(res.n_users == 1 && res.users[0] == alice, "... the alias");
+	t_resolve_n(st, "someone@remote.example", STORE_RESOLVE_REMOTE, 0, 0,
+	    "remote domain", "... no callback");
+	t_resolve_user(st, "random@example.net", bob, "catch-all",
+	    "catch-all target");
+	t_resolve_user(st, "carol@example.net", carol,
+	    "user wins over the catch-all", "... the user");
+	t_resolve_user(st, "postmaster@example.net", alice,
+	    "alias wins over the catch-all", "... the alias");
 	TAP_EQ_INT(store_resolve(st, "no-at-sign", t_res_cb, &res, &err),
 	    PR_EINVAL, "resolve malformed address");
 
@@ -614,36 +631,45 @@ test_resolve(struct store *st)
 static void
 test_sender_allowed(struct store *st)
 {
-	int64_t alice = t_user_id(st, "alice@example.org");
-	int64_t carol = t_user_id(st, "carol@example.net");
+	static const struct {
+		const char *user;   /* NULL: an id no user has */
+		const char *sender;
+		int want;
+		const char *name;
+	} cases[] = {
+		{ "alice@example.org", "alice@example.org", 1, "own address" },
+		{ "alice@example.org", "Alice@Example.Org", 1,
+		    "own address, other case" },
+		{ "alice@example.org", "alice+news@example.org", 1, "own +tag" },
+		{ "alice@example.org", "alicex@example.org", 0,
+		    "a longer local part is not own" },
+		{ "alice@example.org", "ali+ce@example.org", 0,
+		    "a prefix with a tag is not own" },
+		{ "alice@example.org", "bob@example.org", 0,
+		    "another user's address" },
+		{ "alice@example.org", "sales@example.org", 1,
+		    "alias that delivers to the user" },
+		{ "alice@example.org", "sales+x@example.org", 1,
+		    "alias+tag that delivers to the user" },
+		{ "carol@example.net", "team@example.org", 1,
+		    "nested alias that delivers to the user" },
+		{ "carol@example.net", "sales@example.org", 0,
+		    "alias that does not deliver to the user" },
+		{ "bob@example.org", "random@example.net", 0,
+		    "catch-all gives no right to send" },
+		{ "alice@example.org", "alice@remote.example", 0,
+		    "remote address" },
+		{ NULL, "alice@example.org", 0, "unknown user id" },
+		{ "alice@example.org", "", 0, "null sender" },
+	};
 
-	TAP_EQ_INT(store_sender_allowed(st, alice, "alice@example.org"), 1,
-	    "own address");
-	TAP_EQ_INT(store_sender_allowed(st, alice, "Alice@Example.Org"), 1,
-	    "own address, other case");
-	TAP_EQ_INT(store_sender_allowed(st, alice, "alice+news@example.org"),
-	    1, "own +tag");
-	TAP_EQ_INT(store_sender_allowed(st, alice, "alicex@example.org"), 0,
-	    "a longer local part is not own");
-	TAP_EQ_INT(store_sender_allowed(st, alice, "ali+ce@example.org"), 0,
-	    "a prefix with a tag is not own");
-	TAP_EQ_INT(store_sender_allowed(st, alice, "bob@example.org"), 0,
-	    "another user's address");
-	TAP_EQ_INT(store_sender_allowed(st, alice, "sales@example.org"), 1,
-	    "alias that delivers to the user");
-	TAP_EQ_INT(store_sender_allowed(st, alice, "sales+x@example.org"), 1,
-	    "alias+tag that delivers to the user");
-	TAP_EQ_INT(store_sender_allowed(st, carol, "team@example.org"), 1,
-	    "nested alias that delivers to the user");
-	TAP_EQ_INT(store_sender_allowed(st, carol, "sales@example.org"), 0,
-	    "alias that does not deliver to the user");
-	TAP_EQ_INT(store_sender_allowed(st, t_user_id(st, "bob@example.org"),
-	    "random@example.net"), 0, "catch-all gives no right to send");
-	TAP_EQ_INT(store_sender_allowed(st, alice, "alice@remote.example"), 0,
-	    "remote address");
-	TAP_EQ_INT(store_sender_allowed(st, 999999, "alice@example.org"), 0,
-	    "unknown user id");
-	TAP_EQ_INT(store_sender_allowed(st, alice, ""), 0, "null sender");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t id = cases[i].user != NULL ?
+		    t_user_id(st, cases[i].user) : 999999;
+
+		TAP_EQ_INT(store_sender_allowed(st, id, cases[i].sender),
+		    cases[i].want, "%s", cases[i].name);
+	}
 	TAP_OK(store__idle(st), "idle after sender checks");
 }
 
