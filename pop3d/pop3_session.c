@@ -889,14 +889,10 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 		if (!srv->stopping)
 			log_warn(NULL, "refused %s: %u connections from it",
 			    net_conn_peer(c), n - 1);
-		/* Port 995 would need a handshake first: just close. */
-		if (!implicit) {
-			static const char msg[] = "-ERR [SYS/TEMP] Too many "
-			    "connections from your address\r\n";
-
-			net_conn_write(c, msg, sizeof(msg) - 1);
-		}
-		net_conn_close(c, !implicit);
+		/* On 995 inside TLS, after the handshake (net.h). */
+		net_conn_refuse(c, srv->stopping ?
+		    "-ERR [SYS/TEMP] Server shutting down" :
+		    "-ERR [SYS/TEMP] Too many connections from your address");
 		return;
 	}
 	s = xcalloc(1, sizeof(*s));
@@ -1000,6 +996,7 @@ fail:
 int
 pop3_server_start(struct pop3_server *srv, struct pr_err *err)
 {
+	struct pr_err rerr;
 	int r;
 
 	/* Opened before the worker starts: a failure leaves nothing to
@@ -1014,6 +1011,10 @@ pop3_server_start(struct pop3_server *srv, struct pr_err *err)
 		store_close(&srv->rd);
 		return r;
 	}
+	/* Room for logins and deletions on a full disk (store_reserve.c);
+	 * without it pop3d still runs. */
+	if (store_reserve_ensure(srv->rd, &rerr) < 0)
+		log_warn(NULL, "no reserve for a full disk: %s", rerr.msg);
 	srv->rbuf = xmalloc(POP3_CHUNK);
 	return 0;
 }

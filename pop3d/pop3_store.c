@@ -7,10 +7,42 @@
 #include "log.h"
 
 /* Worker thread: the job's store calls, on the worker's connection. */
+/*
+ * A write the way out of a full disk needs (the lock of a login, the
+ * deletions of QUIT) that failed for want of room: the store's reserve
+ * gives room back and the job runs once more (store_reserve.c).
+ */
+static bool
+pop3_store_make_room(struct pop3_job *j, struct store *st)
+{
+	int64_t n;
+
+	if (j->status != PR_EFULL || (n = store_reserve_release(st)) <= 0)
+		return false;
+	log_warn(NULL, "disk full: released the reserve (%lld octets) so "
+	    "that users can delete mail", (long long)n);
+	return true;
+}
+
+static void pop3_store_run_once(struct pop3_job *j, struct store *st);
+
 static void
 pop3_store_run(struct store_job *sj, struct store *st)
 {
 	struct pop3_job *j = STORE_CONTAINER(sj, struct pop3_job, job);
+	struct pr_err rerr;
+
+	pop3_store_run_once(j, st);
+	if (pop3_store_make_room(j, st))
+		pop3_store_run_once(j, st);
+	/* Deleted mail may have made room: the reserve comes back. */
+	if (j->type == POP3_JOB_COMMIT && j->status == 0 && j->n_ids > 0)
+		(void)store_reserve_ensure(st, &rerr);
+}
+
+static void
+pop3_store_run_once(struct pop3_job *j, struct store *st)
+{
 	struct pr_err uerr;
 
 	pr_err_clear(&j->err);

@@ -211,11 +211,21 @@ smtp_policy_rcpt_done(const struct smtp_policy_facts *f,
 	}
 }
 
+/* RFC 3463 3.4: X.3.1 "Mail system full", the disk, not a mailbox. */
+static void
+smtp_policy_full(struct smtp_verdict *v)
+{
+	smtp_policy_defer(v, 452, "4.3.1", "Insufficient system storage: "
+	    "mail system full, try again later");
+}
+
 static void
 smtp_policy_message(const struct smtp_policy_facts *f,
     struct smtp_verdict *v)
 {
-	if (f->spool_failed)
+	if (f->spool_failed && f->spool_full)
+		smtp_policy_full(v);
+	else if (f->spool_failed)
 		smtp_policy_defer(v, 451, "4.3.0", "Local error in "
 		    "processing");
 	else if (f->too_big)
@@ -244,6 +254,9 @@ smtp_policy_deliver_done(const struct smtp_policy_facts *f,
 	case PR_ETOOBIG:
 		smtp_policy_reject(v, 552, "5.2.2", "Message exceeds the "
 		    "mailbox quota");
+		return;
+	case PR_EFULL:
+		smtp_policy_full(v);
 		return;
 	default:
 		smtp_policy_defer(v, 451, "4.3.0", "Local error in "

@@ -57,7 +57,7 @@ struct smtp_policy_facts {
 	const char *rcpt;          /* RCPT: the forward-path */
 	unsigned n_rcpt;           /* RCPT commands accepted so far */
 	/* The message, at SMTP_POLICY_MESSAGE (see struct smtp_data). */
-	bool spool_failed, too_big, bare_eol, long_line;
+	bool spool_failed, spool_full, too_big, bare_eol, long_line;
 	/* At the *_DONE points, what the glue answered: 0, an
 	 * SMTP_RCPT_* kind, or a PR_E* code. */
 	int status;

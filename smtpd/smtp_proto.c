@@ -153,6 +153,7 @@ smtp_proto__facts(const struct smtp_proto *p, struct smtp_policy_facts *f)
 	f->rcpt = p->rcpt;
 	f->n_rcpt = p->tx.n_rcpt;
 	f->spool_failed = p->spool_failed;
+	f->spool_full = p->spool_full;
 	f->too_big = p->data.too_big;
 	f->bare_eol = p->data.bare_eol;
 	f->long_line = p->data.long_line;
@@ -209,6 +210,7 @@ smtp_proto__tx_reset(struct smtp_proto *p)
 	buf_fini(&p->body);
 	p->data_started = false;
 	p->spool_failed = false;
+	p->spool_full = false;
 	p->queued_id[0] = '\0';
 }
 
@@ -720,6 +722,7 @@ smtp_proto_complete(struct smtp_proto *p, int status)
 		} else {
 			/* Keep reading to the end of the message, then 451. */
 			p->spool_failed = true;
+			p->spool_full = status == PR_EFULL;
 			smtp_data_discard(&p->data);
 		}
 		buf_reset(&p->body);

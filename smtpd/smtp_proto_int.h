@@ -55,6 +55,7 @@ struct smtp_proto {
 	struct smtp_data data;
 	bool data_started;
 	bool spool_failed;
+	bool spool_full;            /* ... for want of disk space */
 
 	/* BDAT chunk being read. */
 	uint64_t chunk_left;

@@ -493,7 +493,8 @@ smtp_session_fs_cb(uv_fs_t *req)
 	}
 	if (n < 0) {
 		log_err(s->sid, "spool write: %s", uv_strerror((int)n));
-		op->fs_then(s, PR_EIO);
+		op->fs_then(s, n == UV_ENOSPC || n == -EDQUOT ? PR_EFULL :
+		    PR_EIO);
 		return;
 	}
 	s->spool_off += (uint64_t)n;
@@ -859,16 +860,21 @@ static const struct net_conn_ops smtp_session_ops = {
 	.close_cb = smtp_session_close_cb,
 };
 
-/* A 421 instead of the greeting, then close.  Before any TLS handshake,
- * so in plain text even on an implicit-TLS port. */
+/* A 421 instead of the greeting, then close: on port 465 inside TLS,
+ * after the handshake, where such a client can read it (net.h). */
 static void
 smtp_session_refuse(struct smtp_session *s, const char *enh,
     const char *text)
 {
+	struct buf *out = smtp_proto_out(s->p);
+	char line[512];
+
 	s->greeted = true;
 	smtp_proto_refuse(s->p, 421, enh, text);
-	smtp_session_flush(s);
-	net_conn_close(s->c, true);
+	snprintf(line, sizeof(line), "%.*s", out->len >= 2 ?
+	    (int)out->len - 2 : 0, (const char *)out->p);
+	buf_reset(out);
+	net_conn_refuse(s->c, line);
 }
 
 void

@@ -45,9 +45,9 @@ void store_close(struct store **st);
 
 /* Creates the reserve file if it is missing or short.  Returns 0, PR_EFULL
  * when there is no room for it (yet), or PR_EIO. */
-int store_reserve_ensure(const char *data_dir, struct pr_err *err);
+int store_reserve_ensure(struct store *st, struct pr_err *err);
 /* Removes the reserve; returns the octets given back (0: none). */
-int64_t store_reserve_release(const char *data_dir);
+int64_t store_reserve_release(struct store *st);
 
 /* Schema version of the open database. */
 int store_schema_version(struct store *st);

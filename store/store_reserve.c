@@ -12,7 +12,7 @@
  * is room again.  Deliveries never release it: the reserve is for the
  * way out, not for more mail.
  */
-#include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,20 +23,25 @@
 
 #define STORE_RESERVE_NAME "reserve"
 
+/* <data_dir>/reserve, next to <data_dir>/mail.db. */
 static void
-store_reserve_path(const char *data_dir, char *path, size_t len)
+store_reserve_path(const struct store *st, char *path, size_t len)
 {
-	snprintf(path, len, "%s/%s", data_dir, STORE_RESERVE_NAME);
+	const char *slash = strrchr(st->path, '/');
+	int dirlen = slash != NULL ? (int)(slash - st->path) : 1;
+
+	snprintf(path, len, "%.*s/%s", dirlen, slash != NULL ? st->path : ".",
+	    STORE_RESERVE_NAME);
 }
 
 int
-store_reserve_ensure(const char *data_dir, struct pr_err *err)
+store_reserve_ensure(struct store *st, struct pr_err *err)
 {
 	char path[1100];
 	struct stat sb;
 	int fd, r;
 
-	store_reserve_path(data_dir, path, sizeof(path));
+	store_reserve_path(st, path, sizeof(path));
 	if (stat(path, &sb) == 0 && sb.st_size >= STORE_RESERVE_BYTES)
 		return 0;
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -55,12 +60,12 @@ store_reserve_ensure(const char *data_dir, struct pr_err *err)
 }
 
 int64_t
-store_reserve_release(const char *data_dir)
+store_reserve_release(struct store *st)
 {
 	char path[1100];
 	struct stat sb;
 
-	store_reserve_path(data_dir, path, sizeof(path));
+	store_reserve_path(st, path, sizeof(path));
 	if (stat(path, &sb) != 0 || unlink(path) != 0)
 		return 0;
 	return (int64_t)sb.st_blocks * 512;

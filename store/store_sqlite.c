@@ -30,7 +30,7 @@ store__code(int rc)
 	case SQLITE_LOCKED:
 		return PR_EAGAIN;
 	case SQLITE_FULL:
-		return PR_ENOSPC;
+		return PR_EFULL;
 	case SQLITE_NOMEM:
 		return PR_ENOMEM;
 	case SQLITE_CONSTRAINT:

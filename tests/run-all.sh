@@ -67,7 +67,8 @@ else
 	    -Db_lundef=false -Dbuildtype=debug -- \
 	    --suite unit --suite dialog --suite e2e
 	run_suite plain build-ci --werror -Dbuildtype=debugoptimized -- \
-	    --suite unit --suite dialog --suite e2e --suite bench
+	    --suite unit --suite dialog --suite e2e --suite bench \
+	    --suite tls-scan
 	CC=clang run_suite fuzz build-ci-fuzz -Dfuzz=true \
 	    -Db_lundef=false -- --suite fuzz
 	if [ -x tests/pkg/test_deb.sh ]; then
