@@ -101,7 +101,7 @@ cmd_user(struct cli *cli, int argc, char **argv)
 		if (cli_address(argv[2], addr) < 0)
 			return CLI_ERR;
 		cli_store(cli);
-		/* DESIGN.md: passwd reads the new password from stdin. */
+		/* postroom(8): passwd reads the new password from stdin. */
 		if ((pw = cli_password_read(true)) == NULL)
 			return CLI_ERR;
 		r = store_user_passwd(cli->st, addr, pw, &err);

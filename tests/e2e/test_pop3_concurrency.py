@@ -55,7 +55,7 @@ class Pop3Concurrency(unittest.TestCase):
         m1 = message("first for everyone", b".dot\r\n" + b"x" * 500 +
                      b"\r\n")
         m2 = message("second for everyone", b"y\r\n" * 2000)
-        # One body, 200 mailbox references each (DESIGN 5).
+        # One body, 200 mailbox references each (docs/ARCHITECTURE.md 4.2).
         deliver(self.inst, m1, *[u[0] for u in self.users])
         deliver(self.inst, m2, *[u[0] for u in self.users])
         barrier = threading.Barrier(N_USERS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Replays tests/dialog/pop3/*.dlg over loopback TCP against the running
-postroom-pop3d (STYLE H.27).  The dialog runner in tests/unit runs the
+postroom-pop3d (docs/ARCHITECTURE.md 6.1).  The dialog runner in tests/unit runs the
 same files in process against the core with a fake store; here the users
 and messages are real, STLS is a real TLS handshake, and the UIDLs of the
 files are mapped to the ones the store assigned.

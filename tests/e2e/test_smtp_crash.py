@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The durability contract (DESIGN 4): kill -9 postroom-smtpd in the middle
+"""The durability contract (docs/ARCHITECTURE.md 4): kill -9 postroom-smtpd in the middle
 of a burst of deliveries from several clients; after a restart, every
 message a client got 250 for is in the mailbox exactly once, and nothing
 is there twice.  Repeated a few times at different moments."""

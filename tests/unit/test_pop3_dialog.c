@@ -23,7 +23,7 @@
  * %hex[0d 0a]% and %repeat[300 x a]% expand in C:, S: and message lines
  * (the syntax of curl's test files).
  *
- * Every dialog runs three ways (STYLE H.26): all client bytes of a phase
+ * Every dialog runs three ways (docs/ARCHITECTURE.md 6.1): all client bytes of a phase
  * at once, one byte per feed, and split in two at every offset.  A phase
  * ends after a "C: STLS" line: what a client sends before it has seen the
  * STLS reply is plaintext that the TLS layer discards.  The transcript

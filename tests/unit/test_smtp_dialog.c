@@ -2,7 +2,7 @@
  * test_smtp_dialog.c - runs tests/dialog/smtp/NNN-name.dlg against the
  * SMTP protocol core, in process, with a fake store and password checker.
  *
- * A dialog file (STYLE H.27):
+ * A dialog file (docs/ARCHITECTURE.md 6.1):
  *
  *   # comment
  *   %config kind=submission starttls=1 plaintext=0 size=1000 ...
@@ -17,7 +17,7 @@
  *   D: 2                     deliveries so far
  *
  * Client lines up to the next S: line form one block, sent as if in one
- * packet.  Every dialog runs three ways (STYLE H.26): each block whole,
+ * packet.  Every dialog runs three ways (docs/ARCHITECTURE.md 6.1): each block whole,
  * trickled one octet per feed, and split in two at every offset.
  * Expansions from curl's test format: %repeat[N x text]% and %hex[..]%.
  *
