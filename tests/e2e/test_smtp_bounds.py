@@ -225,9 +225,15 @@ def eager_clients(t):
         rss0 = rss_kib(p.pid)
         th = threading.Thread(target=writer)
         th.start()
-        time.sleep(2.0)
-        stalled = sent[0]
-        time.sleep(0.5)
+        # Stalled: nothing more taken for a second.  How soon that is
+        # depends on the machine's speed (a sanitizer build on a busy
+        # machine works through the NOOPs slowly), not on a fixed sleep.
+        stalled = -1
+        deadline = time.monotonic() + 60
+        while sent[0] != stalled and sent[0] < len(payload) and \
+                time.monotonic() < deadline:
+            stalled = sent[0]
+            time.sleep(1.0)
         grew = rss_kib(p.pid) - rss0
         t.ok(sent[0] == stalled < len(payload),
              "the daemon stopped reading a client that does not read "
