@@ -80,6 +80,9 @@ static char net_readbuf[NET_READ_CHUNK];
  * idle timeout, if shorter).  Input does not extend it: a peer that
  * trickles a ClientHello byte by byte is cut off all the same. */
 #define NET_HANDSHAKE_MAX_MS 60000
+/* A refused connection on an implicit-TLS port gets this long for the
+ * handshake that carries its refusal (net_conn_refuse). */
+#define NET_REFUSAL_MAX_MS 10000
 /* Memory BIOs larger than this are replaced by fresh ones once empty. */
 #define NET_BIO_KEEP 4096
 /* How long close(flush) waits for a peer that does not read. */
@@ -675,9 +678,9 @@ net_conn_tls_start(struct net_conn *c, const struct net_tls *t,
 	c->handshaking = 1;
 	/* Whatever partial input the session was timing is gone too. */
 	c->timeout_held = 0;
-	net_conn_arm_timer(c, c->timeout_ms != 0 &&
-	    c->timeout_ms < NET_HANDSHAKE_MAX_MS ? c->timeout_ms :
-	    NET_HANDSHAKE_MAX_MS);
+	net_conn_arm_timer(c, c->refusal != NULL ? NET_REFUSAL_MAX_MS :
+	    c->timeout_ms != 0 && c->timeout_ms < NET_HANDSHAKE_MAX_MS ?
+	    c->timeout_ms : NET_HANDSHAKE_MAX_MS);
 	net_conn_update_reading(c);
 	return 0;
 }
@@ -738,7 +741,9 @@ net_timer_cb(uv_timer_t *t)
 
 	if (c->closing)
 		return;
-	if (c->ops->timeout_cb)
+	/* A refused connection whose handshake did not finish in time:
+	 * nothing of the session's is waiting for it. */
+	if (c->ops->timeout_cb && c->refusal == NULL)
 		c->ops->timeout_cb(c);
 	else
 		net_conn_close(c, false);

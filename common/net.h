@@ -162,8 +162,9 @@ void net_conn_hold_timeout(struct net_conn *c, bool hold);
  * connections ..."), the only thing it will say, then closes.  Input is
  * discarded.  On an implicit-TLS port (465, 995) the line goes out after
  * the handshake, inside TLS: such a client can't read plaintext (RFC 8314
- * 3.3); the handshake deadline bounds what this costs.  The session's
- * tls_cb is not called for a refused connection.
+ * 3.3); a handshake deadline of 10 s bounds what this costs.  The
+ * session's tls_cb and timeout_cb are not called for a refused
+ * connection.
  */
 void net_conn_refuse(struct net_conn *c, const char *line);
 

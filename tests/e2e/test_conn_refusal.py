@@ -70,6 +70,19 @@ def main():
             held[-1].sendall(b"NOOP\r\n")
             t.ok(held[-1].recv(4096)[:1] in (b"2", b"-", b"+"),
                  "%s: an allowed session still answers" % name)
+            if tls:
+                # A client over the limit that never starts its
+                # handshake is not kept waiting for it for long.
+                s = socket.create_connection((inst.host, port), timeout=30)
+                t0 = time.monotonic()
+                try:
+                    gone = s.recv(1) == b""
+                except OSError:
+                    gone = True
+                dt = time.monotonic() - t0
+                s.close()
+                t.ok(gone and dt < 20, "%s: a silent client over the "
+                     "limit is closed (after %.1f s)" % (name, dt))
             for s in held:
                 s.close()
             held.clear()
