@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-from smtp_util import ALICE, BOB, PASSWORD, Check, instance, messages
+from smtp_util import (ALICE, BOB, PASSWORD, Check, instance, messages,
+                       wait_for)
 
 FS_SIZE = 48 << 20
 
@@ -59,8 +60,11 @@ def main():
         inst.add_user(BOB, PASSWORD)
         inst.start("smtpd")
         inst.start("pop3d")
-        t.ok(os.path.getsize(os.path.join(inst.data_dir, "reserve")) >=
-             16 << 20, "the daemons keep a reserve file in data_dir")
+        reserve = os.path.join(inst.data_dir, "reserve")
+        # pop3d makes it once it runs, maybe just after its ports answer.
+        t.ok(wait_for(lambda: os.path.exists(reserve) and
+                      os.path.getsize(reserve) >= 16 << 20, 10),
+             "pop3d keeps a reserve file in data_dir")
 
         msg = (b"From: alice@example.test\r\nTo: bob@example.test\r\n"
                b"Subject: %s\r\n\r\n" + b"x" * 76 + b"\r\n")
