@@ -2,9 +2,11 @@
  * relay_client.h - the SMTP client protocol, sans I/O.
  *
  * One relay_client drives one SMTP session to one remote host for one
- * message and a group of its recipients: greeting, EHLO (HELO fallback),
- * STARTTLS when offered, AUTH for a smarthost, MAIL/RCPT/DATA (pipelined
- * when the server offers PIPELINING, RFC 2920), the final dot and QUIT.
+ * message and a group of its recipients: greeting (after the handshake
+ * with implicit TLS), EHLO (HELO fallback), STARTTLS when offered, AUTH
+ * for a smarthost (PLAIN with or without an initial response, or LOGIN),
+ * MAIL/RCPT/DATA (pipelined when the server offers PIPELINING, RFC 2920),
+ * the final dot and QUIT.
  *
  * It never touches a socket, a clock or the store.  The glue feeds it the
  * server's bytes, sends what it leaves in `out`, and acts on its events:
