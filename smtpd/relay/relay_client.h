@@ -129,7 +129,7 @@ struct relay_client {
 	bool tls_active;
 	bool helo_fallback;
 	bool auth_login;         /* AUTH LOGIN chosen (else PLAIN) */
-	bool auth_no_ir;         /* PLAIN: response after 334, not on the line */
+	bool auth_no_ir;         /* PLAIN: the response after a 334 */
 	char server_name[256];   /* first word of the EHLO reply */
 
 	/* Reply being assembled (multi-line). */

@@ -318,6 +318,7 @@ relay_dlv_process(struct relay_dlv *d)
 {
 	enum relay_client_event ev;
 	char why[RELAY_REPLY_MAX];
+	const struct net_tls *tls;
 	const char *host;
 	int r;
 
@@ -334,11 +335,12 @@ relay_dlv_process(struct relay_dlv *d)
 			return;
 		case RELAY_CLIENT_EV_STARTTLS:
 			host = d->route.t[d->target].host;
+			tls = d->tls_verify ? d->r->smart_tls : d->r->tls;
 			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 			    RELAY_TLS_TIMEOUT_MS);
-			if ((r = net_conn_starttls_client(d->conn, d->tls_verify ?
-			    d->r->smart_tls : d->r->tls, host, d->tls_verify)) <
-			    0 && d->client.state == RELAY_CLIENT_S_TLS) {
+			if ((r = net_conn_starttls_client(d->conn, tls, host,
+			    d->tls_verify)) < 0 &&
+			    d->client.state == RELAY_CLIENT_S_TLS) {
 				d->tls_failed = true;
 				snprintf(why, sizeof(why), "TLS failed: %s",
 				    *net_conn_tls_error(d->conn) ?
@@ -435,7 +437,6 @@ static void
 relay_dlv_tls_cb(struct net_conn *c, int status)
 {
 	struct relay_dlv *d = net_conn_data(c);
-
 	char why[RELAY_REPLY_MAX];
 
 	if (!d->client_live || d->client.state != RELAY_CLIENT_S_TLS)

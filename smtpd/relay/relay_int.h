@@ -97,7 +97,7 @@ struct relay_dlv {
 	struct relay_route route;
 	size_t target;
 	bool plaintext_only;          /* TLS failed once on this target */
-	bool tls_verify;              /* the smarthost: verified TLS or nothing */
+	bool tls_verify;              /* smarthost: verified TLS or nothing */
 	bool tls_failed;
 	bool local_error;             /* our side failed: do not go on */
 	struct net_conn *conn;

@@ -196,7 +196,7 @@ static const struct tcase cases[] = {
 	    "C:AUTH PLAIN AHUAcA==", "S:535 5.7.8 bad credentials",
 	    D_QUIT },
 	  D_NEXT_HOST },
-	{ "AUTH PLAIN: initial response refused as syntax (501), sent after 334",
+	{ "AUTH PLAIN: initial response refused (501 syntax), sent after 334",
 	  P_AUTH, { "bob@b.test" },
 	  { D_SMART_TLS,
 	    "S:250-smart", "S:250 AUTH PLAIN LOGIN",
