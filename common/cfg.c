@@ -379,6 +379,18 @@ cfg_set_relay(struct cfg *c, const char *name, const char *value)
 		r = CFG_STR(c->relay.smarthost_user);
 	else if (strcmp(name, "smarthost_password_file") == 0)
 		r = CFG_STR(c->relay.smarthost_password_file);
+	else if (strcmp(name, "smarthost_tls") == 0) {
+		r = 0;
+		if (strcmp(value, "starttls") == 0)
+			c->relay.smarthost_tls = CFG_SMARTHOST_STARTTLS;
+		else if (strcmp(value, "implicit") == 0)
+			c->relay.smarthost_tls = CFG_SMARTHOST_IMPLICIT;
+		else
+			r = PR_EINVAL;
+	} else if (strcmp(name, "smarthost_ca") == 0)
+		r = CFG_STR(c->relay.smarthost_ca);
+	else if (strcmp(name, "ca_file") == 0)
+		r = CFG_STR(c->relay.ca_file);
 	else if (strcmp(name, "resolver") == 0)
 		r = CFG_STR(c->relay.resolver);
 	else if (strcmp(name, "mx_port") == 0) {

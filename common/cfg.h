@@ -27,6 +27,12 @@ struct cfg_listen_list {
 	struct cfg_listen a[CFG_LISTEN_MAX];
 };
 
+/* [relay] smarthost_tls: how TLS to the smarthost starts. */
+enum cfg_smarthost_tls {
+	CFG_SMARTHOST_STARTTLS = 0, /* "starttls": RFC 3207, port 587/25 */
+	CFG_SMARTHOST_IMPLICIT,     /* "implicit": RFC 8314, port 465 */
+};
+
 struct cfg {
 	char path[1024];
 	struct {
@@ -64,6 +70,13 @@ struct cfg {
 		char smarthost[256];      /* "host:port" or "" */
 		char smarthost_user[256];
 		char smarthost_password_file[1024];
+		int smarthost_tls;        /* enum cfg_smarthost_tls */
+		/* PEM CA certificates the smarthost's chain must lead to;
+		 * "" = ca_file. */
+		char smarthost_ca[1024];
+		/* PEM CA bundle for MX certificates; "" = the system
+		 * store. */
+		char ca_file[1024];
 		char resolver[256];       /* "ip[:port]" or "" = system */
 		unsigned mx_port;         /* default 25 */
 		uint64_t max_queue_time;  /* seconds, default 5 days */

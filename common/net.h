@@ -128,7 +128,8 @@ int net_connect(uv_loop_t *loop, const struct sockaddr *addr,
 
 /* Client role: starts a TLS handshake with a context of
  * net_tls_client_new (STARTTLS, or at once for implicit TLS).  host, a
- * name, is sent as SNI and checked against the certificate (RFC 6125);
+ * name, is sent as SNI and checked against the certificate (RFC 6125;
+ * an IP literal, with verify, against its IP addresses);
  * with verify, a certificate that does not verify fails the handshake
  * (tls_cb with PR_ETLS, net_conn_tls_error says why); without, the
  * session goes on and net_conn_tls_verified tells.  Input buffered so far

@@ -167,9 +167,10 @@ tls_conn_setup(SSL *ssl, const struct net_tls *t, const char *host,
     bool verify)
 {
 	unsigned char tmp[16];
-	bool name = host != NULL && *host != '\0' &&
-	    inet_pton(AF_INET, host, tmp) != 1 &&
-	    inet_pton(AF_INET6, host, tmp) != 1;
+	bool literal = host != NULL && *host != '\0' &&
+	    (inet_pton(AF_INET, host, tmp) == 1 ||
+	    inet_pton(AF_INET6, host, tmp) == 1);
+	bool name = host != NULL && *host != '\0' && !literal;
 
 	if (!t->client) {
 		SSL_set_accept_state(ssl);
@@ -177,13 +178,19 @@ tls_conn_setup(SSL *ssl, const struct net_tls *t, const char *host,
 	}
 	SSL_set_connect_state(ssl);
 	/* SNI (RFC 6066 3) and the name check (RFC 6125) only make sense
-	 * for a host name; an IP literal can't be verified by name. */
+	 * for a host name.  An IP literal is sent no SNI (RFC 6066 3
+	 * forbids it) and, when verified, must be an iPAddress of the
+	 * certificate's subjectAltName (RFC 5280 4.2.1.6). */
 	if (name) {
 		if (SSL_set_tlsext_host_name(ssl, host) != 1 ||
 		    SSL_set1_host(ssl, host) != 1)
 			return PR_ETLS;
 		/* No partial wildcards ("f*.example"): RFC 6125 6.4.3. */
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	} else if (literal && verify) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    host) != 1)
+			return PR_ETLS;
 	} else if (verify) {
 		return PR_EINVAL;
 	}

@@ -19,9 +19,10 @@ struct net_tls {
 };
 
 /* Prepares a new SSL of t's context for its role.  For a client: SNI and
- * the host name check for host (a name, not an IP literal); verify makes
- * a failed chain or name verification fail the handshake.  Returns 0,
- * PR_ETLS, or PR_EINVAL for verify without a host name. */
+ * the host name check for host (a name; an IP literal is checked against
+ * the certificate's IP addresses, with verify only); verify makes a
+ * failed chain or name verification fail the handshake.  Returns 0,
+ * PR_ETLS, or PR_EINVAL for verify without a host. */
 int tls_conn_setup(SSL *ssl, const struct net_tls *t, const char *host,
     bool verify);
 

@@ -43,6 +43,26 @@ cmd_check_file(const char *what, const char *path)
 	return 0;
 }
 
+/* RFC 8314 3.3: port 465 speaks TLS from the first byte, 587 and 25
+ * start in plaintext; the other combination never gets to a greeting. */
+static void
+cmd_check_smarthost_tls(const struct cfg *cfg)
+{
+	struct cfg_listen_list l;
+	bool implicit = cfg->relay.smarthost_tls == CFG_SMARTHOST_IMPLICIT;
+
+	if (cfg->relay.smarthost[0] == '\0' ||
+	    cfg_parse_listen(cfg->relay.smarthost, &l) < 0 || l.n != 1)
+		return;
+	if (!implicit && strcmp(l.a[0].port, "465") == 0)
+		printf("warning: [relay] smarthost port 465 is implicit TLS: "
+		    "set smarthost_tls = implicit\n");
+	else if (implicit && (strcmp(l.a[0].port, "587") == 0 ||
+	    strcmp(l.a[0].port, "25") == 0))
+		printf("warning: [relay] smarthost port %s uses STARTTLS: "
+		    "set smarthost_tls = starttls\n", l.a[0].port);
+}
+
 int
 cmd_check(struct cli *cli, int argc, char **argv)
 {
@@ -60,8 +80,12 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	if (cmd_check_file("[tls] cert", cli->cfg.tls.cert) < 0 ||
 	    cmd_check_file("[tls] key", cli->cfg.tls.key) < 0 ||
 	    cmd_check_file("[relay] smarthost_password_file",
-	    cli->cfg.relay.smarthost_password_file) < 0)
+	    cli->cfg.relay.smarthost_password_file) < 0 ||
+	    cmd_check_file("[relay] smarthost_ca",
+	    cli->cfg.relay.smarthost_ca) < 0 ||
+	    cmd_check_file("[relay] ca_file", cli->cfg.relay.ca_file) < 0)
 		failed = 1;
+	cmd_check_smarthost_tls(&cli->cfg);
 	if (cli->cfg.smtp.allow_plaintext_auth || cli->cfg.pop3.allow_plaintext_auth)
 		printf("warning: allow_plaintext_auth is on: passwords may "
 		    "cross the network unencrypted\n");

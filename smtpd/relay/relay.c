@@ -2,7 +2,7 @@
  * relay.c - the outbound queue runner's life cycle (see relay.h).
  *
  * Creating the runner reads its part of the config (smarthost and its
- * password file), makes the TLS client context (relay_tls.c), the
+ * password file), makes the TLS client contexts (relay_tls.c), the
  * resolver (relay_dns.h) and the store thread (relay_worker.h), and
  * starts the scheduler (relay_sched.c).  Stopping closes everything in
  * flight; the entries stay queued for the next run.  The objects the
@@ -87,6 +87,8 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
 			goto fail;
 		}
 		r->smarthost = true;
+		r->smart_implicit =
+		    cfg->relay.smarthost_tls == CFG_SMARTHOST_IMPLICIT;
 		if (cfg->relay.smarthost_user[0] != '\0') {
 			if (cfg->relay.smarthost_password_file[0] == '\0') {
 				rc = pr_err_set(err, PR_EINVAL, "[relay] "
@@ -103,17 +105,25 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
 	}
 	if ((rc = relay_tls_client_new(cfg, &r->tls, err)) < 0)
 		goto fail;
+	if (r->smarthost &&
+	    (rc = relay_tls_smarthost_new(cfg, &r->smart_tls, err)) < 0)
+		goto fail;
 	if ((rc = relay_dns_new(loop, cfg->relay.resolver, &r->dns, err)) < 0)
 		goto fail;
 	if (r->smarthost)
-		log_info(NULL, "relay: all mail through %s:%u%s",
-		    r->smart_host, r->smart_port,
-		    r->smart_user != NULL ? " with AUTH" : "");
+		log_info(NULL, "relay: all mail through %s:%u%s, %s, "
+		    "certificate verified with %s", r->smart_host,
+		    r->smart_port, r->smart_user != NULL ? " with AUTH" : "",
+		    r->smart_implicit ? "implicit TLS" : "STARTTLS",
+		    cfg->relay.smarthost_ca[0] ? cfg->relay.smarthost_ca :
+		    cfg->relay.ca_file[0] ? cfg->relay.ca_file :
+		    "the system CA store");
 	relay_sched_start(r);
 	*r_r = r;
 	return 0;
 fail:
 	net_tls_free(&r->tls);
+	net_tls_free(&r->smart_tls);
 	free(r->smart_user);
 	if (r->smart_pass != NULL)
 		sodium_free(r->smart_pass);
@@ -190,6 +200,7 @@ relay_free(struct relay **rp)
 	if (r == NULL)
 		return;
 	net_tls_free(&r->tls);
+	net_tls_free(&r->smart_tls);
 	free(r->smart_user);
 	if (r->smart_pass != NULL)
 		sodium_free(r->smart_pass);

@@ -29,6 +29,7 @@ static const char *const relay_client_state_names[] = {
 	[RELAY_CLIENT_S_STARTTLS] = "STARTTLS",
 	[RELAY_CLIENT_S_TLS] = "TLS",
 	[RELAY_CLIENT_S_AUTH] = "AUTH",
+	[RELAY_CLIENT_S_AUTH_PLAIN] = "AUTH-PLAIN",
 	[RELAY_CLIENT_S_AUTH_USER] = "AUTH-USER",
 	[RELAY_CLIENT_S_AUTH_PASS] = "AUTH-PASS",
 	[RELAY_CLIENT_S_MAIL] = "MAIL",
@@ -68,6 +69,12 @@ relay_client_init(struct relay_client *c,
 		rcpts[i].reply[0] = '\0';
 	}
 	buf_init(&c->out, RELAY_CLIENT_OUT_MAX);
+	if (params->tls_implicit) {
+		/* RFC 8314 3.3: the handshake comes first, the greeting
+		 * inside TLS. */
+		c->state = RELAY_CLIENT_S_TLS;
+		c->event = RELAY_CLIENT_EV_STARTTLS;
+	}
 	return 0;
 }
 
@@ -223,13 +230,32 @@ relay_client_needs_tls(const struct relay_client *c)
 	    (c->params->auth_user != NULL && c->params->auth_user[0] != '\0');
 }
 
+/* Appends the PLAIN response (RFC 4616 2: NUL user NUL password, in
+ * base64) as "AUTH PLAIN <response>" (RFC 4954 4, the initial response)
+ * or alone after a 334.  The lengths were checked by relay_client_auth. */
+static void
+relay_client_plain(struct relay_client *c, bool initial)
+{
+	const struct relay_client_params *p = c->params;
+	unsigned char raw[SASL_USER_MAX + SASL_PASS_MAX + 2];
+	char b64[((SASL_USER_MAX + SASL_PASS_MAX + 2) / 3 + 1) * 4 + 1];
+	size_t ul = strlen(p->auth_user), pl = strlen(p->auth_pass);
+
+	raw[0] = '\0';
+	memcpy(raw + 1, p->auth_user, ul);
+	raw[1 + ul] = '\0';
+	memcpy(raw + 2 + ul, p->auth_pass, pl);
+	sasl_b64_encode(raw, ul + pl + 2, b64, sizeof(b64));
+	relay_client_cmd(c, "%s%s", initial ? "AUTH PLAIN " : "", b64);
+	sodium_memzero(raw, sizeof(raw));
+	sodium_memzero(b64, sizeof(b64));
+}
+
 /* RFC 4954 4 and RFC 4616: PLAIN with an initial response, or LOGIN. */
 static void
 relay_client_auth(struct relay_client *c)
 {
 	const struct relay_client_params *p = c->params;
-	unsigned char raw[SASL_USER_MAX + SASL_PASS_MAX + 2];
-	char b64[((SASL_USER_MAX + SASL_PASS_MAX + 2) / 3 + 1) * 4 + 1];
 	size_t ul = strlen(p->auth_user), pl = strlen(p->auth_pass);
 
 	if (ul >= SASL_USER_MAX || pl >= SASL_PASS_MAX) {
@@ -238,17 +264,13 @@ relay_client_auth(struct relay_client *c)
 		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
 		return;
 	}
+	c->auth_no_ir = false;
 	if (c->ext.auth_plain) {
-		raw[0] = '\0';
-		memcpy(raw + 1, p->auth_user, ul);
-		raw[1 + ul] = '\0';
-		memcpy(raw + 2 + ul, p->auth_pass, pl);
-		sasl_b64_encode(raw, ul + pl + 2, b64, sizeof(b64));
-		relay_client_cmd(c, "AUTH PLAIN %s", b64);
-		sodium_memzero(raw, sizeof(raw));
-		sodium_memzero(b64, sizeof(b64));
+		c->auth_login = false;
+		relay_client_plain(c, true);
 		relay_client_enter(c, RELAY_CLIENT_S_AUTH);
 	} else if (c->ext.auth_login) {
+		c->auth_login = true;
 		relay_client_cmd(c, "AUTH LOGIN");
 		relay_client_enter(c, RELAY_CLIENT_S_AUTH);
 	} else {
@@ -257,6 +279,22 @@ relay_client_auth(struct relay_client *c)
 		    c->server_name[0] ? c->server_name : "server");
 		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
 	}
+}
+
+/*
+ * A refusal of "AUTH PLAIN <response>" that is about the syntax of the
+ * command line rather than the credentials: 500 or 501 (RFC 4954 6), or
+ * any 5xx with a 5.5.x enhanced code (RFC 3463 3.6, protocol status).
+ * A server that does not take initial responses answers so; 535 5.7.8
+ * means the credentials are wrong and is not retried.
+ */
+static bool
+relay_client_syntax_refusal(int code, const char *reply)
+{
+	if (code == 500 || code == 501)
+		return true;
+	return code / 100 == 5 && strlen(reply) > 8 &&
+	    strncmp(reply + 4, "5.5.", 4) == 0;
 }
 
 static void
@@ -362,8 +400,10 @@ relay_client_after_ehlo(struct relay_client *c)
 	}
 	if (!c->tls_active && relay_client_needs_tls(c)) {
 		snprintf(c->error, sizeof(c->error),
-		    "%s offers no STARTTLS; TLS is required before AUTH",
-		    c->server_name[0] ? c->server_name : "server");
+		    "%s offers no STARTTLS; TLS is required%s",
+		    c->server_name[0] ? c->server_name : "server",
+		    p->auth_user != NULL && p->auth_user[0] != '\0' ?
+		    " before AUTH" : "");
 		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
 		return;
 	}
@@ -393,6 +433,11 @@ relay_client_tls_done(struct relay_client *c, bool ok)
 		return;
 	}
 	c->tls_active = true;
+	if (c->params->tls_implicit) {
+		/* RFC 8314 3.3: now the server greets us. */
+		relay_client_enter(c, RELAY_CLIENT_S_GREETING);
+		return;
+	}
 	/* RFC 3207 4.2: forget what we knew and ask again. */
 	relay_client_ehlo(c);
 }
@@ -468,7 +513,11 @@ relay_client__reply(struct relay_client *c, int code, const char *reply)
 			relay_client_after_ehlo(c);
 			return;
 		}
-		if (!c->tls_active && !c->helo_fallback) {
+		/* After STARTTLS an EHLO refusal ends it: HELO would
+		 * lose what TLS was for.  Implicit TLS has no such
+		 * plaintext EHLO to compare with. */
+		if ((!c->tls_active || c->params->tls_implicit) &&
+		    !c->helo_fallback) {
 			/* RFC 5321 3.2: an old server; try HELO. */
 			c->helo_fallback = true;
 			memset(&c->ext, 0, sizeof(c->ext));
@@ -500,9 +549,32 @@ relay_client__reply(struct relay_client *c, int code, const char *reply)
 			relay_client_mail(c);
 			return;
 		}
-		if (code == 334 && !c->ext.auth_plain) {
+		if (code == 334 && c->auth_login) {
 			relay_client_login_step(c, c->params->auth_user,
 			    RELAY_CLIENT_S_AUTH_USER);
+			return;
+		}
+		if (code == 334) {
+			/* RFC 4954 4: a server that ignored the initial
+			 * response asks for it with an empty challenge. */
+			relay_client_plain(c, false);
+			relay_client_enter(c, RELAY_CLIENT_S_AUTH_PASS);
+			return;
+		}
+		if (!c->auth_login && !c->auth_no_ir &&
+		    relay_client_syntax_refusal(code, reply)) {
+			/* No SASL-IR here: the bare command, then the
+			 * response after the 334 (RFC 4954 4). */
+			c->auth_no_ir = true;
+			relay_client_cmd(c, "AUTH PLAIN");
+			relay_client_enter(c, RELAY_CLIENT_S_AUTH_PLAIN);
+			return;
+		}
+		break;
+	case RELAY_CLIENT_S_AUTH_PLAIN:
+		if (code == 334) {
+			relay_client_plain(c, false);
+			relay_client_enter(c, RELAY_CLIENT_S_AUTH_PASS);
 			return;
 		}
 		break;

@@ -2,9 +2,11 @@
  * relay_client.h - the SMTP client protocol, sans I/O.
  *
  * One relay_client drives one SMTP session to one remote host for one
- * message and a group of its recipients: greeting, EHLO (HELO fallback),
- * STARTTLS when offered, AUTH for a smarthost, MAIL/RCPT/DATA (pipelined
- * when the server offers PIPELINING, RFC 2920), the final dot and QUIT.
+ * message and a group of its recipients: greeting (after the handshake
+ * with implicit TLS), EHLO (HELO fallback), STARTTLS when offered, AUTH
+ * for a smarthost (PLAIN with or without an initial response, or LOGIN),
+ * MAIL/RCPT/DATA (pipelined when the server offers PIPELINING, RFC 2920),
+ * the final dot and QUIT.
  *
  * It never touches a socket, a clock or the store.  The glue feeds it the
  * server's bytes, sends what it leaves in `out`, and acts on its events:
@@ -15,7 +17,9 @@
  *     send c.out, relay_client_sent(&c)
  *     switch (relay_client_next_event(&c)):
  *       NONE      wait for more input (timeout: relay_client_timeout_ms)
- *       STARTTLS  run the TLS handshake, then relay_client_tls_done()
+ *       STARTTLS  run the TLS handshake, then relay_client_tls_done();
+ *                 with tls_implicit it is pending right after init, before
+ *                 anything is read (RFC 8314 3.3: TLS, then the greeting)
  *       BODY      stream the dot-stuffed message, then relay_client_body_done()
  *       DONE      the transaction is decided: read rcpts[i].status; QUIT
  *                 is in out
@@ -63,6 +67,7 @@ struct relay_client_params {
 	bool smtputf8;           /* an address is UTF-8 (RFC 6531) */
 	bool tls_possible;       /* the glue can run a TLS handshake */
 	bool tls_required;       /* refuse to go on without TLS */
+	bool tls_implicit;       /* TLS from the start (port 465, RFC 8314) */
 	const char *auth_user;   /* AUTH for a smarthost, NULL = none */
 	const char *auth_pass;   /* borrowed; only ever sent under TLS */
 };
@@ -73,9 +78,10 @@ enum relay_client_state {
 	RELAY_CLIENT_S_HELO,
 	RELAY_CLIENT_S_STARTTLS,
 	RELAY_CLIENT_S_TLS,          /* handshake running in the glue */
-	RELAY_CLIENT_S_AUTH,
+	RELAY_CLIENT_S_AUTH,         /* AUTH PLAIN with a response, or LOGIN */
+	RELAY_CLIENT_S_AUTH_PLAIN,   /* PLAIN without one: waiting for 334 */
 	RELAY_CLIENT_S_AUTH_USER,    /* LOGIN: username sent */
-	RELAY_CLIENT_S_AUTH_PASS,    /* LOGIN: password sent */
+	RELAY_CLIENT_S_AUTH_PASS,    /* LOGIN password or PLAIN response sent */
 	RELAY_CLIENT_S_MAIL,
 	RELAY_CLIENT_S_RCPT,
 	RELAY_CLIENT_S_DATA,
@@ -122,6 +128,8 @@ struct relay_client {
 	struct relay_client_ext ext;
 	bool tls_active;
 	bool helo_fallback;
+	bool auth_login;         /* AUTH LOGIN chosen (else PLAIN) */
+	bool auth_no_ir;         /* PLAIN: the response after a 334 */
 	char server_name[256];   /* first word of the EHLO reply */
 
 	/* Reply being assembled (multi-line). */
@@ -167,7 +175,10 @@ void relay_client_sent(struct relay_client *c);
 enum relay_client_event relay_client_next_event(struct relay_client *c);
 
 /* The TLS handshake asked for by EV_STARTTLS finished; ok false means the
- * connection is unusable (the session ends with R_NEXT_HOST). */
+ * connection is unusable (the session ends with R_NEXT_HOST).  Then the
+ * client says EHLO again (RFC 3207 4.2), or with tls_implicit waits for
+ * the greeting.  Whether the peer had to be verified is the glue's
+ * business: it passes ok only for a handshake that met its policy. */
 void relay_client_tls_done(struct relay_client *c, bool ok);
 
 /* The message and the final "." were handed to the connection. */

@@ -9,6 +9,14 @@
  * failure.  The body is streamed from the store in RELAY_CHUNK pieces,
  * dot-stuffed on the way, the DKIM-Signature field first.
  *
+ * TLS to MX hosts is opportunistic (RFC 7435): used when offered, its
+ * certificate logged as Verified or Untrusted, and a failed handshake
+ * makes the host be tried once more in plaintext.  The smarthost gets
+ * verified TLS or nothing (RFC 8314 3.3 and 5.1): STARTTLS or implicit
+ * TLS ([relay] smarthost_tls), the chain and the configured name checked
+ * (relay_tls.c), AUTH only inside such a session, and any failure defers
+ * the message with the reason instead of going on in plaintext.
+ *
  * A delivery only records verdicts into its message (m->rcpts); what
  * leaves the queue is decided once every delivery of the message ended
  * (relay_settle.c).  It holds references for its timer, its connection,
@@ -309,7 +317,10 @@ static void
 relay_dlv_process(struct relay_dlv *d)
 {
 	enum relay_client_event ev;
+	char why[RELAY_REPLY_MAX];
+	const struct net_tls *tls;
 	const char *host;
+	int r;
 
 	for (;;) {
 		if (d->client.out.len > 0 && d->conn != NULL)
@@ -324,13 +335,20 @@ relay_dlv_process(struct relay_dlv *d)
 			return;
 		case RELAY_CLIENT_EV_STARTTLS:
 			host = d->route.t[d->target].host;
+			tls = d->tls_verify ? d->r->smart_tls : d->r->tls;
 			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 			    RELAY_TLS_TIMEOUT_MS);
-			if (net_conn_starttls_client(d->conn, d->r->tls, host,
-			    false) < 0 &&
+			if ((r = net_conn_starttls_client(d->conn, tls, host,
+			    d->tls_verify)) < 0 &&
 			    d->client.state == RELAY_CLIENT_S_TLS) {
 				d->tls_failed = true;
-				relay_client_tls_done(&d->client, false);
+				snprintf(why, sizeof(why), "TLS failed: %s",
+				    *net_conn_tls_error(d->conn) ?
+				    net_conn_tls_error(d->conn) :
+				    pr_strerror(r));
+				log_info(d->sid, "relay: %s: %s: %s",
+				    d->m->job.msgid, d->peer, why);
+				relay_client_abort(&d->client, why);
 				continue;
 			}
 			return;
@@ -378,6 +396,8 @@ relay_dlv_connect_cb(struct net_conn *c, int status)
 	d->client_live = true;
 	relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 	    relay_client_timeout_ms(&d->client));
+	/* Implicit TLS: the client asks for the handshake at once. */
+	relay_dlv_process(d);
 }
 
 /*
@@ -417,13 +437,32 @@ static void
 relay_dlv_tls_cb(struct net_conn *c, int status)
 {
 	struct relay_dlv *d = net_conn_data(c);
+	char why[RELAY_REPLY_MAX];
 
 	if (!d->client_live || d->client.state != RELAY_CLIENT_S_TLS)
 		return;
 	if (status < 0) {
+		/* The reason goes to the log and, as the last error, to the
+		 * queue entry: "certificate verification failed: ...". */
 		d->tls_failed = true;
-		relay_client_tls_done(&d->client, false);
+		snprintf(why, sizeof(why), "TLS handshake failed: %s",
+		    *net_conn_tls_error(c) ? net_conn_tls_error(c) :
+		    "unknown error");
+		log_info(d->sid, "relay: %s: %s: %s", d->m->job.msgid, d->peer,
+		    why);
+		relay_client_abort(&d->client, why);
 		relay_dlv_settle(d);
+		return;
+	}
+	if (d->tls_verify && !net_conn_tls_verified(c)) {
+		/* The handshake insisted on it; never AUTH without. */
+		snprintf(why, sizeof(why), "TLS certificate not verified: %s",
+		    net_conn_tls_verify_error(c));
+		log_info(d->sid, "relay: %s: %s: %s", d->m->job.msgid, d->peer,
+		    why);
+		relay_client_abort(&d->client, why);
+		relay_dlv_settle(d);
+		net_conn_close(c, false);
 		return;
 	}
 	log_info(d->sid, "relay: %s: TLS connection established to %s: %s "
@@ -498,7 +537,7 @@ relay_dlv_close_cb(struct net_conn *c)
 	if (d->r->stopping || d->local_error || !next) {
 		relay_dlv_end(d);
 	} else {
-		if (d->tls_failed && !d->plaintext_only) {
+		if (d->tls_failed && !d->plaintext_only && !d->tls_verify) {
 			/* Opportunistic TLS failed: this host once more in
 			 * plaintext, like Postfix's smtp_tls_security_level
 			 * "may". */
@@ -650,10 +689,16 @@ relay_dlv_new(struct relay_msg *m, const char *domain, size_t n)
 	d->params.body_8bit = m->body_8bit;
 	d->params.smtputf8 = m->smtputf8;
 	d->params.tls_possible = true;
+	if (r->smarthost) {
+		/* RFC 8314 5.1: a submission server is verified, and mail
+		 * and credentials go to it inside TLS or not at all. */
+		d->tls_verify = true;
+		d->params.tls_required = true;
+		d->params.tls_implicit = r->smart_implicit;
+	}
 	if (r->smarthost && r->smart_user != NULL) {
 		d->params.auth_user = r->smart_user;
 		d->params.auth_pass = r->smart_pass;
-		d->params.tls_required = true;
 	}
 	d->refs = 1;
 	m->n_dlv++;

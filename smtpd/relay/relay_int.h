@@ -97,6 +97,7 @@ struct relay_dlv {
 	struct relay_route route;
 	size_t target;
 	bool plaintext_only;          /* TLS failed once on this target */
+	bool tls_verify;              /* smarthost: verified TLS or nothing */
 	bool tls_failed;
 	bool local_error;             /* our side failed: do not go on */
 	struct net_conn *conn;
@@ -124,7 +125,8 @@ struct relay {
 	bool enabled;
 	struct store_worker *worker;  /* the daemon's, shared */
 	struct relay_dns *dns;
-	struct net_tls *tls;
+	struct net_tls *tls;          /* MX hosts: opportunistic */
+	struct net_tls *smart_tls;    /* the smarthost: verified */
 
 	/* Queue scans (relay_sched.c). */
 	uv_timer_t scan_timer;
@@ -144,6 +146,7 @@ struct relay {
 	size_t n_active;
 
 	bool smarthost;
+	bool smart_implicit;          /* smarthost_tls = implicit */
 	char smart_host[RELAY_HOST_MAX];
 	unsigned smart_port;
 	char *smart_user, *smart_pass; /* sodium_malloc'd */
@@ -168,9 +171,15 @@ void relay__check_stopped(struct relay *r);
 
 /* --- relay_tls.c ------------------------------------------------------- */
 
-/* The TLS client context for STARTTLS to MX hosts and the smarthost.
- * Returns 0 or an error with err set; net_tls_free it. */
+/* The TLS client context for STARTTLS to MX hosts (trust anchors:
+ * [relay] ca_file or the system store).  Returns 0 or an error with err
+ * set; net_tls_free it. */
 int relay_tls_client_new(const struct cfg *cfg, struct net_tls **tls_r,
+    struct pr_err *err);
+/* The context for the smarthost, whose certificate must verify: trust
+ * anchors from [relay] smarthost_ca, else ca_file, else the system
+ * store.  Returns 0 or an error with err set; net_tls_free it. */
+int relay_tls_smarthost_new(const struct cfg *cfg, struct net_tls **tls_r,
     struct pr_err *err);
 
 /* --- relay_sched.c ----------------------------------------------------- */

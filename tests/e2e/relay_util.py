@@ -6,6 +6,8 @@
   test needs (refuse a recipient, greylist, advertise or not STARTTLS...)
   and records the transactions it accepted.
 - submit(): alice hands a message to postroom's submission port with AUTH.
+- TestCA: a private certificate authority (openssl) issuing server
+  certificates for test names, for the relay's verified TLS.
 
 Everything binds to 127.0.0.0/8 only, and every process started here is
 stopped by PID.
@@ -132,7 +134,10 @@ class FakeMX:
 
     rcpt(addr) -> reply for RCPT TO (default "250 2.1.5 ok"); greeting,
     mail_reply and data_reply likewise.  starttls=(cert, key) offers
-    STARTTLS.  Accepted transactions land in .messages as
+    STARTTLS, implicit_tls=(cert, key) runs TLS from the first byte (port
+    465, RFC 8314); sasl_ir=False refuses an AUTH PLAIN initial response
+    with 501 5.5.2 and wants it after a 334 (a bare AUTH PLAIN always
+    gets the 334).  Accepted transactions land in .messages as
     (mail_from, [rcpts], data bytes); .sessions counts connections and
     .commands logs every command line received."""
 
@@ -141,7 +146,8 @@ class FakeMX:
                  data_reply="250 2.0.0 queued", starttls=None,
                  pipelining=True, name="fake.test", auth=None,
                  greeting_delay=0, data_delay=0, broken_tls=False,
-                 ehlo_extra=0, ehlo_pad=90):
+                 ehlo_extra=0, ehlo_pad=90, implicit_tls=None,
+                 sasl_ir=True):
         self.host, self.port = host, port
         self.greeting = greeting
         self.rcpt = rcpt or (lambda a: "250 2.1.5 ok")
@@ -156,6 +162,8 @@ class FakeMX:
         self.ehlo_extra = ehlo_extra  # padding lines in one EHLO write
         self.ehlo_pad = ehlo_pad      # ... of this many octets each
         self.data_received = 0      # complete DATA payloads seen
+        self.sasl_ir = sasl_ir
+        self.ir_refused = 0         # AUTH PLAIN lines refused for the IR
         self.auth_seen = []         # (mechanism, user, password, tls)
         self.messages = []
         self.commands = []
@@ -166,6 +174,10 @@ class FakeMX:
         if starttls:
             self.tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls_ctx.load_cert_chain(*starttls)
+        self.implicit_ctx = None
+        if implicit_tls:
+            self.implicit_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.implicit_ctx.load_cert_chain(*implicit_tls)
         fake = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -193,6 +205,15 @@ class FakeMX:
             self.sessions += 1
         sock = h.connection
         rfile, wfile = h.rfile, h.wfile
+        tls = False
+        if self.implicit_ctx is not None:
+            # RFC 8314 3.3: the handshake first, the greeting inside.
+            sock = self.implicit_ctx.wrap_socket(sock, server_side=True)
+            rfile = sock.makefile("rb")
+            wfile = sock.makefile("wb")
+            tls = True
+            with self.lock:
+                self.tls_sessions += 1
 
         def send(line):
             wfile.write(line.encode() + b"\r\n")
@@ -205,7 +226,7 @@ class FakeMX:
             rfile.readline()
             send("221 bye")
             return
-        mail, rcpts, tls = None, [], False
+        mail, rcpts = None, []
         while True:
             raw = rfile.readline(4096)
             if not raw:
@@ -219,7 +240,7 @@ class FakeMX:
                 if self.pipelining:
                     ext.append("250-PIPELINING")
                 if (self.tls_ctx is not None or self.broken_tls) and \
-                        not tls:
+                        not tls and self.implicit_ctx is None:
                     ext.append("250-STARTTLS")
                 if self.auth is not None:
                     ext.append("250-AUTH PLAIN LOGIN")
@@ -248,8 +269,20 @@ class FakeMX:
                 parts = line.split(" ")
                 mech = parts[1].upper() if len(parts) > 1 else ""
                 user = pw = None
+                if mech == "PLAIN" and len(parts) > 2 and \
+                        not self.sasl_ir:
+                    with self.lock:
+                        self.ir_refused += 1
+                    send("501 5.5.2 initial response not supported")
+                    continue
                 try:
-                    if mech == "PLAIN" and len(parts) > 2:
+                    if mech == "PLAIN" and len(parts) == 2:
+                        # RFC 4954 4: no initial response, so an empty
+                        # challenge asks for it.
+                        send("334 ")
+                        _, user, pw = base64.b64decode(
+                            rfile.readline().strip()).decode().split("\0")
+                    elif mech == "PLAIN" and len(parts) > 2:
                         _, user, pw = base64.b64decode(
                             parts[2]).decode().split("\0")
                     elif mech == "LOGIN":
@@ -316,6 +349,50 @@ class FakeMX:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class TestCA:
+    """A private certificate authority made with openssl in dirpath:
+    ca.pem is its certificate (what [relay] smarthost_ca points at),
+    issue(name) a server certificate and key for DNS name name (or IP
+    address) signed by it, as (cert, key) paths."""
+
+    def __init__(self, dirpath, cn="Postroom Test CA"):
+        self.dir = dirpath
+        os.makedirs(dirpath, exist_ok=True)
+        self.cert = os.path.join(dirpath, "ca.pem")
+        self.key = os.path.join(dirpath, "ca.key")
+        self._n = 0
+        self._openssl(
+            "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", self.key,
+            "-out", self.cert, "-days", "30", "-subj", "/CN=" + cn,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    @staticmethod
+    def _openssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def issue(self, name):
+        self._n += 1
+        base = os.path.join(self.dir, "srv%d" % self._n)
+        cert, key, csr, ext = (base + ".pem", base + ".key", base + ".csr",
+                               base + ".ext")
+        san = ("IP:" if name.replace(".", "").isdigit() else "DNS:") + name
+        with open(ext, "w") as f:
+            f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth\n" % san)
+        self._openssl("req", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.cert,
+                      "-CAkey", self.key, "-set_serial",
+                      str(1000 + self._n), "-days", "30", "-out", cert,
+                      "-extfile", ext)
+        os.chmod(key, 0o600)
+        return cert, key
 
 
 def submit(inst, user, to, msg, password=PASSWORD, sender=None):

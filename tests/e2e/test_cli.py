@@ -215,6 +215,33 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("ok", r.stdout)
 
+    def test_check_relay_tls(self):
+        """The smarthost's CA file must be readable; a port that does not
+        match smarthost_tls gets a warning."""
+        ca = os.path.join(self.inst.tmp, "ca.pem")
+        self.inst.extra["relay"] = {"smarthost": "smtp.isp.test:465",
+                                    "smarthost_ca": ca}
+        self.inst.write_config()
+        self.assertFails(self.run_cli("check"), 1,
+                         "[relay] smarthost_ca %s is not readable" % ca)
+        with open(ca, "w") as f:
+            f.write("")
+        r = self.run_cli("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("smarthost port 465 is implicit TLS", r.stdout)
+        self.inst.extra["relay"]["smarthost_tls"] = "implicit"
+        self.inst.extra["relay"]["ca_file"] = ca + ".missing"
+        self.inst.write_config()
+        self.assertFails(self.run_cli("check"), 1, "[relay] ca_file")
+        del self.inst.extra["relay"]["ca_file"]
+        self.inst.write_config()
+        r = self.run_cli("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("warning: [relay]", r.stdout)
+        self.inst.extra["relay"]["smarthost_tls"] = "tls"
+        self.inst.write_config()
+        self.assertFails(self.run_cli("check"), 1, "smarthost_tls")
+
     def test_two_processes_share_the_database(self):
         """Many CLI processes write at once; every write lands."""
         self.inst.add_domain("example.org")

@@ -31,6 +31,10 @@ main(void)
 	TAP_OK(!c.smtp.allow_plaintext_auth, "no plaintext auth by default");
 	TAP_EQ_INT(c.relay.mx_port, 25, "default mx_port");
 	TAP_EQ_INT(c.relay.max_queue_time, 5 * 86400, "default queue time");
+	TAP_EQ_INT(c.relay.smarthost_tls, CFG_SMARTHOST_STARTTLS,
+	    "default smarthost_tls starttls");
+	TAP_EQ_STR(c.relay.smarthost_ca, "", "default smarthost_ca: none");
+	TAP_EQ_STR(c.relay.ca_file, "", "default ca_file: system store");
 	TAP_EQ_STR(c.server.data_dir, "/var/lib/postroom", "default data_dir");
 	TAP_EQ_STR(c.smtp.listen.a[0].port, "25", "default smtp port");
 
@@ -53,6 +57,12 @@ main(void)
 	TAP_EQ_STR(c.relay.smarthost, "smtp.example.net:587", "smarthost");
 	TAP_EQ_INT(c.relay.mx_port, 2526, "mx_port");
 	TAP_EQ_INT(c.relay.max_queue_time, 3 * 86400, "3d");
+	TAP_EQ_INT(c.relay.smarthost_tls, CFG_SMARTHOST_IMPLICIT,
+	    "smarthost_tls implicit");
+	TAP_EQ_STR(c.relay.smarthost_ca, "/etc/postroom/provider-ca.pem",
+	    "smarthost_ca");
+	TAP_EQ_STR(c.relay.ca_file, "/etc/ssl/certs/ca-certificates.crt",
+	    "ca_file");
 
 	TAP_EQ_INT(load("cfg/typo.conf", &c, &err), PR_EINVAL, "typo refused");
 	TAP_EQ_STR(err.msg,
@@ -63,6 +73,11 @@ main(void)
 	TAP_OK(strstr(err.msg, "cfg/badvalue.conf:2:") != NULL &&
 	    strstr(err.msg, "max_message_size") != NULL,
 	    "bad value message: %s", err.msg);
+	TAP_EQ_INT(load("cfg/badsmarthosttls.conf", &c, &err), PR_EINVAL,
+	    "smarthost_tls other than starttls|implicit refused");
+	TAP_OK(strstr(err.msg, "cfg/badsmarthosttls.conf:3:") != NULL &&
+	    strstr(err.msg, "smarthost_tls") != NULL,
+	    "smarthost_tls message: %s", err.msg);
 	TAP_EQ_INT(load("cfg/badsection.conf", &c, &err), PR_EINVAL,
 	    "unknown section refused");
 	TAP_OK(strstr(err.msg, "unknown section [smpt]") != NULL,

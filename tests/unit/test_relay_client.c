@@ -3,7 +3,8 @@
  *
  * Each case is a dialog: "S:" lines are what the server sends, "C:" the
  * command the client must have sent next, "E:" the next event (the test
- * then completes it: STARTTLS ok, BODY sent), "A:" a connection failure.
+ * then completes it: STARTTLS ok, BODY sent; "E:STARTTLS-FAIL" is the
+ * STARTTLS event with a failed handshake), "A:" a connection failure.
  * Every case runs with the server's bytes fed whole per line and one
  * octet at a time.
  */
@@ -195,6 +196,84 @@ static const struct tcase cases[] = {
 	    "C:AUTH PLAIN AHUAcA==", "S:535 5.7.8 bad credentials",
 	    D_QUIT },
 	  D_NEXT_HOST },
+	{ "AUTH PLAIN: initial response refused (501 syntax), sent after 334",
+	  P_AUTH, { "bob@b.test" },
+	  { D_SMART_TLS,
+	    "S:250-smart", "S:250 AUTH PLAIN LOGIN",
+	    "C:AUTH PLAIN AHUAcA==", "S:501 5.5.2 initial response not allowed",
+	    "C:AUTH PLAIN", "S:334 ", "C:AHUAcA==", "S:235 2.7.0 ok",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    D_BOB_BODY, "S:250 ok", D_QUIT },
+	  D_OK_BOB },
+	{ "AUTH PLAIN: 535 with a syntax code (5.5.4): sent after 334",
+	  P_AUTH, { "bob@b.test" },
+	  { D_SMART_TLS,
+	    "S:250-smart", "S:250 AUTH PLAIN",
+	    "C:AUTH PLAIN AHUAcA==", "S:535 5.5.4 bad argument",
+	    "C:AUTH PLAIN", "S:334", "C:AHUAcA==", "S:235 ok",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    D_BOB_BODY, "S:250 ok", D_QUIT },
+	  D_OK_BOB },
+	{ "AUTH PLAIN: 334 to the line with the response: sent again",
+	  P_AUTH, { "bob@b.test" },
+	  { D_SMART_TLS,
+	    "S:250-smart", "S:250 AUTH PLAIN",
+	    "C:AUTH PLAIN AHUAcA==", "S:334 ", "C:AHUAcA==", "S:235 ok",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    D_BOB_BODY, "S:250 ok", D_QUIT },
+	  D_OK_BOB },
+	{ "AUTH PLAIN: bare command refused too: next host, one retry only",
+	  P_AUTH, { "bob@b.test" },
+	  { D_SMART_TLS,
+	    "S:250-smart", "S:250 AUTH PLAIN",
+	    "C:AUTH PLAIN AHUAcA==", "S:501 5.5.2 syntax",
+	    "C:AUTH PLAIN", "S:501 5.5.2 syntax", D_QUIT },
+	  D_NEXT_HOST },
+	{ "AUTH PLAIN: response after 334 refused: next host",
+	  P_AUTH, { "bob@b.test" },
+	  { D_SMART_TLS,
+	    "S:250-smart", "S:250 AUTH PLAIN",
+	    "C:AUTH PLAIN AHUAcA==", "S:500 5.5.2 line too long",
+	    "C:AUTH PLAIN", "S:334 ", "C:AHUAcA==",
+	    "S:535 5.7.8 bad credentials", D_QUIT },
+	  D_NEXT_HOST },
+	{ "AUTH LOGIN refused 501: not retried as PLAIN",
+	  P_AUTH, { "bob@b.test" },
+	  { D_SMART_TLS,
+	    "S:250-smart", "S:250 AUTH LOGIN",
+	    "C:AUTH LOGIN", "S:501 5.5.2 no", D_QUIT },
+	  D_NEXT_HOST },
+	{ "implicit TLS: handshake first, then the greeting; no STARTTLS",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 10,
+	    .tls_possible = true, .tls_required = true, .tls_implicit = true,
+	    .auth_user = "u", .auth_pass = "p" },
+	  { "bob@b.test" },
+	  { "E:STARTTLS",
+	    "S:220 smart ESMTP", "C:EHLO mx.a.test",
+	    "S:250-smart", "S:250-STARTTLS", "S:250 AUTH PLAIN",
+	    "C:AUTH PLAIN AHUAcA==", "S:235 ok",
+	    "C:MAIL FROM:<alice@a.test>", "S:250 ok",
+	    D_BOB_BODY, "S:250 ok", D_QUIT },
+	  D_OK_BOB },
+	{ "implicit TLS: failed handshake: next host, nothing sent",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 10,
+	    .tls_possible = true, .tls_required = true, .tls_implicit = true,
+	    .auth_user = "u", .auth_pass = "p" },
+	  { "bob@b.test" },
+	  { "E:STARTTLS-FAIL", "E:DONE", "E:CLOSE", NULL },
+	  D_NEXT_HOST },
+	{ "STARTTLS handshake fails with AUTH: next host, no AUTH",
+	  P_AUTH, { "bob@b.test" },
+	  { "S:220 smart", "C:EHLO mx.a.test", "S:250-smart",
+	    "S:250-AUTH PLAIN", "S:250 STARTTLS", "C:STARTTLS", "S:220 go",
+	    "E:STARTTLS-FAIL", "E:DONE", "E:CLOSE", NULL },
+	  D_NEXT_HOST },
+	{ "TLS required without AUTH, none offered: next host",
+	  { .helo = "mx.a.test", .sender = "alice@a.test", .size = 10,
+	    .tls_possible = true, .tls_required = true },
+	  { "bob@b.test" },
+	  { "S:220 smart", "C:EHLO mx.a.test", "S:250 smart", D_QUIT },
+	  D_NEXT_HOST },
 	{ "MAIL FROM 4xx: all temporary",
 	  P_PLAIN, { "bob@b.test", "carol@b.test" },
 	  { "S:220 mx.b.test", "C:EHLO mx.a.test", "S:250 mx.b.test",
@@ -361,7 +440,7 @@ run_case(const struct tcase *t, bool trickle)
 	struct run *r = calloc(1, sizeof(*r));
 	const char *mode = trickle ? "trickle" : "whole";
 	size_t n = 0, i, k;
-	bool ok = true;
+	bool ok = true, fail;
 	char why[300] = "";
 
 	while (n < MAXR && t->rcpts[n] != NULL) {
@@ -373,6 +452,8 @@ run_case(const struct tcase *t, bool trickle)
 		free(r);
 		return;
 	}
+	/* Implicit TLS asks for the handshake before any input. */
+	run_collect(r);
 	for (i = 0; ok && t->script[i] != NULL; i++) {
 		const char *s = t->script[i] + 2;
 
@@ -397,6 +478,9 @@ run_case(const struct tcase *t, bool trickle)
 			r->sent_pos += k + 2;
 			break;
 		case 'E':
+			fail = strcmp(s, "STARTTLS-FAIL") == 0;
+			if (fail)
+				s = "STARTTLS";
 			if (r->ev_pos >= r->n_events ||
 			    strcmp(ev_name(r->events[r->ev_pos]), s) != 0) {
 				snprintf(why, sizeof(why),
@@ -408,7 +492,7 @@ run_case(const struct tcase *t, bool trickle)
 			}
 			r->ev_pos++;
 			if (strcmp(s, "STARTTLS") == 0)
-				relay_client_tls_done(&r->c, true);
+				relay_client_tls_done(&r->c, !fail);
 			else if (strcmp(s, "BODY") == 0)
 				relay_client_body_done(&r->c);
 			run_collect(r);
