@@ -73,8 +73,11 @@ def main():
                            cwd=tmp)
         t.ok(os.path.exists(out), "testssl.sh ran against 465", r.stdout)
         findings = json.load(open(out)) if os.path.exists(out) else []
+        # engine_problem is about the scanning machine's openssl (no
+        # GOST engine on a minimal system), not about the server.
         bad = [f for f in findings
-               if f.get("severity") not in ("OK", "INFO", "DEBUG")]
+               if f.get("severity") not in ("OK", "INFO", "DEBUG") and
+               f.get("id") != "engine_problem"]
         t.eq(bad, [], "testssl.sh: nothing above INFO on 465")
         t.ok(any(f.get("id") == "TLS1_3" for f in findings),
              "testssl.sh saw the protocols")
