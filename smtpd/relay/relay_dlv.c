@@ -35,7 +35,6 @@
 
 static void relay_dlv_next_target(struct relay_dlv *d);
 static void relay_dlv_process(struct relay_dlv *d);
-static void relay_dlv_feed(struct relay_dlv *d);
 
 /* --- References and the end -------------------------------------------- */
 
@@ -65,7 +64,7 @@ relay_dlv_free(struct relay_dlv *d)
 		relay_settle_submit(m);
 }
 
-static void
+void
 relay_dlv_unref(struct relay_dlv *d)
 {
 	if (--d->refs == 0 && d->ended)
@@ -80,7 +79,7 @@ relay_dlv_timer_closed(uv_handle_t *h)
 	relay_dlv_unref(d);
 }
 
-static void
+void
 relay_dlv_timer_start(struct relay_dlv *d, void (*cb)(uv_timer_t *),
     uint64_t ms)
 {
@@ -172,7 +171,7 @@ relay_dlv_settle(struct relay_dlv *d)
 			relay_dlv_record(d);
 }
 
-static void
+void
 relay_dlv_timeout_cb(uv_timer_t *t)
 {
 	struct relay_dlv *d = t->data;
@@ -191,123 +190,6 @@ relay_dlv_timeout_cb(uv_timer_t *t)
 	log_info(d->sid, "relay: %s: %s", d->peer, why);
 	relay_client_abort(&d->client, why);
 	relay_dlv_process(d);
-}
-
-/* --- Body streaming ---------------------------------------------------- */
-
-static void relay_dlv_read_next(struct relay_dlv *d);
-
-static void
-relay_dlv_body_run(struct relay_work *w, struct store *st)
-{
-	struct relay_dlv *d = RELAY_CONTAINER(w, struct relay_dlv, bwork);
-	struct pr_err err;
-	int64_t size;
-	int r;
-
-	if (d->body == NULL &&
-	    (r = store_queue_body_open(st, d->m->job.id, &d->body, &size,
-	    &err)) < 0) {
-		d->chunk_n = r;
-		return;
-	}
-	d->chunk_n = store_body_read(d->body, d->off, d->chunk, RELAY_CHUNK);
-}
-
-static int
-relay_dlv_send_wire(struct relay_dlv *d)
-{
-	int r = 0;
-
-	if (d->wire.len > 0)
-		r = net_conn_write(d->conn, d->wire.p, d->wire.len);
-	buf_reset(&d->wire);
-	return r;
-}
-
-static void
-relay_dlv_body_done(struct relay_work *w)
-{
-	struct relay_dlv *d = RELAY_CONTAINER(w, struct relay_dlv, bwork);
-
-	d->reading = false;
-	if (d->ended || d->conn == NULL || !d->client_live ||
-	    d->client.state != RELAY_CLIENT_S_BODY) {
-		relay_dlv_unref(d);
-		return;
-	}
-	if (d->chunk_n < 0) {
-		log_err(d->sid, "relay: %s: cannot read the queued message: %s",
-		    d->m->job.msgid, pr_strerror((int)d->chunk_n));
-		snprintf(d->last_error, sizeof(d->last_error),
-		    "cannot read the queued message (%s)",
-		    pr_strerror((int)d->chunk_n));
-		d->local_error = true;
-		net_conn_close(d->conn, false);
-		relay_dlv_unref(d);
-		return;
-	}
-	if (d->chunk_n == 0) {
-		/* RFC 5321 4.1.1.4: the data ends with CRLF "." CRLF. */
-		d->body_eof = true;
-		relay_stuff_end(&d->stuff, &d->wire);
-		relay_dlv_send_wire(d);
-		relay_client_body_done(&d->client);
-		relay_dlv_timer_start(d, relay_dlv_timeout_cb,
-		    relay_client_timeout_ms(&d->client));
-		/* A reply may be here already (an early 5xx). */
-		relay_dlv_feed(d);
-		relay_dlv_unref(d);
-		return;
-	}
-	d->off += d->chunk_n;
-	if (relay_stuff_feed(&d->stuff, d->chunk, (size_t)d->chunk_n,
-	    &d->wire) < 0 || relay_dlv_send_wire(d) < 0) {
-		snprintf(d->last_error, sizeof(d->last_error),
-		    "cannot send the message to %s", d->peer);
-		net_conn_close(d->conn, false);
-		relay_dlv_unref(d);
-		return;
-	}
-	relay_dlv_timer_start(d, relay_dlv_timeout_cb,
-	    relay_client_timeout_ms(&d->client));
-	/* Keep at most about one chunk in flight to the socket. */
-	if (net_conn_write_pending(d->conn) < RELAY_CHUNK)
-		relay_dlv_read_next(d);
-	relay_dlv_unref(d);
-}
-
-static void
-relay_dlv_read_next(struct relay_dlv *d)
-{
-	if (d->reading || d->body_eof || d->ended)
-		return;
-	d->reading = true;
-	d->refs++;
-	relay_worker_submit(d->r->worker, &d->bwork, relay_dlv_body_run,
-	    relay_dlv_body_done);
-}
-
-static void
-relay_dlv_body_start(struct relay_dlv *d)
-{
-	struct relay_msg *m = d->m;
-
-	d->streaming = true;
-	d->body_eof = false;
-	d->off = (int64_t)m->skip;
-	store_body_close(&d->body);
-	if (d->chunk == NULL)
-		d->chunk = xmalloc(RELAY_CHUNK);
-	relay_stuff_init(&d->stuff);
-	buf_reset(&d->wire);
-	/* The DKIM-Signature field goes first, like any header field. */
-	if (m->dkim.len > 0)
-		relay_stuff_feed(&d->stuff, m->dkim.p, m->dkim.len, &d->wire);
-	relay_dlv_send_wire(d);
-	relay_dlv_timer_start(d, relay_dlv_timeout_cb,
-	    relay_client_timeout_ms(&d->client));
-	relay_dlv_read_next(d);
 }
 
 /* --- Connection callbacks ---------------------------------------------- */
@@ -406,7 +288,7 @@ relay_dlv_connect_cb(struct net_conn *c, int status)
  * result), and what a pipelining server sent after it is already here,
  * waiting for no further packet.
  */
-static void
+void
 relay_dlv_feed(struct relay_dlv *d)
 {
 	const uint8_t *p;

@@ -245,4 +245,20 @@ void relay_dlv_end(struct relay_dlv *d);
  * ends the delivery. */
 void relay_dlv_abort(struct relay_dlv *d);
 
+/* Within a delivery (relay_dlv.c, relay_body.c): one reference less;
+ * (re)arms the delivery's timer; the client's timeout; feeds buffered
+ * replies to the client and acts on them. */
+void relay_dlv_unref(struct relay_dlv *d);
+void relay_dlv_timer_start(struct relay_dlv *d, void (*cb)(uv_timer_t *),
+    uint64_t ms);
+void relay_dlv_timeout_cb(uv_timer_t *t);
+void relay_dlv_feed(struct relay_dlv *d);
+
+/* --- relay_body.c ------------------------------------------------------ */
+
+/* After the 354: streams the body (RFC 5321 4.5.2 dot-stuffed). */
+void relay_dlv_body_start(struct relay_dlv *d);
+/* The connection drained: reads the next chunk if one is due. */
+void relay_dlv_read_next(struct relay_dlv *d);
+
 #endif
