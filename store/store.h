@@ -215,7 +215,10 @@ struct store_msg {
  * queue entry for the remote recipients.  Each message succeeds or fails
  * on its own (savepoints): msgs[i]->status is 0 or the reason, e.g.
  * PR_EQUOTA when a mailbox would exceed its quota, PR_ETOOBIG when the
- * message alone exceeds it.  Returns 0 when the transaction committed
+ * message alone exceeds it.  head + body is stored as CRLF text: a lone
+ * LF or CR becomes CRLF and a non-empty message without a final CRLF gets
+ * one, so that every size (quota, POP3 LIST) is the octet count POP3 sends
+ * (RFC 1939 11).  Returns 0 when the transaction committed
  * (whatever the per-message statuses), or a negative error when nothing
  * was committed (all statuses set to it).
  */
