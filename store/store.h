@@ -313,11 +313,26 @@ struct store_queue_job {
 	struct store_queue_rcpt *rcpts; /* pending recipients */
 };
 
-/* Up to max entries whose next attempt is <= now, oldest first, into a
- * malloc'd array; free with store_queue_jobs_free.  Entries stay in the
- * queue until their recipients are done or failed. */
+/* How long a queue runner's claim on an entry lasts (seconds): longer
+ * than any attempt (RFC 5321 4.5.3.2 timeouts, a few MX hosts), short
+ * enough that the entries of a runner that crashed are tried again. */
+#define STORE_QUEUE_LEASE 3600
+
+/* Up to max entries whose next attempt is <= now and that no runner has
+ * claimed, oldest first, into a malloc'd array; free with
+ * store_queue_jobs_free.  Each entry returned is claimed in the same
+ * transaction until now + STORE_QUEUE_LEASE, so two connections (two
+ * processes) asking at once get disjoint sets.  store_queue_settle
+ * releases the claim; entries stay in the queue until their recipients
+ * are done or failed. */
 int store_queue_due(struct store *st, int64_t now, size_t max,
     struct store_queue_job **jobs_r, size_t *n_r, struct pr_err *err);
+/* Releases the claim on entry id (an attempt given up without settling,
+ * e.g. at shutdown): it is due again at its next attempt. */
+int store_queue_unclaim(struct store *st, int64_t id, struct pr_err *err);
+/* Releases every claim.  Only for the one queue runner of a data_dir, at
+ * its start: claims left then are a crashed predecessor's. */
+int store_queue_unclaim_all(struct store *st, struct pr_err *err);
 void store_queue_jobs_free(struct store_queue_job *jobs, size_t n);
 /* Earliest next_attempt of any entry, or 0 if the queue is empty. */
 int store_queue_next_due(struct store *st, int64_t *when_r,
