@@ -178,6 +178,11 @@ int store_resolve(struct store *st, const char *address,
 int store_sender_allowed(struct store *st, int64_t user_id,
     const char *address);
 
+/* The address of user id into out (ADDR_MAX octets); PR_ENOENT if the
+ * user is gone. */
+int store_user_address(struct store *st, int64_t user_id, char *out,
+    size_t outsz, struct pr_err *err);
+
 /* Bytes and messages in a mailbox and its quota (0 = unlimited). */
 int store_mailbox_usage(struct store *st, int64_t user_id, int64_t *bytes_r,
     int64_t *count_r, int64_t *quota_r, struct pr_err *err);
@@ -199,6 +204,8 @@ struct store_msg {
 	size_t body_len;
 	int body_fd;                    /* ... >= 0: body_len bytes at fd
 	                                   offset 0 (a spool file) */
+	int *user_status;               /* optional, n_users entries: per
+	                                   local mailbox, see store_deliver */
 	/* out */
 	int status;                     /* 0, PR_EQUOTA, PR_ETOOBIG, ... */
 	struct pr_err err;
@@ -215,7 +222,13 @@ struct store_msg {
  * queue entry for the remote recipients.  Each message succeeds or fails
  * on its own (savepoints): msgs[i]->status is 0 or the reason, e.g.
  * PR_EQUOTA when a mailbox would exceed its quota, PR_ETOOBIG when the
- * message alone exceeds it.  head + body is stored as CRLF text: a lone
+ * message alone exceeds it.  With m->user_status set, quotas are per
+ * recipient instead: a mailbox that cannot take the message is skipped
+ * and its user_status[i] set (PR_EQUOTA, PR_ETOOBIG; 0 = delivered), and
+ * the message succeeds as long as another recipient, local or remote,
+ * takes it; only when none does it fails (PR_EQUOTA, or PR_ETOOBIG when
+ * it is too big for every mailbox).  Quota errors name the mailbox.
+ * head + body is stored as CRLF text: a lone
  * LF or CR becomes CRLF and a non-empty message without a final CRLF gets
  * one, so that every size (quota, POP3 LIST) is the octet count POP3 sends
  * (RFC 1939 11).  Returns 0 when the transaction committed

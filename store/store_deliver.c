@@ -181,30 +181,49 @@ store_blob_fill(struct store *st, sqlite3_blob *blob, int *off,
 	return 0;
 }
 
+int
+store_user_address(struct store *st, int64_t user_id, char *out,
+    size_t outsz, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = store__row(st, STORE_Q_USER_ADDRESS,
+	    "SELECT address FROM users WHERE id = ?1", &s,
+	    "cannot look up a user", err, "i", user_id)) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+		    "no such user id %lld", (long long)user_id);
+	snprintf(out, outsz, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	return 0;
+}
+
 /* Checks a user's quota for a message of size octets. */
 static int
 store_deliver_quota(struct store *st, int64_t user_id, int64_t size,
     struct pr_err *err)
 {
+	char addr[ADDR_MAX];
 	int64_t used, quota;
 	int r;
 
 	if ((r = store_mailbox_usage(st, user_id, &used, NULL, &quota,
 	    err)) < 0)
 		return r;
-	if (quota == 0)
+	if (quota == 0 || (size <= quota && used + size <= quota))
 		return 0;
+	/* The log and the bounce say whose mailbox it is. */
+	if (store_user_address(st, user_id, addr, sizeof(addr), NULL) < 0)
+		snprintf(addr, sizeof(addr), "user %lld", (long long)user_id);
 	/* RFC 3463: 5.2.2 for a message the mailbox can never take, 4.2.2
 	 * for one that fits once the user makes room. */
 	if (size > quota)
 		return pr_err_set(err, PR_ETOOBIG,
-		    "message of %lld octets exceeds the mailbox quota of %lld",
-		    (long long)size, (long long)quota);
-	if (used + size > quota)
-		return pr_err_set(err, PR_EQUOTA,
-		    "mailbox is full (%lld of %lld octets used)",
-		    (long long)used, (long long)quota);
-	return 0;
+		    "message of %lld octets exceeds the mailbox quota of %s "
+		    "(%lld octets)", (long long)size, addr, (long long)quota);
+	return pr_err_set(err, PR_EQUOTA,
+	    "mailbox of %s is full (%lld of %lld octets used)", addr,
+	    (long long)used, (long long)quota);
 }
 
 /* Inserts the body row and writes head + body into it, size octets
@@ -315,6 +334,42 @@ store_deliver_queue(struct store *st, struct store_msg *m, int64_t body_id,
 	return 0;
 }
 
+/* The quota of every local recipient: all or nothing, or per recipient
+ * with m->user_status (see store_deliver). */
+static int
+store_deliver_quotas(struct store *st, struct store_msg *m, int64_t size)
+{
+	struct pr_err first;
+	size_t taken = 0;
+	bool quota = false;
+	int r;
+
+	pr_err_clear(&first);
+	for (size_t i = 0; i < m->n_users; i++) {
+		if (m->user_status != NULL)
+			m->user_status[i] = 0;
+		r = store_deliver_quota(st, m->users[i], size, &m->err);
+		if (r == 0) {
+			taken++;
+			continue;
+		}
+		if (m->user_status == NULL ||
+		    (r != PR_EQUOTA && r != PR_ETOOBIG))
+			return r;
+		m->user_status[i] = r;
+		/* A temporary refusal wins: the client may try again. */
+		if (first.code == 0 || (r == PR_EQUOTA && !quota))
+			first = m->err;
+		quota = quota || r == PR_EQUOTA;
+	}
+	if (taken == 0 && m->n_remote == 0 && first.code != 0) {
+		m->err = first;
+		return first.code;
+	}
+	pr_err_clear(&m->err);
+	return 0;
+}
+
 /* One message, inside the open transaction. */
 /* A caller-chosen id (already written into a Received field) is kept
  * when it has the store's form: STORE_ID_LEN lower-case hex digits. */
@@ -367,9 +422,8 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 		return pr_err_set(err, PR_ETOOBIG,
 		    "message too big for the store");
 
-	for (size_t i = 0; i < m->n_users; i++)
-		if ((r = store_deliver_quota(st, m->users[i], size, err)) < 0)
-			return r;
+	if ((r = store_deliver_quotas(st, m, size)) < 0)
+		return r;
 
 	if (!store_deliver_id_valid(m->id))
 		store__random_hex(m->id, STORE_ID_LEN / 2);
@@ -381,7 +435,7 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = m->users[i] == m->users[j];
-		if (dup)
+		if (dup || (m->user_status != NULL && m->user_status[i] != 0))
 			continue;
 		if ((r = store_deliver_entry(st, m->users[i], body_id, size,
 		    now, err)) < 0)

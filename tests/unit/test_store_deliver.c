@@ -4,6 +4,8 @@
  */
 #include <signal.h>
 
+#include <time.h>
+
 #include "test_store_util.c"
 
 static int64_t alice, bob, carol;
@@ -443,6 +445,73 @@ test_deliver_crlf(struct store *st)
 	    "(%s)", err.msg);
 }
 
+/* Quotas per recipient: a full mailbox is skipped and reported, the
+ * others get the message. */
+static void
+test_deliver_per_rcpt(struct store *st)
+{
+	int64_t roomy = t_add_user(st, "roomy@example.org", 0);
+	int64_t tiny = t_add_user(st, "tiny@example.org", 10);
+	int64_t full = t_add_user(st, "full@example.org", 40);
+	const int64_t both[] = { roomy, full, tiny }, alone[] = { full };
+	const char *body = "Subject: q\r\n\r\nquota test\r\n"; /* 29 */
+	const char *remote[] = { "far@far.example" };
+	struct store_msg m = { 0 }, *mp = &m;
+	int us[3];
+	int64_t count;
+
+	t_deliver(st, &full, 1, NULL, 0, "", body, NULL);
+	m.sender = "s@remote.example";
+	m.users = both;
+	m.n_users = 3;
+	m.body = (const uint8_t *)body;
+	m.body_len = strlen(body);
+	m.body_fd = -1;
+	TAP_EQ_INT(store_deliver(st, &mp, 1), 0, "all or nothing committed");
+	TAP_EQ_INT(m.status, PR_EQUOTA, "without user_status: one full "
+	    "mailbox fails the message");
+	TAP_OK(strstr(m.err.msg, "full@example.org") != NULL,
+	    "... naming the mailbox (%s)", m.err.msg);
+
+	m.user_status = us;
+	TAP_EQ_INT(store_deliver(st, &mp, 1), 0, "per recipient committed");
+	TAP_EQ_INT(m.status, 0, "the message is delivered");
+	TAP_EQ_INT(us[0], 0, "roomy took it");
+	TAP_EQ_INT(us[1], PR_EQUOTA, "full is full");
+	TAP_EQ_INT(us[2], PR_ETOOBIG, "too big for tiny");
+	store_mailbox_usage(st, roomy, NULL, &count, NULL, NULL);
+	TAP_EQ_INT(count, 1, "roomy has one message");
+	store_mailbox_usage(st, tiny, NULL, &count, NULL, NULL);
+	TAP_EQ_INT(count, 0, "tiny has none");
+	store_mailbox_usage(st, full, NULL, &count, NULL, NULL);
+	TAP_EQ_INT(count, 1, "full still has one");
+
+	m.users = alone;
+	m.n_users = 1;
+	TAP_EQ_INT(store_deliver(st, &mp, 1), 0, "only a full mailbox");
+	TAP_EQ_INT(m.status, PR_EQUOTA, "... EQUOTA: nobody took it");
+	TAP_OK(strstr(m.err.msg, "full@example.org") != NULL,
+	    "... naming the mailbox (%s)", m.err.msg);
+	TAP_EQ_INT(m.id[0], '\0', "... no id");
+	m.remote = remote;
+	m.n_remote = 1;
+	TAP_EQ_INT(store_deliver(st, &mp, 1), 0, "a full mailbox and a "
+	    "remote recipient");
+	TAP_OK(m.status == 0 && us[0] == PR_EQUOTA, "the remote one takes "
+	    "it, the full one is reported");
+	{
+		struct store_queue_job *jobs;
+		size_t n;
+
+		store_queue_due(st, (int64_t)time(NULL) + 5, 10, &jobs, &n,
+		    NULL);
+		for (size_t i = 0; i < n; i++)
+			store_queue_del(st, jobs[i].id, NULL);
+		store_queue_jobs_free(jobs, n);
+	}
+	TAP_EQ_INT(store_check(st, NULL), 0, "check passes");
+}
+
 static void
 test_maildrop(struct store *st)
 {
@@ -692,6 +761,7 @@ main(void)
 	test_deliver_group(st);
 	test_deliver_fd(st);
 	test_deliver_crlf(st);
+	test_deliver_per_rcpt(st);
 	test_maildrop(st);
 	test_mailbox_list(st);
 	test_locks(st);
