@@ -38,7 +38,11 @@ store_crlf_feed(struct store_crlf *c, const uint8_t *in, size_t len,
 {
 	size_t o = 0;
 
-#define STORE_CRLF_PUT(ch) do {							if (out != NULL)								out[o] = (ch);							o++;								} while (0)
+#define STORE_CRLF_PUT(ch) do {						\
+	if (out != NULL)						\
+		out[o] = (ch);						\
+	o++;								\
+} while (0)
 	for (size_t i = 0; i < len; i++) {
 		uint8_t ch = in[i];
 

@@ -119,8 +119,9 @@ store_settle_entry(struct store *st, const struct store_settle *s,
 		len = STORE_SETTLE_ERROR_MAX;
 	return store__run(st, STORE_Q_QUEUE_RETRY,
 	    "UPDATE queue SET next_attempt = ?2, attempts = attempts + 1,"
-	    " last_error = ?3, claimed_until = 0 WHERE id = ?1", STORE_SETTLE_WHAT, err, "iiT",
-	    s->queue_id, s->next_attempt, last_error, (int)len);
+	    " last_error = ?3, claimed_until = 0 WHERE id = ?1",
+	    STORE_SETTLE_WHAT, err, "iiT", s->queue_id, s->next_attempt,
+	    last_error, (int)len);
 }
 
 /* One try at the whole transaction; with s->failed_kept the failed
