@@ -2,6 +2,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -61,6 +63,56 @@ daemon_init(int argc, char **argv, const char *progname, struct cfg *cfg)
 		exit(1);
 	}
 	log_set_level((enum log_level)cfg->server.log_level);
+}
+
+int
+daemon_lock(const char *data_dir, const char *name, const char *progname,
+    struct pr_err *err)
+{
+	char path[4096], pid[32];
+	ssize_t n;
+	int fd, e;
+
+	if (snprintf(path, sizeof(path), "%s/%s", data_dir, name) >=
+	    (int)sizeof(path))
+		return pr_err_set(err, PR_EINVAL, "data_dir is too long");
+	/* Root-owned after a start as root: a start as the unprivileged user
+	 * can still lock it read-only, only not record its pid. */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0 &&
+	    errno == EACCES)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return pr_err_set(err, PR_EIO, "cannot open %s: %s", path,
+		    strerror(errno));
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		e = errno;
+		if (e != EWOULDBLOCK) {
+			close(fd);
+			return pr_err_set(err, PR_EIO, "cannot lock %s: %s",
+			    path, strerror(e));
+		}
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		close(fd);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\r\n")] = '\0';
+		return pr_err_set(err, PR_EBUSY,
+		    "another %s (pid %s) is running on data_dir %s: %s is "
+		    "locked", progname, pid[0] != '\0' ? pid : "unknown",
+		    data_dir, path);
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* A read-only lock file: the lock alone is what counts. */
+		log_debug(NULL, "%s: cannot record the pid: %s", path,
+		    strerror(errno));
+	}
+	/* Deliberately never closed: the lock lives with the process. */
+	return 0;
 }
 
 int

@@ -23,6 +23,20 @@ void daemon_init(int argc, char **argv, const char *progname,
  * to that user (after the listeners are bound).  Returns 0 or PR_EPERM. */
 int daemon_drop_privileges(const struct cfg *cfg, struct pr_err *err);
 
+/*
+ * One daemon of a kind per data_dir: takes an exclusive flock(2) on
+ * data_dir/NAME (e.g. "smtpd.pid"), created if missing, writes this
+ * process's id into it, and keeps it open, so the lock lasts exactly as
+ * long as the process (a crashed holder leaves no stale lock).  Returns
+ * 0, PR_EBUSY with err naming progname and the holder's pid when another
+ * process holds it, or PR_EIO.  A data_dir that does not exist yet is no
+ * error here (0, nothing locked): the store reports it better.  Call it
+ * before binding the listeners, so that a second instance is told why
+ * and not "address in use".
+ */
+int daemon_lock(const char *data_dir, const char *name, const char *progname,
+    struct pr_err *err);
+
 struct daemon_signals {
 	uv_signal_t term, intr, hup;
 	void (*stop_cb)(void *data);   /* SIGTERM, SIGINT */

@@ -55,6 +55,13 @@ main(int argc, char **argv)
 
 	daemon_init(argc, argv, "postroom-pop3d", &cfg);
 	pr_err_clear(&err);
+	/* RFC 1939 8: maildrop locks are released at start for this
+	 * process; one pop3d per data_dir keeps that safe. */
+	if (daemon_lock(cfg.server.data_dir, "pop3d.pid", "postroom-pop3d",
+	    &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return 1;
+	}
 	/* Bind first (ports below 1024 need root), then drop privileges,
 	 * then open the database as the unprivileged user. */
 	if (pop3_server_new(loop, &cfg, &m.srv, &err) < 0) {

@@ -221,6 +221,13 @@ smtpd_start(struct smtpd *d)
 	int r;
 
 	pr_err_clear(&err);
+	/* Two queue runners on one queue would deliver twice; refuse before
+	 * the listeners bind, so the message says why. */
+	if (daemon_lock(d->cfg.server.data_dir, "smtpd.pid", "postroom-smtpd",
+	    &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return -1;
+	}
 	/* As root, if started so: the key may be readable by root only and
 	 * the ports may be privileged. */
 	if (d->cfg.tls.cert[0] != '\0' &&

@@ -19,7 +19,15 @@
 
 struct smtp_deliver_job {
 	struct store_job job;       /* private */
-	struct store_msg msg;       /* in: what to deliver; out: status, id */
+	struct store_msg msg;       /* in: what to deliver; out: status, id.
+	                               With msg.user_status set, a mailbox
+	                               that cannot take the message (quota)
+	                               is skipped, logged, and reported to
+	                               the sender in a bounce (RFC 3464)
+	                               stored right after the commit */
+	const char *hostname;       /* in: the reporting MTA of a bounce */
+	const char *sid;            /* in: the session's log id, or NULL */
+	size_t n_refused;           /* out: local recipients skipped */
 	/* Runs on the loop thread once msg.status and msg.id are set. */
 	void (*done_cb)(struct smtp_deliver_job *job);
 	void *data;

@@ -386,8 +386,8 @@ smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 {
 	struct smtp_session_targets t;
 	struct pr_err err;
-	int kind, status;
-	size_t i;
+	int kind, status, full_status = 0;
+	size_t i, full;
 
 	memset(&t, 0, sizeof(t));
 	pr_err_clear(&err);
@@ -397,12 +397,24 @@ smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 	switch (kind) {
 	case STORE_RESOLVE_LOCAL:
 		status = SMTP_RCPT_LOCAL;
-		for (i = 0; i < t.n_users && status > 0; i++) {
+		/* RFC 5321 4.2.2 (452, 552): a recipient whose mailboxes are
+		 * all full is refused now, naming it.  One full mailbox among
+		 * an alias's targets refuses nobody: the others get the
+		 * message and the full one a bounce at the end of data. */
+		for (i = 0, full = 0; i < t.n_users && status > 0; i++) {
 			int r = smtp_session_quota(s, t.users[i]);
 
-			if (r < 0)
+			if (r == PR_EQUOTA || r == PR_ETOOBIG) {
+				if (full == 0 || r == PR_EQUOTA)
+					full_status = r;
+				full++;
+			} else if (r < 0) {
 				status = r;
+			}
 		}
+		if (status > 0 && full > 0 && full == t.n_users &&
+		    t.n_remote == 0)
+			status = full_status;
 		for (i = 0; i < t.n_users && status > 0; i++)
 			if (smtp_proto_rcpt_target(s->p, t.users[i], NULL) < 0)
 				status = PR_ENOSPC;
@@ -542,6 +554,8 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	bool remote = m->n_remote > 0;
 
 	s->pending--;
+	free(job->msg.user_status);
+	job->msg.user_status = NULL;
 	/* One id end to end: the Received field, the "queued as" reply,
 	 * this line and `postroom queue list`. */
 	if (m->status == 0)
@@ -619,6 +633,12 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	m->sender = tx->sender;
 	m->users = tx->users;
 	m->n_users = tx->n_users;
+	/* Quotas per recipient: one full mailbox does not hold the message
+	 * back from the others; it gets a bounce (smtp_deliver.h). */
+	m->user_status = xcalloc(tx->n_users ? tx->n_users : 1,
+	    sizeof(*m->user_status));
+	job->hostname = s->srv->cfg->server.hostname;
+	job->sid = s->sid;
 	m->remote = (const char *const *)tx->remote;
 	m->n_remote = tx->n_remote;
 	m->head = s->head.p;

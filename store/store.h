@@ -178,6 +178,11 @@ int store_resolve(struct store *st, const char *address,
 int store_sender_allowed(struct store *st, int64_t user_id,
     const char *address);
 
+/* The address of user id into out (ADDR_MAX octets); PR_ENOENT if the
+ * user is gone. */
+int store_user_address(struct store *st, int64_t user_id, char *out,
+    size_t outsz, struct pr_err *err);
+
 /* Bytes and messages in a mailbox and its quota (0 = unlimited). */
 int store_mailbox_usage(struct store *st, int64_t user_id, int64_t *bytes_r,
     int64_t *count_r, int64_t *quota_r, struct pr_err *err);
@@ -199,6 +204,8 @@ struct store_msg {
 	size_t body_len;
 	int body_fd;                    /* ... >= 0: body_len bytes at fd
 	                                   offset 0 (a spool file) */
+	int *user_status;               /* optional, n_users entries: per
+	                                   local mailbox, see store_deliver */
 	/* out */
 	int status;                     /* 0, PR_EQUOTA, PR_ETOOBIG, ... */
 	struct pr_err err;
@@ -215,7 +222,16 @@ struct store_msg {
  * queue entry for the remote recipients.  Each message succeeds or fails
  * on its own (savepoints): msgs[i]->status is 0 or the reason, e.g.
  * PR_EQUOTA when a mailbox would exceed its quota, PR_ETOOBIG when the
- * message alone exceeds it.  Returns 0 when the transaction committed
+ * message alone exceeds it.  With m->user_status set, quotas are per
+ * recipient instead: a mailbox that cannot take the message is skipped
+ * and its user_status[i] set (PR_EQUOTA, PR_ETOOBIG; 0 = delivered), and
+ * the message succeeds as long as another recipient, local or remote,
+ * takes it; only when none does it fails (PR_EQUOTA, or PR_ETOOBIG when
+ * it is too big for every mailbox).  Quota errors name the mailbox.
+ * head + body is stored as CRLF text: a lone
+ * LF or CR becomes CRLF and a non-empty message without a final CRLF gets
+ * one, so that every size (quota, POP3 LIST) is the octet count POP3 sends
+ * (RFC 1939 11).  Returns 0 when the transaction committed
  * (whatever the per-message statuses), or a negative error when nothing
  * was committed (all statuses set to it).
  */
@@ -310,11 +326,26 @@ struct store_queue_job {
 	struct store_queue_rcpt *rcpts; /* pending recipients */
 };
 
-/* Up to max entries whose next attempt is <= now, oldest first, into a
- * malloc'd array; free with store_queue_jobs_free.  Entries stay in the
- * queue until their recipients are done or failed. */
+/* How long a queue runner's claim on an entry lasts (seconds): longer
+ * than any attempt (RFC 5321 4.5.3.2 timeouts, a few MX hosts), short
+ * enough that the entries of a runner that crashed are tried again. */
+#define STORE_QUEUE_LEASE 3600
+
+/* Up to max entries whose next attempt is <= now and that no runner has
+ * claimed, oldest first, into a malloc'd array; free with
+ * store_queue_jobs_free.  Each entry returned is claimed in the same
+ * transaction until now + STORE_QUEUE_LEASE, so two connections (two
+ * processes) asking at once get disjoint sets.  store_queue_settle
+ * releases the claim; entries stay in the queue until their recipients
+ * are done or failed. */
 int store_queue_due(struct store *st, int64_t now, size_t max,
     struct store_queue_job **jobs_r, size_t *n_r, struct pr_err *err);
+/* Releases the claim on entry id (an attempt given up without settling,
+ * e.g. at shutdown): it is due again at its next attempt. */
+int store_queue_unclaim(struct store *st, int64_t id, struct pr_err *err);
+/* Releases every claim.  Only for the one queue runner of a data_dir, at
+ * its start: claims left then are a crashed predecessor's. */
+int store_queue_unclaim_all(struct store *st, struct pr_err *err);
 void store_queue_jobs_free(struct store_queue_job *jobs, size_t n);
 /* Earliest next_attempt of any entry, or 0 if the queue is empty. */
 int store_queue_next_due(struct store *st, int64_t *when_r,

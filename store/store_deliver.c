@@ -15,13 +15,139 @@
 
 /* --- Delivery ---------------------------------------------------------- */
 
-/* Writes len octets from mem, or from fd at offset 0 when fd >= 0, into
- * blob at offset off, STORE_CHUNK at a time. */
-static int
-store_blob_fill(struct store *st, sqlite3_blob *blob, int off,
-    const uint8_t *mem, int fd, size_t len, struct pr_err *err)
+/*
+ * Line ends as stored.  A message is stored with CRLF line ends and ends
+ * with CRLF (RFC 5322 2.3: CR and LF appear only together), so that the
+ * size POP3 announces is the octet count it sends (RFC 1939 11: sizes
+ * count each line end as two octets, not counting the dot-stuffing):
+ * a lone LF or lone CR becomes CRLF, and a non-empty message without a
+ * final line end gets one.  smtpd only ever hands over CRLF text; the
+ * conversion is for messages that come in through the store API.
+ */
+struct store_crlf {
+	bool cr;        /* the previous octet was a CR, not yet written */
+	bool eol;       /* the last octet written ended a line */
+	int64_t n;      /* octets written (or counted) so far */
+};
+
+/* Converts len octets of in into out (NULL: only counts).  out must have
+ * room for 2 * len + 2 octets.  Returns the octets written. */
+static size_t
+store_crlf_feed(struct store_crlf *c, const uint8_t *in, size_t len,
+    uint8_t *out)
 {
+	size_t o = 0;
+
+#define STORE_CRLF_PUT(ch) do {						\
+	if (out != NULL)						\
+		out[o] = (ch);						\
+	o++;								\
+} while (0)
+	for (size_t i = 0; i < len; i++) {
+		uint8_t ch = in[i];
+
+		if (c->cr && ch != '\n') {
+			/* A lone CR ends a line too. */
+			STORE_CRLF_PUT('\r');
+			STORE_CRLF_PUT('\n');
+			c->cr = false;
+			c->eol = true;
+		}
+		if (ch == '\r') {
+			c->cr = true;
+			continue;
+		}
+		if (ch == '\n') {
+			STORE_CRLF_PUT('\r');
+			STORE_CRLF_PUT('\n');
+			c->cr = false;
+			c->eol = true;
+			continue;
+		}
+		STORE_CRLF_PUT(ch);
+		c->eol = false;
+	}
+	c->n += (int64_t)o;
+	return o;
+}
+
+/* Ends the conversion: the pending CR, or the missing final CRLF of a
+ * non-empty message.  out has room for 2 octets (NULL: only counts). */
+static size_t
+store_crlf_end(struct store_crlf *c, uint8_t *out)
+{
+	size_t o = 0;
+
+	if (c->cr || (c->n > 0 && !c->eol)) {
+		STORE_CRLF_PUT('\r');
+		STORE_CRLF_PUT('\n');
+	}
+#undef STORE_CRLF_PUT
+	c->cr = false;
+	c->eol = true;
+	c->n += (int64_t)o;
+	return o;
+}
+
+/* Reads up to n octets of the spool file at offset off into buf. */
+static ssize_t
+store_spool_read(int fd, uint8_t *buf, size_t n, off_t off,
+    size_t len, struct pr_err *err)
+{
+	ssize_t got;
+
+	while ((got = pread(fd, buf, n, off)) < 0 && errno == EINTR)
+		;
+	if (got < 0)
+		return pr_err_set(err, PR_EIO,
+		    "cannot read the spooled message: %s", strerror(errno));
+	if (got == 0)
+		return pr_err_set(err, PR_EIO,
+		    "the spooled message is shorter than %zu octets", len);
+	return got;
+}
+
+/* The stored size of head + body after store_crlf conversion. */
+static int
+store_crlf_size(struct store *st, const struct store_msg *m, int64_t *size_r,
+    struct pr_err *err)
+{
+	struct store_crlf c = { 0 };
 	size_t done = 0, n;
+	ssize_t got;
+
+	store_crlf_feed(&c, m->head, m->head_len, NULL);
+	if (m->body_fd < 0) {
+		store_crlf_feed(&c, m->body, m->body_len, NULL);
+	} else {
+		if (st->chunk == NULL &&
+		    (st->chunk = malloc(STORE_CHUNK)) == NULL)
+			return pr_err_set(err, PR_ENOMEM, "out of memory");
+		while (done < m->body_len) {
+			n = m->body_len - done < STORE_CHUNK ?
+			    m->body_len - done : STORE_CHUNK;
+			if ((got = store_spool_read(m->body_fd, st->chunk, n,
+			    (off_t)done, m->body_len, err)) < 0)
+				return (int)got;
+			store_crlf_feed(&c, st->chunk, (size_t)got, NULL);
+			done += (size_t)got;
+		}
+	}
+	store_crlf_end(&c, NULL);
+	*size_r = c.n;
+	return 0;
+}
+
+/* Writes len octets from mem, or from fd at offset 0 when fd >= 0, into
+ * blob at *off, STORE_CHUNK at a time; with c, converted by store_crlf
+ * (conv holds 2 * STORE_CHUNK + 2 octets).  Advances *off. */
+static int
+store_blob_fill(struct store *st, sqlite3_blob *blob, int *off,
+    const uint8_t *mem, int fd, size_t len, struct store_crlf *c,
+    uint8_t *conv, struct pr_err *err)
+{
+	const uint8_t *src;
+	size_t done = 0, n, w;
 	ssize_t got;
 	int rc;
 
@@ -31,28 +157,48 @@ store_blob_fill(struct store *st, sqlite3_blob *blob, int off,
 	while (done < len) {
 		n = len - done < STORE_CHUNK ? len - done : STORE_CHUNK;
 		if (fd >= 0) {
-			got = pread(fd, st->chunk, n, (off_t)done);
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got < 0)
-				return pr_err_set(err, PR_EIO,
-				    "cannot read the spooled message: %s",
-				    strerror(errno));
-			if (got == 0)
-				return pr_err_set(err, PR_EIO,
-				    "the spooled message is shorter than "
-				    "%zu octets", len);
+			if ((got = store_spool_read(fd, st->chunk, n,
+			    (off_t)done, len, err)) < 0)
+				return (int)got;
 			n = (size_t)got;
-			rc = sqlite3_blob_write(blob, st->chunk, (int)n,
-			    off + (int)done);
+			src = st->chunk;
 		} else {
-			rc = sqlite3_blob_write(blob, mem + done, (int)n,
-			    off + (int)done);
+			src = mem + done;
 		}
+		w = n;
+		if (c != NULL) {
+			w = store_crlf_feed(c, src, n, conv);
+			src = conv;
+		}
+		/* The size was counted before: a file that changed under
+		 * us must not write past the blob. */
+		if (w > (size_t)(sqlite3_blob_bytes(blob) - *off))
+			return pr_err_set(err, PR_EIO,
+			    "the spooled message changed while stored");
+		rc = w > 0 ? sqlite3_blob_write(blob, src, (int)w, *off) :
+		    SQLITE_OK;
 		if (rc != SQLITE_OK)
 			return store__fail(st, err, "cannot store message");
+		*off += (int)w;
 		done += n;
 	}
+	return 0;
+}
+
+int
+store_user_address(struct store *st, int64_t user_id, char *out,
+    size_t outsz, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = store__row(st, STORE_Q_USER_ADDRESS,
+	    "SELECT address FROM users WHERE id = ?1", &s,
+	    "cannot look up a user", err, "i", user_id)) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
+		    "no such user id %lld", (long long)user_id);
+	snprintf(out, outsz, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
 	return 0;
 }
 
@@ -61,34 +207,40 @@ static int
 store_deliver_quota(struct store *st, int64_t user_id, int64_t size,
     struct pr_err *err)
 {
+	char addr[ADDR_MAX];
 	int64_t used, quota;
 	int r;
 
 	if ((r = store_mailbox_usage(st, user_id, &used, NULL, &quota,
 	    err)) < 0)
 		return r;
-	if (quota == 0)
+	if (quota == 0 || (size <= quota && used + size <= quota))
 		return 0;
+	/* The log and the bounce say whose mailbox it is. */
+	if (store_user_address(st, user_id, addr, sizeof(addr), NULL) < 0)
+		snprintf(addr, sizeof(addr), "user %lld", (long long)user_id);
 	/* RFC 3463: 5.2.2 for a message the mailbox can never take, 4.2.2
 	 * for one that fits once the user makes room. */
 	if (size > quota)
 		return pr_err_set(err, PR_ETOOBIG,
-		    "message of %lld octets exceeds the mailbox quota of %lld",
-		    (long long)size, (long long)quota);
-	if (used + size > quota)
-		return pr_err_set(err, PR_EQUOTA,
-		    "mailbox is full (%lld of %lld octets used)",
-		    (long long)used, (long long)quota);
-	return 0;
+		    "message of %lld octets exceeds the mailbox quota of %s "
+		    "(%lld octets)", (long long)size, addr, (long long)quota);
+	return pr_err_set(err, PR_EQUOTA,
+	    "mailbox of %s is full (%lld of %lld octets used)", addr,
+	    (long long)used, (long long)quota);
 }
 
-/* Inserts the body row and writes head + body into it. */
+/* Inserts the body row and writes head + body into it, size octets
+ * after conversion (store_crlf), which raw_size octets need when they
+ * differ. */
 static int
 store_deliver_body(struct store *st, struct store_msg *m, int64_t size,
-    int64_t now, int64_t *body_id_r, struct pr_err *err)
+    int64_t raw_size, int64_t now, int64_t *body_id_r, struct pr_err *err)
 {
+	struct store_crlf c = { 0 }, *cp = NULL;
 	sqlite3_blob *blob = NULL;
-	int r;
+	uint8_t *conv = NULL;
+	int r, off = 0;
 
 	/* Space first, content after through the incremental blob API. */
 	if ((r = store__run(st, STORE_Q_BODY_ADD,
@@ -101,18 +253,42 @@ store_deliver_body(struct store *st, struct store_msg *m, int64_t size,
 	if (size == 0)
 		return 0;
 
+	/* Conversion only adds octets: the same size means none needed. */
+	if (size != raw_size) {
+		if ((conv = malloc(2 * STORE_CHUNK + 2)) == NULL)
+			return pr_err_set(err, PR_ENOMEM, "out of memory");
+		cp = &c;
+	}
 	if (sqlite3_blob_open(st->db, "main", "bodies", "data", *body_id_r, 1,
 	    &blob) != SQLITE_OK) {
 		r = store__fail(st, err, "cannot store message");
 		sqlite3_blob_close(blob);
+		free(conv);
 		return r;
 	}
-	r = store_blob_fill(st, blob, 0, m->head, -1, m->head_len, err);
+	r = store_blob_fill(st, blob, &off, m->head, -1, m->head_len, cp,
+	    conv, err);
 	if (r == 0)
-		r = store_blob_fill(st, blob, (int)m->head_len, m->body,
-		    m->body_fd, m->body_len, err);
+		r = store_blob_fill(st, blob, &off, m->body, m->body_fd,
+		    m->body_len, cp, conv, err);
+	if (r == 0 && cp != NULL) {
+		size_t w = store_crlf_end(cp, conv);
+
+		if (w > (size_t)(sqlite3_blob_bytes(blob) - off))
+			r = pr_err_set(err, PR_EIO,
+			    "the spooled message changed while stored");
+		else if (w > 0 && sqlite3_blob_write(blob, conv, (int)w,
+		    off) != SQLITE_OK)
+			r = store__fail(st, err, "cannot store message");
+		else
+			off += (int)w;
+	}
+	if (r == 0 && off != sqlite3_blob_bytes(blob))
+		r = pr_err_set(err, PR_EIO,
+		    "the spooled message changed while stored");
 	if (sqlite3_blob_close(blob) != SQLITE_OK && r == 0)
 		r = store__fail(st, err, "cannot store message");
+	free(conv);
 	return r;
 }
 
@@ -162,6 +338,42 @@ store_deliver_queue(struct store *st, struct store_msg *m, int64_t body_id,
 	return 0;
 }
 
+/* The quota of every local recipient: all or nothing, or per recipient
+ * with m->user_status (see store_deliver). */
+static int
+store_deliver_quotas(struct store *st, struct store_msg *m, int64_t size)
+{
+	struct pr_err first;
+	size_t taken = 0;
+	bool quota = false;
+	int r;
+
+	pr_err_clear(&first);
+	for (size_t i = 0; i < m->n_users; i++) {
+		if (m->user_status != NULL)
+			m->user_status[i] = 0;
+		r = store_deliver_quota(st, m->users[i], size, &m->err);
+		if (r == 0) {
+			taken++;
+			continue;
+		}
+		if (m->user_status == NULL ||
+		    (r != PR_EQUOTA && r != PR_ETOOBIG))
+			return r;
+		m->user_status[i] = r;
+		/* A temporary refusal wins: the client may try again. */
+		if (first.code == 0 || (r == PR_EQUOTA && !quota))
+			first = m->err;
+		quota = quota || r == PR_EQUOTA;
+	}
+	if (taken == 0 && m->n_remote == 0 && first.code != 0) {
+		m->err = first;
+		return first.code;
+	}
+	pr_err_clear(&m->err);
+	return 0;
+}
+
 /* One message, inside the open transaction. */
 /* A caller-chosen id (already written into a Received field) is kept
  * when it has the store's form: STORE_ID_LEN lower-case hex digits. */
@@ -181,7 +393,7 @@ int
 store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 {
 	struct pr_err *err = &m->err;
-	int64_t size, body_id = 0;
+	int64_t size = 0, raw_size, body_id = 0;
 	int r;
 
 	if (m->n_users == 0 && m->n_remote == 0)
@@ -206,22 +418,28 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 	    sqlite3_limit(st->db, SQLITE_LIMIT_LENGTH, -1))
 		return pr_err_set(err, PR_ETOOBIG,
 		    "message too big for the store");
-	size = (int64_t)(m->head_len + m->body_len);
+	raw_size = (int64_t)(m->head_len + m->body_len);
+	if ((r = store_crlf_size(st, m, &size, err)) < 0)
+		return r;
+	if (size > sqlite3_limit(st->db, SQLITE_LIMIT_LENGTH, -1) ||
+	    size > INT_MAX)
+		return pr_err_set(err, PR_ETOOBIG,
+		    "message too big for the store");
 
-	for (size_t i = 0; i < m->n_users; i++)
-		if ((r = store_deliver_quota(st, m->users[i], size, err)) < 0)
-			return r;
+	if ((r = store_deliver_quotas(st, m, size)) < 0)
+		return r;
 
 	if (!store_deliver_id_valid(m->id))
 		store__random_hex(m->id, STORE_ID_LEN / 2);
-	if ((r = store_deliver_body(st, m, size, now, &body_id, err)) < 0)
+	if ((r = store_deliver_body(st, m, size, raw_size, now, &body_id,
+	    err)) < 0)
 		return r;
 	for (size_t i = 0; i < m->n_users; i++) {
 		bool dup = false;
 
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = m->users[i] == m->users[j];
-		if (dup)
+		if (dup || (m->user_status != NULL && m->user_status[i] != 0))
 			continue;
 		if ((r = store_deliver_entry(st, m->users[i], body_id, size,
 		    now, err)) < 0)

@@ -167,7 +167,7 @@ store_queue_due(struct store *st, int64_t now, size_t max,
 {
 	struct store_queue_job *jobs = NULL, *j;
 	sqlite3_stmt *s;
-	size_t n = 0;
+	size_t n = 0, won = 0;
 	int r, rc = SQLITE_DONE;
 
 	*jobs_r = NULL;
@@ -178,15 +178,17 @@ store_queue_due(struct store *st, int64_t now, size_t max,
 		max = 10000;
 	if ((jobs = calloc(max, sizeof(*jobs))) == NULL)
 		return pr_err_set(err, PR_ENOMEM, "out of memory");
-	if ((r = store__exec(st, STORE_Q_BEGIN_READ, "BEGIN", err)) < 0)
+	/* A write transaction from the start: the entries read are claimed
+	 * before any other connection can read them as unclaimed. */
+	if ((r = store__begin(st, err)) < 0)
 		goto fail;
 	/* Most overdue first: next_attempt order, queue_next index. */
 	if ((s = store__bind(st, STORE_Q_QUEUE_DUE,
 	    "SELECT q.id, q.msgid, q.sender, q.created, q.attempts, b.size"
 	    " FROM queue q JOIN bodies b ON b.id = q.body_id"
-	    " WHERE q.next_attempt <= ?1 ORDER BY q.next_attempt, q.id"
-	    " LIMIT ?2", "cannot read the queue", err, "ii", now,
-	    (int64_t)max)) == NULL) {
+	    " WHERE q.next_attempt <= ?1 AND q.claimed_until <= ?1"
+	    " ORDER BY q.next_attempt, q.id LIMIT ?2",
+	    "cannot read the queue", err, "ii", now, (int64_t)max)) == NULL) {
 		r = store__errcode(err);
 		goto fail;
 	}
@@ -205,13 +207,32 @@ store_queue_due(struct store *st, int64_t now, size_t max,
 	if ((r = store__done(st, s, n < max ? rc : SQLITE_DONE,
 	    "cannot read the queue", err)) < 0)
 		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		/* The claim only succeeds on an entry nobody holds: the
+		 * condition, not just the transaction, makes it exclusive. */
+		if ((r = store__run(st, STORE_Q_QUEUE_CLAIM,
+		    "UPDATE queue SET claimed_until = ?2"
+		    " WHERE id = ?1 AND claimed_until <= ?3",
+		    "cannot claim a queue entry", err, "iii", jobs[i].id,
+		    now + STORE_QUEUE_LEASE, now)) < 0)
+			goto fail;
+		if (sqlite3_changes(st->db) == 0)
+			continue;
+		if (won != i)
+			jobs[won] = jobs[i];
+		won++;
+	}
+	n = won;
 	for (size_t i = 0; i < n; i++)
 		if ((r = store_queue_job_rcpts(st, &jobs[i], err)) < 0)
 			goto fail;
-	store__rollback(st);
 	if (n == 0) {
+		/* Nothing written: no commit, no fsync. */
+		store__rollback(st);
 		free(jobs);
 		jobs = NULL;
+	} else if ((r = store__commit(st, err)) < 0) {
+		goto fail;
 	}
 	*jobs_r = jobs;
 	*n_r = n;
@@ -221,6 +242,22 @@ fail:
 	store__rollback(st);
 	store_queue_jobs_free(jobs, n);
 	return r;
+}
+
+int
+store_queue_unclaim(struct store *st, int64_t id, struct pr_err *err)
+{
+	return store__run(st, STORE_Q_QUEUE_UNCLAIM,
+	    "UPDATE queue SET claimed_until = 0 WHERE id = ?1",
+	    "cannot release a queue entry", err, "i", id);
+}
+
+int
+store_queue_unclaim_all(struct store *st, struct pr_err *err)
+{
+	return store__run(st, STORE_Q_QUEUE_UNCLAIM_ALL,
+	    "UPDATE queue SET claimed_until = 0 WHERE claimed_until > 0",
+	    "cannot release the queue's claims", err, "");
 }
 
 int

@@ -130,6 +130,15 @@ const char *const store__migrations[] = {
 	"	   AND NOT EXISTS (SELECT 1 FROM queue\n"
 	"	                    WHERE body_id = OLD.body_id);\n"
 	"END;\n",
+
+	/* 2: queue claims.  A queue runner that takes an entry for an
+	 * attempt leases it until claimed_until (unix time): another
+	 * runner's scan skips it, and the lease of a runner that crashed
+	 * runs out by itself.  0 = not claimed. */
+	"ALTER TABLE queue ADD COLUMN claimed_until INTEGER NOT NULL"
+	" DEFAULT 0;\n"
+	"CREATE INDEX queue_claimed ON queue(claimed_until)"
+	" WHERE claimed_until > 0;\n",
 };
 
 const int store__n_migrations =

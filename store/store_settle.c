@@ -107,8 +107,11 @@ store_settle_entry(struct store *st, const struct store_settle *s,
 	    " (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1)",
 	    STORE_SETTLE_WHAT, err, "i", s->queue_id)) < 0)
 		return r;
-	if (sqlite3_changes(st->db) > 0 || s->next_attempt <= 0)
+	if (sqlite3_changes(st->db) > 0)
 		return 0;
+	/* The attempt is over: the entry is no longer claimed. */
+	if (s->next_attempt <= 0)
+		return store_queue_unclaim(st, s->queue_id, err);
 	last_error = s->failed_kept ? "bounce could not be stored" :
 	    s->last_error != NULL ? s->last_error : "";
 	len = strlen(last_error);
@@ -116,8 +119,9 @@ store_settle_entry(struct store *st, const struct store_settle *s,
 		len = STORE_SETTLE_ERROR_MAX;
 	return store__run(st, STORE_Q_QUEUE_RETRY,
 	    "UPDATE queue SET next_attempt = ?2, attempts = attempts + 1,"
-	    " last_error = ?3 WHERE id = ?1", STORE_SETTLE_WHAT, err, "iiT",
-	    s->queue_id, s->next_attempt, last_error, (int)len);
+	    " last_error = ?3, claimed_until = 0 WHERE id = ?1",
+	    STORE_SETTLE_WHAT, err, "iiT", s->queue_id, s->next_attempt,
+	    last_error, (int)len);
 }
 
 /* One try at the whole transaction; with s->failed_kept the failed

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -497,28 +499,83 @@ store_pragma_int(struct store *st, const char *sql, int *v_r,
 	return 0;
 }
 
-/* Switches to WAL.  The mode is persistent in the file, so this only
- * writes the first time; it needs no transaction. */
+/* Switches to WAL.  The mode is persistent in the file, so this writes
+ * only the first time; later opens find "wal" and change nothing.  The
+ * switch needs an exclusive lock, and SQLite gives up on it at once,
+ * without the busy handler, when another connection is upgrading its own
+ * lock at the same moment (a deadlock otherwise); store_open therefore
+ * runs it under the setup lock, and retries a busy answer. */
 static int
 store_set_wal(struct store *st, struct pr_err *err)
 {
 	sqlite3_stmt *s;
+	const char *mode;
 	int rc, wal = 0;
 
-	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s,
-	    NULL) != SQLITE_OK)
-		return store__fail(st, err, st->path);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		wal = sqlite3_stricmp(
-		    (const char *)sqlite3_column_text(s, 0), "wal") == 0;
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW)
-		return store__fail(st, err, st->path);
+	for (int pass = 0; pass < 2 && !wal; pass++) {
+		if (sqlite3_prepare_v2(st->db, pass == 0 ?
+		    "PRAGMA journal_mode" : "PRAGMA journal_mode = WAL", -1,
+		    &s, NULL) != SQLITE_OK)
+			return store__fail(st, err, st->path);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			mode = (const char *)sqlite3_column_text(s, 0);
+			wal = mode != NULL && sqlite3_stricmp(mode, "wal") == 0;
+		}
+		sqlite3_finalize(s);
+		if (rc != SQLITE_ROW)
+			return store__fail(st, err, st->path);
+	}
 	if (!wal)
 		return pr_err_set(err, PR_EIO,
 		    "%s: cannot switch to WAL journal mode", st->path);
 	return 0;
+}
+
+/*
+ * Serialises the setup of store_open (creating the file, the WAL switch,
+ * the migrations) between processes: the daemons and the CLI start at
+ * the same time on a new data_dir.  The lock is a flock(2) on the data_dir
+ * directory itself, so no extra file is needed, and it cannot disturb
+ * SQLite's own fcntl(2) locks on mail.db (closing another descriptor of
+ * mail.db would drop those).  Returns the directory's descriptor or -1;
+ * a data_dir that cannot be locked (no read permission) is set up
+ * unserialised, relying on the busy retries alone.
+ */
+static int
+store_setup_lock(const char *data_dir)
+{
+	int fd;
+
+	if ((fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+static void
+store_setup_unlock(int *fd)
+{
+	if (*fd >= 0) {
+		/* Closing the last descriptor releases the flock. */
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* Sleeps ms milliseconds between setup attempts. */
+static void
+store_setup_pause(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
 static int
@@ -580,7 +637,7 @@ store_open(const char *data_dir, unsigned flags, struct store **st_r,
 	struct store *st;
 	struct stat sb;
 	size_t len;
-	int r, fd;
+	int r, fd, lock_fd = -1;
 
 	*st_r = NULL;
 	if (sodium_init() < 0)
@@ -600,6 +657,7 @@ store_open(const char *data_dir, unsigned flags, struct store **st_r,
 	}
 	snprintf(st->path, len, "%s/mail.db", data_dir);
 
+	lock_fd = store_setup_lock(data_dir);
 	if (stat(st->path, &sb) < 0) {
 		if (errno != ENOENT || !(flags & STORE_OPEN_CREATE)) {
 			r = errno == ENOENT ?
@@ -649,13 +707,23 @@ store_open(const char *data_dir, unsigned flags, struct store **st_r,
 		r = store__fail(st, err, st->path);
 		goto fail;
 	}
-	if ((r = store_set_wal(st, err)) < 0 ||
-	    (r = store_migrate(st, err)) < 0)
-		goto fail;
+	/* A busy answer that outlived the busy handler, or came without
+	 * it (see store_set_wal), is retried for as long as a statement
+	 * would wait for a lock. */
+	for (long waited = 0;; waited += 50) {
+		if ((r = store_set_wal(st, err)) == 0 &&
+		    (r = store_migrate(st, err)) == 0)
+			break;
+		if (r != PR_EAGAIN || waited >= STORE_BUSY_TIMEOUT_MS)
+			goto fail;
+		store_setup_pause(50);
+	}
+	store_setup_unlock(&lock_fd);
 	*st_r = st;
 	return 0;
 
 fail:
+	store_setup_unlock(&lock_fd);
 	store_close(&st);
 	return r;
 }

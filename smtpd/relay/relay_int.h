@@ -133,6 +133,8 @@ struct relay {
 	struct relay_work scan_work;
 	struct store_queue_job *scan_jobs;
 	size_t scan_n, scan_max;
+	bool scan_unclaimed;            /* store thread: claims of a crashed
+	                                   predecessor released */
 	int64_t scan_next;
 	int scan_status;
 	struct pr_err scan_err;

@@ -25,6 +25,11 @@ relay_sched_scan_run(struct relay_work *w, struct store *st)
 	r->scan_jobs = NULL;
 	r->scan_n = 0;
 	r->scan_next = 0;
+	/* The one runner of this data_dir (the smtpd.pid lock): claims
+	 * still held at its start are a crashed predecessor's. */
+	if (!r->scan_unclaimed &&
+	    store_queue_unclaim_all(st, &r->scan_err) == 0)
+		r->scan_unclaimed = true;
 	r->scan_status = store_queue_due(st, relay_now(), r->scan_max,
 	    &r->scan_jobs, &r->scan_n, &r->scan_err);
 	if (r->scan_status == 0)
@@ -90,9 +95,9 @@ relay_sched_scan_cb(uv_timer_t *t)
 		return;
 	}
 	r->scanning = true;
-	/* In-flight entries may come back among the due ones; ask for
-	 * enough to fill the free slots anyway. */
-	r->scan_max = RELAY_MSGS_MAX;
+	/* Every entry the scan returns is claimed (store_queue_due), and
+	 * in-flight ones are claimed already: ask for the free slots. */
+	r->scan_max = RELAY_MSGS_MAX - r->n_msgs;
 	relay_worker_submit(r->worker, &r->scan_work, relay_sched_scan_run,
 	    relay_sched_scan_done);
 }

@@ -5,7 +5,8 @@
  *
  *	pop3_deliver [-n COUNT] [-f SENDER] DATA_DIR FILE ADDRESS...
  *
- * FILE ("-" for stdin) is stored as is; it should have CRLF line ends.
+ * FILE ("-" for stdin) is stored as store_deliver stores it: CRLF line
+ * ends, a final CRLF.
  * With -n the message is delivered COUNT times to each address (in
  * transactions of up to 500 messages).  Prints one stored id per line.
  * Exit status 0, or 1 with a reason on stderr.

@@ -22,6 +22,7 @@ CAROL = ("carol@" + DOMAIN, "carol-pw")
 DAVE = ("dave@" + DOMAIN, "dave-pw")
 ERIN = ("erin@" + DOMAIN, "erin-pw")
 FRANK = ("frank@" + DOMAIN, "frank-pw")
+HEIDI = ("heidi@" + DOMAIN, "heidi-pw")
 
 # Content that trips naive servers: lines starting with dots, a lone dot
 # line, the CRLF.CRLF sequence, a 998-octet line, 8-bit bytes, a body
@@ -34,7 +35,8 @@ TRICKY = message("tricky", b"".join([
 class Pop3Basic(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.inst = new_instance([ALICE, BOB, CAROL, DAVE, ERIN, FRANK])
+        cls.inst = new_instance([ALICE, BOB, CAROL, DAVE, ERIN, FRANK,
+                                 HEIDI])
 
     @classmethod
     def tearDownClass(cls):
@@ -87,6 +89,52 @@ class Pop3Basic(unittest.TestCase):
         self.assertEqual(unstuff(wire), TRICKY)
         self.assertTrue(r.cmd("QUIT").startswith(b"+OK"))
         self.assertEqual(len(self.mailbox(ALICE[0])), 2)
+
+    def test_sizes_are_what_retr_sends(self):
+        # RFC 1939 11: a size counts the octets as sent, CRLF line ends
+        # included, the dot-stuffing not.  Messages that come through the
+        # store API without a final CRLF or with bare LFs or CRs.
+        msgs = [b"Subject: no final crlf\r\n\r\nlast line",
+                b"Subject: bare lf\n\nline\n.dot\nend\n",
+                b"Subject: mixed\r\n\nbare\rcr\r\n.\nno end",
+                b"Subject: fine\r\n\r\nbody\r\n"]
+        for m in msgs:
+            deliver(self.inst, m, HEIDI[0])
+        r = Raw(self.inst.host, self.inst.ports["pop3"])
+        r.login(*HEIDI)
+        self.assertTrue(r.cmd("LIST").startswith(b"+OK 4 messages"))
+        sizes = [int(ln.split()[1]) for ln in r.multi()]
+        stat = r.cmd("STAT").split()
+        self.assertEqual(int(stat[2]), sum(sizes))
+        for i, size in enumerate(sizes, 1):
+            self.assertEqual(r.cmd("LIST %d" % i), b"+OK %d %d" % (i, size))
+            r.send("RETR %d\r\n" % i)
+            wire = b""
+            while not wire.endswith(b"\r\n.\r\n"):
+                chunk = r.sock.recv(65536)
+                self.assertTrue(chunk, "connection closed in RETR")
+                wire += chunk
+            status, _, body = wire.partition(b"\r\n")
+            self.assertEqual(status, b"+OK %d octets" % size)
+            body = body[:-3]  # ".\r\n", the terminator
+            self.assertNotRegex(body, rb"(?<!\r)\n",
+                                "message %d: a bare LF went out" % i)
+            self.assertNotRegex(body, rb"\r(?!\n)",
+                                "message %d: a bare CR went out" % i)
+            # Undo the dot-stuffing, then count: that is the size.
+            lines = body.split(b"\r\n")
+            self.assertEqual(lines[-1], b"", "message %d ends in CRLF" % i)
+            sent = sum(len(ln) - (1 if ln.startswith(b".") else 0) + 2
+                       for ln in lines[:-1])
+            self.assertEqual(sent, size,
+                             "message %d: octets sent = LIST size" % i)
+        self.assertTrue(r.cmd("QUIT").startswith(b"+OK"))
+        # poplib counts the same way.
+        p = self.pop(HEIDI)
+        for i, size in enumerate(sizes, 1):
+            _, lines, octets = p.retr(i)
+            self.assertEqual(sum(len(ln) + 2 for ln in lines), size)
+        p.quit()
 
     def test_top(self):
         m = message("top", b"one\r\ntwo\r\n.three\r\nfour\r\n")

@@ -12,7 +12,8 @@
  *	! permfail ADDRESS        (... and says retrying will not help)
  *	! message ADDRESS UIDL [failopen|failread]
  *	Subject: lines of the message, each sent with CRLF
- *	! end
+ *	! end                     (the message as the store keeps it:
+ *	                           CRLF line ends, a final CRLF)
  *	C: a client line (CRLF appended unless it ends in %nocrlf%)
  *	S: an expected server line; '*' matches anything
  *	S: <close>
@@ -209,6 +210,33 @@ dlg_config(struct dlg *d, char *args, int lineno)
 	return 0;
 }
 
+/* The message as store_deliver stores it: a lone CR or LF becomes CRLF,
+ * a non-empty message ends with CRLF.  Returns 0 or -1. */
+static int
+dlg_crlf(struct buf *b)
+{
+	struct buf out;
+	int rc = 0;
+
+	buf_init(&out, b->max);
+	for (size_t i = 0; i < b->len && rc == 0; i++) {
+		if (b->p[i] == '\r' && i + 1 < b->len && b->p[i + 1] == '\n')
+			continue;
+		if (b->p[i] == '\r' || b->p[i] == '\n')
+			rc = buf_append(&out, "\r\n", 2);
+		else
+			rc = buf_append(&out, &b->p[i], 1);
+	}
+	if (rc == 0 && out.len > 0 && out.p[out.len - 1] != '\n')
+		rc = buf_append(&out, "\r\n", 2);
+	if (rc == 0) {
+		buf_reset(b);
+		rc = buf_append(b, out.p, out.len);
+	}
+	buf_fini(&out);
+	return rc < 0 ? -1 : 0;
+}
+
 static int
 dlg_load(const char *path, struct dlg *d)
 {
@@ -238,6 +266,8 @@ dlg_load(const char *path, struct dlg *d)
 		s = &d->sess[d->n_sess - 1];
 		if (m != NULL) {
 			if (strcmp(line, "! end") == 0) {
+				if (dlg_crlf(&m->data) < 0)
+					rc = dlg_fail(lineno, "bad message");
 				m = NULL;
 				continue;
 			}

@@ -4,6 +4,8 @@
  */
 #include <signal.h>
 
+#include <time.h>
+
 #include "test_store_util.c"
 
 static int64_t alice, bob, carol;
@@ -196,18 +198,22 @@ test_deliver_group(struct store *st)
 	/* Fill alice to her quota: the one that does not fit fails with
 	 * EQUOTA, later smaller ones in the same group still go in. */
 	{
-		static char fill[1000], tiny[] = "x\r\n";
+		static char fill[1000], fill50[50], tiny[] = "x\r\n";
 		int64_t used;
 
 		store_mailbox_usage(st, alice, &used, NULL, NULL, &err);
+		/* Text as stored: each message ends with CRLF. */
 		memset(fill, 'f', sizeof(fill) - 1);
+		memcpy(fill + (1000 - used - 10) - 2, "\r\n", 2);
+		memset(fill50, 'f', sizeof(fill50));
+		memcpy(fill50 + 48, "\r\n", 2);
 		for (int i = 0; i < 3; i++) {
 			m[i].users = to_alice;
 			m[i].n_users = 1;
 		}
 		m[0].body = (const uint8_t *)fill;
 		m[0].body_len = (size_t)(1000 - used - 10);
-		m[1].body = (const uint8_t *)fill;
+		m[1].body = (const uint8_t *)fill50;
 		m[1].body_len = 50;
 		m[2].body = (const uint8_t *)tiny;
 		m[2].body_len = 3;
@@ -250,7 +256,11 @@ test_deliver_fd(struct store *st)
 		x ^= x >> 17;
 		x ^= x << 5;
 		src[i] = (uint8_t)x;
+		/* Binary but for line ends, which are stored as CRLF. */
+		if (src[i] == '\r' || src[i] == '\n')
+			src[i] = 'x';
 	}
+	memcpy(src + len - 2, "\r\n", 2);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	TAP_OK(fd >= 0 && write(fd, src, len) == (ssize_t)len,
 	    "spool file written");
@@ -305,6 +315,201 @@ test_deliver_fd(struct store *st)
 	close(fd);
 	free(src);
 	TAP_OK(store__idle(st), "idle after big delivery");
+}
+
+/* Line ends as stored: CRLF everywhere and at the end, so that the size
+ * POP3 announces is what it sends (RFC 1939 11).  Each case from memory
+ * and from a spool file. */
+static void
+test_deliver_crlf(struct store *st)
+{
+	static const struct {
+		const char *head, *body, *want;
+	} cases[] = {
+		{ "", "a\r\nb\r\n", "a\r\nb\r\n" },
+		{ "", "no newline", "no newline\r\n" },
+		{ "", "a\n.b\n", "a\r\n.b\r\n" },
+		{ "", "bare\rcr", "bare\r\ncr\r\n" },
+		{ "", "ends in cr\r", "ends in cr\r\n" },
+		{ "", "two\n\nlf", "two\r\n\r\nlf\r\n" },
+		{ "", "", "" },
+		{ "H: x\r\n", "", "H: x\r\n" },
+		{ "H: x\n", "body", "H: x\r\nbody\r\n" },
+		{ "H: x\r", "\nbody\r\n", "H: x\r\nbody\r\n" },
+	};
+	const int64_t to[] = { carol };
+	struct store_entry *e;
+	struct pr_err err = { 0 };
+	char path[400];
+	size_t n, len, before;
+	uint8_t *got;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/crlf-spool", t_dir);
+	store_maildrop_list(st, carol, &e, &before, &err);
+	free(e);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int from_fd = 0; from_fd < 2; from_fd++) {
+			struct store_msg m = { 0 }, *mp = &m;
+			size_t blen = strlen(cases[i].body);
+
+			fd = -1;
+			if (from_fd) {
+				fd = open(path, O_RDWR | O_CREAT | O_TRUNC,
+				    0600);
+				if (fd < 0 || write(fd, cases[i].body, blen) !=
+				    (ssize_t)blen)
+					TAP_OK(0, "spool file %zu", i);
+			}
+			m.sender = "";
+			m.users = to;
+			m.n_users = 1;
+			m.head = (const uint8_t *)cases[i].head;
+			m.head_len = strlen(cases[i].head);
+			m.body = (const uint8_t *)cases[i].body;
+			m.body_len = blen;
+			m.body_fd = fd;
+			store_deliver(st, &mp, 1);
+			TAP_EQ_INT(m.status, 0, "line ends case %zu%s "
+			    "delivered", i, from_fd ? " (spool)" : "");
+			store_maildrop_list(st, carol, &e, &n, &err);
+			len = strlen(cases[i].want);
+			TAP_OK(n == before + 1 && e[n - 1].size ==
+			    (int64_t)len, "... entry size %zu", len);
+			got = n == before + 1 ? t_read_body(st, carol,
+			    e[n - 1].id, 5, &n) : NULL;
+			TAP_OK(got != NULL && n == len &&
+			    memcmp(got, cases[i].want, len) == 0,
+			    "... stored as CRLF text");
+			free(got);
+			store_maildrop_delete(st, carol, &e[before].id, 1,
+			    &err);
+			free(e);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+
+	/* A CR at the end of one spool chunk, its LF at the start of the
+	 * next, and lone LFs on both sides: one CRLF each. */
+	{
+		const size_t big = 3 * STORE_CHUNK;
+		struct store_msg m = { 0 }, *mp = &m;
+		uint8_t *src = malloc(big);
+		size_t lfs = 0, glen;
+		bool clean = true;
+
+		memset(src, 'a', big);
+		for (size_t i = 999; i < big; i += 1000)
+			src[i] = '\n';
+		src[STORE_CHUNK - 1] = '\r';
+		src[STORE_CHUNK] = '\n';
+		for (size_t i = 0; i < big; i++)
+			if (src[i] == '\n' && (i == 0 || src[i - 1] != '\r'))
+				lfs++;
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		TAP_OK(fd >= 0 && write(fd, src, big) == (ssize_t)big,
+		    "chunk boundary spool file written");
+		m.sender = "";
+		m.users = to;
+		m.n_users = 1;
+		m.body_len = big;
+		m.body_fd = fd;
+		store_deliver(st, &mp, 1);
+		TAP_EQ_INT(m.status, 0, "chunk boundary case delivered");
+		store_maildrop_list(st, carol, &e, &n, &err);
+		/* Every lone LF gains a CR, the end gains CRLF. */
+		TAP_OK(n == before + 1 && e[n - 1].size ==
+		    (int64_t)(big + lfs + 2), "... size %zu", big + lfs + 2);
+		got = n == before + 1 ? t_read_body(st, carol, e[n - 1].id,
+		    65536, &glen) : NULL;
+		for (size_t i = 0; got != NULL && i < glen; i++) {
+			if (got[i] == '\n' && (i == 0 || got[i - 1] != '\r'))
+				clean = false;
+			if (got[i] == '\r' && (i + 1 == glen ||
+			    got[i + 1] != '\n'))
+				clean = false;
+		}
+		TAP_OK(got != NULL && clean && glen >= 2 &&
+		    memcmp(got + glen - 2, "\r\n", 2) == 0,
+		    "... every line end is CRLF");
+		free(got);
+		if (n == before + 1)
+			store_maildrop_delete(st, carol, &e[before].id, 1,
+			    &err);
+		free(e);
+		close(fd);
+		free(src);
+	}
+	TAP_EQ_INT(store_check(st, &err), 0, "check after line end cases "
+	    "(%s)", err.msg);
+}
+
+/* Quotas per recipient: a full mailbox is skipped and reported, the
+ * others get the message. */
+static void
+test_deliver_per_rcpt(struct store *st)
+{
+	int64_t roomy = t_add_user(st, "roomy@example.org", 0);
+	int64_t tiny = t_add_user(st, "tiny@example.org", 10);
+	int64_t full = t_add_user(st, "full@example.org", 40);
+	const int64_t both[] = { roomy, full, tiny }, alone[] = { full };
+	const char *body = "Subject: q\r\n\r\nquota test\r\n"; /* 29 */
+	const char *remote[] = { "far@far.example" };
+	struct store_msg m = { 0 }, *mp = &m;
+	int us[3];
+	int64_t count;
+
+	t_deliver(st, &full, 1, NULL, 0, "", body, NULL);
+	m.sender = "s@remote.example";
+	m.users = both;
+	m.n_users = 3;
+	m.body = (const uint8_t *)body;
+	m.body_len = strlen(body);
+	m.body_fd = -1;
+	TAP_EQ_INT(store_deliver(st, &mp, 1), 0, "all or nothing committed");
+	TAP_EQ_INT(m.status, PR_EQUOTA, "without user_status: one full "
+	    "mailbox fails the message");
+	TAP_OK(strstr(m.err.msg, "full@example.org") != NULL,
+	    "... naming the mailbox (%s)", m.err.msg);
+
+	m.user_status = us;
+	TAP_EQ_INT(store_deliver(st, &mp, 1), 0, "per recipient committed");
+	TAP_EQ_INT(m.status, 0, "the message is delivered");
+	TAP_EQ_INT(us[0], 0, "roomy took it");
+	TAP_EQ_INT(us[1], PR_EQUOTA, "full is full");
+	TAP_EQ_INT(us[2], PR_ETOOBIG, "too big for tiny");
+	store_mailbox_usage(st, roomy, NULL, &count, NULL, NULL);
+	TAP_EQ_INT(count, 1, "roomy has one message");
+	store_mailbox_usage(st, tiny, NULL, &count, NULL, NULL);
+	TAP_EQ_INT(count, 0, "tiny has none");
+	store_mailbox_usage(st, full, NULL, &count, NULL, NULL);
+	TAP_EQ_INT(count, 1, "full still has one");
+
+	m.users = alone;
+	m.n_users = 1;
+	TAP_EQ_INT(store_deliver(st, &mp, 1), 0, "only a full mailbox");
+	TAP_EQ_INT(m.status, PR_EQUOTA, "... EQUOTA: nobody took it");
+	TAP_OK(strstr(m.err.msg, "full@example.org") != NULL,
+	    "... naming the mailbox (%s)", m.err.msg);
+	TAP_EQ_INT(m.id[0], '\0', "... no id");
+	m.remote = remote;
+	m.n_remote = 1;
+	TAP_EQ_INT(store_deliver(st, &mp, 1), 0, "a full mailbox and a "
+	    "remote recipient");
+	TAP_OK(m.status == 0 && us[0] == PR_EQUOTA, "the remote one takes "
+	    "it, the full one is reported");
+	{
+		struct store_queue_job *jobs;
+		size_t n;
+
+		store_queue_due(st, (int64_t)time(NULL) + 5, 10, &jobs, &n,
+		    NULL);
+		for (size_t i = 0; i < n; i++)
+			store_queue_del(st, jobs[i].id, NULL);
+		store_queue_jobs_free(jobs, n);
+	}
+	TAP_EQ_INT(store_check(st, NULL), 0, "check passes");
 }
 
 static void
@@ -555,6 +760,8 @@ main(void)
 	test_deliver_one(st);
 	test_deliver_group(st);
 	test_deliver_fd(st);
+	test_deliver_crlf(st);
+	test_deliver_per_rcpt(st);
 	test_maildrop(st);
 	test_mailbox_list(st);
 	test_locks(st);

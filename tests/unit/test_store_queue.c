@@ -208,6 +208,130 @@ t_settle_bounces(struct store *st, int64_t alice)
 	store_queue_jobs_free(jobs, n);
 }
 
+/* Claims: two connections (two processes) asking for the same due
+ * entries get disjoint sets; a claim ends with the attempt's settle, with
+ * store_queue_unclaim_all, or when its lease runs out. */
+#define T_CLAIM_N 40
+
+static void
+t_claims(struct store *st)
+{
+	const char *to[] = { "claim@far.example" };
+	struct store_queue_job *ja, *jb, *jc;
+	struct store *st2 = NULL;
+	struct pr_err err = { 0 };
+	int64_t now = (int64_t)time(NULL), seen[T_CLAIM_N], deferred;
+	size_t na, nb, nc, n_seen = 0;
+	int fds[2], status, dup = 0, ok = 0;
+	pid_t pids[2];
+
+	for (int i = 0; i < T_CLAIM_N; i++)
+		t_deliver(st, NULL, 0, to, 1, "", "Subject: c\r\n\r\n", NULL);
+	TAP_EQ_INT(store_open(t_data, 0, &st2, &err), 0, "a second "
+	    "connection");
+	TAP_EQ_INT(store_queue_due(st, now + 5, 15, &ja, &na, &err), 0,
+	    "first connection claims");
+	TAP_EQ_INT(store_queue_due(st2, now + 5, 100, &jb, &nb, &err), 0,
+	    "second connection claims");
+	TAP_EQ_INT(na + nb, T_CLAIM_N, "%zu + %zu: every entry claimed once",
+	    na, nb);
+	for (size_t i = 0; i < na; i++)
+		for (size_t j = 0; j < nb; j++)
+			if (ja[i].id == jb[j].id)
+				dup++;
+	TAP_EQ_INT(dup, 0, "the two sets are disjoint");
+	TAP_EQ_INT(store_queue_due(st, now + 5, 100, &jc, &nc, &err), 0,
+	    "asking again");
+	TAP_EQ_INT(nc, 0, "claimed entries are not due to anyone");
+	store_queue_jobs_free(jc, nc);
+
+	/* A settled attempt releases its claim: due again when scheduled. */
+	deferred = ja[0].id;
+	TAP_EQ_INT(t_settle(st, deferred, NULL, 0, now + 600, "451 later",
+	    &err), 0, "an attempt deferred");
+	TAP_EQ_INT(store_queue_due(st2, now + 5, 100, &jc, &nc, &err), 0,
+	    "due before its next attempt");
+	TAP_EQ_INT(nc, 0, "... nothing");
+	store_queue_jobs_free(jc, nc);
+	TAP_EQ_INT(store_queue_due(st2, now + 601, 100, &jc, &nc, &err), 0,
+	    "due at its next attempt");
+	TAP_OK(nc == 1 && jc[0].id == deferred, "the deferred entry is "
+	    "due again, to either connection");
+	store_queue_jobs_free(jc, nc);
+
+	/* A runner that crashed: its lease runs out. */
+	TAP_EQ_INT(store_queue_due(st2, now + STORE_QUEUE_LEASE - 1, 100, &jc,
+	    &nc, &err), 0, "before the lease ends");
+	TAP_EQ_INT(nc, 0, "... nothing");
+	store_queue_jobs_free(jc, nc);
+	TAP_EQ_INT(store_queue_due(st2, now + STORE_QUEUE_LEASE + 10, 100,
+	    &jc, &nc, &err), 0, "after the lease ends");
+	TAP_EQ_INT(nc, T_CLAIM_N - 1, "... every entry is due again but the "
+	    "one claimed later");
+	store_queue_jobs_free(jc, nc);
+	TAP_EQ_INT(store_queue_unclaim_all(st, &err), 0, "unclaim all");
+	TAP_EQ_INT(store_queue_due(st, now + 5, 100, &jc, &nc, &err), 0,
+	    "due after unclaim all");
+	TAP_EQ_INT(nc, T_CLAIM_N - 1, "every entry but the deferred one");
+	store_queue_jobs_free(jc, nc);
+	TAP_EQ_INT(store_queue_unclaim_all(st, &err), 0, "unclaim all again");
+	store_queue_jobs_free(ja, na);
+	store_queue_jobs_free(jb, nb);
+	store_close(&st2);
+
+	/* Two processes racing, one entry at a time. */
+	if (pipe(fds) < 0)
+		return;
+	fflush(stdout);
+	for (int p = 0; p < 2; p++) {
+		if ((pids[p] = fork()) == 0) {
+			struct store *cst = NULL;
+			struct store_queue_job *j;
+			size_t n;
+
+			close(fds[0]);
+			if (store_open(t_data, 0, &cst, &err) < 0)
+				_exit(1);
+			while (store_queue_due(cst, now + 5, 1, &j, &n,
+			    &err) == 0 && n == 1) {
+				if (write(fds[1], &j[0].id, sizeof(j[0].id)) !=
+				    sizeof(j[0].id))
+					_exit(1);
+				store_queue_jobs_free(j, n);
+			}
+			store_close(&cst);
+			_exit(err.code != 0 ? 1 : 0);
+		}
+	}
+	close(fds[1]);
+	for (;;) {
+		int64_t id;
+
+		if (read(fds[0], &id, sizeof(id)) != sizeof(id))
+			break;
+		for (size_t i = 0; i < n_seen; i++)
+			if (seen[i] == id)
+				dup++;
+		if (n_seen < T_CLAIM_N)
+			seen[n_seen++] = id;
+	}
+	close(fds[0]);
+	for (int p = 0; p < 2; p++)
+		if (waitpid(pids[p], &status, 0) == pids[p] &&
+		    WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			ok++;
+	TAP_EQ_INT(ok, 2, "two racing claimants had no error");
+	TAP_EQ_INT(dup, 0, "no entry claimed twice");
+	TAP_EQ_INT(n_seen, T_CLAIM_N - 1, "every due entry claimed");
+
+	/* Leave the queue empty for what follows. */
+	seen[n_seen < T_CLAIM_N ? n_seen++ : 0] = deferred;
+	for (size_t i = 0; i < n_seen; i++)
+		if (store_queue_del(st, seen[i], &err) == 0)
+			ok++;
+	TAP_EQ_INT(ok, 2 + T_CLAIM_N, "queue emptied");
+}
+
 int
 main(void)
 {
@@ -367,6 +491,7 @@ main(void)
 	TAP_EQ_INT(store_queue_next_due(st, &when, &err), 0, "next due");
 	TAP_EQ_INT(when, 0, "empty again");
 	t_settle_bounces(st, alice);
+	t_claims(st);
 	TAP_EQ_INT(store_check(st, &err), 0, "check passes (%s)", err.msg);
 	TAP_OK(store__idle(st), "idle after queue operations");
 	t_check_plans(st);
