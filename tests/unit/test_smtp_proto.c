@@ -28,16 +28,30 @@ proto_new(enum smtp_listen_kind kind)
 	return p;
 }
 
-/* Feeds s whole; returns the reply text produced (static, reset). */
+/* Feeds s whole; returns the reply text produced (static, reset).  An
+ * anonymous sender's domain lookup (SMTP_EV_MAIL) answers "not hosted"
+ * and feeding goes on. */
 static const char *
 feed(struct smtp_proto *p, const char *s)
 {
 	static char out[65536];
 	struct buf *o;
-	ssize_t n = smtp_proto_feed(p, (const uint8_t *)s, strlen(s));
+	const struct smtp_event *ev;
+	size_t len = strlen(s);
+	ssize_t n;
 
-	if (n < 0)
-		return "ERROR";
+	for (;;) {
+		n = smtp_proto_feed(p, (const uint8_t *)s, len);
+		if (n < 0)
+			return "ERROR";
+		s += n;
+		len -= (size_t)n;
+		ev = smtp_proto_event(p);
+		if (ev == NULL || ev->type != SMTP_EV_MAIL ||
+		    smtp_proto_auth_user(p)[0] != '\0')
+			break;
+		smtp_proto_complete(p, 0);
+	}
 	o = smtp_proto_out(p);
 	snprintf(out, sizeof(out), "%.*s", (int)o->len, (const char *)o->p);
 	buf_reset(o);
