@@ -63,8 +63,8 @@ cmd_check_postmaster(struct cli *cli, struct store *st)
 	int kind;
 
 	if (pm[0] == '\0') {
-		printf("warning: no [server] postmaster: postmaster@ and abuse@ "
-		    "reach only domains with such a user or alias\n");
+		printf("warning: no [server] postmaster: postmaster@ and "
+		    "abuse@ reach only domains with such a user or alias\n");
 		return;
 	}
 	pr_err_clear(&err);

@@ -389,8 +389,8 @@ test_log_no_secrets(void)
 		TAP_OK(strstr(log_text, "reject:") != NULL, "case %zu: "
 		    "refusals logged", i);
 		for (k = 0; k < sizeof(secrets) / sizeof(secrets[0]); k++)
-			TAP_OK(strstr(log_text, secrets[k]) == NULL, "case %zu: "
-			    "no \"%s\" in the log", i, secrets[k]);
+			TAP_OK(strstr(log_text, secrets[k]) == NULL,
+			    "case %zu: no \"%s\" in the log", i, secrets[k]);
 		smtp_proto_free(&p);
 	}
 }
