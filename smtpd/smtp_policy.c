@@ -7,7 +7,10 @@
  * exist).  Not counted are replies that report the server's own trouble
  * or a mailbox's state (451 4.3.0, 454 4.7.0, 452 4.2.2), and the 452
  * 4.5.3 of RFC 5321 4.5.3.1.10, which asks the client to send the other
- * recipients in a later transaction.
+ * recipients in a later transaction.  Counted although accepted: junk
+ * commands past limits.junk_max.  The counter's limit is [smtp]
+ * hard_error_limit (limits.bad_cmd_max); past half of it each counted
+ * error waits SMTP_POLICY_ERROR_DELAY_MS, the client's time, not ours.
  */
 #include "smtp_policy.h"
 
