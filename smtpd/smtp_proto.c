@@ -764,6 +764,9 @@ smtp_proto_complete_deliver(struct smtp_proto *p, int status)
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
 	if (smtp_proto__check(p, SMTP_POLICY_DELIVER_DONE, status)) {
 		p->messages++;
+		/* A session that moves mail is no junk: an MTA that sends RSET
+		 * between the messages of a cached connection is not limited. */
+		p->junk = 0;
 		smtp_proto__reply(p, 250, "2.0.0", "Ok: queued as %s",
 		    p->queued_id);
 	}

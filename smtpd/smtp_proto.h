@@ -73,7 +73,8 @@ struct smtp_limits {
 	unsigned bad_cmd_max;
 	/* NOOP, RSET, VRFY and HELP outside a transaction before each one
 	 * counts as an error, as Postfix's smtpd_junk_command_limit; an
-	 * authenticated session is not limited. */
+	 * accepted message resets the count, and an authenticated session
+	 * is not limited. */
 	unsigned junk_max;
 	unsigned auth_fail_max;  /* failed AUTH before 421 */
 	size_t mem_max;          /* message octets held before a SPOOL event */
