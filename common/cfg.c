@@ -29,6 +29,7 @@ cfg_defaults(struct cfg *c)
 	c->smtp.max_recipients = 100; /* RFC 5321 4.5.3.1.8 minimum */
 	c->smtp.max_connections_per_ip = 50;
 	c->smtp.allow_plaintext_auth = false;
+	c->smtp.hard_error_limit = 20; /* Postfix's smtpd_hard_error_limit */
 	c->smtp.timeout = 300; /* RFC 5321 4.5.3.2.7: at least 5 minutes */
 
 	cfg_parse_listen("0.0.0.0:110,[::]:110", &c->pop3.listen);
@@ -272,6 +273,12 @@ cfg_set_server(struct cfg *c, const char *name, const char *value)
 		r = *value == '\0' ? PR_EINVAL : CFG_STR(c->server.data_dir);
 	else if (strcmp(name, "user") == 0)
 		r = CFG_STR(c->server.user);
+	else if (strcmp(name, "postmaster") == 0)
+		/* An address or nothing: whether it exists is the store's to
+		 * say (postroom check). */
+		r = *value != '\0' && (strchr(value, '@') == NULL ||
+		    strchr(value, ' ') != NULL) ? PR_EINVAL :
+		    CFG_STR(c->server.postmaster);
 	else if (strcmp(name, "log_level") == 0) {
 		enum log_level l;
 
@@ -307,7 +314,11 @@ cfg_set_smtp(struct cfg *c, const char *name, const char *value)
 		    &c->smtp.max_connections_per_ip);
 	else if (strcmp(name, "allow_plaintext_auth") == 0)
 		r = cfg_parse_bool(value, &c->smtp.allow_plaintext_auth);
-	else if (strcmp(name, "timeout") == 0) {
+	else if (strcmp(name, "hard_error_limit") == 0) {
+		r = cfg_parse_uint(value, 1000, &c->smtp.hard_error_limit);
+		if (r == 0 && c->smtp.hard_error_limit == 0)
+			r = PR_EINVAL;
+	} else if (strcmp(name, "timeout") == 0) {
 		uint64_t s;
 
 		r = cfg_parse_duration(value, &s);

@@ -40,6 +40,10 @@ struct cfg {
 		char data_dir[1024]; /* default /var/lib/postroom */
 		char user[64];       /* default "postroom"; "" = do not drop */
 		int log_level;       /* enum log_level, default info */
+		/* Receives postmaster@ and abuse@ of every hosted domain and
+		 * <Postmaster> (RFC 5321 4.5.1, RFC 2142 5) when the domain
+		 * has no such user or alias; "" = none (the default). */
+		char postmaster[256];
 	} server;
 	struct {
 		struct cfg_listen_list listen;      /* default 0.0.0.0:25 */
@@ -49,6 +53,9 @@ struct cfg {
 		unsigned max_recipients;    /* default 100 */
 		unsigned max_connections_per_ip; /* default 50, 0 = unlimited */
 		bool allow_plaintext_auth;  /* default false */
+		/* Counted errors before 421, default 20; past half of it
+		 * each error reply waits a second. */
+		unsigned hard_error_limit;
 		unsigned timeout;  /* idle seconds, default 300 (RFC 5321 4.5.3.2.7) */
 	} smtp;
 	struct {

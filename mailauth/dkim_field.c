@@ -4,11 +4,11 @@
  */
 #include "dkim_field.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "addr_list.h"
 #include "err.h"
 
 size_t
@@ -58,19 +58,29 @@ dkim_field_is(const uint8_t *head, const struct dkim_field *f,
 	    strncasecmp((const char *)head + f->off, name, n) == 0;
 }
 
+/*
+ * The value is an RFC 5322 3.4 address-list, read by addr_list_parse(): a
+ * "<" or "@" in a display name, a quoted string or a comment names no
+ * domain.  With several mailboxes (RFC 5322 3.6.2) they must share the
+ * domain, or there is no one domain to sign for.
+ */
 int
 dkim_field_from_domain(const uint8_t *head, size_t len, char *out,
     size_t outsz)
 {
 	struct dkim_field *f;
-	const char *v, *end, *lt, *at, *p;
-	char val[1024];
-	size_t nf, i, n, o;
+	char (*addrs)[ADDR_MAX] = NULL;
+	const char *v, *dom;
+	size_t nf, i, n, na;
 	int r = PR_ENOENT;
 
 	f = calloc(DKIM_FIELD_MAX, sizeof(*f));
-	if (f == NULL)
+	addrs = calloc(DKIM_FIELD_FROM_MAX, sizeof(*addrs));
+	if (f == NULL || addrs == NULL) {
+		free(f);
+		free(addrs);
 		return PR_ENOMEM;
+	}
 	nf = dkim_field_split(head, len, f, DKIM_FIELD_MAX);
 	for (i = 0; i < nf; i++) {
 		if (!dkim_field_is(head, &f[i], "from"))
@@ -78,32 +88,22 @@ dkim_field_from_domain(const uint8_t *head, size_t len, char *out,
 		v = memchr(head + f[i].off, ':', f[i].len);
 		if (v == NULL)
 			break;
-		n = f[i].len - (size_t)(v + 1 - (const char *)head - f[i].off);
-		if (n >= sizeof(val))
-			n = sizeof(val) - 1;
-		memcpy(val, v + 1, n);
-		val[n] = '\0';
-		/* "Name <local@domain>" or a bare "local@domain". */
-		lt = strchr(val, '<');
-		p = lt != NULL ? lt + 1 : val;
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		end = p + strcspn(p, lt != NULL ? ">" : ",;() \t\r\n");
-		at = NULL;
-		for (const char *q = p; q < end; q++)
-			if (*q == '@')
-				at = q;
-		if (at == NULL)
+		v++;
+		n = f[i].len - (size_t)(v - (const char *)head - f[i].off);
+		if (addr_list_parse(v, n, addrs, DKIM_FIELD_FROM_MAX,
+		    &na) < 0 || na == 0)
 			break;
-		n = (size_t)(end - at - 1);
-		if (n == 0 || n >= outsz)
+		dom = addr_domain(addrs[0]);
+		for (n = 1; n < na; n++)
+			if (strcmp(addr_domain(addrs[n]), dom) != 0)
+				break;
+		if (n < na || strlen(dom) >= outsz)
 			break;
-		for (o = 0; o < n; o++)
-			out[o] = (char)tolower((unsigned char)at[1 + o]);
-		out[n] = '\0';
+		memcpy(out, dom, strlen(dom) + 1);
 		r = 0;
 		break;
 	}
+	free(addrs);
 	free(f);
 	return r;
 }

@@ -14,6 +14,8 @@
 /* Header fields looked at, at most; a header section with more is cut
  * there (RFC 5322 sets no limit, so one is needed here). */
 #define DKIM_FIELD_MAX 1000
+/* Mailboxes of a From: field read, at most (RFC 5322 3.6.2). */
+#define DKIM_FIELD_FROM_MAX 32
 
 /* One field of a header section, as offsets into it. */
 struct dkim_field {
@@ -36,11 +38,12 @@ bool dkim_field_is(const uint8_t *head, const struct dkim_field *f,
     const char *name);
 
 /*
- * Finds the domain of the (first) address in the From: field of the
- * header section head[0..len), lower-cased, into out (outsz bytes).  This
- * is the author domain that DMARC aligns with (RFC 7489 3.1).  Returns 0,
- * PR_ENOENT when there is no From: field or no domain in it, or
- * PR_ENOMEM.
+ * Finds the domain of the addresses in the (first) From: field of the
+ * header section head[0..len), an RFC 5322 3.4 address-list, lower-cased,
+ * into out (outsz bytes).  This is the author domain that DMARC aligns
+ * with (RFC 7489 3.1).  Returns 0, PR_ENOENT when there is no From:
+ * field, it does not parse, or its mailboxes are in different domains,
+ * or PR_ENOMEM.
  */
 int dkim_field_from_domain(const uint8_t *head, size_t len, char *out,
     size_t outsz);

@@ -606,6 +606,27 @@ pop3_cmd_run(struct pop3_proto *p, const struct pop3_cmd *c, char *args)
 	c->proceed(p, &a);
 }
 
+/*
+ * CAPA and USER before a login: valid, but a client that repeats them and
+ * never logs in holds a session for nothing.  Past limits.junk_max the
+ * session closes.  A logged-in user (TRANSACTION) is not limited.
+ * Returns false when the session was closed.
+ */
+static bool
+pop3_cmd_junk(struct pop3_proto *p, const struct pop3_cmd *c)
+{
+	if (p->state != POP3_S_AUTHORIZATION || (strcmp(c->name, "CAPA") != 0 &&
+	    strcmp(c->name, "USER") != 0))
+		return true;
+	if (++p->junk <= p->cfg.limits.junk_max)
+		return true;
+	pop3_cmd__forget(p);
+	pop3_proto__reply(p, "-ERR Too many commands without logging in, "
+	    "closing connection");
+	pop3_proto__enter(p, POP3_S_CLOSED);
+	return false;
+}
+
 void
 pop3_cmd__forget(struct pop3_proto *p)
 {
@@ -654,5 +675,7 @@ pop3_cmd__line(struct pop3_proto *p, char *line, size_t len)
 		    "Command not valid in this state");
 		return;
 	}
+	if (!pop3_cmd_junk(p, cmd))
+		return;
 	pop3_cmd_run(p, cmd, args);
 }

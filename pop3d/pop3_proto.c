@@ -32,6 +32,7 @@ pop3_proto_limits_default(struct pop3_limits *l)
 	l->line_max = POP3_LINE_MAX;
 	l->sasl_line_max = POP3_SASL_LINE_MAX;
 	l->bad_cmd_max = POP3_BAD_CMD_MAX;
+	l->junk_max = POP3_JUNK_MAX;
 	l->auth_fail_max = POP3_AUTH_FAIL_MAX;
 }
 
@@ -169,6 +170,8 @@ pop3_proto_new(const struct pop3_config *cfg, struct pop3_proto **p_r)
 	p->cfg.hostname = p->hostname;
 	if (p->cfg.limits.line_max == 0)
 		pop3_proto_limits_default(&p->cfg.limits);
+	if (p->cfg.limits.junk_max == 0)
+		p->cfg.limits.junk_max = POP3_JUNK_MAX;
 	p->tls_active = cfg->tls_active;
 	/* The longest line plus the NUL the parser appends. */
 	buf_init(&p->in, (p->cfg.limits.sasl_line_max > p->cfg.limits.line_max ?
@@ -223,6 +226,12 @@ bool
 pop3_proto_closing(const struct pop3_proto *p)
 {
 	return p->state == POP3_S_CLOSED;
+}
+
+bool
+pop3_proto_line_pending(const struct pop3_proto *p)
+{
+	return (p->in.len > 0 || p->discarding) && p->state != POP3_S_CLOSED;
 }
 
 enum pop3_state

@@ -53,6 +53,9 @@
 #define POP3_SASL_LINE_MAX 2200
 /* Bad commands before the session is closed (as Dovecot). */
 #define POP3_BAD_CMD_MAX 20
+/* CAPA and USER before a login, at most: a client that never logs in
+ * (and is no bad command either) does not hold a session forever. */
+#define POP3_JUNK_MAX 100
 /* Failed logins before the session is closed. */
 #define POP3_AUTH_FAIL_MAX 3
 /* Output produced per step of a long listing or a body chunk. */
@@ -64,6 +67,7 @@ struct pop3_limits {
 	size_t line_max;       /* POP3_LINE_MAX */
 	size_t sasl_line_max;  /* POP3_SASL_LINE_MAX */
 	unsigned bad_cmd_max;  /* POP3_BAD_CMD_MAX */
+	unsigned junk_max;     /* POP3_JUNK_MAX; 0 reads as that */
 	unsigned auth_fail_max; /* POP3_AUTH_FAIL_MAX */
 };
 
@@ -161,6 +165,11 @@ const struct pop3_event *pop3_proto_event(struct pop3_proto *p);
 
 /* True once the session should close after flushing its output. */
 bool pop3_proto_closing(const struct pop3_proto *p);
+
+/* True while a command line (or SASL response) has begun and not ended,
+ * an over-long one being discarded included: the glue times the whole
+ * line from its first octet, not each octet (slowloris), as for SMTP. */
+bool pop3_proto_line_pending(const struct pop3_proto *p);
 
 enum pop3_state pop3_proto_state(const struct pop3_proto *p);
 

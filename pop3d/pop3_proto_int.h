@@ -42,6 +42,7 @@ struct pop3_proto {
 	bool out_failed;     /* the output could not be queued: closed */
 
 	unsigned bad_cmds;
+	unsigned junk;       /* CAPA and USER before a login */
 	unsigned auth_fails;
 	bool tls_active;
 

@@ -697,6 +697,11 @@ pop3_session_pump(struct pop3_session *s)
 			return;
 		}
 		net_conn_consume(s->conn, (size_t)n);
+		/* A command line must be complete within one timeout of its
+		 * first octet, however slowly it trickles in, even one
+		 * being discarded after "-ERR Line too long". */
+		net_conn_hold_timeout(s->conn,
+		    pop3_proto_line_pending(s->proto));
 		if (n == 0 && pop3_proto_event(s->proto) == NULL &&
 		    pop3_proto_out(s->proto)->len == 0) {
 			pop3_session_idle(s);

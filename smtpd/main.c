@@ -54,6 +54,7 @@ smtpd_limits(struct smtpd *d)
 	smtp_limits_default(l);
 	l->data_max = d->cfg.smtp.max_message_size;
 	l->rcpt_max = d->cfg.smtp.max_recipients;
+	l->bad_cmd_max = d->cfg.smtp.hard_error_limit;
 	d->srv.timeout_ms = (uint64_t)d->cfg.smtp.timeout * 1000;
 	d->srv.max_per_ip = d->cfg.smtp.max_connections_per_ip;
 }
@@ -207,6 +208,9 @@ smtpd_reload_cb(void *data)
 	d->cfg.smtp.max_connections_per_ip = n->smtp.max_connections_per_ip;
 	d->cfg.smtp.allow_plaintext_auth = n->smtp.allow_plaintext_auth;
 	d->cfg.smtp.timeout = n->smtp.timeout;
+	d->cfg.smtp.hard_error_limit = n->smtp.hard_error_limit;
+	memcpy(d->cfg.server.postmaster, n->server.postmaster,
+	    sizeof(d->cfg.server.postmaster));
 	d->cfg.server.log_level = n->server.log_level;
 	log_set_level((enum log_level)n->server.log_level);
 	smtpd_limits(d);

@@ -6,6 +6,7 @@
  */
 #include "smtp_proto_int.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -131,11 +132,13 @@ smtp_cmd_mail_proceed(struct smtp_proto *p, const struct smtp_args *a)
 	p->tx.declared_size = a->size;
 	p->tx.smtputf8 = a->smtputf8;
 	p->tx.body_8bit = a->body_8bit;
-	if (!p->authed) {
+	/* Whether the user owns the address, or an anonymous sender's
+	 * domain is hosted here, is the store's to say. */
+	if (!p->authed && (p->conf.kind != SMTP_LISTEN_MX ||
+	    p->tx.sender[0] == '\0')) {
 		smtp_cmd_mail_accept(p);
 		return;
 	}
-	/* Whether the user owns the address is the store's to say. */
 	p->ev.type = SMTP_EV_MAIL;
 	p->ev.addr = p->tx.sender;
 }
@@ -279,6 +282,19 @@ smtp_cmd_bdat_proceed(struct smtp_proto *p, const struct smtp_args *a)
 }
 
 /* --- RSET, NOOP, QUIT, HELP, VRFY, EXPN -------------------------------- */
+
+/* Commands that move no mail, outside a transaction, are counted; past
+ * limits.junk_max the policy counts each as an error too (it still gets
+ * its reply, unless the session ends). */
+static bool
+smtp_cmd_junk_gate(struct smtp_proto *p)
+{
+	if (p->state != SMTP_S_GREETING && p->state != SMTP_S_READY)
+		return true;
+	if (p->junk < UINT32_MAX)
+		p->junk++;
+	return smtp_proto__check(p, SMTP_POLICY_JUNK, 0) && !p->closing;
+}
 
 static void
 smtp_cmd_rset_proceed(struct smtp_proto *p, const struct smtp_args *a)
@@ -524,13 +540,15 @@ static const struct smtp_cmd smtp_cmds[] = {
 	    smtp_cmd_data_proceed },
 	{ "BDAT", SMTP_ST_ANY, NULL, smtp_parse_bdat, smtp_cmd_bdat_check,
 	    smtp_cmd_bdat_proceed },
-	{ "RSET", SMTP_ST_ANY, NULL, smtp_parse_none, NULL,
+	{ "RSET", SMTP_ST_ANY, smtp_cmd_junk_gate, smtp_parse_none, NULL,
 	    smtp_cmd_rset_proceed },
-	{ "NOOP", SMTP_ST_ANY, NULL, NULL, NULL, smtp_cmd_noop_proceed },
+	{ "NOOP", SMTP_ST_ANY, smtp_cmd_junk_gate, NULL, NULL,
+	    smtp_cmd_noop_proceed },
 	{ "QUIT", SMTP_ST_ANY, NULL, smtp_parse_none, NULL,
 	    smtp_cmd_quit_proceed },
-	{ "HELP", SMTP_ST_NOT_BDAT, NULL, NULL, NULL, smtp_cmd_help_proceed },
-	{ "VRFY", SMTP_ST_NOT_BDAT, NULL, smtp_parse_vrfy, NULL,
+	{ "HELP", SMTP_ST_NOT_BDAT, smtp_cmd_junk_gate, NULL, NULL,
+	    smtp_cmd_help_proceed },
+	{ "VRFY", SMTP_ST_NOT_BDAT, smtp_cmd_junk_gate, smtp_parse_vrfy, NULL,
 	    smtp_cmd_vrfy_proceed },
 	{ "EXPN", SMTP_ST_NOT_BDAT, NULL, NULL, smtp_cmd_expn_check, NULL },
 	{ "STARTTLS", SMTP_ST_ANY, NULL, smtp_parse_none,
@@ -571,22 +589,42 @@ smtp_cmd_run(struct smtp_proto *p, const struct smtp_cmd *c, const char *arg)
 		c->proceed(p, &a);
 }
 
-/* Names the command in the logs; an AUTH line is cut after the
- * mechanism, so that no initial response (a password) is logged. */
+/*
+ * Names the command in the logs.  An AUTH line is cut after the
+ * mechanism, so that no initial response (a password) is logged; a line
+ * that is no command at all is not logged either: after a refused AUTH a
+ * pipelining client's next lines are its SASL responses (RFC 4954 4),
+ * base64 credentials that would read as an unknown verb.
+ */
 static void
-smtp_cmd_log_name(struct smtp_proto *p, const char *line, size_t vlen,
-    const char *arg)
+smtp_cmd_log_name(struct smtp_proto *p, const struct smtp_cmd *c,
+    const char *line, const char *arg)
 {
-	if (vlen >= 4 && strncasecmp(line, "AUTH", 4) == 0)
+	if (c == NULL)
+		snprintf(p->cmdlog, sizeof(p->cmdlog), "(unknown command)");
+	else if (strcmp(c->name, "AUTH") == 0)
 		snprintf(p->cmdlog, sizeof(p->cmdlog), "%.*s", (int)
 		    (strcspn(arg, " ") + (size_t)(arg - line)), line);
 	else
 		snprintf(p->cmdlog, sizeof(p->cmdlog), "%s", line);
 }
 
+static const struct smtp_cmd *
+smtp_cmd_find(const char *line, size_t vlen)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++)
+		if (strlen(smtp_cmds[i].name) == vlen &&
+		    strncasecmp(smtp_cmds[i].name, line, vlen) == 0)
+			return &smtp_cmds[i];
+	return NULL;
+}
+
 void
 smtp_cmd__line(struct smtp_proto *p, char *line, size_t len)
 {
+	const struct smtp_cmd *c;
 	struct smtp_verdict v;
 	size_t vlen, i;
 	const char *arg;
@@ -600,17 +638,15 @@ smtp_cmd__line(struct smtp_proto *p, char *line, size_t len)
 	arg = line + vlen;
 	if (*arg == ' ')
 		arg++;
-	smtp_cmd_log_name(p, line, vlen, arg);
+	c = smtp_cmd_find(line, vlen);
+	smtp_cmd_log_name(p, c, line, arg);
 	if (memchr(line, '\0', len) != NULL) {
 		smtp_proto__reject(p, 500, "5.5.2", "NUL in command line");
 		return;
 	}
-	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++) {
-		if (strlen(smtp_cmds[i].name) == vlen &&
-		    strncasecmp(smtp_cmds[i].name, line, vlen) == 0) {
-			smtp_cmd_run(p, &smtp_cmds[i], arg);
-			return;
-		}
+	if (c != NULL) {
+		smtp_cmd_run(p, c, arg);
+		return;
 	}
 	for (i = 0; i < sizeof(smtp_cmd_forbidden) /
 	    sizeof(smtp_cmd_forbidden[0]); i++) {

@@ -49,6 +49,13 @@ smtp_data_discard(struct smtp_data *d)
  * that ends the header section (RFC 5322 2.1).
  */
 static void
+smtp_data_field_put(struct smtp_data *d, const void *c, size_t n)
+{
+	if (!d->fields_overflow && buf_append(d->fields, c, n) < 0)
+		d->fields_overflow = true;
+}
+
+static void
 smtp_data_scan(struct smtp_data *d, uint8_t c)
 {
 	if (!d->in_header)
@@ -58,28 +65,48 @@ smtp_data_scan(struct smtp_data *d, uint8_t c)
 		return;
 	}
 	if (d->hdr_len == SMTP_DATA_HDR_BOL) {
+		if (c == ' ' || c == '\t') {
+			/* RFC 5322 2.2.3: a folded continuation line;
+			 * unfolding removes only the CRLF. */
+			if (d->in_field)
+				smtp_data_field_put(d, &c, 1);
+			d->hdr_len = SMTP_DATA_HDR_SKIP;
+			return;
+		}
+		d->in_field = false;
 		if (c == '\r') {
 			/* An empty line: the body starts. */
 			d->in_header = false;
 			return;
 		}
-		if (c == ' ' || c == '\t') {
-			/* RFC 5322 2.2.3: a folded continuation line. */
-			d->hdr_len = SMTP_DATA_HDR_SKIP;
-			return;
-		}
 		d->hdr_len = 0;
 	}
-	if (d->hdr_len == SMTP_DATA_HDR_SKIP)
+	if (d->hdr_len == SMTP_DATA_HDR_SKIP) {
+		if (d->in_field && c != '\r')
+			smtp_data_field_put(d, &c, 1);
 		return;
+	}
 	if (c == ':') {
 		if (d->hdr_len == 10 && memcmp(d->hdr, "message-id", 10) == 0)
 			d->has_msgid = true;
 		else if (d->hdr_len == 4 && memcmp(d->hdr, "date", 4) == 0)
 			d->has_date = true;
+		else if (d->fields != NULL && ((d->hdr_len == 4 &&
+		    memcmp(d->hdr, "from", 4) == 0) || (d->hdr_len == 6 &&
+		    memcmp(d->hdr, "sender", 6) == 0))) {
+			/* A second field (RFC 5322 3.6 allows one) is
+			 * checked as well. */
+			if (d->fields->len > 0)
+				smtp_data_field_put(d, ",", 1);
+			d->in_field = true;
+		}
 		d->hdr_len = SMTP_DATA_HDR_SKIP;
 		return;
 	}
+	/* RFC 5322 4.5: obsolete syntax allows WSP before the colon, and
+	 * other readers of the field (DKIM, MUAs) take "From :" as From. */
+	if (c == ' ' || c == '\t')
+		return;
 	if (d->hdr_len >= sizeof(d->hdr)) {
 		d->hdr_len = SMTP_DATA_HDR_SKIP;
 		return;

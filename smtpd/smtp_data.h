@@ -51,6 +51,13 @@ struct smtp_data {
 	bool has_msgid, has_date;
 	uint8_t hdr_len;    /* octets of the current field name collected */
 	char hdr[12];
+	/* When not NULL (set after smtp_data_init), the unfolded values of
+	 * the From: and Sender: fields are appended here, separated by
+	 * ",", up to fields->max: RFC 5322 3.6.2 address lists, read
+	 * whole.  fields_overflow: they did not fit. */
+	struct buf *fields;
+	bool fields_overflow;
+	bool in_field;      /* inside a From: or Sender: value */
 };
 
 /* Starts reading a new message.  size_max bounds the (unstuffed) size;

@@ -7,7 +7,10 @@
  * exist).  Not counted are replies that report the server's own trouble
  * or a mailbox's state (451 4.3.0, 454 4.7.0, 452 4.2.2), and the 452
  * 4.5.3 of RFC 5321 4.5.3.1.10, which asks the client to send the other
- * recipients in a later transaction.
+ * recipients in a later transaction.  Counted although accepted: junk
+ * commands past limits.junk_max.  The counter's limit is [smtp]
+ * hard_error_limit (limits.bad_cmd_max); past half of it each counted
+ * error waits SMTP_POLICY_ERROR_DELAY_MS, the client's time, not ours.
  */
 #include "smtp_policy.h"
 
@@ -153,6 +156,16 @@ smtp_policy_mail_done(const struct smtp_policy_facts *f,
 {
 	if (f->status == 0)
 		return;
+	if (f->status == SMTP_MAIL_HOSTED && !smtp_policy_authed(f)) {
+		/* Mail from a domain hosted here comes from its users, who
+		 * log in (RFC 6409 4.3); on port 25 such a sender is forged.
+		 * The null sender and other domains' mail, forwarded or not,
+		 * are not affected. */
+		smtp_policy_reject(v, 550, "5.7.1", "<%s>: Sender address "
+		    "rejected: authentication required for this domain",
+		    smtp_policy_str(f->sender));
+		return;
+	}
 	if (f->status == PR_EPERM)
 		smtp_policy_reject(v, 553, "5.7.1", "<%s>: Sender address not "
 		    "owned by user %s", smtp_policy_str(f->sender),
@@ -241,6 +254,48 @@ smtp_policy_message(const struct smtp_policy_facts *f,
 		    "than %zu octets", f->limits->text_line_max);
 }
 
+/*
+ * A submission's header From: and Sender: name who wrote and who sent the
+ * message (RFC 5322 3.6.2); a DKIM signature vouches for the From: domain
+ * (RFC 6376 3.5, RFC 7489 3.1).  So each address there must be one the
+ * user may send as, like the envelope sender.
+ */
+static void
+smtp_policy_from(const struct smtp_policy_facts *f, struct smtp_verdict *v)
+{
+	if (!smtp_policy_authed(f))
+		return;
+	if (f->from_bad)
+		smtp_policy_reject(v, 550, "5.7.1", "Message header From: or "
+		    "Sender: could not be read; refused");
+}
+
+static void
+smtp_policy_from_done(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	if (f->status == 0)
+		return;
+	if (f->status == PR_EPERM)
+		smtp_policy_reject(v, 550, "5.7.1", "<%s>: Header address not "
+		    "owned by user %s", smtp_policy_str(f->from_addr),
+		    smtp_policy_str(f->auth_user));
+	else
+		smtp_policy_defer(v, 451, "4.3.0", "Temporary lookup failure");
+}
+
+/* Commands that move no mail, outside a transaction: an anonymous client
+ * repeating them holds a session for nothing.  Past the limit each one
+ * still gets its reply but counts as an error (Postfix's
+ * smtpd_junk_command_limit). */
+static void
+smtp_policy_junk(const struct smtp_policy_facts *f, struct smtp_verdict *v)
+{
+	if (smtp_policy_authed(f) || f->junk <= f->limits->junk_max)
+		return;
+	v->error = true;
+}
+
 static void
 smtp_policy_deliver_done(const struct smtp_policy_facts *f,
     struct smtp_verdict *v)
@@ -307,6 +362,15 @@ smtp_policy_check(enum smtp_policy_point pt,
 	case SMTP_POLICY_DELIVER_DONE:
 		smtp_policy_deliver_done(f, v_r);
 		break;
+	case SMTP_POLICY_JUNK:
+		smtp_policy_junk(f, v_r);
+		break;
+	case SMTP_POLICY_FROM:
+		smtp_policy_from(f, v_r);
+		break;
+	case SMTP_POLICY_FROM_DONE:
+		smtp_policy_from_done(f, v_r);
+		break;
 	}
 }
 
@@ -314,7 +378,7 @@ bool
 smtp_policy_count(const struct smtp_policy_facts *f, unsigned *errors,
     const struct smtp_verdict *v, struct smtp_verdict *v_r)
 {
-	if (v->code == 0 || !v->error || v->close)
+	if (!v->error || v->close)
 		return false;
 	/* The error limit: one rule for every kind of error
 	 * (docs/ARCHITECTURE.md, "policy"). */
@@ -324,4 +388,11 @@ smtp_policy_count(const struct smtp_policy_facts *f, unsigned *errors,
 	    smtp_policy_str(f->hostname));
 	v_r->close = true;
 	return true;
+}
+
+unsigned
+smtp_policy_error_delay(const struct smtp_policy_facts *f, unsigned errors)
+{
+	return errors > f->limits->bad_cmd_max / 2 ?
+	    SMTP_POLICY_ERROR_DELAY_MS : 0;
 }

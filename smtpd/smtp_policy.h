@@ -36,7 +36,15 @@ enum smtp_policy_point {
 	SMTP_POLICY_RCPT_DONE,    /* the recipient lookup returned status */
 	SMTP_POLICY_MESSAGE,      /* the message data is complete */
 	SMTP_POLICY_DELIVER_DONE, /* the delivery returned status */
+	SMTP_POLICY_JUNK,         /* NOOP, RSET, VRFY, HELP: counted */
+	SMTP_POLICY_FROM,         /* header From:/Sender: of a submission */
+	SMTP_POLICY_FROM_DONE,    /* ... one address's ownership returned */
 };
+
+/* Past half the error limit every counted error reply waits this long
+ * (Postfix's smtpd_soft_error_limit and smtpd_error_sleep_time).  The
+ * core asks the glue for the wait (SMTP_EV_DELAY); it has no clock. */
+#define SMTP_POLICY_ERROR_DELAY_MS 1000
 
 /* What the core knows at a decision point.  Strings are borrowed for
  * the call; NULL reads as "". */
@@ -50,6 +58,7 @@ struct smtp_policy_facts {
 	bool plaintext_auth;       /* [smtp] allow_plaintext_auth */
 	const char *auth_user;     /* "" = not authenticated */
 	unsigned auth_fails;       /* failed AUTH before this one */
+	unsigned junk;             /* junk commands, this one included */
 	/* The transaction. */
 	const char *sender;        /* reverse-path, "" = null */
 	bool smtputf8;             /* MAIL gave SMTPUTF8 (RFC 6531) */
@@ -58,8 +67,15 @@ struct smtp_policy_facts {
 	unsigned n_rcpt;           /* RCPT commands accepted so far */
 	/* The message, at SMTP_POLICY_MESSAGE (see struct smtp_data). */
 	bool spool_failed, spool_full, too_big, bare_eol, long_line;
+	/* At SMTP_POLICY_FROM: the header From: and Sender: addresses could
+	 * not all be read (syntax, or more than the core keeps); how many
+	 * there are.  At SMTP_POLICY_FROM_DONE, from_addr is the one the
+	 * glue was asked about. */
+	bool from_bad;
+	unsigned n_from;
+	const char *from_addr;
 	/* At the *_DONE points, what the glue answered: 0, an
-	 * SMTP_RCPT_* kind, or a PR_E* code. */
+	 * SMTP_RCPT_* kind, SMTP_MAIL_HOSTED, or a PR_E* code. */
 	int status;
 };
 
@@ -67,9 +83,11 @@ struct smtp_policy_facts {
 
 struct smtp_verdict {
 	int code;           /* 0 = accept; otherwise the reply code */
+	/* Counts towards the session's errors; with code 0 the command is
+	 * accepted and still counted (junk past limits.junk_max). */
 	const char *enh;    /* RFC 3463 code (static), NULL = none */
 	char text[SMTP_VERDICT_TEXT_MAX];
-	bool error;         /* counts towards the session's errors */
+	bool error;
 	bool close;         /* the session ends after this reply */
 };
 
@@ -91,5 +109,13 @@ void smtp_policy_reject(struct smtp_verdict *v_r, int code, const char *enh,
  */
 bool smtp_policy_count(const struct smtp_policy_facts *f, unsigned *errors,
     const struct smtp_verdict *v, struct smtp_verdict *v_r);
+
+/*
+ * How long the reply to a counted error waits, given the session's
+ * errors so far (this one included): SMTP_POLICY_ERROR_DELAY_MS past
+ * half of limits->bad_cmd_max ([smtp] hard_error_limit), else 0.
+ */
+unsigned smtp_policy_error_delay(const struct smtp_policy_facts *f,
+    unsigned errors);
 
 #endif

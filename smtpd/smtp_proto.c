@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "addr_list.h"
 #include "err.h"
 #include "sasl.h"
 
@@ -35,6 +36,7 @@ smtp_limits_default(struct smtp_limits *l)
 	l->rcpt_max = 100;
 	l->targets_max = 1000;
 	l->bad_cmd_max = 20;
+	l->junk_max = 100;
 	l->auth_fail_max = 3;
 	l->mem_max = 128 * 1024;
 }
@@ -108,17 +110,29 @@ smtp_proto__verdict(struct smtp_proto *p, const struct smtp_verdict *v)
 {
 	struct smtp_policy_facts f;
 	struct smtp_verdict limit;
+	unsigned delay;
 
-	if (v->code == 0)
+	if (v->code == 0 && !v->error)
 		return;
-	smtp_proto__reply(p, v->code, v->enh, "%s", v->text);
+	if (v->code != 0)
+		smtp_proto__reply(p, v->code, v->enh, "%s", v->text);
 	if (v->close) {
 		smtp_proto__close(p);
 		return;
 	}
 	smtp_proto__facts(p, &f);
-	if (smtp_policy_count(&f, &p->errors, v, &limit) && !p->closing)
-		smtp_proto__verdict(p, &limit);
+	if (smtp_policy_count(&f, &p->errors, v, &limit)) {
+		if (!p->closing)
+			smtp_proto__verdict(p, &limit);
+		return;
+	}
+	/* The wait is the glue's (a timer): no clock here.  Only one event
+	 * is ever pending, and a refusal raises no other. */
+	delay = v->error ? smtp_policy_error_delay(&f, p->errors) : 0;
+	if (delay > 0 && p->ev.type == SMTP_EV_NONE && !p->closing) {
+		p->ev.type = SMTP_EV_DELAY;
+		p->ev.delay_ms = delay;
+	}
 }
 
 void
@@ -147,6 +161,7 @@ smtp_proto__facts(const struct smtp_proto *p, struct smtp_policy_facts *f)
 	f->plaintext_auth = p->conf.allow_plaintext_auth;
 	f->auth_user = p->authed ? p->auth_user : "";
 	f->auth_fails = p->auth_fails;
+	f->junk = p->junk;
 	f->sender = p->tx.sender;
 	f->smtputf8 = p->tx.smtputf8;
 	f->declared_size = p->tx.declared_size;
@@ -212,6 +227,10 @@ smtp_proto__tx_reset(struct smtp_proto *p)
 	p->spool_failed = false;
 	p->spool_full = false;
 	p->queued_id[0] = '\0';
+	buf_fini(&p->from_hdr);
+	free(p->from);
+	p->from = NULL;
+	p->n_from = p->from_pos = 0;
 }
 
 void
@@ -297,6 +316,7 @@ smtp_proto_new(const struct smtp_proto_conf *conf, struct smtp_proto **p_r)
 	buf_init(&p->out, SMTP_PROTO_OUT_MAX);
 	buf_init(&p->line, p->conf.limits.auth_line_max + 1);
 	buf_init(&p->body, p->conf.limits.mem_max);
+	buf_init(&p->from_hdr, SMTP_PROTO_FROM_HDR_MAX);
 	*p_r = p;
 	return 0;
 }
@@ -530,6 +550,10 @@ smtp_proto__data_begin(struct smtp_proto *p, enum smtp_data_mode mode)
 	smtp_data_init(&p->data, mode, p->conf.limits.data_max,
 	    p->conf.limits.text_line_max);
 	buf_init(&p->body, p->conf.limits.mem_max);
+	buf_fini(&p->from_hdr);
+	buf_init(&p->from_hdr, SMTP_PROTO_FROM_HDR_MAX);
+	/* Only a submission's header addresses are checked. */
+	p->data.fields = p->authed ? &p->from_hdr : NULL;
 	p->data_started = true;
 }
 
@@ -541,21 +565,79 @@ smtp_proto_tx_end(struct smtp_proto *p)
 	smtp_proto_drain_check(p);
 }
 
+/* The next header address to ask about, or the delivery. */
+static void
+smtp_proto_from_next(struct smtp_proto *p)
+{
+	if (p->from_pos < p->n_from) {
+		p->ev.type = SMTP_EV_FROM;
+		p->ev.addr = p->from[p->from_pos];
+		return;
+	}
+	p->ev.type = SMTP_EV_DELIVER;
+	p->ev.data = p->body.p;
+	p->ev.len = p->body.len;
+}
+
+/* The addresses of the header From: and Sender: fields (RFC 5322 3.4
+ * address-list).  Returns false when they could not all be read. */
+static bool
+smtp_proto_from_parse(struct smtp_proto *p)
+{
+	size_t n = 0;
+
+	if (p->data.fields_overflow)
+		return false;
+	if (p->from_hdr.len == 0)
+		return true;
+	p->from = calloc(SMTP_PROTO_FROM_MAX, sizeof(*p->from));
+	if (p->from == NULL || addr_list_parse((const char *)p->from_hdr.p,
+	    p->from_hdr.len, p->from, SMTP_PROTO_FROM_MAX, &n) < 0)
+		return false;
+	p->n_from = (unsigned)n;
+	return true;
+}
+
 /* The message is complete (DATA end or BDAT LAST): deliver or refuse. */
 static void
 smtp_proto_data_end(struct smtp_proto *p)
 {
+	struct smtp_policy_facts f;
+
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
-	if (smtp_proto__check(p, SMTP_POLICY_MESSAGE, 0)) {
-		p->tx.size = p->data.size;
-		p->tx.has_msgid = p->data.has_msgid;
-		p->tx.has_date = p->data.has_date;
-		p->ev.type = SMTP_EV_DELIVER;
-		p->ev.data = p->body.p;
-		p->ev.len = p->body.len;
+	if (!smtp_proto__check(p, SMTP_POLICY_MESSAGE, 0)) {
+		smtp_proto_tx_end(p);
 		return;
 	}
-	smtp_proto_tx_end(p);
+	p->tx.size = p->data.size;
+	p->tx.has_msgid = p->data.has_msgid;
+	p->tx.has_date = p->data.has_date;
+	smtp_proto__facts(p, &f);
+	f.from_bad = p->authed && !smtp_proto_from_parse(p);
+	f.n_from = p->n_from;
+	if (!smtp_proto__decide(p, SMTP_POLICY_FROM, &f)) {
+		smtp_proto_tx_end(p);
+		return;
+	}
+	p->from_pos = 0;
+	smtp_proto_from_next(p);
+}
+
+static void
+smtp_proto_complete_from(struct smtp_proto *p, int status)
+{
+	struct smtp_policy_facts f;
+
+	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
+	smtp_proto__facts(p, &f);
+	f.status = status;
+	f.from_addr = p->from[p->from_pos];
+	if (!smtp_proto__decide(p, SMTP_POLICY_FROM_DONE, &f)) {
+		smtp_proto_tx_end(p);
+		return;
+	}
+	p->from_pos++;
+	smtp_proto_from_next(p);
 }
 
 /* The message buffer is full: hand it to the glue for the spool. */
@@ -682,6 +764,9 @@ smtp_proto_complete_deliver(struct smtp_proto *p, int status)
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
 	if (smtp_proto__check(p, SMTP_POLICY_DELIVER_DONE, status)) {
 		p->messages++;
+		/* A session that moves mail is no junk: an MTA that sends RSET
+		 * between the messages of a cached connection is not limited. */
+		p->junk = 0;
 		smtp_proto__reply(p, 250, "2.0.0", "Ok: queued as %s",
 		    p->queued_id);
 	}
@@ -727,15 +812,22 @@ smtp_proto_complete(struct smtp_proto *p, int status)
 		}
 		buf_reset(&p->body);
 		break;
+	case SMTP_EV_FROM:
+		smtp_proto_complete_from(p, status);
+		break;
 	case SMTP_EV_DELIVER:
 		smtp_proto_complete_deliver(p, status);
+		break;
+	case SMTP_EV_DELAY:
 		break;
 	default:
 		break;
 	}
-	p->ev.addr = NULL;
-	p->ev.data = NULL;
-	p->ev.len = 0;
+	if (p->ev.type == SMTP_EV_NONE) {
+		p->ev.addr = NULL;
+		p->ev.data = NULL;
+		p->ev.len = 0;
+	}
 	smtp_proto_drain_check(p);
 }
 

@@ -68,12 +68,20 @@ struct smtp_limits {
 	uint64_t data_max;       /* message size ([smtp] max_message_size) */
 	unsigned rcpt_max;       /* RCPT commands per transaction */
 	unsigned targets_max;    /* resolved mailboxes + remote per message */
-	unsigned bad_cmd_max;    /* counted refusals before 421 */
+	/* Counted refusals before 421 ([smtp] hard_error_limit); past half
+	 * of it each error reply is delayed (SMTP_EV_DELAY). */
+	unsigned bad_cmd_max;
+	/* NOOP, RSET, VRFY and HELP outside a transaction before each one
+	 * counts as an error, as Postfix's smtpd_junk_command_limit; an
+	 * accepted message resets the count, and an authenticated session
+	 * is not limited. */
+	unsigned junk_max;
 	unsigned auth_fail_max;  /* failed AUTH before 421 */
 	size_t mem_max;          /* message octets held before a SPOOL event */
 };
 
-/* The defaults: 1000, 12288, 1000, 25 MiB, 100, 1000, 20, 3, 128 KiB. */
+/* The defaults: 1000, 12288, 1000, 25 MiB, 100, 1000, 20, 100, 3,
+ * 128 KiB. */
 void smtp_limits_default(struct smtp_limits *l);
 
 struct smtp_proto_conf {
@@ -93,8 +101,10 @@ enum smtp_event_type {
 	/* Verify user/pass (pass in sodium_malloc memory, wiped at
 	 * completion).  Complete with 0, PR_EAUTH, or another error. */
 	SMTP_EV_AUTH,
-	/* An authenticated client gave MAIL FROM addr: may the user send as
-	 * addr (store_sender_allowed)?  Complete with 0 or PR_EPERM. */
+	/* MAIL FROM addr (never the null sender from an anonymous client).
+	 * Authenticated: may the user send as addr (store_sender_allowed)?
+	 * Complete with 0 or PR_EPERM.  Anonymous (port 25): complete with
+	 * SMTP_MAIL_HOSTED when addr's domain is hosted here, else 0. */
 	SMTP_EV_MAIL,
 	/* Resolve recipient addr.  Report each local mailbox or remote
 	 * target with smtp_proto_rcpt_target(), then complete with an
@@ -108,11 +118,22 @@ enum smtp_event_type {
 	/* Append data[0..len) to this transaction's spool file.  Complete
 	 * with 0 or an error (the message is then refused with 451). */
 	SMTP_EV_SPOOL,
+	/* An authenticated submission's header From: or Sender: names addr:
+	 * may the user send as it (the rule of SMTP_EV_MAIL)?  Complete
+	 * with 0 or PR_EPERM; one event per address. */
+	SMTP_EV_FROM,
+	/* Wait delay_ms before writing the output queued so far, then
+	 * complete with 0 (an error reply past half the error limit).  The
+	 * wait must not block other sessions: a timer, not a sleep. */
+	SMTP_EV_DELAY,
 	/* The message is complete: deliver it (smtp_proto_tx describes it,
 	 * data[0..len) is the part not yet spooled).  Set the id with
 	 * smtp_proto_queued_as() and complete with 0 or an error. */
 	SMTP_EV_DELIVER,
 };
+
+/* An anonymous sender's domain is hosted here (SMTP_EV_MAIL). */
+#define SMTP_MAIL_HOSTED 1
 
 /* Results of a recipient lookup (SMTP_EV_RCPT). */
 enum smtp_rcpt_kind {
@@ -126,7 +147,8 @@ struct smtp_event {
 	enum smtp_event_type type;
 	const char *user;      /* AUTH: canonical address */
 	const char *pass;      /* AUTH: sodium_malloc memory */
-	const char *addr;      /* MAIL: sender ("" = null); RCPT: recipient */
+	const char *addr;      /* MAIL: sender; RCPT: recipient; FROM */
+	unsigned delay_ms;     /* DELAY */
 	const uint8_t *data;   /* SPOOL, DELIVER */
 	size_t len;
 };

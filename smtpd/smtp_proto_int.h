@@ -20,6 +20,10 @@
 #define SMTP_PROTO_OUT_HIGH (16 * 1024)
 #define SMTP_PROTO_OUT_MAX (256 * 1024)
 #define SMTP_PROTO_CMDLOG_MAX (ADDR_MAX + 32)
+/* Octets of header From: and Sender: values kept, and the addresses
+ * checked: past either the message is refused, never half checked. */
+#define SMTP_PROTO_FROM_HDR_MAX 4096
+#define SMTP_PROTO_FROM_MAX 32
 
 struct smtp_proto {
 	struct smtp_proto_conf conf;
@@ -39,6 +43,7 @@ struct smtp_proto {
 	char cmdlog[SMTP_PROTO_CMDLOG_MAX + 1]; /* current command, for logs */
 	/* errors: the one error counter (smtp_policy_count). */
 	unsigned auth_fails, errors, messages, rejects;
+	unsigned junk;          /* junk commands (smtp_policy_junk) */
 
 	/* AUTH exchange in progress. */
 	enum smtp_auth_mech auth_mech;
@@ -56,6 +61,12 @@ struct smtp_proto {
 	bool data_started;
 	bool spool_failed;
 	bool spool_full;            /* ... for want of disk space */
+	/* The header From: and Sender: values (smtp_data collects them)
+	 * and, once the message is complete, their addresses, each asked
+	 * about with SMTP_EV_FROM in turn. */
+	struct buf from_hdr;
+	char (*from)[ADDR_MAX];
+	unsigned n_from, from_pos;
 
 	/* BDAT chunk being read. */
 	uint64_t chunk_left;

@@ -69,7 +69,7 @@ struct smtp_session {
 	bool timer_closed;
 	int64_t user_id;              /* authenticated user */
 
-	uv_timer_t timer;             /* AUTH failure delay */
+	uv_timer_t timer;             /* AUTH failure and error delays */
 
 	/* Spool file of the current message. */
 	int spool_fd;
@@ -201,6 +201,17 @@ smtp_session_auth_work_cb(uv_work_t *w)
 	    op->auth_hash : NULL, op->auth_pass);
 }
 
+/* The wait of SMTP_EV_DELAY is over: the held replies go out. */
+static void
+smtp_session_error_delay_cb(uv_timer_t *t)
+{
+	struct smtp_session *s = t->data;
+
+	s->delay_active = false;
+	s->pending--;
+	smtp_session_complete(s, 0);
+}
+
 static void
 smtp_session_auth_delay_cb(uv_timer_t *t)
 {
@@ -280,8 +291,10 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 
 /* --- MAIL and RCPT lookups (loop thread, indexed reads) ---------------- */
 
+/* MAIL of an authenticated user, or a header From:/Sender: address of
+ * their message: may they send as it? */
 static bool
-smtp_session_mail(struct smtp_session *s, const struct smtp_event *ev)
+smtp_session_sender(struct smtp_session *s, const struct smtp_event *ev)
 {
 	int r = store_sender_allowed(s->srv->st, s->user_id, ev->addr);
 
@@ -289,6 +302,25 @@ smtp_session_mail(struct smtp_session *s, const struct smtp_event *ev)
 		log_err(s->sid, "sender lookup of %s: %s", ev->addr,
 		    pr_strerror(r));
 	smtp_proto_complete(s->p, r == 1 ? 0 : r == 0 ? PR_EPERM : PR_EIO);
+	return true;
+}
+
+static bool
+smtp_session_mail(struct smtp_session *s, const struct smtp_event *ev)
+{
+	const char *dom;
+	int r;
+
+	if (smtp_proto_auth_user(s->p)[0] != '\0')
+		return smtp_session_sender(s, ev);
+	/* Anonymous: the policy wants to know whether the domain is ours. */
+	dom = addr_domain(ev->addr);
+	r = dom != NULL ? store_domain_exists(s->srv->st, dom) : 0;
+	if (r < 0)
+		log_err(s->sid, "domain lookup of %s: %s", dom,
+		    pr_strerror(r));
+	smtp_proto_complete(s->p, r == 1 ? SMTP_MAIL_HOSTED : r == 0 ? 0 :
+	    PR_EIO);
 	return true;
 }
 
@@ -356,27 +388,58 @@ smtp_session_targets_reset(struct smtp_session_targets *t)
 	t->n_users = 0;
 }
 
+/* True for the local parts every domain must have: postmaster (RFC 5321
+ * 4.5.1) and abuse (RFC 2142 5), in any case. */
+static bool
+smtp_session_role(const char *addr, const char **domain_r)
+{
+	const char *at = strrchr(addr, '@');
+	size_t n;
+
+	if (at == NULL)
+		return false;
+	n = (size_t)(at - addr);
+	*domain_r = at + 1;
+	return (n == 10 && strncasecmp(addr, "postmaster", 10) == 0) ||
+	    (n == 5 && strncasecmp(addr, "abuse", 5) == 0);
+}
+
 /*
- * RFC 5321 4.5.1: "RCPT TO:<Postmaster>" must be accepted.  The core asks
- * for postmaster@<hostname>; when the host name is not a hosted domain
- * itself (mx.example.org serving example.org), the parent domain's
- * postmaster gets it.
+ * RFC 5321 4.5.1: "RCPT TO:<Postmaster>" must be accepted (the core asks
+ * for postmaster@<hostname>), and so must postmaster@ every hosted domain;
+ * RFC 2142 5 adds abuse@.  A domain's own user or alias of that name
+ * wins.  Then, for the host name, the postmaster of its parent domain
+ * (mx.example.org serving example.org), and last [server] postmaster.
  */
 static int
 smtp_session_postmaster(struct smtp_session *s, const char *addr, int kind,
     struct smtp_session_targets *t, struct pr_err *err)
 {
 	const char *host = s->srv->cfg->server.hostname;
-	const char *parent = strchr(host, '.');
+	const char *pm = s->srv->cfg->server.postmaster;
+	const char *parent = strchr(host, '.'), *dom;
+	bool is_host;
 	char alt[ADDR_MAX];
 
-	if (kind == STORE_RESOLVE_LOCAL || strncasecmp(addr, "postmaster@",
-	    11) != 0 || strcasecmp(addr + 11, host) != 0 || parent == NULL ||
-	    strchr(parent + 1, '.') == NULL)
+	if (kind == STORE_RESOLVE_LOCAL || !smtp_session_role(addr, &dom))
 		return kind;
-	snprintf(alt, sizeof(alt), "postmaster@%s", parent + 1);
-	smtp_session_targets_reset(t);
-	kind = store_resolve(s->srv->st, alt, smtp_session_target_cb, t, err);
+	is_host = strcasecmp(dom, host) == 0;
+	if (kind != STORE_RESOLVE_UNKNOWN && !is_host)
+		return kind; /* another domain's, or a lookup error */
+	if (is_host && strncasecmp(addr, "postmaster@", 11) == 0 &&
+	    parent != NULL && strchr(parent + 1, '.') != NULL) {
+		snprintf(alt, sizeof(alt), "postmaster@%s", parent + 1);
+		smtp_session_targets_reset(t);
+		kind = store_resolve(s->srv->st, alt, smtp_session_target_cb,
+		    t, err);
+		if (kind == STORE_RESOLVE_LOCAL || kind < 0)
+			return kind;
+	}
+	if (pm[0] != '\0') {
+		smtp_session_targets_reset(t);
+		kind = store_resolve(s->srv->st, pm, smtp_session_target_cb, t,
+		    err);
+	}
 	/* Still nobody: an unknown local user, never a relay attempt. */
 	return kind == STORE_RESOLVE_REMOTE ? STORE_RESOLVE_UNKNOWN : kind;
 }
@@ -684,6 +747,16 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 		return smtp_session_auth(s, ev);
 	case SMTP_EV_MAIL:
 		return smtp_session_mail(s, ev);
+	case SMTP_EV_FROM:
+		return smtp_session_sender(s, ev);
+	case SMTP_EV_DELAY:
+		/* The error reply waits in the core's output; the loop
+		 * serves everybody else meanwhile. */
+		s->pending++;
+		s->delay_active = true;
+		uv_timer_start(&s->timer, smtp_session_error_delay_cb,
+		    ev->delay_ms, 0);
+		return false;
 	case SMTP_EV_RCPT:
 		return smtp_session_rcpt(s, ev);
 	case SMTP_EV_SPOOL:
@@ -717,7 +790,8 @@ smtp_session_run(struct smtp_session *s)
 
 	while (s->c != NULL && !s->busy && !net_conn_closing(s->c)) {
 		if ((ev = smtp_proto_event(s->p)) != NULL) {
-			smtp_session_flush(s);
+			if (ev->type != SMTP_EV_DELAY)
+				smtp_session_flush(s);
 			s->busy = true;
 			if (!smtp_session_event(s, ev)) {
 				/* Backpressure while we wait, except during a

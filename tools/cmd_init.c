@@ -63,6 +63,37 @@ cmd_check_smarthost_tls(const struct cfg *cfg)
 		    "set smarthost_tls = starttls\n", l.a[0].port);
 }
 
+static int
+cmd_check_target(void *ctx, int64_t user_id, const char *remote)
+{
+	(void)ctx;
+	(void)user_id;
+	(void)remote;
+	return 0;
+}
+
+/* RFC 5321 4.5.1: mail to postmaster@ (and RFC 2142 5 abuse@) of every
+ * hosted domain must reach a person: [server] postmaster should name a
+ * local user or alias. */
+static void
+cmd_check_postmaster(struct cli *cli, struct store *st)
+{
+	const char *pm = cli->cfg.server.postmaster;
+	struct pr_err err;
+	int kind;
+
+	if (pm[0] == '\0') {
+		printf("warning: no [server] postmaster: postmaster@ and "
+		    "abuse@ reach only domains with such a user or alias\n");
+		return;
+	}
+	pr_err_clear(&err);
+	kind = store_resolve(st, pm, cmd_check_target, NULL, &err);
+	if (kind != STORE_RESOLVE_LOCAL)
+		printf("warning: [server] postmaster %s is no local user or "
+		    "alias\n", pm);
+}
+
 int
 cmd_check(struct cli *cli, int argc, char **argv)
 {
@@ -96,5 +127,6 @@ cmd_check(struct cli *cli, int argc, char **argv)
 	store_domain_list(st, cmd_check_count, &domains, &err);
 	printf("database %s/mail.db: ok (schema version %d, %d domains)\n",
 	    cli->cfg.server.data_dir, store_schema_version(st), domains);
+	cmd_check_postmaster(cli, st);
 	return failed ? CLI_ERR : CLI_OK;
 }

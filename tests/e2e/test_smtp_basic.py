@@ -27,7 +27,8 @@ MSG = (b"From: sender@remote.test\r\n"
 
 def main():
     t = Check()
-    inst = instance(extra={"smtp": {"max_message_size": "8M"}})
+    inst = instance(extra={"smtp": {"max_message_size": "8M"},
+                           "server": {"postmaster": BOB}})
     try:
         inst.start("smtpd")
         port = inst.ports["smtp"]
@@ -106,15 +107,22 @@ def main():
             t.eq(code, 252, "VRFY gives nothing away")
         t.eq(queued_rcpts(inst), [], "nothing queued for relaying")
 
-        # RFC 5321 4.5.1: <Postmaster> without a domain reaches the
-        # postmaster of the host name's parent domain.
+        # RFC 5321 4.5.1: <Postmaster> without a domain must be
+        # accepted: [server] postmaster (bob) receives it, unless the
+        # host name's parent domain has a postmaster of its own.
         n = len(messages(inst, ALICE))
+        nb = len(messages(inst, BOB))
         r = Raw(inst.host, port)
         r.reply()
         r.cmd("EHLO raw.test")
         r.cmd("MAIL FROM:<a@remote.test>")
-        t.eq(r.cmd("RCPT TO:<Postmaster>")[0], 550,
-             "<Postmaster> with no postmaster configured: 550")
+        t.eq(r.cmd("RCPT TO:<Postmaster>")[0], 250,
+             "<Postmaster> with [server] postmaster: 250")
+        r.cmd("DATA")
+        r.send("Subject: pm\r\n\r\nx\r\n.\r\n")
+        t.eq(r.reply()[0], 250, "message to <Postmaster> delivered")
+        t.eq(len(messages(inst, BOB)), nb + 1, "[server] postmaster used")
+        r.cmd("MAIL FROM:<a@remote.test>")
         inst.cli("alias", "add", "postmaster@example.test", ALICE)
         t.eq(r.cmd("RCPT TO:<Postmaster>")[0], 250, "<Postmaster> accepted")
         r.cmd("DATA")

@@ -11,7 +11,8 @@ stalled at the end of some big messages and long pipelines.
 Checked here over real sockets with Python's ssl: big messages over 465,
 587 with STARTTLS and AUTH, and 25 with STARTTLS, each reply within a
 second of the last byte; POP3S RETR of the same messages; pipelines of
-20,000 NOOPs over TLS on both daemons, every reply received.
+20,000 NOOPs over TLS on both daemons (authenticated sessions: POP3S
+logged in, 587 after STARTTLS and AUTH), every reply received.
 """
 
 import base64
@@ -108,7 +109,10 @@ def send_messages(inst, mode, sizes, rng):
     for n in sizes:
         data = body(rng, n)
         try:
-            c.cmd("MAIL FROM:<%s>" % ALICE)
+            # On port 25 an anonymous sender of a hosted domain is
+            # refused: a remote one sends there.
+            c.cmd("MAIL FROM:<%s>" % (ALICE if mode != "25" else
+                                      "sender@remote.test"))
             c.cmd("RCPT TO:<%s>" % BOB)
             code, _ = c.cmd("DATA")
             assert code == 354, code
@@ -205,8 +209,10 @@ def main():
         c.sock.sendall(b"QUIT\r\n")
         c.line()
         c.close()
+        # Authenticated (587, STARTTLS + AUTH PLAIN): an anonymous
+        # session would meet the junk-command limit long before.
         for run in range(3):
-            s = smtp_session(inst, "25")
+            s = smtp_session(inst, "587")
             got = pipeline(s, "NOOP", NOOPS)
             t.eq(got, NOOPS, "SMTP STARTTLS run %d: every NOOP answered" % run)
             s.close()

@@ -65,7 +65,20 @@ fuzz_answer(struct smtp_proto *p, const struct smtp_event *ev, unsigned mode)
 		smtp_proto_complete(p, mode & 1 ? PR_EAUTH : 0);
 		break;
 	case SMTP_EV_MAIL:
-		smtp_proto_complete(p, mode & 2 ? PR_EPERM : 0);
+		if (smtp_proto_auth_user(p)[0] == '\0')
+			smtp_proto_complete(p, mode & 2 ? SMTP_MAIL_HOSTED : 0);
+		else
+			smtp_proto_complete(p, mode & 2 ? PR_EPERM : 0);
+		break;
+	case SMTP_EV_FROM:
+		if (ev->addr == NULL || ev->addr[0] == '\0')
+			abort();
+		smtp_proto_complete(p, mode & 64 ? PR_EPERM : 0);
+		break;
+	case SMTP_EV_DELAY:
+		if (ev->delay_ms == 0)
+			abort();
+		smtp_proto_complete(p, 0);
 		break;
 	case SMTP_EV_RCPT:
 		smtp_proto_rcpt_target(p, 1 + (mode & 3), NULL);

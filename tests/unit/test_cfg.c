@@ -37,6 +37,8 @@ main(void)
 	TAP_EQ_STR(c.relay.ca_file, "", "default ca_file: system store");
 	TAP_EQ_STR(c.server.data_dir, "/var/lib/postroom", "default data_dir");
 	TAP_EQ_STR(c.smtp.listen.a[0].port, "25", "default smtp port");
+	TAP_EQ_INT(c.smtp.hard_error_limit, 20, "default hard_error_limit");
+	TAP_EQ_STR(c.server.postmaster, "", "no postmaster by default");
 
 	TAP_EQ_INT(load("cfg/good.conf", &c, &err), 0, "good.conf loads: %s",
 	    err.msg);
@@ -52,6 +54,8 @@ main(void)
 	TAP_EQ_INT(c.smtp.max_connections_per_ip, 0, "0 = no limit");
 	TAP_OK(c.smtp.allow_plaintext_auth, "yes is true");
 	TAP_EQ_INT(c.smtp.timeout, 120, "2m timeout");
+	TAP_EQ_INT(c.smtp.hard_error_limit, 8, "hard_error_limit");
+	TAP_EQ_STR(c.server.postmaster, "hostmaster@example.org", "postmaster");
 	TAP_EQ_INT(c.pop3.pop3s.n, 1, "pop3s");
 	TAP_EQ_STR(c.tls.key, "/etc/ssl/private/ssl-cert-snakeoil.key", "key");
 	TAP_EQ_STR(c.relay.smarthost, "smtp.example.net:587", "smarthost");

@@ -427,6 +427,20 @@ test_from_domain(void)
 		{ "From: bare@d.test (Comment)\r\n\r\n", "d.test" },
 		{ "To: x@y.test\r\n\r\n", NULL },
 		{ "From: nobody\r\n\r\n", NULL },
+		/* RFC 5322 3.4: a "<" or "@" inside a quoted display name
+		 * or a comment names no domain. */
+		{ "From: \"ceo@b.test <ceo@b.test>\" <alice@a.test>\r\n\r\n",
+		    "a.test" },
+		{ "From: (ceo@b.test <x@b.test>) alice@a.test\r\n\r\n",
+		    "a.test" },
+		{ "From: alice@a.test (Boss <ceo@b.test>)\r\n\r\n", "a.test" },
+		{ "From: Alice (the <boss>) <alice@A.test>\r\n\r\n", "a.test" },
+		{ "From: \"a\\\"<x@b.test>\" <alice@a.test>\r\n\r\n",
+		    "a.test" },
+		{ "From: Team: alice@a.test, bob@a.test;\r\n\r\n", "a.test" },
+		/* Several authors in different domains: none to sign for. */
+		{ "From: alice@a.test, ceo@b.test\r\n\r\n", NULL },
+		{ "From: \"unterminated <ceo@b.test>\r\n\r\n", NULL },
 	};
 	char out[256];
 	size_t i;

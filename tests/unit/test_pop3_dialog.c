@@ -6,6 +6,7 @@
  *
  *	# comment
  *	! config tls=none|starttls|implicit plaintext=yes|no
+ *	         bad_cmd_max=N junk_max=N
  *	! user ADDRESS PASSWORD   (the rest of the line, expanded)
  *	! locked ADDRESS          (another session holds the maildrop)
  *	! tempfail ADDRESS        (the store fails to open the maildrop)
@@ -203,6 +204,8 @@ dlg_config(struct dlg *d, char *args, int lineno)
 			d->cfg.allow_plaintext_auth = false;
 		} else if (strncmp(w, "bad_cmd_max=", 12) == 0) {
 			d->cfg.limits.bad_cmd_max = (unsigned)atoi(w + 12);
+		} else if (strncmp(w, "junk_max=", 9) == 0) {
+			d->cfg.limits.junk_max = (unsigned)atoi(w + 9);
 		} else {
 			return dlg_fail(lineno, "unknown config word");
 		}

@@ -698,6 +698,36 @@ test_event_style(void)
 	buf_fini(&out);
 }
 
+/* The glue times a whole command line, an over-long one being discarded
+ * included (slowloris): it asks the core whether one has begun. */
+static void
+test_line_pending(void)
+{
+	struct pop3_config c = cfg_plain();
+	struct pop3_proto *p;
+	char longline[400];
+
+	pop3_proto_new(&c, &p);
+	pop3_proto_greet(p);
+	drain(p, NULL);
+	TAP_OK(!pop3_proto_line_pending(p), "no line at first");
+	feed_str(p, "CA");
+	TAP_OK(pop3_proto_line_pending(p), "a partial command line");
+	feed_str(p, "PA\r\n");
+	TAP_OK(!pop3_proto_line_pending(p), "none after its end");
+	drain(p, NULL);
+	memset(longline, 'q', sizeof(longline) - 1);
+	longline[sizeof(longline) - 1] = '\0';
+	feed_str(p, longline);
+	TAP_OK(pop3_proto_line_pending(p), "an over-long line being "
+	    "discarded");
+	feed_str(p, "q");
+	TAP_OK(pop3_proto_line_pending(p), "... still, octet by octet");
+	feed_str(p, "\r\n");
+	TAP_OK(!pop3_proto_line_pending(p), "none after its end");
+	pop3_proto_free(&p);
+}
+
 int
 main(void)
 {
@@ -711,5 +741,6 @@ main(void)
 	test_stls();
 	test_commit();
 	test_event_style();
+	test_line_pending();
 	return tap_done();
 }

@@ -15,6 +15,7 @@
  *                            (a comment line ends it; B: <empty> is "")
  *   E: sender=a users=1,2 remote=x@y   envelope of the last delivery
  *   D: 2                     deliveries so far
+ *   W: 3                     error-reply delays (SMTP_EV_DELAY) so far
  *
  * Client lines up to the next S: line form one block, sent as if in one
  * packet.  Every dialog runs three ways (docs/ARCHITECTURE.md 6.1): each block whole,
@@ -25,8 +26,11 @@
  * alice (1), bob (2); full@ is over quota, big@ too small for the message;
  * team@ -> alice, bob; fwd@ -> alice, x@remote.test; unknown@ and any
  * other local part are unknown; lookupfail@ fails.  alice@example.test has
- * the password "secret" and may send as alice@, alice+tag@ and team@.
- * A sender of "deliverfail@example.org" makes the delivery fail.
+ * the password "secret" and may send as alice@, alice+tag@ and team@
+ * (envelope and header From:/Sender:).  An anonymous sender in a hosted
+ * domain is reported as such (SMTP_MAIL_HOSTED).  A sender of
+ * "deliverfail@remote.test" or "deliverfail@example.org" makes the
+ * delivery fail.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -50,6 +54,7 @@ struct dlg_block {
 	size_t n_want;
 	bool want_close;
 	int want_deliveries;   /* -1 = not checked */
+	int want_delays;       /* -1 = not checked */
 	char *want_env;        /* NULL = not checked */
 };
 
@@ -67,6 +72,7 @@ struct dlg {
 struct dlg_run {
 	struct buf spool;
 	size_t n_deliveries;
+	size_t n_delays;
 	struct buf last_body[64];
 	char last_env[1024];
 	char err[2048];
@@ -158,6 +164,8 @@ dlg_config(struct dlg *d, char *args)
 			d->conf.limits.targets_max = (unsigned)v;
 		else if (strcmp(tok, "bad_cmd_max") == 0)
 			d->conf.limits.bad_cmd_max = (unsigned)v;
+		else if (strcmp(tok, "junk_max") == 0)
+			d->conf.limits.junk_max = (unsigned)v;
 		else if (strcmp(tok, "auth_fail_max") == 0)
 			d->conf.limits.auth_fail_max = (unsigned)v;
 		else if (strcmp(tok, "mem_max") == 0)
@@ -181,6 +189,7 @@ dlg_block_new(struct dlg *d)
 	memset(b, 0, sizeof(*b));
 	buf_init(&b->in, 64 * 1024 * 1024);
 	b->want_deliveries = -1;
+	b->want_delays = -1;
 	return b;
 }
 
@@ -227,7 +236,8 @@ dlg_load(const char *path, struct dlg *d)
 		case 'R':
 			/* A client line after replies starts a new block. */
 			if (b->n_want > 0 || b->want_close ||
-			    b->want_deliveries >= 0 || b->want_env != NULL)
+			    b->want_deliveries >= 0 || b->want_delays >= 0 ||
+			    b->want_env != NULL)
 				b = dlg_block_new(d);
 			dlg_expand(arg, &b->in);
 			if (line[0] == 'C')
@@ -260,6 +270,9 @@ dlg_load(const char *path, struct dlg *d)
 			break;
 		case 'D':
 			b->want_deliveries = atoi(arg);
+			break;
+		case 'W':
+			b->want_delays = atoi(arg);
 			break;
 		case 'E':
 			b->want_env = strdup(arg);
@@ -396,6 +409,13 @@ dlg_event(struct dlg *d, struct dlg_run *run, struct smtp_proto *p,
 			smtp_proto_complete(p, PR_EAUTH);
 		return false;
 	case SMTP_EV_MAIL:
+		if (smtp_proto_auth_user(p)[0] == '\0') {
+			smtp_proto_complete(p, dlg_hosted(ev->addr) ?
+			    SMTP_MAIL_HOSTED : 0);
+			return false;
+		}
+		/* FALLTHROUGH */
+	case SMTP_EV_FROM:
 		if (strcmp(smtp_proto_auth_user(p),
 		    "alice@example.test") == 0 &&
 		    (strcasecmp(ev->addr, "alice@example.test") == 0 ||
@@ -433,7 +453,8 @@ dlg_event(struct dlg *d, struct dlg_run *run, struct smtp_proto *p,
 			    run->last_body[k].len);
 		dlg_envelope(p, run->last_env, sizeof(run->last_env));
 		run->n_deliveries++;
-		if (strcmp(tx->sender, "deliverfail@example.org") == 0) {
+		if (strcmp(tx->sender, "deliverfail@example.org") == 0 ||
+		    strcmp(tx->sender, "deliverfail@remote.test") == 0) {
 			smtp_proto_complete(p, PR_EIO);
 		} else {
 			smtp_proto_queued_as(p, "0123456789abcdef");
@@ -444,6 +465,12 @@ dlg_event(struct dlg *d, struct dlg_run *run, struct smtp_proto *p,
 	case SMTP_EV_STARTTLS:
 		smtp_proto_tls_started(p, "TLSv1.3 TLS_TEST_CIPHER");
 		return true;
+	case SMTP_EV_DELAY:
+		if (ev->delay_ms == 0)
+			snprintf(run->err, sizeof(run->err), "delay of 0 ms");
+		run->n_delays++;
+		smtp_proto_complete(p, 0);
+		return false;
 	default:
 		return false;
 	}
@@ -545,6 +572,12 @@ dlg_check_block(struct dlg *d, struct dlg_run *run, struct smtp_proto *p,
 		snprintf(run->err, sizeof(run->err), "block %zu: %zu "
 		    "deliveries, want %d", bi, run->n_deliveries,
 		    b->want_deliveries);
+		return false;
+	}
+	if (b->want_delays >= 0 &&
+	    (size_t)b->want_delays != run->n_delays) {
+		snprintf(run->err, sizeof(run->err), "block %zu: %zu "
+		    "delays, want %d", bi, run->n_delays, b->want_delays);
 		return false;
 	}
 	if (b->want_env != NULL && strcmp(b->want_env, run->last_env) != 0) {

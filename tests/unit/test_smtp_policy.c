@@ -28,7 +28,7 @@ struct policy_row {
 	unsigned n_rcpt, auth_fails;
 	int status;
 	/* message flags: 1 spool_failed, 2 too_big, 4 bare_eol, 8 long_line,
-	 * 16 TLS offered */
+	 * 16 TLS offered, 32 header From:/Sender: unreadable */
 	unsigned flags;
 	/* Verdict. */
 	int code;
@@ -97,6 +97,34 @@ static const struct policy_row policy_rows[] = {
 	{ "sender not owned", SMTP_POLICY_MAIL_DONE, SUB, true, false,
 	    "alice@example.test", "bob@example.test", "", false, 0, 0, 0,
 	    PR_EPERM, 0, 553, "5.7.1", true, false },
+	{ "anonymous sender, hosted domain", SMTP_POLICY_MAIL_DONE, MX,
+	    false, false, "", "bob@example.test", "", false, 0, 0, 0,
+	    SMTP_MAIL_HOSTED, 0, 550, "5.7.1", true, false },
+	{ "anonymous sender, other domain", SMTP_POLICY_MAIL_DONE, MX,
+	    false, false, "", "a@remote.test", "", false, 0, 0, 0, 0, 0, 0,
+	    NULL, false, false },
+	{ "anonymous domain lookup failed", SMTP_POLICY_MAIL_DONE, MX, false,
+	    false, "", "bob@example.test", "", false, 0, 0, 0, PR_EIO, 0, 451,
+	    "4.3.0", false, false },
+	/* Header From:/Sender: of a message (flags 32: could not be read) */
+	{ "header addresses read", SMTP_POLICY_FROM, SUB, true, false,
+	    "alice@example.test", "alice@example.test", "", false, 0, 1, 0,
+	    0, 0, 0, NULL, false, false },
+	{ "header addresses unreadable", SMTP_POLICY_FROM, SUB, true, false,
+	    "alice@example.test", "alice@example.test", "", false, 0, 1, 0,
+	    0, 32, 550, "5.7.1", true, false },
+	{ "header addresses unreadable, anonymous", SMTP_POLICY_FROM, MX,
+	    false, false, "", "a@remote.test", "", false, 0, 1, 0, 0, 32, 0,
+	    NULL, false, false },
+	{ "header address owned", SMTP_POLICY_FROM_DONE, SUB, true, false,
+	    "alice@example.test", "alice@example.test", "", false, 0, 1, 0,
+	    0, 0, 0, NULL, false, false },
+	{ "header address not owned", SMTP_POLICY_FROM_DONE, SUB, true,
+	    false, "alice@example.test", "alice@example.test", "", false, 0,
+	    1, 0, PR_EPERM, 0, 550, "5.7.1", true, false },
+	{ "header address lookup failed", SMTP_POLICY_FROM_DONE, SUB, true,
+	    false, "alice@example.test", "alice@example.test", "", false, 0,
+	    1, 0, PR_EIO, 0, 451, "4.3.0", false, false },
 	{ "sender lookup failed", SMTP_POLICY_MAIL_DONE, SUB, true, false,
 	    "alice@example.test", "alice@example.test", "", false, 0, 0, 0,
 	    PR_EIO, 0, 451, "4.3.0", false, false },
@@ -183,6 +211,7 @@ policy_facts(const struct policy_row *r, struct smtp_policy_facts *f)
 	f->too_big = r->flags & 2;
 	f->bare_eol = r->flags & 4;
 	f->long_line = r->flags & 8;
+	f->from_bad = r->flags & 32;
 	f->status = r->status;
 }
 
@@ -264,6 +293,54 @@ test_counter(void)
 	TAP_OK(limit.close, "which closes");
 }
 
+/* Junk commands: free up to junk_max, then accepted but counted; never
+ * counted for an authenticated user. */
+static void
+test_junk(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+
+	policy_facts(&policy_rows[0], &f);
+	f.junk = policy_limits.junk_max;
+	smtp_policy_check(SMTP_POLICY_JUNK, &f, &v);
+	TAP_OK(v.code == 0 && !v.error, "junk command %u of %u: free",
+	    f.junk, policy_limits.junk_max);
+	f.junk++;
+	smtp_policy_check(SMTP_POLICY_JUNK, &f, &v);
+	TAP_OK(v.code == 0 && v.error, "junk command %u: accepted, counted",
+	    f.junk);
+	f.auth_user = "alice@example.test";
+	smtp_policy_check(SMTP_POLICY_JUNK, &f, &v);
+	TAP_OK(v.code == 0 && !v.error, "authenticated: not junk");
+}
+
+/* Past half the error limit each counted error waits; the limit itself
+ * ends the session. */
+static void
+test_delay(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v, limit;
+	unsigned errors = 0;
+
+	policy_facts(&policy_rows[0], &f);
+	smtp_policy_reject(&v, 550, "5.1.1", "unknown");
+	TAP_OK(!smtp_policy_count(&f, &errors, &v, &limit), "error 1");
+	TAP_EQ_INT(smtp_policy_error_delay(&f, errors), 0, "error 1: no wait");
+	TAP_OK(!smtp_policy_count(&f, &errors, &v, &limit), "error 2");
+	TAP_EQ_INT(smtp_policy_error_delay(&f, errors), 0,
+	    "error 2 (half the limit): no wait");
+	TAP_OK(!smtp_policy_count(&f, &errors, &v, &limit), "error 3");
+	TAP_EQ_INT(smtp_policy_error_delay(&f, errors),
+	    SMTP_POLICY_ERROR_DELAY_MS, "error 3: waits");
+	memset(&v, 0, sizeof(v));
+	v.error = true;
+	TAP_OK(smtp_policy_count(&f, &errors, &v, &limit),
+	    "an accepted but counted command reaches the limit too");
+	TAP_EQ_INT(limit.code, 421, "421");
+}
+
 int
 main(void)
 {
@@ -274,5 +351,7 @@ main(void)
 	test_table();
 	test_texts();
 	test_counter();
+	test_junk();
+	test_delay();
 	return tap_done();
 }

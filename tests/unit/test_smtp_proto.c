@@ -28,16 +28,30 @@ proto_new(enum smtp_listen_kind kind)
 	return p;
 }
 
-/* Feeds s whole; returns the reply text produced (static, reset). */
+/* Feeds s whole; returns the reply text produced (static, reset).  An
+ * anonymous sender's domain lookup (SMTP_EV_MAIL) answers "not hosted"
+ * and feeding goes on. */
 static const char *
 feed(struct smtp_proto *p, const char *s)
 {
 	static char out[65536];
 	struct buf *o;
-	ssize_t n = smtp_proto_feed(p, (const uint8_t *)s, strlen(s));
+	const struct smtp_event *ev;
+	size_t len = strlen(s);
+	ssize_t n;
 
-	if (n < 0)
-		return "ERROR";
+	for (;;) {
+		n = smtp_proto_feed(p, (const uint8_t *)s, len);
+		if (n < 0)
+			return "ERROR";
+		s += n;
+		len -= (size_t)n;
+		ev = smtp_proto_event(p);
+		if (ev == NULL || ev->type != SMTP_EV_MAIL ||
+		    smtp_proto_auth_user(p)[0] != '\0')
+			break;
+		smtp_proto_complete(p, 0);
+	}
 	o = smtp_proto_out(p);
 	snprintf(out, sizeof(out), "%.*s", (int)o->len, (const char *)o->p);
 	buf_reset(o);
@@ -314,6 +328,73 @@ test_line_pending(void)
 	smtp_proto_free(&p);
 }
 
+static char log_text[16384];
+
+static void
+log_collect(void *data, int level, const char *text)
+{
+	size_t n = strlen(log_text);
+
+	(void)data;
+	(void)level;
+	snprintf(log_text + n, sizeof(log_text) - n, "%s\n", text);
+}
+
+/* After a refused AUTH a pipelining client's next lines are its SASL
+ * responses: base64 credentials, never to be logged, whatever path the
+ * refusal took (RFC 4954 4). */
+static void
+test_log_no_secrets(void)
+{
+	static const char *const secrets[] = {
+		"AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyM3Q=", /* \0alice@..\0s3cr3t */
+		"YWxpY2VAZXhhbXBsZS50ZXN0",             /* alice@example.test */
+		"czNjcjN0",                             /* s3cr3t */
+		"s3cr3t",
+	};
+	static const struct {
+		enum smtp_listen_kind kind;
+		bool plaintext;
+		const char *in;
+	} cases[] = {
+		/* AUTH before TLS. */
+		{ SMTP_LISTEN_SUBMISSION, false, "EHLO x\r\nAUTH PLAIN\r\n"
+		    "AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyM3Q=\r\nAUTH LOGIN\r\n"
+		    "YWxpY2VAZXhhbXBsZS50ZXN0\r\nczNjcjN0\r\n" },
+		/* AUTH in a transaction, and before EHLO. */
+		{ SMTP_LISTEN_MX, true, "AUTH LOGIN\r\nYWxpY2VAZXhhbXBsZS50ZXN0"
+		    "\r\nczNjcjN0\r\nEHLO x\r\nMAIL FROM:<>\r\nAUTH PLAIN\r\n"
+		    "AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyM3Q=\r\n" },
+		/* Cancelled, bad base64. */
+		{ SMTP_LISTEN_MX, true, "EHLO x\r\nAUTH LOGIN\r\n*\r\n"
+		    "czNjcjN0\r\nAUTH PLAIN\r\n!!s3cr3t\r\n"
+		    "AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyM3Q=\r\n" },
+	};
+	struct smtp_proto_conf conf;
+	struct smtp_proto *p;
+	size_t i, k;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&conf, 0, sizeof(conf));
+		conf.hostname = "mx.example.test";
+		conf.kind = cases[i].kind;
+		conf.allow_plaintext_auth = cases[i].plaintext;
+		conf.log_cb = log_collect;
+		smtp_limits_default(&conf.limits);
+		log_text[0] = '\0';
+		if (smtp_proto_new(&conf, &p) < 0)
+			abort();
+		smtp_proto_greet(p);
+		feed(p, cases[i].in);
+		TAP_OK(strstr(log_text, "reject:") != NULL, "case %zu: "
+		    "refusals logged", i);
+		for (k = 0; k < sizeof(secrets) / sizeof(secrets[0]); k++)
+			TAP_OK(strstr(log_text, secrets[k]) == NULL,
+			    "case %zu: no \"%s\" in the log", i, secrets[k]);
+		smtp_proto_free(&p);
+	}
+}
+
 int
 main(void)
 {
@@ -325,5 +406,6 @@ main(void)
 	test_starttls_drop();
 	test_spool_events();
 	test_line_pending();
+	test_log_no_secrets();
 	return tap_done();
 }
