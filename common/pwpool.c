@@ -11,6 +11,7 @@
  */
 #include "pwpool.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,7 +182,7 @@ pwpool_new(uv_loop_t *loop, unsigned threads, unsigned queue_max,
 	pp->loop = loop;
 	pp->n_threads = threads > 0 ? threads : 1;
 	pp->queue_max = queue_max;
-	pp->per_key_max = per_key_max > 0 ? per_key_max : 1;
+	pp->per_key_max = per_key_max > 0 ? per_key_max : UINT_MAX;
 	pp->ring_tail = &pp->ring;
 	pp->done_tail = &pp->done;
 	pp->threads = xcalloc(pp->n_threads, sizeof(*pp->threads));

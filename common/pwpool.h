@@ -9,9 +9,11 @@
  * (one or two: a password check must not take the whole machine), a
  * bounded queue, and one queue per client key served round-robin: fifty
  * guesses from one address take turns with one login from another, they
- * don't queue in front of it.  A job past the bounds is refused at once,
+ * don't queue in front of it.  A job past the bound is refused at once,
  * so the caller can answer "try again later" instead of holding the
- * connection.
+ * connection.  A client's share can be bounded too; the daemons leave it
+ * to max_connections_per_ip, since a session has one check in flight at
+ * most.
  *
  * Jobs are submitted on the loop thread; run runs on a pool thread; done
  * runs on the loop thread afterwards.  The pool knows nothing of what a
@@ -27,11 +29,11 @@
 #include "err.h"
 
 #define PWPOOL_KEY_MAX 64
-/* The daemons' bounds: threads, queued jobs in all, jobs per client
- * (queued or running). */
+/* The daemons' bounds: threads, and queued jobs in all.  256 checks of
+ * ~0.2 s on two threads are a wait of ~25 s for the last one, which a
+ * client still sits out; past that it hears "try again later" at once. */
 #define PWPOOL_THREADS 2
-#define PWPOOL_QUEUE_MAX 64
-#define PWPOOL_PER_KEY_MAX 6
+#define PWPOOL_QUEUE_MAX 256
 
 struct pwpool;
 struct pwpool_key;
@@ -49,8 +51,10 @@ struct pwpool_job {
 	struct pwpool_key *k;
 };
 
-/* Starts threads (1 or more) with the given bounds.  Returns 0, or an
- * error with err set and nothing left to stop. */
+/* Starts threads (1 or more) with the given bounds: queue_max jobs
+ * queued in all, per_key_max jobs queued or running per key (0: no
+ * bound of its own).  Returns 0, or an error with err set and nothing
+ * left to stop. */
 int pwpool_new(uv_loop_t *loop, unsigned threads, unsigned queue_max,
     unsigned per_key_max, struct pwpool **pp_r, struct pr_err *err);
 

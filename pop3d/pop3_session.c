@@ -1155,8 +1155,8 @@ pop3_server_start(struct pop3_server *srv, struct pr_err *err)
 	 * without it pop3d still runs. */
 	if (store_reserve_ensure(srv->rd, &rerr) < 0)
 		log_warn(NULL, "no reserve for a full disk: %s", rerr.msg);
-	if ((r = pwpool_new(srv->loop, PWPOOL_THREADS, PWPOOL_QUEUE_MAX,
-	    PWPOOL_PER_KEY_MAX, &srv->pw, err)) < 0) {
+	if ((r = pwpool_new(srv->loop, PWPOOL_THREADS, PWPOOL_QUEUE_MAX, 0,
+	    &srv->pw, err)) < 0) {
 		store_worker_stop(&srv->q, NULL, NULL);
 		store_close(&srv->rd);
 		return r;

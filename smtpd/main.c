@@ -267,8 +267,8 @@ smtpd_start(struct smtpd *d)
 		log_err(NULL, "store worker: %s", err.msg);
 		return -1;
 	}
-	if (pwpool_new(d->loop, PWPOOL_THREADS, PWPOOL_QUEUE_MAX,
-	    PWPOOL_PER_KEY_MAX, &d->srv.pw, &err) < 0) {
+	if (pwpool_new(d->loop, PWPOOL_THREADS, PWPOOL_QUEUE_MAX, 0,
+	    &d->srv.pw, &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return -1;
 	}
