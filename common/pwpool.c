@@ -5,7 +5,11 @@
  * Keys that have queued jobs form a ring.  A thread takes the key at the
  * head of the ring, runs that key's oldest job, and puts the key back at
  * the tail if it still has jobs: each client with work waiting gets one
- * turn per round, however many jobs it queued.  A key lives while it has
+ * turn per round, however many jobs it queued.  There are two rings:
+ * jobs marked low (clients that failed recently) are served only while
+ * no other client waits, so that a flood from many addresses, each of
+ * which has failed before, does not take its share from a client with a
+ * clean record.  A key lives while it has
  * jobs queued or running (that is what its share counts), so the table
  * of keys is bounded by the queue bound plus the threads.
  */
@@ -24,6 +28,7 @@ struct pwpool_key {
 	struct pwpool_job *head, **tail;
 	unsigned n;                     /* jobs queued or running */
 	bool in_ring;
+	bool low;
 	char key[PWPOOL_KEY_MAX];
 };
 
@@ -37,7 +42,7 @@ struct pwpool {
 	uv_async_t async;
 	/* Under mu: */
 	struct pwpool_key *keys;
-	struct pwpool_key *ring, **ring_tail;
+	struct pwpool_key *ring[2], **ring_tail[2];   /* normal, low */
 	struct pwpool_job *done, **done_tail;
 	unsigned queued;
 	unsigned exited;
@@ -48,12 +53,12 @@ struct pwpool {
 
 /* Under mu. */
 static struct pwpool_key *
-pwpool_key_find(struct pwpool *pp, const char *key)
+pwpool_key_find(struct pwpool *pp, const char *key, bool low)
 {
 	struct pwpool_key *k;
 
 	for (k = pp->keys; k != NULL; k = k->next)
-		if (strcmp(k->key, key) == 0)
+		if (k->low == low && strcmp(k->key, key) == 0)
 			return k;
 	return NULL;
 }
@@ -78,19 +83,21 @@ pwpool_ring_push(struct pwpool *pp, struct pwpool_key *k)
 {
 	k->ring_next = NULL;
 	k->in_ring = true;
-	*pp->ring_tail = k;
-	pp->ring_tail = &k->ring_next;
+	*pp->ring_tail[k->low] = k;
+	pp->ring_tail[k->low] = &k->ring_next;
 }
 
-/* Under mu, with the ring not empty: the next job, round-robin. */
+/* Under mu, with a ring not empty: the next job, round-robin, the low
+ * ring only when the other is empty. */
 static struct pwpool_job *
 pwpool_take(struct pwpool *pp)
 {
-	struct pwpool_key *k = pp->ring;
+	int r = pp->ring[0] != NULL ? 0 : 1;
+	struct pwpool_key *k = pp->ring[r];
 	struct pwpool_job *j = k->head;
 
-	if ((pp->ring = k->ring_next) == NULL)
-		pp->ring_tail = &pp->ring;
+	if ((pp->ring[r] = k->ring_next) == NULL)
+		pp->ring_tail[r] = &pp->ring[r];
 	k->in_ring = false;
 	if ((k->head = j->next) == NULL)
 		k->tail = &k->head;
@@ -109,9 +116,10 @@ pwpool_main(void *arg)
 
 	uv_mutex_lock(&pp->mu);
 	for (;;) {
-		while (pp->ring == NULL && !pp->stopping)
+		while (pp->ring[0] == NULL && pp->ring[1] == NULL &&
+		    !pp->stopping)
 			uv_cond_wait(&pp->cond, &pp->mu);
-		if (pp->ring == NULL)
+		if (pp->ring[0] == NULL && pp->ring[1] == NULL)
 			break;
 		j = pwpool_take(pp);
 		uv_mutex_unlock(&pp->mu);
@@ -183,7 +191,8 @@ pwpool_new(uv_loop_t *loop, unsigned threads, unsigned queue_max,
 	pp->n_threads = threads > 0 ? threads : 1;
 	pp->queue_max = queue_max;
 	pp->per_key_max = per_key_max > 0 ? per_key_max : UINT_MAX;
-	pp->ring_tail = &pp->ring;
+	pp->ring_tail[0] = &pp->ring[0];
+	pp->ring_tail[1] = &pp->ring[1];
 	pp->done_tail = &pp->done;
 	pp->threads = xcalloc(pp->n_threads, sizeof(*pp->threads));
 	if (uv_mutex_init(&pp->mu) < 0 || uv_cond_init(&pp->cond) < 0)
@@ -225,7 +234,7 @@ pwpool_submit(struct pwpool *pp, struct pwpool_job *job)
 		uv_mutex_unlock(&pp->mu);
 		fatal("password pool: job submitted after stop");
 	}
-	k = pwpool_key_find(pp, job->key);
+	k = pwpool_key_find(pp, job->key, job->low);
 	if (pp->queued >= pp->queue_max ||
 	    (k != NULL && k->n >= pp->per_key_max)) {
 		uv_mutex_unlock(&pp->mu);
@@ -234,6 +243,7 @@ pwpool_submit(struct pwpool *pp, struct pwpool_job *job)
 	if (k == NULL) {
 		k = xcalloc(1, sizeof(*k));
 		memcpy(k->key, job->key, sizeof(k->key));
+		k->low = job->low;
 		k->tail = &k->head;
 		k->next = pp->keys;
 		pp->keys = k;

@@ -9,7 +9,9 @@
  * (one or two: a password check must not take the whole machine), a
  * bounded queue, and one queue per client key served round-robin: fifty
  * guesses from one address take turns with one login from another, they
- * don't queue in front of it.  A job past the bound is refused at once,
+ * don't queue in front of it.  Clients that failed recently go after all
+ * others (low), so many addresses that keep guessing don't take turns
+ * in front of a client with a clean record either.  A job past the bound is refused at once,
  * so the caller can answer "try again later" instead of holding the
  * connection.  A client's share can be bounded too; the daemons leave it
  * to max_connections_per_ip, since a session has one check in flight at
@@ -46,6 +48,7 @@ struct pwpool_job {
 	void (*run)(struct pwpool_job *job);   /* on a pool thread */
 	void (*done)(struct pwpool_job *job);  /* on the loop thread */
 	char key[PWPOOL_KEY_MAX];              /* the client, for fairness */
+	bool low;    /* the client failed recently: after all others */
 	/* Private. */
 	struct pwpool_job *next;
 	struct pwpool_key *k;

@@ -323,7 +323,6 @@ pop3_session_throttle(struct pop3_session *s, bool success,
 	snprintf(j->ip_key, sizeof(j->ip_key), "%s", s->ipkey);
 	snprintf(j->account, sizeof(j->account), "%s", s->user);
 	j->now = (int64_t)time(NULL);
-	j->window = AUTHLIMIT_WINDOW;
 	j->done_cb = cb;
 	j->data = s;
 	store_throttle_submit(s->srv->q, j);
@@ -405,6 +404,7 @@ pop3_session_verify(struct pop3_session *s)
 	s->pw.run = pop3_session_verify_work;
 	s->pw.done = pop3_session_verify_done;
 	snprintf(s->pw.key, sizeof(s->pw.key), "%s", s->ipkey);
+	s->pw.low = s->counts.ip_failures > 0;
 	if (pwpool_submit(s->srv->pw, &s->pw) == 0)
 		return true;
 	sodium_memzero(s->job.hash, sizeof(s->job.hash));

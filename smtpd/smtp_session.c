@@ -301,7 +301,6 @@ smtp_session_auth_throttle(struct smtp_session *s, bool success,
 	snprintf(j->ip_key, sizeof(j->ip_key), "%s", s->ipkey);
 	snprintf(j->account, sizeof(j->account), "%s", user);
 	j->now = (int64_t)time(NULL);
-	j->window = AUTHLIMIT_WINDOW;
 	j->done_cb = cb;
 	j->data = s;
 	s->pending++;
@@ -348,6 +347,7 @@ smtp_session_auth_verify(struct smtp_session *s)
 	op->pw.run = smtp_session_auth_run_cb;
 	op->pw.done = smtp_session_auth_after_cb;
 	snprintf(op->pw.key, sizeof(op->pw.key), "%s", s->ipkey);
+	op->pw.low = op->counts.ip_failures > 0;
 	if (pwpool_submit(s->srv->pw, &op->pw) < 0) {
 		log_warn(s->sid, "auth refused: ip=%s account=%s: password "
 		    "checks busy", s->peer, smtp_proto_event(s->p)->user);

@@ -81,6 +81,20 @@ int store_throttle_fail(struct store *st, const char *ip_key,
 int store_throttle_clear(struct store *st, const char *account,
     struct pr_err *err);
 
+/* Several of the two above in one transaction (the daemons' store worker
+ * batches them, so a flood of failures costs one commit, not one each).
+ * Each u[i] gets its counts (after a failure) and its status; returns 0,
+ * or the commit's error (then every status is that error). */
+struct store_throttle_update {
+	const char *ip_key;        /* a failure; NULL: a success */
+	const char *account;
+	int64_t now;
+	struct store_throttle counts;
+	int status;
+};
+int store_throttle_update(struct store *st, struct store_throttle_update *u,
+    size_t n, int64_t window, struct pr_err *err);
+
 /* Schema version of the open database. */
 int store_schema_version(struct store *st);
 /* PRAGMA integrity_check + foreign_key_check; 0 or PR_EIO with err. */

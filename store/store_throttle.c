@@ -104,45 +104,100 @@ store_throttle_count(struct store *st, int scope, const char *name,
 	return 0;
 }
 
-int
-store_throttle_fail(struct store *st, const char *ip_key, const char *account,
-    int64_t now, int64_t window, struct store_throttle *t_r,
-    struct pr_err *err)
+/* One failure (ip_key set) or success, inside the caller's transaction. */
+static int
+store_throttle_one(struct store *st, struct store_throttle_update *u,
+    int64_t window, struct pr_err *err)
 {
 	char acct[ADDR_MAX], ip[ADDR_MAX];
+	const char *name = store_throttle_name(u->account, acct);
 	int r;
 
-	memset(t_r, 0, sizeof(*t_r));
-	if ((r = store__begin(st, err)) < 0)
-		return r;
+	memset(&u->counts, 0, sizeof(u->counts));
+	if (u->ip_key == NULL)
+		return name == NULL ? 0 : store__run(st,
+		    STORE_Q_THROTTLE_CLEAR,
+		    "DELETE FROM auth_failures WHERE scope = ?1 AND name = ?2",
+		    "cannot clear login failures", err, "it",
+		    (int64_t)STORE_THROTTLE_ACCOUNT, name);
 	/* Expired rows go here, where the table grows: a guesser that
 	 * walks through many names leaves nothing behind for longer than
 	 * the window. */
 	r = store__run(st, STORE_Q_THROTTLE_PRUNE,
 	    "DELETE FROM auth_failures WHERE since <= ?1 - ?2",
-	    "cannot forget old login failures", err, "ii", now, window);
+	    "cannot forget old login failures", err, "ii", u->now, window);
 	if (r == 0)
 		r = store_throttle_count(st, STORE_THROTTLE_IP,
-		    store_throttle_name(ip_key, ip), now, window,
-		    &t_r->ip_failures, err);
+		    store_throttle_name(u->ip_key, ip), u->now, window,
+		    &u->counts.ip_failures, err);
 	if (r == 0)
-		r = store_throttle_count(st, STORE_THROTTLE_ACCOUNT,
-		    store_throttle_name(account, acct), now, window,
-		    &t_r->account_failures, err);
-	return store__end(st, r, err);
+		r = store_throttle_count(st, STORE_THROTTLE_ACCOUNT, name,
+		    u->now, window, &u->counts.account_failures, err);
+	return r;
+}
+
+int
+store_throttle_update(struct store *st, struct store_throttle_update *u,
+    size_t n, int64_t window, struct pr_err *err)
+{
+	struct pr_err uerr;
+	size_t i;
+	int r;
+
+	if ((r = store__begin(st, err)) < 0)
+		goto fail;
+	/* Each update in a savepoint: one that fails does not undo the
+	 * others. */
+	for (i = 0; i < n; i++) {
+		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
+		    "SAVEPOINT store_msg", err)) < 0)
+			break;
+		pr_err_clear(&uerr);
+		u[i].status = store_throttle_one(st, &u[i], window, &uerr);
+		if (u[i].status < 0)
+			r = store__exec(st, STORE_Q_ROLLBACK_TO,
+			    "ROLLBACK TO store_msg", err);
+		if (r == 0)
+			r = store__exec(st, STORE_Q_RELEASE, "RELEASE store_msg",
+			    err);
+		if (r < 0)
+			break;
+	}
+	if ((r = store__end(st, r, err)) == 0)
+		return 0;
+fail:
+	for (i = 0; i < n; i++)
+		u[i].status = r;
+	return r;
+}
+
+int
+store_throttle_fail(struct store *st, const char *ip_key, const char *account,
+    int64_t now, int64_t window, struct store_throttle *t_r,
+    struct pr_err *err)
+{
+	struct store_throttle_update u = { ip_key, account, now, { 0, 0 },
+	    0 };
+	int r;
+
+	r = store_throttle_update(st, &u, 1, window, err);
+	if (r == 0 && (r = u.status) < 0)
+		pr_err_set(err, r, "cannot count a login failure: %s",
+		    pr_strerror(r));
+	*t_r = u.counts;
+	return r;
 }
 
 int
 store_throttle_clear(struct store *st, const char *account,
     struct pr_err *err)
 {
-	char acct[ADDR_MAX];
-	const char *name = store_throttle_name(account, acct);
+	struct store_throttle_update u = { NULL, account, 0, { 0, 0 }, 0 };
+	int r;
 
-	if (name == NULL)
-		return 0;
-	return store__run(st, STORE_Q_THROTTLE_CLEAR,
-	    "DELETE FROM auth_failures WHERE scope = ?1 AND name = ?2",
-	    "cannot clear login failures", err, "it",
-	    (int64_t)STORE_THROTTLE_ACCOUNT, name);
+	r = store_throttle_update(st, &u, 1, 0, err);
+	if (r == 0 && (r = u.status) < 0)
+		pr_err_set(err, r, "cannot clear login failures: %s",
+		    pr_strerror(r));
+	return r;
 }

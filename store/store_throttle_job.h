@@ -4,7 +4,10 @@
  *
  * Both daemons write the counters of store_throttle_* off the loop
  * thread, in order with their other store work (docs/ARCHITECTURE.md
- * 3.3); reads may run on the loop thread's own connection.
+ * 3.3); reads may run on the loop thread's own connection.  Jobs queued
+ * next to each other commit together, so a flood of failures costs one
+ * fsync per batch, not one per failure, and the logins queued behind it
+ * don't wait for each.
  */
 #ifndef POSTROOM_STORE_THROTTLE_JOB_H
 #define POSTROOM_STORE_THROTTLE_JOB_H
@@ -21,7 +24,7 @@ struct store_throttle_job {
 	bool success;                  /* forget account's failures instead */
 	char ip_key[64];
 	char account[256];
-	int64_t now, window;
+	int64_t now;               /* the window is AUTHLIMIT_WINDOW */
 	void (*done_cb)(struct store_throttle_job *j);
 	void *data;
 	/* out: 0 or an error (err says why), and the counts after a

@@ -106,6 +106,34 @@ main(void)
 	    "one turn per client and round (a0 %d, b %d, c0 %d, a1 %d)",
 	    a[0].order, b.order, c[0].order, a[1].order);
 
+	/* A client that failed recently goes after the others. */
+	t_first_hold = 1;
+	t_ran = 0;
+	t_init(&hold, 102, "hold");
+	pwpool_submit(pp, &hold.pj);
+	while (1) {
+		uv_mutex_lock(&t_mu);
+		r = t_ran;
+		uv_mutex_unlock(&t_mu);
+		if (r > 0)
+			break;
+		uv_sleep(1);
+	}
+	t_init(&a[0], 40, "192.0.2.1");
+	a[0].pj.low = true;
+	t_init(&a[1], 41, "192.0.2.1");
+	a[1].pj.low = true;
+	t_init(&b, 42, "192.0.2.2");
+	TAP_EQ_INT(pwpool_submit(pp, &a[0].pj), 0, "low job");
+	TAP_EQ_INT(pwpool_submit(pp, &a[1].pj), 0, "another low job");
+	TAP_EQ_INT(pwpool_submit(pp, &b.pj), 0, "a normal job after them");
+	uv_sem_post(&t_gate);
+	while (t_done < 13)
+		uv_run(loop, UV_RUN_ONCE);
+	TAP_OK(b.order == 1 && a[0].order == 2 && a[1].order == 3,
+	    "the normal job runs first (b %d, low %d %d)", b.order,
+	    a[0].order, a[1].order);
+
 	/* Stop with work queued: it still runs. */
 	t_first_hold = 0;
 	t_ran = 0;
@@ -116,7 +144,7 @@ main(void)
 	pwpool_stop(&pp);
 	TAP_OK(pp == NULL, "stop clears the pointer");
 	uv_run(loop, UV_RUN_DEFAULT);
-	TAP_EQ_INT(t_done, 12, "queued jobs run during the stop");
+	TAP_EQ_INT(t_done, 16, "queued jobs run during the stop");
 	TAP_EQ_INT(uv_loop_close(loop), 0, "nothing left on the loop");
 	return tap_done();
 }
