@@ -38,7 +38,8 @@ authlimit_decide(unsigned client_failures, unsigned account_failures,
 	if (n <= AUTHLIMIT_DELAY_FREE)
 		return AUTHLIMIT_CHECK;
 	n -= AUTHLIMIT_DELAY_FREE + 1;
-	d = n >= 16 ? AUTHLIMIT_DELAY_MAX_MS : (uint64_t)AUTHLIMIT_DELAY_MS << n;
+	d = n >= 16 ? AUTHLIMIT_DELAY_MAX_MS :
+	    (uint64_t)AUTHLIMIT_DELAY_MS << n;
 	*delay_ms_r = d > AUTHLIMIT_DELAY_MAX_MS ? AUTHLIMIT_DELAY_MAX_MS : d;
 	return AUTHLIMIT_CHECK;
 }

@@ -42,7 +42,7 @@ struct cfg {
 		uint64_t max_message_size;  /* default 25 MiB */
 		unsigned max_recipients;    /* default 100 */
 		unsigned max_connections_per_ip; /* default 50, 0 = unlimited */
-		unsigned max_connections;   /* sessions, default 1000, 0 = unlimited */
+		unsigned max_connections;   /* sessions, default 1000, 0 = none */
 		/* DATA/BDAT: octets per second a transaction must average once
 		 * min_data_grace seconds have passed; default 1 KiB/s after
 		 * 30 s, 0 = no minimum.  "RATE[/GRACE]" in the file. */
@@ -56,7 +56,7 @@ struct cfg {
 		struct cfg_listen_list pop3s;  /* default 0.0.0.0:995 */
 		bool allow_plaintext_auth;
 		unsigned max_connections_per_ip; /* default 50, 0 = unlimited */
-		unsigned max_connections;   /* sessions, default 1000, 0 = unlimited */
+		unsigned max_connections;   /* sessions, default 1000, 0 = none */
 		unsigned timeout; /* idle seconds, default 600 (RFC 1939 3) */
 	} pop3;
 	struct {

@@ -11,11 +11,11 @@
  * guesses from one address take turns with one login from another, they
  * don't queue in front of it.  Clients that failed recently go after all
  * others (low), so many addresses that keep guessing don't take turns
- * in front of a client with a clean record either.  A job past the bound is refused at once,
- * so the caller can answer "try again later" instead of holding the
- * connection.  A client's share can be bounded too; the daemons leave it
- * to max_connections_per_ip, since a session has one check in flight at
- * most.
+ * in front of a client with a clean record either.  A job past the bound
+ * is refused at once, so the caller can answer "try again later" instead
+ * of holding the connection.  A client's share can be bounded too; the
+ * daemons leave it to max_connections_per_ip, since a session has one
+ * check in flight at most.
  *
  * Jobs are submitted on the loop thread; run runs on a pool thread; done
  * runs on the loop thread afterwards.  The pool knows nothing of what a

@@ -158,8 +158,8 @@ store_throttle_update(struct store *st, struct store_throttle_update *u,
 			r = store__exec(st, STORE_Q_ROLLBACK_TO,
 			    "ROLLBACK TO store_msg", err);
 		if (r == 0)
-			r = store__exec(st, STORE_Q_RELEASE, "RELEASE store_msg",
-			    err);
+			r = store__exec(st, STORE_Q_RELEASE,
+			    "RELEASE store_msg", err);
 		if (r < 0)
 			break;
 	}
