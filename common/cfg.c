@@ -12,6 +12,10 @@
 
 #include "log.h"
 
+/* [smtp] min_data_rate applies after this many seconds of a transaction,
+ * unless the value names its own grace period. */
+#define CFG_MIN_DATA_GRACE 30
+
 void
 cfg_defaults(struct cfg *c)
 {
@@ -28,6 +32,9 @@ cfg_defaults(struct cfg *c)
 	c->smtp.max_message_size = 25u * 1024 * 1024;
 	c->smtp.max_recipients = 100; /* RFC 5321 4.5.3.1.8 minimum */
 	c->smtp.max_connections_per_ip = 50;
+	c->smtp.max_connections = 1000;
+	c->smtp.min_data_rate = 1024;
+	c->smtp.min_data_grace = CFG_MIN_DATA_GRACE;
 	c->smtp.allow_plaintext_auth = false;
 	c->smtp.hard_error_limit = 20; /* Postfix's smtpd_hard_error_limit */
 	c->smtp.timeout = 300; /* RFC 5321 4.5.3.2.7: at least 5 minutes */
@@ -36,6 +43,7 @@ cfg_defaults(struct cfg *c)
 	cfg_parse_listen("0.0.0.0:995,[::]:995", &c->pop3.pop3s);
 	c->pop3.allow_plaintext_auth = false;
 	c->pop3.max_connections_per_ip = 50;
+	c->pop3.max_connections = 1000;
 	c->pop3.timeout = 600; /* RFC 1939 3: at least 10 minutes */
 
 	c->relay.enabled = true;
@@ -227,6 +235,30 @@ cfg_parse_bool(const char *s, bool *b)
 	return 0;
 }
 
+int
+cfg_parse_rate(const char *s, unsigned default_grace, uint64_t *rate_r,
+    unsigned *grace_r)
+{
+	const char *slash = strchr(s, '/');
+	char rate[64];
+	uint64_t g = default_grace;
+	int r;
+
+	if (slash == NULL)
+		r = cfg_parse_size(s, rate_r);
+	else if ((size_t)(slash - s) >= sizeof(rate))
+		return PR_EINVAL;
+	else {
+		snprintf(rate, sizeof(rate), "%.*s", (int)(slash - s), s);
+		if ((r = cfg_parse_size(rate, rate_r)) == 0)
+			r = cfg_parse_duration(slash + 1, &g);
+	}
+	if (r < 0 || g > 86400)
+		return PR_EINVAL;
+	*grace_r = (unsigned)g;
+	return 0;
+}
+
 static int
 cfg_parse_uint(const char *s, unsigned max, unsigned *v_r)
 {
@@ -312,6 +344,11 @@ cfg_set_smtp(struct cfg *c, const char *name, const char *value)
 	} else if (strcmp(name, "max_connections_per_ip") == 0)
 		r = cfg_parse_uint(value, 1000000,
 		    &c->smtp.max_connections_per_ip);
+	else if (strcmp(name, "max_connections") == 0)
+		r = cfg_parse_uint(value, 1000000, &c->smtp.max_connections);
+	else if (strcmp(name, "min_data_rate") == 0)
+		r = cfg_parse_rate(value, CFG_MIN_DATA_GRACE,
+		    &c->smtp.min_data_rate, &c->smtp.min_data_grace);
 	else if (strcmp(name, "allow_plaintext_auth") == 0)
 		r = cfg_parse_bool(value, &c->smtp.allow_plaintext_auth);
 	else if (strcmp(name, "hard_error_limit") == 0) {
@@ -344,6 +381,8 @@ cfg_set_pop3(struct cfg *c, const char *name, const char *value)
 	else if (strcmp(name, "max_connections_per_ip") == 0)
 		r = cfg_parse_uint(value, 1000000,
 		    &c->pop3.max_connections_per_ip);
+	else if (strcmp(name, "max_connections") == 0)
+		r = cfg_parse_uint(value, 1000000, &c->pop3.max_connections);
 	else if (strcmp(name, "timeout") == 0) {
 		uint64_t s;
 

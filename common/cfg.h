@@ -52,6 +52,12 @@ struct cfg {
 		uint64_t max_message_size;  /* default 25 MiB */
 		unsigned max_recipients;    /* default 100 */
 		unsigned max_connections_per_ip; /* default 50, 0 = unlimited */
+		unsigned max_connections;   /* sessions, default 1000, 0 = none */
+		/* DATA/BDAT: octets per second a transaction must average once
+		 * min_data_grace seconds have passed; default 1 KiB/s after
+		 * 30 s, 0 = no minimum.  "RATE[/GRACE]" in the file. */
+		uint64_t min_data_rate;
+		unsigned min_data_grace;
 		bool allow_plaintext_auth;  /* default false */
 		/* Counted errors before 421, default 20; past half of it
 		 * each error reply waits a second. */
@@ -63,6 +69,7 @@ struct cfg {
 		struct cfg_listen_list pop3s;  /* default 0.0.0.0:995 */
 		bool allow_plaintext_auth;
 		unsigned max_connections_per_ip; /* default 50, 0 = unlimited */
+		unsigned max_connections;   /* sessions, default 1000, 0 = none */
 		unsigned timeout; /* idle seconds, default 600 (RFC 1939 3) */
 	} pop3;
 	struct {
@@ -112,5 +119,11 @@ int cfg_parse_size(const char *s, uint64_t *v_r);
 
 /* Parses durations "90", "90s", "30m", "12h", "5d". */
 int cfg_parse_duration(const char *s, uint64_t *secs_r);
+
+/* Parses a minimum rate "SIZE[/DURATION]" ("1K", "512/10s"): octets per
+ * second and the grace period before it applies (default_grace when the
+ * value names none).  "0" turns the minimum off. */
+int cfg_parse_rate(const char *s, unsigned default_grace, uint64_t *rate_r,
+    unsigned *grace_r);
 
 #endif

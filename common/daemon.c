@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "authlimit.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -243,11 +244,15 @@ ipcount_slot(struct ipcount *ic, const char *ip)
 }
 
 unsigned
-ipcount_inc(struct ipcount *ic, const char *ip)
+ipcount_inc(struct ipcount *ic, const char *addr)
 {
-	struct ipcount_entry **pp = ipcount_slot(ic, ip);
+	char ip[AUTHLIMIT_KEY_MAX];
+	struct ipcount_entry **pp;
 	size_t n;
 
+	/* An IPv6 client counts as its /64 (authlimit.h). */
+	authlimit_key(addr, ip);
+	pp = ipcount_slot(ic, ip);
 	if (*pp == NULL) {
 		n = strlen(ip);
 		*pp = xcalloc(1, sizeof(**pp) + n + 1);
@@ -257,10 +262,13 @@ ipcount_inc(struct ipcount *ic, const char *ip)
 }
 
 void
-ipcount_dec(struct ipcount *ic, const char *ip)
+ipcount_dec(struct ipcount *ic, const char *addr)
 {
-	struct ipcount_entry **pp = ipcount_slot(ic, ip), *e = *pp;
+	char ip[AUTHLIMIT_KEY_MAX];
+	struct ipcount_entry **pp, *e;
 
+	pp = ipcount_slot(ic, authlimit_key(addr, ip));
+	e = *pp;
 	if (e == NULL)
 		return;
 	if (--e->count == 0) {

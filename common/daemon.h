@@ -48,12 +48,16 @@ struct daemon_signals {
 void daemon_signals_start(uv_loop_t *loop, struct daemon_signals *s);
 void daemon_signals_close(struct daemon_signals *s);
 
-/* Connections per peer address, for max_connections_per_ip. */
+/* Connections per client, for max_connections_per_ip.  A client is an
+ * IPv4 address or an IPv6 /64 (authlimit_key): one host holds a whole /64
+ * and could otherwise open connections from each of its addresses. */
 struct ipcount;
 struct ipcount *ipcount_new(void);
 void ipcount_free(struct ipcount **ic);
-/* Adds one connection for ip and returns the new count. */
+/* Adds one connection from the address ip (as net_conn_peer gives it)
+ * and returns the new count of its client. */
 unsigned ipcount_inc(struct ipcount *ic, const char *ip);
+/* Takes one back; ip as given to ipcount_inc. */
 void ipcount_dec(struct ipcount *ic, const char *ip);
 
 #endif

@@ -437,6 +437,12 @@ pop3_proto_complete_auth(struct pop3_proto *p, int status)
 		if (++p->auth_fails >= p->cfg.limits.auth_fail_max)
 			pop3_proto__enter(p, POP3_S_CLOSED);
 		return;
+	case PR_EAGAIN:
+		/* RFC 3206 4: [SYS/TEMP], the login throttle or no room
+		 * for a password check; not a failure of this session. */
+		pop3_proto__reply(p, "-ERR [SYS/TEMP] Too many login "
+		    "attempts, try again later");
+		return;
 	case PR_EBUSY:
 		/* RFC 2449 8.1.2: another session holds the maildrop. */
 		pop3_proto__reply(p, "-ERR [IN-USE] Mailbox is locked by "

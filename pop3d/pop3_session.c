@@ -6,9 +6,13 @@
  * and performs its events:
  *
  *   STLS    net_conn_starttls, then pop3_proto_tls_started
- *   AUTH    store thread: id + hash; thread pool: argon2id; on success
- *           store thread: lock + list (the snapshot); on failure a growing
- *           delay (a timer, never a sleep) before the -ERR
+ *   AUTH    store thread: id + hash + the failures counted for the
+ *           client and the account; the throttle (authlimit.h): refused
+ *           at once, or a delay; the password pool (pwpool.h): argon2id,
+ *           fair between clients, refused at once when full; on success
+ *           store thread: lock + list (the snapshot); on failure the
+ *           failure counted, then a growing delay (a timer, never a
+ *           sleep) before the -ERR
  *   BODY    up to POP3_INLINE_MAX: read on the loop thread from its own
  *           store connection, no thread hop; bigger: 64 KiB reads on the
  *           store thread.  Dot-stuffed by the core, the next read only
@@ -31,15 +35,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
+#include "authlimit.h"
 #include "daemon.h"
 #include "log.h"
 #include "net.h"
 #include "pop3_proto.h"
 #include "pop3_store.h"
+#include "pwpool.h"
 #include "store.h"
+#include "store_throttle_job.h"
 #include "store_worker.h"
 #include "xmalloc.h"
 
@@ -86,6 +94,7 @@ struct pop3_server {
 	size_t n_ls;
 	struct ipcount *ipc;
 	struct store_worker *q;    /* the one store worker */
+	struct pwpool *pw;         /* password checks */
 	/* The loop thread's own connection (a struct store is used by one
 	 * thread only): reads of small bodies, nothing else. */
 	struct store *rd;
@@ -102,6 +111,7 @@ struct pop3_session {
 	struct pop3_proto *proto;
 	char sid[LOG_SID_LEN + 1];
 	char peer[64];
+	char ipkey[AUTHLIMIT_KEY_MAX]; /* the client: peer, or its /64 */
 	uint64_t start_ms;
 	bool greeted;              /* output may flow (implicit TLS: after
 	                              the handshake) */
@@ -121,7 +131,9 @@ struct pop3_session {
 	bool sasl;
 	int64_t auth_id;
 	int verify_status;
-	uv_work_t work;
+	struct store_throttle counts;  /* before this attempt */
+	struct pwpool_job pw;
+	struct store_throttle_job th;
 	uv_timer_t delay;
 	bool delay_active;
 	bool delay_closed;
@@ -286,11 +298,11 @@ pop3_session_delay_cb(uv_timer_t *t)
 	pop3_session_auth_complete(s, PR_EAUTH, NULL, 0);
 }
 
-/* Thread pool: argon2id, CPU- and memory-heavy by design. */
+/* A pool thread: argon2id, CPU- and memory-heavy by design. */
 static void
-pop3_session_verify_work(uv_work_t *w)
+pop3_session_verify_work(struct pwpool_job *pj)
 {
-	struct pop3_session *s = w->data;
+	struct pop3_session *s = STORE_CONTAINER(pj, struct pop3_session, pw);
 
 	/* An unknown user is checked against a dummy hash, so the time
 	 * taken does not tell whether the address exists. */
@@ -298,11 +310,66 @@ pop3_session_verify_work(uv_work_t *w)
 	    s->auth_id > 0 ? s->job.hash : NULL, s->pass);
 }
 
+/* Counts a failure (success false) or forgets the account's failures,
+ * through the store worker; then cb. */
 static void
-pop3_session_verify_done(uv_work_t *w, int status)
+pop3_session_throttle(struct pop3_session *s, bool success,
+    void (*cb)(struct store_throttle_job *))
 {
-	struct pop3_session *s = w->data;
+	struct store_throttle_job *j = &s->th;
+
+	memset(j, 0, sizeof(*j));
+	j->success = success;
+	snprintf(j->ip_key, sizeof(j->ip_key), "%s", s->ipkey);
+	snprintf(j->account, sizeof(j->account), "%s", s->user);
+	j->now = (int64_t)time(NULL);
+	j->done_cb = cb;
+	j->data = s;
+	store_throttle_submit(s->srv->q, j);
+}
+
+/* The account's failures are forgotten after a correct password; the
+ * login went on meanwhile. */
+static void
+pop3_session_cleared_cb(struct store_throttle_job *j)
+{
+	struct pop3_session *s = j->data;
+
+	if (j->status < 0)
+		log_warn(s->sid, "clearing the login failures of %s: %s",
+		    j->account, j->err.msg);
+	pop3_session_unpend(s);
+}
+
+/* The failure is counted: the -ERR after this session's own delay. */
+static void
+pop3_session_counted_cb(struct store_throttle_job *j)
+{
+	struct pop3_session *s = j->data;
 	unsigned fails;
+
+	if (pop3_session_gone(s)) {
+		pop3_session_unpend(s);
+		return;
+	}
+	if (j->status < 0)
+		log_err(s->sid, "counting a login failure: %s", j->err.msg);
+	/* Never the password; the user name as given (log.c escapes it). */
+	fails = pop3_proto_auth_failures(s->proto) + 1;
+	log_warn(s->sid, "login failed user=%s from %s (failure %u; in %u "
+	    "min: %u from the client, %u for the account)", s->user, s->peer,
+	    fails, AUTHLIMIT_WINDOW / 60, j->counts.ip_failures,
+	    j->counts.account_failures);
+	/* A growing delay slows down guessing without a sleeping thread. */
+	s->delay_active = true;
+	uv_timer_start(&s->delay, pop3_session_delay_cb,
+	    (uint64_t)POP3_FAIL_DELAY_MS << (fails > 6 ? 6 : fails - 1), 0);
+}
+
+static void
+pop3_session_verify_done(struct pwpool_job *pj)
+{
+	struct pop3_session *s = STORE_CONTAINER(pj, struct pop3_session, pw);
 
 	sodium_memzero(s->job.hash, sizeof(s->job.hash));
 	s->pass = NULL;
@@ -310,7 +377,12 @@ pop3_session_verify_done(uv_work_t *w, int status)
 		pop3_session_unpend(s);
 		return;
 	}
-	if (status == 0 && s->verify_status == 0 && s->auth_id > 0) {
+	if (s->verify_status == 0 && s->auth_id > 0) {
+		if (s->counts.account_failures > 0) {
+			s->pending++;
+			pop3_session_throttle(s, true,
+			    pop3_session_cleared_cb);
+		}
 		/* Same job struct, next step: lock and list. */
 		memset(&s->job, 0, sizeof(s->job));
 		s->job.type = POP3_JOB_OPEN;
@@ -320,20 +392,49 @@ pop3_session_verify_done(uv_work_t *w, int status)
 		pop3_store_submit(s->srv->q, &s->job);
 		return;
 	}
-	/* Never the password; the user name as given (log.c escapes it). */
-	fails = pop3_proto_auth_failures(s->proto) + 1;
-	log_warn(s->sid, "login failed user=%s from %s (failure %u)",
-	    s->user, s->peer, fails);
-	/* A growing delay slows down guessing without a sleeping thread. */
-	s->delay_active = true;
-	uv_timer_start(&s->delay, pop3_session_delay_cb,
-	    (uint64_t)POP3_FAIL_DELAY_MS << (fails > 6 ? 6 : fails - 1), 0);
+	pop3_session_throttle(s, false, pop3_session_counted_cb);
+}
+
+/* Hands the password check to the pool.  Returns false (logged, the
+ * hash wiped) when the pool has no room for this client. */
+static bool
+pop3_session_verify(struct pop3_session *s)
+{
+	memset(&s->pw, 0, sizeof(s->pw));
+	s->pw.run = pop3_session_verify_work;
+	s->pw.done = pop3_session_verify_done;
+	snprintf(s->pw.key, sizeof(s->pw.key), "%s", s->ipkey);
+	s->pw.low = s->counts.ip_failures > 0;
+	if (pwpool_submit(s->srv->pw, &s->pw) == 0)
+		return true;
+	sodium_memzero(s->job.hash, sizeof(s->job.hash));
+	log_warn(s->sid, "login refused: ip=%s account=%s: password checks "
+	    "busy", s->peer, s->user);
+	return false;
+}
+
+/* The throttling delay is over. */
+static void
+pop3_session_wait_cb(uv_timer_t *t)
+{
+	struct pop3_session *s = t->data;
+
+	s->delay_active = false;
+	if (pop3_session_gone(s)) {
+		pop3_session_unpend(s);
+		return;
+	}
+	if (!pop3_session_verify(s)) {
+		s->pending--;
+		pop3_session_auth_complete(s, PR_EAGAIN, NULL, 0);
+	}
 }
 
 static void
 pop3_session_auth_info_done(struct pop3_job *job)
 {
 	struct pop3_session *s = job->data;
+	uint64_t delay;
 
 	if (pop3_session_gone(s)) {
 		sodium_memzero(job->hash, sizeof(job->hash));
@@ -348,12 +449,36 @@ pop3_session_auth_info_done(struct pop3_job *job)
 		return;
 	}
 	s->auth_id = job->status == 0 ? job->user_id : 0;
-	s->work.data = s;
-	if (uv_queue_work(s->srv->loop, &s->work, pop3_session_verify_work,
-	    pop3_session_verify_done) < 0) {
+	/* A store that cannot tell the counts does not lock everybody out:
+	 * the attempt goes on as a first one (and is logged). */
+	if (job->throttle_status < 0)
+		log_err(s->sid, "login failures of %s: %s", s->user,
+		    job->throttle_err.msg);
+	s->counts = job->throttle;
+	if (authlimit_decide(s->counts.ip_failures,
+	    s->counts.account_failures, &delay) == AUTHLIMIT_REFUSE) {
+		log_warn(s->sid, "auth throttled: ip=%s account=%s "
+		    "failures=%u account_failures=%u%s%s", s->peer, s->user,
+		    s->counts.ip_failures, s->counts.account_failures,
+		    strcmp(s->ipkey, s->peer) != 0 ? " net=" : "",
+		    strcmp(s->ipkey, s->peer) != 0 ? s->ipkey : "");
 		sodium_memzero(job->hash, sizeof(job->hash));
 		s->pending--;
-		pop3_session_auth_complete(s, PR_EIO, NULL, 0);
+		pop3_session_auth_complete(s, PR_EAGAIN, NULL, 0);
+		return;
+	}
+	if (delay > 0) {
+		log_info(s->sid, "auth delayed: ip=%s account=%s failures=%u "
+		    "account_failures=%u delay=%llums", s->peer, s->user,
+		    s->counts.ip_failures, s->counts.account_failures,
+		    (unsigned long long)delay);
+		s->delay_active = true;
+		uv_timer_start(&s->delay, pop3_session_wait_cb, delay, 0);
+		return;
+	}
+	if (!pop3_session_verify(s)) {
+		s->pending--;
+		pop3_session_auth_complete(s, PR_EAGAIN, NULL, 0);
 	}
 }
 
@@ -368,6 +493,9 @@ pop3_session_start_auth(struct pop3_session *s, const struct pop3_event *ev)
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.type = POP3_JOB_AUTH_INFO;
 	snprintf(s->job.address, sizeof(s->job.address), "%s", ev->user);
+	snprintf(s->job.ip_key, sizeof(s->job.ip_key), "%s", s->ipkey);
+	s->job.now = (int64_t)time(NULL);
+	s->job.window = AUTHLIMIT_WINDOW;
 	s->job.data = s;
 	s->job.done_cb = pop3_session_auth_info_done;
 	s->pending++;
@@ -860,8 +988,10 @@ pop3_session_maybe_free(struct pop3_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	free(s);
-	if (--srv->n_sessions == 0 && srv->stopping)
+	if (--srv->n_sessions == 0 && srv->stopping) {
+		pwpool_stop(&srv->pw);
 		store_worker_stop(&srv->q, NULL, NULL);
+	}
 }
 
 /* Connections over the per-IP limit: just the count to undo. */
@@ -885,18 +1015,27 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 	struct pop3_config pc;
 	struct pop3_session *s;
 	unsigned n;
+	bool full;
 
 	n = ipcount_inc(srv->ipc, net_conn_peer(c));
-	if (srv->stopping || (srv->cfg.pop3.max_connections_per_ip > 0 &&
+	full = srv->cfg.pop3.max_connections > 0 &&
+	    srv->n_sessions >= srv->cfg.pop3.max_connections;
+	if (srv->stopping || full ||
+	    (srv->cfg.pop3.max_connections_per_ip > 0 &&
 	    n > srv->cfg.pop3.max_connections_per_ip)) {
 		net_conn_set_ops(c, &pop3_reject_ops);
 		net_conn_set_data(c, srv);
-		if (!srv->stopping)
+		if (full && !srv->stopping)
+			log_warn(NULL, "refused %s: %u sessions, "
+			    "max_connections is %u", net_conn_peer(c),
+			    srv->n_sessions, srv->cfg.pop3.max_connections);
+		else if (!srv->stopping)
 			log_warn(NULL, "refused %s: %u connections from it",
 			    net_conn_peer(c), n - 1);
 		/* On 995 inside TLS, after the handshake (net.h). */
 		net_conn_refuse(c, srv->stopping ?
-		    "-ERR [SYS/TEMP] Server shutting down" :
+		    "-ERR [SYS/TEMP] Server shutting down" : full ?
+		    "-ERR [SYS/TEMP] Too many connections, try again later" :
 		    "-ERR [SYS/TEMP] Too many connections from your address");
 		return;
 	}
@@ -905,6 +1044,7 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 	s->conn = c;
 	log_new_sid(s->sid);
 	snprintf(s->peer, sizeof(s->peer), "%s", net_conn_peer(c));
+	authlimit_key(s->peer, s->ipkey);
 	s->start_ms = uv_now(srv->loop);
 	memset(&pc, 0, sizeof(pc));
 	pc.hostname = srv->cfg.server.hostname;
@@ -1020,6 +1160,12 @@ pop3_server_start(struct pop3_server *srv, struct pr_err *err)
 	 * without it pop3d still runs. */
 	if (store_reserve_ensure(srv->rd, &rerr) < 0)
 		log_warn(NULL, "no reserve for a full disk: %s", rerr.msg);
+	if ((r = pwpool_new(srv->loop, PWPOOL_THREADS, PWPOOL_QUEUE_MAX, 0,
+	    &srv->pw, err)) < 0) {
+		store_worker_stop(&srv->q, NULL, NULL);
+		store_close(&srv->rd);
+		return r;
+	}
 	srv->rbuf = xmalloc(POP3_CHUNK);
 	return 0;
 }
@@ -1045,8 +1191,10 @@ pop3_server_stop(struct pop3_server *srv)
 		if (s->conn != NULL)
 			net_conn_close(s->conn, true);
 	}
-	if (srv->n_sessions == 0)
+	if (srv->n_sessions == 0) {
+		pwpool_stop(&srv->pw);
 		store_worker_stop(&srv->q, NULL, NULL);
+	}
 }
 
 int
@@ -1072,6 +1220,7 @@ pop3_server_reload(struct pop3_server *srv, struct pr_err *err)
 	srv->cfg.pop3.allow_plaintext_auth = nc->pop3.allow_plaintext_auth;
 	srv->cfg.pop3.timeout = nc->pop3.timeout;
 	srv->cfg.pop3.max_connections_per_ip = nc->pop3.max_connections_per_ip;
+	srv->cfg.pop3.max_connections = nc->pop3.max_connections;
 	srv->cfg.server.log_level = nc->server.log_level;
 	memcpy(srv->cfg.server.hostname, nc->server.hostname,
 	    sizeof(nc->server.hostname));
@@ -1090,6 +1239,7 @@ pop3_server_free(struct pop3_server **srvp)
 		return;
 	while (srv->n_ls > 0)
 		net_listener_close(&srv->ls[--srv->n_ls]);
+	pwpool_stop(&srv->pw);
 	store_worker_stop(&srv->q, NULL, NULL);
 	store_close(&srv->rd);
 	free(srv->rbuf);

@@ -50,6 +50,10 @@ pop3_store_run_once(struct pop3_job *j, struct store *st)
 	case POP3_JOB_AUTH_INFO:
 		j->status = store_user_auth_info(st, j->address, &j->user_id,
 		    j->hash, &j->err);
+		pr_err_clear(&j->throttle_err);
+		j->throttle_status = store_throttle_get(st, j->ip_key,
+		    j->address, j->now, j->window, &j->throttle,
+		    &j->throttle_err);
 		break;
 	case POP3_JOB_OPEN:
 		j->entries = NULL;

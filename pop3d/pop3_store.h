@@ -9,9 +9,10 @@
  * read on the loop thread itself, from a second, read-only-use connection
  * (see POP3_INLINE_MAX in pop3_session.c): a WAL reader never waits for
  * the writer, and a thread hop costs more than such a read.  argon2id
- * verification is not done here: it runs in libuv's thread pool, so a
- * burst of logins cannot delay the downloads of sessions already logged
- * in.
+ * verification is not done here: it runs in the password pool (pwpool.h),
+ * so a burst of logins cannot delay the downloads of sessions already logged
+ * in.  Login failures are counted by a store_throttle_job on the same
+ * worker (store_throttle_job.h).
  *
  * A session owns a struct pop3_job, fills in the inputs, submits it and
  * gets done_cb on the loop thread once the job ran.  Jobs run in
@@ -29,7 +30,9 @@
 #include "store_worker.h"
 
 enum pop3_job_type {
-	/* address -> user_id, hash (status PR_ENOENT: no such user). */
+	/* address -> user_id, hash (status PR_ENOENT: no such user), and
+	 * the login failures of ip_key and address in throttle (zero when
+	 * they cannot be read; throttle_status says why). */
 	POP3_JOB_AUTH_INFO,
 	/* Lock user_id's maildrop and list it into entries/n_entries
 	 * (malloc'd, the caller frees).  On a listing failure the lock is
@@ -61,10 +64,15 @@ struct pop3_job {
 	size_t len;
 	const int64_t *ids;         /* valid until done_cb */
 	size_t n_ids;
+	char ip_key[64];
+	int64_t now, window;
 	/* out */
 	int status;
 	struct pr_err err;
 	char hash[STORE_HASH_MAX];  /* wiped by the caller after use */
+	struct store_throttle throttle;
+	int throttle_status;
+	struct pr_err throttle_err;
 	struct store_entry *entries;
 	size_t n_entries;
 	ssize_t nread;

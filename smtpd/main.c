@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "net.h"
+#include "pwpool.h"
 #include "relay.h"
 #include "smtp_session.h"
 #include "store.h"
@@ -57,6 +58,9 @@ smtpd_limits(struct smtpd *d)
 	l->bad_cmd_max = d->cfg.smtp.hard_error_limit;
 	d->srv.timeout_ms = (uint64_t)d->cfg.smtp.timeout * 1000;
 	d->srv.max_per_ip = d->cfg.smtp.max_connections_per_ip;
+	d->srv.max_sessions = d->cfg.smtp.max_connections;
+	d->srv.min_data_rate = d->cfg.smtp.min_data_rate;
+	d->srv.min_data_grace_ms = (uint64_t)d->cfg.smtp.min_data_grace * 1000;
 }
 
 static int
@@ -136,6 +140,8 @@ smtpd_shutdown(struct smtpd *d)
 {
 	d->srv.idle_cb = NULL;
 	uv_timer_stop(&d->drain_timer);
+	/* No session is left to check a password. */
+	pwpool_stop(&d->srv.pw);
 	if (d->srv.relay != NULL)
 		relay_stop(d->srv.relay, smtpd_relay_stopped_cb, d);
 	else
@@ -206,6 +212,9 @@ smtpd_reload_cb(void *data)
 	d->cfg.smtp.max_message_size = n->smtp.max_message_size;
 	d->cfg.smtp.max_recipients = n->smtp.max_recipients;
 	d->cfg.smtp.max_connections_per_ip = n->smtp.max_connections_per_ip;
+	d->cfg.smtp.max_connections = n->smtp.max_connections;
+	d->cfg.smtp.min_data_rate = n->smtp.min_data_rate;
+	d->cfg.smtp.min_data_grace = n->smtp.min_data_grace;
 	d->cfg.smtp.allow_plaintext_auth = n->smtp.allow_plaintext_auth;
 	d->cfg.smtp.timeout = n->smtp.timeout;
 	d->cfg.smtp.hard_error_limit = n->smtp.hard_error_limit;
@@ -267,6 +276,11 @@ smtpd_start(struct smtpd *d)
 	if (store_worker_new(d->loop, d->cfg.server.data_dir, 0, &d->srv.wk,
 	    &err) < 0) {
 		log_err(NULL, "store worker: %s", err.msg);
+		return -1;
+	}
+	if (pwpool_new(d->loop, PWPOOL_THREADS, PWPOOL_QUEUE_MAX, 0,
+	    &d->srv.pw, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
 		return -1;
 	}
 	if (relay_new(d->loop, &d->cfg, d->srv.wk, &d->srv.relay, &err) < 0) {

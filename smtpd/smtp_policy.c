@@ -99,6 +99,15 @@ smtp_policy_auth_done(const struct smtp_policy_facts *f,
 {
 	if (f->status == 0)
 		return;
+	if (f->status == PR_EAGAIN) {
+		/* Failed logins from this client or for this account, across
+		 * connections, or no password-check capacity left: RFC 4954
+		 * 6 "454 4.7.0 Temporary authentication failure", not an
+		 * error of this session. */
+		smtp_policy_defer(v, 454, "4.7.0", "Too many authentication "
+		    "attempts, try again later");
+		return;
+	}
 	if (f->status != PR_EAUTH) {
 		smtp_policy_defer(v, 454, "4.7.0", "Temporary authentication "
 		    "failure");

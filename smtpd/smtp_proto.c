@@ -365,6 +365,26 @@ smtp_proto_timeout(struct smtp_proto *p)
 	smtp_proto__close(p);
 }
 
+void
+smtp_proto_too_slow(struct smtp_proto *p)
+{
+	if (p->closing)
+		return;
+	snprintf(p->cmdlog, sizeof(p->cmdlog), "too slow");
+	/* RFC 5321 4.5.3.2.5 lets a server time a transfer out; 4.4.2 is
+	 * RFC 3463's "bad connection". */
+	smtp_proto__reply(p, 421, "4.4.2", "%s Error: data rate too low, "
+	    "closing", p->conf.hostname);
+	smtp_proto__close(p);
+}
+
+bool
+smtp_proto_in_transfer(const struct smtp_proto *p)
+{
+	return p->state == SMTP_S_DATA || p->state == SMTP_S_BDAT ||
+	    p->state == SMTP_S_CHUNK;
+}
+
 /* True while a message is being received or an event is outstanding:
  * a draining daemon lets those finish. */
 static bool

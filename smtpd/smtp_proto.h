@@ -239,6 +239,14 @@ void smtp_proto_tls_started(struct smtp_proto *p, const char *desc);
 /* The idle timer expired (RFC 5321 4.5.3.2): 421 4.4.2 and close. */
 void smtp_proto_timeout(struct smtp_proto *p);
 
+/* The glue measured the current DATA or BDAT transfer below [smtp]
+ * min_data_rate: 421 4.4.2, the transaction is dropped, and close. */
+void smtp_proto_too_slow(struct smtp_proto *p);
+
+/* True from DATA's 354 or the first BDAT until the transaction's final
+ * reply: the span that min_data_rate measures. */
+bool smtp_proto_in_transfer(const struct smtp_proto *p);
+
 /*
  * The daemon is stopping.  An idle session (no event, not inside DATA or
  * BDAT) gets "421 4.3.2" at once and closes; one inside a message finishes

@@ -12,11 +12,14 @@
 
 #include <sodium.h>
 
+#include "authlimit.h"
 #include "daemon.h"
 #include "log.h"
+#include "pwpool.h"
 #include "relay.h"
 #include "smtp_deliver.h"
 #include "store.h"
+#include "store_throttle_job.h"
 #include "xmalloc.h"
 
 /* Stop reading from a client whose replies pile up unread. */
@@ -24,6 +27,8 @@
 /* AUTH failure delays: 1 s, 2 s, 4 s, ... capped. */
 #define SMTP_SESSION_AUTH_DELAY_MS 1000
 #define SMTP_SESSION_AUTH_DELAY_MAX_MS 16000
+/* How often a transfer's rate is checked against min_data_rate. */
+#define SMTP_SESSION_RATE_CHECK_MS 1000
 
 /*
  * The state of the asynchronous work a session is carrying out: a password
@@ -32,8 +37,12 @@
  * does not carry it (about 1.3 KiB).
  */
 struct smtp_session_op {
-	/* AUTH: verification off the loop thread. */
-	uv_work_t work;
+	struct smtp_session *s;
+	/* AUTH: verification in the password pool, failures counted in the
+	 * store. */
+	struct pwpool_job pw;
+	struct store_throttle counts; /* before this attempt */
+	struct store_throttle_job th;
 	const char *auth_pass;        /* the core's secret, until complete */
 	char auth_hash[STORE_HASH_MAX];
 	bool auth_known;
@@ -58,6 +67,7 @@ struct smtp_session {
 	struct smtp_session_op *op;   /* while work is in flight, or NULL */
 	char sid[LOG_SID_LEN + 1];
 	char peer[64];
+	char ipkey[AUTHLIMIT_KEY_MAX]; /* the client: peer, or its /64 */
 	enum smtp_listen_kind kind;
 	uint64_t t_start;             /* uv_now at accept */
 	unsigned pending;             /* work, fs, delivery, timer in flight */
@@ -69,7 +79,12 @@ struct smtp_session {
 	bool timer_closed;
 	int64_t user_id;              /* authenticated user */
 
-	uv_timer_t timer;             /* AUTH failure and error delays */
+	uv_timer_t timer;             /* AUTH and error delays; DATA rate */
+
+	/* The current DATA/BDAT transfer, for min_data_rate. */
+	bool in_xfer;
+	uint64_t xfer_start;          /* uv_now */
+	uint64_t xfer_octets;
 
 	/* Spool file of the current message. */
 	int spool_fd;
@@ -86,8 +101,10 @@ static const struct net_conn_ops smtp_session_ops;
 static struct smtp_session_op *
 smtp_session_op(struct smtp_session *s)
 {
-	if (s->op == NULL)
+	if (s->op == NULL) {
 		s->op = xcalloc(1, sizeof(*s->op));
+		s->op->s = s;
+	}
 	return s->op;
 }
 
@@ -189,13 +206,24 @@ smtp_session_complete(struct smtp_session *s, int status)
 
 /* --- AUTH -------------------------------------------------------------- */
 
-static void
-smtp_session_auth_work_cb(uv_work_t *w)
-{
-	struct smtp_session *s = w->data;
-	struct smtp_session_op *op = s->op; /* stays while pending */
+/*
+ * An AUTH event goes: the user's hash and the failures counted for this
+ * client and this account (loop-thread reads); the throttling decision
+ * (authlimit.h): refused at once, or a delay on the session timer; the
+ * password check in the password pool (pwpool.h), fair between clients
+ * and refused at once when full; then the failure counted, or the
+ * account's failures forgotten, through the store worker; then the reply.
+ * Every refusal here is 454 4.7.0 (RFC 4954 6), logged with the client's
+ * address.
+ */
 
-	/* argon2id: CPU and memory heavy, hence the thread pool.  An unknown
+static void
+smtp_session_auth_run_cb(struct pwpool_job *pj)
+{
+	struct smtp_session_op *op = STORE_CONTAINER(pj,
+	    struct smtp_session_op, pw);
+
+	/* argon2id: CPU and memory heavy, hence a pool thread.  An unknown
 	 * user costs the same (a dummy hash), so timing tells nothing. */
 	op->auth_status = store_password_verify(op->auth_known ?
 	    op->auth_hash : NULL, op->auth_pass);
@@ -223,31 +251,43 @@ smtp_session_auth_delay_cb(uv_timer_t *t)
 }
 
 static void
-smtp_session_auth_after_cb(uv_work_t *w, int status)
+smtp_session_auth_cleared_cb(struct store_throttle_job *j)
 {
-	struct smtp_session *s = w->data;
-	struct smtp_session_op *op = s->op;
+	struct smtp_session *s = j->data;
+
+	s->pending--;
+	if (j->status < 0)
+		log_warn(s->sid, "clearing the login failures of %s: %s",
+		    j->account, j->err.msg);
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	smtp_session_complete(s, 0);
+}
+
+static void
+smtp_session_auth_counted_cb(struct store_throttle_job *j)
+{
+	struct smtp_session *s = j->data;
 	const struct smtp_event *ev;
 	unsigned fails;
 	uint64_t delay;
 
 	s->pending--;
-	sodium_memzero(op->auth_hash, sizeof(op->auth_hash));
 	if (s->c == NULL) {
 		smtp_session_release(s);
 		return;
 	}
+	if (j->status < 0)
+		log_err(s->sid, "counting a login failure: %s", j->err.msg);
 	ev = smtp_proto_event(s->p);
-	if (status == 0 && op->auth_status == 0) {
-		s->user_id = op->auth_id;
-		log_info(s->sid, "AUTH ok: user %s from %s", ev->user, s->peer);
-		smtp_session_complete(s, 0);
-		return;
-	}
 	/* Never the password: only who tried, from where. */
 	fails = smtp_proto_auth_failures(s->p) + 1;
-	log_warn(s->sid, "AUTH failed: user %s from %s (failure %u)",
-	    ev->user, s->peer, fails);
+	log_warn(s->sid, "AUTH failed: user %s from %s (failure %u; in %u "
+	    "min: %u from the client, %u for the account)", ev->user,
+	    s->peer, fails, AUTHLIMIT_WINDOW / 60, j->counts.ip_failures,
+	    j->counts.account_failures);
 	/* A delay that doubles with each failure, on the session timer:
 	 * the loop keeps serving everybody else. */
 	delay = (uint64_t)SMTP_SESSION_AUTH_DELAY_MS << (fails - 1 > 4 ? 4 :
@@ -259,12 +299,95 @@ smtp_session_auth_after_cb(uv_work_t *w, int status)
 	uv_timer_start(&s->timer, smtp_session_auth_delay_cb, delay, 0);
 }
 
+/* Counts a failure (success false) or forgets the account's failures,
+ * through the store worker; then cb. */
+static void
+smtp_session_auth_throttle(struct smtp_session *s, bool success,
+    const char *user, void (*cb)(struct store_throttle_job *))
+{
+	struct store_throttle_job *j = &s->op->th;
+
+	memset(j, 0, sizeof(*j));
+	j->success = success;
+	snprintf(j->ip_key, sizeof(j->ip_key), "%s", s->ipkey);
+	snprintf(j->account, sizeof(j->account), "%s", user);
+	j->now = (int64_t)time(NULL);
+	j->done_cb = cb;
+	j->data = s;
+	s->pending++;
+	store_throttle_submit(s->srv->wk, j);
+}
+
+static void
+smtp_session_auth_after_cb(struct pwpool_job *pj)
+{
+	struct smtp_session_op *op = STORE_CONTAINER(pj,
+	    struct smtp_session_op, pw);
+	struct smtp_session *s = op->s;
+	const struct smtp_event *ev;
+
+	s->pending--;
+	sodium_memzero(op->auth_hash, sizeof(op->auth_hash));
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	ev = smtp_proto_event(s->p);
+	if (op->auth_status == 0) {
+		s->user_id = op->auth_id;
+		log_info(s->sid, "AUTH ok: user %s from %s", ev->user, s->peer);
+		if (op->counts.account_failures == 0)
+			smtp_session_complete(s, 0);
+		else
+			smtp_session_auth_throttle(s, true, ev->user,
+			    smtp_session_auth_cleared_cb);
+		return;
+	}
+	smtp_session_auth_throttle(s, false, ev->user,
+	    smtp_session_auth_counted_cb);
+}
+
+/* Hands the password check to the pool.  Returns false (logged) when the
+ * pool has no room for this client: the caller answers PR_EAGAIN. */
+static bool
+smtp_session_auth_verify(struct smtp_session *s)
+{
+	struct smtp_session_op *op = s->op;
+
+	memset(&op->pw, 0, sizeof(op->pw));
+	op->pw.run = smtp_session_auth_run_cb;
+	op->pw.done = smtp_session_auth_after_cb;
+	snprintf(op->pw.key, sizeof(op->pw.key), "%s", s->ipkey);
+	op->pw.low = op->counts.ip_failures > 0;
+	if (pwpool_submit(s->srv->pw, &op->pw) < 0) {
+		log_warn(s->sid, "auth refused: ip=%s account=%s: password "
+		    "checks busy", s->peer, smtp_proto_event(s->p)->user);
+		return false;
+	}
+	s->pending++;
+	return true;
+}
+
+/* The throttling delay is over. */
+static void
+smtp_session_auth_wait_cb(uv_timer_t *t)
+{
+	struct smtp_session *s = t->data;
+
+	s->delay_active = false;
+	s->pending--;
+	if (!smtp_session_auth_verify(s))
+		smtp_session_complete(s, PR_EAGAIN);
+}
+
 /* Returns true when the event completed synchronously. */
 static bool
 smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 {
 	struct smtp_session_op *op = smtp_session_op(s);
+	struct store_throttle *n = &op->counts;
 	struct pr_err err;
+	uint64_t delay;
 	int r;
 
 	pr_err_clear(&err);
@@ -278,14 +401,40 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 	}
 	op->auth_known = r == 0;
 	op->auth_pass = ev->pass;
-	op->work.data = s;
-	if (uv_queue_work(s->srv->loop, &op->work, smtp_session_auth_work_cb,
-	    smtp_session_auth_after_cb) != 0) {
-		smtp_proto_complete(s->p, PR_EIO);
+	/* A store that cannot tell the counts does not lock everybody out:
+	 * the attempt goes on as a first one (and is logged). */
+	if (store_throttle_get(s->srv->st, s->ipkey, ev->user,
+	    (int64_t)time(NULL), AUTHLIMIT_WINDOW, n, &err) < 0)
+		log_err(s->sid, "login failures of %s: %s", ev->user,
+		    err.msg);
+	if (authlimit_decide(n->ip_failures, n->account_failures, &delay) ==
+	    AUTHLIMIT_REFUSE) {
+		log_warn(s->sid, "auth throttled: ip=%s account=%s "
+		    "failures=%u account_failures=%u%s%s", s->peer, ev->user,
+		    n->ip_failures, n->account_failures,
+		    strcmp(s->ipkey, s->peer) != 0 ? " net=" : "",
+		    strcmp(s->ipkey, s->peer) != 0 ? s->ipkey : "");
+		sodium_memzero(op->auth_hash, sizeof(op->auth_hash));
+		smtp_proto_complete(s->p, PR_EAGAIN);
 		smtp_session_op_free(s);
 		return true;
 	}
-	s->pending++;
+	if (delay > 0) {
+		log_info(s->sid, "auth delayed: ip=%s account=%s failures=%u "
+		    "account_failures=%u delay=%llums", s->peer, ev->user,
+		    n->ip_failures, n->account_failures,
+		    (unsigned long long)delay);
+		s->pending++;
+		s->delay_active = true;
+		uv_timer_start(&s->timer, smtp_session_auth_wait_cb, delay, 0);
+		return false;
+	}
+	if (!smtp_session_auth_verify(s)) {
+		sodium_memzero(op->auth_hash, sizeof(op->auth_hash));
+		smtp_proto_complete(s->p, PR_EAGAIN);
+		smtp_session_op_free(s);
+		return true;
+	}
 	return false;
 }
 
@@ -780,6 +929,61 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 	return true;
 }
 
+/*
+ * min_data_rate: a transfer (DATA's 354 or the first BDAT, to the final
+ * reply) must average the rate once its grace period is over, or one
+ * client could hold a session for hours by sending an octet just before
+ * each idle timeout.  The glue measures with the loop's clock and tells
+ * the core (smtp_proto_too_slow), which stays clock-free.
+ */
+static void
+smtp_session_rate_cb(uv_timer_t *t)
+{
+	struct smtp_session *s = t->data;
+	const struct smtp_server *srv = s->srv;
+	uint64_t elapsed = uv_now(srv->loop) - s->xfer_start;
+
+	/* Waiting on us (a spool write, a commit) is not the client's
+	 * slowness. */
+	if (s->c == NULL || s->busy || !s->in_xfer ||
+	    elapsed < srv->min_data_grace_ms ||
+	    s->xfer_octets * 1000 >= srv->min_data_rate * elapsed)
+		return;
+	log_warn(s->sid, "too slow: %s sent %llu octets in %.1fs, below "
+	    "min_data_rate %llu/s", s->peer,
+	    (unsigned long long)s->xfer_octets, (double)elapsed / 1000.0,
+	    (unsigned long long)srv->min_data_rate);
+	uv_timer_stop(&s->timer);
+	s->in_xfer = false;
+	smtp_proto_too_slow(s->p);
+	smtp_session_flush(s);
+	if (s->c != NULL)
+		net_conn_close(s->c, true);
+}
+
+/* After each feed: octets that belong to a transfer (fed while one was
+ * going on), and the start or the end of one. */
+static void
+smtp_session_xfer(struct smtp_session *s, bool was_in, size_t octets)
+{
+	bool in = smtp_proto_in_transfer(s->p) && !smtp_proto_closing(s->p);
+
+	if (s->srv->min_data_rate == 0 || s->delay_active)
+		return;
+	if (in && !s->in_xfer) {
+		s->in_xfer = true;
+		s->xfer_start = uv_now(s->srv->loop);
+		s->xfer_octets = 0;
+		uv_timer_start(&s->timer, smtp_session_rate_cb,
+		    SMTP_SESSION_RATE_CHECK_MS, SMTP_SESSION_RATE_CHECK_MS);
+	} else if (!in && s->in_xfer) {
+		s->in_xfer = false;
+		uv_timer_stop(&s->timer);
+	}
+	if (in && was_in)
+		s->xfer_octets += octets;
+}
+
 static void
 smtp_session_run(struct smtp_session *s)
 {
@@ -787,6 +991,7 @@ smtp_session_run(struct smtp_session *s)
 	const uint8_t *in;
 	size_t len;
 	ssize_t n;
+	bool was_in;
 
 	while (s->c != NULL && !s->busy && !net_conn_closing(s->c)) {
 		if ((ev = smtp_proto_event(s->p)) != NULL) {
@@ -808,6 +1013,7 @@ smtp_session_run(struct smtp_session *s)
 		net_conn_input(s->c, &in, &len);
 		if (len == 0)
 			break;
+		was_in = smtp_proto_in_transfer(s->p);
 		n = smtp_proto_feed(s->p, in, len);
 		if (n < 0) {
 			log_err(s->sid, "protocol core: %s",
@@ -817,6 +1023,7 @@ smtp_session_run(struct smtp_session *s)
 			break;
 		}
 		net_conn_consume(s->c, (size_t)n);
+		smtp_session_xfer(s, was_in, (size_t)n);
 		/* A command line must be complete within one timeout of its
 		 * first octet, however slowly it trickles in. */
 		net_conn_hold_timeout(s->c, smtp_proto_line_pending(s->p));
@@ -833,6 +1040,8 @@ smtp_session_run(struct smtp_session *s)
 	}
 	if (s->c == NULL || s->busy)
 		return;
+	/* A transfer also ends with an event's reply (the 250). */
+	smtp_session_xfer(s, false, 0);
 	smtp_session_flush(s);
 	if (s->c != NULL && smtp_proto_closing(s->p))
 		net_conn_close(s->c, true);
@@ -986,6 +1195,7 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	s->t_start = uv_now(srv->loop);
 	log_new_sid(s->sid);
 	snprintf(s->peer, sizeof(s->peer), "%s", net_conn_peer(c));
+	authlimit_key(s->peer, s->ipkey);
 	buf_init(&s->head, 64 * 1024);
 	uv_timer_init(srv->loop, &s->timer);
 	s->timer.data = s;
@@ -1011,6 +1221,13 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 
 	log_info(s->sid, "connect from %s to port %d (%s)", s->peer,
 	    net_conn_local_port(c), smtp_session_kind_name(s->kind));
+	if (srv->max_sessions > 0 && srv->n_sessions > srv->max_sessions) {
+		log_warn(s->sid, "refused %s: %u sessions, max_connections is "
+		    "%u", s->peer, srv->n_sessions - 1, srv->max_sessions);
+		smtp_session_refuse(s, "4.7.0", "Too many connections, try "
+		    "again later");
+		return;
+	}
 	count = ipcount_inc(srv->ipc, s->peer);
 	s->ip_counted = true;
 	if (srv->max_per_ip > 0 && count > srv->max_per_ip) {

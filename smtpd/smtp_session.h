@@ -4,8 +4,9 @@
  * A session owns one net_conn and one protocol core.  It feeds the core
  * with the connection's plaintext input, writes its replies, and carries
  * out its events: recipient and sender lookups on the loop thread's store
- * connection (indexed reads), password verification in the libuv thread
- * pool, spool writes with uv_fs, and deliveries through the daemon's store
+ * connection (indexed reads), password verification in the password
+ * pool (pwpool.h) after the login throttle (authlimit.h), spool writes
+ * with uv_fs, and deliveries through the daemon's store
  * worker with group commit (smtp_deliver).  While an event is outstanding
  * the connection is paused, so a pipelining client waits instead of
  * filling memory.
@@ -23,6 +24,7 @@
 struct store_worker;
 struct relay;
 struct ipcount;
+struct pwpool;
 struct store;
 struct smtp_session;
 
@@ -33,6 +35,10 @@ struct smtp_server {
 	struct smtp_limits limits;    /* from cfg; updated on SIGHUP */
 	uint64_t timeout_ms;          /* idle timeout ([smtp] timeout) */
 	unsigned max_per_ip;          /* 0 = no limit */
+	unsigned max_sessions;        /* [smtp] max_connections, 0 = none */
+	uint64_t min_data_rate;       /* octets/s, 0 = no minimum */
+	uint64_t min_data_grace_ms;
+	struct pwpool *pw;            /* password checks */
 	struct store *st;             /* loop-thread store: lookups only */
 	struct store_worker *wk;      /* the one writer: deliveries, relay */
 	struct relay *relay;          /* kicked after remote deliveries */

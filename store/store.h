@@ -49,6 +49,52 @@ int store_reserve_ensure(struct store *st, struct pr_err *err);
 /* Removes the reserve; returns the octets given back (0: none). */
 int64_t store_reserve_release(struct store *st);
 
+/* --- Login throttling (store_throttle.c) ------------------------------ */
+
+/*
+ * Failed logins are counted per client (an IPv4 address, or an IPv6 /64
+ * as "2001:db8:1:2::/64") and per account (the name as given, in lower
+ * case), over a fixed window: a count is forgotten window seconds after
+ * the first failure it holds.  The rows live in the database, so both
+ * daemons and their restarts share them.  now is unix seconds, given by
+ * the caller (the store reads no clock).  An empty or NULL name is not
+ * counted (its count reads 0).
+ */
+struct store_throttle {
+	unsigned ip_failures;
+	unsigned account_failures;
+};
+
+/* Reads both counts into *t_r.  Returns 0 or an error (then *t_r is 0). */
+int store_throttle_get(struct store *st, const char *ip_key,
+    const char *account, int64_t now, int64_t window,
+    struct store_throttle *t_r, struct pr_err *err);
+
+/* Counts one failure for both in one transaction, forgets expired rows,
+ * and returns the new counts in *t_r.  Returns 0 or an error. */
+int store_throttle_fail(struct store *st, const char *ip_key,
+    const char *account, int64_t now, int64_t window,
+    struct store_throttle *t_r, struct pr_err *err);
+
+/* A correct password: forgets the failures of account (the client's own
+ * count stays until it expires).  Returns 0 or an error. */
+int store_throttle_clear(struct store *st, const char *account,
+    struct pr_err *err);
+
+/* Several of the two above in one transaction (the daemons' store worker
+ * batches them, so a flood of failures costs one commit, not one each).
+ * Each u[i] gets its counts (after a failure) and its status; returns 0,
+ * or the commit's error (then every status is that error). */
+struct store_throttle_update {
+	const char *ip_key;        /* a failure; NULL: a success */
+	const char *account;
+	int64_t now;
+	struct store_throttle counts;
+	int status;
+};
+int store_throttle_update(struct store *st, struct store_throttle_update *u,
+    size_t n, int64_t window, struct pr_err *err);
+
 /* Schema version of the open database. */
 int store_schema_version(struct store *st);
 /* PRAGMA integrity_check + foreign_key_check; 0 or PR_EIO with err. */

@@ -139,6 +139,19 @@ const char *const store__migrations[] = {
 	" DEFAULT 0;\n"
 	"CREATE INDEX queue_claimed ON queue(claimed_until)"
 	" WHERE claimed_until > 0;\n",
+
+	/* 3: failed logins per client address (an IPv6 client as its /64)
+	 * and per account, counted across connections, both daemons and
+	 * restarts (store_throttle.c).  scope 0 is an address, 1 an
+	 * account; since is the first failure of the current window. */
+	"CREATE TABLE auth_failures (\n"
+	"	scope    INTEGER NOT NULL,\n"
+	"	name     TEXT NOT NULL,\n"
+	"	since    INTEGER NOT NULL,\n"
+	"	failures INTEGER NOT NULL,\n"
+	"	PRIMARY KEY (scope, name)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE INDEX auth_failures_since ON auth_failures(since);\n",
 };
 
 const int store__n_migrations =

@@ -32,10 +32,14 @@ class LineClient:
     """A TCP connection (IPv4 or IPv6 by the address's form) with a
     receive buffer; ctx wraps it in TLS at once."""
 
-    def __init__(self, host, port, timeout=15.0, ctx=None):
+    def __init__(self, host, port, timeout=15.0, ctx=None, source=None):
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
+        if source is not None:
+            # Another client address: 127.0.0.0/8, or an address of a
+            # test's own network namespace.
+            self.sock.bind((source, 0))
         self.sock.connect((host, port))
         if ctx is not None:
             self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
@@ -89,8 +93,9 @@ class LineClient:
 class SmtpRaw(LineClient):
     """SMTP: lines as text, replies as (code, [lines]) (RFC 5321 4.2)."""
 
-    def __init__(self, host, port, timeout=20, tls=False):
-        super().__init__(host, port, timeout, tls_context() if tls else None)
+    def __init__(self, host, port, timeout=20, tls=False, source=None):
+        super().__init__(host, port, timeout, tls_context() if tls else None,
+                         source)
 
     def line(self):
         return self.raw_line().decode("utf-8", "replace")
@@ -114,8 +119,8 @@ class Pop3Raw(LineClient):
     """POP3: lines as bytes, multi-line responses still dot-stuffed
     (RFC 1939 3)."""
 
-    def __init__(self, host, port, ctx=None, timeout=15.0):
-        super().__init__(host, port, timeout, ctx)
+    def __init__(self, host, port, ctx=None, timeout=15.0, source=None):
+        super().__init__(host, port, timeout, ctx, source)
 
     def line(self):
         return self.raw_line()

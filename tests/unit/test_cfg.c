@@ -28,6 +28,12 @@ main(void)
 	TAP_EQ_INT(c.smtp.max_recipients, 100, "default max_recipients");
 	TAP_EQ_INT(c.smtp.max_connections_per_ip, 50,
 	    "default max_connections_per_ip");
+	TAP_EQ_INT(c.smtp.max_connections, 1000, "default [smtp] "
+	    "max_connections");
+	TAP_EQ_INT(c.pop3.max_connections, 1000, "default [pop3] "
+	    "max_connections");
+	TAP_OK(c.smtp.min_data_rate == 1024 && c.smtp.min_data_grace == 30,
+	    "default min_data_rate 1 KiB/s after 30 s");
 	TAP_OK(!c.smtp.allow_plaintext_auth, "no plaintext auth by default");
 	TAP_EQ_INT(c.relay.mx_port, 25, "default mx_port");
 	TAP_EQ_INT(c.relay.max_queue_time, 5 * 86400, "default queue time");
@@ -56,6 +62,11 @@ main(void)
 	TAP_EQ_INT(c.smtp.timeout, 120, "2m timeout");
 	TAP_EQ_INT(c.smtp.hard_error_limit, 8, "hard_error_limit");
 	TAP_EQ_STR(c.server.postmaster, "hostmaster@example.org", "postmaster");
+	TAP_EQ_INT(c.smtp.max_connections, 200, "[smtp] max_connections");
+	TAP_EQ_INT(c.pop3.max_connections, 0, "[pop3] max_connections 0 = "
+	    "no limit");
+	TAP_OK(c.smtp.min_data_rate == 100 && c.smtp.min_data_grace == 5,
+	    "min_data_rate RATE/GRACE");
 	TAP_EQ_INT(c.pop3.pop3s.n, 1, "pop3s");
 	TAP_EQ_STR(c.tls.key, "/etc/ssl/private/ssl-cert-snakeoil.key", "key");
 	TAP_EQ_STR(c.relay.smarthost, "smtp.example.net:587", "smarthost");
@@ -67,6 +78,22 @@ main(void)
 	    "smarthost_ca");
 	TAP_EQ_STR(c.relay.ca_file, "/etc/ssl/certs/ca-certificates.crt",
 	    "ca_file");
+
+	{
+		uint64_t rate;
+		unsigned grace;
+
+		TAP_OK(cfg_parse_rate("1K", 30, &rate, &grace) == 0 &&
+		    rate == 1024 && grace == 30, "rate without grace");
+		TAP_OK(cfg_parse_rate("0", 30, &rate, &grace) == 0 &&
+		    rate == 0, "rate 0: off");
+		TAP_OK(cfg_parse_rate("2K/1m", 30, &rate, &grace) == 0 &&
+		    rate == 2048 && grace == 60, "rate with a grace of 1m");
+		TAP_EQ_INT(cfg_parse_rate("1K/", 30, &rate, &grace),
+		    PR_EINVAL, "rate with an empty grace refused");
+		TAP_EQ_INT(cfg_parse_rate("fast", 30, &rate, &grace),
+		    PR_EINVAL, "rate that is no size refused");
+	}
 
 	TAP_EQ_INT(load("cfg/typo.conf", &c, &err), PR_EINVAL, "typo refused");
 	TAP_EQ_STR(err.msg,

@@ -60,6 +60,9 @@ static const struct policy_row policy_rows[] = {
 	{ "password check failed", SMTP_POLICY_AUTH_DONE, SUB, true, false,
 	    "", "", "", false, 0, 0, 0, PR_EIO, 0, 454, "4.7.0", false,
 	    false },
+	{ "logins throttled", SMTP_POLICY_AUTH_DONE, SUB, true, false,
+	    "", "", "", false, 0, 0, 2, PR_EAGAIN, 0, 454, "4.7.0", false,
+	    false },
 	/* May the session send mail at all? */
 	{ "mx, anonymous", SMTP_POLICY_TX, MX, false, false, "", "", "",
 	    false, 0, 0, 0, 0, 0, 0, NULL, false, false },

@@ -202,6 +202,39 @@ test_timeout_refuse(void)
 	smtp_proto_free(&p);
 }
 
+/* min_data_rate: the glue measures, the core only answers. */
+static void
+test_too_slow(void)
+{
+	struct smtp_proto *p = proto_new(SMTP_LISTEN_MX);
+	const struct smtp_event *ev;
+	const char *out;
+
+	feed(p, "EHLO x\r\n");
+	TAP_OK(!smtp_proto_in_transfer(p), "no transfer before DATA");
+	feed(p, "MAIL FROM:<a@b.c>\r\n");
+	if ((ev = smtp_proto_event(p)) != NULL)
+		smtp_proto_complete(p, 0);
+	feed(p, "RCPT TO:<c@example.test>\r\n");
+	if ((ev = smtp_proto_event(p)) != NULL && ev->type == SMTP_EV_RCPT) {
+		smtp_proto_rcpt_target(p, 2, NULL);
+		smtp_proto_complete(p, SMTP_RCPT_LOCAL);
+	}
+	buf_reset(smtp_proto_out(p));
+	out = feed(p, "DATA\r\nSubject: slow\r\n");
+	TAP_OK(strncmp(out, "354", 3) == 0, "DATA: 354 (%s)", out);
+	TAP_OK(smtp_proto_in_transfer(p), "in transfer after the 354");
+	smtp_proto_too_slow(p);
+	TAP_EQ_STR(feed(p, ""), "421 4.4.2 mx.example.test Error: data rate "
+	    "too low, closing\r\n", "too slow: 421 4.4.2");
+	TAP_OK(smtp_proto_closing(p) && !smtp_proto_in_transfer(p),
+	    "too slow closes and ends the transfer");
+	TAP_EQ_STR(feed(p, "more body\r\n.\r\n"), "", "the rest of the "
+	    "message is not answered");
+	TAP_OK(smtp_proto_event(p) == NULL, "and not delivered");
+	smtp_proto_free(&p);
+}
+
 static void
 test_backpressure(void)
 {
@@ -402,6 +435,7 @@ main(void)
 	test_trace_mx();
 	test_shutdown();
 	test_timeout_refuse();
+	test_too_slow();
 	test_backpressure();
 	test_starttls_drop();
 	test_spool_events();

@@ -697,6 +697,67 @@ test_check(struct store *st)
 	TAP_OK(store__idle(st), "idle after check");
 }
 
+/* --- Login throttling ------------------------------------------------- */
+
+static void
+test_throttle(struct store *st)
+{
+	struct store_throttle t;
+	struct pr_err err = { 0 };
+	const int64_t w = 900;
+	int i;
+
+	TAP_EQ_INT(store_throttle_get(st, "192.0.2.1", "alice@example.org",
+	    1000, w, &t, &err), 0, "throttle: read of nothing");
+	TAP_OK(t.ip_failures == 0 && t.account_failures == 0,
+	    "throttle: no failures yet");
+	for (i = 0; i < 3; i++)
+		TAP_EQ_INT(store_throttle_fail(st, "192.0.2.1",
+		    "Alice@Example.ORG", 1000 + i, w, &t, &err), 0,
+		    "throttle: failure %d counted", i + 1);
+	TAP_OK(t.ip_failures == 3 && t.account_failures == 3,
+	    "throttle: fail returns the new counts (%u, %u)", t.ip_failures,
+	    t.account_failures);
+	store_throttle_fail(st, "192.0.2.2", "alice@example.org", 1010, w, &t,
+	    &err);
+	TAP_OK(t.ip_failures == 1 && t.account_failures == 4,
+	    "throttle: another client, the same account (%u, %u)",
+	    t.ip_failures, t.account_failures);
+	store_throttle_get(st, "192.0.2.1", "bob@example.org", 1100, w, &t,
+	    &err);
+	TAP_OK(t.ip_failures == 3 && t.account_failures == 0,
+	    "throttle: counts per client and per account (%u, %u)",
+	    t.ip_failures, t.account_failures);
+	/* The window runs from the first failure: at 1000 + w it is over. */
+	store_throttle_get(st, "192.0.2.1", "alice@example.org", 1000 + w - 1,
+	    w, &t, &err);
+	TAP_EQ_INT(t.ip_failures, 3, "throttle: still counted inside the "
+	    "window");
+	store_throttle_get(st, "192.0.2.1", "alice@example.org", 1000 + w, w,
+	    &t, &err);
+	TAP_EQ_INT(t.ip_failures, 0, "throttle: forgotten after the window");
+	store_throttle_fail(st, "192.0.2.1", NULL, 1000 + w, w, &t, &err);
+	TAP_OK(t.ip_failures == 1 && t.account_failures == 0,
+	    "throttle: a failure after the window starts a new one");
+	TAP_EQ_INT(t_st_int(st, "SELECT count(*) FROM auth_failures WHERE "
+	    "name = '192.0.2.2'"), 1, "throttle: the other client's row "
+	    "is still inside its window");
+	store_throttle_fail(st, "192.0.2.1", NULL, 1010 + w, w, &t, &err);
+	TAP_EQ_INT(t_st_int(st, "SELECT count(*) FROM auth_failures WHERE "
+	    "name = '192.0.2.2' OR name = 'alice@example.org'"), 0,
+	    "throttle: expired rows are pruned");
+	store_throttle_fail(st, "192.0.2.9", "carol@example.org", 5000, w, &t,
+	    &err);
+	TAP_EQ_INT(store_throttle_clear(st, "CAROL@example.org", &err), 0,
+	    "throttle: clear");
+	store_throttle_get(st, "192.0.2.9", "carol@example.org", 5001, w, &t,
+	    &err);
+	TAP_OK(t.ip_failures == 1 && t.account_failures == 0,
+	    "throttle: a correct password clears the account, not the "
+	    "client");
+	TAP_OK(store__idle(st), "throttle: no statement left open");
+}
+
 int
 main(void)
 {
@@ -714,6 +775,7 @@ main(void)
 	test_resolve(st);
 	test_sender_allowed(st);
 	test_check(st);
+	test_throttle(st);
 	t_check_plans(st);
 	store_close(&st);
 	return tap_done();
