@@ -466,8 +466,10 @@ cfg_handler_plain(void *user, const char *section, const char *name,
 	return cfg_handler(user, section, name, value, x->line);
 }
 
-int
-cfg_load(struct cfg *c, const char *path, struct pr_err *err)
+/* Parses the INI text of f over c; name is the file name in messages. */
+static int
+cfg_load_stream(struct cfg *c, const char *name, FILE *f,
+    struct pr_err *err)
 {
 	struct cfg_ctx x;
 	struct cfg_reader rd;
@@ -475,23 +477,52 @@ cfg_load(struct cfg *c, const char *path, struct pr_err *err)
 
 	memset(&x, 0, sizeof(x));
 	x.c = c;
-	snprintf(c->path, sizeof(c->path), "%s", path);
-	rd.f = fopen(path, "r");
-	if (rd.f == NULL)
-		return pr_err_set(err, PR_EIO, "%s: %s", path, strerror(errno));
+	snprintf(c->path, sizeof(c->path), "%s", name);
+	rd.f = f;
 	rd.line = &x.line;
 	r = ini_parse_stream(cfg_reader_gets, &rd, cfg_handler_plain, &x);
-	fclose(rd.f);
 	if (x.err_line != 0)
-		return pr_err_set(err, PR_EINVAL, "%s:%d: %s", path,
+		return pr_err_set(err, PR_EINVAL, "%s:%d: %s", name,
 		    x.err_line, x.err);
 	if (r > 0)
-		return pr_err_set(err, PR_EINVAL, "%s:%d: syntax error", path,
+		return pr_err_set(err, PR_EINVAL, "%s:%d: syntax error", name,
 		    r);
 	if (r < 0)
-		return pr_err_set(err, PR_EIO, "%s: cannot parse", path);
+		return pr_err_set(err, PR_EIO, "%s: cannot parse", name);
 	if ((c->tls.cert[0] == '\0') != (c->tls.key[0] == '\0'))
 		return pr_err_set(err, PR_EINVAL,
-		    "%s: [tls] cert and key must be set together", path);
+		    "%s: [tls] cert and key must be set together", name);
 	return 0;
+}
+
+int
+cfg_load(struct cfg *c, const char *path, struct pr_err *err)
+{
+	FILE *f;
+	int r;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(c->path, sizeof(c->path), "%s", path);
+		return pr_err_set(err, PR_EIO, "%s: %s", path, strerror(errno));
+	}
+	r = cfg_load_stream(c, path, f, err);
+	fclose(f);
+	return r;
+}
+
+int
+cfg_load_buf(struct cfg *c, const char *name, const char *text, size_t len,
+    struct pr_err *err)
+{
+	FILE *f;
+	int r;
+
+	/* fmemopen() refuses a zero-sized buffer; empty text is empty. */
+	if ((f = fmemopen(len > 0 ? (void *)text : (void *)"", len > 0 ?
+	    len : 1, "r")) == NULL)
+		return pr_err_set(err, PR_ENOMEM, "%s: %s", name,
+		    strerror(errno));
+	r = cfg_load_stream(c, name, f, err);
+	fclose(f);
+	return r;
 }
