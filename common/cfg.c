@@ -439,22 +439,59 @@ cfg_handler(void *user, const char *section, const char *name,
 /*
  * inih reports the line of the first error as its return value but does
  * not pass line numbers to the handler; parse from a stream we read
- * ourselves so the handler knows the line as well.
+ * ourselves so the handler knows the line as well.  inih reads a line
+ * into a buffer of INI_MAX_LINE octets and takes what does not fit for
+ * the next line; the reader instead reports such a line as an error and
+ * skips the rest of it, so a long value is neither cut short silently
+ * nor its tail read as a setting of its own.
  */
 struct cfg_reader {
 	FILE *f;
-	int *line;
+	struct cfg_ctx *x;
 };
+
+/* Records the first error found by the reader, at the current line. */
+static void
+cfg_reader_error(struct cfg_reader *rd, const char *msg)
+{
+	if (rd->x->err_line != 0)
+		return;
+	snprintf(rd->x->err, sizeof(rd->x->err), "%s", msg);
+	rd->x->err_line = rd->x->line;
+}
 
 static char *
 cfg_reader_gets(char *str, int num, void *stream)
 {
 	struct cfg_reader *rd = stream;
-	char *r = fgets(str, num, rd->f);
+	char msg[64];
+	size_t n = 0;
+	int ch = EOF;
 
-	if (r != NULL)
-		(*rd->line)++;
-	return r;
+	if (num < 2)
+		return NULL;
+	while (n + 1 < (size_t)num && (ch = fgetc(rd->f)) != EOF) {
+		str[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (n == 0)
+		return NULL;
+	str[n] = '\0';
+	rd->x->line++;
+	/* inih reads a line up to its first NUL octet only. */
+	if (strlen(str) != n)
+		cfg_reader_error(rd, "NUL octet in line");
+	if (ch == '\n' || ch == EOF)
+		return str;
+	/* The buffer is full: the line ends here, or it is too long. */
+	if ((ch = fgetc(rd->f)) == '\n' || ch == EOF)
+		return str;
+	while (ch != '\n' && ch != EOF)
+		ch = fgetc(rd->f);
+	snprintf(msg, sizeof(msg), "line longer than %d octets", num - 1);
+	cfg_reader_error(rd, msg);
+	return str;
 }
 
 static int
@@ -479,7 +516,7 @@ cfg_load_stream(struct cfg *c, const char *name, FILE *f,
 	x.c = c;
 	snprintf(c->path, sizeof(c->path), "%s", name);
 	rd.f = f;
-	rd.line = &x.line;
+	rd.x = &x;
 	r = ini_parse_stream(cfg_reader_gets, &rd, cfg_handler_plain, &x);
 	if (x.err_line != 0)
 		return pr_err_set(err, PR_EINVAL, "%s:%d: %s", name,
@@ -517,9 +554,11 @@ cfg_load_buf(struct cfg *c, const char *name, const char *text, size_t len,
 	FILE *f;
 	int r;
 
-	/* fmemopen() refuses a zero-sized buffer; empty text is empty. */
-	if ((f = fmemopen(len > 0 ? (void *)text : (void *)"", len > 0 ?
-	    len : 1, "r")) == NULL)
+	/* fmemopen() refuses a zero-sized buffer; empty text is an empty
+	 * file. */
+	f = len > 0 ? fmemopen((void *)text, len, "r") :
+	    fopen("/dev/null", "r");
+	if (f == NULL)
 		return pr_err_set(err, PR_ENOMEM, "%s: %s", name,
 		    strerror(errno));
 	r = cfg_load_stream(c, name, f, err);
