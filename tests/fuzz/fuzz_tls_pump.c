@@ -264,6 +264,10 @@ fuzz_write(struct fuzz_side *s, size_t n)
 
 	if (s->handshaking || s->failed || s->shut || n == 0)
 		return;
+	/* A peer that does not read: the session waits for the write
+	 * queue to drain (drain_cb) before it writes more. */
+	if (s->wire.len >= FUZZ_WIRE_MAX / 2)
+		return;
 	if (n > sizeof(tmp))
 		n = sizeof(tmp);
 	for (i = 0; i < n; i++)
