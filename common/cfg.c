@@ -501,22 +501,59 @@ cfg_handler(void *user, const char *section, const char *name,
 /*
  * inih reports the line of the first error as its return value but does
  * not pass line numbers to the handler; parse from a stream we read
- * ourselves so the handler knows the line as well.
+ * ourselves so the handler knows the line as well.  inih reads a line
+ * into a buffer of INI_MAX_LINE octets and takes what does not fit for
+ * the next line; the reader instead reports such a line as an error and
+ * skips the rest of it, so a long value is neither cut short silently
+ * nor its tail read as a setting of its own.
  */
 struct cfg_reader {
 	FILE *f;
-	int *line;
+	struct cfg_ctx *x;
 };
+
+/* Records the first error found by the reader, at the current line. */
+static void
+cfg_reader_error(struct cfg_reader *rd, const char *msg)
+{
+	if (rd->x->err_line != 0)
+		return;
+	snprintf(rd->x->err, sizeof(rd->x->err), "%s", msg);
+	rd->x->err_line = rd->x->line;
+}
 
 static char *
 cfg_reader_gets(char *str, int num, void *stream)
 {
 	struct cfg_reader *rd = stream;
-	char *r = fgets(str, num, rd->f);
+	char msg[64];
+	size_t n = 0;
+	int ch = EOF;
 
-	if (r != NULL)
-		(*rd->line)++;
-	return r;
+	if (num < 2)
+		return NULL;
+	while (n + 1 < (size_t)num && (ch = fgetc(rd->f)) != EOF) {
+		str[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (n == 0)
+		return NULL;
+	str[n] = '\0';
+	rd->x->line++;
+	/* inih reads a line up to its first NUL octet only. */
+	if (strlen(str) != n)
+		cfg_reader_error(rd, "NUL octet in line");
+	if (ch == '\n' || ch == EOF)
+		return str;
+	/* The buffer is full: the line ends here, or it is too long. */
+	if ((ch = fgetc(rd->f)) == '\n' || ch == EOF)
+		return str;
+	while (ch != '\n' && ch != EOF)
+		ch = fgetc(rd->f);
+	snprintf(msg, sizeof(msg), "line longer than %d octets", num - 1);
+	cfg_reader_error(rd, msg);
+	return str;
 }
 
 static int
@@ -528,8 +565,10 @@ cfg_handler_plain(void *user, const char *section, const char *name,
 	return cfg_handler(user, section, name, value, x->line);
 }
 
-int
-cfg_load(struct cfg *c, const char *path, struct pr_err *err)
+/* Parses the INI text of f over c; name is the file name in messages. */
+static int
+cfg_load_stream(struct cfg *c, const char *name, FILE *f,
+    struct pr_err *err)
 {
 	struct cfg_ctx x;
 	struct cfg_reader rd;
@@ -537,23 +576,54 @@ cfg_load(struct cfg *c, const char *path, struct pr_err *err)
 
 	memset(&x, 0, sizeof(x));
 	x.c = c;
-	snprintf(c->path, sizeof(c->path), "%s", path);
-	rd.f = fopen(path, "r");
-	if (rd.f == NULL)
-		return pr_err_set(err, PR_EIO, "%s: %s", path, strerror(errno));
-	rd.line = &x.line;
+	snprintf(c->path, sizeof(c->path), "%s", name);
+	rd.f = f;
+	rd.x = &x;
 	r = ini_parse_stream(cfg_reader_gets, &rd, cfg_handler_plain, &x);
-	fclose(rd.f);
 	if (x.err_line != 0)
-		return pr_err_set(err, PR_EINVAL, "%s:%d: %s", path,
+		return pr_err_set(err, PR_EINVAL, "%s:%d: %s", name,
 		    x.err_line, x.err);
 	if (r > 0)
-		return pr_err_set(err, PR_EINVAL, "%s:%d: syntax error", path,
+		return pr_err_set(err, PR_EINVAL, "%s:%d: syntax error", name,
 		    r);
 	if (r < 0)
-		return pr_err_set(err, PR_EIO, "%s: cannot parse", path);
+		return pr_err_set(err, PR_EIO, "%s: cannot parse", name);
 	if ((c->tls.cert[0] == '\0') != (c->tls.key[0] == '\0'))
 		return pr_err_set(err, PR_EINVAL,
-		    "%s: [tls] cert and key must be set together", path);
+		    "%s: [tls] cert and key must be set together", name);
 	return 0;
+}
+
+int
+cfg_load(struct cfg *c, const char *path, struct pr_err *err)
+{
+	FILE *f;
+	int r;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(c->path, sizeof(c->path), "%s", path);
+		return pr_err_set(err, PR_EIO, "%s: %s", path, strerror(errno));
+	}
+	r = cfg_load_stream(c, path, f, err);
+	fclose(f);
+	return r;
+}
+
+int
+cfg_load_buf(struct cfg *c, const char *name, const char *text, size_t len,
+    struct pr_err *err)
+{
+	FILE *f;
+	int r;
+
+	/* fmemopen() refuses a zero-sized buffer; empty text is an empty
+	 * file. */
+	f = len > 0 ? fmemopen((void *)text, len, "r") :
+	    fopen("/dev/null", "r");
+	if (f == NULL)
+		return pr_err_set(err, PR_ENOMEM, "%s: %s", name,
+		    strerror(errno));
+	r = cfg_load_stream(c, name, f, err);
+	fclose(f);
+	return r;
 }

@@ -107,6 +107,15 @@ void cfg_defaults(struct cfg *c);
  */
 int cfg_load(struct cfg *c, const char *path, struct pr_err *err);
 
+/*
+ * Loads the INI text text[0..len) over the defaults, as cfg_load() loads
+ * a file; name stands for the file in messages and in c->path.  The text
+ * need not end in a NUL or a newline.  Returns as cfg_load(), or
+ * PR_ENOMEM when no stream could be made of the text.
+ */
+int cfg_load_buf(struct cfg *c, const char *name, const char *text,
+    size_t len, struct pr_err *err);
+
 /* The config path to use: explicit (from -c) if not NULL, else
  * $POSTROOM_CONFIG, else CFG_DEFAULT_PATH. */
 const char *cfg_path(const char *explicit_path);

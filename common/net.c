@@ -15,6 +15,7 @@
  * handshake's direction.  The contexts and their policy are in tls.c.
  */
 #include "net.h"
+#include "tls_bio.h"
 #include "tls_int.h"
 
 #include <arpa/inet.h>
@@ -83,8 +84,6 @@ static char net_readbuf[NET_READ_CHUNK];
 /* A refused connection on an implicit-TLS port gets this long for the
  * handshake that carries its refusal (net_conn_refuse). */
 #define NET_REFUSAL_MAX_MS 10000
-/* Memory BIOs larger than this are replaced by fresh ones once empty. */
-#define NET_BIO_KEEP 4096
 /* How long close(flush) waits for a peer that does not read. */
 #define NET_FLUSH_MAX_MS 30000
 
@@ -261,39 +260,11 @@ net_conn_send_raw(struct net_conn *c, const void *data, size_t len)
 	return 0;
 }
 
-/*
- * A memory BIO keeps the largest buffer it ever grew to (and BIO_reset
- * clears all of it).  Once one is empty and big, a fresh BIO replaces it,
- * so a TLS session that once moved a message idles without record-sized
- * buffers.  Returns the BIO to use from now on.
- */
-static BIO *
-net_bio_trim(BIO *b)
-{
-	BUF_MEM *bm = NULL;
-	BIO *nb;
-
-	if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) != 1 ||
-	    bm == NULL || bm->max <= NET_BIO_KEEP ||
-	    (nb = BIO_new(BIO_s_mem())) == NULL)
-		return NULL;
-	BIO_set_mem_eof_return(nb, -1);
-	return nb;
-}
-
+/* Idle BIOs give back their record-sized buffers (tls_bio_trim). */
 static void
 net_conn_tls_trim(struct net_conn *c)
 {
-	BIO *b;
-
-	if ((b = net_bio_trim(c->rbio)) != NULL) {
-		SSL_set0_rbio(c->ssl, b); /* frees the old one */
-		c->rbio = b;
-	}
-	if ((b = net_bio_trim(c->wbio)) != NULL) {
-		SSL_set0_wbio(c->ssl, b);
-		c->wbio = b;
-	}
+	tls_bio_trim(c->ssl, &c->rbio, &c->wbio);
 }
 
 /* Moves whatever OpenSSL produced into the socket. */
@@ -412,7 +383,7 @@ net_conn_tls_done(struct net_conn *c)
 static bool
 net_conn_tls_buffered(const struct net_conn *c)
 {
-	return SSL_pending(c->ssl) > 0 || BIO_ctrl_pending(c->rbio) > 0;
+	return tls_bio_buffered(c->ssl, c->rbio);
 }
 
 /* Runs the handshake and decrypts what fits into c->in.  Returns 0, UV_EOF
@@ -461,29 +432,12 @@ net_conn_tls_pump(struct net_conn *c)
 		if (c->closing)
 			return 0;
 	}
-	while (c->in.len < c->in.max) {
-		size_t room = c->in.max - c->in.len;
-
-		if (room > 16384)
-			room = 16384;
-		if (buf_reserve(&c->in, room) < 0)
-			break;
-		n = SSL_read(c->ssl, c->in.p + c->in.len, (int)room);
-		if (n > 0) {
-			c->in.len += (size_t)n;
-			continue;
-		}
-		e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-			break;
-		ERR_clear_error();
+	/* What does not fit into c->in waits inside OpenSSL. */
+	if ((n = tls_bio_read(c->ssl, &c->in)) != 0) {
 		net_conn_flush_tls(c);
 		/* close_notify or a broken record: end of input. */
-		return e == SSL_ERROR_ZERO_RETURN ? UV_EOF : UV_EPROTO;
+		return n > 0 ? UV_EOF : UV_EPROTO;
 	}
-	/* Room reserved for a record that did not come is given back. */
-	if (c->in.len == 0)
-		buf_shrink(&c->in, 0);
 	return net_conn_flush_tls(c);
 }
 

@@ -15,7 +15,7 @@ size_t
 dkim_field_split(const uint8_t *head, size_t len, struct dkim_field *f,
     size_t max)
 {
-	size_t i = 0, n = 0, end;
+	size_t i = 0, n = 0, end, k;
 
 	while (i < len && n < max) {
 		/* RFC 5322 2.2.3: a field runs to the CRLF not followed by
@@ -41,7 +41,12 @@ dkim_field_split(const uint8_t *head, size_t len, struct dkim_field *f,
 		    head[i + f[n].name_len] != ' ' &&
 		    head[i + f[n].name_len] != '\t')
 			f[n].name_len++;
-		if (f[n].name_len < f[n].len)
+		/* RFC 5322 2.2: a name, then the colon (with WSP before it
+		 * in the obsolete syntax, 4.5); "From x" is no field. */
+		for (k = f[n].name_len; k < f[n].len &&
+		    (head[i + k] == ' ' || head[i + k] == '\t'); k++)
+			;
+		if (f[n].name_len > 0 && k < f[n].len && head[i + k] == ':')
 			n++;
 		i = end + 1;
 	}

@@ -10,9 +10,9 @@
  * input consumed only while idle.
  *
  *	CC=clang meson setup -Dfuzz=true build-fuzz
- *	ninja -C build-fuzz pop3d/fuzz_pop3_proto
- *	build-fuzz/pop3d/fuzz_pop3_proto -dict=tests/fuzz/pop3.dict \
- *	    tests/fuzz/corpus_pop3
+ *	ninja -C build-fuzz tests/fuzz/fuzz_pop3_proto
+ *	build-fuzz/tests/fuzz/fuzz_pop3_proto -dict=tests/fuzz/pop3.dict \
+ *	    tests/fuzz/corpus_pop3_proto
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -14,6 +14,75 @@ load(const char *path, struct cfg *c, struct pr_err *err)
 	return cfg_load(c, path, err);
 }
 
+/* Loads text (NUL-terminated) with cfg_load_buf over the defaults. */
+static int
+load_buf(const char *text, size_t len, struct cfg *c, struct pr_err *err)
+{
+	cfg_defaults(c);
+	pr_err_clear(err);
+	return cfg_load_buf(c, "mem.conf", text, len, err);
+}
+
+/*
+ * cfg_load_buf() parses text like cfg_load() a file.  Lines longer than
+ * inih's buffer (INI_MAX_LINE, 200 with the NUL) were cut, the cut part
+ * silently kept as the value and the rest read as the next line, with
+ * the line numbers off from there (found by fuzz_cfg); they are an error
+ * now, at their own line.  Checked at the longest line that fits and at
+ * one more.
+ */
+static void
+test_load_buf(void)
+{
+	static const char good[] = "[server]\nhostname = mem.example\n"
+	    "[smtp]\nmax_recipients = 7";
+	char text[1024];
+	struct cfg c;
+	struct pr_err err;
+	size_t pre = strlen("[server]\nhostname = ");
+
+	TAP_EQ_INT(load_buf(good, strlen(good), &c, &err), 0,
+	    "text loads: %s", err.msg);
+	TAP_EQ_STR(c.server.hostname, "mem.example", "hostname from text");
+	TAP_EQ_INT(c.smtp.max_recipients, 7, "last line without newline");
+	TAP_EQ_STR(c.path, "mem.conf", "path is the name given");
+	TAP_EQ_INT(load_buf("", 0, &c, &err), 0, "empty text loads");
+	TAP_EQ_INT(load_buf("[smtp]\nfoo = 1\n", 15, &c, &err), PR_EINVAL,
+	    "unknown key in text");
+	TAP_EQ_STR(err.msg, "mem.conf:2: unknown key 'foo' in [smtp]",
+	    "error names the text's name and line");
+
+	/* hostname = 188 octets: a line of 199, the most inih takes. */
+	snprintf(text, sizeof(text), "[server]\nhostname = %.*s\nuser = x\n",
+	    199 - (int)strlen("hostname = "), "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
+	    "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
+	    "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
+	    "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh");
+	TAP_EQ_INT(strchr(text + pre, '\n') - text - 9, 199,
+	    "the line is 199 octets");
+	TAP_EQ_INT(load_buf(text, strlen(text), &c, &err), 0,
+	    "a 199-octet line loads: %s", err.msg);
+	TAP_EQ_INT(strlen(c.server.hostname), 188, "whole value kept");
+	TAP_EQ_STR(c.server.user, "x", "next line read as itself");
+	/* One more octet, and the tail looks like a setting. */
+	snprintf(text, sizeof(text), "[server]\nhostname = %.*suser = evil\n"
+	    "data_dir = /tmp/x\n", 189 - (int)strlen("user = evil"),
+	    "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
+	    "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
+	    "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh");
+	TAP_EQ_INT(strchr(text + pre, '\n') - text - 9, 200,
+	    "the line is 200 octets");
+	TAP_EQ_INT(load_buf(text, strlen(text), &c, &err), PR_EINVAL,
+	    "a 200-octet line is refused");
+	TAP_EQ_STR(err.msg, "mem.conf:2: line longer than 199 octets",
+	    "long line error at its own line");
+	TAP_EQ_STR(c.server.user, "postroom", "its tail is not a setting");
+	TAP_EQ_INT(load_buf("[smtp]\nmax_recipients = 1\0x\n", 28, &c, &err),
+	    PR_EINVAL, "a NUL octet is refused");
+	TAP_EQ_STR(err.msg, "mem.conf:2: NUL octet in line",
+	    "NUL error names its line");
+}
+
 int
 main(void)
 {
@@ -125,6 +194,8 @@ main(void)
 	    err.msg);
 	TAP_EQ_INT(load("cfg/missing.conf", &c, &err), PR_EIO,
 	    "missing file");
+
+	test_load_buf();
 
 	TAP_EQ_INT(cfg_parse_listen("", &l), 0, "empty listen");
 	TAP_EQ_INT(l.n, 0, "empty listen has no entries");

@@ -441,6 +441,11 @@ test_from_domain(void)
 		/* Several authors in different domains: none to sign for. */
 		{ "From: alice@a.test, ceo@b.test\r\n\r\n", NULL },
 		{ "From: \"unterminated <ceo@b.test>\r\n\r\n", NULL },
+		/* A line without a colon is no field, even when it starts
+		 * with "From" (found by fuzz_dkim_sign). */
+		{ "From junk\r\nFrom: c@e.test\r\n\r\n", "e.test" },
+		{ "From junk <x@f.test>\r\n\r\n", NULL },
+		{ ": x@g.test\r\n\r\n", NULL },
 	};
 	char out[256];
 	size_t i;

@@ -28,6 +28,22 @@ static const char rfc_head_simple[] = "A: X\r\nB : Y\t\r\n\tZ  \r\n";
 static const char rfc_body_relaxed[] = " C\r\nD E\r\n";
 static const char rfc_body_simple[] = " C \r\nD \t E\r\n";
 
+/* dkim_field.h: a line without a colon is skipped, also one with WSP in
+ * it (found by fuzz_dkim_sign); WSP before the colon is still a field
+ * (RFC 5322 4.5). */
+static void
+test_split_no_colon(void)
+{
+	static const char head[] = "From junk\r\nA\tb\r\n:c\r\n"
+	    "B : Y\r\n";
+	struct dkim_field f[16];
+	size_t nf;
+
+	nf = dkim_field_split((const uint8_t *)head, strlen(head), f, 16);
+	TAP_EQ_INT(nf, 1, "lines without a colon or a name are no fields");
+	TAP_EQ_INT(nf == 1 ? f[0].name_len : 0, 1, "\"B : Y\" is named B");
+}
+
 static void
 test_header(enum dkim_canon c, const char *head, const char *want)
 {
@@ -244,6 +260,7 @@ main(void)
 {
 	test_header(DKIM_CANON_RELAXED, rfc_head, rfc_head_relaxed);
 	test_header(DKIM_CANON_SIMPLE, rfc_head, rfc_head_simple);
+	test_split_no_colon();
 	test_header_cases();
 	test_bodies();
 	test_body_misuse();
