@@ -30,6 +30,7 @@ from smtp_util import ALICE, BOB, PASSWORD, Check, instance, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
+from harness import parallel  # noqa: E402
 from lineclient import Pop3Raw, SmtpRaw  # noqa: E402
 
 CAROL = "carol@example.test"
@@ -78,24 +79,6 @@ def pop3_auth(inst, source, user, password, timeout=60):
     finally:
         c.close()
 
-
-def parallel(n, fn):
-    """Runs fn(i) for i in range(n) at once; their results in order."""
-    out = [None] * n
-    barrier = threading.Barrier(n)
-
-    def run(i):
-        try:
-            barrier.wait(30)
-            out[i] = fn(i)
-        except Exception as e:   # a failed client is a result too
-            out[i] = e
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    return out
 
 
 def failures(inst, name):

@@ -14,13 +14,13 @@ import base64
 import os
 import subprocess
 import sys
-import threading
 import time
 
 from smtp_util import ALICE, PASSWORD, Check, instance, tls_client_context
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
+from harness import parallel  # noqa: E402
 from lineclient import Pop3Raw, SmtpRaw  # noqa: E402
 
 NET1 = ["fd00:1::%x" % i for i in range(1, 0x20)]
@@ -59,23 +59,6 @@ def first_line(host, port, source=None, tls=False):
     finally:
         c.close()
 
-
-def parallel(n, fn):
-    out = [None] * n
-    barrier = threading.Barrier(n)
-
-    def run(i):
-        try:
-            barrier.wait(30)
-            out[i] = fn(i)
-        except Exception as e:   # a failed client is a result too
-            out[i] = e
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    return out
 
 
 def per_64(t):

@@ -18,6 +18,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 
 import procs
@@ -41,6 +42,26 @@ def free_port(host="127.0.0.1"):
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def parallel(n, fn):
+    """Runs fn(i) for i in range(n) at once (released together by a
+    barrier); their results in order, an exception as a result too."""
+    out = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        try:
+            barrier.wait(30)
+            out[i] = fn(i)
+        except Exception as e:   # a failed client is a result too
+            out[i] = e
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    return out
 
 
 def make_cert(dirpath, cn="localhost"):
