@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "log.h"
 
 /* [smtp] min_data_rate applies after this many seconds of a transaction,
@@ -311,7 +312,14 @@ cfg_set_server(struct cfg *c, const char *name, const char *value)
 		r = *value != '\0' && (strchr(value, '@') == NULL ||
 		    strchr(value, ' ') != NULL) ? PR_EINVAL :
 		    CFG_STR(c->server.postmaster);
-	else if (strcmp(name, "log_level") == 0) {
+	else if (strcmp(name, "default_domain") == 0) {
+		/* A domain name or nothing; the domain compares without
+		 * case (RFC 5321 2.4), so it is kept in lower case. */
+		r = *value != '\0' && !addr_domain_valid(value, strlen(value),
+		    true) ? PR_EINVAL : CFG_STR(c->server.default_domain);
+		if (r == 0)
+			addr_lower(c->server.default_domain);
+	} else if (strcmp(name, "log_level") == 0) {
 		enum log_level l;
 
 		r = log_level_parse(value, &l) < 0 ? PR_EINVAL : 0;

@@ -44,6 +44,10 @@ struct cfg {
 		 * <Postmaster> (RFC 5321 4.5.1, RFC 2142 5) when the domain
 		 * has no such user or alias; "" = none (the default). */
 		char postmaster[256];
+		/* A login name without '@' (POP3 USER, SASL PLAIN and LOGIN
+		 * of both daemons) means name@default_domain; "" = off (the
+		 * default).  Stored in lower case. */
+		char default_domain[256];
 	} server;
 	struct {
 		struct cfg_listen_list listen;      /* default 0.0.0.0:25 */

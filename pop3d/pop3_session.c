@@ -130,6 +130,11 @@ struct pop3_session {
 	const char *pass;          /* the core's secure buffer, see ev.pass */
 	bool sasl;
 	int64_t auth_id;
+	/* What the login resolved to: the kind, the account its failures
+	 * count against, an app password's label. */
+	enum store_login_kind kind;
+	char account[sizeof(((struct store_login *)0)->account)];
+	char label[STORE_LOGIN_LABEL_MAX + 1];
 	int verify_status;
 	struct store_throttle counts;  /* before this attempt */
 	struct pwpool_job pw;
@@ -267,9 +272,10 @@ pop3_session_open_done(struct pop3_job *job)
 			    job->entries[i].uidl);
 		}
 		free(job->entries);
-		log_info(s->sid, "login user=%s method=%s messages=%zu "
-		    "octets=%" PRId64, s->user, s->sasl ? "SASL-PLAIN" :
-		    "USER", n, octets);
+		log_info(s->sid, "login user=%s%s%s method=%s messages=%zu "
+		    "octets=%" PRId64, s->user, s->kind == STORE_LOGIN_APP ?
+		    " app-password=" : "", s->kind == STORE_LOGIN_APP ?
+		    s->label : "", s->sasl ? "SASL-PLAIN" : "USER", n, octets);
 		pop3_session_auth_complete(s, 0, msgs, n);
 		return;
 	case PR_EBUSY:
@@ -307,7 +313,7 @@ pop3_session_verify_work(struct pwpool_job *pj)
 	/* An unknown user is checked against a dummy hash, so the time
 	 * taken does not tell whether the address exists. */
 	s->verify_status = store_password_verify(
-	    s->auth_id > 0 ? s->job.hash : NULL, s->pass);
+	    s->kind != STORE_LOGIN_NONE ? s->job.login.hash : NULL, s->pass);
 }
 
 /* Counts a failure (success false) or forgets the account's failures,
@@ -321,7 +327,7 @@ pop3_session_throttle(struct pop3_session *s, bool success,
 	memset(j, 0, sizeof(*j));
 	j->success = success;
 	snprintf(j->ip_key, sizeof(j->ip_key), "%s", s->ipkey);
-	snprintf(j->account, sizeof(j->account), "%s", s->user);
+	snprintf(j->account, sizeof(j->account), "%s", s->account);
 	j->now = (int64_t)time(NULL);
 	j->done_cb = cb;
 	j->data = s;
@@ -371,10 +377,22 @@ pop3_session_verify_done(struct pwpool_job *pj)
 {
 	struct pop3_session *s = STORE_CONTAINER(pj, struct pop3_session, pw);
 
-	sodium_memzero(s->job.hash, sizeof(s->job.hash));
+	sodium_memzero(s->job.login.hash, sizeof(s->job.login.hash));
 	s->pass = NULL;
 	if (pop3_session_gone(s)) {
 		pop3_session_unpend(s);
+		return;
+	}
+	if (s->verify_status == 0 && s->kind == STORE_LOGIN_DEVICE) {
+		/* A device is a send-only SMTP login.  Its right password
+		 * gets the reply of a wrong one after the same delay, so
+		 * that nothing tells a device from a user that does not
+		 * exist, but no failure is counted: nobody guessed. */
+		log_warn(s->sid, "login refused: device %s from %s: devices "
+		    "may not use POP3", s->user, s->peer);
+		s->delay_active = true;
+		uv_timer_start(&s->delay, pop3_session_delay_cb,
+		    POP3_FAIL_DELAY_MS, 0);
 		return;
 	}
 	if (s->verify_status == 0 && s->auth_id > 0) {
@@ -407,7 +425,7 @@ pop3_session_verify(struct pop3_session *s)
 	s->pw.low = s->counts.ip_failures > 0;
 	if (pwpool_submit(s->srv->pw, &s->pw) == 0)
 		return true;
-	sodium_memzero(s->job.hash, sizeof(s->job.hash));
+	sodium_memzero(s->job.login.hash, sizeof(s->job.login.hash));
 	log_warn(s->sid, "login refused: ip=%s account=%s: password checks "
 	    "busy", s->peer, s->user);
 	return false;
@@ -437,39 +455,45 @@ pop3_session_auth_info_done(struct pop3_job *job)
 	uint64_t delay;
 
 	if (pop3_session_gone(s)) {
-		sodium_memzero(job->hash, sizeof(job->hash));
+		sodium_memzero(job->login.hash, sizeof(job->login.hash));
 		pop3_session_unpend(s);
 		return;
 	}
 	if (job->status < 0 && job->status != PR_ENOENT) {
-		sodium_memzero(job->hash, sizeof(job->hash));
+		sodium_memzero(job->login.hash, sizeof(job->login.hash));
 		log_err(s->sid, "login user=%s: %s", s->user, job->err.msg);
 		s->pending--;
 		pop3_session_auth_complete(s, job->status, NULL, 0);
 		return;
 	}
 	s->auth_id = job->status == 0 ? job->user_id : 0;
+	s->kind = job->status == 0 ? job->login.kind : STORE_LOGIN_NONE;
+	/* From here on the logs name the login in full (a bare name
+	 * completed with [server] default_domain). */
+	snprintf(s->user, sizeof(s->user), "%s", job->login.name);
+	snprintf(s->account, sizeof(s->account), "%s", job->login.account);
+	snprintf(s->label, sizeof(s->label), "%s", job->login.label);
 	/* A store that cannot tell the counts does not lock everybody out:
 	 * the attempt goes on as a first one (and is logged). */
 	if (job->throttle_status < 0)
-		log_err(s->sid, "login failures of %s: %s", s->user,
+		log_err(s->sid, "login failures of %s: %s", s->account,
 		    job->throttle_err.msg);
 	s->counts = job->throttle;
 	if (authlimit_decide(s->counts.ip_failures,
 	    s->counts.account_failures, &delay) == AUTHLIMIT_REFUSE) {
 		log_warn(s->sid, "auth throttled: ip=%s account=%s "
-		    "failures=%u account_failures=%u%s%s", s->peer, s->user,
+		    "failures=%u account_failures=%u%s%s", s->peer, s->account,
 		    s->counts.ip_failures, s->counts.account_failures,
 		    strcmp(s->ipkey, s->peer) != 0 ? " net=" : "",
 		    strcmp(s->ipkey, s->peer) != 0 ? s->ipkey : "");
-		sodium_memzero(job->hash, sizeof(job->hash));
+		sodium_memzero(job->login.hash, sizeof(job->login.hash));
 		s->pending--;
 		pop3_session_auth_complete(s, PR_EAGAIN, NULL, 0);
 		return;
 	}
 	if (delay > 0) {
 		log_info(s->sid, "auth delayed: ip=%s account=%s failures=%u "
-		    "account_failures=%u delay=%llums", s->peer, s->user,
+		    "account_failures=%u delay=%llums", s->peer, s->account,
 		    s->counts.ip_failures, s->counts.account_failures,
 		    (unsigned long long)delay);
 		s->delay_active = true;
@@ -493,6 +517,11 @@ pop3_session_start_auth(struct pop3_session *s, const struct pop3_event *ev)
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.type = POP3_JOB_AUTH_INFO;
 	snprintf(s->job.address, sizeof(s->job.address), "%s", ev->user);
+	/* The tag of a generated password picks the one hash to check
+	 * (store.h, "Logins"). */
+	(void)store_login_tag(ev->pass, s->job.tag);
+	s->job.default_domain = s->srv->cfg.server.default_domain;
+	snprintf(s->account, sizeof(s->account), "%s", ev->user);
 	snprintf(s->job.ip_key, sizeof(s->job.ip_key), "%s", s->ipkey);
 	s->job.now = (int64_t)time(NULL);
 	s->job.window = AUTHLIMIT_WINDOW;
@@ -1224,6 +1253,8 @@ pop3_server_reload(struct pop3_server *srv, struct pr_err *err)
 	srv->cfg.server.log_level = nc->server.log_level;
 	memcpy(srv->cfg.server.hostname, nc->server.hostname,
 	    sizeof(nc->server.hostname));
+	memcpy(srv->cfg.server.default_domain, nc->server.default_domain,
+	    sizeof(nc->server.default_domain));
 	log_set_level((enum log_level)nc->server.log_level);
 out:
 	free(nc);

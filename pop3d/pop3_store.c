@@ -48,11 +48,17 @@ pop3_store_run_once(struct pop3_job *j, struct store *st)
 	pr_err_clear(&j->err);
 	switch (j->type) {
 	case POP3_JOB_AUTH_INFO:
-		j->status = store_user_auth_info(st, j->address, &j->user_id,
-		    j->hash, &j->err);
+		j->status = store_login_lookup(st, j->address, j->tag,
+		    j->default_domain, &j->login, &j->err);
+		if (j->status == 0 && j->login.kind == STORE_LOGIN_NONE)
+			j->status = pr_err_set(&j->err, PR_ENOENT,
+			    "no such login");
+		j->user_id = j->login.user_id;
 		pr_err_clear(&j->throttle_err);
+		/* App passwords and devices count as accounts of their
+		 * own (store.h, "Logins"). */
 		j->throttle_status = store_throttle_get(st, j->ip_key,
-		    j->address, j->now, j->window, &j->throttle,
+		    j->login.account, j->now, j->window, &j->throttle,
 		    &j->throttle_err);
 		break;
 	case POP3_JOB_OPEN:

@@ -30,9 +30,11 @@
 #include "store_worker.h"
 
 enum pop3_job_type {
-	/* address -> user_id, hash (status PR_ENOENT: no such user), and
-	 * the login failures of ip_key and address in throttle (zero when
-	 * they cannot be read; throttle_status says why). */
+	/* address (a login name) and tag -> login (store_login_lookup with
+	 * default_domain; status PR_ENOENT: no such login, login.kind
+	 * NONE), user_id (login.user_id), and the login failures of ip_key
+	 * and login.account in throttle (zero when they cannot be read;
+	 * throttle_status says why). */
 	POP3_JOB_AUTH_INFO,
 	/* Lock user_id's maildrop and list it into entries/n_entries
 	 * (malloc'd, the caller frees).  On a listing failure the lock is
@@ -65,11 +67,13 @@ struct pop3_job {
 	const int64_t *ids;         /* valid until done_cb */
 	size_t n_ids;
 	char ip_key[64];
+	char tag[STORE_LOGIN_TAG_LEN + 1];
+	const char *default_domain; /* valid until done_cb */
 	int64_t now, window;
 	/* out */
 	int status;
 	struct pr_err err;
-	char hash[STORE_HASH_MAX];  /* wiped by the caller after use */
+	struct store_login login;   /* login.hash: wiped by the caller */
 	struct store_throttle throttle;
 	int throttle_status;
 	struct pr_err throttle_err;

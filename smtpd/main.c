@@ -220,6 +220,8 @@ smtpd_reload_cb(void *data)
 	d->cfg.smtp.hard_error_limit = n->smtp.hard_error_limit;
 	memcpy(d->cfg.server.postmaster, n->server.postmaster,
 	    sizeof(d->cfg.server.postmaster));
+	memcpy(d->cfg.server.default_domain, n->server.default_domain,
+	    sizeof(d->cfg.server.default_domain));
 	d->cfg.server.log_level = n->server.log_level;
 	log_set_level((enum log_level)n->server.log_level);
 	smtpd_limits(d);

@@ -509,13 +509,18 @@ smtp_cmd__auth_done(struct smtp_proto *p, int status)
 {
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "AUTH");
 	if (smtp_proto__check(p, SMTP_POLICY_AUTH_DONE, status)) {
-		snprintf(p->auth_user, sizeof(p->auth_user), "%s", p->ev.user);
+		/* The glue may have named the login (smtp_proto_auth_name). */
+		if (p->auth_user[0] == '\0')
+			snprintf(p->auth_user, sizeof(p->auth_user), "%s",
+			    p->ev.user);
 		p->authed = true;
 		smtp_proto__log(p, 0, "authenticated as %s", p->auth_user);
 		smtp_proto__reply(p, 235, "2.7.0", "Authentication "
 		    "successful");
-	} else if (status == PR_EAUTH) {
-		p->auth_fails++;
+	} else {
+		p->auth_user[0] = '\0';
+		if (status == PR_EAUTH)
+			p->auth_fails++;
 	}
 	smtp_proto__secret_wipe(p);
 }

@@ -175,6 +175,13 @@ smtp_policy_mail_done(const struct smtp_policy_facts *f,
 		    smtp_policy_str(f->sender));
 		return;
 	}
+	if (f->status == SMTP_MAIL_RATE) {
+		/* RFC 3463 3.8: X.7.0, a security or policy status; 4xx, as
+		 * the next hour takes it. */
+		smtp_policy_defer(v, 452, "4.7.0", "Message rate limit of %s "
+		    "exceeded, try again later", smtp_policy_str(f->auth_user));
+		return;
+	}
 	if (f->status == PR_EPERM)
 		smtp_policy_reject(v, 553, "5.7.1", "<%s>: Sender address not "
 		    "owned by user %s", smtp_policy_str(f->sender),

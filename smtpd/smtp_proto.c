@@ -449,6 +449,13 @@ smtp_proto_auth_user(const struct smtp_proto *p)
 	return p->auth_user;
 }
 
+void
+smtp_proto_auth_name(struct smtp_proto *p, const char *name)
+{
+	if (p->ev.type == SMTP_EV_AUTH && !p->authed)
+		snprintf(p->auth_user, sizeof(p->auth_user), "%s", name);
+}
+
 const char *
 smtp_proto_helo(const struct smtp_proto *p)
 {

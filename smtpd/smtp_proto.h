@@ -103,7 +103,8 @@ enum smtp_event_type {
 	SMTP_EV_AUTH,
 	/* MAIL FROM addr (never the null sender from an anonymous client).
 	 * Authenticated: may the user send as addr (store_sender_allowed)?
-	 * Complete with 0 or PR_EPERM.  Anonymous (port 25): complete with
+	 * Complete with 0, PR_EPERM, or SMTP_MAIL_RATE for a device past
+	 * its rate.  Anonymous (port 25): complete with
 	 * SMTP_MAIL_HOSTED when addr's domain is hosted here, else 0. */
 	SMTP_EV_MAIL,
 	/* Resolve recipient addr.  Report each local mailbox or remote
@@ -134,6 +135,9 @@ enum smtp_event_type {
 
 /* An anonymous sender's domain is hosted here (SMTP_EV_MAIL). */
 #define SMTP_MAIL_HOSTED 1
+/* An authenticated device has sent its messages of the hour already
+ * (SMTP_EV_MAIL). */
+#define SMTP_MAIL_RATE 2
 
 /* Results of a recipient lookup (SMTP_EV_RCPT). */
 enum smtp_rcpt_kind {
@@ -265,6 +269,11 @@ enum smtp_state smtp_proto_state(const struct smtp_proto *p);
 /* The authenticated user ("" if none) and the EHLO/HELO name ("" if
  * none); valid until the next call into the core. */
 const char *smtp_proto_auth_user(const struct smtp_proto *p);
+/* The name the AUTH in flight logs in as, when it is not ev->user as
+ * given (a bare login name completed with [server] default_domain, an
+ * app password's owner): called before smtp_proto_complete(p, 0), it is
+ * what smtp_proto_auth_user, the Received field and the replies name. */
+void smtp_proto_auth_name(struct smtp_proto *p, const char *name);
 const char *smtp_proto_helo(const struct smtp_proto *p);
 /* Failed AUTH attempts so far (the glue delays each failure). */
 unsigned smtp_proto_auth_failures(const struct smtp_proto *p);

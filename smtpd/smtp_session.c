@@ -44,9 +44,7 @@ struct smtp_session_op {
 	struct store_throttle counts; /* before this attempt */
 	struct store_throttle_job th;
 	const char *auth_pass;        /* the core's secret, until complete */
-	char auth_hash[STORE_HASH_MAX];
-	bool auth_known;
-	int64_t auth_id;
+	struct store_login login;     /* what the name and tag resolved to */
 	int auth_status;
 
 	/* A spool write. */
@@ -78,6 +76,11 @@ struct smtp_session {
 	bool delay_active;
 	bool timer_closed;
 	int64_t user_id;              /* authenticated user */
+	/* A device logged in (store_logins.c): it may send only as
+	 * device_from, at most device_rate messages an hour. */
+	int64_t device_id;
+	unsigned device_rate;
+	char *device_from;
 
 	uv_timer_t timer;             /* AUTH and error delays; DATA rate */
 
@@ -114,7 +117,7 @@ smtp_session_op_free(struct smtp_session *s)
 {
 	if (s->op == NULL || s->pending > 0)
 		return;
-	sodium_memzero(s->op->auth_hash, sizeof(s->op->auth_hash));
+	sodium_memzero(s->op->login.hash, sizeof(s->op->login.hash));
 	free(s->op);
 	s->op = NULL;
 }
@@ -171,6 +174,7 @@ smtp_session_release(struct smtp_session *s)
 	smtp_proto_free(&s->p);
 	smtp_session_spool_close(s);
 	buf_fini(&s->head);
+	free(s->device_from);
 	smtp_session_op_free(s);
 	free(s);
 	if (srv->draining && srv->n_sessions == 0 && srv->idle_cb != NULL)
@@ -225,8 +229,8 @@ smtp_session_auth_run_cb(struct pwpool_job *pj)
 
 	/* argon2id: CPU and memory heavy, hence a pool thread.  An unknown
 	 * user costs the same (a dummy hash), so timing tells nothing. */
-	op->auth_status = store_password_verify(op->auth_known ?
-	    op->auth_hash : NULL, op->auth_pass);
+	op->auth_status = store_password_verify(op->login.kind !=
+	    STORE_LOGIN_NONE ? op->login.hash : NULL, op->auth_pass);
 }
 
 /* The wait of SMTP_EV_DELAY is over: the held replies go out. */
@@ -284,9 +288,12 @@ smtp_session_auth_counted_cb(struct store_throttle_job *j)
 	ev = smtp_proto_event(s->p);
 	/* Never the password: only who tried, from where. */
 	fails = smtp_proto_auth_failures(s->p) + 1;
-	log_warn(s->sid, "AUTH failed: user %s from %s (failure %u; in %u "
-	    "min: %u from the client, %u for the account)", ev->user,
-	    s->peer, fails, AUTHLIMIT_WINDOW / 60, j->counts.ip_failures,
+	(void)ev;
+	log_warn(s->sid, "AUTH failed: user %s%s%s from %s (failure %u; in "
+	    "%u min: %u from the client, %u for the account)",
+	    s->op->login.name, s->op->login.kind == STORE_LOGIN_APP ?
+	    " app-password=" : "", s->op->login.kind == STORE_LOGIN_APP ?
+	    s->op->login.label : "", s->peer, fails, AUTHLIMIT_WINDOW / 60, j->counts.ip_failures,
 	    j->counts.account_failures);
 	/* A delay that doubles with each failure, on the session timer:
 	 * the loop keeps serving everybody else. */
@@ -303,8 +310,10 @@ smtp_session_auth_counted_cb(struct store_throttle_job *j)
  * through the store worker; then cb. */
 static void
 smtp_session_auth_throttle(struct smtp_session *s, bool success,
-    const char *user, void (*cb)(struct store_throttle_job *))
+    void (*cb)(struct store_throttle_job *))
 {
+	const char *user = s->op->login.account;
+
 	struct store_throttle_job *j = &s->op->th;
 
 	memset(j, 0, sizeof(*j));
@@ -327,24 +336,56 @@ smtp_session_auth_after_cb(struct pwpool_job *pj)
 	const struct smtp_event *ev;
 
 	s->pending--;
-	sodium_memzero(op->auth_hash, sizeof(op->auth_hash));
+	sodium_memzero(op->login.hash, sizeof(op->login.hash));
 	if (s->c == NULL) {
 		smtp_session_release(s);
 		return;
 	}
 	ev = smtp_proto_event(s->p);
+	(void)ev;
+	if (op->auth_status == 0 && op->login.kind == STORE_LOGIN_DEVICE &&
+	    s->kind == SMTP_LISTEN_MX) {
+		/* A device submits (RFC 6409): on port 25 its login is
+		 * refused like a wrong password, and not counted, since the
+		 * password was right. */
+		log_warn(s->sid, "AUTH refused: device %s from %s: devices "
+		    "log in on the submission ports only", op->login.name,
+		    s->peer);
+		s->pending++;
+		s->delay_active = true;
+		uv_timer_start(&s->timer, smtp_session_auth_delay_cb,
+		    SMTP_SESSION_AUTH_DELAY_MS, 0);
+		return;
+	}
 	if (op->auth_status == 0) {
-		s->user_id = op->auth_id;
-		log_info(s->sid, "AUTH ok: user %s from %s", ev->user, s->peer);
+		s->user_id = op->login.user_id;
+		s->device_id = 0;
+		if (op->login.kind == STORE_LOGIN_DEVICE) {
+			s->device_id = op->login.cred_id;
+			s->device_rate = op->login.rate;
+			free(s->device_from);
+			s->device_from = xstrdup(op->login.from);
+		}
+		smtp_proto_auth_name(s->p, op->login.name);
+		if (op->login.kind == STORE_LOGIN_APP)
+			log_info(s->sid, "AUTH ok: user %s app-password=%s "
+			    "from %s", op->login.name, op->login.label,
+			    s->peer);
+		else if (op->login.kind == STORE_LOGIN_DEVICE)
+			log_info(s->sid, "AUTH ok: device %s from=<%s> "
+			    "rate=%u/hour from %s", op->login.name,
+			    op->login.from, op->login.rate, s->peer);
+		else
+			log_info(s->sid, "AUTH ok: user %s from %s",
+			    op->login.name, s->peer);
 		if (op->counts.account_failures == 0)
 			smtp_session_complete(s, 0);
 		else
-			smtp_session_auth_throttle(s, true, ev->user,
+			smtp_session_auth_throttle(s, true,
 			    smtp_session_auth_cleared_cb);
 		return;
 	}
-	smtp_session_auth_throttle(s, false, ev->user,
-	    smtp_session_auth_counted_cb);
+	smtp_session_auth_throttle(s, false, smtp_session_auth_counted_cb);
 }
 
 /* Hands the password check to the pool.  Returns false (logged) when the
@@ -361,7 +402,7 @@ smtp_session_auth_verify(struct smtp_session *s)
 	op->pw.low = op->counts.ip_failures > 0;
 	if (pwpool_submit(s->srv->pw, &op->pw) < 0) {
 		log_warn(s->sid, "auth refused: ip=%s account=%s: password "
-		    "checks busy", s->peer, smtp_proto_event(s->p)->user);
+		    "checks busy", s->peer, op->login.account);
 		return false;
 	}
 	s->pending++;
@@ -386,42 +427,49 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 {
 	struct smtp_session_op *op = smtp_session_op(s);
 	struct store_throttle *n = &op->counts;
+	char tag[STORE_LOGIN_TAG_LEN + 1];
 	struct pr_err err;
 	uint64_t delay;
 	int r;
 
 	pr_err_clear(&err);
-	r = store_user_auth_info(s->srv->st, ev->user, &op->auth_id,
-	    op->auth_hash, &err);
-	if (r < 0 && r != PR_ENOENT) {
+	/* The tag of a generated password picks the one hash to check
+	 * (store.h, "Logins"); the password itself stays here. */
+	(void)store_login_tag(ev->pass, tag);
+	r = store_login_lookup(s->srv->st, ev->user, tag,
+	    s->srv->cfg->server.default_domain, &op->login, &err);
+	if (r < 0) {
 		log_err(s->sid, "AUTH lookup of %s: %s", ev->user, err.msg);
+		sodium_memzero(op->login.hash, sizeof(op->login.hash));
 		smtp_proto_complete(s->p, PR_EIO);
 		smtp_session_op_free(s);
 		return true;
 	}
-	op->auth_known = r == 0;
 	op->auth_pass = ev->pass;
 	/* A store that cannot tell the counts does not lock everybody out:
-	 * the attempt goes on as a first one (and is logged). */
-	if (store_throttle_get(s->srv->st, s->ipkey, ev->user,
+	 * the attempt goes on as a first one (and is logged).  App
+	 * passwords and devices count as accounts of their own. */
+	if (store_throttle_get(s->srv->st, s->ipkey, op->login.account,
 	    (int64_t)time(NULL), AUTHLIMIT_WINDOW, n, &err) < 0)
-		log_err(s->sid, "login failures of %s: %s", ev->user,
+		log_err(s->sid, "login failures of %s: %s", op->login.account,
 		    err.msg);
 	if (authlimit_decide(n->ip_failures, n->account_failures, &delay) ==
 	    AUTHLIMIT_REFUSE) {
 		log_warn(s->sid, "auth throttled: ip=%s account=%s "
-		    "failures=%u account_failures=%u%s%s", s->peer, ev->user,
+		    "failures=%u account_failures=%u%s%s", s->peer,
+		    op->login.account,
 		    n->ip_failures, n->account_failures,
 		    strcmp(s->ipkey, s->peer) != 0 ? " net=" : "",
 		    strcmp(s->ipkey, s->peer) != 0 ? s->ipkey : "");
-		sodium_memzero(op->auth_hash, sizeof(op->auth_hash));
+		sodium_memzero(op->login.hash, sizeof(op->login.hash));
 		smtp_proto_complete(s->p, PR_EAGAIN);
 		smtp_session_op_free(s);
 		return true;
 	}
 	if (delay > 0) {
 		log_info(s->sid, "auth delayed: ip=%s account=%s failures=%u "
-		    "account_failures=%u delay=%llums", s->peer, ev->user,
+		    "account_failures=%u delay=%llums", s->peer,
+		    op->login.account,
 		    n->ip_failures, n->account_failures,
 		    (unsigned long long)delay);
 		s->pending++;
@@ -430,7 +478,7 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 		return false;
 	}
 	if (!smtp_session_auth_verify(s)) {
-		sodium_memzero(op->auth_hash, sizeof(op->auth_hash));
+		sodium_memzero(op->login.hash, sizeof(op->login.hash));
 		smtp_proto_complete(s->p, PR_EAGAIN);
 		smtp_session_op_free(s);
 		return true;
@@ -445,7 +493,17 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 static bool
 smtp_session_sender(struct smtp_session *s, const struct smtp_event *ev)
 {
-	int r = store_sender_allowed(s->srv->st, s->user_id, ev->addr);
+	int r;
+
+	/* A device sends as its one address, nothing else (not even a
+	 * +tag of it). */
+	if (s->device_id > 0) {
+		r = s->device_from != NULL &&
+		    strcasecmp(ev->addr, s->device_from) == 0;
+		smtp_proto_complete(s->p, r ? 0 : PR_EPERM);
+		return true;
+	}
+	r = store_sender_allowed(s->srv->st, s->user_id, ev->addr);
 
 	if (r < 0)
 		log_err(s->sid, "sender lookup of %s: %s", ev->addr,
@@ -460,6 +518,29 @@ smtp_session_mail(struct smtp_session *s, const struct smtp_event *ev)
 	const char *dom;
 	int r;
 
+	if (s->device_id > 0 && s->device_rate > 0 && s->device_from != NULL &&
+	    strcasecmp(ev->addr, s->device_from) == 0) {
+		struct pr_err err;
+		unsigned sent;
+
+		/* The rate counts accepted messages of the last hour, from
+		 * the store, so it holds across sessions and restarts. */
+		r = store_device_sent(s->srv->st, s->device_id,
+		    (int64_t)time(NULL) - 3600, &sent, &err);
+		if (r < 0) {
+			log_err(s->sid, "message count of device %s: %s",
+			    smtp_proto_auth_user(s->p), err.msg);
+			smtp_proto_complete(s->p, PR_EIO);
+			return true;
+		}
+		if (sent >= s->device_rate) {
+			log_warn(s->sid, "device %s: %u messages in the last "
+			    "hour, the limit is %u",
+			    smtp_proto_auth_user(s->p), sent, s->device_rate);
+			smtp_proto_complete(s->p, SMTP_MAIL_RATE);
+			return true;
+		}
+	}
 	if (smtp_proto_auth_user(s->p)[0] != '\0')
 		return smtp_session_sender(s, ev);
 	/* Anonymous: the policy wants to know whether the domain is ours. */
@@ -855,6 +936,7 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	m->n_remote = tx->n_remote;
 	m->head = s->head.p;
 	m->head_len = s->head.len;
+	m->device_id = s->device_id;
 	memcpy(m->id, id, sizeof(m->id));
 	if (tx->spooled) {
 		m->body_fd = s->spool_fd;

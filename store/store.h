@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "addr.h"
 #include "err.h"
 
 struct store;
@@ -169,6 +170,117 @@ int store_user_auth_info(struct store *st, const char *address,
 int store_user_verify(struct store *st, const char *address,
     const char *password, int64_t *id_r, struct pr_err *err);
 
+/* --- Logins: app passwords and devices (store_logins.c) ---------------- */
+
+/*
+ * Besides a user's own password, two more kinds of credential log in:
+ *
+ *  - an app password: a generated password of one user, with a label
+ *    ("phone"), that works wherever the user's own password does (POP3,
+ *    SMTP AUTH) and can be revoked on its own;
+ *  - a device: a generated send-only SMTP login (a scanner, a NAS) with a
+ *    name of its own, allowed one sender address and a rate per hour.
+ *
+ * Generated passwords have the shape STORE_LOGIN_TAG_LEN characters of
+ * tag, '-', STORE_LOGIN_SECRET_LEN characters of secret, all from
+ * STORE_LOGIN_ALPHABET.  The tag is stored in clear and names the
+ * credential, so a login checks one argon2id hash whatever the number of
+ * app passwords: the tag picks the hash (docs/ARCHITECTURE.md 3.2).  The
+ * hash covers the whole password; the tag alone proves nothing.
+ */
+#define STORE_LOGIN_TAG_LEN 8
+#define STORE_LOGIN_SECRET_LEN 24
+#define STORE_LOGIN_PASSWORD_LEN \
+	(STORE_LOGIN_TAG_LEN + 1 + STORE_LOGIN_SECRET_LEN)
+/* 32 characters, none that reads like another (no 0, 1, l, o). */
+#define STORE_LOGIN_ALPHABET "abcdefghijkmnpqrstuvwxyz23456789"
+#define STORE_LOGIN_LABEL_MAX 64  /* app password labels, device names */
+
+enum store_login_kind {
+	STORE_LOGIN_NONE = 0,   /* no such login: a dummy hash is checked */
+	STORE_LOGIN_USER,       /* the user's own password */
+	STORE_LOGIN_APP,        /* an app password of the user */
+	STORE_LOGIN_DEVICE,     /* a device: SMTP submission only */
+};
+
+/* What a login name and a password's tag resolve to. */
+struct store_login {
+	enum store_login_kind kind;
+	int64_t user_id;        /* USER, APP: the mailbox; else 0 */
+	int64_t cred_id;        /* APP, DEVICE: the credential; else 0 */
+	/* The login as logs and Received fields name it: the full address
+	 * (a bare name completed with the default domain), or the device's
+	 * name; the name as given, lower case, for NONE. */
+	char name[ADDR_MAX];
+	/* The account that failed logins count against (authlimit.h):
+	 * name for USER and NONE, "name/app/LABEL" for an app password,
+	 * "device/NAME" for a device, so that each counts on its own. */
+	char account[ADDR_MAX + STORE_LOGIN_LABEL_MAX + 8];
+	char label[STORE_LOGIN_LABEL_MAX + 1]; /* APP: label; DEVICE: name */
+	char from[ADDR_MAX];    /* DEVICE: the one sender address */
+	unsigned rate;          /* DEVICE: messages per hour, 0 = no limit */
+	char hash[STORE_HASH_MAX]; /* "" for NONE; the caller wipes it */
+};
+
+/* The tag of password when it has the shape of a generated password,
+ * into tag_r (STORE_LOGIN_TAG_LEN + 1 octets); else tag_r is "" and
+ * false is returned.  Pure: reads nothing but password. */
+bool store_login_tag(const char *password,
+    char tag_r[STORE_LOGIN_TAG_LEN + 1]);
+
+/*
+ * Resolves a login.  A name without '@' is taken as name@default_domain
+ * when default_domain is set (NULL or "" = off); names compare as the
+ * store compares addresses (lower case).  With a tag (store_login_tag of
+ * the password given), a device of that name or an app password of that
+ * user holding the tag is the login; otherwise the user's own password.
+ * Returns 0 with *l_r filled in (kind NONE when nothing matched, so that
+ * the caller checks a dummy hash), or a store error.
+ */
+int store_login_lookup(struct store *st, const char *name, const char *tag,
+    const char *default_domain, struct store_login *l_r, struct pr_err *err);
+
+/* A new password of the generated shape with a tag used by no other
+ * credential, into pw_r (STORE_LOGIN_PASSWORD_LEN + 1 octets). */
+int store_login_generate(struct store *st,
+    char pw_r[STORE_LOGIN_PASSWORD_LEN + 1], struct pr_err *err);
+
+/* Adds app password label of user address, with the password pw (from
+ * store_login_generate).  PR_ENOENT: no such user; PR_EEXIST: the user
+ * has that label already; PR_EINVAL: a bad label (1 to
+ * STORE_LOGIN_LABEL_MAX characters of letters, digits, '.', '_', '-'). */
+int store_app_password_add(struct store *st, const char *address,
+    const char *label, const char *pw, struct pr_err *err);
+/* Revokes it at once: the next login with it fails.  PR_ENOENT if the
+ * user has no such label. */
+int store_app_password_del(struct store *st, const char *address,
+    const char *label, struct pr_err *err);
+/* cb(label, created) per app password of address, label order. */
+int store_app_password_list(struct store *st, const char *address,
+    int (*cb)(void *ctx, const char *label, int64_t created), void *ctx,
+    struct pr_err *err);
+
+struct store_device {
+	const char *name;       /* valid during the callback */
+	const char *from;
+	unsigned rate;          /* per hour, 0 = no limit */
+	int64_t created;
+};
+
+/* Adds device name (rules of a label, lower case), which may send as from
+ * (an address of a hosted domain) at most rate messages an hour (0 = no
+ * limit), with password pw.  PR_EEXIST, PR_EINVAL, PR_ENOENT (domain not
+ * hosted). */
+int store_device_add(struct store *st, const char *name, const char *from,
+    unsigned rate, const char *pw, struct pr_err *err);
+int store_device_del(struct store *st, const char *name, struct pr_err *err);
+int store_device_list(struct store *st,
+    int (*cb)(void *ctx, const struct store_device *d), void *ctx,
+    struct pr_err *err);
+/* Messages device cred_id sent since unix time since, into *n_r. */
+int store_device_sent(struct store *st, int64_t cred_id, int64_t since,
+    unsigned *n_r, struct pr_err *err);
+
 /* --- Aliases ----------------------------------------------------------- */
 
 /*
@@ -252,6 +364,8 @@ struct store_msg {
 	                                   offset 0 (a spool file) */
 	int *user_status;               /* optional, n_users entries: per
 	                                   local mailbox, see store_deliver */
+	int64_t device_id;              /* > 0: sent by this device, whose
+	                                   hourly count the commit adds to */
 	/* out */
 	int status;                     /* 0, PR_EQUOTA, PR_ETOOBIG, ... */
 	struct pr_err err;

@@ -448,6 +448,12 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 	if (m->n_remote > 0 &&
 	    (r = store_deliver_queue(st, m, body_id, now, err)) < 0)
 		return r;
+	/* A device's message counts towards its hourly rate in the same
+	 * transaction that accepts it, so a crash neither loses nor
+	 * doubles a count (store_logins.c). */
+	if (m->device_id > 0 &&
+	    (r = store__device_count(st, m->device_id, now, err)) < 0)
+		return r;
 	return 0;
 }
 

@@ -87,6 +87,20 @@ enum store_q {
 	STORE_Q_THROTTLE_PRUNE,
 	STORE_Q_THROTTLE_CLEAR,
 
+	STORE_Q_LOGIN_APP,
+	STORE_Q_LOGIN_DEVICE,
+	STORE_Q_LOGIN_TAG_APP,
+	STORE_Q_LOGIN_TAG_DEVICE,
+	STORE_Q_APP_ADD,
+	STORE_Q_APP_DEL,
+	STORE_Q_APP_LIST,
+	STORE_Q_DEVICE_ADD,
+	STORE_Q_DEVICE_DEL,
+	STORE_Q_DEVICE_LIST,
+	STORE_Q_DEVICE_SENT,
+	STORE_Q_DEVICE_COUNT,
+	STORE_Q_DEVICE_PRUNE,
+
 	STORE_Q__COUNT
 };
 
@@ -257,6 +271,11 @@ int store__alias_exists(struct store *st, const char *alias,
  * store_deliver does for each of its messages (the caller holds the
  * savepoint).  Returns 0 or the message's failure, with m->err set. */
 int store__deliver_one(struct store *st, struct store_msg *m, int64_t now);
+
+/* Counts one message sent by device id at now, inside the caller's
+ * transaction, and forgets its sends older than an hour. */
+int store__device_count(struct store *st, int64_t id, int64_t now,
+    struct pr_err *err);
 
 /* Fills out with 2 * n lower-case hex characters of randomness + NUL. */
 void store__random_hex(char *out, size_t n);

@@ -152,6 +152,39 @@ const char *const store__migrations[] = {
 	"	PRIMARY KEY (scope, name)\n"
 	") WITHOUT ROWID;\n"
 	"CREATE INDEX auth_failures_since ON auth_failures(since);\n",
+
+	/* Logins besides a user's own password (store_logins.c): app
+	 * passwords of a user, and devices, send-only SMTP logins with one
+	 * sender address and a rate per hour.  tag is the clear prefix of
+	 * the generated password that picks the one hash to check; it is
+	 * unique across both tables (store_login_generate).  device_sends
+	 * holds a device's messages of the last hour.  This migration
+	 * depends only on the users table of the first one. */
+	"CREATE TABLE app_passwords (\n"
+	"	id       INTEGER PRIMARY KEY,\n"
+	"	user_id  INTEGER NOT NULL\n"
+	"	         REFERENCES users(id) ON DELETE CASCADE,\n"
+	"	label    TEXT NOT NULL,\n"
+	"	tag      TEXT NOT NULL UNIQUE,\n"
+	"	hash     TEXT NOT NULL,\n"
+	"	created  INTEGER NOT NULL,\n"
+	"	UNIQUE (user_id, label)\n"
+	");\n"
+	"CREATE TABLE devices (\n"
+	"	id        INTEGER PRIMARY KEY,\n"
+	"	name      TEXT NOT NULL UNIQUE,\n"
+	"	from_addr TEXT NOT NULL,\n"
+	"	rate      INTEGER NOT NULL DEFAULT 0 CHECK (rate >= 0),\n"
+	"	tag       TEXT NOT NULL UNIQUE,\n"
+	"	hash      TEXT NOT NULL,\n"
+	"	created   INTEGER NOT NULL\n"
+	");\n"
+	"CREATE TABLE device_sends (\n"
+	"	device_id INTEGER NOT NULL\n"
+	"	          REFERENCES devices(id) ON DELETE CASCADE,\n"
+	"	at        INTEGER NOT NULL\n"
+	");\n"
+	"CREATE INDEX device_sends_device ON device_sends(device_id, at);\n",
 };
 
 const int store__n_migrations =

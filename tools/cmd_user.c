@@ -84,6 +84,8 @@ cmd_user(struct cli *cli, int argc, char **argv)
 	pr_err_clear(&err);
 	if (strcmp(verb, "add") == 0)
 		return cmd_user_add(cli, argc, argv);
+	if (strcmp(verb, "app-password") == 0)
+		return cmd_app_password(cli, argc - 1, argv + 1);
 	if (strcmp(verb, "list") == 0) {
 		if (argc > 3)
 			return CLI_USAGE;

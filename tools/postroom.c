@@ -32,7 +32,13 @@ static const struct cli_command cli_commands[] = {
 	    "user add ADDRESS [--password-stdin] [--quota BYTES]\n"
 	    "       postroom user del|passwd ADDRESS\n"
 	    "       postroom user quota ADDRESS BYTES\n"
-	    "       postroom user list [DOMAIN]" },
+	    "       postroom user list [DOMAIN]\n"
+	    "       postroom user app-password add ADDRESS LABEL\n"
+	    "       postroom user app-password list ADDRESS\n"
+	    "       postroom user app-password del ADDRESS LABEL" },
+	{ "device", cmd_device,
+	    "device add NAME --from ADDRESS [--rate N/hour]\n"
+	    "       postroom device list | del NAME" },
 	{ "alias", cmd_alias,
 	    "alias add ALIAS TARGET[,TARGET...]\n"
 	    "       postroom alias del ALIAS\n"
