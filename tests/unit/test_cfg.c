@@ -114,6 +114,8 @@ main(void)
 	TAP_EQ_STR(c.smtp.listen.a[0].port, "25", "default smtp port");
 	TAP_EQ_INT(c.smtp.hard_error_limit, 20, "default hard_error_limit");
 	TAP_EQ_STR(c.server.postmaster, "", "no postmaster by default");
+	TAP_EQ_STR(c.server.default_domain, "", "no default_domain by "
+	    "default");
 
 	TAP_EQ_INT(load("cfg/good.conf", &c, &err), 0, "good.conf loads: %s",
 	    err.msg);
@@ -131,6 +133,8 @@ main(void)
 	TAP_EQ_INT(c.smtp.timeout, 120, "2m timeout");
 	TAP_EQ_INT(c.smtp.hard_error_limit, 8, "hard_error_limit");
 	TAP_EQ_STR(c.server.postmaster, "hostmaster@example.org", "postmaster");
+	TAP_EQ_STR(c.server.default_domain, "example.org",
+	    "default_domain, in lower case");
 	TAP_EQ_INT(c.smtp.max_connections, 200, "[smtp] max_connections");
 	TAP_EQ_INT(c.pop3.max_connections, 0, "[pop3] max_connections 0 = "
 	    "no limit");
@@ -173,6 +177,11 @@ main(void)
 	TAP_OK(strstr(err.msg, "cfg/badvalue.conf:2:") != NULL &&
 	    strstr(err.msg, "max_message_size") != NULL,
 	    "bad value message: %s", err.msg);
+	TAP_EQ_INT(load("cfg/baddefaultdomain.conf", &c, &err), PR_EINVAL,
+	    "a default_domain that is no domain name refused");
+	TAP_OK(strstr(err.msg, "cfg/baddefaultdomain.conf:2:") != NULL &&
+	    strstr(err.msg, "default_domain") != NULL,
+	    "default_domain message: %s", err.msg);
 	TAP_EQ_INT(load("cfg/badsmarthosttls.conf", &c, &err), PR_EINVAL,
 	    "smarthost_tls other than starttls|implicit refused");
 	TAP_OK(strstr(err.msg, "cfg/badsmarthosttls.conf:3:") != NULL &&
