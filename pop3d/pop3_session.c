@@ -520,7 +520,9 @@ pop3_session_start_auth(struct pop3_session *s, const struct pop3_event *ev)
 	/* The tag of a generated password picks the one hash to check
 	 * (store.h, "Logins"). */
 	(void)store_login_tag(ev->pass, s->job.tag);
-	s->job.default_domain = s->srv->cfg.server.default_domain;
+	/* A copy: a SIGHUP may change the config while the job runs. */
+	snprintf(s->job.default_domain, sizeof(s->job.default_domain), "%s",
+	    s->srv->cfg.server.default_domain);
 	snprintf(s->account, sizeof(s->account), "%s", ev->user);
 	snprintf(s->job.ip_key, sizeof(s->job.ip_key), "%s", s->ipkey);
 	s->job.now = (int64_t)time(NULL);

@@ -68,7 +68,7 @@ struct pop3_job {
 	size_t n_ids;
 	char ip_key[64];
 	char tag[STORE_LOGIN_TAG_LEN + 1];
-	const char *default_domain; /* valid until done_cb */
+	char default_domain[256];   /* [server] default_domain */
 	int64_t now, window;
 	/* out */
 	int status;

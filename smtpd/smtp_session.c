@@ -512,34 +512,41 @@ smtp_session_sender(struct smtp_session *s, const struct smtp_event *ev)
 	return true;
 }
 
+/* A device's MAIL: 0 while it is under its rate, SMTP_MAIL_RATE past
+ * it, PR_EIO when the count cannot be read.  The rate counts accepted
+ * messages of the last hour, in the store, so it holds across sessions
+ * and restarts (store_device_sent). */
+static int
+smtp_session_device_rate(struct smtp_session *s)
+{
+	struct pr_err err;
+	unsigned sent;
+
+	if (store_device_sent(s->srv->st, s->device_id,
+	    (int64_t)time(NULL) - 3600, &sent, &err) < 0) {
+		log_err(s->sid, "message count of device %s: %s",
+		    smtp_proto_auth_user(s->p), err.msg);
+		return PR_EIO;
+	}
+	if (sent < s->device_rate)
+		return 0;
+	log_warn(s->sid, "device %s: %u messages in the last hour, the "
+	    "limit is %u", smtp_proto_auth_user(s->p), sent, s->device_rate);
+	return SMTP_MAIL_RATE;
+}
+
 static bool
 smtp_session_mail(struct smtp_session *s, const struct smtp_event *ev)
 {
 	const char *dom;
 	int r;
 
-	if (s->device_id > 0 && s->device_rate > 0 && s->device_from != NULL &&
-	    strcasecmp(ev->addr, s->device_from) == 0) {
-		struct pr_err err;
-		unsigned sent;
-
-		/* The rate counts accepted messages of the last hour, from
-		 * the store, so it holds across sessions and restarts. */
-		r = store_device_sent(s->srv->st, s->device_id,
-		    (int64_t)time(NULL) - 3600, &sent, &err);
-		if (r < 0) {
-			log_err(s->sid, "message count of device %s: %s",
-			    smtp_proto_auth_user(s->p), err.msg);
-			smtp_proto_complete(s->p, PR_EIO);
-			return true;
-		}
-		if (sent >= s->device_rate) {
-			log_warn(s->sid, "device %s: %u messages in the last "
-			    "hour, the limit is %u",
-			    smtp_proto_auth_user(s->p), sent, s->device_rate);
-			smtp_proto_complete(s->p, SMTP_MAIL_RATE);
-			return true;
-		}
+	if (smtp_proto_auth_user(s->p)[0] != '\0' && s->device_id > 0 &&
+	    s->device_rate > 0 && s->device_from != NULL &&
+	    strcasecmp(ev->addr, s->device_from) == 0 &&
+	    (r = smtp_session_device_rate(s)) != 0) {
+		smtp_proto_complete(s->p, r);
+		return true;
 	}
 	if (smtp_proto_auth_user(s->p)[0] != '\0')
 		return smtp_session_sender(s, ev);
