@@ -274,7 +274,7 @@ static void
 smtp_session_auth_counted_cb(struct store_throttle_job *j)
 {
 	struct smtp_session *s = j->data;
-	const struct smtp_event *ev;
+	const struct store_login *l;
 	unsigned fails;
 	uint64_t delay;
 
@@ -285,15 +285,14 @@ smtp_session_auth_counted_cb(struct store_throttle_job *j)
 	}
 	if (j->status < 0)
 		log_err(s->sid, "counting a login failure: %s", j->err.msg);
-	ev = smtp_proto_event(s->p);
+	l = &s->op->login;
 	/* Never the password: only who tried, from where. */
 	fails = smtp_proto_auth_failures(s->p) + 1;
-	(void)ev;
 	log_warn(s->sid, "AUTH failed: user %s%s%s from %s (failure %u; in "
-	    "%u min: %u from the client, %u for the account)",
-	    s->op->login.name, s->op->login.kind == STORE_LOGIN_APP ?
-	    " app-password=" : "", s->op->login.kind == STORE_LOGIN_APP ?
-	    s->op->login.label : "", s->peer, fails, AUTHLIMIT_WINDOW / 60, j->counts.ip_failures,
+	    "%u min: %u from the client, %u for the account)", l->name,
+	    l->kind == STORE_LOGIN_APP ? " app-password=" : "",
+	    l->kind == STORE_LOGIN_APP ? l->label : "", s->peer, fails,
+	    AUTHLIMIT_WINDOW / 60, j->counts.ip_failures,
 	    j->counts.account_failures);
 	/* A delay that doubles with each failure, on the session timer:
 	 * the loop keeps serving everybody else. */
@@ -313,7 +312,6 @@ smtp_session_auth_throttle(struct smtp_session *s, bool success,
     void (*cb)(struct store_throttle_job *))
 {
 	const char *user = s->op->login.account;
-
 	struct store_throttle_job *j = &s->op->th;
 
 	memset(j, 0, sizeof(*j));
@@ -333,7 +331,6 @@ smtp_session_auth_after_cb(struct pwpool_job *pj)
 	struct smtp_session_op *op = STORE_CONTAINER(pj,
 	    struct smtp_session_op, pw);
 	struct smtp_session *s = op->s;
-	const struct smtp_event *ev;
 
 	s->pending--;
 	sodium_memzero(op->login.hash, sizeof(op->login.hash));
@@ -341,8 +338,6 @@ smtp_session_auth_after_cb(struct pwpool_job *pj)
 		smtp_session_release(s);
 		return;
 	}
-	ev = smtp_proto_event(s->p);
-	(void)ev;
 	if (op->auth_status == 0 && op->login.kind == STORE_LOGIN_DEVICE &&
 	    s->kind == SMTP_LISTEN_MX) {
 		/* A device submits (RFC 6409): on port 25 its login is

@@ -96,7 +96,8 @@ test_users(struct store *st)
 static void
 test_app_passwords(struct store *st)
 {
-	char pw1[STORE_LOGIN_PASSWORD_LEN + 1], pw2[STORE_LOGIN_PASSWORD_LEN + 1];
+	char pw1[STORE_LOGIN_PASSWORD_LEN + 1];
+	char pw2[STORE_LOGIN_PASSWORD_LEN + 1];
 	char wrong[STORE_LOGIN_PASSWORD_LEN + 1];
 	struct pr_err err = { 0 };
 	struct store_login l;
