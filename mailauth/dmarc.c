@@ -169,7 +169,7 @@ dmarc_aligned(const char *a, const char *b, bool strict)
 	return strcmp(oa, ob) == 0;
 }
 
-/* --- Records ----------------------------------------------------------------- */
+/* --- Records --------------------------------------------------------- */
 
 const char *
 dmarc_policy_name(enum dmarc_policy p)
@@ -314,7 +314,7 @@ dmarc_record_parse(const char *s, size_t len, struct dmarc_record *rec_r)
 	return 0;
 }
 
-/* --- Evaluation ----------------------------------------------------------- */
+/* --- Evaluation ------------------------------------------------------ */
 
 struct dmarc {
 	struct resolver *r;

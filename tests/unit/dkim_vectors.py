@@ -85,7 +85,8 @@ def main():
         ("wrong._domainkey.a.test", "NOERROR", "v=DKIM1; p=" + pother),
         ("revoked._domainkey.a.test", "NOERROR", "v=DKIM1; k=rsa; p="),
         # An RSA key where the signature says ed25519-sha256.
-        ("edasrsa._domainkey.b.test", "NOERROR", "v=DKIM1; k=rsa; p=" + p2048),
+        ("edasrsa._domainkey.b.test", "NOERROR",
+         "v=DKIM1; k=rsa; p=" + p2048),
         ("down._domainkey.a.test", "SERVFAIL", ""),
         ("testing._domainkey.a.test", "NOERROR",
          "v=DKIM1; t=y; p=" + p2048),

@@ -91,7 +91,8 @@ test_build(void)
 	    "\tspf=none smtp.helo=helo.example.net;\r\n"
 	    "\tdmarc=fail reason=\"p=reject\" header.from=example.com;\r\n"
 	    "\tiprev=fail policy.iprev=\"2001:db8::1\";\r\n"
-	    "\tspf=pass smtp.mailfrom=\"\\\"odd \\\\\\\"one\\\"@example.com\"\r\n",
+	    "\tspf=pass smtp.mailfrom="
+	    "\"\\\"odd \\\\\\\"one\\\"@example.com\"\r\n",
 	    "quoting");
 
 	/* No results at all. */

@@ -396,7 +396,8 @@ test_own_signer(void)
 			    "x= reason");
 			lim.now = 60;
 			verify(x, len + 7, 0, 0, &lim, &o);
-			TAP_EQ_STR(o.words, "fail", "x= in the future: checked");
+			TAP_EQ_STR(o.words, "fail",
+			    "x= in the future: checked");
 			lim.now = 0;
 			verify(x, len + 7, 0, 0, &lim, &o);
 			TAP_EQ_STR(o.words, "fail", "no clock: x= not checked");
@@ -407,7 +408,7 @@ test_own_signer(void)
 	}
 }
 
-/* --- Parsers ---------------------------------------------------------------- */
+/* --- Parsers ---------------------------------------------------------- */
 
 #define BH "bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; "
 
