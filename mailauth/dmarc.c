@@ -243,6 +243,7 @@ static bool
 dmarc_is_record(const char *s, size_t len)
 {
 	struct dkim_tag t[1];
+	const char *semi;
 	size_t i = 0;
 
 	while (i < len && (s[i] == ' ' || s[i] == '\t'))
@@ -250,7 +251,8 @@ dmarc_is_record(const char *s, size_t len)
 	if (i == len || (s[i] != 'v' && s[i] != 'V'))
 		return false;
 	/* Only the first tag-spec: the rest may be broken. */
-	len = i + strcspn(s + i, ";") < len ? i + strcspn(s + i, ";") : len;
+	if ((semi = memchr(s + i, ';', len - i)) != NULL)
+		len = (size_t)(semi - s);
 	if (dkim_tag_parse(s, len, t, 1) != 1)
 		return false;
 	return t[0].name_len == 1 && dkim_tag_is(s, &t[0], "DMARC1", true);
