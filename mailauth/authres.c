@@ -203,6 +203,18 @@ authres_add_dkim(struct authres *a, const struct dkim_verify_result *r)
 }
 
 void
+authres_add_dkim_all(struct authres *a, const struct dkim_verify_result *res,
+    size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		authres_add(a, "dkim", "none", NULL, NULL, 0);
+	for (i = 0; i < n; i++)
+		authres_add_dkim(a, &res[i]);
+}
+
+void
 authres_add_dmarc(struct authres *a, const struct dmarc_verdict *v)
 {
 	const struct authres_prop p = { "header", "from", v->from_domain };

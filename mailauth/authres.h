@@ -68,6 +68,11 @@ void authres_add_spf(struct authres *a, const char *result,
  * 2), with the verifier's reason for a result other than pass. */
 void authres_add_dkim(struct authres *a, const struct dkim_verify_result *r);
 
+/* One dkim= per result of res[0..n), or "dkim=none" when n is 0 (an
+ * unsigned message, RFC 8601 2.7.1). */
+void authres_add_dkim_all(struct authres *a,
+    const struct dkim_verify_result *res, size_t n);
+
 /* dmarc=RESULT header.from=DOMAIN (RFC 7489 11.2), with the policy
  * applied as a comment-free reason for a fail. */
 void authres_add_dmarc(struct authres *a, const struct dmarc_verdict *v);

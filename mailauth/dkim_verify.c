@@ -485,6 +485,8 @@ dkim_verify_new(struct resolver *r, const struct dkim_verify_limits *lim,
 		v->lim.max_sigs = DKIM_VERIFY_SIGS_MAX;
 	if (v->lim.head_max == 0)
 		v->lim.head_max = DKIM_VERIFY_HEAD_MAX;
+	if (v->lim.head_max < 64)
+		v->lim.head_max = 64;
 	buf_init(&v->head, v->lim.head_max + 4);
 	*v_r = v;
 	return 0;

@@ -60,7 +60,7 @@ const char *dkim_verify_res_name(enum dkim_verify_res r);
 
 struct dkim_verify_limits {
 	unsigned max_sigs;   /* 0: DKIM_VERIFY_SIGS; capped at _SIGS_MAX */
-	size_t head_max;     /* 0: DKIM_VERIFY_HEAD_MAX */
+	size_t head_max;     /* 0: DKIM_VERIFY_HEAD_MAX; at least 64 */
 	int64_t now;         /* seconds since the epoch, for x= (RFC 6376
 	                      * 3.5); 0 does not check expiry */
 };

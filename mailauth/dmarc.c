@@ -493,6 +493,15 @@ dmarc_answer_cb(void *data, const struct resolver_answer *ans)
 	dmarc_evaluate(d, &rec);
 }
 
+/* RFC 6376 3.6.1 t=y: "Verifiers MUST NOT treat messages from Signers
+ * in testing mode differently from unsigned email", so a pass with a
+ * testing key aligns nothing. */
+static bool
+dmarc_dkim_counts(const struct dkim_verify_result *r)
+{
+	return r->res == DKIM_VERIFY_PASS && !r->testing;
+}
+
 int
 dmarc_check(struct dmarc *d, const struct dmarc_input *in, dmarc_cb cb,
     void *data)
@@ -517,7 +526,7 @@ dmarc_check(struct dmarc *d, const struct dmarc_input *in, dmarc_cb cb,
 	snprintf(d->spf_domain, sizeof(d->spf_domain), "%s",
 	    in->spf_domain != NULL ? in->spf_domain : "");
 	for (i = 0, n = 0; i < in->ndkim; i++)
-		n += in->dkim[i].res == DKIM_VERIFY_PASS;
+		n += dmarc_dkim_counts(&in->dkim[i]);
 	free(d->dkim_pass);
 	d->dkim_pass = calloc(n ? n : 1, sizeof(*d->dkim_pass));
 	if (d->dkim_pass == NULL)
@@ -525,7 +534,7 @@ dmarc_check(struct dmarc *d, const struct dmarc_input *in, dmarc_cb cb,
 	/* RFC 7489 3.1.1: the d= of each passing signature is a
 	 * candidate. */
 	for (i = 0, d->ndkim_pass = 0; i < in->ndkim; i++)
-		if (in->dkim[i].res == DKIM_VERIFY_PASS)
+		if (dmarc_dkim_counts(&in->dkim[i]))
 			memcpy(d->dkim_pass[d->ndkim_pass++], in->dkim[i].d,
 			    sizeof(in->dkim[i].d));
 	d->cb = cb;

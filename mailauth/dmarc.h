@@ -101,7 +101,9 @@ struct dmarc_input {
 	 * "pass" aligns. */
 	bool spf_pass;
 	const char *spf_domain;      /* NULL or "" when none */
-	const struct dkim_verify_result *dkim;  /* the verifier's results */
+	/* The verifier's results: each pass (not with a t=y testing key)
+	 * is a DKIM identifier to align. */
+	const struct dkim_verify_result *dkim;
 	size_t ndkim;
 };
 

@@ -95,6 +95,17 @@ test_build(void)
 	    "\"\\\"odd \\\\\\\"one\\\"@example.com\"\r\n",
 	    "quoting");
 
+	/* An unsigned message. */
+	buf_reset(&b);
+	authres_begin(&a, &b, "mx.example.org");
+	authres_add_dkim_all(&a, dk, 0);
+	authres_add_dkim_all(&a, dk, 1);
+	TAP_EQ_INT(authres_finish(&a), 0, "built dkim_all");
+	TAP_EQ_STR(str(&b), "Authentication-Results: mx.example.org;\r\n"
+	    "\tdkim=none;\r\n"
+	    "\tdkim=pass header.d=example.com header.s=sel "
+	    "header.b=\"AbCd+/Ef\"\r\n", "dkim=none, then one per result");
+
 	/* No results at all. */
 	buf_reset(&b);
 	authres_begin(&a, &b, "mx.example.org");

@@ -343,6 +343,15 @@ test_check(void)
 		    !g.v.sampled_out, "both aligned");
 		TAP_EQ_STR(g.v.from_domain, "pct.test", "from lower-cased");
 		dmarc_free(&d);
+		/* A testing key's pass counts as unsigned. */
+		in.spf_pass = false;
+		dk.testing = true;
+		dmarc_new(resolver_table_resolver(t), fixed_rand, &rnd, &d);
+		dmarc_check(d, &in, got_cb, &g);
+		resolver_table_run(t);
+		TAP_OK(g.v.result == DMARC_FAIL && !g.v.dkim_aligned,
+		    "t=y pass does not align");
+		dmarc_free(&d);
 		in.spf_pass = false;
 		in.ndkim = 0;
 		dmarc_new(resolver_table_resolver(t), fixed_rand, &rnd, &d);
