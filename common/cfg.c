@@ -311,6 +311,11 @@ cfg_set_server(struct cfg *c, const char *name, const char *value)
 		r = *value != '\0' && (strchr(value, '@') == NULL ||
 		    strchr(value, ' ') != NULL) ? PR_EINVAL :
 		    CFG_STR(c->server.postmaster);
+	else if (strcmp(name, "maildrop") == 0)
+		/* An absolute path or nothing: sendmail and smtpd must agree
+		 * on it whatever their working directories. */
+		r = *value != '\0' && *value != '/' ? PR_EINVAL :
+		    CFG_STR(c->server.maildrop);
 	else if (strcmp(name, "log_level") == 0) {
 		enum log_level l;
 

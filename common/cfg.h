@@ -44,6 +44,10 @@ struct cfg {
 		 * <Postmaster> (RFC 5321 4.5.1, RFC 2142 5) when the domain
 		 * has no such user or alias; "" = none (the default). */
 		char postmaster[256];
+		/* The local submission spool of postroom-sendmail
+		 * (docs/ARCHITECTURE.md 5.4); "" = <data_dir>/maildrop (the
+		 * default).  See maildrop_dir(). */
+		char maildrop[1024];
 	} server;
 	struct {
 		struct cfg_listen_list listen;      /* default 0.0.0.0:25 */

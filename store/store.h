@@ -252,6 +252,11 @@ struct store_msg {
 	                                   offset 0 (a spool file) */
 	int *user_status;               /* optional, n_users entries: per
 	                                   local mailbox, see store_deliver */
+	const char *key;                /* optional: a local submission's
+	                                   spool name; a key delivered
+	                                   before (kept a week) makes the
+	                                   message fail with PR_EEXIST and
+	                                   commit nothing */
 	/* out */
 	int status;                     /* 0, PR_EQUOTA, PR_ETOOBIG, ... */
 	struct pr_err err;
