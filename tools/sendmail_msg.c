@@ -2,10 +2,12 @@
 #include "sendmail_msg.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "addr.h"
+#include "addr_list.h"
 #include "err.h"
 
 struct sendmail_msg_tok {
@@ -131,6 +133,45 @@ sendmail_msg_addrs(const char *list, size_t len,
 	return sendmail_msg_flush(&t, cb, ctx);
 }
 
+#define SENDMAIL_MSG_FIELD_ADDRS 1000
+
+/*
+ * The recipients of one To, Cc or Bcc field value: the strict RFC 5322
+ * parser of common/addr_list first; a value it refuses, most often a
+ * bare local name ("To: root", as cron writes it, which sendmail(8)
+ * has always accepted), goes through the lenient splitter above.
+ */
+static int
+sendmail_msg_field(const uint8_t *v, size_t len,
+    int (*cb)(void *ctx, const char *addr), void *ctx)
+{
+	char (*out)[ADDR_MAX];
+	char *u;
+	size_t n = 0, j = 0;
+	int r = 0;
+
+	/* RFC 5322 2.2.3: unfolding removes the CRLFs. */
+	if ((u = malloc(len + 1)) == NULL)
+		return PR_ENOMEM;
+	for (size_t i = 0; i < len; i++)
+		if (v[i] != '\r' && v[i] != '\n')
+			u[j++] = (char)v[i];
+	u[j] = '\0';
+	out = malloc(SENDMAIL_MSG_FIELD_ADDRS * sizeof(*out));
+	if (out == NULL) {
+		free(u);
+		return PR_ENOMEM;
+	}
+	if (addr_list_parse(u, j, out, SENDMAIL_MSG_FIELD_ADDRS, &n) == 0) {
+		for (size_t i = 0; i < n && r == 0; i++)
+			r = cb(ctx, out[i]);
+	} else
+		r = sendmail_msg_addrs(u, j, cb, ctx);
+	free(out);
+	free(u);
+	return r;
+}
+
 /* Length of the field name of line[0..len) up to its colon, or 0 when
  * the line is not a field (RFC 5322 3.6.8: printable but colon). */
 static size_t
@@ -187,8 +228,8 @@ sendmail_msg_rewrite(const uint8_t *in, size_t len,
 			    sendmail_msg_is(f, namelen, "Cc") ||
 			    sendmail_msg_is(f, namelen, "Bcc");
 
-			if (o->extract && is_rcpt && (r = sendmail_msg_addrs(
-			    (const char *)f + namelen + 1, flen - namelen - 1,
+			if (o->extract && is_rcpt && (r = sendmail_msg_field(
+			    f + namelen + 1, flen - namelen - 1,
 			    o->rcpt_cb, o->ctx)) != 0)
 				return r;
 			if (!sendmail_msg_is(f, namelen, "Bcc") &&
@@ -221,7 +262,7 @@ sendmail_msg_rewrite(const uint8_t *in, size_t len,
 		if (o->extract && (sendmail_msg_is(f, namelen, "To") ||
 		    sendmail_msg_is(f, namelen, "Cc") ||
 		    sendmail_msg_is(f, namelen, "Bcc")) &&
-		    (r = sendmail_msg_addrs((const char *)f + namelen + 1,
+		    (r = sendmail_msg_field(f + namelen + 1,
 		    flen - namelen - 1, o->rcpt_cb, o->ctx)) != 0)
 			return r;
 		if (!sendmail_msg_is(f, namelen, "Bcc") &&

@@ -17,9 +17,11 @@
 #include "buf.h"
 
 /*
- * Calls cb once per addr-spec of the RFC 5322 3.4 address-list
- * list[0..len): display names, comments and group names are dropped,
- * an angle-addr's route (RFC 5322 4.4 obs-route) too.  A non-zero return
+ * Calls cb once per entry of the comma-separated list[0..len), leniently:
+ * display names, comments and group names are dropped, an angle-addr's
+ * route (RFC 5322 4.4 obs-route) too, and what is left is passed on
+ * as written, bare local names included (sendmail(8) recipients, and
+ * header fields that common/addr_list.h refuses).  A non-zero return
  * from cb stops the walk and is returned; otherwise 0.
  */
 int sendmail_msg_addrs(const char *list, size_t len,
