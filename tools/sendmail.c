@@ -38,6 +38,19 @@
 #include "sendmail_msg.h"
 #include "store.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sys/prctl.h>
+
+/* Sanitizer builds: a set-group-ID process is not dumpable, and
+ * LeakSanitizer, which needs to inspect it, would fail at exit. */
+int __lsan_is_turned_off(void);
+int
+__lsan_is_turned_off(void)
+{
+	return prctl(PR_GET_DUMPABLE) == 0;
+}
+#endif
+
 struct sendmail {
 	const char *prog;          /* for messages: sendmail, mailq, ... */
 	struct cfg cfg;
@@ -579,6 +592,8 @@ sendmail_bs(struct sendmail *sm)
 			sendmail_reply("221 2.0.0 Bye");
 			free(line);
 			buf_fini(&msg);
+			sendmail_rcpt_clear(sm);
+			free(sm->rcpt);
 			return EX_OK;
 		} else {
 			sendmail_reply("500 5.5.2 Command not recognised");
@@ -586,6 +601,8 @@ sendmail_bs(struct sendmail *sm)
 	}
 	free(line);
 	buf_fini(&msg);
+	sendmail_rcpt_clear(sm);
+	free(sm->rcpt);
 	/* The client went away without QUIT: a transaction it had not
 	 * finished is not delivered. */
 	return data ? EX_DATAERR : EX_OK;
@@ -994,6 +1011,10 @@ main(int argc, char **argv)
 	sendmail_whoami(&sm);
 	if (sender != NULL)
 		sendmail_set_sender(&sm, sender);
+	if (mode != SENDMAIL_MODE_MAIL) {
+		free(rcpt_args);
+		rcpt_args = NULL;
+	}
 
 	switch (mode) {
 	case SENDMAIL_MODE_MAILQ:
@@ -1016,5 +1037,7 @@ main(int argc, char **argv)
 	sendmail_read(&sm, &msg);
 	sendmail_submit(&sm, msg.p, msg.len, sm.extract, &sp);
 	buf_fini(&msg);
+	sendmail_rcpt_clear(&sm);
+	free(sm.rcpt);
 	return EX_OK;
 }
