@@ -488,7 +488,7 @@ sendmail_bs(struct sendmail *sm)
 	char *line = NULL, *arg;
 	size_t cap = 0;
 	ssize_t n;
-	bool mail = false, data = false;
+	bool mail = false, data = false, too_big = false;
 	const char *host = sm->cfg.server.hostname;
 
 	buf_init(&msg, (size_t)sm->cfg.smtp.max_message_size);
@@ -499,7 +499,7 @@ sendmail_bs(struct sendmail *sm)
 		if (data) {
 			if (strcmp(line, ".") == 0) {
 				data = false;
-				if (msg.len > msg.max) {
+				if (too_big) {
 					sendmail_reply("552 5.3.4 Message too "
 					    "big");
 				} else {
@@ -511,6 +511,7 @@ sendmail_bs(struct sendmail *sm)
 					    "as %s", sp.final);
 				}
 				buf_reset(&msg);
+				too_big = false;
 				mail = false;
 				sm->has_sender = false;
 				sendmail_rcpt_clear(sm);
@@ -519,7 +520,7 @@ sendmail_bs(struct sendmail *sm)
 			/* RFC 5321 4.5.2: undo dot-stuffing. */
 			arg = line[0] == '.' ? line + 1 : line;
 			if (buf_puts(&msg, arg) < 0 || buf_puts(&msg, "\n") < 0)
-				msg.len = msg.max + 1;
+				too_big = true;
 			continue;
 		}
 		if (strncasecmp(line, "EHLO", 4) == 0) {
