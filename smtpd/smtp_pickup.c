@@ -133,7 +133,9 @@ smtp_pickup_to_postmaster(struct smtp_pickup_job *j, struct store *st,
 	kind = store_resolve(st, pm, smtp_pickup_add_user, r, NULL);
 	if (kind == STORE_RESOLVE_LOCAL)
 		return 0;
-	if (kind == STORE_RESOLVE_REMOTE && j->relay_enabled)
+	/* Never relayed to the hostname's own MX: that would be us. */
+	if (kind == STORE_RESOLVE_REMOTE && j->relay_enabled &&
+	    !smtp_pickup_domain_is(pm, j->hostname))
 		return smtp_pickup_add_user(r, 0, pm);
 	log_err(NULL, "pickup: the postmaster <%s> has no mailbox here; set "
 	    "[server] postmaster", pm);
@@ -403,12 +405,13 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 				goto out;
 			}
 	}
-	/* RFC 5321 4.4: the trace fields; the uid is the kernel's, so the
-	 * field says who really submitted the message. */
+	/* RFC 5321 4.4: the trace fields.  Local submission has no
+	 * From-domain; the comment names the uid, which is the kernel's, so
+	 * the field says who really submitted the message. */
 	buf_printf(&head, "Return-Path: <%s>\r\n", sender);
-	buf_printf(&head, "Received: (from %s uid %u)\r\n\tby %s (postroom) "
-	    "with local id %s;\r\n\t%s\r\n", login, (unsigned)sb.st_uid,
-	    j->hostname, m.id, date);
+	buf_printf(&head, "Received: by %s (postroom, from userid %u (%s))\r\n"
+	    "\tid %s; %s\r\n", j->hostname, (unsigned)sb.st_uid, login, m.id,
+	    date);
 	if (!refused)
 		buf_append(&head, r.orig.p, r.orig.len);
 	m.sender = sender;

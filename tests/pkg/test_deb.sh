@@ -398,7 +398,7 @@ check "the mail to root reaches the postmaster's mailbox" five
 msg=$(cu --ssl-reqd "pop3://127.0.0.1:$p_pop3/5")
 check "POP3: it is the bsd-mailx message" grep -q "pkg sendmail" <<<"$msg"
 check "its Received field names the uid" \
-	grep -q "uid $(id -u nobody))" <<<"$msg"
+	grep -q "from userid $(id -u nobody) (nobody)" <<<"$msg"
 check "mailq runs as root" sh -c "/usr/bin/mailq >/dev/null"
 
 stop() { # stop PID: SIGTERM, then the exit status within 20 s
