@@ -110,20 +110,36 @@ sendmail_config(struct sendmail *sm)
 	struct pr_err err;
 	struct stat sb;
 	gid_t g = getgid();
+	char *text;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
 
 	if (path == NULL)
 		path = getenv("POSTROOM_CONFIG");
-	if (path != NULL && getegid() != g && getuid() != 0 &&
-	    (stat(path, &sb) < 0 || sb.st_uid != 0 ||
-	    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
-		if (setresgid(g, g, g) < 0)
-			sendmail_die(sm, EX_OSERR, "setresgid: %s",
-			    strerror(errno));
-	}
+	path = cfg_path(path);
 	cfg_defaults(&sm->cfg);
 	pr_err_clear(&err);
-	if (cfg_load(&sm->cfg, cfg_path(path), &err) < 0)
+	/* One open file for the check and the load: a path swapped in
+	 * between cannot get an unchecked file read with the group. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    fstat(fd, &sb) < 0)
+		sendmail_die(sm, EX_CONFIG, "%s: %s", path, strerror(errno));
+	if (getegid() != g && getuid() != 0 && (sb.st_uid != 0 ||
+	    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) &&
+	    setresgid(g, g, g) < 0)
+		sendmail_die(sm, EX_OSERR, "setresgid: %s", strerror(errno));
+	if (!S_ISREG(sb.st_mode) || sb.st_size > 1024 * 1024)
+		sendmail_die(sm, EX_CONFIG, "%s: not a configuration file",
+		    path);
+	text = sendmail_alloc(sm, NULL, (size_t)sb.st_size + 1);
+	while (got < (size_t)sb.st_size &&
+	    (n = read(fd, text + got, (size_t)sb.st_size - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	if (cfg_load_buf(&sm->cfg, path, text, got, &err) < 0)
 		sendmail_die(sm, EX_CONFIG, "%s", err.msg);
+	free(text);
 }
 
 static void
@@ -325,16 +341,19 @@ sendmail_spool(struct sendmail *sm, struct sendmail_spool *sp,
 		sendmail_spool_fail(sm, sp, "fsync", errno);
 	if (renameat(sp->dfd, sp->tmp, sp->dfd, sp->final) < 0)
 		sendmail_spool_fail(sm, sp, "rename", errno);
+	/* The rename is the submission; from here on the message is
+	 * smtpd's.  Syncing the directory makes the new name durable.  A
+	 * sender may not read the 1730 directory, so its descriptor is
+	 * O_PATH and cannot be fsync'd: syncfs() on the file then flushes
+	 * the file system that holds both. */
+	if (fsync(sp->dfd) < 0 && (errno != EBADF || syncfs(sp->fd) < 0)) {
+		/* Named already: smtpd will deliver it, so do not remove
+		 * it; but the caller must not be told it is safe. */
+		sendmail_die(sm, EX_TEMPFAIL, "cannot sync %s: %s", sp->dir,
+		    strerror(errno));
+	}
 	close(sp->fd);
 	sp->fd = -1;
-	/* The rename is the submission; from here on the message is
-	 * smtpd's, and the directory's fsync makes the name durable.  A
-	 * directory opened O_PATH cannot be fsync'd; the rename still
-	 * stands, it may only be lost with a power failure in the next
-	 * few seconds. */
-	if (fsync(sp->dfd) < 0 && errno != EBADF)
-		fprintf(stderr, "%s: warning: fsync %s: %s\n", sm->prog,
-		    sp->dir, strerror(errno));
 	close(sp->dfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
