@@ -433,9 +433,9 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 	store_deliver(st, &mp, 1);
 	if (m.status == 0 || m.status == PR_EEXIST) {
 		if (m.status == 0)
-			log_info(NULL, "pickup: %s: id %s from <%s> uid %u, %zu "
-			    "local, %zu remote, %zu octets", name, m.id, sender,
-			    (unsigned)sb.st_uid, m.n_users, m.n_remote,
+			log_info(NULL, "pickup: %s: id %s from <%s> uid %u, "
+			    "%zu local, %zu remote, %zu octets", name, m.id,
+			    sender, (unsigned)sb.st_uid, m.n_users, m.n_remote,
 			    m.body_len);
 		else
 			log_info(NULL, "pickup: %s: delivered before", name);

@@ -435,7 +435,8 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 	buf_fini(&out);
 	if (sm->verbose)
 		fprintf(stderr, "%s: queued as %s for %zu recipient%s\n",
-		    sm->prog, sp->final, sm->n_rcpt, sm->n_rcpt == 1 ? "" : "s");
+		    sm->prog, sp->final, sm->n_rcpt,
+		    sm->n_rcpt == 1 ? "" : "s");
 }
 
 /* The message on stdin: to EOF, or with -i unset to a line holding
@@ -673,7 +674,7 @@ sendmail_mailq_spool(struct sendmail *sm)
 
 		if (!maildrop_name_final(de->d_name) && !held)
 			continue;
-		printf("%-41s %s\n", de->d_name + (held ? 0 : 0), held ?
+		printf("%-41s %s\n", de->d_name, held ?
 		    "(held: see the postroom-smtpd log)" :
 		    "(waiting for postroom-smtpd)");
 		n++;

@@ -31,7 +31,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from harness import BUILD, Instance, free_port, wait_for  # noqa: E402
 from tap import Check, skip  # noqa: E402
-import procs  # noqa: E402
 from relay_util import Dns, FakeMX  # noqa: E402
 
 SENDMAIL = os.path.join(BUILD, "tools", "postroom-sendmail")
