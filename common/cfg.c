@@ -312,6 +312,11 @@ cfg_set_server(struct cfg *c, const char *name, const char *value)
 		r = *value != '\0' && (strchr(value, '@') == NULL ||
 		    strchr(value, ' ') != NULL) ? PR_EINVAL :
 		    CFG_STR(c->server.postmaster);
+	else if (strcmp(name, "maildrop") == 0)
+		/* An absolute path or nothing: sendmail and smtpd must agree
+		 * on it whatever their working directories. */
+		r = *value != '\0' && *value != '/' ? PR_EINVAL :
+		    CFG_STR(c->server.maildrop);
 	else if (strcmp(name, "default_domain") == 0) {
 		/* A domain name or nothing; the domain compares without
 		 * case (RFC 5321 2.4), so it is kept in lower case. */

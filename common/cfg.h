@@ -48,6 +48,10 @@ struct cfg {
 		 * of both daemons) means name@default_domain; "" = off (the
 		 * default).  Stored in lower case. */
 		char default_domain[256];
+		/* The local submission spool of postroom-sendmail
+		 * (docs/ARCHITECTURE.md 5.4); "" = <data_dir>/maildrop (the
+		 * default).  See maildrop_dir(). */
+		char maildrop[1024];
 	} server;
 	struct {
 		struct cfg_listen_list listen;      /* default 0.0.0.0:25 */

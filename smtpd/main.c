@@ -26,6 +26,7 @@
 #include "net.h"
 #include "pwpool.h"
 #include "relay.h"
+#include "smtp_pickup.h"
 #include "smtp_session.h"
 #include "store.h"
 #include "store_worker.h"
@@ -43,6 +44,7 @@ struct smtpd {
 	size_t n_listeners;
 	struct daemon_signals sig;
 	uv_timer_t drain_timer;
+	struct smtp_pickup *pickup;
 	bool stopping;
 	int exit_code;
 };
@@ -142,6 +144,7 @@ smtpd_shutdown(struct smtpd *d)
 	uv_timer_stop(&d->drain_timer);
 	/* No session is left to check a password. */
 	pwpool_stop(&d->srv.pw);
+	smtp_pickup_stop(&d->pickup);
 	if (d->srv.relay != NULL)
 		relay_stop(d->srv.relay, smtpd_relay_stopped_cb, d);
 	else
@@ -287,6 +290,12 @@ smtpd_start(struct smtpd *d)
 	}
 	if (relay_new(d->loop, &d->cfg, d->srv.wk, &d->srv.relay, &err) < 0) {
 		log_err(NULL, "relay: %s", err.msg);
+		return -1;
+	}
+	/* Mail that postroom-sendmail left while we were down goes first. */
+	if (smtp_pickup_new(d->loop, &d->cfg, d->srv.wk, d->srv.relay,
+	    &d->pickup, &err) < 0) {
+		log_err(NULL, "pickup: %s", err.msg);
 		return -1;
 	}
 	return 0;

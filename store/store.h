@@ -366,6 +366,11 @@ struct store_msg {
 	                                   local mailbox, see store_deliver */
 	int64_t device_id;              /* > 0: sent by this device, whose
 	                                   hourly count the commit adds to */
+	const char *key;                /* optional: a local submission's
+	                                   spool name; a key delivered
+	                                   before (kept a week) makes the
+	                                   message fail with PR_EEXIST and
+	                                   commit nothing */
 	/* out */
 	int status;                     /* 0, PR_EQUOTA, PR_ETOOBIG, ... */
 	struct pr_err err;

@@ -389,6 +389,29 @@ store_deliver_id_valid(const char *id)
 	return id[STORE_ID_LEN] == '\0';
 }
 
+/* A local submission is delivered once whatever happens between the
+ * commit and the unlink of its spool file (docs/ARCHITECTURE.md 5.4). */
+static int
+store_deliver_key(struct store *st, struct store_msg *m, int64_t now)
+{
+	int r;
+
+	if ((r = store__run(st, STORE_Q_SUBMIT_PRUNE,
+	    "DELETE FROM submissions WHERE created < ?1",
+	    "cannot prune submissions", &m->err, "i",
+	    now - 7 * 24 * 3600)) < 0)
+		return r;
+	if ((r = store__run(st, STORE_Q_SUBMIT_ADD,
+	    "INSERT OR IGNORE INTO submissions (name, msgid, created)"
+	    " VALUES (?1, ?2, ?3)", "cannot record the submission", &m->err,
+	    "tti", m->key, m->id, now)) < 0)
+		return r;
+	if (sqlite3_changes(st->db) == 0)
+		return pr_err_set(&m->err, PR_EEXIST,
+		    "submission %s was delivered before", m->key);
+	return 0;
+}
+
 int
 store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 {
@@ -431,6 +454,8 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 
 	if (!store_deliver_id_valid(m->id))
 		store__random_hex(m->id, STORE_ID_LEN / 2);
+	if (m->key != NULL && (r = store_deliver_key(st, m, now)) < 0)
+		return r;
 	if ((r = store_deliver_body(st, m, size, raw_size, now, &body_id,
 	    err)) < 0)
 		return r;

@@ -10,7 +10,8 @@ fetchmail mpop
 swaks libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
 libauthen-sasl-perl
 dnsmasq-base iproute2 postfix opendkim-tools testssl.sh
-debhelper devscripts dh-exec fakeroot lintian ssl-cert adduser"
+debhelper devscripts dh-exec fakeroot lintian ssl-cert adduser
+bsd-mailx mailutils"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -22,6 +23,9 @@ if [ "$(id -u)" != 0 ]; then
 	echo "run as root (or install:$missing)" >&2
 	exit 1
 fi
+# bsd-mailx and mailutils are the callers of postroom-sendmail in
+# tests/e2e/test_sendmail.py; postfix in the same run satisfies their
+# dependency on an MTA, so no exim4 comes with them.
 # Postfix is only a test peer: no configuration, and never started here.
 echo "postfix postfix/main_mailer_type select No configuration" |
     debconf-set-selections

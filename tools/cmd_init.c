@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "maildrop.h"
 
 int
 cmd_init(struct cli *cli, int argc, char **argv)
 {
 	struct pr_err err;
+	char dir[1024];
 
 	(void)argv;
 	if (argc != 1)
@@ -20,6 +22,12 @@ cmd_init(struct cli *cli, int argc, char **argv)
 		return cli_fail("%s", err.msg);
 	printf("database %s/mail.db ready (schema version %d)\n",
 	    cli->cfg.server.data_dir, store_schema_version(cli->st));
+	/* So that postroom-sendmail can keep mail before smtpd ever ran
+	 * (docs/ARCHITECTURE.md 5.4); the package makes it first, with
+	 * its group. */
+	maildrop_dir(&cli->cfg, dir, sizeof(dir));
+	if (maildrop_dir_ensure(dir, geteuid(), getegid(), &err) < 0)
+		return cli_fail("%s", err.msg);
 	return CLI_OK;
 }
 

@@ -7,7 +7,13 @@
 # configuration and only the listen addresses moved to free loopback
 # ports), creates a domain and a user with the installed CLI, sends mail
 # with swaks and fetches it with curl over POP3, reinstalls, removes and
-# finally purges the package and checks what is left.
+# finally purges the package and checks what is left.  As the system's
+# MTA: the sendmail links and the set-group-ID maildrop, a real
+# `mail -s subject root` (bsd-mailx) as an unprivileged user into the
+# postmaster's mailbox, and mail tools that pull in no other MTA.  The
+# package conflicts with postfix (mail-transport-agent), which the other
+# tests use as a peer: a postfix that was installed before is installed
+# again at the end.
 #
 # Needs root (dpkg) and must not run where postroom is already installed:
 # it would purge that installation.  Exit status: 0 when every check
@@ -44,6 +50,9 @@ work=$(mktemp -d /tmp/postroom-pkg.XXXXXX)
 chmod 0755 "$work"
 installed=0
 policy_rc=""
+had_postfix=0
+dpkg-query -W -f '${Status}' postfix 2>/dev/null | grep -q 'ok installed' &&
+	had_postfix=1
 smtpd_pid=""
 pop3d_pid=""
 
@@ -54,6 +63,15 @@ cleanup() {
 	done
 	if [ "$installed" -eq 1 ]; then
 		dpkg --purge postroom >/dev/null 2>&1
+	fi
+	if [ "$had_postfix" -eq 1 ] &&
+	    ! dpkg-query -W -f '${Status}' postfix 2>/dev/null |
+	    grep -q 'ok installed'; then
+		echo "postfix postfix/main_mailer_type select No configuration" |
+			debconf-set-selections
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends postfix >/dev/null 2>&1 ||
+			echo "# could not reinstall postfix"
 	fi
 	[ -n "$policy_rc" ] && rm -f "$policy_rc"
 	if [ -n "${POSTROOM_KEEP_TMP:-}" ]; then
@@ -83,6 +101,10 @@ else
 fi
 deb=$(readlink -f "$deb")
 
+quiet_apt() {
+	DEBIAN_FRONTEND=noninteractive apt-get "$@" >>"$work/apt.log" 2>&1
+}
+
 # --- the .deb -------------------------------------------------------------
 
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\.||')
@@ -94,6 +116,9 @@ for f in /usr/sbin/postroom-smtpd /usr/sbin/postroom-pop3d /usr/bin/postroom \
     /usr/share/man/man8/postroom.8.gz /usr/share/man/man8/postroom-smtpd.8.gz \
     /usr/share/man/man8/postroom-pop3d.8.gz \
     /usr/share/man/man5/postroom.conf.5.gz \
+    /usr/sbin/postroom-sendmail /usr/share/man/man8/postroom-sendmail.8.gz \
+    /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases \
+    /usr/share/man/man8/sendmail.8.gz \
     /usr/share/doc/postroom/copyright; do
 	check "package contains $f" has "$f"
 done
@@ -103,6 +128,11 @@ check "postroom.conf is a conffile" \
 depends=$(dpkg-deb -f "$deb" Depends)
 check "Depends has adduser and ssl-cert" \
 	grep -Eq 'adduser.*ssl-cert' <<<"$depends"
+# Debian Policy 11.6: one MTA at a time.
+for fld in Provides Conflicts Replaces; do
+	check "$fld: mail-transport-agent" \
+		grep -qw mail-transport-agent <<<"$(dpkg-deb -f "$deb" "$fld")"
+done
 
 if command -v lintian >/dev/null; then
 	lintian --info --display-info "$deb" >"$work/lintian.log" 2>&1
@@ -161,6 +191,31 @@ check "postroom init again is idempotent" \
 	setpriv --reuid=postroom --regid=postroom --init-groups \
 	/usr/bin/postroom init
 
+# --- the system's MTA ----------------------------------------------------
+
+check "postroom-sendmail is 2755 root:postroom-drop" \
+	test "$(stat -c '%a %U:%G' /usr/sbin/postroom-sendmail)" = \
+	"2755 root:postroom-drop"
+check "the maildrop is 1730 postroom:postroom-drop" \
+	test "$(stat -c '%a %U:%G' /var/spool/postroom/maildrop)" = \
+	"1730 postroom:postroom-drop"
+for l in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq \
+    /usr/bin/newaliases; do
+	check "$l is postroom-sendmail" \
+		test "$(readlink -f "$l")" = /usr/sbin/postroom-sendmail
+done
+mta_re='^Inst (exim4|postfix|sendmail-bin|nullmailer|dma|opensmtpd|msmtp-mta|courier-mta|ssmtp|esmtp-run)'
+apt-get install -s bsd-mailx logwatch >"$work/apt-sim.log" 2>&1
+sed 's/^/# /' "$work/apt-sim.log" | grep '^# Inst' || true
+check "apt-get install -s bsd-mailx logwatch plans no other MTA" \
+	not grep -Eq "$mta_re|^Remv postroom" "$work/apt-sim.log"
+check "apt-get install -s bsd-mailx logwatch can be done" \
+	not grep -q '^E:' "$work/apt-sim.log"
+check "apt-get install bsd-mailx" quiet_apt install -y -q \
+	--no-install-recommends bsd-mailx
+check "postroom is still installed after bsd-mailx" \
+	grep -q 'ok installed' <<<"$(dpkg-query -W -f '${Status}' postroom)"
+
 if command -v systemd-analyze >/dev/null; then
 	for u in postroom-smtpd postroom-pop3d; do
 		unit=/lib/systemd/system/$u.service
@@ -196,6 +251,8 @@ awk -v a_smtp="127.0.0.1:$p_smtp" -v a_sub="127.0.0.1:$p_sub" \
 chmod 0644 "$conf"
 check "test config differs only in listen addresses" \
 	test "$(diff /etc/postroom/postroom.conf "$conf" | grep -c '^>')" -eq 5
+# Local mail to root and the other system accounts goes here.
+sed -i '/^\[server\]/a postmaster = alice@example.test' "$conf"
 
 # As root, as an admin would: the daemons must still own their store.
 check "postroom domain add (as root)" \
@@ -322,6 +379,28 @@ check "curl: POP3S retrieves the submitted message" \
 cu "pop3://127.0.0.1:$p_pop3/" -o /dev/null
 check "curl: login without TLS refused (curl exit 67)" test $? -eq 67
 
+# bsd-mailx through /usr/sbin/sendmail, as a user without privileges:
+# kept in the maildrop by the set-group-ID program, delivered by smtpd
+# to the postmaster, since root has no alias.
+check "echo body | mail -s subject root (bsd-mailx, as nobody)" \
+	env HOME=/tmp setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	sh -c 'echo "body from the package test" | mail -s "pkg sendmail" root'
+five() {
+	local i
+	for i in $(seq 100); do
+		[ "$(postroom -c "$conf" mailbox list alice@example.test |
+		    grep -c .)" -eq 5 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "the mail to root reaches the postmaster's mailbox" five
+msg=$(cu --ssl-reqd "pop3://127.0.0.1:$p_pop3/5")
+check "POP3: it is the bsd-mailx message" grep -q "pkg sendmail" <<<"$msg"
+check "its Received field names the uid" \
+	grep -q "from userid $(id -u nobody) (nobody)" <<<"$msg"
+check "mailq runs as root" sh -c "/usr/bin/mailq >/dev/null"
+
 stop() { # stop PID: SIGTERM, then the exit status within 20 s
 	local i
 	kill -TERM "$1" || return 1
@@ -347,7 +426,7 @@ fi
 quiet() { "$@" >>"$work/install.log" 2>&1; }
 check "dpkg -i again (upgrade path)" quiet dpkg -i "$deb"
 check "upgrade keeps the mail store" \
-	test "$(postroom -c "$conf" mailbox list alice@example.test | grep -c .)" -eq 4
+	test "$(postroom -c "$conf" mailbox list alice@example.test | grep -c .)" -eq 5
 
 check "dpkg --remove" quiet dpkg --remove postroom
 check "remove deletes the binaries" \
@@ -358,11 +437,14 @@ check "remove keeps the config and the mail store" \
 check "dpkg --purge" quiet dpkg --purge postroom
 installed=0
 for f in /usr/sbin/postroom-smtpd /usr/sbin/postroom-pop3d /usr/bin/postroom \
-    /etc/postroom /var/lib/postroom \
+    /etc/postroom /var/lib/postroom /var/spool/postroom \
+    /usr/sbin/sendmail /usr/bin/mailq \
     /lib/systemd/system/postroom-smtpd.service \
     /lib/systemd/system/postroom-pop3d.service; do
 	check "purge removed $f" test ! -e "$f"
 done
+check "purge removes the statoverride of postroom-sendmail" \
+	not dpkg-statoverride --list /usr/sbin/postroom-sendmail
 check "purge leaves the postroom system user (Debian keeps system accounts)" \
 	getent passwd postroom
 

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "maildrop.h"
 #include "err.h"
 #include "log.h"
 #include "tap.h"
@@ -81,6 +82,32 @@ test_load_buf(void)
 	    PR_EINVAL, "a NUL octet is refused");
 	TAP_EQ_STR(err.msg, "mem.conf:2: NUL octet in line",
 	    "NUL error names its line");
+}
+
+/* [server] maildrop: an absolute path or empty (data_dir/maildrop). */
+static void
+test_maildrop(void)
+{
+	static const char abs[] = "[server]\nmaildrop = /var/spool/x\n";
+	static const char rel[] = "[server]\nmaildrop = spool/x\n";
+	static const char dd[] = "[server]\ndata_dir = /d\n";
+	struct pr_err err;
+	struct cfg c;
+	char dir[1024];
+
+	TAP_EQ_INT(load_buf(abs, sizeof(abs) - 1, &c, &err), 0,
+	    "maildrop: an absolute path");
+	maildrop_dir(&c, dir, sizeof(dir));
+	TAP_EQ_STR(dir, "/var/spool/x", "maildrop: the path given");
+	TAP_EQ_INT(load_buf(rel, sizeof(rel) - 1, &c, &err), PR_EINVAL,
+	    "maildrop: a relative path is refused");
+	TAP_OK(strstr(err.msg, "mem.conf:2") != NULL,
+	    "maildrop: the error names file:line (%s)", err.msg);
+	TAP_EQ_INT(load_buf(dd, sizeof(dd) - 1, &c, &err), 0,
+	    "maildrop: unset");
+	TAP_EQ_STR(c.server.maildrop, "", "maildrop: empty by default");
+	maildrop_dir(&c, dir, sizeof(dir));
+	TAP_EQ_STR(dir, "/d/maildrop", "maildrop: default data_dir/maildrop");
 }
 
 int
@@ -205,6 +232,7 @@ main(void)
 	    "missing file");
 
 	test_load_buf();
+	test_maildrop();
 
 	TAP_EQ_INT(cfg_parse_listen("", &l), 0, "empty listen");
 	TAP_EQ_INT(l.n, 0, "empty listen has no entries");

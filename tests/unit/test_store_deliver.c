@@ -744,6 +744,40 @@ test_durable(void)
 	store_close(&st);
 }
 
+/* A local submission's key (its spool name) makes the delivery happen
+ * once: the same key again commits nothing and says PR_EEXIST. */
+static void
+test_deliver_key(struct store *st)
+{
+	const int64_t users[] = { bob };
+	const char *body = "Subject: once\r\n\r\nx\r\n";
+	struct store_msg m[3], *mp[3];
+	int64_t before = t_int("SELECT count(*) FROM mailbox");
+
+	for (int i = 0; i < 3; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].sender = "root@host.example";
+		m[i].users = users;
+		m[i].n_users = 1;
+		m[i].body = (const uint8_t *)body;
+		m[i].body_len = strlen(body);
+		m[i].body_fd = -1;
+		m[i].key = i == 2 ? "M2.00000000000000bb" :
+		    "M1.00000000000000aa";
+		mp[i] = &m[i];
+	}
+	TAP_EQ_INT(store_deliver(st, mp, 1), 0, "key: first delivery");
+	TAP_EQ_INT(m[0].status, 0, "key: first delivery succeeds");
+	/* The same key again, and in the same group as a new one. */
+	TAP_EQ_INT(store_deliver(st, mp + 1, 2), 0, "key: group commits");
+	TAP_EQ_INT(m[1].status, PR_EEXIST, "key: delivered before");
+	TAP_EQ_INT(m[2].status, 0, "key: another key is delivered");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM mailbox") - before, 2,
+	    "key: two mailbox entries, not three");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM submissions"), 2,
+	    "key: both names recorded");
+}
+
 int
 main(void)
 {
@@ -762,6 +796,7 @@ main(void)
 	test_deliver_fd(st);
 	test_deliver_crlf(st);
 	test_deliver_per_rcpt(st);
+	test_deliver_key(st);
 	test_maildrop(st);
 	test_mailbox_list(st);
 	test_locks(st);
