@@ -106,6 +106,7 @@ struct spf_check {
 	unsigned lookups, voids;
 	enum spf_state state;
 	unsigned pending;
+	unsigned asked;              /* queries not answered yet */
 	bool any_match, any_error;
 	struct spf_slot slots[SPF_NAMES_MAX];
 
@@ -989,6 +990,7 @@ spf_ask(struct spf_check *c, const char *name, enum resolver_type type,
 		spf_finish(c, SPF_TEMPERROR, "cannot ask DNS for %s", name);
 		return false;
 	}
+	c->asked++;
 	return true;
 }
 
@@ -1555,6 +1557,8 @@ spf_exp_start(struct spf_check *c)
 	if (resolver_query(c->r, target, RESOLVER_TXT, spf_answer_cb,
 	    &c->slots[0]) < 0)
 		spf_report(c);
+	else
+		c->asked++;
 }
 
 /* Expands the explanation text: txt the TXT record, or NULL to resume
@@ -1619,6 +1623,7 @@ spf_answer_cb(void *data, const struct resolver_answer *ans)
 	struct spf_slot *s = data;
 	struct spf_check *c = s->c;
 
+	c->asked--;
 	switch (c->state) {
 	case SPF_S_RECORD:
 		spf_on_record(c, ans);
@@ -1747,9 +1752,11 @@ spf_check_free(struct spf_check **cp)
 	if (c == NULL)
 		return;
 	*cp = NULL;
-	/* Answers may still be on their way, even after the outcome. */
-	for (i = 0; i < SPF_NAMES_MAX; i++)
-		resolver_cancel(c->r, &c->slots[i]);
+	/* Answers may still be on their way, even after the outcome
+	 * (when asking failed half way through an "mx" term). */
+	if (c->asked > 0)
+		for (i = 0; i < SPF_NAMES_MAX; i++)
+			resolver_cancel(c->r, &c->slots[i]);
 	for (i = 0; i < c->depth; i++)
 		spf_frame_clear(&c->frames[i]);
 	free(c);
