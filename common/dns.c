@@ -5,8 +5,8 @@
  * a uv_poll_t that calls ares_process_fd, and one timer drives c-ares'
  * own retransmissions and timeouts.  Queries are built here and sent
  * with ares_send(), answers parsed here: c-ares only carries bytes, so
- * every record type and every RCODE reaches the caller as the server
- * gave it (ARES_FLAG_NOCHECKRESP).
+ * every record type reaches the caller as the server gave it.  The relay
+ * asks the same channel directly (dns_channel()).
  */
 #include "dns.h"
 
@@ -723,15 +723,18 @@ dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms,
 	memset(&opts, 0, sizeof(opts));
 	opts.sock_state_cb = dns_sock_state_cb;
 	opts.sock_state_cb_data = d;
-	/* Names are absolute: no search list.  Every RCODE goes to the
-	 * caller, who decides (RFC 7208 2.6.6 makes SERVFAIL temperror). */
-	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
+	/* Mail domains are absolute: no search list (RFC 5321 5.1 leaves
+	 * local aliases of domain names to the user agent).  A SERVFAIL or
+	 * REFUSED answer is tried at the next server, then reported. */
+	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
 	opts.ndomains = 0;
 	opts.domains = NULL;
 	/* c-ares doubles the wait on each round: t + 2t = timeout. */
 	opts.tries = 2;
 	opts.timeout = (int)(timeout_ms / 3 > 0 ? timeout_ms / 3 : 1);
-	opts.lookups = (char *)"b";
+	/* /etc/hosts too, for the relay's host lookups, unless a server
+	 * of our own is named. */
+	opts.lookups = (char *)(server[0] != '\0' ? "b" : "fb");
 	optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_DOMAINS |
 	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
 	if ((rc = ares_init_options(&d->channel, &opts, optmask)) !=
@@ -765,6 +768,18 @@ struct resolver *
 dns_resolver(struct dns *d)
 {
 	return &d->res;
+}
+
+ares_channel
+dns_channel(struct dns *d)
+{
+	return d->channel;
+}
+
+void
+dns_kick(struct dns *d)
+{
+	dns_schedule(d);
 }
 
 /* Destroys the channel from the loop, not from inside one of c-ares'

@@ -11,6 +11,7 @@
 #ifndef POSTROOM_DNS_H
 #define POSTROOM_DNS_H
 
+#include <ares.h>
 #include <uv.h>
 
 #include "err.h"
@@ -43,6 +44,13 @@ struct resolver *dns_resolver(struct dns *d);
  * (those cancelled are not), the handles close, then done_cb (if not
  * NULL) runs on the loop and d is freed. */
 void dns_close(struct dns *d, void (*done_cb)(void *data), void *data);
+
+/* The c-ares channel, for lookups this module does not make itself (the
+ * relay's MX and address lookups).  After each request, dns_kick() so
+ * that the loop watches what c-ares now waits for.  At dns_close() the
+ * channel's callbacks run with ARES_EDESTRUCTION. */
+ares_channel dns_channel(struct dns *d);
+void dns_kick(struct dns *d);
 
 /* Parses "ip", "ip:port", "[v6]:port", "v6" into host (no brackets) and
  * port (53 when not given).  Returns 0 or PR_EINVAL. */
