@@ -994,6 +994,22 @@ spf_ask(struct spf_check *c, const char *name, enum resolver_type type,
 	return true;
 }
 
+/* Asks for the addresses of the client's family at names[0..n), one
+ * slot each, and waits in state st for all of them. */
+static void
+spf_ask_addrs(struct spf_check *c, enum spf_state st,
+    char (*names)[SPF_NAME_MAX], size_t n)
+{
+	size_t i;
+
+	c->state = st;
+	c->pending = (unsigned)n;
+	for (i = 0; i < n; i++)
+		if (!spf_ask(c, names[i], c->family == 4 ? RESOLVER_A :
+		    RESOLVER_AAAA, (unsigned)i))
+			return;
+}
+
 /* RFC 7208 2.6.6, 5: any RCODE but 0 and 3, or no answer, is a
  * temperror. */
 static bool
@@ -1440,13 +1456,7 @@ spf_on_mx(struct spf_check *c, const struct resolver_answer *ans)
 	}
 	/* The names are copied first: the answer is gone once the first
 	 * query is asked. */
-	c->state = SPF_S_MX_ADDR;
-	c->pending = (unsigned)k;
-	for (i = 0; i < k; i++) {
-		if (!spf_ask(c, c->hosts[i], c->family == 4 ? RESOLVER_A :
-		    RESOLVER_AAAA, (unsigned)i))
-			return;
-	}
+	spf_ask_addrs(c, SPF_S_MX_ADDR, c->hosts, k);
 }
 
 static void
@@ -1508,13 +1518,7 @@ spf_on_ptr(struct spf_check *c, const struct resolver_answer *ans)
 		spf_ptr_done(c);
 		return;
 	}
-	c->state = SPF_S_PTR_ADDR;
-	c->pending = (unsigned)k;
-	for (i = 0; i < k; i++) {
-		if (!spf_ask(c, c->names[i], c->family == 4 ? RESOLVER_A :
-		    RESOLVER_AAAA, (unsigned)i))
-			return;
-	}
+	spf_ask_addrs(c, SPF_S_PTR_ADDR, c->names, k);
 }
 
 static void
