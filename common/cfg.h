@@ -35,8 +35,8 @@ enum cfg_smarthost_tls {
 
 /* [inbound] dmarc_policy: what a failing DMARC policy does (RFC 7489 6.3). */
 enum cfg_dmarc_policy {
-	CFG_DMARC_ENFORCE = 0, /* "enforce": p=reject refused, p=quarantine marked */
-	CFG_DMARC_REPORT,      /* "report": results recorded, nothing refused */
+	CFG_DMARC_ENFORCE = 0, /* "enforce": refuse p=reject, mark quarantine */
+	CFG_DMARC_REPORT,      /* "report": record results, refuse nothing */
 };
 
 struct cfg {

@@ -282,8 +282,8 @@ struct dns_rrinfo {
 struct dns_parsed {
 	struct resolver_rr rr[DNS_ANSWER_MAX];
 	char names[DNS_ANSWER_MAX][256];
-	const uint8_t *txt_s[DNS_ANSWER_MAX][32];
-	size_t txt_len[DNS_ANSWER_MAX][32];
+	const uint8_t *txt_s[DNS_ANSWER_MAX][DNS_TXT_STRINGS_MAX];
+	size_t txt_len[DNS_ANSWER_MAX][DNS_TXT_STRINGS_MAX];
 	size_t n;
 };
 
@@ -344,7 +344,7 @@ dns_fill_rr(const uint8_t *m, size_t len, const struct dns_rrinfo *ri,
 		while (off < end) {
 			size_t l = m[off++];
 
-			if (off + l > end || k == 32)
+			if (off + l > end || k == DNS_TXT_STRINGS_MAX)
 				return false;
 			p->txt_s[p->n][k] = m + off;
 			p->txt_len[p->n][k] = l;
@@ -405,8 +405,9 @@ dns_parse_answer(struct dns_query *q, const uint8_t *m, size_t len,
 		    off + 10 > len)
 			break;
 		r->type = (unsigned)(m[off] << 8 | m[off + 1]);
-		r->ttl = (uint32_t)m[off + 4] << 24 | (uint32_t)m[off + 5] << 16 |
-		    (uint32_t)m[off + 6] << 8 | m[off + 7];
+		r->ttl = (uint32_t)m[off + 4] << 24 |
+		    (uint32_t)m[off + 5] << 16 | (uint32_t)m[off + 6] << 8 |
+		    m[off + 7];
 		r->rdlen = (size_t)(m[off + 8] << 8 | m[off + 9]);
 		off += 10;
 		r->rdata = off;

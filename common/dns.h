@@ -20,6 +20,9 @@
 /* Records handed on per answer at most; the rest are dropped (an SPF
  * "mx" term looks at 10 at most, RFC 7208 4.6.4). */
 #define DNS_ANSWER_MAX 64
+/* Character-strings per TXT record at most (RFC 1035 3.3.14): 8 KiB,
+ * four times a 2048-bit DKIM key; a record of more is dropped. */
+#define DNS_TXT_STRINGS_MAX 32
 /* CNAMEs followed per query at most (RFC 1034 3.6.2 leaves the bound to
  * the resolver; loops are cut by it). */
 #define DNS_CNAME_MAX 8

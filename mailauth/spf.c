@@ -185,7 +185,8 @@ spf_ncaseeq(const char *a, size_t alen, const char *b)
 	if (alen != strlen(b))
 		return false;
 	for (i = 0; i < alen; i++)
-		if (spf_lower((unsigned char)a[i]) != spf_lower((unsigned char)b[i]))
+		if (spf_lower((unsigned char)a[i]) !=
+		    spf_lower((unsigned char)b[i]))
 			return false;
 	return true;
 }
@@ -399,11 +400,11 @@ spf_macro_check(const char *s, size_t n, bool exp, bool domain,
 			if (j < n && spf_digit((unsigned char)s[j])) {
 				unsigned long v = 0;
 
-				while (j < n && spf_digit((unsigned char)s[j])) {
+				for (; j < n && spf_digit((unsigned char)s[j]);
+				    j++)
 					if (v < 1000)
-						v = v * 10 + (unsigned)(s[j] - '0');
-					j++;
-				}
+						v = v * 10 +
+						    (unsigned)(s[j] - '0');
 				/* RFC 7208 7.1: the count must be nonzero. */
 				if (v == 0)
 					return false;
@@ -1351,7 +1352,8 @@ spf_on_record(struct spf_check *c, const struct resolver_answer *ans)
 			if (rr->u.txt.n > 0 && rr->u.txt.len[0] >= 6 &&
 			    strncasecmp((const char *)rr->u.txt.s[0],
 			    "v=spf1", 6) == 0 && (rr->u.txt.len[0] == 6 ||
-			    rr->u.txt.s[0][6] == ' ' || rr->u.txt.s[0][6] == 0)) {
+			    rr->u.txt.s[0][6] == ' ' ||
+			    rr->u.txt.s[0][6] == '\0')) {
 				nfound++;
 				unusable = true;
 			}
