@@ -38,6 +38,8 @@ ZONE = {
     "alias.test": [{"CNAME": "pass.test"}],
     "big.test": [{"TXT": BIG}],
     "example.test": [{"TXT": "v=spf1 -all"}],
+    "broken.test": ["SERVFAIL"],
+    "refused.test": ["REFUSED"],
 }
 
 
@@ -139,6 +141,10 @@ def main():
                  "postroom spf: null sender")
             t.eq(spf("127.0.0.1", "x@slow.test"), (0, ["temperror"]),
                  "postroom spf: temperror")
+            t.eq(spf("127.0.0.1", "x@broken.test"), (0, ["temperror"]),
+                 "postroom spf: SERVFAIL is temperror")
+            t.eq(spf("127.0.0.1", "x@refused.test"), (0, ["temperror"]),
+                 "postroom spf: REFUSED is temperror")
             t.eq(spf("127.0.0.1", "x@nowhere.test"), (0, ["none"]),
                  "postroom spf: none")
             rc, _ = spf("not-an-ip", "x@pass.test")
