@@ -50,6 +50,14 @@ cfg_defaults(struct cfg *c)
 	c->relay.enabled = true;
 	c->relay.mx_port = 25;
 	c->relay.max_queue_time = 5 * 24 * 3600;
+
+	c->dns.timeout = 5;
+	c->inbound.spf = true;
+	c->inbound.dkim = true;
+	c->inbound.dmarc = true;
+	c->inbound.dmarc_policy = CFG_DMARC_ENFORCE;
+	c->inbound.greylist = false;
+	c->inbound.greylist_delay = 5 * 60;
 }
 
 const char *
@@ -467,6 +475,57 @@ cfg_set_relay(struct cfg *c, const char *name, const char *value)
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
 }
 
+static enum cfg_result
+cfg_set_dns(struct cfg *c, const char *name, const char *value)
+{
+	uint64_t v;
+	int r;
+
+	if (strcmp(name, "resolver") == 0)
+		r = CFG_STR(c->dns.resolver);
+	else if (strcmp(name, "timeout") == 0) {
+		r = cfg_parse_duration(value, &v);
+		/* At least a second; RFC 7208 4.6.4 asks for at least 20 s
+		 * for a whole SPF check, which several lookups make up. */
+		if (r == 0 && (v == 0 || v > 300))
+			r = PR_EINVAL;
+		if (r == 0)
+			c->dns.timeout = (unsigned)v;
+	} else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
+static enum cfg_result
+cfg_set_inbound(struct cfg *c, const char *name, const char *value)
+{
+	int r;
+
+	if (strcmp(name, "spf") == 0)
+		r = cfg_parse_bool(value, &c->inbound.spf);
+	else if (strcmp(name, "dkim") == 0)
+		r = cfg_parse_bool(value, &c->inbound.dkim);
+	else if (strcmp(name, "dmarc") == 0)
+		r = cfg_parse_bool(value, &c->inbound.dmarc);
+	else if (strcmp(name, "dmarc_policy") == 0) {
+		r = 0;
+		if (strcmp(value, "enforce") == 0)
+			c->inbound.dmarc_policy = CFG_DMARC_ENFORCE;
+		else if (strcmp(value, "report") == 0)
+			c->inbound.dmarc_policy = CFG_DMARC_REPORT;
+		else
+			r = PR_EINVAL;
+	} else if (strcmp(name, "dnsbl") == 0)
+		r = CFG_STR(c->inbound.dnsbl);
+	else if (strcmp(name, "greylist") == 0)
+		r = cfg_parse_bool(value, &c->inbound.greylist);
+	else if (strcmp(name, "greylist_delay") == 0)
+		r = cfg_parse_duration(value, &c->inbound.greylist_delay);
+	else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
 static int
 cfg_handler(void *user, const char *section, const char *name,
     const char *value, int lineno)
@@ -484,6 +543,10 @@ cfg_handler(void *user, const char *section, const char *name,
 		res = cfg_set_tls(x->c, name, value);
 	else if (strcmp(section, "relay") == 0)
 		res = cfg_set_relay(x->c, name, value);
+	else if (strcmp(section, "dns") == 0)
+		res = cfg_set_dns(x->c, name, value);
+	else if (strcmp(section, "inbound") == 0)
+		res = cfg_set_inbound(x->c, name, value);
 	else {
 		if (x->err_line == 0) {
 			if (*section == '\0')
@@ -604,6 +667,13 @@ cfg_load_stream(struct cfg *c, const char *name, FILE *f,
 	if ((c->tls.cert[0] == '\0') != (c->tls.key[0] == '\0'))
 		return pr_err_set(err, PR_EINVAL,
 		    "%s: [tls] cert and key must be set together", name);
+	/* [relay] resolver is the older name of [dns] resolver. */
+	if (c->dns.resolver[0] == '\0')
+		snprintf(c->dns.resolver, sizeof(c->dns.resolver), "%s",
+		    c->relay.resolver);
+	else if (c->relay.resolver[0] == '\0')
+		snprintf(c->relay.resolver, sizeof(c->relay.resolver), "%s",
+		    c->dns.resolver);
 	return 0;
 }
 

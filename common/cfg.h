@@ -33,6 +33,12 @@ enum cfg_smarthost_tls {
 	CFG_SMARTHOST_IMPLICIT,     /* "implicit": RFC 8314, port 465 */
 };
 
+/* [inbound] dmarc_policy: what a failing DMARC policy does (RFC 7489 6.3). */
+enum cfg_dmarc_policy {
+	CFG_DMARC_ENFORCE = 0, /* "enforce": refuse p=reject, mark quarantine */
+	CFG_DMARC_REPORT,      /* "report": record results, refuse nothing */
+};
+
 struct cfg {
 	char path[1024];
 	struct {
@@ -103,6 +109,24 @@ struct cfg {
 		unsigned mx_port;         /* default 25 */
 		uint64_t max_queue_time;  /* seconds, default 5 days */
 	} relay;
+	struct {
+		/* The DNS server of the relay and the inbound checks:
+		 * "ip[:port]" ("[v6]:port"), "" = the system's.  [relay]
+		 * resolver is an alias: whichever is set serves both. */
+		char resolver[256];
+		unsigned timeout;  /* seconds per lookup, default 5 */
+	} dns;
+	struct {
+		/* Checks of mail on the MX listener (not authenticated
+		 * submissions). */
+		bool spf;          /* RFC 7208 at MAIL FROM, default true */
+		bool dkim;         /* RFC 6376 verification, default true */
+		bool dmarc;        /* RFC 7489, default true */
+		int dmarc_policy;  /* enum cfg_dmarc_policy, default enforce */
+		char dnsbl[512];   /* DNS block list zones, comma-separated */
+		bool greylist;     /* default false */
+		uint64_t greylist_delay; /* seconds, default 5 minutes */
+	} inbound;
 };
 
 /* Fills c with the defaults. */

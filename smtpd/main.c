@@ -22,6 +22,7 @@
 
 #include "cfg.h"
 #include "daemon.h"
+#include "dns.h"
 #include "log.h"
 #include "net.h"
 #include "pwpool.h"
@@ -40,6 +41,7 @@ struct smtpd {
 	struct cfg cfg;
 	struct net_tls *tls;
 	struct smtp_server srv;
+	struct dns *dns;              /* inbound checks ([dns]) */
 	struct net_listener *listeners[3 * CFG_LISTEN_MAX];
 	size_t n_listeners;
 	struct daemon_signals sig;
@@ -142,9 +144,14 @@ smtpd_shutdown(struct smtpd *d)
 {
 	d->srv.idle_cb = NULL;
 	uv_timer_stop(&d->drain_timer);
-	/* No session is left to check a password. */
+	/* No session is left to check a password, or a sender. */
 	pwpool_stop(&d->srv.pw);
 	smtp_pickup_stop(&d->pickup);
+	if (d->dns != NULL) {
+		d->srv.resolver = NULL;
+		dns_close(d->dns, NULL, NULL);
+		d->dns = NULL;
+	}
 	if (d->srv.relay != NULL)
 		relay_stop(d->srv.relay, smtpd_relay_stopped_cb, d);
 	else
@@ -298,6 +305,12 @@ smtpd_start(struct smtpd *d)
 		log_err(NULL, "pickup: %s", err.msg);
 		return -1;
 	}
+	if (dns_new(d->loop, d->cfg.dns.resolver, d->cfg.dns.timeout * 1000,
+	    &d->dns, &err) < 0) {
+		log_err(NULL, "dns: %s", err.msg);
+		return -1;
+	}
+	d->srv.resolver = dns_resolver(d->dns);
 	return 0;
 }
 

@@ -125,6 +125,19 @@ smtp_cmd_mail_accept(struct smtp_proto *p)
 	smtp_proto__reply(p, 250, "2.1.0", "Ok");
 }
 
+/* RFC 7208 2.2: mail from the Internet is checked with SPF at MAIL;
+ * the session's own users are not (they log in). */
+static void
+smtp_cmd_mail_spf(struct smtp_proto *p)
+{
+	if (!p->authed && p->conf.kind == SMTP_LISTEN_MX && p->conf.spf) {
+		p->ev.type = SMTP_EV_SPF;
+		p->ev.addr = p->tx.sender;
+		return;
+	}
+	smtp_cmd_mail_accept(p);
+}
+
 static void
 smtp_cmd_mail_proceed(struct smtp_proto *p, const struct smtp_args *a)
 {
@@ -136,7 +149,7 @@ smtp_cmd_mail_proceed(struct smtp_proto *p, const struct smtp_args *a)
 	 * domain is hosted here, is the store's to say. */
 	if (!p->authed && (p->conf.kind != SMTP_LISTEN_MX ||
 	    p->tx.sender[0] == '\0')) {
-		smtp_cmd_mail_accept(p);
+		smtp_cmd_mail_spf(p);
 		return;
 	}
 	p->ev.type = SMTP_EV_MAIL;
@@ -149,6 +162,15 @@ smtp_cmd__mail_done(struct smtp_proto *p, int status)
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "MAIL FROM:<%s>",
 	    p->tx.sender);
 	if (smtp_proto__check(p, SMTP_POLICY_MAIL_DONE, status))
+		smtp_cmd_mail_spf(p);
+}
+
+void
+smtp_cmd__spf_done(struct smtp_proto *p, int status)
+{
+	snprintf(p->cmdlog, sizeof(p->cmdlog), "MAIL FROM:<%s>",
+	    p->tx.sender);
+	if (smtp_proto__check(p, SMTP_POLICY_SPF_DONE, status))
 		smtp_cmd_mail_accept(p);
 }
 

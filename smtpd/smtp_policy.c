@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "spf.h"
 
 static void
 smtp_policy_vset(struct smtp_verdict *v, int code, const char *enh,
@@ -188,6 +189,38 @@ smtp_policy_mail_done(const struct smtp_policy_facts *f,
 		    smtp_policy_str(f->auth_user));
 	else
 		smtp_policy_defer(v, 451, "4.3.0", "Temporary lookup failure");
+}
+
+/*
+ * RFC 7208 8: "fail" is refused (RFC 7372 3.2: 5.7.23), with the
+ * domain's own explanation when it gave one (6.2); "temperror" is
+ * deferred (5.7.24's temporary twin, 4.7.24), never refused for good,
+ * as a DNS failure passes; the others are accepted and recorded for
+ * Authentication-Results.  A check that could not be made (status < 0)
+ * accepts: our trouble is no reason to refuse mail.
+ */
+static void
+smtp_policy_spf_done(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	const char *exp = smtp_policy_str(f->spf_explanation);
+
+	if (f->status < 0 || !f->spf_checked)
+		return;
+	if (f->spf_result == SPF_FAIL) {
+		if (exp[0] != '\0')
+			smtp_policy_reject(v, 550, "5.7.23", "SPF fail: %s",
+			    exp);
+		else
+			smtp_policy_reject(v, 550, "5.7.23", "<%s>: SPF fail: "
+			    "the sender's domain does not allow this host to "
+			    "send its mail", smtp_policy_str(f->sender));
+		return;
+	}
+	if (f->spf_result == SPF_TEMPERROR)
+		smtp_policy_defer(v, 451, "4.7.24", "<%s>: SPF temperror: DNS "
+		    "lookup failed, try again later",
+		    smtp_policy_str(f->sender));
 }
 
 static void
@@ -386,6 +419,9 @@ smtp_policy_check(enum smtp_policy_point pt,
 		break;
 	case SMTP_POLICY_FROM_DONE:
 		smtp_policy_from_done(f, v_r);
+		break;
+	case SMTP_POLICY_SPF_DONE:
+		smtp_policy_spf_done(f, v_r);
 		break;
 	}
 }

@@ -39,6 +39,7 @@ enum smtp_policy_point {
 	SMTP_POLICY_JUNK,         /* NOOP, RSET, VRFY, HELP: counted */
 	SMTP_POLICY_FROM,         /* header From:/Sender: of a submission */
 	SMTP_POLICY_FROM_DONE,    /* ... one address's ownership returned */
+	SMTP_POLICY_SPF_DONE,     /* MAIL: the SPF check returned (RFC 7208) */
 };
 
 /* Past half the error limit every counted error reply waits this long
@@ -74,6 +75,11 @@ struct smtp_policy_facts {
 	bool from_bad;
 	unsigned n_from;
 	const char *from_addr;
+	/* At SMTP_POLICY_SPF_DONE: the check's result (enum spf_result,
+	 * when spf_checked) and, for a fail, the sender's explanation. */
+	bool spf_checked;
+	int spf_result;
+	const char *spf_explanation;
 	/* At the *_DONE points, what the glue answered: 0, an
 	 * SMTP_RCPT_* kind, SMTP_MAIL_HOSTED, or a PR_E* code. */
 	int status;

@@ -172,6 +172,22 @@ smtp_proto__facts(const struct smtp_proto *p, struct smtp_policy_facts *f)
 	f->too_big = p->data.too_big;
 	f->bare_eol = p->data.bare_eol;
 	f->long_line = p->data.long_line;
+	f->spf_checked = p->tx.spf_checked;
+	f->spf_result = p->tx.spf_result;
+	f->spf_explanation = p->tx.spf_explanation;
+}
+
+void
+smtp_proto_spf_result(struct smtp_proto *p, int result, bool helo,
+    const char *identity, const char *explanation)
+{
+	p->tx.spf_checked = true;
+	p->tx.spf_result = result;
+	p->tx.spf_helo = helo;
+	snprintf(p->tx.spf_identity, sizeof(p->tx.spf_identity), "%s",
+	    identity != NULL ? identity : "");
+	snprintf(p->tx.spf_explanation, sizeof(p->tx.spf_explanation), "%s",
+	    explanation != NULL ? explanation : "");
 }
 
 bool
@@ -824,6 +840,9 @@ smtp_proto_complete(struct smtp_proto *p, int status)
 		break;
 	case SMTP_EV_MAIL:
 		smtp_cmd__mail_done(p, status);
+		break;
+	case SMTP_EV_SPF:
+		smtp_cmd__spf_done(p, status);
 		break;
 	case SMTP_EV_RCPT:
 		smtp_cmd__rcpt_done(p, status);

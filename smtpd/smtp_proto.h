@@ -89,6 +89,7 @@ struct smtp_proto_conf {
 	enum smtp_listen_kind kind;
 	bool starttls;             /* a TLS context exists for STARTTLS */
 	bool allow_plaintext_auth; /* AUTH without TLS (loopback tests) */
+	bool spf;                  /* [inbound] spf: SMTP_EV_SPF on port 25 */
 	struct smtp_limits limits;
 	/* Optional log hook (level 0 debug, 1 info, 2 warning); the text is
 	 * a complete sentence without a newline.  NULL = silent. */
@@ -131,6 +132,12 @@ enum smtp_event_type {
 	 * data[0..len) is the part not yet spooled).  Set the id with
 	 * smtp_proto_queued_as() and complete with 0 or an error. */
 	SMTP_EV_DELIVER,
+	/* MAIL of an anonymous client on the MX listener, its other checks
+	 * passed: check SPF (RFC 7208) for addr ("" = the null sender, then
+	 * the HELO identity) and smtp_proto_helo(), hand the outcome to
+	 * smtp_proto_spf_result(), then complete with 0 (or with an error
+	 * when no check could be made: the sender is accepted). */
+	SMTP_EV_SPF,
 };
 
 /* An anonymous sender's domain is hosted here (SMTP_EV_MAIL). */
@@ -157,6 +164,9 @@ struct smtp_event {
 	size_t len;
 };
 
+/* Room for an SPF explanation (RFC 7208 6.2) in a reply line. */
+#define SMTP_SPF_EXPLANATION_MAX 401
+
 /* The transaction, for the glue at DELIVER time.  Read-only. */
 struct smtp_tx {
 	char sender[ADDR_MAX];        /* "" = null reverse-path */
@@ -172,6 +182,16 @@ struct smtp_tx {
 	bool spooled;                 /* SPOOL events carried part of it */
 	uint64_t size;                /* message octets, final at DELIVER */
 	bool has_msgid, has_date;     /* header section had these fields */
+	/* SPF of this transaction (RFC 7208), for Authentication-Results
+	 * (RFC 8601 2.7.2): spf_checked, then spf_result (enum
+	 * spf_result), spf_helo (the identity was smtp.helo, else
+	 * smtp.mailfrom), spf_identity (the address checked: the sender
+	 * or postmaster@HELO) and, for a fail, its explanation. */
+	bool spf_checked;
+	int spf_result;
+	bool spf_helo;
+	char spf_identity[ADDR_MAX];
+	char spf_explanation[SMTP_SPF_EXPLANATION_MAX];
 };
 
 /* Header fields the glue knows and the core does not (clock, peer). */
@@ -183,6 +203,15 @@ struct smtp_trace {
 };
 
 struct smtp_proto;
+
+/*
+ * The outcome of the SMTP_EV_SPF check, before its completion: result
+ * an enum spf_result, helo true when the HELO identity was checked,
+ * identity the address checked, explanation the exp= text of a fail (or
+ * NULL).  Strings are copied (cut to fit).
+ */
+void smtp_proto_spf_result(struct smtp_proto *p, int result, bool helo,
+    const char *identity, const char *explanation);
 
 /* Creates a core for one connection.  Nothing is written until
  * smtp_proto_greet().  Returns 0 or PR_ENOMEM. */

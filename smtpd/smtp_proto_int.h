@@ -112,6 +112,7 @@ void smtp_cmd__line(struct smtp_proto *p, char *line, size_t len);
 /* The proceed steps of the commands whose check waited for the glue. */
 void smtp_cmd__auth_done(struct smtp_proto *p, int status);
 void smtp_cmd__mail_done(struct smtp_proto *p, int status);
+void smtp_cmd__spf_done(struct smtp_proto *p, int status);
 void smtp_cmd__rcpt_done(struct smtp_proto *p, int status);
 
 #endif

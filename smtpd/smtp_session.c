@@ -18,6 +18,7 @@
 #include "pwpool.h"
 #include "relay.h"
 #include "smtp_deliver.h"
+#include "spf.h"
 #include "store.h"
 #include "store_throttle_job.h"
 #include "xmalloc.h"
@@ -95,6 +96,9 @@ struct smtp_session {
 
 	/* Header fields prepended at delivery. */
 	struct buf head;
+
+	/* The SPF check of MAIL, while it runs (one pending count). */
+	struct spf_check *spf;
 };
 
 static void smtp_session_run(struct smtp_session *s);
@@ -969,6 +973,73 @@ smtp_session_deliver(struct smtp_session *s, const struct smtp_event *ev)
 	return false;
 }
 
+/* --- SPF at MAIL (RFC 7208) ------------------------------------------- */
+
+/* Hands the outcome to the core, which keeps it in the transaction for
+ * the policy and Authentication-Results; one log line names the client,
+ * the check and the reason (RFC 7208 9.1 names the same facts). */
+static void
+smtp_session_spf_outcome(struct smtp_session *s, const struct spf_outcome *o)
+{
+	log_info(s->sid, "spf: ip=%s %s=%s result=%s (%s)", s->peer,
+	    spf_identity_str(o->identity), o->sender,
+	    spf_result_str(o->result), o->reason);
+	smtp_proto_spf_result(s->p, (int)o->result,
+	    o->identity == SPF_ID_HELO, o->sender, o->explanation);
+}
+
+static void
+smtp_session_spf_cb(void *data, const struct spf_outcome *o)
+{
+	struct smtp_session *s = data;
+
+	smtp_session_spf_outcome(s, o);
+	spf_check_free(&s->spf);
+	s->pending--;
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	smtp_session_complete(s, 0);
+}
+
+static bool
+smtp_session_spf(struct smtp_session *s, const struct smtp_event *ev)
+{
+	struct smtp_server *srv = s->srv;
+	struct spf_request req;
+	int r;
+
+	if (srv->resolver == NULL) {
+		smtp_proto_complete(s->p, PR_EIO);
+		return true;
+	}
+	memset(&req, 0, sizeof(req));
+	req.ip = s->peer;
+	req.sender = ev->addr;
+	req.helo = smtp_proto_helo(s->p);
+	req.receiver = srv->cfg->server.hostname;
+	req.now = (uint64_t)time(NULL);
+	r = spf_check_new(srv->resolver, &req, smtp_session_spf_cb, s,
+	    &s->spf);
+	if (r < 0) {
+		log_warn(s->sid, "spf: cannot check %s: %s", s->peer,
+		    pr_strerror(r));
+		smtp_proto_complete(s->p, r);
+		return true;
+	}
+	if (r == 1) {
+		smtp_session_spf_outcome(s, spf_check_outcome(s->spf));
+		spf_check_free(&s->spf);
+		smtp_proto_complete(s->p, 0);
+		return true;
+	}
+	/* The session waits for the answer before it replies to MAIL
+	 * ([dns] timeout bounds each lookup). */
+	s->pending++;
+	return false;
+}
+
 /* --- The session loop -------------------------------------------------- */
 
 /* Carries out ev.  Returns true when it completed synchronously. */
@@ -982,6 +1053,8 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 		return smtp_session_mail(s, ev);
 	case SMTP_EV_FROM:
 		return smtp_session_sender(s, ev);
+	case SMTP_EV_SPF:
+		return smtp_session_spf(s, ev);
 	case SMTP_EV_DELAY:
 		/* The error reply waits in the core's output; the loop
 		 * serves everybody else meanwhile. */
@@ -1297,6 +1370,7 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	conf.starttls = net_conn_starttls_ctx(c) != NULL &&
 	    s->kind != SMTP_LISTEN_SUBMISSIONS;
 	conf.allow_plaintext_auth = srv->cfg->smtp.allow_plaintext_auth;
+	conf.spf = srv->cfg->inbound.spf;
 	conf.limits = srv->limits;
 	conf.log_cb = smtp_session_log_cb;
 	conf.log_data = s;

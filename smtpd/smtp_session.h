@@ -27,6 +27,7 @@ struct ipcount;
 struct pwpool;
 struct store;
 struct smtp_session;
+struct resolver;
 
 /* What every session shares; owned by main.c. */
 struct smtp_server {
@@ -42,6 +43,8 @@ struct smtp_server {
 	struct store *st;             /* loop-thread store: lookups only */
 	struct store_worker *wk;      /* the one writer: deliveries, relay */
 	struct relay *relay;          /* kicked after remote deliveries */
+	/* The DNS of the inbound checks (SPF); NULL = none can be made. */
+	struct resolver *resolver;
 	struct ipcount *ipc;
 	char spool_dir[1100];         /* <data_dir>/tmp */
 	bool draining;

@@ -40,5 +40,6 @@ int cmd_check(struct cli *cli, int argc, char **argv);
 int cmd_queue(struct cli *cli, int argc, char **argv);
 int cmd_dkim(struct cli *cli, int argc, char **argv);
 int cmd_dns(struct cli *cli, int argc, char **argv);
+int cmd_spf(struct cli *cli, int argc, char **argv);
 
 #endif

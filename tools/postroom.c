@@ -47,6 +47,7 @@ static const struct cli_command cli_commands[] = {
 	{ "queue", cmd_queue, "queue list | flush | del ID" },
 	{ "dkim", cmd_dkim, "dkim keygen DOMAIN [--selector S] [--ed25519]" },
 	{ "dns", cmd_dns, "dns DOMAIN" },
+	{ "spf", cmd_spf, "spf IP SENDER [HELO]" },
 	{ "check", cmd_check, "check" },
 };
 

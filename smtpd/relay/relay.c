@@ -108,7 +108,8 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
 	if (r->smarthost &&
 	    (rc = relay_tls_smarthost_new(cfg, &r->smart_tls, err)) < 0)
 		goto fail;
-	if ((rc = relay_dns_new(loop, cfg->relay.resolver, &r->dns, err)) < 0)
+	if ((rc = relay_dns_new(loop, cfg->relay.resolver,
+	    cfg->dns.timeout * 1000, &r->dns, err)) < 0)
 		goto fail;
 	if (r->smarthost)
 		log_info(NULL, "relay: all mail through %s:%u%s, %s, "

@@ -1,9 +1,9 @@
 /*
  * relay_dns.c - MX/A/AAAA lookups with c-ares on libuv.
  *
- * c-ares tells us which sockets it wants watched (sock_state_cb); each
- * gets a uv_poll_t that calls ares_process_fd, and one timer drives
- * c-ares' own retransmissions and timeouts.
+ * The channel and its loop plumbing are common/dns.c's (one resolver
+ * for the relay and the inbound checks, [dns] in postroom.conf(5)); the
+ * MX query and the address lookups of each host are asked here.
  */
 #include "relay_dns.h"
 
@@ -17,22 +17,14 @@
 #include <ares.h>
 #include <sodium.h>
 
+#include "dns.h"
 #include "log.h"
 #include "xmalloc.h"
 
-struct relay_dns_sock {
-	uv_poll_t poll;
-	ares_socket_t fd;
-	struct relay_dns *d;
-	struct relay_dns_sock *next;
-};
-
 struct relay_dns {
 	uv_loop_t *loop;
-	ares_channel channel;
-	uv_timer_t timer;
-	struct relay_dns_sock *socks;
-	unsigned open_handles;   /* timer + polls not yet closed */
+	struct dns *dns;
+	ares_channel channel;     /* dns_channel(dns) */
 	bool closing;
 	void (*done_cb)(void *data);
 	void *done_data;
@@ -61,201 +53,39 @@ struct relay_dns_lookup {
 	bool from_api;    /* started by relay_dns_host: report later */
 };
 
-static void relay_dns_schedule(struct relay_dns *d);
-
-static void
-relay_dns_maybe_done(struct relay_dns *d)
-{
-	if (!d->closing || d->open_handles > 0)
-		return;
-	if (d->done_cb != NULL)
-		d->done_cb(d->done_data);
-	free(d);
-}
-
-static void
-relay_dns_timer_closed(uv_handle_t *h)
-{
-	struct relay_dns *d = h->data;
-
-	d->open_handles--;
-	relay_dns_maybe_done(d);
-}
-
-static void
-relay_dns_poll_closed(uv_handle_t *h)
-{
-	struct relay_dns_sock *s = h->data;
-	struct relay_dns *d = s->d;
-
-	free(s);
-	d->open_handles--;
-	relay_dns_maybe_done(d);
-}
-
-static void
-relay_dns_poll_cb(uv_poll_t *p, int status, int events)
-{
-	struct relay_dns_sock *s = p->data;
-	ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
-
-	/* On a poll error let c-ares find out by reading and writing. */
-	if (status < 0 || (events & UV_READABLE))
-		rfd = s->fd;
-	if (status < 0 || (events & UV_WRITABLE))
-		wfd = s->fd;
-	ares_process_fd(s->d->channel, rfd, wfd);
-	relay_dns_schedule(s->d);
-}
-
-static void
-relay_dns_sock_state_cb(void *data, ares_socket_t fd, int readable,
-    int writable)
-{
-	struct relay_dns *d = data;
-	struct relay_dns_sock *s, **pp;
-	int events = (readable ? UV_READABLE : 0) |
-	    (writable ? UV_WRITABLE : 0);
-
-	for (pp = &d->socks; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->fd == fd)
-			break;
-	s = *pp;
-	if (events == 0) {
-		if (s == NULL)
-			return;
-		*pp = s->next;
-		uv_poll_stop(&s->poll);
-		uv_close((uv_handle_t *)&s->poll, relay_dns_poll_closed);
-		return;
-	}
-	if (s == NULL) {
-		s = xcalloc(1, sizeof(*s));
-		s->fd = fd;
-		s->d = d;
-		if (uv_poll_init_socket(d->loop, &s->poll, fd) < 0) {
-			log_err(NULL, "relay: cannot watch DNS socket %d",
-			    (int)fd);
-			free(s);
-			return;
-		}
-		s->poll.data = s;
-		d->open_handles++;
-		s->next = d->socks;
-		d->socks = s;
-	}
-	uv_poll_start(&s->poll, events, relay_dns_poll_cb);
-}
-
-static void
-relay_dns_timer_cb(uv_timer_t *t)
-{
-	struct relay_dns *d = t->data;
-
-	ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	relay_dns_schedule(d);
-}
-
-/* Arms the timer for c-ares' next timeout, if it has queries. */
 static void
 relay_dns_schedule(struct relay_dns *d)
 {
-	struct timeval tv, *tvp;
-	uint64_t ms;
-
-	if (d->closing)
-		return;
-	tvp = ares_timeout(d->channel, NULL, &tv);
-	if (tvp == NULL) {
-		uv_timer_stop(&d->timer);
-		return;
-	}
-	ms = (uint64_t)tvp->tv_sec * 1000 + (uint64_t)tvp->tv_usec / 1000;
-	uv_timer_start(&d->timer, relay_dns_timer_cb, ms ? ms : 1, 0);
+	if (!d->closing)
+		dns_kick(d->dns);
 }
 
 int
-relay_dns_new(uv_loop_t *loop, const char *resolver, struct relay_dns **d_r,
-    struct pr_err *err)
+relay_dns_new(uv_loop_t *loop, const char *resolver, unsigned timeout_ms,
+    struct relay_dns **d_r, struct pr_err *err)
 {
-	static bool lib_init;
-	struct ares_options opts;
 	struct relay_dns *d;
-	char host[RELAY_HOST_MAX], csv[RELAY_HOST_MAX + 16];
-	unsigned port = 53;
-	int optmask, rc;
+	int rc;
 
-	if (!lib_init) {
-		if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
-			return pr_err_set(err, PR_EIO, "c-ares: %s",
-			    ares_strerror(rc));
-		lib_init = true;
-	}
 	d = xcalloc(1, sizeof(*d));
 	d->loop = loop;
-	memset(&opts, 0, sizeof(opts));
-	opts.sock_state_cb = relay_dns_sock_state_cb;
-	opts.sock_state_cb_data = d;
-	/* Mail domains are absolute: no search list (RFC 5321 5.1 leaves
-	 * local aliases of domain names to the user agent). */
-	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
-	opts.ndomains = 0;
-	opts.domains = NULL;
-	opts.timeout = 3000;
-	opts.tries = 3;
-	opts.lookups = (char *)(resolver[0] != '\0' ? "b" : "fb");
-	optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_DOMAINS |
-	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
-	if ((rc = ares_init_options(&d->channel, &opts, optmask)) !=
-	    ARES_SUCCESS) {
+	if ((rc = dns_new(loop, resolver, timeout_ms, &d->dns, err)) < 0) {
 		free(d);
-		return pr_err_set(err, PR_EIO, "c-ares: %s",
-		    ares_strerror(rc));
+		return rc;
 	}
-	if (resolver[0] != '\0') {
-		if (relay_mx_parse_hostport(resolver, host, &port) < 0) {
-			ares_destroy(d->channel);
-			free(d);
-			return pr_err_set(err, PR_EINVAL,
-			    "[relay] resolver: bad value '%s' (ip[:port])",
-			    resolver);
-		}
-		snprintf(csv, sizeof(csv), strchr(host, ':') ? "[%s]:%u" :
-		    "%s:%u", host, port);
-		if ((rc = ares_set_servers_ports_csv(d->channel, csv)) !=
-		    ARES_SUCCESS) {
-			ares_destroy(d->channel);
-			free(d);
-			return pr_err_set(err, PR_EINVAL,
-			    "[relay] resolver '%s': %s", resolver,
-			    ares_strerror(rc));
-		}
-	}
-	uv_timer_init(loop, &d->timer);
-	d->timer.data = d;
-	d->open_handles = 1;
+	d->channel = dns_channel(d->dns);
 	*d_r = d;
 	return 0;
 }
 
-/* Destroys the channel from the loop: c-ares must not be destroyed from
- * inside one of its own callbacks, where a caller may well decide to
- * close. */
 static void
-relay_dns_destroy_cb(uv_timer_t *t)
+relay_dns_closed_cb(void *data)
 {
-	struct relay_dns *d = t->data;
-	struct relay_dns_sock *s;
+	struct relay_dns *d = data;
 
-	/* ares_destroy runs every pending callback with ARES_EDESTRUCTION
-	 * and closes the sockets (sock_state_cb closes their polls). */
-	ares_destroy(d->channel);
-	while ((s = d->socks) != NULL) {
-		d->socks = s->next;
-		uv_poll_stop(&s->poll);
-		uv_close((uv_handle_t *)&s->poll, relay_dns_poll_closed);
-	}
-	uv_close((uv_handle_t *)&d->timer, relay_dns_timer_closed);
+	if (d->done_cb != NULL)
+		d->done_cb(d->done_data);
+	free(d);
 }
 
 void
@@ -266,7 +96,8 @@ relay_dns_close(struct relay_dns *d, void (*done_cb)(void *data), void *data)
 	d->done_cb = done_cb;
 	d->done_data = data;
 	d->closing = true;
-	uv_timer_start(&d->timer, relay_dns_destroy_cb, 0, 0);
+	/* Lookups in flight end with ARES_EDESTRUCTION: cancelled. */
+	dns_close(d->dns, relay_dns_closed_cb, d);
 }
 
 void

@@ -1,6 +1,6 @@
 /*
  * relay_dns.h - where to deliver: MX and address lookups with c-ares on
- * the daemon's libuv loop (ares_process_fd driven by uv_poll and a timer).
+ * the daemon's libuv loop (the channel of common/dns.h).
  */
 #ifndef POSTROOM_RELAY_DNS_H
 #define POSTROOM_RELAY_DNS_H
@@ -40,10 +40,11 @@ struct relay_route {
 
 struct relay_dns;
 
-/* Creates a resolver on loop.  resolver is "" for the system's
- * (/etc/resolv.conf) or "ip[:port]" to ask only that server (tests).
- * Returns 0 or an error with err set. */
-int relay_dns_new(uv_loop_t *loop, const char *resolver,
+/* Creates a resolver on loop (common/dns.h).  resolver is "" for the
+ * system's (/etc/resolv.conf) or "ip[:port]" to ask only that server
+ * (tests); timeout_ms bounds each query ([dns] timeout).  Returns 0 or
+ * an error with err set. */
+int relay_dns_new(uv_loop_t *loop, const char *resolver, unsigned timeout_ms,
     struct relay_dns **d_r, struct pr_err *err);
 
 /* Closes the resolver: lookups in flight complete with

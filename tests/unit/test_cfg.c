@@ -108,6 +108,57 @@ test_maildrop(void)
 	TAP_EQ_STR(c.server.maildrop, "", "maildrop: empty by default");
 	maildrop_dir(&c, dir, sizeof(dir));
 	TAP_EQ_STR(dir, "/d/maildrop", "maildrop: default data_dir/maildrop");
+/* [dns] and [inbound]: defaults, every key, bad values, and [relay]
+ * resolver as an alias of [dns] resolver. */
+static void
+test_inbound(void)
+{
+	static const char all[] = "[dns]\nresolver = 127.0.0.1:5353\n"
+	    "timeout = 1s\n[inbound]\nspf = true\ndkim = false\n"
+	    "dmarc = false\ndmarc_policy = report\ndnsbl = bl.example\n"
+	    "greylist = true\ngreylist_delay = 2s\n";
+	static const char *const bad[] = {
+		"[dns]\ntimeout = 0\n",
+		"[dns]\ntimeout = soon\n",
+		"[inbound]\nspf = maybe\n",
+		"[inbound]\ndmarc_policy = reject\n",
+		"[inbound]\ngreylist_delay = x\n",
+		"[inbound]\nspam = true\n",
+	};
+	static const char alias[] = "[relay]\nresolver = 10.0.0.1\n";
+	struct cfg c;
+	struct pr_err err;
+	size_t i;
+
+	cfg_defaults(&c);
+	TAP_OK(c.inbound.spf && c.inbound.dkim && c.inbound.dmarc &&
+	    !c.inbound.greylist, "default: spf, dkim, dmarc on; greylist off");
+	TAP_EQ_INT(c.inbound.dmarc_policy, CFG_DMARC_ENFORCE,
+	    "default dmarc_policy enforce");
+	TAP_EQ_INT(c.inbound.greylist_delay, 300, "default greylist_delay 5m");
+	TAP_EQ_INT(c.dns.timeout, 5, "default [dns] timeout 5s");
+	TAP_EQ_STR(c.dns.resolver, "", "default resolver: the system's");
+
+	TAP_EQ_INT(load_buf(all, strlen(all), &c, &err), 0,
+	    "[dns] and [inbound] load: %s", err.msg);
+	TAP_EQ_STR(c.dns.resolver, "127.0.0.1:5353", "[dns] resolver");
+	TAP_EQ_STR(c.relay.resolver, "127.0.0.1:5353",
+	    "[dns] resolver serves the relay too");
+	TAP_EQ_INT(c.dns.timeout, 1, "[dns] timeout");
+	TAP_OK(c.inbound.spf && !c.inbound.dkim && !c.inbound.dmarc &&
+	    c.inbound.greylist, "booleans");
+	TAP_EQ_INT(c.inbound.dmarc_policy, CFG_DMARC_REPORT, "dmarc_policy");
+	TAP_EQ_STR(c.inbound.dnsbl, "bl.example", "dnsbl");
+	TAP_EQ_INT(c.inbound.greylist_delay, 2, "greylist_delay");
+
+	TAP_EQ_INT(load_buf(alias, strlen(alias), &c, &err), 0,
+	    "[relay] resolver loads");
+	TAP_EQ_STR(c.dns.resolver, "10.0.0.1",
+	    "[relay] resolver is an alias of [dns] resolver");
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TAP_EQ_INT(load_buf(bad[i], strlen(bad[i]), &c, &err),
+		    PR_EINVAL, "bad [dns]/[inbound] value %zu refused", i);
 }
 
 int
@@ -233,6 +284,7 @@ main(void)
 
 	test_load_buf();
 	test_maildrop();
+	test_inbound();
 
 	TAP_EQ_INT(cfg_parse_listen("", &l), 0, "empty listen");
 	TAP_EQ_INT(l.n, 0, "empty listen has no entries");

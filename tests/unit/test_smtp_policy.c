@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "smtp_policy.h"
+#include "spf.h"
 #include "tap.h"
 
 #define MX SMTP_LISTEN_MX
@@ -350,6 +351,54 @@ test_delay(void)
 	TAP_EQ_INT(limit.code, 421, "421");
 }
 
+/* SPF at MAIL (RFC 7208 8, RFC 7372 3.2): fail refused and counted,
+ * temperror deferred and not counted, the rest accepted. */
+static void
+test_spf_done(void)
+{
+	static const struct {
+		int result;
+		int code;
+		const char *enh;
+		bool error;
+	} rows[] = {
+		{ SPF_PASS, 0, NULL, false },
+		{ SPF_NONE, 0, NULL, false },
+		{ SPF_NEUTRAL, 0, NULL, false },
+		{ SPF_SOFTFAIL, 0, NULL, false },
+		{ SPF_PERMERROR, 0, NULL, false },
+		{ SPF_FAIL, 550, "5.7.23", true },
+		{ SPF_TEMPERROR, 451, "4.7.24", false },
+	};
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+	size_t i;
+
+	policy_facts(&policy_rows[0], &f);
+	f.sender = "a@remote.test";
+	f.spf_checked = true;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		f.spf_result = rows[i].result;
+		smtp_policy_check(SMTP_POLICY_SPF_DONE, &f, &v);
+		TAP_EQ_INT(v.code, rows[i].code, "spf result %d: code",
+		    rows[i].result);
+		TAP_OK((v.enh == NULL && rows[i].enh == NULL) ||
+		    (v.enh != NULL && rows[i].enh != NULL &&
+		    strcmp(v.enh, rows[i].enh) == 0), "spf result %d: %s",
+		    rows[i].result, rows[i].enh ? rows[i].enh : "no code");
+		TAP_EQ_INT(v.error, rows[i].error, "spf result %d: counted",
+		    rows[i].result);
+	}
+	f.spf_result = SPF_FAIL;
+	f.spf_explanation = "192.0.2.1 may not send for remote.test";
+	smtp_policy_check(SMTP_POLICY_SPF_DONE, &f, &v);
+	TAP_EQ_STR(v.text, "SPF fail: 192.0.2.1 may not send for remote.test",
+	    "fail: the domain's explanation (RFC 7208 6.2)");
+	f.status = PR_EIO;
+	smtp_policy_check(SMTP_POLICY_SPF_DONE, &f, &v);
+	TAP_EQ_INT(v.code, 0, "no check could be made: accepted");
+}
+
 int
 main(void)
 {
@@ -362,5 +411,6 @@ main(void)
 	test_counter();
 	test_junk();
 	test_delay();
+	test_spf_done();
 	return tap_done();
 }
