@@ -108,6 +108,8 @@ test_maildrop(void)
 	TAP_EQ_STR(c.server.maildrop, "", "maildrop: empty by default");
 	maildrop_dir(&c, dir, sizeof(dir));
 	TAP_EQ_STR(dir, "/d/maildrop", "maildrop: default data_dir/maildrop");
+}
+
 /* [dns] and [inbound]: defaults, every key, bad values, and [relay]
  * resolver as an alias of [dns] resolver. */
 static void
