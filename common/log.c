@@ -182,6 +182,36 @@ log_msg(enum log_level lvl, const char *sid, const char *fmt, ...)
 	log_write(log_prio[lvl], log_names[lvl], sid, esc);
 }
 
+const char *
+log_value(const char *v, char *buf, size_t bufsz)
+{
+	size_t i, o = 0;
+
+	if (v[0] != '\0' && strpbrk(v, " \t\"") == NULL)
+		return v;
+	if (bufsz < 3)
+		return "\"\"";
+	buf[o++] = '"';
+	for (i = 0; v[i] != '\0' && o + 2 < bufsz; i++)
+		buf[o++] = v[i] == '"' ? '\'' : v[i];
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *
+log_tls_fields(const char *desc, char *out, size_t outsz)
+{
+	const char *sp = strchr(desc, ' ');
+
+	if (sp == NULL)
+		snprintf(out, outsz, "protocol=%s", desc);
+	else
+		snprintf(out, outsz, "protocol=%.*s cipher=%s",
+		    (int)(sp - desc), desc, sp + 1);
+	return out;
+}
+
 void
 log_new_sid(char *out)
 {

@@ -20,6 +20,8 @@
 #ifndef POSTROOM_LOG_H
 #define POSTROOM_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 
 enum log_style { LOG_STYLE_PLAIN, LOG_STYLE_TERMINAL, LOG_STYLE_JOURNAL };
@@ -49,6 +51,19 @@ void log_msg(enum log_level lvl, const char *sid, const char *fmt, ...)
 #define log_info(sid, ...) log_msg(LOG_LVL_INFO, (sid), __VA_ARGS__)
 #define log_warn(sid, ...) log_msg(LOG_LVL_WARN, (sid), __VA_ARGS__)
 #define log_err(sid, ...) log_msg(LOG_LVL_ERR, (sid), __VA_ARGS__)
+
+/*
+ * A value for a key=value field (docs/LOGGING.md): v itself when it is
+ * one word, else v in double quotes with any '"' in it turned into '\'',
+ * in buf (bufsz octets, cut to fit), so that a peer's text with spaces
+ * ("alice client=192.0.2.9") stays one value.  Returns v or buf.
+ */
+const char *log_value(const char *v, char *buf, size_t bufsz);
+#define LOG_VALUE_MAX 600
+
+/* Formats a TLS description "PROTOCOL CIPHER" as the fields
+ * "protocol=PROTOCOL cipher=CIPHER" into out.  Returns out. */
+const char *log_tls_fields(const char *desc, char *out, size_t outsz);
 
 /* Fills out (at least LOG_SID_LEN + 1 bytes) with a new random session id. */
 #define LOG_SID_LEN 10

@@ -7,7 +7,7 @@ libuv1-dev libssl-dev libsqlite3-dev libsodium-dev libc-ares-dev libinih-dev
 sqlite3 openssl ca-certificates python3 python3-dkim msmtp curl fetchmail mpop
 swaks libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
 libauthen-sasl-perl
-dnsmasq-base iproute2 postfix opendkim-tools testssl.sh
+dnsmasq-base iproute2 postfix opendkim-tools testssl.sh fail2ban
 debhelper devscripts dh-exec fakeroot lintian ssl-cert adduser"
 missing=""
 for p in $pkgs; do

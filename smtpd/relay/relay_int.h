@@ -222,6 +222,10 @@ void relay_msg_rcpt_set(struct relay_msg_rcpt *rc, int status,
     const char *reply, const char *mta, const char *code);
 /* "sent", "bounced", "deferred" or "pending", for the logs. */
 const char *relay_msg_status_word(int status);
+/* The enhanced status code (RFC 3463) of a reply such as "250 2.0.0 Ok"
+ * into out, or the class that status implies when it has none ("2.0.0",
+ * "4.0.0", "5.0.0").  Returns out. */
+const char *relay_msg_dsn(const char *reply, int status, char out[16]);
 /* Unlinks and frees m. */
 void relay_msg_free(struct relay_msg *m);
 

@@ -37,6 +37,33 @@ relay_msg_rcpt_set(struct relay_msg_rcpt *rc, int status, const char *reply,
 }
 
 const char *
+relay_msg_dsn(const char *reply, int status, char out[16])
+{
+	size_t i = 0, dots = 0;
+
+	/* RFC 3463 2: class.subject.detail after the reply code, e.g.
+	 * "250 2.0.0 Ok"; without one, the class alone says enough. */
+	if (strlen(reply) > 4 && reply[3] == ' ' &&
+	    (reply[4] == '2' || reply[4] == '4' || reply[4] == '5')) {
+		for (i = 4; i < 4 + 15 && reply[i] != '\0' &&
+		    reply[i] != ' '; i++) {
+			if (reply[i] == '.')
+				dots++;
+			else if (reply[i] < '0' || reply[i] > '9')
+				break;
+		}
+		if (dots == 2 && (reply[i] == ' ' || reply[i] == '\0') &&
+		    reply[i - 1] != '.') {
+			snprintf(out, 16, "%.*s", (int)(i - 4), reply + 4);
+			return out;
+		}
+	}
+	snprintf(out, 16, "%s", status == RELAY_RCPT_OK ? "2.0.0" :
+	    status == RELAY_RCPT_PERM ? "5.0.0" : "4.0.0");
+	return out;
+}
+
+const char *
 relay_msg_status_word(int status)
 {
 	switch (status) {
@@ -137,7 +164,7 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 		r = dkim_keyfile_load_active(cfg->server.data_dir, cand[i],
 		    key, RELAY_DKIM_KEYS_MAX, &kerr);
 		if (r < 0)
-			log_warn(m->sid, "relay: msgid=%s DKIM key of %s: %s",
+			log_warn(m->sid, "relay msgid=%s DKIM key of %s: %s",
 			    m->job.msgid, cand[i], kerr.msg);
 		else
 			nkeys = (size_t)r;
@@ -158,7 +185,7 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 			if (signer[k] == NULL ||
 			    dkim_signer_feed(signer[k], chunk, (size_t)n) == 0)
 				continue;
-			log_warn(m->sid, "relay: msgid=%s header too large to "
+			log_warn(m->sid, "relay msgid=%s header too large to "
 			    "DKIM-sign; sending unsigned", m->job.msgid);
 			dkim_signer_free(&signer[k]);
 		}
@@ -172,7 +199,7 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 		if (dkim_signer_finish(signer[k], relay_now(), &m->dkim,
 		    &serr) < 0) {
 			m->dkim.len = before;
-			log_warn(m->sid, "relay: msgid=%s DKIM signing with "
+			log_warn(m->sid, "relay msgid=%s DKIM signing with "
 			    "s=%s failed: %s", m->job.msgid,
 			    dkim_key_selector(key[k]), serr.msg);
 			continue;
@@ -211,8 +238,8 @@ relay_msg_prepare_done(struct relay_work *w)
 		return;
 	}
 	if (m->prep_status < 0) {
-		log_err(m->sid, "relay: %s: %s", m->job.msgid,
-		    m->prep_err.msg);
+		log_err(m->sid, "relay msgid=%s status=failed reason=\"%s\"",
+		    m->job.msgid, m->prep_err.msg);
 		for (i = 0; i < m->job.n_rcpts; i++)
 			relay_msg_rcpt_set(&m->rcpts[i], RELAY_RCPT_TEMP,
 			    m->prep_err.msg, NULL, "4.3.0");
@@ -220,7 +247,7 @@ relay_msg_prepare_done(struct relay_work *w)
 		return;
 	}
 	if (m->dkim.len > 0)
-		log_debug(m->sid, "relay: msgid=%s dkim=%s signatures=%u",
+		log_debug(m->sid, "relay msgid=%s dkim=%s signatures=%u",
 		    m->job.msgid, m->dkim_domain, m->dkim_count);
 	/* One delivery per destination domain with all its recipients;
 	 * through a smarthost, one for everything. */
@@ -295,7 +322,7 @@ relay_msg_start(struct relay *r, struct store_queue_job *job)
 		r->msgs->prev = m;
 	r->msgs = m;
 	r->n_msgs++;
-	log_info(m->sid, "relay: %s: from=<%s> size=%lld nrcpt=%zu "
+	log_info(m->sid, "relay msgid=%s from=<%s> size=%lld nrcpt=%zu "
 	    "attempt=%d", m->job.msgid, m->job.sender, (long long)m->job.size,
 	    m->job.n_rcpts, m->job.attempts + 1);
 	relay_worker_submit(r->worker, &m->work, relay_msg_prepare_run,

@@ -94,7 +94,9 @@ for f in /usr/sbin/postroom-smtpd /usr/sbin/postroom-pop3d /usr/bin/postroom \
     /usr/share/man/man8/postroom.8.gz /usr/share/man/man8/postroom-smtpd.8.gz \
     /usr/share/man/man8/postroom-pop3d.8.gz \
     /usr/share/man/man5/postroom.conf.5.gz \
-    /usr/share/doc/postroom/copyright; do
+    /usr/share/doc/postroom/copyright \
+    /usr/share/doc/postroom/examples/fail2ban/filter.d/postroom.conf \
+    /usr/share/doc/postroom/examples/fail2ban/jail.d/postroom.conf; do
 	check "package contains $f" has "$f"
 done
 check "postroom.conf is a conffile" \

@@ -173,6 +173,24 @@ main(void)
 	TAP_OK(strlen(out) < 4200, "and bounded (%zu octets)", strlen(out));
 
 	test_styles();
+	{
+		char vb[LOG_VALUE_MAX], tb[160];
+
+		TAP_EQ_STR(log_value("alice@a.test", vb, sizeof(vb)),
+		    "alice@a.test", "a one-word value stays as it is");
+		TAP_EQ_STR(log_value("x client=192.0.2.9 status=failed", vb,
+		    sizeof(vb)), "\"x client=192.0.2.9 status=failed\"",
+		    "a value with spaces is quoted");
+		TAP_EQ_STR(log_value("a\"b", vb, sizeof(vb)), "\"a'b\"",
+		    "a double quote inside becomes a single one");
+		TAP_EQ_STR(log_value("", vb, sizeof(vb)), "\"\"",
+		    "an empty value is \"\"");
+		TAP_EQ_STR(log_value("a b c d e f", vb, 6), "\"a b\"",
+		    "a quoted value is cut to fit, still quoted");
+		TAP_EQ_STR(log_tls_fields("TLSv1.3 TLS_AES_256_GCM_SHA384", tb,
+		    sizeof(tb)), "protocol=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384",
+		    "TLS fields");
+	}
 	out = LOGGED(log_info(NULL, "plain again"));
 	TAP_OK(strncmp(out, "postroom-test[", 14) == 0,
 	    "plain: the program name first");
