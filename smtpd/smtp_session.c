@@ -125,9 +125,15 @@ static void
 smtp_session_log_cb(void *data, int level, const char *text)
 {
 	struct smtp_session *s = data;
+	enum log_level lvl = level == 0 ? LOG_LVL_DEBUG : level == 1 ?
+	    LOG_LVL_INFO : LOG_LVL_WARN;
 
-	log_msg(level == 0 ? LOG_LVL_DEBUG : level == 1 ? LOG_LVL_INFO :
-	    LOG_LVL_WARN, s->sid, "%s", text);
+	/* The core's refusals: the client's address first, as on every
+	 * other per-session line (docs/LOGGING.md 3). */
+	if (strncmp(text, "reject ", 7) == 0)
+		log_msg(lvl, s->sid, "reject client=%s %s", s->peer, text + 7);
+	else
+		log_msg(lvl, s->sid, "%s", text);
 }
 
 static const char *

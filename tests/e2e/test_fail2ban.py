@@ -293,6 +293,26 @@ def main():
         t.ok(re.search(r"(?m)^enabled\s*=\s*false", jail) and
              re.search(r"(?m)^filter\s*=\s*postroom", jail),
              "the jail is an example: filter postroom, not enabled")
+        # Enabled as the package's README says, fail2ban-client reads it:
+        # a journal jail with the filter and both units.
+        conf = os.path.join(tmp, "etc-fail2ban")
+        shutil.copytree("/etc/fail2ban", conf, symlinks=True)
+        for f in os.listdir(os.path.join(conf, "jail.d")):
+            os.unlink(os.path.join(conf, "jail.d", f))
+        shutil.copy(FILTER, os.path.join(conf, "filter.d"))
+        with open(os.path.join(conf, "jail.d", "postroom.local"), "w") as f:
+            f.write(re.sub(r"(?m)^enabled(\s*)=\s*false",
+                           r"enabled\1= true", jail))
+        r = subprocess.run([shutil.which("fail2ban-client") or
+                            "/usr/bin/fail2ban-client", "-c", conf, "-d"],
+                           capture_output=True, text=True, timeout=60)
+        dump = r.stdout + r.stderr
+        t.ok(r.returncode == 0 and "['add', 'postroom', 'systemd']" in dump
+             and "_SYSTEMD_UNIT=postroom-smtpd.service" in dump and
+             "_SYSTEMD_UNIT=postroom-pop3d.service" in dump and
+             "auth client=<HOST>" in dump,
+             "fail2ban-client reads the enabled jail: journal, both units",
+             dump[-3000:])
     finally:
         for d in running:
             d.stop()
