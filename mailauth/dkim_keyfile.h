@@ -9,7 +9,7 @@
  *             (RFC 6376 3.6.2.1, RFC 6376 6.1.2);
  *   active    signs every outbound message of the domain; with several
  *             active keys (RSA and Ed25519) a message carries one
- *             signature per key (RFC 6376 4, RFC 8463 4);
+ *             signature per key (RFC 6376 4; RFC 8463 A.3);
  *   retired   signs no more; its record may be withdrawn.
  *
  * Key directories of an older version have no state files but a file

@@ -152,7 +152,7 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 	 * domain is what DMARC aligns with).  One signature per active key
 	 * of that domain: with an RSA and an Ed25519 key, receivers that
 	 * know only RSA still find a signature they can check (RFC 6376 4,
-	 * RFC 8463 4). */
+	 * RFC 8463 A.3 signs its example both ways). */
 	cand[0] = dkim_field_from_domain(m->head, m->head_len, domain,
 	    sizeof(domain)) == 0 ? domain : NULL;
 	cand[1] = m->job.sender[0] ? addr_domain(m->job.sender) : NULL;
