@@ -781,17 +781,25 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	const struct smtp_tx *tx = smtp_proto_tx(s->p);
 	const struct store_msg *m = &job->msg;
 	bool remote = m->n_remote > 0;
+	const char *tls = "no";
+	int tls_len = 2;
 
 	s->pending--;
 	free(job->msg.user_status);
 	job->msg.user_status = NULL;
+	/* The protocol of the TLS session ("TLSv1.3"), or "no". */
+	if (s->c != NULL && net_conn_tls_active(s->c)) {
+		tls = net_conn_tls_desc(s->c);
+		tls_len = (int)strcspn(tls, " ");
+	}
 	/* One id end to end: the Received field, the "queued as" reply,
 	 * this line and `postroom queue list`. */
 	if (m->status == 0)
 		log_info(s->sid, "accepted msgid=%s client=%s from=<%s> "
-		    "to=<%s> nrcpt=%u local=%zu remote=%zu size=%llu%s%s",
-		    m->id, s->peer, tx->sender, tx->first_rcpt, tx->n_rcpt,
-		    m->n_users, m->n_remote, (unsigned long long)tx->size,
+		    "to=<%s> nrcpt=%u local=%zu remote=%zu size=%llu tls=%.*s"
+		    "%s%s", m->id, s->peer, tx->sender, tx->first_rcpt,
+		    tx->n_rcpt, m->n_users, m->n_remote,
+		    (unsigned long long)tx->size, tls_len, tls,
 		    smtp_proto_auth_user(s->p)[0] != '\0' ? " user=" : "",
 		    smtp_proto_auth_user(s->p));
 	else
