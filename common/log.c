@@ -1,4 +1,5 @@
-/* log.c - one line per event on stderr; journald adds time and unit. */
+/* log.c - one line per event on stderr, styled for journald, a terminal
+ * or a plain file (log.h). */
 #include "log.h"
 
 #include <stdarg.h>
@@ -6,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +16,16 @@
 
 static const char *log_progname = "postroom";
 static enum log_level log_min = LOG_LVL_INFO;
+static enum log_style log_style = LOG_STYLE_PLAIN;
+
+/* sd-daemon(3) priorities, the syslog levels: err, warning, info,
+ * debug; 2 (crit) for fatal(). */
+static const char log_prio[] = {
+	[LOG_LVL_DEBUG] = '7',
+	[LOG_LVL_INFO] = '6',
+	[LOG_LVL_WARN] = '4',
+	[LOG_LVL_ERR] = '3',
+};
 
 static const char *const log_names[] = {
 	[LOG_LVL_DEBUG] = "debug",
@@ -26,6 +39,76 @@ log_init(const char *progname, enum log_level min)
 {
 	log_progname = progname;
 	log_min = min;
+	log_style = log_style_detect(STDERR_FILENO);
+}
+
+enum log_style
+log_style_detect(int fd)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat sb;
+	char end;
+
+	/* systemd.exec(5): JOURNAL_STREAM is "DEVICE:INODE" of the stream
+	 * it connected; a child that inherited the variable but writes
+	 * elsewhere must not use the journal's prefixes. */
+	if (js != NULL && sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 &&
+	    fstat(fd, &sb) == 0 && (unsigned long long)sb.st_dev == dev &&
+	    (unsigned long long)sb.st_ino == ino)
+		return LOG_STYLE_JOURNAL;
+	if (isatty(fd))
+		return LOG_STYLE_TERMINAL;
+	return LOG_STYLE_PLAIN;
+}
+
+void
+log_set_style(enum log_style st)
+{
+	log_style = st;
+}
+
+/* "2026-12-01T10:00:00.123+00:00" (ISO 8601, RFC 3339 5.6). */
+static void
+log_timestamp(char *out, size_t outsz)
+{
+	struct timeval tv;
+	struct tm tm;
+	char zone[8];
+	size_t n;
+
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	n = strftime(out, outsz, "%Y-%m-%dT%H:%M:%S", &tm);
+	strftime(zone, sizeof(zone), "%z", &tm);
+	snprintf(out + n, outsz - n, ".%03ld%.3s:%.2s",
+	    (long)(tv.tv_usec / 1000), zone, zone + 3);
+}
+
+/* Writes one finished line (text is escaped) in the current style. */
+static void
+log_write(char prio, const char *level, const char *sid, const char *text)
+{
+	char ts[40];
+
+	if (log_style == LOG_STYLE_JOURNAL) {
+		if (sid != NULL)
+			fprintf(stderr, "<%c>[%s] %s\n", prio, sid, text);
+		else
+			fprintf(stderr, "<%c>%s\n", prio, text);
+		return;
+	}
+	ts[0] = '\0';
+	if (log_style == LOG_STYLE_TERMINAL) {
+		log_timestamp(ts, sizeof(ts) - 1);
+		strcat(ts, " ");
+	}
+	if (sid != NULL)
+		fprintf(stderr, "%s%s[%ld]: %s: [%s] %s\n", ts, log_progname,
+		    (long)getpid(), level, sid, text);
+	else
+		fprintf(stderr, "%s%s[%ld]: %s: %s\n", ts, log_progname,
+		    (long)getpid(), level, text);
 }
 
 void
@@ -96,12 +179,37 @@ log_msg(enum log_level lvl, const char *sid, const char *fmt, ...)
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
 	log_escape(esc, sizeof(esc), raw);
-	if (sid != NULL)
-		fprintf(stderr, "%s[%ld]: %s: [%s] %s\n", log_progname,
-		    (long)getpid(), log_names[lvl], sid, esc);
+	log_write(log_prio[lvl], log_names[lvl], sid, esc);
+}
+
+const char *
+log_value(const char *v, char *buf, size_t bufsz)
+{
+	size_t i, o = 0;
+
+	if (v[0] != '\0' && strpbrk(v, " \t\"") == NULL)
+		return v;
+	if (bufsz < 3)
+		return "\"\"";
+	buf[o++] = '"';
+	for (i = 0; v[i] != '\0' && o + 2 < bufsz; i++)
+		buf[o++] = v[i] == '"' ? '\'' : v[i];
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *
+log_tls_fields(const char *desc, char *out, size_t outsz)
+{
+	const char *sp = strchr(desc, ' ');
+
+	if (sp == NULL)
+		snprintf(out, outsz, "protocol=%s", desc);
 	else
-		fprintf(stderr, "%s[%ld]: %s: %s\n", log_progname,
-		    (long)getpid(), log_names[lvl], esc);
+		snprintf(out, outsz, "protocol=%.*s cipher=%s",
+		    (int)(sp - desc), desc, sp + 1);
+	return out;
 }
 
 void
@@ -122,13 +230,13 @@ log_new_sid(char *out)
 void
 fatal(const char *fmt, ...)
 {
-	char raw[1024];
+	char raw[1024], esc[2048];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s[%ld]: fatal: %s\n", log_progname, (long)getpid(),
-	    raw);
+	log_escape(esc, sizeof(esc), raw);
+	log_write('2', "fatal", NULL, esc);
 	exit(1);
 }

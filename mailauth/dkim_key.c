@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -280,4 +281,71 @@ dkim_key_record(const struct dkim_key *k, struct buf *out)
 out:
 	buf_fini(&txt);
 	return r;
+}
+
+/* Copies the value of tag name from a tag-list (RFC 6376 3.2) into out
+ * with all whitespace removed.  Returns 1 if the tag is there, 0 if not,
+ * -1 if its value does not fit. */
+static int
+dkim_key_tag(const char *txt, size_t len, const char *name, char *out,
+    size_t outsz)
+{
+	size_t i = 0, nlen = strlen(name), o;
+
+	while (i < len) {
+		size_t s, e;
+
+		while (i < len && isspace((unsigned char)txt[i]))
+			i++;
+		s = i;
+		while (i < len && txt[i] != '=' && txt[i] != ';')
+			i++;
+		e = i;
+		while (e > s && isspace((unsigned char)txt[e - 1]))
+			e--;
+		if (i < len && txt[i] == '=' && e - s == nlen &&
+		    memcmp(txt + s, name, nlen) == 0) {
+			for (o = 0, i++; i < len && txt[i] != ';'; i++) {
+				if (isspace((unsigned char)txt[i]))
+					continue;
+				if (o + 1 >= outsz)
+					return -1;
+				out[o++] = txt[i];
+			}
+			out[o] = '\0';
+			return 1;
+		}
+		while (i < len && txt[i] != ';')
+			i++;
+		if (i < len)
+			i++;
+	}
+	return 0;
+}
+
+bool
+dkim_key_txt_match(const struct dkim_key *k, const char *txt, size_t len)
+{
+	char want[2048], got[2048], kt[32];
+	struct buf mine;
+	bool ok = false;
+	int r;
+
+	buf_init(&mine, 8192);
+	if (dkim_key_txt(k, &mine) < 0)
+		goto out;
+	if (dkim_key_tag((const char *)mine.p, mine.len, "p", want,
+	    sizeof(want)) != 1)
+		goto out;
+	r = dkim_key_tag(txt, len, "k", kt, sizeof(kt));
+	if (r < 0 || (r == 0 && k->alg != DKIM_KEY_RSA_SHA256) ||
+	    (r == 1 && strcasecmp(kt, k->alg == DKIM_KEY_RSA_SHA256 ? "rsa" :
+	    "ed25519") != 0))
+		goto out;
+	if (dkim_key_tag(txt, len, "p", got, sizeof(got)) != 1)
+		goto out;
+	ok = strcmp(want, got) == 0;
+out:
+	buf_fini(&mine);
+	return ok;
 }

@@ -79,6 +79,16 @@ int dkim_key_txt(const struct dkim_key *k, struct buf *out);
  * 3.3.14, RFC 6376 3.6.2.2).  Returns as dkim_key_txt(). */
 int dkim_key_record(const struct dkim_key *k, struct buf *out);
 
+/*
+ * True if txt[0..len) (a TXT record's strings concatenated, RFC 6376
+ * 3.6.2.2) is a key record (RFC 6376 3.6.1) for k: its p= holds k's
+ * public key (whitespace inside ignored, 3.2), its k= (default "rsa")
+ * names k's key type.  For checking that a record is published before
+ * the key signs.
+ */
+bool dkim_key_txt_match(const struct dkim_key *k, const char *txt,
+    size_t len);
+
 /* True if name is usable as a selector or a domain in a file path:
  * 1 to max letters, digits, '-', '_' and '.', not starting with '.'. */
 bool dkim_key_name_ok(const char *name, size_t max);

@@ -245,6 +245,7 @@ pop3_session_auth_complete(struct pop3_session *s, int status,
 static void
 pop3_session_open_done(struct pop3_job *job)
 {
+	char uq[LOG_VALUE_MAX], lq[LOG_VALUE_MAX];
 	struct pop3_session *s = job->data;
 	struct pop3_msg *msgs = NULL;
 	size_t i, n = job->n_entries;
@@ -272,19 +273,24 @@ pop3_session_open_done(struct pop3_job *job)
 			    job->entries[i].uidl);
 		}
 		free(job->entries);
-		log_info(s->sid, "login user=%s%s%s method=%s messages=%zu "
-		    "octets=%" PRId64, s->user, s->kind == STORE_LOGIN_APP ?
-		    " app-password=" : "", s->kind == STORE_LOGIN_APP ?
-		    s->label : "", s->sasl ? "SASL-PLAIN" : "USER", n, octets);
+		log_info(s->sid, "auth client=%s status=ok user=%s%s%s method=%s "
+		    "messages=%zu octets=%" PRId64,
+		    s->peer, log_value(s->user, uq, sizeof(uq)),
+		    s->kind == STORE_LOGIN_APP ? " app-password=" : "",
+		    s->kind == STORE_LOGIN_APP ? log_value(s->label, lq,
+		    sizeof(lq)) : "", s->sasl ? "PLAIN" : "USER", n, octets);
 		pop3_session_auth_complete(s, 0, msgs, n);
 		return;
 	case PR_EBUSY:
-		log_info(s->sid, "login user=%s refused: maildrop in use",
-		    s->user);
+		log_info(s->sid, "auth client=%s status=in-use user=%s "
+		    "reason=\"maildrop in use\"",
+		    s->peer, log_value(s->user, uq, sizeof(uq)));
 		break;
 	default:
-		log_err(s->sid, "login user=%s: cannot open maildrop: %s",
-		    s->user, job->err.msg);
+		log_err(s->sid, "auth client=%s status=error user=%s "
+		    "reason=\"cannot open maildrop: %s\"",
+		    s->peer, log_value(s->user, uq, sizeof(uq)),
+		    job->err.msg);
 		break;
 	}
 	pop3_session_auth_complete(s, job->status, NULL, 0);
@@ -351,6 +357,7 @@ pop3_session_cleared_cb(struct store_throttle_job *j)
 static void
 pop3_session_counted_cb(struct store_throttle_job *j)
 {
+	char uq[LOG_VALUE_MAX];
 	struct pop3_session *s = j->data;
 	unsigned fails;
 
@@ -362,10 +369,11 @@ pop3_session_counted_cb(struct store_throttle_job *j)
 		log_err(s->sid, "counting a login failure: %s", j->err.msg);
 	/* Never the password; the user name as given (log.c escapes it). */
 	fails = pop3_proto_auth_failures(s->proto) + 1;
-	log_warn(s->sid, "login failed user=%s from %s (failure %u; in %u "
-	    "min: %u from the client, %u for the account)", s->user, s->peer,
-	    fails, AUTHLIMIT_WINDOW / 60, j->counts.ip_failures,
-	    j->counts.account_failures);
+	/* client= before anything the peer chose (docs/LOGGING.md). */
+	log_warn(s->sid, "auth client=%s status=failed user=%s failures=%u "
+	    "client_failures=%u account_failures=%u window=%um", s->peer,
+	    log_value(s->user, uq, sizeof(uq)), fails, j->counts.ip_failures,
+	    j->counts.account_failures, AUTHLIMIT_WINDOW / 60);
 	/* A growing delay slows down guessing without a sleeping thread. */
 	s->delay_active = true;
 	uv_timer_start(&s->delay, pop3_session_delay_cb,
@@ -375,6 +383,7 @@ pop3_session_counted_cb(struct store_throttle_job *j)
 static void
 pop3_session_verify_done(struct pwpool_job *pj)
 {
+	char uq[LOG_VALUE_MAX];
 	struct pop3_session *s = STORE_CONTAINER(pj, struct pop3_session, pw);
 
 	sodium_memzero(s->job.login.hash, sizeof(s->job.login.hash));
@@ -388,8 +397,9 @@ pop3_session_verify_done(struct pwpool_job *pj)
 		 * gets the reply of a wrong one after the same delay, so
 		 * that nothing tells a device from a user that does not
 		 * exist, but no failure is counted: nobody guessed. */
-		log_warn(s->sid, "login refused: device %s from %s: devices "
-		    "may not use POP3", s->user, s->peer);
+		log_warn(s->sid, "auth client=%s status=refused device=%s "
+		    "reason=\"devices may not use POP3\"", s->peer,
+		    log_value(s->user, uq, sizeof(uq)));
 		s->delay_active = true;
 		uv_timer_start(&s->delay, pop3_session_delay_cb,
 		    POP3_FAIL_DELAY_MS, 0);
@@ -418,6 +428,8 @@ pop3_session_verify_done(struct pwpool_job *pj)
 static bool
 pop3_session_verify(struct pop3_session *s)
 {
+	char uq[LOG_VALUE_MAX];
+
 	memset(&s->pw, 0, sizeof(s->pw));
 	s->pw.run = pop3_session_verify_work;
 	s->pw.done = pop3_session_verify_done;
@@ -426,8 +438,9 @@ pop3_session_verify(struct pop3_session *s)
 	if (pwpool_submit(s->srv->pw, &s->pw) == 0)
 		return true;
 	sodium_memzero(s->job.login.hash, sizeof(s->job.login.hash));
-	log_warn(s->sid, "login refused: ip=%s account=%s: password checks "
-	    "busy", s->peer, s->user);
+	log_warn(s->sid, "auth client=%s status=busy user=%s "
+	    "reason=\"password checks busy\"",
+	    s->peer, log_value(s->user, uq, sizeof(uq)));
 	return false;
 }
 
@@ -451,6 +464,7 @@ pop3_session_wait_cb(uv_timer_t *t)
 static void
 pop3_session_auth_info_done(struct pop3_job *job)
 {
+	char uq[LOG_VALUE_MAX], lq[LOG_VALUE_MAX];
 	struct pop3_session *s = job->data;
 	uint64_t delay;
 
@@ -461,7 +475,9 @@ pop3_session_auth_info_done(struct pop3_job *job)
 	}
 	if (job->status < 0 && job->status != PR_ENOENT) {
 		sodium_memzero(job->login.hash, sizeof(job->login.hash));
-		log_err(s->sid, "login user=%s: %s", s->user, job->err.msg);
+		log_err(s->sid, "auth client=%s status=error user=%s "
+		    "reason=\"%s\"",
+		    s->peer, log_value(s->user, uq, sizeof(uq)), job->err.msg);
 		s->pending--;
 		pop3_session_auth_complete(s, job->status, NULL, 0);
 		return;
@@ -481,8 +497,10 @@ pop3_session_auth_info_done(struct pop3_job *job)
 	s->counts = job->throttle;
 	if (authlimit_decide(s->counts.ip_failures,
 	    s->counts.account_failures, &delay) == AUTHLIMIT_REFUSE) {
-		log_warn(s->sid, "auth throttled: ip=%s account=%s "
-		    "failures=%u account_failures=%u%s%s", s->peer, s->account,
+		log_warn(s->sid, "auth client=%s status=throttled user=%s "
+		    "account=%s failures=%u account_failures=%u%s%s",
+		    s->peer, log_value(s->user, uq, sizeof(uq)),
+		    log_value(s->account, lq, sizeof(lq)),
 		    s->counts.ip_failures, s->counts.account_failures,
 		    strcmp(s->ipkey, s->peer) != 0 ? " net=" : "",
 		    strcmp(s->ipkey, s->peer) != 0 ? s->ipkey : "");
@@ -492,8 +510,10 @@ pop3_session_auth_info_done(struct pop3_job *job)
 		return;
 	}
 	if (delay > 0) {
-		log_info(s->sid, "auth delayed: ip=%s account=%s failures=%u "
-		    "account_failures=%u delay=%llums", s->peer, s->account,
+		log_info(s->sid, "auth client=%s status=delayed user=%s "
+		    "account=%s failures=%u account_failures=%u delay=%llums",
+		    s->peer, log_value(s->user, uq, sizeof(uq)),
+		    log_value(s->account, lq, sizeof(lq)),
 		    s->counts.ip_failures, s->counts.account_failures,
 		    (unsigned long long)delay);
 		s->delay_active = true;
@@ -723,6 +743,7 @@ pop3_session_start_body(struct pop3_session *s, const struct pop3_event *ev)
 static void
 pop3_session_commit_done(struct pop3_job *job)
 {
+	char uq[LOG_VALUE_MAX];
 	struct pop3_session *s = job->data;
 
 	/* The job unlocks whether the deletion worked or not. */
@@ -733,7 +754,9 @@ pop3_session_commit_done(struct pop3_job *job)
 	}
 	s->pending--;
 	if (job->status < 0)
-		log_err(s->sid, "QUIT user=%s: deletion failed: %s", s->user,
+		log_err(s->sid, "quit client=%s user=%s status=failed "
+		    "reason=\"deletion failed: %s\"",
+		    s->peer, log_value(s->user, uq, sizeof(uq)),
 		    job->err.msg);
 	s->inflight = POP3_IF_NONE;
 	pop3_proto_complete(s->proto, job->status);
@@ -881,13 +904,15 @@ static void
 pop3_session_tls_cb(struct net_conn *c, int status)
 {
 	struct pop3_session *s = net_conn_data(c);
+	char kv[160];
 
 	if (status != 0) {
 		/* net closes the connection; the core learns it too. */
 		pop3_proto_complete(s->proto, status);
 		return;
 	}
-	log_info(s->sid, "TLS %s", net_conn_tls_desc(c));
+	log_info(s->sid, "tls client=%s status=ok %s", s->peer,
+	    log_tls_fields(net_conn_tls_desc(c), kv, sizeof(kv)));
 	if (!s->greeted) {
 		/* Port 995: the greeting waited for the handshake. */
 		s->greeted = true;
@@ -918,7 +943,7 @@ pop3_session_timeout_cb(struct net_conn *c)
 
 	/* RFC 1939 3: the autologout timer closes the connection without a
 	 * response and without entering UPDATE. */
-	log_info(s->sid, "idle timeout");
+	log_info(s->sid, "timeout client=%s", s->peer);
 	net_conn_close(c, false);
 }
 
@@ -939,9 +964,10 @@ pop3_session_close_cb(struct net_conn *c)
 	uint64_t ms = uv_now(s->srv->loop) - s->start_ms;
 
 	pop3_proto_stats(s->proto, &st);
-	log_info(s->sid, "disconnect user=%s retrieved=%u deleted=%u "
-	    "octets=%" PRIu64 " duration=%" PRIu64 ".%03" PRIu64 "s",
-	    st.user != NULL ? st.user : "-", st.retrieved, st.deleted,
+	log_info(s->sid, "disconnect client=%s user=%s retrieved=%u "
+	    "deleted=%u octets=%" PRIu64 " duration=%" PRIu64 ".%03" PRIu64,
+	    s->peer, st.user != NULL ? st.user : "-", st.retrieved,
+	    st.deleted,
 	    st.octets, ms / 1000, ms % 1000);
 	ipcount_dec(s->srv->ipc, s->peer);
 	s->conn = NULL;
@@ -1057,11 +1083,13 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 		net_conn_set_ops(c, &pop3_reject_ops);
 		net_conn_set_data(c, srv);
 		if (full && !srv->stopping)
-			log_warn(NULL, "refused %s: %u sessions, "
-			    "max_connections is %u", net_conn_peer(c),
+			log_warn(NULL, "refused client=%s "
+			    "reason=max_connections sessions=%u "
+			    "max_connections=%u", net_conn_peer(c),
 			    srv->n_sessions, srv->cfg.pop3.max_connections);
 		else if (!srv->stopping)
-			log_warn(NULL, "refused %s: %u connections from it",
+			log_warn(NULL, "refused client=%s "
+			    "reason=max_connections_per_ip connections=%u",
 			    net_conn_peer(c), n - 1);
 		/* On 995 inside TLS, after the handshake (net.h). */
 		net_conn_refuse(c, srv->stopping ?
@@ -1097,8 +1125,8 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 	net_conn_set_ops(c, &pop3_session_ops);
 	net_conn_set_data(c, s);
 	net_conn_set_timeout(c, pop3_session_timeout_ms(s));
-	log_info(s->sid, "connect from %s to port %d%s", s->peer,
-	    net_conn_local_port(c), implicit ? " (TLS)" : "");
+	log_info(s->sid, "connect client=%s port=%d listener=%s", s->peer,
+	    net_conn_local_port(c), implicit ? "pop3s" : "pop3");
 	pop3_session_pump(s);
 }
 

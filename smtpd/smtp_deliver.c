@@ -95,8 +95,9 @@ smtp_deliver_bounce(struct store *st, struct smtp_deliver_job *dj)
 		    "552 5.2.2 Message exceeds the mailbox quota" :
 		    "552 5.2.2 Mailbox full";
 		dr[n].last_attempt = (int64_t)time(NULL);
-		log_info(dj->sid, "id %s to=<%s> status=bounced (%s)", m->id,
-		    addr[n], m->user_status[i] == PR_ETOOBIG ?
+		log_info(dj->sid, "deliver msgid=%s to=<%s> relay=local "
+		    "status=bounced dsn=5.2.2 reason=\"%s\"", m->id, addr[n],
+		    m->user_status[i] == PR_ETOOBIG ?
 		    "message exceeds the mailbox quota" : "mailbox full");
 		n++;
 	}
@@ -104,8 +105,8 @@ smtp_deliver_bounce(struct store *st, struct smtp_deliver_job *dj)
 	memset(&b, 0, sizeof(b));
 	buf_init(&rep, 4 * 1024 * 1024);
 	if (m->sender == NULL || m->sender[0] == '\0') {
-		log_info(dj->sid, "id %s: no bounce for a message from the "
-		    "null sender", m->id);
+		log_info(dj->sid, "deliver msgid=%s bounce=none reason=\"no "
+		    "bounce for a message from the null sender\"", m->id);
 		goto out;
 	}
 	head = xmalloc(RELAY_DSN_HEAD_MAX);
@@ -126,15 +127,17 @@ smtp_deliver_bounce(struct store *st, struct smtp_deliver_job *dj)
 	r = relay_dsn_build(&dsn, &rep);
 	free(head);
 	if (r < 0) {
-		log_err(dj->sid, "id %s: cannot build the bounce: %s", m->id,
+		log_err(dj->sid, "deliver msgid=%s bounce=failed "
+		    "reason=\"cannot build the bounce: %s\"", m->id,
 		    pr_strerror(r));
 		goto out;
 	}
 	pr_err_clear(&err);
 	kind = store_resolve(st, m->sender, smtp_deliver_bounce_cb, &b, &err);
 	if (kind < 0 || kind == STORE_RESOLVE_UNKNOWN) {
-		log_warn(dj->sid, "id %s: bounce to <%s> dropped: %s", m->id,
-		    m->sender, kind < 0 ? err.msg : "no such local address");
+		log_warn(dj->sid, "deliver msgid=%s bounce=dropped to=<%s> "
+		    "reason=\"%s\"", m->id, m->sender,
+		    kind < 0 ? err.msg : "no such local address");
 		goto out;
 	}
 	if (kind == STORE_RESOLVE_REMOTE && b.n_remote == 0)
@@ -161,18 +164,21 @@ smtp_deliver_bounce(struct store *st, struct smtp_deliver_job *dj)
 		outp[i] = &out[i];
 	}
 	if (n_out > 0 && (r = store_deliver(st, outp, n_out)) < 0) {
-		log_err(dj->sid, "id %s: bounce to <%s> not stored: %s",
-		    m->id, m->sender, out[0].err.msg);
+		log_err(dj->sid, "deliver msgid=%s bounce=failed to=<%s> "
+		    "reason=\"not stored: %s\"", m->id, m->sender,
+		    out[0].err.msg);
 		goto out;
 	}
 	for (i = 0; i < n_out; i++) {
 		if (out[i].status == 0)
-			log_info(dj->sid, "id %s: bounce to <%s> stored as "
-			    "id %s (%s)", m->id, m->sender, out[i].id,
-			    out[i].n_users > 0 ? "local" : "queued");
+			log_info(dj->sid, "deliver msgid=%s bounce=%s "
+			    "to=<%s> status=%s", m->id, out[i].id, m->sender,
+			    out[i].n_users > 0 ? "sent relay=local" :
+			    "queued");
 		else
-			log_warn(dj->sid, "id %s: bounce to <%s> dropped: "
-			    "%s", m->id, m->sender, out[i].err.msg);
+			log_warn(dj->sid, "deliver msgid=%s bounce=dropped "
+			    "to=<%s> reason=\"%s\"", m->id, m->sender,
+			    out[i].err.msg);
 	}
 out:
 	for (i = 0; i < b.n_remote; i++)

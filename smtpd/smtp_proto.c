@@ -100,8 +100,9 @@ smtp_proto__reply(struct smtp_proto *p, int code, const char *enh,
 	}
 	if (code >= 400) {
 		p->rejects++;
-		smtp_proto__log(p, 1, "reject: %s: %d %s %s", p->cmdlog, code,
-		    enh ? enh : "", text);
+		/* docs/LOGGING.md 3.3: the glue puts client= first. */
+		smtp_proto__log(p, 1, "reject command=\"%s\" code=%d dsn=%s "
+		    "reply=\"%s\"", p->cmdlog, code, enh ? enh : "-", text);
 	}
 }
 

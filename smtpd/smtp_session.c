@@ -132,9 +132,15 @@ static void
 smtp_session_log_cb(void *data, int level, const char *text)
 {
 	struct smtp_session *s = data;
+	enum log_level lvl = level == 0 ? LOG_LVL_DEBUG : level == 1 ?
+	    LOG_LVL_INFO : LOG_LVL_WARN;
 
-	log_msg(level == 0 ? LOG_LVL_DEBUG : level == 1 ? LOG_LVL_INFO :
-	    LOG_LVL_WARN, s->sid, "%s", text);
+	/* The core's refusals: the client's address first, as on every
+	 * other per-session line (docs/LOGGING.md 3). */
+	if (strncmp(text, "reject ", 7) == 0)
+		log_msg(lvl, s->sid, "reject client=%s %s", s->peer, text + 7);
+	else
+		log_msg(lvl, s->sid, "%s", text);
 }
 
 static const char *
@@ -277,6 +283,7 @@ smtp_session_auth_cleared_cb(struct store_throttle_job *j)
 static void
 smtp_session_auth_counted_cb(struct store_throttle_job *j)
 {
+	char uq[LOG_VALUE_MAX], lq[LOG_VALUE_MAX];
 	struct smtp_session *s = j->data;
 	const struct store_login *l;
 	unsigned fails;
@@ -292,12 +299,16 @@ smtp_session_auth_counted_cb(struct store_throttle_job *j)
 	l = &s->op->login;
 	/* Never the password: only who tried, from where. */
 	fails = smtp_proto_auth_failures(s->p) + 1;
-	log_warn(s->sid, "AUTH failed: user %s%s%s from %s (failure %u; in "
-	    "%u min: %u from the client, %u for the account)", l->name,
+	/* client= comes before anything the peer chose, so that a filter
+	 * matching the line's start (fail2ban) cannot be fed an address
+	 * through the user name (docs/LOGGING.md). */
+	log_warn(s->sid, "auth client=%s status=failed user=%s%s%s "
+	    "failures=%u client_failures=%u account_failures=%u window=%um",
+	    s->peer, log_value(l->name, uq, sizeof(uq)),
 	    l->kind == STORE_LOGIN_APP ? " app-password=" : "",
-	    l->kind == STORE_LOGIN_APP ? l->label : "", s->peer, fails,
-	    AUTHLIMIT_WINDOW / 60, j->counts.ip_failures,
-	    j->counts.account_failures);
+	    l->kind == STORE_LOGIN_APP ? log_value(l->label, lq, sizeof(lq)) :
+	    "", fails, j->counts.ip_failures, j->counts.account_failures,
+	    AUTHLIMIT_WINDOW / 60);
 	/* A delay that doubles with each failure, on the session timer:
 	 * the loop keeps serving everybody else. */
 	delay = (uint64_t)SMTP_SESSION_AUTH_DELAY_MS << (fails - 1 > 4 ? 4 :
@@ -332,6 +343,7 @@ smtp_session_auth_throttle(struct smtp_session *s, bool success,
 static void
 smtp_session_auth_after_cb(struct pwpool_job *pj)
 {
+	char uq[LOG_VALUE_MAX], lq[LOG_VALUE_MAX];
 	struct smtp_session_op *op = STORE_CONTAINER(pj,
 	    struct smtp_session_op, pw);
 	struct smtp_session *s = op->s;
@@ -347,9 +359,9 @@ smtp_session_auth_after_cb(struct pwpool_job *pj)
 		/* A device submits (RFC 6409): on port 25 its login is
 		 * refused like a wrong password, and not counted, since the
 		 * password was right. */
-		log_warn(s->sid, "AUTH refused: device %s from %s: devices "
-		    "log in on the submission ports only", op->login.name,
-		    s->peer);
+		log_warn(s->sid, "auth client=%s status=refused device=%s "
+		    "reason=\"devices log in on the submission ports only\"",
+		    s->peer, log_value(op->login.name, uq, sizeof(uq)));
 		s->pending++;
 		s->delay_active = true;
 		uv_timer_start(&s->timer, smtp_session_auth_delay_cb,
@@ -367,16 +379,19 @@ smtp_session_auth_after_cb(struct pwpool_job *pj)
 		}
 		smtp_proto_auth_name(s->p, op->login.name);
 		if (op->login.kind == STORE_LOGIN_APP)
-			log_info(s->sid, "AUTH ok: user %s app-password=%s "
-			    "from %s", op->login.name, op->login.label,
-			    s->peer);
+			log_info(s->sid, "auth client=%s status=ok user=%s "
+			    "app-password=%s", s->peer,
+			    log_value(op->login.name, uq, sizeof(uq)),
+			    log_value(op->login.label, lq, sizeof(lq)));
 		else if (op->login.kind == STORE_LOGIN_DEVICE)
-			log_info(s->sid, "AUTH ok: device %s from=<%s> "
-			    "rate=%u/hour from %s", op->login.name,
-			    op->login.from, op->login.rate, s->peer);
+			log_info(s->sid, "auth client=%s status=ok device=%s "
+			    "from=<%s> rate=%u/hour", s->peer,
+			    log_value(op->login.name, uq, sizeof(uq)),
+			    op->login.from, op->login.rate);
 		else
-			log_info(s->sid, "AUTH ok: user %s from %s",
-			    op->login.name, s->peer);
+			log_info(s->sid, "auth client=%s status=ok user=%s",
+			    s->peer, log_value(op->login.name, uq,
+			    sizeof(uq)));
 		if (op->counts.account_failures == 0)
 			smtp_session_complete(s, 0);
 		else
@@ -392,6 +407,7 @@ smtp_session_auth_after_cb(struct pwpool_job *pj)
 static bool
 smtp_session_auth_verify(struct smtp_session *s)
 {
+	char uq[LOG_VALUE_MAX];
 	struct smtp_session_op *op = s->op;
 
 	memset(&op->pw, 0, sizeof(op->pw));
@@ -400,8 +416,9 @@ smtp_session_auth_verify(struct smtp_session *s)
 	snprintf(op->pw.key, sizeof(op->pw.key), "%s", s->ipkey);
 	op->pw.low = op->counts.ip_failures > 0;
 	if (pwpool_submit(s->srv->pw, &op->pw) < 0) {
-		log_warn(s->sid, "auth refused: ip=%s account=%s: password "
-		    "checks busy", s->peer, op->login.account);
+		log_warn(s->sid, "auth client=%s status=busy user=%s "
+		    "reason=\"password checks busy\"", s->peer,
+		    log_value(op->login.account, uq, sizeof(uq)));
 		return false;
 	}
 	s->pending++;
@@ -424,6 +441,7 @@ smtp_session_auth_wait_cb(uv_timer_t *t)
 static bool
 smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 {
+	char uq[LOG_VALUE_MAX];
 	struct smtp_session_op *op = smtp_session_op(s);
 	struct store_throttle *n = &op->counts;
 	char tag[STORE_LOGIN_TAG_LEN + 1];
@@ -454,9 +472,9 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 		    err.msg);
 	if (authlimit_decide(n->ip_failures, n->account_failures, &delay) ==
 	    AUTHLIMIT_REFUSE) {
-		log_warn(s->sid, "auth throttled: ip=%s account=%s "
+		log_warn(s->sid, "auth client=%s status=throttled user=%s "
 		    "failures=%u account_failures=%u%s%s", s->peer,
-		    op->login.account,
+		    log_value(op->login.account, uq, sizeof(uq)),
 		    n->ip_failures, n->account_failures,
 		    strcmp(s->ipkey, s->peer) != 0 ? " net=" : "",
 		    strcmp(s->ipkey, s->peer) != 0 ? s->ipkey : "");
@@ -466,9 +484,9 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 		return true;
 	}
 	if (delay > 0) {
-		log_info(s->sid, "auth delayed: ip=%s account=%s failures=%u "
-		    "account_failures=%u delay=%llums", s->peer,
-		    op->login.account,
+		log_info(s->sid, "auth client=%s status=delayed user=%s "
+		    "failures=%u account_failures=%u delay=%llums", s->peer,
+		    log_value(op->login.account, uq, sizeof(uq)),
 		    n->ip_failures, n->account_failures,
 		    (unsigned long long)delay);
 		s->pending++;
@@ -851,25 +869,31 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	const struct smtp_tx *tx = smtp_proto_tx(s->p);
 	const struct store_msg *m = &job->msg;
 	bool remote = m->n_remote > 0;
+	const char *tls = "no";
+	int tls_len = 2;
 
 	s->pending--;
 	free(job->msg.user_status);
 	job->msg.user_status = NULL;
+	/* The protocol of the TLS session ("TLSv1.3"), or "no". */
+	if (s->c != NULL && net_conn_tls_active(s->c)) {
+		tls = net_conn_tls_desc(s->c);
+		tls_len = (int)strcspn(tls, " ");
+	}
 	/* One id end to end: the Received field, the "queued as" reply,
 	 * this line and `postroom queue list`. */
 	if (m->status == 0)
-		log_info(s->sid, "accepted: id %s from <%s> "
-		    "to <%s>%s%.0zu (%zu local, %zu remote), %llu octets%s%s",
-		    m->id,
-		    tx->sender, tx->first_rcpt, tx->n_rcpt > 1 ? " +" : "",
-		    tx->n_rcpt > 1 ? (size_t)tx->n_rcpt - 1 : 0, m->n_users,
-		    m->n_remote, (unsigned long long)tx->size,
-		    s->c != NULL && net_conn_tls_active(s->c) ? ", " : "",
-		    s->c != NULL && net_conn_tls_active(s->c) ?
-		    net_conn_tls_desc(s->c) : "");
+		log_info(s->sid, "accepted msgid=%s client=%s from=<%s> "
+		    "to=<%s> nrcpt=%u local=%zu remote=%zu size=%llu tls=%.*s"
+		    "%s%s", m->id, s->peer, tx->sender, tx->first_rcpt,
+		    tx->n_rcpt, m->n_users, m->n_remote,
+		    (unsigned long long)tx->size, tls_len, tls,
+		    smtp_proto_auth_user(s->p)[0] != '\0' ? " user=" : "",
+		    smtp_proto_auth_user(s->p));
 	else
-		log_warn(s->sid, "delivery from <%s> failed: %s%s%s",
-		    tx->sender, pr_strerror(m->status),
+		log_warn(s->sid, "rejected client=%s from=<%s> nrcpt=%u "
+		    "status=failed reason=\"%s%s%s\"", s->peer, tx->sender,
+		    tx->n_rcpt, pr_strerror(m->status),
 		    m->err.msg[0] ? ": " : "", m->err.msg);
 	if (m->status == 0 && remote && s->srv->relay != NULL)
 		relay_kick(s->srv->relay);
@@ -1106,8 +1130,8 @@ smtp_session_rate_cb(uv_timer_t *t)
 	    elapsed < srv->min_data_grace_ms ||
 	    s->xfer_octets * 1000 >= srv->min_data_rate * elapsed)
 		return;
-	log_warn(s->sid, "too slow: %s sent %llu octets in %.1fs, below "
-	    "min_data_rate %llu/s", s->peer,
+	log_warn(s->sid, "slow client=%s octets=%llu seconds=%.1f "
+	    "min_data_rate=%llu/s", s->peer,
 	    (unsigned long long)s->xfer_octets, (double)elapsed / 1000.0,
 	    (unsigned long long)srv->min_data_rate);
 	uv_timer_stop(&s->timer);
@@ -1227,15 +1251,17 @@ static void
 smtp_session_tls_cb(struct net_conn *c, int status)
 {
 	struct smtp_session *s = net_conn_data(c);
+	char kv[160];
 
 	s->tls_starting = false;
 	if (status < 0) {
-		log_info(s->sid, "TLS handshake with %s failed: %s", s->peer,
-		    net_conn_tls_error(c));
+		log_info(s->sid, "tls client=%s status=failed reason=\"%s\"",
+		    s->peer, net_conn_tls_error(c));
 		smtp_proto_complete(s->p, status);
 		return;
 	}
-	log_info(s->sid, "TLS: %s", net_conn_tls_desc(c));
+	log_info(s->sid, "tls client=%s status=ok %s", s->peer,
+	    log_tls_fields(net_conn_tls_desc(c), kv, sizeof(kv)));
 	smtp_proto_tls_started(s->p, net_conn_tls_desc(c));
 	s->busy = false;
 	if (!s->greeted) {
@@ -1255,7 +1281,7 @@ smtp_session_timeout_cb(struct net_conn *c)
 	struct smtp_session *s = net_conn_data(c);
 
 	if (s->tls_starting) {
-		log_info(s->sid, "TLS handshake timeout from %s", s->peer);
+		log_info(s->sid, "tls client=%s status=timeout", s->peer);
 		net_conn_close(c, false);
 		return;
 	}
@@ -1264,7 +1290,7 @@ smtp_session_timeout_cb(struct net_conn *c)
 		net_conn_set_timeout(c, s->srv->timeout_ms);
 		return;
 	}
-	log_info(s->sid, "timeout from %s", s->peer);
+	log_info(s->sid, "timeout client=%s", s->peer);
 	if (!s->greeted) {
 		net_conn_close(c, false);
 		return;
@@ -1298,9 +1324,8 @@ smtp_session_close_cb(struct net_conn *c)
 	struct smtp_session *s = net_conn_data(c);
 	double secs = (double)(uv_now(s->srv->loop) - s->t_start) / 1000.0;
 
-	log_info(s->sid, "disconnect from %s after %.3fs: %u message%s, "
-	    "%u rejected", s->peer, secs, smtp_proto_messages(s->p),
-	    smtp_proto_messages(s->p) == 1 ? "" : "s",
+	log_info(s->sid, "disconnect client=%s duration=%.3f messages=%u "
+	    "rejected=%u", s->peer, secs, smtp_proto_messages(s->p),
 	    smtp_proto_rejects(s->p));
 	s->c = NULL;
 	if (s->delay_active) {
@@ -1377,11 +1402,12 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	if (smtp_proto_new(&conf, &s->p) < 0)
 		fatal("out of memory");
 
-	log_info(s->sid, "connect from %s to port %d (%s)", s->peer,
+	log_info(s->sid, "connect client=%s port=%d listener=%s", s->peer,
 	    net_conn_local_port(c), smtp_session_kind_name(s->kind));
 	if (srv->max_sessions > 0 && srv->n_sessions > srv->max_sessions) {
-		log_warn(s->sid, "refused %s: %u sessions, max_connections is "
-		    "%u", s->peer, srv->n_sessions - 1, srv->max_sessions);
+		log_warn(s->sid, "refused client=%s reason=max_connections "
+		    "sessions=%u max_connections=%u", s->peer,
+		    srv->n_sessions - 1, srv->max_sessions);
 		smtp_session_refuse(s, "4.7.0", "Too many connections, try "
 		    "again later");
 		return;
@@ -1389,7 +1415,8 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	count = ipcount_inc(srv->ipc, s->peer);
 	s->ip_counted = true;
 	if (srv->max_per_ip > 0 && count > srv->max_per_ip) {
-		log_warn(s->sid, "refused %s: %u connections from it", s->peer,
+		log_warn(s->sid, "refused client=%s "
+		    "reason=max_connections_per_ip connections=%u", s->peer,
 		    count);
 		smtp_session_refuse(s, "4.7.0",
 		    "Too many connections from your address");

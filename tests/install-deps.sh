@@ -9,7 +9,7 @@ sqlite3 openssl ca-certificates python3 python3-dkim python3-authres
 python3-dnslib python3-yaml msmtp curl fetchmail mpop
 swaks libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
 libauthen-sasl-perl
-dnsmasq-base iproute2 postfix opendkim-tools testssl.sh
+dnsmasq-base iproute2 postfix opendkim-tools testssl.sh fail2ban
 debhelper devscripts dh-exec fakeroot lintian ssl-cert adduser
 bsd-mailx mailutils"
 missing=""

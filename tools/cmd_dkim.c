@@ -1,23 +1,53 @@
 /*
- * cmd_dkim.c - `postroom dkim keygen DOMAIN [--selector S] [--ed25519]`.
+ * cmd_dkim.c - the DKIM keys of the hosted domains:
  *
- * Creates the signing key of a hosted domain under <data_dir>/dkim/ and
- * prints the TXT record to publish.  The relay signs with the newest key
- * from then on, so the record should be published first (or a new
- * selector used while the old record stays).
+ *   postroom dkim keygen DOMAIN [--selector S] [--ed25519]
+ *   postroom dkim list [DOMAIN]
+ *   postroom dkim activate DOMAIN SELECTOR [--force]
+ *   postroom dkim retire DOMAIN SELECTOR
+ *
+ * A new key is pending: keygen prints its record, and the key signs only
+ * once `activate` has found that record in DNS, so that no receiver sees
+ * a signature it cannot check (RFC 6376 6.1.2: a missing key record makes
+ * the signature fail).  The states are kept by dkim_keyfile.h.
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/types.h>
+#include <time.h>
+
+#include <ares.h>
 
 #include "addr.h"
 #include "buf.h"
 #include "cli.h"
 #include "dkim_keyfile.h"
 
-int
-cmd_dkim(struct cli *cli, int argc, char **argv)
+/* Checks and lower-cases a DOMAIN argument of a hosted domain into out.
+ * Returns CLI_OK, or the exit status after saying what is wrong. */
+static int
+cmd_dkim_domain(struct cli *cli, const char *arg, char *out, size_t outsz)
+{
+	int r;
+
+	if (!addr_domain_valid(arg, strlen(arg), false))
+		return cli_fail("invalid domain name '%s'", arg);
+	snprintf(out, outsz, "%s", arg);
+	addr_lower(out);
+	r = store_domain_exists(cli_store(cli), out);
+	if (r < 0)
+		return cli_fail("cannot read the domains");
+	if (r == 0)
+		return cli_fail("domain %s is not hosted here (add it with "
+		    "`postroom domain add %s`)", out, out);
+	return CLI_OK;
+}
+
+static int
+cmd_dkim_keygen(struct cli *cli, int argc, char **argv)
 {
 	char domain[ADDR_DOMAIN_MAX + 1];
 	const char *selector = NULL, *dom = NULL;
@@ -27,8 +57,6 @@ cmd_dkim(struct cli *cli, int argc, char **argv)
 	bool ed25519 = false;
 	int i, r;
 
-	if (argc < 3 || strcmp(argv[1], "keygen") != 0)
-		return CLI_USAGE;
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--ed25519") == 0)
 			ed25519 = true;
@@ -43,20 +71,12 @@ cmd_dkim(struct cli *cli, int argc, char **argv)
 	}
 	if (dom == NULL)
 		return CLI_USAGE;
-	if (!addr_domain_valid(dom, strlen(dom), false))
-		return cli_fail("invalid domain name '%s'", dom);
-	snprintf(domain, sizeof(domain), "%s", dom);
-	addr_lower(domain);
+	if ((r = cmd_dkim_domain(cli, dom, domain, sizeof(domain))) != CLI_OK)
+		return r;
 	if (selector != NULL &&
 	    !dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
 		return cli_fail("invalid selector '%s' (letters, digits, '-', "
 		    "'_' and '.')", selector);
-	r = store_domain_exists(cli_store(cli), domain);
-	if (r < 0)
-		return cli_fail("cannot read the domains");
-	if (r == 0)
-		return cli_fail("domain %s is not hosted here (add it with "
-		    "`postroom domain add %s`)", domain, domain);
 	pr_err_clear(&err);
 	/* Run by root, the CLI already works as [server] user, so the key
 	 * belongs to the daemons' user and stays private to it. */
@@ -70,12 +90,279 @@ cmd_dkim(struct cli *cli, int argc, char **argv)
 		return cli_fail("cannot format the DNS record");
 	}
 	printf("Created %s DKIM key for %s, selector %s, in %s/dkim/%s/.\n"
-	    "Publish this TXT record; outbound mail from %s is signed with "
-	    "it from now on:\n\n%.*s",
+	    "It is pending: publish this TXT record, then start signing "
+	    "with\n`postroom dkim activate %s %s`:\n\n%.*s",
 	    ed25519 ? "an Ed25519" : "a 2048-bit RSA", domain,
 	    dkim_key_selector(k), cli->cfg.server.data_dir, domain,
-	    domain, (int)rec.len, (char *)rec.p);
+	    domain, dkim_key_selector(k), (int)rec.len, (char *)rec.p);
 	buf_fini(&rec);
 	dkim_key_free(&k);
 	return CLI_OK;
+}
+
+/* Prints one line per key of domain: DOMAIN SELECTOR ALGORITHM STATE
+ * CREATED. */
+static int
+cmd_dkim_list_domain(struct cli *cli, const char *domain)
+{
+	struct dkim_keyfile_info info[DKIM_KEYFILE_MAX];
+	struct dkim_key *k;
+	struct pr_err err;
+	char day[16];
+	struct tm tm;
+	time_t t;
+	int i, n;
+
+	n = dkim_keyfile_list(cli->cfg.server.data_dir, domain, info,
+	    DKIM_KEYFILE_MAX, &err);
+	if (n < 0)
+		return cli_fail("DKIM keys of %s: %s", domain, err.msg);
+	for (i = 0; i < n; i++) {
+		const char *alg = "unreadable";
+
+		k = NULL;
+		if (dkim_keyfile_load_one(cli->cfg.server.data_dir, domain,
+		    info[i].selector, &k, &err) == 0)
+			alg = dkim_key_alg_name(dkim_key_alg(k));
+		t = (time_t)info[i].created;
+		gmtime_r(&t, &tm);
+		strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+		printf("%s %s %s %s %s\n", domain, info[i].selector, alg,
+		    dkim_keyfile_state_name(info[i].state), day);
+		dkim_key_free(&k);
+	}
+	return CLI_OK;
+}
+
+static int
+cmd_dkim_list(struct cli *cli, int argc, char **argv)
+{
+	char domain[ADDR_DOMAIN_MAX + 1];
+	char (*names)[256];
+	struct pr_err err;
+	int i, n, r;
+
+	if (argc > 3 || (argc == 3 && argv[2][0] == '-'))
+		return CLI_USAGE;
+	if (argc == 3) {
+		if ((r = cmd_dkim_domain(cli, argv[2], domain,
+		    sizeof(domain))) != CLI_OK)
+			return r;
+		return cmd_dkim_list_domain(cli, domain);
+	}
+	names = calloc(1024, sizeof(*names));
+	if (names == NULL)
+		return cli_fail("out of memory");
+	n = dkim_keyfile_domains(cli->cfg.server.data_dir, names, 1024, &err);
+	if (n < 0) {
+		free(names);
+		return cli_fail("%s", err.msg);
+	}
+	for (i = 0, r = CLI_OK; i < n && r == CLI_OK; i++)
+		r = cmd_dkim_list_domain(cli, names[i]);
+	free(names);
+	return r;
+}
+
+/* --- The published record ----------------------------------------------- */
+
+struct cmd_dkim_lookup {
+	const struct dkim_key *key;
+	bool done;
+	int status;    /* ARES_SUCCESS, ARES_ENODATA, ARES_ENOTFOUND, ... */
+	int records;   /* TXT records seen */
+	bool match;    /* one of them holds the key */
+};
+
+static void
+cmd_dkim_txt_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct cmd_dkim_lookup *l = arg;
+	struct ares_txt_ext *txt = NULL, *t;
+	struct buf rec;
+
+	(void)timeouts;
+	l->done = true;
+	l->status = status;
+	if (status != ARES_SUCCESS)
+		return;
+	if ((l->status = ares_parse_txt_reply_ext(abuf, alen, &txt)) !=
+	    ARES_SUCCESS)
+		return;
+	/* RFC 6376 3.6.2.2: the strings of one record are concatenated;
+	 * record_start marks the first string of each record. */
+	buf_init(&rec, 65536);
+	for (t = txt; t != NULL; t = t->next) {
+		if (t->record_start && rec.len > 0) {
+			l->records++;
+			l->match |= dkim_key_txt_match(l->key,
+			    (const char *)rec.p, rec.len);
+			buf_reset(&rec);
+		}
+		buf_append(&rec, t->txt, t->length);
+	}
+	if (txt != NULL) {
+		l->records++;
+		l->match |= dkim_key_txt_match(l->key, (const char *)rec.p,
+		    rec.len);
+	}
+	buf_fini(&rec);
+	ares_free_data(txt);
+}
+
+/*
+ * Looks up the TXT record at SELECTOR._domainkey.DOMAIN (RFC 6376 3.6.2.1)
+ * through [relay] resolver (or the system's) and compares it with k.
+ * Returns CLI_OK when a record holds the key, else the exit status after
+ * saying what was found.
+ */
+static int
+cmd_dkim_check_dns(struct cli *cli, const struct dkim_key *k)
+{
+	const char *resolver = cli->cfg.relay.resolver;
+	struct cmd_dkim_lookup l = { .key = k };
+	struct ares_options opts;
+	ares_channel ch;
+	char name[400];
+	int rc;
+
+	snprintf(name, sizeof(name), "%s._domainkey.%s", dkim_key_selector(k),
+	    dkim_key_domain(k));
+	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
+		return cli_fail("DNS: %s", ares_strerror(rc));
+	memset(&opts, 0, sizeof(opts));
+	opts.timeout = 2000;
+	opts.tries = 3;
+	/* With a configured server, its answers alone count: no search
+	 * list, no /etc/hosts. */
+	opts.lookups = (char *)(resolver[0] != '\0' ? "b" : "fb");
+	opts.flags = ARES_FLAG_NOSEARCH;
+	if ((rc = ares_init_options(&ch, &opts, ARES_OPT_TIMEOUTMS |
+	    ARES_OPT_TRIES | ARES_OPT_LOOKUPS | ARES_OPT_FLAGS)) !=
+	    ARES_SUCCESS)
+		return cli_fail("DNS: %s", ares_strerror(rc));
+	if (resolver[0] != '\0' &&
+	    (rc = ares_set_servers_ports_csv(ch, resolver)) != ARES_SUCCESS) {
+		ares_destroy(ch);
+		return cli_fail("[relay] resolver '%s': %s", resolver,
+		    ares_strerror(rc));
+	}
+	ares_query(ch, name, 1 /* C_IN */, 16 /* T_TXT */, cmd_dkim_txt_cb,
+	    &l);
+	while (!l.done) {
+		struct timeval tv, *tvp;
+		fd_set rfds, wfds;
+		int nfds;
+
+		FD_ZERO(&rfds);
+		FD_ZERO(&wfds);
+		nfds = ares_fds(ch, &rfds, &wfds);
+		if (nfds == 0)
+			break;
+		tvp = ares_timeout(ch, NULL, &tv);
+		select(nfds, &rfds, &wfds, NULL, tvp);
+		ares_process(ch, &rfds, &wfds);
+	}
+	ares_destroy(ch);
+	ares_library_cleanup();
+	if (l.match)
+		return CLI_OK;
+	if (!l.done || (l.status != ARES_SUCCESS &&
+	    l.status != ARES_ENODATA && l.status != ARES_ENOTFOUND))
+		return cli_fail("cannot look up the TXT record at %s: %s "
+		    "(--force activates without the check)", name,
+		    ares_strerror(l.done ? l.status : ARES_ETIMEOUT));
+	if (l.records == 0)
+		return cli_fail("no TXT record at %s yet: publish the record "
+		    "that `postroom dns %s` prints, wait for it to show, "
+		    "then activate (--force skips the check)", name,
+		    dkim_key_domain(k));
+	return cli_fail("the TXT record at %s does not hold this key (an "
+	    "old record?): publish the one `postroom dns %s` prints "
+	    "(--force skips the check)", name, dkim_key_domain(k));
+}
+
+/* activate and retire: argv[2] DOMAIN, argv[3] SELECTOR. */
+static int
+cmd_dkim_state(struct cli *cli, int argc, char **argv,
+    enum dkim_keyfile_state to)
+{
+	struct dkim_keyfile_info info[DKIM_KEYFILE_MAX];
+	char domain[ADDR_DOMAIN_MAX + 1];
+	const char *dom = NULL, *sel = NULL;
+	struct dkim_key *k = NULL;
+	struct pr_err err;
+	bool force = false;
+	int i, n, r, active = 0;
+
+	for (i = 2; i < argc; i++) {
+		if (to == DKIM_KEYFILE_ACTIVE && strcmp(argv[i], "--force") == 0)
+			force = true;
+		else if (argv[i][0] == '-')
+			return CLI_USAGE;
+		else if (dom == NULL)
+			dom = argv[i];
+		else if (sel == NULL)
+			sel = argv[i];
+		else
+			return CLI_USAGE;
+	}
+	if (sel == NULL)
+		return CLI_USAGE;
+	if ((r = cmd_dkim_domain(cli, dom, domain, sizeof(domain))) != CLI_OK)
+		return r;
+	if (!dkim_key_name_ok(sel, DKIM_KEY_SELECTOR_MAX))
+		return cli_fail("invalid selector '%s'", sel);
+	pr_err_clear(&err);
+	r = dkim_keyfile_load_one(cli->cfg.server.data_dir, domain, sel, &k,
+	    &err);
+	if (r == PR_ENOENT)
+		return cli_fail("%s has no DKIM key with selector '%s' (see "
+		    "`postroom dkim list %s`)", domain, sel, domain);
+	if (r < 0)
+		return cli_fail("%s", err.msg);
+	if (to == DKIM_KEYFILE_ACTIVE && !force &&
+	    (r = cmd_dkim_check_dns(cli, k)) != CLI_OK) {
+		dkim_key_free(&k);
+		return r;
+	}
+	dkim_key_free(&k);
+	if (dkim_keyfile_set_state(cli->cfg.server.data_dir, domain, sel, to,
+	    (gid_t)-1, &err) < 0)
+		return cli_fail("%s", err.msg);
+	if (to == DKIM_KEYFILE_ACTIVE) {
+		printf("Key %s of %s is active: outbound mail from %s is "
+		    "signed with it.\n", sel, domain, domain);
+		return CLI_OK;
+	}
+	n = dkim_keyfile_list(cli->cfg.server.data_dir, domain, info,
+	    DKIM_KEYFILE_MAX, &err);
+	for (i = 0; i < n; i++)
+		active += info[i].state == DKIM_KEYFILE_ACTIVE;
+	printf("Key %s of %s is retired: it signs no more; its record can "
+	    "be removed from DNS once mail signed with it is delivered.\n",
+	    sel, domain);
+	if (n >= 0 && active == 0)
+		printf("%s has no active key left: its mail goes out "
+		    "unsigned.\n", domain);
+	return CLI_OK;
+}
+
+int
+cmd_dkim(struct cli *cli, int argc, char **argv)
+{
+	int r = CLI_USAGE;
+
+	if (argc < 2)
+		return CLI_USAGE;
+	if (strcmp(argv[1], "keygen") == 0)
+		r = cmd_dkim_keygen(cli, argc, argv);
+	else if (strcmp(argv[1], "list") == 0)
+		r = cmd_dkim_list(cli, argc, argv);
+	else if (strcmp(argv[1], "activate") == 0)
+		r = cmd_dkim_state(cli, argc, argv, DKIM_KEYFILE_ACTIVE);
+	else if (strcmp(argv[1], "retire") == 0)
+		r = cmd_dkim_state(cli, argc, argv, DKIM_KEYFILE_RETIRED);
+	return r;
 }

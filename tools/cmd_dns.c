@@ -1,6 +1,8 @@
 /*
  * cmd_dns.c - `postroom dns DOMAIN`: every record to publish for a hosted
- * domain, in zone-file syntax: MX, SPF, DKIM (when a key exists), DMARC.
+ * domain, in zone-file syntax: MX, SPF, DKIM (every key that is not
+ * retired: a pending key's record has to be out before it signs, an
+ * active key's while it signs), DMARC.
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,10 +17,11 @@ cmd_dns(struct cli *cli, int argc, char **argv)
 {
 	char domain[ADDR_DOMAIN_MAX + 1];
 	const char *host = cli->cfg.server.hostname;
+	struct dkim_keyfile_info info[DKIM_KEYFILE_MAX];
 	struct dkim_key *k = NULL;
 	struct pr_err err;
 	struct buf rec;
-	int r;
+	int i, n, r, shown = 0;
 
 	if (argc != 2 || argv[1][0] == '-')
 		return CLI_USAGE;
@@ -42,19 +45,28 @@ cmd_dns(struct cli *cli, int argc, char **argv)
 	/* RFC 7208: only the MX hosts send mail for the domain. */
 	printf("%s. IN TXT \"v=spf1 mx -all\"\n", domain);
 	pr_err_clear(&err);
-	r = dkim_keyfile_load(cli->cfg.server.data_dir, domain, &k, &err);
-	if (r == 0) {
+	n = dkim_keyfile_list(cli->cfg.server.data_dir, domain, info,
+	    DKIM_KEYFILE_MAX, &err);
+	if (n < 0)
+		return cli_fail("DKIM keys of %s: %s", domain, err.msg);
+	for (i = 0; i < n; i++) {
+		if (info[i].state == DKIM_KEYFILE_RETIRED)
+			continue;
+		if (dkim_keyfile_load_one(cli->cfg.server.data_dir, domain,
+		    info[i].selector, &k, &err) < 0)
+			return cli_fail("DKIM key of %s: %s", domain, err.msg);
+		printf("; DKIM key %s (%s)\n", info[i].selector,
+		    dkim_keyfile_state_name(info[i].state));
 		buf_init(&rec, 16384);
 		if (dkim_key_record(k, &rec) == 0)
 			printf("%.*s", (int)rec.len, (char *)rec.p);
 		buf_fini(&rec);
 		dkim_key_free(&k);
-	} else if (r == PR_ENOENT) {
+		shown++;
+	}
+	if (shown == 0)
 		printf("; no DKIM key yet: create one with `postroom dkim "
 		    "keygen %s`\n", domain);
-	} else {
-		return cli_fail("DKIM key of %s: %s", domain, err.msg);
-	}
 	/* RFC 7489: start with quarantine; add rua=mailto:... for reports
 	 * to an address that exists. */
 	printf("_dmarc.%s. IN TXT \"v=DMARC1; p=quarantine\"\n", domain);

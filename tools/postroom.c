@@ -45,7 +45,11 @@ static const struct cli_command cli_commands[] = {
 	    "       postroom alias list" },
 	{ "mailbox", cmd_mailbox, "mailbox list ADDRESS" },
 	{ "queue", cmd_queue, "queue list | flush | del ID" },
-	{ "dkim", cmd_dkim, "dkim keygen DOMAIN [--selector S] [--ed25519]" },
+	{ "dkim", cmd_dkim,
+	    "dkim keygen DOMAIN [--selector S] [--ed25519]\n"
+	    "       postroom dkim list [DOMAIN]\n"
+	    "       postroom dkim activate DOMAIN SELECTOR [--force]\n"
+	    "       postroom dkim retire DOMAIN SELECTOR" },
 	{ "dns", cmd_dns, "dns DOMAIN" },
 	{ "spf", cmd_spf, "spf IP SENDER [HELO]" },
 	{ "check", cmd_check, "check" },

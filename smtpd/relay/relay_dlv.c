@@ -105,9 +105,10 @@ relay_dlv_end(struct relay_dlv *d)
 		relay_msg_rcpt_set(rc, RELAY_RCPT_TEMP, d->last_error[0] ?
 		    d->last_error : "delivery interrupted", NULL, "4.4.1");
 		if (!r->stopping)
-			log_info(d->sid, "relay: %s: to=<%s> status=deferred "
-			    "(%s)", m->job.msgid,
-			    m->job.rcpts[d->idx[i]].address, rc->reply);
+			log_info(d->sid, "relay msgid=%s to=<%s> "
+			    "status=deferred dsn=4.4.1 reply=\"%s\"",
+			    m->job.msgid, m->job.rcpts[d->idx[i]].address,
+			    rc->reply);
 	}
 	if (d->started)
 		r->n_active--;
@@ -135,6 +136,7 @@ relay_dlv_record(struct relay_dlv *d)
 	struct relay_msg *m = d->m;
 	const char *host = d->route.n > d->target ?
 	    d->route.t[d->target].host : "";
+	char dsn[16];
 	size_t i;
 
 	if (d->client.result == RELAY_CLIENT_R_NEXT_HOST)
@@ -148,9 +150,10 @@ relay_dlv_record(struct relay_dlv *d)
 		if (c->status == RELAY_RCPT_PENDING)
 			continue;
 		relay_msg_rcpt_set(rc, c->status, c->reply, host, NULL);
-		log_info(d->sid, "relay: %s: to=<%s> relay=%s status=%s (%s)",
-		    m->job.msgid, c->address, d->peer,
-		    relay_msg_status_word(c->status), c->reply);
+		log_info(d->sid, "relay msgid=%s to=<%s> relay=%s status=%s "
+		    "dsn=%s reply=\"%s\"", m->job.msgid, c->address, d->peer,
+		    relay_msg_status_word(c->status),
+		    relay_msg_dsn(c->reply, c->status, dsn), c->reply);
 		if (c->status == RELAY_RCPT_TEMP)
 			snprintf(d->last_error, sizeof(d->last_error),
 			    "host %s said: %s", d->peer, c->reply);
@@ -187,7 +190,8 @@ relay_dlv_timeout_cb(uv_timer_t *t)
 	}
 	snprintf(why, sizeof(why), "timeout in state %s",
 	    relay_client_state_name(d->client.state));
-	log_info(d->sid, "relay: %s: %s", d->peer, why);
+	log_info(d->sid, "relay host=%s status=failed reason=\"%s\"",
+	    d->peer, why);
 	relay_client_abort(&d->client, why);
 	relay_dlv_process(d);
 }
@@ -228,7 +232,8 @@ relay_dlv_process(struct relay_dlv *d)
 				    *net_conn_tls_error(d->conn) ?
 				    net_conn_tls_error(d->conn) :
 				    pr_strerror(r));
-				log_info(d->sid, "relay: %s: %s: %s",
+				log_info(d->sid, "relay msgid=%s host=%s "
+				    "status=failed reason=\"%s\"",
 				    d->m->job.msgid, d->peer, why);
 				relay_client_abort(&d->client, why);
 				continue;
@@ -259,11 +264,12 @@ relay_dlv_connect_cb(struct net_conn *c, int status)
 	if (status < 0) {
 		snprintf(d->last_error, sizeof(d->last_error),
 		    "connect to %s: %s", d->peer, uv_strerror(status));
-		log_info(d->sid, "relay: %s: %s", m->job.msgid,
-		    d->last_error);
+		log_info(d->sid, "relay msgid=%s status=failed "
+		    "reason=\"%s\"", m->job.msgid, d->last_error);
 		return;
 	}
-	log_debug(d->sid, "relay: %s: connected to %s", m->job.msgid, d->peer);
+	log_debug(d->sid, "relay msgid=%s connected host=%s", m->job.msgid,
+	    d->peer);
 	/* This session carries the recipients still without an answer. */
 	d->n_c = 0;
 	for (i = 0; i < d->n; i++) {
@@ -330,8 +336,8 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		snprintf(why, sizeof(why), "TLS handshake failed: %s",
 		    *net_conn_tls_error(c) ? net_conn_tls_error(c) :
 		    "unknown error");
-		log_info(d->sid, "relay: %s: %s: %s", d->m->job.msgid, d->peer,
-		    why);
+		log_info(d->sid, "relay msgid=%s host=%s status=failed "
+		    "reason=\"%s\"", d->m->job.msgid, d->peer, why);
 		relay_client_abort(&d->client, why);
 		relay_dlv_settle(d);
 		return;
@@ -340,14 +346,14 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		/* The handshake insisted on it; never AUTH without. */
 		snprintf(why, sizeof(why), "TLS certificate not verified: %s",
 		    net_conn_tls_verify_error(c));
-		log_info(d->sid, "relay: %s: %s: %s", d->m->job.msgid, d->peer,
-		    why);
+		log_info(d->sid, "relay msgid=%s host=%s status=failed "
+		    "reason=\"%s\"", d->m->job.msgid, d->peer, why);
 		relay_client_abort(&d->client, why);
 		relay_dlv_settle(d);
 		net_conn_close(c, false);
 		return;
 	}
-	log_info(d->sid, "relay: %s: TLS connection established to %s: %s "
+	log_info(d->sid, "relay msgid=%s TLS connection established to %s: %s "
 	    "(%s%s%s)", d->m->job.msgid, d->peer, net_conn_tls_desc(c),
 	    net_conn_tls_verified(c) ? "Verified" : "Untrusted",
 	    net_conn_tls_verified(c) ? "" : ": ",
@@ -391,7 +397,8 @@ relay_dlv_error_cb(struct net_conn *c, int status)
 	    d->peer, relay_client_state_name(d->client.state), why);
 	if (d->client.state != RELAY_CLIENT_S_QUIT &&
 	    d->client.state != RELAY_CLIENT_S_CLOSED)
-		log_info(d->sid, "relay: %s: %s", d->m->job.msgid, msg);
+		log_info(d->sid, "relay msgid=%s status=failed "
+		    "reason=\"%s\"", d->m->job.msgid, msg);
 	relay_client_abort(&d->client, msg);
 	/* The connection is closing: only record, send nothing. */
 	relay_dlv_settle(d);
@@ -423,7 +430,7 @@ relay_dlv_close_cb(struct net_conn *c)
 			/* Opportunistic TLS failed: this host once more in
 			 * plaintext, like Postfix's smtp_tls_security_level
 			 * "may". */
-			log_info(d->sid, "relay: %s: TLS failed with %s; "
+			log_info(d->sid, "relay msgid=%s TLS failed with %s; "
 			    "trying again without TLS", d->m->job.msgid,
 			    d->peer);
 			d->plaintext_only = true;
@@ -514,9 +521,11 @@ relay_dlv_route_cb(void *data, const struct relay_route *rt)
 		for (i = 0; i < d->n; i++) {
 			relay_msg_rcpt_set(&m->rcpts[d->idx[i]], st, rt->error,
 			    NULL, rt->status_code);
-			log_info(d->sid, "relay: %s: to=<%s> status=%s (%s)",
-			    m->job.msgid, m->job.rcpts[d->idx[i]].address,
-			    relay_msg_status_word(st), rt->error);
+			log_info(d->sid, "relay msgid=%s to=<%s> status=%s "
+			    "dsn=%s reply=\"%s\"", m->job.msgid,
+			    m->job.rcpts[d->idx[i]].address,
+			    relay_msg_status_word(st), rt->status_code,
+			    rt->error);
 		}
 		snprintf(d->last_error, sizeof(d->last_error), "%s",
 		    rt->error);

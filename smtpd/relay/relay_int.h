@@ -42,6 +42,9 @@
 #define RELAY_MSGS_MAX 100      /* queue entries worked on at once */
 #define RELAY_DLVS_MAX 20       /* deliveries (connections) at once */
 #define RELAY_CHUNK (64 * 1024) /* body read and write unit */
+/* Active DKIM keys a message is signed with at most: one per algorithm
+ * and one more of each during a rollover. */
+#define RELAY_DKIM_KEYS_MAX 4
 
 /* One recipient's outcome in this attempt. */
 struct relay_msg_rcpt {
@@ -64,8 +67,9 @@ struct relay_msg {
 	/* Prepared on the store thread. */
 	int prep_status;
 	struct pr_err prep_err;
-	struct buf dkim;              /* DKIM-Signature field or empty */
+	struct buf dkim;              /* DKIM-Signature fields or empty */
 	char dkim_domain[RELAY_HOST_MAX];
+	unsigned dkim_count;          /* signatures in dkim */
 	bool body_8bit, smtputf8;
 	uint8_t *head;                /* original header, for bounces */
 	size_t head_len;
@@ -218,6 +222,10 @@ void relay_msg_rcpt_set(struct relay_msg_rcpt *rc, int status,
     const char *reply, const char *mta, const char *code);
 /* "sent", "bounced", "deferred" or "pending", for the logs. */
 const char *relay_msg_status_word(int status);
+/* The enhanced status code (RFC 3463) of a reply such as "250 2.0.0 Ok"
+ * into out, or the class that status implies when it has none ("2.0.0",
+ * "4.0.0", "5.0.0").  Returns out. */
+const char *relay_msg_dsn(const char *reply, int status, char out[16]);
 /* Unlinks and frees m. */
 void relay_msg_free(struct relay_msg *m);
 

@@ -37,6 +37,33 @@ relay_msg_rcpt_set(struct relay_msg_rcpt *rc, int status, const char *reply,
 }
 
 const char *
+relay_msg_dsn(const char *reply, int status, char out[16])
+{
+	size_t i = 0, dots = 0;
+
+	/* RFC 3463 2: class.subject.detail after the reply code, e.g.
+	 * "250 2.0.0 Ok"; without one, the class alone says enough. */
+	if (strlen(reply) > 4 && reply[3] == ' ' &&
+	    (reply[4] == '2' || reply[4] == '4' || reply[4] == '5')) {
+		for (i = 4; i < 4 + 15 && reply[i] != '\0' &&
+		    reply[i] != ' '; i++) {
+			if (reply[i] == '.')
+				dots++;
+			else if (reply[i] < '0' || reply[i] > '9')
+				break;
+		}
+		if (dots == 2 && (reply[i] == ' ' || reply[i] == '\0') &&
+		    reply[i - 1] != '.') {
+			snprintf(out, 16, "%.*s", (int)(i - 4), reply + 4);
+			return out;
+		}
+	}
+	snprintf(out, 16, "%s", status == RELAY_RCPT_OK ? "2.0.0" :
+	    status == RELAY_RCPT_PERM ? "5.0.0" : "4.0.0");
+	return out;
+}
+
+const char *
 relay_msg_status_word(int status)
 {
 	switch (status) {
@@ -61,9 +88,10 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 {
 	struct relay_msg *m = RELAY_CONTAINER(w, struct relay_msg, work);
 	const struct cfg *cfg = m->r->cfg;
-	struct dkim_signer *signer = NULL;
-	struct dkim_key *key = NULL;
+	struct dkim_signer *signer[RELAY_DKIM_KEYS_MAX];
+	struct dkim_key *key[RELAY_DKIM_KEYS_MAX];
 	struct store_body *b = NULL;
+	size_t nkeys = 0, k;
 	char domain[RELAY_HOST_MAX];
 	const char *cand[2];
 	uint8_t *chunk;
@@ -121,23 +149,29 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 
 	/* DKIM: the From: domain if we host it and have a key, else the
 	 * envelope sender's (RFC 6376 leaves d= to the signer; the From:
-	 * domain is what DMARC aligns with). */
+	 * domain is what DMARC aligns with).  One signature per active key
+	 * of that domain: with an RSA and an Ed25519 key, receivers that
+	 * know only RSA still find a signature they can check (RFC 6376 4,
+	 * RFC 8463 A.3 signs its example both ways). */
 	cand[0] = dkim_field_from_domain(m->head, m->head_len, domain,
 	    sizeof(domain)) == 0 ? domain : NULL;
 	cand[1] = m->job.sender[0] ? addr_domain(m->job.sender) : NULL;
-	for (i = 0; i < 2 && key == NULL; i++) {
+	for (i = 0; i < 2 && nkeys == 0; i++) {
 		struct pr_err kerr;
 
 		if (cand[i] == NULL || store_domain_exists(st, cand[i]) != 1)
 			continue;
-		r = dkim_keyfile_load(cfg->server.data_dir, cand[i], &key,
-		    &kerr);
-		if (r < 0 && r != PR_ENOENT)
-			log_warn(m->sid, "relay: %s: DKIM key of %s: %s",
+		r = dkim_keyfile_load_active(cfg->server.data_dir, cand[i],
+		    key, RELAY_DKIM_KEYS_MAX, &kerr);
+		if (r < 0)
+			log_warn(m->sid, "relay msgid=%s DKIM key of %s: %s",
 			    m->job.msgid, cand[i], kerr.msg);
+		else
+			nkeys = (size_t)r;
 	}
-	if (key != NULL && dkim_signer_new(key, &signer) < 0)
-		dkim_key_free(&key);
+	for (k = 0; k < nkeys; k++)
+		if (dkim_signer_new(key[k], &signer[k]) < 0)
+			signer[k] = NULL;
 
 	for (off = (int64_t)m->skip;; off += n) {
 		n = store_body_read(b, off, chunk, RELAY_CHUNK);
@@ -147,25 +181,32 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 			break;
 		if (!m->body_8bit && relay_data_has_8bit(chunk, (size_t)n))
 			m->body_8bit = true;
-		if (signer != NULL &&
-		    dkim_signer_feed(signer, chunk, (size_t)n) < 0) {
-			log_warn(m->sid, "relay: %s: header too large to "
+		for (k = 0; k < nkeys; k++) {
+			if (signer[k] == NULL ||
+			    dkim_signer_feed(signer[k], chunk, (size_t)n) == 0)
+				continue;
+			log_warn(m->sid, "relay msgid=%s header too large to "
 			    "DKIM-sign; sending unsigned", m->job.msgid);
-			dkim_signer_free(&signer);
+			dkim_signer_free(&signer[k]);
 		}
 	}
-	if (signer != NULL) {
+	for (k = 0; k < nkeys; k++) {
 		struct pr_err serr;
+		size_t before = m->dkim.len;
 
-		if (dkim_signer_finish(signer, relay_now(), &m->dkim,
+		if (signer[k] == NULL)
+			continue;
+		if (dkim_signer_finish(signer[k], relay_now(), &m->dkim,
 		    &serr) < 0) {
-			buf_reset(&m->dkim);
-			log_warn(m->sid, "relay: %s: DKIM signing failed: %s",
-			    m->job.msgid, serr.msg);
-		} else {
-			snprintf(m->dkim_domain, sizeof(m->dkim_domain), "%s",
-			    dkim_key_domain(key));
+			m->dkim.len = before;
+			log_warn(m->sid, "relay msgid=%s DKIM signing with "
+			    "s=%s failed: %s", m->job.msgid,
+			    dkim_key_selector(key[k]), serr.msg);
+			continue;
 		}
+		snprintf(m->dkim_domain, sizeof(m->dkim_domain), "%s",
+		    dkim_key_domain(key[k]));
+		m->dkim_count++;
 	}
 	goto out;
 readfail:
@@ -173,8 +214,10 @@ readfail:
 	pr_err_set(&m->prep_err, (int)n, "cannot read the queued message: %s",
 	    pr_strerror((int)n));
 out:
-	dkim_signer_free(&signer);
-	dkim_key_free(&key);
+	for (k = 0; k < nkeys; k++) {
+		dkim_signer_free(&signer[k]);
+		dkim_key_free(&key[k]);
+	}
 	store_body_close(&b);
 	free(chunk);
 }
@@ -195,8 +238,8 @@ relay_msg_prepare_done(struct relay_work *w)
 		return;
 	}
 	if (m->prep_status < 0) {
-		log_err(m->sid, "relay: %s: %s", m->job.msgid,
-		    m->prep_err.msg);
+		log_err(m->sid, "relay msgid=%s status=failed reason=\"%s\"",
+		    m->job.msgid, m->prep_err.msg);
 		for (i = 0; i < m->job.n_rcpts; i++)
 			relay_msg_rcpt_set(&m->rcpts[i], RELAY_RCPT_TEMP,
 			    m->prep_err.msg, NULL, "4.3.0");
@@ -204,8 +247,8 @@ relay_msg_prepare_done(struct relay_work *w)
 		return;
 	}
 	if (m->dkim.len > 0)
-		log_debug(m->sid, "relay: %s: DKIM-signed for %s",
-		    m->job.msgid, m->dkim_domain);
+		log_debug(m->sid, "relay msgid=%s dkim=%s signatures=%u",
+		    m->job.msgid, m->dkim_domain, m->dkim_count);
 	/* One delivery per destination domain with all its recipients;
 	 * through a smarthost, one for everything. */
 	used = xcalloc(m->job.n_rcpts, sizeof(*used));
@@ -279,7 +322,7 @@ relay_msg_start(struct relay *r, struct store_queue_job *job)
 		r->msgs->prev = m;
 	r->msgs = m;
 	r->n_msgs++;
-	log_info(m->sid, "relay: %s: from=<%s> size=%lld nrcpt=%zu "
+	log_info(m->sid, "relay msgid=%s from=<%s> size=%lld nrcpt=%zu "
 	    "attempt=%d", m->job.msgid, m->job.sender, (long long)m->job.size,
 	    m->job.n_rcpts, m->job.attempts + 1);
 	relay_worker_submit(r->worker, &m->work, relay_msg_prepare_run,

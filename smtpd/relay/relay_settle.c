@@ -108,19 +108,19 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 	r = relay_dsn_build(&dsn, &b->out);
 	free(dr);
 	if (r < 0) {
-		log_err(m->sid, "relay: %s: cannot build the bounce: %s",
+		log_err(m->sid, "relay msgid=%s cannot build the bounce: %s",
 		    m->job.msgid, pr_strerror(r));
 		return r;
 	}
 	kind = store_resolve(st, m->job.sender,
 	    relay_settle_bounce_resolve_cb, b, &err);
 	if (kind < 0) {
-		log_err(m->sid, "relay: %s: bounce to <%s>: %s", m->job.msgid,
+		log_err(m->sid, "relay msgid=%s bounce to <%s>: %s", m->job.msgid,
 		    m->job.sender, err.msg);
 		return kind;
 	}
 	if (kind == STORE_RESOLVE_UNKNOWN) {
-		log_warn(m->sid, "relay: %s: bounce to <%s> dropped: no such "
+		log_warn(m->sid, "relay msgid=%s bounce to <%s> dropped: no such "
 		    "local address", m->job.msgid, m->job.sender);
 		return 0;
 	}
@@ -161,8 +161,8 @@ relay_settle_bounce_log(struct relay_msg *m,
 	for (i = 0; i < b->n_msgs; i++) {
 		bm = b->msgs[i];
 		if (bm->status == 0) {
-			log_info(m->sid, "relay: %s: sender non-delivery "
-			    "notification: %s to <%s>", m->job.msgid, bm->id,
+			log_info(m->sid, "relay msgid=%s bounce=%s to=<%s> "
+			    "status=queued", m->job.msgid, bm->id,
 			    m->job.sender);
 			if (bm == &b->rmt)
 				m->bounce_queued = true;
@@ -170,10 +170,10 @@ relay_settle_bounce_log(struct relay_msg *m,
 		    bm->status == PR_ETOOBIG) {
 			/* The sender's mailbox is full: keeping the failed
 			 * recipients would only repeat this. */
-			log_warn(m->sid, "relay: %s: bounce to <%s> dropped: "
+			log_warn(m->sid, "relay msgid=%s bounce to <%s> dropped: "
 			    "%s", m->job.msgid, m->job.sender, bm->err.msg);
 		} else {
-			log_err(m->sid, "relay: %s: bounce to <%s>: %s",
+			log_err(m->sid, "relay msgid=%s bounce to <%s>: %s",
 			    m->job.msgid, m->job.sender, bm->err.msg);
 		}
 	}
@@ -233,7 +233,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	if (m->settle_delivered_only) {
 		if (s.n_done > 0 && store_queue_settle(st, &s, &err) < 0 &&
 		    err.code != PR_ENOENT)
-			log_err(m->sid, "relay: %s: cannot take delivered "
+			log_err(m->sid, "relay msgid=%s cannot take delivered "
 			    "recipients off the queue (they will be sent "
 			    "again): %s", m->job.msgid, err.msg);
 		goto out;
@@ -249,9 +249,10 @@ relay_settle_run(struct relay_work *w, struct store *st)
 			if (m->rcpts[i].status != RELAY_RCPT_TEMP)
 				continue;
 			m->rcpts[i].status = RELAY_RCPT_PERM;
-			log_info(m->sid, "relay: %s: to=<%s> status=expired, "
-			    "returned to sender (%s)", m->job.msgid,
-			    m->job.rcpts[i].address, m->rcpts[i].reply);
+			log_info(m->sid, "relay msgid=%s to=<%s> "
+			    "status=expired dsn=4.4.7 reply=\"%s\"",
+			    m->job.msgid, m->job.rcpts[i].address,
+			    m->rcpts[i].reply);
 		}
 		n_temp = 0;
 	}
@@ -271,8 +272,9 @@ relay_settle_run(struct relay_work *w, struct store *st)
 			r = relay_settle_bounce_prepare(m, st, perm, n_perm,
 			    expired, &b);
 		else
-			log_info(m->sid, "relay: %s: no bounce for a "
-			    "message from the null sender", m->job.msgid);
+			log_info(m->sid, "relay msgid=%s bounce=none "
+			    "reason=\"no bounce for a message from the null "
+			    "sender\"", m->job.msgid);
 		if (r == 0) {
 			for (i = 0; i < n_perm; i++)
 				failed[s.n_failed++] =
@@ -291,7 +293,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	if ((r = store_queue_settle(st, &s, &err)) < 0) {
 		/* PR_ENOENT: deleted with `postroom queue del` meanwhile. */
 		if (err.code != PR_ENOENT)
-			log_err(m->sid, "relay: %s: cannot settle the "
+			log_err(m->sid, "relay msgid=%s cannot settle the "
 			    "attempt (it will be made again): %s",
 			    m->job.msgid, err.msg);
 		goto out;
@@ -320,7 +322,7 @@ relay_settle_done(struct relay_work *w)
 	struct relay *r = m->r;
 
 	if (m->settle_log[0] != '\0')
-		log_info(m->sid, "relay: %s: %s", m->job.msgid,
+		log_info(m->sid, "relay msgid=%s %s", m->job.msgid,
 		    m->settle_log);
 	if (m->bounce_queued)
 		relay_sched_kick(r);

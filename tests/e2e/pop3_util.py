@@ -100,8 +100,8 @@ def wait_idle(inst, at_least=None, timeout=10.0):
     if at_least is None:
         at_least = 2 if inst.cert else 1
     deadline = time.monotonic() + timeout
-    while (count_log(inst, r"\] connect from ") < at_least or
-           count_log(inst, r"\] connect from ") !=
+    while (count_log(inst, r"\] connect client=") < at_least or
+           count_log(inst, r"\] connect client=") !=
            count_log(inst, r"\] disconnect ")):
         if time.monotonic() > deadline:
             raise AssertionError("sessions still open:\n" +

@@ -96,9 +96,9 @@ class Dns:
         for name, text in (txt or {}).items():
             # dnsmasq joins comma-separated pieces into one TXT record of
             # several strings; DKIM verifiers concatenate them again.
+            # Quotes would be kept as part of the data, so none here.
             chunks = [text[i:i + 200] for i in range(0, len(text), 200)]
-            args.append("--txt-record=%s,%s" % (
-                name, ",".join('"%s"' % c for c in chunks)))
+            args.append("--txt-record=%s,%s" % (name, ",".join(chunks)))
         self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(args, stdout=self.logf,
                                      stderr=subprocess.STDOUT)
@@ -453,10 +453,10 @@ def zone_txt(output):
     return recs
 
 
-def dkim_verify(data, txt_records):
+def dkim_verify(data, txt_records, idx=0):
     """Verifies the DKIM signature of data (bytes) with python3-dkim,
-    answering its DNS queries from txt_records ({name: txt}).  Returns
-    (ok, detail)."""
+    answering its DNS queries from txt_records ({name: txt}); idx picks
+    the signature (0 the topmost).  Returns (ok, detail)."""
     import logging
     import dkim
     import io
@@ -472,7 +472,7 @@ def dkim_verify(data, txt_records):
     log.handlers[:] = [logging.StreamHandler(buf)]
     log.setLevel(logging.DEBUG)
     try:
-        ok = dkim.verify(data, logger=log, dnsfunc=dnsfunc)
+        ok = dkim.DKIM(data, logger=log).verify(idx=idx, dnsfunc=dnsfunc)
     except Exception as e:  # dkim raises on malformed input
         return False, "%s: %s\n%s" % (type(e).__name__, e, buf.getvalue())
     return bool(ok), buf.getvalue()

@@ -107,7 +107,7 @@ def smtp_throttle(t, inst):
          "gets 454 4.7.0", line)
     t.ok(took < 1.5, "smtp: the refusal comes without a delay (%.2fs)" %
          took)
-    t.ok(re.search(r"auth throttled: ip=127\.0\.0\.10 account=%s "
+    t.ok(re.search(r"auth client=127\.0\.0\.10 status=throttled user=%s "
                    r"failures=10" % re.escape(ALICE), inst.log("smtpd")),
          "smtp: one log line with the address for fail2ban")
     r, _ = pop3_auth(inst, flood, ALICE, PASSWORD)
@@ -156,7 +156,7 @@ def smtp_delay(t, inst):
     code, line, took = smtp_auth(inst, "127.0.0.20", CAROL, PASSWORD)
     t.ok(code == 235, "smtp: then the right password still works", line)
     t.ok(took >= 0.25, "smtp: ... after a delay (%.2fs)" % took)
-    t.ok(re.search(r"auth delayed: ip=127\.0\.0\.20 account=%s "
+    t.ok(re.search(r"auth client=127\.0\.0\.20 status=delayed user=%s "
                    r"failures=3 account_failures=3 delay=250ms" %
                    re.escape(CAROL), inst.log("smtpd")),
          "smtp: the delay is logged with the address")

@@ -186,13 +186,13 @@ class Pop3Basic(unittest.TestCase):
     def test_drop_deletes_nothing(self):
         deliver(self.inst, message("keep1"), DAVE[0])
         deliver(self.inst, message("keep2"), DAVE[0])
-        before = count_log(self.inst, r"disconnect user=dave@")
+        before = count_log(self.inst, r"disconnect client=\S+ user=dave@")
         r = Raw(self.inst.host, self.inst.ports["pop3"])
         r.login(*DAVE)
         self.assertTrue(r.cmd("DELE 1").startswith(b"+OK"))
         self.assertTrue(r.cmd("DELE 2").startswith(b"+OK"))
         r.close()
-        wait_log(self.inst, r"(?s)(disconnect user=dave@.*){%d}" %
+        wait_log(self.inst, r"(?s)(disconnect client=\S+ user=dave@.*){%d}" %
                  (before + 1))
         self.assertEqual(len(self.mailbox(DAVE[0])), 2)
         # The lock went with the connection.
@@ -221,9 +221,10 @@ class Pop3Basic(unittest.TestCase):
         self.assertGreater(times[1], 0.99)
         self.assertGreater(times[2], 1.99)
         log = self.inst.log("pop3d")
-        self.assertIn("login failed user=erin@example.test from 127.0.0.1",
+        self.assertIn("auth client=127.0.0.1 status=failed "
+                      "user=erin@example.test",
                       log)
-        self.assertIn("login failed user=nobody@example.test", log)
+        self.assertIn("status=failed user=nobody@example.test", log)
         for pw in ("wrong-1", "wrong-2", "wrong-3", ERIN[1]):
             self.assertNotIn(pw, log)
         # The right password still works on a new connection.
@@ -470,8 +471,8 @@ class Pop3Limits(unittest.TestCase):
             self.assertTrue(r.closed(10))
             self.assertEqual(r.buf, b"")
             self.assertGreater(time.monotonic() - t, 1.5)
-            wait_log(inst, r"idle timeout")
-            wait_log(inst, r"disconnect user=alice@")
+            wait_log(inst, r"\] timeout client=")
+            wait_log(inst, r"disconnect client=\S+ user=alice@")
             self.assertEqual(len(inst.mailbox(ALICE[0])), 1)
         finally:
             inst.close()
@@ -511,7 +512,7 @@ class Pop3Limits(unittest.TestCase):
             p.pass_(ALICE[1])
             self.assertEqual(p.stat()[0], 1)
             p.quit()
-            self.assertIn("connect from ::1", inst.log("pop3d"))
+            self.assertIn("connect client=::1", inst.log("pop3d"))
         finally:
             inst.close()
 

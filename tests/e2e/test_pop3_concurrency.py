@@ -88,7 +88,9 @@ class Pop3Concurrency(unittest.TestCase):
         self.assertEqual(errors, [])
         print("# %d users logged in, downloaded 2 messages each and "
               "deleted them in %.1f s" % (N_USERS, elapsed))
-        self.assertEqual(count_log(self.inst, r"login user=u\d+@"), N_USERS)
+        self.assertEqual(count_log(self.inst,
+                                   r"auth client=\S+ status=ok user=u\d+@"),
+                         N_USERS)
         # The last disconnect lines follow the QUIT replies closely.
         deadline = time.monotonic() + 10
         while (count_log(self.inst, r"user=u\d+@\S+ retrieved=2 deleted=2")

@@ -53,7 +53,7 @@ class Pop3Tls(unittest.TestCase):
         p.quit()
         self.assertEqual(self.inst.mailbox(ALICE[0]), [])
         log = self.inst.log("pop3d")
-        self.assertRegex(log, r"TLS TLSv1\.[23] ")
+        self.assertRegex(log, r"tls client=\S+ status=ok protocol=TLSv1\.[23] ")
 
     def test_pop3s_poplib(self):
         m = message("over pop3s")

@@ -59,6 +59,27 @@ def main():
         r = cli("dkim", "keygen", "a.test")
         t.ok(r.returncode == 1 and "exists" in r.stderr,
              "same selector again: exit 1", r.stderr)
+        r = cli("dkim", "list")
+        t.ok(r.stdout.split()[:4] == ["a.test", "postroom", "rsa-sha256",
+                                      "pending"],
+             "dkim list: a new key is pending", r.stdout)
+        r = cli("dkim", "activate", "a.test", "postroom", "--force")
+        t.ok(r.returncode == 0 and "active" in r.stdout,
+             "activate --force: no DNS check", r.stderr)
+        t.ok("postroom rsa-sha256 active" in cli("dkim", "list",
+                                                  "a.test").stdout,
+             "dkim list: active")
+        r = cli("dkim", "activate", "a.test", "nokey", "--force")
+        t.ok(r.returncode == 1 and "nokey" in r.stderr,
+             "activate an unknown selector: exit 1", r.stderr)
+        t.eq(cli("dkim", "activate", "a.test").returncode, 2,
+             "activate without selector: 2")
+        t.eq(cli("dkim", "retire", "a.test", "postroom",
+                 "--force").returncode, 2, "retire takes no --force: 2")
+        t.eq(cli("dkim", "bogus").returncode, 2, "unknown dkim verb: 2")
+        r = cli("dkim", "list", "nothere.test")
+        t.ok(r.returncode == 1 and "not hosted" in r.stderr,
+             "list for a domain not hosted: exit 1", r.stderr)
 
         r = cli("dkim", "keygen", "a.test", "--ed25519", "--selector",
                 "ed2024")
@@ -68,7 +89,8 @@ def main():
         raw = base64.b64decode(ed.split("p=", 1)[1]) if "p=" in ed else b""
         t.eq(len(raw), 32, "RFC 8463: the raw 32-octet public key")
 
-        # dns: every record, the newest DKIM key.
+        # dns: every record, every DKIM key that is not retired (the
+        # active RSA key and the pending Ed25519 key).
         r = cli("dns", "a.test")
         t.eq(r.returncode, 0, "dns for a hosted domain")
         out = r.stdout
@@ -76,8 +98,20 @@ def main():
              out)
         t.ok('a.test. IN TXT "v=spf1 mx -all"' in out, "SPF")
         t.eq(zone_txt(out).get("ed2024._domainkey.a.test"), ed,
-             "DKIM: the key in use")
-        t.ok("postroom._domainkey" not in out, "the old key is not shown")
+             "DKIM: the pending key, to publish before it signs")
+        t.eq(zone_txt(out).get("postroom._domainkey.a.test"), txt,
+             "DKIM: the active RSA key stays (RFC 8463 dual signing)")
+        r = cli("dkim", "retire", "a.test", "postroom")
+        t.ok(r.returncode == 0 and "no active key left" in r.stdout,
+             "retire the only active key says mail goes unsigned",
+             r.stdout)
+        out = cli("dns", "a.test").stdout
+        t.ok("postroom._domainkey" not in out,
+             "the retired key is not shown", out)
+        t.eq(zone_txt(out).get("ed2024._domainkey.a.test"), ed,
+             "the pending key still is")
+        t.ok("postroom rsa-sha256 retired" in cli("dkim", "list").stdout,
+             "dkim list: retired")
         t.ok('_dmarc.a.test. IN TXT "v=DMARC1; p=quarantine"' in out,
              "DMARC")
         r = cli("dns", "nothere.test")

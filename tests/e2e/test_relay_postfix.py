@@ -61,6 +61,7 @@ def main():
         a.add_domain("a.test")
         a.add_user(ALICE, PASSWORD)
         txt = zone_txt(a.cli("dkim", "keygen", "a.test").stdout)
+        a.cli("dkim", "activate", "a.test", "postroom", "--force")
         dns = Dns(mx={"c.test": [(10, "mx.c.test")]},
                   a={"mx.c.test": "127.0.0.9"}, txt=txt)
         pf = postfix_mx("127.0.0.9", port, a.cert, a.key)

@@ -67,14 +67,44 @@ def main():
         txt = zone_txt(keygen)
         t.ok("postroom._domainkey.a.test" in txt,
              "dkim keygen prints the TXT record", keygen)
+        # RFC 8463: an Ed25519 key next to the RSA one, both published;
+        # a third key whose record is not out; a fourth under whose name
+        # an old record (another key's) is published.
+        ed = zone_txt(a.cli("dkim", "keygen", "a.test", "--ed25519",
+                            "--selector", "ed2025").stdout)
+        txt.update(ed)
+        a.cli("dkim", "keygen", "a.test", "--selector", "unpub")
+        a.cli("dkim", "keygen", "a.test", "--selector", "stale")
+        served = dict(txt)
+        served["stale._domainkey.a.test"] = txt["postroom._domainkey.a.test"]
         dns = Dns(mx={"a.test": [(10, "mx.a.test")],
                       "b.test": [(10, "mx.b.test")]},
                   a={"mx.a.test": "127.0.0.2", "mx.b.test": "127.0.0.3"},
-                  txt=txt)
+                  txt=served)
         for inst in (a, b):
             inst.extra["relay"] = {"resolver": dns.resolver,
                                    "mx_port": str(port)}
             inst.write_config()
+
+        # `dkim activate` checks the published record first.
+        r = a.cli("dkim", "activate", "a.test", "unpub", check=False)
+        t.ok(r.returncode == 1 and "no TXT record" in r.stderr,
+             "activate without a published record: exit 1", r.stderr)
+        r = a.cli("dkim", "activate", "a.test", "stale", check=False)
+        t.ok(r.returncode == 1 and "does not hold this key" in r.stderr,
+             "activate with another key's record: exit 1", r.stderr)
+        r = a.cli("dkim", "activate", "a.test", "postroom", check=False)
+        t.ok(r.returncode == 0, "activate RSA: the record is in DNS",
+             r.stderr)
+        r = a.cli("dkim", "activate", "a.test", "ed2025", check=False)
+        t.ok(r.returncode == 0, "activate Ed25519: the record is in DNS",
+             r.stderr)
+        states = {l.split()[1]: l.split()[3] for l in
+                  a.cli("dkim", "list", "a.test").stdout.splitlines()}
+        t.eq(states, {"postroom": "active", "ed2025": "active",
+                      "unpub": "pending", "stale": "pending"},
+             "dkim list: two active, the unchecked ones still pending")
+        for inst in (a, b):
             inst.start("smtpd")
         b.start("pop3d")
 
@@ -110,6 +140,17 @@ def main():
         ok, detail = dkim_verify(data, txt)
         t.ok(ok, "DKIM signature verifies (python3-dkim)", detail)
         t.ok(b"d=a.test; s=postroom;" in data, "signed as a.test")
+        # Dual signing: one signature per active key (RFC 8463).
+        head = data.split(b"\r\n\r\n", 1)[0]
+        t.ok(head.count(b"DKIM-Signature:") == 2,
+             "two DKIM-Signature fields", head[:1500])
+        t.ok(b"a=rsa-sha256" in head and b"a=ed25519-sha256" in head,
+             "one RSA and one Ed25519 signature")
+        t.ok(b"s=unpub;" not in head and b"s=stale;" not in head,
+             "pending keys do not sign")
+        ok, detail = dkim_verify(data, txt, idx=1)
+        t.ok(ok, "the second signature verifies too (python3-dkim)",
+             detail)
         t.ok(data.count(b"Return-Path:") == 1,
              "one Return-Path: the relay did not forward A's", data[:600])
         t.ok(b"Return-Path: <alice@a.test>" in data,

@@ -12,6 +12,7 @@ loopback device; the daemons it starts live and die in there with it.
 
 import base64
 import os
+import re
 import subprocess
 import sys
 import time
@@ -87,7 +88,8 @@ def per_64(t):
                 c.close()
             held.clear()
             time.sleep(0.5)
-        t.ok("refused %s: 3 connections from it" % NET1[3] in
+        t.ok("refused client=%s reason=max_connections_per_ip "
+           "connections=3" % NET1[3] in
              inst.log("smtpd"), "smtp: the refusal is logged")
 
         # Login failures from ten addresses of one /64 add up.
@@ -117,7 +119,7 @@ def per_64(t):
         c.close()
         t.ok(code == 454, "an eleventh address of the /64 is throttled, "
              "right password or not", lines)
-        t.ok("auth throttled: ip=%s account=%s failures=10 "
+        t.ok("auth client=%s status=throttled user=%s failures=10 "
              "account_failures=0 net=fd00:1::/64" % (NET1[20], ALICE) in
              inst.log("smtpd"), "the log names the address and its /64")
         c = SmtpRaw(SERVER6, inst.ports["submission"], timeout=60,
@@ -172,8 +174,10 @@ def max_connections(t):
                 c.close()
             held.clear()
             time.sleep(0.5)
-        t.ok("max_connections is 3" in inst.log("smtpd") and
-             "max_connections is 3" in inst.log("pop3d"),
+        full = (r"refused client=\S+ reason=max_connections sessions=\d+ "
+                r"max_connections=3")
+        t.ok(re.search(full, inst.log("smtpd")) and
+             re.search(full, inst.log("pop3d")),
              "the refusals are logged")
     finally:
         for c in held:
@@ -273,7 +277,8 @@ def min_data_rate(t):
         c.close()
 
         log = inst.log("smtpd")
-        t.ok("below min_data_rate 200/s" in log, "the cut is logged")
+        t.ok(re.search(r"\] slow client=\S+ octets=\d+ seconds=[\d.]+ "
+                       r"min_data_rate=200/s", log), "the cut is logged")
         t.ok(len(inst.stored(ALICE)) == 1, "only the fast message was "
              "delivered")
     finally:

@@ -234,7 +234,7 @@ def main():
             time.sleep(0.1)
         t.ok(ok, "connections accepted again after the others closed")
         t.ok("Too many connections" in inst.log("smtpd") or
-             "refused 127.0.0.1" in inst.log("smtpd"),
+             "refused client=127.0.0.1 " in inst.log("smtpd"),
              "refusals logged")
         t.ok(inst.procs["smtpd"].poll() is None, "daemon still running")
     finally:

@@ -61,14 +61,14 @@ def main():
              "no Date/Message-ID added on the MX", head)
         lines = inst.mailbox(ALICE)
         t.eq(len(lines), 1, "postroom mailbox list shows it")
-        t.ok(log_has(inst, "accepted: id "), "accepted message logged")
+        t.ok(log_has(inst, "accepted msgid="), "accepted message logged")
         # RFC 5321 4.4: ID = CFWS "ID" FWS ( Atom / msg-id ); an Atom has
         # no dot.  It is the same id as the "queued as" one.
         m = re.search(rb"\bwith ESMTP id ([^ \t\r\n;]+)", head)
         rid = m.group(1).decode() if m else ""
         t.ok(re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+", rid),
              "Received id is an Atom", rid)
-        m = re.search(r"accepted: id ([0-9a-f]+) from", inst.log("smtpd"))
+        m = re.search(r"accepted msgid=([0-9a-f]+) client=", inst.log("smtpd"))
         t.ok(m is not None and m.group(1) == rid,
              "one id in the Received field and the log line",
              inst.log("smtpd")[-2000:])
@@ -274,7 +274,7 @@ def main():
         r.close()
         t.eq(rc, 0, "clean exit on SIGTERM")
         log = inst.log("smtpd")
-        t.ok("disconnect from 127.0.0.1" in log, "disconnects logged")
+        t.ok("disconnect client=127.0.0.1 " in log, "disconnects logged")
     finally:
         inst.close()
 

@@ -81,7 +81,7 @@ def main():
              "... with the original header", dsn[:3000])
         t.ok(ALICE.encode() not in dsn.split(b"text/rfc822-headers")[0],
              "... and not alice, who got it", dsn[:3000])
-        t.ok(log_has(inst, "to=<%s> status=bounced" % SMALL),
+        t.ok(log_has(inst, "to=<%s> relay=local status=bounced" % SMALL),
              "the log names the full mailbox", inst.log("smtpd")[-3000:])
 
         # Room at RCPT, none at the end of data (no SIZE given): 250 for

@@ -130,11 +130,12 @@ def main():
         t.ok(r.closed(), "disconnected after the third failure")
         r.close()
         log = inst.log("smtpd")
-        t.ok("AUTH failed: user alice@example.test from 127.0.0.1" in log,
+        t.ok("auth client=127.0.0.1 status=failed "
+             "user=alice@example.test " in log,
              "failure logged with user and address")
         t.ok("wrong-guess" not in log and PASSWORD not in log,
              "no password in the log")
-        t.ok(log_has(inst, "AUTH ok: user alice@example.test"),
+        t.ok(log_has(inst, "status=ok user=alice@example.test"),
              "success logged")
 
         # Other sessions are not held up by a delayed one.

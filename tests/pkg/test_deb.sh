@@ -119,7 +119,9 @@ for f in /usr/sbin/postroom-smtpd /usr/sbin/postroom-pop3d /usr/bin/postroom \
     /usr/sbin/postroom-sendmail /usr/share/man/man8/postroom-sendmail.8.gz \
     /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases \
     /usr/share/man/man8/sendmail.8.gz \
-    /usr/share/doc/postroom/copyright; do
+    /usr/share/doc/postroom/copyright \
+    /usr/share/doc/postroom/examples/fail2ban/filter.d/postroom.conf \
+    /usr/share/doc/postroom/examples/fail2ban/jail.d/postroom.conf; do
 	check "package contains $f" has "$f"
 done
 check "postroom.conf is a conffile" \

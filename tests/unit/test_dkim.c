@@ -340,6 +340,11 @@ test_key(const char *dir, bool ed25519)
 	    "%s: key file is 0600", alg);
 	TAP_EQ_INT(dkim_keyfile_create(dir, domain, "sel1", ed25519, (gid_t)-1,
 	    &k2, &err), PR_EEXIST, "%s: same selector refused", alg);
+	/* A new key is pending: it signs only once activated. */
+	TAP_EQ_INT(dkim_keyfile_load(dir, domain, &k2, &err), PR_ENOENT,
+	    "%s: a new key is pending, not active", alg);
+	TAP_EQ_INT(dkim_keyfile_set_state(dir, domain, "sel1",
+	    DKIM_KEYFILE_ACTIVE, (gid_t)-1, &err), 0, "%s: activate", alg);
 	TAP_EQ_INT(dkim_keyfile_load(dir, domain, &k2, &err), 0,
 	    "%s: load the active key", alg);
 	TAP_EQ_STR(k2 ? dkim_key_selector(k2) : "", "sel1",
@@ -502,6 +507,138 @@ test_signer_misuse(void)
 	TAP_OK(k == NULL, "key free sets NULL");
 }
 
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f != NULL) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* Key states: pending, active, retired; several active keys; a key
+ * directory of an older version ("selector" file, no state files). */
+static void
+test_states(const char *dir)
+{
+	struct dkim_keyfile_info info[DKIM_KEYFILE_MAX];
+	struct dkim_key *k = NULL, *keys[4];
+	char path[512], names[4][256];
+	struct pr_err err;
+	struct buf txt;
+	int n, i;
+
+	TAP_EQ_INT(dkim_keyfile_list(dir, "none.test", info, DKIM_KEYFILE_MAX,
+	    &err), 0, "states: no key directory, no keys");
+	TAP_EQ_INT(dkim_keyfile_create(dir, "s.test", "rsa1", false,
+	    (gid_t)-1, &k, &err), 0, "states: RSA key");
+	dkim_key_free(&k);
+	TAP_EQ_INT(dkim_keyfile_create(dir, "s.test", "ed1", true,
+	    (gid_t)-1, &k, &err), 0, "states: Ed25519 key");
+	n = dkim_keyfile_list(dir, "s.test", info, DKIM_KEYFILE_MAX, &err);
+	TAP_EQ_INT(n, 2, "states: two keys listed");
+	TAP_OK(n == 2 && info[0].state == DKIM_KEYFILE_PENDING &&
+	    info[1].state == DKIM_KEYFILE_PENDING, "states: both pending");
+	TAP_EQ_INT(dkim_keyfile_load_active(dir, "s.test", keys, 4, &err), 0,
+	    "states: no active key yet");
+	dkim_keyfile_set_state(dir, "s.test", "rsa1", DKIM_KEYFILE_ACTIVE,
+	    (gid_t)-1, &err);
+	dkim_keyfile_set_state(dir, "s.test", "ed1", DKIM_KEYFILE_ACTIVE,
+	    (gid_t)-1, &err);
+	n = dkim_keyfile_load_active(dir, "s.test", keys, 4, &err);
+	TAP_EQ_INT(n, 2, "states: RSA and Ed25519 both active");
+	TAP_OK(n == 2 && dkim_key_alg(keys[0]) != dkim_key_alg(keys[1]),
+	    "states: one key of each algorithm");
+	for (i = 0; i < n; i++)
+		dkim_key_free(&keys[i]);
+	TAP_EQ_INT(dkim_keyfile_set_state(dir, "s.test", "rsa1",
+	    DKIM_KEYFILE_RETIRED, (gid_t)-1, &err), 0, "states: retire");
+	n = dkim_keyfile_load_active(dir, "s.test", keys, 4, &err);
+	TAP_OK(n == 1 && strcmp(dkim_key_selector(keys[0]), "ed1") == 0,
+	    "states: the retired key no longer signs");
+	for (i = 0; i < n; i++)
+		dkim_key_free(&keys[i]);
+	TAP_EQ_INT(dkim_keyfile_set_state(dir, "s.test", "nokey",
+	    DKIM_KEYFILE_ACTIVE, (gid_t)-1, &err), PR_ENOENT,
+	    "states: unknown selector");
+	snprintf(path, sizeof(path), "%s/dkim/s.test/ed1.state", dir);
+	write_file(path, "bogus\n");
+	TAP_EQ_INT(dkim_keyfile_list(dir, "s.test", info, DKIM_KEYFILE_MAX,
+	    &err), PR_EINVAL, "states: a bad state file is an error");
+	write_file(path, "active\n");
+
+	/* The record check of `postroom dkim activate`. */
+	buf_init(&txt, 8192);
+	dkim_key_txt(k, &txt);
+	TAP_OK(dkim_key_txt_match(k, (char *)txt.p, txt.len),
+	    "txt match: the key's own record");
+	buf_reset(&txt);
+	buf_puts(&txt, "v=DKIM1 ; k = ed25519 ;p=");
+	dkim_key_txt(k, &txt);  /* a second p= is ignored: first wins */
+	TAP_OK(!dkim_key_txt_match(k, (char *)txt.p, txt.len),
+	    "txt match: the wrong p= refused");
+	buf_reset(&txt);
+	dkim_key_txt(k, &txt);
+	txt.p[txt.len - 3] ^= 1;
+	TAP_OK(!dkim_key_txt_match(k, (char *)txt.p, txt.len),
+	    "txt match: one changed character refused");
+	buf_reset(&txt);
+	dkim_key_txt(k, &txt);
+	{
+		/* "k=ed25519" -> "k=rsa": the key type must agree. */
+		char *p = strstr((char *)txt.p, "k=ed25519;");
+		struct buf t2;
+
+		buf_init(&t2, 8192);
+		buf_puts(&t2, "v=DKIM1; k=rsa; ");
+		buf_append(&t2, p + 11, txt.len - (size_t)(p + 11 -
+		    (char *)txt.p));
+		TAP_OK(!dkim_key_txt_match(k, (char *)t2.p, t2.len),
+		    "txt match: k=rsa for an Ed25519 key refused");
+		buf_reset(&t2);
+		/* Whitespace inside p= (RFC 6376 3.2) is ignored. */
+		buf_append(&t2, txt.p, 30);
+		buf_puts(&t2, " \t ");
+		buf_append(&t2, txt.p + 30, txt.len - 30);
+		TAP_OK(dkim_key_txt_match(k, (char *)t2.p, t2.len),
+		    "txt match: whitespace in p= ignored");
+		buf_fini(&t2);
+	}
+	buf_fini(&txt);
+	dkim_key_free(&k);
+
+	/* An older version's directory: "selector" names the key that
+	 * signs; that one stays active, the others count as retired. */
+	TAP_EQ_INT(dkim_keyfile_create(dir, "old.test", "k2024", false,
+	    (gid_t)-1, &k, &err), 0, "legacy: key one");
+	dkim_key_free(&k);
+	TAP_EQ_INT(dkim_keyfile_create(dir, "old.test", "k2025", false,
+	    (gid_t)-1, &k, &err), 0, "legacy: key two");
+	dkim_key_free(&k);
+	snprintf(path, sizeof(path), "%s/dkim/old.test/k2024.state", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/dkim/old.test/k2025.state", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/dkim/old.test/selector", dir);
+	write_file(path, "k2025\n");
+	n = dkim_keyfile_load_active(dir, "old.test", keys, 4, &err);
+	TAP_OK(n == 1 && strcmp(dkim_key_selector(keys[0]), "k2025") == 0,
+	    "legacy: the selected key keeps signing");
+	for (i = 0; i < n; i++)
+		dkim_key_free(&keys[i]);
+	n = dkim_keyfile_list(dir, "old.test", info, DKIM_KEYFILE_MAX, &err);
+	TAP_OK(n == 2 && ((strcmp(info[0].selector, "k2024") == 0 &&
+	    info[0].state == DKIM_KEYFILE_RETIRED) ||
+	    (strcmp(info[1].selector, "k2024") == 0 &&
+	    info[1].state == DKIM_KEYFILE_RETIRED)),
+	    "legacy: the other key counts as retired");
+	n = dkim_keyfile_domains(dir, names, 4, &err);
+	TAP_OK(n >= 2 && strcmp(names[0], "a.test") <= 0,
+	    "domains listed, sorted");
+}
+
 int
 main(void)
 {
@@ -514,6 +651,7 @@ main(void)
 	}
 	test_key(dir, false);
 	test_key(dir, true);
+	test_states(dir);
 	test_from_domain();
 	test_signer_misuse();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
