@@ -12,9 +12,15 @@
  * keeps it).  Prints a clear error and returns -1 when it is not valid. */
 int cli_address(const char *arg, char out[ADDR_MAX]);
 
+/* The shortest password the CLI sets, in characters: an online guesser is
+ * slowed by the login throttle, but not enough for a 4-letter word. */
+#define CLI_PASSWORD_MIN 8
+
 /* Reads a new password into sodium_malloc() memory: one line from stdin
- * with from_stdin, else twice from the terminal with echo off.  Returns
- * NULL after printing the reason.  Free with cli_password_free. */
+ * with from_stdin, else twice from the controlling terminal with echo off
+ * (without one: an error that names --password-stdin).  Refuses empty,
+ * too long and shorter than CLI_PASSWORD_MIN passwords.  Returns NULL
+ * after printing the reason.  Free with cli_password_free. */
 char *cli_password_read(bool from_stdin);
 void cli_password_free(char *pw);
 
