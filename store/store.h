@@ -351,6 +351,11 @@ int store_queue_list(struct store *st,
     struct pr_err *err);
 /* Removes a queue entry and its recipients (PR_ENOENT if absent). */
 int store_queue_del(struct store *st, int64_t id, struct pr_err *err);
+/* Removes the queue entries of message msgid (the "queued as" id of the
+ * SMTP reply and the logs, STORE_ID_LEN hex, any case) with their
+ * recipients; PR_ENOENT if none, PR_EINVAL if msgid is not such an id. */
+int store_queue_del_msg(struct store *st, const char *msgid,
+    struct pr_err *err);
 /* Makes every entry due now. */
 int store_queue_flush(struct store *st, struct pr_err *err);
 
