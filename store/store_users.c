@@ -60,7 +60,8 @@ store_domain_del(struct store *st, const char *domain, struct pr_err *err)
 		goto out;
 	if ((r = store__row(st, STORE_Q_DOMAIN_INUSE,
 	    "SELECT (SELECT count(*) FROM users WHERE domain_id = ?1),"
-	    " (SELECT count(*) FROM aliases WHERE domain_id = ?1)", &s,
+	    " (SELECT count(DISTINCT alias) FROM aliases"
+	    "  WHERE domain_id = ?1)", &s,
 	    "cannot delete domain", err, "i", id)) <= 0) {
 		if (r == 0)
 			r = pr_err_set(err, PR_EIO, "cannot delete domain");
@@ -246,18 +247,35 @@ out:
 }
 
 int
-store_user_del(struct store *st, const char *address, struct pr_err *err)
+store_user_del_report(struct store *st, const char *address,
+    void (*alias_cb)(void *ctx, const char *alias, bool deleted), void *ctx,
+    struct pr_err *err)
 {
 	char addr[ADDR_MAX];
+	const char *domain;
+	int r;
 
-	if (store__lower_addr(address, addr, err) == NULL)
+	if ((domain = store__lower_addr(address, addr, err)) == NULL)
 		return PR_EINVAL;
-	/* One statement: the mailbox and lock rows go by ON DELETE CASCADE
-	 * and unreferenced bodies by the mailbox_delete trigger, all in the
-	 * statement's implicit transaction. */
-	return store__changed(st, store__run(st, STORE_Q_USER_DEL,
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	/* The mailbox and lock rows go by ON DELETE CASCADE and
+	 * unreferenced bodies by the mailbox_delete trigger; the aliases
+	 * that named the user change in the same transaction, so no alias
+	 * is ever left pointing at a user who is gone. */
+	r = store__changed(st, store__run(st, STORE_Q_USER_DEL,
 	    "DELETE FROM users WHERE address = ?1", "cannot delete user", err,
 	    "t", addr), err, "no such user: %s", addr);
+	if (r == 0)
+		r = store__alias_drop_target(st, addr, domain, alias_cb, ctx,
+		    err);
+	return store__end(st, r, err);
+}
+
+int
+store_user_del(struct store *st, const char *address, struct pr_err *err)
+{
+	return store_user_del_report(st, address, NULL, NULL, err);
 }
 
 int

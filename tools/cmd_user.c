@@ -70,6 +70,18 @@ cmd_user_print(void *ctx, const struct store_user *u)
 	return 0;
 }
 
+/* user del: the admin hears what happened to the aliases that named the
+ * user, on stdout (it is what was done, not an error). */
+static void
+cmd_user_del_alias(void *ctx, const char *alias, bool deleted)
+{
+	(void)ctx;
+	if (deleted)
+		printf("alias %s deleted (no targets left)\n", alias);
+	else
+		printf("alias %s: user removed from its targets\n", alias);
+}
+
 int
 cmd_user(struct cli *cli, int argc, char **argv)
 {
@@ -94,7 +106,8 @@ cmd_user(struct cli *cli, int argc, char **argv)
 	if (strcmp(verb, "del") == 0 && argc == 3) {
 		if (cli_address(argv[2], addr) < 0)
 			return CLI_ERR;
-		r = store_user_del(cli_store(cli), addr, &err);
+		r = store_user_del_report(cli_store(cli), addr,
+		    cmd_user_del_alias, NULL, &err);
 	} else if (strcmp(verb, "passwd") == 0 && (argc == 3 || (argc == 4 &&
 	    strcmp(argv[3], "--password-stdin") == 0))) {
 		struct store_user u;

@@ -168,7 +168,8 @@ class CliTest(unittest.TestCase):
                                       "x@example.org").returncode, 0)
         before = self.db_dump()
         self.assertFails(self.run_cli("alias", "add", "x@example.org",
-                                      "y@example.org"), 1, "loop")
+                                      "y@example.org", "--append"), 1,
+                         "loop")
         self.assertFails(self.run_cli("alias", "add", "a@example.org",
                                       "b@example.org"), 1, "a@example.org")
         self.assertFails(self.run_cli("alias", "add", "z@nothosted.example",
