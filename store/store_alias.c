@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "domain.h"
 
 /* One resolution walk. */
 struct store_res {
@@ -310,19 +311,22 @@ store_alias_key(const char *alias, char *key, const char **domain_r,
 {
 	size_t len = alias != NULL ? strlen(alias) : 0;
 
+	char parsed[ADDR_MAX];
+
 	if (len > 1 && alias[0] == '@') {
+		key[0] = '@';
 		if (len >= ADDR_MAX || !addr_domain_valid(alias + 1, len - 1,
-		    true))
+		    true) || domain_normalize(alias + 1, len - 1, key + 1,
+		    ADDR_MAX - 1) < 0)
 			return pr_err_set(err, PR_EINVAL,
 			    "invalid catch-all alias: %s", alias);
-		memcpy(key, alias, len + 1);
-	} else if (len == 0 ||
-	    addr_parse_mailbox(alias, len, true, key) < 0) {
+		*domain_r = key + 1;
+		return 0;
+	}
+	if (len == 0 || addr_parse_mailbox(alias, len, true, parsed) < 0 ||
+	    (*domain_r = store__lower_addr(parsed, key, NULL)) == NULL)
 		return pr_err_set(err, PR_EINVAL, "invalid alias address: %s",
 		    alias != NULL ? alias : "");
-	}
-	addr_lower(key);
-	*domain_r = strrchr(key, '@') + 1;
 	return 0;
 }
 
@@ -336,12 +340,10 @@ store_alias_target(struct store *st, const char *t, size_t len, char *out,
 	const char *domain;
 	int r;
 
-	if (addr_parse_mailbox(t, len, true, out) < 0)
+	if (addr_parse_mailbox(t, len, true, out) < 0 ||
+	    (domain = store__lower_addr(out, lower, NULL)) == NULL)
 		return pr_err_set(err, PR_EINVAL, "invalid target address: "
 		    "%.*s", (int)(len > 255 ? 255 : len), t);
-	memcpy(lower, out, strlen(out) + 1);
-	addr_lower(lower);
-	domain = strrchr(lower, '@') + 1;
 	if ((r = store__domain_id(st, domain, NULL, err)) < 0)
 		return r;
 	*hosted_r = r > 0;
@@ -504,17 +506,27 @@ store__alias_drop_target(struct store *st, const char *address,
 {
 	struct store_strv aliases = { 0 }, targets = { 0 };
 	size_t llen = (size_t)(domain - 1 - address);
+	char lo[ADDR_MAX], hi[ADDR_MAX];
 	sqlite3_stmt *s;
 	const char *a, *t;
 	bool changed = false;
 	int rc, r;
 
-	/* Every (alias, target) row; the targets that name this user are
-	 * picked here, where the +tag rule is plain C. */
+	if (llen + 2 > sizeof(lo))
+		return pr_err_set(err, PR_EINVAL, "invalid address: %s",
+		    address);
+	/* The address itself, and the range of "local+..." ('+' is 0x2b,
+	 * ',' 0x2c): both through the target index; the domain of a +tag
+	 * form is checked below. */
+	memcpy(lo, address, llen);
+	memcpy(hi, address, llen);
+	lo[llen] = '+';
+	hi[llen] = ',';
+	lo[llen + 1] = hi[llen + 1] = '\0';
 	if ((s = store__bind(st, STORE_Q_ALIAS_OF_TARGET,
-	    "SELECT alias, target FROM aliases WHERE target LIKE ?1"
-	    " ORDER BY alias, id", "cannot read aliases", err, "t",
-	    "%@%")) == NULL)
+	    "SELECT alias, target FROM aliases WHERE target = ?1"
+	    " OR (target > ?2 AND target < ?3) ORDER BY alias, id",
+	    "cannot read aliases", err, "ttt", address, lo, hi)) == NULL)
 		return store__errcode(err);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		a = (const char *)sqlite3_column_text(s, 0);

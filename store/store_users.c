@@ -3,6 +3,8 @@
  */
 #include "store_int.h"
 
+#include "domain.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,18 +13,20 @@
 
 /* --- Domains ----------------------------------------------------------- */
 
-/* Validates a domain name into out (lower case, ADDR_MAX bytes). */
+/* Validates a domain name into out (its normal form, domain.h; ADDR_MAX
+ * bytes). */
 static int
 store_domain_canon(const char *domain, char *out, struct pr_err *err)
 {
 	size_t len = domain != NULL ? strlen(domain) : 0;
 
-	if (len == 0 || len > ADDR_DOMAIN_MAX ||
-	    !addr_domain_valid(domain, len, true))
+	if (len == 0 || domain[0] == '[' ||
+	    domain_normalize(domain, len, out, ADDR_MAX) < 0)
 		return pr_err_set(err, PR_EINVAL, "invalid domain name: %s",
 		    domain != NULL ? domain : "");
-	memcpy(out, domain, len + 1);
-	addr_lower(out);
+	if (domain_is_ip(out))
+		return pr_err_set(err, PR_EINVAL, "%s is an IP address, not a "
+		    "domain name", domain);
 	return 0;
 }
 
@@ -90,10 +94,8 @@ store_domain_exists(struct store *st, const char *domain)
 	char name[ADDR_MAX];
 	size_t len = domain != NULL ? strlen(domain) : 0;
 
-	if (len == 0 || len >= sizeof(name))
+	if (len == 0 || domain_normalize(domain, len, name, sizeof(name)) < 0)
 		return 0;
-	memcpy(name, domain, len + 1);
-	addr_lower(name);
 	return store__domain_id(st, name, NULL, NULL);
 }
 

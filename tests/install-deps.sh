@@ -3,7 +3,7 @@
 # tests; does nothing when they are all present already.
 set -u
 pkgs="build-essential meson ninja-build pkg-config gcc clang libclang-rt-14-dev
-libuv1-dev libssl-dev libsqlite3-dev libsodium-dev libc-ares-dev libinih-dev
+libuv1-dev libssl-dev libsqlite3-dev libsodium-dev libc-ares-dev libinih-dev libidn2-dev
 sqlite3 openssl ca-certificates python3 python3-dkim msmtp curl fetchmail mpop
 swaks libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
 libauthen-sasl-perl
