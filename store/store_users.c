@@ -167,16 +167,18 @@ store_password_verify(const char *hash, const char *password)
 
 /* --- Users ------------------------------------------------------------- */
 
-/* Canonical lower-case form of a user or alias address (ADDR_MAX bytes). */
+/* Canonical lower-case form of a user or alias address, its domain in
+ * normal form (ADDR_MAX bytes). */
 static int
 store_addr_canon(const char *address, char *out, struct pr_err *err)
 {
 	size_t len = address != NULL ? strlen(address) : 0;
+	char parsed[ADDR_MAX];
 
-	if (len == 0 || addr_parse_mailbox(address, len, true, out) < 0)
+	if (len == 0 || addr_parse_mailbox(address, len, true, parsed) < 0 ||
+	    store__lower_addr(parsed, out, NULL) == NULL)
 		return pr_err_set(err, PR_EINVAL, "invalid address: %s",
 		    address != NULL ? address : "");
-	addr_lower(out);
 	return 0;
 }
 
