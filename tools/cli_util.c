@@ -10,16 +10,39 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "domain.h"
 #include "sasl.h"
 
 int
 cli_address(const char *arg, char out[ADDR_MAX])
 {
-	if (addr_parse_mailbox(arg, strlen(arg), true, out) < 0) {
+	char dom[ADDR_DOMAIN_MAX + 1];
+	char *at;
+
+	if (addr_parse_mailbox(arg, strlen(arg), true, out) < 0 ||
+	    (at = strrchr(out, '@')) == NULL ||
+	    domain_normalize(at + 1, strlen(at + 1), dom, sizeof(dom)) < 0 ||
+	    (size_t)(at + 1 - out) + strlen(dom) >= ADDR_MAX) {
 		cli_fail("invalid address '%s'", arg);
 		return -1;
 	}
+	strcpy(at + 1, dom);
 	addr_lower(out);
+	return 0;
+}
+
+int
+cli_domain(const char *arg, char out[ADDR_DOMAIN_MAX + 1])
+{
+	if (domain_normalize(arg, strlen(arg), out, ADDR_DOMAIN_MAX + 1) < 0 ||
+	    out[0] == '[') {
+		cli_fail("invalid domain name '%s'", arg);
+		return -1;
+	}
+	if (domain_is_ip(out)) {
+		cli_fail("%s is an IP address, not a domain name", arg);
+		return -1;
+	}
 	return 0;
 }
 

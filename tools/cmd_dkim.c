@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "cli.h"
+#include "cli_util.h"
 #include "dkim_keyfile.h"
 
 int
@@ -43,10 +44,8 @@ cmd_dkim(struct cli *cli, int argc, char **argv)
 	}
 	if (dom == NULL)
 		return CLI_USAGE;
-	if (!addr_domain_valid(dom, strlen(dom), false))
-		return cli_fail("invalid domain name '%s'", dom);
-	snprintf(domain, sizeof(domain), "%s", dom);
-	addr_lower(domain);
+	if (cli_domain(dom, domain) < 0)
+		return CLI_ERR;
 	if (selector != NULL &&
 	    !dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
 		return cli_fail("invalid selector '%s' (letters, digits, '-', "

@@ -18,6 +18,7 @@
 
 #include "addr.h"
 #include "dkim_field.h"
+#include "domain.h"
 #include "dkim_keyfile.h"
 #include "dkim_signer.h"
 #include "relay_dsn.h"
@@ -65,6 +66,7 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 	struct dkim_key *key = NULL;
 	struct store_body *b = NULL;
 	char domain[RELAY_HOST_MAX];
+	char dnorm[2][ADDR_DOMAIN_MAX + 1];
 	const char *cand[2];
 	uint8_t *chunk;
 	int64_t off;
@@ -128,7 +130,14 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 	for (i = 0; i < 2 && key == NULL; i++) {
 		struct pr_err kerr;
 
-		if (cand[i] == NULL || store_domain_exists(st, cand[i]) != 1)
+		/* d= is the A-label form the key was made for (RFC 6376
+		 * 3.5: d= holds A-labels), whichever form the header or the
+		 * envelope used. */
+		if (cand[i] == NULL || domain_normalize(cand[i],
+		    strlen(cand[i]), dnorm[i], sizeof(dnorm[i])) < 0)
+			continue;
+		cand[i] = dnorm[i];
+		if (store_domain_exists(st, cand[i]) != 1)
 			continue;
 		r = dkim_keyfile_load(cfg->server.data_dir, cand[i], &key,
 		    &kerr);
