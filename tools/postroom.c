@@ -202,6 +202,8 @@ main(int argc, char **argv)
 	pr_err_clear(&err);
 	if (cfg_load(&cli.cfg, cfg_path(path), &err) < 0)
 		return cli_fail("%s", err.msg);
+	if (cli_commands[i].fn == cmd_check)
+		cmd_check_prepare(&cli);
 	if (cli_become_user(&cli.cfg) != 0)
 		return CLI_ERR;
 	r = cli_commands[i].fn(&cli, argc - optind, argv + optind);
