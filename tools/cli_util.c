@@ -85,14 +85,16 @@ cli_prompt_noecho(FILE *tty, const char *prompt, char *buf, size_t n)
 	struct termios old, quiet;
 	ssize_t r;
 
-	fputs(prompt, tty);
-	fflush(tty);
 	if (tcgetattr(fileno(tty), &old) != 0)
 		return -1;
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;
+	/* Echo off (and typeahead dropped) before the prompt shows, so that
+	 * nothing typed after it is echoed or lost. */
 	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	fputs(prompt, tty);
+	fflush(tty);
 	r = cli_read_line(tty, buf, n);
 	tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	return r;
