@@ -40,11 +40,21 @@ cmd_init(struct cli *cli, int argc, char **argv)
 	return CLI_OK;
 }
 
+/* Counts the domains and warns about one stored before names had one
+ * form (domain.h): lookups normalise, so it would receive nothing. */
 static int
 cmd_check_count(void *ctx, const char *domain)
 {
-	(void)domain;
+	char norm[ADDR_DOMAIN_MAX + 1];
+
 	(*(int *)ctx)++;
+	if (domain_normalize(domain, strlen(domain), norm, sizeof(norm)) < 0)
+		printf("warning: domain %s is not a valid domain name: delete "
+		    "it\n", domain);
+	else if (strcmp(norm, domain) != 0)
+		printf("warning: domain %s is stored as typed, not as %s: "
+		    "mail for it is not found; add %s and move its users\n",
+		    domain, norm, norm);
 	return 0;
 }
 

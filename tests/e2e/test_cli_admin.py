@@ -402,6 +402,21 @@ class DomainTest(AdminCase):
         self.assertEqual(len(out.splitlines()), 2, out)
 
 
+    def test_check_warns_about_a_domain_stored_as_typed(self):
+        """A U-label domain stored by an older version is found by no
+        lookup any more (they normalise): check says what to do."""
+        db = sqlite3.connect(os.path.join(self.inst.data_dir, "mail.db"))
+        try:
+            db.execute("INSERT INTO domains (name, created) VALUES (?, 0)",
+                       (self.U,))
+            db.commit()
+        finally:
+            db.close()
+        r = self.assertOk(self.run_cli("check"))
+        self.assertIn("warning: domain %s is stored as typed, not as %s"
+                      % (self.U, self.A), r.stdout)
+
+
 class CheckTest(AdminCase):
     tls = True
 
