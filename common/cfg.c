@@ -483,9 +483,9 @@ cfg_once(struct cfg_ctx *x, const char *section, const char *name,
 		    strcmp(v->name, name) != 0)
 			continue;
 		if (x->err_line == 0) {
-			snprintf(x->err, sizeof(x->err), "duplicate key '%.40s' "
-			    "in [%s] (first set on line %d)", name, section,
-			    v->line);
+			snprintf(x->err, sizeof(x->err),
+			    "duplicate key '%.40s' in [%s] (first set on "
+			    "line %d)", name, section, v->line);
 			x->err_line = lineno;
 		}
 		return 0;

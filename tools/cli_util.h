@@ -9,7 +9,8 @@
 #include "addr.h"
 
 /* Parses and canonicalises an address argument (lower-cased, the domain
- * in normal form, as the store keeps it).  Prints a clear error and returns -1 when it is not valid. */
+ * in normal form, as the store keeps it).  Prints a clear error and
+ * returns -1 when it is not valid. */
 int cli_address(const char *arg, char out[ADDR_MAX]);
 
 /* Parses a domain argument into its one normal form (IDNA2008 A-labels,

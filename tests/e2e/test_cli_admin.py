@@ -214,11 +214,12 @@ class HelpVersionTest(AdminCase):
         r = self.run_cli("domain", "list")
         self.assertFails(r, 1, "postroom init")
         self.assertEqual(r.stderr.count("postroom init"), 1, r.stderr)
-        r = subprocess.run([harness.BIN["smtpd"], "-c", self.inst.config],
-                           capture_output=True, text=True, timeout=60,
-                           env=self.inst.env())
-        self.assertNotEqual(r.returncode, 0)
-        self.assertEqual(r.stderr.count("postroom init"), 1, r.stderr)
+        for daemon in ("smtpd", "pop3d"):
+            r = subprocess.run([harness.BIN[daemon], "-c", self.inst.config],
+                               capture_output=True, text=True, timeout=60,
+                               env=self.inst.env())
+            self.assertNotEqual(r.returncode, 0)
+            self.assertEqual(r.stderr.count("postroom init"), 1, r.stderr)
 
     def test_one_message_is_singular(self):
         self.inst.add_domain("example.org")

@@ -818,8 +818,8 @@ test_admin(struct store *st)
 	    "ann@xn--bcher-kva.example", 0, NULL, NULL, &err), PR_EEXIST,
 	    "an existing alias without APPEND");
 	TAP_EQ_INT(store_alias_set(st, "team@adm.example",
-	    "ann@b\xc3\xbc" "cher.example", STORE_ALIAS_APPEND, NULL, NULL, &err),
-	    0, "APPEND adds a target");
+	    "ann@b\xc3\xbc" "cher.example", STORE_ALIAS_APPEND, NULL, NULL,
+	    &err), 0, "APPEND adds a target");
 	T_FAILS_CLEAN(st, store_alias_set(st, "x@adm.example",
 	    "nobody@adm.example", 0, NULL, NULL, &err), PR_ENOENT,
 	    "an unknown local target");
