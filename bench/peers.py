@@ -41,7 +41,7 @@ def ensure_bench_user():
 
 
 def password_for(user):
-    return "pw-" + user
+    return "password-" + user
 
 
 # --- Postfix ---------------------------------------------------------------

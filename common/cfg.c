@@ -294,11 +294,22 @@ cfg_copy(char *dst, size_t dstsz, const char *s)
 
 #define CFG_STR(field) cfg_copy((field), sizeof(field), value)
 
+/* A key set once already, to refuse a second setting. */
+struct cfg_seen {
+	char section[16];
+	char name[40];
+	int line;
+};
+
+#define CFG_SEEN_MAX 256 /* more than all the keys of every section */
+
 struct cfg_ctx {
 	struct cfg *c;
 	char err[200]; /* first error, without the file:line prefix */
 	int err_line;
 	int line;      /* counted by the handler (inih passes no line) */
+	struct cfg_seen seen[CFG_SEEN_MAX];
+	size_t n_seen;
 };
 
 enum cfg_result { CFG_SET, CFG_BAD_VALUE, CFG_UNKNOWN_KEY };
@@ -356,7 +367,8 @@ cfg_set_smtp(struct cfg *c, const char *name, const char *value)
 		r = cfg_parse_listen(value, &c->smtp.submissions);
 	else if (strcmp(name, "max_message_size") == 0) {
 		r = cfg_parse_size(value, &c->smtp.max_message_size);
-		if (r == 0 && c->smtp.max_message_size < 1024)
+		if (r == 0 && (c->smtp.max_message_size < 1024 ||
+		    c->smtp.max_message_size > CFG_MESSAGE_SIZE_MAX))
 			r = PR_EINVAL;
 	} else if (strcmp(name, "max_recipients") == 0) {
 		r = cfg_parse_uint(value, 100000, &c->smtp.max_recipients);
@@ -526,6 +538,39 @@ cfg_set_inbound(struct cfg *c, const char *name, const char *value)
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
 }
 
+/*
+ * A key given twice is an error: with the last one winning, an admin who
+ * edits the first of two (an example block left in, a paste) sees no
+ * change and no reason.  Valid keys only reach here, and they are short.
+ */
+static int
+cfg_once(struct cfg_ctx *x, const char *section, const char *name,
+    int lineno)
+{
+	struct cfg_seen *v;
+
+	for (size_t i = 0; i < x->n_seen; i++) {
+		v = &x->seen[i];
+		if (strcmp(v->section, section) != 0 ||
+		    strcmp(v->name, name) != 0)
+			continue;
+		if (x->err_line == 0) {
+			snprintf(x->err, sizeof(x->err),
+			    "duplicate key '%.40s' in [%s] (first set on "
+			    "line %d)", name, section, v->line);
+			x->err_line = lineno;
+		}
+		return 0;
+	}
+	if (x->n_seen < CFG_SEEN_MAX) {
+		v = &x->seen[x->n_seen++];
+		snprintf(v->section, sizeof(v->section), "%s", section);
+		snprintf(v->name, sizeof(v->name), "%s", name);
+		v->line = lineno;
+	}
+	return 1;
+}
+
 static int
 cfg_handler(void *user, const char *section, const char *name,
     const char *value, int lineno)
@@ -560,7 +605,7 @@ cfg_handler(void *user, const char *section, const char *name,
 		return 0;
 	}
 	if (res == CFG_SET)
-		return 1;
+		return cfg_once(x, section, name, lineno);
 	if (x->err_line == 0) {
 		if (res == CFG_UNKNOWN_KEY)
 			snprintf(x->err, sizeof(x->err),

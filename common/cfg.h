@@ -38,6 +38,14 @@ enum cfg_dmarc_policy {
 	CFG_DMARC_ENFORCE = 0, /* "enforce": refuse p=reject, mark quarantine */
 	CFG_DMARC_REPORT,      /* "report": record results, refuse nothing */
 };
+/*
+ * The largest [smtp] max_message_size: the store keeps a message in one
+ * SQLite blob, which holds at most SQLITE_MAX_LENGTH (10^9) octets, and
+ * adds its own header fields (Received, Authentication-Results) to it.
+ * 900 MiB leaves room for those; a larger setting would let a client send
+ * a message that can only fail at the end of DATA.
+ */
+#define CFG_MESSAGE_SIZE_MAX (900ull * 1024 * 1024)
 
 struct cfg {
 	char path[1024];
@@ -63,7 +71,8 @@ struct cfg {
 		struct cfg_listen_list listen;      /* default 0.0.0.0:25 */
 		struct cfg_listen_list submission;  /* default 0.0.0.0:587 */
 		struct cfg_listen_list submissions; /* default 0.0.0.0:465 */
-		uint64_t max_message_size;  /* default 25 MiB */
+		uint64_t max_message_size;  /* default 25 MiB, at most
+		                             * CFG_MESSAGE_SIZE_MAX */
 		unsigned max_recipients;    /* default 100 */
 		unsigned max_connections_per_ip; /* default 50, 0 = unlimited */
 		unsigned max_connections;   /* sessions, default 1000, 0 = none */

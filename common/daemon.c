@@ -23,10 +23,18 @@ static void
 daemon_usage(const char *progname, FILE *f)
 {
 	fprintf(f, "usage: %s [-c FILE]\n"
-	    "  -c FILE  configuration file (default $POSTROOM_CONFIG or "
-	    CFG_DEFAULT_PATH ")\n"
-	    "  -V       print the version and exit\n", progname);
+	    "  -c, --config FILE  configuration file (default "
+	    "$POSTROOM_CONFIG or " CFG_DEFAULT_PATH ")\n"
+	    "  -h, --help         print this help and exit\n"
+	    "  -V, --version      print the version and exit\n", progname);
 }
+
+static const struct option daemon_long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
 
 void
 daemon_init(int argc, char **argv, const char *progname, struct cfg *cfg)
@@ -36,7 +44,10 @@ daemon_init(int argc, char **argv, const char *progname, struct cfg *cfg)
 	int ch;
 
 	log_init(progname, LOG_LVL_INFO);
-	while ((ch = getopt(argc, argv, "c:hV")) != -1) {
+	/* Our own message, named after the daemon and not argv[0]. */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:hV", daemon_long_options,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -47,7 +58,18 @@ daemon_init(int argc, char **argv, const char *progname, struct cfg *cfg)
 		case 'V':
 			printf("%s %s\n", progname, POSTROOM_VERSION);
 			exit(0);
+		case ':':
+			fprintf(stderr, "%s: option %s needs an argument\n",
+			    progname, argv[optind - 1]);
+			daemon_usage(progname, stderr);
+			exit(2);
 		default:
+			if (optopt != 0)
+				fprintf(stderr, "%s: unknown option -%c\n",
+				    progname, optopt);
+			else
+				fprintf(stderr, "%s: unknown option %s\n",
+				    progname, argv[optind - 1]);
 			daemon_usage(progname, stderr);
 			exit(2);
 		}

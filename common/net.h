@@ -53,6 +53,19 @@ int net_tls_client_new(const char *ca_file, const char *ciphers,
 
 void net_tls_free(struct net_tls **tls);
 
+/* What `postroom check` tells about a server context's certificate. */
+struct net_tls_cert_info {
+	int64_t not_before, not_after; /* unix time */
+	bool names_host;               /* the certificate names host */
+};
+
+/* The leaf certificate of server context tls (net_tls_new): its validity
+ * and whether it names host (RFC 6125 6.4, as X509_check_host matches:
+ * subjectAltName DNS names, wildcards in the left-most label).  Returns 0,
+ * or PR_EINVAL for a client context or one without a certificate. */
+int net_tls_cert_info(const struct net_tls *tls, const char *host,
+    struct net_tls_cert_info *info_r);
+
 /* --- Connections ------------------------------------------------------- */
 
 struct net_conn;

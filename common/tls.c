@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 
@@ -106,6 +107,34 @@ net_tls_new(const char *cert, const char *key, const char *ciphers,
 	if (ctx == NULL)
 		return PR_ETLS;
 	*tls_r = tls_wrap(ctx, false);
+	return 0;
+}
+
+/* An ASN1_TIME as unix time; 0 if it cannot be read. */
+static int64_t
+tls_asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+int
+net_tls_cert_info(const struct net_tls *tls, const char *host,
+    struct net_tls_cert_info *info_r)
+{
+	X509 *x;
+
+	memset(info_r, 0, sizeof(*info_r));
+	if (tls == NULL || tls->client ||
+	    (x = SSL_CTX_get0_certificate(tls->ctx)) == NULL)
+		return PR_EINVAL;
+	info_r->not_before = tls_asn1_time(X509_get0_notBefore(x));
+	info_r->not_after = tls_asn1_time(X509_get0_notAfter(x));
+	info_r->names_host = host != NULL && host[0] != '\0' &&
+	    X509_check_host(x, host, strlen(host), 0, NULL) == 1;
 	return 0;
 }
 

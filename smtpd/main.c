@@ -274,8 +274,8 @@ smtpd_start(struct smtpd *d)
 	/* From here on as [server] user: every file we create is theirs.
 	 * Nothing is accepted before uv_run(). */
 	if ((r = store_open(d->cfg.server.data_dir, 0, &st, &err)) < 0) {
-		log_err(NULL, "store: %s%s", err.msg, r == PR_ENOENT ?
-		    " (run `postroom init`)" : "");
+		/* The store's message already says to run `postroom init`. */
+		log_err(NULL, "store: %s", err.msg);
 		return -1;
 	}
 	d->srv.st = st;

@@ -105,7 +105,8 @@ int store_check(struct store *st, struct pr_err *err);
 
 int store_domain_add(struct store *st, const char *domain,
     struct pr_err *err);
-/* Refused with PR_EBUSY while the domain still has users or aliases. */
+/* Refused with PR_EBUSY while the domain still has users or aliases
+ * (counted by alias, not by target). */
 int store_domain_del(struct store *st, const char *domain,
     struct pr_err *err);
 /* 1 if hosted, 0 if not, <0 on error. */
@@ -131,8 +132,15 @@ struct store_user {
  * argon2id; the empty password is refused (PR_EINVAL). */
 int store_user_add(struct store *st, const char *address,
     const char *password, int64_t quota, struct pr_err *err);
-/* Deletes the user and their mailbox. */
+/* Deletes the user and their mailbox, and takes the user (and +tag
+ * forms of the address, RFC 5233) out of every alias's targets; an alias
+ * left without targets goes too.  All in one transaction. */
 int store_user_del(struct store *st, const char *address,
+    struct pr_err *err);
+/* store_user_del, telling alias_cb about each alias it changed: deleted
+ * is true for an alias that lost its last target and is gone. */
+int store_user_del_report(struct store *st, const char *address,
+    void (*alias_cb)(void *ctx, const char *alias, bool deleted), void *ctx,
     struct pr_err *err);
 int store_user_passwd(struct store *st, const char *address,
     const char *password, struct pr_err *err);
@@ -293,6 +301,24 @@ int store_device_sent(struct store *st, int64_t cred_id, int64_t since,
  */
 int store_alias_add(struct store *st, const char *alias, const char *targets,
     struct pr_err *err);
+
+enum {
+	STORE_ALIAS_APPEND = 1 << 0, /* an existing alias gets the targets */
+	STORE_ALIAS_FORCE = 1 << 1,  /* accept unknown local targets */
+};
+
+/*
+ * What the admin CLI adds: alias -> targets as store_alias_add, but
+ * stricter.  An existing alias is PR_EEXIST unless flags has
+ * STORE_ALIAS_APPEND.  A local target must be a user or an alias itself
+ * (or a +tag of one, RFC 5233): a catch-all does not count, since the
+ * target would then only name whatever the catch-all reaches.  Without
+ * STORE_ALIAS_FORCE another local target is PR_ENOENT; with it, it is
+ * added and reported to unknown_cb (may be NULL).  Loops are PR_ELOOP.
+ */
+int store_alias_set(struct store *st, const char *alias, const char *targets,
+    unsigned flags, void (*unknown_cb)(void *ctx, const char *target),
+    void *ctx, struct pr_err *err);
 int store_alias_del(struct store *st, const char *alias,
     struct pr_err *err);
 /* Calls cb(alias, "t1,t2") per alias in name order. */
@@ -470,6 +496,11 @@ int store_queue_list(struct store *st,
     struct pr_err *err);
 /* Removes a queue entry and its recipients (PR_ENOENT if absent). */
 int store_queue_del(struct store *st, int64_t id, struct pr_err *err);
+/* Removes the queue entries of message msgid (the "queued as" id of the
+ * SMTP reply and the logs, STORE_ID_LEN hex, any case) with their
+ * recipients; PR_ENOENT if none, PR_EINVAL if msgid is not such an id. */
+int store_queue_del_msg(struct store *st, const char *msgid,
+    struct pr_err *err);
 /* Makes every entry due now. */
 int store_queue_flush(struct store *st, struct pr_err *err);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "domain.h"
 
 /* One resolution walk. */
 struct store_res {
@@ -310,19 +311,22 @@ store_alias_key(const char *alias, char *key, const char **domain_r,
 {
 	size_t len = alias != NULL ? strlen(alias) : 0;
 
+	char parsed[ADDR_MAX];
+
 	if (len > 1 && alias[0] == '@') {
+		key[0] = '@';
 		if (len >= ADDR_MAX || !addr_domain_valid(alias + 1, len - 1,
-		    true))
+		    true) || domain_normalize(alias + 1, len - 1, key + 1,
+		    ADDR_MAX - 1) < 0)
 			return pr_err_set(err, PR_EINVAL,
 			    "invalid catch-all alias: %s", alias);
-		memcpy(key, alias, len + 1);
-	} else if (len == 0 ||
-	    addr_parse_mailbox(alias, len, true, key) < 0) {
+		*domain_r = key + 1;
+		return 0;
+	}
+	if (len == 0 || addr_parse_mailbox(alias, len, true, parsed) < 0 ||
+	    (*domain_r = store__lower_addr(parsed, key, NULL)) == NULL)
 		return pr_err_set(err, PR_EINVAL, "invalid alias address: %s",
 		    alias != NULL ? alias : "");
-	}
-	addr_lower(key);
-	*domain_r = strrchr(key, '@') + 1;
 	return 0;
 }
 
@@ -336,12 +340,10 @@ store_alias_target(struct store *st, const char *t, size_t len, char *out,
 	const char *domain;
 	int r;
 
-	if (addr_parse_mailbox(t, len, true, out) < 0)
+	if (addr_parse_mailbox(t, len, true, out) < 0 ||
+	    (domain = store__lower_addr(out, lower, NULL)) == NULL)
 		return pr_err_set(err, PR_EINVAL, "invalid target address: "
 		    "%.*s", (int)(len > 255 ? 255 : len), t);
-	memcpy(lower, out, strlen(out) + 1);
-	addr_lower(lower);
-	domain = strrchr(lower, '@') + 1;
 	if ((r = store__domain_id(st, domain, NULL, err)) < 0)
 		return r;
 	*hosted_r = r > 0;
@@ -360,10 +362,19 @@ store_alias_insert(struct store *st, int64_t domain_id, const char *key,
 	    key, target);
 }
 
+/* How store_alias_add_targets judges a local target. */
+struct store_alias_mode {
+	bool strict;   /* a catch-all does not make a target known */
+	bool force;    /* unknown targets go to unknown_cb, not an error */
+	void (*unknown_cb)(void *ctx, const char *target);
+	void *ctx;
+};
+
 /* Adds the targets in list to alias key; run inside a transaction. */
 static int
 store_alias_add_targets(struct store *st, int64_t domain_id,
-    const char *key, const char *list, struct pr_err *err)
+    const char *key, const char *list, const struct store_alias_mode *m,
+    struct pr_err *err)
 {
 	char target[ADDR_MAX], tkey[ADDR_MAX];
 	const char *p = list, *end, *domain;
@@ -388,14 +399,16 @@ store_alias_add_targets(struct store *st, int64_t domain_id,
 				    "alias loop: %s -> %s", key, target);
 			if (hosted) {
 				domain = strrchr(target, '@') + 1;
-				r = store_res_lookup(st, target, domain, true,
-				    &uid, tkey, err);
+				r = store_res_lookup(st, target, domain,
+				    !m->strict, &uid, tkey, err);
 				if (r < 0)
 					return r;
-				if (r == 0)
+				if (r == 0 && !m->force)
 					return pr_err_set(err, PR_ENOENT,
 					    "no such user or alias: %s",
 					    target);
+				if (r == 0 && m->unknown_cb != NULL)
+					m->unknown_cb(m->ctx, target);
 			}
 			if ((r = store_alias_insert(st, domain_id, key,
 			    target, err)) < 0)
@@ -410,9 +423,9 @@ store_alias_add_targets(struct store *st, int64_t domain_id,
 	return 0;
 }
 
-int
-store_alias_add(struct store *st, const char *alias, const char *targets,
-    struct pr_err *err)
+static int
+store_alias_add_mode(struct store *st, const char *alias, const char *targets,
+    bool append, const struct store_alias_mode *m, struct pr_err *err)
 {
 	struct store_res res = { .st = st, .err = err };
 	char key[ADDR_MAX];
@@ -434,7 +447,13 @@ store_alias_add(struct store *st, const char *alias, const char *targets,
 			    "%s is a user, it cannot be an alias", key);
 		goto out;
 	}
-	if ((r = store_alias_add_targets(st, domain_id, key, targets,
+	if (!append && (r = store__alias_exists(st, key, err)) != 0) {
+		if (r > 0)
+			r = pr_err_set(err, PR_EEXIST,
+			    "alias %s exists already", key);
+		goto out;
+	}
+	if ((r = store_alias_add_targets(st, domain_id, key, targets, m,
 	    err)) < 0)
 		goto out;
 
@@ -447,6 +466,113 @@ store_alias_add(struct store *st, const char *alias, const char *targets,
 	store_res_fini(&res);
 out:
 	return store__end(st, r, err);
+}
+
+int
+store_alias_add(struct store *st, const char *alias, const char *targets,
+    struct pr_err *err)
+{
+	static const struct store_alias_mode lenient = { 0 };
+
+	return store_alias_add_mode(st, alias, targets, true, &lenient, err);
+}
+
+int
+store_alias_set(struct store *st, const char *alias, const char *targets,
+    unsigned flags, void (*unknown_cb)(void *ctx, const char *target),
+    void *ctx, struct pr_err *err)
+{
+	struct store_alias_mode m = {
+		.strict = true,
+		.force = (flags & STORE_ALIAS_FORCE) != 0,
+		.unknown_cb = unknown_cb,
+		.ctx = ctx,
+	};
+
+	return store_alias_add_mode(st, alias, targets,
+	    (flags & STORE_ALIAS_APPEND) != 0, &m, err);
+}
+
+/*
+ * Takes the user address (lower case, domain pointing into it) out of
+ * every alias's targets, with its +tag forms (RFC 5233) unless such a
+ * form is a user of its own; an alias left empty is deleted.  Inside the
+ * caller's transaction; alias_cb (may be NULL) hears of each alias.
+ */
+int
+store__alias_drop_target(struct store *st, const char *address,
+    const char *domain, void (*alias_cb)(void *ctx, const char *alias,
+    bool deleted), void *ctx, struct pr_err *err)
+{
+	struct store_strv aliases = { 0 }, targets = { 0 };
+	size_t llen = (size_t)(domain - 1 - address);
+	char lo[ADDR_MAX], hi[ADDR_MAX];
+	sqlite3_stmt *s;
+	const char *a, *t;
+	bool changed = false;
+	int rc, r;
+
+	if (llen + 2 > sizeof(lo))
+		return pr_err_set(err, PR_EINVAL, "invalid address: %s",
+		    address);
+	/* The address itself, and the range of "local+..." ('+' is 0x2b,
+	 * ',' 0x2c): both through the target index; the domain of a +tag
+	 * form is checked below. */
+	memcpy(lo, address, llen);
+	memcpy(hi, address, llen);
+	lo[llen] = '+';
+	hi[llen] = ',';
+	lo[llen + 1] = hi[llen + 1] = '\0';
+	if ((s = store__bind(st, STORE_Q_ALIAS_OF_TARGET,
+	    "SELECT alias, target FROM aliases WHERE target = ?1"
+	    " OR (target > ?2 AND target < ?3) ORDER BY alias, id",
+	    "cannot read aliases", err, "ttt", address, lo, hi)) == NULL)
+		return store__errcode(err);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		a = (const char *)sqlite3_column_text(s, 0);
+		t = (const char *)sqlite3_column_text(s, 1);
+		if (strcmp(t, address) != 0 &&
+		    !(strncmp(t, address, llen) == 0 && t[llen] == '+' &&
+		    strchr(t + llen, '@') != NULL &&
+		    strcmp(strrchr(t, '@') + 1, domain) == 0))
+			continue;
+		if (store__strv_push(&aliases, a) < 0 ||
+		    store__strv_push(&targets, t) < 0)
+			break;
+	}
+	if ((r = store__done(st, s, rc, "cannot read aliases", err)) < 0)
+		goto out;
+	for (size_t i = 0; i < aliases.n; i++) {
+		/* A +tag form that is a user itself stays. */
+		r = 0;
+		if (strcmp(targets.v[i], address) != 0 &&
+		    (r = store__user_id(st, targets.v[i], NULL, err)) < 0)
+			goto out;
+		if (r == 0) {
+			if ((r = store__run(st, STORE_Q_ALIAS_DEL_TARGET,
+			    "DELETE FROM aliases WHERE alias = ?1 AND"
+			    " target = ?2", "cannot change alias", err, "tt",
+			    aliases.v[i], targets.v[i])) < 0)
+				goto out;
+			changed = true;
+		}
+		if (i + 1 < aliases.n &&
+		    strcmp(aliases.v[i], aliases.v[i + 1]) == 0)
+			continue;
+		if (changed) {
+			if ((r = store__alias_exists(st, aliases.v[i],
+			    err)) < 0)
+				goto out;
+			if (alias_cb != NULL)
+				alias_cb(ctx, aliases.v[i], r == 0);
+		}
+		changed = false;
+	}
+	r = 0;
+out:
+	store__strv_fini(&aliases);
+	store__strv_fini(&targets);
+	return r;
 }
 
 int

@@ -49,6 +49,8 @@ enum store_q {
 	STORE_Q_ALIAS_ADD,
 	STORE_Q_ALIAS_DEL,
 	STORE_Q_ALIAS_LIST,
+	STORE_Q_ALIAS_OF_TARGET,
+	STORE_Q_ALIAS_DEL_TARGET,
 
 	STORE_Q_BODY_ADD,
 	STORE_Q_ENTRY_ADD,
@@ -68,6 +70,7 @@ enum store_q {
 	STORE_Q_QUEUE_LIST,
 	STORE_Q_QRCPT_LIST,
 	STORE_Q_QUEUE_DEL,
+	STORE_Q_QUEUE_DEL_MSG,
 	STORE_Q_QUEUE_FLUSH,
 	STORE_Q_QUEUE_DUE,
 	STORE_Q_QUEUE_NEXT,
@@ -268,6 +271,13 @@ int store__user_id(struct store *st, const char *address, int64_t *id_r,
 /* 1 if an alias (lower-case, "@domain" for a catch-all) exists, 0, <0. */
 int store__alias_exists(struct store *st, const char *alias,
     struct pr_err *err);
+
+/* Takes user address (lower case; domain points into it) and its +tag
+ * forms out of the aliases' targets, deleting aliases left empty, inside
+ * the caller's transaction (store_alias.c).  alias_cb may be NULL. */
+int store__alias_drop_target(struct store *st, const char *address,
+    const char *domain, void (*alias_cb)(void *ctx, const char *alias,
+    bool deleted), void *ctx, struct pr_err *err);
 
 /* Delivers one message inside the caller's open transaction, as
  * store_deliver does for each of its messages (the caller holds the

@@ -8,6 +8,7 @@
  */
 #include "store_int.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,27 @@ store_queue_del(struct store *st, int64_t id, struct pr_err *err)
 	return store__changed(st, store__run(st, STORE_Q_QUEUE_DEL,
 	    "DELETE FROM queue WHERE id = ?1", "cannot delete queue entry",
 	    err, "i", id), err, "no queue entry %lld", (long long)id);
+}
+
+int
+store_queue_del_msg(struct store *st, const char *msgid, struct pr_err *err)
+{
+	char id[STORE_ID_LEN + 1];
+	size_t i;
+
+	for (i = 0; msgid[i] != '\0' && i < STORE_ID_LEN; i++) {
+		if (!isxdigit((unsigned char)msgid[i]))
+			break;
+		id[i] = (char)tolower((unsigned char)msgid[i]);
+	}
+	if (i != STORE_ID_LEN || msgid[i] != '\0')
+		return pr_err_set(err, PR_EINVAL, "bad queue id '%s' (%d hex "
+		    "digits, as in \"queued as\")", msgid, STORE_ID_LEN);
+	id[i] = '\0';
+	/* Recipients go by ON DELETE CASCADE, the body by trigger. */
+	return store__changed(st, store__run(st, STORE_Q_QUEUE_DEL_MSG,
+	    "DELETE FROM queue WHERE msgid = ?1", "cannot delete queue entry",
+	    err, "t", id), err, "no queue entry %s", id);
 }
 
 int

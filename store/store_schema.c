@@ -197,6 +197,12 @@ const char *const store__migrations[] = {
 	") WITHOUT ROWID;\n"
 	"CREATE INDEX IF NOT EXISTS submissions_created"
 	" ON submissions(created);\n",
+	/* Lookups by what an admin names: a user's address among alias
+	 * targets (user del takes it out), a message id in the queue
+	 * (queue del takes the "queued as" id).  IF NOT EXISTS: it depends
+	 * on no other migration but the first. */
+	"CREATE INDEX IF NOT EXISTS aliases_target ON aliases(target);\n"
+	"CREATE INDEX IF NOT EXISTS queue_msgid ON queue(msgid);\n",
 };
 
 const int store__n_migrations =

@@ -4,6 +4,8 @@
  */
 #include "store_int.h"
 
+#include "domain.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -340,7 +342,8 @@ store__random_hex(char *out, size_t n)
 const char *
 store__lower_addr(const char *address, char *out, struct pr_err *err)
 {
-	size_t len;
+	char dom[ADDR_MAX];
+	size_t len, dlen;
 	char *at;
 
 	if (address == NULL || (len = strlen(address)) >= ADDR_MAX) {
@@ -354,6 +357,14 @@ store__lower_addr(const char *address, char *out, struct pr_err *err)
 		pr_err_set(err, PR_EINVAL, "invalid address: %s", address);
 		return NULL;
 	}
+	/* One form for the domain (domain.h), so that a U-label finds the
+	 * A-label the domain was added as. */
+	if (domain_normalize(at + 1, strlen(at + 1), dom, sizeof(dom)) < 0 ||
+	    (size_t)(at + 1 - out) + (dlen = strlen(dom)) >= ADDR_MAX) {
+		pr_err_set(err, PR_EINVAL, "invalid address: %s", address);
+		return NULL;
+	}
+	memcpy(at + 1, dom, dlen + 1);
 	return at + 1;
 }
 

@@ -3,6 +3,8 @@
  */
 #include "store_int.h"
 
+#include "domain.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,18 +13,20 @@
 
 /* --- Domains ----------------------------------------------------------- */
 
-/* Validates a domain name into out (lower case, ADDR_MAX bytes). */
+/* Validates a domain name into out (its normal form, domain.h; ADDR_MAX
+ * bytes). */
 static int
 store_domain_canon(const char *domain, char *out, struct pr_err *err)
 {
 	size_t len = domain != NULL ? strlen(domain) : 0;
 
-	if (len == 0 || len > ADDR_DOMAIN_MAX ||
-	    !addr_domain_valid(domain, len, true))
+	if (len == 0 || domain[0] == '[' ||
+	    domain_normalize(domain, len, out, ADDR_MAX) < 0)
 		return pr_err_set(err, PR_EINVAL, "invalid domain name: %s",
 		    domain != NULL ? domain : "");
-	memcpy(out, domain, len + 1);
-	addr_lower(out);
+	if (domain_is_ip(out))
+		return pr_err_set(err, PR_EINVAL, "%s is an IP address, not a "
+		    "domain name", domain);
 	return 0;
 }
 
@@ -60,7 +64,8 @@ store_domain_del(struct store *st, const char *domain, struct pr_err *err)
 		goto out;
 	if ((r = store__row(st, STORE_Q_DOMAIN_INUSE,
 	    "SELECT (SELECT count(*) FROM users WHERE domain_id = ?1),"
-	    " (SELECT count(*) FROM aliases WHERE domain_id = ?1)", &s,
+	    " (SELECT count(DISTINCT alias) FROM aliases"
+	    "  WHERE domain_id = ?1)", &s,
 	    "cannot delete domain", err, "i", id)) <= 0) {
 		if (r == 0)
 			r = pr_err_set(err, PR_EIO, "cannot delete domain");
@@ -89,10 +94,8 @@ store_domain_exists(struct store *st, const char *domain)
 	char name[ADDR_MAX];
 	size_t len = domain != NULL ? strlen(domain) : 0;
 
-	if (len == 0 || len >= sizeof(name))
+	if (len == 0 || domain_normalize(domain, len, name, sizeof(name)) < 0)
 		return 0;
-	memcpy(name, domain, len + 1);
-	addr_lower(name);
 	return store__domain_id(st, name, NULL, NULL);
 }
 
@@ -164,16 +167,18 @@ store_password_verify(const char *hash, const char *password)
 
 /* --- Users ------------------------------------------------------------- */
 
-/* Canonical lower-case form of a user or alias address (ADDR_MAX bytes). */
+/* Canonical lower-case form of a user or alias address, its domain in
+ * normal form (ADDR_MAX bytes). */
 static int
 store_addr_canon(const char *address, char *out, struct pr_err *err)
 {
 	size_t len = address != NULL ? strlen(address) : 0;
+	char parsed[ADDR_MAX];
 
-	if (len == 0 || addr_parse_mailbox(address, len, true, out) < 0)
+	if (len == 0 || addr_parse_mailbox(address, len, true, parsed) < 0 ||
+	    store__lower_addr(parsed, out, NULL) == NULL)
 		return pr_err_set(err, PR_EINVAL, "invalid address: %s",
 		    address != NULL ? address : "");
-	addr_lower(out);
 	return 0;
 }
 
@@ -246,18 +251,35 @@ out:
 }
 
 int
-store_user_del(struct store *st, const char *address, struct pr_err *err)
+store_user_del_report(struct store *st, const char *address,
+    void (*alias_cb)(void *ctx, const char *alias, bool deleted), void *ctx,
+    struct pr_err *err)
 {
 	char addr[ADDR_MAX];
+	const char *domain;
+	int r;
 
-	if (store__lower_addr(address, addr, err) == NULL)
+	if ((domain = store__lower_addr(address, addr, err)) == NULL)
 		return PR_EINVAL;
-	/* One statement: the mailbox and lock rows go by ON DELETE CASCADE
-	 * and unreferenced bodies by the mailbox_delete trigger, all in the
-	 * statement's implicit transaction. */
-	return store__changed(st, store__run(st, STORE_Q_USER_DEL,
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	/* The mailbox and lock rows go by ON DELETE CASCADE and
+	 * unreferenced bodies by the mailbox_delete trigger; the aliases
+	 * that named the user change in the same transaction, so no alias
+	 * is ever left pointing at a user who is gone. */
+	r = store__changed(st, store__run(st, STORE_Q_USER_DEL,
 	    "DELETE FROM users WHERE address = ?1", "cannot delete user", err,
 	    "t", addr), err, "no such user: %s", addr);
+	if (r == 0)
+		r = store__alias_drop_target(st, addr, domain, alias_cb, ctx,
+		    err);
+	return store__end(st, r, err);
+}
+
+int
+store_user_del(struct store *st, const char *address, struct pr_err *err)
+{
+	return store_user_del_report(st, address, NULL, NULL, err);
 }
 
 int

@@ -4,7 +4,7 @@
 set -u
 pkgs="build-essential meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 libuv1-dev libssl-dev libsqlite3-dev libsodium-dev libc-ares-dev libinih-dev
-libpsl-dev
+libpsl-dev libidn2-dev
 sqlite3 openssl ca-certificates python3 python3-dkim python3-authres
 python3-dnslib python3-yaml msmtp curl fetchmail mpop
 swaks libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl

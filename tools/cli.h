@@ -37,6 +37,9 @@ int cmd_device(struct cli *cli, int argc, char **argv);
 int cmd_alias(struct cli *cli, int argc, char **argv);
 int cmd_mailbox(struct cli *cli, int argc, char **argv);
 int cmd_check(struct cli *cli, int argc, char **argv);
+/* Loads the TLS pair for cmd_check before the CLI drops privileges, as
+ * the daemons load it before they do. */
+void cmd_check_prepare(struct cli *cli);
 int cmd_queue(struct cli *cli, int argc, char **argv);
 int cmd_dkim(struct cli *cli, int argc, char **argv);
 int cmd_dns(struct cli *cli, int argc, char **argv);

@@ -10,16 +10,39 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "domain.h"
 #include "sasl.h"
 
 int
 cli_address(const char *arg, char out[ADDR_MAX])
 {
-	if (addr_parse_mailbox(arg, strlen(arg), true, out) < 0) {
+	char dom[ADDR_DOMAIN_MAX + 1];
+	char *at;
+
+	if (addr_parse_mailbox(arg, strlen(arg), true, out) < 0 ||
+	    (at = strrchr(out, '@')) == NULL ||
+	    domain_normalize(at + 1, strlen(at + 1), dom, sizeof(dom)) < 0 ||
+	    (size_t)(at + 1 - out) + strlen(dom) >= ADDR_MAX) {
 		cli_fail("invalid address '%s'", arg);
 		return -1;
 	}
+	strcpy(at + 1, dom);
 	addr_lower(out);
+	return 0;
+}
+
+int
+cli_domain(const char *arg, char out[ADDR_DOMAIN_MAX + 1])
+{
+	if (domain_normalize(arg, strlen(arg), out, ADDR_DOMAIN_MAX + 1) < 0 ||
+	    out[0] == '[') {
+		cli_fail("invalid domain name '%s'", arg);
+		return -1;
+	}
+	if (domain_is_ip(out)) {
+		cli_fail("%s is an IP address, not a domain name", arg);
+		return -1;
+	}
 	return 0;
 }
 
@@ -47,29 +70,47 @@ cli_read_line(FILE *f, char *buf, size_t n)
 	return (ssize_t)len;
 }
 
+/* The controlling terminal, or NULL.  access() is not enough: /dev/tty
+ * exists (and passes access()) in a process without a terminal, where only
+ * opening it fails, with ENXIO. */
+static FILE *
+cli_tty_open(void)
+{
+	return fopen("/dev/tty", "r+");
+}
+
 static ssize_t
-cli_prompt_noecho(const char *prompt, char *buf, size_t n)
+cli_prompt_noecho(FILE *tty, const char *prompt, char *buf, size_t n)
 {
 	struct termios old, quiet;
-	FILE *tty = fopen("/dev/tty", "r+");
 	ssize_t r;
 
-	if (tty == NULL)
+	if (tcgetattr(fileno(tty), &old) != 0)
 		return -1;
-	fputs(prompt, tty);
-	fflush(tty);
-	if (tcgetattr(fileno(tty), &old) != 0) {
-		fclose(tty);
-		return -1;
-	}
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;
+	/* Echo off (and typeahead dropped) before the prompt shows, so that
+	 * nothing typed after it is echoed or lost. */
 	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	fputs(prompt, tty);
+	fflush(tty);
 	r = cli_read_line(tty, buf, n);
 	tcsetattr(fileno(tty), TCSAFLUSH, &old);
-	fclose(tty);
 	return r;
+}
+
+/* Characters, not bytes: a UTF-8 continuation byte (10xxxxxx) does not
+ * start one. */
+static size_t
+cli_password_chars(const char *pw, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		if (((unsigned char)pw[i] & 0xc0) != 0x80)
+			n++;
+	return n;
 }
 
 char *
@@ -77,6 +118,7 @@ cli_password_read(bool from_stdin)
 {
 	char *pw = sodium_malloc(SASL_PASS_MAX + 2);
 	char *again = NULL;
+	FILE *tty = NULL;
 	ssize_t n;
 
 	if (pw == NULL) {
@@ -86,22 +128,25 @@ cli_password_read(bool from_stdin)
 	if (from_stdin) {
 		n = cli_read_line(stdin, pw, SASL_PASS_MAX + 2);
 	} else {
-		if (!isatty(STDIN_FILENO) && access("/dev/tty", R_OK) != 0) {
+		if ((tty = cli_tty_open()) == NULL) {
 			cli_fail("no terminal to ask for a password; use "
 			    "--password-stdin");
 			goto fail;
 		}
-		n = cli_prompt_noecho("New password: ", pw, SASL_PASS_MAX + 2);
+		n = cli_prompt_noecho(tty, "New password: ", pw,
+		    SASL_PASS_MAX + 2);
 		if (n >= 0) {
 			again = sodium_malloc(SASL_PASS_MAX + 2);
 			if (again == NULL ||
-			    cli_prompt_noecho("Retype password: ", again,
+			    cli_prompt_noecho(tty, "Retype password: ", again,
 			    SASL_PASS_MAX + 2) != n ||
 			    sodium_memcmp(pw, again, (size_t)n) != 0) {
 				cli_fail("passwords do not match");
 				goto fail;
 			}
 		}
+		fclose(tty);
+		tty = NULL;
 	}
 	if (n == -2 || (n >= 0 && (size_t)n >= SASL_PASS_MAX)) {
 		cli_fail("password too long (at most %d bytes)",
@@ -116,9 +161,16 @@ cli_password_read(bool from_stdin)
 		cli_fail("the password may not be empty");
 		goto fail;
 	}
+	if (cli_password_chars(pw, (size_t)n) < CLI_PASSWORD_MIN) {
+		cli_fail("password too short (at least %d characters)",
+		    CLI_PASSWORD_MIN);
+		goto fail;
+	}
 	cli_password_free(again);
 	return pw;
 fail:
+	if (tty != NULL)
+		fclose(tty);
 	cli_password_free(again);
 	cli_password_free(pw);
 	return NULL;

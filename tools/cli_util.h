@@ -8,13 +8,25 @@
 
 #include "addr.h"
 
-/* Parses and canonicalises an address argument (lower-cased, as the store
- * keeps it).  Prints a clear error and returns -1 when it is not valid. */
+/* Parses and canonicalises an address argument (lower-cased, the domain
+ * in normal form, as the store keeps it).  Prints a clear error and
+ * returns -1 when it is not valid. */
 int cli_address(const char *arg, char out[ADDR_MAX]);
 
+/* Parses a domain argument into its one normal form (IDNA2008 A-labels,
+ * domain.h), so that "exämple.org" and "xn--exmple-cua.org" are one
+ * domain.  Refuses IP addresses.  Prints the reason and returns -1. */
+int cli_domain(const char *arg, char out[ADDR_DOMAIN_MAX + 1]);
+
+/* The shortest password the CLI sets, in characters: an online guesser is
+ * slowed by the login throttle, but not enough for a 4-letter word. */
+#define CLI_PASSWORD_MIN 8
+
 /* Reads a new password into sodium_malloc() memory: one line from stdin
- * with from_stdin, else twice from the terminal with echo off.  Returns
- * NULL after printing the reason.  Free with cli_password_free. */
+ * with from_stdin, else twice from the controlling terminal with echo off
+ * (without one: an error that names --password-stdin).  Refuses empty,
+ * too long and shorter than CLI_PASSWORD_MIN passwords.  Returns NULL
+ * after printing the reason.  Free with cli_password_free. */
 char *cli_password_read(bool from_stdin);
 void cli_password_free(char *pw);
 

@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "cli.h"
+#include "cli_util.h"
 #include "dkim_keyfile.h"
 
 int
@@ -25,10 +26,8 @@ cmd_dns(struct cli *cli, int argc, char **argv)
 
 	if (argc != 2 || argv[1][0] == '-')
 		return CLI_USAGE;
-	if (!addr_domain_valid(argv[1], strlen(argv[1]), false))
-		return cli_fail("invalid domain name '%s'", argv[1]);
-	snprintf(domain, sizeof(domain), "%s", argv[1]);
-	addr_lower(domain);
+	if (cli_domain(argv[1], domain) < 0)
+		return CLI_ERR;
 	r = store_domain_exists(cli_store(cli), domain);
 	if (r < 0)
 		return cli_fail("cannot read the domains");

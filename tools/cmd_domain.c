@@ -4,6 +4,7 @@
 
 #include "addr.h"
 #include "cli.h"
+#include "cli_util.h"
 
 static int
 cmd_domain_print(void *ctx, const char *domain)
@@ -29,10 +30,8 @@ cmd_domain(struct cli *cli, int argc, char **argv)
 	if (argc != 3 ||
 	    (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "del") != 0))
 		return CLI_USAGE;
-	if (!addr_domain_valid(argv[2], strlen(argv[2]), true))
-		return cli_fail("invalid domain name '%s'", argv[2]);
-	snprintf(domain, sizeof(domain), "%s", argv[2]);
-	addr_lower(domain);
+	if (cli_domain(argv[2], domain) < 0)
+		return CLI_ERR;
 	if (strcmp(argv[1], "add") == 0)
 		r = store_domain_add(cli_store(cli), domain, &err);
 	else

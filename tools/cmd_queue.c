@@ -1,27 +1,27 @@
 /* cmd_queue.c - postroom queue list | flush | del ID */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
-#include "err.h"
 
+/* UTC with its zone, as `mailbox list` prints times. */
 static void
 cmd_queue_fmt_time(int64_t t, char *out, size_t outsz)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
 
-	if (t <= 0 || localtime_r(&tt, &tm) == NULL) {
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL) {
 		snprintf(out, outsz, "-");
 		return;
 	}
-	strftime(out, outsz, "%Y-%m-%d %H:%M:%S", &tm);
+	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The message id first: it is what `queue del` takes, the "queued as" of
+ * the SMTP reply and the id in the logs. */
 static int
 cmd_queue_list_cb(void *ctx, const struct store_queue_item *q)
 {
@@ -31,9 +31,8 @@ cmd_queue_list_cb(void *ctx, const struct store_queue_item *q)
 
 	cmd_queue_fmt_time(q->created, created, sizeof(created));
 	cmd_queue_fmt_time(q->next_attempt, next, sizeof(next));
-	printf("%" PRId64 "  %s  from=<%s>  created=%s  attempts=%d  "
-	    "next=%s\n", q->id, q->msgid, q->sender, created, q->attempts,
-	    next);
+	printf("%s  from=<%s>  created=%s  attempts=%d  next=%s\n", q->msgid,
+	    q->sender, created, q->attempts, next);
 	for (i = 0; i < q->n_rcpts; i++)
 		printf("    to=<%s>\n", q->rcpts[i]);
 	if (q->last_error != NULL && q->last_error[0] != '\0')
@@ -42,25 +41,10 @@ cmd_queue_list_cb(void *ctx, const struct store_queue_item *q)
 	return 0;
 }
 
-static int
-cmd_queue_parse_id(const char *s, int64_t *id_r)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v <= 0)
-		return PR_EINVAL;
-	*id_r = v;
-	return 0;
-}
-
 int
 cmd_queue(struct cli *cli, int argc, char **argv)
 {
 	struct pr_err err;
-	int64_t id;
 	size_t count = 0;
 
 	pr_err_clear(&err);
@@ -86,15 +70,8 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 	if (strcmp(argv[1], "del") == 0) {
 		if (argc != 3)
 			return CLI_USAGE;
-		if (cmd_queue_parse_id(argv[2], &id) < 0)
-			return cli_fail("queue del: bad queue id '%s'",
-			    argv[2]);
-		if (store_queue_del(cli_store(cli), id, &err) < 0) {
-			if (err.code == PR_ENOENT)
-				return cli_fail("queue del: no queue entry %"
-				    PRId64, id);
+		if (store_queue_del_msg(cli_store(cli), argv[2], &err) < 0)
 			return cli_fail("queue del: %s", err.msg);
-		}
 		return CLI_OK;
 	}
 	return CLI_USAGE;

@@ -65,9 +65,21 @@ cmd_user_print(void *ctx, const struct store_user *u)
 		cli_human_size(u->quota, quota);
 	else
 		strcpy(quota, "unlimited");
-	printf("%s\t%" PRId64 " messages\t%s\tquota %s\n", u->address,
-	    u->messages, used, quota);
+	printf("%s\t%" PRId64 " message%s\t%s\tquota %s\n", u->address,
+	    u->messages, u->messages == 1 ? "" : "s", used, quota);
 	return 0;
+}
+
+/* user del: the admin hears what happened to the aliases that named the
+ * user, on stdout (it is what was done, not an error). */
+static void
+cmd_user_del_alias(void *ctx, const char *alias, bool deleted)
+{
+	(void)ctx;
+	if (deleted)
+		printf("alias %s deleted (no targets left)\n", alias);
+	else
+		printf("alias %s: user removed from its targets\n", alias);
 }
 
 int
@@ -96,15 +108,19 @@ cmd_user(struct cli *cli, int argc, char **argv)
 	if (strcmp(verb, "del") == 0 && argc == 3) {
 		if (cli_address(argv[2], addr) < 0)
 			return CLI_ERR;
-		r = store_user_del(cli_store(cli), addr, &err);
-	} else if (strcmp(verb, "passwd") == 0 && argc == 3) {
+		r = store_user_del_report(cli_store(cli), addr,
+		    cmd_user_del_alias, NULL, &err);
+	} else if (strcmp(verb, "passwd") == 0 && (argc == 3 || (argc == 4 &&
+	    strcmp(argv[3], "--password-stdin") == 0))) {
+		struct store_user u;
 		char *pw;
 
 		if (cli_address(argv[2], addr) < 0)
 			return CLI_ERR;
-		cli_store(cli);
-		/* postroom(8): passwd reads the new password from stdin. */
-		if ((pw = cli_password_read(true)) == NULL)
+		/* A missing user fails before the password is asked for. */
+		if (store_user_get(cli_store(cli), addr, &u, &err) < 0)
+			return cli_fail("%s", err.msg);
+		if ((pw = cli_password_read(argc == 4)) == NULL)
 			return CLI_ERR;
 		r = store_user_passwd(cli->st, addr, pw, &err);
 		cli_password_free(pw);

@@ -3,6 +3,7 @@
  *
  *   postroom [-c FILE] COMMAND [ARGS...]
  */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,8 @@ static const struct cli_command cli_commands[] = {
 	{ "domain", cmd_domain, "domain add|del|list [DOMAIN]" },
 	{ "user", cmd_user,
 	    "user add ADDRESS [--password-stdin] [--quota BYTES]\n"
-	    "       postroom user del|passwd ADDRESS\n"
+	    "       postroom user passwd ADDRESS [--password-stdin]\n"
+	    "       postroom user del ADDRESS\n"
 	    "       postroom user quota ADDRESS BYTES\n"
 	    "       postroom user list [DOMAIN]\n"
 	    "       postroom user app-password add ADDRESS LABEL\n"
@@ -40,7 +42,7 @@ static const struct cli_command cli_commands[] = {
 	    "device add NAME --from ADDRESS [--rate N/hour]\n"
 	    "       postroom device list | del NAME" },
 	{ "alias", cmd_alias,
-	    "alias add ALIAS TARGET[,TARGET...]\n"
+	    "alias add ALIAS TARGET[,TARGET...] [--append] [--force]\n"
 	    "       postroom alias del ALIAS\n"
 	    "       postroom alias list" },
 	{ "mailbox", cmd_mailbox, "mailbox list ADDRESS" },
@@ -53,6 +55,13 @@ static const struct cli_command cli_commands[] = {
 	{ "dns", cmd_dns, "dns DOMAIN" },
 	{ "spf", cmd_spf, "spf IP SENDER [HELO]" },
 	{ "check", cmd_check, "check" },
+};
+
+static const struct option cli_long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
 };
 
 #define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
@@ -129,7 +138,8 @@ cli_help(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: postroom [-c FILE] COMMAND [ARGS...]\n\n");
+	fprintf(f, "usage: postroom [-c FILE] COMMAND [ARGS...]\n"
+	    "       postroom --help | --version\n\n");
 	for (i = 0; i < CLI_NCOMMANDS; i++)
 		fprintf(f, "       postroom %s\n", cli_commands[i].usage);
 	fprintf(f, "\nThe configuration is read from -c FILE, $POSTROOM_CONFIG "
@@ -147,8 +157,13 @@ main(int argc, char **argv)
 
 	memset(&cli, 0, sizeof(cli));
 	log_init("postroom", LOG_LVL_WARN);
-	/* '+': stop at the command, so its own options stay its own. */
-	while ((ch = getopt(argc, argv, "+c:hV")) != -1) {
+	/* Our own messages, so that they say "postroom:" whatever the name
+	 * the program was started by (a symlink, a path). */
+	opterr = 0;
+	/* '+': stop at the command, so its own options stay its own; ':':
+	 * tell a missing argument from an unknown option. */
+	while ((ch = getopt_long(argc, argv, "+:c:hV", cli_long_options,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -159,7 +174,18 @@ main(int argc, char **argv)
 		case 'V':
 			printf("postroom %s\n", POSTROOM_VERSION);
 			return CLI_OK;
+		case ':':
+			fprintf(stderr, "postroom: option %s needs an "
+			    "argument\n", argv[optind - 1]);
+			cli_help(stderr);
+			return CLI_USAGE;
 		default:
+			if (optopt != 0)
+				fprintf(stderr, "postroom: unknown option "
+				    "-%c\n", optopt);
+			else
+				fprintf(stderr, "postroom: unknown option "
+				    "%s\n", argv[optind - 1]);
 			cli_help(stderr);
 			return CLI_USAGE;
 		}
@@ -187,6 +213,8 @@ main(int argc, char **argv)
 	pr_err_clear(&err);
 	if (cfg_load(&cli.cfg, cfg_path(path), &err) < 0)
 		return cli_fail("%s", err.msg);
+	if (cli_commands[i].fn == cmd_check)
+		cmd_check_prepare(&cli);
 	if (cli_become_user(&cli.cfg) != 0)
 		return CLI_ERR;
 	r = cli_commands[i].fn(&cli, argc - optind, argv + optind);

@@ -18,6 +18,8 @@
 #include <sodium.h>
 
 #include "dns.h"
+#include "addr.h"
+#include "domain.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -391,7 +393,7 @@ relay_dns_route(struct relay_dns *d, const char *domain, unsigned port,
     relay_dns_cb cb, void *data)
 {
 	struct relay_dns_lookup *l;
-	char err[300];
+	char err[300], name[ADDR_DOMAIN_MAX + 1];
 
 	if (d->closing) {
 		relay_dns_report_later(d, cb, data, RELAY_ROUTE_CANCELLED,
@@ -417,10 +419,17 @@ relay_dns_route(struct relay_dns *d, const char *domain, unsigned port,
 		relay_dns_host(d, lit, port, cb, data);
 		return;
 	}
-	l = relay_dns_lookup_new(d, domain, port, cb, data);
+	/* DNS holds A-labels (RFC 5890 2.3.2.1): a recipient domain in
+	 * U-labels (SMTPUTF8, RFC 6531) is looked up in its A-label form. */
+	if (domain_normalize(domain, strlen(domain), name, sizeof(name)) < 0) {
+		snprintf(err, sizeof(err), "bad domain name %s", domain);
+		relay_dns_report_later(d, cb, data, RELAY_ROUTE_PERM, err);
+		return;
+	}
+	l = relay_dns_lookup_new(d, name, port, cb, data);
 	/* c-ares calls back from ares_process_fd, never from inside
 	 * ares_query for a well-formed name. */
-	ares_query(d->channel, domain, 1 /* C_IN */, 15 /* T_MX */,
+	ares_query(d->channel, name, 1 /* C_IN */, 15 /* T_MX */,
 	    relay_dns_mx_cb, l);
 	relay_dns_schedule(d);
 }

@@ -18,6 +18,7 @@
 
 #include "addr.h"
 #include "dkim_field.h"
+#include "domain.h"
 #include "dkim_keyfile.h"
 #include "dkim_signer.h"
 #include "relay_dsn.h"
@@ -93,6 +94,7 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 	struct store_body *b = NULL;
 	size_t nkeys = 0, k;
 	char domain[RELAY_HOST_MAX];
+	char dnorm[2][ADDR_DOMAIN_MAX + 1];
 	const char *cand[2];
 	uint8_t *chunk;
 	int64_t off;
@@ -159,7 +161,14 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 	for (i = 0; i < 2 && nkeys == 0; i++) {
 		struct pr_err kerr;
 
-		if (cand[i] == NULL || store_domain_exists(st, cand[i]) != 1)
+		/* d= is the A-label form the key was made for (RFC 6376
+		 * 3.5: d= holds A-labels), whichever form the header or the
+		 * envelope used. */
+		if (cand[i] == NULL || domain_normalize(cand[i],
+		    strlen(cand[i]), dnorm[i], sizeof(dnorm[i])) < 0)
+			continue;
+		cand[i] = dnorm[i];
+		if (store_domain_exists(st, cand[i]) != 1)
 			continue;
 		r = dkim_keyfile_load_active(cfg->server.data_dir, cand[i],
 		    key, RELAY_DKIM_KEYS_MAX, &kerr);

@@ -64,7 +64,7 @@ class CliTest(unittest.TestCase):
 
     def test_domain_with_users_cannot_be_deleted(self):
         self.inst.add_domain("example.org")
-        self.inst.add_user("a@example.org", "pw")
+        self.inst.add_user("a@example.org", "a-password")
         before = self.db_dump()
         self.assertFails(self.run_cli("domain", "del", "example.org"), 1,
                          "example.org")
@@ -79,11 +79,11 @@ class CliTest(unittest.TestCase):
         before = self.db_dump()
         cases = [
             (("user", "add", "bob@unknown.example", "--password-stdin"),
-             "pw\n", "unknown.example"),
+             "long enough\n", "unknown.example"),
             (("user", "add", "alice@example.org", "--password-stdin"),
-             "pw\n", "alice@example.org"),
+             "long enough\n", "alice@example.org"),
             (("user", "add", "not an address", "--password-stdin"),
-             "pw\n", "invalid address"),
+             "long enough\n", "invalid address"),
             (("user", "add", "carol@example.org", "--password-stdin"),
              "\n", "empty"),
             (("user", "add", "carol@example.org", "--password-stdin"),
@@ -91,7 +91,7 @@ class CliTest(unittest.TestCase):
             (("user", "add", "carol@example.org", "--password-stdin"),
              "x" * 5000 + "\n", "too long"),
             (("user", "add", "carol@example.org", "--password-stdin",
-              "--quota", "lots"), "pw\n", "invalid quota"),
+              "--quota", "lots"), "long enough\n", "invalid quota"),
         ]
         for args, stdin, needle in cases:
             with self.subTest(args=args):
@@ -121,8 +121,9 @@ class CliTest(unittest.TestCase):
 
     def test_user_del_passwd_quota(self):
         self.inst.add_domain("example.org")
-        self.inst.add_user("a@example.org", "one")
-        r = self.run_cli("user", "passwd", "a@example.org", input="two\n")
+        self.inst.add_user("a@example.org", "password one")
+        r = self.run_cli("user", "passwd", "a@example.org",
+                         "--password-stdin", input="password two\n")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFails(self.run_cli("user", "passwd", "zz@example.org",
                                       input="x\n"), 1, "zz@example.org")
@@ -138,15 +139,15 @@ class CliTest(unittest.TestCase):
     def test_user_list_by_domain(self):
         for d in ("a.example", "b.example"):
             self.inst.add_domain(d)
-            self.inst.add_user("u@" + d, "pw")
+            self.inst.add_user("u@" + d, "u-password")
         r = self.run_cli("user", "list", "b.example")
         self.assertEqual([l.split("\t")[0] for l in r.stdout.splitlines()],
                          ["u@b.example"])
 
     def test_aliases(self):
         self.inst.add_domain("example.org")
-        self.inst.add_user("a@example.org", "pw")
-        self.inst.add_user("b@example.org", "pw")
+        self.inst.add_user("a@example.org", "a-password")
+        self.inst.add_user("b@example.org", "b-password")
         self.assertEqual(self.run_cli("alias", "add", "team@example.org",
                                       "a@example.org,b@example.org")
                          .returncode, 0)
@@ -167,7 +168,8 @@ class CliTest(unittest.TestCase):
                                       "x@example.org").returncode, 0)
         before = self.db_dump()
         self.assertFails(self.run_cli("alias", "add", "x@example.org",
-                                      "y@example.org"), 1, "loop")
+                                      "y@example.org", "--append"), 1,
+                         "loop")
         self.assertFails(self.run_cli("alias", "add", "a@example.org",
                                       "b@example.org"), 1, "a@example.org")
         self.assertFails(self.run_cli("alias", "add", "z@nothosted.example",
@@ -204,7 +206,7 @@ class CliTest(unittest.TestCase):
 
     def test_mailbox_list_empty_and_unknown(self):
         self.inst.add_domain("example.org")
-        self.inst.add_user("a@example.org", "pw")
+        self.inst.add_user("a@example.org", "a-password")
         r = self.run_cli("mailbox", "list", "a@example.org")
         self.assertEqual((r.returncode, r.stdout), (0, ""))
         self.assertFails(self.run_cli("mailbox", "list", "q@example.org"), 1,
@@ -250,7 +252,7 @@ class CliTest(unittest.TestCase):
         def adder(k):
             for i in range(8):
                 r = self.run_cli("user", "add", "u%d-%d@example.org" % (k, i),
-                                 "--password-stdin", input="pw\n")
+                                 "--password-stdin", input="a-password\n")
                 if r.returncode != 0:
                     errors.append(r.stderr)
 

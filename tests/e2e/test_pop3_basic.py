@@ -16,13 +16,13 @@ from pop3_util import (DOMAIN, Raw, count_log, deliver, message,
                        wait_idle, wait_log)
 import tap  # noqa: E402
 
-ALICE = ("alice@" + DOMAIN, "alice-pw")
+ALICE = ("alice@" + DOMAIN, "alice-password")
 BOB = ("bob@" + DOMAIN, "bob pw with spaces")
-CAROL = ("carol@" + DOMAIN, "carol-pw")
-DAVE = ("dave@" + DOMAIN, "dave-pw")
-ERIN = ("erin@" + DOMAIN, "erin-pw")
-FRANK = ("frank@" + DOMAIN, "frank-pw")
-HEIDI = ("heidi@" + DOMAIN, "heidi-pw")
+CAROL = ("carol@" + DOMAIN, "carol-password")
+DAVE = ("dave@" + DOMAIN, "dave-password")
+ERIN = ("erin@" + DOMAIN, "erin-password")
+FRANK = ("frank@" + DOMAIN, "frank-password")
+HEIDI = ("heidi@" + DOMAIN, "heidi-password")
 
 # Content that trips naive servers: lines starting with dots, a lone dot
 # line, the CRLF.CRLF sequence, a 998-octet line, 8-bit bytes, a body
@@ -296,7 +296,7 @@ class Pop3Basic(unittest.TestCase):
         client that does not read at first, gets every response whole
         and in order."""
         addr = "grace@" + DOMAIN
-        self.inst.add_user(addr, "grace-pw")
+        self.inst.add_user(addr, "grace-password")
 
         def sized(subject, size):
             m = message(subject, b"")
@@ -326,7 +326,7 @@ class Pop3Basic(unittest.TestCase):
         for m in msgs:
             deliver(self.inst, m, addr)
         r = Raw(self.inst.host, self.inst.ports["pop3"], timeout=60)
-        r.login(addr, "grace-pw")
+        r.login(addr, "grace-password")
         order = [2, 1, 3, 1] * 20
         r.send("".join("RETR %d\r\n" % k for k in order) + "NOOP\r\n")
         # Far more than the socket buffers hold: the daemon has to wait
@@ -349,15 +349,15 @@ class Pop3Basic(unittest.TestCase):
 
     def test_in_use_and_snapshot(self):
         addr = "snap@" + DOMAIN
-        self.inst.add_user(addr, "snap-pw")
+        self.inst.add_user(addr, "snap-password")
         deliver(self.inst, message("before"), addr)
-        p1 = self.pop((addr, "snap-pw"))
+        p1 = self.pop((addr, "snap-password"))
         self.assertEqual(p1.stat()[0], 1)
         # A second session for the same maildrop: [IN-USE].
         p2 = poplib.POP3(self.inst.host, self.inst.ports["pop3"], timeout=10)
         p2.user(addr)
         with self.assertRaises(poplib.error_proto) as cm:
-            p2.pass_("snap-pw")
+            p2.pass_("snap-password")
         self.assertIn(b"[IN-USE]", cm.exception.args[0])
         p2.quit()
         # Mail arriving now is not part of the open session.
@@ -370,7 +370,7 @@ class Pop3Basic(unittest.TestCase):
         p1.quit()
         # The next session sees only the new message, and QUIT released
         # the lock before its +OK, so this login cannot race it.
-        p3 = self.pop((addr, "snap-pw"))
+        p3 = self.pop((addr, "snap-password"))
         _, lines, _ = p3.retr(1)
         self.assertIn(b"Subject: during", lines)
         self.assertEqual(p3.stat()[0], 1)
@@ -378,11 +378,11 @@ class Pop3Basic(unittest.TestCase):
 
     def test_big_maildrop(self):
         addr = "many@" + DOMAIN
-        self.inst.add_user(addr, "many-pw")
+        self.inst.add_user(addr, "many-password")
         m = message("bulk")
         deliver(self.inst, m, addr, count=20000)
         t = time.monotonic()
-        p = self.pop((addr, "many-pw"))
+        p = self.pop((addr, "many-password"))
         self.assertEqual(p.stat(), (20000, 20000 * len(m)))
         _, lst, _ = p.list()
         _, uidls, _ = p.uidl()
@@ -397,7 +397,7 @@ class Pop3Basic(unittest.TestCase):
 
     def test_big_message_streams(self):
         addr = "big@" + DOMAIN
-        self.inst.add_user(addr, "big-pw")
+        self.inst.add_user(addr, "big-password")
         line = b"0123456789" * 7 + b"\r\n"
         body = b"".join((b"." if i % 7 == 0 else b"") + line
                         for i in range(50 * 1024 * 1024 // 72))
@@ -406,7 +406,7 @@ class Pop3Basic(unittest.TestCase):
         pid = self.inst.procs["pop3d"].pid
         base = pid_rss_kib(pid)
         r = Raw(self.inst.host, self.inst.ports["pop3"], timeout=60)
-        r.login(addr, "big-pw")
+        r.login(addr, "big-password")
         r.send("RETR 1\r\n")
         # Read slowly at first: the daemon must not buffer the message.
         peak = base

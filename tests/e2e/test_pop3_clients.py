@@ -17,11 +17,11 @@ from pop3_util import (DOMAIN, client_context, deliver, harness, message,
                        new_instance)
 import tap  # noqa: E402
 
-ALICE = ("alice@" + DOMAIN, "alice-pw")
-BOB = ("bob@" + DOMAIN, "bob-pw")
-CAROL = ("carol@" + DOMAIN, "carol-pw")
-DAVE = ("dave@" + DOMAIN, "dave-pw")
-ERIN = ("erin@" + DOMAIN, "erin-pw")
+ALICE = ("alice@" + DOMAIN, "alice-password")
+BOB = ("bob@" + DOMAIN, "bob-password")
+CAROL = ("carol@" + DOMAIN, "carol-password")
+DAVE = ("dave@" + DOMAIN, "dave-password")
+ERIN = ("erin@" + DOMAIN, "erin-password")
 
 
 def need(tool):

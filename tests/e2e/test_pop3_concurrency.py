@@ -43,8 +43,8 @@ class Pop3Concurrency(unittest.TestCase):
                 "WHERE address = ?",
                 [(u[0], cls.users[0][0]) for u in cls.users[1:]])
         db.close()
-        cls.inst.add_user("shared@" + DOMAIN, "shared-pw")
-        cls.inst.add_user("busy@" + DOMAIN, "busy-pw")
+        cls.inst.add_user("shared@" + DOMAIN, "shared-password")
+        cls.inst.add_user("busy@" + DOMAIN, "busy-password")
         cls.inst.start("pop3d")
 
     @classmethod
@@ -102,7 +102,7 @@ class Pop3Concurrency(unittest.TestCase):
             self.assertEqual(self.inst.mailbox(u[0]), [])
 
     def test_delivery_during_session(self):
-        addr = ("shared@" + DOMAIN, "shared-pw")
+        addr = ("shared@" + DOMAIN, "shared-password")
         for i in range(3):
             deliver(self.inst, message("old %d" % i), addr[0])
         p = pop_login(self.inst, addr)
@@ -143,7 +143,7 @@ class Pop3Concurrency(unittest.TestCase):
         self.assertGreater(count, 0)
 
     def test_logins_race_for_one_maildrop(self):
-        addr = ("busy@" + DOMAIN, "busy-pw")
+        addr = ("busy@" + DOMAIN, "busy-password")
         deliver(self.inst, message("contended"), addr[0])
         barrier = threading.Barrier(8)
         results = []

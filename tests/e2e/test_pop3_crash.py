@@ -15,7 +15,7 @@ import unittest
 from pop3_util import DOMAIN, Raw, deliver, message, new_instance
 import tap  # noqa: E402
 
-ALICE = ("alice@" + DOMAIN, "alice-pw")
+ALICE = ("alice@" + DOMAIN, "alice-password")
 
 
 def locks(inst):

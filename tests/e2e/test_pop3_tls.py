@@ -16,8 +16,8 @@ from pop3_util import (DOMAIN, Raw, client_context, deliver, harness,
                        message, new_instance, tls_context, wait_log)
 import tap  # noqa: E402
 
-ALICE = ("alice@" + DOMAIN, "alice-pw")
-BOB = ("bob@" + DOMAIN, "bob-pw")
+ALICE = ("alice@" + DOMAIN, "alice-password")
+BOB = ("bob@" + DOMAIN, "bob-password")
 
 
 class Pop3Tls(unittest.TestCase):

@@ -6,7 +6,7 @@ certificate, a data dir and free unprivileged ports; it runs the real
 
     with Instance() as inst:
         inst.cli("domain", "add", "example.test")
-        inst.add_user("alice@example.test", "secret")
+        inst.add_user("alice@example.test", "secret-pw")
         inst.start("smtpd")
         ...
 """

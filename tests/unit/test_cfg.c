@@ -163,6 +163,34 @@ test_inbound(void)
 		    PR_EINVAL, "bad [dns]/[inbound] value %zu refused", i);
 }
 
+/* A key set twice is refused at its second line, naming the first; the
+ * same name in two sections is two keys. */
+static void
+test_duplicate_and_caps(void)
+{
+	static const char dup[] = "[smtp]\nmax_recipients = 5\n\n"
+	    "[pop3]\nlisten = 127.0.0.1:1100\n[smtp]\nmax_recipients = 7\n";
+	static const char two[] = "[smtp]\nlisten = 127.0.0.1:2525\n"
+	    "[pop3]\nlisten = 127.0.0.1:1100\n";
+	static const char big[] = "[smtp]\nmax_message_size = 901M\n";
+	static const char cap[] = "[smtp]\nmax_message_size = 900M\n";
+	struct cfg c;
+	struct pr_err err;
+
+	TAP_EQ_INT(load_buf(dup, sizeof(dup) - 1, &c, &err), PR_EINVAL,
+	    "a key set twice is an error");
+	TAP_EQ_STR(err.msg, "mem.conf:7: duplicate key 'max_recipients' in "
+	    "[smtp] (first set on line 2)", "duplicate key message");
+	TAP_EQ_INT(load_buf(two, sizeof(two) - 1, &c, &err), 0,
+	    "one name in two sections (%s)", err.msg);
+	TAP_EQ_INT(load_buf(big, sizeof(big) - 1, &c, &err), PR_EINVAL,
+	    "max_message_size above what the store takes");
+	TAP_EQ_INT(load_buf(cap, sizeof(cap) - 1, &c, &err), 0,
+	    "max_message_size at the cap");
+	TAP_EQ_INT(c.smtp.max_message_size, CFG_MESSAGE_SIZE_MAX,
+	    "the cap is 900 MiB");
+}
+
 int
 main(void)
 {
@@ -303,5 +331,6 @@ main(void)
 	TAP_EQ_INT(cfg_parse_size("5X", &v), PR_EINVAL, "bad unit");
 	TAP_EQ_INT(cfg_parse_duration("12h", &v), 0, "12h");
 	TAP_EQ_INT(v, 43200, "12h value");
+	test_duplicate_and_caps();
 	return tap_done();
 }

@@ -758,6 +758,113 @@ test_throttle(struct store *st)
 	TAP_OK(store__idle(st), "throttle: no statement left open");
 }
 
+/* --- What the admin CLI does -------------------------------------------- */
+
+struct t_changes {
+	char text[512];
+};
+
+static void
+t_unknown_cb(void *ctx, const char *target)
+{
+	struct t_changes *c = ctx;
+
+	strcat(c->text, target);
+	strcat(c->text, ";");
+}
+
+static void
+t_alias_cb(void *ctx, const char *alias, bool deleted)
+{
+	struct t_changes *c = ctx;
+
+	strcat(c->text, alias);
+	strcat(c->text, deleted ? " deleted;" : " changed;");
+}
+
+static void
+test_admin(struct store *st)
+{
+	struct t_changes c;
+	struct pr_err err;
+	char list[2048] = "";
+	int64_t ann;
+
+	TAP_EQ_INT(store_domain_add(st, "adm.example", &err), 0, "domain");
+	/* RFC 5890 2.3.2.1: one domain, whichever form is typed. */
+	TAP_EQ_INT(store_domain_add(st, "b\xc3\xbc" "cher.example", &err), 0,
+	    "U-label domain");
+	T_FAILS_CLEAN(st, store_domain_add(st, "xn--bcher-kva.example", &err),
+	    PR_EEXIST, "its A-label is the same domain");
+	TAP_EQ_INT(store_domain_exists(st, "xn--bcher-kva.example"), 1,
+	    "stored as the A-label");
+	TAP_EQ_INT(store_domain_exists(st, "B\xc3\x9c" "CHER.example"), 1,
+	    "found by an upper-case U-label");
+	T_FAILS_CLEAN(st, store_domain_add(st, "192.168.1.1", &err), PR_EINVAL,
+	    "an IPv4 address is no domain");
+	T_FAILS_CLEAN(st, store_domain_add(st, "[192.168.1.1]", &err),
+	    PR_EINVAL, "nor an address literal");
+	ann = t_add_user(st, "ann@b\xc3\xbc" "cher.example", 0);
+	TAP_OK(ann > 0, "user of the U-label domain");
+	TAP_EQ_INT(t_user_id(st, "ann@xn--bcher-kva.example"), ann,
+	    "is the user of the A-label domain");
+
+	t_add_user(st, "bo@adm.example", 0);
+	t_add_user(st, "cy@adm.example", 0);
+	TAP_EQ_INT(store_alias_set(st, "team@adm.example",
+	    "bo@adm.example,cy@adm.example", 0, NULL, NULL, &err), 0,
+	    "alias set");
+	T_FAILS_CLEAN(st, store_alias_set(st, "team@adm.example",
+	    "ann@xn--bcher-kva.example", 0, NULL, NULL, &err), PR_EEXIST,
+	    "an existing alias without APPEND");
+	TAP_EQ_INT(store_alias_set(st, "team@adm.example",
+	    "ann@b\xc3\xbc" "cher.example", STORE_ALIAS_APPEND, NULL, NULL,
+	    &err), 0, "APPEND adds a target");
+	T_FAILS_CLEAN(st, store_alias_set(st, "x@adm.example",
+	    "nobody@adm.example", 0, NULL, NULL, &err), PR_ENOENT,
+	    "an unknown local target");
+	TAP_EQ_INT(store_alias_set(st, "@adm.example", "bo@adm.example", 0,
+	    NULL, NULL, &err), 0, "catch-all");
+	T_FAILS_CLEAN(st, store_alias_set(st, "x@adm.example",
+	    "nobody@adm.example", 0, NULL, NULL, &err), PR_ENOENT,
+	    "a catch-all does not make a target known");
+	memset(&c, 0, sizeof(c));
+	TAP_EQ_INT(store_alias_set(st, "x@adm.example",
+	    "nobody@adm.example,bo+tag@adm.example", STORE_ALIAS_FORCE,
+	    t_unknown_cb, &c, &err), 0, "FORCE adds an unknown target");
+	TAP_EQ_STR(c.text, "nobody@adm.example;", "and reports only it");
+	TAP_EQ_INT(store_alias_set(st, "solo@adm.example", "bo+x@adm.example",
+	    0, NULL, NULL, &err), 0, "alias to a +tag form");
+	TAP_EQ_INT(store_alias_set(st, "mix@adm.example", "bo@adm.example",
+	    0, NULL, NULL, &err), 0, "alias to one user");
+	TAP_EQ_INT(store_alias_set(st, "far@adm.example",
+	    "cy@adm.example,bo@adm.example,cy@elsewhere.example", 0, NULL,
+	    NULL, &err), 0, "alias with a remote target");
+
+	/* Deleting bo takes bo and bo+... out of every alias and deletes the
+	 * aliases left empty, in one transaction. */
+	memset(&c, 0, sizeof(c));
+	TAP_EQ_INT(store_user_del_report(st, "BO@adm.example", t_alias_cb, &c,
+	    &err), 0, "user del");
+	TAP_EQ_STR(c.text, "@adm.example deleted;far@adm.example changed;"
+	    "mix@adm.example deleted;solo@adm.example deleted;"
+	    "team@adm.example changed;x@adm.example changed;",
+	    "aliases told");
+	store_alias_list(st, t_collect_alias, list, &err);
+	TAP_OK(strstr(list, "bo@adm") == NULL && strstr(list, "bo+") == NULL,
+	    "no alias names bo any more");
+	TAP_OK(strstr(list, "team@adm.example=cy@adm.example,"
+	    "ann@xn--bcher-kva.example;") != NULL, "team keeps the others");
+	TAP_OK(strstr(list, "far@adm.example=cy@adm.example,"
+	    "cy@elsewhere.example;") != NULL, "far keeps the others");
+
+	/* domain del counts aliases, not their targets. */
+	T_FAILS_CLEAN(st, store_domain_del(st, "adm.example", &err), PR_EBUSY,
+	    "domain with an alias");
+	TAP_OK(strstr(err.msg, "3 aliases") != NULL, "counted by alias (%s)",
+	    err.msg);
+}
+
 int
 main(void)
 {
@@ -774,6 +881,7 @@ main(void)
 	test_aliases(st);
 	test_resolve(st);
 	test_sender_allowed(st);
+	test_admin(st);
 	test_check(st);
 	test_throttle(st);
 	t_check_plans(st);

@@ -3,6 +3,7 @@
  * flush) and the runner's side (due, body, and an attempt settled in one
  * transaction: recipients done, failed with their bounce, retry).
  */
+#include <ctype.h>
 #include <time.h>
 
 #include "test_store_util.c"
@@ -155,8 +156,25 @@ t_settle_bounces(struct store *st, int64_t alice)
 	TAP_EQ_STR(l.last_error[0], "451 later", "last error");
 	TAP_EQ_STR(l.rcpts[1], "sender@remote.example;",
 	    "the remote bounce is queued");
-	TAP_EQ_INT(store_queue_del(st, l.id[1], &err), 0,
-	    "drop the remote bounce");
+	/* By the "queued as" id admins see, in any case. */
+	{
+		char upper[STORE_ID_LEN + 1];
+
+		for (size_t i = 0; i <= STORE_ID_LEN; i++)
+			upper[i] = (char)toupper((unsigned char)l.msgid[1][i]);
+		T_FAILS_CLEAN(st, store_queue_del_msg(st, "12", &err),
+		    PR_EINVAL, "queue del of a row number");
+		T_FAILS_CLEAN(st, store_queue_del_msg(st, "0123456789abcdeg",
+		    &err), PR_EINVAL, "queue del of a non-hex id");
+		T_FAILS_CLEAN(st, store_queue_del_msg(st, "0000000000000000",
+		    &err), PR_ENOENT, "queue del of an unknown id");
+		TAP_EQ_STR(err.msg, "no queue entry 0000000000000000",
+		    "unknown id message");
+		TAP_EQ_INT(store_queue_del_msg(st, upper, &err), 0,
+		    "drop the remote bounce");
+		T_FAILS_CLEAN(st, store_queue_del_msg(st, l.msgid[1], &err),
+		    PR_ENOENT, "queue del of that id again");
+	}
 
 	/* r2 failed, its bounce cannot be stored (one copy is malformed):
 	 * both copies are taken back and r2 stays. */
