@@ -5,9 +5,15 @@
 # ft: features, corp: corpus size).  CI runs each target for 20 s only
 # (meson test --suite fuzz); this is for the hours in between.
 #
-#   tests/fuzz/run-long.sh [-t SECONDS] [-j JOBS] [-b BUILDDIR] [TARGET...]
+#   tests/fuzz/run-long.sh [-t SECONDS] [-T SECONDS] [-j JOBS] [-b BUILDDIR]
+#                          [TARGET...]
 #
 #   -t  time per target, default 3600 (one hour)
+#   -T  time one input may take before it counts as a hang, default 25;
+#       libFuzzer measures it on the wall clock, so on a machine shared
+#       with other work (several targets at once, -j) raise it, or a
+#       starved process reports a "timeout" that is none (rerun the
+#       artifact alone: `fuzz_TARGET FILE`)
 #   -j  targets run at once, default 1 (each fuzzer uses one core)
 #   -b  the -Dfuzz=true build directory, default build-fuzz (set up with
 #       CC=clang when it does not exist yet)
@@ -20,26 +26,28 @@
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=3600
+hang=25
 jobs=1
 build="build-fuzz"
 all="smtp_proto pop3_proto relay_client relay_dsn dkim_sign dkim_verify cfg tls_pump"
 
 usage() {
-	echo "usage: $0 [-t SECONDS] [-j JOBS] [-b BUILDDIR] [TARGET...]" >&2
+	echo "usage: $0 [-t SECONDS] [-T SECONDS] [-j JOBS] [-b BUILDDIR] [TARGET...]" >&2
 	echo "targets: $all" >&2
 	exit 2
 }
 
-while getopts t:j:b:h opt; do
+while getopts t:T:j:b:h opt; do
 	case $opt in
 	t) secs=$OPTARG ;;
+	T) hang=$OPTARG ;;
 	j) jobs=$OPTARG ;;
 	b) build=$OPTARG ;;
 	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
-case $secs$jobs in
+case $secs$hang$jobs in
 *[!0-9]*) usage ;;
 esac
 [ "$jobs" -ge 1 ] || usage
@@ -88,7 +96,7 @@ run_one() {
 	done
 	mkdir -p "$out/corpus_$t" "$out/artifacts/$t"
 	# shellcheck disable=SC2086
-	"$out/fuzz_$t" -max_total_time="$secs" -timeout=25 \
+	"$out/fuzz_$t" -max_total_time="$secs" -timeout="$hang" \
 	    -rss_limit_mb=2048 -print_final_stats=1 $dict \
 	    -artifact_prefix="$out/artifacts/$t/" \
 	    "$out/corpus_$t" "$src/corpus_$t" >"$out/logs/$t.log" 2>&1 &
@@ -119,7 +127,9 @@ printf '%-14s %8s %10s %7s %7s %12s  %s\n' target exec/s execs cov ft \
 for t in $targets; do
 	log=$out/logs/$t.log
 	rc=$(cat "$out/logs/$t.rc" 2>/dev/null || echo '?')
-	last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1)
+	# -a: a log can hold an input's bytes (a crash report); tr keeps the
+	# table printable.
+	last=$(grep -aE '^#[0-9]+.*cov: ' "$log" | tail -1 | tr -cd '[:print:]')
 	cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
 	corp=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\/[0-9]*[A-Za-z]*\).*/\1/p')
