@@ -139,6 +139,7 @@ def pipeline(c, command, count):
     """Sends count commands in one go while a thread reads the replies;
     returns how many replies came before STALL seconds of silence."""
     got = [0]
+    why = []
 
     def reader():
         try:
@@ -146,13 +147,16 @@ def pipeline(c, command, count):
                 ln = c.line()
                 if ln[:1] in (b"2", b"+"):
                     got[0] += 1
-        except (socket.timeout, TimeoutError, EOFError, OSError):
-            pass
+                elif len(why) < 3:
+                    why.append("reply %d: %r" % (got[0], ln[:200]))
+        except (socket.timeout, TimeoutError, EOFError, OSError) as e:
+            why.append("after %d replies: %r" % (got[0], e))
 
     th = threading.Thread(target=reader)
     th.start()
     c.sock.sendall((command + "\r\n").encode() * count)
     th.join(STALL * 6)
+    pipeline.why = "; ".join(why)
     return got[0]
 
 
@@ -205,7 +209,9 @@ def main():
         # 20,000 pipelined NOOPs, three runs on each daemon.
         for run in range(3):
             got = pipeline(c, "NOOP", NOOPS)
-            t.eq(got, NOOPS, "POP3S run %d: every NOOP answered" % run)
+            t.ok(got == NOOPS, "POP3S run %d: every NOOP answered" % run,
+                 "%d of %d (%s)\n%s" % (got, NOOPS, pipeline.why,
+                                       inst.log("pop3d")[-3000:]))
         c.sock.sendall(b"QUIT\r\n")
         c.line()
         c.close()
@@ -214,7 +220,9 @@ def main():
         for run in range(3):
             s = smtp_session(inst, "587")
             got = pipeline(s, "NOOP", NOOPS)
-            t.eq(got, NOOPS, "SMTP STARTTLS run %d: every NOOP answered" % run)
+            t.ok(got == NOOPS, "SMTP STARTTLS run %d: every NOOP answered"
+                 % run, "%d of %d (%s)\n%s" % (got, NOOPS, pipeline.why,
+                                              inst.log("smtpd")[-3000:]))
             s.close()
     finally:
         inst.close()
