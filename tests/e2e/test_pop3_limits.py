@@ -152,7 +152,8 @@ def main():
         trickle(t, inst, "CA", "a command trickled in")
         trickle(t, inst, "q" * 300, "a line trickled in after "
                 "-ERR Line too long")
-        inst.cli("user", "passwd", USER, "--password-stdin", input=PASSWORD + "\n")
+        inst.cli("user", "passwd", USER, "--password-stdin",
+                 input=PASSWORD + "\n")
         junk(t, inst)
     finally:
         inst.close()
