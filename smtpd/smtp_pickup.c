@@ -18,6 +18,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "log.h"
+#include "maildate.h"
 #include "maildrop.h"
 #include "relay.h"
 #include "store.h"
@@ -251,17 +252,6 @@ smtp_pickup_parse(uint8_t *data, size_t len, struct smtp_pickup_env *e)
 	return 0;
 }
 
-/* RFC 5322 3.3 date-time of now. */
-static void
-smtp_pickup_date(char *out, size_t outsz)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	localtime_r(&now, &tm);
-	strftime(out, outsz, "%a, %d %b %Y %H:%M:%S %z", &tm);
-}
-
 /* Sets the file aside under a name that is never picked up ('H' for
  * held); `mailq` lists it and the log says why. */
 static void
@@ -380,7 +370,7 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 	memset(&m, 0, sizeof(m));
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(m.id, sizeof(m.id), rnd, sizeof(rnd));
-	smtp_pickup_date(date, sizeof(date));
+	maildate_format(time(NULL), date, sizeof(date));
 	if (refused) {
 		log_warn(NULL, "pickup: %s: uid %u (%s) may not send as <%s>; "
 		    "refused, notice to <%s>", name, (unsigned)sb.st_uid,

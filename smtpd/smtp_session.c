@@ -15,6 +15,7 @@
 #include "authlimit.h"
 #include "daemon.h"
 #include "log.h"
+#include "maildate.h"
 #include "pwpool.h"
 #include "relay.h"
 #include "smtp_deliver.h"
@@ -908,17 +909,6 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	smtp_session_complete(s, m->status);
 }
 
-/* RFC 5322 3.3 date-time of now. */
-static void
-smtp_session_date(char *out, size_t outsz)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	localtime_r(&now, &tm);
-	strftime(out, outsz, "%a, %d %b %Y %H:%M:%S %z", &tm);
-}
-
 static void
 smtp_session_deliver_submit(struct smtp_session *s, int status)
 {
@@ -934,7 +924,7 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 		smtp_session_spool_done(s, status);
 		return;
 	}
-	smtp_session_date(date, sizeof(date));
+	maildate_format(time(NULL), date, sizeof(date));
 	/* The message id is chosen here, so that the Received field, the
 	 * reply and the logs all carry the one the store keeps. */
 	randombytes_buf(rb, sizeof(rb));

@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "addr.h"
+#include "maildate.h"
 #include "buf.h"
 #include "cfg.h"
 #include "maildrop.h"
@@ -360,16 +361,6 @@ sendmail_spool(struct sendmail *sm, struct sendmail_spool *sp,
 
 /* --- Building the message ---------------------------------------------- */
 
-static void
-sendmail_rfc5322_date(char *out, size_t outsz)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	localtime_r(&now, &tm);
-	strftime(out, outsz, "%a, %d %b %Y %H:%M:%S %z", &tm);
-}
-
 /* Adds the header fields the message lacks and keeps it, returns the
  * spool name. */
 static void
@@ -407,7 +398,7 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 		snprintf(tmp + j, sizeof(tmp) - j, " <%s>", from);
 		memcpy(from, tmp, sizeof(from));
 	}
-	sendmail_rfc5322_date(date, sizeof(date));
+	maildate_format(time(NULL), date, sizeof(date));
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
 	snprintf(msgid, sizeof(msgid), "<%lld.%s@%s>", (long long)time(NULL),
