@@ -29,7 +29,7 @@ secs=3600
 hang=25
 jobs=1
 build="build-fuzz"
-all="smtp_proto pop3_proto relay_client relay_dsn dkim_sign dkim_verify cfg tls_pump"
+all="smtp_proto pop3_proto relay_client relay_dsn dkim_sign dkim_verify spf cfg tls_pump"
 
 usage() {
 	echo "usage: $0 [-t SECONDS] [-T SECONDS] [-j JOBS] [-b BUILDDIR] [TARGET...]" >&2
