@@ -27,6 +27,7 @@
 #include "xmalloc.h"
 
 #define SMTP_PICKUP_BATCH 64  /* files per scan job */
+#define SMTP_PICKUP_TARGETS_MAX 1000  /* mailboxes + remote per file */
 
 struct smtp_pickup {
 	uv_loop_t *loop;
@@ -450,7 +451,15 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 	if (!env.has_sender) {
 		snprintf(sender, sizeof(sender), "%s", self);
 	} else {
-		snprintf(sender, sizeof(sender), "%s", env.sender);
+		/* Checked again: the file is the user's, and only the
+		 * kernel's word in it (the owner) is trusted as it is. */
+		if (env.sender[0] != '\0' && addr_parse_mailbox(env.sender,
+		    strlen(env.sender), true, sender) < 0) {
+			smtp_pickup_hold(dfd, name, "malformed sender");
+			goto out;
+		}
+		if (env.sender[0] == '\0')
+			sender[0] = '\0';
 		if (sb.st_uid != 0 && sender[0] != '\0' &&
 		    addr_domain(sender) != NULL &&
 		    store_domain_exists(st, addr_domain(sender)) == 1 &&
@@ -470,6 +479,14 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 		    "refused, notice to <%s>", name, (unsigned)sb.st_uid,
 		    login, sender, self);
 		if ((rc = smtp_pickup_rcpt(j, st, &r, self)) < 0) {
+			/* As below: a file left for the next scan with an
+			 * error that does not pass would stop every scan at
+			 * it (oldest first), and all local mail with it. */
+			if (rc == PR_ENOENT) {
+				smtp_pickup_hold(dfd, name,
+				    "no postmaster to deliver to");
+				goto out;
+			}
 			ret = rc;
 			goto out;
 		}
@@ -477,7 +494,7 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 		    (unsigned)sb.st_uid, sender, self, date, m.id);
 		sender[0] = '\0';
 	} else {
-		for (size_t i = 0; i < env.n_rcpt; i++)
+		for (size_t i = 0; i < env.n_rcpt; i++) {
 			if ((rc = smtp_pickup_rcpt(j, st, &r, env.rcpt[i])) <
 			    0) {
 				if (rc == PR_ENOENT) {
@@ -488,6 +505,16 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 				ret = rc;
 				goto out;
 			}
+			/* The bound of an SMTP transaction (smtp_proto.h
+			 * targets_max, docs/ARCHITECTURE.md 3.8): the
+			 * store worker, which SMTP shares, is not held
+			 * for one file's huge expansion. */
+			if (r.n_users + r.n_remote > SMTP_PICKUP_TARGETS_MAX) {
+				smtp_pickup_hold(dfd, name,
+				    "too many resolved recipients");
+				goto out;
+			}
+		}
 	}
 	/* RFC 5321 4.4: the trace fields.  Local submission has no
 	 * From-domain; the comment names the uid, which is the kernel's, so
@@ -528,7 +555,8 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 			log_err(NULL, "pickup: %s: unlink: %s", name,
 			    strerror(errno));
 		ret = m.status == 0 && m.n_remote > 0 ? 1 : 0;
-	} else if (m.status == PR_ETOOBIG) {
+	} else if (m.status == PR_ETOOBIG || m.status == PR_EINVAL) {
+		/* Never deliverable: not left to stop the next scans. */
 		smtp_pickup_hold(dfd, name, m.err.msg);
 	} else {
 		log_warn(NULL, "pickup: %s: %s%s%s; trying again later", name,

@@ -403,7 +403,7 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 		    j + 4 < 128; p++) {
 			if (*p == '"' || *p == '\\')
 				tmp[j++] = '\\';
-			if ((unsigned char)*p >= ' ')
+			if ((unsigned char)*p >= ' ' && *p != 0x7f)
 				tmp[j++] = *p;
 		}
 		tmp[j++] = '"';

@@ -470,6 +470,21 @@ def body(t, env):
          "a message that the added fields make too big: EX_DATAERR", r)
     t.eq(maildrop_files(drop), before, "... and nothing spooled (held)")
 
+    # --- smtpd checks what the spool file says -------------------------
+    # The file is the user's; a sender with a CR in it would have made
+    # header fields of its own in Return-Path.
+    planted = "M%d.%016x" % (int(time.time()), 0xfeed)
+    with open(os.path.join(drop, planted + ".w"), "wb") as f:
+        f.write(b"postroom-maildrop 1\nFbad\r\nX-Evil: 1\rx@example.test\n"
+                b"R" + CAROL.encode() + b"\n\nSubject: planted\n\nx\n")
+    os.rename(os.path.join(drop, planted + ".w"), os.path.join(drop, planted))
+    t.ok(wait_for(lambda: "H" + planted[1:] in os.listdir(drop), 15),
+         "a spool file with a malformed sender is held",
+         inst.log("smtpd")[-2000:])
+    t.ok(all(b"X-Evil" not in x for x in stored(inst, CAROL)),
+         "... and not delivered")
+    os.unlink(os.path.join(drop, "H" + planted[1:]))
+
     # A config the caller controls is not trusted with the group.
     own = os.path.join(inst.tmp, "own.conf")
     shutil.copy(inst.config, own)
