@@ -475,10 +475,11 @@ def body(t, env):
     # header fields of its own in Return-Path.
     planted = "M%d.%016x" % (int(time.time()), 0xfeed)
     with open(os.path.join(drop, planted + ".w"), "wb") as f:
-        f.write(b"postroom-maildrop 1\nFbad\r\nX-Evil: 1\rx@example.test\n"
+        f.write(b"postroom-maildrop 1\nFbad\rX-Evil: 1\rx@example.test\n"
                 b"R" + CAROL.encode() + b"\n\nSubject: planted\n\nx\n")
     os.rename(os.path.join(drop, planted + ".w"), os.path.join(drop, planted))
-    t.ok(wait_for(lambda: "H" + planted[1:] in os.listdir(drop), 15),
+    t.ok(wait_for(lambda: "H" + planted[1:] in os.listdir(drop), 15) and
+         "%s: malformed sender" % planted in inst.log("smtpd"),
          "a spool file with a malformed sender is held",
          inst.log("smtpd")[-2000:])
     t.ok(all(b"X-Evil" not in x for x in stored(inst, CAROL)),
