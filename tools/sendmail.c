@@ -374,9 +374,10 @@ sendmail_spool(struct sendmail *sm, struct sendmail_spool *sp,
 
 /* --- Building the message ---------------------------------------------- */
 
-/* Adds the header fields the message lacks and keeps it, returns the
- * spool name. */
-static void
+/* Adds the header fields the message lacks and keeps it, with the spool
+ * name in sp.  Returns 0, or PR_ENOSPC when the fields make it larger
+ * than max_message_size; exits on every other failure. */
+static int
 sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
     bool extract, struct sendmail_spool *sp)
 {
@@ -426,10 +427,10 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 	/* The limit holds for the message as kept, added fields included:
 	 * smtpd holds a bigger one and nobody would be told. */
 	buf_init(&out, (size_t)sm->cfg.smtp.max_message_size);
-	if ((r = sendmail_msg_rewrite(in, len, &o, &out)) == PR_ENOSPC)
-		sendmail_die(sm, EX_DATAERR, "message larger than "
-		    "max_message_size (%llu octets)",
-		    (unsigned long long)sm->cfg.smtp.max_message_size);
+	if ((r = sendmail_msg_rewrite(in, len, &o, &out)) == PR_ENOSPC) {
+		buf_fini(&out);
+		return PR_ENOSPC;
+	}
 	if (r < 0)
 		sendmail_die(sm, EX_OSERR, "out of memory");
 	/* One bad address refuses the whole message: the caller gets to
@@ -447,6 +448,7 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 		fprintf(stderr, "%s: queued as %s for %zu recipient%s\n",
 		    sm->prog, sp->final, sm->n_rcpt,
 		    sm->n_rcpt == 1 ? "" : "s");
+	return 0;
 }
 
 /* The message on stdin: to EOF, or with -i unset to a line holding
@@ -532,11 +534,15 @@ sendmail_bs(struct sendmail *sm)
 				if (too_big) {
 					sendmail_reply("552 5.3.4 Message too "
 					    "big");
+				} else if (sendmail_submit(sm, msg.p, msg.len,
+				    false, &sp) < 0) {
+					/* Too big with the fields added
+					 * (RFC 3463 3.4, X.3.4). */
+					sendmail_reply("552 5.3.4 Message too "
+					    "big");
 				} else {
-					/* sendmail_submit exits on failure:
-					 * the client sees no 250. */
-					sendmail_submit(sm, msg.p, msg.len,
-					    false, &sp);
+					/* sendmail_submit exits on any other
+					 * failure: the client sees no 250. */
 					sendmail_reply("250 2.0.0 Ok: queued "
 					    "as %s", sp.final);
 				}
@@ -1081,7 +1087,10 @@ main(int argc, char **argv)
 		sendmail_die(&sm, EX_USAGE, "no recipients given");
 	buf_init(&msg, (size_t)sm.cfg.smtp.max_message_size);
 	sendmail_read(&sm, &msg);
-	sendmail_submit(&sm, msg.p, msg.len, sm.extract, &sp);
+	if (sendmail_submit(&sm, msg.p, msg.len, sm.extract, &sp) < 0)
+		sendmail_die(&sm, EX_DATAERR, "message larger than "
+		    "max_message_size (%llu octets)",
+		    (unsigned long long)sm.cfg.smtp.max_message_size);
 	buf_fini(&msg);
 	sendmail_rcpt_clear(&sm);
 	free(sm.rcpt);

@@ -469,6 +469,14 @@ def body(t, env):
     t.ok(r.returncode == EX_DATAERR and b"max_message_size" in r.stderr,
          "a message that the added fields make too big: EX_DATAERR", r)
     t.eq(maildrop_files(drop), before, "... and nothing spooled (held)")
+    r = env.run(["-bs"], b"HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<" +
+                CAROL.encode() + b">\r\nDATA\r\nSubject: s\r\n\r\n" +
+                b"y" * 2000 + b"\r\n.\r\nQUIT\r\n",
+                env={"POSTROOM_CONFIG": conf3})
+    codes = [ln[:3] for ln in r.stdout.decode().split("\r\n") if ln]
+    t.ok(r.returncode == 0 and codes[-2:] == ["552", "221"] and
+         maildrop_files(drop) == before,
+         "-bs: the same message gets 552 and the session goes on", r)
 
     # --- smtpd checks what the spool file says -------------------------
     # The file is the user's; a sender with a CR in it would have made
