@@ -16,7 +16,9 @@
 #include <sodium.h>
 
 #include "addr.h"
+#include "addr_list.h"
 #include "buf.h"
+#include "dkim_field.h"
 #include "log.h"
 #include "maildate.h"
 #include "maildrop.h"
@@ -25,6 +27,7 @@
 #include "xmalloc.h"
 
 #define SMTP_PICKUP_BATCH 64  /* files per scan job */
+#define SMTP_PICKUP_TARGETS_MAX 1000  /* mailboxes + remote per file */
 
 struct smtp_pickup {
 	uv_loop_t *loop;
@@ -204,6 +207,95 @@ smtp_pickup_owns(struct store *st, const char *login, const char *hostname,
 	return ok;
 }
 
+/* Whether text names a hosted domain after any '@' in it: what a lenient
+ * reader of a field that does not parse could take for its address. */
+static bool
+smtp_pickup_names_hosted(struct store *st, const char *text)
+{
+	char d[ADDR_MAX];
+	size_t n;
+
+	for (const char *at = strchr(text, '@'); at != NULL;
+	    at = strchr(at + 1, '@')) {
+		for (n = 0; n + 1 < sizeof(d) && at[1 + n] != '\0' &&
+		    strchr(" \t<>()[],;:\"@\\", at[1 + n]) == NULL; n++)
+			d[n] = at[1 + n];
+		d[n] = '\0';
+		if (n > 0 && store_domain_exists(st, d) == 1)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The header From: and Sender: name the author and the sender of the
+ * message (RFC 5322 3.6.2); the relay signs for the From: domain (RFC
+ * 6376 3.5) and DMARC aligns with it (RFC 7489 3.1).  So, as for the
+ * envelope sender and as submission does (smtp_policy.c), each address
+ * there in a hosted domain must be one the user may use.  A field that
+ * does not parse but names a hosted domain after an '@' is refused as
+ * well, for a receiver may read it differently; bare names ("From: root
+ * (Cron Daemon)", as cron writes it) name no domain and pass.  Returns true
+ * when the header is acceptable, else false with the offending address
+ * or field in bad (ADDR_MAX).
+ */
+static bool
+smtp_pickup_header_owned(struct store *st, const char *login,
+    const char *hostname, const uint8_t *msg, size_t len, char *bad)
+{
+	struct dkim_field *f;
+	char (*addrs)[ADDR_MAX];
+	size_t head = 0, nf, na, j, k;
+	const uint8_t *nl, *v;
+	char *u;
+	bool ok = true;
+
+	/* The header section ends at the first empty line (RFC 5322 2.1). */
+	while (head < len && msg[head] != '\n' && !(msg[head] == '\r' &&
+	    head + 1 < len && msg[head + 1] == '\n')) {
+		nl = memchr(msg + head, '\n', len - head);
+		head = nl != NULL ? (size_t)(nl - msg) + 1 : len;
+	}
+	f = xcalloc(DKIM_FIELD_MAX, sizeof(*f));
+	addrs = xcalloc(DKIM_FIELD_FROM_MAX, sizeof(*addrs));
+	u = xmalloc(head + 1);
+	nf = dkim_field_split(msg, head, f, DKIM_FIELD_MAX);
+	for (size_t i = 0; i < nf && ok; i++) {
+		if (!dkim_field_is(msg, &f[i], "from") &&
+		    !dkim_field_is(msg, &f[i], "sender"))
+			continue;
+		/* dkim_field_split() keeps only fields with a colon. */
+		v = (const uint8_t *)memchr(msg + f[i].off, ':', f[i].len) + 1;
+		/* RFC 5322 2.2.3: unfolding removes the line ends. */
+		for (j = 0, k = (size_t)(v - msg); k < f[i].off + f[i].len; k++)
+			if (msg[k] != '\r' && msg[k] != '\n')
+				u[j++] = (char)msg[k];
+		u[j] = '\0';
+		if (addr_list_parse(u, j, addrs, DKIM_FIELD_FROM_MAX, &na) <
+		    0) {
+			if (smtp_pickup_names_hosted(st, u)) {
+				snprintf(bad, ADDR_MAX, "%s", u + strspn(u,
+				    " \t"));
+				ok = false;
+			}
+			continue;
+		}
+		for (k = 0; k < na && ok; k++) {
+			const char *d = addr_domain(addrs[k]);
+
+			if (d != NULL && store_domain_exists(st, d) == 1 &&
+			    !smtp_pickup_owns(st, login, hostname, addrs[k])) {
+				snprintf(bad, ADDR_MAX, "%s", addrs[k]);
+				ok = false;
+			}
+		}
+	}
+	free(u);
+	free(addrs);
+	free(f);
+	return ok;
+}
+
 /* A parsed spool file; pointers into the file's buffer. */
 struct smtp_pickup_env {
 	bool has_sender;
@@ -359,13 +451,24 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 	if (!env.has_sender) {
 		snprintf(sender, sizeof(sender), "%s", self);
 	} else {
-		snprintf(sender, sizeof(sender), "%s", env.sender);
+		/* Checked again: the file is the user's, and only the
+		 * kernel's word in it (the owner) is trusted as it is. */
+		if (env.sender[0] != '\0' && addr_parse_mailbox(env.sender,
+		    strlen(env.sender), true, sender) < 0) {
+			smtp_pickup_hold(dfd, name, "malformed sender");
+			goto out;
+		}
+		if (env.sender[0] == '\0')
+			sender[0] = '\0';
 		if (sb.st_uid != 0 && sender[0] != '\0' &&
 		    addr_domain(sender) != NULL &&
 		    store_domain_exists(st, addr_domain(sender)) == 1 &&
 		    !smtp_pickup_owns(st, login, j->hostname, sender))
 			refused = true;
 	}
+	if (!refused && sb.st_uid != 0 && !smtp_pickup_header_owned(st, login,
+	    j->hostname, env.msg, env.msg_len, sender))
+		refused = true;
 
 	memset(&m, 0, sizeof(m));
 	randombytes_buf(rnd, sizeof(rnd));
@@ -376,6 +479,14 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 		    "refused, notice to <%s>", name, (unsigned)sb.st_uid,
 		    login, sender, self);
 		if ((rc = smtp_pickup_rcpt(j, st, &r, self)) < 0) {
+			/* As below: a file left for the next scan with an
+			 * error that does not pass would stop every scan at
+			 * it (oldest first), and all local mail with it. */
+			if (rc == PR_ENOENT) {
+				smtp_pickup_hold(dfd, name,
+				    "no postmaster to deliver to");
+				goto out;
+			}
 			ret = rc;
 			goto out;
 		}
@@ -383,7 +494,7 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 		    (unsigned)sb.st_uid, sender, self, date, m.id);
 		sender[0] = '\0';
 	} else {
-		for (size_t i = 0; i < env.n_rcpt; i++)
+		for (size_t i = 0; i < env.n_rcpt; i++) {
 			if ((rc = smtp_pickup_rcpt(j, st, &r, env.rcpt[i])) <
 			    0) {
 				if (rc == PR_ENOENT) {
@@ -394,6 +505,16 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 				ret = rc;
 				goto out;
 			}
+			/* The bound of an SMTP transaction (smtp_proto.h
+			 * targets_max, docs/ARCHITECTURE.md 3.8): the
+			 * store worker, which SMTP shares, is not held
+			 * for one file's huge expansion. */
+			if (r.n_users + r.n_remote > SMTP_PICKUP_TARGETS_MAX) {
+				smtp_pickup_hold(dfd, name,
+				    "too many resolved recipients");
+				goto out;
+			}
+		}
 	}
 	/* RFC 5321 4.4: the trace fields.  Local submission has no
 	 * From-domain; the comment names the uid, which is the kernel's, so
@@ -434,7 +555,8 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 			log_err(NULL, "pickup: %s: unlink: %s", name,
 			    strerror(errno));
 		ret = m.status == 0 && m.n_remote > 0 ? 1 : 0;
-	} else if (m.status == PR_ETOOBIG) {
+	} else if (m.status == PR_ETOOBIG || m.status == PR_EINVAL) {
+		/* Never deliverable: not left to stop the next scans. */
 		smtp_pickup_hold(dfd, name, m.err.msg);
 	} else {
 		log_warn(NULL, "pickup: %s: %s%s%s; trying again later", name,

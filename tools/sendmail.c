@@ -110,26 +110,39 @@ sendmail_config(struct sendmail *sm)
 	const char *path = sm->cfg_file;
 	struct pr_err err;
 	struct stat sb;
-	gid_t g = getgid();
+	gid_t g = getgid(), eg = getegid();
 	char *text;
 	size_t got = 0;
 	ssize_t n;
-	int fd;
+	int fd, e;
 
 	if (path == NULL)
 		path = getenv("POSTROOM_CONFIG");
 	path = cfg_path(path);
 	cfg_defaults(&sm->cfg);
 	pr_err_clear(&err);
-	/* One open file for the check and the load: a path swapped in
-	 * between cannot get an unchecked file read with the group. */
+	/* The file is opened with the caller's own group: the group must
+	 * not let a caller read (and see in the error messages) what it
+	 * could not read itself.  The saved set-group-ID keeps the way
+	 * back.  One open file for the check and the load: a path swapped
+	 * in between cannot get an unchecked file trusted. */
+	if (eg != g && setegid(g) < 0)
+		sendmail_die(sm, EX_OSERR, "setegid: %s", strerror(errno));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
-	    fstat(fd, &sb) < 0)
-		sendmail_die(sm, EX_CONFIG, "%s: %s", path, strerror(errno));
-	if (getegid() != g && getuid() != 0 && (sb.st_uid != 0 ||
-	    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) &&
-	    setresgid(g, g, g) < 0)
-		sendmail_die(sm, EX_OSERR, "setresgid: %s", strerror(errno));
+	    fstat(fd, &sb) < 0) {
+		e = errno;
+		sendmail_die(sm, EX_CONFIG, "%s: %s", path, strerror(e));
+	}
+	if (eg != g) {
+		if (getuid() != 0 && (sb.st_uid != 0 ||
+		    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
+			if (setresgid(g, g, g) < 0)
+				sendmail_die(sm, EX_OSERR, "setresgid: %s",
+				    strerror(errno));
+		} else if (setegid(eg) < 0)
+			sendmail_die(sm, EX_OSERR, "setegid: %s",
+			    strerror(errno));
+	}
 	if (!S_ISREG(sb.st_mode) || sb.st_size > 1024 * 1024)
 		sendmail_die(sm, EX_CONFIG, "%s: not a configuration file",
 		    path);
@@ -361,9 +374,10 @@ sendmail_spool(struct sendmail *sm, struct sendmail_spool *sp,
 
 /* --- Building the message ---------------------------------------------- */
 
-/* Adds the header fields the message lacks and keeps it, returns the
- * spool name. */
-static void
+/* Adds the header fields the message lacks and keeps it, with the spool
+ * name in sp.  Returns 0, or PR_ENOSPC when the fields make it larger
+ * than max_message_size; exits on every other failure. */
+static int
 sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
     bool extract, struct sendmail_spool *sp)
 {
@@ -390,7 +404,7 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 		    j + 4 < 128; p++) {
 			if (*p == '"' || *p == '\\')
 				tmp[j++] = '\\';
-			if ((unsigned char)*p >= ' ')
+			if ((unsigned char)*p >= ' ' && *p != 0x7f)
 				tmp[j++] = *p;
 		}
 		tmp[j++] = '"';
@@ -410,8 +424,14 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 	o.msgid = msgid;
 	o.rcpt_cb = sendmail_add_rcpt;
 	o.ctx = sm;
-	buf_init(&out, len + 4096 + sizeof(from) + sizeof(msgid));
-	if ((r = sendmail_msg_rewrite(in, len, &o, &out)) < 0)
+	/* The limit holds for the message as kept, added fields included:
+	 * smtpd holds a bigger one and nobody would be told. */
+	buf_init(&out, (size_t)sm->cfg.smtp.max_message_size);
+	if ((r = sendmail_msg_rewrite(in, len, &o, &out)) == PR_ENOSPC) {
+		buf_fini(&out);
+		return PR_ENOSPC;
+	}
+	if (r < 0)
 		sendmail_die(sm, EX_OSERR, "out of memory");
 	/* One bad address refuses the whole message: the caller gets to
 	 * fix it rather than have it reach only some recipients. */
@@ -428,6 +448,7 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 		fprintf(stderr, "%s: queued as %s for %zu recipient%s\n",
 		    sm->prog, sp->final, sm->n_rcpt,
 		    sm->n_rcpt == 1 ? "" : "s");
+	return 0;
 }
 
 /* The message on stdin: to EOF, or with -i unset to a line holding
@@ -513,11 +534,15 @@ sendmail_bs(struct sendmail *sm)
 				if (too_big) {
 					sendmail_reply("552 5.3.4 Message too "
 					    "big");
+				} else if (sendmail_submit(sm, msg.p, msg.len,
+				    false, &sp) < 0) {
+					/* Too big with the fields added
+					 * (RFC 3463 3.4, X.3.4). */
+					sendmail_reply("552 5.3.4 Message too "
+					    "big");
 				} else {
-					/* sendmail_submit exits on failure:
-					 * the client sees no 250. */
-					sendmail_submit(sm, msg.p, msg.len,
-					    false, &sp);
+					/* sendmail_submit exits on any other
+					 * failure: the client sees no 250. */
 					sendmail_reply("250 2.0.0 Ok: queued "
 					    "as %s", sp.final);
 				}
@@ -915,7 +940,15 @@ main(int argc, char **argv)
 	size_t n_rcpt_args = 0;
 	int i;
 
-	base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	/* A caller may exec us with 0, 1 or 2 closed: the spool file or the
+	 * directory would then get that number, and messages meant for
+	 * stderr would land in the spool.  /dev/null fills the gaps. */
+	for (i = 0; i < 3; i++)
+		if (fcntl(i, F_GETFD) < 0 && open("/dev/null", i == 0 ?
+		    O_RDONLY : O_WRONLY) != i)
+			return EX_OSERR;
+	base = argv[0] != NULL && strrchr(argv[0], '/') ?
+	    strrchr(argv[0], '/') + 1 : argv[0] != NULL ? argv[0] : "sendmail";
 	sm.prog = "sendmail";
 	if (strcmp(base, "mailq") == 0) {
 		mode = SENDMAIL_MODE_MAILQ;
@@ -1020,6 +1053,13 @@ main(int argc, char **argv)
 		}
 	}
 	sendmail_config(&sm);
+	/* mailq and newaliases read the store, which the group gives no
+	 * access to, and newaliases a file the caller names: they run with
+	 * the caller's own group (docs/ARCHITECTURE.md 5.4, 1). */
+	if ((mode == SENDMAIL_MODE_MAILQ ||
+	    mode == SENDMAIL_MODE_NEWALIASES) && getegid() != getgid() &&
+	    setresgid(getgid(), getgid(), getgid()) < 0)
+		sendmail_die(&sm, EX_OSERR, "setresgid: %s", strerror(errno));
 	sendmail_whoami(&sm);
 	if (sender != NULL)
 		sendmail_set_sender(&sm, sender);
@@ -1047,7 +1087,10 @@ main(int argc, char **argv)
 		sendmail_die(&sm, EX_USAGE, "no recipients given");
 	buf_init(&msg, (size_t)sm.cfg.smtp.max_message_size);
 	sendmail_read(&sm, &msg);
-	sendmail_submit(&sm, msg.p, msg.len, sm.extract, &sp);
+	if (sendmail_submit(&sm, msg.p, msg.len, sm.extract, &sp) < 0)
+		sendmail_die(&sm, EX_DATAERR, "message larger than "
+		    "max_message_size (%llu octets)",
+		    (unsigned long long)sm.cfg.smtp.max_message_size);
 	buf_fini(&msg);
 	sendmail_rcpt_clear(&sm);
 	free(sm.rcpt);

@@ -394,6 +394,106 @@ def body(t, env):
         lambda: any(b"not hosted" in x for x in stored(inst, CAROL)), 15),
         "-f of a domain not hosted here is allowed")
 
+    # --- the header From: and Sender: are checked like -f -------------
+    # The relay signs for the From: domain and DMARC aligns with it: a
+    # forged header would go out with the domain's signature.
+    def refusals():
+        return inst.log("smtpd").count("may not send as <%s>" % ALICE)
+    n0 = refusals()
+    r = env.run(["-i", BOB], b"From: Alice <" + ALICE.encode() +
+                b">\nSubject: hdr\n\nheader alice\n", user=u1, binary=sgid)
+    t.ok(r.returncode == 0 and wait_for(lambda: refusals() > n0, 15),
+         "a header From: of a hosted address the user does not own is "
+         "refused", inst.log("smtpd")[-2000:])
+    r = env.run(["-i", BOB], b"Sender: " + ALICE.encode() +
+                b"\nSubject: hdr\n\nsender alice\n", user=u1, binary=sgid)
+    t.ok(r.returncode == 0 and wait_for(lambda: refusals() > n0 + 1, 15),
+         "... and so is a header Sender:", inst.log("smtpd")[-2000:])
+    n1 = len(inst.log("smtpd"))
+    r = env.run(["-i", BOB], b"From: " + ALICE.encode() +
+                b" (\nSubject: hdr\n\nbroken alice\n", user=u1, binary=sgid)
+    t.ok(r.returncode == 0 and wait_for(
+        lambda: "may not send as <%s (>" % ALICE in inst.log("smtpd")[n1:],
+        15), "... and a From: that does not parse but names a hosted "
+        "domain", inst.log("smtpd")[-2000:])
+    r = env.run(["-i", BOB], b"From: root (Cron Daemon)\nSubject: cron\n\n"
+                b"cron alike\n", user=u1, binary=sgid)
+    t.ok(r.returncode == 0 and wait_for(
+        lambda: any(b"cron alike" in x for x in stored(inst, BOB)), 15),
+        "a bare name in From: (as cron writes it) is delivered",
+        inst.log("smtpd")[-2000:])
+    t.ok(all(b"header alice" not in x and b"sender alice" not in x and
+             b"broken alice" not in x for x in stored(inst, BOB)),
+         "none of the forged headers is delivered")
+
+    # --- the set-group-ID program and the caller's own files ----------
+    # A file only the group may read is not read for the caller: not as
+    # a config (whose errors would show its lines), nor as aliases.
+    secret = os.path.join(inst.tmp, "group-only")
+    with open(secret, "w") as f:
+        f.write("[top secret line]\nroot: x\n")
+    shutil.chown(secret, "root", grp)
+    os.chmod(secret, 0o640)
+    r = env.run(["-C", secret, "-i", BOB], b"x\n", user=u1, binary=sgid)
+    t.ok(r.returncode == 78 and b"Permission denied" in r.stderr and
+         b"secret" not in r.stderr.replace(secret.encode(), b""),
+         "-C of a file only the group can read: EX_CONFIG", r.stderr)
+    r = env.run(["-bi", "-oA" + secret], user=u1, binary=sgid)
+    t.ok(r.returncode == 66 and b"Permission denied" in r.stderr,
+         "newaliases -oA of a file only the group can read: EX_NOINPUT",
+         r.stdout + r.stderr)
+    # Descriptors 0-2 closed at exec: nothing of ours lands in the spool.
+    n = len([x for x in stored(inst, CAROL) if b"closed fds" in x])
+    r = subprocess.run(["setpriv", "--reuid=" + u1, "--regid=nogroup",
+                        "--init-groups", "sh", "-c",
+                        'printf "Subject: closed fds\\n\\nx\\n" | '
+                        '"$0" -v -i "$1" >&- 2>&-', sgid, CAROL],
+                       env=dict(os.environ, POSTROOM_CONFIG=inst.config),
+                       capture_output=True, timeout=60)
+    t.ok(r.returncode == 0 and wait_for(lambda: len(
+        [x for x in stored(inst, CAROL) if b"closed fds" in x]) == n + 1,
+        15), "stdout and stderr closed: delivered", r.stderr)
+    got = [x for x in stored(inst, CAROL) if b"closed fds" in x]
+    t.ok(got and b"queued as" not in got[-1], "... and nothing else in it")
+
+    # --- max_message_size counts the fields sendmail adds --------------
+    conf3 = os.path.join(inst.tmp, "small.conf")
+    with open(inst.config) as f:
+        text = f.read().replace("[smtp]\n", "[smtp]\nmax_message_size = "
+                                "2048\n", 1)
+    with open(conf3, "w") as f:
+        f.write(text)
+    before = maildrop_files(drop)
+    r = env.run(["-i", CAROL], b"Subject: s\n\n" + b"y" * 2000 + b"\n",
+                env={"POSTROOM_CONFIG": conf3})
+    t.ok(r.returncode == EX_DATAERR and b"max_message_size" in r.stderr,
+         "a message that the added fields make too big: EX_DATAERR", r)
+    t.eq(maildrop_files(drop), before, "... and nothing spooled (held)")
+    r = env.run(["-bs"], b"HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<" +
+                CAROL.encode() + b">\r\nDATA\r\nSubject: s\r\n\r\n" +
+                b"y" * 2000 + b"\r\n.\r\nQUIT\r\n",
+                env={"POSTROOM_CONFIG": conf3})
+    codes = [ln[:3] for ln in r.stdout.decode().split("\r\n") if ln]
+    t.ok(r.returncode == 0 and codes[-2:] == ["552", "221"] and
+         maildrop_files(drop) == before,
+         "-bs: the same message gets 552 and the session goes on", r)
+
+    # --- smtpd checks what the spool file says -------------------------
+    # The file is the user's; a sender with a CR in it would have made
+    # header fields of its own in Return-Path.
+    planted = "M%d.%016x" % (int(time.time()), 0xfeed)
+    with open(os.path.join(drop, planted + ".w"), "wb") as f:
+        f.write(b"postroom-maildrop 1\nFbad\rX-Evil: 1\rx@example.test\n"
+                b"R" + CAROL.encode() + b"\n\nSubject: planted\n\nx\n")
+    os.rename(os.path.join(drop, planted + ".w"), os.path.join(drop, planted))
+    t.ok(wait_for(lambda: "H" + planted[1:] in os.listdir(drop), 15) and
+         "%s: malformed sender" % planted in inst.log("smtpd"),
+         "a spool file with a malformed sender is held",
+         inst.log("smtpd")[-2000:])
+    t.ok(all(b"X-Evil" not in x for x in stored(inst, CAROL)),
+         "... and not delivered")
+    os.unlink(os.path.join(drop, "H" + planted[1:]))
+
     # A config the caller controls is not trusted with the group.
     own = os.path.join(inst.tmp, "own.conf")
     shutil.copy(inst.config, own)
