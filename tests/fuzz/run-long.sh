@@ -22,7 +22,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=3600
 jobs=1
 build="build-fuzz"
-all="smtp_proto pop3_proto relay_client relay_dsn dkim_sign cfg tls_pump"
+all="smtp_proto pop3_proto relay_client relay_dsn dkim_sign dkim_verify cfg tls_pump"
 
 usage() {
 	echo "usage: $0 [-t SECONDS] [-j JOBS] [-b BUILDDIR] [TARGET...]" >&2
