@@ -96,9 +96,10 @@ class Dns:
         for name, text in (txt or {}).items():
             # dnsmasq joins comma-separated pieces into one TXT record of
             # several strings; DKIM verifiers concatenate them again.
+            # No quotes: without a shell dnsmasq would serve them as
+            # part of the text.
             chunks = [text[i:i + 200] for i in range(0, len(text), 200)]
-            args.append("--txt-record=%s,%s" % (
-                name, ",".join('"%s"' % c for c in chunks)))
+            args.append("--txt-record=%s,%s" % (name, ",".join(chunks)))
         self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(args, stdout=self.logf,
                                      stderr=subprocess.STDOUT)
