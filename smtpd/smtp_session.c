@@ -1,7 +1,6 @@
 /* smtp_session.c - SMTP server sessions (libuv glue). */
 #include "smtp_session.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "daemon.h"
 #include "dkim_verify.h"
 #include "dmarc.h"
+#include "iprev.h"
 #include "log.h"
 #include "pwpool.h"
 #include "relay.h"
@@ -66,16 +66,8 @@ struct smtp_session_op {
 	struct smtp_deliver_job job;
 };
 
-/* PTR names of the client looked up forward (RFC 8601 3), and DNS
- * block lists asked (RFC 5782), at most. */
-#define SMTP_SESSION_IPREV_NAMES 4
+/* DNS block lists asked (RFC 5782) at most. */
 #define SMTP_SESSION_DNSBL_MAX 8
-
-/* iprev at connect, while its lookups run. */
-struct smtp_session_iprev {
-	unsigned wait;                /* lookups in flight */
-	bool ok, temp;
-};
 
 struct smtp_session_dnsbl_zone {
 	struct smtp_session *s;
@@ -147,7 +139,7 @@ struct smtp_session {
 
 	/* Inbound checks (MX listener): iprev and the DNSBL at connect,
 	 * while they run; iprev's result; the current message's checks. */
-	struct smtp_session_iprev *iprev;
+	struct iprev *iprev;
 	const char *iprev_word;       /* RFC 8601 2.7.3, static */
 	struct smtp_session_dnsbl *dnsbl;
 	struct smtp_session_chk *chk;
@@ -231,7 +223,7 @@ smtp_session_release(struct smtp_session *s)
 	smtp_proto_free(&s->p);
 	smtp_session_spool_close(s);
 	smtp_session_chk_free(s);
-	free(s->iprev);
+	iprev_free(&s->iprev);
 	free(s->dnsbl);
 	buf_fini(&s->head);
 	smtp_session_op_free(s);
@@ -1053,51 +1045,18 @@ smtp_session_checked(const struct smtp_session *s)
  * outcome goes into the Authentication-Results field.
  */
 
-/* RFC 1035 3.5 and RFC 3596 2.5 reversed names; RFC 5782 2.1 and 2.4
- * put the same labels under a list's zone. */
-static int
-smtp_session_revname(const char *ip, const char *suffix, char *out,
-    size_t outsz)
-{
-	uint8_t a[16];
-	size_t off = 0;
-	int i, n;
-
-	if (inet_pton(AF_INET, ip, a) == 1) {
-		n = snprintf(out, outsz, "%u.%u.%u.%u.%s", a[3], a[2], a[1],
-		    a[0], suffix);
-		return n < 0 || (size_t)n >= outsz ? PR_EINVAL : 0;
-	}
-	if (inet_pton(AF_INET6, ip, a) != 1)
-		return PR_EINVAL;
-	for (i = 15; i >= 0; i--) {
-		n = snprintf(out + off, outsz - off, "%x.%x.", a[i] & 0xf,
-		    a[i] >> 4);
-		if (n < 0 || (size_t)n >= outsz - off)
-			return PR_EINVAL;
-		off += (size_t)n;
-	}
-	n = snprintf(out + off, outsz - off, "%s", suffix);
-	return n < 0 || (size_t)n >= outsz - off ? PR_EINVAL : 0;
-}
-
 static void smtp_session_verify_finish(struct smtp_session *s);
 
-/* One iprev lookup is over; the last one decides. */
 static void
-smtp_session_iprev_settle(struct smtp_session *s)
+smtp_session_iprev_cb(void *data, enum iprev_result r, const char *name)
 {
-	struct smtp_session_iprev *ip = s->iprev;
+	struct smtp_session *s = data;
 
 	s->pending--;
-	if (--ip->wait > 0)
-		return;
-	/* RFC 8601 3: pass when a name leads back; temperror when a lookup
-	 * failed for now and none did; fail otherwise. */
-	s->iprev_word = ip->ok ? "pass" : ip->temp ? "temperror" : "fail";
-	log_debug(s->sid, "iprev: ip=%s result=%s", s->peer, s->iprev_word);
-	free(s->iprev);
-	s->iprev = NULL;
+	s->iprev_word = iprev_result_str(r);
+	log_debug(s->sid, "iprev: ip=%s result=%s%s%s", s->peer, s->iprev_word,
+	    name[0] ? " name=" : "", name);
+	iprev_free(&s->iprev);
 	if (s->c == NULL) {
 		smtp_session_release(s);
 		return;
@@ -1108,72 +1067,14 @@ smtp_session_iprev_settle(struct smtp_session *s)
 	}
 }
 
-static void
-smtp_session_iprev_fwd_cb(void *data, const struct resolver_answer *ans)
-{
-	struct smtp_session *s = data;
-	struct smtp_session_iprev *ip = s->iprev;
-	uint8_t a[16];
-	size_t i;
-	bool v6 = strchr(s->peer, ':') != NULL;
-
-	if (ans->rcode == RESOLVER_TIMEOUT || ans->rcode ==
-	    RESOLVER_SERVFAIL)
-		ip->temp = true;
-	if (inet_pton(v6 ? AF_INET6 : AF_INET, s->peer, a) == 1)
-		for (i = 0; i < ans->n; i++)
-			if ((ans->rr[i].type == RESOLVER_A && !v6 &&
-			    memcmp(ans->rr[i].u.a, a, 4) == 0) ||
-			    (ans->rr[i].type == RESOLVER_AAAA && v6 &&
-			    memcmp(ans->rr[i].u.aaaa, a, 16) == 0))
-				ip->ok = true;
-	smtp_session_iprev_settle(s);
-}
-
-static void
-smtp_session_iprev_ptr_cb(void *data, const struct resolver_answer *ans)
-{
-	struct smtp_session *s = data;
-	struct smtp_session_iprev *ip = s->iprev;
-	bool v6 = strchr(s->peer, ':') != NULL;
-	size_t i;
-
-	if (ans->rcode == RESOLVER_TIMEOUT || ans->rcode == RESOLVER_SERVFAIL)
-		ip->temp = true;
-	/* RFC 8601 3 and RFC 7208 5.5: a bounded number of names. */
-	for (i = 0; i < ans->n && s->c != NULL &&
-	    i < SMTP_SESSION_IPREV_NAMES; i++) {
-		if (ans->rr[i].type != RESOLVER_PTR)
-			continue;
-		if (resolver_query(s->srv->resolver, ans->rr[i].u.ptr,
-		    v6 ? RESOLVER_AAAA : RESOLVER_A,
-		    smtp_session_iprev_fwd_cb, s) == 0) {
-			ip->wait++;
-			s->pending++;
-		}
-	}
-	smtp_session_iprev_settle(s);
-}
-
 /* Starts iprev; the answer is needed only at the end of data. */
 static void
 smtp_session_iprev_start(struct smtp_session *s)
 {
-	char name[128];
-
 	s->iprev_word = "temperror";
-	if (smtp_session_revname(s->peer, strchr(s->peer, ':') != NULL ?
-	    "ip6.arpa" : "in-addr.arpa", name, sizeof(name)) < 0)
-		return;
-	s->iprev = xcalloc(1, sizeof(*s->iprev));
-	if (resolver_query(s->srv->resolver, name, RESOLVER_PTR,
-	    smtp_session_iprev_ptr_cb, s) < 0) {
-		free(s->iprev);
-		s->iprev = NULL;
-		return;
-	}
-	s->iprev->wait = 1;
-	s->pending++;
+	if (iprev_new(s->srv->resolver, s->peer, smtp_session_iprev_cb, s,
+	    &s->iprev) == 0)
+		s->pending++;
 }
 
 /* The DNSBL answers are all in (or there were none to ask): refuse the
@@ -1316,7 +1217,7 @@ smtp_session_dnsbl_start(struct smtp_session *s)
 		memcpy(z->name, list, n);
 		z->name[n] = '\0';
 		list += n;
-		if (smtp_session_revname(s->peer, z->name, name,
+		if (iprev_revname(s->peer, z->name, name,
 		    sizeof(name)) < 0)
 			continue;
 		bl->n++;
