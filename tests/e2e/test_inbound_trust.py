@@ -307,6 +307,54 @@ def checks_enforce(t, inst):
          ar)
 
 
+def checks_cli(t, inst):
+    """postroom check-message: the field and the verdict smtpd reaches."""
+    import tempfile
+    path = os.path.join(inst.tmp, "forged.eml")
+    with open(path, "wb") as f:
+        f.write(msg("ceo@bank.test", "forged for the cli"))
+    r = inst.cli("check-message", "--ip", "127.0.0.1", "--helo",
+                 "client.other.test", "--from", "forger@other.test", path,
+                 check=False)
+    lines = r.stdout.rstrip("\n").split("\n")
+    t.eq(r.returncode, 0, "check-message: exit 0 for a refusal")
+    t.ok(lines[0].startswith("Authentication-Results: " + ID + ";"),
+         "check-message: the A-R field first", r.stdout)
+    t.ok("spf=pass smtp.mailfrom=forger@other.test" in r.stdout and
+         "dkim=none" in r.stdout and "dmarc=fail" in r.stdout and
+         "header.from=bank.test" in r.stdout and
+         "iprev=pass policy.iprev=127.0.0.1" in r.stdout,
+         "check-message: spf, dkim, dmarc and iprev results", r.stdout)
+    t.ok(lines[-1].startswith("550 5.7.1 ") and "bank.test" in lines[-1],
+         "check-message: the 550 smtpd gives", lines[-1])
+    # A signed message with LF line ends, on stdin.
+    signed = sign(msg("alice@rsa.test", "signed for the cli"), "rsa.test",
+                  "r1", RSA_PRIV)
+    r = inst.cli("check-message", "--ip", "127.0.0.1", "--from",
+                 "alice@rsa.test", input=signed.replace(
+                     b"\r\n", b"\n").decode(), check=False)
+    t.ok(r.returncode == 0 and r.stdout.endswith("\naccept\n") and
+         "dkim=pass header.d=rsa.test" in r.stdout and
+         "dmarc=pass" in r.stdout, "check-message: signed, from stdin: "
+         "dkim=pass, accept", r.stdout + r.stderr)
+    r = inst.cli("check-message", input=msg("boss@quar.test", "q").decode(),
+                 check=False)
+    t.ok(r.returncode == 0 and "X-Spam-Flag: YES" in r.stdout and
+         r.stdout.endswith("\naccept\n") and "iprev" not in r.stdout,
+         "check-message: p=quarantine marked and accepted, no --ip no "
+         "SPF or iprev", r.stdout)
+    r = inst.cli("check-message", input=(
+        "From: a@other.test\nFrom: b@other.test\n\nx\n"), check=False)
+    t.ok(r.stdout.rstrip().split("\n")[-1].startswith("550 5.7.1"),
+         "check-message: two From: 550 5.7.1", r.stdout)
+    r = inst.cli("check-message", "--bogus", check=False)
+    t.eq(r.returncode, 2, "check-message: usage error is exit 2")
+    r = inst.cli("check-message", os.path.join(inst.tmp, "nope"),
+                 check=False)
+    t.ok(r.returncode == 1 and r.stderr.count("\n") == 1,
+         "check-message: a missing file is exit 1, one line", r.stderr)
+
+
 def checks_report(t, inst):
     code, text = send(inst, "forger@other.test",
                       msg("ceo@bank.test", "forged, report"))
@@ -429,6 +477,7 @@ def main():
                 print(inst.log("pop3d"))
                 raise
             checks_enforce(t, inst)
+            checks_cli(t, inst)
         extra["inbound"] = dict(extra["inbound"], dmarc_policy="report")
         with instance(extra=extra) as inst:
             inst.start("smtpd")
