@@ -328,6 +328,13 @@ smtp_policy_rcpt_done(const struct smtp_policy_facts *f,
 		smtp_policy_reject(v, 550, "5.1.1", "<%s>: Recipient address "
 		    "rejected: User unknown", rcpt);
 		return;
+	case SMTP_RCPT_GREYLISTED:
+		/* RFC 6647 2.1: a temporary refusal that a real MTA retries;
+		 * not the client's error. */
+		smtp_policy_defer(v, 451, "4.7.1", "<%s>: Greylisted, try "
+		    "again later", rcpt);
+		v->check = "greylist";
+		return;
 	case PR_EQUOTA:
 		smtp_policy_defer(v, 452, "4.2.2", "<%s>: Mailbox full", rcpt);
 		return;

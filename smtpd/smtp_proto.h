@@ -160,6 +160,9 @@ enum smtp_rcpt_kind {
 	SMTP_RCPT_LOCAL = 1,   /* hosted: targets were reported */
 	SMTP_RCPT_REMOTE = 2,  /* not hosted: relaying, if authenticated */
 	SMTP_RCPT_UNKNOWN = 3, /* hosted domain, no such mailbox */
+	/* Hosted, targets reported, but the greylisting triplet (RFC 6647)
+	 * is new or too recent. */
+	SMTP_RCPT_GREYLISTED = 4,
 };
 
 /* Valid until smtp_proto_complete() (pointers into the core). */

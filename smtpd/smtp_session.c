@@ -26,6 +26,7 @@
 #include "smtp_policy.h"
 #include "spf.h"
 #include "store.h"
+#include "store_greylist_job.h"
 #include "store_throttle_job.h"
 #include "xmalloc.h"
 
@@ -64,7 +65,17 @@ struct smtp_session_op {
 
 	/* A delivery. */
 	struct smtp_deliver_job job;
+
+	/* Greylisting of a RCPT: the status of the lookup before it. */
+	struct store_greylist_job grey;
+	int grey_status;
 };
+
+/* RFC 6647 6.3 (36 days, as Postgrey's max-age): a triplet that passed
+ * is remembered that long after it was last seen; one that was never
+ * retried is forgotten after two days. */
+#define SMTP_SESSION_GREY_KEEP (36 * 86400)
+#define SMTP_SESSION_GREY_RETRY (2 * 86400)
 
 /* DNS block lists asked (RFC 5782) at most. */
 #define SMTP_SESSION_DNSBL_MAX 8
@@ -147,6 +158,7 @@ struct smtp_session {
 
 static void smtp_session_run(struct smtp_session *s);
 static void smtp_session_chk_free(struct smtp_session *s);
+static bool smtp_session_checked(const struct smtp_session *s);
 static const struct net_conn_ops smtp_session_ops;
 
 /* The op state for work about to start. */
@@ -648,6 +660,71 @@ smtp_session_postmaster(struct smtp_session *s, const char *addr, int kind,
 	return kind == STORE_RESOLVE_REMOTE ? STORE_RESOLVE_UNKNOWN : kind;
 }
 
+static void
+smtp_session_greylist_cb(struct store_greylist_job *j)
+{
+	struct smtp_session *s = j->data;
+	int status = s->op->grey_status;
+
+	s->pending--;
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	/* A store that cannot tell does not hold mail back (logged). */
+	if (j->req.status < 0)
+		log_err(s->sid, "greylisting: %s", j->err.msg);
+	else if (j->req.result == STORE_GREY_WAIT)
+		status = SMTP_RCPT_GREYLISTED;
+	log_debug(s->sid, "greylist: ip=%s net=%s from=<%s> to=<%s> %s%s",
+	    s->peer, j->net, j->sender, j->rcpt, status ==
+	    SMTP_RCPT_GREYLISTED ? "wait" : "pass", j->spf_domain[0] ?
+	    " (spf pass)" : "");
+	smtp_session_complete(s, status);
+}
+
+/*
+ * RFC 6647: the triplet of the client's network (IPv4 /24, IPv6 /64),
+ * the sender and the recipient, through the store worker (it writes).
+ * An SPF pass lets a domain that passed before skip the wait.
+ */
+static bool
+smtp_session_greylist(struct smtp_session *s, const struct smtp_event *ev)
+{
+	struct smtp_session_op *op = smtp_session_op(s);
+	struct store_greylist_job *j = &op->grey;
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	const struct cfg *cfg = s->srv->cfg;
+	const char *at;
+	char *dot;
+
+	memset(j, 0, sizeof(*j));
+	op->grey_status = SMTP_RCPT_LOCAL;
+	if (strchr(s->peer, ':') != NULL) {
+		snprintf(j->net, sizeof(j->net), "%s", s->ipkey);
+	} else {
+		snprintf(j->net, sizeof(j->net), "%s", s->peer);
+		if ((dot = strrchr(j->net, '.')) != NULL)
+			snprintf(dot, sizeof(j->net) - (size_t)(dot - j->net),
+			    ".0/24");
+	}
+	snprintf(j->sender, sizeof(j->sender), "%s", tx->sender);
+	snprintf(j->rcpt, sizeof(j->rcpt), "%s", ev->addr);
+	if (tx->spf_checked && tx->spf_result == SPF_PASS &&
+	    (at = strrchr(tx->spf_identity, '@')) != NULL)
+		snprintf(j->spf_domain, sizeof(j->spf_domain), "%s", at + 1);
+	j->req.now = (int64_t)time(NULL);
+	j->req.delay = (int64_t)cfg->inbound.greylist_delay;
+	j->req.keep = SMTP_SESSION_GREY_KEEP;
+	j->req.retry_max = SMTP_SESSION_GREY_RETRY > 2 * j->req.delay ?
+	    SMTP_SESSION_GREY_RETRY : 2 * j->req.delay;
+	j->done_cb = smtp_session_greylist_cb;
+	j->data = s;
+	s->pending++;
+	store_greylist_submit(s->srv->wk, j);
+	return false;
+}
+
 static bool
 smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 {
@@ -706,6 +783,9 @@ smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 	smtp_session_targets_reset(&t);
 	free(t.users);
 	free(t.remote);
+	if (status == SMTP_RCPT_LOCAL && s->srv->cfg->inbound.greylist &&
+	    smtp_session_checked(s))
+		return smtp_session_greylist(s, ev);
 	smtp_proto_complete(s->p, status);
 	return true;
 }

@@ -405,6 +405,67 @@ def checks_dnsbl(t, zone_port):
         t.eq(refused, {}, "DNSBL that times out: nobody refused")
 
 
+def rcpt(inst, sender, to, auth=False):
+    """MAIL and RCPT on port 25 (AUTH first when asked): the RCPT reply,
+    then RSET and QUIT."""
+    r = Raw("127.0.0.1", inst.ports["smtp"])
+    try:
+        r.reply()
+        r.cmd("EHLO client.other.test")
+        if auth:
+            plain = base64.b64encode(
+                ("\0%s\0%s" % (BOB, PASSWORD)).encode()).decode()
+            assert r.cmd("AUTH PLAIN " + plain)[0] == 235
+        assert r.cmd("MAIL FROM:<%s>" % sender)[0] == 250
+        code, lines = r.cmd("RCPT TO:<%s>" % to)
+        r.cmd("QUIT")
+        return code, lines[-1]
+    finally:
+        r.close()
+
+
+def checks_greylist(t, zone_port):
+    from smtp_util import ALICE
+    extra = {"dns": {"resolver": "127.0.0.1:%d" % zone_port,
+                     "timeout": "1s"},
+             "inbound": {"greylist": "true", "greylist_delay": "2s"}}
+    with instance(extra=extra) as inst:
+        inst.start("smtpd")
+        code, text = rcpt(inst, "x@nospf.test", BOB)
+        t.ok(code == 451 and "4.7.1" in text,
+             "greylist: first attempt 451 4.7.1 at RCPT", (code, text))
+        t.ok("check=greylist" in inst.log("smtpd"),
+             "greylist: one log line")
+        code, text = rcpt(inst, "x@nospf.test", BOB)
+        t.eq(code, 451, "greylist: a retry within the delay still 451")
+        time.sleep(2.2)
+        code, text = rcpt(inst, "x@nospf.test", BOB)
+        t.ok(code == 250, "greylist: accepted after greylist_delay",
+             (code, text))
+        code, text = rcpt(inst, "x@nospf.test", BOB)
+        t.eq(code, 250, "greylist: a passed triplet is remembered")
+        code, text = rcpt(inst, "x@nospf.test", ALICE)
+        t.eq(code, 451, "greylist: another recipient is a new triplet")
+        code, text = rcpt(inst, "bob@example.test", ALICE, auth=True)
+        t.eq(code, 250, "greylist: authenticated clients skip it")
+        # SPF pass (other.test allows 127.0.0.0/8): the domain passes
+        # once, then its new triplets skip the wait.
+        code, text = rcpt(inst, "a@other.test", BOB)
+        t.eq(code, 451, "greylist: SPF pass, first time: 451")
+        time.sleep(2.2)
+        t.eq(rcpt(inst, "a@other.test", BOB)[0], 250,
+             "greylist: SPF pass domain passes after the delay")
+        t.eq(rcpt(inst, "b@other.test", ALICE)[0], 250,
+             "greylist: SPF pass for a domain that passed: no wait")
+        with smtplib.SMTP("127.0.0.1", inst.ports["smtp"],
+                          local_hostname="client.other.test",
+                          timeout=20) as c:
+            refused = c.sendmail("x@nospf.test", [BOB],
+                                 msg("x@nospf.test", "after greylisting"))
+        t.eq(refused, {}, "greylist: the retried message is delivered")
+        t.eq(len(inst.stored(BOB)), 1, "greylist: stored once")
+
+
 def checks_relay(t):
     """postroom A (a.test, signs) relays to postroom B (b.test) over MX
     records from dnsmasq; B verifies A's signature."""
@@ -484,6 +545,7 @@ def main():
             inst.start("pop3d")
             checks_report(t, inst)
         checks_dnsbl(t, dns.port)
+        checks_greylist(t, dns.port)
     checks_relay(t)
     return t.done()
 

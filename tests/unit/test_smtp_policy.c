@@ -521,6 +521,26 @@ test_connect(void)
 	    "using bl.test", "listed without TXT: the zone alone");
 }
 
+/* Greylisting (RFC 6647) at RCPT: 451 4.7.1, not counted, logged. */
+static void
+test_greylist(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+
+	policy_facts(&policy_rows[0], &f);
+	f.rcpt = "bob@example.test";
+	f.status = SMTP_RCPT_GREYLISTED;
+	smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &v);
+	TAP_EQ_INT(v.code, 451, "greylisted: 451");
+	TAP_EQ_STR(v.enh, "4.7.1", "greylisted: 4.7.1");
+	TAP_OK(!v.error, "greylisted: not counted as an error");
+	TAP_EQ_STR(v.check, "greylist", "greylisted: logged as greylist");
+	f.status = SMTP_RCPT_LOCAL;
+	smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &v);
+	TAP_OK(v.code == 0 && v.check == NULL, "passed: accepted");
+}
+
 int
 main(void)
 {
@@ -536,5 +556,6 @@ main(void)
 	test_spf_done();
 	test_verify_done();
 	test_connect();
+	test_greylist();
 	return tap_done();
 }
