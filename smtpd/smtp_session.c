@@ -1599,6 +1599,12 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 		smtp_session_chk_free(s);
 		return smtp_session_rcpt(s, ev);
 	case SMTP_EV_SPOOL:
+		/* The first part of a message: a file left by a message that
+		 * was refused after it was spooled (too big, bare LF) must
+		 * not lend this one its octets (the delivery reads the file
+		 * from its start). */
+		if (!smtp_proto_tx(s->p)->spooled)
+			smtp_session_spool_close(s);
 		if (smtp_session_checked(s)) {
 			/* The spool gets the message without our forged A-R
 			 * fields; the verifier sees it as it came. */

@@ -355,6 +355,32 @@ def checks_cli(t, inst):
          "check-message: a missing file is exit 1, one line", r.stderr)
 
 
+def checks_spool_reuse(t, inst):
+    """A big message refused after it was spooled lends nothing to the
+    next one of the same session."""
+    bad = msg("a@other.test", "bare lf", body="x" * 300000 + "\n\r\n")
+    good = msg("a@other.test", "after it", body=("z" * 70 + "\r\n") * 3000)
+    r = Raw("127.0.0.1", inst.ports["smtp"])
+    try:
+        r.reply()
+        r.cmd("EHLO client.other.test")
+        codes = []
+        for m in (bad, good):
+            r.cmd("MAIL FROM:<a@other.test>")
+            r.cmd("RCPT TO:<%s>" % BOB)
+            r.cmd("DATA")
+            r.send(m + b".\r\n")
+            codes.append(r.reply()[0])
+        r.cmd("QUIT")
+    finally:
+        r.close()
+    t.eq(codes, [550, 250], "spooled bare-LF message refused, next accepted")
+    got = fetch(inst)
+    t.ok(len(got) == 1 and got[0].endswith(good),
+         "the next spooled message is stored as sent",
+         got[0][:300] if got else None)
+
+
 def checks_report(t, inst):
     code, text = send(inst, "forger@other.test",
                       msg("ceo@bank.test", "forged, report"))
@@ -544,6 +570,7 @@ def main():
             inst.start("smtpd")
             inst.start("pop3d")
             checks_report(t, inst)
+            checks_spool_reuse(t, inst)
         checks_dnsbl(t, dns.port)
         checks_greylist(t, dns.port)
     checks_relay(t)
