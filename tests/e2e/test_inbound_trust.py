@@ -454,7 +454,8 @@ def checks_greylist(t, zone_port):
     from smtp_util import ALICE
     extra = {"dns": {"resolver": "127.0.0.1:%d" % zone_port,
                      "timeout": "1s"},
-             "inbound": {"greylist": "true", "greylist_delay": "2s"}}
+             "inbound": {"spf": "true", "greylist": "true",
+                         "greylist_delay": "2s"}}
     with instance(extra=extra) as inst:
         inst.start("smtpd")
         code, text = rcpt(inst, "x@nospf.test", BOB)
