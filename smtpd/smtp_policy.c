@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dmarc.h"
 #include "err.h"
 #include "spf.h"
 
@@ -34,6 +35,8 @@ smtp_policy_vset(struct smtp_verdict *v, int code, const char *enh,
 	v->enh = enh;
 	v->error = error;
 	v->close = false;
+	v->mark = false;
+	v->check = NULL;
 	vsnprintf(v->text, sizeof(v->text), fmt, ap);
 }
 
@@ -215,12 +218,88 @@ smtp_policy_spf_done(const struct smtp_policy_facts *f,
 			smtp_policy_reject(v, 550, "5.7.23", "<%s>: SPF fail: "
 			    "the sender's domain does not allow this host to "
 			    "send its mail", smtp_policy_str(f->sender));
+		v->check = "spf";
 		return;
 	}
-	if (f->spf_result == SPF_TEMPERROR)
+	if (f->spf_result == SPF_TEMPERROR) {
 		smtp_policy_defer(v, 451, "4.7.24", "<%s>: SPF temperror: DNS "
 		    "lookup failed, try again later",
 		    smtp_policy_str(f->sender));
+		v->check = "spf";
+	}
+}
+
+/*
+ * A client listed by a DNS block list (RFC 5782) is refused before the
+ * greeting, 554 (RFC 5321 3.1) with 5.7.1 and the list's own reason, as
+ * Postfix's postscreen does: nothing of it is ever stored.  A list that
+ * did not answer lists nobody.
+ */
+static void
+smtp_policy_connect(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	const char *zone = smtp_policy_str(f->dnsbl_zone);
+	const char *why = smtp_policy_str(f->dnsbl_reason);
+
+	if (zone[0] == '\0')
+		return;
+	smtp_policy_reject(v, 554, "5.7.1", "Service unavailable; client "
+	    "[%s] blocked using %s%s%s", smtp_policy_str(f->peer), zone,
+	    why[0] != '\0' ? ": " : "", why);
+	v->check = "dnsbl";
+	v->close = true;
+}
+
+/*
+ * End of data on the MX listener.  RFC 7489 6.6.1: a message without
+ * exactly one From: mailbox cannot be evaluated and is refused.  A DMARC
+ * fail applies the sender's policy (6.3, 6.6.4 with pct= already
+ * weighed by dmarc_check): reject is 550 5.7.1 (7.3 and RFC 7372 3.1
+ * leave the enhanced code to us; 5.7.1 is "delivery not authorized"),
+ * quarantine marks the message for the mail client, a POP3 user's only
+ * junk folder.  A fail that a DNS failure may have caused (a temperror
+ * of SPF or of a DKIM key) is deferred, never refused for good.  With
+ * dmarc_policy = report nothing is refused or marked.  Our own trouble
+ * (status < 0) accepts.
+ */
+static void
+smtp_policy_verify_done(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	const char *dom = smtp_policy_str(f->dmarc_domain);
+
+	if (f->status < 0 || f->dmarc_report)
+		return;
+	if (f->from_status != DMARC_FROM_OK) {
+		smtp_policy_reject(v, 550, "5.7.1", "Message must have exactly "
+		    "one From: address (RFC 7489 6.6.1): %s",
+		    f->from_status == DMARC_FROM_NONE ? "none found" :
+		    f->from_status == DMARC_FROM_MULTIPLE ? "several found" :
+		    "it does not parse");
+		v->check = "from";
+		return;
+	}
+	if (!f->dmarc_checked || f->dmarc_result != DMARC_FAIL)
+		return;
+	if (f->dmarc_apply == DMARC_POLICY_REJECT) {
+		if (f->dmarc_temp) {
+			smtp_policy_defer(v, 451, "4.7.1", "DMARC check of %s "
+			    "failed for now (DNS), try again later", dom);
+		} else {
+			smtp_policy_reject(v, 550, "5.7.1", "Message refused: "
+			    "the DMARC policy of %s rejects mail that fails "
+			    "authentication", dom);
+		}
+		v->check = "dmarc";
+		return;
+	}
+	if (f->dmarc_apply == DMARC_POLICY_QUARANTINE) {
+		v->mark = true;
+		snprintf(v->text, sizeof(v->text), "DMARC policy of %s: "
+		    "quarantine (authentication failed)", dom);
+		v->check = "dmarc";
+	}
 }
 
 static void
@@ -255,6 +334,13 @@ smtp_policy_rcpt_done(const struct smtp_policy_facts *f,
 	case SMTP_RCPT_UNKNOWN:
 		smtp_policy_reject(v, 550, "5.1.1", "<%s>: Recipient address "
 		    "rejected: User unknown", rcpt);
+		return;
+	case SMTP_RCPT_GREYLISTED:
+		/* RFC 6647 2.1: a temporary refusal that a real MTA retries;
+		 * not the client's error. */
+		smtp_policy_defer(v, 451, "4.7.1", "<%s>: Greylisted, try "
+		    "again later", rcpt);
+		v->check = "greylist";
 		return;
 	case PR_EQUOTA:
 		smtp_policy_defer(v, 452, "4.2.2", "<%s>: Mailbox full", rcpt);
@@ -422,6 +508,12 @@ smtp_policy_check(enum smtp_policy_point pt,
 		break;
 	case SMTP_POLICY_SPF_DONE:
 		smtp_policy_spf_done(f, v_r);
+		break;
+	case SMTP_POLICY_CONNECT:
+		smtp_policy_connect(f, v_r);
+		break;
+	case SMTP_POLICY_VERIFY_DONE:
+		smtp_policy_verify_done(f, v_r);
 		break;
 	}
 }

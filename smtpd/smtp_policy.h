@@ -40,6 +40,9 @@ enum smtp_policy_point {
 	SMTP_POLICY_FROM,         /* header From:/Sender: of a submission */
 	SMTP_POLICY_FROM_DONE,    /* ... one address's ownership returned */
 	SMTP_POLICY_SPF_DONE,     /* MAIL: the SPF check returned (RFC 7208) */
+	SMTP_POLICY_CONNECT,      /* before the greeting: the DNSBL answers */
+	SMTP_POLICY_VERIFY_DONE,  /* end of data on the MX listener: the
+	                           * From: count, DKIM and DMARC (RFC 7489) */
 };
 
 /* Past half the error limit every counted error reply waits this long
@@ -80,6 +83,26 @@ struct smtp_policy_facts {
 	bool spf_checked;
 	int spf_result;
 	const char *spf_explanation;
+	/* At SMTP_POLICY_CONNECT: the client's address and the first DNS
+	 * block list zone that lists it (NULL or "" = none), with the text
+	 * of its TXT record (RFC 5782 2.1). */
+	const char *peer;
+	const char *dnsbl_zone;
+	const char *dnsbl_reason;
+	/* At SMTP_POLICY_VERIFY_DONE (message checks of the MX listener):
+	 * from_status an enum dmarc_from (the header From: count, RFC 7489
+	 * 6.6.1); with dmarc_checked, dmarc_result an enum dmarc_result,
+	 * dmarc_apply the enum dmarc_policy to apply, dmarc_domain the
+	 * From: domain; dmarc_temp when an SPF or DKIM lookup failed for now,
+	 * so a fail may be a DNS failure; dmarc_report for [inbound]
+	 * dmarc_policy = report (nothing is refused or marked). */
+	int from_status;
+	bool dmarc_checked;
+	int dmarc_result;
+	int dmarc_apply;
+	bool dmarc_temp;
+	bool dmarc_report;
+	const char *dmarc_domain;
 	/* At the *_DONE points, what the glue answered: 0, an
 	 * SMTP_RCPT_* kind, SMTP_MAIL_HOSTED, or a PR_E* code. */
 	int status;
@@ -95,6 +118,14 @@ struct smtp_verdict {
 	char text[SMTP_VERDICT_TEXT_MAX];
 	bool error;
 	bool close;         /* the session ends after this reply */
+	/* Accepted (code 0) but marked for the mail client as spam, text
+	 * being the reason (RFC 7489 6.3 p=quarantine). */
+	bool mark;
+	/* The check that refused or marked ("spf", "dmarc", "from",
+	 * "dnsbl", "greylist"; static), NULL for the others: such a
+	 * decision is logged as one key=value line with the client's
+	 * address, for fail2ban and the message trace. */
+	const char *check;
 };
 
 /* Decides at point pt.  *v_r is filled in either way (code 0 accepts). */

@@ -113,6 +113,12 @@ smtp_proto__verdict(struct smtp_proto *p, const struct smtp_verdict *v)
 	struct smtp_verdict limit;
 	unsigned delay;
 
+	if (v->check != NULL && v->code != 0)
+		/* One line per refusal by a check: grep-able by key. */
+		smtp_proto__log(p, 2, "refused: ip=%s check=%s code=%d "
+		    "enh=%s reason=\"%s\"", p->conf.peer != NULL ?
+		    p->conf.peer : "", v->check, v->code, v->enh ? v->enh : "",
+		    v->text);
 	if (v->code == 0 && !v->error)
 		return;
 	if (v->code != 0)
@@ -191,6 +197,15 @@ smtp_proto_spf_result(struct smtp_proto *p, int result, bool helo,
 	    explanation != NULL ? explanation : "");
 }
 
+void
+smtp_proto_verify_result(struct smtp_proto *p, const struct smtp_verify *r)
+{
+	p->verify = *r;
+	snprintf(p->verify_domain, sizeof(p->verify_domain), "%s",
+	    r->domain != NULL ? r->domain : "");
+	p->verify.domain = p->verify_domain;
+}
+
 bool
 smtp_proto__decide(struct smtp_proto *p, enum smtp_policy_point pt,
     const struct smtp_policy_facts *f)
@@ -244,6 +259,8 @@ smtp_proto__tx_reset(struct smtp_proto *p)
 	p->spool_failed = false;
 	p->spool_full = false;
 	p->queued_id[0] = '\0';
+	memset(&p->verify, 0, sizeof(p->verify));
+	p->verify_domain[0] = '\0';
 	buf_fini(&p->from_hdr);
 	free(p->from);
 	p->from = NULL;
@@ -618,6 +635,44 @@ smtp_proto_from_next(struct smtp_proto *p)
 		p->ev.addr = p->from[p->from_pos];
 		return;
 	}
+	/* RFC 8601 5, RFC 7489 6.6: the MX listener's messages are checked
+	 * before they are delivered. */
+	p->ev.type = p->conf.verify && !p->authed &&
+	    p->conf.kind == SMTP_LISTEN_MX ? SMTP_EV_VERIFY : SMTP_EV_DELIVER;
+	p->ev.data = p->body.p;
+	p->ev.len = p->body.len;
+}
+
+static void
+smtp_proto_complete_verify(struct smtp_proto *p, int status)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+
+	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
+	smtp_proto__facts(p, &f);
+	f.status = status;
+	f.peer = p->conf.peer;
+	f.from_status = p->verify.from_status;
+	f.dmarc_checked = p->verify.dmarc_checked;
+	f.dmarc_result = p->verify.dmarc_result;
+	f.dmarc_apply = p->verify.dmarc_apply;
+	f.dmarc_temp = p->verify.dmarc_temp;
+	f.dmarc_report = p->conf.dmarc_report;
+	f.dmarc_domain = p->verify.domain;
+	smtp_policy_check(SMTP_POLICY_VERIFY_DONE, &f, &v);
+	if (v.code != 0) {
+		smtp_proto__verdict(p, &v);
+		smtp_proto_tx_end(p);
+		return;
+	}
+	if (v.mark) {
+		snprintf(p->tx.spam_reason, sizeof(p->tx.spam_reason), "%s",
+		    v.text);
+		smtp_proto__log(p, 1, "marked: ip=%s check=%s reason=\"%s\"",
+		    p->conf.peer != NULL ? p->conf.peer : "",
+		    v.check != NULL ? v.check : "", v.text);
+	}
 	p->ev.type = SMTP_EV_DELIVER;
 	p->ev.data = p->body.p;
 	p->ev.len = p->body.len;
@@ -862,6 +917,9 @@ smtp_proto_complete(struct smtp_proto *p, int status)
 	case SMTP_EV_FROM:
 		smtp_proto_complete_from(p, status);
 		break;
+	case SMTP_EV_VERIFY:
+		smtp_proto_complete_verify(p, status);
+		break;
 	case SMTP_EV_DELIVER:
 		smtp_proto_complete_deliver(p, status);
 		break;
@@ -900,6 +958,11 @@ smtp_proto_trace(const struct smtp_proto *p, const struct smtp_trace *t,
 
 	/* RFC 5321 4.4: the final delivery adds Return-Path. */
 	r |= buf_printf(out, "Return-Path: <%s>\r\n", p->tx.sender);
+	if (t->authres != NULL)
+		r |= buf_printf(out, "%s", t->authres);
+	if (p->tx.spam_reason[0] != '\0')
+		r |= buf_printf(out, "X-Spam-Flag: YES\r\nX-Spam-Reason: %s\r\n",
+		    p->tx.spam_reason);
 	/* Received: from <EHLO name> (address-literal) ... by ... with ... id
 	 * ... [for ...] ; date.  No reverse DNS: the literal is the truth. */
 	r |= buf_printf(out, "Received: from %s ([%s%s])\r\n", p->helo, v6,

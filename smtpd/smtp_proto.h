@@ -90,6 +90,12 @@ struct smtp_proto_conf {
 	bool starttls;             /* a TLS context exists for STARTTLS */
 	bool allow_plaintext_auth; /* AUTH without TLS (loopback tests) */
 	bool spf;                  /* [inbound] spf: SMTP_EV_SPF on port 25 */
+	/* Messages of anonymous clients on the MX listener are checked
+	 * (SMTP_EV_VERIFY); dmarc_report is [inbound] dmarc_policy =
+	 * report: the results are recorded, nothing is refused. */
+	bool verify;
+	bool dmarc_report;
+	const char *peer;          /* the client's address, for log lines */
 	struct smtp_limits limits;
 	/* Optional log hook (level 0 debug, 1 info, 2 warning); the text is
 	 * a complete sentence without a newline.  NULL = silent. */
@@ -138,6 +144,13 @@ enum smtp_event_type {
 	 * smtp_proto_spf_result(), then complete with 0 (or with an error
 	 * when no check could be made: the sender is accepted). */
 	SMTP_EV_SPF,
+	/* The message of an anonymous client on the MX listener is
+	 * complete and its other checks passed: data[0..len) is the part
+	 * not yet spooled (the same octets the SMTP_EV_DELIVER that may
+	 * follow carries).  Check it (DKIM, DMARC), hand the outcome to
+	 * smtp_proto_verify_result(), then complete with 0 (or an error
+	 * when no check could be made: the message is accepted). */
+	SMTP_EV_VERIFY,
 };
 
 /* An anonymous sender's domain is hosted here (SMTP_EV_MAIL). */
@@ -151,6 +164,9 @@ enum smtp_rcpt_kind {
 	SMTP_RCPT_LOCAL = 1,   /* hosted: targets were reported */
 	SMTP_RCPT_REMOTE = 2,  /* not hosted: relaying, if authenticated */
 	SMTP_RCPT_UNKNOWN = 3, /* hosted domain, no such mailbox */
+	/* Hosted, targets reported, but the greylisting triplet (RFC 6647)
+	 * is new or too recent. */
+	SMTP_RCPT_GREYLISTED = 4,
 };
 
 /* Valid until smtp_proto_complete() (pointers into the core). */
@@ -163,6 +179,9 @@ struct smtp_event {
 	const uint8_t *data;   /* SPOOL, DELIVER */
 	size_t len;
 };
+
+/* Room for the reason of a spam mark. */
+#define SMTP_SPAM_REASON_MAX 384
 
 /* Room for an SPF explanation (RFC 7208 6.2) in a reply line. */
 #define SMTP_SPF_EXPLANATION_MAX 401
@@ -192,6 +211,22 @@ struct smtp_tx {
 	bool spf_helo;
 	char spf_identity[ADDR_MAX];
 	char spf_explanation[SMTP_SPF_EXPLANATION_MAX];
+	/* Marked as spam by the policy (RFC 7489 6.3 p=quarantine): the
+	 * reason, "" when not marked. */
+	char spam_reason[SMTP_SPAM_REASON_MAX];
+};
+
+/* The outcome of SMTP_EV_VERIFY's checks, for the policy: from_status
+ * an enum dmarc_from; with dmarc_checked, dmarc_result (enum
+ * dmarc_result) and dmarc_apply (enum dmarc_policy) for domain;
+ * dmarc_temp when an SPF or DKIM lookup failed for now. */
+struct smtp_verify {
+	int from_status;
+	bool dmarc_checked;
+	int dmarc_result;
+	int dmarc_apply;
+	bool dmarc_temp;
+	const char *domain;
 };
 
 /* Header fields the glue knows and the core does not (clock, peer). */
@@ -200,6 +235,10 @@ struct smtp_trace {
 	const char *id;       /* trace id for the Received id clause */
 	const char *date;     /* RFC 5322 3.3 date-time, now */
 	const char *msgid;    /* "<...@host>" to add if missing (submission) */
+	/* Header fields (with CRLFs) placed after the Return-Path, above the
+	 * Received field: the Authentication-Results (RFC 8601 5); NULL =
+	 * none. */
+	const char *authres;
 };
 
 struct smtp_proto;
@@ -212,6 +251,11 @@ struct smtp_proto;
  */
 void smtp_proto_spf_result(struct smtp_proto *p, int result, bool helo,
     const char *identity, const char *explanation);
+
+/* The outcome of the SMTP_EV_VERIFY checks, before its completion;
+ * strings are copied. */
+void smtp_proto_verify_result(struct smtp_proto *p,
+    const struct smtp_verify *r);
 
 /* Creates a core for one connection.  Nothing is written until
  * smtp_proto_greet().  Returns 0 or PR_ENOMEM. */
@@ -317,7 +361,9 @@ const struct smtp_tx *smtp_proto_tx(const struct smtp_proto *p);
  * Return-Path (RFC 5321 4.4), the Received trace field (RFC 5321 4.4 with
  * the RFC 3848 / RFC 6531 "with" keyword), and for an authenticated
  * submission a Date and Message-ID when the message has none (RFC 6409
- * 8.2, 8.3).  Returns 0, PR_ENOSPC or PR_ENOMEM.
+ * 8.2, 8.3); t->authres after the Return-Path; for a message the policy
+ * marked, "X-Spam-Flag: YES" and "X-Spam-Reason:" (the fields that
+ * SpamAssassin writes and mail clients' filters act on).  Returns 0, PR_ENOSPC or PR_ENOMEM.
  */
 int smtp_proto_trace(const struct smtp_proto *p, const struct smtp_trace *t,
     struct buf *out);

@@ -61,6 +61,8 @@ struct smtp_proto {
 	bool data_started;
 	bool spool_failed;
 	bool spool_full;            /* ... for want of disk space */
+	struct smtp_verify verify;  /* SMTP_EV_VERIFY's outcome */
+	char verify_domain[256];
 	/* The header From: and Sender: values (smtp_data collects them)
 	 * and, once the message is complete, their addresses, each asked
 	 * about with SMTP_EV_FROM in turn. */

@@ -13,14 +13,21 @@
 #include <sodium.h>
 
 #include "authlimit.h"
+#include "authres.h"
 #include "daemon.h"
+#include "dkim_verify.h"
+#include "dmarc.h"
+#include "iprev.h"
 #include "log.h"
 #include "maildate.h"
 #include "pwpool.h"
 #include "relay.h"
 #include "smtp_deliver.h"
+#include "smtp_head.h"
+#include "smtp_policy.h"
 #include "spf.h"
 #include "store.h"
+#include "store_greylist_job.h"
 #include "store_throttle_job.h"
 #include "xmalloc.h"
 
@@ -57,6 +64,50 @@ struct smtp_session_op {
 
 	/* A delivery. */
 	struct smtp_deliver_job job;
+
+	/* Greylisting of a RCPT: the status of the lookup before it. */
+	struct store_greylist_job grey;
+	int grey_status;
+};
+
+/* RFC 6647 6.3 (36 days, as Postgrey's max-age): a triplet that passed
+ * is remembered that long after it was last seen; one that was never
+ * retried is forgotten after two days. */
+#define SMTP_SESSION_GREY_KEEP (36 * 86400)
+#define SMTP_SESSION_GREY_RETRY (2 * 86400)
+
+/* DNS block lists asked (RFC 5782) at most. */
+#define SMTP_SESSION_DNSBL_MAX 8
+
+struct smtp_session_dnsbl_zone {
+	struct smtp_session *s;
+	char name[256];
+	bool listed;
+	char txt[256];
+};
+
+/* The DNSBL lookups of a connection, before its greeting. */
+struct smtp_session_dnsbl {
+	unsigned n, wait;
+	struct smtp_session_dnsbl_zone zone[SMTP_SESSION_DNSBL_MAX];
+};
+
+/* The checks of one message on the MX listener, from its first octets
+ * to its delivery. */
+struct smtp_session_chk {
+	struct smtp_head head;        /* our A-R removed; From: kept */
+	struct dkim_verify *dkim;     /* NULL: [inbound] dkim and dmarc off */
+	struct dmarc *dmarc;
+	struct buf out;               /* filtered octets of the last feed */
+	bool verified;                /* SMTP_EV_VERIFY fed the tail */
+	bool dkim_async, wait_iprev;
+	struct dkim_verify_result res[DKIM_VERIFY_REPORT_MAX];
+	size_t nres;
+	int from_status;
+	char from_domain[256];
+	bool dmarc_done;
+	struct dmarc_verdict dv;
+	struct buf authres;           /* the field, CRLF included */
 };
 
 struct smtp_session {
@@ -100,9 +151,18 @@ struct smtp_session {
 
 	/* The SPF check of MAIL, while it runs (one pending count). */
 	struct spf_check *spf;
+
+	/* Inbound checks (MX listener): iprev and the DNSBL at connect,
+	 * while they run; iprev's result; the current message's checks. */
+	struct iprev *iprev;
+	const char *iprev_word;       /* RFC 8601 2.7.3, static */
+	struct smtp_session_dnsbl *dnsbl;
+	struct smtp_session_chk *chk;
 };
 
 static void smtp_session_run(struct smtp_session *s);
+static void smtp_session_chk_free(struct smtp_session *s);
+static bool smtp_session_checked(const struct smtp_session *s);
 static const struct net_conn_ops smtp_session_ops;
 
 /* The op state for work about to start. */
@@ -184,6 +244,9 @@ smtp_session_release(struct smtp_session *s)
 	srv->n_sessions--;
 	smtp_proto_free(&s->p);
 	smtp_session_spool_close(s);
+	smtp_session_chk_free(s);
+	iprev_free(&s->iprev);
+	free(s->dnsbl);
 	buf_fini(&s->head);
 	free(s->device_from);
 	smtp_session_op_free(s);
@@ -699,6 +762,71 @@ smtp_session_postmaster(struct smtp_session *s, const char *addr, int kind,
 	return kind == STORE_RESOLVE_REMOTE ? STORE_RESOLVE_UNKNOWN : kind;
 }
 
+static void
+smtp_session_greylist_cb(struct store_greylist_job *j)
+{
+	struct smtp_session *s = j->data;
+	int status = s->op->grey_status;
+
+	s->pending--;
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	/* A store that cannot tell does not hold mail back (logged). */
+	if (j->req.status < 0)
+		log_err(s->sid, "greylisting: %s", j->err.msg);
+	else if (j->req.result == STORE_GREY_WAIT)
+		status = SMTP_RCPT_GREYLISTED;
+	log_debug(s->sid, "greylist: ip=%s net=%s from=<%s> to=<%s> %s%s",
+	    s->peer, j->net, j->sender, j->rcpt, status ==
+	    SMTP_RCPT_GREYLISTED ? "wait" : "pass", j->spf_domain[0] ?
+	    " (spf pass)" : "");
+	smtp_session_complete(s, status);
+}
+
+/*
+ * RFC 6647: the triplet of the client's network (IPv4 /24, IPv6 /64),
+ * the sender and the recipient, through the store worker (it writes).
+ * An SPF pass lets a domain that passed before skip the wait.
+ */
+static bool
+smtp_session_greylist(struct smtp_session *s, const struct smtp_event *ev)
+{
+	struct smtp_session_op *op = smtp_session_op(s);
+	struct store_greylist_job *j = &op->grey;
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	const struct cfg *cfg = s->srv->cfg;
+	const char *at;
+	char *dot;
+
+	memset(j, 0, sizeof(*j));
+	op->grey_status = SMTP_RCPT_LOCAL;
+	if (strchr(s->peer, ':') != NULL) {
+		snprintf(j->net, sizeof(j->net), "%s", s->ipkey);
+	} else {
+		snprintf(j->net, sizeof(j->net), "%s", s->peer);
+		if ((dot = strrchr(j->net, '.')) != NULL)
+			snprintf(dot, sizeof(j->net) - (size_t)(dot - j->net),
+			    ".0/24");
+	}
+	snprintf(j->sender, sizeof(j->sender), "%s", tx->sender);
+	snprintf(j->rcpt, sizeof(j->rcpt), "%s", ev->addr);
+	if (tx->spf_checked && tx->spf_result == SPF_PASS &&
+	    (at = strrchr(tx->spf_identity, '@')) != NULL)
+		snprintf(j->spf_domain, sizeof(j->spf_domain), "%s", at + 1);
+	j->req.now = (int64_t)time(NULL);
+	j->req.delay = (int64_t)cfg->inbound.greylist_delay;
+	j->req.keep = SMTP_SESSION_GREY_KEEP;
+	j->req.retry_max = SMTP_SESSION_GREY_RETRY > 2 * j->req.delay ?
+	    SMTP_SESSION_GREY_RETRY : 2 * j->req.delay;
+	j->done_cb = smtp_session_greylist_cb;
+	j->data = s;
+	s->pending++;
+	store_greylist_submit(s->srv->wk, j);
+	return false;
+}
+
 static bool
 smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 {
@@ -757,6 +885,9 @@ smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 	smtp_session_targets_reset(&t);
 	free(t.users);
 	free(t.remote);
+	if (status == SMTP_RCPT_LOCAL && s->srv->cfg->inbound.greylist &&
+	    smtp_session_checked(s))
+		return smtp_session_greylist(s, ev);
 	smtp_proto_complete(s->p, status);
 	return true;
 }
@@ -899,6 +1030,7 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	if (m->status == 0 && remote && s->srv->relay != NULL)
 		relay_kick(s->srv->relay);
 	smtp_session_spool_close(s);
+	smtp_session_chk_free(s);
 	buf_reset(&s->head);
 	buf_shrink(&s->head, 0);
 	if (s->c == NULL) {
@@ -937,6 +1069,8 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	t.id = id;
 	t.date = date;
 	t.msgid = msgid;
+	t.authres = s->chk != NULL && s->chk->authres.len > 0 ?
+	    (const char *)s->chk->authres.p : NULL;
 	buf_reset(&s->head);
 	if (smtp_proto_trace(s->p, &t, &s->head) < 0) {
 		smtp_session_spool_done(s, PR_EIO);
@@ -960,7 +1094,14 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	memcpy(m->id, id, sizeof(m->id));
 	if (tx->spooled) {
 		m->body_fd = s->spool_fd;
-		m->body_len = (size_t)tx->size;
+		/* What the file holds: the header filter may have taken
+		 * fields out. */
+		m->body_len = s->chk != NULL && s->chk->verified ?
+		    (size_t)s->spool_off : (size_t)tx->size;
+	} else if (s->chk != NULL && s->chk->verified) {
+		m->body_fd = -1;
+		m->body = s->chk->out.p;
+		m->body_len = s->chk->out.len;
 	} else {
 		m->body_fd = -1;
 		m->body = ev->data;
@@ -976,10 +1117,16 @@ static bool
 smtp_session_deliver(struct smtp_session *s, const struct smtp_event *ev)
 {
 	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	const uint8_t *data = ev->data;
+	size_t len = ev->len;
 
+	if (s->chk != NULL && s->chk->verified) {
+		data = s->chk->out.p;
+		len = s->chk->out.len;
+	}
 	/* The tail of a spooled message joins the rest in the file first. */
-	if (tx->spooled && ev->len > 0) {
-		smtp_session_spool_write(s, ev->data, ev->len,
+	if (tx->spooled && len > 0) {
+		smtp_session_spool_write(s, data, len,
 		    smtp_session_deliver_submit);
 		return false;
 	}
@@ -1054,6 +1201,473 @@ smtp_session_spf(struct smtp_session *s, const struct smtp_event *ev)
 	return false;
 }
 
+/* --- Inbound checks of the MX listener --------------------------------- */
+
+/* The message being received is checked: an anonymous client's on the
+ * MX listener (an authenticated submission carries no A-R of ours). */
+static bool
+smtp_session_checked(const struct smtp_session *s)
+{
+	return s->kind == SMTP_LISTEN_MX &&
+	    smtp_proto_auth_user(s->p)[0] == '\0';
+}
+
+/*
+ * What runs at connect, in parallel with nothing in front of the
+ * greeting but the DNS block lists (each bounded by [dns] timeout):
+ * iprev (RFC 8601 3: the PTR names of the client's address, each looked
+ * up forward, one of them must lead back) and the DNSBL queries (RFC
+ * 5782 2.1: an A record under the zone lists the address, its TXT
+ * record says why).  At the end of data the message's DKIM signatures,
+ * its From: count and DMARC; the policy decides (smtp_policy.c) and the
+ * outcome goes into the Authentication-Results field.
+ */
+
+static void smtp_session_verify_finish(struct smtp_session *s);
+
+static void
+smtp_session_iprev_cb(void *data, enum iprev_result r, const char *name)
+{
+	struct smtp_session *s = data;
+
+	s->pending--;
+	s->iprev_word = iprev_result_str(r);
+	log_debug(s->sid, "iprev: ip=%s result=%s%s%s", s->peer, s->iprev_word,
+	    name[0] ? " name=" : "", name);
+	iprev_free(&s->iprev);
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	if (s->chk != NULL && s->chk->wait_iprev) {
+		s->chk->wait_iprev = false;
+		smtp_session_verify_finish(s);
+	}
+}
+
+/* Starts iprev; the answer is needed only at the end of data. */
+static void
+smtp_session_iprev_start(struct smtp_session *s)
+{
+	s->iprev_word = "temperror";
+	if (iprev_new(s->srv->resolver, s->peer, smtp_session_iprev_cb, s,
+	    &s->iprev) == 0)
+		s->pending++;
+}
+
+/* The DNSBL answers are all in (or there were none to ask): refuse the
+ * client or greet it. */
+static void
+smtp_session_dnsbl_done(struct smtp_session *s)
+{
+	struct smtp_session_dnsbl *bl = s->dnsbl;
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+	size_t i;
+
+	memset(&f, 0, sizeof(f));
+	f.hostname = s->srv->cfg->server.hostname;
+	f.limits = &s->srv->limits;
+	f.kind = s->kind;
+	f.peer = s->peer;
+	/* The first list in the configured order that lists the client. */
+	for (i = 0; bl != NULL && i < bl->n; i++) {
+		if (bl->zone[i].listed) {
+			f.dnsbl_zone = bl->zone[i].name;
+			f.dnsbl_reason = bl->zone[i].txt;
+			break;
+		}
+	}
+	smtp_policy_check(SMTP_POLICY_CONNECT, &f, &v);
+	free(s->dnsbl);
+	s->dnsbl = NULL;
+	s->busy = false;
+	s->greeted = true;
+	if (v.code != 0) {
+		log_warn(s->sid, "refused: ip=%s check=%s code=%d enh=%s "
+		    "reason=\"%s\"", s->peer, v.check ? v.check : "", v.code,
+		    v.enh ? v.enh : "", v.text);
+		smtp_proto_refuse(s->p, v.code, v.enh, v.text);
+		smtp_session_flush(s);
+		if (s->c != NULL)
+			net_conn_close(s->c, true);
+		return;
+	}
+	smtp_proto_greet(s->p);
+	if (s->srv->draining)
+		smtp_proto_shutdown(s->p);
+	smtp_session_flush(s);
+	net_conn_resume(s->c);
+	smtp_session_run(s);
+}
+
+/* Printable ASCII of a TXT record, for a reply line (RFC 5321 4.2). */
+static void
+smtp_session_dnsbl_txt(char *out, size_t outsz,
+    const struct resolver_answer *ans)
+{
+	size_t i, j, o = 0;
+
+	out[0] = '\0';
+	if (ans->n == 0 || ans->rr[0].type != RESOLVER_TXT)
+		return;
+	for (i = 0; i < ans->rr[0].u.txt.n; i++)
+		for (j = 0; j < ans->rr[0].u.txt.len[i] && o + 1 < outsz; j++) {
+			uint8_t c = ans->rr[0].u.txt.s[i][j];
+
+			out[o++] = c >= 0x20 && c < 0x7f && c != '"' ?
+			    (char)c : ' ';
+		}
+	out[o] = '\0';
+}
+
+static void
+smtp_session_dnsbl_settle(struct smtp_session_dnsbl_zone *z)
+{
+	struct smtp_session *s = z->s;
+
+	s->pending--;
+	if (--s->dnsbl->wait > 0)
+		return;
+	if (s->c == NULL) {
+		free(s->dnsbl);
+		s->dnsbl = NULL;
+		smtp_session_release(s);
+		return;
+	}
+	smtp_session_dnsbl_done(s);
+}
+
+static void
+smtp_session_dnsbl_a_cb(void *data, const struct resolver_answer *ans)
+{
+	struct smtp_session_dnsbl_zone *z = data;
+	size_t i;
+
+	/* RFC 5782 2.1: 127.0.0.2 and up list the address; 127.255.255.0/24
+	 * are the lists' own error codes (a refused or over-quota query),
+	 * and a failure to answer lists nobody. */
+	for (i = 0; i < ans->n; i++)
+		if (ans->rr[i].type == RESOLVER_A && ans->rr[i].u.a[0] == 127 &&
+		    !(ans->rr[i].u.a[1] == 255 && ans->rr[i].u.a[2] == 255) &&
+		    !(ans->rr[i].u.a[1] == 0 && ans->rr[i].u.a[2] == 0 &&
+		    ans->rr[i].u.a[3] < 2))
+			z->listed = true;
+	if (ans->rcode != RESOLVER_NOERROR && ans->rcode != RESOLVER_NXDOMAIN)
+		log_warn(z->s->sid, "dnsbl: %s did not answer for %s (rcode "
+		    "%d): not listed", z->name, z->s->peer, (int)ans->rcode);
+	smtp_session_dnsbl_settle(z);
+}
+
+static void
+smtp_session_dnsbl_txt_cb(void *data, const struct resolver_answer *ans)
+{
+	struct smtp_session_dnsbl_zone *z = data;
+
+	smtp_session_dnsbl_txt(z->txt, sizeof(z->txt), ans);
+	smtp_session_dnsbl_settle(z);
+}
+
+/* Starts the DNSBL queries, A and TXT of every zone at once.  Returns
+ * true when the greeting waits for them. */
+static bool
+smtp_session_dnsbl_start(struct smtp_session *s)
+{
+	const char *list = s->srv->cfg->inbound.dnsbl;
+	struct smtp_session_dnsbl *bl;
+	struct smtp_session_dnsbl_zone *z;
+	char name[512];
+	size_t n;
+
+	if (list[0] == '\0')
+		return false;
+	bl = s->dnsbl = xcalloc(1, sizeof(*bl));
+	while (*list != '\0' && bl->n < SMTP_SESSION_DNSBL_MAX) {
+		while (*list == ',' || *list == ' ' || *list == '\t')
+			list++;
+		n = strcspn(list, ", \t");
+		if (n == 0 || n >= sizeof(z->name)) {
+			list += n;
+			continue;
+		}
+		z = &bl->zone[bl->n];
+		z->s = s;
+		memcpy(z->name, list, n);
+		z->name[n] = '\0';
+		list += n;
+		if (iprev_revname(s->peer, z->name, name,
+		    sizeof(name)) < 0)
+			continue;
+		bl->n++;
+		if (resolver_query(s->srv->resolver, name, RESOLVER_A,
+		    smtp_session_dnsbl_a_cb, z) == 0) {
+			bl->wait++;
+			s->pending++;
+		}
+		if (resolver_query(s->srv->resolver, name, RESOLVER_TXT,
+		    smtp_session_dnsbl_txt_cb, z) == 0) {
+			bl->wait++;
+			s->pending++;
+		}
+	}
+	if (bl->wait == 0) {
+		free(s->dnsbl);
+		s->dnsbl = NULL;
+		return false;
+	}
+	return true;
+}
+
+static void
+smtp_session_chk_free(struct smtp_session *s)
+{
+	struct smtp_session_chk *k = s->chk;
+
+	if (k == NULL)
+		return;
+	dkim_verify_free(&k->dkim);
+	dmarc_free(&k->dmarc);
+	smtp_head_fini(&k->head);
+	buf_fini(&k->out);
+	buf_fini(&k->authres);
+	free(k);
+	s->chk = NULL;
+}
+
+/* The check state of the message being received on the MX listener. */
+static struct smtp_session_chk *
+smtp_session_chk(struct smtp_session *s)
+{
+	const struct cfg *cfg = s->srv->cfg;
+	struct smtp_session_chk *k;
+	struct dkim_verify_limits lim;
+
+	if (s->chk != NULL)
+		return s->chk;
+	k = s->chk = xcalloc(1, sizeof(*k));
+	smtp_head_init(&k->head, cfg->server.hostname);
+	buf_init(&k->out, s->srv->limits.mem_max + SMTP_HEAD_FIELD_MAX + 16);
+	buf_init(&k->authres, 8192);
+	memset(&lim, 0, sizeof(lim));
+	/* RFC 6376 6.1: a bound on the signatures verified per message. */
+	lim.max_sigs = DKIM_VERIFY_SIGS;
+	lim.now = (int64_t)time(NULL);
+	if (s->srv->resolver != NULL && (cfg->inbound.dkim ||
+	    cfg->inbound.dmarc) && dkim_verify_new(s->srv->resolver, &lim,
+	    &k->dkim) < 0)
+		fatal("out of memory");
+	return k;
+}
+
+/* Message octets as received: to the verifier, through the header filter
+ * into k->out (reset first). */
+static int
+smtp_session_chk_feed(struct smtp_session *s, const uint8_t *data,
+    size_t len, bool last)
+{
+	struct smtp_session_chk *k = smtp_session_chk(s);
+	int r;
+
+	buf_reset(&k->out);
+	if (k->dkim != NULL && len > 0 && dkim_verify_feed(k->dkim, data,
+	    len) < 0)
+		log_warn(s->sid, "dkim: the verifier could not take the "
+		    "message");
+	r = smtp_head_feed(&k->head, data, len, &k->out);
+	if (r == 0 && last)
+		r = smtp_head_finish(&k->head, &k->out);
+	return r;
+}
+
+/* The Authentication-Results field (RFC 8601 2.2) of this message. */
+static void
+smtp_session_verify_authres(struct smtp_session *s)
+{
+	struct smtp_session_chk *k = s->chk;
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	const struct cfg *cfg = s->srv->cfg;
+	struct authres a;
+
+	buf_reset(&k->authres);
+	authres_begin(&a, &k->authres, cfg->server.hostname);
+	if (tx->spf_checked)
+		authres_add_spf(&a, spf_result_str((enum spf_result)
+		    tx->spf_result), tx->spf_helo ? NULL : tx->sender,
+		    smtp_proto_helo(s->p));
+	if (cfg->inbound.dkim)
+		authres_add_dkim_all(&a, k->res, k->nres);
+	if (cfg->inbound.dmarc && k->from_status == DMARC_FROM_OK &&
+	    k->dmarc_done)
+		authres_add_dmarc(&a, &k->dv);
+	authres_add_iprev(&a, s->iprev_word != NULL ? s->iprev_word :
+	    "temperror", s->peer);
+	if (authres_finish(&a) < 0) {
+		log_warn(s->sid, "Authentication-Results did not fit");
+		buf_reset(&k->authres);
+	}
+	/* NUL-terminated for the trace (smtp_trace.authres). */
+	if (buf_append(&k->authres, "", 1) == 0)
+		k->authres.len--;
+	else
+		buf_reset(&k->authres);
+}
+
+/* Everything is in: the policy's turn, in the core. */
+static void
+smtp_session_verify_finish(struct smtp_session *s)
+{
+	struct smtp_session_chk *k = s->chk;
+	const struct smtp_event *ev;
+	struct smtp_verify r;
+	size_t i;
+
+	if (s->iprev != NULL) {
+		/* iprev began at connect; its lookups are bounded by the DNS
+		 * timeout too. */
+		k->wait_iprev = true;
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.from_status = k->from_status;
+	r.dmarc_checked = k->dmarc_done;
+	r.dmarc_result = (int)k->dv.result;
+	r.dmarc_apply = (int)k->dv.apply;
+	r.domain = k->from_domain;
+	r.dmarc_temp = smtp_proto_tx(s->p)->spf_checked &&
+	    smtp_proto_tx(s->p)->spf_result == SPF_TEMPERROR;
+	for (i = 0; i < k->nres; i++)
+		if (k->res[i].res == DKIM_VERIFY_TEMPERROR)
+			r.dmarc_temp = true;
+	smtp_session_verify_authres(s);
+	log_info(s->sid, "checks: ip=%s from=%s dkim=%zu%s%s dmarc=%s "
+	    "iprev=%s", s->peer, k->from_domain[0] ? k->from_domain : "-",
+	    k->nres, k->nres > 0 ? "/" : "", k->nres > 0 ?
+	    dkim_verify_res_name(k->res[0].res) : "", k->dmarc_done ?
+	    dmarc_result_name(k->dv.result) : "-", s->iprev_word);
+	smtp_proto_verify_result(s->p, &r);
+	smtp_proto_complete(s->p, 0);
+	ev = smtp_proto_event(s->p);
+	if (ev == NULL || ev->type != SMTP_EV_DELIVER) {
+		/* Refused: nothing of it is kept. */
+		smtp_session_spool_close(s);
+		smtp_session_chk_free(s);
+	}
+	s->busy = false;
+	smtp_session_op_free(s);
+	if (s->c == NULL)
+		return;
+	net_conn_resume(s->c);
+	smtp_session_run(s);
+}
+
+static void
+smtp_session_dmarc_cb(void *data, const struct dmarc_verdict *v)
+{
+	struct smtp_session *s = data;
+	struct smtp_session_chk *k = s->chk;
+
+	s->pending--;
+	k->dv = *v;
+	k->dmarc_done = true;
+	log_debug(s->sid, "dmarc: ip=%s from=%s result=%s apply=%s (%s)",
+	    s->peer, v->from_domain, dmarc_result_name(v->result),
+	    dmarc_policy_name(v->apply), v->reason ? v->reason : "");
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	smtp_session_verify_finish(s);
+}
+
+static void
+smtp_session_dkim_cb(void *data, const struct dkim_verify_result *res,
+    size_t n)
+{
+	struct smtp_session *s = data;
+	struct smtp_session_chk *k = s->chk;
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	const char *at;
+	size_t i;
+
+	if (k->dkim_async)
+		s->pending--;
+	k->dkim_async = false;
+	if (n > DKIM_VERIFY_REPORT_MAX)
+		n = DKIM_VERIFY_REPORT_MAX;
+	memcpy(k->res, res, n * sizeof(*res));
+	k->nres = n;
+	for (i = 0; i < n; i++)
+		log_debug(s->sid, "dkim: ip=%s d=%s s=%s result=%s%s%s",
+		    s->peer, res[i].d, res[i].s,
+		    dkim_verify_res_name(res[i].res), res[i].reason ? " " : "",
+		    res[i].reason ? res[i].reason : "");
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	/* RFC 7489 6.6.1 is DMARC's rule: without DMARC, From: is not
+	 * counted. */
+	k->from_status = DMARC_FROM_OK;
+	if (s->srv->cfg->inbound.dmarc) {
+		k->from_status = (int)dmarc_from_domain(k->head.from.p,
+		    k->head.from.len, k->from_domain,
+		    sizeof(k->from_domain));
+		if (k->head.from_overflow)
+			k->from_status = DMARC_FROM_BAD;
+	}
+	if (s->srv->cfg->inbound.dmarc && k->from_status == DMARC_FROM_OK) {
+		struct dmarc_input in;
+
+		memset(&in, 0, sizeof(in));
+		in.from_domain = k->from_domain;
+		in.spf_pass = tx->spf_checked && tx->spf_result == SPF_PASS;
+		at = strrchr(tx->spf_identity, '@');
+		in.spf_domain = at != NULL ? at + 1 : tx->spf_identity;
+		in.dkim = k->res;
+		in.ndkim = s->srv->cfg->inbound.dkim ? k->nres : 0;
+		if (dmarc_new(s->srv->resolver, NULL, NULL, &k->dmarc) == 0 &&
+		    dmarc_check(k->dmarc, &in, smtp_session_dmarc_cb, s) == 0) {
+			s->pending++;
+			return;
+		}
+		log_warn(s->sid, "dmarc: cannot check %s", k->from_domain);
+	}
+	smtp_session_verify_finish(s);
+}
+
+/* SMTP_EV_VERIFY: the rest of the message through the verifier and the
+ * filter, then DKIM (its key lookups), From:, DMARC, in that order. */
+static bool
+smtp_session_verify(struct smtp_session *s, const struct smtp_event *ev)
+{
+	struct smtp_session_chk *k;
+	int r;
+
+	if (smtp_session_chk_feed(s, ev->data, ev->len, true) < 0) {
+		log_err(s->sid, "header filter: the message does not fit");
+		smtp_session_chk_free(s);
+		smtp_proto_complete(s->p, PR_EIO);
+		return true;
+	}
+	k = s->chk;
+	k->verified = true;
+	if (k->dkim == NULL) {
+		smtp_session_dkim_cb(s, NULL, 0);
+		return false;
+	}
+	k->dkim_async = true;
+	s->pending++;
+	r = dkim_verify_end(k->dkim, smtp_session_dkim_cb, s);
+	if (r < 0) {
+		/* The callback never runs (resolver.h): no signature
+		 * checked, the rest goes on. */
+		k->dkim_async = false;
+		s->pending--;
+		smtp_session_dkim_cb(s, NULL, 0);
+	}
+	return false;
+}
+
 /* --- The session loop -------------------------------------------------- */
 
 /* Carries out ev.  Returns true when it completed synchronously. */
@@ -1078,11 +1692,34 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 		    ev->delay_ms, 0);
 		return false;
 	case SMTP_EV_RCPT:
+		/* Every transaction has one: a message's checks that were
+		 * left behind (a refused BDAT) end here. */
+		smtp_session_chk_free(s);
 		return smtp_session_rcpt(s, ev);
 	case SMTP_EV_SPOOL:
+		/* The first part of a message: a file left by a message that
+		 * was refused after it was spooled (too big, bare LF) must
+		 * not lend this one its octets (the delivery reads the file
+		 * from its start). */
+		if (!smtp_proto_tx(s->p)->spooled)
+			smtp_session_spool_close(s);
+		if (smtp_session_checked(s)) {
+			/* The spool gets the message without our forged A-R
+			 * fields; the verifier sees it as it came. */
+			if (smtp_session_chk_feed(s, ev->data, ev->len,
+			    false) < 0) {
+				smtp_session_spool_done(s, PR_EIO);
+				return false;
+			}
+			smtp_session_spool_write(s, s->chk->out.p,
+			    s->chk->out.len, smtp_session_spool_done);
+			return false;
+		}
 		smtp_session_spool_write(s, ev->data, ev->len,
 		    smtp_session_spool_done);
 		return false;
+	case SMTP_EV_VERIFY:
+		return smtp_session_verify(s, ev);
 	case SMTP_EV_DELIVER:
 		return smtp_session_deliver(s, ev);
 	case SMTP_EV_STARTTLS:
@@ -1386,6 +2023,10 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	    s->kind != SMTP_LISTEN_SUBMISSIONS;
 	conf.allow_plaintext_auth = srv->cfg->smtp.allow_plaintext_auth;
 	conf.spf = srv->cfg->inbound.spf;
+	conf.verify = s->kind == SMTP_LISTEN_MX;
+	conf.dmarc_report = srv->cfg->inbound.dmarc_policy ==
+	    CFG_DMARC_REPORT;
+	conf.peer = s->peer;
 	conf.limits = srv->limits;
 	conf.log_cb = smtp_session_log_cb;
 	conf.log_data = s;
@@ -1420,6 +2061,16 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	if (s->kind == SMTP_LISTEN_SUBMISSIONS) {
 		s->tls_starting = true;
 		return; /* tls_cb greets */
+	}
+	if (s->kind == SMTP_LISTEN_MX && srv->resolver != NULL) {
+		smtp_session_iprev_start(s);
+		/* The greeting waits for the block lists, no longer than
+		 * one DNS timeout: they run in parallel. */
+		if (smtp_session_dnsbl_start(s)) {
+			s->busy = true;
+			net_conn_pause(c);
+			return;
+		}
 	}
 	s->greeted = true;
 	smtp_proto_greet(s->p);

@@ -96,6 +96,36 @@ struct store_throttle_update {
 int store_throttle_update(struct store *st, struct store_throttle_update *u,
     size_t n, int64_t window, struct pr_err *err);
 
+/* --- Greylisting (store_greylist.c) ---------------------------------- */
+
+/*
+ * One RCPT's greylisting triplet (the client's network, the envelope
+ * sender, the recipient; compared without case).  A new triplet, or one
+ * first seen less than delay seconds ago, waits (STORE_GREY_WAIT, with
+ * the seconds left in wait); a retry after the delay passes and is
+ * remembered for keep seconds after it was last seen; one that never
+ * passed is forgotten after retry_max.  spf_domain (NULL or "" = none)
+ * is a sender domain with SPF pass: when one of its triplets passed
+ * within keep, it passes at once.  Expired rows are deleted here.  now
+ * is unix seconds, given by the caller.
+ */
+enum store_grey_result {
+	STORE_GREY_PASS = 0,
+	STORE_GREY_WAIT = 1,
+};
+struct store_greylist_req {
+	const char *net, *sender, *rcpt, *spf_domain;
+	int64_t now, delay, keep, retry_max;
+	/* out */
+	int status;                /* 0 or PR_E* */
+	enum store_grey_result result;
+	int64_t wait;
+};
+/* Decides and records each of q[0..n) in one transaction.  Returns 0, or
+ * the commit's error (then every status is that error). */
+int store_greylist_update(struct store *st, struct store_greylist_req *q,
+    size_t n, struct pr_err *err);
+
 /* Schema version of the open database. */
 int store_schema_version(struct store *st);
 /* PRAGMA integrity_check + foreign_key_check; 0 or PR_EIO with err. */

@@ -203,6 +203,26 @@ const char *const store__migrations[] = {
 	 * on no other migration but the first. */
 	"CREATE INDEX IF NOT EXISTS aliases_target ON aliases(target);\n"
 	"CREATE INDEX IF NOT EXISTS queue_msgid ON queue(msgid);\n",
+	/* Greylisting (store_greylist.c): a triplet of client network (an
+	 * IPv4 /24, an IPv6 /64), envelope sender and recipient, first seen
+	 * at first, let through since passed (0 = not yet), last seen at
+	 * last; and the sender domains that passed with SPF pass, which
+	 * skip greylisting.  Only new tables: independent of the other
+	 * migrations. */
+	"CREATE TABLE IF NOT EXISTS greylist (\n"
+	"	net     TEXT NOT NULL,\n"
+	"	sender  TEXT NOT NULL,\n"
+	"	rcpt    TEXT NOT NULL,\n"
+	"	first   INTEGER NOT NULL,\n"
+	"	passed  INTEGER NOT NULL DEFAULT 0,\n"
+	"	last    INTEGER NOT NULL,\n"
+	"	PRIMARY KEY (net, sender, rcpt)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE INDEX IF NOT EXISTS greylist_last ON greylist(last);\n"
+	"CREATE TABLE IF NOT EXISTS greylist_domains (\n"
+	"	domain  TEXT PRIMARY KEY,\n"
+	"	last    INTEGER NOT NULL\n"
+	") WITHOUT ROWID;\n",
 };
 
 const int store__n_migrations =

@@ -54,6 +54,8 @@ static const struct cli_command cli_commands[] = {
 	    "       postroom dkim retire DOMAIN SELECTOR" },
 	{ "dns", cmd_dns, "dns DOMAIN" },
 	{ "spf", cmd_spf, "spf IP SENDER [HELO]" },
+	{ "check-message", cmd_check_message, "check-message [--ip IP] "
+	    "[--helo NAME] [--from ADDR] [FILE]" },
 	{ "check", cmd_check, "check" },
 };
 

@@ -96,7 +96,8 @@ class Dns:
         for name, text in (txt or {}).items():
             # dnsmasq joins comma-separated pieces into one TXT record of
             # several strings; DKIM verifiers concatenate them again.
-            # Quotes would be kept as part of the data, so none here.
+            # No quotes: without a shell dnsmasq would serve them as
+            # part of the text.
             chunks = [text[i:i + 200] for i in range(0, len(text), 200)]
             args.append("--txt-record=%s,%s" % (name, ",".join(chunks)))
         self.logf = open(self.log, "wb")

@@ -65,7 +65,9 @@ def split_stored(data):
     i = 0
     while i < len(lines):
         ln = lines[i]
-        if ln.startswith((b"Return-Path:", b"Received:")) or \
+        if ln.startswith((b"Return-Path:", b"Received:",
+                          b"Authentication-Results:", b"X-Spam-Flag:",
+                          b"X-Spam-Reason:")) or \
                 ln.startswith((b"\t", b" ")):
             i += 1
             continue

@@ -151,7 +151,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct smtp_proto_conf conf;
 	struct smtp_proto *p;
-	struct smtp_trace t = { "192.0.2.1", "id", "date", "<m@x>" };
+	struct smtp_trace t = { "192.0.2.1", "id", "date", "<m@x>", NULL };
 	struct buf h;
 	const char *pro;
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dmarc.h"
 #include "err.h"
 #include "smtp_policy.h"
 #include "spf.h"
@@ -399,6 +400,153 @@ test_spf_done(void)
 	TAP_EQ_INT(v.code, 0, "no check could be made: accepted");
 }
 
+/* End of data on the MX listener (RFC 7489 6.6.1, 6.3, 6.6.4): the
+ * From: count, then the DMARC verdict against [inbound] dmarc_policy. */
+static void
+test_verify_done(void)
+{
+	static const struct {
+		const char *name;
+		int from;
+		bool checked;
+		int result, apply;
+		bool temp, report;
+		int status;
+		/* Verdict. */
+		int code;
+		const char *enh;
+		bool error, mark;
+		const char *check;
+	} rows[] = {
+		{ "no From:", DMARC_FROM_NONE, false, 0, 0, false, false, 0,
+		    550, "5.7.1", true, false, "from" },
+		{ "two From: addresses", DMARC_FROM_MULTIPLE, false, 0, 0,
+		    false, false, 0, 550, "5.7.1", true, false, "from" },
+		{ "broken From:", DMARC_FROM_BAD, false, 0, 0, false, false, 0,
+		    550, "5.7.1", true, false, "from" },
+		{ "two From:, report only", DMARC_FROM_MULTIPLE, false, 0, 0,
+		    false, true, 0, 0, NULL, false, false, NULL },
+		{ "DMARC not checked", DMARC_FROM_OK, false, 0, 0, false,
+		    false, 0, 0, NULL, false, false, NULL },
+		{ "pass", DMARC_FROM_OK, true, DMARC_PASS, DMARC_POLICY_NONE,
+		    false, false, 0, 0, NULL, false, false, NULL },
+		{ "no record", DMARC_FROM_OK, true, DMARC_NONE,
+		    DMARC_POLICY_NONE, false, false, 0, 0, NULL, false, false,
+		    NULL },
+		{ "temperror", DMARC_FROM_OK, true, DMARC_TEMPERROR,
+		    DMARC_POLICY_NONE, false, false, 0, 0, NULL, false, false,
+		    NULL },
+		{ "fail, p=none", DMARC_FROM_OK, true, DMARC_FAIL,
+		    DMARC_POLICY_NONE, false, false, 0, 0, NULL, false, false,
+		    NULL },
+		{ "fail, p=reject", DMARC_FROM_OK, true, DMARC_FAIL,
+		    DMARC_POLICY_REJECT, false, false, 0, 550, "5.7.1", true,
+		    false, "dmarc" },
+		{ "fail, p=reject, a DNS failure", DMARC_FROM_OK, true,
+		    DMARC_FAIL, DMARC_POLICY_REJECT, true, false, 0, 451,
+		    "4.7.1", false, false, "dmarc" },
+		{ "fail, p=reject, report only", DMARC_FROM_OK, true,
+		    DMARC_FAIL, DMARC_POLICY_REJECT, false, true, 0, 0, NULL,
+		    false, false, NULL },
+		{ "fail, p=quarantine", DMARC_FROM_OK, true, DMARC_FAIL,
+		    DMARC_POLICY_QUARANTINE, false, false, 0, 0, NULL, false,
+		    true, "dmarc" },
+		{ "fail, p=quarantine, report only", DMARC_FROM_OK, true,
+		    DMARC_FAIL, DMARC_POLICY_QUARANTINE, false, true, 0, 0,
+		    NULL, false, false, NULL },
+		{ "no check could be made", DMARC_FROM_NONE, true, DMARC_FAIL,
+		    DMARC_POLICY_REJECT, false, false, PR_EIO, 0, NULL, false,
+		    false, NULL },
+	};
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		policy_facts(&policy_rows[0], &f);
+		f.from_status = rows[i].from;
+		f.dmarc_checked = rows[i].checked;
+		f.dmarc_result = rows[i].result;
+		f.dmarc_apply = rows[i].apply;
+		f.dmarc_temp = rows[i].temp;
+		f.dmarc_report = rows[i].report;
+		f.dmarc_domain = "bank.test";
+		f.status = rows[i].status;
+		smtp_policy_check(SMTP_POLICY_VERIFY_DONE, &f, &v);
+		TAP_EQ_INT(v.code, rows[i].code, "%s: code", rows[i].name);
+		TAP_OK((v.enh == NULL && rows[i].enh == NULL) ||
+		    (v.enh != NULL && rows[i].enh != NULL &&
+		    strcmp(v.enh, rows[i].enh) == 0), "%s: %s", rows[i].name,
+		    rows[i].enh ? rows[i].enh : "no code");
+		TAP_EQ_INT(v.error, rows[i].error, "%s: counted",
+		    rows[i].name);
+		TAP_EQ_INT(v.mark, rows[i].mark, "%s: marked", rows[i].name);
+		TAP_OK((v.check == NULL && rows[i].check == NULL) ||
+		    (v.check != NULL && rows[i].check != NULL &&
+		    strcmp(v.check, rows[i].check) == 0), "%s: logged as %s",
+		    rows[i].name, rows[i].check ? rows[i].check : "nothing");
+	}
+	policy_facts(&policy_rows[0], &f);
+	f.dmarc_checked = true;
+	f.dmarc_result = DMARC_FAIL;
+	f.dmarc_apply = DMARC_POLICY_QUARANTINE;
+	f.dmarc_domain = "bank.test";
+	smtp_policy_check(SMTP_POLICY_VERIFY_DONE, &f, &v);
+	TAP_OK(strstr(v.text, "bank.test") != NULL, "the mark names the "
+	    "domain: %s", v.text);
+}
+
+/* DNSBL before the greeting (RFC 5782): a listed client gets 554 5.7.1
+ * naming the zone and its reason, and the session ends. */
+static void
+test_connect(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+
+	policy_facts(&policy_rows[0], &f);
+	f.peer = "192.0.2.9";
+	smtp_policy_check(SMTP_POLICY_CONNECT, &f, &v);
+	TAP_EQ_INT(v.code, 0, "not listed: greeted");
+	f.dnsbl_zone = "";
+	smtp_policy_check(SMTP_POLICY_CONNECT, &f, &v);
+	TAP_EQ_INT(v.code, 0, "empty zone: greeted");
+	f.dnsbl_zone = "bl.test";
+	f.dnsbl_reason = "listed for spam, see https://bl.test/";
+	smtp_policy_check(SMTP_POLICY_CONNECT, &f, &v);
+	TAP_EQ_INT(v.code, 554, "listed: 554");
+	TAP_EQ_STR(v.enh, "5.7.1", "listed: 5.7.1");
+	TAP_OK(v.close, "listed: the session ends");
+	TAP_EQ_STR(v.text, "Service unavailable; client [192.0.2.9] blocked "
+	    "using bl.test: listed for spam, see https://bl.test/",
+	    "listed: zone and reason in the reply");
+	TAP_EQ_STR(v.check, "dnsbl", "listed: logged as dnsbl");
+	f.dnsbl_reason = NULL;
+	smtp_policy_check(SMTP_POLICY_CONNECT, &f, &v);
+	TAP_EQ_STR(v.text, "Service unavailable; client [192.0.2.9] blocked "
+	    "using bl.test", "listed without TXT: the zone alone");
+}
+
+/* Greylisting (RFC 6647) at RCPT: 451 4.7.1, not counted, logged. */
+static void
+test_greylist(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+
+	policy_facts(&policy_rows[0], &f);
+	f.rcpt = "bob@example.test";
+	f.status = SMTP_RCPT_GREYLISTED;
+	smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &v);
+	TAP_EQ_INT(v.code, 451, "greylisted: 451");
+	TAP_EQ_STR(v.enh, "4.7.1", "greylisted: 4.7.1");
+	TAP_OK(!v.error, "greylisted: not counted as an error");
+	TAP_EQ_STR(v.check, "greylist", "greylisted: logged as greylist");
+	f.status = SMTP_RCPT_LOCAL;
+	smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &v);
+	TAP_OK(v.code == 0 && v.check == NULL, "passed: accepted");
+}
+
 int
 main(void)
 {
@@ -412,5 +560,8 @@ main(void)
 	test_junk();
 	test_delay();
 	test_spf_done();
+	test_verify_done();
+	test_connect();
+	test_greylist();
 	return tap_done();
 }

@@ -64,7 +64,7 @@ test_trace(void)
 	struct smtp_proto *p = proto_new(SMTP_LISTEN_SUBMISSION);
 	const struct smtp_event *ev;
 	struct smtp_trace t = { "192.0.2.7", "abc.1",
-	    "Mon, 23 Nov 2026 13:35:56 +0000", "<x.abc.1@mx.example.test>" };
+	    "Mon, 23 Nov 2026 13:35:56 +0000", "<x.abc.1@mx.example.test>", NULL };
 	struct buf h;
 
 	feed(p, "EHLO client.example\r\n");
@@ -122,7 +122,7 @@ static void
 test_trace_mx(void)
 {
 	struct smtp_proto *p = proto_new(SMTP_LISTEN_MX);
-	struct smtp_trace t = { "2001:db8::1", "id.2", "DATE", "<m@x>" };
+	struct smtp_trace t = { "2001:db8::1", "id.2", "DATE", "<m@x>", NULL };
 	struct buf h;
 
 	feed(p, "EHLO mta.remote.test\r\nMAIL FROM:<a@remote.test> SMTPUTF8\r\n"

@@ -1,0 +1,107 @@
+/*
+ * test_store_greylist.c - greylisting triplets in the store: a new one
+ * waits, a retry before the delay waits for the rest, one after it
+ * passes and is remembered; an SPF-pass domain that passed before skips
+ * the wait; expired rows are deleted; names compare without case.
+ */
+#include <time.h>
+
+#include "test_store_util.c"
+
+static struct store_greylist_req
+t_req(const char *net, const char *snd, const char *rcpt, const char *dom,
+    int64_t now)
+{
+	struct store_greylist_req q;
+
+	memset(&q, 0, sizeof(q));
+	q.net = net;
+	q.sender = snd;
+	q.rcpt = rcpt;
+	q.spf_domain = dom;
+	q.now = now;
+	q.delay = 300;
+	q.keep = 36 * 86400;
+	q.retry_max = 2 * 86400;
+	return q;
+}
+
+static int
+t_grey(struct store *st, struct store_greylist_req q)
+{
+	struct pr_err err = { 0 };
+
+	if (store_greylist_update(st, &q, 1, &err) < 0 || q.status < 0)
+		return -1;
+	return (int)q.result;
+}
+
+static int64_t
+t_rows(const char *table)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	char sql[128], path[1200];
+	int64_t n = -1;
+
+	snprintf(path, sizeof(path), "%s/mail.db", t_data);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &s, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			n = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+	}
+	sqlite3_close(db);
+	return n;
+}
+
+int
+main(void)
+{
+	struct store *st;
+	struct store_greylist_req q;
+	struct pr_err err = { 0 };
+	int64_t t0 = 1700000000;
+
+	t_setup("store-greylist");
+	st = t_open();
+	TAP_EQ_INT(t_grey(st, t_req("192.0.2.0/24", "a@x.test", "b@y.test",
+	    NULL, t0)), STORE_GREY_WAIT, "first attempt waits");
+	q = t_req("192.0.2.0/24", "a@x.test", "b@y.test", NULL, t0 + 100);
+	TAP_EQ_INT(store_greylist_update(st, &q, 1, &err), 0, "retry early");
+	TAP_OK(q.result == STORE_GREY_WAIT && q.wait == 200,
+	    "retry before the delay waits for the rest (%lld s)",
+	    (long long)q.wait);
+	TAP_EQ_INT(t_grey(st, t_req("192.0.2.0/24", "A@X.test", "b@Y.TEST",
+	    NULL, t0 + 300)), STORE_GREY_PASS, "retry after the delay passes "
+	    "(names without case)");
+	TAP_EQ_INT(t_grey(st, t_req("192.0.2.0/24", "a@x.test", "b@y.test",
+	    NULL, t0 + 30 * 86400)), STORE_GREY_PASS, "remembered after 30 "
+	    "days");
+	TAP_EQ_INT(t_grey(st, t_req("198.51.100.0/24", "a@x.test", "b@y.test",
+	    NULL, t0 + 30 * 86400)), STORE_GREY_WAIT, "another network "
+	    "waits");
+	/* SPF pass for a domain that passed before. */
+	TAP_EQ_INT(t_grey(st, t_req("203.0.113.0/24", "c@spf.test",
+	    "b@y.test", "spf.test", t0)), STORE_GREY_WAIT, "spf domain: first "
+	    "time waits");
+	TAP_EQ_INT(t_grey(st, t_req("203.0.113.0/24", "c@spf.test",
+	    "b@y.test", "spf.test", t0 + 400)), STORE_GREY_PASS, "spf domain: "
+	    "passes after the delay");
+	TAP_EQ_INT(t_grey(st, t_req("2001:db8:1:2::/64", "d@spf.test",
+	    "e@y.test", "SPF.test", t0 + 500)), STORE_GREY_PASS, "spf domain "
+	    "that passed: a new triplet passes at once");
+	TAP_EQ_INT(t_grey(st, t_req("2001:db8:1:2::/64", "d@nospf.test",
+	    "e@y.test", NULL, t0 + 500)), STORE_GREY_WAIT, "without SPF pass "
+	    "it waits");
+	/* Cleanup: 37 days later only what was seen since survives. */
+	TAP_EQ_INT(t_grey(st, t_req("192.0.2.0/24", "new@x.test", "b@y.test",
+	    NULL, t0 + 67 * 86400)), STORE_GREY_WAIT, "much later: new "
+	    "triplet");
+	TAP_EQ_INT(t_rows("greylist"), 1, "expired triplets deleted");
+	TAP_EQ_INT(t_rows("greylist_domains"), 0, "expired domains deleted");
+	store_close(&st);
+	return tap_done();
+}
