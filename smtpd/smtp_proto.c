@@ -114,10 +114,10 @@ smtp_proto__verdict(struct smtp_proto *p, const struct smtp_verdict *v)
 	unsigned delay;
 
 	if (v->check != NULL && v->code != 0)
-		/* One line per refusal by a check: grep-able by key. */
-		smtp_proto__log(p, 2, "refused: ip=%s check=%s code=%d "
-		    "enh=%s reason=\"%s\"", p->conf.peer != NULL ?
-		    p->conf.peer : "", v->check, v->code, v->enh ? v->enh : "",
+		/* One line per refusal by a check, grep-able by key; the
+		 * glue puts client= first (docs/LOGGING.md 3.3). */
+		smtp_proto__log(p, 2, "reject check=%s code=%d dsn=%s "
+		    "reason=\"%s\"", v->check, v->code, v->enh ? v->enh : "-",
 		    v->text);
 	if (v->code == 0 && !v->error)
 		return;

@@ -1142,9 +1142,12 @@ smtp_session_deliver(struct smtp_session *s, const struct smtp_event *ev)
 static void
 smtp_session_spf_outcome(struct smtp_session *s, const struct spf_outcome *o)
 {
-	log_info(s->sid, "spf: ip=%s %s=%s result=%s (%s)", s->peer,
-	    spf_identity_str(o->identity), o->sender,
-	    spf_result_str(o->result), o->reason);
+	char sq[LOG_VALUE_MAX], rq[LOG_VALUE_MAX];
+
+	log_info(s->sid, "spf client=%s %s=%s result=%s reason=%s", s->peer,
+	    spf_identity_str(o->identity), log_value(o->sender, sq,
+	    sizeof(sq)), spf_result_str(o->result), log_value(o->reason, rq,
+	    sizeof(rq)));
 	smtp_proto_spf_result(s->p, (int)o->result,
 	    o->identity == SPF_ID_HELO, o->sender, o->explanation);
 }
@@ -1284,9 +1287,9 @@ smtp_session_dnsbl_done(struct smtp_session *s)
 	s->busy = false;
 	s->greeted = true;
 	if (v.code != 0) {
-		log_warn(s->sid, "refused: ip=%s check=%s code=%d enh=%s "
-		    "reason=\"%s\"", s->peer, v.check ? v.check : "", v.code,
-		    v.enh ? v.enh : "", v.text);
+		log_warn(s->sid, "reject client=%s check=%s code=%d dsn=%s "
+		    "reason=\"%s\"", s->peer, v.check ? v.check : "-", v.code,
+		    v.enh ? v.enh : "-", v.text);
 		smtp_proto_refuse(s->p, v.code, v.enh, v.text);
 		smtp_session_flush(s);
 		if (s->c != NULL)

@@ -228,9 +228,9 @@ def checks_enforce(t, inst):
     t.ok(code == 550 and "5.7.1" in text and "bank.test" in text,
          "forged From: of p=reject: 550 5.7.1", (code, text))
     t.eq(fetch(inst), [], "forged: nothing stored")
-    t.ok(inst.log_has("refused: ip=127.0.0.1 check=dmarc code=550")
+    t.ok(inst.log_has("reject client=127.0.0.1 check=dmarc code=550")
          if hasattr(inst, "log_has") else
-         "refused: ip=127.0.0.1 check=dmarc code=550" in inst.log("smtpd"),
+         "reject client=127.0.0.1 check=dmarc code=550" in inst.log("smtpd"),
          "forged: one log line with ip, check and reason")
 
     # Tampered signature of a p=reject domain: refused too.
@@ -417,7 +417,7 @@ def checks_dnsbl(t, zone_port):
              "DNSBL listed: 554 5.7.1 with the zone and its TXT", greet)
         t.ok(waited < 3.0, "DNSBL: the greeting waits at most one DNS "
              "timeout (%.1fs)" % waited)
-        t.ok("refused: ip=127.0.0.1 check=dnsbl code=554" in
+        t.ok("reject client=127.0.0.1 check=dnsbl code=554" in
              inst.log("smtpd"), "DNSBL refusal: one log line")
         t.eq(inst.stored(BOB), [], "DNSBL: nothing stored")
     quiet = dict(base, inbound={"dnsbl": "slowbl.test"})

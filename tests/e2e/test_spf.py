@@ -118,7 +118,7 @@ def main():
             t.eq(len(stored), 7, "what was accepted is stored, no more")
 
             log = inst.log("smtpd")
-            t.ok("spf: ip=127.0.0.1 smtp.mailfrom=someone@fail.test "
+            t.ok("spf client=127.0.0.1 smtp.mailfrom=someone@fail.test "
                  "result=fail" in log, "fail: one log line with the "
                  "client, the check and the reason", log)
             t.ok("smtp.helo=postmaster@helo-bad.test result=fail" in log,
