@@ -669,9 +669,8 @@ smtp_proto_complete_verify(struct smtp_proto *p, int status)
 	if (v.mark) {
 		snprintf(p->tx.spam_reason, sizeof(p->tx.spam_reason), "%s",
 		    v.text);
-		smtp_proto__log(p, 1, "marked: ip=%s check=%s reason=\"%s\"",
-		    p->conf.peer != NULL ? p->conf.peer : "",
-		    v.check != NULL ? v.check : "", v.text);
+		smtp_proto__log(p, 1, "marked check=%s reason=\"%s\"",
+		    v.check != NULL ? v.check : "-", v.text);
 	}
 	p->ev.type = SMTP_EV_DELIVER;
 	p->ev.data = p->body.p;

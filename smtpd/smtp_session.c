@@ -200,6 +200,8 @@ smtp_session_log_cb(void *data, int level, const char *text)
 	 * other per-session line (docs/LOGGING.md 3). */
 	if (strncmp(text, "reject ", 7) == 0)
 		log_msg(lvl, s->sid, "reject client=%s %s", s->peer, text + 7);
+	else if (strncmp(text, "marked ", 7) == 0)
+		log_msg(lvl, s->sid, "marked client=%s %s", s->peer, text + 7);
 	else
 		log_msg(lvl, s->sid, "%s", text);
 }
@@ -778,7 +780,7 @@ smtp_session_greylist_cb(struct store_greylist_job *j)
 		log_err(s->sid, "greylisting: %s", j->err.msg);
 	else if (j->req.result == STORE_GREY_WAIT)
 		status = SMTP_RCPT_GREYLISTED;
-	log_debug(s->sid, "greylist: ip=%s net=%s from=<%s> to=<%s> %s%s",
+	log_debug(s->sid, "greylist client=%s net=%s from=<%s> to=<%s> %s%s",
 	    s->peer, j->net, j->sender, j->rcpt, status ==
 	    SMTP_RCPT_GREYLISTED ? "wait" : "pass", j->spf_domain[0] ?
 	    " (spf pass)" : "");
@@ -1235,7 +1237,7 @@ smtp_session_iprev_cb(void *data, enum iprev_result r, const char *name)
 
 	s->pending--;
 	s->iprev_word = iprev_result_str(r);
-	log_debug(s->sid, "iprev: ip=%s result=%s%s%s", s->peer, s->iprev_word,
+	log_debug(s->sid, "iprev client=%s result=%s%s%s", s->peer, s->iprev_word,
 	    name[0] ? " name=" : "", name);
 	iprev_free(&s->iprev);
 	if (s->c == NULL) {
@@ -1542,7 +1544,7 @@ smtp_session_verify_finish(struct smtp_session *s)
 		if (k->res[i].res == DKIM_VERIFY_TEMPERROR)
 			r.dmarc_temp = true;
 	smtp_session_verify_authres(s);
-	log_info(s->sid, "checks: ip=%s from=%s dkim=%zu%s%s dmarc=%s "
+	log_info(s->sid, "checks client=%s from=%s dkim=%zu%s%s dmarc=%s "
 	    "iprev=%s", s->peer, k->from_domain[0] ? k->from_domain : "-",
 	    k->nres, k->nres > 0 ? "/" : "", k->nres > 0 ?
 	    dkim_verify_res_name(k->res[0].res) : "", k->dmarc_done ?
@@ -1572,7 +1574,7 @@ smtp_session_dmarc_cb(void *data, const struct dmarc_verdict *v)
 	s->pending--;
 	k->dv = *v;
 	k->dmarc_done = true;
-	log_debug(s->sid, "dmarc: ip=%s from=%s result=%s apply=%s (%s)",
+	log_debug(s->sid, "dmarc client=%s from=%s result=%s apply=%s (%s)",
 	    s->peer, v->from_domain, dmarc_result_name(v->result),
 	    dmarc_policy_name(v->apply), v->reason ? v->reason : "");
 	if (s->c == NULL) {
@@ -1597,10 +1599,11 @@ smtp_session_dkim_cb(void *data, const struct dkim_verify_result *res,
 	k->dkim_async = false;
 	if (n > DKIM_VERIFY_REPORT_MAX)
 		n = DKIM_VERIFY_REPORT_MAX;
-	memcpy(k->res, res, n * sizeof(*res));
+	if (n > 0) /* res may be NULL then (C11 7.24.1p2) */
+		memcpy(k->res, res, n * sizeof(*res));
 	k->nres = n;
 	for (i = 0; i < n; i++)
-		log_debug(s->sid, "dkim: ip=%s d=%s s=%s result=%s%s%s",
+		log_debug(s->sid, "dkim client=%s d=%s s=%s result=%s%s%s",
 		    s->peer, res[i].d, res[i].s,
 		    dkim_verify_res_name(res[i].res), res[i].reason ? " " : "",
 		    res[i].reason ? res[i].reason : "");

@@ -117,7 +117,8 @@ cmd_cm_dkim_cb(void *data, const struct dkim_verify_result *res, size_t n)
 
 	if (n > DKIM_VERIFY_REPORT_MAX)
 		n = DKIM_VERIFY_REPORT_MAX;
-	memcpy(c->res, res, n * sizeof(*res));
+	if (n > 0) /* res may be NULL then (C11 7.24.1p2) */
+		memcpy(c->res, res, n * sizeof(*res));
 	c->nres = n;
 	cmd_cm_settle(c);
 }
