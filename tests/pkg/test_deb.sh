@@ -53,6 +53,11 @@ policy_rc=""
 had_postfix=0
 dpkg-query -W -f '${Status}' postfix 2>/dev/null | grep -q 'ok installed' &&
 	had_postfix=1
+# bsd-mailx depends on an MTA: it goes with postroom below, and comes
+# back with postfix if the machine had it (the e2e tests use it).
+had_mailx=0
+dpkg-query -W -f '${Status}' bsd-mailx 2>/dev/null | grep -q 'ok installed' &&
+	had_mailx=1
 smtpd_pid=""
 pop3d_pid=""
 
@@ -72,6 +77,13 @@ cleanup() {
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 			--no-install-recommends postfix >/dev/null 2>&1 ||
 			echo "# could not reinstall postfix"
+	fi
+	if [ "$had_mailx" -eq 1 ] &&
+	    ! dpkg-query -W -f '${Status}' bsd-mailx 2>/dev/null |
+	    grep -q 'ok installed'; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends bsd-mailx >/dev/null 2>&1 ||
+			echo "# could not reinstall bsd-mailx"
 	fi
 	[ -n "$policy_rc" ] && rm -f "$policy_rc"
 	if [ -n "${POSTROOM_KEEP_TMP:-}" ]; then
@@ -430,7 +442,11 @@ check "dpkg -i again (upgrade path)" quiet dpkg -i "$deb"
 check "upgrade keeps the mail store" \
 	test "$(postroom -c "$conf" mailbox list alice@example.test | grep -c .)" -eq 5
 
-check "dpkg --remove" quiet dpkg --remove postroom
+# bsd-mailx (installed above) needs an MTA: dpkg refuses to remove the
+# only one under it, as it should.
+check "dpkg --remove refuses while bsd-mailx needs the MTA" \
+	not quiet dpkg --remove postroom
+check "dpkg --remove bsd-mailx postroom" quiet dpkg --remove bsd-mailx postroom
 check "remove deletes the binaries" \
 	test ! -e /usr/sbin/postroom-smtpd -a ! -e /usr/bin/postroom
 check "remove keeps the config and the mail store" \
