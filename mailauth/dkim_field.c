@@ -102,7 +102,9 @@ dkim_field_from_domain(const uint8_t *head, size_t len, char *out,
 		for (n = 1; n < na; n++)
 			if (strcmp(addr_domain(addrs[n]), dom) != 0)
 				break;
-		if (n < na || strlen(dom) >= outsz)
+		/* A domain literal ("[192.0.2.1]", RFC 5321 4.1.3) names no
+		 * domain a key could be published at (RFC 6376 3.5, d=). */
+		if (n < na || dom[0] == '[' || strlen(dom) >= outsz)
 			break;
 		memcpy(out, dom, strlen(dom) + 1);
 		r = 0;

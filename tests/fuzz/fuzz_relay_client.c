@@ -106,7 +106,11 @@ fuzz_check_out(struct fuzz *f)
 		ok = false;
 		for (k = 0; k < sizeof(verbs) / sizeof(verbs[0]) && !ok; k++)
 			ok = fuzz_starts(line, n, verbs[k]);
-		if ((n == strlen(FUZZ_B64_USER) &&
+		/* PLAIN without an initial response sends it alone after
+		 * the 334 (RFC 4954 4); its TLS is checked below. */
+		if ((n == strlen(FUZZ_B64_PLAIN) &&
+		    memcmp(line, FUZZ_B64_PLAIN, n) == 0) ||
+		    (n == strlen(FUZZ_B64_USER) &&
 		    memcmp(line, FUZZ_B64_USER, n) == 0) ||
 		    (n == strlen(FUZZ_B64_PASS) &&
 		    memcmp(line, FUZZ_B64_PASS, n) == 0)) {
