@@ -4,10 +4,12 @@
  */
 #include "dkim_field.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "addr_list.h"
 #include "err.h"
 
@@ -102,11 +104,15 @@ dkim_field_from_domain(const uint8_t *head, size_t len, char *out,
 		for (n = 1; n < na; n++)
 			if (strcmp(addr_domain(addrs[n]), dom) != 0)
 				break;
-		/* A domain literal ("[192.0.2.1]", RFC 5321 4.1.3) names no
-		 * domain a key could be published at (RFC 6376 3.5, d=). */
-		if (n < na || dom[0] == '[' || strlen(dom) >= outsz)
+		/* Only a domain name can be a d= (RFC 6376 3.5): not a domain
+		 * literal ("[192.0.2.1]", RFC 5321 4.1.3), nothing empty.
+		 * Domains compare without case: lower case out. */
+		if (n < na || !addr_domain_valid(dom, strlen(dom), true) ||
+		    strlen(dom) >= outsz)
 			break;
-		memcpy(out, dom, strlen(dom) + 1);
+		for (n = 0; dom[n] != '\0'; n++)
+			out[n] = (char)tolower((unsigned char)dom[n]);
+		out[n] = '\0';
 		r = 0;
 		break;
 	}
