@@ -494,13 +494,24 @@ spf_put(char *out, size_t outsz, size_t *o, const char *s, size_t n,
 	return true;
 }
 
+/* True if name is domain or a subdomain of it (RFC 7208 5.5, 7.3). */
+static bool
+spf_within(const char *name, const char *domain)
+{
+	size_t nl = strlen(name), dl = strlen(domain);
+
+	return strcasecmp(name, domain) == 0 || (nl > dl &&
+	    name[nl - dl - 1] == '.' && strcasecmp(name + nl - dl,
+	    domain) == 0);
+}
+
 /* The validated name for %{p} (RFC 7208 7.3): the domain itself, else
  * a subdomain of it, else any, else "unknown". */
 static const char *
 spf_p_value(const struct spf_check *c, const char *domain)
 {
-	size_t i, dl = strlen(domain), nl;
 	const char *any = NULL;
+	size_t i;
 
 	for (i = 0; i < c->nnames; i++)
 		if (c->valid[i] && strcasecmp(c->names[i], domain) == 0)
@@ -508,9 +519,7 @@ spf_p_value(const struct spf_check *c, const char *domain)
 	for (i = 0; i < c->nnames; i++) {
 		if (!c->valid[i])
 			continue;
-		nl = strlen(c->names[i]);
-		if (nl > dl && c->names[i][nl - dl - 1] == '.' &&
-		    strcasecmp(c->names[i] + nl - dl, domain) == 0)
+		if (spf_within(c->names[i], domain))
 			return c->names[i];
 		if (any == NULL)
 			any = c->names[i];
@@ -1020,12 +1029,18 @@ spf_dns_error(const struct resolver_answer *ans)
 	    ans->rcode != RESOLVER_NXDOMAIN;
 }
 
-/* RFC 7208 4.6.4: a lookup that finds nothing counts as void; more than
- * SPF_VOID_MAX is a permerror.  Returns false when the check ended. */
+/* The answer to the lookup of a term (name, for the reason): a DNS
+ * error is a temperror (RFC 7208 2.6.6, 5); a lookup that finds nothing
+ * counts as void, and more than SPF_VOID_MAX is a permerror (4.6.4).
+ * Returns false when the check ended. */
 static bool
-spf_void(struct spf_check *c, const struct resolver_answer *ans,
+spf_term_answer(struct spf_check *c, const struct resolver_answer *ans,
     const char *name)
 {
+	if (spf_dns_error(ans)) {
+		spf_finish(c, SPF_TEMPERROR, "DNS error in %s", name);
+		return false;
+	}
 	if (ans->n > 0 && ans->rcode == RESOLVER_NOERROR)
 		return true;
 	if (++c->voids > SPF_VOID_MAX) {
@@ -1071,6 +1086,21 @@ spf_txt_join(const struct resolver_txt *t, char *out, size_t outsz)
  * Evaluation
  */
 
+/* RFC 7208 4.6.2: the result a matching term gives, by its qualifier. */
+static enum spf_result
+spf_qual_result(char qual)
+{
+	switch (qual) {
+	case '-':
+		return SPF_FAIL;
+	case '~':
+		return SPF_SOFTFAIL;
+	case '?':
+		return SPF_NEUTRAL;
+	}
+	return SPF_PASS;
+}
+
 /* The result of the top frame is known: give it to the frame below
  * (include, RFC 7208 5.2) or end the check.  Returns true when
  * evaluation goes on. */
@@ -1101,19 +1131,7 @@ spf_return(struct spf_check *c, enum spf_result res, const char *why)
 			f->next++;
 			return true;
 		}
-		switch (t->qual) {
-		case '-':
-			res = SPF_FAIL;
-			break;
-		case '~':
-			res = SPF_SOFTFAIL;
-			break;
-		case '?':
-			res = SPF_NEUTRAL;
-			break;
-		default:
-			res = SPF_PASS;
-		}
+		res = spf_qual_result(t->qual);
 		snprintf(buf, sizeof(buf), "matched %s (include)", t->text);
 		why = buf;
 	}
@@ -1125,24 +1143,10 @@ spf_match(struct spf_check *c)
 {
 	struct spf_frame *f = &c->frames[c->depth - 1];
 	struct spf_term *t = &f->terms[f->next];
-	enum spf_result res;
 	char why[96];
 
-	switch (t->qual) {
-	case '-':
-		res = SPF_FAIL;
-		break;
-	case '~':
-		res = SPF_SOFTFAIL;
-		break;
-	case '?':
-		res = SPF_NEUTRAL;
-		break;
-	default:
-		res = SPF_PASS;
-	}
 	snprintf(why, sizeof(why), "matched %s", t->text);
-	return spf_return(c, res, why);
+	return spf_return(c, spf_qual_result(t->qual), why);
 }
 
 /* Starts the search for the client's validated names (RFC 7208 5.5). */
@@ -1269,7 +1273,7 @@ spf_run(struct spf_check *c)
 			snprintf(f->domain, sizeof(f->domain), "%s", target);
 			continue;
 		case SPF_M_PTR: {
-			size_t i, tl = strlen(target);
+			size_t i;
 
 			if (c->ptr_void && ++c->voids > SPF_VOID_MAX) {
 				spf_finish(c, SPF_PERMERROR,
@@ -1278,17 +1282,10 @@ spf_run(struct spf_check *c)
 			}
 			/* RFC 7208 5.5: a validated name that is the
 			 * target or ends in it. */
-			for (i = 0; tl > 0 && i < c->nnames; i++) {
-				size_t nl = strlen(c->names[i]);
-
-				if (!c->valid[i])
-					continue;
-				if (strcasecmp(c->names[i], target) == 0 ||
-				    (nl > tl && c->names[i][nl - tl - 1] ==
-				    '.' && strcasecmp(c->names[i] + nl - tl,
-				    target) == 0))
+			for (i = 0; target[0] != '\0' && i < c->nnames; i++)
+				if (c->valid[i] && spf_within(c->names[i],
+				    target))
 					goto match;
-			}
 			f->next++;
 			continue;
 		}
@@ -1301,7 +1298,7 @@ spf_run(struct spf_check *c)
 				struct resolver_answer none = {
 					RESOLVER_NXDOMAIN, 0, NULL };
 
-				if (!spf_void(c, &none, "(bad name)"))
+				if (!spf_term_answer(c, &none, "(bad name)"))
 					return;
 				f->next++;
 				continue;
@@ -1402,11 +1399,7 @@ spf_on_a(struct spf_check *c, const struct resolver_answer *ans)
 	struct spf_term *t = &f->terms[f->next];
 	size_t i;
 
-	if (spf_dns_error(ans)) {
-		spf_finish(c, SPF_TEMPERROR, "DNS error in %s", t->text);
-		return;
-	}
-	if (!spf_void(c, ans, t->text))
+	if (!spf_term_answer(c, ans, t->text))
 		return;
 	for (i = 0; ans->rcode == RESOLVER_NOERROR && i < ans->n; i++) {
 		if (t->mech == SPF_M_EXISTS ? ans->rr[i].type == RESOLVER_A :
@@ -1427,11 +1420,7 @@ spf_on_mx(struct spf_check *c, const struct resolver_answer *ans)
 	struct spf_term *t = &f->terms[f->next];
 	size_t i, n = spf_rr_count(ans, RESOLVER_MX), k = 0;
 
-	if (spf_dns_error(ans)) {
-		spf_finish(c, SPF_TEMPERROR, "DNS error in %s", t->text);
-		return;
-	}
-	if (!spf_void(c, ans, t->text))
+	if (!spf_term_answer(c, ans, t->text))
 		return;
 	/* RFC 7208 4.6.4: more than 10 MX names is a permerror. */
 	if (n > SPF_NAMES_MAX) {
