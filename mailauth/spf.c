@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "err.h"
+#include "iprev.h"
 
 /* A domain name as text, RFC 1035 2.3.4 (253 octets without the root). */
 #define SPF_NAME_MAX 256
@@ -291,27 +292,6 @@ spf_domain_ok(const char *s)
 			return false;
 	}
 	return dot;
-}
-
-/* "4.3.2.1.in-addr.arpa" or the 32 nibbles of ip6.arpa (RFC 7208 5.5). */
-static void
-spf_reverse_name(const struct spf_check *c, char *out, size_t outsz)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-
-	if (c->family == 4) {
-		snprintf(out, outsz, "%u.%u.%u.%u.in-addr.arpa", c->ip[3],
-		    c->ip[2], c->ip[1], c->ip[0]);
-		return;
-	}
-	for (i = 16; i > 0 && o + 4 < outsz; i--) {
-		out[o++] = hex[c->ip[i - 1] & 15];
-		out[o++] = '.';
-		out[o++] = hex[c->ip[i - 1] >> 4];
-		out[o++] = '.';
-	}
-	snprintf(out + o, outsz - o, "ip6.arpa");
 }
 
 static bool
@@ -1157,7 +1137,14 @@ spf_ptr_start(struct spf_check *c, enum spf_resume resume)
 
 	c->resume = resume;
 	c->state = SPF_S_PTR;
-	spf_reverse_name(c, name, sizeof(name));
+	/* RFC 7208 5.5: the client's own address, reversed (ipstr is the
+	 * IPv4 form of an IPv4-mapped address). */
+	if (iprev_revname(c->ipstr, c->family == 4 ? "in-addr.arpa" :
+	    "ip6.arpa", name, sizeof(name)) < 0) {
+		spf_finish(c, SPF_TEMPERROR, "no reverse name for %s",
+		    c->ipstr);
+		return;
+	}
 	spf_ask(c, name, RESOLVER_PTR, 0);
 }
 
