@@ -47,6 +47,7 @@ struct spf_term {
 	const char *spec;       /* domain-spec inside the record, or NULL */
 	size_t spec_len;
 	unsigned cidr4, cidr6;  /* prefix lengths (RFC 7208 5.6) */
+	bool needs_p;           /* spec uses %{p}: the client's names first */
 	uint8_t net[16];        /* ip4 (first 4 octets) and ip6 networks */
 	char text[48];          /* the term as written, for the reason */
 };
@@ -58,6 +59,7 @@ struct spf_frame {
 	size_t nterms, next;
 	const char *redirect, *exp;
 	size_t redirect_len, exp_len;
+	bool redirect_p, exp_p; /* they use %{p} */
 	bool redirected;        /* reached by redirect= (RFC 7208 6.1) */
 };
 
@@ -809,7 +811,7 @@ spf_parse_term(struct spf_frame *f, const char *s, size_t n, char *why,
 					return -1;
 				}
 				if (!spf_macro_check(v, vl, false, true,
-				    NULL)) {
+				    redir ? &f->redirect_p : &f->exp_p)) {
 					snprintf(why, whysz,
 					    "bad domain-spec in %.*s=",
 					    (int)i, s);
@@ -922,7 +924,7 @@ spf_parse_term(struct spf_frame *f, const char *s, size_t n, char *why,
 		return -1;
 	}
 	if (t->spec != NULL && !spf_macro_check(t->spec, t->spec_len, false,
-	    true, NULL))
+	    true, &t->needs_p))
 		goto bad;
 	f->nterms++;
 	return 0;
@@ -1172,7 +1174,6 @@ spf_run(struct spf_check *c)
 		struct spf_frame *f = &c->frames[c->depth - 1];
 		struct spf_term *t;
 		char target[SPF_NAME_MAX];
-		bool needs_p = false;
 
 		if (f->record == NULL) {
 			c->state = SPF_S_RECORD;
@@ -1186,9 +1187,7 @@ spf_run(struct spf_check *c)
 					return;
 				continue;
 			}
-			spf_macro_check(f->redirect, f->redirect_len, false,
-			    true, &needs_p);
-			if (needs_p && !c->ptr_done) {
+			if (f->redirect_p && !c->ptr_done) {
 				spf_ptr_start(c, SPF_R_RUN);
 				return;
 			}
@@ -1225,10 +1224,7 @@ spf_run(struct spf_check *c)
 		}
 		/* The rest query DNS; %{p} and "ptr" need the client's
 		 * names first. */
-		if (t->spec != NULL)
-			spf_macro_check(t->spec, t->spec_len, false, true,
-			    &needs_p);
-		if ((needs_p || t->mech == SPF_M_PTR) && !c->ptr_done) {
+		if ((t->needs_p || t->mech == SPF_M_PTR) && !c->ptr_done) {
 			spf_ptr_start(c, SPF_R_RUN);
 			return;
 		}
@@ -1523,10 +1519,8 @@ spf_exp_start(struct spf_check *c)
 {
 	struct spf_frame *f = &c->frames[0];
 	char target[SPF_NAME_MAX];
-	bool needs_p;
 
-	spf_macro_check(f->exp, f->exp_len, false, true, &needs_p);
-	if (needs_p && !c->ptr_done) {
+	if (f->exp_p && !c->ptr_done) {
 		spf_ptr_start(c, SPF_R_EXP);
 		return;
 	}
