@@ -81,10 +81,12 @@ int dkim_key_record(const struct dkim_key *k, struct buf *out);
 
 /*
  * True if txt[0..len) (a TXT record's strings concatenated, RFC 6376
- * 3.6.2.2) is a key record (RFC 6376 3.6.1) for k: its p= holds k's
- * public key (whitespace inside ignored, 3.2), its k= (default "rsa")
- * names k's key type.  For checking that a record is published before
- * the key signs.
+ * 3.6.2.2) is a key record (RFC 6376 3.6.1) for k as the verifier reads
+ * it (dkim_verify_parse_key()): a record it refuses (a syntax error, a
+ * repeated tag, h= without sha256, ...) matches nothing; else its k=
+ * (default "rsa") names k's key type and its p= holds k's public key
+ * (whitespace inside ignored, 3.2).  For checking that a record is
+ * published before the key signs.
  */
 bool dkim_key_txt_match(const struct dkim_key *k, const char *txt,
     size_t len);

@@ -576,7 +576,7 @@ test_states(const char *dir)
 	    "txt match: the key's own record");
 	buf_reset(&txt);
 	buf_puts(&txt, "v=DKIM1 ; k = ed25519 ;p=");
-	dkim_key_txt(k, &txt);  /* a second p= is ignored: first wins */
+	dkim_key_txt(k, &txt);  /* tags twice (RFC 6376 3.2): no record */
 	TAP_OK(!dkim_key_txt_match(k, (char *)txt.p, txt.len),
 	    "txt match: the wrong p= refused");
 	buf_reset(&txt);
@@ -604,6 +604,13 @@ test_states(const char *dir)
 		buf_append(&t2, txt.p + 30, txt.len - 30);
 		TAP_OK(dkim_key_txt_match(k, (char *)t2.p, t2.len),
 		    "txt match: whitespace in p= ignored");
+		/* A record that verifiers refuse (RFC 6376 3.6.1 h=: the
+		 * key is not for sha256) publishes nothing. */
+		buf_reset(&t2);
+		buf_puts(&t2, "v=DKIM1; h=sha1; ");
+		buf_append(&t2, txt.p + 8, txt.len - 8);
+		TAP_OK(!dkim_key_txt_match(k, (char *)t2.p, t2.len),
+		    "txt match: a record with h=sha1 refused");
 		buf_fini(&t2);
 	}
 	buf_fini(&txt);
