@@ -19,6 +19,9 @@
 
 /* A PEM private key is a few KiB; anything much larger is not one. */
 #define DKIM_KEYFILE_PEM_MAX (64 * 1024)
+/* A key directory and a file in it, as dkim_keyfile_dir() builds them. */
+#define DKIM_KEYFILE_DIR_MAX 1100
+#define DKIM_KEYFILE_PATH_MAX 1200
 
 static int
 dkim_keyfile_dir(const char *data_dir, const char *domain, char *out,
@@ -35,6 +38,25 @@ dkim_keyfile_dir(const char *data_dir, const char *domain, char *out,
 	d[i] = '\0';
 	if ((size_t)snprintf(out, outsz, "%s/dkim/%s", data_dir, d) >= outsz)
 		return pr_err_set(err, PR_EINVAL, "data_dir path too long");
+	return 0;
+}
+
+/* The key directory of domain into dir and the key file of selector
+ * in it into path (DKIM_KEYFILE_DIR_MAX and DKIM_KEYFILE_PATH_MAX
+ * octets); PR_EINVAL for a name unfit for a path. */
+static int
+dkim_keyfile_key_path(const char *data_dir, const char *domain,
+    const char *selector, char *dir, char *path, struct pr_err *err)
+{
+	int r;
+
+	if ((r = dkim_keyfile_dir(data_dir, domain, dir, DKIM_KEYFILE_DIR_MAX,
+	    err)) < 0)
+		return r;
+	if (!dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
+		return pr_err_set(err, PR_EINVAL, "bad selector '%s'",
+		    selector);
+	snprintf(path, DKIM_KEYFILE_PATH_MAX, "%s/%s.key", dir, selector);
 	return 0;
 }
 
@@ -308,17 +330,13 @@ int
 dkim_keyfile_load_one(const char *data_dir, const char *domain,
     const char *selector, struct dkim_key **k_r, struct pr_err *err)
 {
-	char dir[1100], path[1200];
+	char dir[DKIM_KEYFILE_DIR_MAX], path[DKIM_KEYFILE_PATH_MAX];
 	struct buf pem;
 	int r;
 
-	if ((r = dkim_keyfile_dir(data_dir, domain, dir, sizeof(dir),
-	    err)) < 0)
+	if ((r = dkim_keyfile_key_path(data_dir, domain, selector, dir,
+	    path, err)) < 0)
 		return r;
-	if (!dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
-		return pr_err_set(err, PR_EINVAL, "bad selector '%s'",
-		    selector);
-	snprintf(path, sizeof(path), "%s/%s.key", dir, selector);
 	buf_init(&pem, DKIM_KEYFILE_PEM_MAX);
 	r = dkim_keyfile_read(path, &pem, err);
 	if (r == 0 && (r = dkim_key_from_pem(domain, selector,
@@ -379,17 +397,13 @@ dkim_keyfile_set_state(const char *data_dir, const char *domain,
     const char *selector, enum dkim_keyfile_state st, gid_t gid,
     struct pr_err *err)
 {
-	char dir[1100], path[1200];
+	char dir[DKIM_KEYFILE_DIR_MAX], path[DKIM_KEYFILE_PATH_MAX];
 	mode_t mode = gid != (gid_t)-1 ? 0640 : 0600;
 	int r;
 
-	if ((r = dkim_keyfile_dir(data_dir, domain, dir, sizeof(dir),
-	    err)) < 0)
+	if ((r = dkim_keyfile_key_path(data_dir, domain, selector, dir,
+	    path, err)) < 0)
 		return r;
-	if (!dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
-		return pr_err_set(err, PR_EINVAL, "bad selector '%s'",
-		    selector);
-	snprintf(path, sizeof(path), "%s/%s.key", dir, selector);
 	if (access(path, F_OK) < 0)
 		return pr_err_set(err, PR_ENOENT, "%s has no DKIM key with "
 		    "selector '%s'", domain, selector);
@@ -401,7 +415,8 @@ dkim_keyfile_create(const char *data_dir, const char *domain,
     const char *selector, bool ed25519, gid_t gid, struct dkim_key **k_r,
     struct pr_err *err)
 {
-	char top[1100], dir[1100], path[1200];
+	char top[DKIM_KEYFILE_DIR_MAX], dir[DKIM_KEYFILE_DIR_MAX];
+	char path[DKIM_KEYFILE_PATH_MAX];
 	mode_t mode = gid != (gid_t)-1 ? 0640 : 0600;
 	struct dkim_key *k = NULL;
 	struct buf pem;
@@ -409,17 +424,13 @@ dkim_keyfile_create(const char *data_dir, const char *domain,
 
 	if (selector == NULL)
 		selector = DKIM_KEYFILE_SELECTOR_DEFAULT;
-	if (!dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
-		return pr_err_set(err, PR_EINVAL, "bad selector '%s'",
-		    selector);
-	if ((r = dkim_keyfile_dir(data_dir, domain, dir, sizeof(dir),
-	    err)) < 0)
+	if ((r = dkim_keyfile_key_path(data_dir, domain, selector, dir,
+	    path, err)) < 0)
 		return r;
 	snprintf(top, sizeof(top), "%s/dkim", data_dir);
 	if ((r = dkim_keyfile_mkdir(top, gid, err)) < 0 ||
 	    (r = dkim_keyfile_mkdir(dir, gid, err)) < 0)
 		return r;
-	snprintf(path, sizeof(path), "%s/%s.key", dir, selector);
 	if (access(path, F_OK) == 0)
 		return pr_err_set(err, PR_EEXIST,
 		    "a key with selector '%s' exists for %s; choose another "
