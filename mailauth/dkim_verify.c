@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <sodium.h>
 
 #include "buf.h"
 #include "dkim_body.h"
@@ -85,54 +86,17 @@ dkim_verify_fws(uint8_t ch)
 	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
-static int
-dkim_verify_b64val(uint8_t ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+')
-		return 62;
-	if (ch == '/')
-		return 63;
-	return -1;
-}
-
 /* Decodes base64 (RFC 4648 4) with FWS anywhere (RFC 6376 2.4, 3.5 b=)
  * into out[0..max).  Returns the length, or -1 for a bad character, bad
  * padding or more than max octets. */
 static long
 dkim_verify_b64dec(const char *s, size_t len, uint8_t *out, size_t max)
 {
-	uint32_t acc = 0;
-	size_t i, n = 0, bits = 0, pad = 0, chars = 0;
-	int d;
+	const char *end;
+	size_t n;
 
-	for (i = 0; i < len; i++) {
-		uint8_t ch = (uint8_t)s[i];
-
-		if (dkim_verify_fws(ch))
-			continue;
-		if (ch == '=') {
-			pad++;
-			continue;
-		}
-		if (pad > 0 || (d = dkim_verify_b64val(ch)) < 0)
-			return -1;
-		chars++;
-		acc = acc << 6 | (uint32_t)d;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n == max)
-				return -1;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
-	}
-	if (pad > 2 || (chars + pad) % 4 != 0)
+	if (sodium_base642bin(out, max, s, len, " \t\r\n", &n, &end,
+	    sodium_base64_VARIANT_ORIGINAL) != 0 || end != s + len)
 		return -1;
 	return (long)n;
 }
