@@ -38,6 +38,9 @@ struct dkim_verify_one {
 	int hash;              /* index into v->hash, or -1 */
 	bool decided;          /* out.res is final */
 	bool pending;          /* a key lookup is in flight */
+	/* The signature whose key lookup this one shares (the same s= and
+	 * d=), or NULL: one query and one key per name and message. */
+	struct dkim_verify_one *key_of;
 };
 
 struct dkim_verify {
@@ -803,7 +806,7 @@ dkim_verify_report(struct dkim_verify *v)
 static void
 dkim_verify_key_cb(void *data, const struct resolver_answer *ans)
 {
-	struct dkim_verify_one *o = data;
+	struct dkim_verify_one *o = data, *so;
 	struct dkim_verify *v = o->v;
 	struct dkim_verify_key key;
 	const char *why = "no key";
@@ -816,8 +819,8 @@ dkim_verify_key_cb(void *data, const struct resolver_answer *ans)
 	if (ans->rcode == RESOLVER_TIMEOUT ||
 	    ans->rcode == RESOLVER_SERVFAIL) {
 		/* RFC 6376 6.1.2 step 3: TEMPFAIL (key unavailable). */
-		dkim_verify_decide(o, DKIM_VERIFY_TEMPERROR,
-		    "key lookup failed");
+		res = DKIM_VERIFY_TEMPERROR;
+		why = "key lookup failed";
 	} else {
 		buf_init(&txt, 64 * 1024);
 		/* RFC 6376 6.1.2 step 4: with several records, the first
@@ -840,14 +843,21 @@ dkim_verify_key_cb(void *data, const struct resolver_answer *ans)
 			    &why);
 		}
 		buf_fini(&txt);
+	}
+	/* The key decides every signature that asked for it. */
+	for (i = 0; i < v->n; i++) {
+		so = &v->one[i];
+		if (so != o && so->key_of != o)
+			continue;
 		if (res == DKIM_VERIFY_PASS) {
-			o->out.testing = key.testing;
-			dkim_verify_check(v, o, &key);
-			dkim_verify_key_fini(&key);
+			so->out.testing = key.testing;
+			dkim_verify_check(v, so, &key);
 		} else {
-			dkim_verify_decide(o, DKIM_VERIFY_PERMERROR, why);
+			dkim_verify_decide(so, res, why);
 		}
 	}
+	if (res == DKIM_VERIFY_PASS)
+		dkim_verify_key_fini(&key);
 	if (v->pending == 0)
 		dkim_verify_report(v);
 }
@@ -856,7 +866,7 @@ int
 dkim_verify_end(struct dkim_verify *v, dkim_verify_cb cb, void *data)
 {
 	char name[600];
-	size_t i;
+	size_t i, j;
 	int r;
 
 	if (v->ended)
@@ -889,6 +899,16 @@ dkim_verify_end(struct dkim_verify *v, dkim_verify_cb cb, void *data)
 		if (v->failed) {
 			dkim_verify_decide(o, DKIM_VERIFY_TEMPERROR,
 			    "out of memory");
+			continue;
+		}
+		/* The same key for an earlier signature is asked once. */
+		for (j = 0; j < i; j++)
+			if (v->one[j].pending && strcasecmp(v->one[j].sig.s,
+			    o->sig.s) == 0 && strcmp(v->one[j].sig.d,
+			    o->sig.d) == 0)
+				break;
+		if (j < i) {
+			o->key_of = &v->one[j];
 			continue;
 		}
 		/* RFC 6376 3.6.2.1: the key is at s._domainkey.d. */

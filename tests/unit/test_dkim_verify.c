@@ -606,7 +606,27 @@ test_api(void)
 	resolver_table_run(t);
 	TAP_EQ_INT(o.calls, 0, "freed: the callback never runs");
 
+	/* Two signatures naming one key (s= and d= without case): one
+	 * query and one key for both. */
+	snprintf(big, sizeof(big), "DKIM-Signature: v=1; a=rsa-sha256; "
+	    "d=own.test; s=r; h=from; " BH "b=AAAA\r\n"
+	    "DKIM-Signature: v=1; a=rsa-sha256; "
+	    "d=OWN.test; s=R; h=from; " BH "b=AAAB\r\n%s", unsigned_msg);
+	memset(&o, 0, sizeof(o));
+	dkim_verify_new(resolver_table_resolver(t), NULL, &v);
+	dkim_verify_feed(v, (const uint8_t *)big, strlen(big));
+	asked = resolver_table_asked(t);
+	dkim_verify_end(v, outcome_cb, &o);
+	TAP_EQ_INT(resolver_table_asked(t), asked + 1,
+	    "one key, two signatures: one query");
+	resolver_table_run(t);
+	TAP_EQ_INT(o.calls, 1, "one key, two signatures: one callback");
+	TAP_EQ_STR(o.words, "fail fail", "one key, two signatures: both");
+	dkim_verify_free(&v);
+
 	/* A header section over head_max. */
+	snprintf(big, sizeof(big), "DKIM-Signature: v=1; a=rsa-sha256; "
+	    "d=own.test; s=r; h=from; " BH "b=AAAA\r\n%s", unsigned_msg);
 	verify(big, strlen(big), 0, 0, &lim, &o);
 	TAP_EQ_STR(o.words, "permerror", "header over head_max");
 	TAP_EQ_STR(o.res[0].reason, "header section too large",
