@@ -606,56 +606,64 @@ dkim_verify_split(struct dkim_verify *v, size_t i)
 	return dkim_verify_body(v, v->head.p + rest_off, rest_len);
 }
 
+/* Keeps out[0..n), the header octets that in input octets became.  Past
+ * head_max only the last four octets are kept: enough to find the empty
+ * line that ends the header section. */
+static int
+dkim_verify_keep(struct dkim_verify *v, const void *out, size_t n,
+    size_t in)
+{
+	if (v->head.len + in + 1 <= v->lim.head_max)
+		return buf_append(&v->head, out, n);
+	v->head_over = true;
+	if (n >= 4) {
+		v->head.len = 0;
+		return buf_append(&v->head, (const uint8_t *)out + n - 4, 4);
+	}
+	memmove(v->head.p, v->head.p + v->head.len - (4 - n), 4 - n);
+	v->head.len = 4 - n;
+	return buf_append(&v->head, out, n);
+}
+
 int
 dkim_verify_feed(struct dkim_verify *v, const uint8_t *p, size_t len)
 {
-	size_t i;
+	const uint8_t *lf;
+	size_t i = 0, n;
 	int r = 0;
 
 	if (v->ended)
 		return PR_EINVAL;
 	if (v->failed)
 		return PR_ENOMEM;
-	if (v->in_body) {
-		if ((r = dkim_verify_body(v, p, len)) < 0)
-			v->failed = true;
-		return r;
-	}
-	for (i = 0; i < len; i++) {
+	while (!v->in_body && r == 0 && i < len) {
 		/* RFC 6376 5.3: the header in network normal form, every
-		 * bare LF a CRLF.  Past head_max only the end of the header
-		 * section is looked for, in the last four octets kept. */
-		if (v->head.len + 2 > v->lim.head_max) {
-			v->head_over = true;
-			memmove(v->head.p, v->head.p + v->head.len - 3, 3);
-			v->head.len = 3;
+		 * bare LF a CRLF.  The octets up to a LF go in at once. */
+		lf = memchr(p + i, '\n', len - i);
+		n = lf != NULL ? (size_t)(lf - p) - i : len - i;
+		if (n > 0) {
+			if ((r = dkim_verify_keep(v, p + i, n, n)) < 0)
+				break;
+			v->last = p[i + n - 1];
+			i += n;
 		}
-		if (p[i] == '\n' && v->last != '\r')
-			r = buf_append(&v->head, "\r\n", 2);
-		else
-			r = buf_append(&v->head, p + i, 1);
-		if (r < 0) {
-			v->failed = true;
-			return r;
-		}
-		v->last = p[i];
-		if (p[i] != '\n')
-			continue;
-		if (v->head.len == 2 && !v->head_over) {
+		if (lf == NULL)
+			break;
+		r = v->last == '\r' ? dkim_verify_keep(v, "\n", 1, 1) :
+		    dkim_verify_keep(v, "\r\n", 2, 1);
+		v->last = '\n';
+		i++;
+		if (r < 0)
+			break;
+		if (v->head.len == 2 && !v->head_over)
 			/* No header fields at all. */
-			if ((r = dkim_verify_split(v, 0)) < 0)
-				break;
-			r = dkim_verify_body(v, p + i + 1, len - i - 1);
-			break;
-		}
-		if (v->head.len >= 4 && memcmp(v->head.p + v->head.len - 4,
-		    "\r\n\r\n", 4) == 0) {
-			if ((r = dkim_verify_split(v, v->head.len - 2)) < 0)
-				break;
-			r = dkim_verify_body(v, p + i + 1, len - i - 1);
-			break;
-		}
+			r = dkim_verify_split(v, 0);
+		else if (v->head.len >= 4 && memcmp(v->head.p + v->head.len -
+		    4, "\r\n\r\n", 4) == 0)
+			r = dkim_verify_split(v, v->head.len - 2);
 	}
+	if (r == 0 && v->in_body && i < len)
+		r = dkim_verify_body(v, p + i, len - i);
 	if (r < 0)
 		v->failed = true;
 	return r < 0 ? r : 0;

@@ -573,7 +573,7 @@ test_api(void)
 	struct dkim_verify *v;
 	struct outcome o;
 	char big[512];
-	size_t asked;
+	size_t asked, i;
 
 	memset(&o, 0, sizeof(o));
 	resolver_table_new(zone, nzone, &t);
@@ -634,6 +634,19 @@ test_api(void)
 	lim.head_max = strlen(big);
 	verify(big, strlen(big), 0, 0, &lim, &o);
 	TAP_EQ_STR(o.words, "fail", "header within head_max");
+	/* At the bound: a header section (its empty line included) of
+	 * head_max - 1 octets is kept, one of head_max is not; whole,
+	 * trickled and in chunks of 7. */
+	for (i = 0; i < 3; i++) {
+		static const size_t chunk[] = { 0, 1, 7 };
+
+		lim.head_max = strlen(big) - strlen("hi\r\n") + 1;
+		verify(big, strlen(big), chunk[i], 0, &lim, &o);
+		TAP_EQ_STR(o.words, "fail", "header at head_max - 1");
+		lim.head_max--;
+		verify(big, strlen(big), chunk[i], 0, &lim, &o);
+		TAP_EQ_STR(o.words, "permerror", "header at head_max");
+	}
 
 	/* No empty line: all header, an empty body. */
 	verify("From: a@a.test\r\n", 16, 0, 0, NULL, &o);
