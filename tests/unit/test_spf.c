@@ -100,6 +100,30 @@ check(struct resolver_table *t, const char *ip, const char *sender,
 	return (int)g->result;
 }
 
+/* One check each: client, MAIL FROM (HELO "h.test"), the result. */
+static const struct {
+	const char *ip, *sender;
+	enum spf_result want;
+	const char *name;
+} cases[] = {
+	{ "192.0.2.1", "a@void.test", SPF_PERMERROR,
+	    "three void lookups: permerror" },
+	{ "192.0.2.1", "a@down.test", SPF_TEMPERROR,
+	    "SERVFAIL: temperror (RFC 7208 2.6.6)" },
+	{ "192.0.2.1", "a@nowhere.test", SPF_NONE, "NXDOMAIN: none" },
+	{ "192.0.2.1", "a@inc.test", SPF_PASS, "include: pass matches" },
+	{ "198.51.100.1", "a@inc.test", SPF_SOFTFAIL,
+	    "include: fail does not match" },
+	{ "192.0.2.99", "a@mx.test", SPF_PASS,
+	    "mx: one host's address matches" },
+	{ "192.0.2.98", "a@mx.test", SPF_TEMPERROR,
+	    "mx: no match and a lookup timed out: temperror" },
+	{ "2001:db8::99", "a@mx.test", SPF_PASS,
+	    "mx: AAAA for an IPv6 client" },
+	{ "192.0.2.1", "a@two.test", SPF_PERMERROR,
+	    "two records: permerror (RFC 7208 4.5)" },
+};
+
 int
 main(void)
 {
@@ -108,7 +132,7 @@ main(void)
 	struct spf_request req = { "192.0.2.1", "a@pass.test", "h.test",
 	    NULL, 0 };
 	struct got g;
-	size_t asked;
+	size_t asked, i;
 	int r;
 
 	if (resolver_table_new(zone, sizeof(zone) / sizeof(zone[0]), &t) < 0)
@@ -174,24 +198,9 @@ main(void)
 	    SPF_PERMERROR, "eleven: permerror");
 	TAP_EQ_INT(resolver_table_asked(t) - asked, 11,
 	    "... the eleventh not asked");
-	TAP_EQ_INT(check(t, "192.0.2.1", "a@void.test", "h.test", &g),
-	    SPF_PERMERROR, "three void lookups: permerror");
-	TAP_EQ_INT(check(t, "192.0.2.1", "a@down.test", "h.test", &g),
-	    SPF_TEMPERROR, "SERVFAIL: temperror (RFC 7208 2.6.6)");
-	TAP_EQ_INT(check(t, "192.0.2.1", "a@nowhere.test", "h.test", &g),
-	    SPF_NONE, "NXDOMAIN: none");
-	TAP_EQ_INT(check(t, "192.0.2.1", "a@inc.test", "h.test", &g),
-	    SPF_PASS, "include: pass matches");
-	TAP_EQ_INT(check(t, "198.51.100.1", "a@inc.test", "h.test", &g),
-	    SPF_SOFTFAIL, "include: fail does not match");
-	TAP_EQ_INT(check(t, "192.0.2.99", "a@mx.test", "h.test", &g),
-	    SPF_PASS, "mx: one host's address matches");
-	TAP_EQ_INT(check(t, "192.0.2.98", "a@mx.test", "h.test", &g),
-	    SPF_TEMPERROR, "mx: no match and a lookup timed out: temperror");
-	TAP_EQ_INT(check(t, "2001:db8::99", "a@mx.test", "h.test", &g),
-	    SPF_PASS, "mx: AAAA for an IPv6 client");
-	TAP_EQ_INT(check(t, "192.0.2.1", "a@two.test", "h.test", &g),
-	    SPF_PERMERROR, "two records: permerror (RFC 7208 4.5)");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		TAP_EQ_INT(check(t, cases[i].ip, cases[i].sender, "h.test", &g),
+		    cases[i].want, "%s", cases[i].name);
 
 	/* Freed while it waits: no callback, nothing left behind. */
 	memset(&g, 0, sizeof(g));
