@@ -541,7 +541,8 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 	    sizeof(follow));
 	if (follow[0] != '\0' && !q->cancelled && !d->closing) {
 		/* The chain ends in a name this answer has nothing for:
-		 * ask for it (RFC 1034 3.6.2). */
+		 * ask for it (RFC 1034 3.6.2), q staying where it is in
+		 * the list of queries in flight. */
 		free(p);
 		snprintf(q->name, sizeof(q->name), "%s", follow);
 		if (!dns_send(q))
@@ -572,7 +573,20 @@ dns_later_cb(uv_timer_t *t)
 	}
 }
 
-/* Links q in and hands its query to c-ares. */
+static void
+dns_link(struct dns_query *q)
+{
+	struct dns *d = q->d;
+
+	q->prev = NULL;
+	q->next = d->queries;
+	if (d->queries != NULL)
+		d->queries->prev = q;
+	d->queries = q;
+}
+
+/* Hands the query for q->name to c-ares; q is in d->queries already, so
+ * that an answer from within ares_send() finds it there. */
 static bool
 dns_send(struct dns_query *q)
 {
@@ -583,11 +597,6 @@ dns_send(struct dns_query *q)
 	len = dns_build_query(q->name, (unsigned)q->type, buf, sizeof(buf));
 	if (len == 0)
 		return false;
-	q->prev = NULL;
-	q->next = d->queries;
-	if (d->queries != NULL)
-		d->queries->prev = q;
-	d->queries = q;
 	d->in_send = true;
 	ares_send(d->channel, buf, (int)len, dns_ares_cb, q);
 	d->in_send = false;
@@ -618,7 +627,9 @@ dns_query_op(struct resolver *r, const char *name, enum resolver_type type,
 		uv_timer_start(&d->later, dns_later_cb, 0, 0);
 		return 0;
 	}
+	dns_link(q);
 	if (!dns_send(q)) {
+		dns_unlink(q);
 		free(q);
 		return PR_EINVAL;
 	}
