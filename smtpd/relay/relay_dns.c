@@ -1,9 +1,10 @@
 /*
  * relay_dns.c - MX/A/AAAA lookups with c-ares on libuv.
  *
- * The channel and its loop plumbing are common/dns.c's (one resolver
- * for the relay and the inbound checks, [dns] in postroom.conf(5)); the
- * MX query and the address lookups of each host are asked here.
+ * The channel and its loop plumbing are the daemon's common/dns.c (one
+ * resolver for the relay and the inbound checks, [dns] in
+ * postroom.conf(5)); the MX query and the address lookups of each host
+ * are asked here.
  */
 #include "relay_dns.h"
 
@@ -25,8 +26,9 @@
 
 struct relay_dns {
 	uv_loop_t *loop;
-	struct dns *dns;
+	struct dns *dns;          /* the daemon's, borrowed */
 	ares_channel channel;     /* dns_channel(dns) */
+	size_t lookups;           /* in flight */
 	bool closing;
 	void (*done_cb)(void *data);
 	void *done_data;
@@ -62,29 +64,23 @@ relay_dns_schedule(struct relay_dns *d)
 		dns_kick(d->dns);
 }
 
-int
-relay_dns_new(uv_loop_t *loop, const char *resolver, unsigned timeout_ms,
-    struct relay_dns **d_r, struct pr_err *err)
+struct relay_dns *
+relay_dns_new(uv_loop_t *loop, struct dns *dns)
 {
-	struct relay_dns *d;
-	int rc;
+	struct relay_dns *d = xcalloc(1, sizeof(*d));
 
-	d = xcalloc(1, sizeof(*d));
 	d->loop = loop;
-	if ((rc = dns_new(loop, resolver, timeout_ms, &d->dns, err)) < 0) {
-		free(d);
-		return rc;
-	}
-	d->channel = dns_channel(d->dns);
-	*d_r = d;
-	return 0;
+	d->dns = dns;
+	d->channel = dns_channel(dns);
+	return d;
 }
 
+/* Frees d once it is closing and no lookup is left. */
 static void
-relay_dns_closed_cb(void *data)
+relay_dns_maybe_done(struct relay_dns *d)
 {
-	struct relay_dns *d = data;
-
+	if (!d->closing || d->lookups > 0)
+		return;
 	if (d->done_cb != NULL)
 		d->done_cb(d->done_data);
 	free(d);
@@ -98,8 +94,7 @@ relay_dns_close(struct relay_dns *d, void (*done_cb)(void *data), void *data)
 	d->done_cb = done_cb;
 	d->done_data = data;
 	d->closing = true;
-	/* Lookups in flight end with ARES_EDESTRUCTION: cancelled. */
-	dns_close(d->dns, relay_dns_closed_cb, d);
+	relay_dns_maybe_done(d);
 }
 
 void
@@ -185,6 +180,8 @@ relay_dns_report_later(struct relay_dns *d, relay_dns_cb cb, void *data,
 	relay_dns_report_route_later(d, cb, data, &rt);
 }
 
+static void relay_dns_lookup_free(struct relay_dns_lookup *l);
+
 /* All lookups answered: build the route and report it. */
 static void
 relay_dns_finish(struct relay_dns_lookup *l)
@@ -208,7 +205,7 @@ relay_dns_finish(struct relay_dns_lookup *l)
 		for (j = 0; j < h->n && rt.n < RELAY_TARGETS_MAX; j++)
 			rt.t[rt.n++] = h->t[j];
 	}
-	if (l->cancelled) {
+	if (l->cancelled || l->d->closing) {
 		rt.status = RELAY_ROUTE_CANCELLED;
 		snprintf(rt.error, sizeof(rt.error), "shutting down");
 	} else if (rt.n > 0) {
@@ -233,7 +230,7 @@ relay_dns_finish(struct relay_dns_lookup *l)
 		relay_dns_report_route_later(l->d, l->cb, l->data, &rt);
 	else
 		l->cb(l->data, &rt);
-	free(l);
+	relay_dns_lookup_free(l);
 }
 
 static void
@@ -313,7 +310,7 @@ relay_dns_mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 
 	(void)timeouts;
 	memset(&rt, 0, sizeof(rt));
-	if (relay_dns_cancelled(status)) {
+	if (relay_dns_cancelled(status) || l->d->closing) {
 		rt.status = RELAY_ROUTE_CANCELLED;
 		snprintf(rt.error, sizeof(rt.error), "shutting down");
 		goto report;
@@ -371,7 +368,7 @@ relay_dns_mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 	    l->domain, ares_strerror(status));
 report:
 	l->cb(l->data, &rt);
-	free(l);
+	relay_dns_lookup_free(l);
 }
 
 static struct relay_dns_lookup *
@@ -385,7 +382,18 @@ relay_dns_lookup_new(struct relay_dns *d, const char *name, unsigned port,
 	l->data = data;
 	l->port = port;
 	snprintf(l->domain, sizeof(l->domain), "%s", name);
+	d->lookups++;
 	return l;
+}
+
+static void
+relay_dns_lookup_free(struct relay_dns_lookup *l)
+{
+	struct relay_dns *d = l->d;
+
+	free(l);
+	d->lookups--;
+	relay_dns_maybe_done(d);
 }
 
 void
