@@ -41,6 +41,7 @@ struct dns_query {
 	enum resolver_type type;
 	char name[256];           /* the name asked for now (CNAME target) */
 	unsigned cnames;          /* CNAMEs followed so far */
+	uint64_t deadline;        /* uv_now: no more follow-ups after it */
 	bool cancelled;
 	int sync_rcode;           /* set when c-ares failed at once */
 	struct dns_query *prev, *next;
@@ -50,6 +51,7 @@ struct dns {
 	struct resolver res;      /* first: the resolver.h view */
 	uv_loop_t *loop;
 	ares_channel channel;
+	unsigned timeout_ms;      /* per lookup, CNAMEs followed included */
 	uv_timer_t timer;         /* c-ares timeouts */
 	uv_timer_t later;         /* answers that must not come at once */
 	struct dns_sock *socks;
@@ -542,10 +544,14 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 	if (follow[0] != '\0' && !q->cancelled && !d->closing) {
 		/* The chain ends in a name this answer has nothing for:
 		 * ask for it (RFC 1034 3.6.2), q staying where it is in
-		 * the list of queries in flight. */
+		 * the list of queries in flight.  The server of the zone
+		 * decides how slowly each link comes: past the lookup's
+		 * timeout no more are asked for. */
 		free(p);
 		snprintf(q->name, sizeof(q->name), "%s", follow);
-		if (!dns_send(q))
+		if (uv_now(d->loop) >= q->deadline)
+			dns_deliver(q, RESOLVER_TIMEOUT, NULL);
+		else if (!dns_send(q))
 			dns_deliver(q, RESOLVER_SERVFAIL, NULL);
 		return;
 	}
@@ -619,6 +625,7 @@ dns_query_op(struct resolver *r, const char *name, enum resolver_type type,
 	q->cb = cb;
 	q->data = data;
 	q->type = type;
+	q->deadline = uv_now(d->loop) + d->timeout_ms;
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	if (d->closing) {
 		q->sync_rcode = RESOLVER_TIMEOUT;
@@ -732,6 +739,7 @@ dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms,
 	d = xcalloc(1, sizeof(*d));
 	d->res.ops = &dns_ops;
 	d->loop = loop;
+	d->timeout_ms = timeout_ms;
 	memset(&opts, 0, sizeof(opts));
 	opts.sock_state_cb = dns_sock_state_cb;
 	opts.sock_state_cb_data = d;

@@ -29,7 +29,18 @@ struct test_dns_server {
 	uv_udp_t udp;
 	unsigned port;
 	unsigned queries;
+	unsigned delay_ms;   /* before each answer */
 	char buf[512];
+};
+
+/* One answer on its way, sent after the server's delay. */
+struct test_dns_reply {
+	uv_timer_t timer;
+	uv_udp_send_t req;
+	struct test_dns_server *s;
+	struct sockaddr_storage to;
+	uint8_t m[512];
+	size_t len;
 };
 
 struct test_dns_result {
@@ -66,10 +77,30 @@ test_dns_alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf)
 }
 
 static void
+test_dns_reply_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
 test_dns_send_cb(uv_udp_send_t *req, int status)
 {
+	struct test_dns_reply *x = req->data;
+
 	(void)status;
-	free(req);
+	uv_close((uv_handle_t *)&x->timer, test_dns_reply_closed);
+}
+
+static void
+test_dns_reply_cb(uv_timer_t *t)
+{
+	struct test_dns_reply *x = t->data;
+	uv_buf_t out = uv_buf_init((char *)x->m, (unsigned)x->len);
+
+	x->req.data = x;
+	if (uv_udp_send(&x->req, &x->s->udp, &out, 1,
+	    (const struct sockaddr *)&x->to, test_dns_send_cb) < 0)
+		uv_close((uv_handle_t *)&x->timer, test_dns_reply_closed);
 }
 
 static void
@@ -78,8 +109,7 @@ test_dns_recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
 {
 	struct test_dns_server *s = udp->data;
 	const uint8_t *q = (const uint8_t *)buf->base;
-	uv_udp_send_t *req;
-	uv_buf_t out;
+	struct test_dns_reply *x;
 	char name[256];
 	size_t off = 12, qend, o, i;
 	uint8_t *m;
@@ -92,8 +122,11 @@ test_dns_recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
 		return;
 	qend = off + 4;
 	s->queries++;
-	req = xmalloc(sizeof(*req) + 512);
-	m = (uint8_t *)(req + 1);
+	x = xcalloc(1, sizeof(*x));
+	x->s = s;
+	memcpy(&x->to, from, from->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	m = x->m;
 	memcpy(m, q, qend);
 	m[2] = 0x81;    /* QR, RD */
 	m[3] = 0x80;    /* RA, NOERROR */
@@ -129,9 +162,10 @@ test_dns_recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
 	}
 	if (m[7] == 0)
 		m[3] |= 3;      /* NXDOMAIN */
-	out = uv_buf_init((char *)m, (unsigned)o);
-	if (uv_udp_send(req, udp, &out, 1, from, test_dns_send_cb) < 0)
-		free(req);
+	x->len = o;
+	uv_timer_init(udp->loop, &x->timer);
+	x->timer.data = x;
+	uv_timer_start(&x->timer, test_dns_reply_cb, s->delay_ms, 0);
 }
 
 static void
@@ -225,6 +259,29 @@ main(void)
 	    "one question per CNAME followed, then no more");
 	TAP_EQ_INT(test_dns_in_flight(d), 0, "no query left in flight");
 
+	dns_close(d, test_dns_closed_cb, &closed);
+	while (!closed && uv_run(&loop, UV_RUN_ONCE) != 0)
+		;
+	TAP_OK(closed, "dns_close completes");
+
+	/* A zone whose server is slow with each link of a long chain does
+	 * not hold the lookup longer than its timeout (and one more query,
+	 * the last one asked for within it). */
+	TAP_EQ_INT(dns_new(&loop, server, 300, &d, &err), 0,
+	    "dns_new, 300 ms");
+	memset(&res, 0, sizeof(res));
+	srv.queries = 0;
+	srv.delay_ms = 60;
+	TAP_EQ_INT(resolver_query(dns_resolver(d), "l1.test", RESOLVER_A,
+	    test_dns_cb, &res), 0, "query l1.test, slowly answered");
+	test_dns_run(&loop, &res);
+	TAP_EQ_INT(res.ans.rcode, RESOLVER_TIMEOUT,
+	    "a chain slower than the timeout times out");
+	TAP_OK(srv.queries <= DNS_CNAME_MAX,
+	    "no more links asked for past the timeout (%u questions)",
+	    srv.queries);
+	TAP_EQ_INT(test_dns_in_flight(d), 0, "no query left in flight");
+	closed = false;
 	dns_close(d, test_dns_closed_cb, &closed);
 	uv_close((uv_handle_t *)&srv.udp, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
