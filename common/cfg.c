@@ -308,6 +308,8 @@ struct cfg_ctx {
 	char err[200]; /* first error, without the file:line prefix */
 	int err_line;
 	int line;      /* counted by the handler (inih passes no line) */
+	bool indented; /* the line starts with a blank: inih continues the
+	                * value before it (multi-line entries) */
 	struct cfg_seen seen[CFG_SEEN_MAX];
 	size_t n_seen;
 };
@@ -555,9 +557,17 @@ cfg_once(struct cfg_ctx *x, const char *section, const char *name,
 		    strcmp(v->name, name) != 0)
 			continue;
 		if (x->err_line == 0) {
-			snprintf(x->err, sizeof(x->err),
-			    "duplicate key '%.40s' in [%s] (first set on "
-			    "line %d)", name, section, v->line);
+			/* inih hands an indented line on as the same key
+			 * again: say what the line is, not "duplicate". */
+			if (x->indented)
+				snprintf(x->err, sizeof(x->err),
+				    "indented line continues '%.40s' in [%s] "
+				    "(line %d); a value is one line", name,
+				    section, v->line);
+			else
+				snprintf(x->err, sizeof(x->err),
+				    "duplicate key '%.40s' in [%s] (first set "
+				    "on line %d)", name, section, v->line);
 			x->err_line = lineno;
 		}
 		return 0;
@@ -662,6 +672,7 @@ cfg_reader_gets(char *str, int num, void *stream)
 		return NULL;
 	str[n] = '\0';
 	rd->x->line++;
+	rd->x->indented = str[0] == ' ' || str[0] == '\t';
 	/* inih reads a line up to its first NUL octet only. */
 	if (strlen(str) != n)
 		cfg_reader_error(rd, "NUL octet in line");

@@ -41,7 +41,9 @@ struct dns_query {
 	enum resolver_type type;
 	char name[256];           /* the name asked for now (CNAME target) */
 	unsigned cnames;          /* CNAMEs followed so far */
-	bool cancelled;
+	uint64_t deadline;        /* uv_now: the caller's answer by then */
+	bool cancelled;           /* no answer to the caller any more */
+	bool linked;              /* in d->queries: the caller waits */
 	int sync_rcode;           /* set when c-ares failed at once */
 	struct dns_query *prev, *next;
 };
@@ -50,10 +52,15 @@ struct dns {
 	struct resolver res;      /* first: the resolver.h view */
 	uv_loop_t *loop;
 	ares_channel channel;
+	unsigned timeout_ms;      /* per lookup, CNAMEs followed included */
 	uv_timer_t timer;         /* c-ares timeouts */
 	uv_timer_t later;         /* answers that must not come at once */
 	struct dns_sock *socks;
-	struct dns_query *queries; /* in flight */
+	/* Queries whose callers wait, oldest first: a deadline is one
+	 * timeout after the lookup began, so the list is in the order
+	 * they pass.  A cancelled query leaves the list but stays with
+	 * c-ares until its callback. */
+	struct dns_query *queries, *queries_last;
 	struct dns_query *deferred;
 	unsigned open_handles;
 	bool closing, in_send;
@@ -150,30 +157,64 @@ dns_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 	uv_poll_start(&s->poll, events, dns_poll_cb);
 }
 
+static void dns_unlink(struct dns_query *q);
+
+/*
+ * Answers RESOLVER_TIMEOUT to every caller whose lookup has run out of
+ * time.  c-ares may still be at it (each of several servers gets the
+ * full retransmission schedule); the query stays with c-ares, cancelled,
+ * until it gives up.
+ */
+static void
+dns_expire(struct dns *d)
+{
+	struct resolver_answer ans = { RESOLVER_TIMEOUT, 0, NULL };
+	uint64_t now = uv_now(d->loop);
+	struct dns_query *q;
+
+	while ((q = d->queries) != NULL && q->deadline <= now) {
+		dns_unlink(q);
+		q->cancelled = true;
+		q->cb(q->data, &ans);
+	}
+}
+
 static void
 dns_timer_cb(uv_timer_t *t)
 {
 	struct dns *d = t->data;
 
 	ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_expire(d);
 	dns_schedule(d);
 }
 
-/* Arms the timer for c-ares' next timeout, if it has queries. */
+/* Arms the timer for c-ares' next timeout or the next deadline of a
+ * lookup, whichever comes first. */
 static void
 dns_schedule(struct dns *d)
 {
 	struct timeval tv, *tvp;
-	uint64_t ms;
+	struct dns_query *q;
+	uint64_t ms = UINT64_MAX, now;
 
 	if (d->closing)
 		return;
 	tvp = ares_timeout(d->channel, NULL, &tv);
-	if (tvp == NULL) {
+	if (tvp != NULL)
+		ms = (uint64_t)tvp->tv_sec * 1000 +
+		    (uint64_t)tvp->tv_usec / 1000;
+	if ((q = d->queries) != NULL) {
+		now = uv_now(d->loop);
+		if (q->deadline <= now)
+			ms = 0;
+		else if (q->deadline - now < ms)
+			ms = q->deadline - now;
+	}
+	if (ms == UINT64_MAX) {
 		uv_timer_stop(&d->timer);
 		return;
 	}
-	ms = (uint64_t)tvp->tv_sec * 1000 + (uint64_t)tvp->tv_usec / 1000;
 	uv_timer_start(&d->timer, dns_timer_cb, ms ? ms : 1, 0);
 }
 
@@ -463,12 +504,17 @@ dns_unlink(struct dns_query *q)
 {
 	struct dns *d = q->d;
 
+	if (!q->linked)
+		return;
+	q->linked = false;
 	if (q->prev != NULL)
 		q->prev->next = q->next;
 	else
 		d->queries = q->next;
 	if (q->next != NULL)
 		q->next->prev = q->prev;
+	else
+		d->queries_last = q->prev;
 	q->prev = q->next = NULL;
 }
 
@@ -541,10 +587,15 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 	    sizeof(follow));
 	if (follow[0] != '\0' && !q->cancelled && !d->closing) {
 		/* The chain ends in a name this answer has nothing for:
-		 * ask for it (RFC 1034 3.6.2). */
+		 * ask for it (RFC 1034 3.6.2), q staying where it is in
+		 * the list of queries in flight.  The server of the zone
+		 * decides how slowly each link comes: past the lookup's
+		 * deadline no more are asked for. */
 		free(p);
 		snprintf(q->name, sizeof(q->name), "%s", follow);
-		if (!dns_send(q))
+		if (uv_now(d->loop) >= q->deadline)
+			dns_deliver(q, RESOLVER_TIMEOUT, NULL);
+		else if (!dns_send(q))
 			dns_deliver(q, RESOLVER_SERVFAIL, NULL);
 		return;
 	}
@@ -572,7 +623,23 @@ dns_later_cb(uv_timer_t *t)
 	}
 }
 
-/* Links q in and hands its query to c-ares. */
+static void
+dns_link(struct dns_query *q)
+{
+	struct dns *d = q->d;
+
+	q->linked = true;
+	q->next = NULL;
+	q->prev = d->queries_last;
+	if (d->queries_last != NULL)
+		d->queries_last->next = q;
+	else
+		d->queries = q;
+	d->queries_last = q;
+}
+
+/* Hands the query for q->name to c-ares; q is in d->queries already, so
+ * that an answer from within ares_send() finds it there. */
 static bool
 dns_send(struct dns_query *q)
 {
@@ -583,11 +650,6 @@ dns_send(struct dns_query *q)
 	len = dns_build_query(q->name, (unsigned)q->type, buf, sizeof(buf));
 	if (len == 0)
 		return false;
-	q->prev = NULL;
-	q->next = d->queries;
-	if (d->queries != NULL)
-		d->queries->prev = q;
-	d->queries = q;
 	d->in_send = true;
 	ares_send(d->channel, buf, (int)len, dns_ares_cb, q);
 	d->in_send = false;
@@ -610,6 +672,7 @@ dns_query_op(struct resolver *r, const char *name, enum resolver_type type,
 	q->cb = cb;
 	q->data = data;
 	q->type = type;
+	q->deadline = uv_now(d->loop) + d->timeout_ms;
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	if (d->closing) {
 		q->sync_rcode = RESOLVER_TIMEOUT;
@@ -618,7 +681,9 @@ dns_query_op(struct resolver *r, const char *name, enum resolver_type type,
 		uv_timer_start(&d->later, dns_later_cb, 0, 0);
 		return 0;
 	}
+	dns_link(q);
 	if (!dns_send(q)) {
+		dns_unlink(q);
 		free(q);
 		return PR_EINVAL;
 	}
@@ -629,11 +694,15 @@ static void
 dns_cancel_op(struct resolver *r, void *data)
 {
 	struct dns *d = (struct dns *)r;
-	struct dns_query *q;
+	struct dns_query *q, *next;
 
-	for (q = d->queries; q != NULL; q = q->next)
-		if (q->data == data)
+	for (q = d->queries; q != NULL; q = next) {
+		next = q->next;
+		if (q->data == data) {
 			q->cancelled = true;
+			dns_unlink(q);
+		}
+	}
 	for (q = d->deferred; q != NULL; q = q->next)
 		if (q->data == data)
 			q->cancelled = true;
@@ -721,6 +790,7 @@ dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms,
 	d = xcalloc(1, sizeof(*d));
 	d->res.ops = &dns_ops;
 	d->loop = loop;
+	d->timeout_ms = timeout_ms;
 	memset(&opts, 0, sizeof(opts));
 	opts.sock_state_cb = dns_sock_state_cb;
 	opts.sock_state_cb_data = d;
@@ -730,7 +800,9 @@ dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms,
 	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
 	opts.ndomains = 0;
 	opts.domains = NULL;
-	/* c-ares doubles the wait on each round: t + 2t = timeout. */
+	/* c-ares doubles the wait on each round: t + 2t = timeout with one
+	 * server; with several, each gets that, and dns_expire() ends the
+	 * lookup at its deadline. */
 	opts.tries = 2;
 	opts.timeout = (int)(timeout_ms / 3 > 0 ? timeout_ms / 3 : 1);
 	/* /etc/hosts too, for the relay's host lookups, unless a server

@@ -32,9 +32,11 @@ struct dns;
 /*
  * Makes a resolver on loop.  server is "" for the system's
  * (/etc/resolv.conf) or "ip", "ip:port", "[v6]:port" to ask only that
- * server ([dns] resolver, for tests); timeout_ms bounds each query, its
- * retransmissions included ([dns] timeout).  Returns 0, or PR_EINVAL
- * (bad server) or PR_EIO with err set.
+ * server ([dns] resolver, for tests); timeout_ms bounds each lookup
+ * ([dns] timeout): its answer, or RESOLVER_TIMEOUT, comes within
+ * timeout_ms of resolver_query(), however many servers c-ares tries and
+ * however long a CNAME chain it follows.  Returns 0, or PR_EINVAL (bad
+ * server) or PR_EIO with err set.
  */
 int dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms,
     struct dns **d_r, struct pr_err *err);

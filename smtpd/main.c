@@ -41,7 +41,7 @@ struct smtpd {
 	struct cfg cfg;
 	struct net_tls *tls;
 	struct smtp_server srv;
-	struct dns *dns;              /* inbound checks ([dns]) */
+	struct dns *dns;              /* inbound checks, relay ([dns]) */
 	struct net_listener *listeners[3 * CFG_LISTEN_MAX];
 	size_t n_listeners;
 	struct daemon_signals sig;
@@ -147,6 +147,8 @@ smtpd_shutdown(struct smtpd *d)
 	/* No session is left to check a password, or a sender. */
 	pwpool_stop(&d->srv.pw);
 	smtp_pickup_stop(&d->pickup);
+	/* Closing the resolver also ends the relay's lookups in flight,
+	 * which relay_stop() waits for. */
 	if (d->dns != NULL) {
 		d->srv.resolver = NULL;
 		dns_close(d->dns, NULL, NULL);
@@ -295,7 +297,15 @@ smtpd_start(struct smtpd *d)
 		log_err(NULL, "%s", err.msg);
 		return -1;
 	}
-	if (relay_new(d->loop, &d->cfg, d->srv.wk, &d->srv.relay, &err) < 0) {
+	/* One resolver for the inbound checks and the relay. */
+	if (dns_new(d->loop, d->cfg.dns.resolver, d->cfg.dns.timeout * 1000,
+	    &d->dns, &err) < 0) {
+		log_err(NULL, "dns: %s", err.msg);
+		return -1;
+	}
+	d->srv.resolver = dns_resolver(d->dns);
+	if (relay_new(d->loop, &d->cfg, d->dns, d->srv.wk, &d->srv.relay,
+	    &err) < 0) {
 		log_err(NULL, "relay: %s", err.msg);
 		return -1;
 	}
@@ -305,12 +315,6 @@ smtpd_start(struct smtpd *d)
 		log_err(NULL, "pickup: %s", err.msg);
 		return -1;
 	}
-	if (dns_new(d->loop, d->cfg.dns.resolver, d->cfg.dns.timeout * 1000,
-	    &d->dns, &err) < 0) {
-		log_err(NULL, "dns: %s", err.msg);
-		return -1;
-	}
-	d->srv.resolver = dns_resolver(d->dns);
 	return 0;
 }
 

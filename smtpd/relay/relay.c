@@ -2,8 +2,9 @@
  * relay.c - the outbound queue runner's life cycle (see relay.h).
  *
  * Creating the runner reads its part of the config (smarthost and its
- * password file), makes the TLS client contexts (relay_tls.c), the
- * resolver (relay_dns.h) and the store thread (relay_worker.h), and
+ * password file), makes the TLS client contexts (relay_tls.c), its
+ * lookups on the daemon's resolver (relay_dns.h) and the store thread
+ * (relay_worker.h), and
  * starts the scheduler (relay_sched.c).  Stopping closes everything in
  * flight; the entries stay queued for the next run.  The objects the
  * runner works with are described in relay_int.h.
@@ -58,8 +59,8 @@ relay_free_cb(uv_handle_t *h)
 }
 
 int
-relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
-    struct relay **r_r, struct pr_err *err)
+relay_new(uv_loop_t *loop, const struct cfg *cfg, struct dns *dns,
+    struct store_worker *wk, struct relay **r_r, struct pr_err *err)
 {
 	struct relay *r;
 	int rc;
@@ -108,9 +109,7 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
 	if (r->smarthost &&
 	    (rc = relay_tls_smarthost_new(cfg, &r->smart_tls, err)) < 0)
 		goto fail;
-	if ((rc = relay_dns_new(loop, cfg->relay.resolver,
-	    cfg->dns.timeout * 1000, &r->dns, err)) < 0)
-		goto fail;
+	r->dns = relay_dns_new(loop, dns);
 	if (r->smarthost)
 		log_info(NULL, "relay: all mail through %s:%u%s, %s, "
 		    "certificate verified with %s", r->smart_host,

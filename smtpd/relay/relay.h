@@ -17,15 +17,19 @@
 
 struct relay;
 
+struct dns;
 struct store_worker;
 
 /* Creates the runner on loop and starts it (first queue scan right away).
  * Its store work runs on wk, the daemon's store worker, which must outlive
- * the runner and be stopped only after relay_stop's done_cb.  cfg must
- * outlive the runner too.  With [relay] enabled = false the runner exists
- * but never sends.  Returns 0 or an error with err set. */
-int relay_new(uv_loop_t *loop, const struct cfg *cfg, struct store_worker *wk,
-    struct relay **r_r, struct pr_err *err);
+ * the runner and be stopped only after relay_stop's done_cb.  Its lookups
+ * go to dns, the daemon's resolver (common/dns.h), which must stay open
+ * until relay_stop() or be closed first: closing it cancels the lookups
+ * in flight.  cfg must outlive the runner too.  With [relay] enabled =
+ * false the runner exists but never sends.  Returns 0 or an error with
+ * err set. */
+int relay_new(uv_loop_t *loop, const struct cfg *cfg, struct dns *dns,
+    struct store_worker *wk, struct relay **r_r, struct pr_err *err);
 
 /* New entries were committed to the queue: scan it soon.  Cheap; safe to
  * call after every delivery. */

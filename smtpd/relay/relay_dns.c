@@ -1,9 +1,11 @@
 /*
  * relay_dns.c - MX/A/AAAA lookups with c-ares on libuv.
  *
- * The channel and its loop plumbing are common/dns.c's (one resolver
- * for the relay and the inbound checks, [dns] in postroom.conf(5)); the
- * MX query and the address lookups of each host are asked here.
+ * The resolver is the daemon's common/dns.c (one for the relay and the
+ * inbound checks, [dns] in postroom.conf(5)).  The MX query goes through
+ * its resolver.h interface, so its answer is read and bounded by the one
+ * parser there; the addresses of each host come from ares_getaddrinfo()
+ * on the same channel, which knows /etc/hosts and address literals.
  */
 #include "relay_dns.h"
 
@@ -25,8 +27,9 @@
 
 struct relay_dns {
 	uv_loop_t *loop;
-	struct dns *dns;
+	struct dns *dns;          /* the daemon's, borrowed */
 	ares_channel channel;     /* dns_channel(dns) */
+	size_t lookups;           /* in flight */
 	bool closing;
 	void (*done_cb)(void *data);
 	void *done_data;
@@ -62,29 +65,23 @@ relay_dns_schedule(struct relay_dns *d)
 		dns_kick(d->dns);
 }
 
-int
-relay_dns_new(uv_loop_t *loop, const char *resolver, unsigned timeout_ms,
-    struct relay_dns **d_r, struct pr_err *err)
+struct relay_dns *
+relay_dns_new(uv_loop_t *loop, struct dns *dns)
 {
-	struct relay_dns *d;
-	int rc;
+	struct relay_dns *d = xcalloc(1, sizeof(*d));
 
-	d = xcalloc(1, sizeof(*d));
 	d->loop = loop;
-	if ((rc = dns_new(loop, resolver, timeout_ms, &d->dns, err)) < 0) {
-		free(d);
-		return rc;
-	}
-	d->channel = dns_channel(d->dns);
-	*d_r = d;
-	return 0;
+	d->dns = dns;
+	d->channel = dns_channel(dns);
+	return d;
 }
 
+/* Frees d once it is closing and no lookup is left. */
 static void
-relay_dns_closed_cb(void *data)
+relay_dns_maybe_done(struct relay_dns *d)
 {
-	struct relay_dns *d = data;
-
+	if (!d->closing || d->lookups > 0)
+		return;
 	if (d->done_cb != NULL)
 		d->done_cb(d->done_data);
 	free(d);
@@ -98,8 +95,7 @@ relay_dns_close(struct relay_dns *d, void (*done_cb)(void *data), void *data)
 	d->done_cb = done_cb;
 	d->done_data = data;
 	d->closing = true;
-	/* Lookups in flight end with ARES_EDESTRUCTION: cancelled. */
-	dns_close(d->dns, relay_dns_closed_cb, d);
+	relay_dns_maybe_done(d);
 }
 
 void
@@ -185,6 +181,8 @@ relay_dns_report_later(struct relay_dns *d, relay_dns_cb cb, void *data,
 	relay_dns_report_route_later(d, cb, data, &rt);
 }
 
+static void relay_dns_lookup_free(struct relay_dns_lookup *l);
+
 /* All lookups answered: build the route and report it. */
 static void
 relay_dns_finish(struct relay_dns_lookup *l)
@@ -208,7 +206,7 @@ relay_dns_finish(struct relay_dns_lookup *l)
 		for (j = 0; j < h->n && rt.n < RELAY_TARGETS_MAX; j++)
 			rt.t[rt.n++] = h->t[j];
 	}
-	if (l->cancelled) {
+	if (l->cancelled || l->d->closing) {
 		rt.status = RELAY_ROUTE_CANCELLED;
 		snprintf(rt.error, sizeof(rt.error), "shutting down");
 	} else if (rt.n > 0) {
@@ -233,7 +231,7 @@ relay_dns_finish(struct relay_dns_lookup *l)
 		relay_dns_report_route_later(l->d, l->cb, l->data, &rt);
 	else
 		l->cb(l->data, &rt);
-	free(l);
+	relay_dns_lookup_free(l);
 }
 
 static void
@@ -303,50 +301,39 @@ relay_dns_resolve_hosts(struct relay_dns_lookup *l)
 	relay_dns_schedule(d);
 }
 
-static void
-relay_dns_mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
-    int alen)
+/* What a failed MX query says, for the delivery's status text. */
+static const char *
+relay_dns_rcode_str(enum resolver_rcode rc)
 {
-	struct relay_dns_lookup *l = arg;
-	struct ares_mx_reply *mx = NULL, *m;
-	struct relay_route rt;
+	switch (rc) {
+	case RESOLVER_TIMEOUT:
+		return "no answer from the DNS servers";
+	case RESOLVER_FORMERR:
+		return "format error (FORMERR)";
+	case RESOLVER_REFUSED:
+		return "query refused (REFUSED)";
+	default:
+		return "server failure (SERVFAIL)";
+	}
+}
 
-	(void)timeouts;
+/* The answer of common/dns.c to the MX query: its records are those of
+ * the domain, or of the end of its CNAME chain, and at most
+ * DNS_ANSWER_MAX. */
+static void
+relay_dns_mx_cb(void *data, const struct resolver_answer *ans)
+{
+	struct relay_dns_lookup *l = data;
+	struct relay_route rt;
+	size_t i;
+
 	memset(&rt, 0, sizeof(rt));
-	if (relay_dns_cancelled(status)) {
+	if (l->d->closing) {
 		rt.status = RELAY_ROUTE_CANCELLED;
 		snprintf(rt.error, sizeof(rt.error), "shutting down");
 		goto report;
 	}
-	if (status == ARES_SUCCESS) {
-		status = ares_parse_mx_reply(abuf, alen, &mx);
-		if (status == ARES_SUCCESS) {
-			for (m = mx; m != NULL && l->n_mx < RELAY_MX_MAX;
-			    m = m->next) {
-				l->mx[l->n_mx].pref = m->priority;
-				snprintf(l->mx[l->n_mx].host, RELAY_HOST_MAX,
-				    "%s", m->host);
-				l->n_mx++;
-			}
-			ares_free_data(mx);
-		}
-	}
-	if (status == ARES_SUCCESS && l->n_mx > 0) {
-		if (relay_mx_is_null(l->mx, l->n_mx)) {
-			/* RFC 7505 4.1: do not try; bounce at once. */
-			rt.status = RELAY_ROUTE_PERM;
-			snprintf(rt.status_code, sizeof(rt.status_code),
-			    "5.1.10");
-			snprintf(rt.error, sizeof(rt.error),
-			    "Domain %s does not accept mail (null MX, "
-			    "RFC 7505)", l->domain);
-			goto report;
-		}
-		relay_mx_sort(l->mx, l->n_mx, relay_dns_rand, NULL);
-		relay_dns_resolve_hosts(l);
-		return;
-	}
-	if (status == ARES_ENOTFOUND) {
+	if (ans->rcode == RESOLVER_NXDOMAIN) {
 		/* NXDOMAIN: the domain does not exist. */
 		rt.status = RELAY_ROUTE_PERM;
 		snprintf(rt.status_code, sizeof(rt.status_code), "5.4.4");
@@ -355,8 +342,23 @@ relay_dns_mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 		    l->domain);
 		goto report;
 	}
-	if (status == ARES_ENODATA || (status == ARES_SUCCESS &&
-	    l->n_mx == 0)) {
+	if (ans->rcode != RESOLVER_NOERROR) {
+		rt.status = RELAY_ROUTE_TEMP;
+		snprintf(rt.status_code, sizeof(rt.status_code), "4.4.3");
+		snprintf(rt.error, sizeof(rt.error),
+		    "MX lookup for %s failed: %s", l->domain,
+		    relay_dns_rcode_str(ans->rcode));
+		goto report;
+	}
+	for (i = 0; i < ans->n && l->n_mx < RELAY_MX_MAX; i++) {
+		if (ans->rr[i].type != RESOLVER_MX)
+			continue;
+		l->mx[l->n_mx].pref = ans->rr[i].u.mx.pref;
+		snprintf(l->mx[l->n_mx].host, RELAY_HOST_MAX, "%s",
+		    ans->rr[i].u.mx.host);
+		l->n_mx++;
+	}
+	if (l->n_mx == 0) {
 		/* RFC 5321 5.1: no MX, the domain itself is the MX. */
 		l->implicit = true;
 		l->n_mx = 1;
@@ -365,13 +367,21 @@ relay_dns_mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 		relay_dns_resolve_hosts(l);
 		return;
 	}
-	rt.status = RELAY_ROUTE_TEMP;
-	snprintf(rt.status_code, sizeof(rt.status_code), "4.4.3");
-	snprintf(rt.error, sizeof(rt.error), "MX lookup for %s failed: %s",
-	    l->domain, ares_strerror(status));
+	if (relay_mx_is_null(l->mx, l->n_mx)) {
+		/* RFC 7505 4.1: do not try; bounce at once. */
+		rt.status = RELAY_ROUTE_PERM;
+		snprintf(rt.status_code, sizeof(rt.status_code), "5.1.10");
+		snprintf(rt.error, sizeof(rt.error),
+		    "Domain %s does not accept mail (null MX, RFC 7505)",
+		    l->domain);
+		goto report;
+	}
+	relay_mx_sort(l->mx, l->n_mx, relay_dns_rand, NULL);
+	relay_dns_resolve_hosts(l);
+	return;
 report:
 	l->cb(l->data, &rt);
-	free(l);
+	relay_dns_lookup_free(l);
 }
 
 static struct relay_dns_lookup *
@@ -385,7 +395,18 @@ relay_dns_lookup_new(struct relay_dns *d, const char *name, unsigned port,
 	l->data = data;
 	l->port = port;
 	snprintf(l->domain, sizeof(l->domain), "%s", name);
+	d->lookups++;
 	return l;
+}
+
+static void
+relay_dns_lookup_free(struct relay_dns_lookup *l)
+{
+	struct relay_dns *d = l->d;
+
+	free(l);
+	d->lookups--;
+	relay_dns_maybe_done(d);
 }
 
 void
@@ -427,11 +448,13 @@ relay_dns_route(struct relay_dns *d, const char *domain, unsigned port,
 		return;
 	}
 	l = relay_dns_lookup_new(d, name, port, cb, data);
-	/* c-ares calls back from ares_process_fd, never from inside
-	 * ares_query for a well-formed name. */
-	ares_query(d->channel, name, 1 /* C_IN */, 15 /* T_MX */,
-	    relay_dns_mx_cb, l);
-	relay_dns_schedule(d);
+	/* common/dns.c answers from the loop, never from within the call. */
+	if (resolver_query(dns_resolver(d->dns), name, RESOLVER_MX,
+	    relay_dns_mx_cb, l) < 0) {
+		relay_dns_lookup_free(l);
+		snprintf(err, sizeof(err), "bad domain name %s", domain);
+		relay_dns_report_later(d, cb, data, RELAY_ROUTE_PERM, err);
+	}
 }
 
 void

@@ -38,18 +38,19 @@ struct relay_route {
 	struct relay_target t[RELAY_TARGETS_MAX]; /* in the order to try */
 };
 
+struct dns;
 struct relay_dns;
 
-/* Creates a resolver on loop (common/dns.h).  resolver is "" for the
- * system's (/etc/resolv.conf) or "ip[:port]" to ask only that server
- * (tests); timeout_ms bounds each query ([dns] timeout).  Returns 0 or
- * an error with err set. */
-int relay_dns_new(uv_loop_t *loop, const char *resolver, unsigned timeout_ms,
-    struct relay_dns **d_r, struct pr_err *err);
+/* Makes the relay's lookups on dns, the daemon's resolver (common/dns.h,
+ * [dns] in postroom.conf(5)), which is borrowed: it stays open until
+ * relay_dns_close()'s done_cb or is closed first (see there). */
+struct relay_dns *relay_dns_new(uv_loop_t *loop, struct dns *dns);
 
-/* Closes the resolver: lookups in flight complete with
- * RELAY_ROUTE_CANCELLED, then the handles close and done_cb runs on the
- * loop; the resolver is freed after done_cb returns. */
+/* Closes d: new lookups complete with RELAY_ROUTE_CANCELLED at once, and
+ * those in flight when they are answered or when the daemon closes dns
+ * (which answers them all, also RELAY_ROUTE_CANCELLED).  Then done_cb
+ * runs, before this returns if nothing is in flight, and d is freed
+ * after it returns. */
 void relay_dns_close(struct relay_dns *d, void (*done_cb)(void *data),
     void *data);
 

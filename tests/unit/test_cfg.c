@@ -163,8 +163,9 @@ test_inbound(void)
 		    PR_EINVAL, "bad [dns]/[inbound] value %zu refused", i);
 }
 
-/* A key set twice is refused at its second line, naming the first; the
- * same name in two sections is two keys. */
+/* A key set twice is refused at its second line, naming the first; so is
+ * an indented line, which inih reads as more of the value before; the same
+ * name in two sections is two keys. */
 static void
 test_duplicate_and_caps(void)
 {
@@ -172,6 +173,7 @@ test_duplicate_and_caps(void)
 	    "[pop3]\nlisten = 127.0.0.1:1100\n[smtp]\nmax_recipients = 7\n";
 	static const char two[] = "[smtp]\nlisten = 127.0.0.1:2525\n"
 	    "[pop3]\nlisten = 127.0.0.1:1100\n";
+	static const char cont[] = "[server]\nhostname = a\n  continued\n";
 	static const char big[] = "[smtp]\nmax_message_size = 901M\n";
 	static const char cap[] = "[smtp]\nmax_message_size = 900M\n";
 	struct cfg c;
@@ -181,6 +183,11 @@ test_duplicate_and_caps(void)
 	    "a key set twice is an error");
 	TAP_EQ_STR(err.msg, "mem.conf:7: duplicate key 'max_recipients' in "
 	    "[smtp] (first set on line 2)", "duplicate key message");
+	TAP_EQ_INT(load_buf(cont, sizeof(cont) - 1, &c, &err), PR_EINVAL,
+	    "an indented line is refused");
+	TAP_EQ_STR(err.msg, "mem.conf:3: indented line continues 'hostname' "
+	    "in [server] (line 2); a value is one line",
+	    "an indented line is named so, not a duplicate key");
 	TAP_EQ_INT(load_buf(two, sizeof(two) - 1, &c, &err), 0,
 	    "one name in two sections (%s)", err.msg);
 	TAP_EQ_INT(load_buf(big, sizeof(big) - 1, &c, &err), PR_EINVAL,
