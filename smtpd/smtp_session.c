@@ -99,6 +99,11 @@ struct smtp_session_chk {
 	struct dkim_verify *dkim;     /* NULL: [inbound] dkim and dmarc off */
 	struct dmarc *dmarc;
 	struct buf out;               /* filtered octets of the last feed */
+	/* What the last feed passes on to the store: k->out while the
+	 * header section is filtered, then the fed octets themselves (the
+	 * body passes untouched; valid as long as the event's data). */
+	const uint8_t *fed;
+	size_t fed_len;
 	bool verified;                /* SMTP_EV_VERIFY fed the tail */
 	bool dkim_async, wait_iprev;
 	struct dkim_verify_result res[DKIM_VERIFY_REPORT_MAX];
@@ -1102,8 +1107,8 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 		    (size_t)s->spool_off : (size_t)tx->size;
 	} else if (s->chk != NULL && s->chk->verified) {
 		m->body_fd = -1;
-		m->body = s->chk->out.p;
-		m->body_len = s->chk->out.len;
+		m->body = s->chk->fed;
+		m->body_len = s->chk->fed_len;
 	} else {
 		m->body_fd = -1;
 		m->body = ev->data;
@@ -1123,8 +1128,8 @@ smtp_session_deliver(struct smtp_session *s, const struct smtp_event *ev)
 	size_t len = ev->len;
 
 	if (s->chk != NULL && s->chk->verified) {
-		data = s->chk->out.p;
-		len = s->chk->out.len;
+		data = s->chk->fed;
+		len = s->chk->fed_len;
 	}
 	/* The tail of a spooled message joins the rest in the file first. */
 	if (tx->spooled && len > 0) {
@@ -1464,8 +1469,8 @@ smtp_session_chk(struct smtp_session *s)
 	return k;
 }
 
-/* Message octets as received: to the verifier, through the header filter
- * into k->out (reset first). */
+/* Message octets as received: to the verifier, and through the header
+ * filter into k->fed. */
 static int
 smtp_session_chk_feed(struct smtp_session *s, const uint8_t *data,
     size_t len, bool last)
@@ -1478,9 +1483,19 @@ smtp_session_chk_feed(struct smtp_session *s, const uint8_t *data,
 	    len) < 0)
 		log_warn(s->sid, "dkim: the verifier could not take the "
 		    "message");
+	if (k->head.body) {
+		/* Past the header section the filter changes nothing: each
+		 * SPOOL chunk of the body goes to the file as it came, not
+		 * through a copy. */
+		k->fed = data;
+		k->fed_len = len;
+		return 0;
+	}
 	r = smtp_head_feed(&k->head, data, len, &k->out);
 	if (r == 0 && last)
 		r = smtp_head_finish(&k->head, &k->out);
+	k->fed = k->out.p;
+	k->fed_len = k->out.len;
 	return r;
 }
 
@@ -1717,8 +1732,8 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 				smtp_session_spool_done(s, PR_EIO);
 				return false;
 			}
-			smtp_session_spool_write(s, s->chk->out.p,
-			    s->chk->out.len, smtp_session_spool_done);
+			smtp_session_spool_write(s, s->chk->fed,
+			    s->chk->fed_len, smtp_session_spool_done);
 			return false;
 		}
 		smtp_session_spool_write(s, ev->data, ev->len,
