@@ -276,17 +276,24 @@ smtp_session_flush(struct smtp_session *s)
 	buf_shrink(out, 0);
 }
 
-/* Answers the outstanding event and goes on with buffered input. */
+/* The outstanding event is answered: go on with buffered input. */
 static void
-smtp_session_complete(struct smtp_session *s, int status)
+smtp_session_resume(struct smtp_session *s)
 {
-	smtp_proto_complete(s->p, status);
 	s->busy = false;
 	smtp_session_op_free(s);
 	if (s->c == NULL)
 		return;
 	net_conn_resume(s->c);
 	smtp_session_run(s);
+}
+
+/* Answers the outstanding event and goes on with buffered input. */
+static void
+smtp_session_complete(struct smtp_session *s, int status)
+{
+	smtp_proto_complete(s->p, status);
+	smtp_session_resume(s);
 }
 
 /* --- AUTH -------------------------------------------------------------- */
@@ -1572,12 +1579,7 @@ smtp_session_verify_finish(struct smtp_session *s)
 		smtp_session_spool_close(s);
 		smtp_session_chk_free(s);
 	}
-	s->busy = false;
-	smtp_session_op_free(s);
-	if (s->c == NULL)
-		return;
-	net_conn_resume(s->c);
-	smtp_session_run(s);
+	smtp_session_resume(s);
 }
 
 static void
