@@ -652,7 +652,6 @@ smtp_proto_complete_verify(struct smtp_proto *p, int status)
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
 	smtp_proto__facts(p, &f);
 	f.status = status;
-	f.peer = p->conf.peer;
 	f.from_status = p->verify.from_status;
 	f.dmarc_checked = p->verify.dmarc_checked;
 	f.dmarc_result = p->verify.dmarc_result;

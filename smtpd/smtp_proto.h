@@ -95,7 +95,6 @@ struct smtp_proto_conf {
 	 * report: the results are recorded, nothing is refused. */
 	bool verify;
 	bool dmarc_report;
-	const char *peer;          /* the client's address, for log lines */
 	struct smtp_limits limits;
 	/* Optional log hook (level 0 debug, 1 info, 2 warning); the text is
 	 * a complete sentence without a newline.  NULL = silent. */

@@ -2049,7 +2049,6 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	conf.verify = s->kind == SMTP_LISTEN_MX;
 	conf.dmarc_report = srv->cfg->inbound.dmarc_policy ==
 	    CFG_DMARC_REPORT;
-	conf.peer = s->peer;
 	conf.limits = srv->limits;
 	conf.log_cb = smtp_session_log_cb;
 	conf.log_data = s;
