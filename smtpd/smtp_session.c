@@ -296,6 +296,17 @@ smtp_session_complete(struct smtp_session *s, int status)
 	smtp_session_resume(s);
 }
 
+/* Waits ms on the session timer, then cb, which ends the wait (clears
+ * delay_active, drops the pending count).  A close cancels the wait
+ * (smtp_session_close_cb). */
+static void
+smtp_session_wait(struct smtp_session *s, uv_timer_cb cb, uint64_t ms)
+{
+	s->pending++;
+	s->delay_active = true;
+	uv_timer_start(&s->timer, cb, ms, 0);
+}
+
 /* --- AUTH -------------------------------------------------------------- */
 
 /*
@@ -393,9 +404,7 @@ smtp_session_auth_counted_cb(struct store_throttle_job *j)
 	    fails - 1);
 	if (delay > SMTP_SESSION_AUTH_DELAY_MAX_MS)
 		delay = SMTP_SESSION_AUTH_DELAY_MAX_MS;
-	s->pending++;
-	s->delay_active = true;
-	uv_timer_start(&s->timer, smtp_session_auth_delay_cb, delay, 0);
+	smtp_session_wait(s, smtp_session_auth_delay_cb, delay);
 }
 
 /* Counts a failure (success false) or forgets the account's failures,
@@ -440,10 +449,8 @@ smtp_session_auth_after_cb(struct pwpool_job *pj)
 		log_warn(s->sid, "auth client=%s status=refused device=%s "
 		    "reason=\"devices log in on the submission ports only\"",
 		    s->peer, log_value(op->login.name, uq, sizeof(uq)));
-		s->pending++;
-		s->delay_active = true;
-		uv_timer_start(&s->timer, smtp_session_auth_delay_cb,
-		    SMTP_SESSION_AUTH_DELAY_MS, 0);
+		smtp_session_wait(s, smtp_session_auth_delay_cb,
+		    SMTP_SESSION_AUTH_DELAY_MS);
 		return;
 	}
 	if (op->auth_status == 0) {
@@ -567,9 +574,7 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 		    log_value(op->login.account, uq, sizeof(uq)),
 		    n->ip_failures, n->account_failures,
 		    (unsigned long long)delay);
-		s->pending++;
-		s->delay_active = true;
-		uv_timer_start(&s->timer, smtp_session_auth_wait_cb, delay, 0);
+		smtp_session_wait(s, smtp_session_auth_wait_cb, delay);
 		return false;
 	}
 	if (!smtp_session_auth_verify(s)) {
@@ -1709,10 +1714,8 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 	case SMTP_EV_DELAY:
 		/* The error reply waits in the core's output; the loop
 		 * serves everybody else meanwhile. */
-		s->pending++;
-		s->delay_active = true;
-		uv_timer_start(&s->timer, smtp_session_error_delay_cb,
-		    ev->delay_ms, 0);
+		smtp_session_wait(s, smtp_session_error_delay_cb,
+		    ev->delay_ms);
 		return false;
 	case SMTP_EV_RCPT:
 		/* Every transaction has one: a message's checks that were
