@@ -518,8 +518,22 @@ smtp_session_auth_wait_cb(uv_timer_t *t)
 
 	s->delay_active = false;
 	s->pending--;
-	if (!smtp_session_auth_verify(s))
+	if (!smtp_session_auth_verify(s)) {
+		sodium_memzero(s->op->login.hash, sizeof(s->op->login.hash));
 		smtp_session_complete(s, PR_EAGAIN);
+	}
+}
+
+/* AUTH ends before a password check: the hash is wiped (the op state
+ * may outlive this, held by other work in flight) and the core gets
+ * status.  Returns true: the event completed synchronously. */
+static bool
+smtp_session_auth_end(struct smtp_session *s, int status)
+{
+	sodium_memzero(s->op->login.hash, sizeof(s->op->login.hash));
+	smtp_proto_complete(s->p, status);
+	smtp_session_op_free(s);
+	return true;
 }
 
 /* Returns true when the event completed synchronously. */
@@ -542,10 +556,7 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 	    s->srv->cfg->server.default_domain, &op->login, &err);
 	if (r < 0) {
 		log_err(s->sid, "AUTH lookup of %s: %s", ev->user, err.msg);
-		sodium_memzero(op->login.hash, sizeof(op->login.hash));
-		smtp_proto_complete(s->p, PR_EIO);
-		smtp_session_op_free(s);
-		return true;
+		return smtp_session_auth_end(s, PR_EIO);
 	}
 	op->auth_pass = ev->pass;
 	/* A store that cannot tell the counts does not lock everybody out:
@@ -563,10 +574,7 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 		    n->ip_failures, n->account_failures,
 		    strcmp(s->ipkey, s->peer) != 0 ? " net=" : "",
 		    strcmp(s->ipkey, s->peer) != 0 ? s->ipkey : "");
-		sodium_memzero(op->login.hash, sizeof(op->login.hash));
-		smtp_proto_complete(s->p, PR_EAGAIN);
-		smtp_session_op_free(s);
-		return true;
+		return smtp_session_auth_end(s, PR_EAGAIN);
 	}
 	if (delay > 0) {
 		log_info(s->sid, "auth client=%s status=delayed user=%s "
@@ -577,12 +585,8 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 		smtp_session_wait(s, smtp_session_auth_wait_cb, delay);
 		return false;
 	}
-	if (!smtp_session_auth_verify(s)) {
-		sodium_memzero(op->login.hash, sizeof(op->login.hash));
-		smtp_proto_complete(s->p, PR_EAGAIN);
-		smtp_session_op_free(s);
-		return true;
-	}
+	if (!smtp_session_auth_verify(s))
+		return smtp_session_auth_end(s, PR_EAGAIN);
 	return false;
 }
 
