@@ -323,6 +323,12 @@ void smtp_proto_too_slow(struct smtp_proto *p);
  * reply: the span that min_data_rate measures. */
 bool smtp_proto_in_transfer(const struct smtp_proto *p);
 
+/* True when the messages of this session are checked before delivery
+ * (SMTP_EV_VERIFY): an anonymous client on the MX listener, with
+ * conf.verify.  The glue filters such a message's header on its way to
+ * the spool (RFC 8601 5). */
+bool smtp_proto_verifies(const struct smtp_proto *p);
+
 /*
  * The daemon is stopping.  An idle session (no event, not inside DATA or
  * BDAT) gets "421 4.3.2" at once and closes; one inside a message finishes

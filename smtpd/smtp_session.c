@@ -167,7 +167,6 @@ struct smtp_session {
 
 static void smtp_session_run(struct smtp_session *s);
 static void smtp_session_chk_free(struct smtp_session *s);
-static bool smtp_session_checked(const struct smtp_session *s);
 static const struct net_conn_ops smtp_session_ops;
 
 /* The op state for work about to start. */
@@ -909,7 +908,7 @@ smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 	free(t.users);
 	free(t.remote);
 	if (status == SMTP_RCPT_LOCAL && s->srv->cfg->inbound.greylist &&
-	    smtp_session_checked(s))
+	    smtp_proto_verifies(s->p))
 		return smtp_session_greylist(s, ev);
 	smtp_proto_complete(s->p, status);
 	return true;
@@ -1228,15 +1227,6 @@ smtp_session_spf(struct smtp_session *s, const struct smtp_event *ev)
 }
 
 /* --- Inbound checks of the MX listener --------------------------------- */
-
-/* The message being received is checked: an anonymous client's on the
- * MX listener (an authenticated submission carries no A-R of ours). */
-static bool
-smtp_session_checked(const struct smtp_session *s)
-{
-	return s->kind == SMTP_LISTEN_MX &&
-	    smtp_proto_auth_user(s->p)[0] == '\0';
-}
 
 /*
  * What runs at connect, in parallel with nothing in front of the
@@ -1733,7 +1723,7 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 		 * from its start). */
 		if (!smtp_proto_tx(s->p)->spooled)
 			smtp_session_spool_close(s);
-		if (smtp_session_checked(s)) {
+		if (smtp_proto_verifies(s->p)) {
 			/* The spool gets the message without our forged A-R
 			 * fields; the verifier sees it as it came. */
 			if (smtp_session_chk_feed(s, ev->data, ev->len,
