@@ -185,8 +185,9 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 			if (signer[k] == NULL ||
 			    dkim_signer_feed(signer[k], chunk, (size_t)n) == 0)
 				continue;
-			log_warn(m->sid, "relay msgid=%s header too large to "
-			    "DKIM-sign; sending unsigned", m->job.msgid);
+			log_warn(m->sid, "relay msgid=%s DKIM signing with "
+			    "s=%s failed: header too large", m->job.msgid,
+			    dkim_key_selector(key[k]));
 			dkim_signer_free(&signer[k]);
 		}
 	}
