@@ -89,51 +89,54 @@ int
 smtp_head_feed(struct smtp_head *h, const uint8_t *in, size_t len,
     struct buf *out)
 {
-	size_t i;
+	const uint8_t *nl;
+	size_t i = 0, n, room;
 	int r;
 
-	for (i = 0; i < len && !h->body; i++) {
-		uint8_t c = in[i];
-
-		if (h->bol && c != ' ' && c != '\t') {
+	/* A line (or the part of it in this input) at a time. */
+	while (i < len && !h->body) {
+		if (h->bol && in[i] != ' ' && in[i] != '\t') {
 			/* A new line that is no continuation (RFC 5322
 			 * 2.2.3): the field before it is complete. */
 			if ((r = smtp_head_field_end(h, out)) < 0)
 				return r;
 		}
-		h->bol = false;
-		switch (h->mode) {
-		case SMTP_HEAD_HOLD:
-			if (h->field.len == SMTP_HEAD_FIELD_MAX &&
-			    (r = smtp_head_decide(h, out, false)) < 0)
-				return r;
-			if (h->mode == SMTP_HEAD_HOLD) {
-				if ((r = buf_append(&h->field, &c, 1)) < 0)
+		nl = memchr(in + i, '\n', len - i);
+		n = nl != NULL ? (size_t)(nl - in) + 1 - i : len - i;
+		h->bol = nl != NULL;
+		if (h->mode == SMTP_HEAD_HOLD) {
+			room = SMTP_HEAD_FIELD_MAX - h->field.len;
+			if (n > room) {
+				/* Too long to hold: decided on its start, the
+				 * rest passed or dropped as it comes. */
+				if ((r = buf_append(&h->field, in + i,
+				    room)) < 0 ||
+				    (r = smtp_head_decide(h, out, false)) < 0)
 					return r;
-			} else if (h->mode == SMTP_HEAD_PASS &&
-			    (r = buf_append(out, &c, 1)) < 0) {
-				return r;
+				i += room;
+				n -= room;
+			} else {
+				if ((r = buf_append(&h->field, in + i, n)) < 0)
+					return r;
+				i += n;
+				n = 0;
+				/* RFC 5322 2.1: an empty line ends the header
+				 * section. */
+				if (h->bol && ((h->field.len == 2 &&
+				    h->field.p[0] == '\r') || h->field.len == 1)) {
+					r = buf_append(out, h->field.p,
+					    h->field.len);
+					buf_reset(&h->field);
+					h->body = true;
+					if (r < 0)
+						return r;
+				}
 			}
-			break;
-		case SMTP_HEAD_PASS:
-			if ((r = buf_append(out, &c, 1)) < 0)
-				return r;
-			break;
-		case SMTP_HEAD_DROP:
-			break;
 		}
-		if (c != '\n')
-			continue;
-		h->bol = true;
-		/* RFC 5322 2.1: an empty line ends the header section. */
-		if (h->mode == SMTP_HEAD_HOLD && ((h->field.len == 2 &&
-		    h->field.p[0] == '\r') || h->field.len == 1)) {
-			r = buf_append(out, h->field.p, h->field.len);
-			buf_reset(&h->field);
-			h->body = true;
-			if (r < 0)
-				return r;
-		}
+		if (h->mode == SMTP_HEAD_PASS &&
+		    (r = buf_append(out, in + i, n)) < 0)
+			return r;
+		i += n;
 	}
 	if (i < len)
 		return buf_append(out, in + i, len - i);

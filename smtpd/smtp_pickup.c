@@ -478,10 +478,15 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 		log_warn(NULL, "pickup: %s: uid %u (%s) may not send as <%s>; "
 		    "refused, notice to <%s>", name, (unsigned)sb.st_uid,
 		    login, sender, self);
-		if ((rc = smtp_pickup_rcpt(j, st, &r, self)) < 0) {
-			/* As below: a file left for the next scan with an
-			 * error that does not pass would stop every scan at
-			 * it (oldest first), and all local mail with it. */
+		/* The notice goes to the submitter alone. */
+		env.rcpt[0] = self;
+		env.n_rcpt = 1;
+	}
+	for (size_t i = 0; i < env.n_rcpt; i++) {
+		if ((rc = smtp_pickup_rcpt(j, st, &r, env.rcpt[i])) < 0) {
+			/* A file left for the next scan with an error that
+			 * does not pass would stop every scan at it (oldest
+			 * first), and all local mail with it. */
 			if (rc == PR_ENOENT) {
 				smtp_pickup_hold(dfd, name,
 				    "no postmaster to deliver to");
@@ -490,31 +495,20 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 			ret = rc;
 			goto out;
 		}
+		/* The bound of an SMTP transaction (smtp_proto.h
+		 * targets_max, docs/ARCHITECTURE.md 3.8): the store
+		 * worker, which SMTP shares, is not held for one file's
+		 * huge expansion. */
+		if (r.n_users + r.n_remote > SMTP_PICKUP_TARGETS_MAX) {
+			smtp_pickup_hold(dfd, name,
+			    "too many resolved recipients");
+			goto out;
+		}
+	}
+	if (refused) {
 		smtp_pickup_refusal(&notice, j->hostname, login,
 		    (unsigned)sb.st_uid, sender, self, date, m.id);
 		sender[0] = '\0';
-	} else {
-		for (size_t i = 0; i < env.n_rcpt; i++) {
-			if ((rc = smtp_pickup_rcpt(j, st, &r, env.rcpt[i])) <
-			    0) {
-				if (rc == PR_ENOENT) {
-					smtp_pickup_hold(dfd, name,
-					    "no postmaster to deliver to");
-					goto out;
-				}
-				ret = rc;
-				goto out;
-			}
-			/* The bound of an SMTP transaction (smtp_proto.h
-			 * targets_max, docs/ARCHITECTURE.md 3.8): the
-			 * store worker, which SMTP shares, is not held
-			 * for one file's huge expansion. */
-			if (r.n_users + r.n_remote > SMTP_PICKUP_TARGETS_MAX) {
-				smtp_pickup_hold(dfd, name,
-				    "too many resolved recipients");
-				goto out;
-			}
-		}
 	}
 	/* RFC 5321 4.4: the trace fields.  Local submission has no
 	 * From-domain; the comment names the uid, which is the kernel's, so

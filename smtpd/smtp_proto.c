@@ -419,6 +419,13 @@ smtp_proto_in_transfer(const struct smtp_proto *p)
 	    p->state == SMTP_S_CHUNK;
 }
 
+bool
+smtp_proto_verifies(const struct smtp_proto *p)
+{
+	/* An authenticated submission carries no A-R of ours. */
+	return p->conf.verify && !p->authed && p->conf.kind == SMTP_LISTEN_MX;
+}
+
 /* True while a message is being received or an event is outstanding:
  * a draining daemon lets those finish. */
 static bool
@@ -637,8 +644,8 @@ smtp_proto_from_next(struct smtp_proto *p)
 	}
 	/* RFC 8601 5, RFC 7489 6.6: the MX listener's messages are checked
 	 * before they are delivered. */
-	p->ev.type = p->conf.verify && !p->authed &&
-	    p->conf.kind == SMTP_LISTEN_MX ? SMTP_EV_VERIFY : SMTP_EV_DELIVER;
+	p->ev.type = smtp_proto_verifies(p) ? SMTP_EV_VERIFY :
+	    SMTP_EV_DELIVER;
 	p->ev.data = p->body.p;
 	p->ev.len = p->body.len;
 }
@@ -652,7 +659,6 @@ smtp_proto_complete_verify(struct smtp_proto *p, int status)
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
 	smtp_proto__facts(p, &f);
 	f.status = status;
-	f.peer = p->conf.peer;
 	f.from_status = p->verify.from_status;
 	f.dmarc_checked = p->verify.dmarc_checked;
 	f.dmarc_result = p->verify.dmarc_result;

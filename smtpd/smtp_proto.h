@@ -95,7 +95,6 @@ struct smtp_proto_conf {
 	 * report: the results are recorded, nothing is refused. */
 	bool verify;
 	bool dmarc_report;
-	const char *peer;          /* the client's address, for log lines */
 	struct smtp_limits limits;
 	/* Optional log hook (level 0 debug, 1 info, 2 warning); the text is
 	 * a complete sentence without a newline.  NULL = silent. */
@@ -323,6 +322,12 @@ void smtp_proto_too_slow(struct smtp_proto *p);
 /* True from DATA's 354 or the first BDAT until the transaction's final
  * reply: the span that min_data_rate measures. */
 bool smtp_proto_in_transfer(const struct smtp_proto *p);
+
+/* True when the messages of this session are checked before delivery
+ * (SMTP_EV_VERIFY): an anonymous client on the MX listener, with
+ * conf.verify.  The glue filters such a message's header on its way to
+ * the spool (RFC 8601 5). */
+bool smtp_proto_verifies(const struct smtp_proto *p);
 
 /*
  * The daemon is stopping.  An idle session (no event, not inside DATA or

@@ -99,6 +99,11 @@ struct smtp_session_chk {
 	struct dkim_verify *dkim;     /* NULL: [inbound] dkim and dmarc off */
 	struct dmarc *dmarc;
 	struct buf out;               /* filtered octets of the last feed */
+	/* What the last feed passes on to the store: k->out while the
+	 * header section is filtered, then the fed octets themselves (the
+	 * body passes untouched; valid as long as the event's data). */
+	const uint8_t *fed;
+	size_t fed_len;
 	bool verified;                /* SMTP_EV_VERIFY fed the tail */
 	bool dkim_async, wait_iprev;
 	struct dkim_verify_result res[DKIM_VERIFY_REPORT_MAX];
@@ -162,7 +167,6 @@ struct smtp_session {
 
 static void smtp_session_run(struct smtp_session *s);
 static void smtp_session_chk_free(struct smtp_session *s);
-static bool smtp_session_checked(const struct smtp_session *s);
 static const struct net_conn_ops smtp_session_ops;
 
 /* The op state for work about to start. */
@@ -271,17 +275,35 @@ smtp_session_flush(struct smtp_session *s)
 	buf_shrink(out, 0);
 }
 
-/* Answers the outstanding event and goes on with buffered input. */
+/* The outstanding event is answered: go on with buffered input. */
 static void
-smtp_session_complete(struct smtp_session *s, int status)
+smtp_session_resume(struct smtp_session *s)
 {
-	smtp_proto_complete(s->p, status);
 	s->busy = false;
 	smtp_session_op_free(s);
 	if (s->c == NULL)
 		return;
 	net_conn_resume(s->c);
 	smtp_session_run(s);
+}
+
+/* Answers the outstanding event and goes on with buffered input. */
+static void
+smtp_session_complete(struct smtp_session *s, int status)
+{
+	smtp_proto_complete(s->p, status);
+	smtp_session_resume(s);
+}
+
+/* Waits ms on the session timer, then cb, which ends the wait (clears
+ * delay_active, drops the pending count).  A close cancels the wait
+ * (smtp_session_close_cb). */
+static void
+smtp_session_wait(struct smtp_session *s, uv_timer_cb cb, uint64_t ms)
+{
+	s->pending++;
+	s->delay_active = true;
+	uv_timer_start(&s->timer, cb, ms, 0);
 }
 
 /* --- AUTH -------------------------------------------------------------- */
@@ -381,9 +403,7 @@ smtp_session_auth_counted_cb(struct store_throttle_job *j)
 	    fails - 1);
 	if (delay > SMTP_SESSION_AUTH_DELAY_MAX_MS)
 		delay = SMTP_SESSION_AUTH_DELAY_MAX_MS;
-	s->pending++;
-	s->delay_active = true;
-	uv_timer_start(&s->timer, smtp_session_auth_delay_cb, delay, 0);
+	smtp_session_wait(s, smtp_session_auth_delay_cb, delay);
 }
 
 /* Counts a failure (success false) or forgets the account's failures,
@@ -428,10 +448,8 @@ smtp_session_auth_after_cb(struct pwpool_job *pj)
 		log_warn(s->sid, "auth client=%s status=refused device=%s "
 		    "reason=\"devices log in on the submission ports only\"",
 		    s->peer, log_value(op->login.name, uq, sizeof(uq)));
-		s->pending++;
-		s->delay_active = true;
-		uv_timer_start(&s->timer, smtp_session_auth_delay_cb,
-		    SMTP_SESSION_AUTH_DELAY_MS, 0);
+		smtp_session_wait(s, smtp_session_auth_delay_cb,
+		    SMTP_SESSION_AUTH_DELAY_MS);
 		return;
 	}
 	if (op->auth_status == 0) {
@@ -499,8 +517,22 @@ smtp_session_auth_wait_cb(uv_timer_t *t)
 
 	s->delay_active = false;
 	s->pending--;
-	if (!smtp_session_auth_verify(s))
+	if (!smtp_session_auth_verify(s)) {
+		sodium_memzero(s->op->login.hash, sizeof(s->op->login.hash));
 		smtp_session_complete(s, PR_EAGAIN);
+	}
+}
+
+/* AUTH ends before a password check: the hash is wiped (the op state
+ * may outlive this, held by other work in flight) and the core gets
+ * status.  Returns true: the event completed synchronously. */
+static bool
+smtp_session_auth_end(struct smtp_session *s, int status)
+{
+	sodium_memzero(s->op->login.hash, sizeof(s->op->login.hash));
+	smtp_proto_complete(s->p, status);
+	smtp_session_op_free(s);
+	return true;
 }
 
 /* Returns true when the event completed synchronously. */
@@ -523,10 +555,7 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 	    s->srv->cfg->server.default_domain, &op->login, &err);
 	if (r < 0) {
 		log_err(s->sid, "AUTH lookup of %s: %s", ev->user, err.msg);
-		sodium_memzero(op->login.hash, sizeof(op->login.hash));
-		smtp_proto_complete(s->p, PR_EIO);
-		smtp_session_op_free(s);
-		return true;
+		return smtp_session_auth_end(s, PR_EIO);
 	}
 	op->auth_pass = ev->pass;
 	/* A store that cannot tell the counts does not lock everybody out:
@@ -544,10 +573,7 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 		    n->ip_failures, n->account_failures,
 		    strcmp(s->ipkey, s->peer) != 0 ? " net=" : "",
 		    strcmp(s->ipkey, s->peer) != 0 ? s->ipkey : "");
-		sodium_memzero(op->login.hash, sizeof(op->login.hash));
-		smtp_proto_complete(s->p, PR_EAGAIN);
-		smtp_session_op_free(s);
-		return true;
+		return smtp_session_auth_end(s, PR_EAGAIN);
 	}
 	if (delay > 0) {
 		log_info(s->sid, "auth client=%s status=delayed user=%s "
@@ -555,17 +581,11 @@ smtp_session_auth(struct smtp_session *s, const struct smtp_event *ev)
 		    log_value(op->login.account, uq, sizeof(uq)),
 		    n->ip_failures, n->account_failures,
 		    (unsigned long long)delay);
-		s->pending++;
-		s->delay_active = true;
-		uv_timer_start(&s->timer, smtp_session_auth_wait_cb, delay, 0);
+		smtp_session_wait(s, smtp_session_auth_wait_cb, delay);
 		return false;
 	}
-	if (!smtp_session_auth_verify(s)) {
-		sodium_memzero(op->login.hash, sizeof(op->login.hash));
-		smtp_proto_complete(s->p, PR_EAGAIN);
-		smtp_session_op_free(s);
-		return true;
-	}
+	if (!smtp_session_auth_verify(s))
+		return smtp_session_auth_end(s, PR_EAGAIN);
 	return false;
 }
 
@@ -888,7 +908,7 @@ smtp_session_rcpt(struct smtp_session *s, const struct smtp_event *ev)
 	free(t.users);
 	free(t.remote);
 	if (status == SMTP_RCPT_LOCAL && s->srv->cfg->inbound.greylist &&
-	    smtp_session_checked(s))
+	    smtp_proto_verifies(s->p))
 		return smtp_session_greylist(s, ev);
 	smtp_proto_complete(s->p, status);
 	return true;
@@ -1102,8 +1122,8 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 		    (size_t)s->spool_off : (size_t)tx->size;
 	} else if (s->chk != NULL && s->chk->verified) {
 		m->body_fd = -1;
-		m->body = s->chk->out.p;
-		m->body_len = s->chk->out.len;
+		m->body = s->chk->fed;
+		m->body_len = s->chk->fed_len;
 	} else {
 		m->body_fd = -1;
 		m->body = ev->data;
@@ -1123,8 +1143,8 @@ smtp_session_deliver(struct smtp_session *s, const struct smtp_event *ev)
 	size_t len = ev->len;
 
 	if (s->chk != NULL && s->chk->verified) {
-		data = s->chk->out.p;
-		len = s->chk->out.len;
+		data = s->chk->fed;
+		len = s->chk->fed_len;
 	}
 	/* The tail of a spooled message joins the rest in the file first. */
 	if (tx->spooled && len > 0) {
@@ -1207,15 +1227,6 @@ smtp_session_spf(struct smtp_session *s, const struct smtp_event *ev)
 }
 
 /* --- Inbound checks of the MX listener --------------------------------- */
-
-/* The message being received is checked: an anonymous client's on the
- * MX listener (an authenticated submission carries no A-R of ours). */
-static bool
-smtp_session_checked(const struct smtp_session *s)
-{
-	return s->kind == SMTP_LISTEN_MX &&
-	    smtp_proto_auth_user(s->p)[0] == '\0';
-}
 
 /*
  * What runs at connect, in parallel with nothing in front of the
@@ -1464,8 +1475,8 @@ smtp_session_chk(struct smtp_session *s)
 	return k;
 }
 
-/* Message octets as received: to the verifier, through the header filter
- * into k->out (reset first). */
+/* Message octets as received: to the verifier, and through the header
+ * filter into k->fed. */
 static int
 smtp_session_chk_feed(struct smtp_session *s, const uint8_t *data,
     size_t len, bool last)
@@ -1478,9 +1489,19 @@ smtp_session_chk_feed(struct smtp_session *s, const uint8_t *data,
 	    len) < 0)
 		log_warn(s->sid, "dkim: the verifier could not take the "
 		    "message");
+	if (k->head.body) {
+		/* Past the header section the filter changes nothing: each
+		 * SPOOL chunk of the body goes to the file as it came, not
+		 * through a copy. */
+		k->fed = data;
+		k->fed_len = len;
+		return 0;
+	}
 	r = smtp_head_feed(&k->head, data, len, &k->out);
 	if (r == 0 && last)
 		r = smtp_head_finish(&k->head, &k->out);
+	k->fed = k->out.p;
+	k->fed_len = k->out.len;
 	return r;
 }
 
@@ -1557,12 +1578,7 @@ smtp_session_verify_finish(struct smtp_session *s)
 		smtp_session_spool_close(s);
 		smtp_session_chk_free(s);
 	}
-	s->busy = false;
-	smtp_session_op_free(s);
-	if (s->c == NULL)
-		return;
-	net_conn_resume(s->c);
-	smtp_session_run(s);
+	smtp_session_resume(s);
 }
 
 static void
@@ -1692,10 +1708,8 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 	case SMTP_EV_DELAY:
 		/* The error reply waits in the core's output; the loop
 		 * serves everybody else meanwhile. */
-		s->pending++;
-		s->delay_active = true;
-		uv_timer_start(&s->timer, smtp_session_error_delay_cb,
-		    ev->delay_ms, 0);
+		smtp_session_wait(s, smtp_session_error_delay_cb,
+		    ev->delay_ms);
 		return false;
 	case SMTP_EV_RCPT:
 		/* Every transaction has one: a message's checks that were
@@ -1709,7 +1723,7 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 		 * from its start). */
 		if (!smtp_proto_tx(s->p)->spooled)
 			smtp_session_spool_close(s);
-		if (smtp_session_checked(s)) {
+		if (smtp_proto_verifies(s->p)) {
 			/* The spool gets the message without our forged A-R
 			 * fields; the verifier sees it as it came. */
 			if (smtp_session_chk_feed(s, ev->data, ev->len,
@@ -1717,8 +1731,8 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 				smtp_session_spool_done(s, PR_EIO);
 				return false;
 			}
-			smtp_session_spool_write(s, s->chk->out.p,
-			    s->chk->out.len, smtp_session_spool_done);
+			smtp_session_spool_write(s, s->chk->fed,
+			    s->chk->fed_len, smtp_session_spool_done);
 			return false;
 		}
 		smtp_session_spool_write(s, ev->data, ev->len,
@@ -2032,7 +2046,6 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	conf.verify = s->kind == SMTP_LISTEN_MX;
 	conf.dmarc_report = srv->cfg->inbound.dmarc_policy ==
 	    CFG_DMARC_REPORT;
-	conf.peer = s->peer;
 	conf.limits = srv->limits;
 	conf.log_cb = smtp_session_log_cb;
 	conf.log_data = s;

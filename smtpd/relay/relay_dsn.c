@@ -22,8 +22,7 @@ relay_dsn_date(int64_t t, char *out, size_t outsz)
 	strftime(out, outsz, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
-/* Is s[0..] "D.D{1,3}.D{1,3}" followed by a space or the end? */
-static size_t
+size_t
 relay_dsn_enhanced(const char *s)
 {
 	size_t i = 0, part, digits;

@@ -47,6 +47,11 @@ struct relay_dsn {
  * PR_ENOSPC/PR_ENOMEM. */
 int relay_dsn_build(const struct relay_dsn *d, struct buf *out);
 
+/* The length of the RFC 3463 2 enhanced status code that s starts with
+ * ("D.D{1,3}.D{1,3}" followed by a space or the end), or 0 when it
+ * starts with none. */
+size_t relay_dsn_enhanced(const char *s);
+
 /* Extracts the RFC 3463 status ("5.1.1") for a reply: its enhanced code
  * when it has one of the right class, else X.0.0 from the basic code
  * (X.4.7 when the reply is not an SMTP reply and expired is set).  out

@@ -40,24 +40,15 @@ relay_msg_rcpt_set(struct relay_msg_rcpt *rc, int status, const char *reply,
 const char *
 relay_msg_dsn(const char *reply, int status, char out[16])
 {
-	size_t i = 0, dots = 0;
+	size_t n;
 
-	/* RFC 3463 2: class.subject.detail after the reply code, e.g.
-	 * "250 2.0.0 Ok"; without one, the class alone says enough. */
-	if (strlen(reply) > 4 && reply[3] == ' ' &&
-	    (reply[4] == '2' || reply[4] == '4' || reply[4] == '5')) {
-		for (i = 4; i < 4 + 15 && reply[i] != '\0' &&
-		    reply[i] != ' '; i++) {
-			if (reply[i] == '.')
-				dots++;
-			else if (reply[i] < '0' || reply[i] > '9')
-				break;
-		}
-		if (dots == 2 && (reply[i] == ' ' || reply[i] == '\0') &&
-		    reply[i - 1] != '.') {
-			snprintf(out, 16, "%.*s", (int)(i - 4), reply + 4);
-			return out;
-		}
+	/* RFC 3463 2: class.subject.detail after the reply code, of the
+	 * reply's class, e.g. "250 2.0.0 Ok"; without one, the class alone
+	 * says enough. */
+	if (strlen(reply) > 4 && reply[3] == ' ' && reply[4] == reply[0] &&
+	    (n = relay_dsn_enhanced(reply + 4)) > 0 && n < 16) {
+		snprintf(out, 16, "%.*s", (int)n, reply + 4);
+		return out;
 	}
 	snprintf(out, 16, "%s", status == RELAY_RCPT_OK ? "2.0.0" :
 	    status == RELAY_RCPT_PERM ? "5.0.0" : "4.0.0");
@@ -194,8 +185,9 @@ relay_msg_prepare_run(struct relay_work *w, struct store *st)
 			if (signer[k] == NULL ||
 			    dkim_signer_feed(signer[k], chunk, (size_t)n) == 0)
 				continue;
-			log_warn(m->sid, "relay msgid=%s header too large to "
-			    "DKIM-sign; sending unsigned", m->job.msgid);
+			log_warn(m->sid, "relay msgid=%s DKIM signing with "
+			    "s=%s failed: header too large", m->job.msgid,
+			    dkim_key_selector(key[k]));
 			dkim_signer_free(&signer[k]);
 		}
 	}

@@ -277,6 +277,11 @@ test_dsn(void)
 	TAP_EQ_STR(st, "5.0.0", "bare code");
 	relay_dsn_status("550 5.7.26 dmarc", false, st);
 	TAP_EQ_STR(st, "5.7.26", "two-digit detail");
+	TAP_EQ_INT(relay_dsn_enhanced("2.0.0 Ok"), 5, "enhanced code length");
+	TAP_EQ_INT(relay_dsn_enhanced("5.7.26"), 6, "enhanced code at the end");
+	TAP_EQ_INT(relay_dsn_enhanced("5.7. x"), 0, "no detail: no code");
+	TAP_EQ_INT(relay_dsn_enhanced("25.0.0 x"), 0, "two-digit class: none");
+	TAP_EQ_INT(relay_dsn_enhanced("Ok"), 0, "text: no code");
 	TAP_EQ_INT(relay_dsn_head_len((const uint8_t *)orig_head,
 	    sizeof(orig_head) - 1), 85, "header length up to the empty line");
 }

@@ -141,10 +141,56 @@ test_bound(void)
 	buf_fini(&out);
 }
 
+/* The bound itself: a From: field of SMTP_HEAD_FIELD_MAX octets (its
+ * CRLF included) is held and kept whole, one octet more is not; fed
+ * whole and one octet at a time. */
+static void
+test_bound_edge(void)
+{
+	struct smtp_head h;
+	struct buf in, out;
+	size_t extra, step, off, n;
+
+	buf_init(&in, 1 << 20);
+	buf_init(&out, 1 << 20);
+	for (extra = 0; extra < 2; extra++) {
+		for (step = 0; step < 2; step++) {
+			buf_reset(&in);
+			buf_reset(&out);
+			buf_printf(&in, "From: a@b.test (");
+			while (in.len < SMTP_HEAD_FIELD_MAX + extra - 3)
+				buf_append(&in, "c", 1);
+			buf_printf(&in, ")\r\n\r\nbody\r\n");
+			smtp_head_init(&h, ID);
+			for (off = 0; off < in.len; off += n) {
+				n = step ? 1 : in.len;
+				if (smtp_head_feed(&h, in.p + off, n, &out) < 0)
+					break;
+			}
+			TAP_OK(off == in.len && smtp_head_finish(&h, &out) ==
+			    0 && out.len == in.len && memcmp(out.p, in.p,
+			    in.len) == 0, "From: of max%s octets: passed (%s)",
+			    extra ? "+1" : "", step ? "trickle" : "whole");
+			if (extra)
+				TAP_OK(h.from_overflow && h.from.len == 0,
+				    "From: of max+1 octets: not kept (%s)",
+				    step ? "trickle" : "whole");
+			else
+				TAP_OK(!h.from_overflow && h.from.len ==
+				    SMTP_HEAD_FIELD_MAX, "From: of max octets: "
+				    "kept (%s)", step ? "trickle" : "whole");
+			smtp_head_fini(&h);
+		}
+	}
+	buf_fini(&in);
+	buf_fini(&out);
+}
+
 int
 main(void)
 {
 	test_cases();
 	test_bound();
+	test_bound_edge();
 	return tap_done();
 }
