@@ -57,6 +57,32 @@ t_rows(const char *table)
 	return n;
 }
 
+/* 1 if the query plan of sql (an expiry of store_greylist.c) reads
+ * an index only, 0 if it scans the table, -1 on error. */
+static int
+t_indexed(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	char q[512], path[1200];
+	int r = -1;
+
+	snprintf(path, sizeof(path), "%s/mail.db", t_data);
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, q, -1, &s, NULL) ==
+	    SQLITE_OK) {
+		r = 1;
+		while (sqlite3_step(s) == SQLITE_ROW)
+			if (strncmp((const char *)sqlite3_column_text(s, 3),
+			    "SCAN ", 5) == 0)
+				r = 0;
+		sqlite3_finalize(s);
+	}
+	sqlite3_close(db);
+	return r;
+}
+
 int
 main(void)
 {
@@ -102,6 +128,13 @@ main(void)
 	    "triplet");
 	TAP_EQ_INT(t_rows("greylist"), 1, "expired triplets deleted");
 	TAP_EQ_INT(t_rows("greylist_domains"), 0, "expired domains deleted");
+	/* The expiries run on every RCPT: they may not scan tables that
+	 * remote clients fill. */
+	TAP_EQ_INT(t_indexed("DELETE FROM greylist WHERE (passed > 0 AND"
+	    " last <= ?1 - ?2) OR (passed = 0 AND first <= ?1 - ?3)"), 1,
+	    "triplets expire by index");
+	TAP_EQ_INT(t_indexed("DELETE FROM greylist_domains"
+	    " WHERE last <= ?1 - ?2"), 1, "domains expire by index");
 	store_close(&st);
 	return tap_done();
 }
