@@ -103,37 +103,24 @@ store_grey_one(struct store *st, struct store_greylist_req *q,
 	    "cannot record a greylisting domain", err, "ti", dom, q->now);
 }
 
+static int
+store_grey_item(struct store *st, void *ctx, size_t i, struct pr_err *err)
+{
+	struct store_greylist_req *q = ctx;
+
+	return q[i].status = store_grey_one(st, &q[i], err);
+}
+
 int
 store_greylist_update(struct store *st, struct store_greylist_req *q,
     size_t n, struct pr_err *err)
 {
-	struct pr_err qerr;
-	size_t i;
 	int r;
 
-	if ((r = store__begin(st, err)) < 0)
-		goto fail;
 	/* Each request in a savepoint: one that fails does not undo the
 	 * others. */
-	for (i = 0; i < n; i++) {
-		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
-		    "SAVEPOINT store_msg", err)) < 0)
-			break;
-		pr_err_clear(&qerr);
-		q[i].status = store_grey_one(st, &q[i], &qerr);
-		if (q[i].status < 0)
-			r = store__exec(st, STORE_Q_ROLLBACK_TO,
-			    "ROLLBACK TO store_msg", err);
-		if (r == 0)
-			r = store__exec(st, STORE_Q_RELEASE,
-			    "RELEASE store_msg", err);
-		if (r < 0)
-			break;
-	}
-	if ((r = store__end(st, r, err)) == 0)
-		return 0;
-fail:
-	for (i = 0; i < n; i++)
-		q[i].status = r;
+	if ((r = store__each(st, n, store_grey_item, q, err)) < 0)
+		for (size_t i = 0; i < n; i++)
+			q[i].status = r;
 	return r;
 }

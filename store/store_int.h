@@ -228,6 +228,19 @@ int store__changed(struct store *st, int r, struct pr_err *err,
  * otherwise. */
 int store__end(struct store *st, int r, struct pr_err *err);
 
+/*
+ * Runs one(st, ctx, i, item_err) for each i in [0, n) inside one write
+ * transaction, each call in a savepoint of its own: a call that fails
+ * (returns < 0) takes back only its own rows, and the others commit
+ * together with one fsync.  Keeping a call's status is the call's job.
+ * Returns 0, or the error that left nothing committed (BEGIN, a
+ * savepoint, a call after which SQLite gave up the whole transaction
+ * (disk full, I/O error), COMMIT) with err set.
+ */
+int store__each(struct store *st, size_t n,
+    int (*one)(struct store *st, void *ctx, size_t i, struct pr_err *err),
+    void *ctx, struct pr_err *err);
+
 /* Makes room for element n of the malloc'd array *vp (a pointer to the
  * array pointer) of *cap elements of size octets each: the first
  * allocation holds first elements, later ones double.  Returns 0 or
