@@ -7,7 +7,7 @@
  */
 #include "store_int.h"
 
-#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Names compare in lower case (RFC 5321 2.4 leaves local parts alone,
@@ -15,11 +15,8 @@
 static const char *
 store_grey_lower(const char *in, char out[ADDR_MAX])
 {
-	size_t i;
-
-	for (i = 0; in != NULL && in[i] != '\0' && i < ADDR_MAX - 1; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	out[i] = '\0';
+	snprintf(out, ADDR_MAX, "%s", in != NULL ? in : "");
+	addr_lower(out);
 	return out;
 }
 

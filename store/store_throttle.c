@@ -11,7 +11,7 @@
  */
 #include "store_int.h"
 
-#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 enum store_throttle_scope {
@@ -24,13 +24,10 @@ enum store_throttle_scope {
 static const char *
 store_throttle_name(const char *in, char out[ADDR_MAX])
 {
-	size_t i;
-
 	if (in == NULL || *in == '\0')
 		return NULL;
-	for (i = 0; in[i] != '\0' && i < ADDR_MAX - 1; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	out[i] = '\0';
+	snprintf(out, ADDR_MAX, "%s", in);
+	addr_lower(out);
 	return out;
 }
 
