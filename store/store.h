@@ -106,9 +106,16 @@ int store_throttle_update(struct store *st, struct store_throttle_update *u,
  * remembered for keep seconds after it was last seen; one that never
  * passed is forgotten after retry_max.  spf_domain (NULL or "" = none)
  * is a sender domain with SPF pass: when one of its triplets passed
- * within keep, it passes at once.  Expired rows are deleted here.  now
+ * within keep, it passes at once.  Expired rows are deleted here, and
+ * the oldest pending ones past STORE_GREY_PENDING_MAX.  now
  * is unix seconds, given by the caller.
  */
+/* Most triplets that have not passed yet: remote clients choose the
+ * senders, so without a bound a flood of them fills the disk for
+ * retry_max.  Past it the oldest go, the ones least likely to be retried
+ * (RFC 5321 4.5.4.1: a retry comes after 30 minutes or so, not days). */
+#define STORE_GREY_PENDING_MAX 100000
+
 enum store_grey_result {
 	STORE_GREY_PASS = 0,
 	STORE_GREY_WAIT = 1,

@@ -66,6 +66,17 @@ store_grey_one(struct store *st, struct store_greylist_req *q,
 	    "cannot read a greylisting triplet", err, "ttt", net, snd,
 	    rcpt)) < 0)
 		return r;
+	/* Room for a new triplet within the bound (store.h): the oldest
+	 * pending ones go, by the pending index; greylist_size is kept by
+	 * triggers (store_schema.c). */
+	if (r == 0 && (r = store__run(st, STORE_Q_GREY_EVICT,
+	    "DELETE FROM greylist WHERE (net, sender, rcpt) IN"
+	    " (SELECT net, sender, rcpt FROM greylist WHERE passed = 0"
+	    "  ORDER BY first"
+	    "  LIMIT max(0, (SELECT pending FROM greylist_size) - ?1 + 1))",
+	    "cannot forget old greylisting triplets", err, "i",
+	    (int64_t)STORE_GREY_PENDING_MAX)) < 0)
+		return r;
 	if (r == 0)
 		return store__run(st, STORE_Q_GREY_NEW,
 		    "INSERT INTO greylist (net, sender, rcpt, first, last)"

@@ -41,7 +41,7 @@ t_rows(const char *table)
 {
 	sqlite3 *db;
 	sqlite3_stmt *s;
-	char sql[128], path[1200];
+	char sql[256], path[1200];
 	int64_t n = -1;
 
 	snprintf(path, sizeof(path), "%s/mail.db", t_data);
@@ -81,6 +81,48 @@ t_indexed(const char *sql)
 	}
 	sqlite3_close(db);
 	return r;
+}
+
+/* A flood of new triplets, one transaction: the table keeps the newest
+ * STORE_GREY_PENDING_MAX pending ones and its count matches. */
+static void
+t_flood(struct store *st, int64_t t1)
+{
+	size_t i, n = STORE_GREY_PENDING_MAX + 10;
+	struct store_greylist_req *q = calloc(n, sizeof(*q));
+	char (*snd)[32] = calloc(n, sizeof(*snd));
+	struct pr_err err = { 0 };
+
+	if (q == NULL || snd == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		snprintf(snd[i], sizeof(snd[i]), "s%zu@flood.test", i);
+		q[i] = t_req("198.51.100.0/24", snd[i], "b@y.test", NULL,
+		    t1 + (int64_t)i);
+	}
+	TAP_EQ_INT(store_greylist_update(st, q, n, &err), 0,
+	    "a flood of new triplets");
+	TAP_OK(q[n - 1].status == 0 && q[n - 1].result == STORE_GREY_WAIT,
+	    "the last of them waits");
+	TAP_EQ_INT(t_rows("greylist"), STORE_GREY_PENDING_MAX,
+	    "pending triplets bounded");
+	TAP_EQ_INT(t_rows("greylist WHERE sender = 's9@flood.test'"), 0,
+	    "the oldest went");
+	TAP_EQ_INT(t_rows("greylist WHERE sender = 's10@flood.test'"), 1,
+	    "the newer stayed");
+	/* One that passes leaves the count; a new one then needs no
+	 * room. */
+	q[n - 1].now = t1 + (int64_t)n + 300;
+	TAP_EQ_INT(store_greylist_update(st, &q[n - 1], 1, &err), 0,
+	    "retry");
+	TAP_EQ_INT(q[n - 1].result, STORE_GREY_PASS, "a retry passes");
+	TAP_EQ_INT(t_grey(st, t_req("198.51.100.0/24", "new@flood.test",
+	    "b@y.test", NULL, t1 + (int64_t)n + 301)), STORE_GREY_WAIT,
+	    "a new one waits");
+	TAP_EQ_INT(t_rows("greylist WHERE sender = 's10@flood.test'"), 1,
+	    "no pending one went for it");
+	free(q);
+	free(snd);
 }
 
 int
@@ -135,6 +177,10 @@ main(void)
 	    "triplets expire by index");
 	TAP_EQ_INT(t_indexed("DELETE FROM greylist_domains"
 	    " WHERE last <= ?1 - ?2"), 1, "domains expire by index");
+	t_flood(st, t0 + 100 * 86400);
+	TAP_EQ_INT(t_rows("greylist_size WHERE pending ="
+	    " (SELECT count(*) FROM greylist WHERE passed = 0)"), 1,
+	    "the pending count matches the rows");
 	store_close(&st);
 	return tap_done();
 }
