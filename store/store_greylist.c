@@ -67,7 +67,7 @@ store_grey_one(struct store *st, struct store_greylist_req *q,
 	    rcpt)) < 0)
 		return r;
 	/* Room for a new triplet within the bound (store.h): the oldest
-	 * pending ones go, by the pending index; greylist_size is kept by
+	 * pending ones go, by their index; greylist_size is kept by
 	 * triggers (store_schema.c). */
 	if (r == 0 && (r = store__run(st, STORE_Q_GREY_EVICT,
 	    "DELETE FROM greylist WHERE (net, sender, rcpt) IN"
@@ -102,6 +102,16 @@ store_grey_one(struct store *st, struct store_greylist_req *q,
 	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3",
 	    "cannot update a greylisting triplet", err, "ttti", net, snd,
 	    rcpt, q->now)) < 0)
+		return r;
+	/* One more passed: the passed ones seen longest ago go past the
+	 * bound (this one was seen now). */
+	if (passed == 0 && (r = store__run(st, STORE_Q_GREY_EVICT_PASSED,
+	    "DELETE FROM greylist WHERE (net, sender, rcpt) IN"
+	    " (SELECT net, sender, rcpt FROM greylist WHERE passed > 0"
+	    "  ORDER BY last"
+	    "  LIMIT max(0, (SELECT passed FROM greylist_size) - ?1))",
+	    "cannot forget old greylisting triplets", err, "i",
+	    (int64_t)STORE_GREY_PASSED_MAX)) < 0)
 		return r;
 	if (dom[0] == '\0')
 		return 0;

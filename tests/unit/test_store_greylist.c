@@ -92,6 +92,7 @@ t_flood(struct store *st, int64_t t1)
 	struct store_greylist_req *q = calloc(n, sizeof(*q));
 	char (*snd)[32] = calloc(n, sizeof(*snd));
 	struct pr_err err = { 0 };
+	char where[96];
 
 	if (q == NULL || snd == NULL)
 		abort();
@@ -121,6 +122,24 @@ t_flood(struct store *st, int64_t t1)
 	    "a new one waits");
 	TAP_EQ_INT(t_rows("greylist WHERE sender = 's10@flood.test'"), 1,
 	    "no pending one went for it");
+	/* All the others retry and pass: STORE_GREY_PASSED_MAX passed;
+	 * one more makes the one seen longest ago go. */
+	for (i = 10; i < n - 1; i++)
+		q[i].now = t1 + (int64_t)(n + 400 + i);
+	TAP_EQ_INT(store_greylist_update(st, &q[10], n - 11, &err), 0,
+	    "a flood of retries");
+	TAP_EQ_INT(t_rows("greylist WHERE passed > 0"), STORE_GREY_PASSED_MAX,
+	    "all passed");
+	TAP_EQ_INT(t_grey(st, t_req("198.51.100.0/24", "new@flood.test",
+	    "b@y.test", NULL, t1 + (int64_t)(2 * n + 500))), STORE_GREY_PASS,
+	    "one more passes");
+	TAP_EQ_INT(t_rows("greylist WHERE passed > 0"), STORE_GREY_PASSED_MAX,
+	    "passed triplets bounded");
+	snprintf(where, sizeof(where), "greylist WHERE sender = '%s'",
+	    snd[n - 1]);
+	TAP_EQ_INT(t_rows(where), 0, "the one seen longest ago went");
+	TAP_EQ_INT(t_rows("greylist WHERE sender = 'new@flood.test'"), 1,
+	    "the new one stayed");
 	free(q);
 	free(snd);
 }
@@ -179,8 +198,9 @@ main(void)
 	    " WHERE last <= ?1 - ?2"), 1, "domains expire by index");
 	t_flood(st, t0 + 100 * 86400);
 	TAP_EQ_INT(t_rows("greylist_size WHERE pending ="
-	    " (SELECT count(*) FROM greylist WHERE passed = 0)"), 1,
-	    "the pending count matches the rows");
+	    " (SELECT count(*) FROM greylist WHERE passed = 0) AND passed ="
+	    " (SELECT count(*) FROM greylist WHERE passed > 0)"), 1,
+	    "the counts match the rows");
 	store_close(&st);
 	return tap_done();
 }
