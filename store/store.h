@@ -106,9 +106,19 @@ int store_throttle_update(struct store *st, struct store_throttle_update *u,
  * remembered for keep seconds after it was last seen; one that never
  * passed is forgotten after retry_max.  spf_domain (NULL or "" = none)
  * is a sender domain with SPF pass: when one of its triplets passed
- * within keep, it passes at once.  Expired rows are deleted here.  now
+ * within keep, it passes at once.  Expired rows are deleted here, and
+ * the oldest ones past STORE_GREY_PENDING_MAX or STORE_GREY_PASSED_MAX.  now
  * is unix seconds, given by the caller.
  */
+/* Most triplets that have not passed yet, and most that have: remote
+ * clients choose the senders, so without a bound a flood of them (or of
+ * their retries) fills the disk for retry_max (keep).  Past it the
+ * oldest pending ones go, those least likely to be retried (RFC 5321
+ * 4.5.4.1: a retry comes after 30 minutes or so, not days), and the
+ * passed ones seen longest ago, which at worst wait once more. */
+#define STORE_GREY_PENDING_MAX 100000
+#define STORE_GREY_PASSED_MAX 100000
+
 enum store_grey_result {
 	STORE_GREY_PASS = 0,
 	STORE_GREY_WAIT = 1,

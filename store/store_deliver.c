@@ -482,11 +482,29 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 	return 0;
 }
 
+struct store_deliver_batch {
+	struct store_msg *const *msgs;
+	int64_t now;
+};
+
+static int
+store_deliver_item(struct store *st, void *ctx, size_t i, struct pr_err *err)
+{
+	const struct store_deliver_batch *b = ctx;
+	struct store_msg *m = b->msgs[i];
+
+	if ((m->status = store__deliver_one(st, m, b->now)) < 0) {
+		m->id[0] = '\0';
+		*err = m->err;
+	}
+	return m->status;
+}
+
 int
 store_deliver(struct store *st, struct store_msg *const *msgs, size_t n)
 {
+	struct store_deliver_batch b = { msgs, (int64_t)time(NULL) };
 	struct pr_err err;
-	int64_t now = (int64_t)time(NULL);
 	int r;
 
 	pr_err_clear(&err);
@@ -496,43 +514,11 @@ store_deliver(struct store *st, struct store_msg *const *msgs, size_t n)
 	}
 	if (n == 0)
 		return 0;
-	if ((r = store__begin(st, &err)) < 0)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		struct store_msg *m = msgs[i];
-
-		/* Each message in its own savepoint: a message that fails
-		 * (over quota, unreadable spool file) takes back only its
-		 * own rows; the others commit with the group. */
-		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
-		    "SAVEPOINT store_msg", &err)) < 0)
-			goto fail;
-		if ((m->status = store__deliver_one(st, m, now)) == 0) {
-			r = store__exec(st, STORE_Q_RELEASE,
-			    "RELEASE store_msg", &err);
-		} else {
-			m->id[0] = '\0';
-			if (sqlite3_get_autocommit(st->db)) {
-				/* SQLite gave up the whole transaction
-				 * (disk full, I/O error): nothing commits. */
-				err = m->err;
-				r = err.code;
-				goto fail;
-			}
-			if ((r = store__exec(st, STORE_Q_ROLLBACK_TO,
-			    "ROLLBACK TO store_msg", &err)) == 0)
-				r = store__exec(st, STORE_Q_RELEASE,
-				    "RELEASE store_msg", &err);
-		}
-		if (r < 0)
-			goto fail;
-	}
-	if ((r = store__commit(st, &err)) < 0)
-		goto fail;
-	return 0;
-
-fail:
-	store__rollback(st);
+	/* Each message in its own savepoint: a message that fails (over
+	 * quota, unreadable spool file) takes back only its own rows; the
+	 * others commit with the group. */
+	if ((r = store__each(st, n, store_deliver_item, &b, &err)) == 0)
+		return 0;
 	for (size_t i = 0; i < n; i++) {
 		msgs[i]->status = r;
 		msgs[i]->err = err;

@@ -7,7 +7,7 @@
  */
 #include "store_int.h"
 
-#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Names compare in lower case (RFC 5321 2.4 leaves local parts alone,
@@ -15,11 +15,8 @@
 static const char *
 store_grey_lower(const char *in, char out[ADDR_MAX])
 {
-	size_t i;
-
-	for (i = 0; in != NULL && in[i] != '\0' && i < ADDR_MAX - 1; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	out[i] = '\0';
+	snprintf(out, ADDR_MAX, "%s", in != NULL ? in : "");
+	addr_lower(out);
 	return out;
 }
 
@@ -69,6 +66,17 @@ store_grey_one(struct store *st, struct store_greylist_req *q,
 	    "cannot read a greylisting triplet", err, "ttt", net, snd,
 	    rcpt)) < 0)
 		return r;
+	/* Room for a new triplet within the bound (store.h): the oldest
+	 * pending ones go, by their index; greylist_size is kept by
+	 * triggers (store_schema.c). */
+	if (r == 0 && (r = store__run(st, STORE_Q_GREY_EVICT,
+	    "DELETE FROM greylist WHERE (net, sender, rcpt) IN"
+	    " (SELECT net, sender, rcpt FROM greylist WHERE passed = 0"
+	    "  ORDER BY first"
+	    "  LIMIT max(0, (SELECT pending FROM greylist_size) - ?1 + 1))",
+	    "cannot forget old greylisting triplets", err, "i",
+	    (int64_t)STORE_GREY_PENDING_MAX)) < 0)
+		return r;
 	if (r == 0)
 		return store__run(st, STORE_Q_GREY_NEW,
 		    "INSERT INTO greylist (net, sender, rcpt, first, last)"
@@ -95,6 +103,16 @@ store_grey_one(struct store *st, struct store_greylist_req *q,
 	    "cannot update a greylisting triplet", err, "ttti", net, snd,
 	    rcpt, q->now)) < 0)
 		return r;
+	/* One more passed: the passed ones seen longest ago go past the
+	 * bound (this one was seen now). */
+	if (passed == 0 && (r = store__run(st, STORE_Q_GREY_EVICT_PASSED,
+	    "DELETE FROM greylist WHERE (net, sender, rcpt) IN"
+	    " (SELECT net, sender, rcpt FROM greylist WHERE passed > 0"
+	    "  ORDER BY last"
+	    "  LIMIT max(0, (SELECT passed FROM greylist_size) - ?1))",
+	    "cannot forget old greylisting triplets", err, "i",
+	    (int64_t)STORE_GREY_PASSED_MAX)) < 0)
+		return r;
 	if (dom[0] == '\0')
 		return 0;
 	return store__run(st, STORE_Q_GREY_DOM_PASS,
@@ -103,37 +121,24 @@ store_grey_one(struct store *st, struct store_greylist_req *q,
 	    "cannot record a greylisting domain", err, "ti", dom, q->now);
 }
 
+static int
+store_grey_item(struct store *st, void *ctx, size_t i, struct pr_err *err)
+{
+	struct store_greylist_req *q = ctx;
+
+	return q[i].status = store_grey_one(st, &q[i], err);
+}
+
 int
 store_greylist_update(struct store *st, struct store_greylist_req *q,
     size_t n, struct pr_err *err)
 {
-	struct pr_err qerr;
-	size_t i;
 	int r;
 
-	if ((r = store__begin(st, err)) < 0)
-		goto fail;
 	/* Each request in a savepoint: one that fails does not undo the
 	 * others. */
-	for (i = 0; i < n; i++) {
-		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
-		    "SAVEPOINT store_msg", err)) < 0)
-			break;
-		pr_err_clear(&qerr);
-		q[i].status = store_grey_one(st, &q[i], &qerr);
-		if (q[i].status < 0)
-			r = store__exec(st, STORE_Q_ROLLBACK_TO,
-			    "ROLLBACK TO store_msg", err);
-		if (r == 0)
-			r = store__exec(st, STORE_Q_RELEASE,
-			    "RELEASE store_msg", err);
-		if (r < 0)
-			break;
-	}
-	if ((r = store__end(st, r, err)) == 0)
-		return 0;
-fail:
-	for (i = 0; i < n; i++)
-		q[i].status = r;
+	if ((r = store__each(st, n, store_grey_item, q, err)) < 0)
+		for (size_t i = 0; i < n; i++)
+			q[i].status = r;
 	return r;
 }

@@ -113,6 +113,8 @@ enum store_q {
 	STORE_Q_GREY_PASS,
 	STORE_Q_GREY_SEEN,
 	STORE_Q_GREY_DOM_PASS,
+	STORE_Q_GREY_EVICT,
+	STORE_Q_GREY_EVICT_PASSED,
 
 	STORE_Q__COUNT
 };
@@ -227,6 +229,19 @@ int store__changed(struct store *st, int r, struct pr_err *err,
  * r >= 0 (and returns the commit's result), rolls back and returns r
  * otherwise. */
 int store__end(struct store *st, int r, struct pr_err *err);
+
+/*
+ * Runs one(st, ctx, i, item_err) for each i in [0, n) inside one write
+ * transaction, each call in a savepoint of its own: a call that fails
+ * (returns < 0) takes back only its own rows, and the others commit
+ * together with one fsync.  Keeping a call's status is the call's job.
+ * Returns 0, or the error that left nothing committed (BEGIN, a
+ * savepoint, a call after which SQLite gave up the whole transaction
+ * (disk full, I/O error), COMMIT) with err set.
+ */
+int store__each(struct store *st, size_t n,
+    int (*one)(struct store *st, void *ctx, size_t i, struct pr_err *err),
+    void *ctx, struct pr_err *err);
 
 /* Makes room for element n of the malloc'd array *vp (a pointer to the
  * array pointer) of *cap elements of size octets each: the first

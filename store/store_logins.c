@@ -87,7 +87,9 @@ store_login_device(struct store *st, const char *name, const char *tag,
 	return r < 0 ? r : 1;
 }
 
-/* An app password of user addr that holds tag: 1, 0 or <0. */
+/* An app password of user l->user_id (address addr) that holds tag: 1,
+ * 0 or <0.  By the user's id, found already: no second lookup of the
+ * address. */
 static int
 store_login_app(struct store *st, const char *addr, const char *tag,
     struct store_login *l, struct pr_err *err)
@@ -96,18 +98,16 @@ store_login_app(struct store *st, const char *addr, const char *tag,
 	int r;
 
 	if ((r = store__row(st, STORE_Q_LOGIN_APP,
-	    "SELECT a.id, a.user_id, a.label, a.hash FROM app_passwords a"
-	    " JOIN users u ON u.id = a.user_id"
-	    " WHERE a.tag = ?1 AND u.address = ?2", &s,
-	    "cannot look up app password", err, "tt", tag, addr)) <= 0)
+	    "SELECT id, label, hash FROM app_passwords"
+	    " WHERE tag = ?1 AND user_id = ?2", &s,
+	    "cannot look up app password", err, "ti", tag, l->user_id)) <= 0)
 		return r;
 	l->kind = STORE_LOGIN_APP;
 	l->cred_id = sqlite3_column_int64(s, 0);
-	l->user_id = sqlite3_column_int64(s, 1);
-	store_login_text(l->label, sizeof(l->label), s, 2);
+	store_login_text(l->label, sizeof(l->label), s, 1);
 	snprintf(l->account, sizeof(l->account), "app/%s/%s", l->label,
 	    addr);
-	r = store_login_hash(s, 3, l, err);
+	r = store_login_hash(s, 2, l, err);
 	sqlite3_reset(s);
 	return r < 0 ? r : 1;
 }

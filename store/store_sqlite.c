@@ -258,6 +258,37 @@ store__end(struct store *st, int r, struct pr_err *err)
 }
 
 int
+store__each(struct store *st, size_t n,
+    int (*one)(struct store *st, void *ctx, size_t i, struct pr_err *err),
+    void *ctx, struct pr_err *err)
+{
+	struct pr_err ierr;
+	int r;
+
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
+		    "SAVEPOINT store_msg", err)) < 0)
+			break;
+		pr_err_clear(&ierr);
+		if ((r = one(st, ctx, i, &ierr)) < 0 &&
+		    sqlite3_get_autocommit(st->db)) {
+			/* SQLite gave up the whole transaction (disk full,
+			 * I/O error): nothing commits. */
+			*err = ierr;
+			break;
+		}
+		r = r < 0 ? store__exec(st, STORE_Q_ROLLBACK_TO,
+		    "ROLLBACK TO store_msg", err) : 0;
+		if (r == 0)
+			r = store__exec(st, STORE_Q_RELEASE,
+			    "RELEASE store_msg", err);
+	}
+	return store__end(st, r, err);
+}
+
+int
 store__grow(void *vp, size_t *cap, size_t n, size_t size, size_t first)
 {
 	void *v, *nv;

@@ -11,7 +11,7 @@
  */
 #include "store_int.h"
 
-#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 enum store_throttle_scope {
@@ -24,13 +24,10 @@ enum store_throttle_scope {
 static const char *
 store_throttle_name(const char *in, char out[ADDR_MAX])
 {
-	size_t i;
-
 	if (in == NULL || *in == '\0')
 		return NULL;
-	for (i = 0; in[i] != '\0' && i < ADDR_MAX - 1; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	out[i] = '\0';
+	snprintf(out, ADDR_MAX, "%s", in);
+	addr_lower(out);
 	return out;
 }
 
@@ -136,38 +133,33 @@ store_throttle_one(struct store *st, struct store_throttle_update *u,
 	return r;
 }
 
+struct store_throttle_batch {
+	struct store_throttle_update *u;
+	int64_t window;
+};
+
+static int
+store_throttle_item(struct store *st, void *ctx, size_t i,
+    struct pr_err *err)
+{
+	struct store_throttle_batch *b = ctx;
+
+	return b->u[i].status = store_throttle_one(st, &b->u[i], b->window,
+	    err);
+}
+
 int
 store_throttle_update(struct store *st, struct store_throttle_update *u,
     size_t n, int64_t window, struct pr_err *err)
 {
-	struct pr_err uerr;
-	size_t i;
+	struct store_throttle_batch b = { u, window };
 	int r;
 
-	if ((r = store__begin(st, err)) < 0)
-		goto fail;
 	/* Each update in a savepoint: one that fails does not undo the
 	 * others. */
-	for (i = 0; i < n; i++) {
-		if ((r = store__exec(st, STORE_Q_SAVEPOINT,
-		    "SAVEPOINT store_msg", err)) < 0)
-			break;
-		pr_err_clear(&uerr);
-		u[i].status = store_throttle_one(st, &u[i], window, &uerr);
-		if (u[i].status < 0)
-			r = store__exec(st, STORE_Q_ROLLBACK_TO,
-			    "ROLLBACK TO store_msg", err);
-		if (r == 0)
-			r = store__exec(st, STORE_Q_RELEASE,
-			    "RELEASE store_msg", err);
-		if (r < 0)
-			break;
-	}
-	if ((r = store__end(st, r, err)) == 0)
-		return 0;
-fail:
-	for (i = 0; i < n; i++)
-		u[i].status = r;
+	if ((r = store__each(st, n, store_throttle_item, &b, err)) < 0)
+		for (size_t i = 0; i < n; i++)
+			u[i].status = r;
 	return r;
 }
 
