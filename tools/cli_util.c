@@ -46,6 +46,23 @@ cli_domain(const char *arg, char out[ADDR_DOMAIN_MAX + 1])
 	return 0;
 }
 
+int
+cli_hosted_domain(struct cli *cli, const char *arg,
+    char out[ADDR_DOMAIN_MAX + 1])
+{
+	int r;
+
+	if (cli_domain(arg, out) < 0)
+		return CLI_ERR;
+	r = store_domain_exists(cli_store(cli), out);
+	if (r < 0)
+		return cli_fail("cannot read the domains");
+	if (r == 0)
+		return cli_fail("domain %s is not hosted here (add it with "
+		    "`postroom domain add %s`)", out, out);
+	return CLI_OK;
+}
+
 /* Reads one line into buf (size n) without its line end.  Returns the
  * length, or -1 at EOF/error or when the line does not fit. */
 static ssize_t

@@ -18,6 +18,13 @@ int cli_address(const char *arg, char out[ADDR_MAX]);
  * domain.  Refuses IP addresses.  Prints the reason and returns -1. */
 int cli_domain(const char *arg, char out[ADDR_DOMAIN_MAX + 1]);
 
+struct cli;
+
+/* cli_domain, then the domain must be hosted (`postroom domain add`).
+ * Returns CLI_OK, or the exit status after saying what is wrong. */
+int cli_hosted_domain(struct cli *cli, const char *arg,
+    char out[ADDR_DOMAIN_MAX + 1]);
+
 /* The shortest password the CLI sets, in characters: an online guesser is
  * slowed by the login throttle, but not enough for a 4-letter word. */
 #define CLI_PASSWORD_MIN 8

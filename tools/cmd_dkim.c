@@ -27,26 +27,6 @@
 #include "dkim_keyfile.h"
 #include "dns.h"
 
-/* Checks and normalises (common/domain.h) a DOMAIN argument of a hosted
- * domain into out.  Returns CLI_OK, or the exit status after saying what
- * is wrong. */
-static int
-cmd_dkim_domain(struct cli *cli, const char *arg,
-    char out[ADDR_DOMAIN_MAX + 1])
-{
-	int r;
-
-	if (cli_domain(arg, out) < 0)
-		return CLI_ERR;
-	r = store_domain_exists(cli_store(cli), out);
-	if (r < 0)
-		return cli_fail("cannot read the domains");
-	if (r == 0)
-		return cli_fail("domain %s is not hosted here (add it with "
-		    "`postroom domain add %s`)", out, out);
-	return CLI_OK;
-}
-
 static int
 cmd_dkim_keygen(struct cli *cli, int argc, char **argv)
 {
@@ -72,7 +52,7 @@ cmd_dkim_keygen(struct cli *cli, int argc, char **argv)
 	}
 	if (dom == NULL)
 		return CLI_USAGE;
-	if ((r = cmd_dkim_domain(cli, dom, domain)) != CLI_OK)
+	if ((r = cli_hosted_domain(cli, dom, domain)) != CLI_OK)
 		return r;
 	if (selector != NULL &&
 	    !dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
@@ -146,8 +126,7 @@ cmd_dkim_list(struct cli *cli, int argc, char **argv)
 	if (argc > 3 || (argc == 3 && argv[2][0] == '-'))
 		return CLI_USAGE;
 	if (argc == 3) {
-		if ((r = cmd_dkim_domain(cli, argv[2], domain)) !=
-		    CLI_OK)
+		if ((r = cli_hosted_domain(cli, argv[2], domain)) != CLI_OK)
 			return r;
 		return cmd_dkim_list_domain(cli, domain);
 	}
@@ -277,7 +256,7 @@ cmd_dkim_state(struct cli *cli, int argc, char **argv,
 	}
 	if (sel == NULL)
 		return CLI_USAGE;
-	if ((r = cmd_dkim_domain(cli, dom, domain)) != CLI_OK)
+	if ((r = cli_hosted_domain(cli, dom, domain)) != CLI_OK)
 		return r;
 	if (!dkim_key_name_ok(sel, DKIM_KEY_SELECTOR_MAX))
 		return cli_fail("invalid selector '%s'", sel);
