@@ -668,10 +668,7 @@ sendmail_bs(struct sendmail *sm)
 			sendmail_reply("252 2.5.2 Cannot VRFY, send some mail");
 		} else if (strcasecmp(line, "QUIT") == 0) {
 			sendmail_reply("221 2.0.0 Bye");
-			buf_fini(&msg);
-			sendmail_rcpt_clear(sm);
-			free(sm->rcpt);
-			return EX_OK;
+			break;
 		} else {
 			sendmail_reply("500 5.5.2 Command not recognised");
 		}
@@ -679,8 +676,8 @@ sendmail_bs(struct sendmail *sm)
 	buf_fini(&msg);
 	sendmail_rcpt_clear(sm);
 	free(sm->rcpt);
-	/* The client went away without QUIT: a transaction it had not
-	 * finished is not delivered. */
+	/* QUIT, or the client went away: a transaction it had not finished
+	 * is not delivered. */
 	return data ? EX_DATAERR : EX_OK;
 }
 
