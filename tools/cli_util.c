@@ -64,7 +64,8 @@ cli_hosted_domain(struct cli *cli, const char *arg,
 }
 
 /* Reads one line into buf (size n) without its line end.  Returns the
- * length, or -1 at EOF/error or when the line does not fit. */
+ * length, -1 at EOF or on an error, or -2 when the line does not fit (the
+ * rest of it is read and dropped). */
 static ssize_t
 cli_read_line(FILE *f, char *buf, size_t n)
 {
