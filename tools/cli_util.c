@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "dns.h"
 #include "domain.h"
 #include "sasl.h"
 
@@ -60,6 +61,22 @@ cli_hosted_domain(struct cli *cli, const char *arg,
 	if (r == 0)
 		return cli_fail("domain %s is not hosted here (add it with "
 		    "`postroom domain add %s`)", out, out);
+	return CLI_OK;
+}
+
+int
+cli_dns_open(struct cli *cli, uv_loop_t *loop, struct dns **d_r)
+{
+	struct pr_err err;
+
+	if (uv_loop_init(loop) != 0)
+		return cli_fail("cannot make an event loop");
+	pr_err_clear(&err);
+	if (dns_new(loop, cli->cfg.dns.resolver, cli->cfg.dns.timeout * 1000,
+	    d_r, &err) < 0) {
+		uv_loop_close(loop);
+		return cli_fail("%s", err.msg);
+	}
 	return CLI_OK;
 }
 

@@ -24,6 +24,7 @@
 
 #include "authres.h"
 #include "cli.h"
+#include "cli_util.h"
 #include "dkim_verify.h"
 #include "dmarc.h"
 #include "dns.h"
@@ -281,7 +282,6 @@ cmd_check_message(struct cli *cli, int argc, char **argv)
 	struct dkim_verify_limits lim;
 	struct spf_request req;
 	struct smtp_verdict v;
-	struct pr_err err;
 	struct buf ar;
 	const char *file = NULL;
 	uv_loop_t loop;
@@ -316,16 +316,9 @@ cmd_check_message(struct cli *cli, int argc, char **argv)
 		buf_fini(&c.msg);
 		return r;
 	}
-	if (uv_loop_init(&loop) != 0) {
+	if (cli_dns_open(cli, &loop, &c.dns) != CLI_OK) {
 		buf_fini(&c.msg);
-		return cli_fail("cannot make an event loop");
-	}
-	pr_err_clear(&err);
-	if (dns_new(&loop, cfg->dns.resolver, cfg->dns.timeout * 1000, &c.dns,
-	    &err) < 0) {
-		uv_loop_close(&loop);
-		buf_fini(&c.msg);
-		return cli_fail("%s", err.msg);
+		return CLI_ERR;
 	}
 	c.rsv = dns_resolver(c.dns);
 	/* One count for the start, so no check can end the run early. */

@@ -190,20 +190,13 @@ static int
 cmd_dkim_check_dns(struct cli *cli, const struct dkim_key *k)
 {
 	struct cmd_dkim_lookup l = { .key = k, .rcode = RESOLVER_TIMEOUT };
-	struct pr_err err;
 	uv_loop_t loop;
 	char name[400];
 
 	snprintf(name, sizeof(name), "%s._domainkey.%s", dkim_key_selector(k),
 	    dkim_key_domain(k));
-	if (uv_loop_init(&loop) != 0)
-		return cli_fail("cannot make an event loop");
-	pr_err_clear(&err);
-	if (dns_new(&loop, cli->cfg.dns.resolver, cli->cfg.dns.timeout * 1000,
-	    &l.dns, &err) < 0) {
-		uv_loop_close(&loop);
-		return cli_fail("%s", err.msg);
-	}
+	if (cli_dns_open(cli, &loop, &l.dns) != CLI_OK)
+		return CLI_ERR;
 	if (resolver_query(dns_resolver(l.dns), name, RESOLVER_TXT,
 	    cmd_dkim_txt_cb, &l) < 0) {
 		dns_close(l.dns, NULL, NULL);
