@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "dns.h"
 #include "domain.h"
 #include "sasl.h"
 
@@ -46,8 +47,42 @@ cli_domain(const char *arg, char out[ADDR_DOMAIN_MAX + 1])
 	return 0;
 }
 
+int
+cli_hosted_domain(struct cli *cli, const char *arg,
+    char out[ADDR_DOMAIN_MAX + 1])
+{
+	int r;
+
+	if (cli_domain(arg, out) < 0)
+		return CLI_ERR;
+	r = store_domain_exists(cli_store(cli), out);
+	if (r < 0)
+		return cli_fail("cannot read the domains");
+	if (r == 0)
+		return cli_fail("domain %s is not hosted here (add it with "
+		    "`postroom domain add %s`)", out, out);
+	return CLI_OK;
+}
+
+int
+cli_dns_open(struct cli *cli, uv_loop_t *loop, struct dns **d_r)
+{
+	struct pr_err err;
+
+	if (uv_loop_init(loop) != 0)
+		return cli_fail("cannot make an event loop");
+	pr_err_clear(&err);
+	if (dns_new(loop, cli->cfg.dns.resolver, cli->cfg.dns.timeout * 1000,
+	    d_r, &err) < 0) {
+		uv_loop_close(loop);
+		return cli_fail("%s", err.msg);
+	}
+	return CLI_OK;
+}
+
 /* Reads one line into buf (size n) without its line end.  Returns the
- * length, or -1 at EOF/error or when the line does not fit. */
+ * length, -1 at EOF or on an error, or -2 when the line does not fit (the
+ * rest of it is read and dropped). */
 static ssize_t
 cli_read_line(FILE *f, char *buf, size_t n)
 {

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "addr.h"
 
 /* Parses and canonicalises an address argument (lower-cased, the domain
@@ -17,6 +19,22 @@ int cli_address(const char *arg, char out[ADDR_MAX]);
  * domain.h), so that "exämple.org" and "xn--exmple-cua.org" are one
  * domain.  Refuses IP addresses.  Prints the reason and returns -1. */
 int cli_domain(const char *arg, char out[ADDR_DOMAIN_MAX + 1]);
+
+struct cli;
+
+/* cli_domain, then the domain must be hosted (`postroom domain add`).
+ * Returns CLI_OK, or the exit status after saying what is wrong. */
+int cli_hosted_domain(struct cli *cli, const char *arg,
+    char out[ADDR_DOMAIN_MAX + 1]);
+
+struct dns;
+
+/* Starts loop and on it the resolver of [dns] (common/dns.c: [dns]
+ * resolver, [dns] timeout), for a command that looks names up as the
+ * daemons do.  Returns CLI_OK, or CLI_ERR after saying why, with nothing
+ * left open.  The caller closes *d_r with dns_close(), runs the loop to
+ * its end and closes it. */
+int cli_dns_open(struct cli *cli, uv_loop_t *loop, struct dns **d_r);
 
 /* The shortest password the CLI sets, in characters: an online guesser is
  * slowed by the login throttle, but not enough for a 4-letter word. */

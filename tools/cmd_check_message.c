@@ -24,12 +24,17 @@
 
 #include "authres.h"
 #include "cli.h"
+#include "cli_util.h"
 #include "dkim_verify.h"
 #include "dmarc.h"
 #include "dns.h"
 #include "iprev.h"
+#include "smtp_head.h"
 #include "smtp_policy.h"
 #include "spf.h"
+
+/* Octets fed to the header filter at a time. */
+#define CMD_CM_CHUNK 65536
 
 struct cmd_cm {
 	struct cli *cli;
@@ -140,19 +145,36 @@ cmd_cm_dmarc(struct cmd_cm *c)
 {
 	const struct cfg *cfg = &c->cli->cfg;
 	struct dmarc_input in;
-	const char *at, *end;
-	size_t hlen = c->msg.len;
+	struct smtp_head h;
+	struct buf out;
+	const char *at;
+	size_t off, n;
+	int r = 0;
 
 	c->dmarc_started = true;
 	c->from_status = DMARC_FROM_OK;
 	if (!cfg->inbound.dmarc)
 		return;
-	/* The header section with its last CRLF (RFC 5322 2.1). */
-	end = memmem(c->msg.p, c->msg.len, "\r\n\r\n", 4);
-	if (end != NULL)
-		hlen = (size_t)(end - (const char *)c->msg.p) + 2;
-	c->from_status = dmarc_from_domain(c->msg.p, hlen, c->from_domain,
-	    sizeof(c->from_domain));
+	/* The From: fields as smtpd's header filter keeps them: a field
+	 * beyond its bound makes the From: count bad there, so here too.
+	 * What the filter passes on is not needed, only room for it. */
+	smtp_head_init(&h, cfg->server.hostname);
+	buf_init(&out, CMD_CM_CHUNK + SMTP_HEAD_FIELD_MAX + 16);
+	for (off = 0; off < c->msg.len && !h.body && r == 0; off += n) {
+		n = c->msg.len - off < CMD_CM_CHUNK ? c->msg.len - off :
+		    CMD_CM_CHUNK;
+		buf_reset(&out);
+		r = smtp_head_feed(&h, c->msg.p + off, n, &out);
+	}
+	buf_reset(&out);
+	if (r == 0 && !h.body)
+		r = smtp_head_finish(&h, &out);
+	c->from_status = dmarc_from_domain(h.from.p, h.from.len,
+	    c->from_domain, sizeof(c->from_domain));
+	if (r < 0 || h.from_overflow)
+		c->from_status = DMARC_FROM_BAD;
+	buf_fini(&out);
+	smtp_head_fini(&h);
 	if (c->from_status != DMARC_FROM_OK)
 		return;
 	memset(&in, 0, sizeof(in));
@@ -260,7 +282,6 @@ cmd_check_message(struct cli *cli, int argc, char **argv)
 	struct dkim_verify_limits lim;
 	struct spf_request req;
 	struct smtp_verdict v;
-	struct pr_err err;
 	struct buf ar;
 	const char *file = NULL;
 	uv_loop_t loop;
@@ -295,16 +316,9 @@ cmd_check_message(struct cli *cli, int argc, char **argv)
 		buf_fini(&c.msg);
 		return r;
 	}
-	if (uv_loop_init(&loop) != 0) {
+	if (cli_dns_open(cli, &loop, &c.dns) != CLI_OK) {
 		buf_fini(&c.msg);
-		return cli_fail("cannot make an event loop");
-	}
-	pr_err_clear(&err);
-	if (dns_new(&loop, cfg->dns.resolver, cfg->dns.timeout * 1000, &c.dns,
-	    &err) < 0) {
-		uv_loop_close(&loop);
-		buf_fini(&c.msg);
-		return cli_fail("%s", err.msg);
+		return CLI_ERR;
 	}
 	c.rsv = dns_resolver(c.dns);
 	/* One count for the start, so no check can end the run early. */

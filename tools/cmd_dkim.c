@@ -15,37 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <sys/types.h>
 #include <time.h>
 
-#include <ares.h>
+#include <uv.h>
 
 #include "addr.h"
 #include "buf.h"
 #include "cli.h"
 #include "cli_util.h"
 #include "dkim_keyfile.h"
-
-/* Checks and normalises (common/domain.h) a DOMAIN argument of a hosted
- * domain into out.  Returns CLI_OK, or the exit status after saying what
- * is wrong. */
-static int
-cmd_dkim_domain(struct cli *cli, const char *arg,
-    char out[ADDR_DOMAIN_MAX + 1])
-{
-	int r;
-
-	if (cli_domain(arg, out) < 0)
-		return CLI_ERR;
-	r = store_domain_exists(cli_store(cli), out);
-	if (r < 0)
-		return cli_fail("cannot read the domains");
-	if (r == 0)
-		return cli_fail("domain %s is not hosted here (add it with "
-		    "`postroom domain add %s`)", out, out);
-	return CLI_OK;
-}
+#include "dns.h"
 
 static int
 cmd_dkim_keygen(struct cli *cli, int argc, char **argv)
@@ -72,7 +52,7 @@ cmd_dkim_keygen(struct cli *cli, int argc, char **argv)
 	}
 	if (dom == NULL)
 		return CLI_USAGE;
-	if ((r = cmd_dkim_domain(cli, dom, domain)) != CLI_OK)
+	if ((r = cli_hosted_domain(cli, dom, domain)) != CLI_OK)
 		return r;
 	if (selector != NULL &&
 	    !dkim_key_name_ok(selector, DKIM_KEY_SELECTOR_MAX))
@@ -146,8 +126,7 @@ cmd_dkim_list(struct cli *cli, int argc, char **argv)
 	if (argc > 3 || (argc == 3 && argv[2][0] == '-'))
 		return CLI_USAGE;
 	if (argc == 3) {
-		if ((r = cmd_dkim_domain(cli, argv[2], domain)) !=
-		    CLI_OK)
+		if ((r = cli_hosted_domain(cli, argv[2], domain)) != CLI_OK)
 			return r;
 		return cmd_dkim_list_domain(cli, domain);
 	}
@@ -169,111 +148,70 @@ cmd_dkim_list(struct cli *cli, int argc, char **argv)
 
 struct cmd_dkim_lookup {
 	const struct dkim_key *key;
+	struct dns *dns;
 	bool done;
-	int status;    /* ARES_SUCCESS, ARES_ENODATA, ARES_ENOTFOUND, ... */
-	int records;   /* TXT records seen */
-	bool match;    /* one of them holds the key */
+	enum resolver_rcode rcode;
+	size_t records;  /* TXT records seen */
+	bool match;      /* one of them holds the key */
 };
 
 static void
-cmd_dkim_txt_cb(void *arg, int status, int timeouts, unsigned char *abuf,
-    int alen)
+cmd_dkim_txt_cb(void *data, const struct resolver_answer *ans)
 {
-	struct cmd_dkim_lookup *l = arg;
-	struct ares_txt_ext *txt = NULL, *t;
+	struct cmd_dkim_lookup *l = data;
 	struct buf rec;
+	size_t i, j;
 
-	(void)timeouts;
 	l->done = true;
-	l->status = status;
-	if (status != ARES_SUCCESS)
-		return;
-	if ((l->status = ares_parse_txt_reply_ext(abuf, alen, &txt)) !=
-	    ARES_SUCCESS)
-		return;
-	/* RFC 6376 3.6.2.2: the strings of one record are concatenated;
-	 * record_start marks the first string of each record. */
-	buf_init(&rec, 65536);
-	for (t = txt; t != NULL; t = t->next) {
-		if (t->record_start && rec.len > 0) {
-			l->records++;
-			l->match |= dkim_key_txt_match(l->key,
-			    (const char *)rec.p, rec.len);
-			buf_reset(&rec);
-		}
-		buf_append(&rec, t->txt, t->length);
-	}
-	if (txt != NULL) {
-		l->records++;
-		l->match |= dkim_key_txt_match(l->key, (const char *)rec.p,
+	l->rcode = ans->rcode;
+	l->records = ans->n;
+	/* RFC 6376 3.6.2.2: the strings of one record are concatenated. */
+	buf_init(&rec, DNS_TXT_STRINGS_MAX * 255);
+	for (i = 0; i < ans->n && !l->match; i++) {
+		const struct resolver_txt *t = &ans->rr[i].u.txt;
+
+		buf_reset(&rec);
+		for (j = 0; j < t->n; j++)
+			buf_append(&rec, t->s[j], t->len[j]);
+		l->match = dkim_key_txt_match(l->key, (const char *)rec.p,
 		    rec.len);
 	}
 	buf_fini(&rec);
-	ares_free_data(txt);
+	dns_close(l->dns, NULL, NULL);
 }
 
 /*
  * Looks up the TXT record at SELECTOR._domainkey.DOMAIN (RFC 6376 3.6.2.1)
- * through [relay] resolver (or the system's) and compares it with k.
- * Returns CLI_OK when a record holds the key, else the exit status after
- * saying what was found.
+ * through [dns] resolver (common/dns.c, as smtpd and the relay do) and
+ * compares it with k.  Returns CLI_OK when a record holds the key, else
+ * the exit status after saying what was found.
  */
 static int
 cmd_dkim_check_dns(struct cli *cli, const struct dkim_key *k)
 {
-	const char *resolver = cli->cfg.relay.resolver;
-	struct cmd_dkim_lookup l = { .key = k };
-	struct ares_options opts;
-	ares_channel ch;
+	struct cmd_dkim_lookup l = { .key = k, .rcode = RESOLVER_TIMEOUT };
+	uv_loop_t loop;
 	char name[400];
-	int rc;
 
 	snprintf(name, sizeof(name), "%s._domainkey.%s", dkim_key_selector(k),
 	    dkim_key_domain(k));
-	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS)
-		return cli_fail("DNS: %s", ares_strerror(rc));
-	memset(&opts, 0, sizeof(opts));
-	opts.timeout = 2000;
-	opts.tries = 3;
-	/* With a configured server, its answers alone count: no search
-	 * list, no /etc/hosts. */
-	opts.lookups = (char *)(resolver[0] != '\0' ? "b" : "fb");
-	opts.flags = ARES_FLAG_NOSEARCH;
-	if ((rc = ares_init_options(&ch, &opts, ARES_OPT_TIMEOUTMS |
-	    ARES_OPT_TRIES | ARES_OPT_LOOKUPS | ARES_OPT_FLAGS)) !=
-	    ARES_SUCCESS)
-		return cli_fail("DNS: %s", ares_strerror(rc));
-	if (resolver[0] != '\0' &&
-	    (rc = ares_set_servers_ports_csv(ch, resolver)) != ARES_SUCCESS) {
-		ares_destroy(ch);
-		return cli_fail("[relay] resolver '%s': %s", resolver,
-		    ares_strerror(rc));
+	if (cli_dns_open(cli, &loop, &l.dns) != CLI_OK)
+		return CLI_ERR;
+	if (resolver_query(dns_resolver(l.dns), name, RESOLVER_TXT,
+	    cmd_dkim_txt_cb, &l) < 0) {
+		dns_close(l.dns, NULL, NULL);
+		l.rcode = RESOLVER_FORMERR;
 	}
-	ares_query(ch, name, 1 /* C_IN */, 16 /* T_TXT */, cmd_dkim_txt_cb,
-	    &l);
-	while (!l.done) {
-		struct timeval tv, *tvp;
-		fd_set rfds, wfds;
-		int nfds;
-
-		FD_ZERO(&rfds);
-		FD_ZERO(&wfds);
-		nfds = ares_fds(ch, &rfds, &wfds);
-		if (nfds == 0)
-			break;
-		tvp = ares_timeout(ch, NULL, &tv);
-		select(nfds, &rfds, &wfds, NULL, tvp);
-		ares_process(ch, &rfds, &wfds);
-	}
-	ares_destroy(ch);
-	ares_library_cleanup();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
 	if (l.match)
 		return CLI_OK;
-	if (!l.done || (l.status != ARES_SUCCESS &&
-	    l.status != ARES_ENODATA && l.status != ARES_ENOTFOUND))
+	if (l.rcode != RESOLVER_NOERROR && l.rcode != RESOLVER_NXDOMAIN)
 		return cli_fail("cannot look up the TXT record at %s: %s "
 		    "(--force activates without the check)", name,
-		    ares_strerror(l.done ? l.status : ARES_ETIMEOUT));
+		    l.rcode == RESOLVER_TIMEOUT ? "no answer in time" :
+		    l.rcode == RESOLVER_REFUSED ? "refused" :
+		    "server failure");
 	if (l.records == 0)
 		return cli_fail("no TXT record at %s yet: publish the record "
 		    "that `postroom dns %s` prints, wait for it to show, "
@@ -311,7 +249,7 @@ cmd_dkim_state(struct cli *cli, int argc, char **argv,
 	}
 	if (sel == NULL)
 		return CLI_USAGE;
-	if ((r = cmd_dkim_domain(cli, dom, domain)) != CLI_OK)
+	if ((r = cli_hosted_domain(cli, dom, domain)) != CLI_OK)
 		return r;
 	if (!dkim_key_name_ok(sel, DKIM_KEY_SELECTOR_MAX))
 		return cli_fail("invalid selector '%s'", sel);

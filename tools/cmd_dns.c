@@ -26,14 +26,8 @@ cmd_dns(struct cli *cli, int argc, char **argv)
 
 	if (argc != 2 || argv[1][0] == '-')
 		return CLI_USAGE;
-	if (cli_domain(argv[1], domain) < 0)
-		return CLI_ERR;
-	r = store_domain_exists(cli_store(cli), domain);
-	if (r < 0)
-		return cli_fail("cannot read the domains");
-	if (r == 0)
-		return cli_fail("domain %s is not hosted here (add it with "
-		    "`postroom domain add %s`)", domain, domain);
+	if ((r = cli_hosted_domain(cli, argv[1], domain)) != CLI_OK)
+		return r;
 
 	printf("; DNS records to publish for %s\n", domain);
 	printf("; %s must have an A and/or AAAA record pointing at this "

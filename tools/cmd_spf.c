@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "dns.h"
 #include "spf.h"
 
@@ -48,7 +49,6 @@ cmd_spf(struct cli *cli, int argc, char **argv)
 	struct cmd_spf_run run;
 	struct spf_request req;
 	struct spf_check *c = NULL;
-	struct pr_err err;
 	uv_loop_t loop;
 	int r;
 
@@ -61,14 +61,8 @@ cmd_spf(struct cli *cli, int argc, char **argv)
 	req.helo = argc > 3 ? argv[3] : "";
 	req.receiver = cli->cfg.server.hostname;
 	req.now = (uint64_t)time(NULL);
-	if (uv_loop_init(&loop) != 0)
-		return cli_fail("cannot make an event loop");
-	pr_err_clear(&err);
-	if (dns_new(&loop, cli->cfg.dns.resolver, cli->cfg.dns.timeout * 1000,
-	    &run.dns, &err) < 0) {
-		uv_loop_close(&loop);
-		return cli_fail("%s", err.msg);
-	}
+	if (cli_dns_open(cli, &loop, &run.dns) != CLI_OK)
+		return CLI_ERR;
 	r = spf_check_new(dns_resolver(run.dns), &req, cmd_spf_cb, &run, &c);
 	if (r < 0) {
 		dns_close(run.dns, NULL, NULL);

@@ -451,25 +451,50 @@ sendmail_submit(struct sendmail *sm, const uint8_t *in, size_t len,
 	return 0;
 }
 
+/* RFC 5321 4.5.3.1.4, 4.5.3.1.6: a command line and a text line are 1000
+ * octets at most with their CRLF, as smtpd's limits (ARCHITECTURE.md
+ * 3.8). */
+#define SENDMAIL_LINE_MAX 1000
+
+/*
+ * The next piece of a line on stdin into buf (cap octets): up to and
+ * including its LF, or cap octets of a longer line, so that a line that
+ * never ends costs no more memory than buf.  Returns the length, 0 at
+ * the end of the input.
+ */
+static size_t
+sendmail_getline(char *buf, size_t cap)
+{
+	size_t n = 0;
+	int c;
+
+	while (n < cap && (c = getc(stdin)) != EOF)
+		if ((buf[n++] = (char)c) == '\n')
+			break;
+	return n;
+}
+
 /* The message on stdin: to EOF, or with -i unset to a line holding
  * only a dot (the old sendmail convention). */
 static void
 sendmail_read(struct sendmail *sm, struct buf *b)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	char piece[4096];
+	bool bol = true;
+	size_t n;
 
-	while ((n = getline(&line, &cap, stdin)) > 0) {
-		if (!sm->ignore_dots && (strcmp(line, ".\n") == 0 ||
-		    strcmp(line, ".\r\n") == 0 || strcmp(line, ".") == 0))
+	while ((n = sendmail_getline(piece, sizeof(piece))) > 0) {
+		/* A lone "." piece without LF is the last line of input. */
+		if (bol && !sm->ignore_dots && piece[0] == '.' && (n == 1 ||
+		    (n == 2 && piece[1] == '\n') ||
+		    (n == 3 && memcmp(piece + 1, "\r\n", 2) == 0)))
 			break;
-		if (buf_append(b, line, (size_t)n) < 0)
+		if (buf_append(b, piece, n) < 0)
 			sendmail_die(sm, EX_DATAERR, "message larger than "
 			    "max_message_size (%llu octets)",
 			    (unsigned long long)sm->cfg.smtp.max_message_size);
+		bol = piece[n - 1] == '\n';
 	}
-	free(line);
 	if (ferror(stdin))
 		sendmail_die(sm, EX_IOERR, "reading the message: %s",
 		    strerror(errno));
@@ -517,19 +542,26 @@ sendmail_bs(struct sendmail *sm)
 {
 	struct sendmail_spool sp;
 	struct buf msg;
-	char *line = NULL, *arg;
-	size_t cap = 0;
-	ssize_t n;
+	char line[SENDMAIL_LINE_MAX + 1], *arg;
+	size_t n;
 	bool mail = false, data = false, too_big = false;
+	bool bol = true, eol;
 	const char *host = sm->cfg.server.hostname;
 
 	buf_init(&msg, (size_t)sm->cfg.smtp.max_message_size);
 	sendmail_reply("220 %s ESMTP postroom-sendmail", host);
-	while ((n = getline(&line, &cap, stdin)) > 0) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
+	while ((n = sendmail_getline(line, SENDMAIL_LINE_MAX)) > 0) {
+		eol = line[n - 1] == '\n';
+		while (eol && n > 0 && (line[n - 1] == '\n' ||
+		    line[n - 1] == '\r'))
+			n--;
+		line[n] = '\0';
 		if (data) {
-			if (strcmp(line, ".") == 0) {
+			/* A longer text line goes on in the next piece. */
+			bool start = bol;
+
+			bol = eol;
+			if (start && eol && strcmp(line, ".") == 0) {
 				data = false;
 				if (too_big) {
 					sendmail_reply("552 5.3.4 Message too "
@@ -554,9 +586,18 @@ sendmail_bs(struct sendmail *sm)
 				continue;
 			}
 			/* RFC 5321 4.5.2: undo dot-stuffing. */
-			arg = line[0] == '.' ? line + 1 : line;
-			if (buf_puts(&msg, arg) < 0 || buf_puts(&msg, "\n") < 0)
+			arg = start && line[0] == '.' ? line + 1 : line;
+			if (buf_append(&msg, arg, n - (size_t)(arg - line)) < 0 ||
+			    (eol && buf_puts(&msg, "\n") < 0))
 				too_big = true;
+			continue;
+		}
+		if (!eol && n == SENDMAIL_LINE_MAX) {
+			/* Skipped to its end, then answered as smtpd does. */
+			while ((n = sendmail_getline(line, SENDMAIL_LINE_MAX)) >
+			    0 && line[n - 1] != '\n')
+				;
+			sendmail_reply("500 5.5.2 Line too long");
 			continue;
 		}
 		if (strncasecmp(line, "EHLO", 4) == 0) {
@@ -627,21 +668,16 @@ sendmail_bs(struct sendmail *sm)
 			sendmail_reply("252 2.5.2 Cannot VRFY, send some mail");
 		} else if (strcasecmp(line, "QUIT") == 0) {
 			sendmail_reply("221 2.0.0 Bye");
-			free(line);
-			buf_fini(&msg);
-			sendmail_rcpt_clear(sm);
-			free(sm->rcpt);
-			return EX_OK;
+			break;
 		} else {
 			sendmail_reply("500 5.5.2 Command not recognised");
 		}
 	}
-	free(line);
 	buf_fini(&msg);
 	sendmail_rcpt_clear(sm);
 	free(sm->rcpt);
-	/* The client went away without QUIT: a transaction it had not
-	 * finished is not delivered. */
+	/* QUIT, or the client went away: a transaction it had not finished
+	 * is not delivered. */
 	return data ? EX_DATAERR : EX_OK;
 }
 

@@ -195,19 +195,39 @@ sendmail_msg_is(const uint8_t *line, size_t n, const char *name)
 	    n) == 0;
 }
 
+/* A complete field f[0..flen) whose name is namelen octets: its
+ * recipients to rcpt_cb with -t, then the field itself to out unless it
+ * is Bcc.  Returns 0, the rcpt_cb result or PR_ENOSPC. */
+static int
+sendmail_msg_field_end(const uint8_t *f, size_t flen, size_t namelen,
+    const struct sendmail_msg_opts *o, struct buf *out)
+{
+	bool bcc = sendmail_msg_is(f, namelen, "Bcc");
+	int r;
+
+	if (o->extract && (bcc || sendmail_msg_is(f, namelen, "To") ||
+	    sendmail_msg_is(f, namelen, "Cc")) &&
+	    (r = sendmail_msg_field(f + namelen + 1, flen - namelen - 1,
+	    o->rcpt_cb, o->ctx)) != 0)
+		return r;
+	if (!bcc && buf_append(out, f, flen) < 0)
+		return PR_ENOSPC;
+	return 0;
+}
+
 int
 sendmail_msg_rewrite(const uint8_t *in, size_t len,
     const struct sendmail_msg_opts *o, struct buf *out)
 {
 	size_t off = 0, end, next, n, fstart = 0, flen = 0, namelen = 0;
 	bool has_from = false, has_date = false, has_msgid = false;
-	bool in_field = false, headers_end = false;
+	bool in_field = false;
 	const uint8_t *nl;
 	int r = 0;
 
 	/* Pass 1: the header section, field by field.  A field ends where
 	 * the next line does not start with SP or HTAB (RFC 5322 2.2.3). */
-	while (off < len && !headers_end) {
+	while (off < len) {
 		nl = memchr(in + off, '\n', len - off);
 		next = nl != NULL ? (size_t)(nl - in) + 1 : len;
 		end = next;
@@ -223,28 +243,17 @@ sendmail_msg_rewrite(const uint8_t *in, size_t len,
 		}
 		/* The field before this line is complete. */
 		if (in_field) {
-			const uint8_t *f = in + fstart;
-			bool is_rcpt = sendmail_msg_is(f, namelen, "To") ||
-			    sendmail_msg_is(f, namelen, "Cc") ||
-			    sendmail_msg_is(f, namelen, "Bcc");
-
-			if (o->extract && is_rcpt && (r = sendmail_msg_field(
-			    f + namelen + 1, flen - namelen - 1,
-			    o->rcpt_cb, o->ctx)) != 0)
+			if ((r = sendmail_msg_field_end(in + fstart, flen,
+			    namelen, o, out)) != 0)
 				return r;
-			if (!sendmail_msg_is(f, namelen, "Bcc") &&
-			    buf_append(out, f, flen) < 0)
-				return PR_ENOSPC;
 			in_field = false;
 		}
 		if (end == off) {
-			headers_end = true;
 			off = next;
 			break;
 		}
 		if ((n = sendmail_msg_name_len(in + off, end - off)) == 0) {
 			/* Not a field: the body starts here. */
-			headers_end = true;
 			break;
 		}
 		has_from |= sendmail_msg_is(in + off, n, "From");
@@ -257,20 +266,11 @@ sendmail_msg_rewrite(const uint8_t *in, size_t len,
 		off = next;
 	}
 	if (in_field) {
-		const uint8_t *f = in + fstart;
-
-		if (o->extract && (sendmail_msg_is(f, namelen, "To") ||
-		    sendmail_msg_is(f, namelen, "Cc") ||
-		    sendmail_msg_is(f, namelen, "Bcc")) &&
-		    (r = sendmail_msg_field(f + namelen + 1,
-		    flen - namelen - 1, o->rcpt_cb, o->ctx)) != 0)
+		if ((r = sendmail_msg_field_end(in + fstart, flen, namelen, o,
+		    out)) != 0)
 			return r;
-		if (!sendmail_msg_is(f, namelen, "Bcc") &&
-		    buf_append(out, f, flen) < 0)
-			return PR_ENOSPC;
 		/* A last field without a line end. */
-		if (flen > 0 && f[flen - 1] != '\n' &&
-		    buf_puts(out, "\n") < 0)
+		if (in[fstart + flen - 1] != '\n' && buf_puts(out, "\n") < 0)
 			return PR_ENOSPC;
 	}
 	if (!has_from && o->from != NULL)

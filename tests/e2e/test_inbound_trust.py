@@ -347,6 +347,16 @@ def checks_cli(t, inst):
         "From: a@other.test\nFrom: b@other.test\n\nx\n"), check=False)
     t.ok(r.stdout.rstrip().split("\n")[-1].startswith("550 5.7.1"),
          "check-message: two From: 550 5.7.1", r.stdout)
+    # A From: field beyond smtpd's header filter bound (8 KiB) is refused
+    # by smtpd; check-message reads it through the same filter.
+    long_from = b"From: " + (b"word " * 150 + b"\r\n ") * 12 + \
+        b"<a@other.test>\r\nSubject: long from\r\n\r\nx\r\n"
+    code, text = send(inst, "a@other.test", long_from)
+    r = inst.cli("check-message", input=long_from.decode(), check=False)
+    last = r.stdout.rstrip().split("\n")[-1]
+    t.ok(code == 550 and last.startswith("550 5.7.1") and "From:" in last,
+         "check-message: a From: beyond the filter's bound gets the 550 "
+         "smtpd gives", (code, text, r.stdout))
     r = inst.cli("check-message", "--bogus", check=False)
     t.eq(r.returncode, 2, "check-message: usage error is exit 2")
     r = inst.cli("check-message", os.path.join(inst.tmp, "nope"),

@@ -478,6 +478,33 @@ def body(t, env):
          maildrop_files(drop) == before,
          "-bs: the same message gets 552 and the session goes on", r)
 
+    # --- a line that never ends costs no memory ------------------------
+    # The message is refused once it passes max_message_size, not after
+    # the whole line was read into memory (256 MiB here).
+    p = subprocess.Popen([SENDMAIL, "-i", CAROL], stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env=dict(os.environ, POSTROOM_CONFIG=conf3))
+    try:
+        chunk = b"z" * (1 << 20)
+        for _ in range(256):
+            p.stdin.write(chunk)
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    t.ok(p.returncode == EX_DATAERR and b"max_message_size" in err and
+         ru.ru_maxrss < 64 * 1024,
+         "an endless line: EX_DATAERR, memory bounded",
+         (p.returncode, ru.ru_maxrss, err))
+    t.eq(maildrop_files(drop), before, "... and nothing spooled")
+    r = env.run(["-bs"], b"HELO c\r\nNOOP " + b"x" * 2000 +
+                b"\r\nQUIT\r\n")
+    codes = [ln[:9] for ln in r.stdout.decode().split("\r\n") if ln]
+    t.ok(r.returncode == 0 and codes[-2:] == ["500 5.5.2", "221 2.0.0"],
+         "-bs: a command line beyond 1000 octets gets 500 5.5.2", r)
+
     # --- smtpd checks what the spool file says -------------------------
     # The file is the user's; a sender with a CR in it would have made
     # header fields of its own in Return-Path.
