@@ -454,6 +454,22 @@ def zone_txt(output):
     return recs
 
 
+def rsa_key():
+    """A new RSA 2048 key to sign with python3-dkim: (PKCS#1 PEM private
+    key, the p= of its key record, RFC 6376 3.6.1)."""
+    import base64
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    priv = k.private_bytes(serialization.Encoding.PEM,
+                           serialization.PrivateFormat.TraditionalOpenSSL,
+                           serialization.NoEncryption())
+    pub = k.public_key().public_bytes(
+        serialization.Encoding.DER,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return priv, base64.b64encode(pub).decode()
+
+
 def dkim_verify(data, txt_records, idx=0):
     """Verifies the DKIM signature of data (bytes) with python3-dkim,
     answering its DNS queries from txt_records ({name: txt}); idx picks

@@ -34,25 +34,12 @@ from smtp_util import BOB, PASSWORD, Check, Raw, instance
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dnsserver import DNSServer  # noqa: E402
+from relay_util import rsa_key  # noqa: E402
 
 import dkim  # noqa: E402  python3-dkim
 import nacl.signing  # noqa: E402  python3-nacl (dkimpy's Ed25519)
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 ID = "mx.example.test"
-
-
-def rsa_key():
-    """(PKCS#1 PEM private key, p= of the key record)."""
-    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    priv = k.private_bytes(serialization.Encoding.PEM,
-                           serialization.PrivateFormat.TraditionalOpenSSL,
-                           serialization.NoEncryption())
-    pub = k.public_key().public_bytes(
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-    return priv, base64.b64encode(pub).decode()
 
 
 def ed_key():
