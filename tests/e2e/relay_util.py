@@ -14,6 +14,7 @@ stopped by PID.
 """
 
 import os
+import poplib
 import shutil
 import smtplib
 import socket
@@ -405,6 +406,25 @@ def submit(inst, user, to, msg, password=PASSWORD, sender=None):
         s.ehlo()
         s.login(user, password)
         return s.sendmail(sender or user, to, msg)
+
+
+def pop3_fetch(inst, user, password=PASSWORD, delete=False):
+    """Every message of user's maildrop over POP3 (RFC 1939), as bytes
+    with CRLF line ends; delete marks each for deletion at QUIT."""
+    p = poplib.POP3(inst.host, inst.ports["pop3"], timeout=20)
+    try:
+        p.user(user)
+        p.pass_(password)
+        count, _ = p.stat()
+        out = []
+        for i in range(1, count + 1):
+            _, lines, _ = p.retr(i)
+            out.append(b"\r\n".join(lines) + b"\r\n")
+            if delete:
+                p.dele(i)
+        return out
+    finally:
+        p.quit()
 
 
 def message(sender, to, subject, body="Hello.\r\n", extra=""):

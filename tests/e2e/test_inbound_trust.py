@@ -23,7 +23,6 @@ messages signed by python3-dkim with RSA and Ed25519 keys:
 
 import base64
 import os
-import poplib
 import smtplib
 import socket
 import sys
@@ -34,7 +33,7 @@ from smtp_util import BOB, PASSWORD, Check, Raw, instance
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dnsserver import DNSServer  # noqa: E402
-from relay_util import rsa_key  # noqa: E402
+from relay_util import pop3_fetch, rsa_key  # noqa: E402
 
 import dkim  # noqa: E402  python3-dkim
 import nacl.signing  # noqa: E402  python3-nacl (dkimpy's Ed25519)
@@ -130,23 +129,6 @@ def send(inst, sender, data, helo="client.other.test"):
         r.close()
 
 
-def fetch(inst, user=BOB):
-    """Every message in user's maildrop over POP3, then deleted."""
-    p = poplib.POP3("127.0.0.1", inst.ports["pop3"], timeout=20)
-    try:
-        p.user(user)
-        p.pass_(PASSWORD)
-        count, _ = p.stat()
-        out = []
-        for i in range(1, count + 1):
-            _, lines, _ = p.retr(i)
-            out.append(b"\r\n".join(lines) + b"\r\n")
-            p.dele(i)
-        return out
-    finally:
-        p.quit()
-
-
 def header(data):
     """The header section, unfolded, as text."""
     head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
@@ -162,7 +144,7 @@ def authres(data):
 
 
 def one(t, inst, name):
-    got = fetch(inst)
+    got = pop3_fetch(inst, BOB, delete=True)
     t.eq(len(got), 1, name + ": one message stored")
     return got[0] if got else b""
 
@@ -214,7 +196,7 @@ def checks_enforce(t, inst):
                       msg("ceo@bank.test", "forged"))
     t.ok(code == 550 and "5.7.1" in text and "bank.test" in text,
          "forged From: of p=reject: 550 5.7.1", (code, text))
-    t.eq(fetch(inst), [], "forged: nothing stored")
+    t.eq(pop3_fetch(inst, BOB, delete=True), [], "forged: nothing stored")
     t.ok(inst.log_has("reject client=127.0.0.1 check=dmarc code=550")
          if hasattr(inst, "log_has") else
          "reject client=127.0.0.1 check=dmarc code=550" in inst.log("smtpd"),
@@ -252,7 +234,8 @@ def checks_enforce(t, inst):
                       b"Subject: none\r\n\r\nno author\r\n")
     t.ok(code == 550 and "5.7.1" in text, "no From: 550 5.7.1",
          (code, text))
-    t.eq(fetch(inst), [], "two or no From: nothing stored")
+    t.eq(pop3_fetch(inst, BOB, delete=True), [],
+         "two or no From: nothing stored")
     t.ok("check=from" in inst.log("smtpd"), "From: refusals logged")
 
     # RFC 8601 5: ours removed, others kept, in a spooled big one too.
@@ -362,7 +345,7 @@ def checks_spool_reuse(t, inst):
     finally:
         r.close()
     t.eq(codes, [550, 250], "spooled bare-LF message refused, next accepted")
-    got = fetch(inst)
+    got = pop3_fetch(inst, BOB, delete=True)
     t.ok(len(got) == 1 and got[0].endswith(good),
          "the next spooled message is stored as sent",
          got[0][:300] if got else None)
@@ -386,7 +369,7 @@ def checks_report(t, inst):
            b"Subject: two\r\n\r\nx\r\n")
     code, text = send(inst, "a@other.test", two)
     t.ok(code == 250, "report: two From: accepted", (code, text))
-    fetch(inst)
+    pop3_fetch(inst, BOB, delete=True)
 
 
 def checks_dnsbl(t, zone_port):
@@ -519,14 +502,7 @@ def checks_relay(t):
         t.eq(submit(a, alice, [bob], m), {}, "relay: alice submits on A")
         t.ok(wait_for(lambda: len(b.stored(bob)) == 1, 20),
              "relay: the message arrives at B", a.log("smtpd")[-1500:])
-        p = poplib.POP3("127.0.0.3", b.ports["pop3"], timeout=20)
-        try:
-            p.user(bob)
-            p.pass_(PASSWORD)
-            _, lines, _ = p.retr(1)
-            data = b"\r\n".join(lines) + b"\r\n"
-        finally:
-            p.quit()
+        data = pop3_fetch(b, bob)[0]
         h = header(data)
         ar = ""
         for ln in h.split("\r\n"):

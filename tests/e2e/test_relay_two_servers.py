@@ -10,32 +10,15 @@ and the open-relay check: nothing unauthenticated enters the queue."""
 
 import email
 import os
-import poplib
 import smtplib
 import sys
 
 from relay_util import (PASSWORD, Check, Dns, Instance, close_all, dkim_verify,
-                        free_port_on, mailbox_bodies, message, queue_list,
-                        queued, submit, wait_for, zone_txt)
+                        free_port_on, mailbox_bodies, message, pop3_fetch,
+                        queue_list, queued, submit, wait_for, zone_txt)
 
 ALICE = "alice@a.test"
 BOB = "bob@b.test"
-
-
-def pop3_fetch(inst, user):
-    """Every message of user's maildrop over POP3 (RFC 1939)."""
-    p = poplib.POP3(inst.host, inst.ports["pop3"], timeout=20)
-    try:
-        p.user(user)
-        p.pass_(PASSWORD)
-        count, _ = p.stat()
-        out = []
-        for i in range(1, count + 1):
-            _, lines, _ = p.retr(i)
-            out.append(b"\r\n".join(lines) + b"\r\n")
-        return out
-    finally:
-        p.quit()
 
 
 def db_connections(inst, daemon):
