@@ -461,6 +461,40 @@ def relay_instance(host, hostname, dns, mx_port, domain, users=(),
     return inst
 
 
+def two_servers():
+    """postroom A (mx.a.test on 127.0.0.2, domain a.test, alice@a.test)
+    and B (mx.b.test on 127.0.0.3, domain b.test, bob@b.test), both with
+    SMTP on one port, so that each finds the other's MX there.  Returns
+    (port, a, b); two_servers_dns() publishes them."""
+    port = free_port_on(["127.0.0.2", "127.0.0.3"])
+    a = Instance(host="127.0.0.2", hostname="mx.a.test")
+    b = Instance(host="127.0.0.3", hostname="mx.b.test")
+    try:
+        for inst, dom in ((a, "a.test"), (b, "b.test")):
+            inst.ports["smtp"] = port
+            inst.add_domain(dom)
+        a.add_user("alice@a.test", PASSWORD)
+        b.add_user("bob@b.test", PASSWORD)
+    except BaseException:
+        close_all(a, b)
+        raise
+    return port, a, b
+
+
+def two_servers_dns(a, b, port, txt):
+    """A Dns with the MX and address records of two_servers()' a and b
+    and the TXT records txt; both relay through it (the caller writes
+    their configuration)."""
+    dns = Dns(mx={"a.test": [(10, "mx.a.test")],
+                  "b.test": [(10, "mx.b.test")]},
+              a={"mx.a.test": "127.0.0.2", "mx.b.test": "127.0.0.3"},
+              txt=txt)
+    for inst in (a, b):
+        inst.extra["relay"] = {"resolver": dns.resolver,
+                               "mx_port": str(port)}
+    return dns
+
+
 def zone_txt(output):
     """{name: txt} from zone-file TXT records as `postroom dns` and
     `postroom dkim keygen` print them (strings concatenated)."""

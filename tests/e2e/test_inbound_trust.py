@@ -466,28 +466,16 @@ def checks_greylist(t, zone_port):
 def checks_relay(t):
     """postroom A (a.test, signs) relays to postroom B (b.test) over MX
     records from dnsmasq; B verifies A's signature."""
-    from relay_util import (Dns, Instance as RInstance, close_all,
-                            free_port_on, message, submit, wait_for,
-                            zone_txt)
+    from relay_util import (close_all, message, submit, two_servers,
+                            two_servers_dns, wait_for, zone_txt)
     alice, bob = "alice@a.test", "bob@b.test"
-    port = free_port_on(["127.0.0.2", "127.0.0.3"])
-    a = RInstance(host="127.0.0.2", hostname="mx.a.test")
-    b = RInstance(host="127.0.0.3", hostname="mx.b.test")
+    port, a, b = two_servers()
     dns = None
     try:
-        for inst, dom, user in ((a, "a.test", alice), (b, "b.test", bob)):
-            inst.ports["smtp"] = port
-            inst.add_domain(dom)
-            inst.add_user(user, PASSWORD)
         txt = zone_txt(a.cli("dkim", "keygen", "a.test").stdout)
         txt["_dmarc.a.test"] = "v=DMARC1; p=reject"
-        dns = Dns(mx={"a.test": [(10, "mx.a.test")],
-                      "b.test": [(10, "mx.b.test")]},
-                  a={"mx.a.test": "127.0.0.2", "mx.b.test": "127.0.0.3"},
-                  txt=txt)
+        dns = two_servers_dns(a, b, port, txt)
         for inst in (a, b):
-            inst.extra["relay"] = {"resolver": dns.resolver,
-                                   "mx_port": str(port)}
             inst.extra["dns"] = {"resolver": dns.resolver, "timeout": "1s"}
             inst.extra["inbound"] = {"dkim": "true", "dmarc": "true"}
             inst.write_config()
