@@ -14,11 +14,9 @@ milters and postfix-policyd-spf-python is not made here.
 """
 
 import argparse
-import base64
 import os
 import statistics
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,19 +32,6 @@ SENDER = "bench@bench.test"
 RCPT = "inbound@" + DOMAIN
 SESSIONS = 50
 SIZE = 10 * 1024
-
-
-def rsa_key():
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    priv = k.private_bytes(serialization.Encoding.PEM,
-                           serialization.PrivateFormat.TraditionalOpenSSL,
-                           serialization.NoEncryption())
-    pub = k.public_key().public_bytes(
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-    return priv, base64.b64encode(pub).decode()
 
 
 def signed_messages(n, priv):
@@ -67,36 +52,10 @@ def signed_messages(n, priv):
 def send_all(port, msgs):
     """msgs over SESSIONS parallel clients, a new connection per message
     (as smtp-source does).  Returns msg/s."""
-    left = list(msgs)
-    lock = threading.Lock()
-    errors = []
-
-    def worker():
-        while True:
-            with lock:
-                if not left or errors:
-                    return
-                m = left.pop()
-            try:
-                c = smtpclient.RawSmtp("127.0.0.1", port,
-                                       helo="client.bench.test")
-                c.transaction(SENDER, RCPT, m)
-                c.quit()
-            except Exception as e:  # reported below
-                errors.append(str(e))
-                return
-
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, daemon=True)
-               for _ in range(SESSIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
-    wall = time.perf_counter() - t0
-    if errors:
-        raise RuntimeError("; ".join(errors[:3]))
-    return len(msgs) / wall
+    smtpclient.source_messages("127.0.0.1", port, SESSIONS, msgs, SENDER,
+                               RCPT, helo="client.bench.test")
+    return len(msgs) / (time.perf_counter() - t0)
 
 
 def main():
@@ -110,7 +69,7 @@ def main():
     build = os.path.abspath(args.build_dir)
     os.environ["POSTROOM_BUILD_DIR"] = build
     import harness
-    from relay_util import Dns
+    from relay_util import Dns, rsa_key
     harness.BIN.update({
         "cli": os.path.join(build, "tools", "postroom"),
         "smtpd": os.path.join(build, "smtpd", "postroom-smtpd"),

@@ -116,7 +116,17 @@ def source(host, port, sessions, count, size, sender, rcpt):
     messages over sessions parallel clients, a new connection per
     message.  Returns the number of messages accepted."""
     msg = make_message(size, sender, rcpt, "src")
-    left = [count]
+    return source_messages(host, port, sessions, [msg] * count, sender,
+                           rcpt)
+
+
+def source_messages(host, port, sessions, msgs, sender, rcpt,
+                    helo="client.test"):
+    """msgs over sessions parallel clients, a new connection per message
+    (as smtp-source does); each client greets with helo.  Returns the
+    number of messages accepted; raises SmtpError after the first
+    failure."""
+    left = list(msgs)
     done = [0]
     lock = threading.Lock()
     errors = []
@@ -124,11 +134,11 @@ def source(host, port, sessions, count, size, sender, rcpt):
     def worker():
         while True:
             with lock:
-                if left[0] == 0 or errors:
+                if not left or errors:
                     return
-                left[0] -= 1
+                msg = left.pop()
             try:
-                c = RawSmtp(host, port)
+                c = RawSmtp(host, port, helo=helo)
                 c.transaction(sender, rcpt, msg)
                 c.quit()
                 with lock:

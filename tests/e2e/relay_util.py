@@ -14,6 +14,7 @@ stopped by PID.
 """
 
 import os
+import poplib
 import shutil
 import smtplib
 import socket
@@ -407,6 +408,25 @@ def submit(inst, user, to, msg, password=PASSWORD, sender=None):
         return s.sendmail(sender or user, to, msg)
 
 
+def pop3_fetch(inst, user, password=PASSWORD, delete=False):
+    """Every message of user's maildrop over POP3 (RFC 1939), as bytes
+    with CRLF line ends; delete marks each for deletion at QUIT."""
+    p = poplib.POP3(inst.host, inst.ports["pop3"], timeout=20)
+    try:
+        p.user(user)
+        p.pass_(password)
+        count, _ = p.stat()
+        out = []
+        for i in range(1, count + 1):
+            _, lines, _ = p.retr(i)
+            out.append(b"\r\n".join(lines) + b"\r\n")
+            if delete:
+                p.dele(i)
+        return out
+    finally:
+        p.quit()
+
+
 def message(sender, to, subject, body="Hello.\r\n", extra=""):
     return ("From: %s\r\nTo: %s\r\nSubject: %s\r\n"
             "Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
@@ -441,6 +461,40 @@ def relay_instance(host, hostname, dns, mx_port, domain, users=(),
     return inst
 
 
+def two_servers():
+    """postroom A (mx.a.test on 127.0.0.2, domain a.test, alice@a.test)
+    and B (mx.b.test on 127.0.0.3, domain b.test, bob@b.test), both with
+    SMTP on one port, so that each finds the other's MX there.  Returns
+    (port, a, b); two_servers_dns() publishes them."""
+    port = free_port_on(["127.0.0.2", "127.0.0.3"])
+    a = Instance(host="127.0.0.2", hostname="mx.a.test")
+    b = Instance(host="127.0.0.3", hostname="mx.b.test")
+    try:
+        for inst, dom in ((a, "a.test"), (b, "b.test")):
+            inst.ports["smtp"] = port
+            inst.add_domain(dom)
+        a.add_user("alice@a.test", PASSWORD)
+        b.add_user("bob@b.test", PASSWORD)
+    except BaseException:
+        close_all(a, b)
+        raise
+    return port, a, b
+
+
+def two_servers_dns(a, b, port, txt):
+    """A Dns with the MX and address records of two_servers()' a and b
+    and the TXT records txt; both relay through it (the caller writes
+    their configuration)."""
+    dns = Dns(mx={"a.test": [(10, "mx.a.test")],
+                  "b.test": [(10, "mx.b.test")]},
+              a={"mx.a.test": "127.0.0.2", "mx.b.test": "127.0.0.3"},
+              txt=txt)
+    for inst in (a, b):
+        inst.extra["relay"] = {"resolver": dns.resolver,
+                               "mx_port": str(port)}
+    return dns
+
+
 def zone_txt(output):
     """{name: txt} from zone-file TXT records as `postroom dns` and
     `postroom dkim keygen` print them (strings concatenated)."""
@@ -452,6 +506,22 @@ def zone_txt(output):
         body = m.group(3) if m.group(3) is not None else m.group(2)
         recs[m.group(1)] = "".join(re.findall(r'"([^"]*)"', body))
     return recs
+
+
+def rsa_key():
+    """A new RSA 2048 key to sign with python3-dkim: (PKCS#1 PEM private
+    key, the p= of its key record, RFC 6376 3.6.1)."""
+    import base64
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    priv = k.private_bytes(serialization.Encoding.PEM,
+                           serialization.PrivateFormat.TraditionalOpenSSL,
+                           serialization.NoEncryption())
+    pub = k.public_key().public_bytes(
+        serialization.Encoding.DER,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return priv, base64.b64encode(pub).decode()
 
 
 def dkim_verify(data, txt_records, idx=0):

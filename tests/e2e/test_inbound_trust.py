@@ -23,7 +23,6 @@ messages signed by python3-dkim with RSA and Ed25519 keys:
 
 import base64
 import os
-import poplib
 import smtplib
 import socket
 import sys
@@ -34,25 +33,12 @@ from smtp_util import BOB, PASSWORD, Check, Raw, instance
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dnsserver import DNSServer  # noqa: E402
+from relay_util import pop3_fetch, rsa_key  # noqa: E402
 
 import dkim  # noqa: E402  python3-dkim
 import nacl.signing  # noqa: E402  python3-nacl (dkimpy's Ed25519)
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 ID = "mx.example.test"
-
-
-def rsa_key():
-    """(PKCS#1 PEM private key, p= of the key record)."""
-    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    priv = k.private_bytes(serialization.Encoding.PEM,
-                           serialization.PrivateFormat.TraditionalOpenSSL,
-                           serialization.NoEncryption())
-    pub = k.public_key().public_bytes(
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-    return priv, base64.b64encode(pub).decode()
 
 
 def ed_key():
@@ -143,23 +129,6 @@ def send(inst, sender, data, helo="client.other.test"):
         r.close()
 
 
-def fetch(inst, user=BOB):
-    """Every message in user's maildrop over POP3, then deleted."""
-    p = poplib.POP3("127.0.0.1", inst.ports["pop3"], timeout=20)
-    try:
-        p.user(user)
-        p.pass_(PASSWORD)
-        count, _ = p.stat()
-        out = []
-        for i in range(1, count + 1):
-            _, lines, _ = p.retr(i)
-            out.append(b"\r\n".join(lines) + b"\r\n")
-            p.dele(i)
-        return out
-    finally:
-        p.quit()
-
-
 def header(data):
     """The header section, unfolded, as text."""
     head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
@@ -175,7 +144,7 @@ def authres(data):
 
 
 def one(t, inst, name):
-    got = fetch(inst)
+    got = pop3_fetch(inst, BOB, delete=True)
     t.eq(len(got), 1, name + ": one message stored")
     return got[0] if got else b""
 
@@ -227,7 +196,7 @@ def checks_enforce(t, inst):
                       msg("ceo@bank.test", "forged"))
     t.ok(code == 550 and "5.7.1" in text and "bank.test" in text,
          "forged From: of p=reject: 550 5.7.1", (code, text))
-    t.eq(fetch(inst), [], "forged: nothing stored")
+    t.eq(pop3_fetch(inst, BOB, delete=True), [], "forged: nothing stored")
     t.ok(inst.log_has("reject client=127.0.0.1 check=dmarc code=550")
          if hasattr(inst, "log_has") else
          "reject client=127.0.0.1 check=dmarc code=550" in inst.log("smtpd"),
@@ -265,7 +234,8 @@ def checks_enforce(t, inst):
                       b"Subject: none\r\n\r\nno author\r\n")
     t.ok(code == 550 and "5.7.1" in text, "no From: 550 5.7.1",
          (code, text))
-    t.eq(fetch(inst), [], "two or no From: nothing stored")
+    t.eq(pop3_fetch(inst, BOB, delete=True), [],
+         "two or no From: nothing stored")
     t.ok("check=from" in inst.log("smtpd"), "From: refusals logged")
 
     # RFC 8601 5: ours removed, others kept, in a spooled big one too.
@@ -385,7 +355,7 @@ def checks_spool_reuse(t, inst):
     finally:
         r.close()
     t.eq(codes, [550, 250], "spooled bare-LF message refused, next accepted")
-    got = fetch(inst)
+    got = pop3_fetch(inst, BOB, delete=True)
     t.ok(len(got) == 1 and got[0].endswith(good),
          "the next spooled message is stored as sent",
          got[0][:300] if got else None)
@@ -409,7 +379,7 @@ def checks_report(t, inst):
            b"Subject: two\r\n\r\nx\r\n")
     code, text = send(inst, "a@other.test", two)
     t.ok(code == 250, "report: two From: accepted", (code, text))
-    fetch(inst)
+    pop3_fetch(inst, BOB, delete=True)
 
 
 def checks_dnsbl(t, zone_port):
@@ -506,28 +476,16 @@ def checks_greylist(t, zone_port):
 def checks_relay(t):
     """postroom A (a.test, signs) relays to postroom B (b.test) over MX
     records from dnsmasq; B verifies A's signature."""
-    from relay_util import (Dns, Instance as RInstance, close_all,
-                            free_port_on, message, submit, wait_for,
-                            zone_txt)
+    from relay_util import (close_all, message, submit, two_servers,
+                            two_servers_dns, wait_for, zone_txt)
     alice, bob = "alice@a.test", "bob@b.test"
-    port = free_port_on(["127.0.0.2", "127.0.0.3"])
-    a = RInstance(host="127.0.0.2", hostname="mx.a.test")
-    b = RInstance(host="127.0.0.3", hostname="mx.b.test")
+    port, a, b = two_servers()
     dns = None
     try:
-        for inst, dom, user in ((a, "a.test", alice), (b, "b.test", bob)):
-            inst.ports["smtp"] = port
-            inst.add_domain(dom)
-            inst.add_user(user, PASSWORD)
         txt = zone_txt(a.cli("dkim", "keygen", "a.test").stdout)
         txt["_dmarc.a.test"] = "v=DMARC1; p=reject"
-        dns = Dns(mx={"a.test": [(10, "mx.a.test")],
-                      "b.test": [(10, "mx.b.test")]},
-                  a={"mx.a.test": "127.0.0.2", "mx.b.test": "127.0.0.3"},
-                  txt=txt)
+        dns = two_servers_dns(a, b, port, txt)
         for inst in (a, b):
-            inst.extra["relay"] = {"resolver": dns.resolver,
-                                   "mx_port": str(port)}
             inst.extra["dns"] = {"resolver": dns.resolver, "timeout": "1s"}
             inst.extra["inbound"] = {"dkim": "true", "dmarc": "true"}
             inst.write_config()
@@ -542,14 +500,7 @@ def checks_relay(t):
         t.eq(submit(a, alice, [bob], m), {}, "relay: alice submits on A")
         t.ok(wait_for(lambda: len(b.stored(bob)) == 1, 20),
              "relay: the message arrives at B", a.log("smtpd")[-1500:])
-        p = poplib.POP3("127.0.0.3", b.ports["pop3"], timeout=20)
-        try:
-            p.user(bob)
-            p.pass_(PASSWORD)
-            _, lines, _ = p.retr(1)
-            data = b"\r\n".join(lines) + b"\r\n"
-        finally:
-            p.quit()
+        data = pop3_fetch(b, bob)[0]
         h = header(data)
         ar = ""
         for ln in h.split("\r\n"):

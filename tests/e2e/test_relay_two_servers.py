@@ -10,32 +10,15 @@ and the open-relay check: nothing unauthenticated enters the queue."""
 
 import email
 import os
-import poplib
 import smtplib
 import sys
 
-from relay_util import (PASSWORD, Check, Dns, Instance, close_all, dkim_verify,
-                        free_port_on, mailbox_bodies, message, queue_list,
-                        queued, submit, wait_for, zone_txt)
+from relay_util import (Check, close_all, dkim_verify, mailbox_bodies,
+                        message, pop3_fetch, queue_list, queued, submit,
+                        two_servers, two_servers_dns, wait_for, zone_txt)
 
 ALICE = "alice@a.test"
 BOB = "bob@b.test"
-
-
-def pop3_fetch(inst, user):
-    """Every message of user's maildrop over POP3 (RFC 1939)."""
-    p = poplib.POP3(inst.host, inst.ports["pop3"], timeout=20)
-    try:
-        p.user(user)
-        p.pass_(PASSWORD)
-        count, _ = p.stat()
-        out = []
-        for i in range(1, count + 1):
-            _, lines, _ = p.retr(i)
-            out.append(b"\r\n".join(lines) + b"\r\n")
-        return out
-    finally:
-        p.quit()
 
 
 def db_connections(inst, daemon):
@@ -54,15 +37,9 @@ def db_connections(inst, daemon):
 
 def main():
     t = Check()
-    port = free_port_on(["127.0.0.2", "127.0.0.3"])
-    a = Instance(host="127.0.0.2", hostname="mx.a.test")
-    b = Instance(host="127.0.0.3", hostname="mx.b.test")
+    port, a, b = two_servers()
     dns = None
     try:
-        for inst, dom, user in ((a, "a.test", ALICE), (b, "b.test", BOB)):
-            inst.ports["smtp"] = port
-            inst.add_domain(dom)
-            inst.add_user(user, PASSWORD)
         keygen = a.cli("dkim", "keygen", "a.test").stdout
         txt = zone_txt(keygen)
         t.ok("postroom._domainkey.a.test" in txt,
@@ -77,13 +54,8 @@ def main():
         a.cli("dkim", "keygen", "a.test", "--selector", "stale")
         served = dict(txt)
         served["stale._domainkey.a.test"] = txt["postroom._domainkey.a.test"]
-        dns = Dns(mx={"a.test": [(10, "mx.a.test")],
-                      "b.test": [(10, "mx.b.test")]},
-                  a={"mx.a.test": "127.0.0.2", "mx.b.test": "127.0.0.3"},
-                  txt=served)
+        dns = two_servers_dns(a, b, port, served)
         for inst in (a, b):
-            inst.extra["relay"] = {"resolver": dns.resolver,
-                                   "mx_port": str(port)}
             inst.write_config()
 
         # `dkim activate` checks the published record first.

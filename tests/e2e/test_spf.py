@@ -17,7 +17,8 @@ import base64
 import os
 import sys
 
-from smtp_util import BOB, PASSWORD, ALICE, Check, Raw, instance, messages
+from smtp_util import (BOB, PASSWORD, ALICE, Check, Raw, instance, log_has,
+                       messages)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -68,8 +69,27 @@ def mail(inst, sender, helo="client.pass.test", auth=False, port="smtp"):
         r.close()
 
 
+def checks_no_outside_dns(t):
+    """A test that names no DNS server of its own sends no query beyond
+    loopback: smtpd's iprev of every client on port 25 (RFC 8601 3) goes
+    to the harness's closed loopback port and is temperror at once."""
+    with instance() as inst:
+        with open(inst.config) as f:
+            conf = f.read()
+        t.ok("[dns]\nresolver = 127.0.0.1:" in conf,
+             "default instance: [dns] resolver is on loopback", conf)
+        inst.start("smtpd")
+        m, d = mail(inst, "someone@nowhere.test")
+        t.eq((m[0], d and d[0]), (250, 250),
+             "default instance: mail on port 25 is stored")
+        t.ok(log_has(inst, "iprev client=127.0.0.1 result=temperror"),
+             "default instance: iprev asked only the loopback port",
+             inst.log("smtpd")[-1500:])
+
+
 def main():
     t = Check()
+    checks_no_outside_dns(t)
     with DNSServer(ZONE) as dns:
         extra = {"dns": {"resolver": "127.0.0.1:%d" % dns.port,
                          "timeout": "1s"},

@@ -29,7 +29,12 @@ secs=3600
 hang=25
 jobs=1
 build="build-fuzz"
-all="smtp_proto pop3_proto relay_client relay_dsn dkim_sign dkim_verify spf cfg tls_pump"
+# Every target tests/fuzz/meson.build builds: one fuzz_<target>.c each.
+all=$(cd "$top/tests/fuzz" && for f in fuzz_*.c; do
+	f=${f#fuzz_}
+	printf '%s ' "${f%.c}"
+done)
+all=${all% }
 
 usage() {
 	echo "usage: $0 [-t SECONDS] [-T SECONDS] [-j JOBS] [-b BUILDDIR] [TARGET...]" >&2

@@ -56,6 +56,7 @@ prints ``PORT N`` on stdout once it serves; ``--log`` appends one line
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -65,6 +66,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import procs  # noqa: E402
 
 
 # ---------------------------------------------------------------------
@@ -123,18 +127,11 @@ class DNSServer:
         raise RuntimeError("dnsserver.py did not start")
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            procs.stop_popen(self.proc, 5)
         self.proc = None
         if self._dir:
-            for fn in os.listdir(self._dir):
-                os.unlink(os.path.join(self._dir, fn))
-            os.rmdir(self._dir)
+            shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
     def __enter__(self):

@@ -44,6 +44,14 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def closed_udp_port(host="127.0.0.1"):
+    """A UDP port on host that nothing listens on (free a moment ago): a
+    query sent there is refused at once (ICMP port unreachable)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def parallel(n, fn):
     """Runs fn(i) for i in range(n) at once (released together by a
     barrier); their results in order, an exception as a result too."""
@@ -123,6 +131,11 @@ class Instance:
         if tls:
             self.cert, self.key = make_cert(self.tmp)
         self.extra = extra or {}
+        # smtpd looks up every client on port 25 whatever [inbound]
+        # says (iprev, RFC 8601 3); unless a test names a DNS server of
+        # its own, those queries are refused on loopback rather than
+        # sent to the machine's resolver.
+        self.no_dns = "127.0.0.1:%d" % closed_udp_port()
         self.procs = {}
         self.logs = {}
         self.config = os.path.join(self.tmp, "postroom.conf")
@@ -160,6 +173,7 @@ class Instance:
             # (tests/lib/dnsserver.py), so that no test asks the
             # machine's resolver about test domains.
             "inbound": {"spf": "false", "dkim": "false", "dmarc": "false"},
+            "dns": {"resolver": self.no_dns},
         }
         for sec, kv in self.extra.items():
             sections.setdefault(sec, {}).update(kv)

@@ -50,14 +50,21 @@ work=$(mktemp -d /tmp/postroom-pkg.XXXXXX)
 chmod 0755 "$work"
 installed=0
 policy_rc=""
+pkg_installed() { # pkg_installed PKG: true when dpkg has PKG installed
+	dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'ok installed'
+}
+reinstall() { # reinstall PKG: installs PKG again unless it is there
+	pkg_installed "$1" ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "$1" >/dev/null 2>&1 ||
+		echo "# could not reinstall $1"
+}
 had_postfix=0
-dpkg-query -W -f '${Status}' postfix 2>/dev/null | grep -q 'ok installed' &&
-	had_postfix=1
+pkg_installed postfix && had_postfix=1
 # bsd-mailx depends on an MTA: it goes with postroom below, and comes
 # back with postfix if the machine had it (the e2e tests use it).
 had_mailx=0
-dpkg-query -W -f '${Status}' bsd-mailx 2>/dev/null | grep -q 'ok installed' &&
-	had_mailx=1
+pkg_installed bsd-mailx && had_mailx=1
 smtpd_pid=""
 pop3d_pid=""
 
@@ -69,22 +76,12 @@ cleanup() {
 	if [ "$installed" -eq 1 ]; then
 		dpkg --purge postroom >/dev/null 2>&1
 	fi
-	if [ "$had_postfix" -eq 1 ] &&
-	    ! dpkg-query -W -f '${Status}' postfix 2>/dev/null |
-	    grep -q 'ok installed'; then
+	if [ "$had_postfix" -eq 1 ] && ! pkg_installed postfix; then
 		echo "postfix postfix/main_mailer_type select No configuration" |
 			debconf-set-selections
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-			--no-install-recommends postfix >/dev/null 2>&1 ||
-			echo "# could not reinstall postfix"
+		reinstall postfix
 	fi
-	if [ "$had_mailx" -eq 1 ] &&
-	    ! dpkg-query -W -f '${Status}' bsd-mailx 2>/dev/null |
-	    grep -q 'ok installed'; then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-			--no-install-recommends bsd-mailx >/dev/null 2>&1 ||
-			echo "# could not reinstall bsd-mailx"
-	fi
+	[ "$had_mailx" -eq 1 ] && reinstall bsd-mailx
 	[ -n "$policy_rc" ] && rm -f "$policy_rc"
 	if [ -n "${POSTROOM_KEEP_TMP:-}" ]; then
 		echo "kept $work"
@@ -227,8 +224,7 @@ check "apt-get install -s bsd-mailx logwatch can be done" \
 	not grep -q '^E:' "$work/apt-sim.log"
 check "apt-get install bsd-mailx" quiet_apt install -y -q \
 	--no-install-recommends bsd-mailx
-check "postroom is still installed after bsd-mailx" \
-	grep -q 'ok installed' <<<"$(dpkg-query -W -f '${Status}' postroom)"
+check "postroom is still installed after bsd-mailx" pkg_installed postroom
 
 if command -v systemd-analyze >/dev/null; then
 	for u in postroom-smtpd postroom-pop3d; do

@@ -50,6 +50,22 @@ t_init(struct t_job *j, int id, const char *key)
 	snprintf(j->pj.key, sizeof(j->pj.key), "%s", key);
 }
 
+/* Waits until the pool's one thread has taken the job that holds it. */
+static void
+t_wait_held(void)
+{
+	int r;
+
+	for (;;) {
+		uv_mutex_lock(&t_mu);
+		r = t_ran;
+		uv_mutex_unlock(&t_mu);
+		if (r > 0)
+			return;
+		uv_sleep(1);
+	}
+}
+
 int
 main(void)
 {
@@ -57,7 +73,7 @@ main(void)
 	struct pwpool *pp;
 	struct pr_err err;
 	struct t_job a[6], b, c[3], hold, late;
-	int i, r, refused = 0;
+	int i, refused = 0;
 
 	uv_mutex_init(&t_mu);
 	uv_sem_init(&t_gate, 0);
@@ -68,14 +84,7 @@ main(void)
 	t_init(&hold, 100, "hold");
 	TAP_EQ_INT(pwpool_submit(pp, &hold.pj), 0, "a job that holds the "
 	    "thread");
-	while (1) {
-		uv_mutex_lock(&t_mu);
-		r = t_ran;
-		uv_mutex_unlock(&t_mu);
-		if (r > 0)
-			break;
-		uv_sleep(1);
-	}
+	t_wait_held();
 	for (i = 0; i < 6; i++) {
 		t_init(&a[i], i, "192.0.2.1");
 		if (pwpool_submit(pp, &a[i].pj) == PR_EAGAIN)
@@ -111,14 +120,7 @@ main(void)
 	t_ran = 0;
 	t_init(&hold, 102, "hold");
 	pwpool_submit(pp, &hold.pj);
-	while (1) {
-		uv_mutex_lock(&t_mu);
-		r = t_ran;
-		uv_mutex_unlock(&t_mu);
-		if (r > 0)
-			break;
-		uv_sleep(1);
-	}
+	t_wait_held();
 	t_init(&a[0], 40, "192.0.2.1");
 	a[0].pj.low = true;
 	t_init(&a[1], 41, "192.0.2.1");
