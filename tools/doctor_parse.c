@@ -71,7 +71,7 @@ doctor_tlsrpt_record(const char *s, size_t len, const char **why)
 {
 	struct dkim_tag t[DKIM_TAG_MAX];
 	const struct dkim_tag *rua;
-	const char *p, *end;
+	const char *p, *end, *comma, *seg;
 	size_t n1;
 	int n;
 
@@ -91,12 +91,12 @@ doctor_tlsrpt_record(const char *s, size_t len, const char **why)
 	 * an https: URI. */
 	p = s + rua->val_off;
 	end = p + rua->val_len;
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t'))
+	for (;;) {
+		comma = memchr(p, ',', (size_t)(end - p));
+		seg = comma != NULL ? comma : end;
+		while (p < seg && (*p == ' ' || *p == '\t'))
 			p++;
-		n1 = (size_t)(end - p);
-		if (memchr(p, ',', n1) != NULL)
-			n1 = (size_t)((const char *)memchr(p, ',', n1) - p);
+		n1 = (size_t)(seg - p);
 		while (n1 > 0 && (p[n1 - 1] == ' ' || p[n1 - 1] == '\t'))
 			n1--;
 		if (!(n1 > 7 && strncasecmp(p, "mailto:", 7) == 0) &&
@@ -105,10 +105,9 @@ doctor_tlsrpt_record(const char *s, size_t len, const char **why)
 			    "https:";
 			return PR_EINVAL;
 		}
-		p = memchr(p, ',', (size_t)(end - p));
-		if (p == NULL)
+		if (comma == NULL)
 			break;
-		p++;
+		p = comma + 1;
 	}
 	return 0;
 }
