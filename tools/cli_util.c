@@ -66,6 +66,15 @@ cli_hosted_domain(struct cli *cli, const char *arg,
 	return CLI_OK;
 }
 
+int
+cli_resolve_ignore(void *ctx, int64_t user_id, const char *remote)
+{
+	(void)ctx;
+	(void)user_id;
+	(void)remote;
+	return 0;
+}
+
 unsigned
 cli_listen_port(const struct cfg_listen_list *l)
 {

@@ -49,6 +49,10 @@ int cli_txt_join(const struct resolver_txt *t, struct buf *out);
  * its end and closes it. */
 int cli_dns_open(struct cli *cli, uv_loop_t *loop, struct dns **d_r);
 
+/* A store_resolve() callback for a caller that asks only whether an
+ * address reaches someone (the kind), not whom. */
+int cli_resolve_ignore(void *ctx, int64_t user_id, const char *remote);
+
 /* The shortest password the CLI sets, in characters: an online guesser is
  * slowed by the login throttle, but not enough for a 4-letter word. */
 #define CLI_PASSWORD_MIN 8

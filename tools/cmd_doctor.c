@@ -759,15 +759,6 @@ doctor_cert(struct doctor *d)
 
 /* --- postmaster -------------------------------------------------------- */
 
-static int
-doctor_target_cb(void *ctx, int64_t user_id, const char *remote)
-{
-	(void)ctx;
-	(void)user_id;
-	(void)remote;
-	return 0;
-}
-
 /* RFC 5321 4.5.1: postmaster@ every domain must reach someone; smtpd
  * takes the domain's own user or alias, then [server] postmaster. */
 static void
@@ -783,7 +774,7 @@ doctor_postmaster(struct doctor *d)
 	snprintf(fix, sizeof(fix), "set [server] postmaster to a user here, "
 	    "or `postroom alias add %s USER@%s`", addr, d->domain);
 	pr_err_clear(&err);
-	kind = store_resolve(st, addr, doctor_target_cb, NULL, &err);
+	kind = store_resolve(st, addr, cli_resolve_ignore, NULL, &err);
 	if (kind == STORE_RESOLVE_LOCAL) {
 		doctor_report(d, DOCTOR_OK, "postmaster", NULL, "%s is a user "
 		    "or alias here", addr);
@@ -800,7 +791,7 @@ doctor_postmaster(struct doctor *d)
 		    addr);
 		return;
 	}
-	kind = store_resolve(st, pm, doctor_target_cb, NULL, &err);
+	kind = store_resolve(st, pm, cli_resolve_ignore, NULL, &err);
 	if (kind == STORE_RESOLVE_LOCAL)
 		doctor_report(d, DOCTOR_OK, "postmaster", NULL, "%s goes to "
 		    "[server] postmaster %s", addr, pm);

@@ -7,6 +7,7 @@
 
 #include "addr.h"
 #include "cli.h"
+#include "cli_util.h"
 #include "maildrop.h"
 #include "domain.h"
 #include "net.h"
@@ -94,15 +95,6 @@ cmd_check_smarthost_tls(const struct cfg *cfg)
 		    "set smarthost_tls = starttls\n", l.a[0].port);
 }
 
-static int
-cmd_check_target(void *ctx, int64_t user_id, const char *remote)
-{
-	(void)ctx;
-	(void)user_id;
-	(void)remote;
-	return 0;
-}
-
 /* RFC 5321 4.5.1: mail to postmaster@ (and RFC 2142 5 abuse@) of every
  * hosted domain must reach a person: [server] postmaster should name a
  * local user or alias. */
@@ -119,7 +111,7 @@ cmd_check_postmaster(struct cli *cli, struct store *st)
 		return;
 	}
 	pr_err_clear(&err);
-	kind = store_resolve(st, pm, cmd_check_target, NULL, &err);
+	kind = store_resolve(st, pm, cli_resolve_ignore, NULL, &err);
 	if (kind != STORE_RESOLVE_LOCAL)
 		printf("warning: [server] postmaster %s is no local user or "
 		    "alias\n", pm);
