@@ -552,7 +552,8 @@ doctor_dkim(struct doctor *d)
 	n = dkim_keyfile_load_active(d->cli->cfg.server.data_dir, d->domain,
 	    keys, DKIM_KEYFILE_MAX, &err);
 	if (n < 0) {
-		doctor_report(d, DOCTOR_FAIL, "dkim", "see `postroom dkim list`",
+		doctor_report(d, DOCTOR_FAIL, "dkim",
+		    "see `postroom dkim list`",
 		    "the keys of %s: %s", d->domain, err.msg);
 		return;
 	}
@@ -634,8 +635,8 @@ doctor_dmarc(struct doctor *d)
 		return;
 	}
 	if (n <= 0)
-		doctor_report(d, DOCTOR_FAIL, "dmarc", fix, "no DMARC record at "
-		    "_dmarc.%s", d->domain);
+		doctor_report(d, DOCTOR_FAIL, "dmarc", fix, "no DMARC record "
+		    "at _dmarc.%s", d->domain);
 	else if (n > 1)
 		doctor_report(d, DOCTOR_FAIL, "dmarc", fix, "%d DMARC records "
 		    "at _dmarc.%s: receivers apply none (RFC 7489 6.6.3); "
