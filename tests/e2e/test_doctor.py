@@ -27,6 +27,8 @@ import sys
 import threading
 import xml.etree.ElementTree as ET
 
+from dnslib import RR
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dnsserver import DNSServer  # noqa: E402
@@ -267,6 +269,12 @@ def main():
         t.ok("Relay" in inst.log("smtpd") or "relay" in inst.log("smtpd"),
              "smtpd saw the relay attempt", inst.log("smtpd")[-2000:])
 
+        r = inst.cli("doctor", "nothosted.test", check=False)
+        eq(t, (r.returncode, r.stdout, r.stderr.count("\n")), (1, "", 1),
+           "doctor of a domain not hosted: exit 1, one line", r.stderr)
+        r = inst.cli("doctor", check=False)
+        eq(t, r.returncode, 2, "doctor without a domain: exit 2", r.stderr)
+
         # --- each wrong record: its fail line, exit 1 ----------------
         want = {"mxelse.test": ("mx", "mx.elsewhere.test"),
                 "badspf.test": ("spf", "fail"),
@@ -336,6 +344,19 @@ def main():
             t.ok(want_line in out.splitlines(), "dns: " + want_line, out)
         t.ok(out.index("_dmarc.%s. IN TXT" % GOOD) < out.index("IN SRV"),
              "dns: the SRV records come after the others", out)
+        # What a zone-file reader makes of them (dnslib's parser).
+        srv = [RR.fromZone(ln)[0] for ln in out.splitlines()
+               if " IN SRV " in ln]
+        eq(t, sorted((str(x.rname), x.rdata.priority, x.rdata.weight,
+                      x.rdata.port, str(x.rdata.target)) for x in srv),
+           sorted([("_submissions._tcp.%s." % GOOD, 0, 1,
+                    p["submissions"], HOST + "."),
+                   ("_submission._tcp.%s." % GOOD, 10, 1, p["submission"],
+                    HOST + "."),
+                   ("_pop3s._tcp.%s." % GOOD, 0, 1, p["pop3s"], HOST + "."),
+                   ("_pop3._tcp.%s." % GOOD, 10, 1, p["pop3"],
+                    HOST + ".")]),
+           "dns: the SRV records parse as zone-file records")
 
         # --- autoconfig -------------------------------------------------
         path = os.path.join(inst.tmp, "config-v1.1.xml")
