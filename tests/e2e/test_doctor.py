@@ -162,7 +162,8 @@ class OpenRelay:
     """A fake SMTP server that accepts everything: what doctor's relay
     test must catch.  It says 554 to DATA, so nothing could be sent."""
 
-    def __init__(self, port):
+    def __init__(self, port, mode="relay"):
+        self.mode = mode
         self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.s.bind(("127.0.0.1", port))
@@ -186,6 +187,15 @@ class OpenRelay:
         c.settimeout(30)
         f = c.makefile("rwb")
         try:
+            if self.mode == "silent":      # accepts, says nothing
+                while c.recv(4096):
+                    pass
+                return
+            if self.mode == "garbage":     # one endless line
+                f.write(b"220-" + b"x" * 5000)
+                f.flush()
+                c.recv(100)
+                return
             f.write(b"220 open.relay ESMTP\r\n")
             f.flush()
             for line in f:
@@ -412,6 +422,22 @@ def main():
                                  for x in relay.rcpts),
              "the relay test asks for a .invalid recipient", relay.rcpts)
         eq(t, r.returncode, 1, "an open relay: exit 1")
+
+        # --- hostile listeners: an endless line, silence ----------------
+        fakes = [OpenRelay(p["submission"], "garbage"),
+                 OpenRelay(p["submissions"], "silent")]
+        try:
+            r, lines = doctor(inst, GOOD)
+        finally:
+            for f in fakes:
+                f.close()
+        got = lines_of(lines, "submission 127")
+        t.ok(len(got) == 1 and got[0].startswith("fail  ") and
+             "too long" in got[0], "an endless reply line: fail", r.stdout)
+        got = lines_of(lines, "submissions 127")
+        t.ok(len(got) == 1 and got[0].startswith("fail  ") and
+             ("in time" in got[0] or "within" in got[0]),
+             "a listener that never answers: fail, no hang", r.stdout)
 
         # --- the postmaster --------------------------------------------
         inst.extra["server"]["postmaster"] = "nobody@" + GOOD
