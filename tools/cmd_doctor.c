@@ -386,6 +386,24 @@ doctor_iprev_cb(void *data, enum iprev_result r, const char *name)
 	snprintf(x->name, sizeof(x->name), "%s", name);
 }
 
+/* Says what the PTR record holds when it does not lead back. */
+static void
+doctor_rdns_fail(struct doctor *d, const char *ip, const char *rev,
+    const char *fix)
+{
+	struct doctor_ans a;
+
+	doctor_query(d, rev, RESOLVER_PTR, &a);
+	if (a.n == 0)
+		doctor_report(d, DOCTOR_FAIL, "rdns", fix, "%s has no PTR "
+		    "record (many receivers refuse such a sender)", ip);
+	else
+		doctor_report(d, DOCTOR_FAIL, "rdns", fix, "%s PTR %s, whose "
+		    "A/AAAA do not lead back to %s (many receivers refuse "
+		    "such a sender)", ip, a.rr[0].text, ip);
+	doctor_ans_free(&a);
+}
+
 static void
 doctor_rdns(struct doctor *d, const struct doctor_addrs *h)
 {
@@ -412,9 +430,7 @@ doctor_rdns(struct doctor *d, const struct doctor_addrs *h)
 			doctor_report(d, DOCTOR_WARN, "rdns", "try again later",
 			    "%s: the reverse lookup failed for now", h->a[i]);
 		else if (x.r == IPREV_FAIL)
-			doctor_report(d, DOCTOR_FAIL, "rdns", fix, "%s has no "
-			    "PTR record that leads back to it (many "
-			    "receivers refuse such a sender)", h->a[i]);
+			doctor_rdns_fail(d, h->a[i], rev, fix);
 		else if (strcasecmp(x.name, d->host) != 0)
 			doctor_report(d, DOCTOR_WARN, "rdns", fix, "%s PTR %s, "
 			    "not %s (the name in EHLO)", h->a[i], x.name,

@@ -342,6 +342,35 @@ def main():
         inst.cert, inst.key = good_cert
         inst.write_config()
 
+        # --- the host's addresses and their PTR records -----------------
+        # (another DNS server each, with the zone changed for HOST.)
+        other = zone_for(good_rec)
+        other["1.0.0.127.in-addr.arpa"] = [{"PTR": "other.example.test"}]
+        other["other.example.test"] = [{"A": "127.0.0.1"}]
+        other[HOST] = [{"A": "127.0.0.1"}]
+        away = zone_for(good_rec)
+        away[HOST] = [{"A": "192.0.2.7"}]
+        for name, zone, want_lv in (("PTR names another host", other,
+                                     {"rdns": ["warn"], "address": ["ok"]}),
+                                    ("A of another host, no PTR", away,
+                                     {"rdns": ["fail"],
+                                      "address": ["fail"]})):
+            with DNSServer(zone) as dns2:
+                inst.extra["dns"]["resolver"] = "127.0.0.1:%d" % dns2.port
+                inst.write_config()
+                r, lines = doctor(inst, GOOD)
+            for check, lv in want_lv.items():
+                eq(t, level(lines, check), lv, "%s: %s %s" % (
+                   name, check, lv), r.stdout)
+        t.ok(any("192.0.2.7 has no PTR record" in ln and
+                 "IN PTR %s." % HOST in ln for ln in lines),
+             "no PTR: the fix names the record", r.stdout)
+        t.ok(any("192.0.2.7" in ln and "IN A 192.0.2.7" not in ln
+                 for ln in lines_of(lines, "address")),
+             "an address not of this host is named", r.stdout)
+        inst.extra["dns"]["resolver"] = "127.0.0.1:%d" % dns.port
+        inst.write_config()
+
         # --- dns: the SRV records --------------------------------------
         out = inst.cli("dns", GOOD).stdout
         p = inst.ports
