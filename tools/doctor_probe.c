@@ -306,6 +306,12 @@ doctor_probe_connect_cb(struct net_conn *c, int status)
 	struct doctor_probe *p = net_conn_data(c);
 	char fix[200];
 
+	if (status < 0 && p->relay) {
+		/* The smtp line already fails for it. */
+		doctor_probe_result(p, DOCTOR_WARN, "start postroom-smtpd",
+		    "not tested: cannot connect: %s", uv_strerror(status));
+		return;
+	}
 	if (status < 0) {
 		snprintf(fix, sizeof(fix), "start %s (systemctl start %s), "
 		    "or correct its listen address", p->service, p->service);

@@ -440,8 +440,12 @@ def main():
                  "pop3d stopped: fail line for " + check, r.stdout)
         eq(t, level(lines, "smtp 127"), ["ok"], "smtpd still ok", r.stdout)
 
-        # --- an open relay on the MX port ------------------------------
+        # --- smtpd down, then an open relay on the MX port ---------------
         inst.stop("smtpd")
+        r, lines = doctor(inst, GOOD)
+        eq(t, (level(lines, "smtp 127"), level(lines, "open-relay")),
+           (["fail"], ["warn"]), "smtpd stopped: smtp fails, the relay "
+           "test is not made", r.stdout)
         relay = OpenRelay(p["smtp"])
         r, lines = doctor(inst, GOOD)
         got = lines_of(lines, "open-relay")
