@@ -8,6 +8,8 @@
 #ifndef POSTROOM_CLI_H
 #define POSTROOM_CLI_H
 
+#include <stdint.h>
+
 #include "cfg.h"
 #include "store.h"
 
@@ -40,10 +42,24 @@ int cmd_check(struct cli *cli, int argc, char **argv);
 /* Loads the TLS pair for cmd_check before the CLI drops privileges, as
  * the daemons load it before they do. */
 void cmd_check_prepare(struct cli *cli);
+/* A certificate that runs out sooner than this gets a warning: time for
+ * a renewal that failed to be noticed (ACME clients renew at 30 days). */
+#define CLI_CERT_EXPIRY_WARN (14 * 86400)
+
+struct net_tls;
+/* The context cmd_check_prepare() loaded ([tls] cert and key, as the
+ * daemons load them), for `check` and `doctor`: NULL with *why_r NULL
+ * when none is configured or readable, NULL with *why_r the reason when
+ * it did not load. */
+const struct net_tls *cmd_check_tls_ctx(const char **why_r);
+/* t (unix time) as "2026-01-31T12:00:00Z". */
+void cmd_check_date(int64_t t, char out[32]);
 int cmd_queue(struct cli *cli, int argc, char **argv);
 int cmd_dkim(struct cli *cli, int argc, char **argv);
 int cmd_dns(struct cli *cli, int argc, char **argv);
 int cmd_spf(struct cli *cli, int argc, char **argv);
 int cmd_check_message(struct cli *cli, int argc, char **argv);
+int cmd_doctor(struct cli *cli, int argc, char **argv);
+int cmd_autoconfig(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "dns.h"
 #include "domain.h"
@@ -65,6 +67,21 @@ cli_hosted_domain(struct cli *cli, const char *arg,
 }
 
 int
+cli_resolve_ignore(void *ctx, int64_t user_id, const char *remote)
+{
+	(void)ctx;
+	(void)user_id;
+	(void)remote;
+	return 0;
+}
+
+unsigned
+cli_listen_port(const struct cfg_listen_list *l)
+{
+	return l->n > 0 ? (unsigned)strtoul(l->a[0].port, NULL, 10) : 0;
+}
+
+int
 cli_dns_open(struct cli *cli, uv_loop_t *loop, struct dns **d_r)
 {
 	struct pr_err err;
@@ -78,6 +95,18 @@ cli_dns_open(struct cli *cli, uv_loop_t *loop, struct dns **d_r)
 		return cli_fail("%s", err.msg);
 	}
 	return CLI_OK;
+}
+
+int
+cli_txt_join(const struct resolver_txt *t, struct buf *out)
+{
+	size_t j;
+	int r;
+
+	for (j = 0; j < t->n; j++)
+		if ((r = buf_append(out, t->s[j], t->len[j])) < 0)
+			return r;
+	return 0;
 }
 
 /* Reads one line into buf (size n) without its line end.  Returns the

@@ -21,6 +21,12 @@ int cli_address(const char *arg, char out[ADDR_MAX]);
 int cli_domain(const char *arg, char out[ADDR_DOMAIN_MAX + 1]);
 
 struct cli;
+struct cfg_listen_list;
+
+/* The port of the first address of a listen list ([smtp] submission,
+ * ...), what clients are told to connect to; 0 for a listener that is
+ * off (an empty list). */
+unsigned cli_listen_port(const struct cfg_listen_list *l);
 
 /* cli_domain, then the domain must be hosted (`postroom domain add`).
  * Returns CLI_OK, or the exit status after saying what is wrong. */
@@ -28,6 +34,13 @@ int cli_hosted_domain(struct cli *cli, const char *arg,
     char out[ADDR_DOMAIN_MAX + 1]);
 
 struct dns;
+struct buf;
+struct resolver_txt;
+
+/* Appends the character-strings of a TXT record to out, concatenated
+ * without a separator as DKIM, SPF and DMARC read them (RFC 6376
+ * 3.6.2.2, RFC 7208 3.3).  Returns 0 or PR_ENOSPC from the buffer. */
+int cli_txt_join(const struct resolver_txt *t, struct buf *out);
 
 /* Starts loop and on it the resolver of [dns] (common/dns.c: [dns]
  * resolver, [dns] timeout), for a command that looks names up as the
@@ -35,6 +48,10 @@ struct dns;
  * left open.  The caller closes *d_r with dns_close(), runs the loop to
  * its end and closes it. */
 int cli_dns_open(struct cli *cli, uv_loop_t *loop, struct dns **d_r);
+
+/* A store_resolve() callback for a caller that asks only whether an
+ * address reaches someone (the kind), not whom. */
+int cli_resolve_ignore(void *ctx, int64_t user_id, const char *remote);
 
 /* The shortest password the CLI sets, in characters: an online guesser is
  * slowed by the login throttle, but not enough for a 4-letter word. */

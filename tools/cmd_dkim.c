@@ -160,7 +160,7 @@ cmd_dkim_txt_cb(void *data, const struct resolver_answer *ans)
 {
 	struct cmd_dkim_lookup *l = data;
 	struct buf rec;
-	size_t i, j;
+	size_t i;
 
 	l->done = true;
 	l->rcode = ans->rcode;
@@ -168,11 +168,8 @@ cmd_dkim_txt_cb(void *data, const struct resolver_answer *ans)
 	/* RFC 6376 3.6.2.2: the strings of one record are concatenated. */
 	buf_init(&rec, DNS_TXT_STRINGS_MAX * 255);
 	for (i = 0; i < ans->n && !l->match; i++) {
-		const struct resolver_txt *t = &ans->rr[i].u.txt;
-
 		buf_reset(&rec);
-		for (j = 0; j < t->n; j++)
-			buf_append(&rec, t->s[j], t->len[j]);
+		(void)cli_txt_join(&ans->rr[i].u.txt, &rec);
 		l->match = dkim_key_txt_match(l->key, (const char *)rec.p,
 		    rec.len);
 	}

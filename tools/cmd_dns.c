@@ -2,8 +2,11 @@
  * cmd_dns.c - `postroom dns DOMAIN`: every record to publish for a hosted
  * domain, in zone-file syntax: MX, SPF, DKIM (every key that is not
  * retired: a pending key's record has to be out before it signs, an
- * active key's while it signs), DMARC.
+ * active key's while it signs), DMARC, and the service records with
+ * which mail clients find the servers from an address alone (RFC 6186,
+ * RFC 8314 5.1).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +15,45 @@
 #include "cli.h"
 #include "cli_util.h"
 #include "dkim_keyfile.h"
+
+/*
+ * RFC 6186 3.1 and 3.2 (RFC 8314 5.1 adds _submissions): one SRV record
+ * per service with the configured port, implicit TLS preferred (a lower
+ * priority, RFC 8314 5.1); a service that is off is published as not
+ * available, target "." (RFC 6186 3.4), so clients do not try it.
+ */
+static void
+cmd_dns_srv(const struct cli *cli, const char *domain)
+{
+	const struct {
+		const char *name;
+		const struct cfg_listen_list *l;
+		unsigned prio;
+		bool implicit;
+	} srv[] = {
+		{ "_submissions", &cli->cfg.smtp.submissions, 0, true },
+		{ "_submission", &cli->cfg.smtp.submission, 10, false },
+		{ "_pop3s", &cli->cfg.pop3.pop3s, 0, true },
+		{ "_pop3", &cli->cfg.pop3.listen, 10, false },
+	};
+	unsigned port;
+	size_t i;
+
+	printf("; Mail clients find the servers from the address alone "
+	    "(RFC 6186):\n");
+	for (i = 0; i < sizeof(srv) / sizeof(srv[0]); i++) {
+		port = cli_listen_port(srv[i].l);
+		/* 465 and 995 speak TLS only: off without a certificate. */
+		if (port == 0 || (srv[i].implicit &&
+		    cli->cfg.tls.cert[0] == '\0'))
+			printf("%s._tcp.%s. IN SRV 0 0 0 .\n", srv[i].name,
+			    domain);
+		else
+			printf("%s._tcp.%s. IN SRV %u 1 %u %s.\n", srv[i].name,
+			    domain, srv[i].prio, port,
+			    cli->cfg.server.hostname);
+	}
+}
 
 int
 cmd_dns(struct cli *cli, int argc, char **argv)
@@ -63,5 +105,6 @@ cmd_dns(struct cli *cli, int argc, char **argv)
 	/* RFC 7489: start with quarantine; add rua=mailto:... for reports
 	 * to an address that exists. */
 	printf("_dmarc.%s. IN TXT \"v=DMARC1; p=quarantine\"\n", domain);
+	cmd_dns_srv(cli, domain);
 	return CLI_OK;
 }

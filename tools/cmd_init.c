@@ -7,13 +7,10 @@
 
 #include "addr.h"
 #include "cli.h"
+#include "cli_util.h"
 #include "maildrop.h"
 #include "domain.h"
 #include "net.h"
-
-/* A certificate that runs out sooner than this gets a warning: time for
- * a renewal that failed to be noticed (ACME clients renew at 30 days). */
-#define CMD_CHECK_EXPIRY_WARN (14 * 86400)
 
 /* The TLS pair as the daemons load it, before they drop privileges:
  * cmd_check_prepare runs as the CLI was started, like the daemons. */
@@ -98,15 +95,6 @@ cmd_check_smarthost_tls(const struct cfg *cfg)
 		    "set smarthost_tls = starttls\n", l.a[0].port);
 }
 
-static int
-cmd_check_target(void *ctx, int64_t user_id, const char *remote)
-{
-	(void)ctx;
-	(void)user_id;
-	(void)remote;
-	return 0;
-}
-
 /* RFC 5321 4.5.1: mail to postmaster@ (and RFC 2142 5 abuse@) of every
  * hosted domain must reach a person: [server] postmaster should name a
  * local user or alias. */
@@ -123,7 +111,7 @@ cmd_check_postmaster(struct cli *cli, struct store *st)
 		return;
 	}
 	pr_err_clear(&err);
-	kind = store_resolve(st, pm, cmd_check_target, NULL, &err);
+	kind = store_resolve(st, pm, cli_resolve_ignore, NULL, &err);
 	if (kind != STORE_RESOLVE_LOCAL)
 		printf("warning: [server] postmaster %s is no local user or "
 		    "alias\n", pm);
@@ -144,7 +132,18 @@ cmd_check_prepare(struct cli *cli)
 		cmd_check_tls.tls = NULL;
 }
 
-static void
+const struct net_tls *
+cmd_check_tls_ctx(const char **why_r)
+{
+	*why_r = NULL;
+	if (!cmd_check_tls.loaded)
+		return NULL;
+	if (cmd_check_tls.tls == NULL)
+		*why_r = cmd_check_tls.err.msg;
+	return cmd_check_tls.tls;
+}
+
+void
 cmd_check_date(int64_t t, char out[32])
 {
 	time_t tt = (time_t)t;
@@ -190,7 +189,7 @@ cmd_check_tls_pair(const struct cfg *cfg)
 		printf("warning: [tls] cert %s is not valid before %s\n",
 		    cfg->tls.cert, from);
 	}
-	if (info.not_after - now < CMD_CHECK_EXPIRY_WARN)
+	if (info.not_after - now < CLI_CERT_EXPIRY_WARN)
 		printf("warning: [tls] cert %s expires on %s, in %" PRId64
 		    " days: renew it\n", cfg->tls.cert, when,
 		    (info.not_after - now) / 86400);

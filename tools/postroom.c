@@ -57,6 +57,8 @@ static const struct cli_command cli_commands[] = {
 	{ "check-message", cmd_check_message, "check-message [--ip IP] "
 	    "[--helo NAME] [--from ADDR] [FILE]" },
 	{ "check", cmd_check, "check" },
+	{ "doctor", cmd_doctor, "doctor DOMAIN" },
+	{ "autoconfig", cmd_autoconfig, "autoconfig DOMAIN [FILE]" },
 };
 
 static const struct option cli_long_options[] = {
@@ -215,7 +217,8 @@ main(int argc, char **argv)
 	pr_err_clear(&err);
 	if (cfg_load(&cli.cfg, cfg_path(path), &err) < 0)
 		return cli_fail("%s", err.msg);
-	if (cli_commands[i].fn == cmd_check)
+	if (cli_commands[i].fn == cmd_check ||
+	    cli_commands[i].fn == cmd_doctor)
 		cmd_check_prepare(&cli);
 	if (cli_become_user(&cli.cfg) != 0)
 		return CLI_ERR;
