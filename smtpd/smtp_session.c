@@ -1029,6 +1029,10 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	s->pending--;
 	free(job->msg.user_status);
 	job->msg.user_status = NULL;
+	free((void *)job->msg.remote_notify);
+	job->msg.remote_notify = NULL;
+	free((void *)job->msg.remote_orcpt);
+	job->msg.remote_orcpt = NULL;
 	/* The protocol of the TLS session ("TLSv1.3"), or "no". */
 	if (s->c != NULL && net_conn_tls_active(s->c)) {
 		tls = net_conn_tls_desc(s->c);
@@ -1061,6 +1065,34 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	}
 	smtp_proto_queued_as(s->p, m->id);
 	smtp_session_complete(s, m->status);
+}
+
+/* The DSN parameters (RFC 3461) go with the message: RET= and ENVID=
+ * and each remote recipient's NOTIFY= and ORCPT= to the queue, and for
+ * the local mailboxes their RCPTs, for a "delivered" report. */
+static void
+smtp_session_deliver_dsn(const struct smtp_tx *tx, struct smtp_deliver_job *job)
+{
+	struct store_msg *m = &job->msg;
+	const char **orcpt;
+	unsigned *notify;
+	size_t i;
+
+	m->dsn_ret = tx->dsn_ret;
+	m->dsn_envid = tx->dsn_envid;
+	job->rcpts = tx->rcpts;
+	job->users_rcpt = tx->users_rcpt;
+	job->smtputf8 = tx->smtputf8;
+	if (tx->n_remote == 0)
+		return;
+	notify = xcalloc(tx->n_remote, sizeof(*notify));
+	orcpt = xcalloc(tx->n_remote, sizeof(*orcpt));
+	for (i = 0; i < tx->n_remote; i++) {
+		notify[i] = tx->rcpts[tx->remote_rcpt[i]].notify;
+		orcpt[i] = tx->rcpts[tx->remote_rcpt[i]].orcpt;
+	}
+	m->remote_notify = notify;
+	m->remote_orcpt = orcpt;
 }
 
 static void
@@ -1110,6 +1142,7 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	job->sid = s->sid;
 	m->remote = (const char *const *)tx->remote;
 	m->n_remote = tx->n_remote;
+	smtp_session_deliver_dsn(tx, job);
 	m->head = s->head.p;
 	m->head_len = s->head.len;
 	m->device_id = s->device_id;
