@@ -47,7 +47,7 @@ xtext_decode(const char *in, size_t len, bool utf8, char *out, size_t outsz)
 }
 
 int
-xtext_encode(const char *in, char *out, size_t outsz)
+xtext_encode(const char *in, bool utf8, char *out, size_t outsz)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
@@ -55,7 +55,8 @@ xtext_encode(const char *in, char *out, size_t outsz)
 
 	for (; *in != '\0'; in++) {
 		c = (unsigned char)*in;
-		if (c >= '!' && c <= '~' && c != '+' && c != '=') {
+		if ((c >= '!' && c <= '~' && c != '+' && c != '=') ||
+		    (utf8 && c >= 0x80)) {
 			if (o + 1 >= outsz)
 				return PR_ENOSPC;
 			out[o++] = (char)c;

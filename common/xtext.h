@@ -26,8 +26,10 @@ int xtext_decode(const char *in, size_t len, bool utf8, char *out,
 
 /*
  * Encodes the NUL-terminated in as xtext into out (outsz bytes,
- * NUL-terminated).  Returns the length or PR_ENOSPC.
+ * NUL-terminated); with utf8, octets of 0x80 and above stay as they are
+ * (RFC 6533 3, for a server that took SMTPUTF8).  Returns the length or
+ * PR_ENOSPC.
  */
-int xtext_encode(const char *in, char *out, size_t outsz);
+int xtext_encode(const char *in, bool utf8, char *out, size_t outsz);
 
 #endif
