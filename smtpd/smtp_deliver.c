@@ -160,7 +160,7 @@ smtp_deliver_bounce(struct store *st, struct smtp_deliver_job *dj)
 		goto out;
 	if (m->sender == NULL || m->sender[0] == '\0') {
 		log_info(dj->sid, "deliver msgid=%s bounce=none reason=\"no "
-		    "report for a message from the null sender\"", m->id);
+		    "bounce for a message from the null sender\"", m->id);
 		goto out;
 	}
 	/* RFC 3461 4.3: RET=FULL returns a refused message whole. */

@@ -370,7 +370,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 
 	if (n_notes > 0 && m->job.sender[0] == '\0') {
 		log_info(m->sid, "relay msgid=%s bounce=none "
-		    "reason=\"no report for a message from the null "
+		    "reason=\"no bounce for a message from the null "
 		    "sender\"", m->job.msgid);
 	} else if (n_notes > 0) {
 		r = relay_settle_bounce_prepare(m, st, notes, n_notes,
