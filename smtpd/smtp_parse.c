@@ -155,26 +155,16 @@ smtp_parse_mail_param(struct smtp_args *a, const char *s, size_t klen,
 	return true;
 }
 
-bool
-smtp_parse_mail(const struct smtp_parse_ctx *c, struct smtp_args *a,
-    struct smtp_verdict *v_r)
+/* The parameters after a MAIL or RCPT path, space separated, each
+ * "keyword[=value]" handed to one(); only after EHLO. */
+static bool
+smtp_parse_params(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    const char *s, bool (*one)(struct smtp_args *a, const char *s,
+    size_t klen, struct smtp_verdict *v_r), struct smtp_verdict *v_r)
 {
-	const char *s;
-	size_t used, klen;
+	size_t klen;
 
-	a->size = 0;
-	a->smtputf8 = a->body_8bit = false;
-	a->ret = DSN_RET_NONE;
-	a->envid[0] = '\0';
-	if ((s = smtp_parse_keyword(a->raw, "FROM:")) == NULL ||
-	    addr_parse_path(s, strlen(s), true, true, a->addr, &used) < 0) {
-		a->addr[0] = '\0';
-		smtp_policy_reject(v_r, 501, "5.1.7",
-		    "Syntax: MAIL FROM:<address>");
-		return false;
-	}
-	/* RFC 5321 4.1.1.2: Mail-parameters, space separated. */
-	for (s += used; *s != '\0'; s += klen) {
+	for (; *s != '\0'; s += klen) {
 		if (*s != ' ') {
 			smtp_policy_reject(v_r, 501, "5.5.4",
 			    "Syntax error in parameters");
@@ -190,10 +180,32 @@ smtp_parse_mail(const struct smtp_parse_ctx *c, struct smtp_args *a,
 			    "Parameters need EHLO");
 			return false;
 		}
-		if (!smtp_parse_mail_param(a, s, klen, v_r))
+		if (!one(a, s, klen, v_r))
 			return false;
 	}
 	return true;
+}
+
+bool
+smtp_parse_mail(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	const char *s;
+	size_t used;
+
+	a->size = 0;
+	a->smtputf8 = a->body_8bit = false;
+	a->ret = DSN_RET_NONE;
+	a->envid[0] = '\0';
+	if ((s = smtp_parse_keyword(a->raw, "FROM:")) == NULL ||
+	    addr_parse_path(s, strlen(s), true, true, a->addr, &used) < 0) {
+		a->addr[0] = '\0';
+		smtp_policy_reject(v_r, 501, "5.1.7",
+		    "Syntax: MAIL FROM:<address>");
+		return false;
+	}
+	/* RFC 5321 4.1.1.2: Mail-parameters. */
+	return smtp_parse_params(c, a, s + used, smtp_parse_mail_param, v_r);
 }
 
 /* RFC 3461 4.1: NOTIFY=NEVER, or a list of SUCCESS, FAILURE, DELAY. */
@@ -308,7 +320,7 @@ smtp_parse_rcpt(const struct smtp_parse_ctx *c, struct smtp_args *a,
     struct smtp_verdict *v_r)
 {
 	const char *s;
-	size_t used, klen;
+	size_t used;
 
 	a->notify = 0;
 	a->orcpt[0] = '\0';
@@ -328,27 +340,8 @@ smtp_parse_rcpt(const struct smtp_parse_ctx *c, struct smtp_args *a,
 		    "Syntax: RCPT TO:<address>");
 		return false;
 	}
-	/* RFC 5321 4.1.1.3: Rcpt-parameters, space separated. */
-	for (s += used; *s != '\0'; s += klen) {
-		if (*s != ' ') {
-			smtp_policy_reject(v_r, 501, "5.5.4",
-			    "Syntax error in parameters");
-			return false;
-		}
-		while (*s == ' ')
-			s++;
-		if (*s == '\0')
-			break;
-		klen = strcspn(s, " ");
-		if (!c->esmtp) {
-			smtp_policy_reject(v_r, 555, "5.5.4",
-			    "Parameters need EHLO");
-			return false;
-		}
-		if (!smtp_parse_rcpt_param(a, s, klen, v_r))
-			return false;
-	}
-	return true;
+	/* RFC 5321 4.1.1.3: Rcpt-parameters. */
+	return smtp_parse_params(c, a, s + used, smtp_parse_rcpt_param, v_r);
 }
 
 bool
