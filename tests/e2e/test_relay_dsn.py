@@ -15,6 +15,8 @@ DSN parameters: python's smtplib (RET, ENVID, NOTIFY, ORCPT) and msmtp
   the header only; RET=FULL: the whole message;
 - [relay] delay_warning = 2s: one "delayed" report for the recipient
   whose NOTIFY asks for it, and never a second one;
+- never a warning for a message from the null sender (a bounce queued
+  to a sender whose MX defers it);
 - SMTPUTF8 mail bounces with message/global-delivery-status (RFC 6533).
 
 Every report is parsed with python's email package as a multipart/report
@@ -23,6 +25,7 @@ Every report is parsed with python's email package as a multipart/report
 import email
 import email.parser
 import email.policy
+import re
 import shutil
 import smtplib
 import subprocess
@@ -34,6 +37,7 @@ from relay_util import (PASSWORD, Check, Dns, FakeMX, Instance, close_all,
 ALICE = "alice@a.test"
 CAROL = "carol@a.test"
 BOB = "bob@b.test"
+TINY = "tiny@a.test"
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
 
 
@@ -101,6 +105,7 @@ def main():
             inst.add_domain(dom)
         a.add_user(ALICE, PASSWORD)
         a.add_user(CAROL, PASSWORD)
+        a.add_user(TINY, PASSWORD, quota=200)
         b.add_user(BOB, PASSWORD)
         refuse = FakeMX("127.0.0.4", port, name="mx.refuse.test",
                         rcpt=lambda x: "550 5.1.1 <%s>: no such user" % x)
@@ -277,6 +282,26 @@ def main():
         t.eq(len(reports(a, ALICE)), n + 1, "no second warning")
         t.eq(sorted(queued(a)), ["late@slow.test", "quiet@slow.test"],
              "both still queued")
+
+        # Never a warning for the null sender: the bounce of a full
+        # mailbox, queued to a sender whose MX defers it.
+        with smtplib.SMTP(a.host, a.ports["smtp"],
+                          local_hostname="mx.slow.test", timeout=30) as s:
+            # No SIZE=, which would be refused at RCPT.
+            s.ehlo()
+            s.mail("someone@slow.test")
+            s.rcpt(CAROL)
+            t.eq(s.rcpt(TINY)[0], 250, "tiny@ accepted: no SIZE yet")
+            t.eq(s.data(message("someone@slow.test", CAROL, "too big",
+                                body="x" * 600 + "\r\n"))[0], 250,
+                 "a message too big for tiny@: 250 for carol")
+        t.ok(wait_for(lambda: "someone@slow.test" in queued(a), 20),
+             "tiny@'s bounce is queued to the remote sender")
+        t.ok(wait_for(lambda: re.search(
+            r'relay msgid=\w+ bounce=none reason="no bounce for a message '
+            r'from the null sender"', a.log("smtpd")), 40),
+             "past delay_warning: no warning for the null sender",
+             a.log("smtpd")[-3000:])
 
         # SMTPUTF8: the bounce is message/global-delivery-status.
         n = len(reports(a, ALICE))
