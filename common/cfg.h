@@ -117,6 +117,10 @@ struct cfg {
 		char resolver[256];       /* "ip[:port]" or "" = system */
 		unsigned mx_port;         /* default 25 */
 		uint64_t max_queue_time;  /* seconds, default 5 days */
+		/* A message still queued this long gets one delay warning
+		 * (RFC 3464 action "delayed"); seconds, default 4 hours,
+		 * 0 = never. */
+		uint64_t delay_warning;
 	} relay;
 	struct {
 		/* The DNS server of the relay and the inbound checks:

@@ -69,6 +69,7 @@ smtp_cmd_ehlo_proceed(struct smtp_proto *p, const struct smtp_args *a)
 	    (unsigned long long)p->conf.limits.data_max);
 	r |= buf_puts(o, "250-8BITMIME\r\n");
 	r |= buf_puts(o, "250-ENHANCEDSTATUSCODES\r\n");
+	r |= buf_puts(o, "250-DSN\r\n"); /* RFC 3461 4 */
 	if (p->conf.starttls && !p->tls)
 		r |= buf_puts(o, "250-STARTTLS\r\n");
 	/* RFC 4954 4 / RFC 8314: no AUTH over plaintext unless allowed. */
@@ -145,6 +146,8 @@ smtp_cmd_mail_proceed(struct smtp_proto *p, const struct smtp_args *a)
 	p->tx.declared_size = a->size;
 	p->tx.smtputf8 = a->smtputf8;
 	p->tx.body_8bit = a->body_8bit;
+	p->tx.dsn_ret = a->ret;
+	memcpy(p->tx.dsn_envid, a->envid, sizeof(p->tx.dsn_envid));
 	/* Whether the user owns the address, or an anonymous sender's
 	 * domain is hosted here, is the store's to say. */
 	if (!p->authed && (p->conf.kind != SMTP_LISTEN_MX ||
@@ -205,10 +208,31 @@ static void
 smtp_cmd_rcpt_proceed(struct smtp_proto *p, const struct smtp_args *a)
 {
 	memcpy(p->rcpt, a->addr, sizeof(p->rcpt));
+	p->rcpt_notify = a->notify;
+	memcpy(p->rcpt_orcpt, a->orcpt, sizeof(p->rcpt_orcpt));
 	p->users_mark = p->tx.n_users;
 	p->remote_mark = p->tx.n_remote;
 	p->ev.type = SMTP_EV_RCPT;
 	p->ev.addr = p->rcpt;
+}
+
+/* Keeps the RCPT with its DSN parameters as tx.rcpts[n_rcpt]. */
+static int
+smtp_cmd_rcpt_keep(struct smtp_proto *p)
+{
+	struct smtp_tx_rcpt *nr, *t;
+
+	/* Grown one at a time: rcpt_max bounds it, and most messages have
+	 * one or two. */
+	nr = realloc(p->tx.rcpts, (p->tx.n_rcpt + 1) * sizeof(*nr));
+	if (nr == NULL)
+		return PR_ENOMEM;
+	p->tx.rcpts = nr;
+	t = &nr[p->tx.n_rcpt];
+	memcpy(t->addr, p->rcpt, sizeof(t->addr));
+	t->notify = p->rcpt_notify;
+	memcpy(t->orcpt, p->rcpt_orcpt, sizeof(t->orcpt));
+	return 0;
 }
 
 void
@@ -232,6 +256,13 @@ smtp_cmd__rcpt_done(struct smtp_proto *p, int status)
 	}
 	if (v.code != 0) {
 		smtp_proto__tx_rollback(p);
+		smtp_proto__verdict(p, &v);
+		return;
+	}
+	if ((r = smtp_cmd_rcpt_keep(p)) < 0) {
+		smtp_proto__tx_rollback(p);
+		f.status = r;
+		smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &v);
 		smtp_proto__verdict(p, &v);
 		return;
 	}

@@ -37,9 +37,11 @@ smtp_deliver_bounce_cb(void *ctx, int64_t user_id, const char *remote)
 }
 
 /* The original header section, for the bounce (RFC 3462 text/rfc822-
- * headers): read from memory or from the spool file. */
+ * headers), or with full the whole message: read from memory or from
+ * the spool file. */
 static size_t
-smtp_deliver_orig_head(const struct store_msg *m, uint8_t *buf, size_t max)
+smtp_deliver_orig_head(const struct store_msg *m, uint8_t *buf, size_t max,
+    bool full)
 {
 	size_t n = m->body_len < max ? m->body_len : max;
 	ssize_t got;
@@ -50,22 +52,53 @@ smtp_deliver_orig_head(const struct store_msg *m, uint8_t *buf, size_t max)
 		got = pread(m->body_fd, buf, n, 0);
 		n = got > 0 ? (size_t)got : 0;
 	}
-	return relay_dsn_head_len(buf, n);
+	return full ? n : relay_dsn_head_len(buf, n);
+}
+
+/* The RCPT (RFC 3461 parameters) that local mailbox i came from, or
+ * NULL when the delivery has none (a local submission). */
+static const struct smtp_tx_rcpt *
+smtp_deliver_rcpt(const struct smtp_deliver_job *dj, size_t i)
+{
+	if (dj->rcpts == NULL || dj->users_rcpt == NULL)
+		return NULL;
+	return &dj->rcpts[dj->users_rcpt[i]];
+}
+
+/* Whether the committed message needs a report: a mailbox refused it,
+ * or a RCPT asked to hear of its delivery (RFC 3461 4.1 SUCCESS). */
+static bool
+smtp_deliver_reports(const struct smtp_deliver_job *dj)
+{
+	const struct store_msg *m = &dj->msg;
+	const struct smtp_tx_rcpt *rc;
+
+	for (size_t i = 0; m->status == 0 && m->user_status != NULL &&
+	    i < m->n_users; i++) {
+		rc = smtp_deliver_rcpt(dj, i);
+		if (m->user_status[i] != 0 ||
+		    (rc != NULL && DSN_WANTS_SUCCESS(rc->notify)))
+			return true;
+	}
+	return false;
 }
 
 /*
  * Worker thread, after the commit: logs every local recipient whose
- * mailbox refused the message, and stores a bounce for them to the
- * sender (RFC 3464; RFC 5321 6.1: once accepted, a message that cannot
- * be delivered is reported, not dropped), as Postfix does for a full
- * Dovecot mailbox.  Bounces come from the null sender and are never
- * bounced themselves (RFC 5321 4.5.5).
+ * mailbox refused the message, and stores one report to the sender
+ * (RFC 3464) for them, unless their NOTIFY asked for none (RFC 3461
+ * 4.1; RFC 5321 6.1: once accepted, a message that cannot be delivered
+ * is reported, not dropped), as Postfix does for a full Dovecot
+ * mailbox, and for the mailboxes whose RCPT asked for SUCCESS
+ * ("delivered", RFC 3464 2.3.3).  Reports come from the null sender
+ * and are never answered themselves (RFC 5321 4.5.5).
  */
 static void
 smtp_deliver_bounce(struct store *st, struct smtp_deliver_job *dj)
 {
 	static const char rp[] = "Return-Path: <>\r\n";
 	const struct store_msg *m = &dj->msg;
+	const struct smtp_tx_rcpt *rc;
 	struct relay_dsn_rcpt *dr;
 	struct smtp_deliver_bounce b;
 	struct store_msg out[2], *outp[2];
@@ -75,41 +108,65 @@ smtp_deliver_bounce(struct store *st, struct smtp_deliver_job *dj)
 	char (*addr)[ADDR_MAX], unique[40];
 	unsigned char rnd[8];
 	uint8_t *head;
-	size_t n = 0, n_out = 0, i;
+	size_t n = 0, n_out = 0, n_refused = 0, i;
+	bool full;
 	int kind, r;
 
 	dr = xcalloc(m->n_users, sizeof(*dr));
 	addr = xcalloc(m->n_users, sizeof(*addr));
 	for (i = 0; i < m->n_users; i++) {
-		if (m->user_status[i] == 0)
+		rc = smtp_deliver_rcpt(dj, i);
+		if (m->user_status[i] == 0 &&
+		    (rc == NULL || !DSN_WANTS_SUCCESS(rc->notify)))
 			continue;
 		if (store_user_address(st, m->users[i], addr[n],
 		    sizeof(addr[n]), NULL) < 0)
 			snprintf(addr[n], sizeof(addr[n]), "user %lld",
 			    (long long)m->users[i]);
-		/* RFC 3463 3.3: X.2.2 mailbox full; the message is given up
-		 * for this recipient, so the class is 5. */
 		dr[n].address = addr[n];
-		dr[n].status = "5.2.2";
-		dr[n].reply = m->user_status[i] == PR_ETOOBIG ?
-		    "552 5.2.2 Message exceeds the mailbox quota" :
-		    "552 5.2.2 Mailbox full";
+		dr[n].orcpt = rc != NULL ? rc->orcpt : NULL;
 		dr[n].last_attempt = (int64_t)time(NULL);
+		if (m->user_status[i] == 0) {
+			dr[n].action = RELAY_DSN_DELIVERED;
+			dr[n].status = "2.0.0";
+			n++;
+			continue;
+		}
+		n_refused++;
 		log_info(dj->sid, "deliver msgid=%s to=<%s> relay=local "
 		    "status=bounced dsn=5.2.2 reason=\"%s\"", m->id, addr[n],
 		    m->user_status[i] == PR_ETOOBIG ?
 		    "message exceeds the mailbox quota" : "mailbox full");
+		if (rc != NULL && !DSN_WANTS_FAILURE(rc->notify)) {
+			log_info(dj->sid, "deliver msgid=%s to=<%s> "
+			    "bounce=none reason=\"NOTIFY=%s\"", m->id,
+			    addr[n], rc->notify & DSN_NOTIFY_NEVER ? "NEVER" :
+			    "without FAILURE");
+			continue;
+		}
+		/* RFC 3463 3.3: X.2.2 mailbox full; the message is given up
+		 * for this recipient, so the class is 5. */
+		dr[n].action = RELAY_DSN_FAILED;
+		dr[n].status = "5.2.2";
+		dr[n].reply = m->user_status[i] == PR_ETOOBIG ?
+		    "552 5.2.2 Message exceeds the mailbox quota" :
+		    "552 5.2.2 Mailbox full";
 		n++;
 	}
-	dj->n_refused = n;
+	dj->n_refused = n_refused;
 	memset(&b, 0, sizeof(b));
 	buf_init(&rep, 4 * 1024 * 1024);
+	if (n == 0)
+		goto out;
 	if (m->sender == NULL || m->sender[0] == '\0') {
 		log_info(dj->sid, "deliver msgid=%s bounce=none reason=\"no "
 		    "bounce for a message from the null sender\"", m->id);
 		goto out;
 	}
-	head = xmalloc(RELAY_DSN_HEAD_MAX);
+	/* RFC 3461 4.3: RET=FULL returns a refused message whole. */
+	full = n_refused > 0 && m->dsn_ret == DSN_RET_FULL &&
+	    m->body_len <= RELAY_DSN_FULL_MAX;
+	head = xmalloc(full ? m->body_len + 1 : RELAY_DSN_HEAD_MAX);
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(unique, sizeof(unique), rnd, sizeof(rnd));
 	memset(&dsn, 0, sizeof(dsn));
@@ -121,9 +178,12 @@ smtp_deliver_bounce(struct store *st, struct smtp_deliver_job *dj)
 	dsn.unique = unique;
 	dsn.rcpts = dr;
 	dsn.n_rcpts = n;
+	dsn.envid = m->dsn_envid;
+	dsn.utf8 = dj->smtputf8;
 	dsn.orig_head = head;
-	dsn.orig_head_len = smtp_deliver_orig_head(m, head,
-	    RELAY_DSN_HEAD_MAX);
+	dsn.orig_head_len = smtp_deliver_orig_head(m, head, full ?
+	    m->body_len : RELAY_DSN_HEAD_MAX, full);
+	dsn.full = full && dsn.orig_head_len == m->body_len;
 	r = relay_dsn_build(&dsn, &rep);
 	free(head);
 	if (r < 0) {
@@ -210,12 +270,8 @@ smtp_deliver_batch(struct store_job *const *jobs, size_t n,
 	for (i = 0; i < n; i++) {
 		struct smtp_deliver_job *dj = STORE_CONTAINER(jobs[i],
 		    struct smtp_deliver_job, job);
-		bool refused = false;
 
-		for (size_t j = 0; msgs[i]->status == 0 &&
-		    msgs[i]->user_status != NULL && j < msgs[i]->n_users; j++)
-			refused = refused || msgs[i]->user_status[j] != 0;
-		if (refused)
+		if (smtp_deliver_reports(dj))
 			smtp_deliver_bounce(st, dj);
 	}
 }

@@ -14,6 +14,7 @@
 #ifndef POSTROOM_SMTP_DELIVER_H
 #define POSTROOM_SMTP_DELIVER_H
 
+#include "smtp_proto.h"
 #include "store.h"
 #include "store_worker.h"
 
@@ -26,6 +27,15 @@ struct smtp_deliver_job {
 	                               the sender in a bounce (RFC 3464)
 	                               stored right after the commit */
 	const char *hostname;       /* in: the reporting MTA of a bounce */
+	/* in, optional: the RCPTs (RFC 3461 NOTIFY=, ORCPT=) and for each
+	 * local mailbox msg.users[i] the index of its RCPT in rcpts; with
+	 * them a full mailbox is reported only as NOTIFY asks, and a
+	 * mailbox whose RCPT asked for SUCCESS gets a "delivered" report
+	 * (RFC 3464 2.3.3) to the sender.  smtputf8: the transaction was
+	 * SMTPUTF8 (RFC 6533 reports). */
+	const struct smtp_tx_rcpt *rcpts;
+	const unsigned *users_rcpt;
+	bool smtputf8;
 	const char *sid;            /* in: the session's log id, or NULL */
 	size_t n_refused;           /* out: local recipients skipped */
 	/* Runs on the loop thread once msg.status and msg.id are set. */

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "err.h"
+#include "xtext.h"
 
 /* EHLO/HELO argument: a domain or an address literal (RFC 5321 4.1.1.1).
  * Only characters that are safe in the Received field are let through;
@@ -106,6 +107,39 @@ smtp_parse_mail_param(struct smtp_args *a, const char *s, size_t klen,
 			    "Unsupported BODY type");
 			return false;
 		}
+	} else if (kv != NULL && kv - s == 3 &&
+	    strncasecmp(s, "RET", 3) == 0) {
+		/* RFC 3461 4.3 */
+		if (a->ret != DSN_RET_NONE) {
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Duplicate RET parameter");
+			return false;
+		}
+		if (klen == 8 && strncasecmp(kv + 1, "FULL", 4) == 0) {
+			a->ret = DSN_RET_FULL;
+		} else if (klen == 8 && strncasecmp(kv + 1, "HDRS", 4) == 0) {
+			a->ret = DSN_RET_HDRS;
+		} else {
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Syntax: RET=FULL|HDRS");
+			return false;
+		}
+	} else if (kv != NULL && kv - s == 5 &&
+	    strncasecmp(s, "ENVID", 5) == 0) {
+		/* RFC 3461 4.4: xtext of at most 100 characters. */
+		if (a->envid[0] != '\0') {
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Duplicate ENVID parameter");
+			return false;
+		}
+		if (klen - 6 == 0 || klen - 6 > DSN_ENVID_MAX ||
+		    xtext_decode(kv + 1, klen - 6, false, a->envid,
+		    sizeof(a->envid)) <= 0) {
+			a->envid[0] = '\0';
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Syntax: ENVID=xtext (at most 100 characters)");
+			return false;
+		}
 	} else if (kv == NULL && klen == 8 &&
 	    strncasecmp(s, "SMTPUTF8", 8) == 0) {
 		a->smtputf8 = true; /* RFC 6531 3.4 */
@@ -121,24 +155,16 @@ smtp_parse_mail_param(struct smtp_args *a, const char *s, size_t klen,
 	return true;
 }
 
-bool
-smtp_parse_mail(const struct smtp_parse_ctx *c, struct smtp_args *a,
-    struct smtp_verdict *v_r)
+/* The parameters after a MAIL or RCPT path, space separated, each
+ * "keyword[=value]" handed to one(); only after EHLO. */
+static bool
+smtp_parse_params(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    const char *s, bool (*one)(struct smtp_args *a, const char *s,
+    size_t klen, struct smtp_verdict *v_r), struct smtp_verdict *v_r)
 {
-	const char *s;
-	size_t used, klen;
+	size_t klen;
 
-	a->size = 0;
-	a->smtputf8 = a->body_8bit = false;
-	if ((s = smtp_parse_keyword(a->raw, "FROM:")) == NULL ||
-	    addr_parse_path(s, strlen(s), true, true, a->addr, &used) < 0) {
-		a->addr[0] = '\0';
-		smtp_policy_reject(v_r, 501, "5.1.7",
-		    "Syntax: MAIL FROM:<address>");
-		return false;
-	}
-	/* RFC 5321 4.1.1.2: Mail-parameters, space separated. */
-	for (s += used; *s != '\0'; s += klen) {
+	for (; *s != '\0'; s += klen) {
 		if (*s != ' ') {
 			smtp_policy_reject(v_r, 501, "5.5.4",
 			    "Syntax error in parameters");
@@ -154,8 +180,137 @@ smtp_parse_mail(const struct smtp_parse_ctx *c, struct smtp_args *a,
 			    "Parameters need EHLO");
 			return false;
 		}
-		if (!smtp_parse_mail_param(a, s, klen, v_r))
+		if (!one(a, s, klen, v_r))
 			return false;
+	}
+	return true;
+}
+
+bool
+smtp_parse_mail(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	const char *s;
+	size_t used;
+
+	a->size = 0;
+	a->smtputf8 = a->body_8bit = false;
+	a->ret = DSN_RET_NONE;
+	a->envid[0] = '\0';
+	if ((s = smtp_parse_keyword(a->raw, "FROM:")) == NULL ||
+	    addr_parse_path(s, strlen(s), true, true, a->addr, &used) < 0) {
+		a->addr[0] = '\0';
+		smtp_policy_reject(v_r, 501, "5.1.7",
+		    "Syntax: MAIL FROM:<address>");
+		return false;
+	}
+	/* RFC 5321 4.1.1.2: Mail-parameters. */
+	return smtp_parse_params(c, a, s + used, smtp_parse_mail_param, v_r);
+}
+
+/* RFC 3461 4.1: NOTIFY=NEVER, or a list of SUCCESS, FAILURE, DELAY. */
+static bool
+smtp_parse_notify(const char *v, size_t len, unsigned *notify_r)
+{
+	static const struct {
+		const char *word;
+		unsigned bit;
+	} words[] = {
+		{ "NEVER", DSN_NOTIFY_NEVER },
+		{ "SUCCESS", DSN_NOTIFY_SUCCESS },
+		{ "FAILURE", DSN_NOTIFY_FAILURE },
+		{ "DELAY", DSN_NOTIFY_DELAY },
+	};
+	unsigned bits = 0, bit;
+	size_t n, i;
+
+	for (;;) {
+		n = 0;
+		while (n < len && v[n] != ',')
+			n++;
+		for (i = 0, bit = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (strlen(words[i].word) == n &&
+			    strncasecmp(v, words[i].word, n) == 0)
+				bit = words[i].bit;
+		/* Unknown, repeated, or NEVER together with another. */
+		if (bit == 0 || (bits & bit) != 0)
+			return false;
+		bits |= bit;
+		if ((bits & DSN_NOTIFY_NEVER) && bits != DSN_NOTIFY_NEVER)
+			return false;
+		if (n == len)
+			break;
+		v += n + 1;
+		len -= n + 1;
+	}
+	*notify_r = bits;
+	return true;
+}
+
+/* RFC 3461 4.2: ORCPT=addr-type;xtext, addr-type an atom (RFC 5322
+ * 3.2.3); kept as "addr-type;address" decoded. */
+static bool
+smtp_parse_orcpt(const char *v, size_t len, char *out, size_t outsz)
+{
+	const char *semi = memchr(v, ';', len);
+	size_t tl, i;
+
+	if (semi == NULL || len > DSN_ORCPT_MAX || semi == v ||
+	    (size_t)(semi - v) + 1 == len)
+		return false;
+	tl = (size_t)(semi - v);
+	for (i = 0; i < tl; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') ||
+		    strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL) || c == '\0')
+			return false;
+	}
+	memcpy(out, v, tl + 1);
+	/* RFC 6533 3: a "utf-8" address may carry UTF-8 as it is. */
+	return xtext_decode(semi + 1, len - tl - 1,
+	    tl == 5 && strncasecmp(v, "utf-8", 5) == 0, out + tl + 1,
+	    outsz - tl - 1) > 0;
+}
+
+/* One RCPT parameter s[0..klen) (RFC 5321 4.1.1.3). */
+static bool
+smtp_parse_rcpt_param(struct smtp_args *a, const char *s, size_t klen,
+    struct smtp_verdict *v_r)
+{
+	const char *kv = memchr(s, '=', klen);
+
+	if (kv != NULL && kv - s == 6 && strncasecmp(s, "NOTIFY", 6) == 0) {
+		if (a->notify != 0) {
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Duplicate NOTIFY parameter");
+			return false;
+		}
+		if (!smtp_parse_notify(kv + 1, klen - 7, &a->notify)) {
+			a->notify = 0;
+			smtp_policy_reject(v_r, 501, "5.5.4", "Syntax: "
+			    "NOTIFY=NEVER|SUCCESS,FAILURE,DELAY");
+			return false;
+		}
+	} else if (kv != NULL && kv - s == 5 &&
+	    strncasecmp(s, "ORCPT", 5) == 0) {
+		if (a->orcpt[0] != '\0') {
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Duplicate ORCPT parameter");
+			return false;
+		}
+		if (!smtp_parse_orcpt(kv + 1, klen - 6, a->orcpt,
+		    sizeof(a->orcpt))) {
+			a->orcpt[0] = '\0';
+			smtp_policy_reject(v_r, 501, "5.5.4",
+			    "Syntax: ORCPT=addr-type;xtext");
+			return false;
+		}
+	} else {
+		smtp_policy_reject(v_r, 555, "5.5.4",
+		    "Unsupported RCPT parameter");
+		return false;
 	}
 	return true;
 }
@@ -167,6 +322,8 @@ smtp_parse_rcpt(const struct smtp_parse_ctx *c, struct smtp_args *a,
 	const char *s;
 	size_t used;
 
+	a->notify = 0;
+	a->orcpt[0] = '\0';
 	if ((s = smtp_parse_keyword(a->raw, "TO:")) == NULL) {
 		smtp_policy_reject(v_r, 501, "5.1.3",
 		    "Syntax: RCPT TO:<address>");
@@ -183,15 +340,8 @@ smtp_parse_rcpt(const struct smtp_parse_ctx *c, struct smtp_args *a,
 		    "Syntax: RCPT TO:<address>");
 		return false;
 	}
-	s += used;
-	while (*s == ' ')
-		s++;
-	if (*s != '\0') {
-		smtp_policy_reject(v_r, 555, "5.5.4",
-		    "Unsupported RCPT parameter");
-		return false;
-	}
-	return true;
+	/* RFC 5321 4.1.1.3: Rcpt-parameters. */
+	return smtp_parse_params(c, a, s + used, smtp_parse_rcpt_param, v_r);
 }
 
 bool

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "dsn.h"
 #include "smtp_policy.h"
 
 /* RFC 5321 4.5.3.1.2: a domain is at most 255 octets. */
@@ -27,6 +28,13 @@ struct smtp_args {
 	char addr[ADDR_MAX];        /* MAIL ("" = null), RCPT */
 	uint64_t size;              /* MAIL SIZE= (0 if none), BDAT */
 	bool smtputf8, body_8bit;   /* MAIL: RFC 6531, RFC 6152 */
+	/* DSN, RFC 3461 4: MAIL RET= (enum dsn_ret) and ENVID= (decoded,
+	 * "" = none); RCPT NOTIFY= (DSN_NOTIFY_* bits, 0 = none) and ORCPT=
+	 * as "addr-type;address" decoded ("" = none). */
+	int ret;
+	char envid[DSN_ENVID_MAX + 1];
+	unsigned notify;
+	char orcpt[DSN_ORCPT_MAX + 1];
 	bool last;                  /* BDAT ... LAST (RFC 3030 2) */
 	enum smtp_auth_mech mech;   /* AUTH */
 	const char *ir;             /* AUTH initial response, NULL = none */

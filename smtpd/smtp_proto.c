@@ -249,6 +249,9 @@ smtp_proto__tx_reset(struct smtp_proto *p)
 		free(p->tx.remote[i]);
 	free(p->tx.remote);
 	free(p->tx.users);
+	free(p->tx.remote_rcpt);
+	free(p->tx.users_rcpt);
+	free(p->tx.rcpts);
 	memset(&p->tx, 0, sizeof(p->tx));
 	p->users_cap = p->remote_cap = 0;
 	p->users_mark = p->remote_mark = 0;
@@ -298,12 +301,18 @@ smtp_proto_rcpt_target(struct smtp_proto *p, int64_t user_id,
 		if (p->tx.n_users == p->users_cap) {
 			size_t ncap = p->users_cap ? p->users_cap * 2 : 8;
 			int64_t *nu = realloc(p->tx.users, ncap * sizeof(*nu));
+			unsigned *ni;
 
 			if (nu == NULL)
 				return PR_ENOMEM;
 			p->tx.users = nu;
+			ni = realloc(p->tx.users_rcpt, ncap * sizeof(*ni));
+			if (ni == NULL)
+				return PR_ENOMEM;
+			p->tx.users_rcpt = ni;
 			p->users_cap = ncap;
 		}
+		p->tx.users_rcpt[p->tx.n_users] = p->tx.n_rcpt;
 		p->tx.users[p->tx.n_users++] = user_id;
 	} else {
 		char *copy;
@@ -311,14 +320,20 @@ smtp_proto_rcpt_target(struct smtp_proto *p, int64_t user_id,
 		if (p->tx.n_remote == p->remote_cap) {
 			size_t ncap = p->remote_cap ? p->remote_cap * 2 : 8;
 			char **nr = realloc(p->tx.remote, ncap * sizeof(*nr));
+			unsigned *ni;
 
 			if (nr == NULL)
 				return PR_ENOMEM;
 			p->tx.remote = nr;
+			ni = realloc(p->tx.remote_rcpt, ncap * sizeof(*ni));
+			if (ni == NULL)
+				return PR_ENOMEM;
+			p->tx.remote_rcpt = ni;
 			p->remote_cap = ncap;
 		}
 		if ((copy = strdup(remote)) == NULL)
 			return PR_ENOMEM;
+		p->tx.remote_rcpt[p->tx.n_remote] = p->tx.n_rcpt;
 		p->tx.remote[p->tx.n_remote++] = copy;
 	}
 	return 0;

@@ -35,6 +35,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "dsn.h"
 #include "smtp_data.h"
 
 /* Which listener a session came in on (net_listen's kind). */
@@ -185,6 +186,13 @@ struct smtp_event {
 /* Room for an SPF explanation (RFC 7208 6.2) in a reply line. */
 #define SMTP_SPF_EXPLANATION_MAX 401
 
+/* One accepted RCPT with its DSN parameters (RFC 3461 4.1, 4.2). */
+struct smtp_tx_rcpt {
+	char addr[ADDR_MAX];          /* as given, canonical */
+	unsigned notify;              /* DSN_NOTIFY_* bits, 0 = not given */
+	char orcpt[DSN_ORCPT_MAX + 1]; /* "addr-type;address", "" = none */
+};
+
 /* The transaction, for the glue at DELIVER time.  Read-only. */
 struct smtp_tx {
 	char sender[ADDR_MAX];        /* "" = null reverse-path */
@@ -197,6 +205,15 @@ struct smtp_tx {
 	size_t n_users;
 	char **remote;                /* remote recipients, no duplicates */
 	size_t n_remote;
+	/* DSN (RFC 3461): MAIL RET= (enum dsn_ret) and ENVID= ("" =
+	 * none); the accepted RCPTs, rcpts[0..n_rcpt); and for each local
+	 * mailbox and remote recipient the index in rcpts of the RCPT that
+	 * first resolved to it. */
+	int dsn_ret;
+	char dsn_envid[DSN_ENVID_MAX + 1];
+	struct smtp_tx_rcpt *rcpts;
+	unsigned *users_rcpt;
+	unsigned *remote_rcpt;
 	bool spooled;                 /* SPOOL events carried part of it */
 	uint64_t size;                /* message octets, final at DELIVER */
 	bool has_msgid, has_date;     /* header section had these fields */

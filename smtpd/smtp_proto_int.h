@@ -55,6 +55,8 @@ struct smtp_proto {
 	size_t users_cap, remote_cap;
 	size_t users_mark, remote_mark; /* rollback point of a RCPT */
 	char rcpt[ADDR_MAX];            /* RCPT being resolved */
+	unsigned rcpt_notify;           /* ... its NOTIFY= and ORCPT= */
+	char rcpt_orcpt[DSN_ORCPT_MAX + 1];
 	char queued_id[64];
 	struct buf body;                /* message octets not yet spooled */
 	struct smtp_data data;

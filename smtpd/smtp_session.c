@@ -1029,6 +1029,10 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	s->pending--;
 	free(job->msg.user_status);
 	job->msg.user_status = NULL;
+	/* One block with remote_notify (smtp_session_deliver_dsn). */
+	free((void *)job->msg.remote_orcpt);
+	job->msg.remote_orcpt = NULL;
+	job->msg.remote_notify = NULL;
 	/* The protocol of the TLS session ("TLSv1.3"), or "no". */
 	if (s->c != NULL && net_conn_tls_active(s->c)) {
 		tls = net_conn_tls_desc(s->c);
@@ -1061,6 +1065,60 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	}
 	smtp_proto_queued_as(s->p, m->id);
 	smtp_session_complete(s, m->status);
+}
+
+static bool
+smtp_session_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s & 0x80)
+			return false;
+	return true;
+}
+
+/* The DSN parameters (RFC 3461) go with the message: RET= and ENVID=
+ * and each remote recipient's NOTIFY= and ORCPT= to the queue, and for
+ * the local mailboxes their RCPTs, for a "delivered" report. */
+static void
+smtp_session_deliver_dsn(const struct smtp_tx *tx, struct smtp_deliver_job *job)
+{
+	struct store_msg *m = &job->msg;
+	const char **orcpt;
+	unsigned *notify;
+	char *made;
+	size_t i;
+
+	m->dsn_ret = tx->dsn_ret;
+	m->dsn_envid = tx->dsn_envid;
+	job->rcpts = tx->rcpts;
+	job->users_rcpt = tx->users_rcpt;
+	job->smtputf8 = tx->smtputf8;
+	if (tx->n_remote == 0)
+		return;
+	/* One block: the arrays, then the ORCPTs made up for RCPTs that
+	 * gave none. */
+	orcpt = xcalloc(1, tx->n_remote * (sizeof(*orcpt) +
+	    sizeof(*notify) + ADDR_MAX + 8));
+	notify = (unsigned *)(orcpt + tx->n_remote);
+	made = (char *)(notify + tx->n_remote);
+	for (i = 0; i < tx->n_remote; i++) {
+		const struct smtp_tx_rcpt *rc = &tx->rcpts[tx->remote_rcpt[i]];
+
+		notify[i] = rc->notify;
+		orcpt[i] = rc->orcpt;
+		if (rc->orcpt[0] != '\0')
+			continue;
+		/* RFC 3461 4.2: an ORCPT may be added when relaying, so
+		 * that the next hop's report names the address the sender
+		 * used (RFC 6533 3: "utf-8" for a UTF-8 one). */
+		snprintf(made, ADDR_MAX + 8, "%s;%s",
+		    smtp_session_ascii(rc->addr) ? "rfc822" : "utf-8",
+		    rc->addr);
+		orcpt[i] = made;
+		made += ADDR_MAX + 8;
+	}
+	m->remote_notify = notify;
+	m->remote_orcpt = orcpt;
 }
 
 static void
@@ -1110,6 +1168,7 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	job->sid = s->sid;
 	m->remote = (const char *const *)tx->remote;
 	m->n_remote = tx->n_remote;
+	smtp_session_deliver_dsn(tx, job);
 	m->head = s->head.p;
 	m->head_len = s->head.len;
 	m->device_id = s->device_id;

@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include "addr.h"
+#include "dsn.h"
 #include "err.h"
 
 struct store;
@@ -422,6 +423,14 @@ struct store_msg {
 	size_t n_users;
 	const char *const *remote;      /* outbound queue recipients */
 	size_t n_remote;
+	/* DSN (RFC 3461), kept with the queue entry: RET= (enum dsn_ret),
+	 * ENVID= (decoded, NULL or "" = none) and, optional, parallel to
+	 * remote, each recipient's NOTIFY= bits and ORCPT=
+	 * ("addr-type;address", NULL or "" = none). */
+	int dsn_ret;
+	const char *dsn_envid;
+	const unsigned *remote_notify;
+	const char *const *remote_orcpt;
 	const uint8_t *head;            /* prepended header lines (CRLF) */
 	size_t head_len;
 	const uint8_t *body;            /* message in memory, or ... */
@@ -549,6 +558,8 @@ int store_queue_flush(struct store *st, struct pr_err *err);
 struct store_queue_rcpt {
 	int64_t id;
 	char address[256];
+	unsigned notify;                 /* DSN_NOTIFY_* bits, 0 = none */
+	char orcpt[DSN_ORCPT_MAX + 1];   /* "addr-type;address" or "" */
 };
 
 struct store_queue_job {
@@ -558,6 +569,9 @@ struct store_queue_job {
 	int64_t created;
 	int attempts;
 	int64_t size;               /* body octets */
+	int dsn_ret;                /* enum dsn_ret */
+	char dsn_envid[DSN_ENVID_MAX + 1]; /* "" = none */
+	bool delay_warned;          /* the delay warning went out */
 	size_t n_rcpts;
 	struct store_queue_rcpt *rcpts; /* pending recipients */
 };
@@ -608,6 +622,9 @@ struct store_settle {
 	size_t n_bounce;
 	int64_t next_attempt;          /* > 0: recipients that stay are
 	                                  retried then; 0: schedule kept */
+	bool delay_warned;             /* bounce holds the delay warning
+	                                  (RFC 3464 "delayed"): marked
+	                                  sent with it, never again */
 	const char *last_error;        /* recorded with next_attempt */
 	/* out */
 	bool failed_kept;              /* the bounce could not be stored:
@@ -627,6 +644,8 @@ struct store_settle {
  * - any other bounce failure takes back every bounce message of the call:
  *   the failed recipients then stay, s->failed_kept is set and the entry
  *   records "bounce could not be stored" as its last error;
+ * - with s->delay_warned, the entry is marked as warned together with
+ *   the bounce messages (not when they are taken back);
  * - with s->next_attempt > 0, an entry that keeps recipients is retried
  *   at next_attempt: attempts is incremented, last_error recorded
  *   (bounded);

@@ -315,10 +315,11 @@ store_deliver_queue(struct store *st, struct store_msg *m, int64_t body_id,
 	int r;
 
 	if ((r = store__run(st, STORE_Q_QUEUE_ADD,
-	    "INSERT INTO queue (msgid, body_id, sender, created, next_attempt)"
-	    " VALUES (?1, ?2, ?3, ?4, ?4)", "cannot queue message", err,
-	    "titi", m->id, body_id, m->sender != NULL ? m->sender : "",
-	    now)) < 0)
+	    "INSERT INTO queue (msgid, body_id, sender, created, next_attempt,"
+	    " dsn_ret, dsn_envid) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+	    "cannot queue message", err, "titiit", m->id, body_id,
+	    m->sender != NULL ? m->sender : "", now, (int64_t)m->dsn_ret,
+	    m->dsn_envid != NULL ? m->dsn_envid : "")) < 0)
 		return r;
 	qid = sqlite3_last_insert_rowid(st->db);
 
@@ -330,9 +331,11 @@ store_deliver_queue(struct store *st, struct store_msg *m, int64_t body_id,
 		if (dup)
 			continue;
 		if ((r = store__run(st, STORE_Q_QRCPT_ADD,
-		    "INSERT INTO queue_rcpt (queue_id, address)"
-		    " VALUES (?1, ?2)", "cannot queue message", err, "it", qid,
-		    m->remote[i])) < 0)
+		    "INSERT INTO queue_rcpt (queue_id, address, notify, orcpt)"
+		    " VALUES (?1, ?2, ?3, ?4)", "cannot queue message", err,
+		    "itit", qid, m->remote[i], (int64_t)(m->remote_notify ?
+		    m->remote_notify[i] : 0), m->remote_orcpt != NULL &&
+		    m->remote_orcpt[i] != NULL ? m->remote_orcpt[i] : "")) < 0)
 			return r;
 	}
 	return 0;

@@ -144,43 +144,54 @@ store_queue_jobs_free(struct store_queue_job *jobs, size_t n)
 	free(jobs);
 }
 
-/* Fills job's recipients (reading inside the caller's snapshot). */
+/* Fills job's recipients and its DSN parameters (RFC 3461), reading
+ * inside the caller's snapshot. */
 static int
 store_queue_job_rcpts(struct store *st, struct store_queue_job *job,
     struct pr_err *err)
 {
-	struct store_strv sv = { 0 };
-	int64_t *ids = NULL;
+	struct store_queue_rcpt *v = NULL;
 	sqlite3_stmt *s;
-	size_t cap = 0;
-	int rc, r = 0;
+	size_t cap = 0, n = 0;
+	int rc, r;
 
-	/* Two passes would need a count query; collect ids as we go. */
-	if ((s = store__bind(st, STORE_Q_QRCPT_LIST, STORE_QRCPT_LIST_SQL,
-	    STORE_QRCPT_WHAT, err, "i", job->id)) == NULL)
+	r = store__row(st, STORE_Q_QUEUE_DSN,
+	    "SELECT dsn_ret, dsn_envid, delay_warned FROM queue WHERE id = ?1",
+	    &s, "cannot read the queue", err, "i", job->id);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		job->dsn_ret = sqlite3_column_int(s, 0);
+		snprintf(job->dsn_envid, sizeof(job->dsn_envid), "%s",
+		    (const char *)sqlite3_column_text(s, 1));
+		job->delay_warned = sqlite3_column_int(s, 2) != 0;
+		sqlite3_reset(s);
+	}
+	if ((s = store__bind(st, STORE_Q_QRCPT_DUE,
+	    "SELECT id, address, notify, orcpt FROM queue_rcpt"
+	    " WHERE queue_id = ?1 ORDER BY id", STORE_QRCPT_WHAT, err, "i",
+	    job->id)) == NULL)
 		return store__errcode(err);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-	    store__grow(&ids, &cap, sv.n, sizeof(*ids), 8) == 0) {
-		ids[sv.n] = sqlite3_column_int64(s, 0);
-		if (store__strv_push(&sv,
-		    (const char *)sqlite3_column_text(s, 1)) < 0)
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (store__grow(&v, &cap, n, sizeof(*v), 8) < 0) {
+			rc = SQLITE_NOMEM;
 			break;
-	}
-	r = store__done(st, s, rc, STORE_QRCPT_WHAT, err);
-	if (r == 0 && sv.n > 0 &&
-	    (job->rcpts = calloc(sv.n, sizeof(*job->rcpts))) == NULL)
-		r = pr_err_set(err, PR_ENOMEM, "out of memory");
-	if (r == 0) {
-		job->n_rcpts = sv.n;
-		for (size_t i = 0; i < sv.n; i++) {
-			job->rcpts[i].id = ids[i];
-			snprintf(job->rcpts[i].address,
-			    sizeof(job->rcpts[i].address), "%s", sv.v[i]);
 		}
+		v[n].id = sqlite3_column_int64(s, 0);
+		snprintf(v[n].address, sizeof(v[n].address), "%s",
+		    (const char *)sqlite3_column_text(s, 1));
+		v[n].notify = (unsigned)sqlite3_column_int(s, 2);
+		snprintf(v[n].orcpt, sizeof(v[n].orcpt), "%s",
+		    (const char *)sqlite3_column_text(s, 3));
+		n++;
 	}
-	free(ids);
-	store__strv_fini(&sv);
-	return r;
+	if ((r = store__done(st, s, rc, STORE_QRCPT_WHAT, err)) < 0) {
+		free(v);
+		return r;
+	}
+	job->rcpts = v;
+	job->n_rcpts = n;
+	return 0;
 }
 
 int

@@ -262,6 +262,19 @@ const char *const store__migrations[] = {
 	" pending = pending + (NEW.passed = 0) - (OLD.passed = 0),"
 	" passed = passed + (NEW.passed > 0) - (OLD.passed > 0);\n"
 	"END;\n",
+	/* DSN (RFC 3461): a queue entry keeps its RET= and ENVID= and
+	 * whether its delay warning (RFC 3464 "delayed") went out, a
+	 * recipient its NOTIFY= bits and ORCPT= (docs/ARCHITECTURE.md
+	 * 5.2).  Only new columns with defaults: independent of the other
+	 * migrations but the first. */
+	"ALTER TABLE queue ADD COLUMN dsn_ret INTEGER NOT NULL DEFAULT 0;\n"
+	"ALTER TABLE queue ADD COLUMN dsn_envid TEXT NOT NULL DEFAULT '';\n"
+	"ALTER TABLE queue ADD COLUMN delay_warned INTEGER NOT NULL"
+	" DEFAULT 0;\n"
+	"ALTER TABLE queue_rcpt ADD COLUMN notify INTEGER NOT NULL"
+	" DEFAULT 0;\n"
+	"ALTER TABLE queue_rcpt ADD COLUMN orcpt TEXT NOT NULL"
+	" DEFAULT '';\n",
 };
 
 const int store__n_migrations =

@@ -157,6 +157,13 @@ store_settle_tx(struct store *st, struct store_settle *s, int64_t now,
 			store__rollback(st);
 			return 0;
 		}
+		/* RFC 3464 2.3.3 "delayed": one warning per message, marked
+		 * in the transaction that stores it. */
+		if (s->delay_warned && (r = store__run(st,
+		    STORE_Q_QUEUE_WARNED,
+		    "UPDATE queue SET delay_warned = 1 WHERE id = ?1",
+		    STORE_SETTLE_WHAT, err, "i", s->queue_id)) < 0)
+			goto fail;
 	}
 	if ((r = store_settle_entry(st, s, err)) < 0)
 		goto fail;

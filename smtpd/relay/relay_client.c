@@ -17,7 +17,9 @@
 
 #include <sodium.h>
 
+#include "dsn.h"
 #include "err.h"
+#include "xtext.h"
 
 #define RELAY_CLIENT_OUT_MAX (256 * 1024)
 
@@ -229,17 +231,49 @@ relay_client_needs_tls(const struct relay_client *c)
 	    (c->params->auth_user != NULL && c->params->auth_user[0] != '\0');
 }
 
+/* RFC 3461 4.1, 4.2: the recipient's DSN parameters, for a server that
+ * offers DSN (5.2.2.2: to others they are not passed on). */
 static void
 relay_client_rcpt_cmd(struct relay_client *c, size_t i)
 {
-	relay_client_cmd(c, "RCPT TO:<%s>", c->rcpts[i].address);
+	const struct relay_client_rcpt *r = &c->rcpts[i];
+	char params[64 + 2 * DSN_ORCPT_MAX], *o = params;
+	const char *semi;
+	size_t left = sizeof(params);
+	int n;
+
+	params[0] = '\0';
+	if (c->ext.dsn && r->notify != 0) {
+		n = snprintf(o, left, " NOTIFY=%s%s%s%s",
+		    r->notify & DSN_NOTIFY_NEVER ? "NEVER" : "",
+		    r->notify & DSN_NOTIFY_SUCCESS ? "SUCCESS" : "",
+		    (r->notify & DSN_NOTIFY_SUCCESS) &&
+		    (r->notify & (DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY)) ?
+		    "," : "",
+		    (r->notify & DSN_NOTIFY_FAILURE) &&
+		    (r->notify & DSN_NOTIFY_DELAY) ? "FAILURE,DELAY" :
+		    r->notify & DSN_NOTIFY_FAILURE ? "FAILURE" :
+		    r->notify & DSN_NOTIFY_DELAY ? "DELAY" : "");
+		o += n;
+		left -= (size_t)n;
+	}
+	if (c->ext.dsn && r->orcpt != NULL &&
+	    (semi = strchr(r->orcpt, ';')) != NULL &&
+	    (size_t)(semi - r->orcpt) + 9 < left) {
+		n = snprintf(o, left, " ORCPT=%.*s;", (int)(semi - r->orcpt),
+		    r->orcpt);
+		if (xtext_encode(semi + 1, c->params->smtputf8, o + n,
+		    left - (size_t)n) < 0)
+			*o = '\0';
+	}
+	relay_client_cmd(c, "RCPT TO:<%s>%s", r->address, params);
 }
 
 void
 relay_client_mail(struct relay_client *c)
 {
 	const struct relay_client_params *p = c->params;
-	char params[128];
+	char params[160 + DSN_ENVID_MAX * 3];
 	size_t i;
 	int n = 0;
 
@@ -278,6 +312,16 @@ relay_client_mail(struct relay_client *c)
 		    " BODY=8BITMIME");
 	if (p->smtputf8)
 		n += snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+	/* RFC 3461 4.3, 4.4: passed on to a server that offers DSN. */
+	if (c->ext.dsn && p->dsn_ret != DSN_RET_NONE)
+		n += snprintf(params + n, sizeof(params) - n, " RET=%s",
+		    p->dsn_ret == DSN_RET_FULL ? "FULL" : "HDRS");
+	if (c->ext.dsn && p->dsn_envid != NULL && p->dsn_envid[0] != '\0') {
+		n += snprintf(params + n, sizeof(params) - n, " ENVID=");
+		if (xtext_encode(p->dsn_envid, false, params + n,
+		    sizeof(params) - (size_t)n) < 0)
+			params[n - 7] = '\0';
+	}
 	relay_client_cmd(c, "MAIL FROM:<%s>%s", p->sender, params);
 	c->mail_ok = false;
 	c->n_accepted = 0;

@@ -55,6 +55,9 @@ enum relay_rcpt_status {
 
 struct relay_client_rcpt {
 	const char *address;        /* borrowed for the client's lifetime */
+	unsigned notify;            /* DSN NOTIFY= bits (dsn.h), 0 = none */
+	const char *orcpt;          /* ORCPT= "addr-type;address" decoded,
+	                               NULL or "" = none; borrowed */
 	int status;                 /* enum relay_rcpt_status */
 	char reply[RELAY_REPLY_MAX]; /* the reply that decided status */
 };
@@ -70,6 +73,10 @@ struct relay_client_params {
 	bool tls_implicit;       /* TLS from the start (port 465, RFC 8314) */
 	const char *auth_user;   /* AUTH for a smarthost, NULL = none */
 	const char *auth_pass;   /* borrowed; only ever sent under TLS */
+	/* DSN (RFC 3461), passed on to a server that offers DSN: RET=
+	 * (enum dsn_ret) and ENVID= (decoded, NULL or "" = none). */
+	int dsn_ret;
+	const char *dsn_envid;
 };
 
 enum relay_client_state {
@@ -113,6 +120,7 @@ enum relay_client_result {
 /* Server extensions from the EHLO reply. */
 struct relay_client_ext {
 	bool starttls, pipelining, eightbitmime, smtputf8;
+	bool dsn;            /* RFC 3461: DSN parameters are passed on */
 	bool auth_plain, auth_login;
 	bool size;
 	uint64_t size_max;   /* 0 = no limit announced */

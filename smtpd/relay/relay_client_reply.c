@@ -79,6 +79,8 @@ relay_client__parse_ehlo(struct relay_client *c, const char *text,
 		c->ext.eightbitmime = true;
 	else if (relay_client_kw(text, "SMTPUTF8", &rest))
 		c->ext.smtputf8 = true;
+	else if (relay_client_kw(text, "DSN", &rest))
+		c->ext.dsn = true;
 	else if (relay_client_kw(text, "AUTH", &rest))
 		relay_client_parse_auth(c, rest);
 	else if (relay_client_kw(text, "SIZE", &rest)) {

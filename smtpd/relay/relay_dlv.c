@@ -150,6 +150,9 @@ relay_dlv_record(struct relay_dlv *d)
 		if (c->status == RELAY_RCPT_PENDING)
 			continue;
 		relay_msg_rcpt_set(rc, c->status, c->reply, host, NULL);
+		/* RFC 3461 5.2.2.2: past a server without DSN we can only
+		 * say that it was relayed. */
+		rc->no_dsn = !d->client.ext.dsn;
 		log_info(d->sid, "relay msgid=%s to=<%s> relay=%s status=%s "
 		    "dsn=%s reply=\"%s\"", m->job.msgid, c->address, d->peer,
 		    relay_msg_status_word(c->status),
@@ -277,6 +280,8 @@ relay_dlv_connect_cb(struct net_conn *c, int status)
 		if (m->rcpts[k].status != RELAY_RCPT_PENDING)
 			continue;
 		d->crcpts[d->n_c].address = m->job.rcpts[k].address;
+		d->crcpts[d->n_c].notify = m->job.rcpts[k].notify;
+		d->crcpts[d->n_c].orcpt = m->job.rcpts[k].orcpt;
 		d->cmap[d->n_c++] = i;
 	}
 	d->params.tls_possible = !d->plaintext_only;
@@ -579,6 +584,8 @@ relay_dlv_new(struct relay_msg *m, const char *domain, size_t n)
 	d->params.size = (uint64_t)m->job.size - m->skip + m->dkim.len;
 	d->params.body_8bit = m->body_8bit;
 	d->params.smtputf8 = m->smtputf8;
+	d->params.dsn_ret = m->job.dsn_ret;
+	d->params.dsn_envid = m->job.dsn_envid;
 	d->params.tls_possible = true;
 	if (r->smarthost) {
 		/* RFC 8314 5.1: a submission server is verified, and mail

@@ -1,11 +1,16 @@
 /*
- * relay_dsn.h - delivery status notifications (bounces), sans I/O.
+ * relay_dsn.h - delivery status notifications, sans I/O: bounces, delay
+ * warnings and success reports, built from stored data only.
  *
  * RFC 3464 / RFC 6522: a multipart/report; report-type=delivery-status
  * message with a human-readable part, the machine-readable
- * message/delivery-status part and the original message's header
- * (text/rfc822-headers), sent from MAILER-DAEMON with a null envelope
- * sender (RFC 5321 4.5.5) so that it can never cause another bounce.
+ * message/delivery-status part (message/global-delivery-status when an
+ * address in it is UTF-8, RFC 6533 3) and the original message's header
+ * (text/rfc822-headers; message/global-headers for a UTF-8 one) or, for
+ * a failure with RET=FULL (RFC 3461 4.3), the whole message, sent from
+ * MAILER-DAEMON with a null envelope sender (RFC 5321 4.5.5) so that it
+ * can never cause another report.  One report may carry recipients of
+ * different actions (RFC 3464 2.3.3); its subject names the gravest.
  */
 #ifndef POSTROOM_RELAY_DSN_H
 #define POSTROOM_RELAY_DSN_H
@@ -19,10 +24,26 @@
 /* The original header returned at most (the rest is cut at a line). */
 #define RELAY_DSN_HEAD_MAX (64 * 1024)
 
+/* The whole message is returned (RET=FULL) up to this size; a bigger
+ * one is returned as its header. */
+#define RELAY_DSN_FULL_MAX (1024 * 1024)
+
+/* RFC 3464 2.3.3 Action values, gravest first. */
+enum relay_dsn_action {
+	RELAY_DSN_FAILED = 0,
+	RELAY_DSN_DELAYED,
+	RELAY_DSN_DELIVERED,
+	RELAY_DSN_RELAYED,      /* to a host without DSN (RFC 3461 5.2.2.2) */
+};
+
 struct relay_dsn_rcpt {
-	const char *address;    /* the failed recipient */
+	const char *address;    /* the recipient reported on */
+	int action;             /* enum relay_dsn_action */
+	const char *orcpt;      /* ORCPT= "addr-type;address", NULL or "" =
+	                           none (RFC 3464 2.3.1) */
 	const char *reply;      /* the remote's reply ("550 5.1.1 ...") or
-	                           our own reason when remote_mta is NULL */
+	                           our own reason when remote_mta is NULL;
+	                           NULL for a delivered one */
 	const char *remote_mta; /* host that gave the reply, or NULL */
 	const char *status;     /* RFC 3463 status for our own reasons
 	                           ("5.1.10"), NULL = from the reply */
@@ -37,9 +58,15 @@ struct relay_dsn {
 	int64_t now;             /* Date: of the report */
 	const char *unique;      /* random token for Message-ID/boundary */
 	bool expired;            /* given up after max_queue_time */
+	const char *envid;       /* ENVID=, NULL or "" = none (RFC 3464
+	                            2.2.1) */
+	bool utf8;               /* SMTPUTF8 message: global types */
+	bool full;               /* orig_head is the whole message, to be
+	                            returned as it is (RET=FULL) */
 	const struct relay_dsn_rcpt *rcpts;
 	size_t n_rcpts;
-	const uint8_t *orig_head; /* the original header section */
+	const uint8_t *orig_head; /* the original header section (or the
+	                             whole message with full) */
 	size_t orig_head_len;
 };
 

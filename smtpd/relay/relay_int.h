@@ -53,6 +53,7 @@ struct relay_msg_rcpt {
 	char mta[RELAY_HOST_MAX];    /* host that replied, "" = ours */
 	char code[16];               /* RFC 3463 status for our reasons */
 	int64_t when;
+	bool no_dsn;                 /* the host that took it has no DSN */
 };
 
 struct relay_msg {

@@ -61,15 +61,63 @@ relay_settle_bounce_resolve_cb(void *ctx, int64_t user_id, const char *remote)
 	return 0;
 }
 
+/* One recipient of the report: its index in m->job.rcpts and the
+ * action reported (enum relay_dsn_action). */
+struct relay_settle_note {
+	size_t idx;
+	int action;
+};
+
+/* RET=FULL (RFC 3461 4.3): the whole message into *buf when it is at
+ * most RELAY_DSN_FULL_MAX octets; false (the header is returned
+ * instead) when it is bigger or cannot be read. */
+static bool
+relay_settle_full(struct relay_msg *m, struct store *st, uint8_t **buf_r,
+    size_t *len_r)
+{
+	struct store_body *b = NULL;
+	struct pr_err err;
+	int64_t size = 0;
+	uint8_t *buf;
+	size_t len = 0;
+	ssize_t n;
+
+	if (store_queue_body_open(st, m->job.id, &b, &size, &err) < 0)
+		return false;
+	if (size < 0 || size > RELAY_DSN_FULL_MAX) {
+		store_body_close(&b);
+		return false;
+	}
+	buf = xmalloc((size_t)size + 1);
+	while (len < (size_t)size && (n = store_body_read(b, (int64_t)len,
+	    buf + len, (size_t)size - len)) > 0)
+		len += (size_t)n;
+	store_body_close(&b);
+	if (len != (size_t)size) {
+		free(buf);
+		return false;
+	}
+	/* The Return-Path of the stored copy is not part of what the
+	 * sender sent. */
+	if (m->skip > 0 && m->skip <= len) {
+		memmove(buf, buf + m->skip, len - m->skip);
+		len -= m->skip;
+	}
+	*buf_r = buf;
+	*len_r = len;
+	return true;
+}
+
 /*
- * Builds the report for the failed recipients (indexes perm[0..n)) and
- * finds the sender: their mailbox when local, the queue when remote.
- * Returns 0 with b->msgs[0..n_msgs) to store (none: the bounce is
- * deliberately dropped), or a negative error to try again later.
+ * Builds the report for the recipients in notes[0..n) and finds the
+ * sender: their mailbox when local, the queue when remote.  Returns 0
+ * with b->msgs[0..n_msgs) to store (none: the report is deliberately
+ * dropped), or a negative error to try again later.
  */
 static int
 relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
-    const size_t *perm, size_t n, bool expired, struct relay_settle_bounce *b)
+    const struct relay_settle_note *notes, size_t n, bool expired,
+    struct relay_settle_bounce *b)
 {
 	const struct cfg *cfg = m->r->cfg;
 	static const char rp[] = "Return-Path: <>\r\n";
@@ -78,18 +126,23 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 	unsigned char rnd[8];
 	char unique[40];
 	struct pr_err err;
-	size_t i;
+	uint8_t *full = NULL;
+	size_t i, full_len = 0;
+	bool failed = false;
 	int kind, r;
 
 	dr = xcalloc(n, sizeof(*dr));
 	for (i = 0; i < n; i++) {
-		struct relay_msg_rcpt *rc = &m->rcpts[perm[i]];
+		struct relay_msg_rcpt *rc = &m->rcpts[notes[i].idx];
 
-		dr[i].address = m->job.rcpts[perm[i]].address;
+		dr[i].address = m->job.rcpts[notes[i].idx].address;
+		dr[i].action = notes[i].action;
+		dr[i].orcpt = m->job.rcpts[notes[i].idx].orcpt;
 		dr[i].reply = rc->reply;
 		dr[i].remote_mta = rc->mta[0] ? rc->mta : NULL;
 		dr[i].status = rc->code[0] ? rc->code : NULL;
 		dr[i].last_attempt = rc->when;
+		failed = failed || notes[i].action == RELAY_DSN_FAILED;
 	}
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(unique, sizeof(unique), rnd, sizeof(rnd));
@@ -103,9 +156,19 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 	dsn.expired = expired;
 	dsn.rcpts = dr;
 	dsn.n_rcpts = n;
+	dsn.envid = m->job.dsn_envid;
+	dsn.utf8 = m->smtputf8;
 	dsn.orig_head = m->head;
 	dsn.orig_head_len = m->head_len;
+	/* RFC 3461 4.3: RET applies to reports of failure. */
+	if (failed && m->job.dsn_ret == DSN_RET_FULL &&
+	    relay_settle_full(m, st, &full, &full_len)) {
+		dsn.full = true;
+		dsn.orig_head = full;
+		dsn.orig_head_len = full_len;
+	}
 	r = relay_dsn_build(&dsn, &b->out);
+	free(full);
 	free(dr);
 	if (r < 0) {
 		log_err(m->sid, "relay msgid=%s cannot build the bounce: %s",
@@ -211,17 +274,18 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	const struct cfg *cfg = m->r->cfg;
 	char why[RELAY_REPLY_MAX + 2 * RELAY_HOST_MAX + 32];
 	struct relay_settle_bounce b;
+	struct relay_settle_note *notes;
 	struct store_settle s;
 	struct pr_err err;
-	size_t *perm, n_perm = 0, n_temp, i;
-	int64_t *done, *failed, now = relay_now(), next = 0;
+	size_t n_perm = 0, n_notes = 0, n_temp, i;
+	int64_t *done, *failed, now = relay_now(), next = 0, warn_at;
 	bool expired = false;
 	int r;
 
 	memset(&b, 0, sizeof(b));
 	memset(&s, 0, sizeof(s));
 	buf_init(&b.out, 4 * 1024 * 1024);
-	perm = xcalloc(m->job.n_rcpts + 1, sizeof(*perm));
+	notes = xcalloc(m->job.n_rcpts + 1, sizeof(*notes));
 	done = xcalloc(m->job.n_rcpts + 1, sizeof(*done));
 	failed = xcalloc(m->job.n_rcpts + 1, sizeof(*failed));
 	s.queue_id = m->job.id;
@@ -256,38 +320,74 @@ relay_settle_run(struct relay_work *w, struct store *st)
 		}
 		n_temp = 0;
 	}
-	for (i = 0; i < m->job.n_rcpts; i++)
-		if (m->rcpts[i].status == RELAY_RCPT_PERM)
-			perm[n_perm++] = i;
 	/* Also when nothing is deferred: the failed recipients stay and
 	 * are tried again then if their bounce cannot be stored. */
 	if (next == 0)
 		next = now + relay_backoff(m->job.attempts + 1);
+	warn_at = m->job.created + (int64_t)cfg->relay.delay_warning;
+	if (n_temp > 0 && cfg->relay.delay_warning > 0 &&
+	    !m->job.delay_warned) {
+		if (now >= warn_at)
+			s.delay_warned = true;
+		else if (next > warn_at)
+			/* The warning is due before the next try would be:
+			 * try again then (RFC 3464 2.3.3 "delayed"). */
+			next = warn_at;
+	}
 	s.next_attempt = next;
 	s.last_error = why;
 
-	if (n_perm > 0) {
-		r = 0;
-		if (m->job.sender[0] != '\0')
-			r = relay_settle_bounce_prepare(m, st, perm, n_perm,
-			    expired, &b);
-		else
-			log_info(m->sid, "relay msgid=%s bounce=none "
-			    "reason=\"no bounce for a message from the null "
-			    "sender\"", m->job.msgid);
+	for (i = 0; i < m->job.n_rcpts; i++) {
+		const struct relay_msg_rcpt *rc = &m->rcpts[i];
+		unsigned notify = m->job.rcpts[i].notify;
+		int action = -1;
+
+		if (rc->status == RELAY_RCPT_PERM) {
+			failed[n_perm++] = m->job.rcpts[i].id;
+			/* RFC 3461 4.1: NOTIFY without FAILURE, NEVER
+			 * included, asks for no report of it. */
+			if (DSN_WANTS_FAILURE(notify))
+				action = RELAY_DSN_FAILED;
+			else
+				log_info(m->sid, "relay msgid=%s to=<%s> "
+				    "bounce=none reason=\"NOTIFY=%s\"",
+				    m->job.msgid, m->job.rcpts[i].address,
+				    notify & DSN_NOTIFY_NEVER ? "NEVER" :
+				    "without FAILURE");
+		} else if (rc->status == RELAY_RCPT_OK && rc->no_dsn &&
+		    DSN_WANTS_SUCCESS(notify)) {
+			/* RFC 3461 5.2.2.2 */
+			action = RELAY_DSN_RELAYED;
+		} else if (rc->status == RELAY_RCPT_TEMP && s.delay_warned &&
+		    DSN_WANTS_DELAY(notify)) {
+			action = RELAY_DSN_DELAYED;
+		}
+		if (action >= 0) {
+			notes[n_notes].idx = i;
+			notes[n_notes++].action = action;
+		}
+	}
+
+	if (n_notes > 0 && m->job.sender[0] == '\0') {
+		log_info(m->sid, "relay msgid=%s bounce=none "
+		    "reason=\"no bounce for a message from the null "
+		    "sender\"", m->job.msgid);
+	} else if (n_notes > 0) {
+		r = relay_settle_bounce_prepare(m, st, notes, n_notes,
+		    expired, &b);
 		if (r == 0) {
-			for (i = 0; i < n_perm; i++)
-				failed[s.n_failed++] =
-				    m->job.rcpts[perm[i]].id;
 			s.bounce = b.msgs;
 			s.n_bounce = b.n_msgs;
 		} else {
-			/* The bounce could not be made: keep the failed
+			/* The report could not be made: keep the failed
 			 * recipients and try again later. */
+			n_perm = 0;
+			s.delay_warned = false;
 			n_temp++;
 			s.last_error = "bounce could not be stored";
 		}
 	}
+	s.n_failed = n_perm;
 
 	pr_err_clear(&err);
 	if ((r = store_queue_settle(st, &s, &err)) < 0) {
@@ -310,7 +410,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	}
 out:
 	relay_settle_bounce_fini(&b);
-	free(perm);
+	free(notes);
 	free(done);
 	free(failed);
 }

@@ -6,6 +6,7 @@ the message back from the other recipients: they get it (250), and the
 sender gets a bounce (RFC 3464) naming the full one, stored in their
 mailbox or queued to them; the log names the recipient."""
 
+import email
 import smtplib
 import sys
 
@@ -111,6 +112,47 @@ def main():
             code, msg = s.data(body("huge", 20))
             t.eq(code, 250, "bigger than small@'s quota: 250 for alice")
         t.eq(len(bounces(inst, BOB, b0)), 2, "... and a bounce for small@")
+
+        # RFC 3461 through the same reports: NOTIFY=NEVER for small@ is
+        # no bounce; RET=FULL and alice's NOTIFY=SUCCESS one report with
+        # small@ failed (the whole message returned) and alice delivered.
+        with smtplib.SMTP(inst.host, sub, timeout=20) as s:
+            s.login(BOB, PASSWORD)
+            s.ehlo()
+            s.mail(BOB)
+            t.eq(s.rcpt(ALICE)[0], 250, "alice accepted")
+            t.eq(s.rcpt(SMALL, ["NOTIFY=NEVER"])[0], 250,
+                 "small@ NOTIFY=NEVER accepted")
+            t.eq(s.data(body("never", 20))[0], 250, "NOTIFY=NEVER: 250")
+        t.ok(log_has(inst, 'to=<%s> bounce=none reason="NOTIFY=NEVER"' %
+                     SMALL), "NOTIFY=NEVER: the log says no bounce")
+        t.eq(len(bounces(inst, BOB, b0)), 2, "NOTIFY=NEVER: no bounce")
+        with smtplib.SMTP(inst.host, sub, timeout=20) as s:
+            s.login(BOB, PASSWORD)
+            s.ehlo()
+            s.mail(BOB, ["RET=FULL", "ENVID=q1"])
+            t.eq(s.rcpt(ALICE, ["NOTIFY=SUCCESS"])[0], 250, "alice")
+            t.eq(s.rcpt(SMALL)[0], 250, "small@")
+            t.eq(s.data(body("full return", 20))[0], 250, "RET=FULL: 250")
+        got = bounces(inst, BOB, b0)[2:]
+        t.eq(len(got), 1, "one report for both recipients")
+        rep = email.message_from_bytes(got[0].split(b"\r\n", 1)[1]) \
+            if got else email.message_from_bytes(b"")
+        parts = rep.get_payload() if rep.is_multipart() else []
+        t.eq([p.get_content_type() for p in parts],
+             ["text/plain", "message/delivery-status", "message/rfc822"],
+             "multipart/report with the whole message (RFC 6522)")
+        if len(parts) == 3:
+            blocks = parts[1].get_payload()
+            t.eq(blocks[0].get("Original-Envelope-Id"), "q1", "ENVID")
+            t.eq(sorted((b.get("Final-Recipient"), b.get("Action"),
+                         b.get("Status")) for b in blocks[1:]),
+                 [("rfc822; " + ALICE, "delivered", "2.0.0"),
+                  ("rfc822; " + SMALL, "failed", "5.2.2")],
+                 "alice delivered, small@ failed: mailbox full")
+            t.ok(b"q" * 68 in parts[2].as_bytes(),
+                 "RET=FULL: the body comes back")
+        b0 = len(messages(inst, BOB))
 
         # Only full mailboxes: the message is refused, nobody bounced.
         inst.cli("user", "quota", SMALL, "1000")

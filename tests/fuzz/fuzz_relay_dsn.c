@@ -11,6 +11,10 @@
  * and sender go through the SMTP address parser first, as they did on
  * their way into the queue; one that it refuses is replaced.
  *
+ * Bits 3-4 of byte 0 pick each recipient's action (failed, delayed,
+ * delivered, relayed, RFC 3464 2.3.3); the second reply field, read as
+ * xtext (RFC 3461 4), is the ENVID, and each address is its own ORCPT.
+ *
  * Checks: the build succeeds with an ample buffer (PR_ENOSPC with a
  * small one), the report up to the returned header is CRLF lines of
  * text without control octets (a reply cannot inject a header field or
@@ -24,6 +28,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +36,7 @@
 #include "buf.h"
 #include "err.h"
 #include "relay_dsn.h"
+#include "xtext.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -73,6 +79,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char field[FUZZ_FIELDS][1024];
 	char addrs[FUZZ_RCPTS][ADDR_MAX], sender[ADDR_MAX], st[16];
+	char orcpt[FUZZ_RCPTS][ADDR_MAX + 8], envid[101];
 	struct relay_dsn_rcpt r[FUZZ_RCPTS];
 	struct relay_dsn d;
 	struct buf out;
@@ -119,9 +126,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    strlen(mta), false) ? mta : NULL;
 		r[i].status = (data[0] & 2) && i == 0 ? "5.1.10" : NULL;
 		r[i].last_attempt = d.now;
+		r[i].action = (int)((((unsigned)data[0] >> 3) + i) % 4);
+		snprintf(orcpt[i], sizeof(orcpt[i]), "rfc822;%s", addrs[i]);
+		r[i].orcpt = orcpt[i];
 		relay_dsn_status(r[i].reply, d.expired, st);
 		fuzz_check_status(st);
 	}
+	if (xtext_decode(field[5], strlen(field[5]), false, envid,
+	    sizeof(envid)) > 0)
+		d.envid = envid;
 	d.rcpts = r;
 	d.n_rcpts = 1 + (data[0] >> 6);
 	d.orig_head = head;
@@ -139,8 +152,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(rc == 0);
 	/* Everything before the returned header is ours: text lines. */
 	text_end = memmem(out.p, out.len,
-	    "Content-Description: Undelivered Message Headers\r\n",
-	    strlen("Content-Description: Undelivered Message Headers\r\n"));
+	    "Content-Description: Message Headers\r\n",
+	    strlen("Content-Description: Message Headers\r\n"));
 	FUZZ_CHECK(text_end != NULL);
 	for (p = out.p; p < text_end; p++) {
 		if (*p == '\n')

@@ -286,6 +286,117 @@ test_dsn(void)
 	    sizeof(orig_head) - 1), 85, "header length up to the empty line");
 }
 
+/* Reports of the other actions (RFC 3464 2.3.3), ENVID and ORCPT, RET=FULL
+ * and the RFC 6533 types. */
+static void
+test_dsn_actions(void)
+{
+	static const char whole[] = "Subject: hi\r\n\r\nthe body\r\n";
+	struct relay_dsn_rcpt rc[3] = {
+		{ .address = "bob@b.test", .action = RELAY_DSN_DELIVERED,
+		  .orcpt = "rfc822;Bob+old@b.test", .last_attempt = 1 },
+		{ .address = "carol@c.test", .action = RELAY_DSN_RELAYED,
+		  .remote_mta = "mx.c.test", .reply = "250 2.0.0 queued",
+		  .last_attempt = 1 },
+		{ .address = "dave@d.test", .action = RELAY_DSN_DELAYED,
+		  .remote_mta = "mx.d.test", .reply = "451 4.3.2 later",
+		  .last_attempt = 1 },
+	};
+	struct relay_dsn d = {
+		.hostname = "mx.a.test", .sender = "alice@a.test",
+		.queue_id = "0123456789abcdef", .arrival = 1, .now = 2,
+		.unique = "u1", .envid = "env+1", .rcpts = rc, .n_rcpts = 2,
+		.orig_head = (const uint8_t *)orig_head,
+		.orig_head_len = sizeof(orig_head) - 1,
+	};
+	struct buf out;
+	const char *s;
+
+	buf_init(&out, 1 << 20);
+	TAP_EQ_INT(relay_dsn_build(&d, &out), 0, "success report built");
+	buf_append(&out, "", 1);
+	s = (const char *)out.p;
+	TAP_OK(strstr(s, "Subject: Successful Mail Delivery Report\r\n"),
+	    "success subject");
+	TAP_OK(strstr(s, "Original-Envelope-Id: env+1\r\n"
+	    "Reporting-MTA: dns; mx.a.test\r\n"), "ENVID first (RFC 3464 "
+	    "2.2)");
+	TAP_OK(strstr(s, "\r\n\r\nOriginal-Recipient: rfc822;Bob+old@b.test"
+	    "\r\nFinal-Recipient: rfc822; bob@b.test\r\nAction: delivered"
+	    "\r\nStatus: 2.0.0\r\n"), "delivered block with the ORCPT");
+	TAP_OK(strstr(s, "Final-Recipient: rfc822; carol@c.test\r\n"
+	    "Action: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; "
+	    "mx.c.test\r\n"), "relayed block");
+	TAP_OK(strstr(s, "Content-Type: message/delivery-status\r\n"),
+	    "ASCII: message/delivery-status");
+	buf_fini(&out);
+
+	d.n_rcpts = 3;
+	buf_init(&out, 1 << 20);
+	TAP_EQ_INT(relay_dsn_build(&d, &out), 0, "mixed report built");
+	buf_append(&out, "", 1);
+	s = (const char *)out.p;
+	TAP_OK(strstr(s, "Subject: Delayed Mail (still being retried)\r\n"),
+	    "the gravest action names the subject");
+	TAP_OK(strstr(s, "Action: delayed\r\nStatus: 4.3.2\r\n"),
+	    "delayed block keeps the 4.x.x status");
+	buf_fini(&out);
+
+	/* A delay for our own reason stays of class 4. */
+	rc[2].reply = "connect to mx.d.test: refused";
+	rc[2].remote_mta = NULL;
+	d.rcpts = &rc[2];
+	d.n_rcpts = 1;
+	buf_init(&out, 1 << 20);
+	TAP_EQ_INT(relay_dsn_build(&d, &out), 0, "delay report built");
+	buf_append(&out, "", 1);
+	TAP_OK(strstr((const char *)out.p, "Status: 4.0.0\r\n"),
+	    "our reason: 4.0.0");
+	buf_fini(&out);
+
+	/* RET=FULL: the whole message as message/rfc822. */
+	rc[0].action = RELAY_DSN_FAILED;
+	rc[0].reply = "550 5.1.1 no";
+	d.rcpts = rc;
+	d.full = true;
+	d.orig_head = (const uint8_t *)whole;
+	d.orig_head_len = sizeof(whole) - 1;
+	buf_init(&out, 1 << 20);
+	TAP_EQ_INT(relay_dsn_build(&d, &out), 0, "full report built");
+	buf_append(&out, "", 1);
+	s = (const char *)out.p;
+	TAP_OK(strstr(s, "Content-Type: message/rfc822\r\n\r\n"
+	    "Subject: hi\r\n\r\nthe body\r\n\r\n--u1/mx.a.test--\r\n"),
+	    "the whole message returned");
+	buf_fini(&out);
+
+	/* RFC 6533: UTF-8 addresses make the global types. */
+	rc[0].address = "j\xc3\xbcrgen@b.test";
+	rc[0].orcpt = "utf-8;j\xc3\xbcrgen@b.test";
+	d.full = false;
+	d.orig_head = (const uint8_t *)"Subject: \xc3\xbc\r\n\r\n";
+	d.orig_head_len = 17;
+	buf_init(&out, 1 << 20);
+	TAP_EQ_INT(relay_dsn_build(&d, &out), 0, "global report built");
+	buf_append(&out, "", 1);
+	s = (const char *)out.p;
+	TAP_OK(strstr(s, "Content-Type: message/global-delivery-status\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n"), "global delivery status");
+	TAP_OK(strstr(s, "Final-Recipient: utf-8; j\xc3\xbcrgen@b.test\r\n"),
+	    "utf-8 Final-Recipient");
+	TAP_OK(strstr(s, "Content-Type: message/global-headers\r\n"),
+	    "global headers");
+	TAP_OK(strstr(s, "charset=utf-8"), "the text part in UTF-8");
+	buf_fini(&out);
+
+	/* Bounded: a report that does not fit is an error, never cut. */
+	d.orig_head = (const uint8_t *)orig_head;
+	d.orig_head_len = sizeof(orig_head) - 1;
+	buf_init(&out, 512);
+	TAP_EQ_INT(relay_dsn_build(&d, &out), PR_ENOSPC, "too small: ENOSPC");
+	buf_fini(&out);
+}
+
 int
 main(void)
 {
@@ -294,5 +405,6 @@ main(void)
 	test_backoff();
 	test_stuff();
 	test_dsn();
+	test_dsn_actions();
 	return tap_done();
 }

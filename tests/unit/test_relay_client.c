@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsn.h"
 #include "relay_client.h"
 #include "tap.h"
 
@@ -50,7 +51,35 @@ struct tcase {
 #define P_AUTH { .helo = "mx.a.test", .sender = "alice@a.test", \
 	.size = 10, .tls_possible = true, .auth_user = "u", .auth_pass = "p" }
 
+#define P_DSN { .helo = "mx.a.test", .sender = "alice@a.test", \
+	.size = 1234, .dsn_ret = DSN_RET_HDRS, .dsn_envid = "id+1=2" }
+
 static const struct tcase cases[] = {
+	{ "DSN offered: RET, ENVID, NOTIFY, ORCPT passed on as xtext",
+	  P_DSN, { "bob@b.test|7|rfc822;Bob+x@b.test", "carol@b.test|8|" },
+	  { "S:220 mx.b.test ESMTP",
+	    "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250-PIPELINING", "S:250 DSN",
+	    "C:MAIL FROM:<alice@a.test> RET=HDRS ENVID=id+2B1+3D2",
+	    "C:RCPT TO:<bob@b.test> NOTIFY=SUCCESS,FAILURE,DELAY "
+	    "ORCPT=rfc822;Bob+2Bx@b.test",
+	    "C:RCPT TO:<carol@b.test> NOTIFY=NEVER",
+	    "C:DATA",
+	    "S:250 ok", "S:250 ok", "S:250 ok", "S:354 go", "E:BODY",
+	    "S:250 2.0.0 queued", D_QUIT },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK, RELAY_RCPT_OK },
+	  "250 2.0.0 queued" },
+	{ "DSN not offered: no parameters (RFC 3461 5.2.2.2)",
+	  P_DSN, { "bob@b.test|1|rfc822;bob@b.test" },
+	  { "S:220 mx.b.test ESMTP",
+	    "C:EHLO mx.a.test",
+	    "S:250-mx.b.test", "S:250 PIPELINING",
+	    "C:MAIL FROM:<alice@a.test>",
+	    "C:RCPT TO:<bob@b.test>",
+	    "C:DATA",
+	    "S:250 ok", "S:250 ok", "S:354 go", "E:BODY",
+	    "S:250 2.0.0 queued", D_QUIT },
+	  RELAY_CLIENT_R_DONE, { RELAY_RCPT_OK }, "250 2.0.0 queued" },
 	{ "happy path, pipelining",
 	  P_PLAIN, { "bob@b.test", "carol@b.test" },
 	  { "S:220 mx.b.test ESMTP",
@@ -372,6 +401,7 @@ static const struct tcase cases[] = {
 struct run {
 	struct relay_client c;
 	struct relay_client_rcpt rcpts[MAXR];
+	char addr[MAXR][256];
 	char sent[8192];
 	size_t sent_len, sent_pos;
 	int events[16];
@@ -380,6 +410,25 @@ struct run {
 	size_t in_len;
 	bool closed;
 };
+
+/* A case's recipient: "address" or "address|NOTIFY bits|ORCPT" (RFC
+ * 3461 parameters, an empty ORCPT for none). */
+static void
+run_rcpt(struct run *r, size_t n, const char *spec)
+{
+	const char *bar = strchr(spec, '|'), *bar2;
+
+	snprintf(r->addr[n], sizeof(r->addr[n]), "%.*s",
+	    (int)(bar != NULL ? (size_t)(bar - spec) : strlen(spec)), spec);
+	r->rcpts[n].address = r->addr[n];
+	r->rcpts[n].notify = 0;
+	r->rcpts[n].orcpt = NULL;
+	if (bar == NULL)
+		return;
+	r->rcpts[n].notify = (unsigned)strtoul(bar + 1, NULL, 10);
+	if ((bar2 = strchr(bar + 1, '|')) != NULL)
+		r->rcpts[n].orcpt = bar2 + 1;
+}
 
 static void
 run_collect(struct run *r)
@@ -444,7 +493,7 @@ run_case(const struct tcase *t, bool trickle)
 	char why[300] = "";
 
 	while (n < MAXR && t->rcpts[n] != NULL) {
-		r->rcpts[n].address = t->rcpts[n];
+		run_rcpt(r, n, t->rcpts[n]);
 		n++;
 	}
 	if (relay_client_init(&r->c, &t->params, r->rcpts, n) < 0) {

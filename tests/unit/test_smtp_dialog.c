@@ -390,6 +390,15 @@ dlg_envelope(struct smtp_proto *p, char *out, size_t outsz)
 	for (i = 0; i < tx->n_remote && o < outsz; i++)
 		o += (size_t)snprintf(out + o, outsz - o, "%s%s",
 		    i ? "," : "", tx->remote[i]);
+	/* The DSN parameters (RFC 3461), only where some were given. */
+	if (o < outsz && (tx->dsn_ret != 0 || tx->dsn_envid[0] != '\0'))
+		o += (size_t)snprintf(out + o, outsz - o, " ret=%d envid=%s",
+		    tx->dsn_ret, tx->dsn_envid);
+	for (i = 0; i < tx->n_rcpt && o < outsz; i++)
+		if (tx->rcpts[i].notify != 0 || tx->rcpts[i].orcpt[0] != '\0')
+			o += (size_t)snprintf(out + o, outsz - o,
+			    " rcpt=%s notify=%u orcpt=%s", tx->rcpts[i].addr,
+			    tx->rcpts[i].notify, tx->rcpts[i].orcpt);
 }
 
 /* Handles the pending event.  Returns true when the rest of the block

@@ -345,7 +345,7 @@ test_line_pending(void)
 	TAP_OK(smtp_proto_line_pending(p), "a partial command line");
 	TAP_EQ_STR(feed(p, "LO x\r\n"), "250-mx.example.test\r\n"
 	    "250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n"
-	    "250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-STARTTLS\r\n"
 	    "250-AUTH PLAIN LOGIN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n",
 	    "the line completes");
 	TAP_OK(!smtp_proto_line_pending(p), "none after its end");
