@@ -173,10 +173,7 @@ class Instance:
             # (tests/lib/dnsserver.py), so that no test asks the
             # machine's resolver about test domains.
             "inbound": {"spf": "false", "dkim": "false", "dmarc": "false"},
-            # [relay] resolver is the older name of [dns] resolver
-            # (postroom.conf(5)): a test that names one names both.
-            "dns": {"resolver": self.extra.get("relay", {}).get(
-                "resolver") or self.no_dns},
+            "dns": {"resolver": self.no_dns},
         }
         for sec, kv in self.extra.items():
             sections.setdefault(sec, {}).update(kv)
