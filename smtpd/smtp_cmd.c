@@ -235,6 +235,23 @@ smtp_cmd__rcpt_done(struct smtp_proto *p, int status)
 		smtp_proto__verdict(p, &v);
 		return;
 	}
+	if (p->tx.n_rcpt == p->rcpts_cap) {
+		size_t nc = p->rcpts_cap ? p->rcpts_cap * 2 : 4;
+		char **a = realloc(p->tx.rcpts, nc * sizeof(*a));
+
+		if (a == NULL) {
+			smtp_proto__tx_rollback(p);
+			smtp_proto__reply(p, 452, "4.3.1", "Out of memory");
+			return;
+		}
+		p->tx.rcpts = a;
+		p->rcpts_cap = nc;
+	}
+	if ((p->tx.rcpts[p->tx.n_rcpt] = strdup(p->rcpt)) == NULL) {
+		smtp_proto__tx_rollback(p);
+		smtp_proto__reply(p, 452, "4.3.1", "Out of memory");
+		return;
+	}
 	if (p->tx.n_rcpt++ == 0)
 		memcpy(p->tx.first_rcpt, p->rcpt, sizeof(p->rcpt));
 	smtp_proto__enter(p, SMTP_S_RCPT);

@@ -213,6 +213,27 @@ struct smtp_tx {
 	/* Marked as spam by the policy (RFC 7489 6.3 p=quarantine): the
 	 * reason, "" when not marked. */
 	char spam_reason[SMTP_SPAM_REASON_MAX];
+	/* The forward-paths of the accepted RCPT commands, n_rcpt of
+	 * them, in order (for the content filters, docs/MILTER.md). */
+	char **rcpts;
+};
+
+/* What the content filters decided about a message that is not
+ * delivered (smtp_proto_milter_reply()). */
+enum smtp_milter_outcome {
+	SMTP_MILTER_NONE = 0,
+	SMTP_MILTER_REJECT,   /* a filter rejected it */
+	SMTP_MILTER_TEMPFAIL, /* a filter deferred it */
+	SMTP_MILTER_FAILED,   /* a filter failed, [milter] on_failure =
+	                       * tempfail */
+};
+
+/* code 0 and text "" = the policy's defaults. */
+struct smtp_milter_reply {
+	int outcome;          /* enum smtp_milter_outcome */
+	int code;             /* the filter's 4xx or 5xx */
+	char enh[16];         /* its RFC 3463 code, "" = none */
+	char text[SMTP_SPAM_REASON_MAX];
 };
 
 /* The outcome of SMTP_EV_VERIFY's checks, for the policy: from_status
@@ -255,6 +276,11 @@ void smtp_proto_spf_result(struct smtp_proto *p, int result, bool helo,
  * strings are copied. */
 void smtp_proto_verify_result(struct smtp_proto *p,
     const struct smtp_verify *r);
+
+/* During SMTP_EV_DELIVER, before its completion: the content filters
+ * refused the message, the policy words the reply. */
+void smtp_proto_milter_reply(struct smtp_proto *p,
+    const struct smtp_milter_reply *r);
 
 /* Creates a core for one connection.  Nothing is written until
  * smtp_proto_greet().  Returns 0 or PR_ENOMEM. */
