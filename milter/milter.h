@@ -225,4 +225,8 @@ int milter_head_apply(const uint8_t *head, size_t len,
  */
 size_t milter_head_len(const uint8_t *msg, size_t len, size_t *body_r);
 
+/* The length of the first header field of h[0..len), its continuation
+ * lines included (RFC 5322 2.2.3). */
+size_t milter_field_len(const uint8_t *h, size_t len);
+
 #endif

@@ -47,6 +47,12 @@ milter_field_end(const uint8_t *h, size_t len, size_t pos)
 	return len;
 }
 
+size_t
+milter_field_len(const uint8_t *h, size_t len)
+{
+	return milter_field_end(h, len, 0);
+}
+
 bool
 milter_enh(const char *s, size_t len, char cls, char *out, size_t outsz,
     size_t *skip)

@@ -563,7 +563,9 @@ smtp_milter_apply(struct smtp_milter *m, const char *const *rcpts,
 			}
 		}
 	}
-	if (!edits && body == NULL)
+	/* A new sender changes the Return-Path at the top of the trace
+	 * fields too (RFC 5321 4.4), so the message is rebuilt. */
+	if (!edits && body == NULL && !ch->sender_changed)
 		return 0;
 	/* The message as the filters saw it, then each filter's header
 	 * changes over the last one's result, in order. */
@@ -584,8 +586,16 @@ smtp_milter_apply(struct smtp_milter *m, const char *const *rcpts,
 	}
 	hl = r == 0 ? milter_head_len(all.p, all.len, &boff) : 0;
 	buf_init(&head, MILTER_HEAD_MAX + MILTER_EDITS_OCTETS);
-	if (r == 0)
+	if (r == 0 && ch->sender_changed && hl > 13 &&
+	    strncasecmp((const char *)all.p, "Return-Path:", 12) == 0) {
+		size_t end = milter_field_len(all.p, hl);
+
+		r = buf_printf(&head, "Return-Path: <%s>\r\n", ch->sender);
+		if (r == 0)
+			r = buf_append(&head, all.p + end, hl - end);
+	} else if (r == 0) {
 		r = buf_append(&head, all.p, hl);
+	}
 	for (i = 0; r == 0 && i < m->n_convs; i++) {
 		const struct milter_result *res = smtp_milter_result(m, i);
 		struct buf next;
