@@ -49,6 +49,7 @@ struct smtp_milter {
 	uint64_t src_off, packets;
 	enum milter_verdict verdict;
 	size_t decided_by;          /* index + 1; 0 = none */
+	size_t rp_len;              /* the Return-Path before src.head */
 	uint8_t chunk[MILTER_CHUNK_MAX];
 };
 
@@ -425,6 +426,12 @@ smtp_milter_start(uv_loop_t *loop, const struct cfg_milter_list *list,
 	m->fail_accept = fail_accept;
 	m->env = env;
 	m->src = *src;
+	if (src->head_len > 12 && strncasecmp((const char *)src->head,
+	    "Return-Path:", 12) == 0) {
+		m->rp_len = milter_field_len(src->head, src->head_len);
+		m->src.head += m->rp_len;
+		m->src.head_len -= m->rp_len;
+	}
 	m->sid = sid;
 	m->cb = cb;
 	m->data = data;
@@ -586,16 +593,8 @@ smtp_milter_apply(struct smtp_milter *m, const char *const *rcpts,
 	}
 	hl = r == 0 ? milter_head_len(all.p, all.len, &boff) : 0;
 	buf_init(&head, MILTER_HEAD_MAX + MILTER_EDITS_OCTETS);
-	if (r == 0 && ch->sender_changed && hl > 13 &&
-	    strncasecmp((const char *)all.p, "Return-Path:", 12) == 0) {
-		size_t end = milter_field_len(all.p, hl);
-
-		r = buf_printf(&head, "Return-Path: <%s>\r\n", ch->sender);
-		if (r == 0)
-			r = buf_append(&head, all.p + end, hl - end);
-	} else if (r == 0) {
+	if (r == 0)
 		r = buf_append(&head, all.p, hl);
-	}
 	for (i = 0; r == 0 && i < m->n_convs; i++) {
 		const struct milter_result *res = smtp_milter_result(m, i);
 		struct buf next;
@@ -609,6 +608,11 @@ smtp_milter_apply(struct smtp_milter *m, const char *const *rcpts,
 		buf_fini(&head);
 		head = next;
 	}
+	/* The Return-Path first, the new sender's if it changed. */
+	if (r == 0 && m->rp_len > 0 && ch->sender_changed)
+		r = buf_printf(&ch->msg, "Return-Path: <%s>\r\n", ch->sender);
+	else if (r == 0 && m->rp_len > 0)
+		r = buf_append(&ch->msg, m->src.head - m->rp_len, m->rp_len);
 	if (r == 0)
 		r = buf_append(&ch->msg, head.p, head.len);
 	if (r == 0)

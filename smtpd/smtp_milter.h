@@ -28,7 +28,10 @@
 struct smtp_milter;
 
 /* The message: head[0..head_len) (trace fields), then mem[0..mem_len)
- * or, with fd >= 0, fd_len octets of fd from offset 0. */
+ * or, with fd >= 0, fd_len octets of fd from offset 0.  A Return-Path
+ * field at the top of head is not shown to the filters and stays on top
+ * (RFC 5321 4.4: the final delivery's; Postfix's filters do not see it
+ * either), so a filter's field inserted at index 0 goes below it. */
 struct smtp_milter_src {
 	const uint8_t *head;
 	size_t head_len;

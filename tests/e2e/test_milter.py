@@ -114,8 +114,9 @@ def run(t, inst, fa, fb):
          "macro i is the queued-as id", (m, reply))
     t.eq(c["mail"], "<sender@remote.test>", "MAIL argument")
     names = [h[0] for h in c["headers"]]
-    t.ok("Received" in names and "Subject" in names,
-         "header fields, the trace fields included", names)
+    t.ok("Received" in names and "Subject" in names and
+         "Return-Path" not in names,
+         "header fields, the trace fields but Return-Path included", names)
     t.eq(dict(c["headers"]).get("Subject"), "hello", "header value "
          "without its leading space")
     t.eq(c["body"], b"The body.\r\n", "body")
@@ -157,7 +158,9 @@ def run(t, inst, fa, fb):
     t.eq(code, 250, "header changes: accepted")
     got = pop3(inst, ALICE)[-1]
     head = got.split(b"\r\n\r\n")[0]
-    t.ok(head.startswith(b"X-Top: first\r\n"), "insheader at 0", head)
+    t.ok(head.split(b"\r\n")[1] == b"X-Top: first" and
+         head.startswith(b"Return-Path:"),
+         "insheader at 0: below the Return-Path", head)
     t.ok(b"Subject: [filtered] hello\r\n" in head, "chgheader", head)
     t.ok(b"X-Old" not in head, "chgheader with no value deletes", head)
     t.ok(head.endswith(b"X-Spam-Score: 1.5\r\nX-Folded: one\r\n two"),
