@@ -460,13 +460,14 @@ smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
 			smtp_policy_defer(v, 550, "5.7.1", "%s", text[0] ?
 			    text : "Message rejected by a content filter");
 	} else {
-		/* The filter's enhanced code is part of the text (the
-		 * verdict keeps static codes only); without one, the class
-		 * of the reply code's (RFC 2034 3: every reply has one). */
+		/* Without the filter's own enhanced code, the class of its
+		 * reply code's (RFC 2034 3: every reply has one).  The
+		 * filter's lives in the core's transaction, which outlasts
+		 * the reply. */
 		if (enh[0] == '\0')
 			enh = code >= 500 ? "5.7.1" : "4.7.1";
-		smtp_policy_defer(v, code, NULL, "%s %s", enh, text[0] ?
-		    text : temp ? "Message deferred by a content filter" :
+		smtp_policy_defer(v, code, enh, "%s", text[0] ? text : temp ?
+		    "Message deferred by a content filter" :
 		    "Message rejected by a content filter");
 	}
 	v->check = "milter";

@@ -121,7 +121,9 @@ struct smtp_verdict {
 	int code;           /* 0 = accept; otherwise the reply code */
 	/* Counts towards the session's errors; with code 0 the command is
 	 * accepted and still counted (junk past limits.junk_max). */
-	const char *enh;    /* RFC 3463 code (static), NULL = none */
+	/* RFC 3463 code (static, or the filter's milter_enh of the facts,
+	 * which the core keeps for the transaction), NULL = none. */
+	const char *enh;
 	char text[SMTP_VERDICT_TEXT_MAX];
 	bool error;
 	bool close;         /* the session ends after this reply */
