@@ -102,7 +102,7 @@ struct milter_env {
 	const char *client_addr;  /* {client_addr}: "192.0.2.1" */
 	const char *client_name;  /* {client_name}, the verified name or
 	                           * NULL: "[addr]" is sent */
-	unsigned client_port;
+	unsigned client_port;     /* {client_port}, 0 = not sent */
 	int family;               /* 4 or 6; 0 = unknown ('U') */
 	const char *helo;
 	const char *queue_id;     /* i */

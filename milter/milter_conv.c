@@ -191,7 +191,7 @@ milter_send_connect(struct milter_conv *c)
 	values[2] = addr_only;
 	values[3] = e->client_addr;
 	values[4] = name;
-	values[5] = port;
+	values[5] = e->client_port != 0 ? port : NULL;
 	if (milter_macros(c, 'C', names, values, 6) < 0)
 		return PR_ENOMEM;
 	buf_init(&b, MILTER_PKT_MAX);
