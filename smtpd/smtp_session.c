@@ -1155,18 +1155,32 @@ smtp_session_milter_pass(struct smtp_session *s, struct smtp_deliver_job *job)
 	if (r == 0 && x->ch.quarantine)
 		m->held = x->ch.reason[0] != '\0' ? x->ch.reason :
 		    "quarantined by a content filter";
-	log_info(s->sid, "milter msgid=%s client=%s verdict=pass filters=%zu "
-	    "changes=%u%s%s%s", m->id, s->peer, smtp_milter_count(x->run),
-	    x->ch.n, x->ch.quarantine ? " quarantine=" : "",
-	    x->ch.quarantine ? log_value(x->ch.reason[0] ? x->ch.reason :
-	    "-", rq, sizeof(rq)) : "", r < 0 ? " status=failed" : "");
+	if (r != PR_ENOENT)
+		log_info(s->sid, "milter msgid=%s client=%s verdict=pass "
+		    "filters=%zu changes=%u%s%s%s", m->id, s->peer,
+		    smtp_milter_count(x->run), x->ch.n, x->ch.quarantine ? " quarantine=" : "",
+		    x->ch.quarantine ? log_value(x->ch.reason[0] ?
+		    x->ch.reason : "-", rq, sizeof(rq)) : "", r < 0 ?
+		    " status=failed" : "");
 	if (r < 0) {
-		/* Nothing was stored: the client keeps the message. */
+		/* Nothing was stored.  With every recipient removed the
+		 * message is done with, as a discard; otherwise the client
+		 * keeps it and retries. */
 		s->pending--;
+		free(m->user_status);
+		m->user_status = NULL;
 		smtp_session_spool_close(s);
 		smtp_session_chk_free(s);
 		smtp_session_mlt_free(s);
-		smtp_session_complete(s, r == PR_ENOENT ? PR_EIO : r);
+		buf_reset(&s->head);
+		if (r == PR_ENOENT) {
+			log_info(s->sid, "milter msgid=%s client=%s "
+			    "verdict=discard reason=\"no recipient left\"",
+			    m->id, s->peer);
+			smtp_proto_queued_as(s->p, m->id);
+			r = 0;
+		}
+		smtp_session_complete(s, r);
 		return;
 	}
 	smtp_deliver_submit(s->srv->wk, job);

@@ -190,6 +190,13 @@ def run(t, inst, fa, fb):
     t.ok("archive@remote.test" in inst.queued_rcpts(),
          "addrcpt of a remote address: queued", inst.queued_rcpts())
 
+    fa.script = {"eom": [("delrcpt", "<alice@example.test>"), "continue"]}
+    code, _ = send(inst)
+    t.eq(code, 250, "every recipient removed: 250")
+    t.eq(len(inst.mailbox(ALICE)), alice_before, "... and nothing stored")
+    t.ok('reason="no recipient left"' in inst.log("smtpd"),
+         "... logged as a discard")
+
     # --- Quarantine -----------------------------------------------------
     fa.script = {"eom": [("quarantine", "suspicious attachment"),
                          "continue"]}
