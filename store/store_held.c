@@ -3,7 +3,6 @@
  * docs/MILTER.md): held with their body and resolved recipients until
  * the admin releases or drops them.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,24 +36,6 @@ store__held_add(struct store *st, struct store_msg *m, int64_t body_id,
 		    " VALUES (?1, ?2, ?3)", "cannot hold message", err, "iit",
 		    hid, (int64_t)0, m->remote[i])) < 0)
 			return r;
-	return 0;
-}
-
-/* msgid in lower case into id (STORE_ID_LEN + 1), or PR_EINVAL. */
-static int
-store_held_id(const char *msgid, char *id, struct pr_err *err)
-{
-	size_t i;
-
-	for (i = 0; msgid[i] != '\0' && i < STORE_ID_LEN; i++) {
-		if (!isxdigit((unsigned char)msgid[i]))
-			break;
-		id[i] = (char)tolower((unsigned char)msgid[i]);
-	}
-	if (i != STORE_ID_LEN || msgid[i] != '\0')
-		return pr_err_set(err, PR_EINVAL, "bad message id '%s' (%d "
-		    "hex digits, as in \"queued as\")", msgid, STORE_ID_LEN);
-	id[i] = '\0';
 	return 0;
 }
 
@@ -169,7 +150,7 @@ store_held_release(struct store *st, const char *msgid, size_t *n_remote_r,
 
 	if (n_remote_r != NULL)
 		*n_remote_r = 0;
-	if ((r = store_held_id(msgid, id, err)) < 0)
+	if ((r = store__msgid(msgid, id, err)) < 0)
 		return r;
 	if ((r = store__begin(st, err)) < 0)
 		return r;
@@ -221,7 +202,7 @@ store_held_del(struct store *st, const char *msgid, struct pr_err *err)
 	int64_t hid = 0;
 	int r;
 
-	if ((r = store_held_id(msgid, id, err)) < 0)
+	if ((r = store__msgid(msgid, id, err)) < 0)
 		return r;
 	if ((r = store__begin(st, err)) < 0)
 		return r;
