@@ -34,6 +34,8 @@ struct smtp_milter_link {
 
 struct smtp_milter {
 	uv_loop_t *loop;
+	/* A copy: a SIGHUP may change the configuration under the run. */
+	struct cfg_milter_list list_copy;
 	const struct cfg_milter_list *list;
 	uint64_t timeout_ms;
 	bool fail_accept;
@@ -421,7 +423,8 @@ smtp_milter_start(uv_loop_t *loop, const struct cfg_milter_list *list,
 	struct smtp_milter *m = xcalloc(1, sizeof(*m));
 
 	m->loop = loop;
-	m->list = list;
+	m->list_copy = *list;
+	m->list = &m->list_copy;
 	m->timeout_ms = (uint64_t)timeout_s * 1000;
 	m->fail_accept = fail_accept;
 	m->env = env;

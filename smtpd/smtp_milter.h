@@ -46,8 +46,8 @@ struct smtp_milter_src {
 typedef void (*smtp_milter_cb)(struct smtp_milter *m, void *data);
 
 /*
- * Starts the filters of list (borrowed, like env and src, until the
- * callback) for one message; sid names the session in logs.  Returns 0
+ * Starts the filters of list (copied) for one message, env and src
+ * borrowed until the callback; sid names the session in logs.  Returns 0
  * (cb will run) or PR_ENOMEM.
  */
 int smtp_milter_start(uv_loop_t *loop, const struct cfg_milter_list *list,

@@ -24,6 +24,7 @@ is read back over POP3 (poplib) and with the CLI.
 """
 
 import os
+import signal
 import smtplib
 import sys
 
@@ -292,6 +293,20 @@ def run(t, inst, fa, fb):
          "submission: {auth_authen}")
     t.eq(fb.seen()[-1]["macros"].get("{auth_type}"), "PLAIN",
          "submission: {auth_type}")
+
+    # SIGHUP: a new list applies to the next message.
+    inst.extra["milter"] = {"servers": fb.spec}
+    inst.write_config()
+    nb = len(fb.seen())
+    na = len(fa.seen())
+    n_reload = inst.log("smtpd").count("reloaded certificate")
+    inst.procs["smtpd"].send_signal(signal.SIGHUP)
+    t.ok(wait_for(lambda: inst.log("smtpd").count("reloaded certificate")
+                  > n_reload, 30), "SIGHUP: reloaded")
+    code, _ = send(inst)
+    t.ok(code == 250 and len(fb.seen()) == nb + 1 and
+         len(fa.seen()) == na, "SIGHUP: the new [milter] servers apply",
+         (code, nb, len(fb.seen()), na, len(fa.seen())))
 
     # A bad entry: the config is refused with file:line.
     inst.stop("smtpd")
