@@ -186,6 +186,26 @@ def run(t, inst, fa, fb):
     t.ok('reason="no recipient left"' in inst.log("smtpd"),
          "... logged as a discard")
 
+    # A message past [smtp]'s in-memory bound is spooled to a file: the
+    # filter gets it from there, in chunks, and the change applies.
+    big_body = "".join("line %06d %s\r\n" % (i, "x" * 60)
+                       for i in range(6000))
+    big = MSG.replace("The body.\r\n", big_body)
+    fa.script = {"eom": [("addheader", "X-Big", "seen"), "continue"]}
+    code, _ = send(inst, msg=big)
+    t.eq(code, 250, "spooled message: accepted")
+    t.eq(fa.seen()[-1]["body"], big_body.encode(), "spooled message: the "
+         "filter got the whole body (%d octets)" % len(big_body))
+    t.ok(max(len(b) for b in [big_body[i:i + 65535]
+                              for i in range(0, len(big_body), 65535)])
+         <= 65535 and fa.seen()[-1]["steps"].count("body") ==
+         (len(big_body) + 65534) // 65535, "spooled message: 64 KiB chunks",
+         fa.seen()[-1]["steps"].count("body"))
+    got = pop3_fetch(inst, ALICE)[-1]
+    t.ok(b"X-Big: seen\r\n" in got and got.endswith(big_body.encode()),
+         "spooled message: stored with the change", len(got))
+    alice_before = len(inst.mailbox(ALICE))
+
     # --- Quarantine -----------------------------------------------------
     fa.script = {"eom": [("quarantine", "suspicious attachment"),
                          "continue"]}
@@ -252,6 +272,16 @@ def run(t, inst, fa, fb):
     code, _ = send(inst)
     t.eq(code, 250, "on_failure accept: delivered")
     t.eq(len(inst.mailbox(ALICE)), n + 1, "on_failure accept: stored")
+
+    # A failing filter skipped with on_failure = accept: the next one
+    # still applies.
+    restart(inst, servers="%s,%s" % (down, fb.spec), timeout="2s",
+            on_failure="accept")
+    fb.script = {"eom": [("addheader", "X-B", "after-down"), "continue"]}
+    code, _ = send(inst)
+    t.ok(code == 250 and b"X-B: after-down" in
+         pop3_fetch(inst, ALICE)[-1], "on_failure accept: the next filter "
+         "applies")
 
     # --- Two filters ----------------------------------------------------
     restart(inst, servers="%s, %s" % (fa.spec, fb.spec), timeout="5s")
