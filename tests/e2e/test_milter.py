@@ -230,9 +230,14 @@ def run(t, inst, fa, fb):
     r = inst.cli("queue", "release", msgid, check=False)
     t.ok(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1,
          "release twice: exit 1, one line", r.stderr)
+    with inst.db() as d:
+        n_bodies = d.execute("SELECT count(*) FROM bodies").fetchone()[0]
     code, reply = send(inst)
     msgid = reply.split()[-1]
     inst.cli("queue", "del", msgid)
+    with inst.db() as d:
+        t.eq(d.execute("SELECT count(*) FROM bodies").fetchone()[0],
+             n_bodies, "queue del: the held body is gone too")
     t.ok("no held" in inst.cli("queue", "list", "--held").stdout,
          "queue del drops a held message")
     with inst.db() as d:
