@@ -59,6 +59,10 @@ cfg_defaults(struct cfg *c)
 	c->inbound.dmarc_policy = CFG_DMARC_ENFORCE;
 	c->inbound.greylist = false;
 	c->inbound.greylist_delay = 5 * 60;
+	/* Postfix's milter_command_timeout is 30 s too; rspamd answers a
+	 * scan within its own 8 s task timeout. */
+	c->milter.timeout = 30;
+	c->milter.on_failure = CFG_MILTER_TEMPFAIL;
 }
 
 const char *
@@ -543,6 +547,109 @@ cfg_set_inbound(struct cfg *c, const char *name, const char *value)
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
 }
 
+/* One entry of [milter] servers: "unix:/run/x.sock", "inet:127.0.0.1:11332"
+ * or "inet:[::1]:11332" (the Sendmail and Postfix forms). */
+static int
+cfg_parse_milter(const char *s, size_t n, struct cfg_milter *m)
+{
+	const char *colon;
+	size_t hl;
+
+	memset(m, 0, sizeof(*m));
+	while (n > 0 && (*s == ' ' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n >= sizeof(m->spec))
+		return PR_EINVAL;
+	memcpy(m->spec, s, n);
+	m->spec[n] = '\0';
+	if (strncmp(m->spec, "unix:", 5) == 0) {
+		if (m->spec[5] != '/' || strlen(m->spec + 5) >= sizeof(m->path))
+			return PR_EINVAL;
+		m->kind = CFG_MILTER_UNIX;
+		snprintf(m->path, sizeof(m->path), "%s", m->spec + 5);
+		return 0;
+	}
+	if (strncmp(m->spec, "inet:", 5) != 0)
+		return PR_EINVAL;
+	s = m->spec + 5;
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return PR_EINVAL;
+		hl = (size_t)(rb - s - 1);
+		s++;
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return PR_EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(m->host) || strlen(colon + 1) == 0 ||
+	    strlen(colon + 1) >= sizeof(m->port) ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
+		return PR_EINVAL;
+	memcpy(m->host, s, hl);
+	m->host[hl] = '\0';
+	snprintf(m->port, sizeof(m->port), "%s", colon + 1);
+	m->kind = CFG_MILTER_INET;
+	return 0;
+}
+
+int
+cfg_parse_milters(const char *s, struct cfg_milter_list *l)
+{
+	l->n = 0;
+	while (*s != '\0') {
+		size_t n = strcspn(s, ",");
+
+		if (strspn(s, " \t") < n) {
+			if (l->n == CFG_MILTER_MAX ||
+			    cfg_parse_milter(s, n, &l->a[l->n]) < 0)
+				return PR_EINVAL;
+			l->n++;
+		}
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	return 0;
+}
+
+static enum cfg_result
+cfg_set_milter(struct cfg *c, const char *name, const char *value)
+{
+	uint64_t v;
+	int r;
+
+	if (strcmp(name, "servers") == 0)
+		r = cfg_parse_milters(value, &c->milter.servers);
+	else if (strcmp(name, "submission_servers") == 0)
+		r = cfg_parse_milters(value, &c->milter.submission_servers);
+	else if (strcmp(name, "timeout") == 0) {
+		r = cfg_parse_duration(value, &v);
+		if (r == 0 && (v == 0 || v > 3600))
+			r = PR_EINVAL;
+		if (r == 0)
+			c->milter.timeout = (unsigned)v;
+	} else if (strcmp(name, "on_failure") == 0) {
+		r = 0;
+		if (strcmp(value, "tempfail") == 0)
+			c->milter.on_failure = CFG_MILTER_TEMPFAIL;
+		else if (strcmp(value, "accept") == 0)
+			c->milter.on_failure = CFG_MILTER_ACCEPT;
+		else
+			r = PR_EINVAL;
+	} else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
 /*
  * A key given twice is an error: with the last one winning, an admin who
  * edits the first of two (an example block left in, a paste) sees no
@@ -605,6 +712,8 @@ cfg_handler(void *user, const char *section, const char *name,
 		res = cfg_set_dns(x->c, name, value);
 	else if (strcmp(section, "inbound") == 0)
 		res = cfg_set_inbound(x->c, name, value);
+	else if (strcmp(section, "milter") == 0)
+		res = cfg_set_milter(x->c, name, value);
 	else {
 		if (x->err_line == 0) {
 			if (*section == '\0')

@@ -47,6 +47,30 @@ enum cfg_dmarc_policy {
  */
 #define CFG_MESSAGE_SIZE_MAX (900ull * 1024 * 1024)
 
+/* [milter] servers: where a content filter listens (docs/MILTER.md). */
+#define CFG_MILTER_MAX 8
+enum cfg_milter_kind {
+	CFG_MILTER_UNIX = 1, /* unix:PATH */
+	CFG_MILTER_INET,     /* inet:HOST:PORT, inet:[V6]:PORT */
+};
+struct cfg_milter {
+	int kind;            /* enum cfg_milter_kind */
+	char path[108];      /* unix: the socket (sun_path) */
+	char host[64];       /* inet: an address, no brackets */
+	char port[8];
+	char spec[200];      /* as written, for logs */
+};
+struct cfg_milter_list {
+	size_t n;
+	struct cfg_milter a[CFG_MILTER_MAX];
+};
+
+/* [milter] on_failure: a filter down, timing out or speaking garbage. */
+enum cfg_milter_failure {
+	CFG_MILTER_TEMPFAIL = 0, /* 451 4.7.1: the client retries */
+	CFG_MILTER_ACCEPT,       /* deliver unfiltered */
+};
+
 struct cfg {
 	char path[1024];
 	struct {
@@ -140,6 +164,16 @@ struct cfg {
 		bool greylist;     /* default false */
 		uint64_t greylist_delay; /* seconds, default 5 minutes */
 	} inbound;
+	struct {
+		/* Filters of the MX listener's mail, in order; empty = none
+		 * (the default). */
+		struct cfg_milter_list servers;
+		/* Filters of authenticated submissions (587, 465), in
+		 * order; empty = none (the default). */
+		struct cfg_milter_list submission_servers;
+		unsigned timeout;  /* seconds per step, default 30 */
+		int on_failure;    /* enum cfg_milter_failure */
+	} milter;
 };
 
 /* Fills c with the defaults. */
@@ -169,6 +203,10 @@ const char *cfg_path(const char *explicit_path);
 int cfg_parse_listen(const char *s, struct cfg_listen_list *l);
 
 /* Parses sizes "1048576", "512K", "25M", "1G" (binary units). */
+/* Parses "unix:PATH" and "inet:HOST:PORT" entries, comma-separated.
+ * Returns 0 or PR_EINVAL. */
+int cfg_parse_milters(const char *s, struct cfg_milter_list *l);
+
 int cfg_parse_size(const char *s, uint64_t *v_r);
 
 /* Parses durations "90", "90s", "30m", "12h", "5d". */

@@ -235,6 +235,9 @@ smtpd_reload_cb(void *data)
 	memcpy(d->cfg.server.default_domain, n->server.default_domain,
 	    sizeof(d->cfg.server.default_domain));
 	d->cfg.server.log_level = n->server.log_level;
+	/* A message being filtered keeps the list it started with
+	 * (smtp_milter.c copies it). */
+	d->cfg.milter = n->milter;
 	log_set_level((enum log_level)n->server.log_level);
 	smtpd_limits(d);
 	free(n);

@@ -431,10 +431,56 @@ smtp_policy_junk(const struct smtp_policy_facts *f, struct smtp_verdict *v)
 	v->error = true;
 }
 
+/*
+ * The content filters' refusal (docs/MILTER.md): the filter's own reply
+ * when it gave one (checked by the milter core: 4xx or 5xx, one line),
+ * else 550 5.7.1 or 451 4.7.1 (RFC 3463 3.8, "delivery not authorized",
+ * the codes Sendmail and Postfix give for a milter's reject and
+ * tempfail).  A filter that failed with on_failure = tempfail defers: the
+ * client keeps the message and retries, nothing is lost.  Not counted
+ * as a session error: the client did nothing wrong in the protocol.
+ */
+static void
+smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
+{
+	const char *text = f->milter_text != NULL ? f->milter_text : "";
+	const char *enh = f->milter_enh != NULL ? f->milter_enh : "";
+	bool temp = f->milter != SMTP_MILTER_REJECT;
+	int code = f->milter_code;
+
+	if (f->milter == SMTP_MILTER_FAILED) {
+		smtp_policy_defer(v, 451, "4.7.1", "Content filter "
+		    "unavailable, try again later");
+	} else if (code == 0) {
+		if (temp)
+			smtp_policy_defer(v, 451, "4.7.1", "%s", text[0] ?
+			    text : "Message deferred by a content filter, "
+			    "try again later");
+		else
+			smtp_policy_defer(v, 550, "5.7.1", "%s", text[0] ?
+			    text : "Message rejected by a content filter");
+	} else {
+		/* Without the filter's own enhanced code, the class of its
+		 * reply code's (RFC 2034 3: every reply has one).  The
+		 * filter's lives in the core's transaction, which outlasts
+		 * the reply. */
+		if (enh[0] == '\0')
+			enh = code >= 500 ? "5.7.1" : "4.7.1";
+		smtp_policy_defer(v, code, enh, "%s", text[0] ? text : temp ?
+		    "Message deferred by a content filter" :
+		    "Message rejected by a content filter");
+	}
+	v->check = "milter";
+}
+
 static void
 smtp_policy_deliver_done(const struct smtp_policy_facts *f,
     struct smtp_verdict *v)
 {
+	if (f->milter != SMTP_MILTER_NONE) {
+		smtp_policy_milter(f, v);
+		return;
+	}
 	switch (f->status) {
 	case 0:
 		return;

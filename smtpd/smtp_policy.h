@@ -103,6 +103,13 @@ struct smtp_policy_facts {
 	bool dmarc_temp;
 	bool dmarc_report;
 	const char *dmarc_domain;
+	/* At SMTP_POLICY_DELIVER_DONE: the content filters' refusal (an
+	 * enum smtp_milter_outcome, 0 = none) with the filter's reply
+	 * code, RFC 3463 code and text (0 and "" = the defaults). */
+	int milter;
+	int milter_code;
+	const char *milter_enh;
+	const char *milter_text;
 	/* At the *_DONE points, what the glue answered: 0, an
 	 * SMTP_RCPT_* kind, SMTP_MAIL_HOSTED, or a PR_E* code. */
 	int status;
@@ -114,7 +121,9 @@ struct smtp_verdict {
 	int code;           /* 0 = accept; otherwise the reply code */
 	/* Counts towards the session's errors; with code 0 the command is
 	 * accepted and still counted (junk past limits.junk_max). */
-	const char *enh;    /* RFC 3463 code (static), NULL = none */
+	/* RFC 3463 code (static, or the filter's milter_enh of the facts,
+	 * which the core keeps for the transaction), NULL = none. */
+	const char *enh;
 	char text[SMTP_VERDICT_TEXT_MAX];
 	bool error;
 	bool close;         /* the session ends after this reply */
@@ -122,7 +131,7 @@ struct smtp_verdict {
 	 * being the reason (RFC 7489 6.3 p=quarantine). */
 	bool mark;
 	/* The check that refused or marked ("spf", "dmarc", "from",
-	 * "dnsbl", "greylist"; static), NULL for the others: such a
+	 * "dnsbl", "greylist", "milter"; static), NULL for the others: such a
 	 * decision is logged as one key=value line with the client's
 	 * address, for fail2ban and the message trace. */
 	const char *check;

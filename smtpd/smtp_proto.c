@@ -198,6 +198,13 @@ smtp_proto_spf_result(struct smtp_proto *p, int result, bool helo,
 }
 
 void
+smtp_proto_milter_reply(struct smtp_proto *p,
+    const struct smtp_milter_reply *r)
+{
+	p->milter = *r;
+}
+
+void
 smtp_proto_verify_result(struct smtp_proto *p, const struct smtp_verify *r)
 {
 	p->verify = *r;
@@ -248,6 +255,7 @@ smtp_proto__tx_reset(struct smtp_proto *p)
 	for (i = 0; i < p->tx.n_remote; i++)
 		free(p->tx.remote[i]);
 	free(p->tx.remote);
+	memset(&p->milter, 0, sizeof(p->milter));
 	free(p->tx.users);
 	free(p->tx.remote_rcpt);
 	free(p->tx.users_rcpt);
@@ -880,8 +888,16 @@ smtp_proto_feed(struct smtp_proto *p, const uint8_t *in, size_t len)
 static void
 smtp_proto_complete_deliver(struct smtp_proto *p, int status)
 {
+	struct smtp_policy_facts f;
+
 	snprintf(p->cmdlog, sizeof(p->cmdlog), "end of data");
-	if (smtp_proto__check(p, SMTP_POLICY_DELIVER_DONE, status)) {
+	smtp_proto__facts(p, &f);
+	f.status = status;
+	f.milter = p->milter.outcome;
+	f.milter_code = p->milter.code;
+	f.milter_enh = p->milter.enh;
+	f.milter_text = p->milter.text;
+	if (smtp_proto__decide(p, SMTP_POLICY_DELIVER_DONE, &f)) {
 		p->messages++;
 		/* A session that moves mail is no junk: an MTA that sends RSET
 		 * between the messages of a cached connection is not limited. */

@@ -232,6 +232,24 @@ struct smtp_tx {
 	char spam_reason[SMTP_SPAM_REASON_MAX];
 };
 
+/* What the content filters decided about a message that is not
+ * delivered (smtp_proto_milter_reply()). */
+enum smtp_milter_outcome {
+	SMTP_MILTER_NONE = 0,
+	SMTP_MILTER_REJECT,   /* a filter rejected it */
+	SMTP_MILTER_TEMPFAIL, /* a filter deferred it */
+	SMTP_MILTER_FAILED,   /* a filter failed, [milter] on_failure =
+	                       * tempfail */
+};
+
+/* code 0 and text "" = the policy's defaults. */
+struct smtp_milter_reply {
+	int outcome;          /* enum smtp_milter_outcome */
+	int code;             /* the filter's 4xx or 5xx */
+	char enh[16];         /* its RFC 3463 code, "" = none */
+	char text[SMTP_SPAM_REASON_MAX];
+};
+
 /* The outcome of SMTP_EV_VERIFY's checks, for the policy: from_status
  * an enum dmarc_from; with dmarc_checked, dmarc_result (enum
  * dmarc_result) and dmarc_apply (enum dmarc_policy) for domain;
@@ -272,6 +290,11 @@ void smtp_proto_spf_result(struct smtp_proto *p, int result, bool helo,
  * strings are copied. */
 void smtp_proto_verify_result(struct smtp_proto *p,
     const struct smtp_verify *r);
+
+/* During SMTP_EV_DELIVER, before its completion: the content filters
+ * refused the message, the policy words the reply. */
+void smtp_proto_milter_reply(struct smtp_proto *p,
+    const struct smtp_milter_reply *r);
 
 /* Creates a core for one connection.  Nothing is written until
  * smtp_proto_greet().  Returns 0 or PR_ENOMEM. */

@@ -64,6 +64,7 @@ struct smtp_proto {
 	bool spool_failed;
 	bool spool_full;            /* ... for want of disk space */
 	struct smtp_verify verify;  /* SMTP_EV_VERIFY's outcome */
+	struct smtp_milter_reply milter; /* the filters' refusal */
 	char verify_domain[256];
 	/* The header From: and Sender: values (smtp_data collects them)
 	 * and, once the message is complete, their addresses, each asked

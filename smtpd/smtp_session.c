@@ -16,6 +16,7 @@
 #include "authres.h"
 #include "daemon.h"
 #include "dkim_verify.h"
+#include "smtp_milter.h"
 #include "dmarc.h"
 #include "iprev.h"
 #include "log.h"
@@ -163,10 +164,31 @@ struct smtp_session {
 	const char *iprev_word;       /* RFC 8601 2.7.3, static */
 	struct smtp_session_dnsbl *dnsbl;
 	struct smtp_session_chk *chk;
+
+	/* The content filters of the current message, while they run (one
+	 * pending count), and what they changed until its delivery. */
+	struct smtp_session_mlt *mlt;
+};
+
+/* A message's run through the [milter] filters (smtp_milter.h). */
+struct smtp_session_mlt {
+	struct smtp_milter *run;
+	struct milter_env env;
+	char tls_version[32];
+	char cipher[96];
+	struct smtp_milter_changes ch;
+	const char **rcpts;           /* the RCPTs' forward-paths, in order */
+	struct smtp_session_targets_own {
+		int64_t *users;
+		size_t n_users, cap_users;
+		char **remote;
+		size_t n_remote, cap_remote;
+	} t;
 };
 
 static void smtp_session_run(struct smtp_session *s);
 static void smtp_session_chk_free(struct smtp_session *s);
+static void smtp_session_mlt_free(struct smtp_session *s);
 static const struct net_conn_ops smtp_session_ops;
 
 /* The op state for work about to start. */
@@ -251,6 +273,7 @@ smtp_session_release(struct smtp_session *s)
 	smtp_proto_free(&s->p);
 	smtp_session_spool_close(s);
 	smtp_session_chk_free(s);
+	smtp_session_mlt_free(s);
 	iprev_free(&s->iprev);
 	free(s->dnsbl);
 	buf_fini(&s->head);
@@ -1014,6 +1037,290 @@ smtp_session_spool_done(struct smtp_session *s, int status)
 	smtp_session_complete(s, status);
 }
 
+/* --- Content filters (docs/MILTER.md) --------------------------------- */
+
+static void
+smtp_session_mlt_free(struct smtp_session *s)
+{
+	struct smtp_session_mlt *x = s->mlt;
+	size_t i;
+
+	if (x == NULL)
+		return;
+	smtp_milter_free(x->run);
+	smtp_milter_changes_fini(&x->ch);
+	free(x->rcpts);
+	for (i = 0; i < x->t.n_remote; i++)
+		free(x->t.remote[i]);
+	free(x->t.remote);
+	free(x->t.users);
+	free(x);
+	s->mlt = NULL;
+}
+
+/* The filters of this session's mail: the MX listener's, or those of
+ * authenticated submissions; NULL = none. */
+static const struct cfg_milter_list *
+smtp_session_milters(struct smtp_session *s)
+{
+	const struct cfg *cfg = s->srv->cfg;
+
+	if (smtp_proto_auth_user(s->p)[0] != '\0')
+		return cfg->milter.submission_servers.n > 0 ?
+		    &cfg->milter.submission_servers : NULL;
+	if (s->kind == SMTP_LISTEN_MX && cfg->milter.servers.n > 0)
+		return &cfg->milter.servers;
+	return NULL;
+}
+
+/* The recipients the filters left, resolved again as RCPT resolves
+ * them (an added one may be remote: a filter is the admin's choice). */
+static int
+smtp_session_milter_rcpts(struct smtp_session *s, struct smtp_deliver_job *job)
+{
+	struct smtp_session_mlt *x = s->mlt;
+	struct store_msg *m = &job->msg;
+	struct smtp_session_targets t;
+	struct pr_err err;
+	size_t i, j;
+	int kind;
+
+	memset(&t, 0, sizeof(t));
+	for (i = 0; i < x->ch.n_rcpts; i++) {
+		kind = store_resolve(s->srv->st, x->ch.rcpts[i],
+		    smtp_session_target_cb, &t, &err);
+		if (kind == STORE_RESOLVE_REMOTE)
+			smtp_session_target_cb(&t, 0, x->ch.rcpts[i]);
+		else if (kind == STORE_RESOLVE_UNKNOWN)
+			log_warn(s->sid, "milter client=%s rcpt=<%s> "
+			    "status=unknown", s->peer, x->ch.rcpts[i]);
+		else if (kind < 0) {
+			smtp_session_targets_reset(&t);
+			free(t.users);
+			free(t.remote);
+			return PR_EIO;
+		}
+	}
+	/* No duplicates (store_msg). */
+	x->t.users = xcalloc(t.n_users ? t.n_users : 1, sizeof(int64_t));
+	for (i = 0; i < t.n_users; i++) {
+		for (j = 0; j < x->t.n_users; j++)
+			if (x->t.users[j] == t.users[i])
+				break;
+		if (j == x->t.n_users)
+			x->t.users[x->t.n_users++] = t.users[i];
+	}
+	x->t.remote = xcalloc(t.n_remote ? t.n_remote : 1, sizeof(char *));
+	for (i = 0; i < t.n_remote; i++) {
+		for (j = 0; j < x->t.n_remote; j++)
+			if (strcasecmp(x->t.remote[j], t.remote[i]) == 0)
+				break;
+		if (j == x->t.n_remote)
+			x->t.remote[x->t.n_remote++] = xstrdup(t.remote[i]);
+	}
+	smtp_session_targets_reset(&t);
+	free(t.users);
+	free(t.remote);
+	m->users = x->t.users;
+	m->n_users = x->t.n_users;
+	m->remote = (const char *const *)x->t.remote;
+	m->n_remote = x->t.n_remote;
+	/* The recipients are the filters' now: the DSN parameters of the
+	 * RCPT commands (RFC 3461 4) no longer pair with them, and the
+	 * defaults apply (smtp_session_deliver_dsn made the block). */
+	free((void *)m->remote_orcpt);
+	m->remote_orcpt = NULL;
+	m->remote_notify = NULL;
+	job->users_rcpt = NULL;
+	free(m->user_status);
+	m->user_status = xcalloc(m->n_users ? m->n_users : 1,
+	    sizeof(*m->user_status));
+	return m->n_users + m->n_remote > 0 ? 0 : PR_ENOENT;
+}
+
+/* The filters let the message through: their changes, then the
+ * delivery. */
+static void
+smtp_session_milter_pass(struct smtp_session *s, struct smtp_deliver_job *job)
+{
+	struct smtp_session_mlt *x = s->mlt;
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	struct store_msg *m = &job->msg;
+	char rq[LOG_VALUE_MAX];
+	int r;
+
+	r = smtp_milter_apply(x->run, x->rcpts, tx->n_rcpt,
+	    s->srv->limits.data_max, &x->ch);
+	if (r == 0 && x->ch.content) {
+		m->head = NULL;
+		m->head_len = 0;
+		m->body = x->ch.msg.p;
+		m->body_len = x->ch.msg.len;
+		m->body_fd = -1;
+	}
+	if (r == 0 && x->ch.sender_changed)
+		m->sender = x->ch.sender;
+	if (r == 0 && x->ch.rcpts_changed)
+		r = smtp_session_milter_rcpts(s, job);
+	if (r == 0 && x->ch.quarantine)
+		m->held = x->ch.reason[0] != '\0' ? x->ch.reason :
+		    "quarantined by a content filter";
+	if (r != PR_ENOENT)
+		log_info(s->sid, "milter msgid=%s client=%s verdict=pass "
+		    "filters=%zu changes=%u%s%s%s", m->id, s->peer,
+		    smtp_milter_count(x->run), x->ch.n, x->ch.quarantine ? " quarantine=" : "",
+		    x->ch.quarantine ? log_value(x->ch.reason[0] ?
+		    x->ch.reason : "-", rq, sizeof(rq)) : "", r < 0 ?
+		    " status=failed" : "");
+	if (r < 0) {
+		/* Nothing was stored.  With every recipient removed the
+		 * message is done with, as a discard; otherwise the client
+		 * keeps it and retries. */
+		s->pending--;
+		free(m->user_status);
+		m->user_status = NULL;
+		smtp_session_spool_close(s);
+		smtp_session_chk_free(s);
+		smtp_session_mlt_free(s);
+		buf_reset(&s->head);
+		if (r == PR_ENOENT) {
+			log_info(s->sid, "milter msgid=%s client=%s "
+			    "verdict=discard reason=\"no recipient left\"",
+			    m->id, s->peer);
+			smtp_proto_queued_as(s->p, m->id);
+			r = 0;
+		}
+		smtp_session_complete(s, r);
+		return;
+	}
+	smtp_deliver_submit(s->srv->wk, job);
+}
+
+static void
+smtp_session_milter_cb(struct smtp_milter *run, void *data)
+{
+	struct smtp_session *s = data;
+	struct smtp_deliver_job *job = &smtp_session_op(s)->job;
+	const struct milter_result *res;
+	struct smtp_milter_reply rep;
+	const char *filter;
+	enum milter_verdict v = smtp_milter_verdict(run, &filter);
+	char rq[LOG_VALUE_MAX];
+	size_t n = smtp_milter_count(run);
+
+	if (s->c == NULL) {
+		s->pending--;
+		free(job->msg.user_status);
+		job->msg.user_status = NULL;
+		smtp_session_mlt_free(s);
+		smtp_session_release(s);
+		return;
+	}
+	if (v == MILTER_CONTINUE || v == MILTER_ACCEPT) {
+		smtp_session_milter_pass(s, job);
+		return;
+	}
+	/* Refused, deferred or dropped: nothing of it is stored. */
+	s->pending--;
+	free(job->msg.user_status);
+	job->msg.user_status = NULL;
+	res = n > 0 ? smtp_milter_result(run, n - 1) : NULL;
+	memset(&rep, 0, sizeof(rep));
+	if (v == MILTER_REJECT || v == MILTER_TEMPFAIL) {
+		rep.outcome = v == MILTER_REJECT ? SMTP_MILTER_REJECT :
+		    SMTP_MILTER_TEMPFAIL;
+		if (res != NULL) {
+			rep.code = res->code;
+			snprintf(rep.enh, sizeof(rep.enh), "%s", res->enh);
+			snprintf(rep.text, sizeof(rep.text), "%s", res->text);
+		}
+	} else if (v == MILTER_FAILED) {
+		rep.outcome = SMTP_MILTER_FAILED;
+	}
+	log_info(s->sid, "milter msgid=%s client=%s verdict=%s filter=%s "
+	    "from=<%s> nrcpt=%u%s%s", job->msg.id, s->peer,
+	    milter_verdict_name(v), filter, smtp_proto_tx(s->p)->sender,
+	    smtp_proto_tx(s->p)->n_rcpt, rep.text[0] ? " reason=" : "",
+	    rep.text[0] ? log_value(rep.text, rq, sizeof(rq)) : "");
+	smtp_session_spool_close(s);
+	smtp_session_chk_free(s);
+	smtp_session_mlt_free(s);
+	buf_reset(&s->head);
+	if (v == MILTER_DISCARD) {
+		/* Accepted and dropped (the filter's SMFIR_DISCARD): the
+		 * client is done with it, as with Sendmail and Postfix. */
+		smtp_proto_queued_as(s->p, job->msg.id);
+		smtp_session_complete(s, 0);
+		return;
+	}
+	smtp_proto_milter_reply(s->p, &rep);
+	smtp_session_complete(s, 0);
+}
+
+/*
+ * Hands the message of job to the content filters when this session's
+ * mail has any; returns true when they run (the callback carries on
+ * with the delivery or the refusal), false to deliver at once.
+ */
+static bool
+smtp_session_milter(struct smtp_session *s, struct smtp_deliver_job *job)
+{
+	const struct cfg_milter_list *list = smtp_session_milters(s);
+	const struct cfg *cfg = s->srv->cfg;
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
+	const struct store_msg *m = &job->msg;
+	struct smtp_session_mlt *x;
+	struct smtp_milter_src src;
+	struct milter_env *e;
+	const char *user = smtp_proto_auth_user(s->p);
+	unsigned i;
+
+	if (list == NULL)
+		return false;
+	x = s->mlt = xcalloc(1, sizeof(*s->mlt));
+	e = &x->env;
+	e->hostname = cfg->server.hostname;
+	e->daemon_name = smtp_session_kind_name(s->kind);
+	e->client_addr = s->peer;
+	e->family = strchr(s->peer, ':') != NULL ? 6 : 4;
+	e->helo = smtp_proto_helo(s->p);
+	e->queue_id = m->id;
+	if (user[0] != '\0') {
+		/* rspamd skips its inbound checks for these. */
+		e->auth_authen = user;
+		e->auth_type = "PLAIN";
+	}
+	if (net_conn_tls_active(s->c)) {
+		const char *d = net_conn_tls_desc(s->c);
+		size_t vl = strcspn(d, " ");
+
+		snprintf(x->tls_version, sizeof(x->tls_version), "%.*s",
+		    (int)vl, d);
+		snprintf(x->cipher, sizeof(x->cipher), "%s", d[vl] ?
+		    d + vl + 1 : "");
+		e->tls_version = x->tls_version;
+		e->cipher = x->cipher;
+	}
+	e->sender = tx->sender;
+	x->rcpts = xcalloc(tx->n_rcpt ? tx->n_rcpt : 1, sizeof(*x->rcpts));
+	for (i = 0; i < tx->n_rcpt; i++)
+		x->rcpts[i] = tx->rcpts[i].addr;
+	e->rcpts = x->rcpts;
+	e->n_rcpts = tx->n_rcpt;
+	e->body_max = s->srv->limits.data_max;
+	memset(&src, 0, sizeof(src));
+	src.head = m->head;
+	src.head_len = m->head_len;
+	src.fd = m->body_fd;
+	src.fd_len = m->body_fd >= 0 ? m->body_len : 0;
+	src.mem = m->body;
+	src.mem_len = m->body_fd >= 0 ? 0 : m->body_len;
+	smtp_milter_start(s->srv->loop, list, cfg->milter.timeout,
+	    cfg->milter.on_failure == CFG_MILTER_ACCEPT, e, &src, s->sid,
+	    smtp_session_milter_cb, s, &x->run);
+	return true;
+}
+
 /* --- Delivery ---------------------------------------------------------- */
 
 static void
@@ -1057,6 +1364,7 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 		relay_kick(s->srv->relay);
 	smtp_session_spool_close(s);
 	smtp_session_chk_free(s);
+	smtp_session_mlt_free(s);
 	buf_reset(&s->head);
 	buf_shrink(&s->head, 0);
 	if (s->c == NULL) {
@@ -1191,6 +1499,8 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	job->done_cb = smtp_session_deliver_done;
 	job->data = s;
 	s->pending++;
+	if (smtp_session_milter(s, job))
+		return;
 	smtp_deliver_submit(s->srv->wk, job);
 }
 

@@ -441,6 +441,12 @@ struct store_msg {
 	                                   local mailbox, see store_deliver */
 	int64_t device_id;              /* > 0: sent by this device, whose
 	                                   hourly count the commit adds to */
+	/* Non-NULL: a content filter quarantined the message (the reason,
+	 * docs/MILTER.md).  Its body and resolved recipients are held in
+	 * the store, in no mailbox and no queue, until
+	 * store_held_release() or store_held_del(); quotas are not
+	 * checked. */
+	const char *held;
 	const char *key;                /* optional: a local submission's
 	                                   spool name; a key delivered
 	                                   before (kept a week) makes the
@@ -552,6 +558,31 @@ int store_queue_del_msg(struct store *st, const char *msgid,
     struct pr_err *err);
 /* Makes every entry due now. */
 int store_queue_flush(struct store *st, struct pr_err *err);
+
+/* Messages held by a content filter (store_msg.held). */
+struct store_held_item {
+	const char *msgid;       /* STORE_ID_LEN hex */
+	const char *sender;
+	int64_t created;
+	int64_t size;
+	const char *reason;
+	size_t n_rcpts;
+	const char *const *rcpts; /* local mailboxes and remote addresses */
+};
+
+/* Held messages, oldest first; pointers valid during cb. */
+int store_held_list(struct store *st,
+    int (*cb)(void *ctx, const struct store_held_item *h), void *ctx,
+    struct pr_err *err);
+/* Delivers held message msgid to its recipients in one transaction: a
+ * mailbox entry per local recipient that still exists, a queue entry
+ * for the remote ones (quotas are not checked: the admin decided).
+ * *n_remote_r (may be NULL) tells whether the relay has work.  PR_ENOENT
+ * if no such message is held, PR_EINVAL for a malformed id. */
+int store_held_release(struct store *st, const char *msgid,
+    size_t *n_remote_r, struct pr_err *err);
+/* Drops held message msgid and its body; PR_ENOENT if none. */
+int store_held_del(struct store *st, const char *msgid, struct pr_err *err);
 
 
 /* Queue runner side (postroom-smtpd's relay). */

@@ -452,7 +452,7 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 		return pr_err_set(err, PR_ETOOBIG,
 		    "message too big for the store");
 
-	if ((r = store_deliver_quotas(st, m, size)) < 0)
+	if (m->held == NULL && (r = store_deliver_quotas(st, m, size)) < 0)
 		return r;
 
 	if (!store_deliver_id_valid(m->id))
@@ -462,6 +462,8 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 	if ((r = store_deliver_body(st, m, size, raw_size, now, &body_id,
 	    err)) < 0)
 		return r;
+	if (m->held != NULL)
+		return store__held_add(st, m, body_id, now, err);
 	for (size_t i = 0; i < m->n_users; i++) {
 		bool dup = false;
 

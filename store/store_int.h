@@ -118,6 +118,15 @@ enum store_q {
 	STORE_Q_GREY_DOM_PASS,
 	STORE_Q_GREY_EVICT,
 	STORE_Q_GREY_EVICT_PASSED,
+	STORE_Q_HELD_ADD,
+	STORE_Q_HELD_RCPT_ADD,
+	STORE_Q_HELD_LIST,
+	STORE_Q_HELD_RCPT_LIST,
+	STORE_Q_HELD_FIND,
+	STORE_Q_HELD_DEL,
+	STORE_Q_HELD_TO_MAILBOX,
+	STORE_Q_HELD_TO_QUEUE,
+	STORE_Q_HELD_TO_QRCPT,
 
 	STORE_Q__COUNT
 };
@@ -309,6 +318,13 @@ int store__alias_drop_target(struct store *st, const char *address,
  * store_deliver does for each of its messages (the caller holds the
  * savepoint).  Returns 0 or the message's failure, with m->err set. */
 int store__deliver_one(struct store *st, struct store_msg *m, int64_t now);
+/* store_queue.c: a "queued as" id (STORE_ID_LEN hex digits, any case)
+ * into id (STORE_ID_LEN + 1) in lower case, or PR_EINVAL (err set). */
+int store__msgid(const char *msgid, char *id, struct pr_err *err);
+/* store_held.c: holds message m, its body body_id (of size octets)
+ * stored, for its resolved recipients (store_msg.held). */
+int store__held_add(struct store *st, struct store_msg *m, int64_t body_id,
+    int64_t now, struct pr_err *err);
 
 /* Counts one message sent by device id at now, inside the caller's
  * transaction, and forgets its sends older than an hour. */

@@ -106,9 +106,8 @@ store_queue_del(struct store *st, int64_t id, struct pr_err *err)
 }
 
 int
-store_queue_del_msg(struct store *st, const char *msgid, struct pr_err *err)
+store__msgid(const char *msgid, char *id, struct pr_err *err)
 {
-	char id[STORE_ID_LEN + 1];
 	size_t i;
 
 	for (i = 0; msgid[i] != '\0' && i < STORE_ID_LEN; i++) {
@@ -120,6 +119,17 @@ store_queue_del_msg(struct store *st, const char *msgid, struct pr_err *err)
 		return pr_err_set(err, PR_EINVAL, "bad queue id '%s' (%d hex "
 		    "digits, as in \"queued as\")", msgid, STORE_ID_LEN);
 	id[i] = '\0';
+	return 0;
+}
+
+int
+store_queue_del_msg(struct store *st, const char *msgid, struct pr_err *err)
+{
+	char id[STORE_ID_LEN + 1];
+	int r;
+
+	if ((r = store__msgid(msgid, id, err)) < 0)
+		return r;
 	/* Recipients go by ON DELETE CASCADE, the body by trigger. */
 	return store__changed(st, store__run(st, STORE_Q_QUEUE_DEL_MSG,
 	    "DELETE FROM queue WHERE msgid = ?1", "cannot delete queue entry",

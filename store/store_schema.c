@@ -275,6 +275,36 @@ const char *const store__migrations[] = {
 	" DEFAULT 0;\n"
 	"ALTER TABLE queue_rcpt ADD COLUMN orcpt TEXT NOT NULL"
 	" DEFAULT '';\n",
+	/* Messages a content filter quarantined (SMFIR_QUARANTINE,
+	 * docs/MILTER.md): the body and the resolved recipients, in no
+	 * mailbox and no queue, until `postroom queue release` delivers or
+	 * `postroom queue del` drops them.  held_rcpt.user_id is a local
+	 * mailbox (0 for a remote address).  The body goes with the last
+	 * reference, as for the mailbox and the queue. */
+	"CREATE TABLE IF NOT EXISTS held (\n"
+	"	id       INTEGER PRIMARY KEY,\n"
+	"	msgid    TEXT NOT NULL UNIQUE,\n"
+	"	body_id  INTEGER NOT NULL REFERENCES bodies(id),\n"
+	"	sender   TEXT NOT NULL,\n"
+	"	created  INTEGER NOT NULL,\n"
+	"	reason   TEXT NOT NULL DEFAULT ''\n"
+	");\n"
+	"CREATE TABLE IF NOT EXISTS held_rcpt (\n"
+	"	id       INTEGER PRIMARY KEY,\n"
+	"	held_id  INTEGER NOT NULL\n"
+	"	         REFERENCES held(id) ON DELETE CASCADE,\n"
+	"	user_id  INTEGER NOT NULL DEFAULT 0,\n"
+	"	address  TEXT NOT NULL DEFAULT ''\n"
+	");\n"
+	"CREATE INDEX IF NOT EXISTS held_rcpt_held ON held_rcpt(held_id);\n"
+	"CREATE TRIGGER IF NOT EXISTS held_delete AFTER DELETE ON held BEGIN\n"
+	"	DELETE FROM held_rcpt WHERE held_id = OLD.id;\n"
+	"	DELETE FROM bodies WHERE id = OLD.body_id\n"
+	"	   AND NOT EXISTS (SELECT 1 FROM mailbox\n"
+	"	                    WHERE body_id = OLD.body_id)\n"
+	"	   AND NOT EXISTS (SELECT 1 FROM queue\n"
+	"	                    WHERE body_id = OLD.body_id);\n"
+	"END;\n",
 };
 
 const int store__n_migrations =

@@ -1,4 +1,4 @@
-/* cmd_queue.c - postroom queue list | flush | del ID */
+/* cmd_queue.c - postroom queue list [--held] | flush | del ID | release ID */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +41,25 @@ cmd_queue_list_cb(void *ctx, const struct store_queue_item *q)
 	return 0;
 }
 
+/* A message a content filter quarantined (docs/MILTER.md). */
+static int
+cmd_queue_held_cb(void *ctx, const struct store_held_item *h)
+{
+	size_t *count = ctx;
+	char created[32];
+	size_t i;
+
+	cmd_queue_fmt_time(h->created, created, sizeof(created));
+	printf("%s  from=<%s>  created=%s  size=%" PRId64 "  held\n",
+	    h->msgid, h->sender, created, h->size);
+	for (i = 0; i < h->n_rcpts; i++)
+		printf("    to=<%s>\n", h->rcpts[i]);
+	if (h->reason[0] != '\0')
+		printf("    reason: %s\n", h->reason);
+	(*count)++;
+	return 0;
+}
+
 int
 cmd_queue(struct cli *cli, int argc, char **argv)
 {
@@ -50,6 +69,23 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 	pr_err_clear(&err);
 	if (argc < 2)
 		return CLI_USAGE;
+	if (strcmp(argv[1], "list") == 0 && argc == 3 &&
+	    strcmp(argv[2], "--held") == 0) {
+		if (store_held_list(cli_store(cli), cmd_queue_held_cb, &count,
+		    &err) < 0)
+			return cli_fail("queue list: %s", err.msg);
+		if (count == 0)
+			printf("no held messages\n");
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "release") == 0) {
+		if (argc != 3)
+			return CLI_USAGE;
+		if (store_held_release(cli_store(cli), argv[2], NULL,
+		    &err) < 0)
+			return cli_fail("queue release: %s", err.msg);
+		return CLI_OK;
+	}
 	if (strcmp(argv[1], "list") == 0) {
 		if (argc != 2)
 			return CLI_USAGE;
@@ -70,7 +106,10 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 	if (strcmp(argv[1], "del") == 0) {
 		if (argc != 3)
 			return CLI_USAGE;
-		if (store_queue_del_msg(cli_store(cli), argv[2], &err) < 0)
+		/* A queued message, or else a held one. */
+		if (store_queue_del_msg(cli_store(cli), argv[2], &err) < 0 &&
+		    (err.code != PR_ENOENT || (pr_err_clear(&err),
+		    store_held_del(cli_store(cli), argv[2], &err)) < 0))
 			return cli_fail("queue del: %s", err.msg);
 		return CLI_OK;
 	}

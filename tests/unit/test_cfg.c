@@ -163,6 +163,56 @@ test_inbound(void)
 		    PR_EINVAL, "bad [dns]/[inbound] value %zu refused", i);
 }
 
+/* [milter]: defaults, both lists, the entry forms, bad values. */
+static void
+test_milter(void)
+{
+	static const char all[] = "[milter]\nservers = inet:127.0.0.1:11332,"
+	    " unix:/run/clamav/clamav-milter.ctl ,inet:[::1]:8891\n"
+	    "submission_servers = unix:/run/c.sock\ntimeout = 5s\n"
+	    "on_failure = accept\n";
+	static const char *const bad[] = {
+		"[milter]\nservers = tcp:127.0.0.1:1\n",
+		"[milter]\nservers = inet:127.0.0.1\n",
+		"[milter]\nservers = inet:127.0.0.1:0\n",
+		"[milter]\nservers = inet:127.0.0.1:70000\n",
+		"[milter]\nservers = unix:relative.sock\n",
+		"[milter]\nservers = inet:[::1:25\n",
+		"[milter]\nservers = a,b,c,d,e,f,g,h,i\n",
+		"[milter]\ntimeout = 0\n",
+		"[milter]\non_failure = reject\n",
+		"[milter]\nsubmission = yes\n",
+	};
+	struct cfg c;
+	struct pr_err err;
+	size_t i;
+
+	cfg_defaults(&c);
+	TAP_OK(c.milter.servers.n == 0 && c.milter.submission_servers.n == 0,
+	    "[milter] default: no filter");
+	TAP_EQ_INT(c.milter.timeout, 30, "[milter] default timeout 30s");
+	TAP_EQ_INT(c.milter.on_failure, CFG_MILTER_TEMPFAIL,
+	    "[milter] default on_failure tempfail");
+	TAP_EQ_INT(load_buf(all, strlen(all), &c, &err), 0, "[milter] loads: "
+	    "%s", err.msg);
+	TAP_EQ_INT(c.milter.servers.n, 3, "three servers");
+	TAP_OK(c.milter.servers.a[0].kind == CFG_MILTER_INET &&
+	    strcmp(c.milter.servers.a[0].host, "127.0.0.1") == 0 &&
+	    strcmp(c.milter.servers.a[0].port, "11332") == 0, "inet entry");
+	TAP_OK(c.milter.servers.a[1].kind == CFG_MILTER_UNIX &&
+	    strcmp(c.milter.servers.a[1].path,
+	    "/run/clamav/clamav-milter.ctl") == 0, "unix entry, trimmed");
+	TAP_EQ_STR(c.milter.servers.a[2].host, "::1", "inet IPv6 entry");
+	TAP_EQ_STR(c.milter.servers.a[1].spec,
+	    "unix:/run/clamav/clamav-milter.ctl", "spec for logs");
+	TAP_EQ_INT(c.milter.submission_servers.n, 1, "submission_servers");
+	TAP_EQ_INT(c.milter.timeout, 5, "timeout");
+	TAP_EQ_INT(c.milter.on_failure, CFG_MILTER_ACCEPT, "on_failure");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TAP_EQ_INT(load_buf(bad[i], strlen(bad[i]), &c, &err),
+		    PR_EINVAL, "bad [milter] value %zu refused", i);
+}
+
 /* A key set twice is refused at its second line, naming the first; so is
  * an indented line, which inih reads as more of the value before; the same
  * name in two sections is two keys. */
@@ -324,6 +374,7 @@ main(void)
 	test_load_buf();
 	test_maildrop();
 	test_inbound();
+	test_milter();
 
 	TAP_EQ_INT(cfg_parse_listen("", &l), 0, "empty listen");
 	TAP_EQ_INT(l.n, 0, "empty listen has no entries");

@@ -547,6 +547,53 @@ test_greylist(void)
 	TAP_OK(v.code == 0 && v.check == NULL, "passed: accepted");
 }
 
+/* The content filters' refusals at the end of data (docs/MILTER.md). */
+static void
+test_milter(void)
+{
+	static const struct {
+		const char *name;
+		int milter, code;
+		const char *enh, *text;
+		int want;
+		const char *wenh, *wtext;
+	} rows[] = {
+		{ "milter reject, default", SMTP_MILTER_REJECT, 0, "", "",
+		    550, "5.7.1", "Message rejected by a content filter" },
+		{ "milter tempfail, default", SMTP_MILTER_TEMPFAIL, 0, "", "",
+		    451, "4.7.1", "Message deferred by a content filter, try "
+		    "again later" },
+		{ "milter failed", SMTP_MILTER_FAILED, 0, "", "", 451,
+		    "4.7.1", "Content filter unavailable, try again later" },
+		{ "milter reply code", SMTP_MILTER_REJECT, 554, "5.7.1",
+		    "Gtube pattern", 554, "5.7.1", "Gtube pattern" },
+		{ "milter reply without enh", SMTP_MILTER_REJECT, 550, "",
+		    "Spam", 550, "5.7.1", "Spam" },
+		{ "milter 4xx without enh", SMTP_MILTER_TEMPFAIL, 450, "",
+		    "", 450, "4.7.1", "Message deferred by a content filter" },
+	};
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		memset(&f, 0, sizeof(f));
+		f.limits = &policy_limits;
+		f.kind = SMTP_LISTEN_MX;
+		f.milter = rows[i].milter;
+		f.milter_code = rows[i].code;
+		f.milter_enh = rows[i].enh;
+		f.milter_text = rows[i].text;
+		smtp_policy_check(SMTP_POLICY_DELIVER_DONE, &f, &v);
+		TAP_EQ_INT(v.code, rows[i].want, "%s: code", rows[i].name);
+		TAP_EQ_STR(v.enh, rows[i].wenh, "%s: enh", rows[i].name);
+		TAP_EQ_STR(v.text, rows[i].wtext, "%s: text", rows[i].name);
+		TAP_OK(!v.error && v.check != NULL &&
+		    strcmp(v.check, "milter") == 0, "%s: not counted, "
+		    "check=milter", rows[i].name);
+	}
+}
+
 int
 main(void)
 {
@@ -563,5 +610,6 @@ main(void)
 	test_verify_done();
 	test_connect();
 	test_greylist();
+	test_milter();
 	return tap_done();
 }
