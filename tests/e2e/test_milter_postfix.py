@@ -110,7 +110,7 @@ def main():
         # rspamd
         code, text = send(ports["rspamd"], milters.gtube_message(SENDER,
                                                                  RCPT))
-        t.ok(code == 554 and rs.reject_message in text,
+        t.ok(code == 554 and rs.gtube_reply in text,
              "rspamd: GTUBE rejected at end of data with rspamd's reply",
              "%s %s | %s" % (code, text, pf.read_log()[-1500:]))
         code, text = send(ports["rspamd"], milters.clean_message(SENDER,

@@ -189,6 +189,8 @@ class Rspamd(_Filter):
 
     what = "rspamd"
     reject_message = "Spam message rejected by rspamd"
+    # What rspamd's core says of GTUBE (it replaces reject_message).
+    gtube_reply = "5.7.1 Gtube pattern"
 
     def __init__(self, unix=False, host="127.0.0.1", count=1):
         super().__init__(unix, host)
@@ -352,15 +354,20 @@ class OpenDKIM(_Filter):
     def start(self, timeout=60.0):
         if self.dns is None:
             self.dns = DNSServer({k: [{"TXT": v}]
-                                  for k, v in self.txt.items()}).start()
+                                  for k, v in self.txt.items()},
+                                 log=os.path.join(self.tmp,
+                                                  "dns.log")).start()
         ub = os.path.join(self.tmp, "unbound.conf")
         with open(ub, "w") as f:
             # Iterator only: the test zone is not signed, so no
-            # validator and no trust anchor.
+            # validator and no trust anchor.  Unbound answers names
+            # under test. itself (NXDOMAIN, RFC 6761 6.2) unless told
+            # not to.
             f.write("""\
 server:
   do-not-query-localhost: no
   module-config: "iterator"
+  local-zone: "test." nodefault
 forward-zone:
   name: "."
   forward-addr: 127.0.0.1@%d
