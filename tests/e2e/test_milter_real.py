@@ -192,7 +192,15 @@ def main():
         t.ok(code == 451 and text.startswith("4.7.1"),
              "rspamd stopped, on_failure=tempfail: 451 4.7.1",
              "%s %s\n%s" % (code, text, a.log("smtpd")[-2000:]))
+        code2, _ = send(a, milters.clean_message(SENDER, ALICE, "down"))
         t.eq(stored_count(a), 1, "on_failure=tempfail: nothing stored")
+        # One log line for the filter going down, not one per message
+        # (docs/LOGGING.md).
+        downs = [ln for ln in a.log("smtpd").splitlines()
+                 if "milter" in ln and "status=down" in ln]
+        t.ok(code2 == 451 and len(downs) == 1,
+             "on_failure=tempfail: two messages, the failure logged once",
+             "\n".join(downs))
         code, text = send(acc, milters.clean_message(SENDER, ALICE,
                                                      "down"))
         t.ok(code == 250, "rspamd stopped, on_failure=accept: 250",
