@@ -89,13 +89,10 @@ def main():
         pr.start("smtpd")
         pf = peers.Postfix(tmp, vmail, [USER])
         # Postfix's milter settings as a Postfix + rspamd installation
-        # has them (rspamd's documentation): protocol 6, tempfail when
-        # the filter fails, like postroom's on_failure = tempfail.
+        # has them: protocol 6, tempfail when the filter fails (like
+        # postroom's on_failure = tempfail), Postfix's default macros.
         pf.pf.set({"smtpd_milters": rs.milter, "milter_protocol": "6",
-                   "milter_default_action": "tempfail",
-                   "milter_mail_macros":
-                       "i {mail_addr} {client_addr} {client_name}"
-                       " {auth_authen}"})
+                   "milter_default_action": "tempfail"})
         pf.start()
 
         def run_postroom():

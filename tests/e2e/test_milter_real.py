@@ -24,7 +24,7 @@ import smtplib
 import subprocess
 import sys
 
-from smtp_util import ALICE, PASSWORD, Check, instance, wait_for
+from smtp_util import ALICE, Check, instance
 from relay_util import pop3_fetch, rsa_key
 import milters
 from tap import skip
