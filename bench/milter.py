@@ -40,6 +40,29 @@ RCPT = "%s@%s" % (USER, peers.DOMAIN)
 SENDER = "bench@client.test"
 
 
+def perf_profile(pids, fn, tmp):
+    """perf record (cycles, all threads of pids) around fn(); the
+    samples by command and shared object, perf report's text."""
+    import signal
+    import subprocess
+    data = os.path.join(tmp, "perf.data")
+    p = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-o", data,
+                          "-p", ",".join(str(x) for x in pids)],
+                         stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    try:
+        fn()
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(60)
+    r = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                        "--sort", "comm,dso", "--percent-limit", "2"],
+                       capture_output=True, text=True, timeout=300)
+    return "\n".join(ln for ln in r.stdout.splitlines()
+                     if ln.strip() and not ln.startswith("#"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", default=os.environ.get(
@@ -47,6 +70,10 @@ def main():
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--out", default="")
+    ap.add_argument("--profile", action="store_true",
+                    help="one more postroom run under perf record (rspamd"
+                    " and postroom-smtpd): where the CPU goes, by process"
+                    " and library")
     args = ap.parse_args()
     build = os.path.abspath(args.build_dir)
     os.environ["POSTROOM_BUILD_DIR"] = build
@@ -147,8 +174,14 @@ def main():
                                             cpu[name]["mta"][-1],
                                             cpu[name]["rspamd"][-1]),
                       file=sys.stderr)
+        profile = ""
+        if args.profile:
+            profile = perf_profile(
+                benchlib.tree(rs.pid) + [pr.procs["smtpd"].pid],
+                run_postroom, tmp)
+            print(profile, file=sys.stderr)
         stored = len(pr.mailbox(RCPT))
-        want = warm + args.runs * args.count
+        want = warm + (args.runs + (1 if args.profile else 0)) * args.count
         if stored != want:
             raise SystemExit("postroom stored %d of %d" % (stored, want))
         last = pr.stored(RCPT)[-1].split(b"\r\n\r\n", 1)[0]
@@ -189,6 +222,8 @@ def main():
     if args.out:
         with open(args.out, "a") as f:
             f.write("\n".join(rows) + "\n")
+            if profile:
+                f.write("\n```\n%s\n```\n" % profile)
     return 0 if ratio >= 1.0 else 1
 
 
