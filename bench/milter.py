@@ -75,14 +75,8 @@ def main():
                     " and postroom-smtpd): where the CPU goes, by process"
                     " and library")
     args = ap.parse_args()
-    build = os.path.abspath(args.build_dir)
-    os.environ["POSTROOM_BUILD_DIR"] = build
-    import harness
+    harness = benchlib.use_build(args.build_dir)
     import milters
-    harness.BIN.update({
-        "cli": os.path.join(build, "tools", "postroom"),
-        "smtpd": os.path.join(build, "smtpd", "postroom-smtpd"),
-    })
     why = milters.available("rspamd")
     if why:
         raise SystemExit(why)
