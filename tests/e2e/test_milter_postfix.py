@@ -65,18 +65,11 @@ def main():
     os.chown(vmail, nobody.pw_uid, nobody.pw_gid)
     maildir = os.path.join(vmail, "alice", "Maildir")
     priv, pub = rsa_key()
-    rs = milters.Rspamd()
-    cv = milters.ClamAV(unix=True)
-    od = milters.OpenDKIM({"s1._domainkey.sender.test":
-                           "v=DKIM1; k=rsa; p=" + pub})
+    rs, cv, od = milters.the_three(pub)
     pf = None
     try:
-        try:
-            milters.start_all(rs, cv, od)
-        except RuntimeError as e:
-            t.ok(False, "filters started", str(e))
+        if not milters.start_checked(t, rs, cv, od):
             return t.done()
-        t.ok(True, "rspamd, clamd + clamav-milter and opendkim started")
         pf = postfix.Postfix(os.path.join(root, "pf"), "127.0.0.1",
                              free_port(), {
                                  "myhostname": "mx.example.test",

@@ -86,18 +86,11 @@ def main():
         skip("swaks is not installed")
     t = Check()
     priv, pub = rsa_key()
-    rs = milters.Rspamd()
-    cv = milters.ClamAV(unix=True)
-    od = milters.OpenDKIM({"s1._domainkey.sender.test":
-                           "v=DKIM1; k=rsa; p=" + pub})
+    rs, cv, od = milters.the_three(pub)
     insts = []
     try:
-        try:
-            milters.start_all(rs, cv, od)
-        except RuntimeError as e:
-            t.ok(False, "filters started", str(e))
+        if not milters.start_checked(t, rs, cv, od):
             return t.done()
-        t.ok(True, "rspamd, clamd + clamav-milter and opendkim started")
         a = milter_instance(rs.milter)
         insts.append(a)
         acc = milter_instance(rs.milter, "accept")

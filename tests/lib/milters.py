@@ -431,6 +431,27 @@ def start_all(*filters):
         raise RuntimeError("; ".join(errors))
 
 
+def the_three(pub, domain="sender.test", selector="s1"):
+    """rspamd (inet), clamd + clamav-milter (unix socket) and OpenDKIM
+    (inet) with pub (a p= value) as the DKIM key of selector and domain;
+    not started yet."""
+    return (Rspamd(), ClamAV(unix=True),
+            OpenDKIM({"%s._domainkey.%s" % (selector, domain):
+                      "v=DKIM1; k=rsa; p=" + pub}))
+
+
+def start_checked(t, *filters):
+    """start_all(filters) as one check of t (tests/lib/tap.py Check);
+    True when all of them run."""
+    try:
+        start_all(*filters)
+    except RuntimeError as e:
+        t.ok(False, "filters started", str(e))
+        return False
+    t.ok(True, "filters started: %s" % ", ".join(f.what for f in filters))
+    return True
+
+
 # --- Messages the filters judge ---------------------------------------------
 
 def _message(sender, rcpt, subject, body, extra=b""):
