@@ -206,6 +206,15 @@ def main():
         for i in insts:
             t.ok(i.procs["smtpd"].poll() is None,
                  "postroom-smtpd still runs (%s)" % i.tmp)
+        # A clean exit on SIGTERM and, in a sanitizer build, nothing
+        # reported.
+        for i in insts:
+            rc = i.stop("smtpd")
+            log = i.log("smtpd")
+            t.ok(rc == 0 and "Sanitizer" not in log and
+                 "runtime error:" not in log,
+                 "postroom-smtpd exits cleanly (%s)" % i.tmp,
+                 "exit %s\n%s" % (rc, log[-3000:]))
     finally:
         for x in insts + [rs, cv, od]:
             x.close()
