@@ -9,17 +9,20 @@ told to change user) and is stopped by its PID.  Nothing is fetched from
 the network: rspamd and OpenDKIM send their DNS queries to a
 tests/lib/dnsserver.py on loopback, ClamAV's only signatures are the
 EICAR test file's hash written here.  The system services of these
-packages are never touched.
+packages are never touched.  rspamd keeps the hyperscan databases it
+compiles in a cache shared by the runs of the machine
+($POSTROOM_RSPAMD_CACHE, default TMPDIR/postroom-rspamd-cache): a cold
+start takes a minute or more on a busy machine, a warm one seconds.
 
     with Rspamd() as rs:                    # rs.milter = "inet:127.0.0.1:N"
         ...                                 # Postfix: smtpd_milters
     with ClamAV() as cv: ...                # clamd + clamav-milter
     with OpenDKIM({"s1._domainkey.a.test": "v=DKIM1; p=..."}) as od: ...
 
-`milter` is the socket in the form Postfix and postroom's
-[milter] servers take (inet:HOST:PORT or unix:PATH); `postfix_milter` is
-the one Postfix's smtpd_milters takes (the same; Postfix also knows
-inet:HOST:PORT).
+`milter` is the socket in the form that both postroom's [milter]
+servers (postroom.conf(5)) and Postfix's smtpd_milters take:
+inet:HOST:PORT or unix:PATH.  POSTROOM_KEEP_TMP=1 keeps the directories
+(logs) after a run.
 """
 
 import os
