@@ -27,6 +27,20 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # --- /proc accounting ----------------------------------------------------
 
+def use_build(build_dir):
+    """Points tests/lib/harness.py (and the daemons its instances start)
+    at the binaries of build_dir; returns the harness module."""
+    build = os.path.abspath(build_dir)
+    os.environ["POSTROOM_BUILD_DIR"] = build
+    import harness
+    harness.BIN.update({
+        "cli": os.path.join(build, "tools", "postroom"),
+        "smtpd": os.path.join(build, "smtpd", "postroom-smtpd"),
+        "pop3d": os.path.join(build, "pop3d", "postroom-pop3d"),
+    })
+    return harness
+
+
 def _stat_fields(pid):
     """The fields of /proc/PID/stat after the command name (index 0 is
     field 3, the state)."""

@@ -66,14 +66,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default="")
     args = ap.parse_args()
-    build = os.path.abspath(args.build_dir)
-    os.environ["POSTROOM_BUILD_DIR"] = build
-    import harness
+    harness = benchlib.use_build(args.build_dir)
     from relay_util import Dns, rsa_key
-    harness.BIN.update({
-        "cli": os.path.join(build, "tools", "postroom"),
-        "smtpd": os.path.join(build, "smtpd", "postroom-smtpd"),
-    })
     benchlib.raise_nofile(1 << 16)
     priv, pub = rsa_key()
     # dnsmasq answers only these under .test; bl.bench.test lists nobody

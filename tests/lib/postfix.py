@@ -114,6 +114,9 @@ class Postfix:
         self.data = os.path.join(root, "data")
         self.log = os.path.join(root, "maillog")
         self.pid = None
+        # More master.cf lines (another smtpd on another port with its
+        # own -o settings, say), written after the main smtpd.
+        self.master_extra = []
         pf = pwd.getpwnam("postfix")
         os.makedirs(root, exist_ok=True)
         # Postfix's unprivileged processes must reach their files;
@@ -154,6 +157,8 @@ class Postfix:
                 f.write("%s = %s\n" % (k, v))
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
             f.write("%s:%d inet n - n - - smtpd\n" % (self.host, self.port))
+            for line in self.master_extra:
+                f.write(line + "\n")
             f.write(SERVICES)
         env = dict(os.environ)
         env.pop("MAIL_CONFIG", None)
