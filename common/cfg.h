@@ -66,6 +66,9 @@ struct cfg {
 		 * (docs/ARCHITECTURE.md 5.4); "" = <data_dir>/maildrop (the
 		 * default).  See maildrop_dir(). */
 		char maildrop[1024];
+		/* Days the trace of each message is kept (postroom trace);
+		 * default 30, 0 = no trace. */
+		unsigned trace_days;
 	} server;
 	struct {
 		struct cfg_listen_list listen;      /* default 0.0.0.0:25 */
@@ -136,6 +139,13 @@ struct cfg {
 		bool greylist;     /* default false */
 		uint64_t greylist_delay; /* seconds, default 5 minutes */
 	} inbound;
+	struct {
+		/* The Prometheus endpoint of each daemon: one HOST:PORT,
+		 * n = 0 (the default) = off.  A host that is not a loopback
+		 * address is refused unless metrics_public. */
+		struct cfg_listen_list listen;
+		bool metrics_public; /* default false */
+	} metrics;
 };
 
 /* Fills c with the defaults. */
@@ -163,6 +173,9 @@ const char *cfg_path(const char *explicit_path);
 
 /* Parses "host:port,[v6]:port,..." into l.  "" gives an empty list. */
 int cfg_parse_listen(const char *s, struct cfg_listen_list *l);
+
+/* True for a loopback host: 127.0.0.0/8, ::1, "localhost". */
+bool cfg_host_loopback(const char *host);
 
 /* Parses sizes "1048576", "512K", "25M", "1G" (binary units). */
 int cfg_parse_size(const char *s, uint64_t *v_r);

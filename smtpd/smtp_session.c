@@ -62,8 +62,9 @@ struct smtp_session_op {
 	size_t fs_len;
 	void (*fs_then)(struct smtp_session *s, int status);
 
-	/* A delivery. */
+	/* A delivery, and the details of its trace event. */
 	struct smtp_deliver_job job;
+	char trace[STORE_TRACE_INFO_MAX];
 
 	/* Greylisting of a RCPT: the status of the lookup before it. */
 	struct store_greylist_job grey;
@@ -161,6 +162,7 @@ struct smtp_session {
 	 * while they run; iprev's result; the current message's checks. */
 	struct iprev *iprev;
 	const char *iprev_word;       /* RFC 8601 2.7.3, static */
+	char iprev_name[256];         /* the client's verified name, or "" */
 	struct smtp_session_dnsbl *dnsbl;
 	struct smtp_session_chk *chk;
 };
@@ -1063,6 +1065,61 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	smtp_session_complete(s, m->status);
 }
 
+/*
+ * The details of a message's received event (postroom trace): who sent
+ * it, over what, and the verdicts of the Authentication-Results field
+ * (RFC 8601 2.2) on one line, without its authserv-id.
+ */
+static void
+smtp_session_trace_info(struct smtp_session *s, char *out, size_t outsz)
+{
+	const char *tls = "", *ar = NULL, *semi, *user, *name;
+	struct buf b;
+	char c, prev = ' ';
+	int tls_len = 0;
+
+	buf_init(&b, outsz - 1);
+	if (s->c != NULL && net_conn_tls_active(s->c)) {
+		tls = net_conn_tls_desc(s->c);
+		tls_len = (int)strcspn(tls, " ");
+	}
+	user = smtp_proto_auth_user(s->p);
+	name = s->iprev_name[0] != '\0' ? s->iprev_name : "unknown";
+	buf_printf(&b, "client=%s name=%s helo=%s listener=%s", s->peer, name,
+	    smtp_proto_helo(s->p), smtp_session_kind_name(s->kind));
+	if (tls_len > 0)
+		buf_printf(&b, " tls=%.*s cipher=%s", tls_len, tls,
+		    tls + tls_len + (tls[tls_len] == ' '));
+	else
+		buf_printf(&b, " tls=no");
+	if (user[0] != '\0')
+		buf_printf(&b, " user=%s", user);
+	if (s->chk != NULL && s->chk->authres.len > 0 &&
+	    (semi = strchr((const char *)s->chk->authres.p, ';')) != NULL)
+		ar = semi + 1;
+	if (ar != NULL) {
+		buf_printf(&b, " auth=\"");
+		/* Unfolded (RFC 5322 2.2.3), white space runs as one. */
+		for (; (c = *ar) != '\0'; ar++) {
+			if (c == '\r' || c == '\n' || c == '\t')
+				c = ' ';
+			if (c == '"')
+				c = '\'';
+			if (c == ' ' && prev == ' ')
+				continue;
+			buf_append(&b, &c, 1);
+			prev = c;
+		}
+		while (b.len > 0 && b.p[b.len - 1] == ' ')
+			b.len--;
+		buf_printf(&b, "\"");
+	}
+	if (b.len > 0)
+		memcpy(out, b.p, b.len);
+	out[b.len] = '\0';
+	buf_fini(&b);
+}
+
 static void
 smtp_session_deliver_submit(struct smtp_session *s, int status)
 {
@@ -1113,6 +1170,9 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	m->head = s->head.p;
 	m->head_len = s->head.len;
 	m->device_id = s->device_id;
+	smtp_session_trace_info(s, smtp_session_op(s)->trace,
+	    sizeof(smtp_session_op(s)->trace));
+	m->trace_info = smtp_session_op(s)->trace;
 	memcpy(m->id, id, sizeof(m->id));
 	if (tx->spooled) {
 		m->body_fd = s->spool_fd;
@@ -1248,6 +1308,7 @@ smtp_session_iprev_cb(void *data, enum iprev_result r, const char *name)
 
 	s->pending--;
 	s->iprev_word = iprev_result_str(r);
+	snprintf(s->iprev_name, sizeof(s->iprev_name), "%s", name);
 	log_debug(s->sid, "iprev client=%s result=%s%s%s", s->peer, s->iprev_word,
 	    name[0] ? " name=" : "", name);
 	iprev_free(&s->iprev);

@@ -116,6 +116,16 @@ enum store_q {
 	STORE_Q_GREY_EVICT,
 	STORE_Q_GREY_EVICT_PASSED,
 
+	STORE_Q_TRACE_ADD,
+	STORE_Q_TRACE_EXPIRE,
+	STORE_Q_TRACE_DELIVERED,
+	STORE_Q_TRACE_RCPT,
+	STORE_Q_TRACE_POP3,
+	STORE_Q_TRACE_BY_ID,
+	STORE_Q_TRACE_BY_MID,
+	STORE_Q_TRACE_BY_ADDR,
+	STORE_Q_TRACE_EVENTS,
+
 	STORE_Q__COUNT
 };
 
@@ -328,6 +338,30 @@ int store__strv_push(struct store_strv *sv, const char *s);
 /* True if sv holds a string equal to s. */
 bool store__strv_has(const struct store_strv *sv, const char *s);
 void store__strv_fini(struct store_strv *sv);
+
+/* --- Trace (store_trace.c) --------------------------------------------- */
+
+/* False when [server] trace_days is 0: nothing is written. */
+bool store__trace_on(void);
+/* Adds one event inside the caller's transaction; addr (NULL: none) is
+ * stored in lower case, mid is the Message-ID (NULL: none). */
+int store__trace_add(struct store *st, const char *msgid, int64_t at,
+    const char *event, const char *addr, const char *mid, const char *info,
+    struct pr_err *err);
+/* Deletes at most a batch of events older than trace_days. */
+int store__trace_expire(struct store *st, int64_t now, struct pr_err *err);
+/* The events of a delivery of m (committed as size octets): its
+ * received (or m->trace_event) event, one delivered per mailbox, one
+ * queued per remote recipient.  Errors go to m->err. */
+int store__trace_msg(struct store *st, const struct store_msg *m,
+    int64_t now, int64_t size);
+/* An event about queue recipient rcpt_id (before it leaves the queue). */
+int store__trace_rcpt(struct store *st, const char *msgid, int64_t now,
+    const char *event, int64_t rcpt_id, const char *info,
+    struct pr_err *err);
+/* An event about mailbox entry entry_id of user_id (before a deletion). */
+int store__trace_pop3(struct store *st, int64_t user_id, int64_t entry_id,
+    int64_t at, const char *event, const char *info, struct pr_err *err);
 
 /* True when no statement of the connection is in progress, i.e. no read
  * snapshot is held between calls (used by the unit tests). */

@@ -37,6 +37,7 @@ struct relay_settle_bounce {
 	struct store_msg local, rmt;
 	struct store_msg *msgs[2];
 	size_t n_msgs;
+	char trace[64];                          /* its trace: "for=ID" */
 };
 
 static void
@@ -81,6 +82,8 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 	size_t i;
 	int kind, r;
 
+	snprintf(b->trace, sizeof(b->trace), "for=%s%s", m->job.msgid,
+	    expired ? " expired=yes" : "");
 	dr = xcalloc(n, sizeof(*dr));
 	for (i = 0; i < n; i++) {
 		struct relay_msg_rcpt *rc = &m->rcpts[perm[i]];
@@ -136,6 +139,8 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 		b->local.body = b->out.p;
 		b->local.body_len = b->out.len;
 		b->local.body_fd = -1;
+		b->local.trace_event = "dsn";
+		b->local.trace_info = b->trace;
 		b->msgs[b->n_msgs++] = &b->local;
 	}
 	if (b->n_remote > 0) {
@@ -145,6 +150,8 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 		b->rmt.body = b->out.p;
 		b->rmt.body_len = b->out.len;
 		b->rmt.body_fd = -1;
+		b->rmt.trace_event = "dsn";
+		b->rmt.trace_info = b->trace;
 		b->msgs[b->n_msgs++] = &b->rmt;
 	}
 	return 0;
@@ -203,6 +210,18 @@ relay_settle_deferred(const struct relay_msg *m, char *why, size_t len)
 	return n;
 }
 
+/* Recipient i's outcome for the trace, in info[i]. */
+static char *
+relay_settle_info(struct relay_msg *m, size_t i,
+    char (*info)[RELAY_REPLY_MAX + RELAY_HOST_MAX + 32])
+{
+	const struct relay_msg_rcpt *rc = &m->rcpts[i];
+
+	snprintf(info[i], sizeof(info[i]), "mta=%s reply=\"%s\"",
+	    rc->mta[0] != '\0' ? rc->mta : "none", rc->reply);
+	return info[i];
+}
+
 /* On the store thread: outcomes into one store_queue_settle call. */
 static void
 relay_settle_run(struct relay_work *w, struct store *st)
@@ -215,6 +234,8 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	struct pr_err err;
 	size_t *perm, n_perm = 0, n_temp, i;
 	int64_t *done, *failed, now = relay_now(), next = 0;
+	char (*info)[RELAY_REPLY_MAX + RELAY_HOST_MAX + 32];
+	char **done_info, **failed_info;
 	bool expired = false;
 	int r;
 
@@ -224,12 +245,19 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	perm = xcalloc(m->job.n_rcpts + 1, sizeof(*perm));
 	done = xcalloc(m->job.n_rcpts + 1, sizeof(*done));
 	failed = xcalloc(m->job.n_rcpts + 1, sizeof(*failed));
+	info = xcalloc(m->job.n_rcpts + 1, sizeof(*info));
+	done_info = xcalloc(m->job.n_rcpts + 1, sizeof(*done_info));
+	failed_info = xcalloc(m->job.n_rcpts + 1, sizeof(*failed_info));
 	s.queue_id = m->job.id;
 	s.done = done;
 	s.failed = failed;
+	s.done_info = (const char *const *)done_info;
+	s.failed_info = (const char *const *)failed_info;
 	for (i = 0; i < m->job.n_rcpts; i++)
-		if (m->rcpts[i].status == RELAY_RCPT_OK)
+		if (m->rcpts[i].status == RELAY_RCPT_OK) {
+			done_info[s.n_done] = relay_settle_info(m, i, info);
 			done[s.n_done++] = m->job.rcpts[i].id;
+		}
 	if (m->settle_delivered_only) {
 		if (s.n_done > 0 && store_queue_settle(st, &s, &err) < 0 &&
 		    err.code != PR_ENOENT)
@@ -240,6 +268,12 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	}
 
 	n_temp = relay_settle_deferred(m, why, sizeof(why));
+	if (n_temp > 0)
+		relay_msg_trace(m, "deferred=\"%s\"", why);
+	if (buf_append(&m->trace, "", 1) == 0) {
+		m->trace.len--;
+		s.trace_info = (const char *)m->trace.p;
+	}
 	if (n_temp > 0 && relay_policy_defer(now, m->job.created,
 	    m->job.attempts + 1, cfg->relay.max_queue_time, &next) == 1) {
 		/* Given up after max_queue_time: the deferred recipients
@@ -276,9 +310,12 @@ relay_settle_run(struct relay_work *w, struct store *st)
 			    "reason=\"no bounce for a message from the null "
 			    "sender\"", m->job.msgid);
 		if (r == 0) {
-			for (i = 0; i < n_perm; i++)
+			for (i = 0; i < n_perm; i++) {
+				failed_info[s.n_failed] = relay_settle_info(m,
+				    perm[i], info);
 				failed[s.n_failed++] =
 				    m->job.rcpts[perm[i]].id;
+			}
 			s.bounce = b.msgs;
 			s.n_bounce = b.n_msgs;
 		} else {
@@ -313,6 +350,9 @@ out:
 	free(perm);
 	free(done);
 	free(failed);
+	free(info);
+	free(done_info);
+	free(failed_info);
 }
 
 static void
