@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "pop3_session.h"
+#include "store.h"
 
 struct pop3_main {
 	struct pop3_server *srv;
@@ -54,6 +55,7 @@ main(int argc, char **argv)
 	uv_loop_t *loop = uv_default_loop();
 
 	daemon_init(argc, argv, "postroom-pop3d", &cfg);
+	store_trace_set_days(cfg.server.trace_days);
 	pr_err_clear(&err);
 	/* RFC 1939 8: maildrop locks are released at start for this
 	 * process; one pop3d per data_dir keeps that safe. */

@@ -235,6 +235,8 @@ smtpd_reload_cb(void *data)
 	memcpy(d->cfg.server.default_domain, n->server.default_domain,
 	    sizeof(d->cfg.server.default_domain));
 	d->cfg.server.log_level = n->server.log_level;
+	d->cfg.server.trace_days = n->server.trace_days;
+	store_trace_set_days(n->server.trace_days);
 	log_set_level((enum log_level)n->server.log_level);
 	smtpd_limits(d);
 	free(n);
@@ -324,6 +326,7 @@ main(int argc, char **argv)
 	static struct smtpd d;
 
 	daemon_init(argc, argv, "postroom-smtpd", &d.cfg);
+	store_trace_set_days(d.cfg.server.trace_days);
 	d.loop = uv_default_loop();
 	d.srv.loop = d.loop;
 	d.srv.cfg = &d.cfg;

@@ -45,5 +45,6 @@ int cmd_dkim(struct cli *cli, int argc, char **argv);
 int cmd_dns(struct cli *cli, int argc, char **argv);
 int cmd_spf(struct cli *cli, int argc, char **argv);
 int cmd_check_message(struct cli *cli, int argc, char **argv);
+int cmd_trace(struct cli *cli, int argc, char **argv);
 
 #endif
