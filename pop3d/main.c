@@ -14,12 +14,15 @@
 #include "cfg.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "pop3_session.h"
 #include "store.h"
 
 struct pop3_main {
 	struct pop3_server *srv;
 	struct daemon_signals sig;
+	struct metrics_http *metrics;  /* [metrics] listen, or NULL */
 };
 
 static void
@@ -70,6 +73,11 @@ main(int argc, char **argv)
 		log_err(NULL, "%s", err.msg);
 		return 1;
 	}
+	metrics_init(METRICS_POP3D);
+	if (metrics_http_start(&cfg, &m.metrics, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return 1;
+	}
 	if (daemon_drop_privileges(&cfg, &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return 1;
@@ -85,6 +93,7 @@ main(int argc, char **argv)
 	log_info(NULL, "postroom-pop3d %s ready", POSTROOM_VERSION);
 	uv_run(loop, UV_RUN_DEFAULT);
 	pop3_server_free(&m.srv);
+	metrics_http_stop(&m.metrics);
 	uv_run(loop, UV_RUN_NOWAIT);
 	uv_loop_close(loop);
 	log_info(NULL, "stopped");

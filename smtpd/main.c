@@ -24,6 +24,8 @@
 #include "daemon.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "pwpool.h"
 #include "relay.h"
@@ -47,6 +49,7 @@ struct smtpd {
 	struct daemon_signals sig;
 	uv_timer_t drain_timer;
 	struct smtp_pickup *pickup;
+	struct metrics_http *metrics;  /* [metrics] listen, or NULL */
 	bool stopping;
 	int exit_code;
 };
@@ -271,6 +274,11 @@ smtpd_start(struct smtpd *d)
 	    smtpd_listen_list(d, &d->cfg.smtp.submissions,
 	    SMTP_LISTEN_SUBMISSIONS, "submissions") < 0)
 		return -1;
+	metrics_init(METRICS_SMTPD);
+	if (metrics_http_start(&d->cfg, &d->metrics, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return -1;
+	}
 	if (daemon_drop_privileges(&d->cfg, &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return -1;
@@ -350,6 +358,7 @@ main(int argc, char **argv)
 	}
 	uv_run(d.loop, UV_RUN_DEFAULT);
 
+	metrics_http_stop(&d.metrics);
 	relay_free(&d.srv.relay);
 	store_close(&d.srv.st);
 	net_tls_free(&d.tls);
