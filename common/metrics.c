@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 
@@ -90,8 +91,14 @@ static const uint64_t metrics_bounds_us[] = { 1000, 2500, 5000, 10000,
 #define METRICS_BUCKETS \
 	(sizeof(metrics_bounds_us) / sizeof(metrics_bounds_us[0]))
 
+/* A slot's state: empty, being claimed (its label is being written), or
+ * ready (label fixed for the life of the process). */
+enum { METRICS_SLOT_EMPTY, METRICS_SLOT_CLAIMED, METRICS_SLOT_READY };
+#define METRICS_LABEL_MAX 32
+
 struct metrics_slot {
-	_Atomic(const char *) label;
+	atomic_int state;
+	char label[METRICS_LABEL_MAX];
 	atomic_uint_fast64_t n;
 };
 
@@ -117,28 +124,53 @@ metrics_init(unsigned daemon)
 	}
 }
 
+/* label as a label value: letters, digits, '.', '_', '-' (others as
+ * '_'), cut to fit, so that it needs no escaping. */
+static void
+metrics_label_copy(char out[METRICS_LABEL_MAX], const char *label)
+{
+	size_t i;
+
+	for (i = 0; label[i] != '\0' && i + 1 < METRICS_LABEL_MAX; i++) {
+		char c = label[i];
+
+		out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '-' ? c : '_';
+	}
+	out[i] = '\0';
+}
+
 /* The slot of label in family id: found, or claimed (compare and swap,
  * so that two threads never take one slot for two values). */
 static struct metrics_slot *
 metrics_slot(enum metrics_id id, const char *label)
 {
 	struct metrics_value *v = &metrics_values[id];
+	char want[METRICS_LABEL_MAX];
 
 	if (metrics_families[id].label == NULL || label == NULL)
 		return &v->slot[0];
+	metrics_label_copy(want, label);
 	for (size_t i = 0; i < METRICS_LABELS_MAX; i++) {
-		const char *cur = atomic_load(&v->slot[i].label);
+		struct metrics_slot *sl = &v->slot[i];
+		int st = atomic_load(&sl->state);
 
-		if (cur == NULL) {
-			const char *want = NULL;
+		if (st == METRICS_SLOT_EMPTY) {
+			int empty = METRICS_SLOT_EMPTY;
 
-			if (atomic_compare_exchange_strong(&v->slot[i].label,
-			    &want, label))
-				return &v->slot[i];
-			cur = want;
+			if (atomic_compare_exchange_strong(&sl->state, &empty,
+			    METRICS_SLOT_CLAIMED)) {
+				memcpy(sl->label, want, sizeof(want));
+				atomic_store(&sl->state, METRICS_SLOT_READY);
+				return sl;
+			}
 		}
-		if (cur == label || strcmp(cur, label) == 0)
-			return &v->slot[i];
+		/* Another thread is writing this slot's label: a few
+		 * instructions away. */
+		while ((st = atomic_load(&sl->state)) == METRICS_SLOT_CLAIMED)
+			;
+		if (strcmp(sl->label, want) == 0)
+			return sl;
 	}
 	return &v->slot[METRICS_LABELS_MAX];
 }
@@ -182,6 +214,15 @@ metrics_observe_us(enum metrics_id id, uint64_t us)
 		atomic_fetch_add(&v->bucket[i], 1);
 	atomic_fetch_add(&v->sum_us, us);
 	atomic_fetch_add(&v->count, 1);
+}
+
+uint64_t
+metrics_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* The text format's escapes for a HELP line or a label value. */
@@ -247,11 +288,13 @@ metrics_render_one(struct buf *b, enum metrics_id id, int64_t now)
 		return buf_printf(b, "%s %llu\n", f->name,
 		    (unsigned long long)atomic_load(&v->slot[0].n));
 	for (size_t i = 0; i <= METRICS_LABELS_MAX; i++) {
-		const char *l = i < METRICS_LABELS_MAX ?
-		    atomic_load(&v->slot[i].label) : "other";
-		uint64_t n = atomic_load(&v->slot[i].n);
+		struct metrics_slot *sl = &v->slot[i];
+		const char *l = i < METRICS_LABELS_MAX ? sl->label : "other";
+		uint64_t n = atomic_load(&sl->n);
 
-		if (l == NULL || (i == METRICS_LABELS_MAX && n == 0))
+		if ((i < METRICS_LABELS_MAX &&
+		    atomic_load(&sl->state) != METRICS_SLOT_READY) ||
+		    (i == METRICS_LABELS_MAX && n == 0))
 			continue;
 		if ((r = buf_printf(b, "%s{%s=\"", f->name, f->label)) < 0 ||
 		    (r = metrics_escaped(b, l, true)) < 0 ||

@@ -6,10 +6,10 @@
  * Counters and gauges are process-wide atomics: the code increments them
  * on any thread (the loop, the store worker) and the HTTP thread of
  * metrics_http.c reads them while they move, never under a lock.  A
- * family either has no label or one label key; its values are static
- * strings (pointer-compared first, then by content) kept in a small
- * fixed table, the rest counted under "other", so that what peers send
- * can never grow it.
+ * family either has no label or one label key; its values (copied, cut
+ * to 31 characters of [A-Za-z0-9._-]) are kept in a small fixed table,
+ * the rest counted under "other", so that what peers send can never
+ * grow it.
  */
 #ifndef POSTROOM_METRICS_H
 #define POSTROOM_METRICS_H
@@ -46,8 +46,8 @@ enum metrics_id {
  * metrics_render.  Counting works without it. */
 void metrics_init(unsigned daemon);
 
-/* Adds n to counter id; label is its value for a family with a label
- * (a static string), NULL otherwise. */
+/* Adds n to counter id; label is its value for a family with a label,
+ * NULL otherwise. */
 void metrics_add(enum metrics_id id, const char *label, uint64_t n);
 
 static inline void
@@ -62,6 +62,10 @@ void metrics_gauge_add(enum metrics_id id, int64_t delta);
 
 /* One observation of a histogram, in microseconds. */
 void metrics_observe_us(enum metrics_id id, uint64_t us);
+
+/* A monotonic clock in microseconds, for what metrics_observe_us
+ * takes: metrics_observe_us(id, metrics_now_us() - start). */
+uint64_t metrics_now_us(void);
 
 /*
  * Appends the families of this daemon in the Prometheus text format

@@ -42,6 +42,7 @@
 #include "authlimit.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "pop3_proto.h"
 #include "pop3_store.h"
@@ -283,6 +284,7 @@ pop3_session_open_done(struct pop3_job *job)
 			    job->entries[i].uidl);
 		}
 		free(job->entries);
+		metrics_inc(METRICS_POP3_LOGINS, "ok");
 		log_info(s->sid, "auth client=%s status=ok user=%s%s%s method=%s "
 		    "messages=%zu octets=%" PRId64,
 		    s->peer, log_value(s->user, uq, sizeof(uq)),
@@ -292,6 +294,7 @@ pop3_session_open_done(struct pop3_job *job)
 		pop3_session_auth_complete(s, 0, msgs, n);
 		return;
 	case PR_EBUSY:
+		metrics_inc(METRICS_POP3_LOGINS, "in-use");
 		log_info(s->sid, "auth client=%s status=in-use user=%s "
 		    "reason=\"maildrop in use\"",
 		    s->peer, log_value(s->user, uq, sizeof(uq)));
@@ -380,6 +383,8 @@ pop3_session_counted_cb(struct store_throttle_job *j)
 	/* Never the password; the user name as given (log.c escapes it). */
 	fails = pop3_proto_auth_failures(s->proto) + 1;
 	/* client= before anything the peer chose (docs/LOGGING.md). */
+	metrics_inc(METRICS_AUTH_FAILURES, "pop3");
+	metrics_inc(METRICS_POP3_LOGINS, "failed");
 	log_warn(s->sid, "auth client=%s status=failed user=%s failures=%u "
 	    "client_failures=%u account_failures=%u window=%um", s->peer,
 	    log_value(s->user, uq, sizeof(uq)), fails, j->counts.ip_failures,
@@ -739,6 +744,7 @@ pop3_session_start_body(struct pop3_session *s, const struct pop3_event *ev)
 		s->retr_at[ev->msgno - 1] = (int64_t)time(NULL);
 	s->body_id = ev->msg_id;
 	s->body_size = ev->size;
+	metrics_add(METRICS_POP3_OCTETS, NULL, (uint64_t)ev->size);
 	s->body_off = 0;
 	s->body_inline = ev->size <= POP3_INLINE_MAX;
 	if (s->body_inline) {
@@ -1088,6 +1094,7 @@ pop3_session_maybe_free(struct pop3_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	free(s);
+	metrics_gauge_add(METRICS_POP3_SESSIONS_ACTIVE, -1);
 	if (--srv->n_sessions == 0 && srv->stopping) {
 		pwpool_stop(&srv->pw);
 		store_worker_stop(&srv->q, NULL, NULL);
@@ -1165,6 +1172,8 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 		s->next->prev = s;
 	srv->sessions = s;
 	srv->n_sessions++;
+	metrics_inc(METRICS_POP3_SESSIONS, NULL);
+	metrics_gauge_add(METRICS_POP3_SESSIONS_ACTIVE, 1);
 	net_conn_set_ops(c, &pop3_session_ops);
 	net_conn_set_data(c, s);
 	net_conn_set_timeout(c, pop3_session_timeout_ms(s));

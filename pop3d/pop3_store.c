@@ -5,6 +5,7 @@
 #include "pop3_store.h"
 
 #include "log.h"
+#include "metrics.h"
 
 /* Worker thread: the job's store calls, on the worker's connection. */
 /*
@@ -98,7 +99,11 @@ pop3_store_run_once(struct pop3_job *j, struct store *st)
 		    .retr_at = j->retr_at, .n_retr = j->n_retr,
 		    .dele = j->ids, .n_dele = j->n_ids, .info = j->trace };
 
+		uint64_t start = metrics_now_us();
+
 		j->status = store_maildrop_end(st, j->user_id, &e, &j->err);
+		metrics_observe_us(METRICS_STORE_COMMIT,
+		    metrics_now_us() - start);
 		if (store_maildrop_unlock(st, j->user_id, &uerr) < 0)
 			log_warn(NULL, "unlock maildrop %lld: %s",
 			    (long long)j->user_id, uerr.msg);

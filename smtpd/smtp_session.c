@@ -20,6 +20,7 @@
 #include "iprev.h"
 #include "log.h"
 #include "maildate.h"
+#include "metrics.h"
 #include "pwpool.h"
 #include "relay.h"
 #include "smtp_deliver.h"
@@ -204,8 +205,14 @@ smtp_session_log_cb(void *data, int level, const char *text)
 
 	/* The core's refusals: the client's address first, as on every
 	 * other per-session line (docs/LOGGING.md 3). */
-	if (strncmp(text, "reject ", 7) == 0)
+	if (strncmp(text, "reject ", 7) == 0) {
+		char check[32];
+
+		/* "reject check=NAME ...": counted by check. */
+		if (sscanf(text, "reject check=%31[^ ]", check) == 1)
+			metrics_inc(METRICS_SMTP_REFUSED, check);
 		log_msg(lvl, s->sid, "reject client=%s %s", s->peer, text + 7);
+	}
 	else if (strncmp(text, "marked ", 7) == 0)
 		log_msg(lvl, s->sid, "marked client=%s %s", s->peer, text + 7);
 	else
@@ -250,6 +257,7 @@ smtp_session_release(struct smtp_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->n_sessions--;
+	metrics_gauge_add(METRICS_SMTP_SESSIONS_ACTIVE, -1);
 	smtp_proto_free(&s->p);
 	smtp_session_spool_close(s);
 	smtp_session_chk_free(s);
@@ -392,6 +400,7 @@ smtp_session_auth_counted_cb(struct store_throttle_job *j)
 	/* client= comes before anything the peer chose, so that a filter
 	 * matching the line's start (fail2ban) cannot be fed an address
 	 * through the user name (docs/LOGGING.md). */
+	metrics_inc(METRICS_AUTH_FAILURES, "smtp");
 	log_warn(s->sid, "auth client=%s status=failed user=%s%s%s "
 	    "failures=%u client_failures=%u account_failures=%u window=%um",
 	    s->peer, log_value(l->name, uq, sizeof(uq)),
@@ -1039,6 +1048,11 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	/* One id end to end: the Received field, the "queued as" reply,
 	 * this line and `postroom queue list`. */
 	if (m->status == 0)
+		metrics_inc(METRICS_SMTP_ACCEPTED, NULL);
+	else
+		metrics_inc(METRICS_SMTP_REFUSED, m->status == PR_EQUOTA ||
+		    m->status == PR_ETOOBIG ? "quota" : "store");
+	if (m->status == 0)
 		log_info(s->sid, "accepted msgid=%s client=%s from=<%s> "
 		    "to=<%s> nrcpt=%u local=%zu remote=%zu size=%llu tls=%.*s"
 		    "%s%s", m->id, s->peer, tx->sender, tx->first_rcpt,
@@ -1361,6 +1375,7 @@ smtp_session_dnsbl_done(struct smtp_session *s)
 	s->busy = false;
 	s->greeted = true;
 	if (v.code != 0) {
+		metrics_inc(METRICS_SMTP_REFUSED, v.check ? v.check : "connect");
 		log_warn(s->sid, "reject client=%s check=%s code=%d dsn=%s "
 		    "reason=\"%s\"", s->peer, v.check ? v.check : "-", v.code,
 		    v.enh ? v.enh : "-", v.text);
@@ -2094,6 +2109,8 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->n_sessions++;
+	metrics_inc(METRICS_SMTP_SESSIONS, smtp_session_kind_name(s->kind));
+	metrics_gauge_add(METRICS_SMTP_SESSIONS_ACTIVE, 1);
 	net_conn_set_data(c, s);
 	net_conn_set_ops(c, &smtp_session_ops);
 

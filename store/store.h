@@ -607,6 +607,10 @@ int store_queue_unclaim(struct store *st, int64_t id, struct pr_err *err);
  * its start: claims left then are a crashed predecessor's. */
 int store_queue_unclaim_all(struct store *st, struct pr_err *err);
 void store_queue_jobs_free(struct store_queue_job *jobs, size_t n);
+/* Entries in the queue and the creation time of the oldest (0: empty),
+ * for the metrics. */
+int store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r,
+    struct pr_err *err);
 /* Earliest next_attempt of any entry, or 0 if the queue is empty. */
 int store_queue_next_due(struct store *st, int64_t *when_r,
     struct pr_err *err);

@@ -192,6 +192,12 @@ int relay_tls_client_new(const struct cfg *cfg, struct net_tls **tls_r,
 int relay_tls_smarthost_new(const struct cfg *cfg, struct net_tls **tls_r,
     struct pr_err *err);
 
+/* --- relay_settle.c ---------------------------------------------------- */
+
+/* On the store thread: the queue's length and oldest entry into the
+ * metrics (docs/LOGGING.md 5), after each scan and settled attempt. */
+void relay_queue_gauges(struct store *st);
+
 /* --- relay_sched.c ----------------------------------------------------- */
 
 /* The first scan, right away: entries left by the last run. */

@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "metrics.h"
 #include "relay_dsn.h"
 #include "relay_policy.h"
 #include "xmalloc.h"
@@ -210,6 +211,36 @@ relay_settle_deferred(const struct relay_msg *m, char *why, size_t len)
 	return n;
 }
 
+void
+relay_queue_gauges(struct store *st)
+{
+	int64_t n, oldest;
+	struct pr_err err;
+
+	if (store_queue_stats(st, &n, &oldest, &err) == 0) {
+		metrics_set(METRICS_QUEUE_LENGTH, n);
+		metrics_set(METRICS_QUEUE_OLDEST, oldest);
+	}
+}
+
+/* Each recipient's outcome of a settled attempt, counted. */
+static void
+relay_settle_count(const struct relay_msg *m)
+{
+	static const char *const words[] = {
+		[RELAY_RCPT_OK] = "sent", [RELAY_RCPT_TEMP] = "deferred",
+		[RELAY_RCPT_PERM] = "bounced",
+	};
+
+	for (size_t i = 0; i < m->job.n_rcpts; i++) {
+		int st = m->rcpts[i].status;
+
+		if (st >= 0 && (size_t)st < sizeof(words) / sizeof(words[0]) &&
+		    words[st] != NULL)
+			metrics_inc(METRICS_RELAY_RCPTS, words[st]);
+	}
+}
+
 /* Recipient i's outcome for the trace, in info[i]. */
 static char *
 relay_settle_info(struct relay_msg *m, size_t i,
@@ -236,6 +267,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	int64_t *done, *failed, now = relay_now(), next = 0;
 	char (*info)[RELAY_REPLY_MAX + RELAY_HOST_MAX + 32];
 	char **done_info, **failed_info;
+	uint64_t start;
 	bool expired = false;
 	int r;
 
@@ -327,7 +359,10 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	}
 
 	pr_err_clear(&err);
-	if ((r = store_queue_settle(st, &s, &err)) < 0) {
+	start = metrics_now_us();
+	r = store_queue_settle(st, &s, &err);
+	metrics_observe_us(METRICS_STORE_COMMIT, metrics_now_us() - start);
+	if (r < 0) {
 		/* PR_ENOENT: deleted with `postroom queue del` meanwhile. */
 		if (err.code != PR_ENOENT)
 			log_err(m->sid, "relay msgid=%s cannot settle the "
@@ -336,6 +371,8 @@ relay_settle_run(struct relay_work *w, struct store *st)
 		goto out;
 	}
 	relay_settle_bounce_log(m, &b);
+	relay_settle_count(m);
+	relay_queue_gauges(st);
 	if (s.failed_kept)
 		n_temp++;
 	if (n_temp > 0) {
