@@ -275,7 +275,8 @@ smtpd_start(struct smtpd *d)
 	    SMTP_LISTEN_SUBMISSIONS, "submissions") < 0)
 		return -1;
 	metrics_init(METRICS_SMTPD);
-	if (metrics_http_start(&d->cfg, &d->metrics, &err) < 0) {
+	if (metrics_http_start(&d->cfg, METRICS_HTTP_SMTPD,
+	    &d->metrics, &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return -1;
 	}

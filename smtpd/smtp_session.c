@@ -212,6 +212,9 @@ smtp_session_log_cb(void *data, int level, const char *text)
 		if (sscanf(text, "reject check=%31[^ ]", check) == 1)
 			metrics_inc(METRICS_SMTP_REFUSED, check);
 		log_msg(lvl, s->sid, "reject client=%s %s", s->peer, text + 7);
+	} else if (strncmp(text, "refused dsn=", 12) == 0) {
+		metrics_inc(METRICS_SMTP_REFUSED, text + 12);
+		log_msg(lvl, s->sid, "%s", text);
 	}
 	else if (strncmp(text, "marked ", 7) == 0)
 		log_msg(lvl, s->sid, "marked client=%s %s", s->peer, text + 7);
