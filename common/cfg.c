@@ -556,8 +556,11 @@ cfg_set_metrics(struct cfg *c, const char *name, const char *value)
 	int r;
 
 	if (strcmp(name, "listen") == 0) {
+		/* One HOST:PORT; postroom-pop3d takes the port after it. */
 		r = cfg_parse_listen(value, &c->metrics.listen);
-		if (r == 0 && c->metrics.listen.n > 1)
+		if (r == 0 && (c->metrics.listen.n > 1 ||
+		    (c->metrics.listen.n == 1 &&
+		    atoi(c->metrics.listen.a[0].port) >= 65535)))
 			r = PR_EINVAL;
 	} else if (strcmp(name, "metrics_public") == 0)
 		r = cfg_parse_bool(value, &c->metrics.metrics_public);

@@ -519,7 +519,7 @@ dns_unlink(struct dns_query *q)
 	q->prev = q->next = NULL;
 }
 
-/* The result of a lookup as the metrics name it (docs/LOGGING.md 5). */
+/* The result of a lookup as the metrics name it (docs/LOGGING.md 6). */
 static const char *
 dns_result_word(enum resolver_rcode rc)
 {

@@ -1,6 +1,6 @@
 /*
  * metrics.c - process-wide counters, gauges and one histogram, and their
- * Prometheus text (docs/LOGGING.md 5).
+ * Prometheus text (docs/LOGGING.md 6).
  */
 #include "metrics.h"
 
@@ -29,6 +29,10 @@ static const char *const metrics_results[] = { "ok", "failed", "in-use",
 	NULL };
 static const char *const metrics_relay_status[] = { "sent", "deferred",
 	"bounced", NULL };
+static const char *const metrics_listeners[] = { "smtp", "submission",
+	"submissions", NULL };
+static const char *const metrics_tls_versions[] = { "TLSv1.2", "TLSv1.3",
+	"failed", NULL };
 static const char *const metrics_dns_results[] = { "ok", "nxdomain",
 	"servfail", "timeout", NULL };
 
@@ -37,7 +41,7 @@ static const char *const metrics_dns_results[] = { "ok", "nxdomain",
 static const struct metrics_family metrics_families[METRICS__COUNT] = {
 	[METRICS_SMTP_SESSIONS] = { "postroom_smtp_sessions_total",
 	    "SMTP sessions accepted, by listener.", METRICS_COUNTER,
-	    "listener", S, NULL },
+	    "listener", S, metrics_listeners },
 	[METRICS_SMTP_SESSIONS_ACTIVE] = { "postroom_smtp_sessions",
 	    "SMTP sessions open now.", METRICS_GAUGE, NULL, S, NULL },
 	[METRICS_SMTP_ACCEPTED] = { "postroom_smtp_messages_accepted_total",
@@ -77,7 +81,7 @@ static const struct metrics_family metrics_families[METRICS__COUNT] = {
 	[METRICS_TLS_HANDSHAKES] = { "postroom_tls_handshakes_total",
 	    "TLS handshakes completed, by protocol version (\"failed\": "
 	    "handshakes that failed).", METRICS_COUNTER, "version", S | P,
-	    NULL },
+	    metrics_tls_versions },
 	[METRICS_DNS_LOOKUPS] = { "postroom_dns_lookups_total",
 	    "DNS lookups, by result.", METRICS_COUNTER, "result", S,
 	    metrics_dns_results },
@@ -122,6 +126,8 @@ metrics_init(unsigned daemon)
 		for (; p != NULL && *p != NULL; p++)
 			metrics_add((enum metrics_id)i, *p, 0);
 	}
+	metrics_add(METRICS_AUTH_FAILURES, daemon & METRICS_SMTPD ? "smtp" :
+	    "pop3", 0);
 }
 
 /* label as a label value: letters, digits, '.', '_', '-' (others as

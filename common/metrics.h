@@ -1,7 +1,7 @@
 /*
  * metrics.h - the counters of a daemon, for its Prometheus endpoint
  * ([metrics] listen in postroom.conf(5); the names and what they count:
- * docs/LOGGING.md 5).
+ * docs/LOGGING.md 6).
  *
  * Counters and gauges are process-wide atomics: the code increments them
  * on any thread (the loop, the store worker) and the HTTP thread of

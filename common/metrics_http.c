@@ -1,5 +1,5 @@
 /*
- * metrics_http.c - GET /metrics over libmicrohttpd (docs/LOGGING.md 5).
+ * metrics_http.c - GET /metrics over libmicrohttpd (docs/LOGGING.md 6).
  */
 #include "metrics_http.h"
 
@@ -95,8 +95,8 @@ metrics_http_handler(void *cls, struct MHD_Connection *conn, const char *url,
 }
 
 int
-metrics_http_start(const struct cfg *cfg, struct metrics_http **h_r,
-    struct pr_err *err)
+metrics_http_start(const struct cfg *cfg, unsigned port_offset,
+    struct metrics_http **h_r, struct pr_err *err)
 {
 	const struct cfg_listen *l = &cfg->metrics.listen.a[0];
 	struct sockaddr_storage ss;
@@ -112,7 +112,7 @@ metrics_http_start(const struct cfg *cfg, struct metrics_http **h_r,
 	*h_r = NULL;
 	if (cfg->metrics.listen.n == 0)
 		return 0;
-	port = strtol(l->port, &end, 10);
+	port = strtol(l->port, &end, 10) + (long)port_offset;
 	if (*end != '\0' || port <= 0 || port > 65535)
 		return pr_err_set(err, PR_EINVAL, "metrics: bad port %s",
 		    l->port);
@@ -140,12 +140,12 @@ metrics_http_start(const struct cfg *cfg, struct metrics_http **h_r,
 	if (h->d == NULL) {
 		free(h);
 		return pr_err_set(err, PR_EIO, "metrics: cannot listen on "
-		    "%s:%s (in use, or not an address of this host)",
-		    l->host, l->port);
+		    "%s port %ld (in use, or not an address of this host)",
+		    l->host, port);
 	}
 	*h_r = h;
-	log_info(NULL, "metrics listening on %s%s%s:%s", strchr(host, ':') ?
-	    "[" : "", host, strchr(host, ':') ? "]" : "", l->port);
+	log_info(NULL, "metrics listening on %s%s%s:%ld", strchr(host, ':') ?
+	    "[" : "", host, strchr(host, ':') ? "]" : "", port);
 	return 0;
 }
 

@@ -74,7 +74,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	metrics_init(METRICS_POP3D);
-	if (metrics_http_start(&cfg, &m.metrics, &err) < 0) {
+	if (metrics_http_start(&cfg, METRICS_HTTP_POP3D, &m.metrics,
+	    &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return 1;
 	}

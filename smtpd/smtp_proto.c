@@ -122,7 +122,7 @@ smtp_proto__verdict(struct smtp_proto *p, const struct smtp_verdict *v)
 	else if (v->code >= 400)
 		/* Refusals of the other rules (relaying, unknown users,
 		 * sender ownership): the glue counts them by their
-		 * enhanced status code (docs/LOGGING.md 5). */
+		 * enhanced status code (docs/LOGGING.md 6). */
 		smtp_proto__log(p, 0, "refused dsn=%s", v->enh ? v->enh :
 		    "-");
 	if (v->code == 0 && !v->error)

@@ -195,7 +195,7 @@ int relay_tls_smarthost_new(const struct cfg *cfg, struct net_tls **tls_r,
 /* --- relay_settle.c ---------------------------------------------------- */
 
 /* On the store thread: the queue's length and oldest entry into the
- * metrics (docs/LOGGING.md 5), after each scan and settled attempt. */
+ * metrics (docs/LOGGING.md 6), after each scan and settled attempt. */
 void relay_queue_gauges(struct store *st);
 
 /* --- relay_sched.c ----------------------------------------------------- */
