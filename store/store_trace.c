@@ -161,7 +161,7 @@ store__trace_rcpt(struct store *st, const char *msgid, int64_t now,
 		return 0;
 	return store__run(st, STORE_Q_TRACE_RCPT,
 	    "INSERT INTO trace (msgid, at, event, addr, info)"
-	    " SELECT ?1, ?2, ?3, address, 'rcpt=<' || address || '>'"
+	    " SELECT ?1, ?2, ?3, lower(address), 'rcpt=<' || address || '>'"
 	    " || CASE WHEN ?5 <> '' THEN ' ' || ?5 ELSE '' END"
 	    " FROM queue_rcpt WHERE id = ?4", "cannot write the trace", err,
 	    "titit", msgid, now, event, rcpt_id, info != NULL ? info : "");
