@@ -460,11 +460,7 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 	    err)) < 0)
 		return r;
 	for (size_t i = 0; i < m->n_users; i++) {
-		bool dup = false;
-
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = m->users[i] == m->users[j];
-		if (dup || (m->user_status != NULL && m->user_status[i] != 0))
+		if (!store__msg_user_takes(m, i))
 			continue;
 		if ((r = store_deliver_entry(st, m->users[i], body_id, size,
 		    now, err)) < 0)

@@ -318,6 +318,17 @@ int store__alias_drop_target(struct store *st, const char *address,
  * savepoint).  Returns 0 or the message's failure, with m->err set. */
 int store__deliver_one(struct store *st, struct store_msg *m, int64_t now);
 
+/* True when local recipient users[i] of m gets a mailbox entry: it is
+ * not a repeat of an earlier one, and not skipped for its quota. */
+static inline bool
+store__msg_user_takes(const struct store_msg *m, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (m->users[i] == m->users[j])
+			return false;
+	return m->user_status == NULL || m->user_status[i] == 0;
+}
+
 /* Counts one message sent by device id at now, inside the caller's
  * transaction, and forgets its sends older than an hour. */
 int store__device_count(struct store *st, int64_t id, int64_t now,

@@ -129,11 +129,7 @@ store__trace_msg(struct store *st, const struct store_msg *m, int64_t now,
 	    mid[0] != '\0' ? mid : NULL, info, err)) < 0)
 		return r;
 	for (size_t i = 0; i < m->n_users; i++) {
-		bool dup = false;
-
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = m->users[i] == m->users[j];
-		if (dup || (m->user_status != NULL && m->user_status[i] != 0))
+		if (!store__msg_user_takes(m, i))
 			continue;
 		/* The mailbox after alias expansion: the user's address. */
 		if ((r = store__run(st, STORE_Q_TRACE_DELIVERED,
