@@ -1,8 +1,10 @@
 /* cfg.c - postroom.conf: defaults, inih parsing, value checks. */
 #include "cfg.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@ cfg_defaults(struct cfg *c)
 	strcpy(c->server.data_dir, "/var/lib/postroom");
 	strcpy(c->server.user, "postroom");
 	c->server.log_level = LOG_LVL_INFO;
+	c->server.trace_days = 30;
 
 	cfg_parse_listen("0.0.0.0:25,[::]:25", &c->smtp.listen);
 	cfg_parse_listen("0.0.0.0:587,[::]:587", &c->smtp.submission);
@@ -350,7 +353,9 @@ cfg_set_server(struct cfg *c, const char *name, const char *value)
 		    true) ? PR_EINVAL : CFG_STR(c->server.default_domain);
 		if (r == 0)
 			addr_lower(c->server.default_domain);
-	} else if (strcmp(name, "log_level") == 0) {
+	} else if (strcmp(name, "trace_days") == 0)
+		r = cfg_parse_uint(value, 3650, &c->server.trace_days);
+	else if (strcmp(name, "log_level") == 0) {
 		enum log_level l;
 
 		r = log_level_parse(value, &l) < 0 ? PR_EINVAL : 0;
@@ -655,6 +660,40 @@ cfg_set_milter(struct cfg *c, const char *name, const char *value)
  * edits the first of two (an example block left in, a paste) sees no
  * change and no reason.  Valid keys only reach here, and they are short.
  */
+static enum cfg_result
+cfg_set_metrics(struct cfg *c, const char *name, const char *value)
+{
+	int r;
+
+	if (strcmp(name, "listen") == 0) {
+		/* One HOST:PORT; postroom-pop3d takes the port after it. */
+		r = cfg_parse_listen(value, &c->metrics.listen);
+		if (r == 0 && (c->metrics.listen.n > 1 ||
+		    (c->metrics.listen.n == 1 &&
+		    atoi(c->metrics.listen.a[0].port) >= 65535)))
+			r = PR_EINVAL;
+	} else if (strcmp(name, "metrics_public") == 0)
+		r = cfg_parse_bool(value, &c->metrics.metrics_public);
+	else
+		return CFG_UNKNOWN_KEY;
+	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
+}
+
+bool
+cfg_host_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
 static int
 cfg_once(struct cfg_ctx *x, const char *section, const char *name,
     int lineno)
@@ -714,6 +753,8 @@ cfg_handler(void *user, const char *section, const char *name,
 		res = cfg_set_inbound(x->c, name, value);
 	else if (strcmp(section, "milter") == 0)
 		res = cfg_set_milter(x->c, name, value);
+	else if (strcmp(section, "metrics") == 0)
+		res = cfg_set_metrics(x->c, name, value);
 	else {
 		if (x->err_line == 0) {
 			if (*section == '\0')
@@ -835,6 +876,14 @@ cfg_load_stream(struct cfg *c, const char *name, FILE *f,
 	if ((c->tls.cert[0] == '\0') != (c->tls.key[0] == '\0'))
 		return pr_err_set(err, PR_EINVAL,
 		    "%s: [tls] cert and key must be set together", name);
+	/* The metrics tell about traffic and users: not for the whole
+	 * network unless the admin says so. */
+	if (c->metrics.listen.n > 0 && !c->metrics.metrics_public &&
+	    !cfg_host_loopback(c->metrics.listen.a[0].host))
+		return pr_err_set(err, PR_EINVAL,
+		    "%s: [metrics] listen %s is not a loopback address"
+		    " (set metrics_public = true to allow it)", name,
+		    c->metrics.listen.a[0].host);
 	/* [relay] resolver is the older name of [dns] resolver. */
 	if (c->dns.resolver[0] == '\0')
 		snprintf(c->dns.resolver, sizeof(c->dns.resolver), "%s",

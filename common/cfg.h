@@ -90,6 +90,9 @@ struct cfg {
 		 * (docs/ARCHITECTURE.md 5.4); "" = <data_dir>/maildrop (the
 		 * default).  See maildrop_dir(). */
 		char maildrop[1024];
+		/* Days the trace of each message is kept (postroom trace);
+		 * default 30, 0 = no trace. */
+		unsigned trace_days;
 	} server;
 	struct {
 		struct cfg_listen_list listen;      /* default 0.0.0.0:25 */
@@ -174,6 +177,13 @@ struct cfg {
 		unsigned timeout;  /* seconds per step, default 30 */
 		int on_failure;    /* enum cfg_milter_failure */
 	} milter;
+	struct {
+		/* The Prometheus endpoint of each daemon: one HOST:PORT,
+		 * n = 0 (the default) = off.  A host that is not a loopback
+		 * address is refused unless metrics_public. */
+		struct cfg_listen_list listen;
+		bool metrics_public; /* default false */
+	} metrics;
 };
 
 /* Fills c with the defaults. */
@@ -201,6 +211,9 @@ const char *cfg_path(const char *explicit_path);
 
 /* Parses "host:port,[v6]:port,..." into l.  "" gives an empty list. */
 int cfg_parse_listen(const char *s, struct cfg_listen_list *l);
+
+/* True for a loopback host: 127.0.0.0/8, ::1, "localhost". */
+bool cfg_host_loopback(const char *host);
 
 /* Parses sizes "1048576", "512K", "25M", "1G" (binary units). */
 /* Parses "unix:PATH" and "inet:HOST:PORT" entries, comma-separated.

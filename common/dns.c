@@ -20,6 +20,7 @@
 #include <ares.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "xmalloc.h"
 
 #define DNS_TYPE_CNAME 5
@@ -518,6 +519,20 @@ dns_unlink(struct dns_query *q)
 	q->prev = q->next = NULL;
 }
 
+/* The result of a lookup as the metrics name it (docs/LOGGING.md 6). */
+static const char *
+dns_result_word(enum resolver_rcode rc)
+{
+	switch (rc) {
+	case RESOLVER_NOERROR: return "ok";
+	case RESOLVER_NXDOMAIN: return "nxdomain";
+	case RESOLVER_TIMEOUT: return "timeout";
+	case RESOLVER_REFUSED: return "refused";
+	case RESOLVER_FORMERR: return "formerr";
+	default: return "servfail";
+	}
+}
+
 static void
 dns_deliver(struct dns_query *q, enum resolver_rcode rc,
     const struct dns_parsed *p)
@@ -525,6 +540,7 @@ dns_deliver(struct dns_query *q, enum resolver_rcode rc,
 	struct resolver_answer ans;
 
 	dns_unlink(q);
+	metrics_inc(METRICS_DNS_LOOKUPS, dns_result_word(rc));
 	if (!q->cancelled) {
 		ans.rcode = rc;
 		ans.n = rc == RESOLVER_NOERROR && p != NULL ? p->n : 0;
@@ -613,6 +629,8 @@ dns_later_cb(uv_timer_t *t)
 		struct resolver_answer ans;
 
 		d->deferred = q->next;
+		metrics_inc(METRICS_DNS_LOOKUPS, dns_result_word(
+		    (enum resolver_rcode)q->sync_rcode));
 		if (!q->cancelled) {
 			ans.rcode = (enum resolver_rcode)q->sync_rcode;
 			ans.n = 0;

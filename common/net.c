@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
 #include "xmalloc.h"
 
 struct net_listener {
@@ -367,6 +368,7 @@ net_conn_tls_done(struct net_conn *c)
 {
 	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s %s",
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+	metrics_inc(METRICS_TLS_HANDSHAKES, SSL_get_version(c->ssl));
 	c->handshaking = 0;
 	if (c->refusal != NULL) {
 		net_conn_send_refusal(c);
@@ -423,6 +425,7 @@ net_conn_tls_pump(struct net_conn *c)
 				ERR_clear_error();
 				net_conn_flush_tls(c);
 				c->tls_failed = 1;
+				metrics_inc(METRICS_TLS_HANDSHAKES, "failed");
 				return UV_EPROTO;
 			}
 			return net_conn_flush_tls(c);

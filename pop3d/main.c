@@ -14,11 +14,15 @@
 #include "cfg.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "pop3_session.h"
+#include "store.h"
 
 struct pop3_main {
 	struct pop3_server *srv;
 	struct daemon_signals sig;
+	struct metrics_http *metrics;  /* [metrics] listen, or NULL */
 };
 
 static void
@@ -54,6 +58,7 @@ main(int argc, char **argv)
 	uv_loop_t *loop = uv_default_loop();
 
 	daemon_init(argc, argv, "postroom-pop3d", &cfg);
+	store_trace_set_days(cfg.server.trace_days);
 	pr_err_clear(&err);
 	/* RFC 1939 8: maildrop locks are released at start for this
 	 * process; one pop3d per data_dir keeps that safe. */
@@ -65,6 +70,12 @@ main(int argc, char **argv)
 	/* Bind first (ports below 1024 need root), then drop privileges,
 	 * then open the database as the unprivileged user. */
 	if (pop3_server_new(loop, &cfg, &m.srv, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return 1;
+	}
+	metrics_init(METRICS_POP3D);
+	if (metrics_http_start(&cfg, METRICS_HTTP_POP3D, &m.metrics,
+	    &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return 1;
 	}
@@ -83,6 +94,7 @@ main(int argc, char **argv)
 	log_info(NULL, "postroom-pop3d %s ready", POSTROOM_VERSION);
 	uv_run(loop, UV_RUN_DEFAULT);
 	pop3_server_free(&m.srv);
+	metrics_http_stop(&m.metrics);
 	uv_run(loop, UV_RUN_NOWAIT);
 	uv_loop_close(loop);
 	log_info(NULL, "stopped");

@@ -42,6 +42,7 @@
 #include "authlimit.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "pop3_proto.h"
 #include "pop3_store.h"
@@ -124,6 +125,11 @@ struct pop3_session {
 	/* The logged-in user's maildrop, locked while locked is true. */
 	int64_t user_id;
 	bool locked;
+	/* The listing's store ids and when each was retrieved (0: not),
+	 * by message number; for the trace, handed over at the end. */
+	int64_t *list_ids, *retr_at;
+	size_t n_list;
+	int64_t *t_ids, *t_at;     /* the retrieved ones, for the job */
 
 	/* AUTH */
 	char user[256];
@@ -263,9 +269,14 @@ pop3_session_open_done(struct pop3_job *job)
 	s->pending--;
 	switch (job->status) {
 	case 0:
-		if (n > 0)
+		if (n > 0) {
 			msgs = xcalloc(n, sizeof(*msgs));
+			s->list_ids = xcalloc(n, sizeof(*s->list_ids));
+			s->retr_at = xcalloc(n, sizeof(*s->retr_at));
+			s->n_list = n;
+		}
 		for (i = 0; i < n; i++) {
+			s->list_ids[i] = job->entries[i].id;
 			msgs[i].id = job->entries[i].id;
 			msgs[i].size = job->entries[i].size;
 			octets += job->entries[i].size;
@@ -273,6 +284,7 @@ pop3_session_open_done(struct pop3_job *job)
 			    job->entries[i].uidl);
 		}
 		free(job->entries);
+		metrics_inc(METRICS_POP3_LOGINS, "ok");
 		log_info(s->sid, "auth client=%s status=ok user=%s%s%s method=%s "
 		    "messages=%zu octets=%" PRId64,
 		    s->peer, log_value(s->user, uq, sizeof(uq)),
@@ -282,6 +294,7 @@ pop3_session_open_done(struct pop3_job *job)
 		pop3_session_auth_complete(s, 0, msgs, n);
 		return;
 	case PR_EBUSY:
+		metrics_inc(METRICS_POP3_LOGINS, "in-use");
 		log_info(s->sid, "auth client=%s status=in-use user=%s "
 		    "reason=\"maildrop in use\"",
 		    s->peer, log_value(s->user, uq, sizeof(uq)));
@@ -370,6 +383,8 @@ pop3_session_counted_cb(struct store_throttle_job *j)
 	/* Never the password; the user name as given (log.c escapes it). */
 	fails = pop3_proto_auth_failures(s->proto) + 1;
 	/* client= before anything the peer chose (docs/LOGGING.md). */
+	metrics_inc(METRICS_AUTH_FAILURES, "pop3");
+	metrics_inc(METRICS_POP3_LOGINS, "failed");
 	log_warn(s->sid, "auth client=%s status=failed user=%s failures=%u "
 	    "client_failures=%u account_failures=%u window=%um", s->peer,
 	    log_value(s->user, uq, sizeof(uq)), fails, j->counts.ip_failures,
@@ -724,8 +739,12 @@ static void
 pop3_session_start_body(struct pop3_session *s, const struct pop3_event *ev)
 {
 	s->inflight = POP3_IF_BODY;
+	/* RFC 1939 7: RETR hands the message over; TOP only looks. */
+	if (ev->top_lines < 0 && ev->msgno >= 1 && ev->msgno <= s->n_list)
+		s->retr_at[ev->msgno - 1] = (int64_t)time(NULL);
 	s->body_id = ev->msg_id;
 	s->body_size = ev->size;
+	metrics_add(METRICS_POP3_OCTETS, NULL, (uint64_t)ev->size);
 	s->body_off = 0;
 	s->body_inline = ev->size <= POP3_INLINE_MAX;
 	if (s->body_inline) {
@@ -763,6 +782,30 @@ pop3_session_commit_done(struct pop3_job *job)
 	pop3_session_pump(s);
 }
 
+/* Hands the session's retrievals to s->job for the trace (postroom
+ * trace): the job runs at the end of the session, with the QUIT commit
+ * or the unlock, so a retrieval costs no commit of its own. */
+static void
+pop3_session_trace_job(struct pop3_session *s)
+{
+	size_t i, n = 0;
+
+	free(s->t_ids);
+	free(s->t_at);
+	s->t_ids = xcalloc(s->n_list + 1, sizeof(*s->t_ids));
+	s->t_at = xcalloc(s->n_list + 1, sizeof(*s->t_at));
+	for (i = 0; i < s->n_list; i++)
+		if (s->retr_at[i] != 0) {
+			s->t_ids[n] = s->list_ids[i];
+			s->t_at[n++] = s->retr_at[i];
+		}
+	s->job.retr = s->t_ids;
+	s->job.retr_at = s->t_at;
+	s->job.n_retr = n;
+	snprintf(s->job.trace, sizeof(s->job.trace), "client=%s user=%s",
+	    s->peer, s->user);
+}
+
 static void
 pop3_session_start_commit(struct pop3_session *s, const struct pop3_event *ev)
 {
@@ -770,6 +813,7 @@ pop3_session_start_commit(struct pop3_session *s, const struct pop3_event *ev)
 	pop3_session_pause(s);
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.type = POP3_JOB_COMMIT;
+	pop3_session_trace_job(s);
 	s->job.user_id = s->user_id;
 	s->job.ids = ev->ids;
 	s->job.n_ids = ev->n_ids;
@@ -1023,6 +1067,7 @@ pop3_session_maybe_free(struct pop3_session *s)
 		/* RFC 1939 6: no UPDATE without QUIT, only the unlock. */
 		memset(&s->job, 0, sizeof(s->job));
 		s->job.type = POP3_JOB_UNLOCK;
+		pop3_session_trace_job(s);
 		s->job.user_id = s->user_id;
 		s->job.data = s;
 		s->job.done_cb = pop3_session_unlock_done;
@@ -1037,6 +1082,10 @@ pop3_session_maybe_free(struct pop3_session *s)
 		return;
 	}
 	free(s->chunk);
+	free(s->list_ids);
+	free(s->retr_at);
+	free(s->t_ids);
+	free(s->t_at);
 	pop3_proto_free(&s->proto);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -1045,6 +1094,7 @@ pop3_session_maybe_free(struct pop3_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	free(s);
+	metrics_gauge_add(METRICS_POP3_SESSIONS_ACTIVE, -1);
 	if (--srv->n_sessions == 0 && srv->stopping) {
 		pwpool_stop(&srv->pw);
 		store_worker_stop(&srv->q, NULL, NULL);
@@ -1122,6 +1172,8 @@ pop3_server_accept_cb(struct net_listener *l, struct net_conn *c)
 		s->next->prev = s;
 	srv->sessions = s;
 	srv->n_sessions++;
+	metrics_inc(METRICS_POP3_SESSIONS, NULL);
+	metrics_gauge_add(METRICS_POP3_SESSIONS_ACTIVE, 1);
 	net_conn_set_ops(c, &pop3_session_ops);
 	net_conn_set_data(c, s);
 	net_conn_set_timeout(c, pop3_session_timeout_ms(s));

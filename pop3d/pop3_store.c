@@ -5,6 +5,7 @@
 #include "pop3_store.h"
 
 #include "log.h"
+#include "metrics.h"
 
 /* Worker thread: the job's store calls, on the worker's connection. */
 /*
@@ -92,16 +93,36 @@ pop3_store_run_once(struct pop3_job *j, struct store *st)
 			    pr_strerror((int)j->nread));
 		break;
 	}
-	case POP3_JOB_COMMIT:
-		j->status = store_maildrop_delete(st, j->user_id, j->ids,
-		    j->n_ids, &j->err);
+	case POP3_JOB_COMMIT: {
+		/* RFC 1939 6: the deletions and their trace, one commit. */
+		struct store_maildrop_end e = { .retr = j->retr,
+		    .retr_at = j->retr_at, .n_retr = j->n_retr,
+		    .dele = j->ids, .n_dele = j->n_ids, .info = j->trace };
+
+		uint64_t start = metrics_now_us();
+
+		j->status = store_maildrop_end(st, j->user_id, &e, &j->err);
+		metrics_observe_us(METRICS_STORE_COMMIT,
+		    metrics_now_us() - start);
 		if (store_maildrop_unlock(st, j->user_id, &uerr) < 0)
 			log_warn(NULL, "unlock maildrop %lld: %s",
 			    (long long)j->user_id, uerr.msg);
 		break;
-	case POP3_JOB_UNLOCK:
-		j->status = store_maildrop_unlock(st, j->user_id, &j->err);
+	}
+	case POP3_JOB_UNLOCK: {
+		/* A dropped session deletes nothing; what it retrieved is
+		 * traced with the unlock. */
+		struct store_maildrop_end e = { .retr = j->retr,
+		    .retr_at = j->retr_at, .n_retr = j->n_retr,
+		    .info = j->trace, .unlock = true };
+
+		if (store_maildrop_end(st, j->user_id, &e, &j->err) < 0)
+			j->status = store_maildrop_unlock(st, j->user_id,
+			    &j->err);
+		else
+			j->status = 0;
 		break;
+	}
 	}
 }
 

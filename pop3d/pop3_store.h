@@ -70,6 +70,11 @@ struct pop3_job {
 	char tag[STORE_LOGIN_TAG_LEN + 1];
 	char default_domain[256];   /* [server] default_domain */
 	int64_t now, window;
+	/* COMMIT, UNLOCK: the session's retrievals for the trace, valid
+	 * until done_cb, and "client=IP user=LOGIN". */
+	const int64_t *retr, *retr_at;
+	size_t n_retr;
+	char trace[384];
 	/* out */
 	int status;
 	struct pr_err err;

@@ -24,6 +24,8 @@
 #include "daemon.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "pwpool.h"
 #include "relay.h"
@@ -47,6 +49,7 @@ struct smtpd {
 	struct daemon_signals sig;
 	uv_timer_t drain_timer;
 	struct smtp_pickup *pickup;
+	struct metrics_http *metrics;  /* [metrics] listen, or NULL */
 	bool stopping;
 	int exit_code;
 };
@@ -238,6 +241,8 @@ smtpd_reload_cb(void *data)
 	/* A message being filtered keeps the list it started with
 	 * (smtp_milter.c copies it). */
 	d->cfg.milter = n->milter;
+	d->cfg.server.trace_days = n->server.trace_days;
+	store_trace_set_days(n->server.trace_days);
 	log_set_level((enum log_level)n->server.log_level);
 	smtpd_limits(d);
 	free(n);
@@ -272,6 +277,12 @@ smtpd_start(struct smtpd *d)
 	    smtpd_listen_list(d, &d->cfg.smtp.submissions,
 	    SMTP_LISTEN_SUBMISSIONS, "submissions") < 0)
 		return -1;
+	metrics_init(METRICS_SMTPD);
+	if (metrics_http_start(&d->cfg, METRICS_HTTP_SMTPD,
+	    &d->metrics, &err) < 0) {
+		log_err(NULL, "%s", err.msg);
+		return -1;
+	}
 	if (daemon_drop_privileges(&d->cfg, &err) < 0) {
 		log_err(NULL, "%s", err.msg);
 		return -1;
@@ -327,6 +338,7 @@ main(int argc, char **argv)
 	static struct smtpd d;
 
 	daemon_init(argc, argv, "postroom-smtpd", &d.cfg);
+	store_trace_set_days(d.cfg.server.trace_days);
 	d.loop = uv_default_loop();
 	d.srv.loop = d.loop;
 	d.srv.cfg = &d.cfg;
@@ -350,6 +362,7 @@ main(int argc, char **argv)
 	}
 	uv_run(d.loop, UV_RUN_DEFAULT);
 
+	metrics_http_stop(&d.metrics);
 	relay_free(&d.srv.relay);
 	store_close(&d.srv.st);
 	net_tls_free(&d.tls);

@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay_dsn.h"
 #include "xmalloc.h"
 
@@ -254,13 +255,16 @@ smtp_deliver_batch(struct store_job *const *jobs, size_t n,
     struct store *st)
 {
 	struct store_msg *msgs[STORE_WORKER_BATCH_MAX] = { 0 };
+	uint64_t start;
 	size_t i;
 	int r;
 
 	for (i = 0; i < n; i++)
 		msgs[i] = &STORE_CONTAINER(jobs[i], struct smtp_deliver_job,
 		    job)->msg;
+	start = metrics_now_us();
 	r = store_deliver(st, msgs, n);
+	metrics_observe_us(METRICS_STORE_COMMIT, metrics_now_us() - start);
 	if (r < 0) {
 		log_err(NULL, "delivery batch of %zu failed: %s", n,
 		    msgs[0]->err.msg[0] ? msgs[0]->err.msg : pr_strerror(r));
@@ -270,7 +274,13 @@ smtp_deliver_batch(struct store_job *const *jobs, size_t n,
 	for (i = 0; i < n; i++) {
 		struct smtp_deliver_job *dj = STORE_CONTAINER(jobs[i],
 		    struct smtp_deliver_job, job);
+		uint64_t local = 0;
 
+		for (size_t j = 0; msgs[i]->status == 0 &&
+		    j < msgs[i]->n_users; j++)
+			local += msgs[i]->user_status == NULL ||
+			    msgs[i]->user_status[j] == 0;
+		metrics_add(METRICS_LOCAL_DELIVERIES, NULL, local);
 		if (smtp_deliver_reports(dj))
 			smtp_deliver_bounce(st, dj);
 	}

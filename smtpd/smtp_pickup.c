@@ -22,6 +22,7 @@
 #include "log.h"
 #include "maildate.h"
 #include "maildrop.h"
+#include "metrics.h"
 #include "relay.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -395,6 +396,7 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 	struct stat sb;
 	struct buf head, notice;
 	char pwbuf[4096], login[64], sender[ADDR_MAX], date[64];
+	char info[256];
 	char self[ADDR_MAX];
 	unsigned char rnd[8];
 	uint8_t *data = NULL;
@@ -535,7 +537,15 @@ smtp_pickup_one(struct smtp_pickup_job *j, struct store *st, int dfd,
 		m.body_len = env.msg_len;
 	}
 	m.key = name;
+	/* The received event of the trace (postroom trace): who, by the
+	 * kernel's uid, as the Received field. */
+	snprintf(info, sizeof(info), "client=local listener=sendmail "
+	    "uid=%u login=%s spool=%s%s", (unsigned)sb.st_uid, login, name,
+	    refused ? " refused=sender" : "");
+	m.trace_info = info;
 	store_deliver(st, &mp, 1);
+	if (m.status == 0)
+		metrics_add(METRICS_LOCAL_DELIVERIES, NULL, m.n_users);
 	if (m.status == 0 || m.status == PR_EEXIST) {
 		if (m.status == 0)
 			log_info(NULL, "pickup: %s: id %s from <%s> uid %u, "

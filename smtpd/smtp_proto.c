@@ -119,6 +119,12 @@ smtp_proto__verdict(struct smtp_proto *p, const struct smtp_verdict *v)
 		smtp_proto__log(p, 2, "reject check=%s code=%d dsn=%s "
 		    "reason=\"%s\"", v->check, v->code, v->enh ? v->enh : "-",
 		    v->text);
+	else if (v->code >= 400)
+		/* Refusals of the other rules (relaying, unknown users,
+		 * sender ownership): the glue counts them by their
+		 * enhanced status code (docs/LOGGING.md 6). */
+		smtp_proto__log(p, 0, "refused dsn=%s", v->enh ? v->enh :
+		    "-");
 	if (v->code == 0 && !v->error)
 		return;
 	if (v->code != 0)

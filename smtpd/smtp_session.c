@@ -21,6 +21,7 @@
 #include "iprev.h"
 #include "log.h"
 #include "maildate.h"
+#include "metrics.h"
 #include "pwpool.h"
 #include "relay.h"
 #include "smtp_deliver.h"
@@ -63,8 +64,9 @@ struct smtp_session_op {
 	size_t fs_len;
 	void (*fs_then)(struct smtp_session *s, int status);
 
-	/* A delivery. */
+	/* A delivery, and the details of its trace event. */
 	struct smtp_deliver_job job;
+	char trace[STORE_TRACE_INFO_MAX];
 
 	/* Greylisting of a RCPT: the status of the lookup before it. */
 	struct store_greylist_job grey;
@@ -162,6 +164,7 @@ struct smtp_session {
 	 * while they run; iprev's result; the current message's checks. */
 	struct iprev *iprev;
 	const char *iprev_word;       /* RFC 8601 2.7.3, static */
+	char iprev_name[256];         /* the client's verified name, or "" */
 	struct smtp_session_dnsbl *dnsbl;
 	struct smtp_session_chk *chk;
 
@@ -224,8 +227,17 @@ smtp_session_log_cb(void *data, int level, const char *text)
 
 	/* The core's refusals: the client's address first, as on every
 	 * other per-session line (docs/LOGGING.md 3). */
-	if (strncmp(text, "reject ", 7) == 0)
+	if (strncmp(text, "reject ", 7) == 0) {
+		char check[32];
+
+		/* "reject check=NAME ...": counted by check. */
+		if (sscanf(text, "reject check=%31[^ ]", check) == 1)
+			metrics_inc(METRICS_SMTP_REFUSED, check);
 		log_msg(lvl, s->sid, "reject client=%s %s", s->peer, text + 7);
+	} else if (strncmp(text, "refused dsn=", 12) == 0) {
+		metrics_inc(METRICS_SMTP_REFUSED, text + 12);
+		log_msg(lvl, s->sid, "%s", text);
+	}
 	else if (strncmp(text, "marked ", 7) == 0)
 		log_msg(lvl, s->sid, "marked client=%s %s", s->peer, text + 7);
 	else
@@ -270,6 +282,7 @@ smtp_session_release(struct smtp_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->n_sessions--;
+	metrics_gauge_add(METRICS_SMTP_SESSIONS_ACTIVE, -1);
 	smtp_proto_free(&s->p);
 	smtp_session_spool_close(s);
 	smtp_session_chk_free(s);
@@ -413,6 +426,7 @@ smtp_session_auth_counted_cb(struct store_throttle_job *j)
 	/* client= comes before anything the peer chose, so that a filter
 	 * matching the line's start (fail2ban) cannot be fed an address
 	 * through the user name (docs/LOGGING.md). */
+	metrics_inc(METRICS_AUTH_FAILURES, "smtp");
 	log_warn(s->sid, "auth client=%s status=failed user=%s%s%s "
 	    "failures=%u client_failures=%u account_failures=%u window=%um",
 	    s->peer, log_value(l->name, uq, sizeof(uq)),
@@ -1348,6 +1362,11 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 	/* One id end to end: the Received field, the "queued as" reply,
 	 * this line and `postroom queue list`. */
 	if (m->status == 0)
+		metrics_inc(METRICS_SMTP_ACCEPTED, NULL);
+	else
+		metrics_inc(METRICS_SMTP_REFUSED, m->status == PR_EQUOTA ||
+		    m->status == PR_ETOOBIG ? "quota" : "store");
+	if (m->status == 0)
 		log_info(s->sid, "accepted msgid=%s client=%s from=<%s> "
 		    "to=<%s> nrcpt=%u local=%zu remote=%zu size=%llu tls=%.*s"
 		    "%s%s", m->id, s->peer, tx->sender, tx->first_rcpt,
@@ -1429,6 +1448,61 @@ smtp_session_deliver_dsn(const struct smtp_tx *tx, struct smtp_deliver_job *job)
 	m->remote_orcpt = orcpt;
 }
 
+/*
+ * The details of a message's received event (postroom trace): who sent
+ * it, over what, and the verdicts of the Authentication-Results field
+ * (RFC 8601 2.2) on one line, without its authserv-id.
+ */
+static void
+smtp_session_trace_info(struct smtp_session *s, char *out, size_t outsz)
+{
+	const char *tls = "", *ar = NULL, *semi, *user, *name;
+	struct buf b;
+	char c, prev = ' ';
+	int tls_len = 0;
+
+	buf_init(&b, outsz - 1);
+	if (s->c != NULL && net_conn_tls_active(s->c)) {
+		tls = net_conn_tls_desc(s->c);
+		tls_len = (int)strcspn(tls, " ");
+	}
+	user = smtp_proto_auth_user(s->p);
+	name = s->iprev_name[0] != '\0' ? s->iprev_name : "unknown";
+	buf_printf(&b, "client=%s name=%s helo=%s listener=%s", s->peer, name,
+	    smtp_proto_helo(s->p), smtp_session_kind_name(s->kind));
+	if (tls_len > 0)
+		buf_printf(&b, " tls=%.*s cipher=%s", tls_len, tls,
+		    tls + tls_len + (tls[tls_len] == ' '));
+	else
+		buf_printf(&b, " tls=no");
+	if (user[0] != '\0')
+		buf_printf(&b, " user=%s", user);
+	if (s->chk != NULL && s->chk->authres.len > 0 &&
+	    (semi = strchr((const char *)s->chk->authres.p, ';')) != NULL)
+		ar = semi + 1;
+	if (ar != NULL) {
+		buf_printf(&b, " auth=\"");
+		/* Unfolded (RFC 5322 2.2.3), white space runs as one. */
+		for (; (c = *ar) != '\0'; ar++) {
+			if (c == '\r' || c == '\n' || c == '\t')
+				c = ' ';
+			if (c == '"')
+				c = '\'';
+			if (c == ' ' && prev == ' ')
+				continue;
+			buf_append(&b, &c, 1);
+			prev = c;
+		}
+		while (b.len > 0 && b.p[b.len - 1] == ' ')
+			b.len--;
+		buf_printf(&b, "\"");
+	}
+	if (b.len > 0)
+		memcpy(out, b.p, b.len);
+	out[b.len] = '\0';
+	buf_fini(&b);
+}
+
 static void
 smtp_session_deliver_submit(struct smtp_session *s, int status)
 {
@@ -1480,6 +1554,9 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	m->head = s->head.p;
 	m->head_len = s->head.len;
 	m->device_id = s->device_id;
+	smtp_session_trace_info(s, smtp_session_op(s)->trace,
+	    sizeof(smtp_session_op(s)->trace));
+	m->trace_info = smtp_session_op(s)->trace;
 	memcpy(m->id, id, sizeof(m->id));
 	if (tx->spooled) {
 		m->body_fd = s->spool_fd;
@@ -1617,6 +1694,7 @@ smtp_session_iprev_cb(void *data, enum iprev_result r, const char *name)
 
 	s->pending--;
 	s->iprev_word = iprev_result_str(r);
+	snprintf(s->iprev_name, sizeof(s->iprev_name), "%s", name);
 	log_debug(s->sid, "iprev client=%s result=%s%s%s", s->peer, s->iprev_word,
 	    name[0] ? " name=" : "", name);
 	iprev_free(&s->iprev);
@@ -1669,6 +1747,7 @@ smtp_session_dnsbl_done(struct smtp_session *s)
 	s->busy = false;
 	s->greeted = true;
 	if (v.code != 0) {
+		metrics_inc(METRICS_SMTP_REFUSED, v.check ? v.check : "connect");
 		log_warn(s->sid, "reject client=%s check=%s code=%d dsn=%s "
 		    "reason=\"%s\"", s->peer, v.check ? v.check : "-", v.code,
 		    v.enh ? v.enh : "-", v.text);
@@ -2402,6 +2481,8 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->n_sessions++;
+	metrics_inc(METRICS_SMTP_SESSIONS, smtp_session_kind_name(s->kind));
+	metrics_gauge_add(METRICS_SMTP_SESSIONS_ACTIVE, 1);
 	net_conn_set_data(c, s);
 	net_conn_set_ops(c, &smtp_session_ops);
 

@@ -452,6 +452,13 @@ struct store_msg {
 	                                   before (kept a week) makes the
 	                                   message fail with PR_EEXIST and
 	                                   commit nothing */
+	const char *trace_event;        /* optional: the trace event of its
+	                                   arrival; NULL = "received", a
+	                                   bounce's is "dsn" */
+	const char *trace_info;         /* optional: key=value details of
+	                                   that event (client, HELO, TLS,
+	                                   login, verdicts), at most
+	                                   STORE_TRACE_INFO_MAX octets */
 	/* out */
 	int status;                     /* 0, PR_EQUOTA, PR_ETOOBIG, ... */
 	struct pr_err err;
@@ -511,6 +518,23 @@ int store_maildrop_list(struct store *st, int64_t user_id,
  * longer referenced are removed too. */
 int store_maildrop_delete(struct store *st, int64_t user_id,
     const int64_t *ids, size_t n, struct pr_err *err);
+
+/* A POP3 session's end, for the trace: the messages it retrieved (and
+ * when) and those it deletes. */
+struct store_maildrop_end {
+	const int64_t *retr;           /* entries retrieved (RETR, TOP) */
+	const int64_t *retr_at;        /* unix time of each retrieval */
+	size_t n_retr;
+	const int64_t *dele;           /* entries to delete (QUIT) */
+	size_t n_dele;
+	const char *info;              /* "client=IP user=LOGIN", or NULL */
+	bool unlock;                   /* release the maildrop lock too */
+};
+/* Records the retrievals, deletes, and (with e->unlock) releases the
+ * lock, all in one transaction (RFC 1939 6: the UPDATE state).  Returns
+ * 0 or an error (nothing changed). */
+int store_maildrop_end(struct store *st, int64_t user_id,
+    const struct store_maildrop_end *e, struct pr_err *err);
 
 /* Streaming body reads: a body is never loaded whole. */
 struct store_body;
@@ -628,6 +652,10 @@ int store_queue_unclaim(struct store *st, int64_t id, struct pr_err *err);
  * its start: claims left then are a crashed predecessor's. */
 int store_queue_unclaim_all(struct store *st, struct pr_err *err);
 void store_queue_jobs_free(struct store_queue_job *jobs, size_t n);
+/* Entries in the queue and the creation time of the oldest (0: empty),
+ * for the metrics. */
+int store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r,
+    struct pr_err *err);
 /* Earliest next_attempt of any entry, or 0 if the queue is empty. */
 int store_queue_next_due(struct store *st, int64_t *when_r,
     struct pr_err *err);
@@ -657,6 +685,12 @@ struct store_settle {
 	                                  (RFC 3464 "delayed"): marked
 	                                  sent with it, never again */
 	const char *last_error;        /* recorded with next_attempt */
+	const char *trace_info;        /* optional: the attempt for the
+	                                  trace (MX records, host and IP
+	                                  tried, TLS, the remote's reply) */
+	const char *const *done_info;  /* optional, n_done entries: each
+	                                  delivered recipient's reply */
+	const char *const *failed_info; /* optional, n_failed entries */
 	/* out */
 	bool failed_kept;              /* the bounce could not be stored:
 	                                  failed recipients stay queued */
@@ -689,6 +723,42 @@ struct store_settle {
  * bounce status is set to the error).
  */
 int store_queue_settle(struct store *st, struct store_settle *s,
+    struct pr_err *err);
+
+/* --- Trace (store_trace.c) -------------------------------------------- */
+
+/*
+ * The events of each message (postroom trace), written by the store in
+ * the transactions that commit them: received (or dsn), delivered
+ * (per mailbox), queued (per remote recipient), attempt (each relay
+ * attempt), relayed, failed and deferred (per remote recipient),
+ * bounced (a DSN sent for it), retrieved and deleted (POP3).
+ */
+#define STORE_TRACE_INFO_MAX 2048
+
+/* Days events are kept ([server] trace_days); 0 writes none.  For the
+ * whole process; set once at start-up and on reload. */
+void store_trace_set_days(unsigned days);
+
+struct store_trace_event {
+	int64_t at;                    /* unix time */
+	const char *msgid;             /* the "queued as" id */
+	const char *event;
+	const char *addr;              /* "" if none */
+	const char *info;              /* key=value details */
+};
+
+/*
+ * Finds the messages named by what: a "queued as" id (STORE_ID_LEN hex
+ * digits), a "<message-id>" or an address (the newest max_msgs messages
+ * from or to it), and calls cb for each of their events, one message
+ * after the other (oldest first), each in time order; pointers are
+ * valid during the call.  A non-zero return of cb stops and is
+ * returned.  Returns the number of messages (0: none), or PR_EINVAL for
+ * a what that is none of the three, or a store error.
+ */
+int store_trace_find(struct store *st, const char *what, size_t max_msgs,
+    int (*cb)(void *ctx, const struct store_trace_event *ev), void *ctx,
     struct pr_err *err);
 
 #endif

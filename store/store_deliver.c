@@ -465,11 +465,7 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 	if (m->held != NULL)
 		return store__held_add(st, m, body_id, now, err);
 	for (size_t i = 0; i < m->n_users; i++) {
-		bool dup = false;
-
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = m->users[i] == m->users[j];
-		if (dup || (m->user_status != NULL && m->user_status[i] != 0))
+		if (!store__msg_user_takes(m, i))
 			continue;
 		if ((r = store_deliver_entry(st, m->users[i], body_id, size,
 		    now, err)) < 0)
@@ -484,7 +480,8 @@ store__deliver_one(struct store *st, struct store_msg *m, int64_t now)
 	if (m->device_id > 0 &&
 	    (r = store__device_count(st, m->device_id, now, err)) < 0)
 		return r;
-	return 0;
+	/* The trace commits with what it tells (store_trace.c). */
+	return store__trace_msg(st, m, now, size);
 }
 
 struct store_deliver_batch {
@@ -498,6 +495,10 @@ store_deliver_item(struct store *st, void *ctx, size_t i, struct pr_err *err)
 	const struct store_deliver_batch *b = ctx;
 	struct store_msg *m = b->msgs[i];
 
+	/* Old trace rows go with the first message of a group, a bounded
+	 * batch on a commit that is made anyway. */
+	if (i == 0 && store__trace_expire(st, b->now, err) < 0)
+		return m->status = store__errcode(err);
 	if ((m->status = store__deliver_one(st, m, b->now)) < 0) {
 		m->id[0] = '\0';
 		*err = m->err;
@@ -686,18 +687,44 @@ int
 store_maildrop_delete(struct store *st, int64_t user_id,
     const int64_t *ids, size_t n, struct pr_err *err)
 {
+	struct store_maildrop_end e = { .dele = ids, .n_dele = n };
+
+	return store_maildrop_end(st, user_id, &e, err);
+}
+
+int
+store_maildrop_end(struct store *st, int64_t user_id,
+    const struct store_maildrop_end *e, struct pr_err *err)
+{
+	int64_t now = (int64_t)time(NULL);
 	int r;
 
-	if (n == 0)
+	if (e->n_dele == 0 && !e->unlock &&
+	    (e->n_retr == 0 || !store__trace_on()))
 		return 0;
 	if ((r = store__begin(st, err)) < 0)
 		return r;
+	for (size_t i = 0; i < e->n_retr && r == 0; i++)
+		r = store__trace_pop3(st, user_id, e->retr[i],
+		    e->retr_at != NULL ? e->retr_at[i] : now, "retrieved",
+		    e->info, err);
 	/* The user_id term keeps a session to its own maildrop; an id
 	 * already gone (user deleted meanwhile) is no error. */
-	for (size_t i = 0; i < n && r == 0; i++)
+	for (size_t i = 0; i < e->n_dele && r == 0; i++) {
+		if ((r = store__trace_pop3(st, user_id, e->dele[i], now,
+		    "deleted", e->info, err)) < 0)
+			break;
 		r = store__run(st, STORE_Q_DROP_DEL,
 		    "DELETE FROM mailbox WHERE id = ?1 AND user_id = ?2",
-		    "cannot delete messages", err, "ii", ids[i], user_id);
+		    "cannot delete messages", err, "ii", e->dele[i], user_id);
+	}
+	if (r == 0 && e->n_dele > 0)
+		r = store__trace_expire(st, now, err);
+	if (r == 0 && e->unlock)
+		r = store__run(st, STORE_Q_LOCK_DEL,
+		    "DELETE FROM maildrop_locks WHERE user_id = ?1 AND pid = ?2",
+		    "cannot unlock maildrop", err, "ii", user_id,
+		    (int64_t)getpid());
 	return store__end(st, r, err);
 }
 

@@ -74,6 +74,7 @@ enum store_q {
 	STORE_Q_QUEUE_FLUSH,
 	STORE_Q_QUEUE_DUE,
 	STORE_Q_QUEUE_NEXT,
+	STORE_Q_QUEUE_STATS,
 	STORE_Q_QUEUE_BODY,
 	STORE_Q_QRCPT_QUEUE,
 	STORE_Q_QRCPT_DEL,
@@ -127,6 +128,16 @@ enum store_q {
 	STORE_Q_HELD_TO_MAILBOX,
 	STORE_Q_HELD_TO_QUEUE,
 	STORE_Q_HELD_TO_QRCPT,
+
+	STORE_Q_TRACE_ADD,
+	STORE_Q_TRACE_EXPIRE,
+	STORE_Q_TRACE_DELIVERED,
+	STORE_Q_TRACE_RCPT,
+	STORE_Q_TRACE_POP3,
+	STORE_Q_TRACE_BY_ID,
+	STORE_Q_TRACE_BY_MID,
+	STORE_Q_TRACE_BY_ADDR,
+	STORE_Q_TRACE_EVENTS,
 
 	STORE_Q__COUNT
 };
@@ -326,6 +337,17 @@ int store__msgid(const char *msgid, char *id, struct pr_err *err);
 int store__held_add(struct store *st, struct store_msg *m, int64_t body_id,
     int64_t now, struct pr_err *err);
 
+/* True when local recipient users[i] of m gets a mailbox entry: it is
+ * not a repeat of an earlier one, and not skipped for its quota. */
+static inline bool
+store__msg_user_takes(const struct store_msg *m, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (m->users[i] == m->users[j])
+			return false;
+	return m->user_status == NULL || m->user_status[i] == 0;
+}
+
 /* Counts one message sent by device id at now, inside the caller's
  * transaction, and forgets its sends older than an hour. */
 int store__device_count(struct store *st, int64_t id, int64_t now,
@@ -347,6 +369,30 @@ int store__strv_push(struct store_strv *sv, const char *s);
 /* True if sv holds a string equal to s. */
 bool store__strv_has(const struct store_strv *sv, const char *s);
 void store__strv_fini(struct store_strv *sv);
+
+/* --- Trace (store_trace.c) --------------------------------------------- */
+
+/* False when [server] trace_days is 0: nothing is written. */
+bool store__trace_on(void);
+/* Adds one event inside the caller's transaction; addr (NULL: none) is
+ * stored in lower case, mid is the Message-ID (NULL: none). */
+int store__trace_add(struct store *st, const char *msgid, int64_t at,
+    const char *event, const char *addr, const char *mid, const char *info,
+    struct pr_err *err);
+/* Deletes at most a batch of events older than trace_days. */
+int store__trace_expire(struct store *st, int64_t now, struct pr_err *err);
+/* The events of a delivery of m (committed as size octets): its
+ * received (or m->trace_event) event, one delivered per mailbox, one
+ * queued per remote recipient.  Errors go to m->err. */
+int store__trace_msg(struct store *st, const struct store_msg *m,
+    int64_t now, int64_t size);
+/* An event about queue recipient rcpt_id (before it leaves the queue). */
+int store__trace_rcpt(struct store *st, const char *msgid, int64_t now,
+    const char *event, int64_t rcpt_id, const char *info,
+    struct pr_err *err);
+/* An event about mailbox entry entry_id of user_id (before a deletion). */
+int store__trace_pop3(struct store *st, int64_t user_id, int64_t entry_id,
+    int64_t at, const char *event, const char *info, struct pr_err *err);
 
 /* True when no statement of the connection is in progress, i.e. no read
  * snapshot is held between calls (used by the unit tests). */

@@ -323,6 +323,26 @@ store_queue_next_due(struct store *st, int64_t *when_r, struct pr_err *err)
 }
 
 int
+store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r,
+    struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	*n_r = *oldest_r = 0;
+	if ((r = store__row(st, STORE_Q_QUEUE_STATS,
+	    "SELECT count(*), min(created) FROM queue", &s,
+	    "cannot read the queue", err, "")) <= 0)
+		return r < 0 ? r : pr_err_set(err, PR_EIO,
+		    "cannot read the queue");
+	*n_r = sqlite3_column_int64(s, 0);
+	if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+		*oldest_r = sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int
 store_queue_body_open(struct store *st, int64_t queue_id,
     struct store_body **b_r, int64_t *size_r, struct pr_err *err)
 {

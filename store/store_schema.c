@@ -305,6 +305,26 @@ const char *const store__migrations[] = {
 	"	   AND NOT EXISTS (SELECT 1 FROM queue\n"
 	"	                    WHERE body_id = OLD.body_id);\n"
 	"END;\n",
+	/* The trace of each message (store_trace.c, postroom trace): one
+	 * row per event, by the "queued as" id; addr is the address an
+	 * event is about (sender, mailbox, recipient) in lower case, mid
+	 * the Message-ID of a received event.  Rows expire by at.  Only a
+	 * new table: independent of the other migrations. */
+	"CREATE TABLE IF NOT EXISTS trace (\n"
+	"	id      INTEGER PRIMARY KEY,\n"
+	"	msgid   TEXT NOT NULL,\n"
+	"	at      INTEGER NOT NULL,\n"
+	"	event   TEXT NOT NULL,\n"
+	"	addr    TEXT,\n"
+	"	mid     TEXT,\n"
+	"	info    TEXT NOT NULL\n"
+	");\n"
+	"CREATE INDEX IF NOT EXISTS trace_msgid ON trace(msgid);\n"
+	"CREATE INDEX IF NOT EXISTS trace_at ON trace(at);\n"
+	"CREATE INDEX IF NOT EXISTS trace_addr ON trace(addr)"
+	" WHERE addr IS NOT NULL;\n"
+	"CREATE INDEX IF NOT EXISTS trace_mid ON trace(mid)"
+	" WHERE mid IS NOT NULL;\n",
 };
 
 const int store__n_migrations =

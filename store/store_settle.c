@@ -11,6 +11,7 @@
  */
 #include "store_int.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,18 +21,44 @@
 
 #define STORE_SETTLE_WHAT "cannot update the queue"
 
-/* 1 if queue entry qid exists, 0 if not, <0 on error. */
+/* 1 if queue entry qid exists (its message id into msgid_r), 0 if not,
+ * <0 on error. */
 static int
-store_settle_exists(struct store *st, int64_t qid, struct pr_err *err)
+store_settle_exists(struct store *st, int64_t qid,
+    char msgid_r[STORE_ID_LEN + 1], struct pr_err *err)
 {
 	sqlite3_stmt *s;
+	const char *id;
 	int r;
 
 	r = store__row(st, STORE_Q_QUEUE_EXISTS,
-	    "SELECT 1 FROM queue WHERE id = ?1", &s, "cannot read the queue",
-	    err, "i", qid);
-	if (r == 1)
+	    "SELECT msgid FROM queue WHERE id = ?1", &s,
+	    "cannot read the queue", err, "i", qid);
+	if (r == 1) {
+		id = (const char *)sqlite3_column_text(s, 0);
+		snprintf(msgid_r, STORE_ID_LEN + 1, "%s", id != NULL ? id : "");
 		sqlite3_reset(s);
+	}
+	return r;
+}
+
+/* The trace of the attempt (store_trace.c), before its recipients
+ * leave the queue: the attempt, then each recipient done or failed. */
+static int
+store_settle_trace(struct store *st, const struct store_settle *s,
+    const char *msgid, int64_t now, struct pr_err *err)
+{
+	int r = 0;
+
+	if (s->trace_info != NULL && (r = store__trace_add(st, msgid, now,
+	    "attempt", NULL, NULL, s->trace_info, err)) < 0)
+		return r;
+	for (size_t i = 0; i < s->n_done && r == 0; i++)
+		r = store__trace_rcpt(st, msgid, now, "relayed", s->done[i],
+		    s->done_info != NULL ? s->done_info[i] : NULL, err);
+	for (size_t i = 0; i < s->n_failed && r == 0 && !s->failed_kept; i++)
+		r = store__trace_rcpt(st, msgid, now, "failed", s->failed[i],
+		    s->failed_info != NULL ? s->failed_info[i] : NULL, err);
 	return r;
 }
 
@@ -130,17 +157,21 @@ static int
 store_settle_tx(struct store *st, struct store_settle *s, int64_t now,
     bool *bounce_failed_r, struct pr_err *err)
 {
+	char msgid[STORE_ID_LEN + 1] = "";
 	int r;
 
 	*bounce_failed_r = false;
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	if ((r = store_settle_exists(st, s->queue_id, err)) <= 0) {
+	if ((r = store_settle_exists(st, s->queue_id, msgid, err)) <= 0) {
 		if (r == 0)
 			r = pr_err_set(err, PR_ENOENT, "no queue entry %lld",
 			    (long long)s->queue_id);
 		goto fail;
 	}
+	if ((r = store_settle_trace(st, s, msgid, now, err)) < 0 ||
+	    (r = store__trace_expire(st, now, err)) < 0)
+		goto fail;
 	for (size_t i = 0; i < s->n_done; i++)
 		if ((r = store_settle_rcpt(st, s->queue_id, s->done[i],
 		    err)) < 0)
@@ -164,6 +195,17 @@ store_settle_tx(struct store *st, struct store_settle *s, int64_t now,
 		    "UPDATE queue SET delay_warned = 1 WHERE id = ?1",
 		    STORE_SETTLE_WHAT, err, "i", s->queue_id)) < 0)
 			goto fail;
+		for (size_t i = 0; i < s->n_bounce; i++) {
+			char info[64];
+
+			if (s->bounce[i]->status != 0)
+				continue;
+			snprintf(info, sizeof(info), "dsn=%s",
+			    s->bounce[i]->id);
+			if ((r = store__trace_add(st, msgid, now, "bounced",
+			    NULL, NULL, info, err)) < 0)
+				goto fail;
+		}
 	}
 	if ((r = store_settle_entry(st, s, err)) < 0)
 		goto fail;

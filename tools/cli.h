@@ -61,5 +61,6 @@ int cmd_spf(struct cli *cli, int argc, char **argv);
 int cmd_check_message(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);
 int cmd_autoconfig(struct cli *cli, int argc, char **argv);
+int cmd_trace(struct cli *cli, int argc, char **argv);
 
 #endif

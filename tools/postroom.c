@@ -56,6 +56,7 @@ static const struct cli_command cli_commands[] = {
 	{ "spf", cmd_spf, "spf IP SENDER [HELO]" },
 	{ "check-message", cmd_check_message, "check-message [--ip IP] "
 	    "[--helo NAME] [--from ADDR] [FILE]" },
+	{ "trace", cmd_trace, "trace ID | <message-id> | ADDRESS" },
 	{ "check", cmd_check, "check" },
 	{ "doctor", cmd_doctor, "doctor DOMAIN" },
 	{ "autoconfig", cmd_autoconfig, "autoconfig DOMAIN [FILE]" },

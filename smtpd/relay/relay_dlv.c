@@ -139,9 +139,11 @@ relay_dlv_record(struct relay_dlv *d)
 	char dsn[16];
 	size_t i;
 
-	if (d->client.result == RELAY_CLIENT_R_NEXT_HOST)
+	if (d->client.result == RELAY_CLIENT_R_NEXT_HOST) {
 		snprintf(d->last_error, sizeof(d->last_error), "%s: %s",
 		    d->peer, d->client.error);
+		relay_msg_trace(m, "error=\"%s\"", d->client.error);
+	}
 	for (i = 0; i < d->n_c; i++) {
 		struct relay_client_rcpt *c = &d->crcpts[i];
 		size_t k = d->idx[d->cmap[i]];
@@ -267,6 +269,7 @@ relay_dlv_connect_cb(struct net_conn *c, int status)
 	if (status < 0) {
 		snprintf(d->last_error, sizeof(d->last_error),
 		    "connect to %s: %s", d->peer, uv_strerror(status));
+		relay_msg_trace(m, "error=\"%s\"", uv_strerror(status));
 		log_info(d->sid, "relay msgid=%s status=failed "
 		    "reason=\"%s\"", m->job.msgid, d->last_error);
 		return;
@@ -343,6 +346,7 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		    "unknown error");
 		log_info(d->sid, "relay msgid=%s host=%s status=failed "
 		    "reason=\"%s\"", d->m->job.msgid, d->peer, why);
+		relay_msg_trace(d->m, "tls=failed reason=\"%s\"", why);
 		relay_client_abort(&d->client, why);
 		relay_dlv_settle(d);
 		return;
@@ -358,6 +362,12 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		net_conn_close(c, false);
 		return;
 	}
+	relay_msg_trace(d->m, "tls=\"%s\" verify=%s%s%s%s",
+	    net_conn_tls_desc(c),
+	    net_conn_tls_verified(c) ? "ok" : "untrusted",
+	    net_conn_tls_verified(c) ? "" : " verify_error=\"",
+	    net_conn_tls_verified(c) ? "" : net_conn_tls_verify_error(c),
+	    net_conn_tls_verified(c) ? "" : "\"");
 	log_info(d->sid, "relay msgid=%s TLS connection established to %s: %s "
 	    "(%s%s%s)", d->m->job.msgid, d->peer, net_conn_tls_desc(c),
 	    net_conn_tls_verified(c) ? "Verified" : "Untrusted",
@@ -489,6 +499,7 @@ relay_dlv_next_target(struct relay_dlv *d)
 		    ((struct sockaddr_in *)&t->addr)->sin_port);
 		snprintf(d->peer, sizeof(d->peer), "%s[%s]:%u", t->host, addr,
 		    port);
+		relay_msg_trace(d->m, "tried=%s", d->peer);
 		r = net_connect(d->r->loop, (struct sockaddr *)&t->addr,
 		    &relay_dlv_conn_ops, d, &d->conn);
 		if (r == 0) {
@@ -513,6 +524,15 @@ relay_dlv_route_cb(void *data, const struct relay_route *rt)
 	int st;
 
 	if (rt->status == RELAY_ROUTE_OK) {
+		char addr[64];
+
+		relay_msg_trace(m, "domain=%s", d->domain);
+		/* RFC 5321 5.1: the hosts in the order they are tried. */
+		for (i = 0; i < rt->n; i++) {
+			relay_dns_addr_str(&rt->t[i], addr, sizeof(addr));
+			relay_msg_trace(m, "mx=%u:%s[%s]", rt->t[i].pref,
+			    rt->t[i].host, addr);
+		}
 		d->route = *rt;
 		d->target = 0;
 		relay_dlv_next_target(d);
@@ -521,6 +541,8 @@ relay_dlv_route_cb(void *data, const struct relay_route *rt)
 		    rt->error);
 		relay_dlv_end(d);
 	} else {
+		relay_msg_trace(m, "domain=%s dns=\"%s\"", d->domain,
+		    rt->error);
 		st = rt->status == RELAY_ROUTE_PERM ? RELAY_RCPT_PERM :
 		    RELAY_RCPT_TEMP;
 		for (i = 0; i < d->n; i++) {

@@ -81,6 +81,10 @@ struct relay_msg {
 	bool bounce_queued;           /* a bounce went to the relay queue */
 	int64_t retry_at;             /* next attempt, 0 = none */
 	char settle_log[512];
+
+	/* The attempt as the trace tells it (postroom trace): MX records,
+	 * hosts tried, TLS; NUL-terminated by the settle. */
+	struct buf trace;
 };
 
 struct relay_dlv {
@@ -189,6 +193,12 @@ int relay_tls_client_new(const struct cfg *cfg, struct net_tls **tls_r,
 int relay_tls_smarthost_new(const struct cfg *cfg, struct net_tls **tls_r,
     struct pr_err *err);
 
+/* --- relay_settle.c ---------------------------------------------------- */
+
+/* On the store thread: the queue's length and oldest entry into the
+ * metrics (docs/LOGGING.md 6), after each scan and settled attempt. */
+void relay_queue_gauges(struct store *st);
+
 /* --- relay_sched.c ----------------------------------------------------- */
 
 /* The first scan, right away: entries left by the last run. */
@@ -223,6 +233,10 @@ void relay_msg_rcpt_set(struct relay_msg_rcpt *rc, int status,
     const char *reply, const char *mta, const char *code);
 /* "sent", "bounced", "deferred" or "pending", for the logs. */
 const char *relay_msg_status_word(int status);
+/* Appends a printf-formatted piece to m->trace, space-separated; what
+ * does not fit in STORE_TRACE_INFO_MAX is left out. */
+void relay_msg_trace(struct relay_msg *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* The enhanced status code (RFC 3463) of a reply such as "250 2.0.0 Ok"
  * into out, or the class that status implies when it has none ("2.0.0",
  * "4.0.0", "5.0.0").  Returns out. */

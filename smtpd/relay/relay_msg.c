@@ -11,6 +11,7 @@
  */
 #include "relay_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +301,20 @@ relay_msg_in_flight(const struct relay *r, int64_t id)
 }
 
 void
+relay_msg_trace(struct relay_msg *m, const char *fmt, ...)
+{
+	va_list ap;
+	size_t len = m->trace.len;
+
+	if (len > 0 && buf_append(&m->trace, " ", 1) < 0)
+		return;
+	va_start(ap, fmt);
+	if (buf_vprintf(&m->trace, fmt, ap) < 0)
+		m->trace.len = len;
+	va_end(ap);
+}
+
+void
 relay_msg_start(struct relay *r, struct store_queue_job *job)
 {
 	struct relay_msg *m = xcalloc(1, sizeof(*m));
@@ -314,6 +329,7 @@ relay_msg_start(struct relay *r, struct store_queue_job *job)
 	    sizeof(*m->rcpts));
 	log_new_sid(m->sid);
 	buf_init(&m->dkim, 64 * 1024);
+	buf_init(&m->trace, STORE_TRACE_INFO_MAX - 1);
 	m->smtputf8 = relay_data_str_8bit(m->job.sender);
 	for (i = 0; i < m->job.n_rcpts; i++)
 		if (relay_data_str_8bit(m->job.rcpts[i].address))
@@ -343,6 +359,7 @@ relay_msg_free(struct relay_msg *m)
 		m->next->prev = m->prev;
 	r->n_msgs--;
 	buf_fini(&m->dkim);
+	buf_fini(&m->trace);
 	free(m->head);
 	free(m->rcpts);
 	free(m->job.rcpts);

@@ -35,6 +35,7 @@ relay_sched_scan_run(struct relay_work *w, struct store *st)
 	if (r->scan_status == 0)
 		r->scan_status = store_queue_next_due(st, &r->scan_next,
 		    &r->scan_err);
+	relay_queue_gauges(st);
 }
 
 static void

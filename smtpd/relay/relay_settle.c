@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "metrics.h"
 #include "relay_dsn.h"
 #include "relay_policy.h"
 #include "xmalloc.h"
@@ -37,6 +38,7 @@ struct relay_settle_bounce {
 	struct store_msg local, rmt;
 	struct store_msg *msgs[2];
 	size_t n_msgs;
+	char trace[64];                          /* its trace: "for=ID" */
 };
 
 static void
@@ -131,6 +133,8 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 	bool failed = false;
 	int kind, r;
 
+	snprintf(b->trace, sizeof(b->trace), "for=%s%s", m->job.msgid,
+	    expired ? " expired=yes" : "");
 	dr = xcalloc(n, sizeof(*dr));
 	for (i = 0; i < n; i++) {
 		struct relay_msg_rcpt *rc = &m->rcpts[notes[i].idx];
@@ -199,6 +203,8 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 		b->local.body = b->out.p;
 		b->local.body_len = b->out.len;
 		b->local.body_fd = -1;
+		b->local.trace_event = "dsn";
+		b->local.trace_info = b->trace;
 		b->msgs[b->n_msgs++] = &b->local;
 	}
 	if (b->n_remote > 0) {
@@ -208,6 +214,8 @@ relay_settle_bounce_prepare(struct relay_msg *m, struct store *st,
 		b->rmt.body = b->out.p;
 		b->rmt.body_len = b->out.len;
 		b->rmt.body_fd = -1;
+		b->rmt.trace_event = "dsn";
+		b->rmt.trace_info = b->trace;
 		b->msgs[b->n_msgs++] = &b->rmt;
 	}
 	return 0;
@@ -266,6 +274,48 @@ relay_settle_deferred(const struct relay_msg *m, char *why, size_t len)
 	return n;
 }
 
+void
+relay_queue_gauges(struct store *st)
+{
+	int64_t n, oldest;
+	struct pr_err err;
+
+	if (store_queue_stats(st, &n, &oldest, &err) == 0) {
+		metrics_set(METRICS_QUEUE_LENGTH, n);
+		metrics_set(METRICS_QUEUE_OLDEST, oldest);
+	}
+}
+
+/* Each recipient's outcome of a settled attempt, counted. */
+static void
+relay_settle_count(const struct relay_msg *m)
+{
+	static const char *const words[] = {
+		[RELAY_RCPT_OK] = "sent", [RELAY_RCPT_TEMP] = "deferred",
+		[RELAY_RCPT_PERM] = "bounced",
+	};
+
+	for (size_t i = 0; i < m->job.n_rcpts; i++) {
+		int st = m->rcpts[i].status;
+
+		if (st >= 0 && (size_t)st < sizeof(words) / sizeof(words[0]) &&
+		    words[st] != NULL)
+			metrics_inc(METRICS_RELAY_RCPTS, words[st]);
+	}
+}
+
+/* Recipient i's outcome for the trace, in info[i]. */
+static char *
+relay_settle_info(struct relay_msg *m, size_t i,
+    char (*info)[RELAY_REPLY_MAX + RELAY_HOST_MAX + 32])
+{
+	const struct relay_msg_rcpt *rc = &m->rcpts[i];
+
+	snprintf(info[i], sizeof(info[i]), "mta=%s reply=\"%s\"",
+	    rc->mta[0] != '\0' ? rc->mta : "none", rc->reply);
+	return info[i];
+}
+
 /* On the store thread: outcomes into one store_queue_settle call. */
 static void
 relay_settle_run(struct relay_work *w, struct store *st)
@@ -279,6 +329,9 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	struct pr_err err;
 	size_t n_perm = 0, n_notes = 0, n_temp, i;
 	int64_t *done, *failed, now = relay_now(), next = 0, warn_at;
+	char (*info)[RELAY_REPLY_MAX + RELAY_HOST_MAX + 32];
+	char **done_info, **failed_info;
+	uint64_t start;
 	bool expired = false;
 	int r;
 
@@ -288,12 +341,19 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	notes = xcalloc(m->job.n_rcpts + 1, sizeof(*notes));
 	done = xcalloc(m->job.n_rcpts + 1, sizeof(*done));
 	failed = xcalloc(m->job.n_rcpts + 1, sizeof(*failed));
+	info = xcalloc(m->job.n_rcpts + 1, sizeof(*info));
+	done_info = xcalloc(m->job.n_rcpts + 1, sizeof(*done_info));
+	failed_info = xcalloc(m->job.n_rcpts + 1, sizeof(*failed_info));
 	s.queue_id = m->job.id;
 	s.done = done;
 	s.failed = failed;
+	s.done_info = (const char *const *)done_info;
+	s.failed_info = (const char *const *)failed_info;
 	for (i = 0; i < m->job.n_rcpts; i++)
-		if (m->rcpts[i].status == RELAY_RCPT_OK)
+		if (m->rcpts[i].status == RELAY_RCPT_OK) {
+			done_info[s.n_done] = relay_settle_info(m, i, info);
 			done[s.n_done++] = m->job.rcpts[i].id;
+		}
 	if (m->settle_delivered_only) {
 		if (s.n_done > 0 && store_queue_settle(st, &s, &err) < 0 &&
 		    err.code != PR_ENOENT)
@@ -304,6 +364,12 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	}
 
 	n_temp = relay_settle_deferred(m, why, sizeof(why));
+	if (n_temp > 0)
+		relay_msg_trace(m, "deferred=\"%s\"", why);
+	if (buf_append(&m->trace, "", 1) == 0) {
+		m->trace.len--;
+		s.trace_info = (const char *)m->trace.p;
+	}
 	if (n_temp > 0 && relay_policy_defer(now, m->job.created,
 	    m->job.attempts + 1, cfg->relay.max_queue_time, &next) == 1) {
 		/* Given up after max_queue_time: the deferred recipients
@@ -343,6 +409,7 @@ relay_settle_run(struct relay_work *w, struct store *st)
 		int action = -1;
 
 		if (rc->status == RELAY_RCPT_PERM) {
+			failed_info[n_perm] = relay_settle_info(m, i, info);
 			failed[n_perm++] = m->job.rcpts[i].id;
 			/* RFC 3461 4.1: NOTIFY without FAILURE, NEVER
 			 * included, asks for no report of it. */
@@ -390,7 +457,10 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	s.n_failed = n_perm;
 
 	pr_err_clear(&err);
-	if ((r = store_queue_settle(st, &s, &err)) < 0) {
+	start = metrics_now_us();
+	r = store_queue_settle(st, &s, &err);
+	metrics_observe_us(METRICS_STORE_COMMIT, metrics_now_us() - start);
+	if (r < 0) {
 		/* PR_ENOENT: deleted with `postroom queue del` meanwhile. */
 		if (err.code != PR_ENOENT)
 			log_err(m->sid, "relay msgid=%s cannot settle the "
@@ -399,6 +469,8 @@ relay_settle_run(struct relay_work *w, struct store *st)
 		goto out;
 	}
 	relay_settle_bounce_log(m, &b);
+	relay_settle_count(m);
+	relay_queue_gauges(st);
 	if (s.failed_kept)
 		n_temp++;
 	if (n_temp > 0) {
@@ -413,6 +485,9 @@ out:
 	free(notes);
 	free(done);
 	free(failed);
+	free(info);
+	free(done_info);
+	free(failed_info);
 }
 
 static void

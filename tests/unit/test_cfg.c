@@ -110,6 +110,58 @@ test_maildrop(void)
 	TAP_EQ_STR(dir, "/d/maildrop", "maildrop: default data_dir/maildrop");
 }
 
+/* [server] trace_days and [metrics]: defaults, values at and past their
+ * bounds, the loopback rule and metrics_public. */
+static void
+test_metrics(void)
+{
+	static const char *const good[] = {
+		"[metrics]\nlisten = 127.0.0.1:9187\n",
+		"[metrics]\nlisten = 127.8.9.10:9187\n",
+		"[metrics]\nlisten = [::1]:9187\n",
+		"[metrics]\nlisten = localhost:9187\n",
+		"[metrics]\nlisten = 192.0.2.1:9187\nmetrics_public = true\n",
+		"[metrics]\nlisten =\n",
+		"[server]\ntrace_days = 3650\n",
+		"[server]\ntrace_days = 0\n",
+	};
+	static const char *const bad[] = {
+		"[metrics]\nlisten = 0.0.0.0:9187\n",
+		"[metrics]\nlisten = [::]:9187\n",
+		"[metrics]\nlisten = 192.0.2.1:9187\n",
+		"[metrics]\nlisten = 192.0.2.1:9187\nmetrics_public = false\n",
+		"[metrics]\nlisten = 127.0.0.1:1,127.0.0.1:2\n",
+		"[metrics]\nlisten = 127.0.0.1:65535\n",
+		"[metrics]\nmetrics_public = maybe\n",
+		"[metrics]\nport = 9187\n",
+		"[server]\ntrace_days = 3651\n",
+		"[server]\ntrace_days = -1\n",
+		"[server]\ntrace_days = week\n",
+	};
+	struct cfg c;
+	struct pr_err err;
+	size_t i;
+
+	cfg_defaults(&c);
+	TAP_EQ_INT(c.server.trace_days, 30, "default trace_days 30");
+	TAP_EQ_INT(c.metrics.listen.n, 0, "default: no metrics endpoint");
+	TAP_OK(!c.metrics.metrics_public, "default: metrics_public false");
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		TAP_EQ_INT(load_buf(good[i], strlen(good[i]), &c, &err), 0,
+		    "accepted: %s", good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TAP_EQ_INT(load_buf(bad[i], strlen(bad[i]), &c, &err),
+		    PR_EINVAL, "refused: %s", bad[i]);
+	load_buf(bad[0], strlen(bad[0]), &c, &err);
+	TAP_OK(strstr(err.msg, "not a loopback address") != NULL &&
+	    strstr(err.msg, "metrics_public") != NULL,
+	    "the error says why and what allows it: %s", err.msg);
+	TAP_OK(cfg_host_loopback("127.0.0.1") && cfg_host_loopback("::1") &&
+	    !cfg_host_loopback("::ffff:127.0.0.1") &&
+	    !cfg_host_loopback("128.0.0.1") && !cfg_host_loopback("::"),
+	    "cfg_host_loopback: 127/8 and ::1 only");
+}
+
 /* [dns] and [inbound]: defaults, every key, bad values, and [relay]
  * resolver as an alias of [dns] resolver. */
 static void
@@ -375,6 +427,7 @@ main(void)
 	test_maildrop();
 	test_inbound();
 	test_milter();
+	test_metrics();
 
 	TAP_EQ_INT(cfg_parse_listen("", &l), 0, "empty listen");
 	TAP_EQ_INT(l.n, 0, "empty listen has no entries");
