@@ -8,9 +8,11 @@ the same messages, each DKIM-signed (python3-dkim, RSA 2048).  Runs
 alternate between the three, so that other load on the machine falls on
 all alike.
 
-Every server asks the same DNS server: dnsmasq on 127.53.0.x port 53,
-authoritative for .test and 127.in-addr.arpa with TTL 300 and an SOA
-in negative answers, as a real zone answers.  postroom is told it with
+Every server asks the same DNS server: dnsmasq on 127.0.0.1 port 53,
+authoritative for .example and 127.in-addr.arpa with TTL 300 and an
+SOA in negative answers, as a real zone answers.  (.example, RFC 2606,
+not .test: OpenDKIM's libunbound answers names under test. itself, RFC
+6761 6.2.)  postroom is told it with
 [dns] resolver; OpenDKIM with Nameservers; Postfix, OpenDMARC and
 policyd-spf read resolv.conf(5), so they run in a mount namespace of
 their own (unshare -m) where a resolv.conf of the benchmark's is bound
@@ -45,8 +47,8 @@ sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
 import smtpclient  # noqa: E402
 
-DOMAIN = "example.test"
-SENDER = "bench@bench.test"
+DOMAIN = "inbound.example"
+SENDER = "bench@bench.example"
 RCPT = "inbound@" + DOMAIN
 SESSIONS = 50
 SIZE = 10 * 1024
@@ -61,9 +63,9 @@ def signed_messages(n, priv):
     out = []
     for i in range(n):
         m = ("From: <%s>\r\nTo: <%s>\r\nSubject: bench %d\r\n"
-             "Message-ID: <%d.%f@bench.test>\r\n\r\n" % (
+             "Message-ID: <%d.%f@bench.example>\r\n\r\n" % (
                  SENDER, RCPT, i, i, time.time())).encode() + body
-        out.append(dkim.sign(m, b"s1", b"bench.test", priv,
+        out.append(dkim.sign(m, b"s1", b"bench.example", priv,
                              include_headers=[b"from", b"to", b"subject"],
                              linesep=b"\r\n") + m)
     return out
@@ -74,15 +76,21 @@ def send_all(port, msgs):
     (as smtp-source does).  Returns msg/s."""
     t0 = time.perf_counter()
     smtpclient.source_messages("127.0.0.1", port, SESSIONS, msgs, SENDER,
-                               RCPT, helo="client.bench.test")
+                               RCPT, helo="client.bench.example")
     return len(msgs) / (time.perf_counter() - t0)
 
 
 def dns_address():
     """A loopback address whose port 53 is free (UDP and TCP): the
-    resolv.conf of the Postfix side can name no other port."""
-    for i in range(1, 250):
-        host = "127.53.0.%d" % i
+    resolv.conf of the Postfix side can name no other port.  127.0.0.1
+    first: dnsmasq answers authoritatively (with the SOA of negative
+    answers) only on the addresses of an interface, and lo has only
+    that one."""
+    for i in range(0, 250):
+        host = "127.0.0.1" if i == 0 else "127.53.0.%d" % i
+        if i == 1:
+            print("127.0.0.1:53 is taken: negative answers come without "
+                  "SOA", file=sys.stderr)
         try:
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 with socket.socket(socket.AF_INET, kind) as s:
@@ -92,6 +100,13 @@ def dns_address():
             continue
         return host
     raise SystemExit("no loopback address with a free port 53")
+
+
+def dns_queries(dns):
+    """Queries dnsmasq has logged so far (--log-queries: "auth[TYPE]
+    name from ..." in authoritative mode)."""
+    log = dns.read_log()
+    return log.count("auth[") + log.count("query[")
 
 
 def wait_listen(port, proc, what, timeout=30):
@@ -116,22 +131,8 @@ Syslog no
 AuthservID {mx}
 InternalHosts {root}/nobody
 Nameservers {dns}
-ResolverConfiguration {root}/unbound.conf
 """
 
-# OpenDKIM resolves with libunbound, which by default neither asks
-# servers on loopback (do-not-query-localhost) nor lets names under
-# test. and 127.in-addr.arpa. out of its own RFC 6761 zones
-# (unbound.conf(5)).
-UNBOUND_CONF = """\
-server:
-    do-not-query-localhost: no
-    local-zone: "test." nodefault
-    local-zone: "127.in-addr.arpa." nodefault
-forward-zone:
-    name: "."
-    forward-addr: {dns}
-"""
 
 OPENDMARC_CONF = """\
 # p=reject enforced (RejectFailures), like [inbound] dmarc_policy =
@@ -188,8 +189,6 @@ class PostfixChecks:
         self.wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                      'mount --bind "$0" /etc/resolv.conf && exec "$@"',
                      resolv]
-        with open(os.path.join(self.root, "unbound.conf"), "w") as f:
-            f.write(UNBOUND_CONF.format(dns=dns_host))
         with open(os.path.join(self.root, "nobody"), "w") as f:
             f.write("192.0.2.255\n")
         self.procs = []
@@ -221,7 +220,7 @@ class PostfixChecks:
                 "inet_interfaces": "127.0.0.1",
                 "smtpd_client_connection_count_limit": "0",
                 "smtpd_client_restrictions":
-                    "reject_rbl_client bl.bench.test",
+                    "reject_rbl_client bl.bench.example",
                 "smtpd_recipient_restrictions":
                     "reject_unauth_destination, "
                     "check_policy_service unix:private/policyd-spf",
@@ -274,7 +273,7 @@ class PostfixChecks:
         try:
             smtpclient.source_messages("127.0.0.1", self.port, SESSIONS,
                                        msgs, SENDER, RCPT,
-                                       helo="client.bench.test")
+                                       helo="client.bench.example")
         except smtpclient.SmtpError as e:
             raise SystemExit("Postfix: %s\n%s\n%s" % (
                 e, self.pf.read_log()[-1500:], self.milter_logs()))
@@ -320,12 +319,12 @@ def main():
     })
     benchlib.raise_nofile(1 << 16)
     priv, pub = rsa_key()
-    # dnsmasq answers only these under .test; bl.bench.test lists nobody
+    # dnsmasq answers only these under .example; bl.bench.example lists nobody
     # (NXDOMAIN), the host record gives iprev its PTR too.
-    txt = {"bench.test": "v=spf1 ip4:127.0.0.0/8 -all",
-           "_dmarc.bench.test": "v=DMARC1; p=reject",
-           "s1._domainkey.bench.test": "v=DKIM1; k=rsa; p=" + pub}
-    hosts = {"client.bench.test": "127.0.0.1"}
+    txt = {"bench.example": "v=spf1 ip4:127.0.0.0/8 -all",
+           "_dmarc.bench.example": "v=DMARC1; p=reject",
+           "s1._domainkey.bench.example": "v=DKIM1; k=rsa; p=" + pub}
+    hosts = {"client.bench.example": "127.0.0.1"}
     print("signing %d messages" % args.count, file=sys.stderr)
     msgs = signed_messages(args.count, priv)
     on = off = pfc = None
@@ -334,9 +333,10 @@ def main():
     queries = {"on": [], "off": [], "postfix": []}
     tmp = tempfile.mkdtemp(prefix="postroom-inbound-", dir="/var/tmp")
     if args.no_postfix:
-        dns = Dns(a=hosts, txt=txt, ttl=TTL)
+        dns = Dns(a=hosts, txt=txt, ttl=TTL, zone="example")
     else:
-        dns = Dns(a=hosts, txt=txt, ttl=TTL, host=dns_address(), port=53)
+        dns = Dns(a=hosts, txt=txt, ttl=TTL, zone="example",
+                  host=dns_address(), port=53)
     common = {"server": {"log_level": "warning"},
               "smtp": {"max_connections_per_ip": "0"},
               "relay": {"enabled": "false"},
@@ -344,7 +344,7 @@ def main():
     try:
         on = harness.Instance(tls=False, extra=dict(common, inbound={
             "spf": "true", "dkim": "true", "dmarc": "true",
-            "dmarc_policy": "enforce", "dnsbl": "bl.bench.test"}))
+            "dmarc_policy": "enforce", "dnsbl": "bl.bench.example"}))
         off = harness.Instance(tls=False, extra=dict(common, inbound={
             "spf": "false", "dkim": "false", "dmarc": "false",
             "dnsbl": ""}))
@@ -358,10 +358,6 @@ def main():
         send_all(on.ports["smtp"], msgs[:100])
         send_all(off.ports["smtp"], msgs[:100])
         if pfc is not None:
-            # One message alone first: libopendkim reads the resolver's
-            # configuration at its first verification, and several at
-            # once race in unbound's configuration parser.
-            pfc.send_all(msgs[:1])
             pfc.send_all(msgs[:100])
             head = pf_head(pfc)
             for want in (b"dkim=pass", b"dmarc=pass", b"Received-SPF: Pass"):
@@ -376,7 +372,7 @@ def main():
                 pids = (pfc.pids() if name == "postfix" else
                         [inst.procs["smtpd"].pid])
                 c0 = sum(benchlib.cpu_seconds(p) for p in pids)
-                q0 = dns.read_log().count("query[")
+                q0 = dns_queries(dns)
                 rec = None
                 if args.perf and name == "on":
                     os.makedirs(args.perf, exist_ok=True)
@@ -394,7 +390,7 @@ def main():
                 if rec is not None:
                     import procs
                     procs.stop_popen(rec, 30, signal.SIGINT)
-                nq = dns.read_log().count("query[") - q0
+                nq = dns_queries(dns) - q0
                 rates[name].append(r)
                 cpu[name].append((c1 - c0) / len(msgs) * 1e6)
                 queries[name].append(nq / len(msgs))

@@ -80,10 +80,11 @@ class Dns:
     SOA with MINIMUM N in every negative answer (RFC 2308 3), as a real
     zone gives them; by default it answers with TTL 0 and no SOA, so
     nothing is cached.  port=53 for peers whose resolver cannot be told
-    a port (resolv.conf(5))."""
+    a port (resolv.conf(5)); zone is the top-level domain served instead
+    of .test."""
 
     def __init__(self, mx=None, a=None, txt=None, host="127.0.0.1",
-                 ttl=None, port=None):
+                 ttl=None, port=None, zone="test"):
         if not os.path.exists(DNSMASQ):
             skip("dnsmasq is not installed")
         self.host = host
@@ -93,12 +94,12 @@ class Dns:
         args = [DNSMASQ, "--no-daemon", "--port=%d" % self.port,
                 "--listen-address=%s" % host, "--bind-interfaces",
                 "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                "--pid-file=", "--local=/test/", "--log-queries"]
+                "--pid-file=", "--local=/%s/" % zone, "--log-queries"]
         if os.geteuid() == 0:
             args.append("--user=root")
         if ttl is not None:
-            args += ["--auth-server=ns.test,%s" % host,
-                     "--auth-zone=test,127.0.0.0/8",
+            args += ["--auth-server=ns.%s,%s" % (zone, host),
+                     "--auth-zone=%s,127.0.0.0/8" % zone,
                      "--auth-ttl=%d" % ttl, "--local-ttl=%d" % ttl]
         for dom, recs in (mx or {}).items():
             for pref, host_ in recs:
