@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lru.h"
+
 #define DNS_CACHE_TYPE_SOA 6
 
 struct dns_cache_ent {
@@ -21,14 +23,14 @@ struct dns_cache_ent {
 	uint8_t *m;
 	size_t len;
 	struct dns_cache_ent *chain;        /* same bucket */
-	struct dns_cache_ent *prev, *next;  /* use order, newest first */
+	struct lru_node use;
 };
 
 struct dns_cache {
 	struct dns_cache_ent **bucket;
 	size_t nbucket;                     /* a power of two */
 	size_t n, max;
-	struct dns_cache_ent *head, *tail;
+	struct lru use;                     /* newest first */
 };
 
 struct dns_cache *
@@ -55,12 +57,13 @@ dns_cache_new(size_t max)
 void
 dns_cache_free(struct dns_cache *c)
 {
-	struct dns_cache_ent *e, *next;
+	struct dns_cache_ent *e;
 
 	if (c == NULL)
 		return;
-	for (e = c->head; e != NULL; e = next) {
-		next = e->next;
+	while ((e = LRU_ENTRY(c->use.head, struct dns_cache_ent, use)) !=
+	    NULL) {
+		lru_unlink(&c->use, &e->use);
 		free(e->m);
 		free(e);
 	}
@@ -212,32 +215,6 @@ dns_cache_ttl(const uint8_t *m, size_t len, uint32_t *ttl_r)
  */
 
 static void
-dns_cache_unlink(struct dns_cache *c, struct dns_cache_ent *e)
-{
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-dns_cache_push(struct dns_cache *c, struct dns_cache_ent *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head != NULL)
-		c->head->prev = e;
-	else
-		c->tail = e;
-	c->head = e;
-}
-
-static void
 dns_cache_drop(struct dns_cache *c, struct dns_cache_ent *e)
 {
 	struct dns_cache_ent **pp;
@@ -246,7 +223,7 @@ dns_cache_drop(struct dns_cache *c, struct dns_cache_ent *e)
 	    pp = &(*pp)->chain)
 		;
 	*pp = e->chain;
-	dns_cache_unlink(c, e);
+	lru_unlink(&c->use, &e->use);
 	free(e->m);
 	free(e);
 	c->n--;
@@ -279,7 +256,8 @@ dns_cache_put(struct dns_cache *c, const char *name, unsigned type,
 	if ((e = dns_cache_find(c, name, type, h)) != NULL)
 		dns_cache_drop(c, e);
 	if (c->n >= c->max)
-		dns_cache_drop(c, c->tail);
+		dns_cache_drop(c, LRU_ENTRY(c->use.tail, struct dns_cache_ent,
+		    use));
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return false;
@@ -297,7 +275,7 @@ dns_cache_put(struct dns_cache *c, const char *name, unsigned type,
 	e->expires_ms = now_ms + (uint64_t)ttl * 1000;
 	e->chain = c->bucket[h & (c->nbucket - 1)];
 	c->bucket[h & (c->nbucket - 1)] = e;
-	dns_cache_push(c, e);
+	lru_push(&c->use, &e->use);
 	c->n++;
 	return true;
 }
@@ -321,7 +299,6 @@ dns_cache_get(struct dns_cache *c, const char *name, unsigned type,
 	memcpy(copy, e->m, e->len);
 	*len_r = e->len;
 	*age_r = (uint32_t)((now_ms - e->stored_ms) / 1000);
-	dns_cache_unlink(c, e);
-	dns_cache_push(c, e);
+	lru_touch(&c->use, &e->use);
 	return copy;
 }

@@ -15,18 +15,20 @@
 
 #include <openssl/evp.h>
 
+#include "lru.h"
+
 struct dkim_keycache_ent {
 	char name[600];             /* as dkim_verify.c builds it */
 	struct dkim_verify_key key; /* the cache's reference */
 	uint64_t expires_ms;
-	struct dkim_keycache_ent *prev, *next;
+	struct lru_node use;
 };
 
 struct dkim_keycache {
 	pthread_mutex_t lock;
 	dkim_keycache_clock clock;
 	size_t n, max;
-	struct dkim_keycache_ent *head, *tail;
+	struct lru use;             /* newest first */
 };
 
 static uint64_t
@@ -56,35 +58,9 @@ dkim_keycache_new(size_t max, dkim_keycache_clock clock)
 }
 
 static void
-dkim_keycache_unlink(struct dkim_keycache *c, struct dkim_keycache_ent *e)
-{
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-dkim_keycache_push(struct dkim_keycache *c, struct dkim_keycache_ent *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head != NULL)
-		c->head->prev = e;
-	else
-		c->tail = e;
-	c->head = e;
-}
-
-static void
 dkim_keycache_drop(struct dkim_keycache *c, struct dkim_keycache_ent *e)
 {
-	dkim_keycache_unlink(c, e);
+	lru_unlink(&c->use, &e->use);
 	dkim_verify_key_fini(&e->key);
 	free(e);
 	c->n--;
@@ -97,8 +73,9 @@ dkim_keycache_free(struct dkim_keycache **cp)
 
 	if (c == NULL)
 		return;
-	while (c->head != NULL)
-		dkim_keycache_drop(c, c->head);
+	while (c->use.head != NULL)
+		dkim_keycache_drop(c, LRU_ENTRY(c->use.head,
+		    struct dkim_keycache_ent, use));
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	*cp = NULL;
@@ -107,11 +84,14 @@ dkim_keycache_free(struct dkim_keycache **cp)
 static struct dkim_keycache_ent *
 dkim_keycache_find(struct dkim_keycache *c, const char *name)
 {
+	struct lru_node *n;
 	struct dkim_keycache_ent *e;
 
-	for (e = c->head; e != NULL; e = e->next)
+	for (n = c->use.head; n != NULL; n = n->next) {
+		e = LRU_ENTRY(n, struct dkim_keycache_ent, use);
 		if (strcasecmp(e->name, name) == 0)
 			return e;
+	}
 	return NULL;
 }
 
@@ -128,8 +108,7 @@ dkim_keycache_get(struct dkim_keycache *c, const char *name,
 			dkim_keycache_drop(c, e);
 		} else if (EVP_PKEY_up_ref(e->key.pkey) == 1) {
 			*k = e->key;
-			dkim_keycache_unlink(c, e);
-			dkim_keycache_push(c, e);
+			lru_touch(&c->use, &e->use);
 			hit = true;
 		}
 	}
@@ -160,8 +139,9 @@ dkim_keycache_put(struct dkim_keycache *c, const char *name,
 	if ((old = dkim_keycache_find(c, name)) != NULL)
 		dkim_keycache_drop(c, old);
 	if (c->n >= c->max)
-		dkim_keycache_drop(c, c->tail);
-	dkim_keycache_push(c, e);
+		dkim_keycache_drop(c, LRU_ENTRY(c->use.tail,
+		    struct dkim_keycache_ent, use));
+	lru_push(&c->use, &e->use);
 	c->n++;
 	pthread_mutex_unlock(&c->lock);
 }
