@@ -171,6 +171,15 @@ class PostfixChecks:
     /etc/resolv.conf names the benchmark's DNS server."""
 
     def __init__(self, tmp, dns_host):
+        self.procs = []
+        self.pf = None
+        try:
+            self._start(tmp, dns_host)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, tmp, dns_host):
         import peers
         import postfix
         self.root = os.path.join(tmp, "pf-checks")
@@ -191,7 +200,6 @@ class PostfixChecks:
                      resolv]
         with open(os.path.join(self.root, "nobody"), "w") as f:
             f.write("192.0.2.255\n")
-        self.procs = []
         ports = {}
         for name, conf, argv in (
                 ("opendkim", OPENDKIM_CONF, ["/usr/sbin/opendkim", "-f",
@@ -288,7 +296,7 @@ class PostfixChecks:
 
     def close(self):
         import procs
-        if self.pf.pid is not None:
+        if self.pf is not None and self.pf.pid is not None:
             kids = benchlib.tree(self.pf.pid)
             self.pf.stop(timeout=20)
             benchlib.wait_children_gone(kids, 10)
