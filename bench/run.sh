@@ -23,7 +23,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages: the peers and the profilers.
-pkgs="postfix dovecot-core dovecot-pop3d valgrind python3 meson ninja-build"
+pkgs="postfix dovecot-core dovecot-pop3d valgrind python3 meson ninja-build
+opendkim opendmarc postfix-policyd-spf-python dnsmasq-base python3-dkim
+linux-perf"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -5,8 +5,10 @@
  * a uv_poll_t that calls ares_process_fd, and one timer drives c-ares'
  * own retransmissions and timeouts.  Queries are built here and sent
  * with ares_send(), answers parsed here: c-ares only carries bytes, so
- * every record type reaches the caller as the server gave it.  The relay
- * asks the same channel directly (dns_channel()).
+ * every record type reaches the caller as the server gave it.  Answers
+ * are kept for their TTL (dns_cache.h) and a question asked again within
+ * it is answered from the loop without a query.  The relay asks the same
+ * channel directly (dns_channel()), past the cache.
  */
 #include "dns.h"
 
@@ -19,6 +21,7 @@
 
 #include <ares.h>
 
+#include "dns_cache.h"
 #include "log.h"
 #include "metrics.h"
 #include "xmalloc.h"
@@ -47,6 +50,11 @@ struct dns_query {
 	bool linked;              /* in d->queries: the caller waits */
 	int sync_rcode;           /* set when c-ares failed at once */
 	struct dns_query *prev, *next;
+	/* An answer from the cache, to be read from the loop. */
+	uint8_t *hit;
+	size_t hit_len;
+	uint32_t hit_age;         /* seconds it has been kept */
+	struct dns_query *hit_next;
 };
 
 struct dns {
@@ -63,6 +71,8 @@ struct dns {
 	 * c-ares until its callback. */
 	struct dns_query *queries, *queries_last;
 	struct dns_query *deferred;
+	struct dns_query *hits;   /* answered from the cache, in d->queries */
+	struct dns_cache *cache;
 	unsigned open_handles;
 	bool closing, in_send;
 	void (*done_cb)(void *data);
@@ -82,6 +92,7 @@ dns_maybe_done(struct dns *d)
 		return;
 	if (d->done_cb != NULL)
 		d->done_cb(d->done_data);
+	dns_cache_free(d->cache);
 	free(d);
 }
 
@@ -552,6 +563,8 @@ dns_deliver(struct dns_query *q, enum resolver_rcode rc,
 
 static void dns_later_cb(uv_timer_t *t);
 static bool dns_send(struct dns_query *q);
+static void dns_answer(struct dns_query *q, const uint8_t *m, size_t len,
+    uint32_t age);
 
 static void
 dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
@@ -559,9 +572,7 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 {
 	struct dns_query *q = arg;
 	struct dns *d = q->d;
-	struct dns_parsed *p;
 	enum resolver_rcode rc;
-	char follow[256];
 
 	(void)timeouts;
 	if (d->in_send) {
@@ -598,9 +609,30 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 		dns_deliver(q, rc, NULL);
 		return;
 	}
+	/* Kept under the name asked for, each link of a CNAME chain on
+	 * its own, so that a hit is read as this answer is now. */
+	dns_cache_put(d->cache, q->name, (unsigned)q->type, abuf,
+	    (size_t)alen, uv_now(d->loop));
+	dns_answer(q, abuf, (size_t)alen, 0);
+}
+
+/* Reads the answer m[0..len) to q, kept for age seconds, and hands it
+ * on, or asks for the next link of a CNAME chain. */
+static void
+dns_answer(struct dns_query *q, const uint8_t *m, size_t len, uint32_t age)
+{
+	struct dns *d = q->d;
+	struct dns_parsed *p;
+	enum resolver_rcode rc;
+	char follow[256];
+	size_t i;
+
 	p = xmalloc(sizeof(*p));
-	rc = dns_parse_answer(q, abuf, (size_t)alen, p, follow,
-	    sizeof(follow));
+	rc = dns_parse_answer(q, m, len, p, follow, sizeof(follow));
+	/* RFC 1035 6.1.2: what was kept for a while has that much less
+	 * time to live. */
+	for (i = 0; i < p->n; i++)
+		p->rr[i].ttl = p->rr[i].ttl > age ? p->rr[i].ttl - age : 0;
 	if (follow[0] != '\0' && !q->cancelled && !d->closing) {
 		/* The chain ends in a name this answer has nothing for:
 		 * ask for it (RFC 1034 3.6.2), q staying where it is in
@@ -624,7 +656,15 @@ dns_later_cb(uv_timer_t *t)
 {
 	struct dns *d = t->data;
 	struct dns_query *q;
+	uint8_t *m;
 
+	while ((q = d->hits) != NULL) {
+		d->hits = q->hit_next;
+		m = q->hit;
+		q->hit = NULL;
+		dns_answer(q, m, q->hit_len, q->hit_age);
+		free(m);
+	}
 	while ((q = d->deferred) != NULL) {
 		struct resolver_answer ans;
 
@@ -668,6 +708,16 @@ dns_send(struct dns_query *q)
 	len = dns_build_query(q->name, (unsigned)q->type, buf, sizeof(buf));
 	if (len == 0)
 		return false;
+	q->hit = dns_cache_get(d->cache, q->name, (unsigned)q->type,
+	    uv_now(d->loop), &q->hit_len, &q->hit_age);
+	if (q->hit != NULL) {
+		/* Answered from the loop, never from within the caller's
+		 * resolver_query() (resolver.h). */
+		q->hit_next = d->hits;
+		d->hits = q;
+		uv_timer_start(&d->later, dns_later_cb, 0, 0);
+		return true;
+	}
 	d->in_send = true;
 	ares_send(d->channel, buf, (int)len, dns_ares_cb, q);
 	d->in_send = false;
@@ -806,6 +856,10 @@ dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms,
 		return pr_err_set(err, PR_EINVAL,
 		    "[dns] resolver: bad value '%s' (ip[:port])", server);
 	d = xcalloc(1, sizeof(*d));
+	if ((d->cache = dns_cache_new(DNS_CACHE_ENTRIES)) == NULL) {
+		free(d);
+		return pr_err_set(err, PR_ENOMEM, "dns: out of memory");
+	}
 	d->res.ops = &dns_ops;
 	d->loop = loop;
 	d->timeout_ms = timeout_ms;
@@ -830,6 +884,7 @@ dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms,
 	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
 	if ((rc = ares_init_options(&d->channel, &opts, optmask)) !=
 	    ARES_SUCCESS) {
+		dns_cache_free(d->cache);
 		free(d);
 		return pr_err_set(err, PR_EIO, "c-ares: %s",
 		    ares_strerror(rc));
@@ -840,6 +895,7 @@ dns_new(uv_loop_t *loop, const char *server, unsigned timeout_ms,
 		if ((rc = ares_set_servers_ports_csv(d->channel, csv)) !=
 		    ARES_SUCCESS) {
 			ares_destroy(d->channel);
+			dns_cache_free(d->cache);
 			free(d);
 			return pr_err_set(err, PR_EINVAL,
 			    "[dns] resolver '%s': %s", server,

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "dkim_body.h"
 #include "dkim_field.h"
+#include "dkim_keycache.h"
 #include "dkim_tag.h"
 #include "err.h"
 
@@ -811,15 +812,49 @@ dkim_verify_report(struct dkim_verify *v)
 	v->cb(v->cb_data, v->res, v->n);
 }
 
+/* RFC 6376 3.6.2.1: the key is at s._domainkey.d.  False when that is
+ * longer than sz. */
+static bool
+dkim_verify_key_name(const struct dkim_verify_one *o, char *name, size_t sz)
+{
+	return (size_t)snprintf(name, sz, "%s._domainkey.%s", o->sig.s,
+	    o->sig.d) < sz;
+}
+
+/* The key (res pass) or the failure to get one decides o and every
+ * signature that shares its lookup. */
+static void
+dkim_verify_apply(struct dkim_verify *v, struct dkim_verify_one *o,
+    enum dkim_verify_res res, const struct dkim_verify_key *key,
+    const char *why)
+{
+	struct dkim_verify_one *so;
+	size_t i;
+
+	for (i = 0; i < v->n; i++) {
+		so = &v->one[i];
+		if (so != o && so->key_of != o)
+			continue;
+		if (res == DKIM_VERIFY_PASS) {
+			so->out.testing = key->testing;
+			dkim_verify_check(v, so, key);
+		} else {
+			dkim_verify_decide(so, res, why);
+		}
+	}
+}
+
 static void
 dkim_verify_key_cb(void *data, const struct resolver_answer *ans)
 {
-	struct dkim_verify_one *o = data, *so;
+	struct dkim_verify_one *o = data;
 	struct dkim_verify *v = o->v;
 	struct dkim_verify_key key;
 	const char *why = "no key";
 	struct buf txt;
+	char name[600];
 	size_t i, j;
+	uint32_t ttl = 0;
 	enum dkim_verify_res res = DKIM_VERIFY_PERMERROR;
 
 	o->pending = false;
@@ -849,21 +884,14 @@ dkim_verify_key_cb(void *data, const struct resolver_answer *ans)
 				continue;
 			res = dkim_verify_parse_key(txt.p, txt.len, &key,
 			    &why);
+			ttl = ans->rr[i].ttl;
 		}
 		buf_fini(&txt);
 	}
-	/* The key decides every signature that asked for it. */
-	for (i = 0; i < v->n; i++) {
-		so = &v->one[i];
-		if (so != o && so->key_of != o)
-			continue;
-		if (res == DKIM_VERIFY_PASS) {
-			so->out.testing = key.testing;
-			dkim_verify_check(v, so, &key);
-		} else {
-			dkim_verify_decide(so, res, why);
-		}
-	}
+	if (res == DKIM_VERIFY_PASS && v->lim.keys != NULL &&
+	    dkim_verify_key_name(o, name, sizeof(name)))
+		dkim_keycache_put(v->lim.keys, name, &key, ttl);
+	dkim_verify_apply(v, o, res, &key, why);
 	if (res == DKIM_VERIFY_PASS)
 		dkim_verify_key_fini(&key);
 	if (v->pending == 0)
@@ -873,6 +901,7 @@ dkim_verify_key_cb(void *data, const struct resolver_answer *ans)
 int
 dkim_verify_end(struct dkim_verify *v, dkim_verify_cb cb, void *data)
 {
+	struct dkim_verify_key key;
 	char name[600];
 	size_t i, j;
 	int r;
@@ -919,10 +948,21 @@ dkim_verify_end(struct dkim_verify *v, dkim_verify_cb cb, void *data)
 			o->key_of = &v->one[j];
 			continue;
 		}
-		/* RFC 6376 3.6.2.1: the key is at s._domainkey.d. */
-		if ((size_t)snprintf(name, sizeof(name), "%s._domainkey.%s",
-		    o->sig.s, o->sig.d) >= sizeof(name) || (r = resolver_query(
-		    v->r, name, RESOLVER_TXT, dkim_verify_key_cb, o)) < 0) {
+		if (!dkim_verify_key_name(o, name, sizeof(name))) {
+			dkim_verify_decide(o, DKIM_VERIFY_PERMERROR,
+			    "bad key name");
+			continue;
+		}
+		/* A key decoded for an earlier message, its TTL not yet
+		 * over: decided now, without a lookup. */
+		if (v->lim.keys != NULL &&
+		    dkim_keycache_get(v->lim.keys, name, &key)) {
+			dkim_verify_apply(v, o, DKIM_VERIFY_PASS, &key, NULL);
+			dkim_verify_key_fini(&key);
+			continue;
+		}
+		if ((r = resolver_query(v->r, name, RESOLVER_TXT,
+		    dkim_verify_key_cb, o)) < 0) {
 			dkim_verify_decide(o, DKIM_VERIFY_PERMERROR,
 			    "bad key name");
 			continue;

@@ -58,11 +58,17 @@ enum dkim_verify_res {
 /* The RFC 8601 word for r ("pass", "fail", ...). */
 const char *dkim_verify_res_name(enum dkim_verify_res r);
 
+struct dkim_keycache;
+
 struct dkim_verify_limits {
 	unsigned max_sigs;   /* 0: DKIM_VERIFY_SIGS; capped at _SIGS_MAX */
 	size_t head_max;     /* 0: DKIM_VERIFY_HEAD_MAX; at least 64 */
 	int64_t now;         /* seconds since the epoch, for x= (RFC 6376
 	                      * 3.5); 0 does not check expiry */
+	/* Keys decoded before (dkim_keycache.h), borrowed until
+	 * dkim_verify_free(): a key found there is not looked up; a key
+	 * looked up goes there for its record's TTL.  NULL: none. */
+	struct dkim_keycache *keys;
 };
 
 /* One signature's outcome.  Strings are NUL-terminated, possibly empty

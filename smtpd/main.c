@@ -22,6 +22,7 @@
 
 #include "cfg.h"
 #include "daemon.h"
+#include "dkim_keycache.h"
 #include "dns.h"
 #include "log.h"
 #include "metrics.h"
@@ -157,6 +158,7 @@ smtpd_shutdown(struct smtpd *d)
 		dns_close(d->dns, NULL, NULL);
 		d->dns = NULL;
 	}
+	dkim_keycache_free(&d->srv.dkim_keys);
 	if (d->srv.relay != NULL)
 		relay_stop(d->srv.relay, smtpd_relay_stopped_cb, d);
 	else
@@ -318,6 +320,11 @@ smtpd_start(struct smtpd *d)
 		return -1;
 	}
 	d->srv.resolver = dns_resolver(d->dns);
+	if ((d->srv.dkim_keys = dkim_keycache_new(DKIM_KEYCACHE_ENTRIES,
+	    NULL)) == NULL) {
+		log_err(NULL, "out of memory");
+		return -1;
+	}
 	if (relay_new(d->loop, &d->cfg, d->dns, d->srv.wk, &d->srv.relay,
 	    &err) < 0) {
 		log_err(NULL, "relay: %s", err.msg);

@@ -1916,6 +1916,7 @@ smtp_session_chk(struct smtp_session *s)
 	/* RFC 6376 6.1: a bound on the signatures verified per message. */
 	lim.max_sigs = DKIM_VERIFY_SIGS;
 	lim.now = (int64_t)time(NULL);
+	lim.keys = s->srv->dkim_keys;
 	if (s->srv->resolver != NULL && (cfg->inbound.dkim ||
 	    cfg->inbound.dmarc) && dkim_verify_new(s->srv->resolver, &lim,
 	    &k->dkim) < 0)

@@ -28,6 +28,7 @@ struct pwpool;
 struct store;
 struct smtp_session;
 struct resolver;
+struct dkim_keycache;
 
 /* What every session shares; owned by main.c. */
 struct smtp_server {
@@ -45,6 +46,8 @@ struct smtp_server {
 	struct relay *relay;          /* kicked after remote deliveries */
 	/* The DNS of the inbound checks (SPF); NULL = none can be made. */
 	struct resolver *resolver;
+	/* DKIM keys decoded for earlier messages (dkim_keycache.h). */
+	struct dkim_keycache *dkim_keys;
 	struct ipcount *ipc;
 	char spool_dir[1100];         /* <data_dir>/tmp */
 	bool draining;

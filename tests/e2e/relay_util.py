@@ -73,21 +73,34 @@ class Dns:
         Dns(mx={"b.test": [(10, "mx.b.test")], "null.test": [(0, ".")]},
             a={"mx.b.test": "127.0.0.3"}, txt={"s._domainkey.a.test": "..."})
 
-    Every other name under .test is NXDOMAIN (--local=/test/)."""
+    Every other name under .test is NXDOMAIN (--local=/test/).
 
-    def __init__(self, mx=None, a=None, txt=None, host="127.0.0.1"):
+    With ttl=N dnsmasq answers as the authoritative server of .test and
+    127.in-addr.arpa would (--auth-zone): TTL N on every record, and an
+    SOA with MINIMUM N in every negative answer (RFC 2308 3), as a real
+    zone gives them; by default it answers with TTL 0 and no SOA, so
+    nothing is cached.  port=53 for peers whose resolver cannot be told
+    a port (resolv.conf(5)); zone is the top-level domain served instead
+    of .test."""
+
+    def __init__(self, mx=None, a=None, txt=None, host="127.0.0.1",
+                 ttl=None, port=None, zone="test"):
         if not os.path.exists(DNSMASQ):
             skip("dnsmasq is not installed")
         self.host = host
-        self.port = free_udp_tcp_port(host)
+        self.port = port or free_udp_tcp_port(host)
         self.tmp = tempfile.mkdtemp(prefix="postroom-dns-")
         self.log = os.path.join(self.tmp, "dnsmasq.log")
         args = [DNSMASQ, "--no-daemon", "--port=%d" % self.port,
                 "--listen-address=%s" % host, "--bind-interfaces",
                 "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                "--pid-file=", "--local=/test/", "--log-queries"]
+                "--pid-file=", "--local=/%s/" % zone, "--log-queries"]
         if os.geteuid() == 0:
             args.append("--user=root")
+        if ttl is not None:
+            args += ["--auth-server=ns.%s,%s" % (zone, host),
+                     "--auth-zone=%s,127.0.0.0/8" % zone,
+                     "--auth-ttl=%d" % ttl, "--local-ttl=%d" % ttl]
         for dom, recs in (mx or {}).items():
             for pref, host_ in recs:
                 args.append("--mx-host=%s,%s,%d" % (dom, host_, pref))

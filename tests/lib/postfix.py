@@ -106,7 +106,13 @@ class Postfix:
     the ones every private instance has (paths, owner, loopback
     networks, no aliases); set() adds more before start()."""
 
-    def __init__(self, root, host, port, settings=None):
+    def __init__(self, root, host, port, settings=None, services="",
+                 wrap=None):
+        # services: more master.cf lines (a policy service, ...); wrap:
+        # a command prefix for `postfix start` (a mount namespace with a
+        # resolv.conf of the test's, ...), which the master inherits.
+        self.services = services
+        self.wrap = list(wrap or [])
         self.root = root
         self.host, self.port = host, port
         self.conf = os.path.join(root, "conf")
@@ -160,9 +166,11 @@ class Postfix:
             for line in self.master_extra:
                 f.write(line + "\n")
             f.write(SERVICES)
+            f.write(self.services)
         env = dict(os.environ)
         env.pop("MAIL_CONFIG", None)
-        r = subprocess.run([POSTFIX, "-c", self.conf, "start"], env=env,
+        r = subprocess.run(self.wrap + [POSTFIX, "-c", self.conf, "start"],
+                           env=env,
                            capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             raise RuntimeError("postfix start: %s" % (

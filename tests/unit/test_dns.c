@@ -3,8 +3,10 @@
  *
  * The server answers from a small table and, unlike a recursive
  * resolver, never follows a CNAME itself, so the module has to ask for
- * the target (RFC 1034 3.6.2).  The .c file is included to check the
- * list of queries in flight (STYLE.md H.25).
+ * the target (RFC 1034 3.6.2).  Its answers have a TTL of 60 s, and
+ * NXDOMAIN comes without SOA: the first are kept (dns_cache.h), the
+ * second not.  The .c file is included to check the list of queries in
+ * flight (STYLE.md H.25).
  */
 #include "../../common/dns.c"
 
@@ -17,12 +19,22 @@ struct test_dns_zone {
 	uint8_t a[4];
 };
 
-/* One CNAME per answer: alias -> target, and the loop l1 <-> l2. */
+/* One CNAME per answer: alias -> target, the loop l1 <-> l2, and the
+ * loop c1 -> c2 -> ... -> c9 -> c1, longer than DNS_CNAME_MAX. */
 static const struct test_dns_zone test_dns_zone[] = {
 	{ "alias.test", DNS_TYPE_CNAME, "target.test", { 0 } },
 	{ "target.test", RESOLVER_A, NULL, { 192, 0, 2, 1 } },
 	{ "l1.test", DNS_TYPE_CNAME, "l2.test", { 0 } },
 	{ "l2.test", DNS_TYPE_CNAME, "l1.test", { 0 } },
+	{ "c1.test", DNS_TYPE_CNAME, "c2.test", { 0 } },
+	{ "c2.test", DNS_TYPE_CNAME, "c3.test", { 0 } },
+	{ "c3.test", DNS_TYPE_CNAME, "c4.test", { 0 } },
+	{ "c4.test", DNS_TYPE_CNAME, "c5.test", { 0 } },
+	{ "c5.test", DNS_TYPE_CNAME, "c6.test", { 0 } },
+	{ "c6.test", DNS_TYPE_CNAME, "c7.test", { 0 } },
+	{ "c7.test", DNS_TYPE_CNAME, "c8.test", { 0 } },
+	{ "c8.test", DNS_TYPE_CNAME, "c9.test", { 0 } },
+	{ "c9.test", DNS_TYPE_CNAME, "c1.test", { 0 } },
 };
 
 struct test_dns_server {
@@ -168,12 +180,17 @@ test_dns_recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
 	uv_timer_start(&x->timer, test_dns_reply_cb, s->delay_ms, 0);
 }
 
+/* The loop under test: an answer from the cache comes from a timer, and
+ * UV_RUN_ONCE would then go on to wait for I/O that never comes. */
+static uv_loop_t *test_dns_loop;
+
 static void
 test_dns_cb(void *data, const struct resolver_answer *ans)
 {
 	struct test_dns_result *res = data;
 
 	res->done = true;
+	uv_stop(test_dns_loop);
 	res->ans = *ans;
 	if (ans->n > 0)
 		res->rr = ans->rr[0];
@@ -244,6 +261,7 @@ main(void)
 	bool closed = false;
 
 	uv_loop_init(&loop);
+	test_dns_loop = &loop;
 	memset(&srv, 0, sizeof(srv));
 	uv_udp_init(&loop, &srv.udp);
 	srv.udp.data = &srv;
@@ -270,17 +288,66 @@ main(void)
 	TAP_EQ_INT(srv.queries, 2, "two questions: the alias, the target");
 	TAP_OK(d->queries == NULL, "no query left in flight");
 
+	/* Asked again within the TTL: both links from the cache, answered
+	 * from the loop all the same. */
+	memset(&res, 0, sizeof(res));
+	srv.queries = 0;
+	TAP_EQ_INT(resolver_query(dns_resolver(d), "ALIAS.test", RESOLVER_A,
+	    test_dns_cb, &res), 0, "query ALIAS.test again");
+	TAP_OK(!res.done, "not answered within resolver_query()");
+	test_dns_run(&loop, &res);
+	TAP_EQ_INT(res.ans.rcode, RESOLVER_NOERROR, "cached: NOERROR");
+	TAP_OK(res.ans.n == 1 && memcmp(res.rr.u.a, "\xc0\x00\x02\x01", 4) ==
+	    0, "cached: 192.0.2.1");
+	TAP_OK(res.ans.n == 1 && res.rr.ttl <= 60,
+	    "cached: the TTL left (%u)", (unsigned)res.rr.ttl);
+	TAP_EQ_INT(srv.queries, 0, "cached: no question to the server");
+	TAP_OK(d->queries == NULL, "cached: no query left in flight");
+
+	/* A cached answer whose caller cancels is not handed on. */
+	memset(&res, 0, sizeof(res));
+	TAP_EQ_INT(resolver_query(dns_resolver(d), "target.test", RESOLVER_A,
+	    test_dns_cb, &res), 0, "query target.test, then cancel");
+	resolver_cancel(dns_resolver(d), &res);
+	while (d->hits != NULL && uv_run(&loop, UV_RUN_NOWAIT) != 0)
+		;
+	TAP_OK(!res.done && d->hits == NULL, "cancelled: no callback");
+
+	/* NXDOMAIN without SOA is not kept (RFC 2308 5). */
+	srv.queries = 0;
+	memset(&res, 0, sizeof(res));
+	resolver_query(dns_resolver(d), "none.test", RESOLVER_A, test_dns_cb,
+	    &res);
+	test_dns_run(&loop, &res);
+	memset(&res, 0, sizeof(res));
+	resolver_query(dns_resolver(d), "none.test", RESOLVER_A, test_dns_cb,
+	    &res);
+	test_dns_run(&loop, &res);
+	TAP_EQ_INT(res.ans.rcode, RESOLVER_NXDOMAIN, "none.test NXDOMAIN");
+	TAP_EQ_INT(srv.queries, 2, "NXDOMAIN without SOA: asked each time");
+
 	/* A loop of CNAMEs over several answers ends at DNS_CNAME_MAX. */
 	memset(&res, 0, sizeof(res));
 	srv.queries = 0;
-	TAP_EQ_INT(resolver_query(dns_resolver(d), "l1.test", RESOLVER_A,
-	    test_dns_cb, &res), 0, "query l1.test");
+	TAP_EQ_INT(resolver_query(dns_resolver(d), "c1.test", RESOLVER_A,
+	    test_dns_cb, &res), 0, "query c1.test");
 	TAP_EQ_INT(test_dns_in_flight(d), 1, "one query in flight");
 	test_dns_run(&loop, &res);
-	TAP_OK(res.done, "l1.test answered");
+	TAP_OK(res.done, "c1.test answered");
 	TAP_EQ_INT(res.ans.rcode, RESOLVER_SERVFAIL, "a CNAME loop fails");
 	TAP_EQ_INT(srv.queries, DNS_CNAME_MAX + 1,
 	    "one question per CNAME followed, then no more");
+	TAP_EQ_INT(test_dns_in_flight(d), 0, "no query left in flight");
+
+	/* So does a loop through answers from the cache. */
+	memset(&res, 0, sizeof(res));
+	srv.queries = 0;
+	resolver_query(dns_resolver(d), "l1.test", RESOLVER_A, test_dns_cb,
+	    &res);
+	test_dns_run(&loop, &res);
+	TAP_EQ_INT(res.ans.rcode, RESOLVER_SERVFAIL,
+	    "a CNAME loop over cached links fails");
+	TAP_EQ_INT(srv.queries, 2, "each link asked once, then cached");
 	TAP_EQ_INT(test_dns_in_flight(d), 0, "no query left in flight");
 
 	dns_close(d, test_dns_closed_cb, &closed);
@@ -295,8 +362,8 @@ main(void)
 	memset(&res, 0, sizeof(res));
 	srv.queries = 0;
 	srv.delay_ms = 60;
-	TAP_EQ_INT(resolver_query(dns_resolver(d), "l1.test", RESOLVER_A,
-	    test_dns_cb, &res), 0, "query l1.test, slowly answered");
+	TAP_EQ_INT(resolver_query(dns_resolver(d), "c1.test", RESOLVER_A,
+	    test_dns_cb, &res), 0, "query c1.test, slowly answered");
 	test_dns_run(&loop, &res);
 	TAP_EQ_INT(res.ans.rcode, RESOLVER_TIMEOUT,
 	    "a chain slower than the timeout times out");
