@@ -262,6 +262,18 @@ const char *const store__migrations[] = {
 	" pending = pending + (NEW.passed = 0) - (OLD.passed = 0),"
 	" passed = passed + (NEW.passed > 0) - (OLD.passed > 0);\n"
 	"END;\n",
+	/* Per-recipient queue state and the queue by destination domain
+	 * (store_queue.c): how often each recipient was tried and the
+	 * reply it got last, for `postroom queue list`; an index on the
+	 * domain of each address, for ETRN (RFC 1985) and `postroom queue
+	 * flush DOMAIN`.  Only columns and an index of queue_rcpt, which
+	 * the first migration made: independent of the others. */
+	"ALTER TABLE queue_rcpt ADD COLUMN attempts INTEGER NOT NULL"
+	" DEFAULT 0;\n"
+	"ALTER TABLE queue_rcpt ADD COLUMN last_reply TEXT NOT NULL"
+	" DEFAULT '';\n"
+	"CREATE INDEX IF NOT EXISTS queue_rcpt_domain ON queue_rcpt("
+	STORE_QRCPT_DOMAIN_EXPR ");\n",
 };
 
 const int store__n_migrations =

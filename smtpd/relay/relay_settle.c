@@ -214,7 +214,8 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	struct store_settle s;
 	struct pr_err err;
 	size_t *perm, n_perm = 0, n_temp, i;
-	int64_t *done, *failed, now = relay_now(), next = 0;
+	int64_t *done, *failed, *deferred = NULL, now = relay_now(), next = 0;
+	const char **replies = NULL;
 	bool expired = false;
 	int r;
 
@@ -265,6 +266,18 @@ relay_settle_run(struct relay_work *w, struct store *st)
 		next = now + relay_backoff(m->job.attempts + 1);
 	s.next_attempt = next;
 	s.last_error = why;
+	/* Each deferred recipient keeps its own last reply, for `postroom
+	 * queue list` (the entry's last_error is the first of them). */
+	deferred = xcalloc(m->job.n_rcpts + 1, sizeof(*deferred));
+	replies = xcalloc(m->job.n_rcpts + 1, sizeof(*replies));
+	for (i = 0; i < m->job.n_rcpts; i++) {
+		if (m->rcpts[i].status != RELAY_RCPT_TEMP)
+			continue;
+		deferred[s.n_deferred] = m->job.rcpts[i].id;
+		replies[s.n_deferred++] = m->rcpts[i].reply;
+	}
+	s.deferred = deferred;
+	s.deferred_reply = replies;
 
 	if (n_perm > 0) {
 		r = 0;
@@ -313,6 +326,8 @@ out:
 	free(perm);
 	free(done);
 	free(failed);
+	free(deferred);
+	free(replies);
 }
 
 static void
