@@ -50,6 +50,7 @@ cfg_defaults(struct cfg *c)
 	c->relay.enabled = true;
 	c->relay.mx_port = 25;
 	c->relay.max_queue_time = 5 * 24 * 3600;
+	c->relay.connections_per_domain = 10;
 
 	c->dns.timeout = 5;
 	c->inbound.spf = true;
@@ -484,7 +485,12 @@ cfg_set_relay(struct cfg *c, const char *name, const char *value)
 			r = PR_EINVAL;
 	} else if (strcmp(name, "max_queue_time") == 0)
 		r = cfg_parse_duration(value, &c->relay.max_queue_time);
-	else
+	else if (strcmp(name, "connections_per_domain") == 0) {
+		r = cfg_parse_uint(value, 1000,
+		    &c->relay.connections_per_domain);
+		if (r == 0 && c->relay.connections_per_domain == 0)
+			r = PR_EINVAL;
+	} else
 		return CFG_UNKNOWN_KEY;
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
 }

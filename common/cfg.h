@@ -117,6 +117,10 @@ struct cfg {
 		char resolver[256];       /* "ip[:port]" or "" = system */
 		unsigned mx_port;         /* default 25 */
 		uint64_t max_queue_time;  /* seconds, default 5 days */
+		/* Connections to one destination (an MX domain, or the
+		 * smarthost) at once, default 10; the relay's cap on all
+		 * connections is RELAY_CONNS_MAX (postroom.conf(5)). */
+		unsigned connections_per_domain;
 	} relay;
 	struct {
 		/* The DNS server of the relay and the inbound checks:

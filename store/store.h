@@ -548,6 +548,11 @@ int store_queue_del_msg(struct store *st, const char *msgid,
     struct pr_err *err);
 /* Makes every entry due now. */
 int store_queue_flush(struct store *st, struct pr_err *err);
+/* When the queue was last flushed (store_queue_flush, _flush_domain),
+ * unix time, 0 = never: a flush also tells the runner to forget the
+ * hosts that failed lately (postroom(8) queue flush). */
+int store_queue_flushed(struct store *st, int64_t *at_r,
+    struct pr_err *err);
 /* Makes due now the entries with a recipient in domain (lower case,
  * A-labels) and, with subdomains, in any domain below it ("@domain" of
  * ETRN, RFC 1985 5.3).  *n_r is how many entries have such a recipient,

@@ -158,12 +158,44 @@ store_queue_del_msg(struct store *st, const char *msgid, struct pr_err *err)
 	    err, "t", id), err, "no queue entry %s", id);
 }
 
+/* Inside a flush's transaction: the runner learns of it (one row). */
+static int
+store_queue_flush_mark(struct store *st, int64_t now, struct pr_err *err)
+{
+	return store__run(st, STORE_Q_QUEUE_FLUSH_MARK,
+	    "UPDATE queue_flush SET at = ?1 WHERE id = 0",
+	    "cannot flush the queue", err, "i", now);
+}
+
+int
+store_queue_flushed(struct store *st, int64_t *at_r, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	*at_r = 0;
+	if ((r = store__row(st, STORE_Q_QUEUE_FLUSHED,
+	    "SELECT at FROM queue_flush WHERE id = 0", &s,
+	    "cannot read the queue", err, "")) == 1) {
+		*at_r = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+	}
+	return r < 0 ? r : 0;
+}
+
 int
 store_queue_flush(struct store *st, struct pr_err *err)
 {
-	return store__run(st, STORE_Q_QUEUE_FLUSH,
-	    "UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1",
-	    "cannot flush the queue", err, "i", (int64_t)time(NULL));
+	int64_t now = (int64_t)time(NULL);
+	int r;
+
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	if ((r = store_queue_flush_mark(st, now, err)) == 0)
+		r = store__run(st, STORE_Q_QUEUE_FLUSH,
+		    "UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1",
+		    "cannot flush the queue", err, "i", now);
+	return store__end(st, r, err);
 }
 
 /* The entries with a recipient in domain ?1 (by the queue_rcpt_domain
@@ -216,6 +248,8 @@ store_queue_flush_domain(struct store *st, const char *domain,
 		store__rollback(st);
 		return 0;
 	}
+	if (r >= 0)
+		r = store_queue_flush_mark(st, (int64_t)time(NULL), err);
 	return store__end(st, r < 0 ? r : 0, err);
 }
 

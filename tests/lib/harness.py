@@ -177,6 +177,12 @@ class Instance:
         }
         for sec, kv in self.extra.items():
             sections.setdefault(sec, {}).update(kv)
+        # [relay] resolver is an alias of [dns] resolver, which wins when
+        # both are set (postroom.conf(5)): a test that names a DNS
+        # server for the relay means it for everything.
+        relay_dns = self.extra.get("relay", {}).get("resolver")
+        if relay_dns and "resolver" not in self.extra.get("dns", {}):
+            sections["dns"]["resolver"] = relay_dns
         with open(self.config, "w") as f:
             for sec, kv in sections.items():
                 f.write("[%s]\n" % sec)
