@@ -398,7 +398,9 @@ cfg_set_smtp(struct cfg *c, const char *name, const char *value)
 		if (r == 0 && (s == 0 || s > 86400))
 			r = PR_EINVAL;
 		c->smtp.timeout = (unsigned)s;
-	} else
+	} else if (strcmp(name, "etrn_networks") == 0)
+		r = netlist_parse(value, &c->smtp.etrn_networks);
+	else
 		return CFG_UNKNOWN_KEY;
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
 }
