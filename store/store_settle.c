@@ -91,6 +91,15 @@ store_settle_bounce(struct store *st, struct store_settle *s, int64_t now,
 	return 0;
 }
 
+/* How much of an error text is kept (STORE_SETTLE_ERROR_MAX at most). */
+static size_t
+store_settle_error_len(const char *text)
+{
+	size_t len = strlen(text);
+
+	return len > STORE_SETTLE_ERROR_MAX ? STORE_SETTLE_ERROR_MAX : len;
+}
+
 /* The entry after its recipients went: gone with the last one, else
  * rescheduled when asked to. */
 static int
@@ -114,9 +123,7 @@ store_settle_entry(struct store *st, const struct store_settle *s,
 		return store_queue_unclaim(st, s->queue_id, err);
 	last_error = s->failed_kept ? "bounce could not be stored" :
 	    s->last_error != NULL ? s->last_error : "";
-	len = strlen(last_error);
-	if (len > STORE_SETTLE_ERROR_MAX)
-		len = STORE_SETTLE_ERROR_MAX;
+	len = store_settle_error_len(last_error);
 	if ((r = store__run(st, STORE_Q_QUEUE_RETRY,
 	    "UPDATE queue SET next_attempt = ?2, attempts = attempts + 1,"
 	    " last_error = ?3, claimed_until = 0 WHERE id = ?1",
@@ -126,9 +133,7 @@ store_settle_entry(struct store *st, const struct store_settle *s,
 	for (size_t i = 0; i < s->n_deferred; i++) {
 		last_error = s->deferred_reply != NULL &&
 		    s->deferred_reply[i] != NULL ? s->deferred_reply[i] : "";
-		len = strlen(last_error);
-		if (len > STORE_SETTLE_ERROR_MAX)
-			len = STORE_SETTLE_ERROR_MAX;
+		len = store_settle_error_len(last_error);
 		if ((r = store__run(st, STORE_Q_QRCPT_DEFER,
 		    "UPDATE queue_rcpt SET attempts = attempts + 1,"
 		    " last_reply = ?3 WHERE id = ?1 AND queue_id = ?2",

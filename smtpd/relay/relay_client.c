@@ -51,17 +51,14 @@ relay_client_state_name(enum relay_client_state st)
 	return relay_client_state_names[st];
 }
 
-int
-relay_client_init(struct relay_client *c,
+/* The message a session carries next, its recipients undecided. */
+static void
+relay_client_set_rcpts(struct relay_client *c,
     const struct relay_client_params *params,
     struct relay_client_rcpt *rcpts, size_t n_rcpts)
 {
 	size_t i;
 
-	memset(c, 0, sizeof(*c));
-	if (n_rcpts == 0)
-		return PR_EINVAL;
-	c->state = RELAY_CLIENT_S_GREETING;
 	c->params = params;
 	c->rcpts = rcpts;
 	c->n_rcpts = n_rcpts;
@@ -69,6 +66,19 @@ relay_client_init(struct relay_client *c,
 		rcpts[i].status = RELAY_RCPT_PENDING;
 		rcpts[i].reply[0] = '\0';
 	}
+}
+
+int
+relay_client_init(struct relay_client *c,
+    const struct relay_client_params *params,
+    struct relay_client_rcpt *rcpts, size_t n_rcpts)
+{
+
+	memset(c, 0, sizeof(*c));
+	if (n_rcpts == 0)
+		return PR_EINVAL;
+	c->state = RELAY_CLIENT_S_GREETING;
+	relay_client_set_rcpts(c, params, rcpts, n_rcpts);
 	buf_init(&c->out, RELAY_CLIENT_OUT_MAX);
 	if (params->tls_implicit) {
 		/* RFC 8314 3.3: the handshake comes first, the greeting
@@ -179,17 +189,9 @@ relay_client_next(struct relay_client *c,
     const struct relay_client_params *params,
     struct relay_client_rcpt *rcpts, size_t n_rcpts)
 {
-	size_t i;
-
 	if (c->state != RELAY_CLIENT_S_IDLE || n_rcpts == 0)
 		return PR_EINVAL;
-	c->params = params;
-	c->rcpts = rcpts;
-	c->n_rcpts = n_rcpts;
-	for (i = 0; i < n_rcpts; i++) {
-		rcpts[i].status = RELAY_RCPT_PENDING;
-		rcpts[i].reply[0] = '\0';
-	}
+	relay_client_set_rcpts(c, params, rcpts, n_rcpts);
 	c->event = RELAY_CLIENT_EV_NONE;
 	c->result = RELAY_CLIENT_R_NONE;
 	c->error[0] = '\0';
