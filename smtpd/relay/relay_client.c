@@ -73,7 +73,6 @@ relay_client_init(struct relay_client *c,
     const struct relay_client_params *params,
     struct relay_client_rcpt *rcpts, size_t n_rcpts)
 {
-
 	memset(c, 0, sizeof(*c));
 	if (n_rcpts == 0)
 		return PR_EINVAL;
