@@ -38,7 +38,8 @@ cmd_queue_list_cb(void *ctx, const struct store_queue_item *q)
 	    q->sender, created, q->attempts, next);
 	/* One line per recipient with its own state: how often it was
 	 * tried, when next (an entry's recipients share the schedule) and
-	 * the reply it got last. */
+	 * the reply it got last.  A recipient's DSN request (RFC 3461
+	 * NOTIFY=) belongs after the address, as notify=SUCCESS,FAILURE. */
 	for (i = 0; i < q->n_rcpts; i++) {
 		printf("    to=<%s>  tries=%d  next=%s", q->rcpts[i],
 		    q->rcpt_attempts != NULL ? q->rcpt_attempts[i] : 0, next);
