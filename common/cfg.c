@@ -54,6 +54,7 @@ cfg_defaults(struct cfg *c)
 	c->relay.mx_port = 25;
 	c->relay.max_queue_time = 5 * 24 * 3600;
 	c->relay.delay_warning = 4 * 3600;
+	c->relay.connections_per_domain = 10;
 
 	c->dns.timeout = 5;
 	c->inbound.spf = true;
@@ -407,7 +408,9 @@ cfg_set_smtp(struct cfg *c, const char *name, const char *value)
 		if (r == 0 && (s == 0 || s > 86400))
 			r = PR_EINVAL;
 		c->smtp.timeout = (unsigned)s;
-	} else
+	} else if (strcmp(name, "etrn_networks") == 0)
+		r = netlist_parse(value, &c->smtp.etrn_networks);
+	else
 		return CFG_UNKNOWN_KEY;
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
 }
@@ -496,7 +499,12 @@ cfg_set_relay(struct cfg *c, const char *name, const char *value)
 		r = cfg_parse_duration(value, &c->relay.max_queue_time);
 	else if (strcmp(name, "delay_warning") == 0)
 		r = cfg_parse_duration(value, &c->relay.delay_warning);
-	else
+	else if (strcmp(name, "connections_per_domain") == 0) {
+		r = cfg_parse_uint(value, 1000,
+		    &c->relay.connections_per_domain);
+		if (r == 0 && c->relay.connections_per_domain == 0)
+			r = PR_EINVAL;
+	} else
 		return CFG_UNKNOWN_KEY;
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
 }

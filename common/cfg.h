@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "netlist.h"
 
 #define CFG_DEFAULT_PATH "/etc/postroom/postroom.conf"
 #define CFG_LISTEN_MAX 8
@@ -113,6 +114,9 @@ struct cfg {
 		 * each error reply waits a second. */
 		unsigned hard_error_limit;
 		unsigned timeout;  /* idle seconds, default 300 (RFC 5321 4.5.3.2.7) */
+		/* Clients that may use ETRN (RFC 1985) without AUTH;
+		 * default none (authenticated users only). */
+		struct netlist etrn_networks;
 	} smtp;
 	struct {
 		struct cfg_listen_list listen; /* default 0.0.0.0:110 */
@@ -148,6 +152,10 @@ struct cfg {
 		 * (RFC 3464 action "delayed"); seconds, default 4 hours,
 		 * 0 = never. */
 		uint64_t delay_warning;
+		/* Connections to one destination (an MX domain, or the
+		 * smarthost) at once, default 10; the relay's cap on all
+		 * connections is RELAY_CONNS_MAX (postroom.conf(5)). */
+		unsigned connections_per_domain;
 	} relay;
 	struct {
 		/* The DNS server of the relay and the inbound checks:

@@ -76,6 +76,8 @@ smtp_cmd_ehlo_proceed(struct smtp_proto *p, const struct smtp_args *a)
 	if (p->tls || p->conf.allow_plaintext_auth)
 		r |= buf_puts(o, "250-AUTH PLAIN LOGIN\r\n");
 	r |= buf_puts(o, "250-SMTPUTF8\r\n");
+	if (p->conf.etrn)
+		r |= buf_puts(o, "250-ETRN\r\n");
 	r |= buf_puts(o, "250 CHUNKING\r\n");
 	if (r != 0) {
 		p->out_failed = true;
@@ -381,7 +383,8 @@ smtp_cmd_help_proceed(struct smtp_proto *p, const struct smtp_args *a)
 {
 	(void)a;
 	smtp_proto__reply(p, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT "
-	    "DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS AUTH");
+	    "DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS AUTH%s",
+	    p->conf.etrn ? " ETRN" : "");
 }
 
 static void
@@ -578,6 +581,83 @@ smtp_cmd__auth_done(struct smtp_proto *p, int status)
 	smtp_proto__secret_wipe(p);
 }
 
+/* --- ETRN (RFC 1985) -------------------------------------------------- */
+
+static bool
+smtp_cmd_etrn_gate(struct smtp_proto *p)
+{
+	if (!p->conf.etrn) {
+		smtp_proto__reject(p, 502, "5.5.1", "ETRN not available");
+		return false;
+	}
+	if (p->state == SMTP_S_GREETING) {
+		smtp_proto__reject(p, 503, "5.5.1", "Send EHLO/HELO first");
+		return false;
+	}
+	if (p->state != SMTP_S_READY) {
+		smtp_proto__reject(p, 503, "5.5.1", "ETRN not allowed in a "
+		    "mail transaction");
+		return false;
+	}
+	return true;
+}
+
+static bool
+smtp_cmd_etrn_check(struct smtp_proto *p, const struct smtp_args *a)
+{
+	struct smtp_policy_facts f;
+
+	snprintf(p->etrn_node, sizeof(p->etrn_node), "%s%s",
+	    a->etrn_sub ? "@" : a->etrn_queue ? "#" : "", a->addr);
+	smtp_proto__facts(p, &f);
+	f.etrn_node = p->etrn_node;
+	f.etrn_network = p->conf.etrn_network;
+	if (!smtp_proto__decide(p, SMTP_POLICY_ETRN, &f))
+		return false;
+	if (a->etrn_queue) {
+		/* RFC 1985 5.3: named queues are optional; there are none. */
+		smtp_proto__reply(p, 458, "4.3.0", "Unable to queue messages "
+		    "for node %s: no such queue", p->etrn_node);
+		return false;
+	}
+	return true;
+}
+
+static void
+smtp_cmd_etrn_proceed(struct smtp_proto *p, const struct smtp_args *a)
+{
+	snprintf(p->etrn_node, sizeof(p->etrn_node), "%s", a->addr);
+	p->etrn_sub = a->etrn_sub;
+	p->ev.type = SMTP_EV_ETRN;
+	p->ev.addr = p->etrn_node;
+	p->ev.subdomains = a->etrn_sub;
+}
+
+void
+smtp_cmd__etrn_done(struct smtp_proto *p, int status)
+{
+	struct smtp_policy_facts f;
+	char node[ADDR_MAX + 2];
+
+	snprintf(node, sizeof(node), "%s%s", p->etrn_sub ? "@" : "",
+	    p->etrn_node);
+	smtp_proto__facts(p, &f);
+	f.status = status;
+	f.etrn_node = node;
+	f.etrn_network = p->conf.etrn_network;
+	if (!smtp_proto__decide(p, SMTP_POLICY_ETRN_DONE, &f))
+		return;
+	smtp_proto__log(p, 1, "etrn node=%s entries=%d", node, status);
+	/* RFC 1985 5: 251 nothing waiting, 253 with the count. */
+	if (status == 0)
+		smtp_proto__reply(p, 251, "2.0.0", "OK, no messages waiting "
+		    "for node %s", node);
+	else
+		smtp_proto__reply(p, 253, "2.0.0", "OK, %d pending message%s "
+		    "for node %s started", status, status == 1 ? "" : "s",
+		    node);
+}
+
 /* --- The table --------------------------------------------------------- */
 
 /*
@@ -613,6 +693,8 @@ static const struct smtp_cmd smtp_cmds[] = {
 	    smtp_cmd_starttls_check, smtp_cmd_starttls_proceed },
 	{ "AUTH", SMTP_ST_ANY, smtp_cmd_auth_gate, smtp_parse_auth, NULL,
 	    smtp_cmd_auth_proceed },
+	{ "ETRN", SMTP_ST_NOT_BDAT, smtp_cmd_etrn_gate, smtp_parse_etrn,
+	    smtp_cmd_etrn_check, smtp_cmd_etrn_proceed },
 };
 
 /* Cross-protocol requests (an HTTP client pointed at port 25, or a web

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
+#include "domain.h"
 #include "err.h"
 #include "xtext.h"
 
@@ -417,6 +419,43 @@ smtp_parse_none(const struct smtp_parse_ctx *c, struct smtp_args *a,
 {
 	if (*a->raw != '\0') {
 		smtp_policy_reject(v_r, 501, "5.5.4", "Syntax: %s", c->verb);
+		return false;
+	}
+	return true;
+}
+
+bool
+smtp_parse_etrn(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r)
+{
+	const char *node = a->raw;
+	size_t len;
+
+	(void)c;
+	a->etrn_sub = node[0] == '@';
+	a->etrn_queue = node[0] == '#';
+	if (a->etrn_sub || a->etrn_queue)
+		node++;
+	len = strlen(node);
+	if (len == 0 || strchr(node, ' ') != NULL) {
+		smtp_policy_reject(v_r, 501, "5.5.4", "Syntax: ETRN domain, "
+		    "ETRN @domain or ETRN #queue");
+		return false;
+	}
+	if (a->etrn_queue) {
+		/* A queue name: kept to be named in the 458 reply. */
+		if (len >= sizeof(a->addr) || !addr_domain_valid(node, len,
+		    false)) {
+			smtp_policy_reject(v_r, 501, "5.5.4", "Invalid queue "
+			    "name");
+			return false;
+		}
+		memcpy(a->addr, node, len + 1);
+		return true;
+	}
+	if (domain_normalize(node, len, a->addr, sizeof(a->addr)) < 0 ||
+	    a->addr[0] == '[') {
+		smtp_policy_reject(v_r, 501, "5.5.4", "Invalid node name");
 		return false;
 	}
 	return true;

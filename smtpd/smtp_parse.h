@@ -38,6 +38,9 @@ struct smtp_args {
 	bool last;                  /* BDAT ... LAST (RFC 3030 2) */
 	enum smtp_auth_mech mech;   /* AUTH */
 	const char *ir;             /* AUTH initial response, NULL = none */
+	/* ETRN (RFC 1985): the node in addr (a domain in normal form, or
+	 * a queue name with etrn_queue), etrn_sub for "@domain". */
+	bool etrn_sub, etrn_queue;
 };
 
 /* What the parse steps need to know about the session. */
@@ -65,6 +68,10 @@ bool smtp_parse_bdat(const struct smtp_parse_ctx *c, struct smtp_args *a,
 bool smtp_parse_vrfy(const struct smtp_parse_ctx *c, struct smtp_args *a,
     struct smtp_verdict *v_r);
 bool smtp_parse_auth(const struct smtp_parse_ctx *c, struct smtp_args *a,
+    struct smtp_verdict *v_r);
+/* ETRN node: "domain", "@domain" (and its subdomains) or "#queue"
+ * (RFC 1985 5.3); 501 5.5.4 for anything else. */
+bool smtp_parse_etrn(const struct smtp_parse_ctx *c, struct smtp_args *a,
     struct smtp_verdict *v_r);
 /* Verbs without arguments (c->verb names the verb in the error). */
 bool smtp_parse_none(const struct smtp_parse_ctx *c, struct smtp_args *a,

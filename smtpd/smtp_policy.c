@@ -473,6 +473,36 @@ smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
 	v->check = "milter";
 }
 
+/*
+ * ETRN, RFC 1985: a client may make the relay work for a domain when it
+ * authenticated or its address is in [smtp] etrn_networks (a backup MX's
+ * primary, coming back online).  Anyone else gets 459, counted: the
+ * command moves no mail of theirs.
+ */
+static void
+smtp_policy_etrn(const struct smtp_policy_facts *f, struct smtp_verdict *v)
+{
+	if (smtp_policy_authed(f) || f->etrn_network)
+		return;
+	smtp_policy_reject(v, 459, "4.7.1", "Node %s not allowed: ETRN "
+	    "needs authentication or an allowed network", f->etrn_node);
+}
+
+/* RFC 1985 5: 458 when the queue cannot be started (too many requests
+ * from this client, or a store error); a 25x follows otherwise. */
+static void
+smtp_policy_etrn_done(const struct smtp_policy_facts *f,
+    struct smtp_verdict *v)
+{
+	if (f->status == PR_EAGAIN)
+		smtp_policy_defer(v, 458, "4.7.0", "Unable to queue messages "
+		    "for node %s: more than %d ETRN a minute, try later",
+		    f->etrn_node, SMTP_POLICY_ETRN_PER_MINUTE);
+	else if (f->status < 0)
+		smtp_policy_defer(v, 458, "4.3.0", "Unable to queue messages "
+		    "for node %s", f->etrn_node);
+}
+
 static void
 smtp_policy_deliver_done(const struct smtp_policy_facts *f,
     struct smtp_verdict *v)
@@ -560,6 +590,12 @@ smtp_policy_check(enum smtp_policy_point pt,
 		break;
 	case SMTP_POLICY_VERIFY_DONE:
 		smtp_policy_verify_done(f, v_r);
+		break;
+	case SMTP_POLICY_ETRN:
+		smtp_policy_etrn(f, v_r);
+		break;
+	case SMTP_POLICY_ETRN_DONE:
+		smtp_policy_etrn_done(f, v_r);
 		break;
 	}
 }

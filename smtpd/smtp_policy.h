@@ -43,7 +43,13 @@ enum smtp_policy_point {
 	SMTP_POLICY_CONNECT,      /* before the greeting: the DNSBL answers */
 	SMTP_POLICY_VERIFY_DONE,  /* end of data on the MX listener: the
 	                           * From: count, DKIM and DMARC (RFC 7489) */
+	SMTP_POLICY_ETRN,         /* ETRN (RFC 1985): may this client ask? */
+	SMTP_POLICY_ETRN_DONE,    /* the queue was flushed: status entries */
 };
+
+/* ETRN requests one client address may make per minute; past that the
+ * glue completes with PR_EAGAIN and the reply is 458 (RFC 1985 5). */
+#define SMTP_POLICY_ETRN_PER_MINUTE 5
 
 /* Past half the error limit every counted error reply waits this long
  * (Postfix's smtpd_soft_error_limit and smtpd_error_sleep_time).  The
@@ -110,6 +116,11 @@ struct smtp_policy_facts {
 	int milter_code;
 	const char *milter_enh;
 	const char *milter_text;
+	/* At SMTP_POLICY_ETRN and _DONE: the node asked for ("@" first for
+	 * subdomains) and whether the client's address is in [smtp]
+	 * etrn_networks. */
+	const char *etrn_node;
+	bool etrn_network;
 	/* At the *_DONE points, what the glue answered: 0, an
 	 * SMTP_RCPT_* kind, SMTP_MAIL_HOSTED, or a PR_E* code. */
 	int status;

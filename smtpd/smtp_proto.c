@@ -965,6 +965,9 @@ smtp_proto_complete(struct smtp_proto *p, int status)
 	case SMTP_EV_DELIVER:
 		smtp_proto_complete_deliver(p, status);
 		break;
+	case SMTP_EV_ETRN:
+		smtp_cmd__etrn_done(p, status);
+		break;
 	case SMTP_EV_DELAY:
 		break;
 	default:

@@ -96,6 +96,11 @@ struct smtp_proto_conf {
 	 * report: the results are recorded, nothing is refused. */
 	bool verify;
 	bool dmarc_report;
+	/* ETRN (RFC 1985): offered when the relay runs; etrn_network when
+	 * the client's address is in [smtp] etrn_networks (the glue
+	 * matches it), which allows ETRN without AUTH. */
+	bool etrn;
+	bool etrn_network;
 	struct smtp_limits limits;
 	/* Optional log hook (level 0 debug, 1 info, 2 warning); the text is
 	 * a complete sentence without a newline.  NULL = silent. */
@@ -151,6 +156,12 @@ enum smtp_event_type {
 	 * smtp_proto_verify_result(), then complete with 0 (or an error
 	 * when no check could be made: the message is accepted). */
 	SMTP_EV_VERIFY,
+	/* ETRN (RFC 1985): make the queued mail for domain addr (and its
+	 * subdomains with ev.subdomains, "ETRN @domain") due now and
+	 * wake the relay.  Complete with the number of queue entries
+	 * found (0 = none), PR_EAGAIN when this client asked too often
+	 * (SMTP_POLICY_ETRN_PER_MINUTE), or another error. */
+	SMTP_EV_ETRN,
 };
 
 /* An anonymous sender's domain is hosted here (SMTP_EV_MAIL). */
@@ -176,6 +187,7 @@ struct smtp_event {
 	const char *pass;      /* AUTH: sodium_malloc memory */
 	const char *addr;      /* MAIL: sender; RCPT: recipient; FROM */
 	unsigned delay_ms;     /* DELAY */
+	bool subdomains;       /* ETRN @domain */
 	const uint8_t *data;   /* SPOOL, DELIVER */
 	size_t len;
 };

@@ -38,6 +38,8 @@ struct smtp_proto {
 	bool tls;
 	bool authed;
 	char helo[SMTP_PARSE_HELO_MAX + 1];
+	char etrn_node[ADDR_MAX + 1];   /* ETRN: the domain (ev.addr) */
+	bool etrn_sub;
 	char auth_user[ADDR_MAX];
 	char tls_desc[128];
 	char cmdlog[SMTP_PROTO_CMDLOG_MAX + 1]; /* current command, for logs */
@@ -116,6 +118,8 @@ void smtp_proto__chunk_end(struct smtp_proto *p);
 void smtp_cmd__line(struct smtp_proto *p, char *line, size_t len);
 /* The proceed steps of the commands whose check waited for the glue. */
 void smtp_cmd__auth_done(struct smtp_proto *p, int status);
+/* SMTP_EV_ETRN completed with status (entries found, or an error). */
+void smtp_cmd__etrn_done(struct smtp_proto *p, int status);
 void smtp_cmd__mail_done(struct smtp_proto *p, int status);
 void smtp_cmd__spf_done(struct smtp_proto *p, int status);
 void smtp_cmd__rcpt_done(struct smtp_proto *p, int status);

@@ -25,6 +25,7 @@
 #include "pwpool.h"
 #include "relay.h"
 #include "smtp_deliver.h"
+#include "smtp_etrn.h"
 #include "smtp_head.h"
 #include "smtp_policy.h"
 #include "spf.h"
@@ -2139,6 +2140,38 @@ smtp_session_verify(struct smtp_session *s, const struct smtp_event *ev)
 	return false;
 }
 
+/* --- ETRN (RFC 1985) --------------------------------------------------- */
+
+static void
+smtp_session_etrn_cb(void *data, int status)
+{
+	struct smtp_session *s = data;
+
+	s->pending--;
+	/* The entries are due: the relay scans now (and forgets the hosts
+	 * that failed lately, relay_sched.c). */
+	if (status > 0)
+		relay_kick(s->srv->relay);
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	smtp_session_complete(s, status);
+}
+
+static bool
+smtp_session_etrn(struct smtp_session *s, const struct smtp_event *ev)
+{
+	if (!smtp_etrn_count(s->peer, uv_now(s->srv->loop))) {
+		smtp_proto_complete(s->p, PR_EAGAIN);
+		return true;
+	}
+	s->pending++;
+	smtp_etrn_submit(s->srv->wk, ev->addr, ev->subdomains,
+	    smtp_session_etrn_cb, s);
+	return false;
+}
+
 /* --- The session loop -------------------------------------------------- */
 
 /* Carries out ev.  Returns true when it completed synchronously. */
@@ -2191,6 +2224,8 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 		return smtp_session_verify(s, ev);
 	case SMTP_EV_DELIVER:
 		return smtp_session_deliver(s, ev);
+	case SMTP_EV_ETRN:
+		return smtp_session_etrn(s, ev);
 	case SMTP_EV_STARTTLS:
 		/* The 220 is flushed; net drops any input buffered so far
 		 * (RFC 3207 5) and tls_cb continues. */
@@ -2497,6 +2532,9 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	conf.verify = s->kind == SMTP_LISTEN_MX;
 	conf.dmarc_report = srv->cfg->inbound.dmarc_policy ==
 	    CFG_DMARC_REPORT;
+	conf.etrn = srv->cfg->relay.enabled;
+	conf.etrn_network = netlist_match(&srv->cfg->smtp.etrn_networks,
+	    s->peer);
 	conf.limits = srv->limits;
 	conf.log_cb = smtp_session_log_cb;
 	conf.log_data = s;

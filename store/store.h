@@ -567,6 +567,11 @@ struct store_queue_item {
 	const char *last_error;  /* "" if none */
 	size_t n_rcpts;
 	const char *const *rcpts; /* pending recipients */
+	/* Per recipient, parallel to rcpts: attempts that reached it
+	 * and the reply of the last one ("" if none yet).  Every pending
+	 * recipient of an entry is next tried at next_attempt. */
+	const int *rcpt_attempts;
+	const char *const *rcpt_replies;
 };
 
 /* Pending queue entries in id order; pointers valid during cb. */
@@ -582,6 +587,17 @@ int store_queue_del_msg(struct store *st, const char *msgid,
     struct pr_err *err);
 /* Makes every entry due now. */
 int store_queue_flush(struct store *st, struct pr_err *err);
+/* When the queue was last flushed (store_queue_flush, _flush_domain),
+ * unix time, 0 = never: a flush also tells the runner to forget the
+ * hosts that failed lately (postroom(8) queue flush). */
+int store_queue_flushed(struct store *st, int64_t *at_r,
+    struct pr_err *err);
+/* Makes due now the entries with a recipient in domain (lower case,
+ * A-labels) and, with subdomains, in any domain below it ("@domain" of
+ * ETRN, RFC 1985 5.3).  *n_r is how many entries have such a recipient,
+ * the ones due already included.  One transaction, by an index. */
+int store_queue_flush_domain(struct store *st, const char *domain,
+    bool subdomains, size_t *n_r, struct pr_err *err);
 
 /* Messages held by a content filter (store_msg.held). */
 struct store_held_item {
@@ -691,6 +707,11 @@ struct store_settle {
 	const char *const *done_info;  /* optional, n_done entries: each
 	                                  delivered recipient's reply */
 	const char *const *failed_info; /* optional, n_failed entries */
+	const int64_t *deferred;       /* recipients this attempt reached
+	                                  and that stay: their attempts
+	                                  count up, their reply is kept */
+	const char *const *deferred_reply; /* parallel to deferred */
+	size_t n_deferred;
 	/* out */
 	bool failed_kept;              /* the bounce could not be stored:
 	                                  failed recipients stay queued */
@@ -713,7 +734,7 @@ struct store_settle {
  *   the bounce messages (not when they are taken back);
  * - with s->next_attempt > 0, an entry that keeps recipients is retried
  *   at next_attempt: attempts is incremented, last_error recorded
- *   (bounded);
+ *   (bounded), and so are each s->deferred recipient's;
  * - the entry leaves with its last recipient, its body with its last
  *   reference.
  *

@@ -88,6 +88,14 @@ enum store_q {
 	STORE_Q_QUEUE_DSN,
 	STORE_Q_QRCPT_DUE,
 	STORE_Q_QUEUE_WARNED,
+	STORE_Q_QUEUE_FLUSH_DOM,
+	STORE_Q_QUEUE_COUNT_DOM,
+	STORE_Q_QUEUE_FLUSH_DOMS,
+	STORE_Q_QUEUE_COUNT_DOMS,
+	STORE_Q_QRCPT_DEFER,
+	STORE_Q_QRCPT_STATE,
+	STORE_Q_QUEUE_FLUSH_MARK,
+	STORE_Q_QUEUE_FLUSHED,
 
 	STORE_Q_THROTTLE_GET,
 	STORE_Q_THROTTLE_FAIL,
@@ -141,6 +149,14 @@ enum store_q {
 
 	STORE_Q__COUNT
 };
+
+/* The domain of a queued recipient's address, as the queue_rcpt_domain
+ * index has it: the text after the first "@", in lower case.  Queries
+ * that look recipients up by domain use this very expression, so that
+ * SQLite can use the index (an address whose quoted local part holds an
+ * "@" is not found by domain; it keeps its normal schedule). */
+#define STORE_QRCPT_DOMAIN_EXPR \
+	"lower(substr(address, instr(address, '@') + 1))"
 
 /* Bodies move between a spool file and the database in pieces this big, so
  * a big message never sits whole in memory. */

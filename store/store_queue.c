@@ -24,6 +24,8 @@ struct store_qentry {
 	struct store_queue_item item;
 	struct store_strv strs;  /* msgid, sender, last_error */
 	struct store_strv rcpts;
+	struct store_strv replies;
+	int *attempts;
 };
 
 static void
@@ -32,8 +34,38 @@ store_qentries_free(struct store_qentry *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		store__strv_fini(&v[i].strs);
 		store__strv_fini(&v[i].rcpts);
+		store__strv_fini(&v[i].replies);
+		free(v[i].attempts);
 	}
 	free(v);
+}
+
+/* Entry e's pending recipients with their own state. */
+static int
+store_qentry_rcpts(struct store *st, struct store_qentry *e,
+    struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	size_t cap = 0;
+	int rc;
+
+	if ((s = store__bind(st, STORE_Q_QRCPT_STATE,
+	    "SELECT address, attempts, last_reply FROM queue_rcpt"
+	    " WHERE queue_id = ?1 ORDER BY id", STORE_QRCPT_WHAT, err, "i",
+	    e->item.id)) == NULL)
+		return store__errcode(err);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (store__grow(&e->attempts, &cap, e->rcpts.n,
+		    sizeof(*e->attempts), 8) < 0)
+			break;
+		e->attempts[e->rcpts.n] = sqlite3_column_int(s, 1);
+		if (store__strv_push(&e->rcpts,
+		    (const char *)sqlite3_column_text(s, 0)) < 0 ||
+		    store__strv_push(&e->replies,
+		    (const char *)sqlite3_column_text(s, 2)) < 0)
+			break;
+	}
+	return store__done(st, s, rc, STORE_QRCPT_WHAT, err);
 }
 
 int
@@ -77,15 +109,15 @@ store_queue_list(struct store *st,
 	if ((r = store__done(st, s, rc, "cannot list the queue", err)) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if ((r = store__texts(st, STORE_Q_QRCPT_LIST,
-		    STORE_QRCPT_LIST_SQL, STORE_QRCPT_WHAT, err, &v[i].rcpts, 1,
-		    "i", v[i].item.id)) < 0)
+		if ((r = store_qentry_rcpts(st, &v[i], err)) < 0)
 			goto out;
 		v[i].item.msgid = v[i].strs.v[0];
 		v[i].item.sender = v[i].strs.v[1];
 		v[i].item.last_error = v[i].strs.v[2];
 		v[i].item.n_rcpts = v[i].rcpts.n;
 		v[i].item.rcpts = (const char *const *)v[i].rcpts.v;
+		v[i].item.rcpt_attempts = v[i].attempts;
+		v[i].item.rcpt_replies = (const char *const *)v[i].replies.v;
 	}
 	store__rollback(st);
 	for (size_t i = 0; r == 0 && i < n; i++)
@@ -136,12 +168,99 @@ store_queue_del_msg(struct store *st, const char *msgid, struct pr_err *err)
 	    err, "t", id), err, "no queue entry %s", id);
 }
 
+/* Inside a flush's transaction: the runner learns of it (one row). */
+static int
+store_queue_flush_mark(struct store *st, int64_t now, struct pr_err *err)
+{
+	return store__run(st, STORE_Q_QUEUE_FLUSH_MARK,
+	    "UPDATE queue_flush SET at = ?1 WHERE id = 0",
+	    "cannot flush the queue", err, "i", now);
+}
+
+int
+store_queue_flushed(struct store *st, int64_t *at_r, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	*at_r = 0;
+	if ((r = store__row(st, STORE_Q_QUEUE_FLUSHED,
+	    "SELECT at FROM queue_flush WHERE id = 0", &s,
+	    "cannot read the queue", err, "")) == 1) {
+		*at_r = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+	}
+	return r < 0 ? r : 0;
+}
+
 int
 store_queue_flush(struct store *st, struct pr_err *err)
 {
-	return store__run(st, STORE_Q_QUEUE_FLUSH,
-	    "UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1",
-	    "cannot flush the queue", err, "i", (int64_t)time(NULL));
+	int64_t now = (int64_t)time(NULL);
+	int r;
+
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	if ((r = store_queue_flush_mark(st, now, err)) == 0)
+		r = store__run(st, STORE_Q_QUEUE_FLUSH,
+		    "UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1",
+		    "cannot flush the queue", err, "i", now);
+	return store__end(st, r, err);
+}
+
+/* The entries with a recipient in domain ?1 (by the queue_rcpt_domain
+ * index), and in its subdomains too (a scan of the recipients: nothing
+ * indexes a suffix; ETRN is rate-limited, smtp_policy.c). */
+#define STORE_QRCPT_OF_DOMAIN \
+	"SELECT queue_id FROM queue_rcpt WHERE " STORE_QRCPT_DOMAIN_EXPR \
+	" = ?1"
+#define STORE_QRCPT_OF_DOMAINS STORE_QRCPT_OF_DOMAIN \
+	" OR substr(" STORE_QRCPT_DOMAIN_EXPR ", -length(?1) - 1) = '.' || ?1"
+
+int
+store_queue_flush_domain(struct store *st, const char *domain,
+    bool subdomains, size_t *n_r, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	*n_r = 0;
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	if (subdomains)
+		r = store__row(st, STORE_Q_QUEUE_COUNT_DOMS,
+		    "SELECT count(DISTINCT queue_id) FROM ("
+		    STORE_QRCPT_OF_DOMAINS ")", &s, "cannot read the queue",
+		    err, "t", domain);
+	else
+		r = store__row(st, STORE_Q_QUEUE_COUNT_DOM,
+		    "SELECT count(DISTINCT queue_id) FROM ("
+		    STORE_QRCPT_OF_DOMAIN ")", &s, "cannot read the queue",
+		    err, "t", domain);
+	if (r == 1) {
+		*n_r = (size_t)sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+	}
+	if (r >= 0 && *n_r > 0 && subdomains)
+		r = store__run(st, STORE_Q_QUEUE_FLUSH_DOMS,
+		    "UPDATE queue SET next_attempt = ?2 WHERE next_attempt > ?2"
+		    " AND id IN (" STORE_QRCPT_OF_DOMAINS ")",
+		    "cannot flush the queue", err, "ti", domain,
+		    (int64_t)time(NULL));
+	else if (r >= 0 && *n_r > 0)
+		r = store__run(st, STORE_Q_QUEUE_FLUSH_DOM,
+		    "UPDATE queue SET next_attempt = ?2 WHERE next_attempt > ?2"
+		    " AND id IN (" STORE_QRCPT_OF_DOMAIN ")",
+		    "cannot flush the queue", err, "ti", domain,
+		    (int64_t)time(NULL));
+	if (r >= 0 && *n_r == 0) {
+		/* Nothing written: no commit, no fsync. */
+		store__rollback(st);
+		return 0;
+	}
+	if (r >= 0)
+		r = store_queue_flush_mark(st, (int64_t)time(NULL), err);
+	return store__end(st, r < 0 ? r : 0, err);
 }
 
 void

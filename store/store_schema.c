@@ -325,6 +325,26 @@ const char *const store__migrations[] = {
 	" WHERE addr IS NOT NULL;\n"
 	"CREATE INDEX IF NOT EXISTS trace_mid ON trace(mid)"
 	" WHERE mid IS NOT NULL;\n",
+	/* Per-recipient queue state and the queue by destination domain
+	 * (store_queue.c): how often each recipient was tried and the
+	 * reply it got last, for `postroom queue list`; an index on the
+	 * domain of each address, for ETRN (RFC 1985) and `postroom queue
+	 * flush DOMAIN`.  Only columns and an index of queue_rcpt, which
+	 * the first migration made, and a new table: independent of the
+	 * others. */
+	"ALTER TABLE queue_rcpt ADD COLUMN attempts INTEGER NOT NULL"
+	" DEFAULT 0;\n"
+	"ALTER TABLE queue_rcpt ADD COLUMN last_reply TEXT NOT NULL"
+	" DEFAULT '';\n"
+	"CREATE INDEX IF NOT EXISTS queue_rcpt_domain ON queue_rcpt("
+	STORE_QRCPT_DOMAIN_EXPR ");\n"
+	/* When the queue was last flushed by hand (`postroom queue flush`,
+	 * ETRN): the relay then forgets which hosts failed lately. */
+	"CREATE TABLE IF NOT EXISTS queue_flush (\n"
+	"	id INTEGER PRIMARY KEY CHECK (id = 0),\n"
+	"	at INTEGER NOT NULL\n"
+	");\n"
+	"INSERT OR IGNORE INTO queue_flush (id, at) VALUES (0, 0);\n",
 };
 
 const int store__n_migrations =

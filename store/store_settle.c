@@ -118,6 +118,15 @@ store_settle_bounce(struct store *st, struct store_settle *s, int64_t now,
 	return 0;
 }
 
+/* How much of an error text is kept (STORE_SETTLE_ERROR_MAX at most). */
+static size_t
+store_settle_error_len(const char *text)
+{
+	size_t len = strlen(text);
+
+	return len > STORE_SETTLE_ERROR_MAX ? STORE_SETTLE_ERROR_MAX : len;
+}
+
 /* The entry after its recipients went: gone with the last one, else
  * rescheduled when asked to. */
 static int
@@ -141,14 +150,25 @@ store_settle_entry(struct store *st, const struct store_settle *s,
 		return store_queue_unclaim(st, s->queue_id, err);
 	last_error = s->failed_kept ? "bounce could not be stored" :
 	    s->last_error != NULL ? s->last_error : "";
-	len = strlen(last_error);
-	if (len > STORE_SETTLE_ERROR_MAX)
-		len = STORE_SETTLE_ERROR_MAX;
-	return store__run(st, STORE_Q_QUEUE_RETRY,
+	len = store_settle_error_len(last_error);
+	if ((r = store__run(st, STORE_Q_QUEUE_RETRY,
 	    "UPDATE queue SET next_attempt = ?2, attempts = attempts + 1,"
 	    " last_error = ?3, claimed_until = 0 WHERE id = ?1",
 	    STORE_SETTLE_WHAT, err, "iiT", s->queue_id, s->next_attempt,
-	    last_error, (int)len);
+	    last_error, (int)len)) < 0)
+		return r;
+	for (size_t i = 0; i < s->n_deferred; i++) {
+		last_error = s->deferred_reply != NULL &&
+		    s->deferred_reply[i] != NULL ? s->deferred_reply[i] : "";
+		len = store_settle_error_len(last_error);
+		if ((r = store__run(st, STORE_Q_QRCPT_DEFER,
+		    "UPDATE queue_rcpt SET attempts = attempts + 1,"
+		    " last_reply = ?3 WHERE id = ?1 AND queue_id = ?2",
+		    STORE_SETTLE_WHAT, err, "iiT", s->deferred[i],
+		    s->queue_id, last_error, (int)len)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* One try at the whole transaction; with s->failed_kept the failed

@@ -1,10 +1,14 @@
-/* cmd_queue.c - postroom queue list [--held] | flush | del ID | release ID */
+/* cmd_queue.c - postroom queue list [--held] | flush [DOMAIN] | del ID |
+ * release ID */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "addr.h"
 #include "cli.h"
+#include "cli_util.h"
 
 /* UTC with its zone, as `mailbox list` prints times. */
 static void
@@ -33,8 +37,17 @@ cmd_queue_list_cb(void *ctx, const struct store_queue_item *q)
 	cmd_queue_fmt_time(q->next_attempt, next, sizeof(next));
 	printf("%s  from=<%s>  created=%s  attempts=%d  next=%s\n", q->msgid,
 	    q->sender, created, q->attempts, next);
-	for (i = 0; i < q->n_rcpts; i++)
-		printf("    to=<%s>\n", q->rcpts[i]);
+	/* One line per recipient with its own state: how often it was
+	 * tried, when next (an entry's recipients share the schedule) and
+	 * the reply it got last.  A recipient's DSN request (RFC 3461
+	 * NOTIFY=) belongs after the address, as notify=SUCCESS,FAILURE. */
+	for (i = 0; i < q->n_rcpts; i++) {
+		printf("    to=<%s>  tries=%d  next=%s", q->rcpts[i],
+		    q->rcpt_attempts != NULL ? q->rcpt_attempts[i] : 0, next);
+		if (q->rcpt_replies != NULL && q->rcpt_replies[i][0] != '\0')
+			printf("  reply=\"%s\"", q->rcpt_replies[i]);
+		printf("\n");
+	}
 	if (q->last_error != NULL && q->last_error[0] != '\0')
 		printf("    last error: %s\n", q->last_error);
 	(*count)++;
@@ -58,6 +71,27 @@ cmd_queue_held_cb(void *ctx, const struct store_held_item *h)
 		printf("    reason: %s\n", h->reason);
 	(*count)++;
 	return 0;
+}
+
+/* What ETRN does for a client (RFC 1985), for the admin: the entries for
+ * domain (and its subdomains with "@domain") are due now; the running
+ * smtpd sees them at its next look at the queue (postroom(8)). */
+static int
+cmd_queue_flush_domain(struct cli *cli, const char *arg)
+{
+	char dom[ADDR_DOMAIN_MAX + 1];
+	bool sub = arg[0] == '@';
+	struct pr_err err;
+	size_t n;
+
+	pr_err_clear(&err);
+	if (cli_domain(sub ? arg + 1 : arg, dom) < 0)
+		return CLI_ERR;
+	if (store_queue_flush_domain(cli_store(cli), dom, sub, &n, &err) < 0)
+		return cli_fail("queue flush: %s", err.msg);
+	printf("%zu queued message%s for %s%s\n", n, n == 1 ? "" : "s",
+	    sub ? "@" : "", dom);
+	return CLI_OK;
 }
 
 int
@@ -97,8 +131,10 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 		return CLI_OK;
 	}
 	if (strcmp(argv[1], "flush") == 0) {
-		if (argc != 2)
+		if (argc > 3)
 			return CLI_USAGE;
+		if (argc == 3)
+			return cmd_queue_flush_domain(cli, argv[2]);
 		if (store_queue_flush(cli_store(cli), &err) < 0)
 			return cli_fail("queue flush: %s", err.msg);
 		return CLI_OK;

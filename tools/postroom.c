@@ -46,7 +46,7 @@ static const struct cli_command cli_commands[] = {
 	    "       postroom alias del ALIAS\n"
 	    "       postroom alias list" },
 	{ "mailbox", cmd_mailbox, "mailbox list ADDRESS" },
-	{ "queue", cmd_queue, "queue list [--held] | flush | del ID | release ID" },
+	{ "queue", cmd_queue, "queue list [--held] | flush [DOMAIN|@DOMAIN] | del ID | release ID" },
 	{ "dkim", cmd_dkim,
 	    "dkim keygen DOMAIN [--selector S] [--ed25519]\n"
 	    "       postroom dkim list [DOMAIN]\n"

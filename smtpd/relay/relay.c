@@ -149,7 +149,7 @@ relay__check_stopped(struct relay *r)
 	if (!r->stopping || r->worker_stopping)
 		return;
 	if (r->n_msgs > 0 || !r->dns_closed || !r->timer_closed ||
-	    r->scanning)
+	    r->scanning || r->n_idle_live > 0)
 		return;
 	r->worker_stopping = true;
 	relay_stopped(r);
@@ -187,6 +187,7 @@ relay_stop(struct relay *r, void (*done_cb)(void *data), void *data)
 	 * Lookups in flight are cancelled by closing the resolver. */
 	for (d = r->dlvs; d != NULL; d = d->next)
 		relay_dlv_abort(d);
+	relay_pool_stop(r);
 	if (r->dns != NULL)
 		relay_dns_close(r->dns, relay_stop_dns_cb, r);
 	relay__check_stopped(r);
@@ -199,6 +200,7 @@ relay_free(struct relay **rp)
 
 	if (r == NULL)
 		return;
+	relay_pool_free(r);
 	net_tls_free(&r->tls);
 	net_tls_free(&r->smart_tls);
 	free(r->smart_user);

@@ -40,6 +40,8 @@ static const char *const relay_client_state_names[] = {
 	[RELAY_CLIENT_S_DOT] = "DOT",
 	[RELAY_CLIENT_S_QUIT] = "QUIT",
 	[RELAY_CLIENT_S_CLOSED] = "CLOSED",
+	[RELAY_CLIENT_S_IDLE] = "IDLE",
+	[RELAY_CLIENT_S_RSET] = "RSET",
 };
 
 const char *
@@ -51,17 +53,14 @@ relay_client_state_name(enum relay_client_state st)
 	return relay_client_state_names[st];
 }
 
-int
-relay_client_init(struct relay_client *c,
+/* The message a session carries next, its recipients undecided. */
+static void
+relay_client_set_rcpts(struct relay_client *c,
     const struct relay_client_params *params,
     struct relay_client_rcpt *rcpts, size_t n_rcpts)
 {
 	size_t i;
 
-	memset(c, 0, sizeof(*c));
-	if (n_rcpts == 0)
-		return PR_EINVAL;
-	c->state = RELAY_CLIENT_S_GREETING;
 	c->params = params;
 	c->rcpts = rcpts;
 	c->n_rcpts = n_rcpts;
@@ -69,6 +68,18 @@ relay_client_init(struct relay_client *c,
 		rcpts[i].status = RELAY_RCPT_PENDING;
 		rcpts[i].reply[0] = '\0';
 	}
+}
+
+int
+relay_client_init(struct relay_client *c,
+    const struct relay_client_params *params,
+    struct relay_client_rcpt *rcpts, size_t n_rcpts)
+{
+	memset(c, 0, sizeof(*c));
+	if (n_rcpts == 0)
+		return PR_EINVAL;
+	c->state = RELAY_CLIENT_S_GREETING;
+	relay_client_set_rcpts(c, params, rcpts, n_rcpts);
 	buf_init(&c->out, RELAY_CLIENT_OUT_MAX);
 	if (params->tls_implicit) {
 		/* RFC 8314 3.3: the handshake comes first, the greeting
@@ -155,11 +166,49 @@ relay_client_decide(struct relay_client *c, enum relay_client_result res)
 	c->event = RELAY_CLIENT_EV_DONE;
 }
 
-/* Decides the session and says goodbye politely. */
+/* Decides the session and says goodbye politely, or, when the session
+ * is to be kept and the transaction ended in the protocol, waits idle
+ * for the next message. */
 void
 relay_client_quit(struct relay_client *c, enum relay_client_result res)
 {
 	relay_client_decide(c, res);
+	if (c->reuse && res == RELAY_CLIENT_R_DONE &&
+	    (c->state == RELAY_CLIENT_S_MAIL ||
+	    c->state == RELAY_CLIENT_S_RCPT ||
+	    c->state == RELAY_CLIENT_S_DATA ||
+	    c->state == RELAY_CLIENT_S_DOT)) {
+		relay_client_enter(c, RELAY_CLIENT_S_IDLE);
+		return;
+	}
+	relay_client_cmd(c, "QUIT");
+	relay_client_enter(c, RELAY_CLIENT_S_QUIT);
+}
+
+int
+relay_client_next(struct relay_client *c,
+    const struct relay_client_params *params,
+    struct relay_client_rcpt *rcpts, size_t n_rcpts)
+{
+	if (c->state != RELAY_CLIENT_S_IDLE || n_rcpts == 0)
+		return PR_EINVAL;
+	relay_client_set_rcpts(c, params, rcpts, n_rcpts);
+	c->event = RELAY_CLIENT_EV_NONE;
+	c->result = RELAY_CLIENT_R_NONE;
+	c->error[0] = '\0';
+	c->reuse_failed = false;
+	/* RFC 5321 4.1.1.5: a clean slate, and a check that the session
+	 * still stands before the envelope goes out. */
+	relay_client_cmd(c, "RSET");
+	relay_client_enter(c, RELAY_CLIENT_S_RSET);
+	return 0;
+}
+
+void
+relay_client_idle_quit(struct relay_client *c)
+{
+	if (c->state != RELAY_CLIENT_S_IDLE)
+		return;
 	relay_client_cmd(c, "QUIT");
 	relay_client_enter(c, RELAY_CLIENT_S_QUIT);
 }
@@ -192,6 +241,8 @@ relay_client_abort(struct relay_client *c, const char *why)
 
 	if (c->state == RELAY_CLIENT_S_CLOSED)
 		return;
+	if (c->state == RELAY_CLIENT_S_RSET)
+		c->reuse_failed = true;
 	if (c->result == RELAY_CLIENT_R_NONE) {
 		snprintf(c->error, sizeof(c->error), "%s", why);
 		if (c->state == RELAY_CLIENT_S_DOT) {
@@ -570,8 +621,7 @@ relay_client__reply(struct relay_client *c, int code, const char *reply)
 	case RELAY_CLIENT_S_DOT:
 		if (c->result != RELAY_CLIENT_R_NONE) {
 			/* The empty message after a pipelined DATA. */
-			relay_client_cmd(c, "QUIT");
-			relay_client_enter(c, RELAY_CLIENT_S_QUIT);
+			relay_client_quit(c, RELAY_CLIENT_R_DONE);
 			return;
 		}
 		relay_client_set_pending(c,
@@ -581,6 +631,21 @@ relay_client__reply(struct relay_client *c, int code, const char *reply)
 		return;
 	case RELAY_CLIENT_S_QUIT:
 		relay_client_enter(c, RELAY_CLIENT_S_CLOSED);
+		return;
+	case RELAY_CLIENT_S_RSET:
+		if (klass == 2) {
+			relay_client_mail(c);
+			return;
+		}
+		c->reuse_failed = true;
+		snprintf(c->error, sizeof(c->error), "%s", reply);
+		c->reuse = false;
+		relay_client_quit(c, RELAY_CLIENT_R_NEXT_HOST);
+		return;
+	case RELAY_CLIENT_S_IDLE:
+		/* Between transactions nothing is asked: a server that
+		 * speaks now is closing (a 421 is handled above). */
+		relay_client_abort(c, reply);
 		return;
 	case RELAY_CLIENT_S_TLS:
 	case RELAY_CLIENT_S_BODY:

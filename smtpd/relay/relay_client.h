@@ -22,8 +22,14 @@
  *                 anything is read (RFC 8314 3.3: TLS, then the greeting)
  *       BODY      stream the dot-stuffed message, then relay_client_body_done()
  *       DONE      the transaction is decided: read rcpts[i].status; QUIT
- *                 is in out
+ *                 is in out, or with c.reuse the session is S_IDLE
  *       CLOSE     close the connection
+ *
+ * Connection reuse: with c.reuse set, a transaction that ended in the
+ * protocol (a reply to MAIL, RCPT, DATA or the final dot, not a broken
+ * connection) leaves the session in S_IDLE instead of saying QUIT.  The
+ * glue then starts the next message with relay_client_next() (RSET
+ * first, RFC 5321 4.1.1.5) or ends it with relay_client_idle_quit().
  *
  * A failure of the connection itself (refused, reset, timeout) is reported
  * with relay_client_abort(), which decides what it means for the
@@ -96,6 +102,8 @@ enum relay_client_state {
 	RELAY_CLIENT_S_DOT,          /* waiting for the final reply */
 	RELAY_CLIENT_S_QUIT,
 	RELAY_CLIENT_S_CLOSED,
+	RELAY_CLIENT_S_IDLE,         /* reuse: between two transactions */
+	RELAY_CLIENT_S_RSET,         /* reuse: RSET before the next MAIL */
 };
 
 enum relay_client_event {
@@ -151,6 +159,12 @@ struct relay_client {
 	size_t n_accepted;       /* RCPTs answered 2xx */
 	bool data_sent;          /* DATA is in flight (pipelined) */
 
+	bool reuse;              /* set by the glue: keep the session */
+	/* A kept session failed before its next transaction began (the
+	 * RSET was refused, the connection was gone): R_NEXT_HOST, but
+	 * the host itself may be fine; a fresh connection is worth it. */
+	bool reuse_failed;
+
 	enum relay_client_event event;
 	enum relay_client_result result;
 	char error[RELAY_REPLY_MAX]; /* why, for NEXT_HOST / TEMP / PERM */
@@ -198,6 +212,17 @@ void relay_client_body_done(struct relay_client *c);
  * (RFC 5321 6.1: a duplicate is better than a loss).  EV_DONE becomes
  * pending if it was not returned yet, then EV_CLOSE. */
 void relay_client_abort(struct relay_client *c, const char *why);
+
+/* In S_IDLE: the next message on the same session, as after
+ * relay_client_init (params and rcpts borrowed, statuses reset).  RSET
+ * goes out first; the EHLO extensions and TLS of the session stay.
+ * Returns 0, or PR_EINVAL (not idle, no recipients). */
+int relay_client_next(struct relay_client *c,
+    const struct relay_client_params *params,
+    struct relay_client_rcpt *rcpts, size_t n_rcpts);
+
+/* In S_IDLE: QUIT goes into out (then EV_CLOSE after its reply). */
+void relay_client_idle_quit(struct relay_client *c);
 
 /* The timeout for the current state in milliseconds, RFC 5321 4.5.3.2. */
 uint64_t relay_client_timeout_ms(const struct relay_client *c);

@@ -59,6 +59,7 @@ relay_dlv_free(struct relay_dlv *d)
 	free(d->idx);
 	free(d->crcpts);
 	free(d->cmap);
+	relay_dest_unref(d->r, d->dest);
 	free(d);
 	if (--m->n_dlv == 0)
 		relay_settle_submit(m);
@@ -110,8 +111,10 @@ relay_dlv_end(struct relay_dlv *d)
 			    m->job.msgid, m->job.rcpts[d->idx[i]].address,
 			    rc->reply);
 	}
-	if (d->started)
+	if (d->started) {
 		r->n_active--;
+		d->dest->n_conns--;
+	}
 	if (d->timer_live) {
 		d->timer_live = false;
 		uv_timer_stop(&d->timer);
@@ -203,6 +206,38 @@ relay_dlv_timeout_cb(uv_timer_t *t)
 
 /* --- Connection callbacks ---------------------------------------------- */
 
+/* The transaction is over and the session stands: the session goes to
+ * the pool for the next message to this destination (relay_pool.c) and
+ * the delivery ends. */
+static void
+relay_dlv_release(struct relay_dlv *d)
+{
+	d->sess_msgs++;
+	relay_pool_park(d);
+	relay_dlv_end(d);
+	relay_dlv_unref(d);     /* the connection's reference */
+}
+
+/* The recipients a session carries: those still without an answer. */
+static void
+relay_dlv_session_rcpts(struct relay_dlv *d)
+{
+	struct relay_msg *m = d->m;
+	size_t i, k;
+
+	d->n_c = 0;
+	for (i = 0; i < d->n; i++) {
+		k = d->idx[i];
+		if (m->rcpts[k].status != RELAY_RCPT_PENDING)
+			continue;
+		d->crcpts[d->n_c].address = m->job.rcpts[k].address;
+		d->crcpts[d->n_c].notify = m->job.rcpts[k].notify;
+		d->crcpts[d->n_c].orcpt = m->job.rcpts[k].orcpt;
+		d->cmap[d->n_c++] = i;
+	}
+	d->params.tls_possible = !d->plaintext_only;
+}
+
 /* Sends the client's output and acts on its events. */
 static void
 relay_dlv_process(struct relay_dlv *d)
@@ -249,6 +284,10 @@ relay_dlv_process(struct relay_dlv *d)
 			return;
 		case RELAY_CLIENT_EV_DONE:
 			relay_dlv_record(d);
+			if (d->client.state == RELAY_CLIENT_S_IDLE) {
+				relay_dlv_release(d);
+				return;
+			}
 			continue;
 		case RELAY_CLIENT_EV_CLOSE:
 			/* After QUIT: its line goes out first. */
@@ -264,7 +303,6 @@ relay_dlv_connect_cb(struct net_conn *c, int status)
 {
 	struct relay_dlv *d = net_conn_data(c);
 	struct relay_msg *m = d->m;
-	size_t i, k;
 
 	if (status < 0) {
 		snprintf(d->last_error, sizeof(d->last_error),
@@ -276,19 +314,11 @@ relay_dlv_connect_cb(struct net_conn *c, int status)
 	}
 	log_debug(d->sid, "relay msgid=%s connected host=%s", m->job.msgid,
 	    d->peer);
-	/* This session carries the recipients still without an answer. */
-	d->n_c = 0;
-	for (i = 0; i < d->n; i++) {
-		k = d->idx[i];
-		if (m->rcpts[k].status != RELAY_RCPT_PENDING)
-			continue;
-		d->crcpts[d->n_c].address = m->job.rcpts[k].address;
-		d->crcpts[d->n_c].notify = m->job.rcpts[k].notify;
-		d->crcpts[d->n_c].orcpt = m->job.rcpts[k].orcpt;
-		d->cmap[d->n_c++] = i;
-	}
-	d->params.tls_possible = !d->plaintext_only;
+	relay_dlv_session_rcpts(d);
 	relay_client_init(&d->client, &d->params, d->crcpts, d->n_c);
+	/* Kept for the next message to the destination (relay_pool.c). */
+	d->client.reuse = true;
+	d->sess_msgs = 0;
 	d->client_live = true;
 	relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 	    relay_client_timeout_ms(&d->client));
@@ -309,18 +339,28 @@ relay_dlv_feed(struct relay_dlv *d)
 	size_t len;
 	long used;
 
+	/* The session may leave d for the pool, and d end, on the way. */
+	d->refs++;
 	while (d->client_live && d->conn != NULL &&
 	    !net_conn_closing(d->conn)) {
 		net_conn_input(d->conn, &p, &len);
 		if (len == 0)
-			return;
+			break;
 		used = relay_client_feed(&d->client, p, len);
 		if (used > 0)
 			net_conn_consume(d->conn, (size_t)used);
+		if (!d->greeted && d->client.state != RELAY_CLIENT_S_GREETING &&
+		    d->client.state != RELAY_CLIENT_S_QUIT &&
+		    d->client.state != RELAY_CLIENT_S_CLOSED) {
+			/* It greeted us: alive, whatever comes next. */
+			d->greeted = true;
+			relay_host_ok(d->r, d->hostkey);
+		}
 		relay_dlv_process(d);
 		if (used <= 0)
-			return;
+			break;
 	}
+	relay_dlv_unref(d);
 }
 
 static void
@@ -423,7 +463,7 @@ static void
 relay_dlv_close_cb(struct net_conn *c)
 {
 	struct relay_dlv *d = net_conn_data(c);
-	bool next;
+	bool next, again = false;
 
 	d->conn = NULL;
 	d->streaming = false;
@@ -433,13 +473,23 @@ relay_dlv_close_cb(struct net_conn *c)
 		    d->last_error : "connection closed");
 		relay_dlv_settle(d);
 		next = d->client.result == RELAY_CLIENT_R_NEXT_HOST;
+		again = d->client.reuse_failed;
 		relay_client_fini(&d->client);
 		d->client_live = false;
 	} else {
 		next = true;    /* the connection itself failed */
 	}
+	if (!d->greeted && next && !d->r->stopping && !d->local_error)
+		relay_host_failed(d->r, d->hostkey, d->last_error[0] ?
+		    d->last_error : "connection failed");
 	if (d->r->stopping || d->local_error || !next) {
 		relay_dlv_end(d);
+	} else if (again) {
+		/* A kept session that did not last until this message: the
+		 * same host on a new connection. */
+		log_debug(d->sid, "relay msgid=%s kept session with %s "
+		    "gone; connecting again", d->m->job.msgid, d->peer);
+		relay_dlv_next_target(d);
 	} else {
 		if (d->tls_failed && !d->plaintext_only && !d->tls_verify) {
 			/* Opportunistic TLS failed: this host once more in
@@ -490,6 +540,9 @@ relay_dlv_next_target(struct relay_dlv *d)
 	unsigned port;
 	int r;
 
+	const char *why;
+	int64_t until;
+
 	while (!d->r->stopping && relay_dlv_has_pending(d) &&
 	    d->target < d->route.n) {
 		t = &d->route.t[d->target];
@@ -499,6 +552,22 @@ relay_dlv_next_target(struct relay_dlv *d)
 		    ((struct sockaddr_in *)&t->addr)->sin_port);
 		snprintf(d->peer, sizeof(d->peer), "%s[%s]:%u", t->host, addr,
 		    port);
+		snprintf(d->hostkey, sizeof(d->hostkey), "%s:%u", addr, port);
+		d->greeted = false;
+		if ((until = relay_host_backed_off(d->r, d->hostkey,
+		    &why)) > 0) {
+			/* RFC 5321 4.5.4.1: a host that just failed is not
+			 * tried again at once; the next one is.  Its error
+			 * stays the reason. */
+			snprintf(d->last_error, sizeof(d->last_error),
+			    "%s (not tried again for %llds)", why,
+			    (long long)(until - relay_now()));
+			log_info(d->sid, "relay msgid=%s host=%s "
+			    "status=skipped reason=\"%s\"", d->m->job.msgid,
+			    d->peer, d->last_error);
+			d->target++;
+			continue;
+		}
 		relay_msg_trace(d->m, "tried=%s", d->peer);
 		r = net_connect(d->r->loop, (struct sockaddr *)&t->addr,
 		    &relay_dlv_conn_ops, d, &d->conn);
@@ -570,6 +639,7 @@ relay_dlv_start(struct relay_dlv *d)
 
 	d->started = true;
 	r->n_active++;
+	d->dest->n_conns++;
 	d->next = r->dlvs;
 	if (r->dlvs != NULL)
 		r->dlvs->prev = d;
@@ -578,6 +648,8 @@ relay_dlv_start(struct relay_dlv *d)
 	d->timer.data = d;
 	d->timer_live = true;
 	/* The creation reference now belongs to the timer. */
+	if (relay_pool_take(r, d))
+		return;
 	d->refs++;     /* the route lookup */
 	if (r->smarthost)
 		relay_dns_host(r->dns, r->smart_host, r->smart_port,
@@ -596,6 +668,8 @@ relay_dlv_new(struct relay_msg *m, const char *domain, size_t n)
 	d->r = r;
 	d->m = m;
 	snprintf(d->domain, sizeof(d->domain), "%s", domain);
+	/* With a smarthost all mail has one destination. */
+	d->dest = relay_dest_ref(r, r->smarthost ? "[smarthost]" : domain);
 	log_new_sid(d->sid);
 	d->idx = xcalloc(n, sizeof(*d->idx));
 	d->crcpts = xcalloc(n, sizeof(*d->crcpts));
@@ -630,4 +704,33 @@ relay_dlv_abort(struct relay_dlv *d)
 {
 	if (d->conn != NULL)
 		net_conn_close(d->conn, false);
+}
+
+void
+relay_dlv_adopt(struct relay_dlv *d, struct relay_idle *ki)
+{
+	d->conn = ki->conn;
+	net_conn_set_data(d->conn, d);
+	net_conn_set_ops(d->conn, &relay_dlv_conn_ops);
+	d->refs++;     /* the connection */
+	d->client = ki->client;
+	d->client_live = true;
+	d->route = ki->route;
+	d->target = ki->target;
+	snprintf(d->peer, sizeof(d->peer), "%s", ki->peer);
+	d->plaintext_only = ki->plaintext_only;
+	d->sess_msgs = ki->msgs;
+	d->greeted = true;
+	d->hostkey[0] = '\0';
+	relay_dlv_session_rcpts(d);
+	log_debug(d->sid, "relay msgid=%s reusing session with %s (message "
+	    "%u)", d->m->job.msgid, d->peer, d->sess_msgs + 1);
+	if (relay_client_next(&d->client, &d->params, d->crcpts,
+	    d->n_c) < 0) {
+		relay_client_abort(&d->client, "internal error: session not "
+		    "idle");
+		net_conn_close(d->conn, false);
+		return;
+	}
+	relay_dlv_process(d);
 }

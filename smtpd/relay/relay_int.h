@@ -39,8 +39,22 @@
 #include "relay_worker.h"
 #include "store.h"
 
-#define RELAY_MSGS_MAX 100      /* queue entries worked on at once */
-#define RELAY_DLVS_MAX 20       /* deliveries (connections) at once */
+#define RELAY_MSGS_MAX 400      /* queue entries worked on at once */
+/* Connections at once, all destinations together (deliveries and kept
+ * sessions); each destination has at most [relay]
+ * connections_per_domain of them (postroom.conf(5)). */
+#define RELAY_CONNS_MAX 100
+/* A session is kept for the next message to the same destination for
+ * this long, and carries at most this many messages (postroom.conf(5)). */
+#define RELAY_IDLE_MS (5 * 1000)
+#define RELAY_SESSION_MSGS_MAX 100
+/* A host that failed (no connection, no greeting) is not tried again
+ * for RELAY_HOST_BACKOFF seconds, doubled with each failure in a row up
+ * to RELAY_HOST_BACKOFF_MAX; RELAY_HOSTS_MAX such hosts are kept. */
+#define RELAY_HOST_BACKOFF 60
+#define RELAY_HOST_BACKOFF_MAX (30 * 60)
+#define RELAY_HOSTS_MAX 4096
+#define RELAY_BUCKETS 256       /* hash buckets of destinations, hosts */
 #define RELAY_CHUNK (64 * 1024) /* body read and write unit */
 /* Active DKIM keys a message is signed with at most: one per algorithm
  * and one more of each during a rollover. */
@@ -87,9 +101,48 @@ struct relay_msg {
 	struct buf trace;
 };
 
+/* A destination: an MX domain (or the smarthost), whose connections
+ * are counted against connections_per_domain (relay_pool.c). */
+struct relay_dest {
+	struct relay_dest *next;      /* hash chain */
+	char name[RELAY_HOST_MAX];
+	unsigned refs;                /* deliveries and kept sessions */
+	unsigned n_conns;             /* started deliveries + kept sessions */
+	struct relay_idle *idle;      /* kept sessions */
+};
+
+/* An SMTP session kept open between two messages (relay_pool.c): the
+ * connection and the client in S_IDLE, with what the delivery knew of
+ * its host. */
+struct relay_idle {
+	struct relay *r;
+	struct relay_dest *dest;
+	struct relay_idle *next, *prev;         /* dest->idle */
+	struct relay_idle *all_next, *all_prev; /* r->idle_old: oldest first */
+	struct net_conn *conn;
+	struct relay_client client;
+	struct relay_route route;
+	size_t target;
+	char peer[RELAY_HOST_MAX + 80];
+	bool plaintext_only;
+	unsigned msgs;                /* transactions on the session so far */
+	uv_timer_t timer;
+	bool pooled;                  /* in dest->idle and counted */
+};
+
+/* A host that failed, by address (relay_pool.c). */
+struct relay_host {
+	struct relay_host *next;
+	char key[80];                 /* "192.0.2.1:25" */
+	char why[RELAY_REPLY_MAX];    /* the failure, for the skipped */
+	unsigned fails;
+	int64_t until;
+};
+
 struct relay_dlv {
 	struct relay *r;
 	struct relay_msg *m;
+	struct relay_dest *dest;
 	struct relay_dlv *next_wait;  /* r->wait_head: not started yet */
 	struct relay_dlv *prev, *next;  /* r->dlvs: started deliveries */
 	char domain[RELAY_HOST_MAX];
@@ -106,6 +159,9 @@ struct relay_dlv {
 	struct relay_route route;
 	size_t target;
 	bool plaintext_only;          /* TLS failed once on this target */
+	bool greeted;                 /* the host greeted us: it is alive */
+	char hostkey[80];             /* the target's "addr:port" */
+	unsigned sess_msgs;           /* transactions on this session */
 	bool tls_verify;              /* smarthost: verified TLS or nothing */
 	bool tls_failed;
 	bool local_error;             /* our side failed: do not go on */
@@ -145,16 +201,27 @@ struct relay {
 	bool scan_unclaimed;            /* store thread: claims of a crashed
 	                                   predecessor released */
 	int64_t scan_next;
+	int64_t scan_flushed;         /* store_queue_flushed, read by the scan */
+	int64_t flush_seen;           /* the flush the runner acted on */
 	int scan_status;
 	struct pr_err scan_err;
 	bool scanning, rescan, scan_capped;
+	bool pumping, pump_again;     /* relay_sched_pump runs / must rerun */
 	int64_t scan_by;              /* look again by then (0 = poll) */
 
 	struct relay_msg *msgs;
 	size_t n_msgs;
 	struct relay_dlv *wait_head, **wait_tail;
 	struct relay_dlv *dlvs;       /* started, not yet freed */
-	size_t n_active;
+	size_t n_active;              /* connections: started deliveries and
+	                                 kept sessions (RELAY_CONNS_MAX) */
+
+	/* Destinations, kept sessions, failed hosts (relay_pool.c). */
+	struct relay_dest *dests[RELAY_BUCKETS];
+	struct relay_idle *idle_old, *idle_new;
+	size_t n_idle_live;           /* kept sessions not yet freed */
+	struct relay_host *hosts[RELAY_BUCKETS];
+	size_t n_hosts;
 
 	bool smarthost;
 	bool smart_implicit;          /* smarthost_tls = implicit */
@@ -220,6 +287,37 @@ void relay_sched_pump(struct relay *r);
  * waiting deliveries end without starting. */
 void relay_sched_stop(struct relay *r);
 
+/* --- relay_pool.c ------------------------------------------------------ */
+
+/* The destination called name, made on first use; one reference more.
+ * relay_dest_unref gives it back (freed with its last). */
+struct relay_dest *relay_dest_ref(struct relay *r, const char *name);
+void relay_dest_unref(struct relay *r, struct relay_dest *dt);
+/* True if d may open a connection now: below RELAY_CONNS_MAX in all and
+ * connections_per_domain for its destination.  With all connections
+ * taken, a kept session of another destination is closed to make room. */
+bool relay_pool_room(struct relay *r, struct relay_dlv *d);
+/* Gives d a kept session of its destination, if there is one: true
+ * and the session is d's (relay_dlv_adopt). */
+bool relay_pool_take(struct relay *r, struct relay_dlv *d);
+/* d's session is idle after a transaction: keeps it for the next
+ * message to the destination, or says QUIT (limits, stopping).  The
+ * connection and the client leave d. */
+void relay_pool_park(struct relay_dlv *d);
+/* Stopping: QUIT to every kept session. */
+void relay_pool_stop(struct relay *r);
+/* The host behind key ("addr:port") failed (why: the error) / answered.
+ * relay_host_backed_off returns the time until which it is left alone
+ * (0 = not backed off) and its failure in *why_r. */
+void relay_host_failed(struct relay *r, const char *key, const char *why);
+void relay_host_ok(struct relay *r, const char *key);
+int64_t relay_host_backed_off(struct relay *r, const char *key,
+    const char **why_r);
+/* Forgets every failed host (the queue was flushed by hand). */
+void relay_host_forget(struct relay *r);
+/* Frees what is left (the runner is gone). */
+void relay_pool_free(struct relay *r);
+
 /* --- relay_msg.c ------------------------------------------------------- */
 
 /* Takes job (its rcpts array moves to the message) and starts working on
@@ -269,6 +367,9 @@ void relay_dlv_end(struct relay_dlv *d);
 /* Stopping: closes the delivery's connection, if any; its close callback
  * ends the delivery. */
 void relay_dlv_abort(struct relay_dlv *d);
+/* Starts delivery d on the kept session ki (relay_pool_take): the
+ * connection and client move to d, the next transaction begins. */
+void relay_dlv_adopt(struct relay_dlv *d, struct relay_idle *ki);
 
 /* Within a delivery (relay_dlv.c, relay_body.c): one reference less;
  * (re)arms the delivery's timer; the client's timeout; feeds buffered

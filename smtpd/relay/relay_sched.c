@@ -6,7 +6,8 @@
  * attempt of an entry just deferred, and at least every RELAY_POLL_MS so
  * that `postroom queue flush` from another process is noticed.  At most
  * RELAY_MSGS_MAX entries are worked on at once; their deliveries wait
- * here for one of RELAY_DLVS_MAX connection slots.
+ * here for a connection: a kept session of their destination, or a new
+ * one within the limits of relay_pool.c.
  */
 #include "relay_int.h"
 
@@ -36,6 +37,10 @@ relay_sched_scan_run(struct relay_work *w, struct store *st)
 		r->scan_status = store_queue_next_due(st, &r->scan_next,
 		    &r->scan_err);
 	relay_queue_gauges(st);
+	/* After the due entries: a flush that made them due is seen. */
+	if (r->scan_status == 0)
+		r->scan_status = store_queue_flushed(st, &r->scan_flushed,
+		    &r->scan_err);
 }
 
 static void
@@ -49,6 +54,15 @@ relay_sched_scan_done(struct relay_work *w)
 	r->scanning = false;
 	if (r->scan_status < 0)
 		log_err(NULL, "relay: queue scan: %s", r->scan_err.msg);
+	if (r->scan_status == 0 && r->scan_flushed != r->flush_seen) {
+		/* `postroom queue flush` or ETRN: try every host again, as
+		 * Postfix's flush forgets its dead destinations. */
+		if (r->flush_seen != 0 || r->n_hosts > 0)
+			log_info(NULL, "relay: queue flushed; failed hosts "
+			    "are tried again");
+		relay_host_forget(r);
+		r->flush_seen = r->scan_flushed;
+	}
 	for (i = 0; i < r->scan_n; i++) {
 		if (r->stopping || relay_msg_in_flight(r, r->scan_jobs[i].id))
 			continue;
@@ -145,18 +159,42 @@ relay_sched_kick(struct relay *r)
 
 /* --- Connection slots -------------------------------------------------- */
 
+/*
+ * Starts the waiting deliveries that may start, in the order they came:
+ * on a kept session of their destination, or on a new connection while
+ * the destination and the runner have room (relay_pool.c).  Others wait
+ * on; a delivery that starts may end at once and pump again, which then
+ * only asks this loop to look again.
+ */
 void
 relay_sched_pump(struct relay *r)
 {
-	struct relay_dlv *d;
+	struct relay_dlv *d, **pp;
 
-	while (!r->stopping && r->n_active < RELAY_DLVS_MAX &&
-	    (d = r->wait_head) != NULL) {
-		r->wait_head = d->next_wait;
-		if (r->wait_head == NULL)
-			r->wait_tail = &r->wait_head;
-		relay_dlv_start(d);
+	if (r->pumping) {
+		r->pump_again = true;
+		return;
 	}
+	r->pumping = true;
+	do {
+		r->pump_again = false;
+		for (pp = &r->wait_head; !r->stopping && (d = *pp) != NULL; ) {
+			if (r->n_active >= RELAY_CONNS_MAX &&
+			    r->idle_old == NULL)
+				break;
+			if (d->dest->idle == NULL && !relay_pool_room(r, d)) {
+				pp = &d->next_wait;
+				continue;
+			}
+			*pp = d->next_wait;
+			if (*pp == NULL)
+				r->wait_tail = pp;
+			relay_dlv_start(d);
+			if (r->pump_again)
+				break;
+		}
+	} while (r->pump_again && !r->stopping);
+	r->pumping = false;
 }
 
 void

@@ -328,7 +328,9 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	struct store_settle s;
 	struct pr_err err;
 	size_t n_perm = 0, n_notes = 0, n_temp, i;
-	int64_t *done, *failed, now = relay_now(), next = 0, warn_at;
+	int64_t *done, *failed, *deferred = NULL, now = relay_now(), next = 0;
+	int64_t warn_at;
+	const char **replies = NULL;
 	char (*info)[RELAY_REPLY_MAX + RELAY_HOST_MAX + 32];
 	char **done_info, **failed_info;
 	uint64_t start;
@@ -402,6 +404,18 @@ relay_settle_run(struct relay_work *w, struct store *st)
 	}
 	s.next_attempt = next;
 	s.last_error = why;
+	/* Each deferred recipient keeps its own last reply, for `postroom
+	 * queue list` (the entry's last_error is the first of them). */
+	deferred = xcalloc(m->job.n_rcpts + 1, sizeof(*deferred));
+	replies = xcalloc(m->job.n_rcpts + 1, sizeof(*replies));
+	for (i = 0; i < m->job.n_rcpts; i++) {
+		if (m->rcpts[i].status != RELAY_RCPT_TEMP)
+			continue;
+		deferred[s.n_deferred] = m->job.rcpts[i].id;
+		replies[s.n_deferred++] = m->rcpts[i].reply;
+	}
+	s.deferred = deferred;
+	s.deferred_reply = replies;
 
 	for (i = 0; i < m->job.n_rcpts; i++) {
 		const struct relay_msg_rcpt *rc = &m->rcpts[i];
@@ -488,6 +502,8 @@ out:
 	free(info);
 	free(done_info);
 	free(failed_info);
+	free(deferred);
+	free(replies);
 }
 
 static void

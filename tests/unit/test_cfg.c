@@ -268,6 +268,37 @@ test_milter(void)
 /* A key set twice is refused at its second line, naming the first; so is
  * an indented line, which inih reads as more of the value before; the same
  * name in two sections is two keys. */
+/* [relay] connections_per_domain and [smtp] etrn_networks. */
+static void
+test_sched(void)
+{
+	static const char good[] = "[relay]\nconnections_per_domain = 3\n"
+	    "[smtp]\netrn_networks = 192.0.2.0/24, ::1\n";
+	static const char *const bad[] = {
+		"[relay]\nconnections_per_domain = 0\n",
+		"[relay]\nconnections_per_domain = 1001\n",
+		"[smtp]\netrn_networks = 192.0.2.0/40\n",
+		"[smtp]\netrn_networks = mail.example.net\n",
+	};
+	struct cfg c;
+	struct pr_err err;
+	size_t i;
+
+	cfg_defaults(&c);
+	TAP_EQ_INT(c.relay.connections_per_domain, 10,
+	    "default connections_per_domain 10");
+	TAP_EQ_INT(c.smtp.etrn_networks.n, 0, "default etrn_networks: none");
+	TAP_EQ_INT(load_buf(good, strlen(good), &c, &err), 0,
+	    "connections_per_domain and etrn_networks load: %s", err.msg);
+	TAP_EQ_INT(c.relay.connections_per_domain, 3, "connections_per_domain");
+	TAP_OK(c.smtp.etrn_networks.n == 2 &&
+	    netlist_match(&c.smtp.etrn_networks, "192.0.2.9") &&
+	    netlist_match(&c.smtp.etrn_networks, "::1"), "etrn_networks");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TAP_EQ_INT(load_buf(bad[i], strlen(bad[i]), &c, &err),
+		    PR_EINVAL, "bad value refused: %s", bad[i]);
+}
+
 static void
 test_duplicate_and_caps(void)
 {
@@ -308,6 +339,7 @@ main(void)
 	struct cfg_listen_list l;
 	uint64_t v;
 
+	test_sched();
 	cfg_defaults(&c);
 	TAP_EQ_INT(c.smtp.max_message_size, 25 * 1024 * 1024,
 	    "default max_message_size 25 MiB");

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dsn.h"
+#include "err.h"
 #include "relay_client.h"
 #include "tap.h"
 
@@ -620,6 +621,94 @@ test_long_line(void)
 	relay_client_fini(&c);
 }
 
+/* c's pending output as a string (then sent). */
+static const char *
+reuse_out(struct relay_client *c, char *out, size_t cap)
+{
+	snprintf(out, cap, "%.*s", (int)c->out.len, (const char *)c->out.p);
+	relay_client_sent(c);
+	return out;
+}
+
+/* Feeds one reply line to c and returns the output it caused. */
+static const char *
+reuse_step(struct relay_client *c, const char *line, char *out, size_t cap)
+{
+	char wire[600];
+	size_t n = (size_t)snprintf(wire, sizeof(wire), "%s\r\n", line);
+
+	relay_client_feed(c, (const uint8_t *)wire, n);
+	snprintf(out, cap, "%.*s", (int)c->out.len, (const char *)c->out.p);
+	relay_client_sent(c);
+	return out;
+}
+
+/* Connection reuse: after the final dot the session stays (S_IDLE, no
+ * QUIT); the next message starts with RSET; a refused RSET ends it with
+ * reuse_failed; an idle session ends with QUIT. */
+static void
+test_reuse(void)
+{
+	struct relay_client c;
+	struct relay_client_params p = P_PLAIN, p2 = P_PLAIN;
+	struct relay_client_rcpt r1 = { .address = "b@b.test" };
+	struct relay_client_rcpt r2 = { .address = "c@b.test" };
+	char o[600];
+
+	p2.sender = "dave@a.test";
+	relay_client_init(&c, &p, &r1, 1);
+	c.reuse = true;
+	reuse_step(&c, "220 mx.b.test", o, sizeof(o));
+	reuse_step(&c, "250-mx.b.test", o, sizeof(o));
+	TAP_EQ_STR(reuse_step(&c, "250 PIPELINING", o, sizeof(o)),
+	    "MAIL FROM:<alice@a.test>\r\nRCPT TO:<b@b.test>\r\nDATA\r\n",
+	    "first message pipelined");
+	reuse_step(&c, "250 ok", o, sizeof(o));
+	reuse_step(&c, "250 ok", o, sizeof(o));
+	reuse_step(&c, "354 go", o, sizeof(o));
+	TAP_EQ_INT(relay_client_next_event(&c), RELAY_CLIENT_EV_BODY, "body");
+	relay_client_body_done(&c);
+	TAP_EQ_STR(reuse_step(&c, "250 2.0.0 queued", o, sizeof(o)), "",
+	    "no QUIT after the dot");
+	TAP_EQ_INT(c.state, RELAY_CLIENT_S_IDLE, "idle");
+	TAP_EQ_INT(relay_client_next_event(&c), RELAY_CLIENT_EV_DONE, "done");
+	TAP_EQ_INT(r1.status, RELAY_RCPT_OK, "first delivered");
+	TAP_EQ_INT(relay_client_next(&c, &p2, &r2, 1), 0, "next message");
+	TAP_EQ_STR(reuse_out(&c, o, sizeof(o)), "RSET\r\n", "RSET first");
+	TAP_EQ_STR(reuse_step(&c, "250 2.0.0 ok", o, sizeof(o)),
+	    "MAIL FROM:<dave@a.test>\r\nRCPT TO:<c@b.test>\r\nDATA\r\n",
+	    "then the envelope, with the session's PIPELINING");
+	TAP_EQ_INT(c.result, RELAY_CLIENT_R_NONE, "undecided again");
+	reuse_step(&c, "250 ok", o, sizeof(o));
+	reuse_step(&c, "550 5.1.1 no such user", o, sizeof(o));
+	TAP_EQ_STR(reuse_step(&c, "554 5.5.1 no valid recipients", o,
+	    sizeof(o)), "", "a refused transaction keeps the session too");
+	TAP_EQ_INT(r2.status, RELAY_RCPT_PERM, "second bounced");
+	TAP_EQ_INT(c.state, RELAY_CLIENT_S_IDLE, "idle again");
+	relay_client_next_event(&c);
+	TAP_EQ_INT(relay_client_next(&c, &p, &r1, 1), 0, "third message");
+	reuse_out(&c, o, sizeof(o));
+	TAP_EQ_STR(reuse_step(&c, "451 4.3.0 not now", o, sizeof(o)),
+	    "QUIT\r\n", "refused RSET: QUIT");
+	TAP_OK(c.reuse_failed && c.result == RELAY_CLIENT_R_NEXT_HOST &&
+	    r1.status == RELAY_RCPT_PENDING,
+	    "reuse_failed, recipient pending for a new connection");
+	relay_client_fini(&c);
+
+	relay_client_init(&c, &p, &r1, 1);
+	c.reuse = true;
+	c.state = RELAY_CLIENT_S_IDLE;
+	TAP_EQ_INT(relay_client_next(&c, &p, &r1, 0), PR_EINVAL,
+	    "next without recipients");
+	relay_client_idle_quit(&c);
+	TAP_EQ_STR(reuse_out(&c, o, sizeof(o)), "QUIT\r\n", "idle: QUIT");
+	relay_client_fini(&c);
+	relay_client_init(&c, &p, &r1, 1);
+	TAP_EQ_INT(relay_client_next(&c, &p, &r1, 1), PR_EINVAL,
+	    "next on a session that is not idle");
+	relay_client_fini(&c);
+}
+
 int
 main(void)
 {
@@ -631,5 +720,6 @@ main(void)
 	}
 	test_timeouts();
 	test_long_line();
+	test_reuse();
 	return tap_done();
 }

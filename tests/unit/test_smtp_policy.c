@@ -326,6 +326,40 @@ test_junk(void)
 	TAP_OK(v.code == 0 && !v.error, "authenticated: not junk");
 }
 
+/* ETRN (RFC 1985): authenticated users and etrn_networks may ask (459,
+ * counted, for the others); the outcome's refusals are 458. */
+static void
+test_etrn(void)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+
+	policy_facts(&policy_rows[0], &f);
+	f.etrn_node = "example.net";
+	smtp_policy_check(SMTP_POLICY_ETRN, &f, &v);
+	TAP_OK(v.code == 459 && v.error && strcmp(v.enh, "4.7.1") == 0 &&
+	    strstr(v.text, "Node example.net not allowed") != NULL,
+	    "ETRN from an anonymous client: 459, counted (%s)", v.text);
+	f.etrn_network = true;
+	smtp_policy_check(SMTP_POLICY_ETRN, &f, &v);
+	TAP_EQ_INT(v.code, 0, "from etrn_networks: allowed");
+	f.etrn_network = false;
+	f.auth_user = "alice@example.test";
+	smtp_policy_check(SMTP_POLICY_ETRN, &f, &v);
+	TAP_EQ_INT(v.code, 0, "authenticated: allowed");
+	f.status = 3;
+	smtp_policy_check(SMTP_POLICY_ETRN_DONE, &f, &v);
+	TAP_EQ_INT(v.code, 0, "entries flushed: the 253 is the handler's");
+	f.status = PR_EAGAIN;
+	smtp_policy_check(SMTP_POLICY_ETRN_DONE, &f, &v);
+	TAP_OK(v.code == 458 && !v.error && strcmp(v.enh, "4.7.0") == 0,
+	    "too many ETRN: 458 4.7.0, not counted");
+	f.status = PR_EIO;
+	smtp_policy_check(SMTP_POLICY_ETRN_DONE, &f, &v);
+	TAP_OK(v.code == 458 && strcmp(v.enh, "4.3.0") == 0,
+	    "store error: 458 4.3.0");
+}
+
 /* Past half the error limit each counted error waits; the limit itself
  * ends the session. */
 static void
@@ -605,6 +639,7 @@ main(void)
 	test_texts();
 	test_counter();
 	test_junk();
+	test_etrn();
 	test_delay();
 	test_spf_done();
 	test_verify_done();
