@@ -12,16 +12,32 @@
 
 static int tap_n, tap_failed;
 
+/* Prints s on the current TAP line: a line break in a name or a value
+ * (a config text, a header field) would end the line and leave the
+ * rest as output TAP does not know, so they are shown escaped. */
+static inline void
+tap_put(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\n')
+			fputs("\\n", stdout);
+		else if (*s == '\r')
+			fputs("\\r", stdout);
+		else
+			putchar(*s);
+	}
+}
+
 static inline int
 tap_ok(int cond, const char *file, int line, const char *name)
 {
 	tap_n++;
-	if (cond) {
-		printf("ok %d - %s\n", tap_n, name);
-	} else {
+	printf("%sok %d - ", cond ? "" : "not ", tap_n);
+	tap_put(name);
+	putchar('\n');
+	if (!cond) {
 		tap_failed++;
-		printf("not ok %d - %s\n#   at %s:%d\n", tap_n, name, file,
-		    line);
+		printf("#   at %s:%d\n", file, line);
 	}
 	fflush(stdout);
 	return cond;
@@ -43,8 +59,11 @@ static char tap_namebuf[512];
 	const char *tap_gs = (got), *tap_ws = (want); \
 	if (!TAP_OK(tap_gs != NULL && tap_ws != NULL && \
 	    strcmp(tap_gs, tap_ws) == 0, __VA_ARGS__)) \
-		printf("#   got  \"%s\"\n#   want \"%s\"\n", \
-		    tap_gs ? tap_gs : "(null)", tap_ws ? tap_ws : "(null)"); \
+		{ fputs("#   got  \"", stdout); \
+		tap_put(tap_gs ? tap_gs : "(null)"); \
+		fputs("\"\n#   want \"", stdout); \
+		tap_put(tap_ws ? tap_ws : "(null)"); \
+		fputs("\"\n", stdout); } \
 } while (0)
 
 static inline int
