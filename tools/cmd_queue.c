@@ -143,11 +143,17 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 		if (argc != 3)
 			return CLI_USAGE;
 		/* A queued message, or else a held one. */
-		if (store_queue_del_msg(cli_store(cli), argv[2], &err) < 0 &&
-		    (err.code != PR_ENOENT || (pr_err_clear(&err),
-		    store_held_del(cli_store(cli), argv[2], &err)) < 0))
-			return cli_fail("queue del: %s", err.msg);
-		return CLI_OK;
+		if (store_queue_del_msg(cli_store(cli), argv[2], &err) == 0)
+			return CLI_OK;
+		if (err.code == PR_ENOENT) {
+			pr_err_clear(&err);
+			if (store_held_del(cli_store(cli), argv[2], &err) == 0)
+				return CLI_OK;
+			if (err.code == PR_ENOENT)
+				return cli_fail("queue del: no queue entry or "
+				    "held message %s", argv[2]);
+		}
+		return cli_fail("queue del: %s", err.msg);
 	}
 	return CLI_USAGE;
 }
