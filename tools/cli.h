@@ -45,5 +45,10 @@ int cmd_dkim(struct cli *cli, int argc, char **argv);
 int cmd_dns(struct cli *cli, int argc, char **argv);
 int cmd_spf(struct cli *cli, int argc, char **argv);
 int cmd_check_message(struct cli *cli, int argc, char **argv);
+/* cmd_backup.c: backup FILE, restore FILE, verify [--repair]
+ * (docs/BACKUP.md). */
+int cmd_backup(struct cli *cli, int argc, char **argv);
+int cmd_restore(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -57,6 +57,9 @@ static const struct cli_command cli_commands[] = {
 	{ "check-message", cmd_check_message, "check-message [--ip IP] "
 	    "[--helo NAME] [--from ADDR] [FILE]" },
 	{ "check", cmd_check, "check" },
+	{ "backup", cmd_backup, "backup FILE|-" },
+	{ "restore", cmd_restore, "restore FILE|-" },
+	{ "verify", cmd_verify, "verify [--repair]" },
 };
 
 static const struct option cli_long_options[] = {
