@@ -252,13 +252,13 @@ static const struct {
 	  " AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = bodies.id)" },
 	/* A queue entry without a body has nothing to send, but its
 	 * senders expect a bounce: the admin decides (postroom queue del). */
-	{ "SELECT printf('queue entry %d (%s) refers to missing body %d"
-	  " (remove it with postroom queue del %d)', id, msgid, body_id, id)"
+	{ "SELECT printf('queue entry %s refers to missing body %d"
+	  " (remove it with postroom queue del %s)', msgid, body_id, msgid)"
 	  " FROM queue q"
 	  " WHERE NOT EXISTS (SELECT 1 FROM bodies WHERE id = q.body_id)",
 	  NULL },
 	/* A queue entry with no recipient left is finished. */
-	{ "SELECT printf('queue entry %d (%s) has no recipients', id, msgid)"
+	{ "SELECT printf('queue entry %s has no recipients', msgid)"
 	  " FROM queue q"
 	  " WHERE NOT EXISTS (SELECT 1 FROM queue_rcpt WHERE queue_id = q.id)",
 	  "DELETE FROM queue"

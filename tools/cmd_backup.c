@@ -53,6 +53,136 @@ struct backup_manifest {
 	size_t n_files;
 };
 
+/*
+ * The seal: the archive is followed by one 512-octet block, "postroom-
+ * backup-sha256 <hex>\n" and zeros, the SHA-256 of every octet of the
+ * tar stream before it (headers, data, padding and the end-of-archive
+ * blocks).  With the members' checksums of the MANIFEST, no octet of a
+ * backup can change unnoticed; tar(1) stops at the end-of-archive blocks
+ * and never sees the seal.
+ */
+#define BACKUP_SEAL_LEN 512
+#define BACKUP_SEAL_TAG "postroom-backup-sha256 "
+
+/* Both ends of the archive stream: the descriptor and the running hash.
+ * Reading, the last BACKUP_SEAL_LEN octets seen are held back from the
+ * hash in tail, since only the end of the stream tells they are the
+ * seal. */
+static void backup_hex(const unsigned char *h,
+    char out[crypto_hash_sha256_BYTES * 2 + 1]);
+
+struct backup_tee {
+	int fd;
+	crypto_hash_sha256_state hs;
+	unsigned char tail[BACKUP_SEAL_LEN];
+	size_t tail_len;
+	unsigned char buf[BACKUP_CHUNK];
+	bool eof;
+	int error;                    /* errno of a failed read or write */
+};
+
+static la_ssize_t
+backup_tee_write_cb(struct archive *a, void *arg, const void *p, size_t n)
+{
+	struct backup_tee *t = arg;
+	const char *q = p;
+	size_t done = 0;
+	ssize_t w;
+
+	(void)a;
+	crypto_hash_sha256_update(&t->hs, p, (unsigned long long)n);
+	while (done < n) {
+		if ((w = write(t->fd, q + done, n - done)) < 0) {
+			if (errno == EINTR)
+				continue;
+			t->error = errno;
+			archive_set_error(a, errno, "write: %s",
+			    strerror(errno));
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	return (la_ssize_t)n;
+}
+
+/* Hashes what of p[0..n) is sure not to be the seal. */
+static void
+backup_tee_feed(struct backup_tee *t, const unsigned char *p, size_t n)
+{
+	size_t out, from_tail, kept;
+
+	if (t->tail_len + n <= BACKUP_SEAL_LEN) {
+		memcpy(t->tail + t->tail_len, p, n);
+		t->tail_len += n;
+		return;
+	}
+	out = t->tail_len + n - BACKUP_SEAL_LEN;
+	from_tail = out < t->tail_len ? out : t->tail_len;
+	crypto_hash_sha256_update(&t->hs, t->tail, from_tail);
+	crypto_hash_sha256_update(&t->hs, p, out - from_tail);
+	kept = t->tail_len - from_tail;
+	memmove(t->tail, t->tail + from_tail, kept);
+	memcpy(t->tail + kept, p + (out - from_tail), BACKUP_SEAL_LEN - kept);
+	t->tail_len = BACKUP_SEAL_LEN;
+}
+
+static la_ssize_t
+backup_tee_read_cb(struct archive *a, void *arg, const void **p_r)
+{
+	struct backup_tee *t = arg;
+	ssize_t n;
+
+	*p_r = t->buf;
+	if (t->eof)
+		return 0;
+	while ((n = read(t->fd, t->buf, sizeof(t->buf))) < 0 &&
+	    errno == EINTR)
+		;
+	if (n < 0) {
+		t->error = errno;
+		if (a != NULL)
+			archive_set_error(a, errno, "read: %s",
+			    strerror(errno));
+		return -1;
+	}
+	if (n == 0)
+		t->eof = true;
+	backup_tee_feed(t, t->buf, (size_t)n);
+	return n;
+}
+
+/* Reads the stream to its end after the archive and checks the seal.
+ * Returns CLI_OK or CLI_ERR after saying what is wrong. */
+static int
+backup_tee_check_seal(struct backup_tee *t, const char *file)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[crypto_hash_sha256_BYTES * 2 + 1];
+	size_t tag = sizeof(BACKUP_SEAL_TAG) - 1;
+	la_ssize_t n;
+	const void *p;
+
+	while ((n = backup_tee_read_cb(NULL, t, &p)) > 0)
+		;
+	if (n < 0)
+		return cli_fail("%s: %s", file, strerror(t->error));
+	if (t->tail_len != BACKUP_SEAL_LEN ||
+	    memcmp(t->tail, BACKUP_SEAL_TAG, tag) != 0)
+		return cli_fail("%s is not sealed as a postroom backup is "
+		    "(cut short, or not made by postroom backup)", file);
+	crypto_hash_sha256_final(&t->hs, h);
+	backup_hex(h, hex);
+	for (size_t i = tag + sizeof(hex) - 1 + 1; i < BACKUP_SEAL_LEN; i++)
+		if (t->tail[i] != 0)
+			return cli_fail("%s is damaged: its seal block is "
+			    "changed", file);
+	if (sodium_memcmp(t->tail + tag, hex, sizeof(hex) - 1) != 0 ||
+	    t->tail[tag + sizeof(hex) - 1] != '\n')
+		return cli_fail("%s is damaged: the SHA-256 of the archive "
+		    "differs from its seal", file);
+	return CLI_OK;
+}
+
 static void
 backup_manifest_free(struct backup_manifest *m)
 {
@@ -288,6 +418,7 @@ backup_write_archive(int fd, const char *data_dir, const char *snap,
     const struct backup_manifest *m)
 {
 	char path[BACKUP_PATH_MAX * 3];
+	struct backup_tee tee;
 	struct archive *a;
 	char *text = NULL;
 	size_t len = 0;
@@ -299,9 +430,15 @@ backup_write_archive(int fd, const char *data_dir, const char *snap,
 		free(text);
 		return cli_fail("out of memory");
 	}
+	memset(&tee, 0, sizeof(tee));
+	tee.fd = fd;
+	crypto_hash_sha256_init(&tee.hs);
+	/* Unblocked: the archive ends right after its end-of-archive
+	 * blocks, where the seal goes. */
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-	    archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+	    archive_write_set_bytes_per_block(a, 0) != ARCHIVE_OK ||
+	    archive_write_open(a, &tee, NULL, backup_tee_write_cb, NULL) !=
+	    ARCHIVE_OK) {
 		r = backup_archive_fail(a, "archive");
 		goto out;
 	}
@@ -321,6 +458,17 @@ backup_write_archive(int fd, const char *data_dir, const char *snap,
 	}
 	if (r == CLI_OK && archive_write_close(a) != ARCHIVE_OK)
 		r = backup_archive_fail(a, "archive");
+	if (r == CLI_OK) {
+		unsigned char h[crypto_hash_sha256_BYTES];
+		char seal[BACKUP_SEAL_LEN], hex[crypto_hash_sha256_BYTES * 2 + 1];
+
+		crypto_hash_sha256_final(&tee.hs, h);
+		backup_hex(h, hex);
+		memset(seal, 0, sizeof(seal));
+		snprintf(seal, sizeof(seal), "%s%s\n", BACKUP_SEAL_TAG, hex);
+		if (backup_tee_write_cb(a, &tee, seal, sizeof(seal)) < 0)
+			r = cli_fail("write: %s", strerror(tee.error));
+	}
 out:
 	archive_write_free(a);
 	free(text);
@@ -681,20 +829,31 @@ restore_unpack(const char *file, const char *dir, struct backup_manifest *m)
 	char db[BACKUP_PATH_MAX * 3];
 	struct archive_entry *e;
 	struct store_counts c;
-	struct archive *a;
+	struct backup_tee *t;
+	struct archive *a = NULL;
 	struct pr_err err;
 	int rc, r = CLI_OK;
 
-	if ((a = archive_read_new()) == NULL)
+	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return cli_fail("out of memory");
+	if (strcmp(file, "-") == 0) {
+		t->fd = STDIN_FILENO;
+	} else if ((t->fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = cli_fail("cannot open %s: %s", file, strerror(errno));
+		free(t);
+		return r;
+	}
+	crypto_hash_sha256_init(&t->hs);
+	if ((a = archive_read_new()) == NULL) {
+		r = cli_fail("out of memory");
+		goto out;
+	}
+	/* Plain tar only: the seal covers the tar stream as written (a
+	 * compressed backup is restored with `zcat FILE | postroom
+	 * restore -`). */
 	archive_read_support_format_tar(a);
-	/* A backup piped through gzip, xz or zstd on its way to another
-	 * host can come back the same way. */
-	archive_read_support_filter_all(a);
-	rc = strcmp(file, "-") == 0 ?
-	    archive_read_open_fd(a, STDIN_FILENO, BACKUP_CHUNK) :
-	    archive_read_open_filename(a, file, BACKUP_CHUNK);
-	if (rc != ARCHIVE_OK) {
+	if ((rc = archive_read_open(a, t, NULL, backup_tee_read_cb, NULL)) !=
+	    ARCHIVE_OK) {
 		r = backup_archive_fail(a, file);
 		goto out;
 	}
@@ -712,6 +871,8 @@ restore_unpack(const char *file, const char *dir, struct backup_manifest *m)
 		r = backup_archive_fail(a, file);
 		goto out;
 	}
+	if ((r = backup_tee_check_seal(t, file)) != CLI_OK)
+		goto out;
 	for (size_t i = 0; i < m->n_files; i++)
 		if (!m->files[i].seen) {
 			r = cli_fail("%s lacks %s, which its MANIFEST lists",
@@ -733,6 +894,9 @@ restore_unpack(const char *file, const char *dir, struct backup_manifest *m)
 		    "MANIFEST says", file);
 out:
 	archive_read_free(a);
+	if (t->fd != STDIN_FILENO)
+		close(t->fd);
+	free(t);
 	return r;
 }
 
