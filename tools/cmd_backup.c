@@ -38,6 +38,34 @@
 #define BACKUP_DKIM_FILE_MAX (1024 * 1024)
 #define BACKUP_CHUNK (64 * 1024)
 
+/* The file of `backup` or `restore` opened by cmd_backup_prepare: -1
+ * when it was not (the command opens it itself), else its descriptor,
+ * or backup_prep_errno for why it could not be opened. */
+static int backup_prep_fd = -1;
+static int backup_prep_errno;
+
+void
+cmd_backup_prepare(struct cli *cli, int argc, char **argv)
+{
+	if (argc != 2 || strcmp(argv[1], "-") == 0 || geteuid() != 0 ||
+	    cli->cfg.server.user[0] == '\0')
+		return;
+	if (strcmp(argv[0], "restore") == 0)
+		backup_prep_fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+	else
+		/* Written in place: the renamed temporary file of
+		 * cmd_backup_run would need the directory to be writable by
+		 * [server] user. */
+		backup_prep_fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (backup_prep_fd < 0)
+		backup_prep_errno = errno;
+	else if (strcmp(argv[0], "backup") == 0)
+		fchmod(backup_prep_fd, 0600);
+	if (backup_prep_fd < 0)
+		backup_prep_fd = -2;
+}
+
 struct backup_file {
 	char name[BACKUP_PATH_MAX];   /* path inside the archive */
 	int64_t size;
@@ -534,6 +562,12 @@ cmd_backup_run(struct cli *cli, const char *file)
 
 	if (to_stdout) {
 		fd = STDOUT_FILENO;
+	} else if (backup_prep_fd == -2) {
+		r = cli_fail("cannot create %s: %s", file,
+		    strerror(backup_prep_errno));
+		goto out;
+	} else if (backup_prep_fd >= 0) {
+		fd = backup_prep_fd;
 	} else {
 		/* A new file beside FILE, renamed over it when complete: an
 		 * older backup of the same name stays whole until then.
@@ -550,7 +584,14 @@ cmd_backup_run(struct cli *cli, const char *file)
 	    errno != EROFS)
 		r = cli_fail("%s: %s", to_stdout ? "stdout" : tmp,
 		    strerror(errno));
-	if (!to_stdout) {
+	if (fd == backup_prep_fd) {
+		/* No half backup that looks like one (restore would refuse
+		 * it anyway: it has no seal). */
+		if (r != CLI_OK && ftruncate(fd, 0) < 0)
+			r = cli_fail("%s: %s", file, strerror(errno));
+		if (close(fd) < 0 && r == CLI_OK)
+			r = cli_fail("%s: %s", file, strerror(errno));
+	} else if (!to_stdout) {
 		if (close(fd) < 0 && r == CLI_OK)
 			r = cli_fail("%s: %s", tmp, strerror(errno));
 		if (r == CLI_OK && rename(tmp, file) < 0)
@@ -838,6 +879,13 @@ restore_unpack(const char *file, const char *dir, struct backup_manifest *m)
 		return cli_fail("out of memory");
 	if (strcmp(file, "-") == 0) {
 		t->fd = STDIN_FILENO;
+	} else if (backup_prep_fd != -1) {
+		errno = backup_prep_errno;
+		if ((t->fd = backup_prep_fd) < 0) {
+			free(t);
+			return cli_fail("cannot open %s: %s", file,
+			    strerror(errno));
+		}
 	} else if ((t->fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
 		r = cli_fail("cannot open %s: %s", file, strerror(errno));
 		free(t);

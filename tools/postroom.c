@@ -220,6 +220,9 @@ main(int argc, char **argv)
 		return cli_fail("%s", err.msg);
 	if (cli_commands[i].fn == cmd_check)
 		cmd_check_prepare(&cli);
+	if (cli_commands[i].fn == cmd_backup ||
+	    cli_commands[i].fn == cmd_restore)
+		cmd_backup_prepare(&cli, argc - optind, argv + optind);
 	if (cli_become_user(&cli.cfg) != 0)
 		return CLI_ERR;
 	r = cli_commands[i].fn(&cli, argc - optind, argv + optind);
