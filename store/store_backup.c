@@ -234,13 +234,15 @@ static const struct {
 	  " id, uidl, user_id) FROM mailbox m"
 	  " WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = m.user_id)",
 	  "DELETE FROM mailbox"
-	  " WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = mailbox.user_id)" },
+	  " WHERE NOT EXISTS (SELECT 1 FROM users"
+	  " WHERE id = mailbox.user_id)" },
 	/* Mailbox rows whose body is gone: RETR could only fail. */
 	{ "SELECT printf('mailbox row %d (%s) refers to missing body %d',"
 	  " id, uidl, body_id) FROM mailbox m"
 	  " WHERE NOT EXISTS (SELECT 1 FROM bodies WHERE id = m.body_id)",
 	  "DELETE FROM mailbox"
-	  " WHERE NOT EXISTS (SELECT 1 FROM bodies WHERE id = mailbox.body_id)" },
+	  " WHERE NOT EXISTS (SELECT 1 FROM bodies"
+	  " WHERE id = mailbox.body_id)" },
 	/* A body nothing refers to: the reference counting of the triggers
 	 * missed it; it is space, not mail. */
 	{ "SELECT printf('body %d (%s) is referenced by no mailbox and no"

@@ -37,12 +37,14 @@
 #define BACKUP_PATH_MAX 512
 #define BACKUP_DKIM_FILE_MAX (1024 * 1024)
 #define BACKUP_CHUNK (64 * 1024)
+/* A SHA-256 in hex, with its NUL. */
+#define BACKUP_HEX_LEN (crypto_hash_sha256_BYTES * 2 + 1)
 
 /* The file of `backup` or `restore` opened by cmd_backup_prepare: -1
  * when it was not (the command opens it itself), else its descriptor,
- * or backup_prep_errno for why it could not be opened. */
-static int backup_prep_fd = -1;
-static int backup_prep_errno;
+ * or cmd_backup_prep_errno for why it could not be opened. */
+static int cmd_backup_prep_fd = -1;
+static int cmd_backup_prep_errno;
 
 void
 cmd_backup_prepare(struct cli *cli, int argc, char **argv)
@@ -51,33 +53,33 @@ cmd_backup_prepare(struct cli *cli, int argc, char **argv)
 	    cli->cfg.server.user[0] == '\0')
 		return;
 	if (strcmp(argv[0], "restore") == 0)
-		backup_prep_fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+		cmd_backup_prep_fd = open(argv[1], O_RDONLY | O_CLOEXEC);
 	else
 		/* Written in place: the renamed temporary file of
 		 * cmd_backup_run would need the directory to be writable by
 		 * [server] user. */
-		backup_prep_fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (backup_prep_fd < 0)
-		backup_prep_errno = errno;
+		cmd_backup_prep_fd = open(argv[1], O_WRONLY | O_CREAT |
+		    O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (cmd_backup_prep_fd < 0)
+		cmd_backup_prep_errno = errno;
 	else if (strcmp(argv[0], "backup") == 0)
-		fchmod(backup_prep_fd, 0600);
-	if (backup_prep_fd < 0)
-		backup_prep_fd = -2;
+		fchmod(cmd_backup_prep_fd, 0600);
+	if (cmd_backup_prep_fd < 0)
+		cmd_backup_prep_fd = -2;
 }
 
-struct backup_file {
+struct cmd_backup_file {
 	char name[BACKUP_PATH_MAX];   /* path inside the archive */
 	int64_t size;
-	char sha256[crypto_hash_sha256_BYTES * 2 + 1];
+	char sha256[BACKUP_HEX_LEN];
 	mode_t mode;
 	bool seen;                    /* restore: found in the archive */
 };
 
-struct backup_manifest {
+struct cmd_backup_manifest {
 	struct store_counts counts;
 	char version[64], created[32], hostname[256];
-	struct backup_file *files;
+	struct cmd_backup_file *files;
 	size_t n_files;
 };
 
@@ -96,10 +98,10 @@ struct backup_manifest {
  * Reading, the last BACKUP_SEAL_LEN octets seen are held back from the
  * hash in tail, since only the end of the stream tells they are the
  * seal. */
-static void backup_hex(const unsigned char *h,
-    char out[crypto_hash_sha256_BYTES * 2 + 1]);
+static void cmd_backup_hex(const unsigned char *h,
+    char out[BACKUP_HEX_LEN]);
 
-struct backup_tee {
+struct cmd_backup_tee {
 	int fd;
 	crypto_hash_sha256_state hs;
 	unsigned char tail[BACKUP_SEAL_LEN];
@@ -110,9 +112,9 @@ struct backup_tee {
 };
 
 static la_ssize_t
-backup_tee_write_cb(struct archive *a, void *arg, const void *p, size_t n)
+cmd_backup_tee_write_cb(struct archive *a, void *arg, const void *p, size_t n)
 {
-	struct backup_tee *t = arg;
+	struct cmd_backup_tee *t = arg;
 	const char *q = p;
 	size_t done = 0;
 	ssize_t w;
@@ -135,7 +137,7 @@ backup_tee_write_cb(struct archive *a, void *arg, const void *p, size_t n)
 
 /* Hashes what of p[0..n) is sure not to be the seal. */
 static void
-backup_tee_feed(struct backup_tee *t, const unsigned char *p, size_t n)
+cmd_backup_tee_feed(struct cmd_backup_tee *t, const unsigned char *p, size_t n)
 {
 	size_t out, from_tail, kept;
 
@@ -155,9 +157,9 @@ backup_tee_feed(struct backup_tee *t, const unsigned char *p, size_t n)
 }
 
 static la_ssize_t
-backup_tee_read_cb(struct archive *a, void *arg, const void **p_r)
+cmd_backup_tee_read_cb(struct archive *a, void *arg, const void **p_r)
 {
-	struct backup_tee *t = arg;
+	struct cmd_backup_tee *t = arg;
 	ssize_t n;
 
 	*p_r = t->buf;
@@ -175,22 +177,22 @@ backup_tee_read_cb(struct archive *a, void *arg, const void **p_r)
 	}
 	if (n == 0)
 		t->eof = true;
-	backup_tee_feed(t, t->buf, (size_t)n);
+	cmd_backup_tee_feed(t, t->buf, (size_t)n);
 	return n;
 }
 
 /* Reads the stream to its end after the archive and checks the seal.
  * Returns CLI_OK or CLI_ERR after saying what is wrong. */
 static int
-backup_tee_check_seal(struct backup_tee *t, const char *file)
+cmd_backup_tee_check_seal(struct cmd_backup_tee *t, const char *file)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[crypto_hash_sha256_BYTES * 2 + 1];
+	char hex[BACKUP_HEX_LEN];
 	size_t tag = sizeof(BACKUP_SEAL_TAG) - 1;
 	la_ssize_t n;
 	const void *p;
 
-	while ((n = backup_tee_read_cb(NULL, t, &p)) > 0)
+	while ((n = cmd_backup_tee_read_cb(NULL, t, &p)) > 0)
 		;
 	if (n < 0)
 		return cli_fail("%s: %s", file, strerror(t->error));
@@ -199,7 +201,7 @@ backup_tee_check_seal(struct backup_tee *t, const char *file)
 		return cli_fail("%s is not sealed as a postroom backup is "
 		    "(cut short, or not made by postroom backup)", file);
 	crypto_hash_sha256_final(&t->hs, h);
-	backup_hex(h, hex);
+	cmd_backup_hex(h, hex);
 	for (size_t i = tag + sizeof(hex) - 1 + 1; i < BACKUP_SEAL_LEN; i++)
 		if (t->tail[i] != 0)
 			return cli_fail("%s is damaged: its seal block is "
@@ -212,17 +214,17 @@ backup_tee_check_seal(struct backup_tee *t, const char *file)
 }
 
 static void
-backup_manifest_free(struct backup_manifest *m)
+cmd_backup_manifest_free(struct cmd_backup_manifest *m)
 {
 	free(m->files);
 	m->files = NULL;
 	m->n_files = 0;
 }
 
-static struct backup_file *
-backup_manifest_add(struct backup_manifest *m, const char *name)
+static struct cmd_backup_file *
+cmd_backup_manifest_add(struct cmd_backup_manifest *m, const char *name)
 {
-	struct backup_file *f;
+	struct cmd_backup_file *f;
 
 	if (m->n_files >= BACKUP_FILES_MAX || strlen(name) >= BACKUP_PATH_MAX)
 		return NULL;
@@ -243,7 +245,7 @@ backup_manifest_add(struct backup_manifest *m, const char *name)
  * is refused, so that restore writes only where it means to.
  */
 static bool
-backup_name_ok(const char *name)
+cmd_backup_name_ok(const char *name)
 {
 	const char *p = name;
 	size_t depth = 0, len;
@@ -269,15 +271,15 @@ backup_name_ok(const char *name)
 }
 
 static void
-backup_hex(const unsigned char *h, char out[crypto_hash_sha256_BYTES * 2 + 1])
+cmd_backup_hex(const unsigned char *h, char out[BACKUP_HEX_LEN])
 {
-	sodium_bin2hex(out, crypto_hash_sha256_BYTES * 2 + 1, h,
+	sodium_bin2hex(out, BACKUP_HEX_LEN, h,
 	    crypto_hash_sha256_BYTES);
 }
 
 /* Size and SHA-256 of the file at path into f. */
 static int
-backup_hash_file(const char *path, struct backup_file *f)
+cmd_backup_hash_file(const char *path, struct cmd_backup_file *f)
 {
 	crypto_hash_sha256_state hs;
 	unsigned char buf[BACKUP_CHUNK], h[crypto_hash_sha256_BYTES];
@@ -296,19 +298,19 @@ backup_hash_file(const char *path, struct backup_file *f)
 	if (n < 0)
 		return cli_fail("cannot read %s: %s", path, strerror(errno));
 	crypto_hash_sha256_final(&hs, h);
-	backup_hex(h, f->sha256);
+	cmd_backup_hex(h, f->sha256);
 	return CLI_OK;
 }
 
 /* Adds the regular files of data_dir/dkim (and of its domain directories)
  * to m. */
 static int
-backup_collect_dkim(const char *data_dir, struct backup_manifest *m)
+cmd_backup_collect_dkim(const char *data_dir, struct cmd_backup_manifest *m)
 {
 	char dir[BACKUP_PATH_MAX * 2], path[BACKUP_PATH_MAX * 3];
 	char name[BACKUP_PATH_MAX * 2];
 	struct dirent *de, *de2;
-	struct backup_file *f;
+	struct cmd_backup_file *f;
 	struct stat sb;
 	DIR *d, *d2;
 	int r = CLI_OK;
@@ -325,9 +327,9 @@ backup_collect_dkim(const char *data_dir, struct backup_manifest *m)
 			continue;
 		if (S_ISREG(sb.st_mode)) {
 			snprintf(name, sizeof(name), "dkim/%s", de->d_name);
-			if (!backup_name_ok(name))
+			if (!cmd_backup_name_ok(name))
 				continue;
-			if ((f = backup_manifest_add(m, name)) == NULL)
+			if ((f = cmd_backup_manifest_add(m, name)) == NULL)
 				r = cli_fail("too many files in %s", dir);
 			else
 				f->mode = sb.st_mode & 0777;
@@ -341,13 +343,14 @@ backup_collect_dkim(const char *data_dir, struct backup_manifest *m)
 			snprintf(name, sizeof(name), "dkim/%s/%s", de->d_name,
 			    de2->d_name);
 			snprintf(p2, sizeof(p2), "%s/%s", path, de2->d_name);
-			if (de2->d_name[0] == '.' || !backup_name_ok(name) ||
-			    lstat(p2, &sb) < 0 || !S_ISREG(sb.st_mode))
+			if (de2->d_name[0] == '.' ||
+			    !cmd_backup_name_ok(name) || lstat(p2, &sb) < 0 ||
+			    !S_ISREG(sb.st_mode))
 				continue;
 			if (sb.st_size > BACKUP_DKIM_FILE_MAX)
 				r = cli_fail("%s is too large for a key file",
 				    p2);
-			else if ((f = backup_manifest_add(m, name)) == NULL)
+			else if ((f = cmd_backup_manifest_add(m, name)) == NULL)
 				r = cli_fail("too many files in %s", dir);
 			else
 				f->mode = sb.st_mode & 0777;
@@ -359,7 +362,7 @@ backup_collect_dkim(const char *data_dir, struct backup_manifest *m)
 }
 
 static int
-backup_manifest_text(const struct backup_manifest *m, char **out_r,
+cmd_backup_manifest_text(const struct cmd_backup_manifest *m, char **out_r,
     size_t *len_r)
 {
 	const struct store_counts *c = &m->counts;
@@ -382,7 +385,7 @@ backup_manifest_text(const struct backup_manifest *m, char **out_r,
 }
 
 static int
-backup_archive_fail(struct archive *a, const char *what)
+cmd_backup_archive_fail(struct archive *a, const char *what)
 {
 	return cli_fail("%s: %s", what, archive_error_string(a) != NULL ?
 	    archive_error_string(a) : "archive error");
@@ -391,7 +394,7 @@ backup_archive_fail(struct archive *a, const char *what)
 /* Writes one member: a regular file of size octets, from path or from
  * data when path is NULL. */
 static int
-backup_write_member(struct archive *a, const char *name, mode_t mode,
+cmd_backup_write_member(struct archive *a, const char *name, mode_t mode,
     int64_t size, const char *path, const void *data)
 {
 	struct archive_entry *e;
@@ -408,12 +411,12 @@ backup_write_member(struct archive *a, const char *name, mode_t mode,
 	archive_entry_set_size(e, size);
 	archive_entry_set_mtime(e, time(NULL), 0);
 	if (archive_write_header(a, e) != ARCHIVE_OK) {
-		r = backup_archive_fail(a, name);
+		r = cmd_backup_archive_fail(a, name);
 		goto out;
 	}
 	if (path == NULL) {
 		if (archive_write_data(a, data, (size_t)size) != size)
-			r = backup_archive_fail(a, name);
+			r = cmd_backup_archive_fail(a, name);
 		goto out;
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -425,7 +428,7 @@ backup_write_member(struct archive *a, const char *name, mode_t mode,
 	while (left > 0 && (n = read(fd, buf, left < (int64_t)sizeof(buf) ?
 	    (size_t)left : sizeof(buf))) > 0) {
 		if (archive_write_data(a, buf, (size_t)n) != n) {
-			r = backup_archive_fail(a, name);
+			r = cmd_backup_archive_fail(a, name);
 			goto out;
 		}
 		left -= n;
@@ -442,17 +445,17 @@ out:
 /* The files of m, from data_dir (mail.db from snap), into the archive
  * on fd, MANIFEST first. */
 static int
-backup_write_archive(int fd, const char *data_dir, const char *snap,
-    const struct backup_manifest *m)
+cmd_backup_write_archive(int fd, const char *data_dir, const char *snap,
+    const struct cmd_backup_manifest *m)
 {
 	char path[BACKUP_PATH_MAX * 3];
-	struct backup_tee tee;
+	struct cmd_backup_tee tee;
 	struct archive *a;
 	char *text = NULL;
 	size_t len = 0;
 	int r;
 
-	if ((r = backup_manifest_text(m, &text, &len)) != CLI_OK)
+	if ((r = cmd_backup_manifest_text(m, &text, &len)) != CLI_OK)
 		return r;
 	if ((a = archive_write_new()) == NULL) {
 		free(text);
@@ -465,36 +468,36 @@ backup_write_archive(int fd, const char *data_dir, const char *snap,
 	 * blocks, where the seal goes. */
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
 	    archive_write_set_bytes_per_block(a, 0) != ARCHIVE_OK ||
-	    archive_write_open(a, &tee, NULL, backup_tee_write_cb, NULL) !=
+	    archive_write_open(a, &tee, NULL, cmd_backup_tee_write_cb, NULL) !=
 	    ARCHIVE_OK) {
-		r = backup_archive_fail(a, "archive");
+		r = cmd_backup_archive_fail(a, "archive");
 		goto out;
 	}
-	if ((r = backup_write_member(a, BACKUP_MANIFEST, 0600, (int64_t)len,
+	if ((r = cmd_backup_write_member(a, BACKUP_MANIFEST, 0600, (int64_t)len,
 	    NULL, text)) != CLI_OK)
 		goto out;
 	for (size_t i = 0; i < m->n_files && r == CLI_OK; i++) {
-		const struct backup_file *f = &m->files[i];
+		const struct cmd_backup_file *f = &m->files[i];
 
 		if (strcmp(f->name, "mail.db") == 0)
 			snprintf(path, sizeof(path), "%s", snap);
 		else
 			snprintf(path, sizeof(path), "%s/%s", data_dir,
 			    f->name);
-		r = backup_write_member(a, f->name, f->mode, f->size, path,
+		r = cmd_backup_write_member(a, f->name, f->mode, f->size, path,
 		    NULL);
 	}
 	if (r == CLI_OK && archive_write_close(a) != ARCHIVE_OK)
-		r = backup_archive_fail(a, "archive");
+		r = cmd_backup_archive_fail(a, "archive");
 	if (r == CLI_OK) {
 		unsigned char h[crypto_hash_sha256_BYTES];
-		char seal[BACKUP_SEAL_LEN], hex[crypto_hash_sha256_BYTES * 2 + 1];
+		char seal[BACKUP_SEAL_LEN], hex[BACKUP_HEX_LEN];
 
 		crypto_hash_sha256_final(&tee.hs, h);
-		backup_hex(h, hex);
+		cmd_backup_hex(h, hex);
 		memset(seal, 0, sizeof(seal));
 		snprintf(seal, sizeof(seal), "%s%s\n", BACKUP_SEAL_TAG, hex);
-		if (backup_tee_write_cb(a, &tee, seal, sizeof(seal)) < 0)
+		if (cmd_backup_tee_write_cb(a, &tee, seal, sizeof(seal)) < 0)
 			r = cli_fail("write: %s", strerror(tee.error));
 	}
 out:
@@ -504,7 +507,7 @@ out:
 }
 
 static void
-backup_now(char out[32])
+cmd_backup_now(char out[32])
 {
 	time_t t = time(NULL);
 	struct tm tm;
@@ -518,8 +521,8 @@ cmd_backup_run(struct cli *cli, const char *file)
 {
 	const char *data_dir = cli->cfg.server.data_dir;
 	char snap[BACKUP_PATH_MAX * 2], tmp[BACKUP_PATH_MAX * 2];
-	struct backup_manifest m;
-	struct backup_file *f;
+	struct cmd_backup_manifest m;
+	struct cmd_backup_file *f;
 	struct pr_err err;
 	bool to_stdout = strcmp(file, "-") == 0;
 	int fd = -1, r;
@@ -539,13 +542,13 @@ cmd_backup_run(struct cli *cli, const char *file)
 	snprintf(m.version, sizeof(m.version), "%s", POSTROOM_VERSION);
 	snprintf(m.hostname, sizeof(m.hostname), "%s",
 	    cli->cfg.server.hostname);
-	backup_now(m.created);
-	if ((f = backup_manifest_add(&m, "mail.db")) == NULL) {
+	cmd_backup_now(m.created);
+	if ((f = cmd_backup_manifest_add(&m, "mail.db")) == NULL) {
 		r = cli_fail("out of memory");
 		goto out;
 	}
 	f->mode = 0640;
-	if ((r = backup_collect_dkim(data_dir, &m)) != CLI_OK)
+	if ((r = cmd_backup_collect_dkim(data_dir, &m)) != CLI_OK)
 		goto out;
 	for (size_t i = 0; i < m.n_files && r == CLI_OK; i++) {
 		char path[BACKUP_PATH_MAX * 3];
@@ -555,19 +558,19 @@ cmd_backup_run(struct cli *cli, const char *file)
 		else
 			snprintf(path, sizeof(path), "%s/%s", data_dir,
 			    m.files[i].name);
-		r = backup_hash_file(path, &m.files[i]);
+		r = cmd_backup_hash_file(path, &m.files[i]);
 	}
 	if (r != CLI_OK)
 		goto out;
 
 	if (to_stdout) {
 		fd = STDOUT_FILENO;
-	} else if (backup_prep_fd == -2) {
+	} else if (cmd_backup_prep_fd == -2) {
 		r = cli_fail("cannot create %s: %s", file,
-		    strerror(backup_prep_errno));
+		    strerror(cmd_backup_prep_errno));
 		goto out;
-	} else if (backup_prep_fd >= 0) {
-		fd = backup_prep_fd;
+	} else if (cmd_backup_prep_fd >= 0) {
+		fd = cmd_backup_prep_fd;
 	} else {
 		/* A new file beside FILE, renamed over it when complete: an
 		 * older backup of the same name stays whole until then.
@@ -579,12 +582,13 @@ cmd_backup_run(struct cli *cli, const char *file)
 			goto out;
 		}
 	}
-	r = backup_write_archive(fd, data_dir, snap, &m);
+	r = cmd_backup_write_archive(fd, data_dir, snap, &m);
+	/* EINVAL: standard output is a pipe, which has nothing to sync. */
 	if (r == CLI_OK && fsync(fd) < 0 && errno != EINVAL &&
 	    errno != EROFS)
-		r = cli_fail("%s: %s", to_stdout ? "stdout" : tmp,
+		r = cli_fail("%s: %s", to_stdout ? "stdout" : file,
 		    strerror(errno));
-	if (fd == backup_prep_fd) {
+	if (fd == cmd_backup_prep_fd) {
 		/* No half backup that looks like one (restore would refuse
 		 * it anyway: it has no seal). */
 		if (r != CLI_OK && ftruncate(fd, 0) < 0)
@@ -609,7 +613,7 @@ cmd_backup_run(struct cli *cli, const char *file)
 		    m.counts.mailbox, m.counts.queue, m.n_files - 1);
 out:
 	unlink(snap);
-	backup_manifest_free(&m);
+	cmd_backup_manifest_free(&m);
 	return r;
 }
 
@@ -624,7 +628,7 @@ cmd_backup(struct cli *cli, int argc, char **argv)
 /* --- restore ------------------------------------------------------------ */
 
 static int
-restore_num(const char *v, int64_t *out)
+cmd_restore_num(const char *v, int64_t *out)
 {
 	char *end;
 
@@ -639,7 +643,7 @@ restore_num(const char *v, int64_t *out)
 /* Parses the MANIFEST text (NUL-terminated) into m.  Returns CLI_OK or
  * CLI_ERR after saying what is wrong. */
 static int
-restore_manifest_parse(char *text, struct backup_manifest *m)
+cmd_restore_manifest_parse(char *text, struct cmd_backup_manifest *m)
 {
 	struct { const char *key; int64_t *v; } nums[] = {
 		{ "domains", &m->counts.domains },
@@ -675,29 +679,31 @@ restore_manifest_parse(char *text, struct backup_manifest *m)
 		} else if (strcmp(key, "hostname") == 0) {
 			snprintf(m->hostname, sizeof(m->hostname), "%s", val);
 		} else if (strcmp(key, "schema") == 0) {
-			if (restore_num(val, &schema) < 0 || schema > 1000000)
+			if (cmd_restore_num(val, &schema) < 0 ||
+			    schema > 1000000)
 				return cli_fail("MANIFEST line %zu: bad "
 				    "schema", lineno);
 			m->counts.schema = (int)schema;
 		} else if (strcmp(key, "file") == 0) {
 			char *sz = strchr(val, ' '), *hash;
-			struct backup_file *f;
+			struct cmd_backup_file *f;
 
 			if (sz == NULL || (hash = strchr(sz + 1, ' ')) == NULL)
 				return cli_fail("MANIFEST line %zu is "
 				    "malformed", lineno);
 			*sz++ = '\0';
 			*hash++ = '\0';
-			if (!backup_name_ok(val) || strcmp(val, "dkim") == 0)
+			if (!cmd_backup_name_ok(val) ||
+			    strcmp(val, "dkim") == 0)
 				return cli_fail("MANIFEST line %zu: refusing "
 				    "the member name %s", lineno, val);
 			for (i = 0; i < m->n_files; i++)
 				if (strcmp(m->files[i].name, val) == 0)
 					return cli_fail("MANIFEST line %zu: "
 					    "%s twice", lineno, val);
-			if ((f = backup_manifest_add(m, val)) == NULL)
+			if ((f = cmd_backup_manifest_add(m, val)) == NULL)
 				return cli_fail("MANIFEST: too many files");
-			if (restore_num(sz, &f->size) < 0 ||
+			if (cmd_restore_num(sz, &f->size) < 0 ||
 			    strlen(hash) != crypto_hash_sha256_BYTES * 2)
 				return cli_fail("MANIFEST line %zu is "
 				    "malformed", lineno);
@@ -708,7 +714,7 @@ restore_manifest_parse(char *text, struct backup_manifest *m)
 					break;
 			/* Keys of a later format are for later readers. */
 			if (i < sizeof(nums) / sizeof(nums[0]) &&
-			    restore_num(val, nums[i].v) < 0)
+			    cmd_restore_num(val, nums[i].v) < 0)
 				return cli_fail("MANIFEST line %zu: bad "
 				    "number", lineno);
 		}
@@ -725,8 +731,8 @@ restore_manifest_parse(char *text, struct backup_manifest *m)
 
 /* Reads the current member (the MANIFEST) into m. */
 static int
-restore_read_manifest(struct archive *a, struct archive_entry *e,
-    struct backup_manifest *m)
+cmd_restore_read_manifest(struct archive *a, struct archive_entry *e,
+    struct cmd_backup_manifest *m)
 {
 	int64_t size = archive_entry_size(e);
 	char *text;
@@ -747,14 +753,14 @@ restore_read_manifest(struct archive *a, struct archive_entry *e,
 		len += (size_t)n;
 	if (len != (size_t)size) {
 		free(text);
-		return backup_archive_fail(a, BACKUP_MANIFEST);
+		return cmd_backup_archive_fail(a, BACKUP_MANIFEST);
 	}
 	text[len] = '\0';
 	if (strlen(text) != len) {
 		free(text);
 		return cli_fail("the MANIFEST holds a NUL octet");
 	}
-	r = restore_manifest_parse(text, m);
+	r = cmd_restore_manifest_parse(text, m);
 	free(text);
 	return r;
 }
@@ -762,19 +768,19 @@ restore_read_manifest(struct archive *a, struct archive_entry *e,
 /* Extracts the current member, a regular file, into dir, checking it
  * against the manifest as it goes. */
 static int
-restore_member(struct archive *a, struct archive_entry *e, const char *dir,
-    struct backup_manifest *m)
+cmd_restore_member(struct archive *a, struct archive_entry *e, const char *dir,
+    struct cmd_backup_manifest *m)
 {
 	crypto_hash_sha256_state hs;
 	unsigned char buf[BACKUP_CHUNK], h[crypto_hash_sha256_BYTES];
-	char path[BACKUP_PATH_MAX * 3], hex[crypto_hash_sha256_BYTES * 2 + 1];
+	char path[BACKUP_PATH_MAX * 3], hex[BACKUP_HEX_LEN];
 	const char *name = archive_entry_pathname(e);
-	struct backup_file *f = NULL;
+	struct cmd_backup_file *f = NULL;
 	int64_t got = 0;
 	la_ssize_t n;
 	int fd, r = CLI_OK;
 
-	if (name == NULL || !backup_name_ok(name))
+	if (name == NULL || !cmd_backup_name_ok(name))
 		return cli_fail("refusing the archive member %s",
 		    name != NULL ? name : "(no name)");
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -830,7 +836,7 @@ restore_member(struct archive *a, struct archive_entry *e, const char *dir,
 		}
 	}
 	if (r == CLI_OK && n < 0)
-		r = backup_archive_fail(a, name);
+		r = cmd_backup_archive_fail(a, name);
 	if (r == CLI_OK && fsync(fd) < 0)
 		r = cli_fail("fsync %s: %s", path, strerror(errno));
 	if (close(fd) < 0 && r == CLI_OK)
@@ -838,7 +844,7 @@ restore_member(struct archive *a, struct archive_entry *e, const char *dir,
 	if (r != CLI_OK)
 		return r;
 	crypto_hash_sha256_final(&hs, h);
-	backup_hex(h, hex);
+	cmd_backup_hex(h, hex);
 	if (got != f->size || sodium_memcmp(hex, f->sha256, sizeof(hex) - 1))
 		return cli_fail("archive member %s is damaged: its size or "
 		    "SHA-256 differs from the MANIFEST", name);
@@ -846,7 +852,7 @@ restore_member(struct archive *a, struct archive_entry *e, const char *dir,
 }
 
 static int
-restore_rm_cb(const char *path, const struct stat *sb, int type,
+cmd_restore_rm_cb(const char *path, const struct stat *sb, int type,
     struct FTW *ftw)
 {
 	(void)sb;
@@ -857,20 +863,21 @@ restore_rm_cb(const char *path, const struct stat *sb, int type,
 }
 
 static void
-restore_rm_tree(const char *dir)
+cmd_restore_rm_tree(const char *dir)
 {
-	nftw(dir, restore_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(dir, cmd_restore_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Reads the archive file ("-": stdin) into the new directory dir and
  * checks every member and the database.  Nothing outside dir changes. */
 static int
-restore_unpack(const char *file, const char *dir, struct backup_manifest *m)
+cmd_restore_unpack(const char *file, const char *dir,
+    struct cmd_backup_manifest *m)
 {
 	char db[BACKUP_PATH_MAX * 3];
 	struct archive_entry *e;
 	struct store_counts c;
-	struct backup_tee *t;
+	struct cmd_backup_tee *t;
 	struct archive *a = NULL;
 	struct pr_err err;
 	int rc, r = CLI_OK;
@@ -879,9 +886,9 @@ restore_unpack(const char *file, const char *dir, struct backup_manifest *m)
 		return cli_fail("out of memory");
 	if (strcmp(file, "-") == 0) {
 		t->fd = STDIN_FILENO;
-	} else if (backup_prep_fd != -1) {
-		errno = backup_prep_errno;
-		if ((t->fd = backup_prep_fd) < 0) {
+	} else if (cmd_backup_prep_fd != -1) {
+		errno = cmd_backup_prep_errno;
+		if ((t->fd = cmd_backup_prep_fd) < 0) {
 			free(t);
 			return cli_fail("cannot open %s: %s", file,
 			    strerror(errno));
@@ -900,26 +907,26 @@ restore_unpack(const char *file, const char *dir, struct backup_manifest *m)
 	 * compressed backup is restored with `zcat FILE | postroom
 	 * restore -`). */
 	archive_read_support_format_tar(a);
-	if ((rc = archive_read_open(a, t, NULL, backup_tee_read_cb, NULL)) !=
-	    ARCHIVE_OK) {
-		r = backup_archive_fail(a, file);
+	if ((rc = archive_read_open(a, t, NULL, cmd_backup_tee_read_cb,
+	    NULL)) != ARCHIVE_OK) {
+		r = cmd_backup_archive_fail(a, file);
 		goto out;
 	}
 	if ((rc = archive_read_next_header(a, &e)) != ARCHIVE_OK) {
 		r = rc == ARCHIVE_EOF ? cli_fail("%s is empty", file) :
-		    backup_archive_fail(a, file);
+		    cmd_backup_archive_fail(a, file);
 		goto out;
 	}
-	if ((r = restore_read_manifest(a, e, m)) != CLI_OK)
+	if ((r = cmd_restore_read_manifest(a, e, m)) != CLI_OK)
 		goto out;
 	while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK)
-		if ((r = restore_member(a, e, dir, m)) != CLI_OK)
+		if ((r = cmd_restore_member(a, e, dir, m)) != CLI_OK)
 			goto out;
 	if (rc != ARCHIVE_EOF) {
-		r = backup_archive_fail(a, file);
+		r = cmd_backup_archive_fail(a, file);
 		goto out;
 	}
-	if ((r = backup_tee_check_seal(t, file)) != CLI_OK)
+	if ((r = cmd_backup_tee_check_seal(t, file)) != CLI_OK)
 		goto out;
 	for (size_t i = 0; i < m->n_files; i++)
 		if (!m->files[i].seen) {
@@ -949,27 +956,28 @@ out:
 }
 
 /* What a store is made of in data_dir, moved aside and back as one. */
-static const char *const restore_parts[] = {
+static const char *const cmd_restore_parts[] = {
 	"mail.db", "mail.db-wal", "mail.db-shm", "dkim",
 };
-#define RESTORE_NPARTS (sizeof(restore_parts) / sizeof(restore_parts[0]))
+#define RESTORE_NPARTS \
+	(sizeof(cmd_restore_parts) / sizeof(cmd_restore_parts[0]))
 
 /* Moves the parts of the store in from into to; moved[i] records which
  * did.  Returns 0, or -1 with errno and the name in *failed_r. */
 static int
-restore_move(const char *from, const char *to, bool moved[RESTORE_NPARTS],
+cmd_restore_move(const char *from, const char *to, bool moved[RESTORE_NPARTS],
     const char **failed_r)
 {
 	char a[BACKUP_PATH_MAX * 3], b[BACKUP_PATH_MAX * 3];
 
 	for (size_t i = 0; i < RESTORE_NPARTS; i++) {
 		moved[i] = false;
-		snprintf(a, sizeof(a), "%s/%s", from, restore_parts[i]);
-		snprintf(b, sizeof(b), "%s/%s", to, restore_parts[i]);
+		snprintf(a, sizeof(a), "%s/%s", from, cmd_restore_parts[i]);
+		snprintf(b, sizeof(b), "%s/%s", to, cmd_restore_parts[i]);
 		if (rename(a, b) == 0) {
 			moved[i] = true;
 		} else if (errno != ENOENT) {
-			*failed_r = restore_parts[i];
+			*failed_r = cmd_restore_parts[i];
 			return -1;
 		}
 	}
@@ -977,7 +985,7 @@ restore_move(const char *from, const char *to, bool moved[RESTORE_NPARTS],
 }
 
 static void
-restore_move_back(const char *from, const char *to,
+cmd_restore_move_back(const char *from, const char *to,
     const bool moved[RESTORE_NPARTS])
 {
 	char a[BACKUP_PATH_MAX * 3], b[BACKUP_PATH_MAX * 3];
@@ -985,8 +993,8 @@ restore_move_back(const char *from, const char *to,
 	for (size_t i = 0; i < RESTORE_NPARTS; i++) {
 		if (!moved[i])
 			continue;
-		snprintf(a, sizeof(a), "%s/%s", from, restore_parts[i]);
-		snprintf(b, sizeof(b), "%s/%s", to, restore_parts[i]);
+		snprintf(a, sizeof(a), "%s/%s", from, cmd_restore_parts[i]);
+		snprintf(b, sizeof(b), "%s/%s", to, cmd_restore_parts[i]);
 		if (rename(a, b) < 0)
 			fprintf(stderr, "postroom: cannot move %s back to "
 			    "%s: %s\n", a, b, strerror(errno));
@@ -994,7 +1002,7 @@ restore_move_back(const char *from, const char *to,
 }
 
 static void
-restore_fsync_dir(const char *dir)
+cmd_restore_fsync_dir(const char *dir)
 {
 	int fd;
 
@@ -1008,7 +1016,7 @@ restore_fsync_dir(const char *dir)
  * in the same second made one, so that every old store is kept.  Returns
  * 0, or -1 with errno. */
 static int
-restore_mkdir_aside(const char *data_dir, char *out, size_t outsz)
+cmd_restore_mkdir_aside(const char *data_dir, char *out, size_t outsz)
 {
 	char stamp[32];
 	time_t t = time(NULL);
@@ -1026,12 +1034,12 @@ restore_mkdir_aside(const char *data_dir, char *out, size_t outsz)
 	return 0;
 }
 
+/* One line per problem of store_verify, for verify and restore. */
 static void
-restore_verify_cb(void *arg, const char *problem, bool repaired)
+cmd_verify_cb(void *arg, const char *problem, bool repaired)
 {
 	(void)arg;
-	(void)repaired;
-	printf("problem: %s\n", problem);
+	printf("%s: %s\n", repaired ? "repaired" : "problem", problem);
 }
 
 static int
@@ -1041,7 +1049,7 @@ cmd_restore_run(struct cli *cli, const char *file)
 	char stage[BACKUP_PATH_MAX * 2], aside[BACKUP_PATH_MAX * 2];
 	bool old[RESTORE_NPARTS], new[RESTORE_NPARTS], any_old = false;
 	const char *failed = NULL;
-	struct backup_manifest m;
+	struct cmd_backup_manifest m;
 	struct store *st = NULL;
 	struct pr_err err;
 	int lock_smtpd = -1, lock_pop3d = -1, r, left;
@@ -1066,37 +1074,37 @@ cmd_restore_run(struct cli *cli, const char *file)
 		r = cli_fail("cannot create %s: %s", stage, strerror(errno));
 		goto out;
 	}
-	if ((r = restore_unpack(file, stage, &m)) != CLI_OK) {
-		restore_rm_tree(stage);
+	if ((r = cmd_restore_unpack(file, stage, &m)) != CLI_OK) {
+		cmd_restore_rm_tree(stage);
 		goto out;
 	}
 
 	/* The archive is whole: set the old store aside, then move the new
 	 * one in.  Renames within data_dir, so each is atomic. */
-	if (restore_mkdir_aside(data_dir, aside, sizeof(aside)) < 0) {
+	if (cmd_restore_mkdir_aside(data_dir, aside, sizeof(aside)) < 0) {
 		r = cli_fail("cannot create %s: %s", aside, strerror(errno));
-		restore_rm_tree(stage);
+		cmd_restore_rm_tree(stage);
 		goto out;
 	}
-	if (restore_move(data_dir, aside, old, &failed) < 0) {
+	if (cmd_restore_move(data_dir, aside, old, &failed) < 0) {
 		r = cli_fail("cannot move %s/%s aside: %s", data_dir, failed,
 		    strerror(errno));
-		restore_move_back(aside, data_dir, old);
+		cmd_restore_move_back(aside, data_dir, old);
 		rmdir(aside);
-		restore_rm_tree(stage);
+		cmd_restore_rm_tree(stage);
 		goto out;
 	}
-	if (restore_move(stage, data_dir, new, &failed) < 0) {
+	if (cmd_restore_move(stage, data_dir, new, &failed) < 0) {
 		r = cli_fail("cannot move the restored %s into %s: %s",
 		    failed, data_dir, strerror(errno));
-		restore_move_back(data_dir, stage, new);
-		restore_move_back(aside, data_dir, old);
+		cmd_restore_move_back(data_dir, stage, new);
+		cmd_restore_move_back(aside, data_dir, old);
 		rmdir(aside);
-		restore_rm_tree(stage);
+		cmd_restore_rm_tree(stage);
 		goto out;
 	}
-	restore_fsync_dir(data_dir);
-	restore_rm_tree(stage);
+	cmd_restore_fsync_dir(data_dir);
+	cmd_restore_rm_tree(stage);
 	for (size_t i = 0; i < RESTORE_NPARTS; i++)
 		any_old |= old[i];
 	if (!any_old)
@@ -1109,8 +1117,8 @@ cmd_restore_run(struct cli *cli, const char *file)
 		    err.msg);
 		goto out;
 	}
-	if ((left = store_verify(st, false, restore_verify_cb, NULL, &err)) <
-	    0) {
+	left = store_verify(st, false, cmd_verify_cb, NULL, &err);
+	if (left < 0) {
 		r = cli_fail("restored, but verify failed: %s", err.msg);
 		goto out;
 	}
@@ -1129,7 +1137,7 @@ out:
 		close(lock_smtpd);
 	if (lock_pop3d >= 0)
 		close(lock_pop3d);
-	backup_manifest_free(&m);
+	cmd_backup_manifest_free(&m);
 	return r;
 }
 
@@ -1142,13 +1150,6 @@ cmd_restore(struct cli *cli, int argc, char **argv)
 }
 
 /* --- verify -------------------------------------------------------------- */
-
-static void
-cmd_verify_cb(void *arg, const char *problem, bool repaired)
-{
-	(void)arg;
-	printf("%s: %s\n", repaired ? "repaired" : "problem", problem);
-}
 
 int
 cmd_verify(struct cli *cli, int argc, char **argv)
