@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -181,13 +182,15 @@ try:
     with lock:
         before = list(acked)
     archive = os.path.join(src.tmp, "backup.tar")
+    t0 = time.monotonic()
     b = src.cli("backup", archive, check=False)
+    took = time.monotonic() - t0
     with lock:
         during = len(acked) - len(before)
     t.eq(b.returncode, 0, "backup under load exits 0")
     t.ok(b.stderr == "", "backup says nothing on stderr", b.stderr)
-    print("# backup taken after %d acks; %d more came in while it ran"
-          % (len(before), during))
+    print("# backup taken after %d acks; %d more came in during its %.1f s"
+          % (len(before), during, took))
     for th in clients + pops:
         th.join(600)
     t.eq(len(acked), N_BURST, "all %d burst messages acknowledged" %
@@ -199,6 +202,7 @@ try:
          repr(pop_results))
     t.ok(not b.returncode and os.path.exists(archive), "the archive exists")
     t.eq(os.stat(archive).st_mode & 0o777, 0o600, "the archive is 0600")
+    print("# archive: %d octets" % os.path.getsize(archive))
 
     with tarfile.open(archive) as tf:
         names = tf.getnames()
