@@ -1052,7 +1052,7 @@ cmd_restore_run(struct cli *cli, const char *file)
 	struct cmd_backup_manifest m;
 	struct store *st = NULL;
 	struct pr_err err;
-	int lock_smtpd = -1, lock_pop3d = -1, r, left;
+	int lock_smtpd = -1, lock_pop3d = -1, r, left, schema;
 
 	memset(&m, 0, sizeof(m));
 	if (strlen(data_dir) >= BACKUP_PATH_MAX)
@@ -1075,6 +1075,24 @@ cmd_restore_run(struct cli *cli, const char *file)
 		goto out;
 	}
 	if ((r = cmd_restore_unpack(file, stage, &m)) != CLI_OK) {
+		cmd_restore_rm_tree(stage);
+		goto out;
+	}
+	/* Opened where it was unpacked: a backup of an older schema is
+	 * migrated, and one that cannot be is refused, before anything in
+	 * data_dir changes.  Closing checkpoints the WAL into mail.db. */
+	pr_err_clear(&err);
+	if (store_open(stage, 0, &st, &err) < 0) {
+		r = cli_fail("the database in %s does not open: %s", file,
+		    err.msg);
+		cmd_restore_rm_tree(stage);
+		goto out;
+	}
+	schema = store_schema_version(st);
+	left = store_verify(st, false, cmd_verify_cb, NULL, &err);
+	store_close(&st);
+	if (left < 0) {
+		r = cli_fail("the database in %s: %s", file, err.msg);
 		cmd_restore_rm_tree(stage);
 		goto out;
 	}
@@ -1110,22 +1128,10 @@ cmd_restore_run(struct cli *cli, const char *file)
 	if (!any_old)
 		rmdir(aside);
 
-	/* Opening migrates a backup of an older schema to this one. */
-	pr_err_clear(&err);
-	if (store_open(data_dir, 0, &st, &err) < 0) {
-		r = cli_fail("restored, but the store does not open: %s",
-		    err.msg);
-		goto out;
-	}
-	left = store_verify(st, false, cmd_verify_cb, NULL, &err);
-	if (left < 0) {
-		r = cli_fail("restored, but verify failed: %s", err.msg);
-		goto out;
-	}
 	printf("restored %s (postroom %s, %s): %" PRId64 " users, %" PRId64
 	    " messages, %" PRId64 " queued, schema %d -> %d\n", file,
 	    m.version, m.created, m.counts.users, m.counts.bodies,
-	    m.counts.queue, m.counts.schema, store_schema_version(st));
+	    m.counts.queue, m.counts.schema, schema);
 	if (any_old)
 		printf("the previous store is in %s; remove it when the "
 		    "restored one is as it should be\n", aside);
