@@ -41,6 +41,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char fuzz_top[256];
 
+static void
+fuzz_restore_cleanup(void)
+{
+	rmdir(fuzz_top);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -53,6 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fuzz_top[0] == '\0') {
 		snprintf(fuzz_top, sizeof(fuzz_top), "/tmp/fuzz-restore-XXXXXX");
 		FUZZ_CHECK(mkdtemp(fuzz_top) != NULL);
+		atexit(fuzz_restore_cleanup);
 	}
 	snprintf(file, sizeof(file), "%s/in.tar", fuzz_top);
 	snprintf(dir, sizeof(dir), "%s/stage", fuzz_top);
