@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """A store made by postroom 0.1.0 (tests/fixtures/v0.1.0/, made by
-tests/fixtures/make-v0.1.0.sh with that version's own CLI and smtpd)
-opened by this postroom: migrated to the current schema with every
-message, user, alias, DKIM key and queue entry intact, and served over
-POP3 with the users' old passwords; a schema newer than this postroom
+tests/fixtures/make-v0.1.0.sh with that release's own CLI and smtpd, so
+at the schema of 0.1.0) opened by this postroom: taken through every
+migration since to the current schema with every domain, user, alias,
+message, DKIM key and queue entry intact, the key 0.1.0 signed with
+still the active one, and served over POP3 and SMTP AUTH with the users'
+old passwords and the UIDLs of 0.1.0; a schema newer than this postroom
 knows is refused with a clear message (docs/BACKUP.md 4)."""
 
 import os
@@ -26,6 +28,11 @@ PASSWORDS = {"alice@example.org": "alice-password-1",
 # What make-v0.1.0.sh delivered: the fixture messages of each mailbox.
 MAILBOXES = {"alice@example.org": [1, 3, 4], "bob@example.org": [2, 3],
              "carol@example.org": [4]}
+# Its DKIM keys: 0.1.0 signed with the newest, named by dkim/DOMAIN/selector.
+DKIM = {"s2025": ("ed25519-sha256", "retired"),
+        "s2026": ("rsa-sha256", "active")}
+# The schema of 0.1.0: its one migration, the initial schema.
+SCHEMA_010 = 1
 
 t = Check()
 
@@ -77,11 +84,31 @@ def install_fixture(inst, schema=None):
         c.close()
 
 
+def dkim_files(root):
+    """{relative path: content} of the key directory under root."""
+    out = {}
+    for d, _, files in os.walk(os.path.join(root, "dkim")):
+        for f in files:
+            path = os.path.join(d, f)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, root)] = fh.read()
+    return out
+
+
 old = snapshot(os.path.join(FIXTURE, "mail.db"))
+old_keys = dkim_files(FIXTURE)
 t.ok(len(old["users"]) == 3 and len(old["mailbox"]) == 6 and
-     len(old["queue"]) == 1 and len(old["aliases"]) == 5,
+     len(old["queue"]) == 1 and len(old["aliases"]) == 5 and
+     old["domains"] == [("example.org",)],
      "the fixture holds what make-v0.1.0.sh made", repr(
          {k: (len(v) if isinstance(v, list) else v) for k, v in old.items()}))
+t.eq(old["schema"], SCHEMA_010, "the fixture has the schema of 0.1.0")
+t.eq(sorted(old_keys), ["dkim/example.org/s2025.key",
+                        "dkim/example.org/s2026.key",
+                        "dkim/example.org/selector"],
+     "the fixture has the key files of 0.1.0")
+t.ok(all(h.startswith("$argon2id$") for _, h, _, _, _ in old["users"]),
+     "0.1.0 stored argon2id hashes")
 
 inst = Instance(hostname="mx.example.org",
                 extra={"relay": {"enabled": "false"}})
@@ -95,19 +122,31 @@ try:
     r = inst.cli("check", check=False)
     t.eq(r.returncode, 0, "postroom check accepts the 0.1.0 store")
     new = snapshot(os.path.join(inst.data_dir, "mail.db"))
+    t.ok(current > SCHEMA_010, "this postroom has migrations after 0.1.0",
+         "%d" % current)
     t.eq(new["schema"], current, "migrated to the current schema")
-    for k in ("domains", "users", "aliases", "mailbox", "queue"):
-        t.eq(new[k], old[k], "every %s row intact" % k.rstrip("s"))
+    for k, what in (("domains", "domain"), ("users", "user"),
+                    ("aliases", "alias"), ("mailbox", "mailbox"),
+                    ("queue", "queue")):
+        t.eq(new[k], old[k], "every %s row intact" % what)
     r = inst.cli("verify", check=False)
     t.eq(r.returncode, 0, "postroom verify finds nothing wrong")
 
-    r = inst.cli("dkim", "list", check=False)
-    t.ok(r.returncode == 0 and "s2026" in r.stdout and
-         "active" in r.stdout, "the DKIM key is listed, active", r.stdout)
+    new_keys = dkim_files(inst.data_dir)
+    t.ok(all(new_keys.get(k) == v for k, v in old_keys.items()
+             if k.endswith(".key")), "the DKIM private keys are unchanged")
+    r = inst.cli("dkim", "list", "example.org", check=False)
+    got = {f[1]: (f[2], f[3]) for f in
+           (line.split() for line in r.stdout.splitlines()) if len(f) >= 4}
+    t.ok(got == DKIM, "the key 0.1.0 signed with is active, the older one"
+         " retired", r.stdout + r.stderr)
     r = inst.cli("queue", "list", check=False)
     t.ok("friend@remote.example" in r.stdout and
-         "alice@example.org" in r.stdout,
+         "alice@example.org" in r.stdout and old["queue"][0][0] in r.stdout,
          "the queue entry is listed", r.stdout)
+    r = inst.cli("user", "list", check=False)
+    t.ok(r.returncode == 0 and all(u in r.stdout for u in PASSWORDS),
+         "the users are listed", r.stdout)
     r = inst.cli("alias", "list", check=False)
     t.ok("fwd@example.org" in r.stdout and
          "friend@remote.example" in r.stdout, "the aliases are listed",
@@ -132,12 +171,21 @@ try:
              "%s: every message retrieved" % user)
     inst.stop("pop3d")
 
-    # And the upgraded store takes new mail.
+    # And the upgraded store takes new mail, and submission with an old
+    # password.
     inst.start("smtpd")
     with smtplib.SMTP(inst.host, inst.ports["smtp"], timeout=60) as s:
         s.sendmail("x@remote.example", ["team@example.org"],
                    "Subject: after the upgrade\r\n\r\nnew\r\n")
+    with smtplib.SMTP(inst.host, inst.ports["submission"], timeout=60) as s:
+        code = s.login("carol@example.org", PASSWORDS["carol@example.org"])[0]
+        s.sendmail("carol@example.org", ["carol@example.org"],
+                   "From: carol@example.org\r\nSubject: submitted\r\n\r\n"
+                   "after the upgrade\r\n")
+    t.eq(code, 235, "SMTP AUTH with a password set by 0.1.0")
     inst.stop("smtpd")
+    t.eq(len(inst.mailbox("carol@example.org")), 2,
+         "the submitted message delivered")
     t.eq(len(inst.mailbox("bob@example.org")), 3,
          "new mail delivered through a 0.1.0 alias")
 

@@ -118,7 +118,7 @@ deb=$(readlink -f "$deb")
 
 # The 0.1.0 release: the tag when the repository has it, else the commit
 # it was made from (as tests/fixtures/make-v0.1.0.sh).
-old_ref=8f79262ff14f63129e7ff048b20a6672997b876a
+old_ref=501a5ff1cf0767c39a69494102f75147971debfd
 git -C "$top" rev-parse -q --verify 'v0.1.0^{commit}' >/dev/null 2>&1 &&
 	old_ref=v0.1.0
 if [ -n "${POSTROOM_OLD_DEB:-}" ]; then
