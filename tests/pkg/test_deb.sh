@@ -284,10 +284,11 @@ check "0.1.0 smtpd took 3 messages" test "$old_sent" -eq 3
 
 # The new package over the old one, the old daemons running (as on a
 # host where the postinst cannot restart them: policy-rc.d above).
-# --reinstall: while the new package still has version 0.1.0-1 too, apt
-# would otherwise find it installed and do nothing.
+new_version=$(dpkg-deb -f "$deb" Version)
+check "the new package ($new_version) is newer than 0.1.0-1" \
+	dpkg --compare-versions "$new_version" gt 0.1.0-1
 if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    --reinstall "$deb" >"$work/install.log" 2>&1; then
+    "$deb" >"$work/install.log" 2>&1; then
 	pass "apt-get install ./$(basename "$deb") over 0.1.0"
 else
 	sed 's/^/# /' "$work/install.log"
@@ -295,6 +296,13 @@ else
 	echo "$npass passed, $nfail failed"
 	exit 1
 fi
+check "apt upgraded 0.1.0-1 to $new_version" \
+	grep -q "Unpacking postroom ($new_version) over (0.1.0-1)" \
+	"$work/install.log"
+check "dpkg has $new_version installed" \
+	test "$(dpkg-query -W -f '${Version}' postroom)" = "$new_version"
+check "the new CLI says it is ${new_version%-*}" \
+	test "$(/usr/bin/postroom -V)" = "postroom ${new_version%-*}"
 check "the new CLI is installed (it has verify)" \
 	grep -q 'postroom verify' <<<"$(/usr/bin/postroom --help)"
 check "the 0.1.0 daemons ran through the upgrade" \
