@@ -8,10 +8,11 @@
 # ports), creates a domain and a user with the installed CLI, sends mail
 # with swaks and fetches it with curl over POP3, reinstalls, removes and
 # finally purges the package and checks what is left.  Before all that,
-# the 0.1.0 package is installed (built from its sources, or taken from
-# $POSTROOM_OLD_DEB), its daemons are run and given mail and a DKIM key,
-# and the new package is installed over it while both daemons run:
-# nothing may be lost (docs/BACKUP.md 4).  As the system's
+# the 0.1.0 package is installed (the one kept in tests/fixtures/v0.1.0/,
+# $POSTROOM_OLD_DEB, or built from the release's sources when that is
+# "build"), its daemons are run and given mail and a DKIM key, and the
+# new package is installed over it, a real upgrade, while both daemons
+# run: nothing may be lost (docs/BACKUP.md 4).  As the system's
 # MTA: the sendmail links and the set-group-ID maildrop, a real
 # `mail -s subject root` (bsd-mailx) as an unprivileged user into the
 # postmaster's mailbox, and mail tools that pull in no other MTA.  The
@@ -46,6 +47,10 @@ skip() { echo "SKIP: $*"; exit 77; }
 for t in dpkg apt-get dpkg-buildpackage swaks curl setpriv python3 openssl; do
 	command -v "$t" >/dev/null || skip "$t is not installed"
 done
+if [ "${POSTROOM_OLD_DEB:-}" = build ] && { ! command -v git >/dev/null ||
+    ! git -C "$top" rev-parse --git-dir >/dev/null 2>&1; }; then
+	skip "POSTROOM_OLD_DEB=build needs git and a git checkout"
+fi
 if dpkg-query -W -f '${Status}' postroom 2>/dev/null | grep -qv 'not-installed'; then
 	skip "a postroom package is installed here; the test would purge it"
 fi
@@ -116,14 +121,23 @@ else
 fi
 deb=$(readlink -f "$deb")
 
-# The 0.1.0 release: the tag when the repository has it, else the commit
-# it was made from (as tests/fixtures/make-v0.1.0.sh).
-old_ref=501a5ff1cf0767c39a69494102f75147971debfd
-git -C "$top" rev-parse -q --verify 'v0.1.0^{commit}' >/dev/null 2>&1 &&
-	old_ref=v0.1.0
-if [ -n "${POSTROOM_OLD_DEB:-}" ]; then
-	old_deb=$(readlink -f "$POSTROOM_OLD_DEB")
+# The 0.1.0 package: $POSTROOM_OLD_DEB, else the one kept in
+# tests/fixtures/v0.1.0/ (how it was made: tests/fixtures/make-v0.1.0.sh),
+# so no git is needed; POSTROOM_OLD_DEB=build builds it from the release's
+# sources, the tag when the repository has it, else the commit it was
+# made from.
+old_deb=${POSTROOM_OLD_DEB:-$top/tests/fixtures/v0.1.0/postroom_0.1.0-1_amd64.deb}
+if [ "$old_deb" != build ]; then
+	[ -f "$old_deb" ] || {
+		fail "the 0.1.0 package $old_deb exists"
+		echo "$npass passed, $nfail failed"
+		exit 1
+	}
+	old_deb=$(readlink -f "$old_deb")
 else
+	old_ref=501a5ff1cf0767c39a69494102f75147971debfd
+	git -C "$top" rev-parse -q --verify 'v0.1.0^{commit}' >/dev/null 2>&1 &&
+		old_ref=v0.1.0
 	echo "# building the 0.1.0 package from $old_ref (log: $work/old-build.log)"
 	mkdir -p "$work/old/src"
 	if git -C "$top" archive "$old_ref" | tar -x -C "$work/old/src" &&
@@ -136,8 +150,11 @@ else
 		echo "$npass passed, $nfail failed"
 		exit 1
 	fi
-	old_deb=$(ls "$work"/old/out/postroom_*.deb)
+	old_deb=$(ls "$work"/old/out/postroom_0.1.0-1_*.deb)
 fi
+check "the old package is postroom 0.1.0-1" \
+	test "$(dpkg-deb -f "$old_deb" Package Version)" = \
+	"$(printf 'Package: postroom\nVersion: 0.1.0-1')"
 
 quiet_apt() {
 	DEBIAN_FRONTEND=noninteractive apt-get "$@" >>"$work/apt.log" 2>&1
