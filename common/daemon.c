@@ -89,13 +89,14 @@ daemon_init(int argc, char **argv, const char *progname, struct cfg *cfg)
 }
 
 int
-daemon_lock(const char *data_dir, const char *name, const char *progname,
-    struct pr_err *err)
+daemon_lock_hold(const char *data_dir, const char *name,
+    const char *progname, int *fd_r, struct pr_err *err)
 {
 	char path[4096], pid[32];
 	ssize_t n;
 	int fd, e;
 
+	*fd_r = -1;
 	if (snprintf(path, sizeof(path), "%s/%s", data_dir, name) >=
 	    (int)sizeof(path))
 		return pr_err_set(err, PR_EINVAL, "data_dir is too long");
@@ -128,11 +129,25 @@ daemon_lock(const char *data_dir, const char *name, const char *progname,
 		    "locked", progname, pid[0] != '\0' ? pid : "unknown",
 		    data_dir, path);
 	}
+	*fd_r = fd;
+	return 0;
+}
+
+int
+daemon_lock(const char *data_dir, const char *name, const char *progname,
+    struct pr_err *err)
+{
+	char pid[32];
+	int fd, r, n;
+
+	if ((r = daemon_lock_hold(data_dir, name, progname, &fd, err)) < 0 ||
+	    fd < 0)
+		return r;
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
 		/* A read-only lock file: the lock alone is what counts. */
-		log_debug(NULL, "%s: cannot record the pid: %s", path,
-		    strerror(errno));
+		log_debug(NULL, "%s/%s: cannot record the pid: %s", data_dir,
+		    name, strerror(errno));
 	}
 	/* Deliberately never closed: the lock lives with the process. */
 	return 0;

@@ -36,6 +36,12 @@ int daemon_drop_privileges(const struct cfg *cfg, struct pr_err *err);
  */
 int daemon_lock(const char *data_dir, const char *name, const char *progname,
     struct pr_err *err);
+/* The lock of daemon_lock without the pid: for a tool that must keep the
+ * daemons off the data_dir while it works (postroom restore).  *fd_r is
+ * the descriptor that holds the lock (close it to release), -1 when
+ * data_dir does not exist.  Returns as daemon_lock. */
+int daemon_lock_hold(const char *data_dir, const char *name,
+    const char *progname, int *fd_r, struct pr_err *err);
 
 struct daemon_signals {
 	uv_signal_t term, intr, hup;

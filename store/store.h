@@ -142,6 +142,49 @@ int store_schema_version(struct store *st);
 /* PRAGMA integrity_check + foreign_key_check; 0 or PR_EIO with err. */
 int store_check(struct store *st, struct pr_err *err);
 
+/* --- Backup and verify (store_backup.c, docs/BACKUP.md) --------------- */
+
+/* What a database holds, as the backup manifest records it. */
+struct store_counts {
+	int schema;          /* PRAGMA user_version */
+	int64_t domains, users, aliases;
+	int64_t bodies;      /* messages, stored once each */
+	int64_t mailbox;     /* mailbox entries (a body per recipient) */
+	int64_t queue, queue_rcpt;
+};
+
+/*
+ * Writes a consistent snapshot of the open database to path, a file that
+ * must not exist yet; it is created 0600 and is one self-contained SQLite
+ * file (no -wal).  Online: the daemons go on committing meanwhile, and the
+ * snapshot holds every transaction committed before it began.  The copy is
+ * integrity-checked, and its counts go into *c_r.  On failure path is
+ * removed.  Returns 0, or PR_EIO / PR_EVERSION with err.
+ */
+int store_backup(struct store *st, const char *path, struct store_counts *c_r,
+    struct pr_err *err);
+
+/* Opens the database file path read-only (a snapshot, not a data_dir):
+ * PRAGMA integrity_check, its schema (PR_EVERSION when newer than this
+ * binary) and its counts into *c_r.  Returns 0 or an error with err. */
+int store_snapshot_check(const char *path, struct store_counts *c_r,
+    struct pr_err *err);
+
+/* Called once per problem found; repaired tells whether this run put it
+ * right.  problem is valid during the call only. */
+typedef void (*store_verify_cb)(void *arg, const char *problem,
+    bool repaired);
+/*
+ * PRAGMA integrity_check, foreign keys, and the store's own invariants
+ * (docs/BACKUP.md 3): usage counters, mailbox rows of deleted users or
+ * missing bodies, unreferenced bodies, queue entries and recipients,
+ * greylist counters.  With repair, what can be repaired safely is, in one
+ * transaction (nothing on a file that fails integrity_check).  Returns the
+ * number of problems left (0: all is well), or a negative error with err.
+ */
+int store_verify(struct store *st, bool repair, store_verify_cb cb, void *arg,
+    struct pr_err *err);
+
 /* --- Domains ----------------------------------------------------------- */
 
 int store_domain_add(struct store *st, const char *domain,

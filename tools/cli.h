@@ -62,5 +62,14 @@ int cmd_check_message(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);
 int cmd_autoconfig(struct cli *cli, int argc, char **argv);
 int cmd_trace(struct cli *cli, int argc, char **argv);
+/* cmd_backup.c: backup FILE, restore FILE, verify [--repair]
+ * (docs/BACKUP.md). */
+int cmd_backup(struct cli *cli, int argc, char **argv);
+int cmd_restore(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
+/* Opens the backup file of `backup` or `restore` as the user the CLI was
+ * started by, before it becomes [server] user: root may name a file
+ * that user cannot reach.  Errors are left for the command to report. */
+void cmd_backup_prepare(struct cli *cli, int argc, char **argv);
 
 #endif

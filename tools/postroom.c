@@ -60,6 +60,9 @@ static const struct cli_command cli_commands[] = {
 	{ "check", cmd_check, "check" },
 	{ "doctor", cmd_doctor, "doctor DOMAIN" },
 	{ "autoconfig", cmd_autoconfig, "autoconfig DOMAIN [FILE]" },
+	{ "backup", cmd_backup, "backup FILE|-" },
+	{ "restore", cmd_restore, "restore FILE|-" },
+	{ "verify", cmd_verify, "verify [--repair]" },
 };
 
 static const struct option cli_long_options[] = {
@@ -221,6 +224,9 @@ main(int argc, char **argv)
 	if (cli_commands[i].fn == cmd_check ||
 	    cli_commands[i].fn == cmd_doctor)
 		cmd_check_prepare(&cli);
+	if (cli_commands[i].fn == cmd_backup ||
+	    cli_commands[i].fn == cmd_restore)
+		cmd_backup_prepare(&cli, argc - optind, argv + optind);
 	if (cli_become_user(&cli.cfg) != 0)
 		return CLI_ERR;
 	r = cli_commands[i].fn(&cli, argc - optind, argv + optind);

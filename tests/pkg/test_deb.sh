@@ -7,7 +7,12 @@
 # configuration and only the listen addresses moved to free loopback
 # ports), creates a domain and a user with the installed CLI, sends mail
 # with swaks and fetches it with curl over POP3, reinstalls, removes and
-# finally purges the package and checks what is left.  As the system's
+# finally purges the package and checks what is left.  Before all that,
+# the 0.1.0 package is installed (the one kept in tests/fixtures/v0.1.0/,
+# $POSTROOM_OLD_DEB, or built from the release's sources when that is
+# "build"), its daemons are run and given mail and a DKIM key, and the
+# new package is installed over it, a real upgrade, while both daemons
+# run: nothing may be lost (docs/BACKUP.md 4).  As the system's
 # MTA: the sendmail links and the set-group-ID maildrop, a real
 # `mail -s subject root` (bsd-mailx) as an unprivileged user into the
 # postmaster's mailbox, and mail tools that pull in no other MTA.  The
@@ -42,6 +47,10 @@ skip() { echo "SKIP: $*"; exit 77; }
 for t in dpkg apt-get dpkg-buildpackage swaks curl setpriv python3 openssl; do
 	command -v "$t" >/dev/null || skip "$t is not installed"
 done
+if [ "${POSTROOM_OLD_DEB:-}" = build ] && { ! command -v git >/dev/null ||
+    ! git -C "$top" rev-parse --git-dir >/dev/null 2>&1; }; then
+	skip "POSTROOM_OLD_DEB=build needs git and a git checkout"
+fi
 if dpkg-query -W -f '${Status}' postroom 2>/dev/null | grep -qv 'not-installed'; then
 	skip "a postroom package is installed here; the test would purge it"
 fi
@@ -67,10 +76,12 @@ had_mailx=0
 pkg_installed bsd-mailx && had_mailx=1
 smtpd_pid=""
 pop3d_pid=""
+old_smtpd_pid=""
+old_pop3d_pid=""
 
 cleanup() {
 	local p
-	for p in $smtpd_pid $pop3d_pid; do
+	for p in $smtpd_pid $pop3d_pid $old_smtpd_pid $old_pop3d_pid; do
 		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
 	if [ "$installed" -eq 1 ]; then
@@ -109,6 +120,41 @@ else
 	deb=$(ls "$work"/out/postroom_*.deb)
 fi
 deb=$(readlink -f "$deb")
+
+# The 0.1.0 package: $POSTROOM_OLD_DEB, else the one kept in
+# tests/fixtures/v0.1.0/ (how it was made: tests/fixtures/make-v0.1.0.sh),
+# so no git is needed; POSTROOM_OLD_DEB=build builds it from the release's
+# sources, the tag when the repository has it, else the commit it was
+# made from.
+old_deb=${POSTROOM_OLD_DEB:-$top/tests/fixtures/v0.1.0/postroom_0.1.0-1_amd64.deb}
+if [ "$old_deb" != build ]; then
+	[ -f "$old_deb" ] || {
+		fail "the 0.1.0 package $old_deb exists"
+		echo "$npass passed, $nfail failed"
+		exit 1
+	}
+	old_deb=$(readlink -f "$old_deb")
+else
+	old_ref=501a5ff1cf0767c39a69494102f75147971debfd
+	git -C "$top" rev-parse -q --verify 'v0.1.0^{commit}' >/dev/null 2>&1 &&
+		old_ref=v0.1.0
+	echo "# building the 0.1.0 package from $old_ref (log: $work/old-build.log)"
+	mkdir -p "$work/old/src"
+	if git -C "$top" archive "$old_ref" | tar -x -C "$work/old/src" &&
+	    "$work/old/src/packaging/build-deb.sh" "$work/old/out" \
+	    >"$work/old-build.log" 2>&1; then
+		pass "the 0.1.0 package builds from $old_ref"
+	else
+		tail -n 40 "$work/old-build.log"
+		fail "the 0.1.0 package builds from $old_ref"
+		echo "$npass passed, $nfail failed"
+		exit 1
+	fi
+	old_deb=$(ls "$work"/old/out/postroom_0.1.0-1_*.deb)
+fi
+check "the old package is postroom 0.1.0-1" \
+	test "$(dpkg-deb -f "$old_deb" Package Version)" = \
+	"$(printf 'Package: postroom\nVersion: 0.1.0-1')"
 
 quiet_apt() {
 	DEBIAN_FRONTEND=noninteractive apt-get "$@" >>"$work/apt.log" 2>&1
@@ -161,16 +207,152 @@ if [ -d /run/systemd/system ] && [ ! -e /usr/sbin/policy-rc.d ]; then
 	chmod 0755 "$policy_rc"
 fi
 
+# test_conf OUT: the installed configuration with only the listen
+# addresses moved to free loopback ports (p_smtp ... p_pop3s).
+test_conf() {
+	read -r p_smtp p_sub p_subs p_pop3 p_pop3s < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(5)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+	awk -v a_smtp="127.0.0.1:$p_smtp" -v a_sub="127.0.0.1:$p_sub" \
+	    -v a_subs="127.0.0.1:$p_subs" -v a_pop3="127.0.0.1:$p_pop3" \
+	    -v a_pop3s="127.0.0.1:$p_pop3s" '
+		/^\[/ { sec = $0 }
+		sec == "[smtp]" && /^listen *=/ { print "listen = " a_smtp; next }
+		sec == "[smtp]" && /^submission *=/ { print "submission = " a_sub; next }
+		sec == "[smtp]" && /^submissions *=/ { print "submissions = " a_subs; next }
+		sec == "[pop3]" && /^listen *=/ { print "listen = " a_pop3; next }
+		sec == "[pop3]" && /^pop3s *=/ { print "pop3s = " a_pop3s; next }
+		{ print }' /etc/postroom/postroom.conf >"$1"
+	chmod 0644 "$1"
+}
+
+wait_port() { # wait_port PID PORT...: all ports accept, PID still alive
+	local pid=$1 port i
+	shift
+	for port in "$@"; do
+		for i in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || return 1
+			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+			[ "$i" -eq 100 ] && return 1
+			sleep 0.1
+		done
+	done
+}
+
+# The units: User=postroom, NoNewPrivileges, no capability needed on
+# unprivileged ports, foreground, log on stderr.
+run_as_unit() {
+	exec setpriv --reuid=postroom --regid=postroom --init-groups \
+		--no-new-privs --inh-caps=-all --bounding-set=-all "$@"
+}
+
+stop() { # stop PID: SIGTERM, then the exit status within 20 s
+	local i
+	kill -TERM "$1" || return 1
+	for i in $(seq 200); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$1"
+}
+
+# --- 0.1.0 first, with mail, then the upgrade -----------------------------
+
 installed=1
 if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "$deb" >"$work/install.log" 2>&1; then
-	pass "apt-get install ./$(basename "$deb")"
+    "$old_deb" >"$work/install-old.log" 2>&1; then
+	pass "apt-get install the 0.1.0 package"
 else
-	sed 's/^/# /' "$work/install.log"
-	fail "apt-get install ./$(basename "$deb")"
+	sed 's/^/# /' "$work/install-old.log"
+	fail "apt-get install the 0.1.0 package"
 	echo "$npass passed, $nfail failed"
 	exit 1
 fi
+old_conf=$work/postroom-old.conf
+test_conf "$old_conf"
+postroom -c "$old_conf" domain add old.example.test
+postroom -c "$old_conf" user add carol@old.example.test --password-stdin \
+	<<<"carol's old password"
+postroom -c "$old_conf" alias add team@old.example.test carol@old.example.test
+postroom -c "$old_conf" dkim keygen old.example.test >/dev/null
+old_key=$(find /var/lib/postroom/dkim/old.example.test -name '*.key' |
+	head -n 1)
+old_key_sum=$(sha256sum <"$old_key")
+(run_as_unit /usr/sbin/postroom-smtpd -c "$old_conf") 2>"$work/old-smtpd.log" &
+old_smtpd_pid=$!
+(run_as_unit /usr/sbin/postroom-pop3d -c "$old_conf") 2>"$work/old-pop3d.log" &
+old_pop3d_pid=$!
+old_listen() {
+	wait_port "$old_smtpd_pid" "$p_smtp" &&
+		wait_port "$old_pop3d_pid" "$p_pop3"
+}
+check "0.1.0 daemons listen" old_listen
+old_sent=0
+for i in 1 2 3; do
+	swaks --server 127.0.0.1 --port "$p_smtp" --timeout 20 \
+	    --from sender@example.net --to team@old.example.test \
+	    --header "Subject: before the upgrade $i" \
+	    --body "kept across the upgrade $i" >>"$work/old-swaks.log" 2>&1 &&
+		old_sent=$((old_sent + 1))
+done
+check "0.1.0 smtpd took 3 messages" test "$old_sent" -eq 3
+
+# The new package over the old one, the old daemons running (as on a
+# host where the postinst cannot restart them: policy-rc.d above).
+new_version=$(dpkg-deb -f "$deb" Version)
+check "the new package ($new_version) is newer than 0.1.0-1" \
+	dpkg --compare-versions "$new_version" gt 0.1.0-1
+if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "$deb" >"$work/install.log" 2>&1; then
+	pass "apt-get install ./$(basename "$deb") over 0.1.0"
+else
+	sed 's/^/# /' "$work/install.log"
+	fail "apt-get install ./$(basename "$deb") over 0.1.0"
+	echo "$npass passed, $nfail failed"
+	exit 1
+fi
+check "apt upgraded 0.1.0-1 to $new_version" \
+	grep -q "Unpacking postroom ($new_version) over (0.1.0-1)" \
+	"$work/install.log"
+check "dpkg has $new_version installed" \
+	test "$(dpkg-query -W -f '${Version}' postroom)" = "$new_version"
+check "the new CLI says it is ${new_version%-*}" \
+	test "$(/usr/bin/postroom -V)" = "postroom ${new_version%-*}"
+check "the new CLI is installed (it has verify)" \
+	grep -q 'postroom verify' <<<"$(/usr/bin/postroom --help)"
+check "the 0.1.0 daemons ran through the upgrade" \
+	kill -0 "$old_smtpd_pid" "$old_pop3d_pid"
+check "the new CLI reads the store while they run" \
+	test "$(postroom -c "$old_conf" mailbox list carol@old.example.test |
+	grep -c .)" -eq 3
+check "0.1.0 smtpd exits 0 on SIGTERM" stop "$old_smtpd_pid"
+old_smtpd_pid=""
+check "0.1.0 pop3d exits 0 on SIGTERM" stop "$old_pop3d_pid"
+old_pop3d_pid=""
+check "after the upgrade: postroom verify finds nothing wrong" \
+	setpriv --reuid=postroom --regid=postroom --init-groups \
+	/usr/bin/postroom -c "$old_conf" verify
+check "after the upgrade: the DKIM key is the same" \
+	test "$(sha256sum <"$old_key")" = "$old_key_sum"
+check "after the upgrade: the alias is there" \
+	grep -q team@old.example.test <<<"$(postroom -c "$old_conf" alias list)"
+(run_as_unit /usr/sbin/postroom-pop3d -c "$old_conf") 2>"$work/new-pop3d.log" &
+pop3d_pid=$!
+wait_port "$pop3d_pid" "$p_pop3"
+old_list=$(curl -s --max-time 20 -k --ssl-reqd \
+	-u "carol@old.example.test:carol's old password" \
+	"pop3://127.0.0.1:$p_pop3/")
+check "after the upgrade: curl fetches the 3 messages with the old password" \
+	test "$(grep -c . <<<"$old_list")" -eq 3
+old_msg=$(curl -s --max-time 20 -k --ssl-reqd \
+	-u "carol@old.example.test:carol's old password" \
+	"pop3://127.0.0.1:$p_pop3/3")
+check "after the upgrade: the message is whole" \
+	grep -q "kept across the upgrade 3" <<<"$old_msg"
+stop "$pop3d_pid"
+pop3d_pid=""
 
 check "binaries installed" test -x /usr/sbin/postroom-smtpd -a \
 	-x /usr/sbin/postroom-pop3d -a -x /usr/bin/postroom
@@ -242,23 +424,8 @@ fi
 
 # --- run the installed daemons like the units do ------------------------
 
-read -r p_smtp p_sub p_subs p_pop3 p_pop3s < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(5)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
 conf=$work/postroom.conf
-awk -v a_smtp="127.0.0.1:$p_smtp" -v a_sub="127.0.0.1:$p_sub" \
-    -v a_subs="127.0.0.1:$p_subs" -v a_pop3="127.0.0.1:$p_pop3" \
-    -v a_pop3s="127.0.0.1:$p_pop3s" '
-	/^\[/ { sec = $0 }
-	sec == "[smtp]" && /^listen *=/ { print "listen = " a_smtp; next }
-	sec == "[smtp]" && /^submission *=/ { print "submission = " a_sub; next }
-	sec == "[smtp]" && /^submissions *=/ { print "submissions = " a_subs; next }
-	sec == "[pop3]" && /^listen *=/ { print "listen = " a_pop3; next }
-	sec == "[pop3]" && /^pop3s *=/ { print "pop3s = " a_pop3s; next }
-	{ print }' /etc/postroom/postroom.conf >"$conf"
-chmod 0644 "$conf"
+test_conf "$conf"
 check "test config differs only in listen addresses" \
 	test "$(diff /etc/postroom/postroom.conf "$conf" | grep -c '^>')" -eq 5
 # Local mail to root and the other system accounts goes here.
@@ -271,25 +438,6 @@ check "postroom user add (as root)" \
 	postroom -c "$conf" user add alice@example.test --password-stdin \
 	<<<"correct horse battery"
 
-wait_port() { # wait_port PID PORT...: all ports accept, PID still alive
-	local pid=$1 port i
-	shift
-	for port in "$@"; do
-		for i in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || return 1
-			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-			[ "$i" -eq 100 ] && return 1
-			sleep 0.1
-		done
-	done
-}
-
-# The units: User=postroom, NoNewPrivileges, no capability needed on
-# unprivileged ports, foreground, log on stderr.
-run_as_unit() {
-	exec setpriv --reuid=postroom --regid=postroom --init-groups \
-		--no-new-privs --inh-caps=-all --bounding-set=-all "$@"
-}
 (run_as_unit /usr/sbin/postroom-smtpd -c "$conf") 2>"$work/smtpd.log" &
 smtpd_pid=$!
 (run_as_unit /usr/sbin/postroom-pop3d -c "$conf") 2>"$work/pop3d.log" &
@@ -411,15 +559,6 @@ check "its Received field names the uid" \
 	grep -q "from userid $(id -u nobody) (nobody)" <<<"$msg"
 check "mailq runs as root" sh -c "/usr/bin/mailq >/dev/null"
 
-stop() { # stop PID: SIGTERM, then the exit status within 20 s
-	local i
-	kill -TERM "$1" || return 1
-	for i in $(seq 200); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	wait "$1"
-}
 check "postroom-smtpd exits 0 on SIGTERM" stop "$smtpd_pid"
 smtpd_pid=""
 check "postroom-pop3d exits 0 on SIGTERM" stop "$pop3d_pid"
