@@ -150,8 +150,8 @@ cmd_queue(struct cli *cli, int argc, char **argv)
 			if (store_held_del(cli_store(cli), argv[2], &err) == 0)
 				return CLI_OK;
 			if (err.code == PR_ENOENT)
-				return cli_fail("queue del: no queue entry or "
-				    "held message %s", argv[2]);
+				return cli_fail("queue del: no queue entry %s "
+				    "(and no held message)", argv[2]);
 		}
 		return cli_fail("queue del: %s", err.msg);
 	}
