@@ -68,7 +68,7 @@ else
 	    --suite unit --suite dialog --suite e2e
 	run_suite plain build-ci --werror -Dbuildtype=debugoptimized -- \
 	    --suite unit --suite dialog --suite e2e --suite bench \
-	    --suite tls-scan
+	    --suite tls-scan --suite peers
 	CC=clang run_suite fuzz build-ci-fuzz -Dfuzz=true \
 	    -Db_lundef=false -- --suite fuzz
 	if [ -x tests/pkg/test_deb.sh ]; then
