@@ -17,10 +17,10 @@ logged in, 587 after STARTTLS and AUTH), every reply received.
 
 import base64
 import random
+import select
 import socket
 import ssl
 import sys
-import threading
 import time
 
 from smtp_util import ALICE, BOB, PASSWORD, Check, instance, tls_client_context
@@ -136,28 +136,61 @@ def send_messages(inst, mode, sizes, rng):
 
 
 def pipeline(c, command, count):
-    """Sends count commands in one go while a thread reads the replies;
-    returns how many replies came before STALL seconds of silence."""
-    got = [0]
-    why = []
-
-    def reader():
-        try:
-            while got[0] < count:
-                ln = c.line()
+    """Sends count commands in one go while reading the replies; returns
+    how many replies came before STALL seconds without progress.  One
+    thread does both: an SSL socket may not be read and written from two
+    threads at once (OpenSSL's SSL object is not thread-safe), which made
+    a reader thread see a spurious end of stream."""
+    data = (command + "\r\n").encode() * count
+    sock = c.sock
+    pending = getattr(sock, "pending", lambda: 0)
+    again = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+    got, sent, why = 0, 0, []
+    quiet_until = time.monotonic() + STALL
+    sock.setblocking(False)
+    try:
+        while got < count:
+            while b"\r\n" in c.buf and got < count:
+                ln, c.buf = c.buf.split(b"\r\n", 1)
                 if ln[:1] in (b"2", b"+"):
-                    got[0] += 1
+                    got += 1
                 elif len(why) < 3:
-                    why.append("reply %d: %r" % (got[0], ln[:200]))
-        except (socket.timeout, TimeoutError, EOFError, OSError) as e:
-            why.append("after %d replies: %r" % (got[0], e))
-
-    th = threading.Thread(target=reader)
-    th.start()
-    c.sock.sendall((command + "\r\n").encode() * count)
-    th.join(STALL * 6)
+                    why.append("reply %d: %r" % (got, ln[:200]))
+            if got >= count:
+                break
+            writing = sent < len(data)
+            r, w, _ = select.select([sock], [sock] if writing else [], [],
+                                    0.5)
+            moved = False
+            if r or pending():
+                try:
+                    d = sock.recv(65536)
+                    if not d:
+                        why.append("after %d replies: closed" % got)
+                        break
+                    c.buf += d
+                    moved = True
+                except again:
+                    pass
+            if writing and w:
+                try:
+                    sent += sock.send(data[sent:sent + 65536])
+                    moved = True
+                except again:
+                    pass
+            now = time.monotonic()
+            if moved:
+                quiet_until = now + STALL
+            elif now > quiet_until:
+                why.append("after %d replies: %.0f s without progress"
+                           % (got, STALL))
+                break
+    except OSError as e:
+        why.append("after %d replies: %r" % (got, e))
+    finally:
+        sock.settimeout(STALL)
     pipeline.why = "; ".join(why)
-    return got[0]
+    return got
 
 
 def main():
