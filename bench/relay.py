@@ -146,20 +146,25 @@ def messages(count):
     return out
 
 
-def send(host, port, msgs, login):
+def send(host, port, msgs, login, started):
     """msgs over SESSIONS sessions at once, each its share over one
-    connection (after AUTH PLAIN when login); returns (monotonic time of
-    the first 250 to a message, of the last)."""
+    connection.  The sessions connect (and AUTH PLAIN when login) first;
+    then started() is called and the messages go.  Returns (monotonic
+    time of the first 250 to a message, of the last)."""
     import base64
     shares = [msgs[k::SESSIONS] for k in range(SESSIONS)]
+    conns = []
+    for _ in shares:
+        c = smtpclient.RawSmtp(host, port, helo="client.bench.example")
+        if login:
+            tok = base64.b64encode(("\0%s\0%s" % (USER, PASSWORD))
+                                   .encode())
+            c.command(b"AUTH PLAIN " + tok, 235)
+        conns.append(c)
+    started()
 
-    def job(share):
+    def job(c, share):
         def run(sync):
-            c = smtpclient.RawSmtp(host, port, helo="client.bench.example")
-            if login:
-                tok = base64.b64encode(("\0%s\0%s" % (USER, PASSWORD))
-                                       .encode())
-                c.command(b"AUTH PLAIN " + tok, 235)
             sync()
             first = None
             for rcpt, m in share:
@@ -171,7 +176,8 @@ def send(host, port, msgs, login):
             return first, last
         return run
 
-    res, errors, _wall = benchlib.run_together([job(s) for s in shares])
+    res, errors, _wall = benchlib.run_together(
+        [job(c, s) for c, s in zip(conns, shares)])
     if errors:
         raise RuntimeError("client: " + "; ".join(errors[:3]))
     return min(r[0] for r in res), max(r[1] for r in res)
@@ -208,9 +214,9 @@ class PostroomRelay:
         self.inst.start("smtpd")
         self.pid = self.inst.procs["smtpd"].pid
 
-    def send(self, msgs):
+    def send(self, msgs, started):
         return send(self.inst.host, self.inst.ports["submission"], msgs,
-                    True)
+                    True, started)
 
     def queue_empty(self):
         return not self.inst.queued_rcpts()
@@ -247,8 +253,8 @@ class PostfixRelay:
         self.pf.start()
         self.pid = self.pf.pid
 
-    def send(self, msgs):
-        return send("127.0.0.1", self.port, msgs, False)
+    def send(self, msgs, started):
+        return send("127.0.0.1", self.port, msgs, False, started)
 
     def queue_empty(self):
         return self.pf.queue_empty()
@@ -264,14 +270,29 @@ class PostfixRelay:
         shutil.rmtree(self.pf.root, ignore_errors=True)
 
 
-def measure(mta, sinks, msgs):
-    """One run: (msg/s, CPU s per message, connections the sinks saw)."""
+def measure(mta, sinks, msgs, perf=None):
+    """One run: (msg/s, CPU s per message, connections the sinks saw).
+    With perf (a file name), the MTA's main process is recorded with
+    perf record -g from the first message until the queue is empty."""
     n = len(msgs)
     wait(lambda: sinks.established() == 0, 120,
          "%s: sessions to the sinks left open" % mta.name, 0.2)
     m0, s0 = sinks.counts()
-    c0 = benchlib.cpu_seconds(mta.pid)
-    first, _last = mta.send(msgs)
+    c0 = [None]
+    rec = []
+
+    def started():
+        # After the logins: what one AUTH costs (argon2id) is the
+        # session's, not the relay's.
+        if perf:
+            rec.append(subprocess.Popen(
+                ["perf", "record", "-q", "-F", "999", "-g", "-p",
+                 str(mta.pid), "-o", perf], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+            time.sleep(1)
+        c0[0] = benchlib.cpu_seconds(mta.pid)
+
+    first, last = mta.send(msgs, started)
     try:
         done = wait(lambda: sinks.counts()[0] - m0 >= n, 900,
                     "%s: sinks saw %d of %d" % (mta.name,
@@ -280,6 +301,10 @@ def measure(mta, sinks, msgs):
         raise RuntimeError("%s\n%s" % (e, mta.log_tail()))
     wait(mta.queue_empty, 120, "%s: queue not empty" % mta.name, 0.1)
     c1 = benchlib.cpu_seconds(mta.pid)
+    if rec:
+        import procs
+        import signal
+        procs.stop_popen(rec[0], 60, signal.SIGINT)
     # Idle sessions end (QUIT) after the MTA's idle time; then every
     # connection of the run has been counted.
     wait(lambda: sinks.established() == 0, 120,
@@ -288,7 +313,11 @@ def measure(mta, sinks, msgs):
     if m1 - m0 != n:
         raise RuntimeError("%s: sinks got %d messages, sent %d" % (
             mta.name, m1 - m0, n))
-    return n / (done - first), (c1 - c0) / n, s1 - s0
+    print("%s: accepted at %.0f msg/s, the sinks had the last %.2f s "
+          "after the last 250" % (mta.name, (n - 1) / max(last - first,
+                                                          1e-9),
+                                  done - last), file=sys.stderr)
+    return n / (done - first), (c1 - c0[0]) / n, s1 - s0
 
 
 def main():
@@ -305,6 +334,9 @@ def main():
     ap.add_argument("--no-postfix", action="store_true",
                     help="postroom only (needs no root)")
     ap.add_argument("--tmp", default="/var/tmp")
+    ap.add_argument("--perf", default="", metavar="DIR",
+                    help="record postroom-smtpd of each measured run with"
+                    " perf record -g into DIR/postroom-N.data")
     args = ap.parse_args()
     if args.count < SESSIONS or args.runs < 1:
         ap.error("--count must be at least %d, --runs at least 1" %
@@ -344,7 +376,12 @@ def main():
             measure(m, sinks, warm)
         for i in range(args.runs):
             for m in mtas:
-                rate, cpu, conns = measure(m, sinks, msgs)
+                perf = None
+                if args.perf and m.name == "postroom":
+                    os.makedirs(args.perf, exist_ok=True)
+                    perf = os.path.join(args.perf, "postroom-%d.data" %
+                                        (i + 1))
+                rate, cpu, conns = measure(m, sinks, msgs, perf)
                 res[m.name]["rate"].append(rate)
                 res[m.name]["cpu"].append(cpu)
                 res[m.name]["conns"].append(conns)
