@@ -33,7 +33,7 @@ end, counted once the MTA has closed its idle ones: fewer connections
 than messages is connection reuse.  Runs alternate after an unmeasured
 warm-up.  Target: postroom >= 3x Postfix.
 
-    sudo bench/relay.py [--count 2000] [--runs 1] [--out FILE]
+    sudo bench/relay.py [--count 2000] [--runs 1] [--out FILE] [--perf DIR]
     bench/relay.py --no-postfix --count 200     # postroom only, no root
 
 Stops everything it starts by PID and removes its temporary directory.
@@ -286,8 +286,15 @@ def measure(mta, sinks, msgs, perf=None):
         # session's, not the relay's.
         if perf:
             rec.append(subprocess.Popen(
-                ["perf", "record", "-q", "-F", "999", "-g", "-p",
+                ["perf", "record", "-q", "-F", "299", "--call-graph=dwarf,16384", "-p",
                  str(mta.pid), "-o", perf], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+            # The store's flushes and the system calls, per message.
+            rec.append(subprocess.Popen(
+                ["perf", "stat", "-x", ",", "-o", perf + ".stat", "-e",
+                 "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,"
+                 "raw_syscalls:sys_enter,context-switches", "-p",
+                 str(mta.pid)], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL))
             time.sleep(1)
         c0[0] = benchlib.cpu_seconds(mta.pid)
@@ -304,7 +311,14 @@ def measure(mta, sinks, msgs, perf=None):
     if rec:
         import procs
         import signal
-        procs.stop_popen(rec[0], 60, signal.SIGINT)
+        for p in rec:
+            procs.stop_popen(p, 60, signal.SIGINT)
+        with open(perf + ".stat") as f:
+            for line in f:
+                v = line.split(",")
+                if len(v) > 2 and v[0].strip().isdigit():
+                    print("%s: %s per message: %.2f" % (
+                        mta.name, v[2], int(v[0]) / n), file=sys.stderr)
     # Idle sessions end (QUIT) after the MTA's idle time; then every
     # connection of the run has been counted.
     wait(lambda: sinks.established() == 0, 120,
@@ -335,8 +349,10 @@ def main():
                     help="postroom only (needs no root)")
     ap.add_argument("--tmp", default="/var/tmp")
     ap.add_argument("--perf", default="", metavar="DIR",
-                    help="record postroom-smtpd of each measured run with"
-                    " perf record -g into DIR/postroom-N.data")
+                    help="one more postroom run, not measured, under perf"
+                    " record (DWARF call graphs) into DIR/postroom.data"
+                    " and perf stat (fdatasync, system calls, context"
+                    " switches per message)")
     args = ap.parse_args()
     if args.count < SESSIONS or args.runs < 1:
         ap.error("--count must be at least %d, --runs at least 1" %
@@ -357,6 +373,7 @@ def main():
     dns = sinks = None
     mtas = []
     res = {}
+    load0 = os.getloadavg()
     try:
         dns = Dns(mx={dest_domain(k): [(10, "mx." + dest_domain(k))]
                       for k in range(DOMAINS)},
@@ -376,12 +393,7 @@ def main():
             measure(m, sinks, warm)
         for i in range(args.runs):
             for m in mtas:
-                perf = None
-                if args.perf and m.name == "postroom":
-                    os.makedirs(args.perf, exist_ok=True)
-                    perf = os.path.join(args.perf, "postroom-%d.data" %
-                                        (i + 1))
-                rate, cpu, conns = measure(m, sinks, msgs, perf)
+                rate, cpu, conns = measure(m, sinks, msgs)
                 res[m.name]["rate"].append(rate)
                 res[m.name]["cpu"].append(cpu)
                 res[m.name]["conns"].append(conns)
@@ -389,6 +401,15 @@ def main():
                       "connections for %d messages" % (
                           i + 1, m.name, rate, cpu * 1e3, conns,
                           len(msgs)), file=sys.stderr)
+        if args.perf:
+            # One more postroom run under perf (not in the table:
+            # recording costs the daemon time).
+            os.makedirs(args.perf, exist_ok=True)
+            perf = os.path.join(args.perf, "postroom.data")
+            rate, cpu, conns = measure(mtas[0], sinks, msgs, perf)
+            print("perf run postroom: %.1f msg/s, %.2f ms CPU/msg; perf "
+                  "report -i %s --children" % (rate, cpu * 1e3, perf),
+                  file=sys.stderr)
     finally:
         for m in mtas:
             m.close()
@@ -438,6 +459,9 @@ def main():
             "| Relay, connections for %d messages | %s |" % (
                 args.count, span("postroom", "conns", "%d")),
         ]
+    load1 = os.getloadavg()
+    print("load average at the start: %.2f %.2f %.2f, at the end: %.2f "
+          "%.2f %.2f" % (load0 + load1), file=sys.stderr)
     for r in rows:
         print(r)
     if args.out:
