@@ -462,11 +462,7 @@ def main():
     load1 = os.getloadavg()
     print("load average at the start: %.2f %.2f %.2f, at the end: %.2f "
           "%.2f %.2f" % (load0 + load1), file=sys.stderr)
-    for r in rows:
-        print(r)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n".join(rows) + "\n")
+    benchlib.emit_rows(rows, args.out)
     return 0 if ok else 1
 
 
