@@ -208,6 +208,16 @@ def fmt_sample(s, unit="", scale=1.0):
         fmt_num(s.lo * scale), fmt_num(s.hi * scale))
 
 
+def emit_rows(rows, out=""):
+    """Prints the table rows; appends them to the file out too, if one
+    is named (a results file being written)."""
+    for r in rows:
+        print(r)
+    if out:
+        with open(out, "a") as f:
+            f.write("\n".join(rows) + "\n")
+
+
 def fmt_bytes(v):
     if v is None:
         return "n/a"
