@@ -120,7 +120,7 @@ def main():
                 break
             a.start("smtpd")
             wait_for(lambda: stored(a) > before, 20, step=0.02)
-            time.sleep(rng.uniform(0, 0.1))
+            time.sleep(rng.uniform(0, 0.03))
             a.kill("smtpd")
             n_bounces = stored(a)
             left = len(queued(a))
