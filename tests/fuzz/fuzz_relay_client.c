@@ -188,6 +188,8 @@ fuzz_done(struct fuzz *f)
 			FUZZ_CHECK(f->r[i].status != RELAY_RCPT_PENDING);
 		if (f->r[i].status != RELAY_RCPT_PERM)
 			continue;
+		memset(&dr[n], 0, sizeof(dr[n]));
+		dr[n].action = RELAY_DSN_FAILED;
 		dr[n].address = f->r[i].address;
 		dr[n].reply = f->r[i].reply;
 		dr[n].remote_mta = f->c.server_name[0] ? f->c.server_name :
