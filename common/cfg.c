@@ -55,6 +55,7 @@ cfg_defaults(struct cfg *c)
 	c->relay.max_queue_time = 5 * 24 * 3600;
 	c->relay.delay_warning = 4 * 3600;
 	c->relay.connections_per_domain = 10;
+	c->relay.dane = true;
 
 	c->dns.timeout = 5;
 	c->inbound.spf = true;
@@ -504,7 +505,9 @@ cfg_set_relay(struct cfg *c, const char *name, const char *value)
 		    &c->relay.connections_per_domain);
 		if (r == 0 && c->relay.connections_per_domain == 0)
 			r = PR_EINVAL;
-	} else
+	} else if (strcmp(name, "dane") == 0)
+		r = cfg_parse_bool(value, &c->relay.dane);
+	else
 		return CFG_UNKNOWN_KEY;
 	return r < 0 ? CFG_BAD_VALUE : CFG_SET;
 }

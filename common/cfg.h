@@ -156,6 +156,9 @@ struct cfg {
 		 * smarthost) at once, default 10; the relay's cap on all
 		 * connections is RELAY_CONNS_MAX (postroom.conf(5)). */
 		unsigned connections_per_domain;
+		/* DANE for MX hosts (RFC 7672) where DNSSEC-validated TLSA
+		 * records exist; default true (postroom.conf(5)). */
+		bool dane;
 	} relay;
 	struct {
 		/* The DNS server of the relay and the inbound checks:

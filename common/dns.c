@@ -22,6 +22,7 @@
 #include <ares.h>
 
 #include "dns_cache.h"
+#include "tlsa.h"
 #include "log.h"
 #include "metrics.h"
 #include "xmalloc.h"
@@ -47,6 +48,7 @@ struct dns_query {
 	unsigned cnames;          /* CNAMEs followed so far */
 	uint64_t deadline;        /* uv_now: the caller's answer by then */
 	bool cancelled;           /* no answer to the caller any more */
+	bool insecure;            /* a link of the chain came without AD */
 	bool linked;              /* in d->queries: the caller waits */
 	int sync_rcode;           /* set when c-ares failed at once */
 	struct dns_query *prev, *next;
@@ -180,7 +182,8 @@ static void dns_unlink(struct dns_query *q);
 static void
 dns_expire(struct dns *d)
 {
-	struct resolver_answer ans = { RESOLVER_TIMEOUT, 0, NULL };
+	struct resolver_answer ans = { RESOLVER_TIMEOUT, 0, NULL, false,
+	    NULL };
 	uint64_t now = uv_now(d->loop);
 	struct dns_query *q;
 
@@ -248,6 +251,9 @@ dns_build_query(const char *name, unsigned type, uint8_t *buf, size_t bufsz)
 		return 0;
 	memset(buf, 0, 12);
 	buf[2] = 0x01;          /* RD */
+	/* AD: tell us whether the answer is DNSSEC-validated (RFC 6840
+	 * 5.7), without asking for the signatures themselves (DO). */
+	buf[3] = 0x20;
 	buf[5] = 1;             /* QDCOUNT */
 	buf[11] = 1;            /* ARCOUNT: the OPT record */
 	i = 0;
@@ -338,6 +344,8 @@ struct dns_parsed {
 	const uint8_t *txt_s[DNS_ANSWER_MAX][DNS_TXT_STRINGS_MAX];
 	size_t txt_len[DNS_ANSWER_MAX][DNS_TXT_STRINGS_MAX];
 	size_t n;
+	bool ad;                  /* the header's AD bit (RFC 4035 3.2.3) */
+	char owner[256];          /* the end of the CNAME chain */
 };
 
 static enum resolver_rcode
@@ -392,6 +400,18 @@ dns_fill_rr(const uint8_t *m, size_t len, const struct dns_rrinfo *ri,
 			return false;
 		rr->u.ptr = p->names[p->n];
 		break;
+	case RESOLVER_TLSA: {
+		struct tlsa_rr t;
+
+		if (!tlsa_parse(m + off, ri->rdlen, &t))
+			return false;
+		rr->u.tlsa.usage = t.usage;
+		rr->u.tlsa.selector = t.selector;
+		rr->u.tlsa.mtype = t.mtype;
+		rr->u.tlsa.data = t.data;
+		rr->u.tlsa.len = t.len;
+		break;
+	}
 	case RESOLVER_TXT:
 		/* RFC 1035 3.3.14: one or more <character-string>s. */
 		while (off < end) {
@@ -435,9 +455,12 @@ dns_parse_answer(struct dns_query *q, const uint8_t *m, size_t len,
 
 	follow[0] = '\0';
 	p->n = 0;
+	p->ad = false;
+	snprintf(p->owner, sizeof(p->owner), "%s", q->name);
 	if (len < 12)
 		return RESOLVER_SERVFAIL;
 	rc = dns_rcode(m[3] & 0x0f);
+	p->ad = (m[3] & 0x20) != 0;
 	qd = (size_t)(m[4] << 8 | m[5]);
 	an = (size_t)(m[6] << 8 | m[7]);
 	for (i = 0; i < qd; i++) {
@@ -497,6 +520,7 @@ dns_parse_answer(struct dns_query *q, const uint8_t *m, size_t len,
 		}
 	} while (again);
 	q->cnames += steps;
+	snprintf(p->owner, sizeof(p->owner), "%s", target);
 	for (i = 0; i < nri && p->n < DNS_ANSWER_MAX; i++)
 		if (ri[i].type == (unsigned)q->type &&
 		    strcasecmp(ri[i].owner, target) == 0)
@@ -556,6 +580,9 @@ dns_deliver(struct dns_query *q, enum resolver_rcode rc,
 		ans.rcode = rc;
 		ans.n = rc == RESOLVER_NOERROR && p != NULL ? p->n : 0;
 		ans.rr = p != NULL ? p->rr : NULL;
+		/* Validated only if every link of the chain was. */
+		ans.secure = p != NULL && p->ad && !q->insecure;
+		ans.name = p != NULL ? p->owner : NULL;
 		q->cb(q->data, &ans);
 	}
 	free(q);
@@ -629,6 +656,8 @@ dns_answer(struct dns_query *q, const uint8_t *m, size_t len, uint32_t age)
 
 	p = xmalloc(sizeof(*p));
 	rc = dns_parse_answer(q, m, len, p, follow, sizeof(follow));
+	if (!p->ad)
+		q->insecure = true;
 	/* RFC 1035 6.1.2: what was kept for a while has that much less
 	 * time to live. */
 	for (i = 0; i < p->n; i++)
@@ -672,9 +701,8 @@ dns_later_cb(uv_timer_t *t)
 		metrics_inc(METRICS_DNS_LOOKUPS, dns_result_word(
 		    (enum resolver_rcode)q->sync_rcode));
 		if (!q->cancelled) {
+			memset(&ans, 0, sizeof(ans));
 			ans.rcode = (enum resolver_rcode)q->sync_rcode;
-			ans.n = 0;
-			ans.rr = NULL;
 			q->cb(q->data, &ans);
 		}
 		free(q);

@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "log.h"
 #include "metrics.h"
+#include "tlsa.h"
 #include "xmalloc.h"
 
 struct net_listener {
@@ -600,10 +601,11 @@ net_conn_resume(struct net_conn *c)
 		uv_idle_start(&c->kick, net_kick_cb);
 }
 
-/* Starts a handshake of t's role on c (see tls_conn_setup). */
+/* Starts a handshake of t's role on c (see tls_conn_setup, and
+ * tls_conn_setup_dane when dane is not NULL). */
 static int
 net_conn_tls_start(struct net_conn *c, const struct net_tls *t,
-    const char *host, bool verify)
+    const char *host, bool verify, const struct net_tls_dane *dane)
 {
 	int r;
 
@@ -626,7 +628,9 @@ net_conn_tls_start(struct net_conn *c, const struct net_tls *t,
 	}
 	BIO_set_mem_eof_return(c->rbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	if ((r = tls_conn_setup(c->ssl, t, host, verify)) < 0) {
+	r = dane != NULL ? tls_conn_setup_dane(c->ssl, t, dane) :
+	    tls_conn_setup(c->ssl, t, host, verify);
+	if (r < 0) {
 		ERR_clear_error();
 		SSL_free(c->ssl);
 		c->ssl = NULL;
@@ -648,7 +652,7 @@ net_conn_starttls(struct net_conn *c)
 	if (c->client || c->l == NULL)
 		return PR_EINVAL;
 	return net_conn_tls_start(c, c->l->starttls ? c->l->starttls :
-	    c->l->implicit_tls, NULL, false);
+	    c->l->implicit_tls, NULL, false, NULL);
 }
 
 int
@@ -659,7 +663,7 @@ net_conn_starttls_client(struct net_conn *c, const struct net_tls *tls,
 
 	if (!c->client || c->connecting || tls == NULL || !tls->client)
 		return PR_EINVAL;
-	if ((r = net_conn_tls_start(c, tls, host, verify)) < 0)
+	if ((r = net_conn_tls_start(c, tls, host, verify, NULL)) < 0)
 		return r;
 	/* The client speaks first: the ClientHello goes out now. */
 	if ((r = net_conn_tls_pump(c)) < 0) {
@@ -667,6 +671,45 @@ net_conn_starttls_client(struct net_conn *c, const struct net_tls *tls,
 		return PR_ETLS;
 	}
 	return 0;
+}
+
+int
+net_conn_starttls_client_dane(struct net_conn *c, const struct net_tls *tls,
+    const struct net_tls_dane *dane)
+{
+	int r;
+
+	if (!c->client || c->connecting || tls == NULL || !tls->client ||
+	    dane == NULL)
+		return PR_EINVAL;
+	if ((r = net_conn_tls_start(c, tls, dane->base, true, dane)) < 0)
+		return r;
+	if ((r = net_conn_tls_pump(c)) < 0) {
+		net_conn_fail(c, r);
+		return PR_ETLS;
+	}
+	return 0;
+}
+
+bool
+net_conn_tls_dane_match(const struct net_conn *c, char *out, size_t outsz)
+{
+	struct tlsa_rr rr;
+	uint8_t usage, selector, mtype;
+	unsigned const char *data;
+	size_t len;
+
+	if (!net_conn_tls_verified(c) ||
+	    SSL_get0_dane_tlsa(c->ssl, &usage, &selector, &mtype, &data,
+	    &len) < 0)
+		return false;
+	rr.usage = usage;
+	rr.selector = selector;
+	rr.mtype = mtype;
+	rr.data = data;
+	rr.len = len;
+	tlsa_format(&rr, out, outsz);
+	return true;
 }
 
 bool
@@ -873,7 +916,7 @@ net_connection_cb(uv_stream_t *server, int status)
 		fatal("net: accept callback set no ops");
 	/* RFC 8314: the handshake starts at once on 465/995. */
 	if (l->implicit_tls != NULL)
-		net_conn_tls_start(c, l->implicit_tls, NULL, false);
+		net_conn_tls_start(c, l->implicit_tls, NULL, false, NULL);
 	net_conn_update_reading(c);
 }
 

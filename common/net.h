@@ -149,6 +149,36 @@ int net_connect(uv_loop_t *loop, const struct sockaddr *addr,
  * is discarded (RFC 3207 5).  Returns 0 or a negative error. */
 int net_conn_starttls_client(struct net_conn *c, const struct net_tls *tls,
     const char *host, bool verify);
+/*
+ * DANE for SMTP (RFC 7672): the DNSSEC-validated TLSA records of an MX
+ * host, which alone decide whether its certificate is accepted.  base is
+ * the TLSA base domain (RFC 7672 2.2.3), sent as SNI (8.1); for DANE-TA
+ * the certificate must name it or mx_host (3.2.3), while DANE-EE checks
+ * no name at all (3.1.1).  The records are those tlsa_usable() accepts
+ * (common/tlsa.h); the others are skipped here too.
+ */
+struct tlsa_rr;
+struct net_tls_dane {
+	const char *base;
+	const char *mx_host;
+	const struct tlsa_rr *rr;
+	size_t n;
+};
+
+/* As net_conn_starttls_client with verify, but the certificate is
+ * verified against dane's records instead of the trust anchors of tls
+ * (RFC 7672 3): a chain that matches none fails the handshake (tls_cb
+ * with PR_ETLS, net_conn_tls_error says why).  Returns 0, PR_EINVAL (no
+ * usable record, or not a client connection) or another negative
+ * error. */
+int net_conn_starttls_client_dane(struct net_conn *c,
+    const struct net_tls *tls, const struct net_tls_dane *dane);
+/* After a DANE handshake: which record matched, in presentation form
+ * ("3 1 1 <hex>", RFC 6698 2.2) into out; false when DANE did not
+ * verify this session. */
+bool net_conn_tls_dane_match(const struct net_conn *c, char *out,
+    size_t outsz);
+
 /* After the handshake: the peer's chain and name verified. */
 bool net_conn_tls_verified(const struct net_conn *c);
 /* Why not ("" when verified); valid while c. */

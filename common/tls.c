@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/err.h>
 
+#include "tlsa.h"
 #include "xmalloc.h"
 
 static int
@@ -177,6 +179,13 @@ net_tls_client_new(const char *ca_file, const char *ciphers,
 		SSL_CTX_free(ctx);
 		return PR_ETLS;
 	}
+	/* DANE (RFC 7672) is per connection (tls_conn_setup_dane); the
+	 * context only needs the digests known. */
+	if (SSL_CTX_dane_enable(ctx) <= 0) {
+		tls_error(err, "SSL_CTX_dane_enable");
+		SSL_CTX_free(ctx);
+		return PR_ETLS;
+	}
 	*tls_r = tls_wrap(ctx, true);
 	return 0;
 }
@@ -224,5 +233,49 @@ tls_conn_setup(SSL *ssl, const struct net_tls *t, const char *host,
 		return PR_EINVAL;
 	}
 	SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	return 0;
+}
+
+int
+tls_conn_setup_dane(SSL *ssl, const struct net_tls *t,
+    const struct net_tls_dane *dane)
+{
+	size_t i, usable = 0;
+
+	if (!t->client || dane == NULL || dane->base == NULL ||
+	    dane->base[0] == '\0')
+		return PR_EINVAL;
+	SSL_set_connect_state(ssl);
+	/* SNI is the TLSA base domain (RFC 7672 8.1), and it is the first
+	 * reference identifier for DANE-TA (3.2.3); the MX host name is
+	 * the other. */
+	if (SSL_set_tlsext_host_name(ssl, dane->base) != 1 ||
+	    SSL_dane_enable(ssl, dane->base) <= 0)
+		return PR_ETLS;
+	if (dane->mx_host != NULL && dane->mx_host[0] != '\0' &&
+	    strcasecmp(dane->mx_host, dane->base) != 0 &&
+	    SSL_add1_host(ssl, dane->mx_host) != 1)
+		return PR_ETLS;
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	/* RFC 7672 3.1.1: a DANE-EE record binds the key itself; the names
+	 * in its certificate are not checked (nor its dates). */
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	for (i = 0; i < dane->n; i++) {
+		const struct tlsa_rr *rr = &dane->rr[i];
+
+		/* RFC 7672 3.1.3: PKIX-TA and PKIX-EE are unusable for
+		 * SMTP, as are unknown parameters. */
+		if (!tlsa_usable(rr))
+			continue;
+		if (SSL_dane_tlsa_add(ssl, rr->usage, rr->selector,
+		    rr->mtype, rr->data, rr->len) > 0)
+			usable++;
+	}
+	ERR_clear_error();
+	if (usable == 0)
+		return PR_EINVAL;
+	/* A chain that matches no record fails the handshake: RFC 7672
+	 * 2.1.1, never on without authentication. */
+	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 	return 0;
 }

@@ -26,4 +26,10 @@ struct net_tls {
 int tls_conn_setup(SSL *ssl, const struct net_tls *t, const char *host,
     bool verify);
 
+/* A client SSL of t's context set up for DANE (net.h struct
+ * net_tls_dane) instead of tls_conn_setup.  Returns 0, PR_EINVAL (no
+ * usable record) or PR_ETLS. */
+int tls_conn_setup_dane(SSL *ssl, const struct net_tls *t,
+    const struct net_tls_dane *dane);
+
 #endif

@@ -11,6 +11,7 @@
 #ifndef POSTROOM_RESOLVER_H
 #define POSTROOM_RESOLVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ enum resolver_type {
 	RESOLVER_MX = 15,
 	RESOLVER_TXT = 16,
 	RESOLVER_AAAA = 28,
+	RESOLVER_TLSA = 52,     /* RFC 6698 7.1 */
 };
 
 /*
@@ -60,16 +62,32 @@ struct resolver_rr {
 		} mx;                   /* RESOLVER_MX (RFC 7505: "" null MX) */
 		const char *ptr;        /* RESOLVER_PTR, no trailing dot */
 		struct resolver_txt txt; /* RESOLVER_TXT */
+		struct {
+			uint8_t usage, selector, mtype;
+			const uint8_t *data; /* certificate association data */
+			size_t len;
+		} tlsa;                 /* RESOLVER_TLSA (RFC 6698 2.1) */
 	} u;
 };
 
 /* A query's answer: records of the type asked for only (CNAMEs already
  * followed), in the order the server gave them.  n is 0 unless rcode is
- * RESOLVER_NOERROR. */
+ * RESOLVER_NOERROR.
+ *
+ * secure: the validating resolver set the AD bit (RFC 4035 3.2.3) on
+ * the answer and on every answer of the CNAME chain followed to it, so
+ * the records, or their authenticated denial (NXDOMAIN, NODATA), are
+ * DNSSEC-validated.  The query asks for it with AD (RFC 6840 5.7); the
+ * resolver is trusted to have validated (RFC 6840 5.8: a local one).
+ * name: where the records were found, the end of the CNAME chain from
+ * the name asked for (RFC 7672 2.2.3 looks there first); NULL when
+ * unknown (read it as the name asked for). */
 struct resolver_answer {
 	enum resolver_rcode rcode;
 	size_t n;
 	const struct resolver_rr *rr;
+	bool secure;
+	const char *name;
 };
 
 /* Called once per query with its answer, which (and every pointer in

@@ -1279,7 +1279,7 @@ spf_run(struct spf_check *c)
 				/* A name that cannot exist: a void lookup
 				 * that matches nothing (RFC 7208 4.8). */
 				struct resolver_answer none = {
-					RESOLVER_NXDOMAIN, 0, NULL };
+					RESOLVER_NXDOMAIN, 0, NULL, false, NULL };
 
 				if (!spf_term_answer(c, &none, "(bad name)"))
 					return;

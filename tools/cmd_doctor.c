@@ -137,6 +137,9 @@ doctor_ans_cb(void *data, const struct resolver_answer *ans)
 				a->rr[a->n++].len = b.len - 1;
 			buf_fini(&b);
 			continue;
+		case RESOLVER_TLSA:
+			/* Not asked for by the doctor. */
+			break;
 		}
 		if (s != NULL && (a->rr[a->n].text = strdup(s)) != NULL)
 			a->rr[a->n++].len = strlen(s);

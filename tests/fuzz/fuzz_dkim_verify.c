@@ -75,7 +75,7 @@ fuzz_answer(struct fuzz_resolver *f, const uint8_t *txt, size_t len)
 	const uint8_t *s[16];
 	size_t l[16], k = 0, i;
 	struct resolver_rr rr;
-	struct resolver_answer ans = { RESOLVER_NOERROR, 1, &rr };
+	struct resolver_answer ans = { RESOLVER_NOERROR, 1, &rr, false, NULL };
 
 	/* Character-strings of at most 255 octets (RFC 1035 3.3.14). */
 	for (i = 0; i < len && k < 16; i += 255, k++) {

@@ -174,6 +174,9 @@ resolver_table_rr(struct resolver_table_answer *a, size_t k,
 	case RESOLVER_TXT:
 		resolver_table_txt(a, k, e->data);
 		return true;
+	case RESOLVER_TLSA:
+		/* Not in tables: the TLSA parser has its own unit test. */
+		return false;
 	}
 	return false;
 }
@@ -190,6 +193,8 @@ resolver_table_answer(const struct resolver_table *t,
 	ans->rcode = RESOLVER_NOERROR;
 	ans->n = 0;
 	ans->rr = a->rr;
+	ans->secure = false;
+	ans->name = NULL;
 	for (i = 0; i < t->n; i++) {
 		const struct resolver_table_entry *e = &t->e[i];
 
