@@ -23,6 +23,7 @@
  * the route lookup and store work in flight, and is freed with the last.
  */
 #include "relay_int.h"
+#include "relay_dane.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,6 @@
 #define RELAY_CONNECT_TIMEOUT_MS (30 * 1000)
 #define RELAY_TLS_TIMEOUT_MS (5 * 60 * 1000)
 
-static void relay_dlv_next_target(struct relay_dlv *d);
 static void relay_dlv_process(struct relay_dlv *d);
 
 /* --- References and the end -------------------------------------------- */
@@ -59,6 +59,7 @@ relay_dlv_free(struct relay_dlv *d)
 	free(d->idx);
 	free(d->crcpts);
 	free(d->cmap);
+	relay_dane_free(d->dane);
 	relay_dest_unref(d->r, d->dest);
 	free(d);
 	if (--m->n_dlv == 0)
@@ -93,6 +94,9 @@ relay_dlv_end(struct relay_dlv *d)
 {
 	struct relay_msg *m = d->m;
 	struct relay *r = d->r;
+	/* RFC 3463 X.7.5: a TLS policy (docs/OUTBOUND_TLS.md) held it. */
+	const char *code = strncmp(d->last_error, "TLS policy ", 11) == 0 ?
+	    "4.7.5" : "4.4.1";
 	size_t i;
 
 	if (d->ended)
@@ -104,12 +108,12 @@ relay_dlv_end(struct relay_dlv *d)
 		if (rc->status != RELAY_RCPT_PENDING)
 			continue;
 		relay_msg_rcpt_set(rc, RELAY_RCPT_TEMP, d->last_error[0] ?
-		    d->last_error : "delivery interrupted", NULL, "4.4.1");
+		    d->last_error : "delivery interrupted", NULL, code);
 		if (!r->stopping)
 			log_info(d->sid, "relay msgid=%s to=<%s> "
-			    "status=deferred dsn=4.4.1 reply=\"%s\"",
+			    "status=deferred dsn=%s reply=\"%s\"",
 			    m->job.msgid, m->job.rcpts[d->idx[i]].address,
-			    rc->reply);
+			    code, rc->reply);
 	}
 	if (d->started) {
 		r->n_active--;
@@ -143,8 +147,15 @@ relay_dlv_record(struct relay_dlv *d)
 	size_t i;
 
 	if (d->client.result == RELAY_CLIENT_R_NEXT_HOST) {
-		snprintf(d->last_error, sizeof(d->last_error), "%s: %s",
-		    d->peer, d->client.error);
+		relay_dane_session_end(d);
+		/* A TLS policy's reason names the host itself and starts
+		 * the text (docs/OUTBOUND_TLS.md). */
+		if (strncmp(d->client.error, "TLS policy ", 11) == 0)
+			snprintf(d->last_error, sizeof(d->last_error), "%s",
+			    d->client.error);
+		else
+			snprintf(d->last_error, sizeof(d->last_error),
+			    "%s: %s", d->peer, d->client.error);
 		relay_msg_trace(m, "error=\"%s\"", d->client.error);
 	}
 	for (i = 0; i < d->n_c; i++) {
@@ -264,8 +275,12 @@ relay_dlv_process(struct relay_dlv *d)
 			tls = d->tls_verify ? d->r->smart_tls : d->r->tls;
 			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 			    RELAY_TLS_TIMEOUT_MS);
-			if ((r = net_conn_starttls_client(d->conn, tls, host,
-			    d->tls_verify)) < 0 &&
+			if (d->dane_host != NULL)
+				r = relay_dane_starttls(d);
+			else
+				r = net_conn_starttls_client(d->conn, tls,
+				    host, d->tls_verify);
+			if (r < 0 &&
 			    d->client.state == RELAY_CLIENT_S_TLS) {
 				d->tls_failed = true;
 				snprintf(why, sizeof(why), "TLS failed: %s",
@@ -384,6 +399,8 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		snprintf(why, sizeof(why), "TLS handshake failed: %s",
 		    *net_conn_tls_error(c) ? net_conn_tls_error(c) :
 		    "unknown error");
+		if (d->dane_host != NULL)
+			relay_dane_tls_done(d, false, why, sizeof(why));
 		log_info(d->sid, "relay msgid=%s host=%s status=failed "
 		    "reason=\"%s\"", d->m->job.msgid, d->peer, why);
 		relay_msg_trace(d->m, "tls=failed reason=\"%s\"", why);
@@ -402,6 +419,8 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		net_conn_close(c, false);
 		return;
 	}
+	if (d->dane_host != NULL)
+		relay_dane_tls_done(d, true, why, sizeof(why));
 	relay_msg_trace(d->m, "tls=\"%s\" verify=%s%s%s%s",
 	    net_conn_tls_desc(c),
 	    net_conn_tls_verified(c) ? "ok" : "untrusted",
@@ -410,6 +429,7 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 	    net_conn_tls_verified(c) ? "" : "\"");
 	log_info(d->sid, "relay msgid=%s TLS connection established to %s: %s "
 	    "(%s%s%s)", d->m->job.msgid, d->peer, net_conn_tls_desc(c),
+	    relay_dane_active(d) ? "Verified (DANE)" :
 	    net_conn_tls_verified(c) ? "Verified" : "Untrusted",
 	    net_conn_tls_verified(c) ? "" : ": ",
 	    net_conn_tls_verify_error(c));
@@ -491,7 +511,8 @@ relay_dlv_close_cb(struct net_conn *c)
 		    "gone; connecting again", d->m->job.msgid, d->peer);
 		relay_dlv_next_target(d);
 	} else {
-		if (d->tls_failed && !d->plaintext_only && !d->tls_verify) {
+		if (d->tls_failed && !d->plaintext_only && !d->tls_verify &&
+		    d->dane_host == NULL) {
 			/* Opportunistic TLS failed: this host once more in
 			 * plaintext, like Postfix's smtp_tls_security_level
 			 * "may". */
@@ -531,8 +552,7 @@ relay_dlv_has_pending(const struct relay_dlv *d)
 	return false;
 }
 
-/* Connects to the next address of the route, or ends the delivery. */
-static void
+void
 relay_dlv_next_target(struct relay_dlv *d)
 {
 	struct relay_target *t;
@@ -543,6 +563,9 @@ relay_dlv_next_target(struct relay_dlv *d)
 	const char *why;
 	int64_t until;
 
+	/* RFC 7672 2.2: the TLSA records of the secure hosts first. */
+	if (relay_dane_prepare(d))
+		return;
 	while (!d->r->stopping && relay_dlv_has_pending(d) &&
 	    d->target < d->route.n) {
 		t = &d->route.t[d->target];
@@ -554,6 +577,10 @@ relay_dlv_next_target(struct relay_dlv *d)
 		    port);
 		snprintf(d->hostkey, sizeof(d->hostkey), "%s:%u", addr, port);
 		d->greeted = false;
+		if (!relay_dane_target(d, t)) {
+			d->target++;
+			continue;
+		}
 		if ((until = relay_host_backed_off(d->r, d->hostkey,
 		    &why)) > 0) {
 			/* RFC 5321 4.5.4.1: a host that just failed is not

@@ -51,7 +51,14 @@ struct relay_dns_lookup {
 		struct relay_target t[RELAY_TARGETS_MAX];
 		int status;       /* ARES_* */
 		bool done;
+		/* The A and AAAA answers of the resolver, for their AD bit
+		 * (asked only when the MX answer had it). */
+		struct relay_dns_probe {
+			struct relay_dns_hostres *h;
+			bool secure;
+		} probe[2];
 	} hosts[RELAY_MX_MAX];
+	bool mx_secure;   /* the MX answer was DNSSEC-validated */
 	size_t pending;
 	bool implicit;    /* no MX: the domain is its own MX */
 	bool cancelled;
@@ -96,6 +103,12 @@ relay_dns_close(struct relay_dns *d, void (*done_cb)(void *data), void *data)
 	d->done_data = data;
 	d->closing = true;
 	relay_dns_maybe_done(d);
+}
+
+struct resolver *
+relay_dns_resolver(struct relay_dns *d)
+{
+	return dns_resolver(d->dns);
 }
 
 void
@@ -203,8 +216,11 @@ relay_dns_finish(struct relay_dns_lookup *l)
 				temp = true;
 			last = h->status;
 		}
-		for (j = 0; j < h->n && rt.n < RELAY_TARGETS_MAX; j++)
-			rt.t[rt.n++] = h->t[j];
+		for (j = 0; j < h->n && rt.n < RELAY_TARGETS_MAX; j++) {
+			rt.t[rt.n] = h->t[j];
+			rt.t[rt.n++].secure = l->mx_secure && !l->from_api &&
+			    h->probe[0].secure && h->probe[1].secure;
+		}
 	}
 	if (l->cancelled || l->d->closing) {
 		rt.status = RELAY_ROUTE_CANCELLED;
@@ -277,6 +293,21 @@ relay_dns_addr_cb(void *arg, int status, int timeouts,
 		relay_dns_finish(l);
 }
 
+/* The resolver's A or AAAA answer for a host of a secure MX RRset: only
+ * its AD bit counts (RFC 7672 2.2.2); the addresses come from
+ * ares_getaddrinfo on the same channel. */
+static void
+relay_dns_probe_cb(void *data, const struct resolver_answer *ans)
+{
+	struct relay_dns_probe *p = data;
+	struct relay_dns_lookup *l = p->h->l;
+
+	p->secure = ans->secure && (ans->rcode == RESOLVER_NOERROR ||
+	    ans->rcode == RESOLVER_NXDOMAIN);
+	if (--l->pending == 0)
+		relay_dns_finish(l);
+}
+
 /* Starts the address lookups of every host in l->mx. */
 static void
 relay_dns_resolve_hosts(struct relay_dns_lookup *l)
@@ -292,9 +323,20 @@ relay_dns_resolve_hosts(struct relay_dns_lookup *l)
 	 * away (an address literal) cannot finish the lookup under us. */
 	l->pending = n + 1;
 	for (i = 0; i < n; i++) {
-		l->hosts[i].l = l;
+		struct relay_dns_hostres *h = &l->hosts[i];
+		unsigned k;
+
+		h->l = l;
+		for (k = 0; l->mx_secure && k < 2; k++) {
+			h->probe[k].h = h;
+			l->pending++;
+			if (resolver_query(dns_resolver(d->dns), l->mx[i].host,
+			    k == 0 ? RESOLVER_A : RESOLVER_AAAA,
+			    relay_dns_probe_cb, &h->probe[k]) < 0)
+				l->pending--;
+		}
 		ares_getaddrinfo(d->channel, l->mx[i].host, NULL, &hints,
-		    relay_dns_addr_cb, &l->hosts[i]);
+		    relay_dns_addr_cb, h);
 	}
 	if (--l->pending == 0)
 		relay_dns_finish(l);
@@ -350,6 +392,9 @@ relay_dns_mx_cb(void *data, const struct resolver_answer *ans)
 		    relay_dns_rcode_str(ans->rcode));
 		goto report;
 	}
+	/* RFC 7672 2.2.1: DANE only below a validated MX RRset (or its
+	 * validated denial, for the implicit MX). */
+	l->mx_secure = ans->secure;
 	for (i = 0; i < ans->n && l->n_mx < RELAY_MX_MAX; i++) {
 		if (ans->rr[i].type != RESOLVER_MX)
 			continue;

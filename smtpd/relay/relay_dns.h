@@ -21,6 +21,10 @@ struct relay_target {
 	struct sockaddr_storage addr;     /* port filled in */
 	socklen_t addrlen;
 	unsigned pref;
+	/* The MX RRset (or, without MX, its authenticated denial) and the
+	 * host's A and AAAA answers were DNSSEC-validated: the host may
+	 * have DANE (RFC 7672 2.2.1, 2.2.2).  Never for a smarthost. */
+	bool secure;
 };
 
 enum relay_route_status {
@@ -59,7 +63,9 @@ typedef void (*relay_dns_cb)(void *data, const struct relay_route *rt);
 /*
  * Finds the targets for mail to domain on port: its MX hosts by
  * preference (equal ones shuffled, RFC 5321 5.1) and their addresses, or
- * the domain itself when it has no MX (the implicit MX).  A null MX (RFC
+ * the domain itself when it has no MX (the implicit MX).  When the MX
+ * answer is DNSSEC-validated, each host's A and AAAA answers are asked
+ * for through the validating resolver too, to set its targets' secure.  A null MX (RFC
  * 7505) or NXDOMAIN is PERM, a DNS failure TEMP.  cb runs exactly once,
  * from the loop, never before this returns; rt is valid during cb only.
  */
@@ -69,6 +75,10 @@ void relay_dns_route(struct relay_dns *d, const char *domain, unsigned port,
 /* The addresses of one host (a smarthost), literal or name. */
 void relay_dns_host(struct relay_dns *d, const char *host, unsigned port,
     relay_dns_cb cb, void *data);
+
+/* The daemon's resolver (common/dns.c) behind d, for the relay's other
+ * lookups (TLSA, relay_dane.c). */
+struct resolver *relay_dns_resolver(struct relay_dns *d);
 
 /* "127.0.0.1", "::1": the address of a target as text (out 64 bytes). */
 void relay_dns_addr_str(const struct relay_target *t, char *out,

@@ -165,6 +165,10 @@ struct relay_dlv {
 	bool tls_verify;              /* smarthost: verified TLS or nothing */
 	bool tls_failed;
 	bool local_error;             /* our side failed: do not go on */
+	/* DANE (relay_dane.c): the route's TLSA answers, and the current
+	 * target's, NULL when it has none. */
+	struct relay_dane *dane;
+	const struct relay_dane_host *dane_host;
 	struct net_conn *conn;
 	uv_timer_t timer;
 	bool timer_live;
@@ -379,6 +383,8 @@ void relay_dlv_timer_start(struct relay_dlv *d, void (*cb)(uv_timer_t *),
     uint64_t ms);
 void relay_dlv_timeout_cb(uv_timer_t *t);
 void relay_dlv_feed(struct relay_dlv *d);
+/* Connects to the next address of the route, or ends the delivery. */
+void relay_dlv_next_target(struct relay_dlv *d);
 
 /* --- relay_body.c ------------------------------------------------------ */
 
