@@ -31,7 +31,9 @@ relay_dane_rcode_str(enum resolver_rcode rc)
 {
 	switch (rc) {
 	case RESOLVER_TIMEOUT:
-		return "timeout";
+		/* c-ares 1.18 reports a SERVFAIL from the only server as
+		 * no answer too (common/dns.c). */
+		return "SERVFAIL or no answer";
 	case RESOLVER_FORMERR:
 		return "FORMERR";
 	case RESOLVER_REFUSED:

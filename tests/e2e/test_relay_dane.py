@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+"""DANE for SMTP (RFC 7672) end to end: a zone signed with ldns-signzone,
+served by nsd and validated by unbound (tests/lib/dnssec.py), in front of
+postroom A (127.0.0.2), which relays to postroom MX hosts:
+
+  B  127.0.0.3  self-signed certificate (DANE-EE needs no CA)
+  C  127.0.0.4  no TLS at all
+  D  127.0.0.5  a certificate of a private CA, sent with the CA's
+
+Recipient domains and what their MX hosts' TLSA records make of them:
+
+  good.dnssec.test    3 1 1 of B's key            delivered, Verified (DANE)
+  bad.dnssec.test     3 1 1 of another key        deferred, TLS policy dane
+  ta.dnssec.test      2 0 1 of D's CA             delivered, Verified (DANE)
+  bogus.dnssec.test   TLSA with a spoilt RRSIG    deferred (SERVFAIL)
+  nostls.dnssec.test  TLSA, but C has no STARTTLS deferred, never plaintext
+  nodane.dnssec.test  no TLSA (validated denial) delivered, opportunistic
+  plain.test          unsigned zone, a wrong TLSA delivered, opportunistic
+  twomx.dnssec.test   bad host first, good second delivered by the second
+"""
+
+import hashlib
+import os
+import ssl
+import subprocess
+import sys
+
+from relay_util import (PASSWORD, Check, Instance, TestCA, close_all,
+                        free_port_on, mailbox_bodies, message, queue_list,
+                        submit, wait_for)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "lib"))
+from dnssec import SignedDns  # noqa: E402
+
+ALICE = "alice@a.test"
+
+
+def cert_der(path):
+    with open(path) as f:
+        pem = f.read()
+    first = pem[:pem.index("-----END CERTIFICATE-----") + 25]
+    return ssl.PEM_cert_to_DER_cert(first)
+
+
+def spki_sha256(path):
+    """SHA2-256 of the certificate's SubjectPublicKeyInfo (selector 1,
+    matching type 1: RFC 6698 2.1.2, 2.1.3)."""
+    pub = subprocess.run(["openssl", "x509", "-in", path, "-pubkey",
+                          "-noout"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=pub, check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def mx_instance(host, hostname, port, domains, tls=True):
+    inst = Instance(host=host, hostname=hostname, tls=tls)
+    inst.ports["smtp"] = port
+    inst.write_config()
+    for dom in domains:
+        inst.add_domain(dom)
+        inst.add_user("bob@" + dom, PASSWORD)
+    return inst
+
+
+def main():
+    t = Check()
+    port = free_port_on(["127.0.0.2", "127.0.0.3", "127.0.0.4",
+                         "127.0.0.5"])
+    a = b = c = d = dns = None
+    try:
+        b = mx_instance("127.0.0.3", "mx-b.dnssec.test", port,
+                        ["good.dnssec.test", "bad.dnssec.test",
+                         "bogus.dnssec.test", "nodane.dnssec.test",
+                         "plain.test", "twomx.dnssec.test"])
+        c = mx_instance("127.0.0.4", "mx-c.dnssec.test", port,
+                        ["nostls.dnssec.test"], tls=False)
+        d = mx_instance("127.0.0.5", "mx-ta.dnssec.test", port,
+                        ["ta.dnssec.test"])
+        ca = TestCA(os.path.join(d.tmp, "ca"))
+        leaf, key = ca.issue("mx-ta.dnssec.test")
+        chain = os.path.join(d.tmp, "chain.pem")
+        with open(chain, "w") as f:
+            f.write(open(leaf).read() + open(ca.cert).read())
+        d.cert, d.key = chain, key
+        d.write_config()
+
+        good = spki_sha256(b.cert)
+        wrong = hashlib.sha256(b"not the key").hexdigest()
+        ta = hashlib.sha256(cert_der(ca.cert)).hexdigest()
+        tl = "_%d._tcp." % port
+        signed = [
+            "good MX 10 mx-good", "mx-good A 127.0.0.3",
+            tl + "mx-good TLSA 3 1 1 " + good,
+            "bad MX 10 mx-bad", "mx-bad A 127.0.0.3",
+            tl + "mx-bad TLSA 3 1 1 " + wrong,
+            "ta MX 10 mx-ta", "mx-ta A 127.0.0.5",
+            tl + "mx-ta TLSA 2 0 1 " + ta,
+            "bogus MX 10 mx-bogus", "mx-bogus A 127.0.0.3",
+            tl + "mx-bogus TLSA 3 1 1 " + good,
+            "nostls MX 10 mx-c", "mx-c A 127.0.0.4",
+            tl + "mx-c TLSA 3 1 1 " + good,
+            "nodane MX 10 mx-nodane", "mx-nodane A 127.0.0.3",
+            "twomx MX 10 mx-bad", "twomx MX 20 mx-good",
+        ]
+        plain = ["@ MX 10 mx", "mx A 127.0.0.3",
+                 tl + "mx TLSA 3 1 1 " + wrong]
+        dns = SignedDns({"dnssec.test": (True, signed),
+                         "plain.test": (False, plain)},
+                        bogus=[tl + "mx-bogus.dnssec.test"])
+
+        # The fixture itself: validated, insecure and bogus answers.
+        rc, ad, ans = dns.query(tl + "mx-good.dnssec.test", "TLSA")
+        t.ok(rc == "NOERROR" and ad and ans,
+             "unbound validates the signed zone (AD)", (rc, ad, ans,
+                                                        dns.log()))
+        rc, ad, _ = dns.query("plain.test", "MX")
+        t.ok(rc == "NOERROR" and not ad, "the unsigned zone is insecure",
+             (rc, ad))
+        rc, ad, _ = dns.query(tl + "mx-bogus.dnssec.test", "TLSA")
+        t.eq(rc, "SERVFAIL", "a spoilt signature is bogus: SERVFAIL")
+
+        a = Instance(host="127.0.0.2", hostname="mx.a.test",
+                     extra={"relay": {"enabled": "true",
+                                      "mx_port": str(port)},
+                            "dns": {"resolver": dns.resolver}})
+        a.add_domain("a.test")
+        a.add_user(ALICE, PASSWORD)
+        for inst in (b, c, d, a):
+            try:
+                inst.start("smtpd")
+            except RuntimeError:
+                print("# " + inst.log("smtpd").replace("\n", "\n# "))
+                raise
+
+        def send(dom):
+            rcpt = "bob@" + dom
+            t.eq(submit(a, ALICE, [rcpt], message(ALICE, rcpt, dom)), {},
+                 "alice submits to %s" % dom)
+
+        def arrives(inst, dom, what):
+            t.ok(wait_for(lambda: len(mailbox_bodies(inst, "bob@" + dom))
+                          == 1, 60), what, a.log("smtpd")[-4000:])
+
+        def deferred(dom, what, text):
+            ok = wait_for(lambda: "bob@" + dom in queue_list(a) and
+                          text in queue_list(a), 60)
+            t.ok(ok, what, queue_list(a) + a.log("smtpd")[-4000:])
+
+        for dom in ("good.dnssec.test", "ta.dnssec.test",
+                    "nodane.dnssec.test", "plain.test", "bad.dnssec.test",
+                    "bogus.dnssec.test", "nostls.dnssec.test",
+                    "twomx.dnssec.test"):
+            send(dom)
+
+        arrives(b, "good.dnssec.test", "3 1 1 matching: delivered")
+        log = a.log("smtpd")
+        t.ok("TLS connection established to mx-good.dnssec.test"
+             "[127.0.0.3]" in log and "(Verified (DANE))" in log,
+             "the log says Verified (DANE)", log[-3000:])
+        arrives(d, "ta.dnssec.test", "2 0 1 of the private CA: delivered")
+        t.ok("TLS connection established to mx-ta.dnssec.test[127.0.0.5]"
+             in a.log("smtpd"), "TLS to the DANE-TA host")
+        arrives(b, "nodane.dnssec.test",
+                "validated denial of TLSA: opportunistic delivery")
+        arrives(b, "plain.test",
+                "TLSA in an unsigned zone is ignored: delivered")
+        arrives(b, "twomx.dnssec.test",
+                "a failed DANE match moves on to the next MX")
+
+        deferred("bad.dnssec.test", "3 1 1 not matching: deferred, queue "
+                 "list shows TLS policy dane", "TLS policy dane:")
+        deferred("bogus.dnssec.test", "bogus TLSA (SERVFAIL): deferred",
+                 "TLS policy dane: TLSA lookup for %smx-bogus.dnssec.test "
+                 "failed (SERVFAIL" % tl)
+        deferred("nostls.dnssec.test", "TLSA but no STARTTLS: deferred",
+                 "offers no STARTTLS")
+        t.eq(mailbox_bodies(c, "bob@nostls.dnssec.test"), [],
+             "nothing went to the host without STARTTLS in plaintext")
+        t.eq(mailbox_bodies(b, "bob@bad.dnssec.test"), [],
+             "nothing went to the host that failed DANE")
+        t.eq(mailbox_bodies(b, "bob@bogus.dnssec.test"), [],
+             "nothing went to the host whose TLSA lookup failed")
+        log = a.log("smtpd")
+        t.ok("dsn=4.7.5" in log, "the deferral's status is 4.7.5",
+             log[-3000:])
+        t.ok("policy=tlsa result=validation-failure" in log,
+             "TLS-RPT noted the failed match")
+        t.ok("policy=tlsa result=starttls-not-supported" in log,
+             "TLS-RPT noted the missing STARTTLS")
+        t.ok("policy=tlsa result=dnssec-invalid" in log,
+             "TLS-RPT noted the bogus lookup")
+        tr = a.cli("trace", "bob@good.dnssec.test", check=False).stdout
+        t.ok("dane=verified" in tr, "the trace records the DANE match", tr)
+
+        # [relay] dane = no: the TLSA records do not count any more.
+        a.stop("smtpd")
+        a.extra["relay"]["dane"] = "no"
+        a.write_config()
+        a.start("smtpd")
+        a.cli("queue", "flush")
+        arrives(b, "bad.dnssec.test",
+                "dane = no: the mismatching host gets the mail")
+    finally:
+        close_all(a, b, c, d, dns)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
