@@ -11,6 +11,7 @@ msmtp curl fetchmail mpop
 swaks libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
 libauthen-sasl-perl
 dnsmasq-base iproute2 postfix opendkim-tools testssl.sh fail2ban
+unbound nsd ldnsutils bind9-dnsutils
 debhelper devscripts dh-exec fakeroot lintian ssl-cert adduser
 bsd-mailx mailutils prometheus
 rspamd clamav-daemon clamav-milter opendkim"
