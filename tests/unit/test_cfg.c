@@ -356,6 +356,7 @@ main(void)
 	TAP_EQ_INT(c.relay.mx_port, 25, "default mx_port");
 	TAP_EQ_INT(c.relay.max_queue_time, 5 * 86400, "default queue time");
 	TAP_EQ_INT(c.relay.delay_warning, 4 * 3600, "default delay warning");
+	TAP_OK(c.relay.dane, "DANE on by default");
 	TAP_EQ_INT(c.relay.smarthost_tls, CFG_SMARTHOST_STARTTLS,
 	    "default smarthost_tls starttls");
 	TAP_EQ_STR(c.relay.smarthost_ca, "", "default smarthost_ca: none");
@@ -396,6 +397,7 @@ main(void)
 	TAP_EQ_INT(c.relay.mx_port, 2526, "mx_port");
 	TAP_EQ_INT(c.relay.max_queue_time, 3 * 86400, "3d");
 	TAP_EQ_INT(c.relay.delay_warning, 90 * 60, "delay_warning 90m");
+	TAP_OK(!c.relay.dane, "dane = no");
 	TAP_EQ_INT(c.relay.smarthost_tls, CFG_SMARTHOST_IMPLICIT,
 	    "smarthost_tls implicit");
 	TAP_EQ_STR(c.relay.smarthost_ca, "/etc/postroom/provider-ca.pem",
