@@ -655,15 +655,16 @@ net_conn_starttls(struct net_conn *c)
 	    c->l->implicit_tls, NULL, false, NULL);
 }
 
-int
-net_conn_starttls_client(struct net_conn *c, const struct net_tls *tls,
-    const char *host, bool verify)
+/* The client side of a handshake, with or without DANE. */
+static int
+net_conn_tls_client(struct net_conn *c, const struct net_tls *tls,
+    const char *host, bool verify, const struct net_tls_dane *dane)
 {
 	int r;
 
 	if (!c->client || c->connecting || tls == NULL || !tls->client)
 		return PR_EINVAL;
-	if ((r = net_conn_tls_start(c, tls, host, verify, NULL)) < 0)
+	if ((r = net_conn_tls_start(c, tls, host, verify, dane)) < 0)
 		return r;
 	/* The client speaks first: the ClientHello goes out now. */
 	if ((r = net_conn_tls_pump(c)) < 0) {
@@ -674,21 +675,19 @@ net_conn_starttls_client(struct net_conn *c, const struct net_tls *tls,
 }
 
 int
+net_conn_starttls_client(struct net_conn *c, const struct net_tls *tls,
+    const char *host, bool verify)
+{
+	return net_conn_tls_client(c, tls, host, verify, NULL);
+}
+
+int
 net_conn_starttls_client_dane(struct net_conn *c, const struct net_tls *tls,
     const struct net_tls_dane *dane)
 {
-	int r;
-
-	if (!c->client || c->connecting || tls == NULL || !tls->client ||
-	    dane == NULL)
+	if (dane == NULL)
 		return PR_EINVAL;
-	if ((r = net_conn_tls_start(c, tls, dane->base, true, dane)) < 0)
-		return r;
-	if ((r = net_conn_tls_pump(c)) < 0) {
-		net_conn_fail(c, r);
-		return PR_ETLS;
-	}
-	return 0;
+	return net_conn_tls_client(c, tls, dane->base, true, dane);
 }
 
 bool

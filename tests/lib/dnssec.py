@@ -116,14 +116,7 @@ class SignedDns:
                               capture_output=True, text=True, timeout=60)
 
     def _sign(self, zone, lines, bogus):
-        path = os.path.join(self.tmp, zone + ".zone")
-        with open(path, "w") as f:
-            f.write("$ORIGIN %s.\n$TTL 300\n" % zone)
-            f.write("@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60\n"
-                    % (zone, zone))
-            f.write("@ NS ns.%s.\nns A 127.0.0.1\n" % zone)
-            for line in lines:
-                f.write(line + "\n")
+        path = self._plain(zone, lines)
         ksk = self._run(KEYGEN, "-a", "ECDSAP256SHA256", "-k",
                         zone).stdout.strip()
         zsk = self._run(KEYGEN, "-a", "ECDSAP256SHA256", zone).stdout.strip()
@@ -139,6 +132,7 @@ class SignedDns:
             return path + ".signed", f.read()
 
     def _plain(self, zone, lines):
+        """The zone file (RFC 1035 5): SOA, NS, then lines."""
         path = os.path.join(self.tmp, zone + ".zone")
         with open(path, "w") as f:
             f.write("$ORIGIN %s.\n$TTL 300\n" % zone)
