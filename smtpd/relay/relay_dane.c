@@ -58,6 +58,17 @@ relay_dane_state_word(enum relay_dane_state st)
 	}
 }
 
+/* Makes name h's TLSA base domain and asks at _PORT._tcp.name. */
+static void
+relay_dane_base(struct relay_dane_host *h, const char *name)
+{
+	char tmp[sizeof(h->base)];
+
+	snprintf(tmp, sizeof(tmp), "%s", name);
+	memcpy(h->base, tmp, sizeof(tmp));
+	snprintf(h->qname, sizeof(h->qname), "_%u._tcp.%s", h->port, tmp);
+}
+
 /* The records of a validated TLSA answer into h. */
 static void
 relay_dane_keep(struct relay_dane_host *h, const struct resolver_answer *ans)
@@ -123,6 +134,17 @@ relay_dane_tlsa_cb(void *data, const struct resolver_answer *ans)
 	struct relay_dane *dn = h->dn;
 	struct relay_dlv *d = dn->d;
 
+	if (h->at_canon && (ans->rcode == RESOLVER_NXDOMAIN ||
+	    (ans->rcode == RESOLVER_NOERROR && ans->n == 0) || !ans->secure) &&
+	    !d->r->stopping) {
+		/* RFC 7672 2.2.3: nothing at the expanded name; the name
+		 * the MX record gave is asked next, and is the base. */
+		h->at_canon = false;
+		relay_dane_base(h, h->host);
+		if (resolver_query(relay_dns_resolver(d->r->dns), h->qname,
+		    RESOLVER_TLSA, relay_dane_tlsa_cb, h) == 0)
+			return;
+	}
 	if (ans->rcode != RESOLVER_NOERROR && ans->rcode != RESOLVER_NXDOMAIN) {
 		/* SERVFAIL is what a validating resolver says of a bogus
 		 * answer (RFC 4035 5.5); a lookup that fails may hide
@@ -184,10 +206,12 @@ relay_dane_prepare(struct relay_dlv *d)
 			continue;
 		h = &dn->h[dn->n++];
 		h->dn = dn;
+		h->port = relay_dane_port(t);
 		snprintf(h->host, sizeof(h->host), "%s", t->host);
-		/* RFC 7672 2.2.3: _PORT._tcp.HOST, the port connected to. */
-		snprintf(h->qname, sizeof(h->qname), "_%u._tcp.%s",
-		    relay_dane_port(t), t->host);
+		/* RFC 7672 2.2.3: _PORT._tcp.HOST, the port connected to,
+		 * at the end of the host's (secure) CNAME chain first. */
+		h->at_canon = t->canon[0] != '\0';
+		relay_dane_base(h, h->at_canon ? t->canon : t->host);
 	}
 	if (dn->n == 0)
 		return false;
@@ -252,9 +276,7 @@ relay_dane_starttls(struct relay_dlv *d)
 	if (h->state != RELAY_DANE_USABLE)
 		return net_conn_starttls_client(d->conn, d->r->tls, h->host,
 		    false);
-	/* Without CNAME expansion of the MX host the TLSA base domain is
-	 * the MX host name (RFC 7672 2.2.3). */
-	spec.base = h->host;
+	spec.base = h->base;
 	spec.mx_host = h->host;
 	spec.rr = h->rr;
 	spec.n = h->n;

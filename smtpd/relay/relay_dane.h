@@ -44,6 +44,11 @@ enum relay_dane_state {
 struct relay_dane_host {
 	char host[RELAY_HOST_MAX];
 	char qname[RELAY_HOST_MAX + 16];   /* "_25._tcp.mx.example.net" */
+	/* The TLSA base domain (RFC 7672 2.2.3): the end of the host's
+	 * CNAME chain when TLSA records are there, else the host. */
+	char base[RELAY_HOST_MAX];
+	unsigned port;
+	bool at_canon;                     /* qname is below base's alias */
 	enum relay_dane_state state;
 	char error[RELAY_REPLY_MAX];       /* for RELAY_DANE_FAILED */
 	size_t n;

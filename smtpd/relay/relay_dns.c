@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ares.h>
 #include <sodium.h>
@@ -57,6 +58,7 @@ struct relay_dns_lookup {
 			struct relay_dns_hostres *h;
 			bool secure;
 		} probe[2];
+		char canon[RELAY_HOST_MAX]; /* the A answer's owner name */
 	} hosts[RELAY_MX_MAX];
 	bool mx_secure;   /* the MX answer was DNSSEC-validated */
 	size_t pending;
@@ -218,8 +220,13 @@ relay_dns_finish(struct relay_dns_lookup *l)
 		}
 		for (j = 0; j < h->n && rt.n < RELAY_TARGETS_MAX; j++) {
 			rt.t[rt.n] = h->t[j];
-			rt.t[rt.n++].secure = l->mx_secure && !l->from_api &&
+			rt.t[rt.n].secure = l->mx_secure && !l->from_api &&
 			    h->probe[0].secure && h->probe[1].secure;
+			if (rt.t[rt.n].secure && strcasecmp(h->canon,
+			    l->mx[i].host) != 0)
+				snprintf(rt.t[rt.n].canon,
+				    sizeof(rt.t[rt.n].canon), "%s", h->canon);
+			rt.n++;
 		}
 	}
 	if (l->cancelled || l->d->closing) {
@@ -304,6 +311,8 @@ relay_dns_probe_cb(void *data, const struct resolver_answer *ans)
 
 	p->secure = ans->secure && (ans->rcode == RESOLVER_NOERROR ||
 	    ans->rcode == RESOLVER_NXDOMAIN);
+	if (p == &p->h->probe[0] && ans->name != NULL && ans->n > 0)
+		snprintf(p->h->canon, sizeof(p->h->canon), "%s", ans->name);
 	if (--l->pending == 0)
 		relay_dns_finish(l);
 }

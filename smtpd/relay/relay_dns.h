@@ -25,6 +25,10 @@ struct relay_target {
 	 * host's A and AAAA answers were DNSSEC-validated: the host may
 	 * have DANE (RFC 7672 2.2.1, 2.2.2).  Never for a smarthost. */
 	bool secure;
+	/* For a secure host that is a CNAME alias: the end of its chain,
+	 * where TLSA records are looked for first (RFC 7672 2.2.3); "" for
+	 * none. */
+	char canon[RELAY_HOST_MAX];
 };
 
 enum relay_route_status {

@@ -17,6 +17,8 @@ Recipient domains and what their MX hosts' TLSA records make of them:
   nodane.dnssec.test  no TLSA (validated denial) delivered, opportunistic
   plain.test          unsigned zone, a wrong TLSA delivered, opportunistic
   twomx.dnssec.test   bad host first, good second delivered by the second
+  alias.dnssec.test   MX host a CNAME of mx-good  TLSA found at the expanded
+                                                  name: Verified (DANE)
 """
 
 import hashlib
@@ -72,7 +74,8 @@ def main():
         b = mx_instance("127.0.0.3", "mx-b.dnssec.test", port,
                         ["good.dnssec.test", "bad.dnssec.test",
                          "bogus.dnssec.test", "nodane.dnssec.test",
-                         "plain.test", "twomx.dnssec.test"])
+                         "plain.test", "twomx.dnssec.test",
+                         "alias.dnssec.test"])
         c = mx_instance("127.0.0.4", "mx-c.dnssec.test", port,
                         ["nostls.dnssec.test"], tls=False)
         d = mx_instance("127.0.0.5", "mx-ta.dnssec.test", port,
@@ -102,6 +105,7 @@ def main():
             tl + "mx-c TLSA 3 1 1 " + good,
             "nodane MX 10 mx-nodane", "mx-nodane A 127.0.0.3",
             "twomx MX 10 mx-bad", "twomx MX 20 mx-good",
+            "alias MX 10 mx-alias", "mx-alias CNAME mx-good",
         ]
         plain = ["@ MX 10 mx", "mx A 127.0.0.3",
                  tl + "mx TLSA 3 1 1 " + wrong]
@@ -150,7 +154,7 @@ def main():
         for dom in ("good.dnssec.test", "ta.dnssec.test",
                     "nodane.dnssec.test", "plain.test", "bad.dnssec.test",
                     "bogus.dnssec.test", "nostls.dnssec.test",
-                    "twomx.dnssec.test"):
+                    "twomx.dnssec.test", "alias.dnssec.test"):
             send(dom)
 
         arrives(b, "good.dnssec.test", "3 1 1 matching: delivered")
@@ -167,6 +171,12 @@ def main():
                 "TLSA in an unsigned zone is ignored: delivered")
         arrives(b, "twomx.dnssec.test",
                 "a failed DANE match moves on to the next MX")
+        arrives(b, "alias.dnssec.test", "MX host behind a CNAME: delivered")
+        t.ok([l for l in a.log("smtpd").splitlines()
+              if "established to mx-alias.dnssec.test[127.0.0.3]" in l and
+              "(Verified (DANE))" in l],
+             "TLSA at the CNAME's target: Verified (DANE)",
+             a.log("smtpd")[-3000:])
 
         deferred("bad.dnssec.test", "3 1 1 not matching: deferred, queue "
                  "list shows TLS policy dane", "TLS policy dane:")
