@@ -252,6 +252,7 @@ smtp_milter_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		return;
 	}
 	milter_conv_feed(f->conv, (const uint8_t *)b->base, (size_t)n);
+	smtp_milter_flush(m, k->idx);
 	if (milter_conv_failed(f->conv)) {
 		smtp_milter_broken(m, k->idx);
 	} else if (milter_conv_packets(f->conv) != f->packets) {
@@ -473,6 +474,7 @@ smtp_milter_drive(struct smtp_milter *m)
 		}
 		if (!f->link->connected)
 			return;
+		smtp_milter_flush(m, i);
 		ev = milter_conv_event(f->conv);
 		if (ev == MILTER_EV_DATA) {
 			if (f->link->writing)
