@@ -455,6 +455,30 @@ step(struct milter_conv *c, struct script *s, struct buf *rb,
 	return milter_conv_result(c)->verdict;
 }
 
+/* QUIT, and what the filter saw of the session. */
+static const char *
+quit_seen(struct milter_conv *c, struct script *s, struct buf *rb)
+{
+	milter_conv_quit(c);
+	script_answer(s, milter_conv_out(c)->p, milter_conv_out(c)->len, rb);
+	s->seen[s->n_seen] = '\0';
+	return s->seen;
+}
+
+/* A new conversation, negotiated, through CONNECT and HELO. */
+static struct milter_conv *
+greeted(const struct milter_env *e, struct script *s, struct buf *rb)
+{
+	struct milter_conv *c;
+	size_t off = 0;
+
+	milter_conv_new(e, &c);
+	pump(c, s, rb, MSG, strlen(MSG), &off, false);
+	step(c, s, rb, MILTER_CMD_CONNECT, NULL);
+	step(c, s, rb, MILTER_CMD_HELO, NULL);
+	return c;
+}
+
 /* One conversation serves the session: two messages and one abandoned
  * between them (SMFIC_ABORT at the next MAIL and at an explicit
  * abort); a refusal at connect refuses every MAIL; an accept at HELO
@@ -466,14 +490,10 @@ test_session(void)
 	struct script s;
 	struct milter_conv *c;
 	struct buf rb, b;
-	size_t off = 0;
 
 	buf_init(&rb, 1 << 20);
 	memset(&s, 0, sizeof(s));
-	milter_conv_new(&e, &c);
-	pump(c, &s, &rb, MSG, strlen(MSG), &off, false);
-	step(c, &s, &rb, MILTER_CMD_CONNECT, NULL);
-	step(c, &s, &rb, MILTER_CMD_HELO, NULL);
+	c = greeted(&e, &s, &rb);
 	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
 	step(c, &s, &rb, MILTER_CMD_RCPT, "a@x.test");
 	step(c, &s, &rb, MILTER_CMD_DATA, NULL);
@@ -489,11 +509,8 @@ test_session(void)
 	step(c, &s, &rb, MILTER_CMD_RCPT, "b@y.test");
 	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MESSAGE, NULL),
 	    MILTER_CONTINUE, "session: last message");
-	milter_conv_quit(c);
-	script_answer(&s, milter_conv_out(c)->p, milter_conv_out(c)->len,
-	    &rb);
-	s.seen[s.n_seen] = '\0';
-	TAP_EQ_STR(s.seen, "ODCHDMDRDTLLLNBDEDMDRADMDRADMDRDTLLLNBDEQ",
+	TAP_EQ_STR(quit_seen(c, &s, &rb),
+	    "ODCHDMDRDTLLLNBDEDMDRADMDRADMDRDTLLLNBDEQ",
 	    "session: one abort each, DATA once per message");
 	milter_conv_free(&c);
 
@@ -502,10 +519,7 @@ test_session(void)
 	buf_init(&b, 1024);
 	pkt(&b, 'y', "554 5.7.1 go away", 18);
 	reply(&s, 0, 'C', &b);
-	milter_conv_new(&e, &c);
-	pump(c, &s, &rb, MSG, strlen(MSG), &off, false);
-	step(c, &s, &rb, MILTER_CMD_CONNECT, NULL);
-	step(c, &s, &rb, MILTER_CMD_HELO, NULL);
+	c = greeted(&e, &s, &rb);
 	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MAIL, NULL), MILTER_REJECT,
 	    "connect refused: MAIL refused");
 	TAP_EQ_INT(milter_conv_result(c)->code, 554, "connect refused: code");
@@ -513,11 +527,8 @@ test_session(void)
 	    "connect refused: text");
 	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MAIL, NULL), MILTER_REJECT,
 	    "connect refused: the next MAIL too");
-	milter_conv_quit(c);
-	script_answer(&s, milter_conv_out(c)->p, milter_conv_out(c)->len,
-	    &rb);
-	s.seen[s.n_seen] = '\0';
-	TAP_EQ_STR(s.seen, "ODCQ", "connect refused: nothing more sent");
+	TAP_EQ_STR(quit_seen(c, &s, &rb), "ODCQ",
+	    "connect refused: nothing more sent");
 	milter_conv_free(&c);
 	buf_fini(&b);
 
@@ -526,19 +537,13 @@ test_session(void)
 	buf_init(&b, 1024);
 	pkt(&b, 'a', NULL, 0);
 	reply(&s, 0, 'H', &b);
-	milter_conv_new(&e, &c);
-	pump(c, &s, &rb, MSG, strlen(MSG), &off, false);
-	step(c, &s, &rb, MILTER_CMD_CONNECT, NULL);
-	step(c, &s, &rb, MILTER_CMD_HELO, NULL);
+	c = greeted(&e, &s, &rb);
 	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
 	step(c, &s, &rb, MILTER_CMD_RCPT, "a@x.test");
 	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MESSAGE, NULL), MILTER_ACCEPT,
 	    "accept at HELO: message accepted");
-	milter_conv_quit(c);
-	script_answer(&s, milter_conv_out(c)->p, milter_conv_out(c)->len,
-	    &rb);
-	s.seen[s.n_seen] = '\0';
-	TAP_EQ_STR(s.seen, "ODCHQ", "accept at HELO: nothing more sent");
+	TAP_EQ_STR(quit_seen(c, &s, &rb), "ODCHQ",
+	    "accept at HELO: nothing more sent");
 	milter_conv_free(&c);
 	buf_fini(&b);
 	buf_fini(&rb);
