@@ -719,6 +719,23 @@ net_conn_tls_verified(const struct net_conn *c)
 	    SSL_get_verify_result(c->ssl) == X509_V_OK;
 }
 
+bool
+net_conn_tls_peer_names(const struct net_conn *c, char *subject,
+    size_t subjectsz, char *issuer, size_t issuersz)
+{
+	X509 *x;
+
+	if (!net_conn_tls_active(c) ||
+	    (x = SSL_get0_peer_certificate(c->ssl)) == NULL)
+		return false;
+	if (X509_NAME_oneline(X509_get_subject_name(x), subject,
+	    (int)subjectsz) == NULL ||
+	    X509_NAME_oneline(X509_get_issuer_name(x), issuer,
+	    (int)issuersz) == NULL)
+		return false;
+	return true;
+}
+
 const char *
 net_conn_tls_verify_error(const struct net_conn *c)
 {

@@ -183,6 +183,12 @@ bool net_conn_tls_dane_match(const struct net_conn *c, char *out,
 bool net_conn_tls_verified(const struct net_conn *c);
 /* Why not ("" when verified); valid while c. */
 const char *net_conn_tls_verify_error(const struct net_conn *c);
+/* The subject and issuer of the certificate the peer presented, one line
+ * each (OpenSSL's X509_NAME_oneline form, "/C=../CN=.."), cut to fit.
+ * Returns false when TLS is not active or the peer sent none (the SMTP
+ * listeners do not ask clients for one). */
+bool net_conn_tls_peer_names(const struct net_conn *c, char *subject,
+    size_t subjectsz, char *issuer, size_t issuersz);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" (empty when no TLS); valid while c. */
 const char *net_conn_tls_desc(const struct net_conn *c);
 /* Why the handshake failed (after tls_cb reported PR_ETLS), for the

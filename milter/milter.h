@@ -9,21 +9,37 @@
  * and at the end of the message with changes to the header, the body
  * and the envelope (docs/MILTER.md describes the wire format).
  *
- * One struct milter_conv is one conversation with one filter about one
- * message.  It never touches a socket, a clock or a file: the glue
- * sends what it leaves in milter_conv_out(), feeds what the filter sent
- * and acts on the event:
+ * One struct milter_conv is one conversation with one filter for one
+ * SMTP session: the steps go out as the session reaches them (the
+ * connection and HELO, then per message MAIL, each RCPT, DATA and, at
+ * the end of the data, the header fields, end of header, body chunks
+ * and end of message), SMFIC_ABORT ends a message the filter did not
+ * see to its end, SMFIC_QUIT the session.  It never touches a socket, a
+ * clock or a file: the glue sends what it leaves in milter_conv_out(),
+ * feeds what the filter sent and acts on the event:
  *
- *	milter_conv_new(&env, &lim, &c);
- *	loop:
- *	  send milter_conv_out(c), then buf_reset() it
- *	  switch (milter_conv_event(c)):
- *	    MILTER_EV_NONE  wait for the filter: milter_conv_feed(c, in, n)
- *	                    (a timeout is the glue's: milter_conv_fail())
- *	    MILTER_EV_DATA  give the next octets of the message (header
- *	                    section and body, CRLF lines, as stored) with
- *	                    milter_conv_data(c, p, n, last), n <= 65535
- *	    MILTER_EV_DONE  read milter_conv_result(c); close the socket
+ *	milter_conv_new(&env, &c);       SMFIC_OPTNEG is in the output
+ *	for each step, once the event is MILTER_EV_DONE:
+ *	  milter_conv_step(c, MILTER_CMD_..., arg)
+ *	  loop:
+ *	    send milter_conv_out(c), then buf_reset() it
+ *	    switch (milter_conv_event(c)):
+ *	      MILTER_EV_NONE  wait for the filter: milter_conv_feed(c, in, n)
+ *	                      (a timeout is the glue's: milter_conv_fail())
+ *	      MILTER_EV_DATA  (MILTER_CMD_MESSAGE) the next octets of the
+ *	                      message (header section and body, CRLF lines,
+ *	                      as stored): milter_conv_data(c, p, n, last),
+ *	                      n <= 65535
+ *	      MILTER_EV_DONE  the step is answered: milter_conv_result(c)
+ *	milter_conv_quit(c), send the output, close the socket
+ *
+ * What a filter said at one step holds for the later ones, as libmilter
+ * means it: a refusal at connect or HELO refuses every MAIL of the
+ * session (a new HELO replaces the HELO one), SMFIR_ACCEPT at connect or
+ * HELO lets the whole session through unfiltered, at MAIL, RCPT or DATA
+ * the message; SMFIR_DISCARD before the end of the message drops it
+ * there.  Steps the filter negotiated away (SMFIP_NO*) are not sent,
+ * and a step it wants no reply to (SMFIP_NR_*) is answered at once.
  *
  * The filter is a peer that can be buggy: every packet has a bounded
  * length, every reply is checked against the step it answers and the
@@ -54,8 +70,15 @@
  * octets of their names and values together. */
 #define MILTER_EDITS_MAX 1000
 #define MILTER_EDITS_OCTETS (1024 * 1024)
+/* The ESMTP arguments of an SMFIR_ADDRCPT_PAR. */
+#define MILTER_ARGS_MAX 1000
 /* A header field name the filter adds (RFC 5322 2.1.1 line limit). */
 #define MILTER_NAME_MAX 997
+
+/* The end of a message, from its last octet to the filters' last
+ * answer, whatever SMFIR_PROGRESS says: the client's own wait for the
+ * reply to the final dot (RFC 5321 4.5.3.2.6, 10 minutes). */
+#define MILTER_DEADLINE_MS (10 * 60 * 1000)
 
 /* Protocol version 6 and its option bits (libmilter mfdef.h). */
 #define MILTER_VERSION 6
@@ -107,13 +130,13 @@ struct milter_env {
 	const char *helo;
 	const char *queue_id;     /* i */
 	const char *auth_authen;  /* {auth_authen}, NULL = anonymous */
-	const char *auth_type;    /* {auth_type}: "PLAIN" */
+	const char *auth_type;    /* {auth_type}: "PLAIN", "LOGIN" */
 	const char *tls_version;  /* {tls_version}: "TLSv1.3" */
 	const char *cipher;       /* {cipher} */
-	const char *cert_subject; /* {cert_subject} */
+	const char *cert_subject; /* {cert_subject}: the client's
+	                           * certificate, when it sent one */
+	const char *cert_issuer;  /* {cert_issuer} */
 	const char *sender;       /* "" = null reverse-path */
-	const char *const *rcpts;
-	size_t n_rcpts;
 	uint64_t body_max;        /* SMFIR_REPLBODY: [smtp] max_message_size */
 };
 
@@ -132,7 +155,8 @@ enum milter_edit_kind {
 	MILTER_CHGHDR,     /* idx (1-based among name), name, value ("" =
 	                    * delete) */
 	MILTER_CHGFROM,    /* value: the new reverse-path */
-	MILTER_ADDRCPT,    /* value: a recipient to add */
+	MILTER_ADDRCPT,    /* value: a recipient to add; name: the ESMTP
+	                    * arguments of SMFIR_ADDRCPT_PAR, or NULL */
 	MILTER_DELRCPT,    /* value: a recipient to remove */
 };
 
@@ -162,17 +186,49 @@ struct milter_result {
 	char error[160];    /* MILTER_FAILED: what went wrong */
 };
 
+/* The steps of a session (milter_conv_step). */
+enum milter_cmd {
+	MILTER_CMD_CONNECT = 1, /* SMFIC_CONNECT */
+	MILTER_CMD_HELO,        /* SMFIC_HELO: env->helo */
+	MILTER_CMD_MAIL,        /* SMFIC_MAIL: env->sender; a message that
+	                         * is still open is aborted first */
+	MILTER_CMD_RCPT,        /* SMFIC_RCPT: arg */
+	MILTER_CMD_DATA,        /* SMFIC_DATA */
+	MILTER_CMD_MESSAGE,     /* SMFIC_DATA if not sent yet, the header
+	                         * fields, SMFIC_EOH, SMFIC_BODY chunks,
+	                         * SMFIC_BODYEOB: the changes */
+	MILTER_CMD_ABORT,       /* SMFIC_ABORT, when a message is open */
+};
+
 enum milter_event {
-	MILTER_EV_NONE = 0,
-	MILTER_EV_DATA,
-	MILTER_EV_DONE,
+	MILTER_EV_NONE = 0, /* waiting for the filter */
+	MILTER_EV_DATA,     /* message octets wanted */
+	MILTER_EV_DONE,     /* the step is answered (or the conversation
+	                     * failed): the next one may start */
 };
 
 struct milter_conv;
 
-/* A conversation about the message env describes; SMFIC_OPTNEG is in
- * the output at once.  Returns 0 or PR_ENOMEM. */
+/* A conversation for the session env describes (read at each step, so
+ * the glue updates it as the session goes on); SMFIC_OPTNEG is in the
+ * output at once, its reply makes the event MILTER_EV_DONE.  Returns 0
+ * or PR_ENOMEM. */
 int milter_conv_new(const struct milter_env *env, struct milter_conv **c_r);
+
+/*
+ * Starts step cmd (arg: the recipient of MILTER_CMD_RCPT, else NULL) at
+ * MILTER_EV_DONE; the result of the last step is reset.  A failed
+ * conversation answers every step with MILTER_FAILED at once.
+ */
+void milter_conv_step(struct milter_conv *c, enum milter_cmd cmd,
+    const char *arg);
+
+/* The session ends: SMFIC_ABORT for an open message and SMFIC_QUIT are
+ * put in the output (nothing for a failed conversation). */
+void milter_conv_quit(struct milter_conv *c);
+
+/* True once the conversation failed (it stays so). */
+bool milter_conv_failed(const struct milter_conv *c);
 
 /* Frees c and its result; sets *c NULL. */
 void milter_conv_free(struct milter_conv **c);
@@ -199,8 +255,19 @@ void milter_conv_fail(struct milter_conv *c, const char *why);
  * timeout when it grows (SMFIR_PROGRESS is one). */
 uint64_t milter_conv_packets(const struct milter_conv *c);
 
-/* The outcome, valid at MILTER_EV_DONE until milter_conv_free(). */
+/* The outcome of the last step, valid at MILTER_EV_DONE until the next
+ * step.  Changes come only with MILTER_CMD_MESSAGE. */
 const struct milter_result *milter_conv_result(const struct milter_conv *c);
+
+/*
+ * How long the glue waits for the filter's next packet at time now (ms
+ * of one clock): the per-step timeout, but no later than deadline (0 =
+ * none), which bounds the whole end of a message however many
+ * SMFIR_PROGRESS packets restart the step's wait.  0 = the deadline has
+ * passed.
+ */
+uint64_t milter_wait_ms(uint64_t timeout_ms, uint64_t deadline,
+    uint64_t now);
 
 /* The name of a verdict for logs: "continue", "accept", "reject", ... */
 const char *milter_verdict_name(enum milter_verdict v);

@@ -11,6 +11,7 @@
 #include "milter_int.h"
 
 enum milter_step {
+	MILTER_ST_IDLE,         /* no step runs */
 	MILTER_ST_OPTNEG,
 	MILTER_ST_CONNECT,
 	MILTER_ST_HELO,
@@ -21,22 +22,38 @@ enum milter_step {
 	MILTER_ST_EOH,
 	MILTER_ST_BODY,
 	MILTER_ST_EOM,
-	MILTER_ST_DONE,
+};
+
+/* A refusal at connect or HELO, given again at each MAIL. */
+struct milter_refusal {
+	enum milter_verdict verdict; /* MILTER_CONTINUE = none */
+	int code;
+	char enh[16];
+	char text[MILTER_REPLY_MAX];
 };
 
 struct milter_conv {
 	const struct milter_env *env;
 	struct buf out;
 	struct buf in;          /* a partial packet */
-	enum milter_step step;  /* the next step to send */
+	/* Within MILTER_CMD_MESSAGE the next step to send, else IDLE. */
+	enum milter_step step;
 	enum milter_step wait;  /* the step whose reply is awaited */
 	bool await;
 	bool want_data;
+	bool failed;
+	uint32_t actions, proto;
+	/* The session: SMFIR_ACCEPT at connect or HELO, the refusals. */
+	bool sess_accept;
+	struct milter_refusal conn_ref, helo_ref;
+	/* The message: MAIL was sent and no end of message answered;
+	 * SMFIC_DATA was sent; ACCEPT or DISCARD before its end. */
+	bool msg_open;
+	bool data_sent;
+	enum milter_verdict msg_verdict;
 	bool last_seen;         /* milter_conv_data() had the last octets */
 	bool head_done;
 	bool skip_body;         /* SMFIR_SKIP, or nothing more to send */
-	uint32_t actions, proto;
-	size_t rcpt_i;
 	struct buf head;        /* the header section, as it arrives */
 	size_t head_len;        /* once head_done: its length */
 	size_t head_pos;        /* the next field to send */
@@ -143,27 +160,125 @@ milter_macros(struct milter_conv *c, char cmd, const char *const *names,
 void
 milter_conv_fail(struct milter_conv *c, const char *why)
 {
-	/* A decided conversation stays decided. */
-	if (c->step == MILTER_ST_DONE && !c->await)
+	if (c->failed)
 		return;
+	c->failed = true;
 	c->res.verdict = MILTER_FAILED;
 	snprintf(c->res.error, sizeof(c->res.error), "%s", why);
-	c->step = MILTER_ST_DONE;
+	c->step = MILTER_ST_IDLE;
 	c->await = false;
 	c->want_data = false;
 	buf_reset(&c->out);
 }
 
-/* The filter decided: the rest is skipped, QUIT ends the session. */
+/* The result of the last step is forgotten when the next one starts. */
 static void
-milter_finish(struct milter_conv *c, enum milter_verdict v)
+milter_res_reset(struct milter_conv *c)
 {
-	c->res.verdict = v;
-	c->step = MILTER_ST_DONE;
+	struct milter_result *res = &c->res;
+	size_t i;
+
+	for (i = 0; i < res->n_edits; i++) {
+		free(res->edits[i].name);
+		free(res->edits[i].value);
+	}
+	free(res->edits);
+	res->edits = NULL;
+	res->n_edits = 0;
+	res->verdict = MILTER_CONTINUE;
+	res->code = 0;
+	res->enh[0] = '\0';
+	res->text[0] = '\0';
+	res->quarantine = false;
+	res->quarantine_reason[0] = '\0';
+	res->body_replaced = false;
+	buf_reset(&res->body);
+	c->edit_octets = 0;
+}
+
+static void
+milter_ref_save(struct milter_refusal *r, const struct milter_result *res)
+{
+	r->verdict = res->verdict;
+	r->code = res->code;
+	memcpy(r->enh, res->enh, sizeof(r->enh));
+	memcpy(r->text, res->text, sizeof(r->text));
+}
+
+static void
+milter_ref_give(const struct milter_refusal *r, struct milter_result *res)
+{
+	res->verdict = r->verdict;
+	res->code = r->code;
+	memcpy(res->enh, r->enh, sizeof(res->enh));
+	memcpy(res->text, r->text, sizeof(res->text));
+}
+
+/* The message is over for the filter (end of message answered, or
+ * SMFIC_ABORT sent). */
+static void
+milter_msg_close(struct milter_conv *c)
+{
+	c->msg_open = false;
+	c->data_sent = false;
+	c->msg_verdict = MILTER_CONTINUE;
+	c->last_seen = false;
+	c->head_done = false;
+	c->skip_body = false;
+	c->head_len = 0;
+	c->head_pos = 0;
+	buf_reset(&c->head);
+	buf_reset(&c->chunk);
+}
+
+/*
+ * The filter answered the step awaited with v (not CONTINUE).  At
+ * connect and HELO an accept lets the session through and a refusal is
+ * kept for each MAIL; at MAIL, RCPT and DATA an accept or a discard is
+ * the message's, a refusal that command's; within the end of the
+ * message any verdict ends it.
+ */
+static void
+milter_decide(struct milter_conv *c, enum milter_verdict v)
+{
+	enum milter_step st = c->wait;
+
 	c->await = false;
+	switch (st) {
+	case MILTER_ST_CONNECT:
+	case MILTER_ST_HELO:
+		if (v == MILTER_DISCARD) {
+			milter_conv_fail(c, "a discard outside a message");
+			return;
+		}
+		if (v == MILTER_ACCEPT) {
+			c->sess_accept = true;
+			return;
+		}
+		c->res.verdict = v;
+		milter_ref_save(st == MILTER_ST_CONNECT ? &c->conn_ref :
+		    &c->helo_ref, &c->res);
+		return;
+	case MILTER_ST_MAIL:
+	case MILTER_ST_RCPT:
+	case MILTER_ST_DATA:
+		if (c->step == MILTER_ST_IDLE) {
+			if (v == MILTER_ACCEPT || v == MILTER_DISCARD)
+				c->msg_verdict = v;
+			else
+				c->res.verdict = v;
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	/* The end of the message: no more of it is sent. */
+	c->step = MILTER_ST_IDLE;
 	c->want_data = false;
-	if (milter_put(c, 'Q', NULL, 0) < 0)
-		milter_conv_fail(c, "out of memory");
+	c->res.verdict = v;
+	if (st == MILTER_ST_EOM)
+		milter_msg_close(c);
 }
 
 /* --- Sending the steps ------------------------------------------------- */
@@ -213,12 +328,12 @@ milter_send_helo(struct milter_conv *c)
 {
 	const struct milter_env *e = c->env;
 	static const char *const names[] = { "{tls_version}", "{cipher}",
-	    "{cert_subject}" };
-	const char *values[3] = { e->tls_version, e->cipher,
-	    e->cert_subject };
+	    "{cert_subject}", "{cert_issuer}" };
+	const char *values[4] = { e->tls_version, e->cipher,
+	    e->cert_subject, e->cert_issuer };
 	const char *h = e->helo != NULL ? e->helo : "";
 
-	if (milter_macros(c, 'H', names, values, 3) < 0)
+	if (milter_macros(c, 'H', names, values, 4) < 0)
 		return PR_ENOMEM;
 	return milter_put(c, 'H', h, strlen(h) + 1);
 }
@@ -363,58 +478,38 @@ milter_step_body(struct milter_conv *c)
 	return 0;
 }
 
-/* Sends steps until one needs a reply or message octets. */
+static int
+milter_send_data(struct milter_conv *c)
+{
+	static const char *const id_name[] = { "i" };
+	const char *id_value[1] = { c->env->queue_id };
+	int r;
+
+	c->data_sent = true;
+	if (c->proto & SMFIP_NODATA)
+		return 0;
+	r = milter_macros(c, 'T', id_name, id_value, 1);
+	if (r == 0)
+		r = milter_put(c, 'T', NULL, 0);
+	milter_sent(c, MILTER_ST_DATA, SMFIP_NR_DATA);
+	return r;
+}
+
+/* The end of the message: sends its steps until one needs a reply or
+ * message octets, or the last is sent. */
 static void
 milter_advance(struct milter_conv *c)
 {
-	const struct milter_env *e = c->env;
 	static const char *const id_name[] = { "i" };
-	const char *id_value[1] = { e->queue_id };
+	const char *id_value[1] = { c->env->queue_id };
 	int r = 0;
 
 	while (r == 0 && !c->await && !c->want_data &&
-	    c->step != MILTER_ST_DONE) {
+	    c->step != MILTER_ST_IDLE) {
 		switch (c->step) {
-		case MILTER_ST_OPTNEG:
-			return;
-		case MILTER_ST_CONNECT:
-			c->step = MILTER_ST_HELO;
-			if (c->proto & SMFIP_NOCONNECT)
-				break;
-			r = milter_send_connect(c);
-			milter_sent(c, MILTER_ST_CONNECT, SMFIP_NR_CONN);
-			break;
-		case MILTER_ST_HELO:
-			c->step = MILTER_ST_MAIL;
-			if ((c->proto & SMFIP_NOHELO) || e->helo == NULL)
-				break;
-			r = milter_send_helo(c);
-			milter_sent(c, MILTER_ST_HELO, SMFIP_NR_HELO);
-			break;
-		case MILTER_ST_MAIL:
-			c->step = MILTER_ST_RCPT;
-			if (c->proto & SMFIP_NOMAIL)
-				break;
-			r = milter_send_mail(c);
-			milter_sent(c, MILTER_ST_MAIL, SMFIP_NR_MAIL);
-			break;
-		case MILTER_ST_RCPT:
-			if ((c->proto & SMFIP_NORCPT) ||
-			    c->rcpt_i >= e->n_rcpts) {
-				c->step = MILTER_ST_DATA;
-				break;
-			}
-			r = milter_send_rcpt(c, e->rcpts[c->rcpt_i++]);
-			milter_sent(c, MILTER_ST_RCPT, SMFIP_NR_RCPT);
-			break;
 		case MILTER_ST_DATA:
 			c->step = MILTER_ST_HEADER;
-			if (c->proto & SMFIP_NODATA)
-				break;
-			r = milter_macros(c, 'T', id_name, id_value, 1);
-			if (r == 0)
-				r = milter_put(c, 'T', NULL, 0);
-			milter_sent(c, MILTER_ST_DATA, SMFIP_NR_DATA);
+			r = milter_send_data(c);
 			break;
 		case MILTER_ST_HEADER:
 			r = milter_step_header(c);
@@ -433,16 +528,142 @@ milter_advance(struct milter_conv *c)
 			r = milter_macros(c, 'E', id_name, id_value, 1);
 			if (r == 0)
 				r = milter_put(c, 'E', NULL, 0);
-			c->step = MILTER_ST_DONE;
+			c->step = MILTER_ST_IDLE;
 			c->await = true;
 			c->wait = MILTER_ST_EOM;
 			break;
-		case MILTER_ST_DONE:
+		default:
+			c->step = MILTER_ST_IDLE;
 			break;
 		}
 	}
 	if (r < 0)
 		milter_conv_fail(c, "out of memory");
+}
+
+/* Whether the message is still the filter's to see. */
+static bool
+milter_msg_live(const struct milter_conv *c)
+{
+	return !c->sess_accept && c->msg_open &&
+	    c->msg_verdict == MILTER_CONTINUE;
+}
+
+void
+milter_conv_step(struct milter_conv *c, enum milter_cmd cmd,
+    const char *arg)
+{
+	const struct milter_env *e = c->env;
+	int r = 0;
+
+	if (c->failed)
+		return;
+	if (c->await || c->want_data || c->step != MILTER_ST_IDLE) {
+		milter_conv_fail(c, "a step while another runs");
+		return;
+	}
+	milter_res_reset(c);
+	switch (cmd) {
+	case MILTER_CMD_CONNECT:
+		if (c->sess_accept || (c->proto & SMFIP_NOCONNECT))
+			break;
+		r = milter_send_connect(c);
+		milter_sent(c, MILTER_ST_CONNECT, SMFIP_NR_CONN);
+		break;
+	case MILTER_CMD_HELO:
+		/* A new HELO is judged anew (RFC 5321 4.1.4 lets the
+		 * client send another). */
+		c->helo_ref.verdict = MILTER_CONTINUE;
+		if (c->sess_accept)
+			break;
+		if (c->conn_ref.verdict != MILTER_CONTINUE) {
+			milter_ref_give(&c->conn_ref, &c->res);
+			break;
+		}
+		if ((c->proto & SMFIP_NOHELO) || e->helo == NULL)
+			break;
+		r = milter_send_helo(c);
+		milter_sent(c, MILTER_ST_HELO, SMFIP_NR_HELO);
+		break;
+	case MILTER_CMD_MAIL:
+		if (c->msg_open && milter_put(c, 'A', NULL, 0) < 0)
+			r = PR_ENOMEM;
+		milter_msg_close(c);
+		if (c->sess_accept)
+			break;
+		if (c->conn_ref.verdict != MILTER_CONTINUE ||
+		    c->helo_ref.verdict != MILTER_CONTINUE) {
+			milter_ref_give(c->conn_ref.verdict != MILTER_CONTINUE ?
+			    &c->conn_ref : &c->helo_ref, &c->res);
+			break;
+		}
+		c->msg_open = true;
+		if (c->proto & SMFIP_NOMAIL)
+			break;
+		if (r == 0)
+			r = milter_send_mail(c);
+		milter_sent(c, MILTER_ST_MAIL, SMFIP_NR_MAIL);
+		break;
+	case MILTER_CMD_RCPT:
+		if (!milter_msg_live(c) || (c->proto & SMFIP_NORCPT))
+			break;
+		r = milter_send_rcpt(c, arg);
+		milter_sent(c, MILTER_ST_RCPT, SMFIP_NR_RCPT);
+		break;
+	case MILTER_CMD_DATA:
+		if (milter_msg_live(c))
+			r = milter_send_data(c);
+		break;
+	case MILTER_CMD_MESSAGE:
+		if (c->sess_accept || !c->msg_open ||
+		    c->msg_verdict != MILTER_CONTINUE) {
+			/* Let through (or dropped) before its end. */
+			c->res.verdict = c->msg_verdict == MILTER_DISCARD ?
+			    MILTER_DISCARD : MILTER_ACCEPT;
+			milter_msg_close(c);
+			break;
+		}
+		c->step = c->data_sent ? MILTER_ST_HEADER : MILTER_ST_DATA;
+		milter_advance(c);
+		return;
+	case MILTER_CMD_ABORT:
+		if (c->msg_open && milter_put(c, 'A', NULL, 0) < 0)
+			r = PR_ENOMEM;
+		milter_msg_close(c);
+		break;
+	}
+	if (r < 0)
+		milter_conv_fail(c, "out of memory");
+}
+
+void
+milter_conv_quit(struct milter_conv *c)
+{
+	if (c->failed)
+		return;
+	if (c->msg_open)
+		(void)milter_put(c, 'A', NULL, 0);
+	milter_msg_close(c);
+	(void)milter_put(c, 'Q', NULL, 0);
+	c->await = false;
+	c->want_data = false;
+	c->step = MILTER_ST_IDLE;
+}
+
+bool
+milter_conv_failed(const struct milter_conv *c)
+{
+	return c->failed;
+}
+
+uint64_t
+milter_wait_ms(uint64_t timeout_ms, uint64_t deadline, uint64_t now)
+{
+	if (deadline == 0)
+		return timeout_ms;
+	if (now >= deadline)
+		return 0;
+	return deadline - now < timeout_ms ? deadline - now : timeout_ms;
 }
 
 /* --- Message octets ---------------------------------------------------- */
@@ -521,7 +742,6 @@ milter_negotiate(struct milter_conv *c, const uint8_t *d, size_t len)
 	/* Macro lists after the flags (SMFIF_SETSYMLIST) are a request
 	 * that version 6 lets the MTA ignore; all known macros are sent. */
 	c->res.leadspc = (c->proto & SMFIP_HDR_LEADSPC) != 0;
-	c->step = MILTER_ST_CONNECT;
 	return true;
 }
 
@@ -693,13 +913,24 @@ milter_change(struct milter_conv *c, uint8_t cmd, const uint8_t *d,
 			return false;
 		return milter_edit_add(c, MILTER_CHGFROM, 0, NULL, value);
 	case '+': /* SMFIR_ADDRCPT */
-	case '2': /* SMFIR_ADDRCPT_PAR: the ESMTP args are not used */
+	case '2': /* SMFIR_ADDRCPT_PAR: and its ESMTP arguments */
 		if (!(c->actions & (cmd == '+' ? SMFIF_ADDRCPT :
 		    SMFIF_ADDRCPT_PAR)) ||
 		    (value = milter_str(&d, &len)) == NULL ||
 		    !milter_path_ok(value) || value[0] == '\0')
 			return false;
-		return milter_edit_add(c, MILTER_ADDRCPT, 0, NULL, value);
+		if (cmd == '2' && len > 0) {
+			/* The arguments, printable, bounded (a RCPT line's
+			 * worth, RFC 5321 4.5.3.1.4). */
+			if ((name = milter_str(&d, &len)) == NULL ||
+			    strlen(name) > MILTER_ARGS_MAX ||
+			    !milter_value_ok(name) || strpbrk(name,
+			    "\r\n") != NULL)
+				return false;
+			if (name[0] == '\0')
+				name = NULL;
+		}
+		return milter_edit_add(c, MILTER_ADDRCPT, 0, name, value);
 	case '-': /* SMFIR_DELRCPT */
 		if (!(c->actions & SMFIF_DELRCPT) ||
 		    (value = milter_str(&d, &len)) == NULL ||
@@ -743,8 +974,7 @@ milter_packet(struct milter_conv *c, uint8_t cmd, const uint8_t *d,
 			return;
 		}
 		c->await = false;
-		if (milter_negotiate(c, d, len))
-			milter_advance(c);
+		(void)milter_negotiate(c, d, len);
 		return;
 	}
 	switch (cmd) {
@@ -752,10 +982,12 @@ milter_packet(struct milter_conv *c, uint8_t cmd, const uint8_t *d,
 		return;
 	case 'c': /* SMFIR_CONTINUE */
 		c->await = false;
-		if (st == MILTER_ST_EOM)
-			milter_finish(c, MILTER_CONTINUE);
-		else
+		if (st == MILTER_ST_EOM) {
+			c->res.verdict = MILTER_CONTINUE;
+			milter_msg_close(c);
+		} else if (c->step != MILTER_ST_IDLE) {
 			milter_advance(c);
+		}
 		return;
 	case 's': /* SMFIR_SKIP: no more body chunks */
 		if (st != MILTER_ST_BODY || !(c->proto & SMFIP_SKIP))
@@ -766,23 +998,23 @@ milter_packet(struct milter_conv *c, uint8_t cmd, const uint8_t *d,
 		milter_advance(c);
 		return;
 	case 'a': /* SMFIR_ACCEPT */
-		milter_finish(c, MILTER_ACCEPT);
+		milter_decide(c, MILTER_ACCEPT);
 		return;
 	case 'r': /* SMFIR_REJECT */
-		milter_finish(c, MILTER_REJECT);
+		milter_decide(c, MILTER_REJECT);
 		return;
 	case 't': /* SMFIR_TEMPFAIL */
-		milter_finish(c, MILTER_TEMPFAIL);
+		milter_decide(c, MILTER_TEMPFAIL);
 		return;
 	case 'd': /* SMFIR_DISCARD */
-		milter_finish(c, MILTER_DISCARD);
+		milter_decide(c, MILTER_DISCARD);
 		return;
 	case 'y': /* SMFIR_REPLYCODE */
 		if (!milter_replycode(c, (const char *)d, len)) {
 			milter_conv_fail(c, "malformed SMFIR_REPLYCODE");
 			return;
 		}
-		milter_finish(c, c->res.code >= 500 ? MILTER_REJECT :
+		milter_decide(c, c->res.code >= 500 ? MILTER_REJECT :
 		    MILTER_TEMPFAIL);
 		return;
 	default:
@@ -802,7 +1034,7 @@ milter_conv_feed(struct milter_conv *c, const uint8_t *in, size_t len)
 {
 	size_t used = 0;
 
-	while (used < len && milter_conv_event(c) != MILTER_EV_DONE) {
+	while (used < len && !c->failed) {
 		size_t need, take;
 		uint32_t plen;
 
@@ -855,7 +1087,7 @@ milter_conv_new(const struct milter_env *env, struct milter_conv **c_r)
 		milter_conv_free(&c);
 		return PR_ENOMEM;
 	}
-	c->step = MILTER_ST_OPTNEG;
+	c->step = MILTER_ST_IDLE;
 	c->await = true;
 	c->wait = MILTER_ST_OPTNEG;
 	*c_r = c;
@@ -893,11 +1125,13 @@ milter_conv_out(struct milter_conv *c)
 enum milter_event
 milter_conv_event(const struct milter_conv *c)
 {
-	if (c->step == MILTER_ST_DONE && !c->await)
+	if (c->failed)
 		return MILTER_EV_DONE;
 	if (c->want_data)
 		return MILTER_EV_DATA;
-	return MILTER_EV_NONE;
+	if (c->await || c->step != MILTER_ST_IDLE)
+		return MILTER_EV_NONE;
+	return MILTER_EV_DONE;
 }
 
 uint64_t

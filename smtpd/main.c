@@ -240,8 +240,8 @@ smtpd_reload_cb(void *data)
 	memcpy(d->cfg.server.default_domain, n->server.default_domain,
 	    sizeof(d->cfg.server.default_domain));
 	d->cfg.server.log_level = n->server.log_level;
-	/* A message being filtered keeps the list it started with
-	 * (smtp_milter.c copies it). */
+	/* A session keeps the filters it started with (smtp_milter.c
+	 * copies the list); the next session has the new ones. */
 	d->cfg.milter = n->milter;
 	d->cfg.server.trace_days = n->server.trace_days;
 	store_trace_set_days(n->server.trace_days);

@@ -44,6 +44,24 @@ struct smtp_cmd {
 	void (*proceed)(struct smtp_proto *p, const struct smtp_args *a);
 };
 
+/* --- Content filters -------------------------------------------------- */
+
+/* With content filters, the command's step goes to them before its
+ * reply (SMTP_EV_MILTER; smtp_cmd__milter_done goes on).  Returns true
+ * when it does. */
+static bool
+smtp_cmd_milter(struct smtp_proto *p, enum smtp_milter_step step,
+    const char *addr)
+{
+	if (!p->conf.milter)
+		return false;
+	memset(&p->milter, 0, sizeof(p->milter));
+	p->ev.type = SMTP_EV_MILTER;
+	p->ev.milter_step = (int)step;
+	p->ev.addr = addr;
+	return true;
+}
+
 /* --- EHLO, HELO -------------------------------------------------------- */
 
 static void
@@ -57,12 +75,11 @@ smtp_cmd_hello(struct smtp_proto *p, const struct smtp_args *a, bool esmtp)
 }
 
 static void
-smtp_cmd_ehlo_proceed(struct smtp_proto *p, const struct smtp_args *a)
+smtp_cmd_ehlo_reply(struct smtp_proto *p)
 {
 	struct buf *o = &p->out;
 	int r = 0;
 
-	smtp_cmd_hello(p, a, true);
 	r |= buf_printf(o, "250-%s\r\n", p->conf.hostname);
 	r |= buf_puts(o, "250-PIPELINING\r\n");
 	r |= buf_printf(o, "250-SIZE %llu\r\n",
@@ -86,11 +103,26 @@ smtp_cmd_ehlo_proceed(struct smtp_proto *p, const struct smtp_args *a)
 }
 
 static void
+smtp_cmd_ehlo_proceed(struct smtp_proto *p, const struct smtp_args *a)
+{
+	smtp_cmd_hello(p, a, true);
+	if (!smtp_cmd_milter(p, SMTP_MILTER_HELO, NULL))
+		smtp_cmd_ehlo_reply(p);
+}
+
+static void
+smtp_cmd_helo_reply(struct smtp_proto *p)
+{
+	/* RFC 2034 4: no enhanced code in the HELO reply. */
+	smtp_proto__reply(p, 250, NULL, "%s", p->conf.hostname);
+}
+
+static void
 smtp_cmd_helo_proceed(struct smtp_proto *p, const struct smtp_args *a)
 {
 	smtp_cmd_hello(p, a, false);
-	/* RFC 2034 4: no enhanced code in the HELO reply. */
-	smtp_proto__reply(p, 250, NULL, "%s", p->conf.hostname);
+	if (!smtp_cmd_milter(p, SMTP_MILTER_HELO, NULL))
+		smtp_cmd_helo_reply(p);
 }
 
 /* --- MAIL -------------------------------------------------------------- */
@@ -122,10 +154,18 @@ smtp_cmd_mail_check(struct smtp_proto *p, const struct smtp_args *a)
 }
 
 static void
-smtp_cmd_mail_accept(struct smtp_proto *p)
+smtp_cmd_mail_ok(struct smtp_proto *p)
 {
 	smtp_proto__enter(p, SMTP_S_MAIL);
 	smtp_proto__reply(p, 250, "2.1.0", "Ok");
+}
+
+/* Our checks passed: the filters' turn, then the reply. */
+static void
+smtp_cmd_mail_accept(struct smtp_proto *p)
+{
+	if (!smtp_cmd_milter(p, SMTP_MILTER_MAIL, p->tx.sender))
+		smtp_cmd_mail_ok(p);
 }
 
 /* RFC 7208 2.2: mail from the Internet is checked with SPF at MAIL;
@@ -237,6 +277,28 @@ smtp_cmd_rcpt_keep(struct smtp_proto *p)
 	return 0;
 }
 
+/* The recipient is accepted: kept with its DSN parameters. */
+static void
+smtp_cmd_rcpt_ok(struct smtp_proto *p)
+{
+	struct smtp_policy_facts f;
+	struct smtp_verdict v;
+	int r;
+
+	if ((r = smtp_cmd_rcpt_keep(p)) < 0) {
+		smtp_proto__tx_rollback(p);
+		smtp_proto__facts(p, &f);
+		f.status = r;
+		smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &v);
+		smtp_proto__verdict(p, &v);
+		return;
+	}
+	if (p->tx.n_rcpt++ == 0)
+		memcpy(p->tx.first_rcpt, p->rcpt, sizeof(p->rcpt));
+	smtp_proto__enter(p, SMTP_S_RCPT);
+	smtp_proto__reply(p, 250, "2.1.5", "Ok");
+}
+
 void
 smtp_cmd__rcpt_done(struct smtp_proto *p, int status)
 {
@@ -261,17 +323,8 @@ smtp_cmd__rcpt_done(struct smtp_proto *p, int status)
 		smtp_proto__verdict(p, &v);
 		return;
 	}
-	if ((r = smtp_cmd_rcpt_keep(p)) < 0) {
-		smtp_proto__tx_rollback(p);
-		f.status = r;
-		smtp_policy_check(SMTP_POLICY_RCPT_DONE, &f, &v);
-		smtp_proto__verdict(p, &v);
-		return;
-	}
-	if (p->tx.n_rcpt++ == 0)
-		memcpy(p->tx.first_rcpt, p->rcpt, sizeof(p->rcpt));
-	smtp_proto__enter(p, SMTP_S_RCPT);
-	smtp_proto__reply(p, 250, "2.1.5", "Ok");
+	if (!smtp_cmd_milter(p, SMTP_MILTER_RCPT, p->rcpt))
+		smtp_cmd_rcpt_ok(p);
 }
 
 /* --- DATA, BDAT -------------------------------------------------------- */
@@ -298,12 +351,19 @@ smtp_cmd_data_gate(struct smtp_proto *p)
 }
 
 static void
-smtp_cmd_data_proceed(struct smtp_proto *p, const struct smtp_args *a)
+smtp_cmd_data_ok(struct smtp_proto *p)
 {
-	(void)a;
 	smtp_proto__data_begin(p, SMTP_DATA_DOT);
 	smtp_proto__enter(p, SMTP_S_DATA);
 	smtp_proto__reply(p, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+smtp_cmd_data_proceed(struct smtp_proto *p, const struct smtp_args *a)
+{
+	(void)a;
+	if (!smtp_cmd_milter(p, SMTP_MILTER_DATA, NULL))
+		smtp_cmd_data_ok(p);
 }
 
 /* RFC 3030 2: a refused BDAT still has its octets read, so the refusal
@@ -358,7 +418,9 @@ smtp_cmd_rset_proceed(struct smtp_proto *p, const struct smtp_args *a)
 	smtp_proto__tx_reset(p);
 	if (p->state != SMTP_S_GREETING)
 		smtp_proto__enter(p, SMTP_S_READY);
-	smtp_proto__reply(p, 250, "2.0.0", "Ok");
+	/* The filters forget the message too (SMFIC_ABORT). */
+	if (!smtp_cmd_milter(p, SMTP_MILTER_ABORT, NULL))
+		smtp_proto__reply(p, 250, "2.0.0", "Ok");
 }
 
 /* RFC 5321 4.1.1.9: a parameter is allowed and ignored (no parse). */
@@ -570,6 +632,8 @@ smtp_cmd__auth_done(struct smtp_proto *p, int status)
 			snprintf(p->auth_user, sizeof(p->auth_user), "%s",
 			    p->ev.user);
 		p->authed = true;
+		p->auth_mech_name = p->auth_mech == SMTP_AUTH_PLAIN ?
+		    "PLAIN" : "LOGIN";
 		smtp_proto__log(p, 0, "authenticated as %s", p->auth_user);
 		smtp_proto__reply(p, 235, "2.7.0", "Authentication "
 		    "successful");
@@ -656,6 +720,57 @@ smtp_cmd__etrn_done(struct smtp_proto *p, int status)
 		smtp_proto__reply(p, 253, "2.0.0", "OK, %d pending message%s "
 		    "for node %s started", status, status == 1 ? "" : "s",
 		    node);
+}
+
+/* --- Content filters' answers ----------------------------------------- */
+
+void
+smtp_cmd__milter_done(struct smtp_proto *p, int status)
+{
+	struct smtp_policy_facts f;
+	int step = p->ev.milter_step;
+	bool ok = true;
+
+	if (step == SMTP_MILTER_MAIL || step == SMTP_MILTER_RCPT ||
+	    step == SMTP_MILTER_DATA) {
+		smtp_proto__facts(p, &f);
+		f.status = status;
+		f.milter = p->milter.outcome;
+		f.milter_step = step;
+		f.milter_code = p->milter.code;
+		f.milter_enh = p->milter.enh;
+		f.milter_text = p->milter.text;
+		ok = smtp_proto__decide(p, SMTP_POLICY_MILTER_DONE, &f);
+		memset(&p->milter, 0, sizeof(p->milter));
+	}
+	switch (step) {
+	case SMTP_MILTER_HELO:
+		/* A filter's refusal of the connection or the HELO is
+		 * given at each MAIL (docs/MILTER.md). */
+		if (p->esmtp)
+			smtp_cmd_ehlo_reply(p);
+		else
+			smtp_cmd_helo_reply(p);
+		break;
+	case SMTP_MILTER_MAIL:
+		if (ok)
+			smtp_cmd_mail_ok(p);
+		break;
+	case SMTP_MILTER_RCPT:
+		/* That recipient only; the others stay (RFC 5321 3.3). */
+		if (ok)
+			smtp_cmd_rcpt_ok(p);
+		else
+			smtp_proto__tx_rollback(p);
+		break;
+	case SMTP_MILTER_DATA:
+		if (ok)
+			smtp_cmd_data_ok(p);
+		break;
+	case SMTP_MILTER_ABORT:
+		smtp_proto__reply(p, 250, "2.0.0", "Ok");
+		break;
+	}
 }
 
 /* --- The table --------------------------------------------------------- */

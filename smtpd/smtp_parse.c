@@ -276,6 +276,38 @@ smtp_parse_orcpt(const char *v, size_t len, char *out, size_t outsz)
 	    outsz - tl - 1) > 0;
 }
 
+bool
+smtp_parse_rcpt_dsn(const char *args, unsigned *notify_r, char *orcpt,
+    size_t orcptsz)
+{
+	const char *s = args, *kv;
+	size_t klen;
+
+	*notify_r = 0;
+	orcpt[0] = '\0';
+	if (strlen(args) > SMTP_PARSE_ARGS_MAX)
+		return false;
+	for (; *s != '\0'; s += klen) {
+		while (*s == ' ')
+			s++;
+		if ((klen = strcspn(s, " ")) == 0)
+			break;
+		kv = memchr(s, '=', klen);
+		if (kv != NULL && kv - s == 6 &&
+		    strncasecmp(s, "NOTIFY", 6) == 0) {
+			if (*notify_r != 0 || !smtp_parse_notify(kv + 1,
+			    klen - 7, notify_r))
+				return false;
+		} else if (kv != NULL && kv - s == 5 &&
+		    strncasecmp(s, "ORCPT", 5) == 0) {
+			if (orcpt[0] != '\0' || !smtp_parse_orcpt(kv + 1,
+			    klen - 6, orcpt, orcptsz))
+				return false;
+		}
+	}
+	return true;
+}
+
 /* One RCPT parameter s[0..klen) (RFC 5321 4.1.1.3). */
 static bool
 smtp_parse_rcpt_param(struct smtp_args *a, const char *s, size_t klen,

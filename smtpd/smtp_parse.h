@@ -73,6 +73,17 @@ bool smtp_parse_auth(const struct smtp_parse_ctx *c, struct smtp_args *a,
  * (RFC 1985 5.3); 501 5.5.4 for anything else. */
 bool smtp_parse_etrn(const struct smtp_parse_ctx *c, struct smtp_args *a,
     struct smtp_verdict *v_r);
+/*
+ * The DSN parameters (RFC 3461 4.1 NOTIFY=, 4.2 ORCPT=) among the ESMTP
+ * arguments args of a recipient a content filter added (SMFIR_ADDRCPT_PAR,
+ * space-separated); other parameters are not ours to act on and are
+ * skipped.  Returns false for a malformed or repeated DSN parameter or
+ * over SMTP_PARSE_ARGS_MAX octets.
+ */
+#define SMTP_PARSE_ARGS_MAX 1000
+bool smtp_parse_rcpt_dsn(const char *args, unsigned *notify_r,
+    char *orcpt, size_t orcptsz);
+
 /* Verbs without arguments (c->verb names the verb in the error). */
 bool smtp_parse_none(const struct smtp_parse_ctx *c, struct smtp_args *a,
     struct smtp_verdict *v_r);

@@ -447,18 +447,22 @@ smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
 	const char *enh = f->milter_enh != NULL ? f->milter_enh : "";
 	bool temp = f->milter != SMTP_MILTER_REJECT;
 	int code = f->milter_code;
+	/* What the refusal is about: a filter answers each command. */
+	const char *what = f->milter_step == SMTP_MILTER_MAIL ? "Sender" :
+	    f->milter_step == SMTP_MILTER_RCPT ? "Recipient" : "Message";
 
 	if (f->milter == SMTP_MILTER_FAILED) {
 		smtp_policy_defer(v, 451, "4.7.1", "Content filter "
 		    "unavailable, try again later");
 	} else if (code == 0) {
 		if (temp)
-			smtp_policy_defer(v, 451, "4.7.1", "%s", text[0] ?
-			    text : "Message deferred by a content filter, "
-			    "try again later");
+			smtp_policy_defer(v, 451, "4.7.1", "%s%s", text[0] ?
+			    text : what, text[0] ? "" : " deferred by a "
+			    "content filter, try again later");
 		else
-			smtp_policy_defer(v, 550, "5.7.1", "%s", text[0] ?
-			    text : "Message rejected by a content filter");
+			smtp_policy_defer(v, 550, "5.7.1", "%s%s", text[0] ?
+			    text : what, text[0] ? "" : " rejected by a "
+			    "content filter");
 	} else {
 		/* Without the filter's own enhanced code, the class of its
 		 * reply code's (RFC 2034 3: every reply has one).  The
@@ -466,9 +470,9 @@ smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
 		 * the reply. */
 		if (enh[0] == '\0')
 			enh = code >= 500 ? "5.7.1" : "4.7.1";
-		smtp_policy_defer(v, code, enh, "%s", text[0] ? text : temp ?
-		    "Message deferred by a content filter" :
-		    "Message rejected by a content filter");
+		smtp_policy_defer(v, code, enh, "%s%s", text[0] ? text : what,
+		    text[0] ? "" : temp ? " deferred by a content filter" :
+		    " rejected by a content filter");
 	}
 	v->check = "milter";
 }
@@ -596,6 +600,13 @@ smtp_policy_check(enum smtp_policy_point pt,
 		break;
 	case SMTP_POLICY_ETRN_DONE:
 		smtp_policy_etrn_done(f, v_r);
+		break;
+	case SMTP_POLICY_MILTER_DONE:
+		/* A filter's answer to MAIL, RCPT or DATA (RFC 5321 3.3: the
+		 * reply of that command); an error of our own lets it on,
+		 * the end of the data has the last word. */
+		if (f->milter != SMTP_MILTER_NONE)
+			smtp_policy_milter(f, v_r);
 		break;
 	}
 }

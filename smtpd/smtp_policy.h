@@ -45,6 +45,8 @@ enum smtp_policy_point {
 	                           * From: count, DKIM and DMARC (RFC 7489) */
 	SMTP_POLICY_ETRN,         /* ETRN (RFC 1985): may this client ask? */
 	SMTP_POLICY_ETRN_DONE,    /* the queue was flushed: status entries */
+	SMTP_POLICY_MILTER_DONE,  /* a command's step of the content filters
+	                           * returned: their refusal, if any */
 };
 
 /* ETRN requests one client address may make per minute; past that the
@@ -109,10 +111,13 @@ struct smtp_policy_facts {
 	bool dmarc_temp;
 	bool dmarc_report;
 	const char *dmarc_domain;
-	/* At SMTP_POLICY_DELIVER_DONE: the content filters' refusal (an
+	/* At SMTP_POLICY_DELIVER_DONE and _MILTER_DONE: the content
+	 * filters' refusal (an
 	 * enum smtp_milter_outcome, 0 = none) with the filter's reply
 	 * code, RFC 3463 code and text (0 and "" = the defaults). */
 	int milter;
+	int milter_step;           /* enum smtp_milter_step, 0 = the end
+	                            * of the data */
 	int milter_code;
 	const char *milter_enh;
 	const char *milter_text;

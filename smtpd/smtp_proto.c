@@ -532,6 +532,13 @@ smtp_proto_helo(const struct smtp_proto *p)
 	return p->helo;
 }
 
+const char *
+smtp_proto_auth_mech(const struct smtp_proto *p)
+{
+	return p->authed && p->auth_mech_name != NULL ? p->auth_mech_name :
+	    "";
+}
+
 unsigned
 smtp_proto_auth_failures(const struct smtp_proto *p)
 {
@@ -967,6 +974,9 @@ smtp_proto_complete(struct smtp_proto *p, int status)
 		break;
 	case SMTP_EV_ETRN:
 		smtp_cmd__etrn_done(p, status);
+		break;
+	case SMTP_EV_MILTER:
+		smtp_cmd__milter_done(p, status);
 		break;
 	case SMTP_EV_DELAY:
 		break;

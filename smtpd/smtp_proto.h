@@ -101,6 +101,10 @@ struct smtp_proto_conf {
 	 * matches it), which allows ETRN without AUTH. */
 	bool etrn;
 	bool etrn_network;
+	/* Content filters may apply ([milter] servers on the MX listener,
+	 * submission_servers for authenticated mail): the commands wait for
+	 * them (SMTP_EV_MILTER). */
+	bool milter;
 	struct smtp_limits limits;
 	/* Optional log hook (level 0 debug, 1 info, 2 warning); the text is
 	 * a complete sentence without a newline.  NULL = silent. */
@@ -162,6 +166,22 @@ enum smtp_event_type {
 	 * found (0 = none), PR_EAGAIN when this client asked too often
 	 * (SMTP_POLICY_ETRN_PER_MINUTE), or another error. */
 	SMTP_EV_ETRN,
+	/* With conf.milter: a command's step of the content filters
+	 * (ev.milter_step; ev.addr the sender of MAIL, the recipient of
+	 * RCPT), once the core's own checks accepted it and before its
+	 * reply.  A refusal is handed over with smtp_proto_milter_reply()
+	 * (the policy words it), then complete with 0; an error status
+	 * lets the command through. */
+	SMTP_EV_MILTER,
+};
+
+/* The steps of SMTP_EV_MILTER (docs/MILTER.md). */
+enum smtp_milter_step {
+	SMTP_MILTER_HELO = 1, /* EHLO or HELO: the client's name */
+	SMTP_MILTER_MAIL,     /* MAIL, its reply waits */
+	SMTP_MILTER_RCPT,     /* each RCPT, its reply waits */
+	SMTP_MILTER_DATA,     /* DATA, before the 354 */
+	SMTP_MILTER_ABORT,    /* RSET: a message the filters saw is off */
 };
 
 /* An anonymous sender's domain is hosted here (SMTP_EV_MAIL). */
@@ -188,6 +208,7 @@ struct smtp_event {
 	const char *addr;      /* MAIL: sender; RCPT: recipient; FROM */
 	unsigned delay_ms;     /* DELAY */
 	bool subdomains;       /* ETRN @domain */
+	int milter_step;       /* MILTER: enum smtp_milter_step */
 	const uint8_t *data;   /* SPOOL, DELIVER */
 	size_t len;
 };
@@ -303,8 +324,9 @@ void smtp_proto_spf_result(struct smtp_proto *p, int result, bool helo,
 void smtp_proto_verify_result(struct smtp_proto *p,
     const struct smtp_verify *r);
 
-/* During SMTP_EV_DELIVER, before its completion: the content filters
- * refused the message, the policy words the reply. */
+/* During SMTP_EV_DELIVER or SMTP_EV_MILTER, before its completion: the
+ * content filters refused the message or the command, the policy words
+ * the reply. */
 void smtp_proto_milter_reply(struct smtp_proto *p,
     const struct smtp_milter_reply *r);
 
@@ -405,6 +427,9 @@ const char *smtp_proto_auth_user(const struct smtp_proto *p);
  * what smtp_proto_auth_user, the Received field and the replies name. */
 void smtp_proto_auth_name(struct smtp_proto *p, const char *name);
 const char *smtp_proto_helo(const struct smtp_proto *p);
+/* The SASL mechanism the session logged in with ("PLAIN", "LOGIN"),
+ * "" if none; for the {auth_type} of the content filters. */
+const char *smtp_proto_auth_mech(const struct smtp_proto *p);
 /* Failed AUTH attempts so far (the glue delays each failure). */
 unsigned smtp_proto_auth_failures(const struct smtp_proto *p);
 /* Messages accepted for delivery and commands rejected so far. */

@@ -37,6 +37,7 @@ struct smtp_proto {
 	bool esmtp;             /* EHLO (not HELO) */
 	bool tls;
 	bool authed;
+	const char *auth_mech_name; /* static: the mechanism logged in */
 	char helo[SMTP_PARSE_HELO_MAX + 1];
 	char etrn_node[ADDR_MAX + 1];   /* ETRN: the domain (ev.addr) */
 	bool etrn_sub;
@@ -123,5 +124,7 @@ void smtp_cmd__etrn_done(struct smtp_proto *p, int status);
 void smtp_cmd__mail_done(struct smtp_proto *p, int status);
 void smtp_cmd__spf_done(struct smtp_proto *p, int status);
 void smtp_cmd__rcpt_done(struct smtp_proto *p, int status);
+/* SMTP_EV_MILTER completed (p->milter holds a refusal). */
+void smtp_cmd__milter_done(struct smtp_proto *p, int status);
 
 #endif

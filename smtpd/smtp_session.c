@@ -174,25 +174,42 @@ struct smtp_session {
 	struct smtp_session_mlt *mlt;
 };
 
-/* A message's run through the [milter] filters (smtp_milter.h). */
+/* The session's content filters (smtp_milter.h): the run, made at the
+ * first step, the values of their macros, and what they changed of the
+ * current message until its delivery. */
 struct smtp_session_mlt {
 	struct smtp_milter *run;
+	int which;                    /* the list: 1 [milter] servers, 2
+	                               * submission_servers */
+	int step;                     /* the core's step in flight */
 	struct milter_env env;
 	char tls_version[32];
 	char cipher[96];
+	char cert_subject[256];
+	char cert_issuer[256];
+	/* The message's id, chosen at MAIL so that the filters see it as
+	 * early as Sendmail's and Postfix's do (macro i). */
+	char qid[STORE_ID_LEN + 1];
 	struct smtp_milter_changes ch;
-	const char **rcpts;           /* the RCPTs' forward-paths, in order */
+	/* The recipients after the changes, with their DSN parameters,
+	 * and their targets, each with the recipient that reached it. */
+	struct smtp_tx_rcpt *rc;
 	struct smtp_session_targets_own {
 		int64_t *users;
-		size_t n_users, cap_users;
+		unsigned *users_rcpt;
+		size_t n_users;
 		char **remote;
-		size_t n_remote, cap_remote;
+		unsigned *remote_rcpt;
+		size_t n_remote;
 	} t;
 };
 
 static void smtp_session_run(struct smtp_session *s);
 static void smtp_session_chk_free(struct smtp_session *s);
 static void smtp_session_mlt_free(struct smtp_session *s);
+static void smtp_session_mlt_msg_fini(struct smtp_session *s);
+static void smtp_session_deliver_dsn(const struct smtp_tx *tx,
+    struct smtp_deliver_job *job);
 static const struct net_conn_ops smtp_session_ops;
 
 /* The op state for work about to start. */
@@ -1054,99 +1071,347 @@ smtp_session_spool_done(struct smtp_session *s, int status)
 
 /* --- Content filters (docs/MILTER.md) --------------------------------- */
 
+/* What the filters changed of the message just delivered or refused. */
 static void
-smtp_session_mlt_free(struct smtp_session *s)
+smtp_session_mlt_msg_fini(struct smtp_session *s)
 {
 	struct smtp_session_mlt *x = s->mlt;
 	size_t i;
 
 	if (x == NULL)
 		return;
-	smtp_milter_free(x->run);
 	smtp_milter_changes_fini(&x->ch);
-	free(x->rcpts);
+	free(x->rc);
+	x->rc = NULL;
 	for (i = 0; i < x->t.n_remote; i++)
 		free(x->t.remote[i]);
 	free(x->t.remote);
+	free(x->t.remote_rcpt);
 	free(x->t.users);
+	free(x->t.users_rcpt);
+	memset(&x->t, 0, sizeof(x->t));
+	x->qid[0] = '\0';
+}
+
+/* The session ends: the filters get SMFIC_ABORT and SMFIC_QUIT. */
+static void
+smtp_session_mlt_free(struct smtp_session *s)
+{
+	struct smtp_session_mlt *x = s->mlt;
+
+	if (x == NULL)
+		return;
+	smtp_session_mlt_msg_fini(s);
+	smtp_milter_free(x->run);
 	free(x);
 	s->mlt = NULL;
 }
 
 /* The filters of this session's mail: the MX listener's, or those of
- * authenticated submissions; NULL = none. */
+ * authenticated submissions; NULL = none.  *which_r tells which. */
 static const struct cfg_milter_list *
-smtp_session_milters(struct smtp_session *s)
+smtp_session_milters(struct smtp_session *s, int *which_r)
 {
 	const struct cfg *cfg = s->srv->cfg;
 
-	if (smtp_proto_auth_user(s->p)[0] != '\0')
-		return cfg->milter.submission_servers.n > 0 ?
-		    &cfg->milter.submission_servers : NULL;
-	if (s->kind == SMTP_LISTEN_MX && cfg->milter.servers.n > 0)
+	*which_r = 0;
+	if (smtp_proto_auth_user(s->p)[0] != '\0') {
+		if (cfg->milter.submission_servers.n == 0)
+			return NULL;
+		*which_r = 2;
+		return &cfg->milter.submission_servers;
+	}
+	if (s->kind == SMTP_LISTEN_MX && cfg->milter.servers.n > 0) {
+		*which_r = 1;
 		return &cfg->milter.servers;
+	}
 	return NULL;
 }
 
+/* The macros' values as the session stands (milter.h, struct
+ * milter_env). */
+static void
+smtp_session_mlt_env(struct smtp_session *s)
+{
+	struct smtp_session_mlt *x = s->mlt;
+	struct milter_env *e = &x->env;
+	const char *user = smtp_proto_auth_user(s->p);
+	const char *helo = smtp_proto_helo(s->p);
+
+	e->hostname = s->srv->cfg->server.hostname;
+	e->daemon_name = smtp_session_kind_name(s->kind);
+	e->client_addr = s->peer;
+	e->client_name = s->iprev_name[0] != '\0' ? s->iprev_name : NULL;
+	e->family = strchr(s->peer, ':') != NULL ? 6 : 4;
+	e->helo = helo[0] != '\0' ? helo : NULL;
+	e->queue_id = x->qid[0] != '\0' ? x->qid : NULL;
+	/* rspamd skips its inbound checks for authenticated mail. */
+	e->auth_authen = user[0] != '\0' ? user : NULL;
+	e->auth_type = user[0] != '\0' ? smtp_proto_auth_mech(s->p) : NULL;
+	e->tls_version = e->cipher = NULL;
+	e->cert_subject = e->cert_issuer = NULL;
+	if (s->c != NULL && net_conn_tls_active(s->c)) {
+		const char *d = net_conn_tls_desc(s->c);
+		size_t vl = strcspn(d, " ");
+
+		snprintf(x->tls_version, sizeof(x->tls_version), "%.*s",
+		    (int)vl, d);
+		snprintf(x->cipher, sizeof(x->cipher), "%s", d[vl] ?
+		    d + vl + 1 : "");
+		e->tls_version = x->tls_version;
+		e->cipher = x->cipher;
+		/* Only when the client sent a certificate (docs/MILTER.md:
+		 * the listeners do not ask for one). */
+		if (net_conn_tls_peer_names(s->c, x->cert_subject,
+		    sizeof(x->cert_subject), x->cert_issuer,
+		    sizeof(x->cert_issuer))) {
+			e->cert_subject = x->cert_subject;
+			e->cert_issuer = x->cert_issuer;
+		}
+	}
+	e->sender = smtp_proto_tx(s->p)->sender;
+	e->body_max = s->srv->limits.data_max;
+}
+
+/* The session's run for its filters as they stand (a login may change
+ * them), NULL for none. */
+static struct smtp_session_mlt *
+smtp_session_mlt(struct smtp_session *s)
+{
+	const struct cfg *cfg = s->srv->cfg;
+	const struct cfg_milter_list *list;
+	struct smtp_session_mlt *x;
+	int which;
+
+	list = smtp_session_milters(s, &which);
+	if (s->mlt != NULL && s->mlt->which != which) {
+		smtp_milter_free(s->mlt->run);
+		s->mlt->run = NULL;
+	}
+	if (list == NULL)
+		return NULL;
+	if (s->mlt == NULL)
+		s->mlt = xcalloc(1, sizeof(*s->mlt));
+	x = s->mlt;
+	if (x->run == NULL) {
+		x->run = smtp_milter_open(s->srv->loop, list,
+		    cfg->milter.timeout,
+		    cfg->milter.on_failure == CFG_MILTER_ACCEPT, &x->env,
+		    s->sid);
+		x->which = which;
+	}
+	smtp_session_mlt_env(s);
+	return x;
+}
+
+static const char *
+smtp_session_step_name(int step)
+{
+	switch (step) {
+	case SMTP_MILTER_HELO: return "helo";
+	case SMTP_MILTER_MAIL: return "mail";
+	case SMTP_MILTER_RCPT: return "rcpt";
+	case SMTP_MILTER_DATA: return "data";
+	case SMTP_MILTER_ABORT: return "abort";
+	}
+	return "message";
+}
+
+/* The filters' refusal for the core (the policy words it). */
+static void
+smtp_session_milter_rep(enum milter_verdict v,
+    const struct milter_result *res, struct smtp_milter_reply *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	if (v == MILTER_REJECT || v == MILTER_TEMPFAIL) {
+		rep->outcome = v == MILTER_REJECT ? SMTP_MILTER_REJECT :
+		    SMTP_MILTER_TEMPFAIL;
+		if (res != NULL) {
+			rep->code = res->code;
+			snprintf(rep->enh, sizeof(rep->enh), "%s", res->enh);
+			snprintf(rep->text, sizeof(rep->text), "%s",
+			    res->text);
+		}
+	} else if (v == MILTER_FAILED) {
+		rep->outcome = SMTP_MILTER_FAILED;
+	}
+}
+
+/* The filters answered a command's step: a refusal is the core's to
+ * word; at HELO it waits for the MAIL commands (docs/MILTER.md). */
+static void
+smtp_session_milter_answer(struct smtp_session *s)
+{
+	struct smtp_session_mlt *x = s->mlt;
+	const struct milter_result *res;
+	struct smtp_milter_reply rep;
+	const char *filter;
+	enum milter_verdict v = smtp_milter_verdict(x->run, &filter, &res);
+	char rq[LOG_VALUE_MAX];
+
+	smtp_session_milter_rep(v, res, &rep);
+	if (rep.outcome != SMTP_MILTER_NONE)
+		log_info(s->sid, "milter client=%s step=%s verdict=%s "
+		    "filter=%s%s%s", s->peer, smtp_session_step_name(x->step),
+		    milter_verdict_name(v), filter, rep.text[0] ?
+		    " reason=" : "", rep.text[0] ? log_value(rep.text, rq,
+		    sizeof(rq)) : "");
+	if (rep.outcome != SMTP_MILTER_NONE && x->step != SMTP_MILTER_HELO &&
+	    x->step != SMTP_MILTER_ABORT)
+		smtp_proto_milter_reply(s->p, &rep);
+	smtp_proto_complete(s->p, 0);
+}
+
+static void
+smtp_session_milter_step_cb(struct smtp_milter *run, void *data)
+{
+	struct smtp_session *s = data;
+
+	(void)run;
+	s->pending--;
+	if (s->c == NULL) {
+		smtp_session_release(s);
+		return;
+	}
+	smtp_session_milter_answer(s);
+	smtp_session_resume(s);
+}
+
+/* SMTP_EV_MILTER: the command's step.  Returns true when it completed
+ * at once. */
+static bool
+smtp_session_milter_step(struct smtp_session *s, const struct smtp_event *ev)
+{
+	static const enum milter_cmd cmds[] = {
+		[SMTP_MILTER_HELO] = MILTER_CMD_HELO,
+		[SMTP_MILTER_MAIL] = MILTER_CMD_MAIL,
+		[SMTP_MILTER_RCPT] = MILTER_CMD_RCPT,
+		[SMTP_MILTER_DATA] = MILTER_CMD_DATA,
+		[SMTP_MILTER_ABORT] = MILTER_CMD_ABORT,
+	};
+	struct smtp_session_mlt *x;
+
+	if (ev->milter_step == SMTP_MILTER_ABORT && s->mlt == NULL) {
+		smtp_proto_complete(s->p, 0);
+		return true;
+	}
+	if ((x = smtp_session_mlt(s)) == NULL) {
+		smtp_proto_complete(s->p, 0);
+		return true;
+	}
+	if (ev->milter_step == SMTP_MILTER_MAIL) {
+		unsigned char rb[STORE_ID_LEN / 2];
+
+		randombytes_buf(rb, sizeof(rb));
+		sodium_bin2hex(x->qid, sizeof(x->qid), rb, sizeof(rb));
+		x->env.queue_id = x->qid;
+	}
+	x->step = ev->milter_step;
+	s->pending++;
+	if (!smtp_milter_step(x->run, cmds[ev->milter_step], ev->addr, NULL,
+	    smtp_session_milter_step_cb, s))
+		return false;
+	s->pending--;
+	smtp_session_milter_answer(s);
+	return true;
+}
+
+/* Appends v to the array *a of *n (grown one at a time: the filters'
+ * changes are bounded, MILTER_EDITS_MAX). */
+static void
+smtp_session_push_rcpt(unsigned **a, size_t n, unsigned v)
+{
+	*a = xrealloc(*a, (n + 1) * sizeof(**a));
+	(*a)[n] = v;
+}
+
 /* The recipients the filters left, resolved again as RCPT resolves
- * them (an added one may be remote: a filter is the admin's choice). */
+ * them (an added one may be remote: a filter is the admin's choice),
+ * each with its DSN parameters (RFC 3461 4). */
 static int
 smtp_session_milter_rcpts(struct smtp_session *s, struct smtp_deliver_job *job)
 {
 	struct smtp_session_mlt *x = s->mlt;
+	const struct smtp_tx *tx = smtp_proto_tx(s->p);
 	struct store_msg *m = &job->msg;
 	struct smtp_session_targets t;
+	struct smtp_tx dsn;
 	struct pr_err err;
-	size_t i, j;
+	size_t i, j, k;
 	int kind;
 
-	memset(&t, 0, sizeof(t));
+	x->rc = xcalloc(x->ch.n_rcpts ? x->ch.n_rcpts : 1, sizeof(*x->rc));
 	for (i = 0; i < x->ch.n_rcpts; i++) {
-		kind = store_resolve(s->srv->st, x->ch.rcpts[i],
+		const struct smtp_milter_rcpt *r = &x->ch.rcpts[i];
+
+		snprintf(x->rc[i].addr, sizeof(x->rc[i].addr), "%s",
+		    r->addr);
+		x->rc[i].notify = r->notify;
+		memcpy(x->rc[i].orcpt, r->orcpt, sizeof(x->rc[i].orcpt));
+		memset(&t, 0, sizeof(t));
+		kind = store_resolve(s->srv->st, r->addr,
 		    smtp_session_target_cb, &t, &err);
 		if (kind == STORE_RESOLVE_REMOTE)
-			smtp_session_target_cb(&t, 0, x->ch.rcpts[i]);
+			smtp_session_target_cb(&t, 0, r->addr);
 		else if (kind == STORE_RESOLVE_UNKNOWN)
 			log_warn(s->sid, "milter client=%s rcpt=<%s> "
-			    "status=unknown", s->peer, x->ch.rcpts[i]);
-		else if (kind < 0) {
+			    "status=unknown", s->peer, r->addr);
+		if (kind < 0) {
 			smtp_session_targets_reset(&t);
 			free(t.users);
 			free(t.remote);
 			return PR_EIO;
 		}
+		/* No duplicates (store_msg); a target keeps the first
+		 * recipient that reached it. */
+		for (j = 0; j < t.n_users; j++) {
+			for (k = 0; k < x->t.n_users; k++)
+				if (x->t.users[k] == t.users[j])
+					break;
+			if (k < x->t.n_users)
+				continue;
+			x->t.users = xrealloc(x->t.users, (x->t.n_users + 1) *
+			    sizeof(*x->t.users));
+			x->t.users[x->t.n_users] = t.users[j];
+			smtp_session_push_rcpt(&x->t.users_rcpt, x->t.n_users++,
+			    (unsigned)i);
+		}
+		for (j = 0; j < t.n_remote; j++) {
+			for (k = 0; k < x->t.n_remote; k++)
+				if (strcasecmp(x->t.remote[k],
+				    t.remote[j]) == 0)
+					break;
+			if (k < x->t.n_remote)
+				continue;
+			x->t.remote = xrealloc(x->t.remote, (x->t.n_remote +
+			    1) * sizeof(*x->t.remote));
+			x->t.remote[x->t.n_remote] = xstrdup(t.remote[j]);
+			smtp_session_push_rcpt(&x->t.remote_rcpt,
+			    x->t.n_remote++, (unsigned)i);
+		}
+		smtp_session_targets_reset(&t);
+		free(t.users);
+		free(t.remote);
 	}
-	/* No duplicates (store_msg). */
-	x->t.users = xcalloc(t.n_users ? t.n_users : 1, sizeof(int64_t));
-	for (i = 0; i < t.n_users; i++) {
-		for (j = 0; j < x->t.n_users; j++)
-			if (x->t.users[j] == t.users[i])
-				break;
-		if (j == x->t.n_users)
-			x->t.users[x->t.n_users++] = t.users[i];
-	}
-	x->t.remote = xcalloc(t.n_remote ? t.n_remote : 1, sizeof(char *));
-	for (i = 0; i < t.n_remote; i++) {
-		for (j = 0; j < x->t.n_remote; j++)
-			if (strcasecmp(x->t.remote[j], t.remote[i]) == 0)
-				break;
-		if (j == x->t.n_remote)
-			x->t.remote[x->t.n_remote++] = xstrdup(t.remote[i]);
-	}
-	smtp_session_targets_reset(&t);
-	free(t.users);
-	free(t.remote);
 	m->users = x->t.users;
 	m->n_users = x->t.n_users;
 	m->remote = (const char *const *)x->t.remote;
 	m->n_remote = x->t.n_remote;
-	/* The recipients are the filters' now: the DSN parameters of the
-	 * RCPT commands (RFC 3461 4) no longer pair with them, and the
-	 * defaults apply (smtp_session_deliver_dsn made the block). */
+	/* The DSN parameters pair with the recipients the filters left:
+	 * the block smtp_session_deliver_dsn made for the RCPTs is made
+	 * again for these. */
 	free((void *)m->remote_orcpt);
 	m->remote_orcpt = NULL;
 	m->remote_notify = NULL;
-	job->users_rcpt = NULL;
+	memset(&dsn, 0, sizeof(dsn));
+	dsn.dsn_ret = tx->dsn_ret;
+	memcpy(dsn.dsn_envid, tx->dsn_envid, sizeof(dsn.dsn_envid));
+	dsn.smtputf8 = tx->smtputf8;
+	dsn.rcpts = x->rc;
+	dsn.users_rcpt = x->t.users_rcpt;
+	dsn.remote_rcpt = x->t.remote_rcpt;
+	dsn.n_remote = x->t.n_remote;
+	smtp_session_deliver_dsn(&dsn, job);
 	free(m->user_status);
 	m->user_status = xcalloc(m->n_users ? m->n_users : 1,
 	    sizeof(*m->user_status));
@@ -1164,7 +1429,7 @@ smtp_session_milter_pass(struct smtp_session *s, struct smtp_deliver_job *job)
 	char rq[LOG_VALUE_MAX];
 	int r;
 
-	r = smtp_milter_apply(x->run, x->rcpts, tx->n_rcpt,
+	r = smtp_milter_apply(x->run, tx->rcpts, tx->n_rcpt,
 	    s->srv->limits.data_max, &x->ch);
 	if (r == 0 && x->ch.content) {
 		m->head = NULL;
@@ -1183,10 +1448,10 @@ smtp_session_milter_pass(struct smtp_session *s, struct smtp_deliver_job *job)
 	if (r != PR_ENOENT)
 		log_info(s->sid, "milter msgid=%s client=%s verdict=pass "
 		    "filters=%zu changes=%u%s%s%s", m->id, s->peer,
-		    smtp_milter_count(x->run), x->ch.n, x->ch.quarantine ? " quarantine=" : "",
-		    x->ch.quarantine ? log_value(x->ch.reason[0] ?
-		    x->ch.reason : "-", rq, sizeof(rq)) : "", r < 0 ?
-		    " status=failed" : "");
+		    smtp_milter_count(x->run), x->ch.n, x->ch.quarantine ?
+		    " quarantine=" : "", x->ch.quarantine ?
+		    log_value(x->ch.reason[0] ? x->ch.reason : "-", rq,
+		    sizeof(rq)) : "", r < 0 ? " status=failed" : "");
 	if (r < 0) {
 		/* Nothing was stored.  With every recipient removed the
 		 * message is done with, as a discard; otherwise the client
@@ -1194,9 +1459,12 @@ smtp_session_milter_pass(struct smtp_session *s, struct smtp_deliver_job *job)
 		s->pending--;
 		free(m->user_status);
 		m->user_status = NULL;
+		free((void *)m->remote_orcpt);
+		m->remote_orcpt = NULL;
+		m->remote_notify = NULL;
 		smtp_session_spool_close(s);
 		smtp_session_chk_free(s);
-		smtp_session_mlt_free(s);
+		smtp_session_mlt_msg_fini(s);
 		buf_reset(&s->head);
 		if (r == PR_ENOENT) {
 			log_info(s->sid, "milter msgid=%s client=%s "
@@ -1211,6 +1479,7 @@ smtp_session_milter_pass(struct smtp_session *s, struct smtp_deliver_job *job)
 	smtp_deliver_submit(s->srv->wk, job);
 }
 
+/* The end of the message is answered. */
 static void
 smtp_session_milter_cb(struct smtp_milter *run, void *data)
 {
@@ -1219,15 +1488,15 @@ smtp_session_milter_cb(struct smtp_milter *run, void *data)
 	const struct milter_result *res;
 	struct smtp_milter_reply rep;
 	const char *filter;
-	enum milter_verdict v = smtp_milter_verdict(run, &filter);
+	enum milter_verdict v = smtp_milter_verdict(run, &filter, &res);
 	char rq[LOG_VALUE_MAX];
-	size_t n = smtp_milter_count(run);
 
 	if (s->c == NULL) {
 		s->pending--;
 		free(job->msg.user_status);
 		job->msg.user_status = NULL;
-		smtp_session_mlt_free(s);
+		free((void *)job->msg.remote_orcpt);
+		job->msg.remote_orcpt = NULL;
 		smtp_session_release(s);
 		return;
 	}
@@ -1239,19 +1508,10 @@ smtp_session_milter_cb(struct smtp_milter *run, void *data)
 	s->pending--;
 	free(job->msg.user_status);
 	job->msg.user_status = NULL;
-	res = n > 0 ? smtp_milter_result(run, n - 1) : NULL;
-	memset(&rep, 0, sizeof(rep));
-	if (v == MILTER_REJECT || v == MILTER_TEMPFAIL) {
-		rep.outcome = v == MILTER_REJECT ? SMTP_MILTER_REJECT :
-		    SMTP_MILTER_TEMPFAIL;
-		if (res != NULL) {
-			rep.code = res->code;
-			snprintf(rep.enh, sizeof(rep.enh), "%s", res->enh);
-			snprintf(rep.text, sizeof(rep.text), "%s", res->text);
-		}
-	} else if (v == MILTER_FAILED) {
-		rep.outcome = SMTP_MILTER_FAILED;
-	}
+	free((void *)job->msg.remote_orcpt);
+	job->msg.remote_orcpt = NULL;
+	job->msg.remote_notify = NULL;
+	smtp_session_milter_rep(v, res, &rep);
 	log_info(s->sid, "milter msgid=%s client=%s verdict=%s filter=%s "
 	    "from=<%s> nrcpt=%u%s%s", job->msg.id, s->peer,
 	    milter_verdict_name(v), filter, smtp_proto_tx(s->p)->sender,
@@ -1259,7 +1519,7 @@ smtp_session_milter_cb(struct smtp_milter *run, void *data)
 	    rep.text[0] ? log_value(rep.text, rq, sizeof(rq)) : "");
 	smtp_session_spool_close(s);
 	smtp_session_chk_free(s);
-	smtp_session_mlt_free(s);
+	smtp_session_mlt_msg_fini(s);
 	buf_reset(&s->head);
 	if (v == MILTER_DISCARD) {
 		/* Accepted and dropped (the filter's SMFIR_DISCARD): the
@@ -1280,49 +1540,14 @@ smtp_session_milter_cb(struct smtp_milter *run, void *data)
 static bool
 smtp_session_milter(struct smtp_session *s, struct smtp_deliver_job *job)
 {
-	const struct cfg_milter_list *list = smtp_session_milters(s);
-	const struct cfg *cfg = s->srv->cfg;
-	const struct smtp_tx *tx = smtp_proto_tx(s->p);
 	const struct store_msg *m = &job->msg;
-	struct smtp_session_mlt *x;
+	struct smtp_session_mlt *x = smtp_session_mlt(s);
 	struct smtp_milter_src src;
-	struct milter_env *e;
-	const char *user = smtp_proto_auth_user(s->p);
-	unsigned i;
 
-	if (list == NULL)
+	if (x == NULL)
 		return false;
-	x = s->mlt = xcalloc(1, sizeof(*s->mlt));
-	e = &x->env;
-	e->hostname = cfg->server.hostname;
-	e->daemon_name = smtp_session_kind_name(s->kind);
-	e->client_addr = s->peer;
-	e->family = strchr(s->peer, ':') != NULL ? 6 : 4;
-	e->helo = smtp_proto_helo(s->p);
-	e->queue_id = m->id;
-	if (user[0] != '\0') {
-		/* rspamd skips its inbound checks for these. */
-		e->auth_authen = user;
-		e->auth_type = "PLAIN";
-	}
-	if (net_conn_tls_active(s->c)) {
-		const char *d = net_conn_tls_desc(s->c);
-		size_t vl = strcspn(d, " ");
-
-		snprintf(x->tls_version, sizeof(x->tls_version), "%.*s",
-		    (int)vl, d);
-		snprintf(x->cipher, sizeof(x->cipher), "%s", d[vl] ?
-		    d + vl + 1 : "");
-		e->tls_version = x->tls_version;
-		e->cipher = x->cipher;
-	}
-	e->sender = tx->sender;
-	x->rcpts = xcalloc(tx->n_rcpt ? tx->n_rcpt : 1, sizeof(*x->rcpts));
-	for (i = 0; i < tx->n_rcpt; i++)
-		x->rcpts[i] = tx->rcpts[i].addr;
-	e->rcpts = x->rcpts;
-	e->n_rcpts = tx->n_rcpt;
-	e->body_max = s->srv->limits.data_max;
+	x->step = 0;
+	x->env.queue_id = m->id;
 	memset(&src, 0, sizeof(src));
 	src.head = m->head;
 	src.head_len = m->head_len;
@@ -1330,9 +1555,9 @@ smtp_session_milter(struct smtp_session *s, struct smtp_deliver_job *job)
 	src.fd_len = m->body_fd >= 0 ? m->body_len : 0;
 	src.mem = m->body;
 	src.mem_len = m->body_fd >= 0 ? 0 : m->body_len;
-	smtp_milter_start(s->srv->loop, list, cfg->milter.timeout,
-	    cfg->milter.on_failure == CFG_MILTER_ACCEPT, e, &src, s->sid,
-	    smtp_session_milter_cb, s, &x->run);
+	if (smtp_milter_step(x->run, MILTER_CMD_MESSAGE, NULL, &src,
+	    smtp_session_milter_cb, s))
+		smtp_session_milter_cb(x->run, s);
 	return true;
 }
 
@@ -1384,7 +1609,7 @@ smtp_session_deliver_done(struct smtp_deliver_job *job)
 		relay_kick(s->srv->relay);
 	smtp_session_spool_close(s);
 	smtp_session_chk_free(s);
-	smtp_session_mlt_free(s);
+	smtp_session_mlt_msg_fini(s);
 	buf_reset(&s->head);
 	buf_shrink(&s->head, 0);
 	if (s->c == NULL) {
@@ -1524,6 +1749,9 @@ smtp_session_deliver_submit(struct smtp_session *s, int status)
 	 * reply and the logs all carry the one the store keeps. */
 	randombytes_buf(rb, sizeof(rb));
 	sodium_bin2hex(id, sizeof(id), rb, sizeof(rb));
+	/* ... or at MAIL already, for the content filters' macro i. */
+	if (s->mlt != NULL && s->mlt->qid[0] != '\0')
+		memcpy(id, s->mlt->qid, sizeof(id));
 	randombytes_buf(rb, sizeof(rb));
 	sodium_bin2hex(rnd, sizeof(rnd), rb, sizeof(rb));
 	snprintf(msgid, sizeof(msgid), "<%s.%s@%s>", rnd, id,
@@ -2226,6 +2454,8 @@ smtp_session_event(struct smtp_session *s, const struct smtp_event *ev)
 		return smtp_session_deliver(s, ev);
 	case SMTP_EV_ETRN:
 		return smtp_session_etrn(s, ev);
+	case SMTP_EV_MILTER:
+		return smtp_session_milter_step(s, ev);
 	case SMTP_EV_STARTTLS:
 		/* The 220 is flushed; net drops any input buffered so far
 		 * (RFC 3207 5) and tls_cb continues. */
@@ -2535,6 +2765,11 @@ smtp_session_accept(struct net_listener *l, struct net_conn *c)
 	conf.etrn = srv->cfg->relay.enabled;
 	conf.etrn_network = netlist_match(&srv->cfg->smtp.etrn_networks,
 	    s->peer);
+	/* The MX listener's filters, or those of authenticated mail on
+	 * any listener. */
+	conf.milter = (s->kind == SMTP_LISTEN_MX &&
+	    srv->cfg->milter.servers.n > 0) ||
+	    srv->cfg->milter.submission_servers.n > 0;
 	conf.limits = srv->limits;
 	conf.log_cb = smtp_session_log_cb;
 	conf.log_data = s;

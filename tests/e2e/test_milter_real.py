@@ -15,6 +15,9 @@ against Postfix):
   Authentication-Results (read over POP3).
 - rspamd then clamav-milter on one listener: each rejects what it
   rejects, clean mail carries both filters' headers.
+- One SMTP session, several messages, an RSET between them: the
+  filters' one connection each carries SMFIC_ABORT (libmilter's
+  clamav-milter and OpenDKIM, and rspamd) and judges each message.
 
 Nothing rejected is stored; every 250 is a stored message.
 """
@@ -175,6 +178,44 @@ def main():
         t.ok(len(got) == 1 and b"X-Rspamd-Server:" in head and
              b"X-Virus-Status: Clean" in head,
              "chain: both filters' headers in the message", head)
+
+        # --- One session, several messages (SMFIC_ABORT at RSET)
+        before = stored_count(d)
+        with smtplib.SMTP(d.host, d.ports["smtp"], timeout=180,
+                          local_hostname="client.sender.test") as s:
+            s.sendmail(SENDER, [ALICE],
+                       milters.clean_attachment_message(SENDER, ALICE))
+            s.mail(SENDER)
+            s.rcpt(ALICE)
+            s.rset()
+            s.sendmail(SENDER, [ALICE],
+                       milters.clean_message(SENDER, ALICE, "second"))
+            try:
+                s.sendmail(SENDER, [ALICE],
+                           milters.eicar_message(SENDER, ALICE))
+                third = 250
+            except smtplib.SMTPDataError as e:
+                third = e.smtp_code
+        t.ok(stored_count(d) == before + 2 and third == 550,
+             "chain, one session: two messages stored, EICAR after an "
+             "RSET rejected", "%s %s\n%s" % (stored_count(d), third,
+                                              d.log("smtpd")[-2000:]))
+        t.ok("status=down" not in d.log("smtpd"),
+             "chain, one session: no filter failed")
+        before = stored_count(c)
+        with smtplib.SMTP(c.host, c.ports["smtp"], timeout=180,
+                          local_hostname="client.sender.test") as s:
+            s.sendmail(SENDER, [ALICE], msg)
+            s.mail(SENDER)
+            s.rcpt(ALICE)
+            s.rset()
+            s.sendmail(SENDER, [ALICE], bad)
+        got = pop3_fetch(c, ALICE)
+        t.ok(stored_count(c) == before + 2 and len(got) >= 2 and
+             b"dkim=pass" in head_of(got[-2]) and
+             b"dkim=fail" in head_of(got[-1]),
+             "opendkim, one session: each message verified on its own",
+             [head_of(g)[:300] for g in got[-2:]])
 
         # --- rspamd down: on_failure
         code, _ = send(acc, milters.clean_message(SENDER, ALICE))

@@ -4,10 +4,11 @@
  *
  * The filter is untrusted: the input is what it sends.  Byte 0 seeds how
  * its bytes are cut into reads and whether the message is long enough
- * for several body chunks; the rest is the filter's byte stream, fed
- * whenever the core waits for it.  The conversation runs as
- * smtpd/smtp_milter.c drives it; at the end the header changes are
- * applied to the message, as delivery would.
+ * for several body chunks and whether an abandoned message comes
+ * first; the rest is the filter's byte stream, fed whenever the core
+ * waits for it.  The session's steps run as smtpd/smtp_milter.c drives
+ * them; at the end the header changes are applied to the message, as
+ * delivery would.
  *
  * Besides the sanitizers the target checks the core's contracts: it
  * consumes no more than it was given, its packets are well framed with
@@ -30,7 +31,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 
-static const char *const fuzz_rcpts[] = { "a@x.test", "b@y.test" };
+/* The steps of a session: a message abandoned (seed & 16), then one
+ * to its end. */
+static const enum milter_cmd fuzz_steps[] = { MILTER_CMD_CONNECT,
+    MILTER_CMD_HELO, MILTER_CMD_MAIL, MILTER_CMD_RCPT, MILTER_CMD_ABORT,
+    MILTER_CMD_MAIL, MILTER_CMD_RCPT, MILTER_CMD_RCPT, MILTER_CMD_DATA,
+    MILTER_CMD_MESSAGE };
 static const char fuzz_head[] = "From: a@b.test\r\nSubject: s\r\n"
     "X-Fold: one\r\n two\r\n\r\n";
 
@@ -79,8 +85,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	e.sender = "s@z.test";
 	e.auth_authen = seed & 1 ? "u@z.test" : NULL;
 	e.auth_type = "PLAIN";
-	e.rcpts = fuzz_rcpts;
-	e.n_rcpts = 2;
 	e.body_max = 100000;
 	/* The message: the header, then 20 octets of body or 140000 (three
 	 * chunks), built once. */
@@ -96,14 +100,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		msg.len = strlen(fuzz_head) + 20;
 	if (milter_conv_new(&e, &c) != 0)
 		return 0;
-	for (;;) {
+	for (i = 0;;) {
 		enum milter_event ev;
 
 		fuzz_check_out(milter_conv_out(c));
 		buf_reset(milter_conv_out(c));
 		ev = milter_conv_event(c);
-		if (ev == MILTER_EV_DONE)
-			break;
+		if (ev == MILTER_EV_DONE) {
+			if (milter_conv_failed(c) ||
+			    i == sizeof(fuzz_steps) / sizeof(fuzz_steps[0]))
+				break;
+			if (i == 2 && !(seed & 16))
+				i = 5;
+			milter_conv_step(c, fuzz_steps[i], i == 6 ?
+			    "b@y.test" : fuzz_steps[i] == MILTER_CMD_RCPT ?
+			    "a@x.test" : NULL);
+			i++;
+			continue;
+		}
 		if (ev == MILTER_EV_DATA) {
 			size_t n = msg.len - moff;
 
@@ -134,6 +148,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			off += used;
 		}
 	}
+	milter_conv_quit(c);
+	fuzz_check_out(milter_conv_out(c));
 	res = milter_conv_result(c);
 	if (res->verdict == MILTER_REJECT || res->verdict ==
 	    MILTER_TEMPFAIL) {

@@ -1,12 +1,15 @@
 /*
  * fuzz_smtp_proto.c - libFuzzer target for the SMTP protocol core.
  *
- * Input: byte 0 picks the configuration, byte 1 a prologue that takes the
+ * Input: byte 0 picks the configuration (with 128: content filters, whose
+ * steps are answered with a refusal or not), byte 1 a prologue that takes the
  * session straight to an interesting state (after EHLO, authenticated,
  * inside DATA, between BDAT chunks...), byte 2 the feed piece size and
  * how events are answered; the rest is client input.  Every event is
  * answered (success or one of the failures the glue can report), and the
  * replies are checked for shape: CRLF lines starting with a 3-digit code.
+ * The client input is also read as the ESMTP arguments a content filter
+ * gives an added recipient (smtp_parse_rcpt_dsn).
  *
  * Build: meson setup -Dfuzz=true (with CC=clang); run:
  *   ./fuzz_smtp_proto -max_total_time=20
@@ -16,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsn.h"
 #include "err.h"
+#include "smtp_parse.h"
 #include "smtp_proto.h"
 
 static const char *const fuzz_prologues[] = {
@@ -107,8 +112,40 @@ fuzz_answer(struct smtp_proto *p, const struct smtp_event *ev, unsigned mode)
 			smtp_proto_tls_started(p, "TLSv1.3 FUZZ");
 		}
 		break;
+	case SMTP_EV_MILTER: {
+		struct smtp_milter_reply r;
+
+		if (ev->milter_step < SMTP_MILTER_HELO ||
+		    ev->milter_step > SMTP_MILTER_ABORT)
+			abort();
+		memset(&r, 0, sizeof(r));
+		r.outcome = (mode >> 1) % 4;
+		r.code = mode & 128 ? 554 : 0;
+		snprintf(r.text, sizeof(r.text), "filtered");
+		if (r.outcome != SMTP_MILTER_NONE)
+			smtp_proto_milter_reply(p, &r);
+		smtp_proto_complete(p, 0);
+		break;
+	}
 	default:
 		abort();
+	}
+}
+
+/* The arguments of SMFIR_ADDRCPT_PAR: the DSN ones, bounded. */
+static void
+fuzz_rcpt_dsn(const uint8_t *data, size_t size)
+{
+	char args[SMTP_PARSE_ARGS_MAX + 2], orcpt[DSN_ORCPT_MAX + 1];
+	unsigned notify;
+	size_t n = size < sizeof(args) - 1 ? size : sizeof(args) - 1;
+
+	memcpy(args, data, n);
+	args[n] = '\0';
+	if (smtp_parse_rcpt_dsn(args, &notify, orcpt, sizeof(orcpt))) {
+		if ((notify & ~0xfu) != 0 || memchr(orcpt, '\0',
+		    sizeof(orcpt)) == NULL)
+			abort();
 	}
 }
 
@@ -157,11 +194,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
+	fuzz_rcpt_dsn(data + 3, size - 3);
 	memset(&conf, 0, sizeof(conf));
 	conf.hostname = "mx.example.test";
 	conf.kind = (enum smtp_listen_kind)(1 + data[0] % 3);
 	conf.starttls = data[0] & 4;
 	conf.allow_plaintext_auth = data[0] & 8;
+	conf.milter = data[0] & 128;
 	smtp_limits_default(&conf.limits);
 	if (data[0] & 16) {
 		/* Small limits reach the edges sooner. */

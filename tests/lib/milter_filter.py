@@ -13,15 +13,20 @@ each step as the test scripted it:
     f.conns[-1]["macros"]["{auth_authen}"], f.conns[-1]["headers"], ...
     f.stop()
 
-Steps are connect, helo, mail, rcpt, data, header, eoh, body, eom.  A
-step without a script entry gets SMFIR_CONTINUE (nothing for a step the
-filter negotiated as no-reply).  Actions: continue, accept, reject,
+Steps are connect, helo, mail, rcpt, data, header, eoh, body, eom; a
+key "rcpt:ADDRESS" answers the RCPT of that address only.  A step
+without a script entry gets SMFIR_CONTINUE (nothing for a step the
+filter negotiated as no-reply).  One record in conns per MTA connection,
+which serves a whole SMTP session: its "steps" list every message's
+(abort and quit included).  Actions: continue, accept, reject,
 tempfail, discard, ("replycode", "550 5.7.1 text"), ("addheader", name,
 value), ("insheader", idx, name, value), ("chgheader", idx, name, value),
-("chgfrom", addr), ("addrcpt", addr), ("delrcpt", addr), ("replbody",
-bytes), ("quarantine", reason), progress, ("sleep", seconds), hang (no
-answer until the MTA gives up), garbage (a packet of no known command),
-close_mid (half a packet, then close).
+("chgfrom", addr), ("addrcpt", addr), ("addrcpt_par", addr, esmtp_args),
+("delrcpt", addr), ("replbody", bytes), ("quarantine", reason),
+progress, ("progress_for", seconds) (SMFIR_PROGRESS every second for
+that long), ("sleep", seconds), hang (no answer until the MTA gives up),
+garbage (a packet of no known command), close_mid (half a packet, then
+close).
 """
 
 import os
@@ -146,7 +151,12 @@ class MilterFilter:
                 if step == "abort":
                     continue
                 self._record(rec, step, data)
-                if not self._answer(c, step):
+                key = step
+                if step == "rcpt":
+                    addr = data.split(b"\0")[0].decode().strip("<>")
+                    if "rcpt:" + addr in self.script:
+                        key = "rcpt:" + addr
+                if not self._answer(c, step, key):
                     return
         except (EOFError, OSError, socket.timeout):
             return
@@ -172,9 +182,9 @@ class MilterFilter:
         elif step == "connect":
             rec["connect"] = data.split(b"\0")[0].decode()
 
-    def _answer(self, c, step):
+    def _answer(self, c, step, key):
         """Sends the scripted answer; False to end the connection."""
-        acts = self.script.get(step)
+        acts = self.script.get(key)
         if acts is None:
             if not self.protocol & NR_FLAG.get(step, 0):
                 c.sendall(pkt(b"c"))
@@ -202,6 +212,13 @@ class MilterFilter:
                 c.sendall(pkt(b"e", _z(a[1])))
             elif k == "addrcpt":
                 c.sendall(pkt(b"+", _z(a[1])))
+            elif k == "addrcpt_par":
+                c.sendall(pkt(b"2", _z(a[1]) + _z(a[2])))
+            elif k == "progress_for":
+                end = time.monotonic() + a[1]
+                while time.monotonic() < end:
+                    c.sendall(pkt(b"p"))
+                    time.sleep(1)
             elif k == "delrcpt":
                 c.sendall(pkt(b"-", _z(a[1])))
             elif k == "replbody":

@@ -13,7 +13,7 @@
 /* A filter script: what it negotiates and what it answers to each
  * command octet of the MTA ('C', 'H', 'M', 'R', 'T', 'L', 'N', 'B',
  * 'E'); a command without an entry gets SMFIR_CONTINUE, except the
- * MTA-only 'D' and 'Q'. */
+ * MTA-only 'D', 'A' and 'Q'. */
 struct script {
 	uint32_t actions, proto;
 	char cmd[8];           /* answered with reply[i] */
@@ -93,7 +93,8 @@ script_answer(struct script *s, const uint8_t *out, size_t len,
 				buf_append(rb, s->reply[i], s->reply_len[i]);
 				answered = true;
 			}
-		if (!answered && cmd != 'D' && cmd != 'Q' && !((cmd == 'C' &&
+		if (!answered && cmd != 'D' && cmd != 'Q' && cmd != 'A' &&
+		    !((cmd == 'C' &&
 		    (s->proto & 0x1000)) || (cmd == 'H' && (s->proto &
 		    0x2000)) || (cmd == 'M' && (s->proto & 0x4000)) ||
 		    (cmd == 'R' && (s->proto & 0x8000)) || (cmd == 'T' &&
@@ -121,54 +122,84 @@ env_default(void)
 	e.helo = "client.test";
 	e.queue_id = "abc123";
 	e.sender = "s@z.test";
-	e.rcpts = rcpts;
-	e.n_rcpts = 2;
 	e.body_max = 1 << 20;
 	return e;
 }
 
-/* Runs a whole conversation over msg; bytewise feeds the filter's
- * replies one octet at a time.  Returns the conversation (done). */
+/* The filter's side of one step: answers what the MTA sent and feeds
+ * the replies until the step is answered; msg[*off..msg_len) is what is
+ * left of the message; bytewise feeds one octet at a time. */
+static void
+pump(struct milter_conv *c, struct script *s, struct buf *rb,
+    const char *msg, size_t msg_len, size_t *off, bool bytewise)
+{
+	size_t guard = 0;
+
+	for (;;) {
+		struct buf *out = milter_conv_out(c);
+
+		script_answer(s, out->p, out->len, rb);
+		buf_reset(out);
+		if (milter_conv_event(c) == MILTER_EV_DONE || guard++ > 100000)
+			return;
+		if (milter_conv_event(c) == MILTER_EV_DATA) {
+			size_t n = msg_len - *off;
+
+			if (n > 65535)
+				n = 65535;
+			milter_conv_data(c, (const uint8_t *)msg + *off, n,
+			    *off + n == msg_len);
+			*off += n;
+			continue;
+		}
+		if (rb->len == 0)
+			return;
+		if (bytewise) {
+			size_t i = 0;
+
+			while (i < rb->len && milter_conv_event(c) ==
+			    MILTER_EV_NONE && milter_conv_out(c)->len == 0)
+				i += milter_conv_feed(c, rb->p + i, 1);
+			buf_consume(rb, i);
+		} else {
+			buf_consume(rb, milter_conv_feed(c, rb->p, rb->len));
+		}
+	}
+}
+
+/* Runs a session of one message over msg as smtpd/smtp_milter.c does,
+ * step by step, to the first step refused; then QUIT.  Returns the
+ * conversation, the result being that of its last step. */
 static struct milter_conv *
 run(const struct milter_env *e, struct script *s, const char *msg,
     size_t msg_len, bool bytewise)
 {
+	static const enum milter_cmd steps[] = { MILTER_CMD_CONNECT,
+	    MILTER_CMD_HELO, MILTER_CMD_MAIL, MILTER_CMD_RCPT,
+	    MILTER_CMD_RCPT, MILTER_CMD_DATA, MILTER_CMD_MESSAGE };
 	struct milter_conv *c;
 	struct buf rb;
-	size_t off = 0, guard = 0;
+	size_t off = 0, i;
 
 	buf_init(&rb, 1 << 24);
 	if (milter_conv_new(e, &c) != 0)
 		return NULL;
-	while (milter_conv_event(c) != MILTER_EV_DONE && guard++ < 100000) {
-		struct buf *out = milter_conv_out(c);
+	pump(c, s, &rb, msg, msg_len, &off, bytewise);
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		enum milter_verdict v;
 
-		script_answer(s, out->p, out->len, &rb);
-		buf_reset(out);
-		if (milter_conv_event(c) == MILTER_EV_DATA) {
-			size_t n = msg_len - off;
-
-			if (n > 65535)
-				n = 65535;
-			milter_conv_data(c, (const uint8_t *)msg + off, n,
-			    off + n == msg_len);
-			off += n;
-			continue;
-		}
-		if (rb.len == 0)
+		if (milter_conv_event(c) != MILTER_EV_DONE)
 			break;
-		if (bytewise) {
-			size_t i = 0;
-
-			while (i < rb.len && milter_conv_event(c) ==
-			    MILTER_EV_NONE && milter_conv_out(c)->len == 0)
-				i += milter_conv_feed(c, rb.p + i, 1);
-			buf_consume(&rb, i);
-		} else {
-			buf_consume(&rb, milter_conv_feed(c, rb.p, rb.len));
-		}
+		milter_conv_step(c, steps[i], i == 3 ? rcpts[0] : i == 4 ?
+		    rcpts[1] : NULL);
+		pump(c, s, &rb, msg, msg_len, &off, bytewise);
+		v = milter_conv_result(c)->verdict;
+		if (v == MILTER_REJECT || v == MILTER_TEMPFAIL ||
+		    v == MILTER_FAILED)
+			break;
 	}
-	/* The QUIT after the verdict. */
+	if (milter_conv_event(c) == MILTER_EV_DONE)
+		milter_conv_quit(c);
 	script_answer(s, milter_conv_out(c)->p, milter_conv_out(c)->len, &rb);
 	buf_reset(milter_conv_out(c));
 	buf_fini(&rb);
@@ -412,6 +443,127 @@ test_chunks(void)
 	free(msg);
 }
 
+/* One step of a session and its answer. */
+static enum milter_verdict
+step(struct milter_conv *c, struct script *s, struct buf *rb,
+    enum milter_cmd cmd, const char *arg)
+{
+	size_t off = 0;
+
+	milter_conv_step(c, cmd, arg);
+	pump(c, s, rb, MSG, strlen(MSG), &off, false);
+	return milter_conv_result(c)->verdict;
+}
+
+/* QUIT, and what the filter saw of the session. */
+static const char *
+quit_seen(struct milter_conv *c, struct script *s, struct buf *rb)
+{
+	milter_conv_quit(c);
+	script_answer(s, milter_conv_out(c)->p, milter_conv_out(c)->len, rb);
+	s->seen[s->n_seen] = '\0';
+	return s->seen;
+}
+
+/* A new conversation, negotiated, through CONNECT and HELO. */
+static struct milter_conv *
+greeted(const struct milter_env *e, struct script *s, struct buf *rb)
+{
+	struct milter_conv *c;
+	size_t off = 0;
+
+	milter_conv_new(e, &c);
+	pump(c, s, rb, MSG, strlen(MSG), &off, false);
+	step(c, s, rb, MILTER_CMD_CONNECT, NULL);
+	step(c, s, rb, MILTER_CMD_HELO, NULL);
+	return c;
+}
+
+/* One conversation serves the session: two messages and one abandoned
+ * between them (SMFIC_ABORT at the next MAIL and at an explicit
+ * abort); a refusal at connect refuses every MAIL; an accept at HELO
+ * lets all through unasked. */
+static void
+test_session(void)
+{
+	struct milter_env e = env_default();
+	struct script s;
+	struct milter_conv *c;
+	struct buf rb, b;
+
+	buf_init(&rb, 1 << 20);
+	memset(&s, 0, sizeof(s));
+	c = greeted(&e, &s, &rb);
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	step(c, &s, &rb, MILTER_CMD_RCPT, "a@x.test");
+	step(c, &s, &rb, MILTER_CMD_DATA, NULL);
+	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MESSAGE, NULL),
+	    MILTER_CONTINUE, "session: first message");
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	step(c, &s, &rb, MILTER_CMD_RCPT, "a@x.test");
+	step(c, &s, &rb, MILTER_CMD_ABORT, NULL);
+	step(c, &s, &rb, MILTER_CMD_ABORT, NULL);
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	step(c, &s, &rb, MILTER_CMD_RCPT, "b@y.test");
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	step(c, &s, &rb, MILTER_CMD_RCPT, "b@y.test");
+	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MESSAGE, NULL),
+	    MILTER_CONTINUE, "session: last message");
+	TAP_EQ_STR(quit_seen(c, &s, &rb),
+	    "ODCHDMDRDTLLLNBDEDMDRADMDRADMDRDTLLLNBDEQ",
+	    "session: one abort each, DATA once per message");
+	milter_conv_free(&c);
+
+	/* Refused at connect: every MAIL, nothing more asked. */
+	memset(&s, 0, sizeof(s));
+	buf_init(&b, 1024);
+	pkt(&b, 'y', "554 5.7.1 go away", 18);
+	reply(&s, 0, 'C', &b);
+	c = greeted(&e, &s, &rb);
+	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MAIL, NULL), MILTER_REJECT,
+	    "connect refused: MAIL refused");
+	TAP_EQ_INT(milter_conv_result(c)->code, 554, "connect refused: code");
+	TAP_EQ_STR(milter_conv_result(c)->text, "go away",
+	    "connect refused: text");
+	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MAIL, NULL), MILTER_REJECT,
+	    "connect refused: the next MAIL too");
+	TAP_EQ_STR(quit_seen(c, &s, &rb), "ODCQ",
+	    "connect refused: nothing more sent");
+	milter_conv_free(&c);
+	buf_fini(&b);
+
+	/* Accepted at HELO: the session goes through unasked. */
+	memset(&s, 0, sizeof(s));
+	buf_init(&b, 1024);
+	pkt(&b, 'a', NULL, 0);
+	reply(&s, 0, 'H', &b);
+	c = greeted(&e, &s, &rb);
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	step(c, &s, &rb, MILTER_CMD_RCPT, "a@x.test");
+	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_MESSAGE, NULL), MILTER_ACCEPT,
+	    "accept at HELO: message accepted");
+	TAP_EQ_STR(quit_seen(c, &s, &rb), "ODCHQ",
+	    "accept at HELO: nothing more sent");
+	milter_conv_free(&c);
+	buf_fini(&b);
+	buf_fini(&rb);
+}
+
+/* The wait for a packet: the step's timeout, cut by the deadline. */
+static void
+test_wait(void)
+{
+	TAP_EQ_INT(milter_wait_ms(5000, 0, 123456), 5000, "wait: no deadline");
+	TAP_EQ_INT(milter_wait_ms(5000, 600000, 1000), 5000,
+	    "wait: the step's timeout first");
+	TAP_EQ_INT(milter_wait_ms(5000, 600000, 598000), 2000,
+	    "wait: cut to the deadline");
+	TAP_EQ_INT(milter_wait_ms(5000, 600000, 600000), 0,
+	    "wait: deadline reached");
+	TAP_EQ_INT(milter_wait_ms(5000, 600000, 700000), 0,
+	    "wait: deadline passed");
+}
+
 int
 main(void)
 {
@@ -450,5 +602,7 @@ main(void)
 	test_bad("skip not negotiated", 0x1ff, 'B', 's', NULL, 0);
 	test_bounds();
 	test_chunks();
+	test_session();
+	test_wait();
 	return tap_done();
 }

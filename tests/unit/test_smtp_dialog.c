@@ -30,7 +30,11 @@
  * (envelope and header From:/Sender:).  An anonymous sender in a hosted
  * domain is reported as such (SMTP_MAIL_HOSTED).  A sender of
  * "deliverfail@remote.test" or "deliverfail@example.org" makes the
- * delivery fail.
+ * delivery fail.  With %config milter=1 a fake content filter answers
+ * SMTP_EV_MILTER: it refuses the sender milterno@remote.test (550 5.7.1
+ * with its text), the recipient bob@example.test (550 5.7.1 "Not for
+ * bob") and defers DATA from datafail@remote.test (451, the default
+ * text).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -172,6 +176,8 @@ dlg_config(struct dlg *d, char *args)
 			d->conf.limits.mem_max = v;
 		else if (strcmp(tok, "spool_fail") == 0)
 			d->spool_fail = v != 0;
+		else if (strcmp(tok, "milter") == 0)
+			d->conf.milter = v != 0;
 		else
 			dlg_die("unknown %config key");
 	}
@@ -474,6 +480,32 @@ dlg_event(struct dlg *d, struct dlg_run *run, struct smtp_proto *p,
 	case SMTP_EV_STARTTLS:
 		smtp_proto_tls_started(p, "TLSv1.3 TLS_TEST_CIPHER");
 		return true;
+	case SMTP_EV_MILTER: {
+		struct smtp_milter_reply r;
+
+		memset(&r, 0, sizeof(r));
+		if (ev->milter_step == SMTP_MILTER_MAIL &&
+		    strcmp(ev->addr, "milterno@remote.test") == 0) {
+			r.outcome = SMTP_MILTER_REJECT;
+			r.code = 550;
+			snprintf(r.enh, sizeof(r.enh), "5.7.1");
+			snprintf(r.text, sizeof(r.text), "Sender refused by "
+			    "the filter");
+		} else if (ev->milter_step == SMTP_MILTER_RCPT &&
+		    strcasecmp(ev->addr, "bob@example.test") == 0) {
+			r.outcome = SMTP_MILTER_REJECT;
+			r.code = 550;
+			snprintf(r.text, sizeof(r.text), "Not for bob");
+		} else if (ev->milter_step == SMTP_MILTER_DATA &&
+		    strcmp(smtp_proto_tx(p)->sender,
+		    "datafail@remote.test") == 0) {
+			r.outcome = SMTP_MILTER_TEMPFAIL;
+		}
+		if (r.outcome != SMTP_MILTER_NONE)
+			smtp_proto_milter_reply(p, &r);
+		smtp_proto_complete(p, 0);
+		return false;
+	}
 	case SMTP_EV_DELAY:
 		if (ev->delay_ms == 0)
 			snprintf(run->err, sizeof(run->err), "delay of 0 ms");

@@ -581,7 +581,8 @@ test_greylist(void)
 	TAP_OK(v.code == 0 && v.check == NULL, "passed: accepted");
 }
 
-/* The content filters' refusals at the end of data (docs/MILTER.md). */
+/* The content filters' refusals at the end of data and at the commands
+ * (docs/MILTER.md 1: the reply of that command). */
 static void
 test_milter(void)
 {
@@ -591,20 +592,34 @@ test_milter(void)
 		const char *enh, *text;
 		int want;
 		const char *wenh, *wtext;
+		int step;  /* 0: at the end of data */
 	} rows[] = {
+		{ "milter reject at MAIL", SMTP_MILTER_REJECT, 0, "", "",
+		    550, "5.7.1", "Sender rejected by a content filter",
+		    SMTP_MILTER_MAIL },
+		{ "milter tempfail at RCPT", SMTP_MILTER_TEMPFAIL, 0, "", "",
+		    451, "4.7.1", "Recipient deferred by a content filter, try "
+		    "again later", SMTP_MILTER_RCPT },
+		{ "milter reply code at RCPT", SMTP_MILTER_REJECT, 553, "5.7.1",
+		    "Not for you", 553, "5.7.1", "Not for you",
+		    SMTP_MILTER_RCPT },
+		{ "milter failed at MAIL", SMTP_MILTER_FAILED, 0, "", "", 451,
+		    "4.7.1", "Content filter unavailable, try again later",
+		    SMTP_MILTER_MAIL },
 		{ "milter reject, default", SMTP_MILTER_REJECT, 0, "", "",
-		    550, "5.7.1", "Message rejected by a content filter" },
+		    550, "5.7.1", "Message rejected by a content filter", 0 },
 		{ "milter tempfail, default", SMTP_MILTER_TEMPFAIL, 0, "", "",
 		    451, "4.7.1", "Message deferred by a content filter, try "
-		    "again later" },
+		    "again later", 0 },
 		{ "milter failed", SMTP_MILTER_FAILED, 0, "", "", 451,
-		    "4.7.1", "Content filter unavailable, try again later" },
+		    "4.7.1", "Content filter unavailable, try again later", 0 },
 		{ "milter reply code", SMTP_MILTER_REJECT, 554, "5.7.1",
-		    "Gtube pattern", 554, "5.7.1", "Gtube pattern" },
+		    "Gtube pattern", 554, "5.7.1", "Gtube pattern", 0 },
 		{ "milter reply without enh", SMTP_MILTER_REJECT, 550, "",
-		    "Spam", 550, "5.7.1", "Spam" },
+		    "Spam", 550, "5.7.1", "Spam", 0 },
 		{ "milter 4xx without enh", SMTP_MILTER_TEMPFAIL, 450, "",
-		    "", 450, "4.7.1", "Message deferred by a content filter" },
+		    "", 450, "4.7.1", "Message deferred by a content filter",
+		    0 },
 	};
 	struct smtp_policy_facts f;
 	struct smtp_verdict v;
@@ -618,7 +633,9 @@ test_milter(void)
 		f.milter_code = rows[i].code;
 		f.milter_enh = rows[i].enh;
 		f.milter_text = rows[i].text;
-		smtp_policy_check(SMTP_POLICY_DELIVER_DONE, &f, &v);
+		f.milter_step = rows[i].step;
+		smtp_policy_check(rows[i].step != 0 ?
+		    SMTP_POLICY_MILTER_DONE : SMTP_POLICY_DELIVER_DONE, &f, &v);
 		TAP_EQ_INT(v.code, rows[i].want, "%s: code", rows[i].name);
 		TAP_EQ_STR(v.enh, rows[i].wenh, "%s: enh", rows[i].name);
 		TAP_EQ_STR(v.text, rows[i].wtext, "%s: text", rows[i].name);
