@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relay_sts.h"
 #include "xmalloc.h"
 
 #define RELAY_CONNECT_TIMEOUT_MS (30 * 1000)
@@ -35,6 +36,7 @@
 
 static void relay_dlv_next_target(struct relay_dlv *d);
 static void relay_dlv_process(struct relay_dlv *d);
+static void relay_dlv_route_start(struct relay_dlv *d);
 
 /* --- References and the end -------------------------------------------- */
 
@@ -60,6 +62,7 @@ relay_dlv_free(struct relay_dlv *d)
 	free(d->crcpts);
 	free(d->cmap);
 	relay_dest_unref(d->r, d->dest);
+	relay_sts_free(d);
 	free(d);
 	if (--m->n_dlv == 0)
 		relay_settle_submit(m);
@@ -93,6 +96,7 @@ relay_dlv_end(struct relay_dlv *d)
 {
 	struct relay_msg *m = d->m;
 	struct relay *r = d->r;
+	const char *code = relay_sts_dsn(d);
 	size_t i;
 
 	if (d->ended)
@@ -104,12 +108,12 @@ relay_dlv_end(struct relay_dlv *d)
 		if (rc->status != RELAY_RCPT_PENDING)
 			continue;
 		relay_msg_rcpt_set(rc, RELAY_RCPT_TEMP, d->last_error[0] ?
-		    d->last_error : "delivery interrupted", NULL, "4.4.1");
+		    d->last_error : "delivery interrupted", NULL, code);
 		if (!r->stopping)
 			log_info(d->sid, "relay msgid=%s to=<%s> "
-			    "status=deferred dsn=4.4.1 reply=\"%s\"",
+			    "status=deferred dsn=%s reply=\"%s\"",
 			    m->job.msgid, m->job.rcpts[d->idx[i]].address,
-			    rc->reply);
+			    code, rc->reply);
 	}
 	if (d->started) {
 		r->n_active--;
@@ -146,6 +150,9 @@ relay_dlv_record(struct relay_dlv *d)
 		snprintf(d->last_error, sizeof(d->last_error), "%s: %s",
 		    d->peer, d->client.error);
 		relay_msg_trace(m, "error=\"%s\"", d->client.error);
+		if (!d->client.tls_active &&
+		    strstr(d->client.error, "offers no STARTTLS") != NULL)
+			relay_sts_no_starttls(d);
 	}
 	for (i = 0; i < d->n_c; i++) {
 		struct relay_client_rcpt *c = &d->crcpts[i];
@@ -261,7 +268,7 @@ relay_dlv_process(struct relay_dlv *d)
 			return;
 		case RELAY_CLIENT_EV_STARTTLS:
 			host = d->route.t[d->target].host;
-			tls = d->tls_verify ? d->r->smart_tls : d->r->tls;
+			tls = d->r->smarthost ? d->r->smart_tls : d->r->tls;
 			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 			    RELAY_TLS_TIMEOUT_MS);
 			if ((r = net_conn_starttls_client(d->conn, tls, host,
@@ -276,10 +283,12 @@ relay_dlv_process(struct relay_dlv *d)
 				    "status=failed reason=\"%s\"",
 				    d->m->job.msgid, d->peer, why);
 				relay_client_abort(&d->client, why);
+				relay_sts_tls_failed(d, why);
 				continue;
 			}
 			return;
 		case RELAY_CLIENT_EV_BODY:
+			relay_sts_transaction(d);
 			relay_dlv_body_start(d);
 			return;
 		case RELAY_CLIENT_EV_DONE:
@@ -389,6 +398,7 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		relay_msg_trace(d->m, "tls=failed reason=\"%s\"", why);
 		relay_client_abort(&d->client, why);
 		relay_dlv_settle(d);
+		relay_sts_tls_failed(d, why);
 		return;
 	}
 	if (d->tls_verify && !net_conn_tls_verified(c)) {
@@ -399,9 +409,11 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		    "reason=\"%s\"", d->m->job.msgid, d->peer, why);
 		relay_client_abort(&d->client, why);
 		relay_dlv_settle(d);
+		relay_sts_tls_failed(d, why);
 		net_conn_close(c, false);
 		return;
 	}
+	relay_sts_tls_ok(d);
 	relay_msg_trace(d->m, "tls=\"%s\" verify=%s%s%s%s",
 	    net_conn_tls_desc(c),
 	    net_conn_tls_verified(c) ? "ok" : "untrusted",
@@ -554,6 +566,10 @@ relay_dlv_next_target(struct relay_dlv *d)
 		    port);
 		snprintf(d->hostkey, sizeof(d->hostkey), "%s:%u", addr, port);
 		d->greeted = false;
+		if (!relay_sts_target(d, t)) {
+			d->target++;
+			continue;
+		}
 		if ((until = relay_host_backed_off(d->r, d->hostkey,
 		    &why)) > 0) {
 			/* RFC 5321 4.5.4.1: a host that just failed is not
@@ -650,7 +666,27 @@ relay_dlv_start(struct relay_dlv *d)
 	/* The creation reference now belongs to the timer. */
 	if (relay_pool_take(r, d))
 		return;
-	d->refs++;     /* the route lookup */
+	d->refs++;     /* the policy and route lookups */
+	if (!r->smarthost) {
+		/* MTA-STS and the downgrade memory first (relay_sts.h). */
+		relay_sts_start(d, relay_dlv_route_start);
+		return;
+	}
+	relay_dlv_route_start(d);
+}
+
+/* The route lookup; the reference it holds is taken. */
+static void
+relay_dlv_route_start(struct relay_dlv *d)
+{
+	struct relay *r = d->r;
+
+	if (r->stopping) {
+		snprintf(d->last_error, sizeof(d->last_error), "stopping");
+		relay_dlv_end(d);
+		relay_dlv_unref(d);
+		return;
+	}
 	if (r->smarthost)
 		relay_dns_host(r->dns, r->smart_host, r->smart_port,
 		    relay_dlv_route_cb, d);

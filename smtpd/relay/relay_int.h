@@ -165,6 +165,7 @@ struct relay_dlv {
 	bool tls_verify;              /* smarthost: verified TLS or nothing */
 	bool tls_failed;
 	bool local_error;             /* our side failed: do not go on */
+	struct relay_sts *sts;        /* TLS policy (relay_sts.c) or NULL */
 	struct net_conn *conn;
 	uv_timer_t timer;
 	bool timer_live;
@@ -190,6 +191,7 @@ struct relay {
 	bool enabled;
 	struct store_worker *worker;  /* the daemon's, shared */
 	struct relay_dns *dns;
+	struct dns *dnsd;             /* the daemon's resolver, borrowed */
 	struct net_tls *tls;          /* MX hosts: opportunistic */
 	struct net_tls *smart_tls;    /* the smarthost: verified */
 
