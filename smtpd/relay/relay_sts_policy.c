@@ -163,7 +163,7 @@ sts_policy_parse(const char *text, size_t len, struct sts_policy *p,
     char *why, size_t whysz)
 {
 	bool have_version = false, have_mode = false, have_age = false;
-	size_t i = 0, ls, le, ks, kl, vs, ve;
+	size_t i = 0, ls, le, ks, kl, vs, ve, line = 0;
 
 	memset(p, 0, sizeof(*p));
 	if (len > STS_POLICY_MAX) {
@@ -173,6 +173,7 @@ sts_policy_parse(const char *text, size_t len, struct sts_policy *p,
 	}
 	while (i < len) {
 		ls = i;
+		line++;
 		while (i < len && text[i] != '\n')
 			i++;
 		le = i;
@@ -189,8 +190,7 @@ sts_policy_parse(const char *text, size_t len, struct sts_policy *p,
 		    text[ks + kl] == '.'))
 			kl++;
 		if (kl == 0 || ks + kl == le || text[ks + kl] != ':') {
-			snprintf(why, whysz, "malformed line %.40s",
-			    text + ls);
+			snprintf(why, whysz, "malformed line %zu", line);
 			/* A line without a key is a broken policy (3.2:
 			 * sts-policy-field = key ":" value). */
 			return PR_EINVAL;
