@@ -150,9 +150,7 @@ relay_dlv_record(struct relay_dlv *d)
 		snprintf(d->last_error, sizeof(d->last_error), "%s: %s",
 		    d->peer, d->client.error);
 		relay_msg_trace(m, "error=\"%s\"", d->client.error);
-		if (!d->client.tls_active &&
-		    strstr(d->client.error, "offers no STARTTLS") != NULL)
-			relay_sts_no_starttls(d);
+		relay_sts_next_host(d);
 	}
 	for (i = 0; i < d->n_c; i++) {
 		struct relay_client_rcpt *c = &d->crcpts[i];

@@ -89,6 +89,7 @@ struct relay_sts {
 	/* The current session. */
 	const char *pol_name;       /* "mta-sts", "tls-memory" or NULL */
 	bool noted;
+	char refused[RELAY_REPLY_MAX]; /* the policy's reason, or "" */
 };
 
 /* Cache writes and memory writes outlive the delivery. */
@@ -573,6 +574,7 @@ relay_sts_target(struct relay_dlv *d, const struct relay_target *t)
 		return true;
 	s->pol_name = NULL;
 	s->noted = false;
+	s->refused[0] = '\0';
 	d->tls_verify = false;
 	d->params.tls_required = false;
 	if (s->mode != STS_MODE_NONE && !sts_mx_match(&s->pol, t->host)) {
@@ -610,8 +612,9 @@ relay_sts_refuse(struct relay_dlv *d, const char *why)
 {
 	struct relay_sts *s = d->sts;
 
-	snprintf(d->last_error, sizeof(d->last_error), "TLS policy %s: %s: %s",
+	snprintf(s->refused, sizeof(s->refused), "TLS policy %s: %s: %s",
 	    s->pol_name, d->peer, why);
+	snprintf(d->last_error, sizeof(d->last_error), "%s", s->refused);
 	relay_msg_trace(d->m, "policy=%s", s->pol_name);
 }
 
@@ -630,11 +633,21 @@ relay_sts_tls_failed(struct relay_dlv *d, const char *why)
 }
 
 void
-relay_sts_no_starttls(struct relay_dlv *d)
+relay_sts_next_host(struct relay_dlv *d)
 {
 	struct relay_sts *s = d->sts;
 
-	if (s == NULL || s->pol_name == NULL || s->noted)
+	if (s == NULL || s->pol_name == NULL)
+		return;
+	if (s->refused[0] != '\0') {
+		snprintf(d->last_error, sizeof(d->last_error), "%s",
+		    s->refused);
+		return;
+	}
+	/* relay_client.c's words for a server without STARTTLS when TLS
+	 * is required. */
+	if (s->noted || d->client.tls_active ||
+	    strstr(d->client.error, "offers no STARTTLS") == NULL)
 		return;
 	s->noted = true;
 	relay_sts_note(s, d->route.t[d->target].host,

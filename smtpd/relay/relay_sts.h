@@ -43,9 +43,10 @@ void relay_sts_tls_failed(struct relay_dlv *d, const char *why);
  * warns about an unverified one to a remembered domain. */
 void relay_sts_tls_ok(struct relay_dlv *d);
 
-/* The session ended because the host offers no STARTTLS and the policy
- * needs it. */
-void relay_sts_no_starttls(struct relay_dlv *d);
+/* The client gave up on the host (RELAY_CLIENT_R_NEXT_HOST) and
+ * d->last_error says why: a host that offers no STARTTLS where the
+ * policy needs it is noted, and a policy's refusal stays the reason. */
+void relay_sts_next_host(struct relay_dlv *d);
 
 /* The session goes on to a transaction: without TLS it is noted and,
  * to a remembered domain, warned about. */

@@ -46,7 +46,9 @@ WEB_IP = "127.0.44.43"
 ALICE = "alice@a.test"
 POLICY_PATH = "/.well-known/mta-sts.txt"
 DOMAINS = ("good.test", "wrong.test", "wrongt.test", "plain.test",
-           "evil.test", "mem.test")
+           "evil.test", "mem.test", "redir.test", "ctype.test", "big.test")
+# Domains whose policy cannot be had: MX G, opportunistic TLS.
+BROKEN = ("redir.test", "ctype.test", "big.test")
 
 
 def policy(mode, *mx, max_age=86400):
@@ -69,6 +71,9 @@ def zone(ids, mem_ip):
         "plain.test": [{"MX": [10, "mx.plain.test"]}],
         "mem.test": [{"MX": [10, "mx.mem.test"]}],
     }
+    for dom in BROKEN:
+        z["mx." + dom] = [{"A": G_IP}]
+        z[dom] = [{"MX": [10, "mx." + dom]}]
     for dom, i in ids.items():
         z["_mta-sts." + dom] = [{"TXT": "v=spf1 -all"},
                                 {"TXT": "v=STSv1; id=%s;" % i}]
@@ -92,12 +97,14 @@ def main():
         ca = TestCA(os.path.join(tmp, "ca"))
         web_cert = ca.issue("mta-sts.good.test",
                             ["mta-sts." + d for d in DOMAINS])
-        g_cert = ca.issue("mx.good.test", ["mx.evil.test", "mx.mem.test"])
+        g_cert = ca.issue("mx.good.test", ["mx.evil.test", "mx.mem.test"] +
+                          ["mx." + d for d in BROKEN])
         w_cert = ca.issue("other.test")
 
         port = free_port_on([G_IP, W_IP, P_IP])
         mxs = [mx_instance(G_IP, "mx.good.test",
-                           ["good.test", "evil.test", "mem.test"], g_cert),
+                           ["good.test", "evil.test", "mem.test"] +
+                           list(BROKEN), g_cert),
                mx_instance(W_IP, "mx.wrong.test",
                            ["wrong.test", "wrongt.test"], w_cert),
                mx_instance(P_IP, "mx.plain.test",
@@ -113,7 +120,8 @@ def main():
         g, w, p = (m[0] for m in mxs)
 
         ids = {"good.test": "good1", "wrong.test": "w1", "wrongt.test": "t1",
-               "plain.test": "p1", "evil.test": "e1"}
+               "plain.test": "p1", "evil.test": "e1", "redir.test": "r1",
+               "ctype.test": "c1", "big.test": "b1"}
         dns = DNSServer(zone(ids, G_IP))
         dns.start()
         web = HTTPSServer(WEB_IP, 443, *web_cert)
@@ -127,6 +135,15 @@ def main():
                 policy("enforce", "*.plain.test"))
         web.put("mta-sts.evil.test", POLICY_PATH,
                 policy("enforce", "mail.evil.test"))
+        # RFC 8461 3.3: no redirects, text/plain only, 64 KiB at most.
+        web.put("mta-sts.redir.test", POLICY_PATH, "moved\r\n", status=302,
+                headers={"Location": "https://mta-sts.good.test" +
+                         POLICY_PATH})
+        web.put("mta-sts.ctype.test", POLICY_PATH,
+                policy("enforce", "mail.ctype.test"), ctype="text/html")
+        web.put("mta-sts.big.test", POLICY_PATH,
+                policy("enforce", "mail.big.test") +
+                "x-pad: %s\r\n" % ("y" * 70000))
 
         a = Instance(host=A_IP, hostname="mx.a.test", tls=False)
         insts.append(a)
@@ -208,6 +225,23 @@ def main():
         t.ok("tried=mx.evil.test" not in alog() and
              "connected host=mx.evil.test" not in alog(),
              "evil.test: the host was never connected to")
+
+        # --- policies that cannot be had: no policy, delivered ----------
+        for dom, why in (("redir.test", "HTTP status 302"),
+                         ("ctype.test", "content type text/html"),
+                         ("big.test", "")):
+            send(dom, "no usable policy")
+            t.ok(wait_for(lambda: len(g.stored("bob@" + dom)) == 1, 60),
+                 "%s: delivered without a policy" % dom, alog())
+            t.ok("relay domain=%s mta-sts fetch failed: %s" % (dom, why)
+                 in alog(), "%s: the fetch failed (%s)" % (dom, why or
+                                                           "too big"),
+                 alog())
+            t.ok("tlsrpt domain=%s policy=no-policy-found "
+                 "result=sts-policy-fetch-error" % dom in alog(),
+                 "%s: TLS-RPT notes sts-policy-fetch-error" % dom)
+        t.eq(web.hits("mta-sts.good.test"), 1,
+             "redir.test: the redirect was not followed")
 
         # --- the cache survives a restart; the web server is gone ------
         a.stop("smtpd")
