@@ -27,7 +27,10 @@ ca_file.
 - a new TXT id: the policy is fetched again;
 - mem.test (no MTA-STS), verified TLS once, then its MX in plaintext:
   a "TLS downgrade" warning with tls_memory = warn (delivered), a
-  deferral with "TLS policy tls-memory: ..." with enforce.
+  deferral with "TLS policy tls-memory: ..." with enforce, delivered
+  after `postroom tls forget mem.test`;
+- redir.test, ctype.test, big.test: a redirect, a policy that is not
+  text/plain, one over 64 KiB are fetch errors: no policy.
 """
 
 import os
@@ -309,8 +312,21 @@ def main():
              "memory enforce: nothing more delivered in plaintext")
         t.ok("tls policy: tls-memory" in queue_list(a),
              "memory enforce: queue list names the policy")
-        t.ok("alice" not in alog() or PASSWORD not in alog(),
-             "password never logged")
+
+        # --- postroom tls forget: the memory goes, the mail follows ----
+        r = a.cli("tls", "forget", "mem.test")
+        t.ok("forgot" in r.stdout, "tls forget: done", r.stdout)
+        a.cli("queue", "flush")
+        t.ok(wait_for(lambda: len(p.stored("bob@mem.test")) == 2, 90),
+             "tls forget: the held message is delivered", alog())
+        r = a.cli("tls", "forget", "mem.test", check=False)
+        t.ok(r.returncode == 1 and r.stderr.count("\n") == 1 and
+             "nothing remembered of mem.test" in r.stderr,
+             "tls forget: nothing left is an error (exit 1, one line)",
+             r.stderr)
+        r = a.cli("tls", "forget", check=False)
+        t.eq(r.returncode, 2, "tls forget: no domain is a usage error")
+        t.ok(PASSWORD not in alog(), "password never logged")
     finally:
         if web is not None:
             web.close()
