@@ -736,6 +736,7 @@ relay_dlv_new(struct relay_msg *m, const char *domain, size_t n)
 void
 relay_dlv_abort(struct relay_dlv *d)
 {
+	relay_sts_abort(d);
 	if (d->conn != NULL)
 		net_conn_close(d->conn, false);
 }

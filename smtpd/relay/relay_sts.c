@@ -73,6 +73,7 @@ struct relay_sts {
 	char addr[INET6_ADDRSTRLEN + 2];
 	bool tried_aaaa;
 	uv_work_t fetch;
+	int cancel;                 /* atomic: the runner stops */
 	char ca_file[1024];
 	char *body;
 	size_t body_len;
@@ -284,6 +285,20 @@ relay_sts_write_cb(char *p, size_t size, size_t n, void *data)
 	return len;
 }
 
+/* libcurl's progress callback: a stopping runner ends the fetch. */
+static int
+relay_sts_progress_cb(void *data, curl_off_t dlt, curl_off_t dln,
+    curl_off_t ult, curl_off_t uln)
+{
+	struct relay_sts *s = data;
+
+	(void)dlt;
+	(void)dln;
+	(void)ult;
+	(void)uln;
+	return __atomic_load_n(&s->cancel, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
 static void
 relay_sts_fetch_run(uv_work_t *req)
 {
@@ -324,6 +339,9 @@ relay_sts_fetch_run(uv_work_t *req)
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "postroom");
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, relay_sts_write_cb);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, relay_sts_progress_cb);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
@@ -702,10 +720,21 @@ relay_sts_transaction(struct relay_dlv *d)
 	    net_conn_tls_active(d->conn))
 		return;
 	s->noted = true;
-	relay_sts_note(s, d->route.t[d->target].host,
-	    RELAY_TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
+	/* Plaintext after a failed handshake was our choice: the failure
+	 * was noted with that session. */
+	if (!d->plaintext_only)
+		relay_sts_note(s, d->route.t[d->target].host,
+		    RELAY_TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
 	if (relay_sts_remembered(s))
-		relay_sts_downgrade(d, "no TLS");
+		relay_sts_downgrade(d, d->plaintext_only ?
+		    "no TLS after a failed handshake" : "no TLS");
+}
+
+void
+relay_sts_abort(struct relay_dlv *d)
+{
+	if (d->sts != NULL)
+		__atomic_store_n(&d->sts->cancel, 1, __ATOMIC_RELAXED);
 }
 
 const char *

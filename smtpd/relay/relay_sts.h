@@ -56,6 +56,10 @@ void relay_sts_transaction(struct relay_dlv *d);
  * 4.4.1. */
 const char *relay_sts_dsn(const struct relay_dlv *d);
 
+/* The runner stops: a policy fetch in flight ends at once (and is a
+ * failed fetch). */
+void relay_sts_abort(struct relay_dlv *d);
+
 void relay_sts_free(struct relay_dlv *d);
 
 #endif
