@@ -562,12 +562,14 @@ void
 relay_sts_start(struct relay_dlv *d, void (*done)(struct relay_dlv *d))
 {
 	struct relay_sts *s = xcalloc(1, sizeof(*s));
+	char *p;
 
 	s->d = d;
 	s->done = done;
 	s->now = relay_now();
 	snprintf(s->domain, sizeof(s->domain), "%s", d->domain);
-	for (char *p = s->domain; *p; p++)
+	/* The store and TLS-RPT key domains in lower case. */
+	for (p = s->domain; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
 	d->sts = s;

@@ -171,6 +171,11 @@ sts_policy_parse(const char *text, size_t len, struct sts_policy *p,
 		    STS_POLICY_MAX);
 		return PR_EINVAL;
 	}
+	/* 3.2: the policy is text; a NUL would cut what is cached. */
+	if (memchr(text, '\0', len) != NULL) {
+		snprintf(why, whysz, "NUL octet in the policy");
+		return PR_EINVAL;
+	}
 	while (i < len) {
 		ls = i;
 		line++;

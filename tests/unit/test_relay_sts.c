@@ -131,6 +131,14 @@ test_policy(void)
 	TAP_EQ_INT(pol("version: STSv1\nmode: enforce\nmax_age: 10\nmx: a.b\n"
 	    "<html>\n", &p), PR_EINVAL, "policy: a line that is no field");
 	TAP_EQ_INT(pol("", &p), PR_EINVAL, "policy: empty");
+	{
+		static const char nul[] = "version: STSv1\nmode: none\n"
+		    "x: a\0b\nmax_age: 1\n";
+		char why[64];
+
+		TAP_EQ_INT(sts_policy_parse(nul, sizeof(nul) - 1, &p, why,
+		    sizeof(why)), PR_EINVAL, "policy: a NUL octet");
+	}
 	big = malloc(STS_POLICY_MAX + 2);
 	memset(big, '\n', STS_POLICY_MAX + 1);
 	TAP_EQ_INT(sts_policy_parse(big, STS_POLICY_MAX + 1, &p, big,
