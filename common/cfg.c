@@ -56,6 +56,8 @@ cfg_defaults(struct cfg *c)
 	c->relay.delay_warning = 4 * 3600;
 	c->relay.connections_per_domain = 10;
 	c->relay.dane = true;
+	c->relay.mta_sts = true;
+	c->relay.tls_memory = CFG_TLS_MEMORY_WARN;
 
 	c->dns.timeout = 5;
 	c->inbound.spf = true;
@@ -490,6 +492,17 @@ cfg_set_relay(struct cfg *c, const char *name, const char *value)
 		r = CFG_STR(c->relay.smarthost_ca);
 	else if (strcmp(name, "ca_file") == 0)
 		r = CFG_STR(c->relay.ca_file);
+	else if (strcmp(name, "mta_sts") == 0)
+		r = cfg_parse_bool(value, &c->relay.mta_sts);
+	else if (strcmp(name, "tls_memory") == 0) {
+		r = 0;
+		if (strcmp(value, "warn") == 0)
+			c->relay.tls_memory = CFG_TLS_MEMORY_WARN;
+		else if (strcmp(value, "enforce") == 0)
+			c->relay.tls_memory = CFG_TLS_MEMORY_ENFORCE;
+		else
+			r = PR_EINVAL;
+	}
 	else if (strcmp(name, "resolver") == 0)
 		r = CFG_STR(c->relay.resolver);
 	else if (strcmp(name, "mx_port") == 0) {

@@ -34,6 +34,13 @@ enum cfg_smarthost_tls {
 	CFG_SMARTHOST_IMPLICIT,     /* "implicit": RFC 8314, port 465 */
 };
 
+/* [relay] tls_memory: a domain once reached over verified TLS, later
+ * offered less. */
+enum cfg_tls_memory {
+	CFG_TLS_MEMORY_WARN = 0,    /* "warn": log a warning, deliver */
+	CFG_TLS_MEMORY_ENFORCE,     /* "enforce": defer instead */
+};
+
 /* [inbound] dmarc_policy: what a failing DMARC policy does (RFC 7489 6.3). */
 enum cfg_dmarc_policy {
 	CFG_DMARC_ENFORCE = 0, /* "enforce": refuse p=reject, mark quarantine */
@@ -142,9 +149,14 @@ struct cfg {
 		/* PEM CA certificates the smarthost's chain must lead to;
 		 * "" = ca_file. */
 		char smarthost_ca[1024];
-		/* PEM CA bundle for MX certificates; "" = the system
-		 * store. */
+		/* PEM CA bundle for MX certificates and MTA-STS policy
+		 * fetches; "" = the system store. */
 		char ca_file[1024];
+		/* MTA-STS (RFC 8461) for recipient domains; default true. */
+		bool mta_sts;
+		/* The downgrade memory (docs/OUTBOUND_TLS.md): enum
+		 * cfg_tls_memory, default CFG_TLS_MEMORY_WARN. */
+		int tls_memory;
 		char resolver[256];       /* "ip[:port]" or "" = system */
 		unsigned mx_port;         /* default 25 */
 		uint64_t max_queue_time;  /* seconds, default 5 days */

@@ -789,6 +789,55 @@ struct store_settle {
 int store_queue_settle(struct store *st, struct store_settle *s,
     struct pr_err *err);
 
+/* --- Outbound TLS policies (store_tlspol.c) ------------------------- */
+
+/*
+ * The relay's memory of recipient domains' TLS (docs/OUTBOUND_TLS.md):
+ * the MTA-STS policy last fetched for each (RFC 8461 5.1: it stays in
+ * effect until it expires, whatever a later fetch or TXT lookup says),
+ * and the domains whose MX hosts gave us verified TLS before (the
+ * downgrade memory).  Domains are A-labels in lower case.
+ */
+#define STORE_STS_ID_MAX 32
+#define STORE_STS_MODE_MAX 15
+
+struct store_sts {
+	char id[STORE_STS_ID_MAX + 1];   /* the TXT record's id */
+	char mode[STORE_STS_MODE_MAX + 1];
+	char *policy;                    /* malloc'd policy text, NUL-ended */
+	int64_t fetched, expires;        /* unix time */
+};
+
+/* The cached policy of domain into *p (free p->policy).  Returns 1,
+ * 0 if none is cached (expired ones are kept: the caller decides), or an
+ * error. */
+int store_sts_get(struct store *st, const char *domain, struct store_sts *p,
+    struct pr_err *err);
+
+/* Caches p as domain's policy, replacing the one before.  Returns 0 or
+ * an error. */
+int store_sts_put(struct store *st, const char *domain,
+    const struct store_sts *p, struct pr_err *err);
+
+/* When domain's MX hosts last gave us TLS with a verified certificate
+ * (unix time, into *last_r, and which host into mx, RELAY_HOST_MAX
+ * octets or NULL).  Entries older than keep seconds before now are
+ * forgotten first.  Returns 1, 0 if not remembered, or an error. */
+int store_tls_seen_get(struct store *st, const char *domain, int64_t now,
+    int64_t keep, int64_t *last_r, char *mx, size_t mxsz,
+    struct pr_err *err);
+
+/* Remembers that mx, an MX host of domain, gave us verified TLS at
+ * now.  Returns 0 or an error. */
+int store_tls_seen_put(struct store *st, const char *domain, const char *mx,
+    int64_t now, struct pr_err *err);
+
+/* Forgets what is remembered of domain: its cached MTA-STS policy and
+ * its downgrade memory (postroom tls forget).  Returns the rows removed
+ * (0: nothing known) or an error. */
+int store_tls_forget(struct store *st, const char *domain,
+    struct pr_err *err);
+
 /* --- Trace (store_trace.c) -------------------------------------------- */
 
 /*

@@ -345,6 +345,24 @@ const char *const store__migrations[] = {
 	"	at INTEGER NOT NULL\n"
 	");\n"
 	"INSERT OR IGNORE INTO queue_flush (id, at) VALUES (0, 0);\n",
+	/* Outbound TLS policies (store_tlspol.c, docs/OUTBOUND_TLS.md):
+	 * each recipient domain's cached MTA-STS policy (RFC 8461 5.1) and
+	 * the downgrade memory, the domains whose MX hosts gave verified
+	 * TLS before.  Only new tables: independent of the others. */
+	"CREATE TABLE IF NOT EXISTS sts_policy (\n"
+	"	domain  TEXT PRIMARY KEY,\n"
+	"	id      TEXT NOT NULL,\n"
+	"	mode    TEXT NOT NULL,\n"
+	"	policy  TEXT NOT NULL,\n"
+	"	fetched INTEGER NOT NULL,\n"
+	"	expires INTEGER NOT NULL\n"
+	");\n"
+	"CREATE TABLE IF NOT EXISTS tls_seen (\n"
+	"	domain  TEXT PRIMARY KEY,\n"
+	"	mx      TEXT NOT NULL,\n"
+	"	first   INTEGER NOT NULL,\n"
+	"	last    INTEGER NOT NULL\n"
+	");\n",
 };
 
 const int store__n_migrations =

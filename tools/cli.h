@@ -57,6 +57,8 @@ void cmd_check_date(int64_t t, char out[32]);
 int cmd_queue(struct cli *cli, int argc, char **argv);
 int cmd_dkim(struct cli *cli, int argc, char **argv);
 int cmd_dns(struct cli *cli, int argc, char **argv);
+/* tls forget DOMAIN (cmd_tls.c). */
+int cmd_tls(struct cli *cli, int argc, char **argv);
 int cmd_spf(struct cli *cli, int argc, char **argv);
 int cmd_check_message(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);

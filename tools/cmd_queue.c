@@ -24,6 +24,23 @@ cmd_queue_fmt_time(int64_t t, char *out, size_t outsz)
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A deferral by an outbound TLS policy says so ("TLS policy mta-sts:
+ * ...", docs/OUTBOUND_TLS.md): its name on a line of its own. */
+static void
+cmd_queue_tls_policy(const char *err)
+{
+	static const char pre[] = "TLS policy ";
+	size_t n;
+
+	/* The last error is "<rcpt>: reason". */
+	if ((err = strstr(err, pre)) == NULL)
+		return;
+	err += sizeof(pre) - 1;
+	n = strcspn(err, ": ");
+	if (n > 0 && err[n] == ':')
+		printf("    tls policy: %.*s\n", (int)n, err);
+}
+
 /* The message id first: it is what `queue del` takes, the "queued as" of
  * the SMTP reply and the id in the logs. */
 static int
@@ -48,8 +65,10 @@ cmd_queue_list_cb(void *ctx, const struct store_queue_item *q)
 			printf("  reply=\"%s\"", q->rcpt_replies[i]);
 		printf("\n");
 	}
-	if (q->last_error != NULL && q->last_error[0] != '\0')
+	if (q->last_error != NULL && q->last_error[0] != '\0') {
 		printf("    last error: %s\n", q->last_error);
+		cmd_queue_tls_policy(q->last_error);
+	}
 	(*count)++;
 	return 0;
 }

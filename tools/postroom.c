@@ -53,6 +53,7 @@ static const struct cli_command cli_commands[] = {
 	    "       postroom dkim activate DOMAIN SELECTOR [--force]\n"
 	    "       postroom dkim retire DOMAIN SELECTOR" },
 	{ "dns", cmd_dns, "dns DOMAIN" },
+	{ "tls", cmd_tls, "tls forget DOMAIN" },
 	{ "spf", cmd_spf, "spf IP SENDER [HELO]" },
 	{ "check-message", cmd_check_message, "check-message [--ip IP] "
 	    "[--helo NAME] [--from ADDR] [FILE]" },

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "relay_mx.h"
+#include "relay_sts.h"
 #include "sasl.h"
 #include "xmalloc.h"
 
@@ -109,6 +110,11 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct dns *dns,
 	if (r->smarthost &&
 	    (rc = relay_tls_smarthost_new(cfg, &r->smart_tls, err)) < 0)
 		goto fail;
+	if (relay_sts_global_init() < 0) {
+		rc = pr_err_set(err, PR_EIO, "libcurl: cannot initialise");
+		goto fail;
+	}
+	r->dnsd = dns;
 	r->dns = relay_dns_new(loop, dns);
 	if (r->smarthost)
 		log_info(NULL, "relay: all mail through %s:%u%s, %s, "

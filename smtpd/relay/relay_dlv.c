@@ -29,12 +29,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relay_sts.h"
 #include "xmalloc.h"
 
 #define RELAY_CONNECT_TIMEOUT_MS (30 * 1000)
 #define RELAY_TLS_TIMEOUT_MS (5 * 60 * 1000)
 
 static void relay_dlv_process(struct relay_dlv *d);
+static void relay_dlv_route_start(struct relay_dlv *d);
 
 /* --- References and the end -------------------------------------------- */
 
@@ -61,6 +63,7 @@ relay_dlv_free(struct relay_dlv *d)
 	free(d->cmap);
 	relay_dane_free(d->dane);
 	relay_dest_unref(d->r, d->dest);
+	relay_sts_free(d);
 	free(d);
 	if (--m->n_dlv == 0)
 		relay_settle_submit(m);
@@ -94,9 +97,7 @@ relay_dlv_end(struct relay_dlv *d)
 {
 	struct relay_msg *m = d->m;
 	struct relay *r = d->r;
-	/* RFC 3463 X.7.5: a TLS policy (docs/OUTBOUND_TLS.md) held it. */
-	const char *code = strncmp(d->last_error, "TLS policy ", 11) == 0 ?
-	    "4.7.5" : "4.4.1";
+	const char *code = relay_sts_dsn(d);
 	size_t i;
 
 	if (d->ended)
@@ -157,6 +158,7 @@ relay_dlv_record(struct relay_dlv *d)
 			snprintf(d->last_error, sizeof(d->last_error),
 			    "%s: %s", d->peer, d->client.error);
 		relay_msg_trace(m, "error=\"%s\"", d->client.error);
+		relay_sts_next_host(d);
 	}
 	for (i = 0; i < d->n_c; i++) {
 		struct relay_client_rcpt *c = &d->crcpts[i];
@@ -272,7 +274,7 @@ relay_dlv_process(struct relay_dlv *d)
 			return;
 		case RELAY_CLIENT_EV_STARTTLS:
 			host = d->route.t[d->target].host;
-			tls = d->tls_verify ? d->r->smart_tls : d->r->tls;
+			tls = d->r->smarthost ? d->r->smart_tls : d->r->tls;
 			relay_dlv_timer_start(d, relay_dlv_timeout_cb,
 			    RELAY_TLS_TIMEOUT_MS);
 			if (d->dane_host != NULL)
@@ -291,10 +293,12 @@ relay_dlv_process(struct relay_dlv *d)
 				    "status=failed reason=\"%s\"",
 				    d->m->job.msgid, d->peer, why);
 				relay_client_abort(&d->client, why);
+				relay_sts_tls_failed(d, why);
 				continue;
 			}
 			return;
 		case RELAY_CLIENT_EV_BODY:
+			relay_sts_transaction(d);
 			relay_dlv_body_start(d);
 			return;
 		case RELAY_CLIENT_EV_DONE:
@@ -406,6 +410,7 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		relay_msg_trace(d->m, "tls=failed reason=\"%s\"", why);
 		relay_client_abort(&d->client, why);
 		relay_dlv_settle(d);
+		relay_sts_tls_failed(d, why);
 		return;
 	}
 	if (d->tls_verify && !net_conn_tls_verified(c)) {
@@ -416,11 +421,14 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		    "reason=\"%s\"", d->m->job.msgid, d->peer, why);
 		relay_client_abort(&d->client, why);
 		relay_dlv_settle(d);
+		relay_sts_tls_failed(d, why);
 		net_conn_close(c, false);
 		return;
 	}
 	if (d->dane_host != NULL)
 		relay_dane_tls_done(d, true, why, sizeof(why));
+	else
+		relay_sts_tls_ok(d);
 	relay_msg_trace(d->m, "tls=\"%s\" verify=%s%s%s%s",
 	    net_conn_tls_desc(c),
 	    net_conn_tls_verified(c) ? "ok" : "untrusted",
@@ -559,7 +567,6 @@ relay_dlv_next_target(struct relay_dlv *d)
 	char addr[64];
 	unsigned port;
 	int r;
-
 	const char *why;
 	int64_t until;
 
@@ -577,7 +584,7 @@ relay_dlv_next_target(struct relay_dlv *d)
 		    port);
 		snprintf(d->hostkey, sizeof(d->hostkey), "%s:%u", addr, port);
 		d->greeted = false;
-		if (!relay_dane_target(d, t)) {
+		if (!relay_dane_target(d, t) || !relay_sts_target(d, t)) {
 			d->target++;
 			continue;
 		}
@@ -677,7 +684,27 @@ relay_dlv_start(struct relay_dlv *d)
 	/* The creation reference now belongs to the timer. */
 	if (relay_pool_take(r, d))
 		return;
-	d->refs++;     /* the route lookup */
+	d->refs++;     /* the policy and route lookups */
+	if (!r->smarthost) {
+		/* MTA-STS and the downgrade memory first (relay_sts.h). */
+		relay_sts_start(d, relay_dlv_route_start);
+		return;
+	}
+	relay_dlv_route_start(d);
+}
+
+/* The route lookup; the reference it holds is taken. */
+static void
+relay_dlv_route_start(struct relay_dlv *d)
+{
+	struct relay *r = d->r;
+
+	if (r->stopping) {
+		snprintf(d->last_error, sizeof(d->last_error), "stopping");
+		relay_dlv_end(d);
+		relay_dlv_unref(d);
+		return;
+	}
 	if (r->smarthost)
 		relay_dns_host(r->dns, r->smart_host, r->smart_port,
 		    relay_dlv_route_cb, d);
@@ -729,6 +756,7 @@ relay_dlv_new(struct relay_msg *m, const char *domain, size_t n)
 void
 relay_dlv_abort(struct relay_dlv *d)
 {
+	relay_sts_abort(d);
 	if (d->conn != NULL)
 		net_conn_close(d->conn, false);
 }

@@ -169,6 +169,7 @@ struct relay_dlv {
 	 * target's, NULL when it has none. */
 	struct relay_dane *dane;
 	const struct relay_dane_host *dane_host;
+	struct relay_sts *sts;        /* TLS policy (relay_sts.c) or NULL */
 	struct net_conn *conn;
 	uv_timer_t timer;
 	bool timer_live;
@@ -194,6 +195,7 @@ struct relay {
 	bool enabled;
 	struct store_worker *worker;  /* the daemon's, shared */
 	struct relay_dns *dns;
+	struct dns *dnsd;             /* the daemon's resolver, borrowed */
 	struct net_tls *tls;          /* MX hosts: opportunistic */
 	struct net_tls *smart_tls;    /* the smarthost: verified */
 

@@ -390,12 +390,14 @@ class TestCA:
         subprocess.run(["openssl"] + list(args), check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def issue(self, name):
+    def issue(self, name, alt=()):
+        """alt: more DNS names for the subjectAltName."""
         self._n += 1
         base = os.path.join(self.dir, "srv%d" % self._n)
         cert, key, csr, ext = (base + ".pem", base + ".key", base + ".csr",
                                base + ".ext")
         san = ("IP:" if name.replace(".", "").isdigit() else "DNS:") + name
+        san += "".join(",DNS:" + a for a in alt)
         with open(ext, "w") as f:
             f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
                     "extendedKeyUsage=serverAuth\n" % san)

@@ -299,6 +299,36 @@ test_sched(void)
 		    PR_EINVAL, "bad value refused: %s", bad[i]);
 }
 
+/* [relay] mta_sts and tls_memory (docs/OUTBOUND_TLS.md). */
+static void
+test_outbound_tls(void)
+{
+	static const char good[] = "[relay]\nmta_sts = no\n"
+	    "tls_memory = enforce\nca_file = /etc/ssl/test-ca.pem\n";
+	static const char *const bad[] = {
+		"[relay]\nmta_sts = maybe\n",
+		"[relay]\ntls_memory = strict\n",
+		"[relay]\ntls_memory = \n",
+	};
+	struct cfg c;
+	struct pr_err err;
+	size_t i;
+
+	cfg_defaults(&c);
+	TAP_OK(c.relay.mta_sts, "default mta_sts yes");
+	TAP_EQ_INT(c.relay.tls_memory, CFG_TLS_MEMORY_WARN,
+	    "default tls_memory warn");
+	TAP_EQ_INT(load_buf(good, strlen(good), &c, &err), 0,
+	    "mta_sts, tls_memory load: %s", err.msg);
+	TAP_OK(!c.relay.mta_sts, "mta_sts no");
+	TAP_EQ_INT(c.relay.tls_memory, CFG_TLS_MEMORY_ENFORCE,
+	    "tls_memory enforce");
+	TAP_EQ_STR(c.relay.ca_file, "/etc/ssl/test-ca.pem", "ca_file");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		TAP_EQ_INT(load_buf(bad[i], strlen(bad[i]), &c, &err),
+		    PR_EINVAL, "bad value refused: %s", bad[i]);
+}
+
 static void
 test_duplicate_and_caps(void)
 {
@@ -340,6 +370,7 @@ main(void)
 	uint64_t v;
 
 	test_sched();
+	test_outbound_tls();
 	cfg_defaults(&c);
 	TAP_EQ_INT(c.smtp.max_message_size, 25 * 1024 * 1024,
 	    "default max_message_size 25 MiB");
