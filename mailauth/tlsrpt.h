@@ -134,4 +134,78 @@ int64_t tlsrpt_day_of(int64_t t);
 void tlsrpt_day_format(int64_t day, char out[11]);
 int tlsrpt_day_parse(const char *s, int64_t *day_r);
 
+/* --- One day's reports ------------------------------------------------- */
+
+/* Counts of one day kept at most (the relay's keys per day are bounded
+ * too: relay_tlsrpt.c). */
+#define TLSRPT_ROWS_MAX 100000
+
+/* A day's counts of every policy domain, copied in from the store in
+ * the store's order (by domain, then policy). */
+struct tlsrpt_day {
+	int64_t day;
+	struct tlsrpt_day_row {
+		char *domain;
+		struct tlsrpt_row row;   /* its strings owned */
+	} *rows;
+	size_t n, cap;
+	const char **domains;        /* distinct, in order; into rows */
+	size_t n_domains;
+};
+
+/* Who sends the reports. */
+struct tlsrpt_sender {
+	const char *org;             /* organization-name */
+	const char *submitter;       /* our domain or host name */
+	const char *contact;         /* contact-info */
+	const char *from;            /* From: address */
+};
+
+/* Who sends the reports, with room for its strings: organization-name
+ * and submitter our host name ([server] hostname), From:
+ * noreply-tlsrpt@ the hosted domain the host name is in (so that the
+ * relay DKIM-signs it, RFC 8460 5.3) or the host name itself, and the
+ * contact [server] postmaster, else postmaster@ that domain. */
+struct tlsrpt_sender_buf {
+	struct tlsrpt_sender who;
+	char from[ADDR_MAX], contact[ADDR_MAX];
+};
+void tlsrpt_sender_fill(struct tlsrpt_sender_buf *b, const char *hostname,
+    const char *from_domain, const char *postmaster);
+
+/* One built report, ready to queue. */
+struct tlsrpt_msg {
+	const char *domain;          /* into the day */
+	char report_id[ADDR_MAX + 64];
+	char rcpt[TLSRPT_RUA_MAX][ADDR_MAX];
+	const char *rcptv[TLSRPT_RUA_MAX]; /* into rcpt */
+	size_t n_rcpt;
+	struct buf msg;
+	size_t json_len;
+};
+
+void tlsrpt_day_init(struct tlsrpt_day *d, int64_t day);
+void tlsrpt_day_fini(struct tlsrpt_day *d);
+/* Copies one count of domain in (rows of one domain adjacent, those of
+ * one policy adjacent within it).  Returns 0, PR_ENOSPC past
+ * TLSRPT_ROWS_MAX or PR_ENOMEM. */
+int tlsrpt_day_add(struct tlsrpt_day *d, const char *domain,
+    const struct tlsrpt_row *row);
+
+/*
+ * Builds the report of every domain of d whose dest (parallel to
+ * d->domains, from tlsrpt_lookup) has mailto: addresses: its JSON,
+ * gzip'd, in its message from who at now (each report's domain points
+ * into d, which must outlive them); nonce (letters and digits)
+ * makes the report-ids of this run unique.  *msgs_r is a malloc'd array
+ * of *n_r reports (tlsrpt_msgs_free).  A domain whose report cannot be
+ * built (too big) is left out and counted in *failed_r.  Returns 0 or
+ * PR_ENOMEM.
+ */
+int tlsrpt_day_build(const struct tlsrpt_day *d,
+    const struct tlsrpt_dest *dests, const struct tlsrpt_sender *who,
+    int64_t now, const char *nonce, struct tlsrpt_msg **msgs_r,
+    size_t *n_r, size_t *failed_r);
+void tlsrpt_msgs_free(struct tlsrpt_msg **msgs, size_t n);
+
 #endif

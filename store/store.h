@@ -873,6 +873,11 @@ int store_tlsrpt_sent_get(struct store *st, int64_t day, int64_t *at_r,
 int store_tlsrpt_sent_set(struct store *st, int64_t day, int64_t at,
     struct pr_err *err);
 
+/* The hosted domain that host is, or is in (the longest: "mx.a.test"
+ * finds "a.test"), into out: 1; else host itself and 0; or an error. */
+int store_tlsrpt_host_domain(struct store *st, const char *host,
+    char out[ADDR_DOMAIN_MAX + 1], struct pr_err *err);
+
 /* Queues a message that the system itself sends (a TLS report) from the
  * null reverse-path (RFC 5321 4.5.5: nothing ever answers it, so no
  * loop) to the n addresses of rcpts: hosted ones to their mailboxes,

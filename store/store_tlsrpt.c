@@ -10,6 +10,7 @@
 #include "store_int.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,5 +218,28 @@ store_tlsrpt_queue(struct store *st, const char *const *rcpts, size_t n,
 		return m.status;
 	}
 	memcpy(id_r, m.id, sizeof(m.id));
+	return 0;
+}
+
+int
+store_tlsrpt_host_domain(struct store *st, const char *host,
+    char out[ADDR_DOMAIN_MAX + 1], struct pr_err *err)
+{
+	const char *p;
+	int r;
+
+	for (p = host; p != NULL && *p != '\0';
+	    p = (p = strchr(p, '.')) != NULL ? p + 1 : NULL) {
+		/* Not a bare top-level label. */
+		if (strchr(p, '.') == NULL)
+			break;
+		if ((r = store_domain_exists(st, p)) < 0)
+			return pr_err_set(err, r, "cannot read the domains");
+		if (r > 0) {
+			snprintf(out, ADDR_DOMAIN_MAX + 1, "%s", p);
+			return 1;
+		}
+	}
+	snprintf(out, ADDR_DOMAIN_MAX + 1, "%s", host);
 	return 0;
 }
