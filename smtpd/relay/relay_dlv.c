@@ -381,6 +381,7 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 		/* The reason goes to the log and, as the last error, to the
 		 * queue entry: "certificate verification failed: ...". */
 		d->tls_failed = true;
+		relay_tlsrpt_note_session(d, false);
 		snprintf(why, sizeof(why), "TLS handshake failed: %s",
 		    *net_conn_tls_error(c) ? net_conn_tls_error(c) :
 		    "unknown error");
@@ -413,6 +414,7 @@ relay_dlv_tls_cb(struct net_conn *c, int status)
 	    net_conn_tls_verified(c) ? "Verified" : "Untrusted",
 	    net_conn_tls_verified(c) ? "" : ": ",
 	    net_conn_tls_verify_error(c));
+	relay_tlsrpt_note_session(d, true);
 	relay_client_tls_done(&d->client, true);
 	relay_dlv_process(d);
 }
