@@ -14,14 +14,17 @@ DKIM-signed, to B, and the test fetches them by POP3 and checks the
 message (RFC 8460 5.3) and the gunzipped JSON's fields and counts (4.4).
 Then `postroom dns` and `postroom mta-sts` (RFC 8461 3.1, 3.2)."""
 
+import glob
 import os
 import re
+import sqlite3
 import sys
 import time
 
 from relay_util import (PASSWORD, Check, Dns, Instance, TestCA, close_all,
                         dkim_verify, free_port_on, mailbox_bodies, message,
-                        pop3_fetch, queued, submit, wait_for, zone_txt)
+                        pop3_fetch, queued, skip, submit, wait_for,
+                        zone_txt)
 
 sys.path.insert(0, os.path.join(os.environ.get("POSTROOM_SOURCE_DIR", "."),
                                 "tests", "lib"))
@@ -53,6 +56,24 @@ def parse_sts_policy(text):
     if not out or out[0] != ("version", "STSv1"):
         raise ValueError("version: STSv1 does not come first")
     return out
+
+
+def start_on_day(inst, t):
+    """Starts inst's smtpd with its clock at unix time t (Debian's
+    libfaketime; the monotonic clock of its timers stays real)."""
+    libs = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
+    if not libs:
+        skip("faketime is not installed")
+    env = inst.env()
+    env["LD_PRELOAD"] = libs[0]
+    env["FAKETIME"] = time.strftime("@%Y-%m-%d %H:%M:%S", time.gmtime(t))
+    env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+    env["TZ"] = "UTC"
+    inst.env = lambda: env
+    try:
+        inst.start("smtpd")
+    finally:
+        del inst.env
 
 
 def main():
@@ -110,7 +131,8 @@ def main():
              in log, "the failure is logged", log[-3000:])
 
         # A clean stop loses no counts.
-        day = utc_day()
+        now = int(time.time())
+        day, day_n = utc_day(now), now // 86400
         t.eq(a.stop("smtpd"), 0, "SIGTERM: smtpd exits 0")
         out = a.cli("tlsrpt", "list", day).stdout
         lines = out.splitlines()
@@ -204,6 +226,43 @@ def main():
                  "b.test: no failure details")
         t.ok(re.search(r"tlsrpt report day=\S+ domain=c\.test", a.log(
              "smtpd")) is None, "the daemon did not send today's reports")
+
+        # The daemon's own daily run: the next day at 23:00 UTC (past
+        # midnight plus its random delay of at most an hour) it reports
+        # the day before, once the day is no longer marked sent.
+        t.eq(a.stop("smtpd"), 0, "smtpd stops")
+        db = sqlite3.connect(os.path.join(a.data_dir, "mail.db"))
+        with db:
+            n = db.execute("DELETE FROM tlsrpt_sent WHERE day = ?",
+                           (day_n,)).rowcount
+        db.close()
+        t.eq(n, 1, "tlsrpt send marked the day sent")
+        start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
+        t.ok(wait_for(lambda: len(mailbox_bodies(b, REPORTS)) == 4, 150),
+             "the daily run sends the day's two reports",
+             a.log("smtpd")[-3000:])
+        log = a.log("smtpd")
+        t.ok(re.search(r"tlsrpt report day=%s domain=c\.test report_id=<"
+                       r"[^>]+> msgid=[0-9a-f]{16} rcpt=<reports@b\.test> "
+                       r"status=queued" % day, log),
+             "the run logs each report", log[-3000:])
+        got = pop3_fetch(b, REPORTS)
+        objs = []
+        for raw in got:
+            try:
+                objs.append(tlsrpt_check.read_message(raw)[1])
+            except ValueError:
+                pass
+        t.eq(len(objs), 4, "four reports in all, each as RFC 8460 5.3 says")
+        t.eq(len({o["report-id"] for o in objs}), 4,
+             "every report-id is unique")
+        t.ok(all(o["date-range"]["start-datetime"] == day + "T00:00:00Z"
+                 for o in objs), "all about the same day")
+        t.eq(a.stop("smtpd"), 0, "smtpd stops")
+        with a.db() as db:
+            t.eq(db.execute("SELECT count(*) FROM tlsrpt_sent WHERE day = ?",
+                            (day_n,)).fetchone()[0], 1,
+                 "the run marked the day sent")
 
         # Our own records.
         out = a.cli("dns", "a.test").stdout
