@@ -278,6 +278,64 @@ t_json(void)
 	buf_fini(&msg);
 }
 
+static void
+t_day(void)
+{
+	struct tlsrpt_day d;
+	struct tlsrpt_dest dests[3];
+	struct tlsrpt_sender_buf sb;
+	struct tlsrpt_msg *msgs = NULL;
+	size_t n = 0, failed = 0;
+	int64_t i;
+
+	tlsrpt_day_init(&d, 20000);
+	TAP_EQ_INT(tlsrpt_day_add(&d, "a.test", &t_rows[0]), 0, "add");
+	TAP_EQ_INT(tlsrpt_day_add(&d, "b.test", &t_rows[1]), 0, "add");
+	TAP_EQ_INT(tlsrpt_day_add(&d, "b.test", &t_rows[2]), 0, "add");
+	TAP_EQ_INT(tlsrpt_day_add(&d, "c.test", &t_rows[0]), 0, "add");
+	TAP_EQ_INT(d.n_domains, 3, "three domains");
+	TAP_EQ_STR(d.domains[1], "b.test", "in order");
+	memset(dests, 0, sizeof(dests));
+	dests[0].status = PR_ENOENT;
+	strcpy(dests[1].rua[0], "r1@b.test");
+	strcpy(dests[1].rua[1], "r2@x.test");
+	dests[1].n_rua = 2;
+	strcpy(dests[2].rua[0], "tls@c.test");
+	dests[2].n_rua = 1;
+	tlsrpt_sender_fill(&sb, "mx.z.test", "z.test", "");
+	TAP_EQ_STR(sb.who.from, "noreply-tlsrpt@z.test", "From address");
+	TAP_EQ_STR(sb.who.contact, "postmaster@z.test", "contact");
+	TAP_EQ_INT(tlsrpt_day_build(&d, dests, &sb.who, 1728090000, "ab12",
+	    &msgs, &n, &failed), 0, "built");
+	TAP_EQ_INT(n, 2, "a report for each domain with a rua");
+	TAP_EQ_INT(failed, 0, "none failed");
+	if (n == 2) {
+		TAP_EQ_STR(msgs[0].domain, "b.test", "first b.test");
+		TAP_EQ_INT(msgs[0].n_rcpt, 2, "to both addresses");
+		TAP_EQ_STR(msgs[0].rcptv[1], "r2@x.test", "second address");
+		TAP_EQ_STR(msgs[0].report_id, "20241004ab121+b.test@mx.z.test",
+		    "report-id: day, nonce, index");
+		TAP_EQ_STR(msgs[1].report_id, "20241004ab122+c.test@mx.z.test",
+		    "unique per domain");
+		buf_append(&msgs[0].msg, "", 1);
+		TAP_OK(strstr((char *)msgs[0].msg.p, "To: <r1@b.test>,\r\n "
+		    "<r2@x.test>\r\n") != NULL, "To: lists both");
+	}
+	tlsrpt_msgs_free(&msgs, n);
+	TAP_OK(msgs == NULL, "freed");
+	tlsrpt_day_fini(&d);
+
+	/* More than TLSRPT_ROWS_MAX counts: the rest is refused. */
+	tlsrpt_day_init(&d, 20000);
+	for (i = 0; i < TLSRPT_ROWS_MAX; i++)
+		if (tlsrpt_day_add(&d, "a.test", &t_rows[1]) < 0)
+			break;
+	TAP_EQ_INT(i, TLSRPT_ROWS_MAX, "TLSRPT_ROWS_MAX counts taken");
+	TAP_EQ_INT(tlsrpt_day_add(&d, "a.test", &t_rows[1]), PR_ENOSPC,
+	    "one more refused");
+	tlsrpt_day_fini(&d);
+}
+
 int
 main(void)
 {
@@ -285,5 +343,6 @@ main(void)
 	t_lookups();
 	t_days();
 	t_json();
+	t_day();
 	return tap_done();
 }
