@@ -16,6 +16,7 @@
 #include "cli_util.h"
 #include "dns.h"
 #include "tlsrpt.h"
+#include "tlsrpt_store.h"
 
 struct cmd_tlsrpt_run {
 	struct cli *cli;
@@ -57,21 +58,6 @@ cmd_tlsrpt_list_cb(void *ctx, const struct store_tlsrpt_count *c)
 		printf(" reason=\"%s\"", c->reason);
 	printf("\n");
 	return 0;
-}
-
-static int
-cmd_tlsrpt_day_cb(void *ctx, const struct store_tlsrpt_count *c)
-{
-	struct tlsrpt_day *d = ctx;
-	const struct tlsrpt_row row = {
-		.policy_type = c->policy_type,
-		.policy_string = c->policy_string, .result = c->result,
-		.mx_host = c->mx_host, .receiving_ip = c->receiving_ip,
-		.sending_ip = c->sending_ip, .reason = c->reason,
-		.count = c->count,
-	};
-
-	return tlsrpt_day_add(d, c->domain, &row);
 }
 
 static void
@@ -157,7 +143,7 @@ cmd_tlsrpt_send(struct cli *cli, int64_t day)
 	run.now = (int64_t)time(NULL);
 	tlsrpt_day_init(&run.day, day);
 	tlsrpt_day_format(day, ds);
-	if ((r = store_tlsrpt_list(cli_store(cli), day, cmd_tlsrpt_day_cb,
+	if ((r = store_tlsrpt_list(cli_store(cli), day, tlsrpt_store_day_cb,
 	    &run.day, &err)) < 0) {
 		tlsrpt_day_fini(&run.day);
 		return r == PR_ENOSPC ? cli_fail("%s: too many counts", ds) :

@@ -32,6 +32,7 @@
 
 #include "dns.h"
 #include "tlsrpt.h"
+#include "tlsrpt_store.h"
 #include "xmalloc.h"
 
 #define RELAY_TLSRPT_KEYS_MAX 4096
@@ -399,20 +400,6 @@ relay_tlsrpt_flush_cb(uv_timer_t *h)
 
 static void relay_tlsrpt_daily_end(struct relay_tlsrpt *t);
 
-static int
-relay_tlsrpt_day_cb(void *ctx, const struct store_tlsrpt_count *c)
-{
-	const struct tlsrpt_row row = {
-		.policy_type = c->policy_type,
-		.policy_string = c->policy_string, .result = c->result,
-		.mx_host = c->mx_host, .receiving_ip = c->receiving_ip,
-		.sending_ip = c->sending_ip, .reason = c->reason,
-		.count = c->count,
-	};
-
-	return tlsrpt_day_add(ctx, c->domain, &row);
-}
-
 static void
 relay_tlsrpt_read_run(struct relay_work *w, struct store *st)
 {
@@ -433,7 +420,7 @@ relay_tlsrpt_read_run(struct relay_work *w, struct store *st)
 		t->dstatus = 0;
 		return;
 	}
-	if ((r = store_tlsrpt_list(st, t->day_n, relay_tlsrpt_day_cb, &t->day,
+	if ((r = store_tlsrpt_list(st, t->day_n, tlsrpt_store_day_cb, &t->day,
 	    &t->derr)) < 0 && t->derr.msg[0] == '\0')
 		pr_err_set(&t->derr, r, "too many counts");
 	if (r >= 0)
