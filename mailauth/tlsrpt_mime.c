@@ -99,6 +99,7 @@ tlsrpt_mime(const struct tlsrpt_info *info, const char *const *to,
 	int r;
 
 	if (n == 0 || !tlsrpt_mime_clean(info->org) ||
+	    strpbrk(info->submitter, "\"\\") != NULL ||
 	    !tlsrpt_mime_clean(info->submitter) ||
 	    !tlsrpt_mime_clean(info->from) ||
 	    !tlsrpt_mime_clean(info->domain) ||
@@ -117,7 +118,8 @@ tlsrpt_mime(const struct tlsrpt_info *info, const char *const *to,
 		return r;
 	snprintf(boundary, sizeof(boundary), "tlsrpt=_%s", info->unique_id);
 
-	if ((r = buf_printf(out, "From: TLS reports of %s <%s>\r\n",
+	/* RFC 5322 3.2.5: a dot is no atext, so the phrase is quoted. */
+	if ((r = buf_printf(out, "From: \"TLS reports of %s\" <%s>\r\n",
 	    info->submitter, info->from)) < 0 ||
 	    (r = buf_puts(out, "To: ")) < 0)
 		return r;
