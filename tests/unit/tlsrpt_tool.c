@@ -42,15 +42,19 @@ main(int argc, char **argv)
 	buf_init(&json, TLSRPT_JSON_MAX);
 	buf_init(&gz, TLSRPT_JSON_MAX);
 	buf_init(&msg, TLSRPT_MSG_MAX);
+	int r = 0;
+
 	if (argc != 2 || tlsrpt_json(&info, rows, n, &json) < 0)
-		return 2;
-	if (strcmp(argv[1], "json") == 0) {
+		r = 2;
+	else if (strcmp(argv[1], "json") == 0)
 		fwrite(json.p, 1, json.len, stdout);
-		return 0;
-	}
-	if (tlsrpt_gzip(json.p, json.len, &gz) < 0 ||
+	else if (tlsrpt_gzip(json.p, json.len, &gz) < 0 ||
 	    tlsrpt_mime(&info, to, 1, gz.p, gz.len, 1728090000, &msg) < 0)
-		return 1;
-	fwrite(msg.p, 1, msg.len, stdout);
-	return 0;
+		r = 1;
+	else
+		fwrite(msg.p, 1, msg.len, stdout);
+	buf_fini(&json);
+	buf_fini(&gz);
+	buf_fini(&msg);
+	return r;
 }
