@@ -283,6 +283,9 @@ relay_dlv_process(struct relay_dlv *d)
 			relay_dlv_body_start(d);
 			return;
 		case RELAY_CLIENT_EV_DONE:
+			if (d->sess_msgs == 0 && d->client.mail_ok &&
+			    !d->client.tls_active && !d->plaintext_only)
+				relay_tlsrpt_note_plain(d);
 			relay_dlv_record(d);
 			if (d->client.state == RELAY_CLIENT_S_IDLE) {
 				relay_dlv_release(d);

@@ -277,6 +277,10 @@ void relay_tlsrpt_free(struct relay *r);
  * it failed): the no-policy-found result of RFC 8460 4.3 noted, for
  * the session on d->conn to d's current target. */
 void relay_tlsrpt_note_session(struct relay_dlv *d, bool handshake_ok);
+/* The first transaction of d's session ended without TLS, not because
+ * TLS failed before: the host offered no STARTTLS (RFC 8460 4.3.1
+ * starttls-not-supported, no-policy-found). */
+void relay_tlsrpt_note_plain(struct relay_dlv *d);
 
 /* --- relay_settle.c ---------------------------------------------------- */
 

@@ -282,24 +282,48 @@ relay_tlsrpt_verify_result(const char *why)
 	return RELAY_TLSRPT_CERTIFICATE_NOT_TRUSTED;
 }
 
+/* The no-policy-found event of d's session to its current target into
+ * ev (ip: 64 octets for its address); false for a session that is not
+ * reported (the smarthost is no MX host of the recipient domain). */
+static bool
+relay_tlsrpt_session_event(struct relay_dlv *d, struct relay_tlsrpt_event *ev,
+    char *ip)
+{
+	const struct relay_target *tg;
+
+	if (d->r->smarthost || d->conn == NULL || d->target >= d->route.n)
+		return false;
+	tg = &d->route.t[d->target];
+	relay_dns_addr_str(tg, ip, 64);
+	memset(ev, 0, sizeof(*ev));
+	ev->policy_domain = d->domain;
+	ev->policy_type = RELAY_TLSRPT_POLICY_NONE;
+	ev->mx_host = tg->host;
+	ev->receiving_ip = ip;
+	return true;
+}
+
+void
+relay_tlsrpt_note_plain(struct relay_dlv *d)
+{
+	struct relay_tlsrpt_event ev;
+	char ip[64];
+
+	if (!relay_tlsrpt_session_event(d, &ev, ip))
+		return;
+	ev.result = RELAY_TLSRPT_STARTTLS_NOT_SUPPORTED;
+	relay_tlsrpt_note(d->r, &ev);
+}
+
 void
 relay_tlsrpt_note_session(struct relay_dlv *d, bool handshake_ok)
 {
 	struct relay_tlsrpt_event ev;
-	const struct relay_target *tg;
 	char ip[64];
 	const char *why;
 
-	/* The smarthost is no MX host of the recipient domain. */
-	if (d->r->smarthost || d->conn == NULL || d->target >= d->route.n)
+	if (!relay_tlsrpt_session_event(d, &ev, ip))
 		return;
-	tg = &d->route.t[d->target];
-	relay_dns_addr_str(tg, ip, sizeof(ip));
-	memset(&ev, 0, sizeof(ev));
-	ev.policy_domain = d->domain;
-	ev.policy_type = RELAY_TLSRPT_POLICY_NONE;
-	ev.mx_host = tg->host;
-	ev.receiving_ip = ip;
 	if (!handshake_ok) {
 		why = net_conn_tls_error(d->conn);
 		ev.result = strstr(why, "certificate") != NULL ?

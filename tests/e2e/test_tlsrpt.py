@@ -4,10 +4,12 @@
 Three postroom installations on loopback, found through a private
 dnsmasq: A (mx.a.test, a.test) relays; B (mx.b.test, b.test) has a
 certificate from a private CA that A trusts through [relay] ca_file; C
-(mx.c.test, c.test) a self-signed one.  Both b.test and c.test publish
-_smtp._tls with rua=mailto:reports@b.test.  alice@a.test sends to both:
-the session to B succeeds, the one to C is delivered (opportunistic TLS)
-but counted as a certificate-not-trusted failure.  A clean SIGTERM
+(mx.c.test, c.test) a self-signed one; D (mx.d.test, d.test) none, so
+it offers no STARTTLS.  b.test, c.test and d.test publish _smtp._tls
+with rua=mailto:reports@b.test.  alice@a.test sends to all three: the
+session to B succeeds, the ones to C and D are delivered (opportunistic
+TLS) but counted as certificate-not-trusted and starttls-not-supported
+failures.  A clean SIGTERM
 writes the counts to the store (`postroom tlsrpt list`); `postroom
 tlsrpt send DAY` queues the two reports, A's relay delivers them,
 DKIM-signed, to B, and the test fetches them by POP3 and checks the
@@ -82,39 +84,45 @@ def start_on_day(inst, t):
 
 def main():
     t = Check()
-    hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
     port = free_port_on(hosts)
     a = Instance(host=hosts[0], hostname="mx.a.test")
     b = Instance(host=hosts[1], hostname="mx.b.test")
     c = Instance(host=hosts[2], hostname="mx.c.test")
+    d = Instance(host=hosts[3], hostname="mx.d.test", tls=False)
     dns = None
     try:
         ca = TestCA(os.path.join(a.tmp, "ca"))
         b.cert, b.key = ca.issue("mx.b.test")
-        for inst, dom in ((a, "a.test"), (b, "b.test"), (c, "c.test")):
+        for inst, dom in ((a, "a.test"), (b, "b.test"), (c, "c.test"),
+                          (d, "d.test")):
             inst.ports["smtp"] = port
             inst.add_domain(dom)
         a.add_user(ALICE, PASSWORD)
         b.add_user("bob@b.test", PASSWORD)
         b.add_user(REPORTS, PASSWORD)
         c.add_user("carol@c.test", PASSWORD)
+        d.add_user("dave@d.test", PASSWORD)
         txt = zone_txt(a.cli("dkim", "keygen", "a.test").stdout)
         served = dict(txt)
         served["_smtp._tls.b.test"] = "v=TLSRPTv1; rua=mailto:" + REPORTS
         served["_smtp._tls.c.test"] = "v=TLSRPTv1;rua=mailto:" + REPORTS
+        served["_smtp._tls.d.test"] = "v=TLSRPTv1; rua=mailto:" + REPORTS
         dns = Dns(mx={"a.test": [(10, "mx.a.test")],
                       "b.test": [(10, "mx.b.test")],
-                      "c.test": [(10, "mx.c.test")]},
+                      "c.test": [(10, "mx.c.test")],
+                      "d.test": [(10, "mx.d.test")]},
                   a={"mx.a.test": hosts[0], "mx.b.test": hosts[1],
-                     "mx.c.test": hosts[2]}, txt=served)
-        for inst in (a, b, c):
+                     "mx.c.test": hosts[2], "mx.d.test": hosts[3]},
+                  txt=served)
+        for inst in (a, b, c, d):
             inst.extra["relay"] = {"resolver": dns.resolver,
                                    "mx_port": str(port)}
         a.extra["relay"]["ca_file"] = ca.cert
-        for inst in (a, b, c):
+        for inst in (a, b, c, d):
             inst.write_config()
         a.cli("dkim", "activate", "a.test", "postroom")
-        for inst in (a, b, c):
+        for inst in (a, b, c, d):
             inst.start("smtpd")
         b.start("pop3d")
 
@@ -125,9 +133,14 @@ def main():
         t.eq(submit(a, ALICE, ["carol@c.test"],
                     message(ALICE, "carol@c.test", "to c")), {},
              "alice sends to carol@c.test")
+        t.eq(submit(a, ALICE, ["dave@d.test"],
+                    message(ALICE, "dave@d.test", "to d")), {},
+             "alice sends to dave@d.test")
         t.ok(wait_for(lambda: len(mailbox_bodies(b, "bob@b.test")) == 1 and
-                      len(mailbox_bodies(c, "carol@c.test")) == 1, 60),
-             "both delivered (opportunistic TLS to C)", a.log("smtpd"))
+                      len(mailbox_bodies(c, "carol@c.test")) == 1 and
+                      len(mailbox_bodies(d, "dave@d.test")) == 1, 60),
+             "all delivered (opportunistic TLS to C, none to D)",
+             a.log("smtpd"))
         t.ok(wait_for(lambda: queued(a) == [], 30), "A's queue is empty")
         log = a.log("smtpd")
         t.ok("tlsrpt domain=c.test policy=no-policy-found "
@@ -149,6 +162,9 @@ def main():
              "tlsrpt list: c.test failure with its details", out)
         t.ok(not any(x.startswith("%s c.test no-policy-found success" % day)
                      for x in lines), "no success for c.test", out)
+        t.ok("%s d.test no-policy-found starttls-not-supported 1 "
+             "mx=mx.d.test ip=127.0.0.5" % day in lines,
+             "tlsrpt list: d.test offered no STARTTLS", out)
         t.eq(a.cli("tlsrpt", "list", "2000-01-01").stdout, "",
              "tlsrpt list of a day without results: nothing")
         r = a.cli("tlsrpt", "list", "2024-02-30", check=False)
@@ -168,12 +184,14 @@ def main():
         t.ok(re.search(r"^b\.test: report \S+ queued as [0-9a-f]{16} to "
                        r"reports@b\.test$", r.stdout, re.M) and
              re.search(r"^c\.test: report \S+ queued as [0-9a-f]{16} to "
+                       r"reports@b\.test$", r.stdout, re.M) and
+             re.search(r"^d\.test: report \S+ queued as [0-9a-f]{16} to "
                        r"reports@b\.test$", r.stdout, re.M),
              "one report per policy domain queued", r.stdout)
-        t.ok(wait_for(lambda: len(mailbox_bodies(b, REPORTS)) == 2, 60),
-             "both reports reach reports@b.test", a.log("smtpd"))
+        t.ok(wait_for(lambda: len(mailbox_bodies(b, REPORTS)) == 3, 60),
+             "the reports reach reports@b.test", a.log("smtpd"))
         got = pop3_fetch(b, REPORTS)
-        t.eq(len(got), 2, "fetched by POP3")
+        t.eq(len(got), 3, "fetched by POP3")
         reports = {}
         for raw in got:
             try:
@@ -187,7 +205,8 @@ def main():
             p = tlsrpt_check.report_problems(obj)
             t.ok(p == [], "%s: RFC 8460 4.4 fields and types" % dom,
                  "\n".join(p))
-        t.eq(sorted(reports), ["b.test", "c.test"], "one report each")
+        t.eq(sorted(reports), ["b.test", "c.test", "d.test"],
+             "one report each")
         if "c.test" in reports:
             msg, obj, fname, raw = reports["c.test"]
             t.eq(str(msg["TLS-Report-Submitter"]), "mx.a.test",
@@ -220,6 +239,16 @@ def main():
                  "From: noreply-tlsrpt@a.test", msg["From"])
             ok, detail = dkim_verify(raw, txt)
             t.ok(ok, "DKIM-signed by a.test (python3-dkim)", detail)
+        if "d.test" in reports:
+            pol = reports["d.test"][1]["policies"]
+            t.eq([(x["summary"], x.get("failure-details")) for x in pol],
+                 [({"total-successful-session-count": 0,
+                    "total-failure-session-count": 1},
+                   [{"result-type": "starttls-not-supported",
+                     "receiving-mx-hostname": "mx.d.test",
+                     "receiving-ip": "127.0.0.5",
+                     "failed-session-count": 1}])],
+                 "d.test: the session without STARTTLS")
         if "b.test" in reports:
             obj = reports["b.test"][1]
             t.eq([x["summary"] for x in obj["policies"]],
@@ -242,8 +271,8 @@ def main():
         db.close()
         t.eq(n, 1, "tlsrpt send marked the day sent")
         start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
-        t.ok(wait_for(lambda: len(mailbox_bodies(b, REPORTS)) == 4, 150),
-             "the daily run sends the day's two reports",
+        t.ok(wait_for(lambda: len(mailbox_bodies(b, REPORTS)) == 6, 150),
+             "the daily run sends the day's three reports",
              a.log("smtpd")[-3000:])
         log = a.log("smtpd")
         t.ok(re.search(r"tlsrpt report day=%s domain=c\.test report_id=<"
@@ -257,8 +286,8 @@ def main():
                 objs.append(tlsrpt_check.read_message(raw)[1])
             except ValueError:
                 pass
-        t.eq(len(objs), 4, "four reports in all, each as RFC 8460 5.3 says")
-        t.eq(len({o["report-id"] for o in objs}), 4,
+        t.eq(len(objs), 6, "six reports in all, each as RFC 8460 5.3 says")
+        t.eq(len({o["report-id"] for o in objs}), 6,
              "every report-id is unique")
         t.ok(all(o["date-range"]["start-datetime"] == day + "T00:00:00Z"
                  for o in objs), "all about the same day")
@@ -325,7 +354,7 @@ def main():
         r = a.cli("mta-sts", "a.test", "--bogus", check=False)
         t.eq(r.returncode, 2, "mta-sts with an unknown option: exit 2")
     finally:
-        close_all(a, b, c, dns)
+        close_all(a, b, c, d, dns)
     return t.done()
 
 
