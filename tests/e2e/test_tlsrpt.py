@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """SMTP TLS Reporting (RFC 8460) end to end, and our own TLS records.
 
-Three postroom installations on loopback, found through a private
+Four postroom installations on loopback, found through a private
 dnsmasq: A (mx.a.test, a.test) relays; B (mx.b.test, b.test) has a
 certificate from a private CA that A trusts through [relay] ca_file; C
 (mx.c.test, c.test) a self-signed one; D (mx.d.test, d.test) none, so
@@ -9,12 +9,13 @@ it offers no STARTTLS.  b.test, c.test and d.test publish _smtp._tls
 with rua=mailto:reports@b.test.  alice@a.test sends to all three: the
 session to B succeeds, the ones to C and D are delivered (opportunistic
 TLS) but counted as certificate-not-trusted and starttls-not-supported
-failures.  A clean SIGTERM
-writes the counts to the store (`postroom tlsrpt list`); `postroom
-tlsrpt send DAY` queues the two reports, A's relay delivers them,
-DKIM-signed, to B, and the test fetches them by POP3 and checks the
-message (RFC 8460 5.3) and the gunzipped JSON's fields and counts (4.4).
-Then `postroom dns` and `postroom mta-sts` (RFC 8461 3.1, 3.2)."""
+failures.  A clean SIGTERM writes the counts to the store (`postroom
+tlsrpt list`); `postroom tlsrpt send DAY` queues the three reports, A's
+relay delivers them, DKIM-signed, to B, and the test fetches them by
+POP3 and checks the message (RFC 8460 5.3) and the gunzipped JSON's
+fields and counts (4.4).  The daemon's own daily run does the same the
+next day (libfaketime).  Then `postroom dns` and `postroom mta-sts`
+(RFC 8461 3.1, 3.2)."""
 
 import glob
 import os
