@@ -874,4 +874,67 @@ int store_trace_find(struct store *st, const char *what, size_t max_msgs,
     int (*cb)(void *ctx, const struct store_trace_event *ev), void *ctx,
     struct pr_err *err);
 
+/* --- TLS reporting (store_tlsrpt.c) ------------------------------------ */
+
+/*
+ * The relay's TLS results for SMTP TLS Reporting (RFC 8460), counted per
+ * UTC day (days since 1970-01-01) and key: policy domain, policy type
+ * and string (RFC 8460 4.4), result ("success" or a 4.3 result type)
+ * and, for failures, the receiving MX host and IP, the sending IP and
+ * the failure-reason-code.  Text that does not apply is "".
+ */
+struct store_tlsrpt_count {
+	int64_t day;
+	const char *domain;
+	const char *policy_type;
+	const char *policy_string;
+	const char *result;
+	const char *mx_host;
+	const char *receiving_ip;
+	const char *sending_ip;
+	const char *reason;
+	int64_t count;
+};
+
+/* Adds the n counts of v to what the store holds (same key: summed), in
+ * one transaction.  Returns 0 once committed, or an error (nothing
+ * added). */
+int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_count *v,
+    size_t n, struct pr_err *err);
+
+/* Calls cb for each count of day (all days with day < 0), ordered by
+ * domain, policy and result; pointers are valid during the call.  A
+ * non-zero return of cb stops and is returned.  Returns the number of
+ * rows, or an error. */
+int store_tlsrpt_list(struct store *st, int64_t day,
+    int (*cb)(void *ctx, const struct store_tlsrpt_count *c), void *ctx,
+    struct pr_err *err);
+
+/* Deletes the counts and sent marks of days before day.  Returns the
+ * number of count rows deleted, or an error. */
+int store_tlsrpt_prune(struct store *st, int64_t day, struct pr_err *err);
+
+/* When the reports of day were sent (*at_r unix time, 0 = not yet).
+ * Returns 0 or an error. */
+int store_tlsrpt_sent_get(struct store *st, int64_t day, int64_t *at_r,
+    struct pr_err *err);
+/* Marks the reports of day as sent at at.  Returns 0 or an error. */
+int store_tlsrpt_sent_set(struct store *st, int64_t day, int64_t at,
+    struct pr_err *err);
+
+/* The hosted domain that host is, or is in (the longest: "mx.a.test"
+ * finds "a.test"), into out: 1; else host itself and 0; or an error. */
+int store_tlsrpt_host_domain(struct store *st, const char *host,
+    char out[ADDR_DOMAIN_MAX + 1], struct pr_err *err);
+
+/* Queues a message that the system itself sends (a TLS report) from the
+ * null reverse-path (RFC 5321 4.5.5: nothing ever answers it, so no
+ * loop) to the n addresses of rcpts: hosted ones to their mailboxes,
+ * the others to the outbound queue.  msg is the whole message (CRLF
+ * lines).  The "queued as" id goes to id_r.  Returns 0 once committed,
+ * PR_ENOENT when no address takes it, or an error. */
+int store_tlsrpt_queue(struct store *st, const char *const *rcpts, size_t n,
+    const uint8_t *msg, size_t len, char id_r[STORE_ID_LEN + 1],
+    struct pr_err *err);
+
 #endif

@@ -363,6 +363,30 @@ const char *const store__migrations[] = {
 	"	first   INTEGER NOT NULL,\n"
 	"	last    INTEGER NOT NULL\n"
 	");\n",
+	/* SMTP TLS Reporting (RFC 8460, store_tlsrpt.c): the relay's TLS
+	 * results counted per UTC day (days since the epoch), policy
+	 * domain, policy and failure detail ('' where a column does not
+	 * apply, so that the key is unique), and the days whose reports
+	 * went out.  Only new tables: independent of the other
+	 * migrations. */
+	"CREATE TABLE IF NOT EXISTS tlsrpt (\n"
+	"	day           INTEGER NOT NULL,\n"
+	"	domain        TEXT NOT NULL,\n"
+	"	policy_type   TEXT NOT NULL,\n"
+	"	policy_string TEXT NOT NULL,\n"
+	"	result        TEXT NOT NULL,\n"
+	"	mx_host       TEXT NOT NULL,\n"
+	"	receiving_ip  TEXT NOT NULL,\n"
+	"	sending_ip    TEXT NOT NULL,\n"
+	"	reason        TEXT NOT NULL,\n"
+	"	count         INTEGER NOT NULL,\n"
+	"	PRIMARY KEY (day, domain, policy_type, policy_string, result,\n"
+	"	    mx_host, receiving_ip, sending_ip, reason)\n"
+	");\n"
+	"CREATE TABLE IF NOT EXISTS tlsrpt_sent (\n"
+	"	day INTEGER PRIMARY KEY,\n"
+	"	at  INTEGER NOT NULL\n"
+	");\n",
 };
 
 const int store__n_migrations =

@@ -4,7 +4,7 @@
 set -u
 pkgs="build-essential meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 libuv1-dev libssl-dev libsqlite3-dev libsodium-dev libc-ares-dev libinih-dev
-libpsl-dev libidn2-dev libmicrohttpd-dev libarchive-dev libcurl4-openssl-dev
+libpsl-dev libidn2-dev libmicrohttpd-dev libarchive-dev libcurl4-openssl-dev zlib1g-dev faketime
 sqlite3 openssl ca-certificates python3 python3-dkim python3-authres
 python3-dnslib python3-yaml python3-nacl python3-cryptography
 msmtp curl fetchmail mpop

@@ -8,6 +8,8 @@
 #ifndef POSTROOM_CLI_H
 #define POSTROOM_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cfg.h"
@@ -64,6 +66,21 @@ int cmd_check_message(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);
 int cmd_autoconfig(struct cli *cli, int argc, char **argv);
 int cmd_trace(struct cli *cli, int argc, char **argv);
+/* cmd_tlsrpt.c: tlsrpt list [DAY] | send [DAY] (RFC 8460). */
+int cmd_tlsrpt(struct cli *cli, int argc, char **argv);
+/* cmd_mta_sts.c: mta-sts DOMAIN [--mode M] [--max-age S] [-o FILE]. */
+int cmd_mta_sts(struct cli *cli, int argc, char **argv);
+struct buf;
+/* The MTA-STS policy file (RFC 8461 3.2) for the domains of this server
+ * appended to out; 0 or PR_ENOSPC. */
+int cmd_mta_sts_policy(const struct cli *cli, bool enforce, long max_age,
+    struct buf *out);
+/* The policy's id (RFC 8461 3.1): 32 hex digits of its hash. */
+void cmd_mta_sts_id(const uint8_t *policy, size_t len, char id[33]);
+/* The policy last written for domain appended to out: 1, 0 if none was,
+ * -1 if it cannot be read. */
+int cmd_mta_sts_saved(const struct cli *cli, const char *domain,
+    struct buf *out);
 /* cmd_backup.c: backup FILE, restore FILE, verify [--repair]
  * (docs/BACKUP.md). */
 int cmd_backup(struct cli *cli, int argc, char **argv);

@@ -55,6 +55,52 @@ cmd_dns_srv(const struct cli *cli, const char *domain)
 	}
 }
 
+/*
+ * RFC 8460 3: reports about mail to the domain go to tlsrpt@ it when
+ * that address exists, else to postmaster@ (which always does, RFC 5321
+ * 4.5.1).  RFC 8461 3.1: the policy's TXT record with the id of the
+ * policy `postroom mta-sts` wrote last, or of the one it would write.
+ */
+static int
+cmd_dns_tls(struct cli *cli, const char *domain)
+{
+	char rua[ADDR_MAX], id[33];
+	struct pr_err err = { 0 };
+	struct buf pol;
+	int kind, saved;
+
+	snprintf(rua, sizeof(rua), "tlsrpt@%s", domain);
+	kind = store_resolve(cli_store(cli), rua, cli_resolve_ignore, NULL,
+	    &err);
+	if (kind != STORE_RESOLVE_LOCAL)
+		snprintf(rua, sizeof(rua), "postmaster@%s", domain);
+	printf("; TLS reports from other servers (RFC 8460):\n");
+	printf("_smtp._tls.%s. IN TXT \"v=TLSRPTv1; rua=mailto:%s\"\n", domain,
+	    rua);
+	buf_init(&pol, 4096);
+	if ((saved = cmd_mta_sts_saved(cli, domain, &pol)) < 0) {
+		buf_fini(&pol);
+		return cli_fail("the MTA-STS policy of %s: cannot read it",
+		    domain);
+	}
+	if (saved == 0 && cmd_mta_sts_policy(cli, false, 604800, &pol) < 0) {
+		buf_fini(&pol);
+		return cli_fail("[server] hostname is too long");
+	}
+	cmd_mta_sts_id(pol.p, pol.len, id);
+	buf_fini(&pol);
+	printf("; MTA-STS (RFC 8461): serve the policy of `postroom mta-sts "
+	    "%s -o FILE`\n; at https://mta-sts.%s/.well-known/mta-sts.txt "
+	    "with a certificate for that name,\n; e.g. mta-sts.%s. IN CNAME "
+	    "%s. (a web server there)\n", domain, domain, domain,
+	    cli->cfg.server.hostname);
+	printf("_mta-sts.%s. IN TXT \"v=STSv1; id=%s\"\n", domain, id);
+	if (saved == 0)
+		printf("; (no policy written yet: the id is that of `postroom "
+		    "mta-sts %s`)\n", domain);
+	return CLI_OK;
+}
+
 int
 cmd_dns(struct cli *cli, int argc, char **argv)
 {
@@ -106,5 +152,5 @@ cmd_dns(struct cli *cli, int argc, char **argv)
 	 * to an address that exists. */
 	printf("_dmarc.%s. IN TXT \"v=DMARC1; p=quarantine\"\n", domain);
 	cmd_dns_srv(cli, domain);
-	return CLI_OK;
+	return cmd_dns_tls(cli, domain);
 }

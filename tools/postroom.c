@@ -54,6 +54,9 @@ static const struct cli_command cli_commands[] = {
 	    "       postroom dkim retire DOMAIN SELECTOR" },
 	{ "dns", cmd_dns, "dns DOMAIN" },
 	{ "tls", cmd_tls, "tls forget DOMAIN" },
+	{ "mta-sts", cmd_mta_sts, "mta-sts DOMAIN [--mode enforce|testing] "
+	    "[--max-age SECONDS] [-o FILE]" },
+	{ "tlsrpt", cmd_tlsrpt, "tlsrpt list [DAY] | send [DAY]" },
 	{ "spf", cmd_spf, "spf IP SENDER [HELO]" },
 	{ "check-message", cmd_check_message, "check-message [--ip IP] "
 	    "[--helo NAME] [--from ADDR] [FILE]" },

@@ -116,6 +116,7 @@ relay_new(uv_loop_t *loop, const struct cfg *cfg, struct dns *dns,
 	}
 	r->dnsd = dns;
 	r->dns = relay_dns_new(loop, dns);
+	relay_tlsrpt_start(r, dns);
 	if (r->smarthost)
 		log_info(NULL, "relay: all mail through %s:%u%s, %s, "
 		    "certificate verified with %s", r->smart_host,
@@ -155,7 +156,7 @@ relay__check_stopped(struct relay *r)
 	if (!r->stopping || r->worker_stopping)
 		return;
 	if (r->n_msgs > 0 || !r->dns_closed || !r->timer_closed ||
-	    r->scanning || r->n_idle_live > 0)
+	    r->scanning || r->n_idle_live > 0 || relay_tlsrpt_busy(r))
 		return;
 	r->worker_stopping = true;
 	relay_stopped(r);
@@ -194,6 +195,7 @@ relay_stop(struct relay *r, void (*done_cb)(void *data), void *data)
 	for (d = r->dlvs; d != NULL; d = d->next)
 		relay_dlv_abort(d);
 	relay_pool_stop(r);
+	relay_tlsrpt_stop(r);
 	if (r->dns != NULL)
 		relay_dns_close(r->dns, relay_stop_dns_cb, r);
 	relay__check_stopped(r);
@@ -207,6 +209,7 @@ relay_free(struct relay **rp)
 	if (r == NULL)
 		return;
 	relay_pool_free(r);
+	relay_tlsrpt_free(r);
 	net_tls_free(&r->tls);
 	net_tls_free(&r->smart_tls);
 	free(r->smart_user);

@@ -235,6 +235,8 @@ struct relay {
 	unsigned smart_port;
 	char *smart_user, *smart_pass; /* sodium_malloc'd */
 
+	struct relay_tlsrpt *tlsrpt;  /* TLS results (relay_tlsrpt.c) */
+
 	bool stopping, dns_closed, timer_closed, worker_stopping;
 	void (*done_cb)(void *data);
 	void *done_data;
@@ -265,6 +267,18 @@ int relay_tls_client_new(const struct cfg *cfg, struct net_tls **tls_r,
  * store.  Returns 0 or an error with err set; net_tls_free it. */
 int relay_tls_smarthost_new(const struct cfg *cfg, struct net_tls **tls_r,
     struct pr_err *err);
+
+/* --- relay_tlsrpt.c ---------------------------------------------------- */
+
+struct dns;
+/* Starts counting TLS results (relay_tlsrpt.h) and the daily reports,
+ * whose _smtp._tls lookups go to dns, the daemon's resolver. */
+void relay_tlsrpt_start(struct relay *r, struct dns *dns);
+/* Stopping: the counts go to the store, lookups are cancelled; true
+ * while something of it is still in flight (relay__check_stopped). */
+void relay_tlsrpt_stop(struct relay *r);
+bool relay_tlsrpt_busy(const struct relay *r);
+void relay_tlsrpt_free(struct relay *r);
 
 /* --- relay_settle.c ---------------------------------------------------- */
 
