@@ -716,6 +716,38 @@ store_maildrop_list(struct store *st, int64_t user_id,
 }
 
 int
+store_maildrop_scan(struct store *st, int64_t user_id,
+    int (*cb)(void *ctx, const struct store_entry *e), void *ctx,
+    size_t *hint_r, struct pr_err *err)
+{
+	struct store_entry e;
+	sqlite3_stmt *s;
+	int64_t used, count = 0, quota;
+	int r = 0, rc;
+
+	if (hint_r != NULL) {
+		*hint_r = 0;
+		if (store_mailbox_usage(st, user_id, &used, &count, &quota,
+		    NULL) == 0 && count > 0)
+			*hint_r = (size_t)count;
+	}
+	if ((s = store__bind(st, STORE_Q_DROP_LIST,
+	    "SELECT id, size, received, uidl FROM mailbox"
+	    " WHERE user_id = ?1 ORDER BY id", "cannot list maildrop", err,
+	    "i", user_id)) == NULL)
+		return store__errcode(err);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_entry_row(s, &e);
+		if ((r = cb(ctx, &e)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store__fail(st, err, "cannot list maildrop");
+	sqlite3_reset(s);
+	return r;
+}
+
+int
 store_maildrop_delete(struct store *st, int64_t user_id,
     const int64_t *ids, size_t n, struct pr_err *err)
 {
