@@ -876,6 +876,20 @@ store__drop_finish(struct store *st, int64_t user_id, struct pr_err *err)
 	return r;
 }
 
+/* Traces the session's retrievals, in the open transaction. */
+static int
+store_drop_retrieved(struct store *st, int64_t user_id,
+    const struct store_maildrop_end *e, int64_t now, struct pr_err *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < e->n_retr && r == 0; i++)
+		r = store__trace_pop3(st, user_id, e->retr[i],
+		    e->retr_at != NULL ? e->retr_at[i] : now, "retrieved",
+		    e->info, err);
+	return r;
+}
+
 /* Records the deletion of e->dele[] (and traces the retrievals) in one
  * commit, a row per chunk: from then on the QUIT is as good as done. */
 static int
@@ -887,16 +901,9 @@ store_drop_plan(struct store *st, int64_t user_id,
 
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	for (size_t i = 0; i < e->n_retr && r == 0; i++)
-		r = store__trace_pop3(st, user_id, e->retr[i],
-		    e->retr_at != NULL ? e->retr_at[i] : now, "retrieved",
-		    e->info, err);
-	/* A session's own earlier record cannot exist (its lock finished
-	 * it); one of a dead session is superseded by this snapshot. */
-	if (r == 0)
-		r = store__run(st, STORE_Q_DROP_PLAN_CLEAR,
-		    "DELETE FROM maildrop_deletions WHERE user_id = ?1",
-		    "cannot delete messages", err, "i", user_id);
+	r = store_drop_retrieved(st, user_id, e, now, err);
+	/* No earlier record of this user exists: taking the lock finished
+	 * it (store_maildrop_lock). */
 	for (size_t i = 0; i < e->n_dele && r == 0; i += STORE_DROP_CHUNK) {
 		size_t n = e->n_dele - i < STORE_DROP_CHUNK ?
 		    e->n_dele - i : STORE_DROP_CHUNK;
@@ -940,10 +947,7 @@ store_maildrop_end(struct store *st, int64_t user_id,
 	}
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	for (size_t i = 0; i < e->n_retr && r == 0; i++)
-		r = store__trace_pop3(st, user_id, e->retr[i],
-		    e->retr_at != NULL ? e->retr_at[i] : now, "retrieved",
-		    e->info, err);
+	r = store_drop_retrieved(st, user_id, e, now, err);
 	/* The user_id term keeps a session to its own maildrop; an id
 	 * already gone (user deleted meanwhile) is no error. */
 	for (size_t i = 0; i < e->n_dele && r == 0; i++) {
