@@ -355,8 +355,8 @@ const char *const store__migrations[] = {
 	 * A session that died half-way is finished by the next lock of
 	 * the maildrop (or the daemon's start).  The maildrop listing
 	 * reads one index in key order, not a table row per message
-	 * scattered over a big file: mailbox_drop covers it and takes
-	 * over mailbox_user's lookups.  Only the mailbox and users tables
+	 * scattered over a big file: mailbox_drop covers it, in id order
+	 * (no sort), and takes over mailbox_user's lookups.  Only the mailbox and users tables
 	 * of the first migration: independent of the others. */
 	"CREATE TABLE IF NOT EXISTS maildrop_deletions (\n"
 	"	id       INTEGER PRIMARY KEY,\n"
@@ -368,7 +368,7 @@ const char *const store__migrations[] = {
 	"CREATE INDEX IF NOT EXISTS maildrop_deletions_user"
 	" ON maildrop_deletions(user_id, id);\n"
 	"CREATE INDEX IF NOT EXISTS mailbox_drop"
-	" ON mailbox(user_id, size, received, uidl);\n"
+	" ON mailbox(user_id, id, size, received, uidl);\n"
 	"DROP INDEX IF EXISTS mailbox_user;\n",
 };
 
