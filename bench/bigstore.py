@@ -138,7 +138,7 @@ def run(bench):
         fill_s = time.monotonic() - t
         size = os.path.getsize(db)
         t = time.monotonic()
-        benchlib.run([pr.bin["cli"], "-c", pr.inst.config, "backup",
+        benchlib.run([pr.bin["cli"], "-c", pr.inst.config,
                       "verify"], env=pr.inst.env(), timeout=3600)
         verify_s = time.monotonic() - t
         # A cold start on the big file, as after a reboot or an upgrade.
@@ -173,7 +173,7 @@ def run(bench):
                     fmt_num(benchlib.percentile(lg, 50) * 1000), "", None,
                     None, "report", None)
         rep.detail("- bigstore: %d users x %d messages of 10 KiB written "
-                   "with the fast path in %.0f s; `postroom backup verify` "
+                   "with the fast path in %.0f s; `postroom verify` "
                    "of the %.1f GiB store: %.0f s" % (
                        nusers, per, fill_s, size / 2 ** 30, verify_s))
         rep.detail("- bigstore query plans on the big store:")

@@ -7,7 +7,7 @@ SQLite bulk insert per batch: a bodies row (msgid, sender, size, created,
 data as CRLF text) and a mailbox row (user_id, body_id, size, a random
 128-bit UIDL as 32 hex digits, received) per message.  The mailbox
 triggers of the schema keep the users' counters, exactly as for a
-delivery; `postroom backup verify` checks the store's invariants
+delivery; `postroom verify` checks the store's invariants
 afterwards (docs/BACKUP.md 3).  The daemons must not run while a store is
 filled: the rows go in with synchronous=OFF, and the file is synced once
 at the end.

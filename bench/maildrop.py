@@ -200,11 +200,11 @@ def run(bench):
     db = os.path.join(pr.data_dir, "mail.db")
     fill.fill_store(db, [(addr, n)], SIZE)
     fill_s = time.monotonic() - t
-    r = benchlib.run([pr.bin["cli"], "-c", pr.inst.config, "backup",
+    r = benchlib.run([pr.bin["cli"], "-c", pr.inst.config,
                       "verify"], env=pr.inst.env(), check=False,
                      timeout=1800)
     if r.returncode != 0:
-        raise RuntimeError("backup verify after the fill: %s" % (
+        raise RuntimeError("postroom verify after the fill: %s" % (
             r.stderr.strip() or r.stdout.strip()))
     pr.start("smtpd")
     pr.start("pop3d")
@@ -215,7 +215,7 @@ def run(bench):
                           SIZE, uid, gid)
         targets.append(("Dovecot", dv.port, dv.pid, True))
     rep.detail("- maildrop: %d x %d octets written with the fast path "
-               "(bench/fill.py) in %.1f s; `postroom backup verify` "
+               "(bench/fill.py) in %.1f s; `postroom verify` "
                "passed" % (n, SIZE, fill_s))
     # One unmeasured session each: Dovecot builds its index and cache
     # (it reads every file once), both servers warm the page cache.

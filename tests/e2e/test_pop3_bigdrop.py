@@ -207,7 +207,7 @@ class Pop3BigDrop(unittest.TestCase):
                 (ALICE[0],)).fetchone(), (n - DELETE,))
         finally:
             db.close()
-        r = inst.cli("backup", "verify")
+        r = inst.cli("verify")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
