@@ -33,7 +33,9 @@ sys.path.insert(0, HERE)
 
 import benchlib  # noqa: E402
 from benchlib import Sample, fmt_bytes, fmt_num, fmt_sample  # noqa: E402
+import bigstore  # noqa: E402
 import idle  # noqa: E402
+import maildrop  # noqa: E402
 import peers  # noqa: E402
 import pop3client  # noqa: E402
 import smtpclient  # noqa: E402
@@ -59,6 +61,11 @@ FULL = {
     "big": (50, 10 * 1000 * 1000),
     "cg_smtp": (100, 10 * KiB, 10),
     "cg_pop_reps": 4,
+    # bench/maildrop.py, bench/bigstore.py
+    "maildrop": 100000,
+    "bigstore": (1000, 1000000),   # users, messages (--store-messages)
+    "bigstore_smtp": (1000, 10),   # messages per run, sessions
+    "bigstore_logins": 200,
 }
 SMOKE = {
     "runs": 2,
@@ -76,9 +83,15 @@ SMOKE = {
     "big": (4, 1 * 1000 * 1000),
     "cg_smtp": (0, 0, 0),
     "cg_pop_reps": 0,
+    # bench/maildrop.py, bench/bigstore.py
+    "maildrop": 300,
+    "bigstore": (20, 400),
+    "bigstore_smtp": (20, 4),
+    "bigstore_logins": 10,
 }
 
-ALL_WORKLOADS = ["smtp", "latency", "big", "pop3", "idle", "profile"]
+ALL_WORKLOADS = ["smtp", "latency", "big", "pop3", "idle", "profile",
+                 "maildrop", "bigstore"]
 
 
 def log(*a):
@@ -164,10 +177,15 @@ class Bench:
         c["big"] = (sc(c["big"][0]), c["big"][1])
         n, s, conc = c["cg_smtp"]
         c["cg_smtp"] = (sc(n) if n else 0, s, conc)
+        c["maildrop"] = sc(c["maildrop"])
+        c["bigstore"] = (c["bigstore"][0], sc(c["bigstore"][1]))
+        c["bigstore_smtp"] = (sc(c["bigstore_smtp"][0]),
+                              c["bigstore_smtp"][1])
 
     # users of each server: one maildrop per workload
     def users(self):
         u = ["smtp", "lat", "big", "pdl", "pbig", "cg"]
+        u += [maildrop.USER, maildrop.OTHER]
         nconc = max([self.c["pop_users"]] + list(self.c["lat_pop"]))
         u += ["c%02d" % i for i in range(1, nconc + 1)]
         return u
@@ -934,6 +952,13 @@ class Bench:
 
     # --- driver ------------------------------------------------------------
 
+    # bench/maildrop.py and bench/bigstore.py
+    def w_maildrop(self):
+        maildrop.run(self)
+
+    def w_bigstore(self):
+        bigstore.run(self)
+
     def run(self, which):
         steps = {
             "smtp": [self.w_smtp],
@@ -942,6 +967,8 @@ class Bench:
             "pop3": [self.w_pop3, self.w_latency_pop3],
             "idle": [self.w_idle],
             "profile": [self.w_profile],
+            "maildrop": [self.w_maildrop],
+            "bigstore": [self.w_bigstore],
         }
         for w in ALL_WORKLOADS:
             if w not in which:
@@ -1207,6 +1234,9 @@ def main():
     ap.add_argument("--no-results", action="store_true")
     ap.add_argument("--callgrind-dir", default=None,
                     help="keep callgrind dumps here")
+    ap.add_argument("--store-messages", type=int, default=0,
+                    help="messages of the bigstore workload's big store "
+                    "(default 1,000,000, ~10 GiB)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory")
     args = ap.parse_args()

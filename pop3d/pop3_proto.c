@@ -412,7 +412,7 @@ pop3_proto_maildrop(struct pop3_proto *p, struct pop3_msg *msgs, size_t n)
 		free(msgs);
 	for (i = 0; i < p->n_msgs; i++) {
 		p->msgs[i].deleted = false;
-		p->msgs[i].uidl[POP3_UIDL_MAX] = '\0';
+		p->msgs[i].uidl[POP3_UIDL_HELD] = '\0';
 	}
 	return 0;
 }

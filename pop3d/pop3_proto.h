@@ -62,6 +62,11 @@
 #define POP3_OUT_STEP (16 * 1024)
 /* RFC 1939 7: a unique-id is 1 to 70 characters 0x21..0x7E. */
 #define POP3_UIDL_MAX 70
+/* What a snapshot entry holds of one: the store's are 32 hex digits
+ * (store.h, struct store_entry), and a maildrop of 100,000 messages
+ * should not carry 38 unused octets per message
+ * (docs/ARCHITECTURE.md, "Big maildrops"). */
+#define POP3_UIDL_HELD 32
 
 struct pop3_limits {
 	size_t line_max;       /* POP3_LINE_MAX */
@@ -91,7 +96,7 @@ void pop3_proto_limits_default(struct pop3_limits *l);
 struct pop3_msg {
 	int64_t id;       /* the store's entry id, opaque to the core */
 	int64_t size;     /* exact octets as stored (CRLF lines) */
-	char uidl[POP3_UIDL_MAX + 1];
+	char uidl[POP3_UIDL_HELD + 1];
 	bool deleted;     /* marked by DELE, cleared by RSET */
 };
 

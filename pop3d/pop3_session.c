@@ -253,16 +253,18 @@ pop3_session_open_done(struct pop3_job *job)
 {
 	char uq[LOG_VALUE_MAX], lq[LOG_VALUE_MAX];
 	struct pop3_session *s = job->data;
-	struct pop3_msg *msgs = NULL;
-	size_t i, n = job->n_entries;
-	int64_t octets = 0;
+	struct pop3_msg *msgs = job->msgs;
+	size_t i, n = job->n_msgs;
+	int64_t octets = job->octets;
 
 	if (job->status == 0) {
 		s->locked = true;
 		s->user_id = job->user_id;
 	}
+	job->msgs = NULL;
+	job->n_msgs = 0;
 	if (pop3_session_gone(s)) {
-		free(job->entries);
+		free(msgs);
 		pop3_session_unpend(s);
 		return;
 	}
@@ -270,20 +272,12 @@ pop3_session_open_done(struct pop3_job *job)
 	switch (job->status) {
 	case 0:
 		if (n > 0) {
-			msgs = xcalloc(n, sizeof(*msgs));
 			s->list_ids = xcalloc(n, sizeof(*s->list_ids));
 			s->retr_at = xcalloc(n, sizeof(*s->retr_at));
 			s->n_list = n;
 		}
-		for (i = 0; i < n; i++) {
-			s->list_ids[i] = job->entries[i].id;
-			msgs[i].id = job->entries[i].id;
-			msgs[i].size = job->entries[i].size;
-			octets += job->entries[i].size;
-			snprintf(msgs[i].uidl, sizeof(msgs[i].uidl), "%s",
-			    job->entries[i].uidl);
-		}
-		free(job->entries);
+		for (i = 0; i < n; i++)
+			s->list_ids[i] = msgs[i].id;
 		metrics_inc(METRICS_POP3_LOGINS, "ok");
 		log_info(s->sid, "auth client=%s status=ok user=%s%s%s method=%s "
 		    "messages=%zu octets=%" PRId64,
@@ -306,6 +300,7 @@ pop3_session_open_done(struct pop3_job *job)
 		    job->err.msg);
 		break;
 	}
+	free(msgs);
 	pop3_session_auth_complete(s, job->status, NULL, 0);
 }
 

@@ -4,8 +4,13 @@
  */
 #include "pop3_store.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "log.h"
 #include "metrics.h"
+#include "xmalloc.h"
 
 /* Worker thread: the job's store calls, on the worker's connection. */
 /*
@@ -26,6 +31,34 @@ pop3_store_make_room(struct pop3_job *j, struct store *st)
 }
 
 static void pop3_store_run_once(struct pop3_job *j, struct store *st);
+
+/* store_maildrop_scan: one entry into the snapshot. */
+static int
+pop3_store_entry(void *ctx, const struct store_entry *e)
+{
+	struct pop3_job *j = ctx;
+	struct pop3_msg *m;
+
+	if (j->n_msgs == j->cap_msgs) {
+		size_t cap = j->cap_msgs ? j->cap_msgs * 2 : 64;
+
+		/* Mail that came since the counter was read can make it
+		 * grow once more. */
+		if (j->cap_msgs == 0 && j->hint_msgs > 0)
+			cap = j->hint_msgs + 16;
+		if (cap > SIZE_MAX / sizeof(*j->msgs))
+			return PR_ENOMEM;
+		j->msgs = xrealloc(j->msgs, cap * sizeof(*j->msgs));
+		j->cap_msgs = cap;
+	}
+	m = &j->msgs[j->n_msgs++];
+	memset(m, 0, sizeof(*m));
+	m->id = e->id;
+	m->size = e->size;
+	snprintf(m->uidl, sizeof(m->uidl), "%s", e->uidl);
+	j->octets += e->size;
+	return 0;
+}
 
 static void
 pop3_store_run(struct store_job *sj, struct store *st)
@@ -62,19 +95,27 @@ pop3_store_run_once(struct pop3_job *j, struct store *st)
 		    j->login.account, j->now, j->window, &j->throttle,
 		    &j->throttle_err);
 		break;
-	case POP3_JOB_OPEN:
-		j->entries = NULL;
-		j->n_entries = 0;
+	case POP3_JOB_OPEN: {
+		free(j->msgs);
+		j->msgs = NULL;
+		j->n_msgs = j->cap_msgs = 0;
+		j->octets = 0;
 		j->status = store_maildrop_lock(st, j->user_id, &j->err);
 		if (j->status < 0)
 			break;
 		/* The listing is the snapshot the session shows: mail that
-		 * arrives later is not part of it (RFC 1939 8). */
-		j->status = store_maildrop_list(st, j->user_id, &j->entries,
-		    &j->n_entries, &j->err);
-		if (j->status < 0)
+		 * arrives later is not part of it (RFC 1939 8).  Sized by the
+		 * user's counter, so that it is one allocation. */
+		j->status = store_maildrop_scan(st, j->user_id,
+		    pop3_store_entry, j, &j->hint_msgs, &j->err);
+		if (j->status < 0) {
+			free(j->msgs);
+			j->msgs = NULL;
+			j->n_msgs = 0;
 			store_maildrop_unlock(st, j->user_id, &uerr);
+		}
 		break;
+	}
 	case POP3_JOB_READ: {
 		struct store_body *b = NULL;
 		int64_t size;

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "pop3_proto.h"
 #include "store.h"
 #include "store_worker.h"
 
@@ -36,9 +37,11 @@ enum pop3_job_type {
 	 * and login.account in throttle (zero when they cannot be read;
 	 * throttle_status says why). */
 	POP3_JOB_AUTH_INFO,
-	/* Lock user_id's maildrop and list it into entries/n_entries
-	 * (malloc'd, the caller frees).  On a listing failure the lock is
-	 * released again.  status PR_EBUSY: locked by another session. */
+	/* Lock user_id's maildrop and list it into msgs/n_msgs, the
+	 * core's snapshot (malloc'd, for pop3_proto_maildrop, or NULL),
+	 * filled row by row with no second copy.  On a listing failure the
+	 * lock is released again.  status PR_EBUSY: locked by another
+	 * session. */
 	POP3_JOB_OPEN,
 	/* Read up to len octets of entry_id at offset into buf; nread. */
 	POP3_JOB_READ,
@@ -82,8 +85,9 @@ struct pop3_job {
 	struct store_throttle throttle;
 	int throttle_status;
 	struct pr_err throttle_err;
-	struct store_entry *entries;
-	size_t n_entries;
+	struct pop3_msg *msgs;
+	size_t n_msgs, cap_msgs, hint_msgs;
+	int64_t octets;
 	ssize_t nread;
 };
 

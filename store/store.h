@@ -557,6 +557,15 @@ int store_maildrop_unlock_all(struct store *st, struct pr_err *err);
 int store_maildrop_list(struct store *st, int64_t user_id,
     struct store_entry **entries_r, size_t *n_r, struct pr_err *err);
 
+/* The same listing row by row, with nothing kept: cb gets each entry
+ * (valid during the call) and stops the scan by returning non-zero, which
+ * is then returned.  hint_r, if not NULL, gets the number of entries the
+ * user's counter announces before the first call, for sizing an array.
+ * A big maildrop's caller keeps one copy of it, not two. */
+int store_maildrop_scan(struct store *st, int64_t user_id,
+    int (*cb)(void *ctx, const struct store_entry *e), void *ctx,
+    size_t *hint_r, struct pr_err *err);
+
 /* Deletes the given entries of user_id in one transaction; bodies no
  * longer referenced are removed too. */
 int store_maildrop_delete(struct store *st, int64_t user_id,

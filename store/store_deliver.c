@@ -572,6 +572,12 @@ store_proc_start(pid_t pid)
 	return start;
 }
 
+static void
+store_drop_user_row(sqlite3_stmt *s, void *elem)
+{
+	*(int64_t *)elem = sqlite3_column_int64(s, 0);
+}
+
 /* True when the lock holder (pid, pid_start) still runs. */
 static bool
 store_lock_alive(pid_t pid, int64_t pid_start)
@@ -624,7 +630,13 @@ store_maildrop_lock(struct store *st, int64_t user_id, struct pr_err *err)
 	    sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
 		r = pr_err_set(err, PR_ENOENT, "no such user id %lld",
 		    (long long)user_id);
-	return store__end(st, r, err);
+	if ((r = store__end(st, r, err)) < 0)
+		return r;
+	/* A QUIT whose session died after it committed its deletions
+	 * (store_maildrop_end) is finished before anything is listed. */
+	if ((r = store__drop_finish(st, user_id, err)) < 0)
+		store_maildrop_unlock(st, user_id, NULL);
+	return r;
 }
 
 int
@@ -639,9 +651,29 @@ store_maildrop_unlock(struct store *st, int64_t user_id, struct pr_err *err)
 int
 store_maildrop_unlock_all(struct store *st, struct pr_err *err)
 {
-	return store__run(st, STORE_Q_LOCK_DEL_PID,
+	int64_t *users = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s;
+	int r;
+
+	if ((r = store__run(st, STORE_Q_LOCK_DEL_PID,
 	    "DELETE FROM maildrop_locks WHERE pid = ?1",
-	    "cannot unlock maildrops", err, "i", (int64_t)getpid());
+	    "cannot unlock maildrops", err, "i", (int64_t)getpid())) < 0)
+		return r;
+	/* Deletions that sessions of a process that died committed. */
+	s = store__bind(st, STORE_Q_DROP_PLAN_USERS,
+	    "SELECT DISTINCT user_id FROM maildrop_deletions",
+	    "cannot delete messages",
+	    err, "");
+	if ((r = store__collect(st, s, &users, &n, &cap, sizeof(*users),
+	    store_drop_user_row, NULL, 0, "cannot delete messages", err)) < 0) {
+		free(users);
+		return r;
+	}
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = store__drop_finish(st, users[i], err);
+	free(users);
+	return r;
 }
 
 /* --- Maildrop contents ------------------------------------------------- */
@@ -684,12 +716,212 @@ store_maildrop_list(struct store *st, int64_t user_id,
 }
 
 int
+store_maildrop_scan(struct store *st, int64_t user_id,
+    int (*cb)(void *ctx, const struct store_entry *e), void *ctx,
+    size_t *hint_r, struct pr_err *err)
+{
+	struct store_entry e;
+	sqlite3_stmt *s;
+	int64_t used, count = 0, quota;
+	int r = 0, rc;
+
+	if (hint_r != NULL) {
+		*hint_r = 0;
+		if (store_mailbox_usage(st, user_id, &used, &count, &quota,
+		    NULL) == 0 && count > 0)
+			*hint_r = (size_t)count;
+	}
+	if ((s = store__bind(st, STORE_Q_DROP_LIST,
+	    "SELECT id, size, received, uidl FROM mailbox"
+	    " WHERE user_id = ?1 ORDER BY id", "cannot list maildrop", err,
+	    "i", user_id)) == NULL)
+		return store__errcode(err);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_entry_row(s, &e);
+		if ((r = cb(ctx, &e)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store__fail(st, err, "cannot list maildrop");
+	sqlite3_reset(s);
+	return r;
+}
+
+int
 store_maildrop_delete(struct store *st, int64_t user_id,
     const int64_t *ids, size_t n, struct pr_err *err)
 {
 	struct store_maildrop_end e = { .dele = ids, .n_dele = n };
 
 	return store_maildrop_end(st, user_id, &e, err);
+}
+
+/*
+ * A QUIT that deletes more than STORE_DROP_CHUNK messages goes in
+ * bounded transactions (docs/ARCHITECTURE.md, "Big maildrops"): SQLite
+ * has one writer, and 50,000 deletions in one transaction would hold
+ * every delivery to every other mailbox for seconds.  The deletion is
+ * recorded in rows of STORE_DROP_CHUNK ids; a transaction deletes rows
+ * of it for about STORE_DROP_SLICE_MS, then the writer pauses for
+ * STORE_DROP_PAUSE_US, longer than a waiting writer's poll
+ * (STORE_BUSY_POLL_US), so that a delivery gets in.  Every commit costs
+ * a WAL sync, so slices much shorter make the QUIT itself slow.
+ */
+#define STORE_DROP_CHUNK 512
+#define STORE_DROP_SLICE_MS 100
+#define STORE_DROP_PAUSE_US 3000
+
+static int64_t
+store_drop_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One recorded chunk of user_id's deletion, in the open transaction: 1
+ * when more rows are left after it, 0 when it was the last (or there is
+ * none), or a negative error. */
+static int
+store_drop_chunk(struct store *st, int64_t user_id, int64_t now,
+    struct pr_err *err)
+{
+	int64_t ids[STORE_DROP_CHUNK], row;
+	char info[512];
+	const unsigned char *blob;
+	sqlite3_stmt *s;
+	size_t k, n;
+	int r, found;
+
+	if ((found = store__row(st, STORE_Q_DROP_PLAN_GET,
+	    "SELECT id, ids, info, (SELECT count(*) FROM maildrop_deletions"
+	    " WHERE user_id = ?1) FROM maildrop_deletions WHERE user_id = ?1"
+	    " ORDER BY id LIMIT 1", &s, "cannot delete messages", err, "i",
+	    user_id)) <= 0)
+		return found;
+	row = sqlite3_column_int64(s, 0);
+	blob = sqlite3_column_blob(s, 1);
+	n = (size_t)sqlite3_column_bytes(s, 1) / 8;
+	if (n > STORE_DROP_CHUNK)
+		n = STORE_DROP_CHUNK;
+	for (k = 0; k < n; k++) {
+		uint64_t v = 0;
+
+		for (int j = 7; j >= 0; j--)
+			v = v << 8 | blob[8 * k + (size_t)j];
+		ids[k] = (int64_t)v;
+	}
+	snprintf(info, sizeof(info), "%s",
+	    (const char *)sqlite3_column_text(s, 2));
+	found = sqlite3_column_int(s, 3);
+	sqlite3_reset(s);
+	r = 0;
+	/* The user_id term keeps a session to its own maildrop; an id
+	 * already gone (user deleted meanwhile) is no error. */
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if ((r = store__trace_pop3(st, user_id, ids[i], now, "deleted",
+		    info[0] != '\0' ? info : NULL, err)) < 0)
+			break;
+		r = store__run(st, STORE_Q_DROP_DEL,
+		    "DELETE FROM mailbox WHERE id = ?1 AND user_id = ?2",
+		    "cannot delete messages", err, "ii", ids[i], user_id);
+	}
+	if (r == 0)
+		r = store__run(st, STORE_Q_DROP_PLAN_DEL,
+		    "DELETE FROM maildrop_deletions WHERE id = ?1",
+		    "cannot delete messages", err, "i", row);
+	if (r < 0)
+		return r;
+	return found > 1 ? 1 : 0;
+}
+
+/* One slice of user_id's recorded deletion: 1 when more is left, 0 when
+ * it is done (or there is none), or a negative error (the slice rolled
+ * back; the record stays, so nothing is lost or done twice). */
+static int
+store_drop_step(struct store *st, int64_t user_id, struct pr_err *err)
+{
+	int64_t now = (int64_t)time(NULL), start = store_drop_ms();
+	int r, more;
+
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	while ((more = store_drop_chunk(st, user_id, now, err)) > 0 &&
+	    store_drop_ms() - start < STORE_DROP_SLICE_MS)
+		;
+	if (more < 0)
+		return store__end(st, more, err);
+	if (more == 0 && (r = store__trace_expire(st, now, err)) < 0)
+		return store__end(st, r, err);
+	if ((r = store__end(st, 0, err)) < 0)
+		return r;
+	return more;
+}
+
+int
+store__drop_finish(struct store *st, int64_t user_id, struct pr_err *err)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	/* Almost always none: a read, not a write transaction, per login. */
+	if ((r = store__row(st, STORE_Q_DROP_PLAN_HAS,
+	    "SELECT 1 FROM maildrop_deletions WHERE user_id = ?1", &s,
+	    "cannot delete messages", err, "i", user_id)) <= 0)
+		return r;
+	sqlite3_reset(s);
+	while ((r = store_drop_step(st, user_id, err)) > 0)
+		usleep(STORE_DROP_PAUSE_US);
+	return r;
+}
+
+/* Traces the session's retrievals, in the open transaction. */
+static int
+store_drop_retrieved(struct store *st, int64_t user_id,
+    const struct store_maildrop_end *e, int64_t now, struct pr_err *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < e->n_retr && r == 0; i++)
+		r = store__trace_pop3(st, user_id, e->retr[i],
+		    e->retr_at != NULL ? e->retr_at[i] : now, "retrieved",
+		    e->info, err);
+	return r;
+}
+
+/* Records the deletion of e->dele[] (and traces the retrievals) in one
+ * commit, a row per chunk: from then on the QUIT is as good as done. */
+static int
+store_drop_plan(struct store *st, int64_t user_id,
+    const struct store_maildrop_end *e, int64_t now, struct pr_err *err)
+{
+	unsigned char blob[STORE_DROP_CHUNK * 8];
+	int r;
+
+	if ((r = store__begin(st, err)) < 0)
+		return r;
+	r = store_drop_retrieved(st, user_id, e, now, err);
+	/* No earlier record of this user exists: taking the lock finished
+	 * it (store_maildrop_lock). */
+	for (size_t i = 0; i < e->n_dele && r == 0; i += STORE_DROP_CHUNK) {
+		size_t n = e->n_dele - i < STORE_DROP_CHUNK ?
+		    e->n_dele - i : STORE_DROP_CHUNK;
+
+		for (size_t k = 0; k < n; k++) {
+			uint64_t v = (uint64_t)e->dele[i + k];
+
+			for (int j = 0; j < 8; j++, v >>= 8)
+				blob[8 * k + (size_t)j] =
+				    (unsigned char)(v & 0xff);
+		}
+		r = store__run(st, STORE_Q_DROP_PLAN,
+		    "INSERT INTO maildrop_deletions (user_id, ids, info)"
+		    " VALUES (?1, ?2, ?3)", "cannot delete messages", err,
+		    "iBt", user_id, (const char *)blob, (int)(8 * n),
+		    e->info != NULL ? e->info : "");
+	}
+	return store__end(st, r, err);
 }
 
 int
@@ -702,12 +934,20 @@ store_maildrop_end(struct store *st, int64_t user_id,
 	if (e->n_dele == 0 && !e->unlock &&
 	    (e->n_retr == 0 || !store__trace_on()))
 		return 0;
+	/* RFC 1939 6 asks that the deletions be all or nothing: a big one
+	 * is all once its record committed.  The session's maildrop lock
+	 * is held until the last chunk, and a lock taken after a crash
+	 * finishes the record first (store_maildrop_lock), so no session
+	 * ever sees a part of it. */
+	if (e->n_dele > STORE_DROP_CHUNK) {
+		if ((r = store_drop_plan(st, user_id, e, now, err)) < 0 ||
+		    (r = store__drop_finish(st, user_id, err)) < 0)
+			return r;
+		return e->unlock ? store_maildrop_unlock(st, user_id, err) : 0;
+	}
 	if ((r = store__begin(st, err)) < 0)
 		return r;
-	for (size_t i = 0; i < e->n_retr && r == 0; i++)
-		r = store__trace_pop3(st, user_id, e->retr[i],
-		    e->retr_at != NULL ? e->retr_at[i] : now, "retrieved",
-		    e->info, err);
+	r = store_drop_retrieved(st, user_id, e, now, err);
 	/* The user_id term keeps a session to its own maildrop; an id
 	 * already gone (user deleted meanwhile) is no error. */
 	for (size_t i = 0; i < e->n_dele && r == 0; i++) {
@@ -828,6 +1068,9 @@ store_mailbox_list(struct store *st, const char *address,
 	if ((r = store__user_id(st, addr, &uid, err)) <= 0)
 		return r < 0 ? r : pr_err_set(err, PR_ENOENT,
 		    "no such user: %s", addr);
+	/* A QUIT's committed deletions are done before they are shown. */
+	if ((r = store__drop_finish(st, uid, err)) < 0)
+		return r;
 	s = store__bind(st, STORE_Q_MAILBOX_LIST,
 	    "SELECT m.id, m.size, m.received, m.uidl, b.sender"
 	    " FROM mailbox m JOIN bodies b ON b.id = m.body_id"

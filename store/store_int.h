@@ -64,6 +64,11 @@ enum store_q {
 
 	STORE_Q_DROP_LIST,
 	STORE_Q_DROP_DEL,
+	STORE_Q_DROP_PLAN,
+	STORE_Q_DROP_PLAN_GET,
+	STORE_Q_DROP_PLAN_DEL,
+	STORE_Q_DROP_PLAN_USERS,
+	STORE_Q_DROP_PLAN_HAS,
 	STORE_Q_ENTRY_BODY,
 	STORE_Q_MAILBOX_LIST,
 
@@ -222,6 +227,7 @@ sqlite3_stmt *store__stmt(struct store *st, enum store_q id, const char *sql,
  *	'i'  an int64_t
  *	't'  a NUL-terminated const char * (NULL binds SQL NULL)
  *	'T'  a const char * and an int length
+ *	'B'  a const void * and an int length: a blob
  *	'z'  an int64_t: a zero-filled blob of that many octets
  *
  * Bound text is not copied: it must stay valid until the statement is
@@ -308,6 +314,12 @@ store__errcode(const struct pr_err *err)
 {
 	return err != NULL && err->code < 0 ? err->code : PR_EIO;
 }
+
+/* store_deliver.c: deletes the rest of user_id's recorded QUIT
+ * deletion (store_maildrop_end) in bounded transactions; 0 when none is
+ * left, or an error (what is left stays recorded). */
+int store__drop_finish(struct store *st, int64_t user_id,
+    struct pr_err *err);
 
 /* Maps a SQLite result code to a PR_E* code. */
 int store__code(int rc);

@@ -387,6 +387,32 @@ const char *const store__migrations[] = {
 	"	day INTEGER PRIMARY KEY,\n"
 	"	at  INTEGER NOT NULL\n"
 	");\n",
+	/* Big maildrops (docs/ARCHITECTURE.md, "Big maildrops").  A QUIT
+	 * that deletes many messages records them first, in one commit,
+	 * and then deletes them in bounded transactions, so that
+	 * deliveries to other mailboxes get the write lock in between:
+	 * one row per chunk, whose ids are the entry ids as 8-octet
+	 * little-endian integers, gone with its chunk; info is the trace's
+	 * "client= user=".
+	 * A session that died half-way is finished by the next lock of
+	 * the maildrop (or the daemon's start).  The maildrop listing
+	 * reads one index in key order, not a table row per message
+	 * scattered over a big file: mailbox_drop covers it, in id order
+	 * (no sort), and takes over mailbox_user's lookups.  Only the
+	 * mailbox and users tables of the first migration: independent of
+	 * the others. */
+	"CREATE TABLE IF NOT EXISTS maildrop_deletions (\n"
+	"	id       INTEGER PRIMARY KEY,\n"
+	"	user_id  INTEGER NOT NULL\n"
+	"	         REFERENCES users(id) ON DELETE CASCADE,\n"
+	"	ids      BLOB NOT NULL,\n"
+	"	info     TEXT NOT NULL DEFAULT ''\n"
+	");\n"
+	"CREATE INDEX IF NOT EXISTS maildrop_deletions_user"
+	" ON maildrop_deletions(user_id, id);\n"
+	"CREATE INDEX IF NOT EXISTS mailbox_drop"
+	" ON mailbox(user_id, id, size, received, uidl);\n"
+	"DROP INDEX IF EXISTS mailbox_user;\n",
 };
 
 const int store__n_migrations =

@@ -25,6 +25,23 @@
  * commit of many messages takes milliseconds; 10 s rides out a checkpoint
  * on a slow disk without making the caller hang for long. */
 #define STORE_BUSY_TIMEOUT_MS 10000
+/* A waiting writer tries again this often.  SQLite's own busy timeout
+ * backs off to 100 ms between tries, so a writer that releases the lock
+ * for a moment between bounded transactions (a big QUIT, see
+ * store_maildrop_end) would keep a delivery waiting until it is done. */
+#define STORE_BUSY_POLL_US 1000
+
+/* sqlite3_busy_handler: retry every STORE_BUSY_POLL_US until the busy
+ * timeout has passed. */
+static int
+store_busy_cb(void *arg, int tries)
+{
+	(void)arg;
+	if ((long)tries * STORE_BUSY_POLL_US >= STORE_BUSY_TIMEOUT_MS * 1000L)
+		return 0;
+	usleep(STORE_BUSY_POLL_US);
+	return 1;
+}
 
 int
 store__code(int rc)
@@ -95,6 +112,12 @@ store_bindv(sqlite3_stmt *s, const char *fmt, va_list ap)
 			text = va_arg(ap, const char *);
 			len = va_arg(ap, int);
 			rc = sqlite3_bind_text(s, i + 1, text, len,
+			    SQLITE_STATIC);
+			break;
+		case 'B':
+			text = va_arg(ap, const char *);
+			len = va_arg(ap, int);
+			rc = sqlite3_bind_blob(s, i + 1, text, len,
 			    SQLITE_STATIC);
 			break;
 		case 'z':
@@ -737,7 +760,7 @@ store_open(const char *data_dir, unsigned flags, struct store **st_r,
 		goto fail;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(st->db, store_busy_cb, NULL);
 	if (sqlite3_exec(st->db,
 	    "PRAGMA foreign_keys = ON;"
 	    "PRAGMA synchronous = FULL;"

@@ -559,6 +559,80 @@ test_maildrop(struct store *st)
 }
 
 static int
+t_scan_cb(void *ctx, const struct store_entry *e)
+{
+	struct store_entry *v = ctx;
+	size_t *n = (size_t *)&v[0].received;
+
+	if (*n + 1 >= 1300)
+		return 1;
+	v[1 + (*n)++] = *e;
+	return 0;
+}
+
+/*
+ * A big QUIT (docs/ARCHITECTURE.md, "Big maildrops"): more deletions than
+ * one slice goes in, all of them happen; a record a dead session left is
+ * finished by the next lock before anything is listed.
+ */
+static void
+test_maildrop_big(struct store *st)
+{
+	static struct store_entry v[1300];
+	const int64_t dave = t_add_user(st, "dave@example.net", 0);
+	const int64_t to[] = { dave };
+	struct pr_err err = { 0 };
+	int64_t ids[1200];
+	char sql[256];
+	size_t *n = (size_t *)&v[0].received, hint = 0;
+
+	for (int i = 0; i < 1200; i++)
+		t_deliver(st, to, 1, NULL, 0, "", "Subject: b\r\n\r\nb\r\n",
+		    NULL);
+	memset(v, 0, sizeof(v));
+	TAP_EQ_INT(store_maildrop_scan(st, dave, t_scan_cb, v, &hint, &err), 0,
+	    "scan (%s)", err.msg);
+	TAP_EQ_INT(*n, 1200, "scan: every entry");
+	TAP_EQ_INT(hint, 1200, "scan: the counter as the hint");
+	TAP_OK(v[1].id < v[1200].id && strlen(v[1200].uidl) == 32,
+	    "scan: arrival order, UIDLs");
+	for (int i = 0; i < 1100; i++)
+		ids[i] = v[1 + i].id;
+	{
+		struct store_maildrop_end e = { .dele = ids, .n_dele = 1100,
+		    .info = "client=127.0.0.1 user=dave" };
+
+		TAP_EQ_INT(store_maildrop_end(st, dave, &e, &err), 0,
+		    "big QUIT");
+	}
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM mailbox WHERE "
+	    "user_id = %lld", (long long)dave);
+	TAP_EQ_INT(t_int(sql), 100, "every one of 1100 deleted");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM maildrop_deletions"), 0,
+	    "its record is gone");
+	/* What a session killed half-way leaves: a record of two rows. */
+	snprintf(sql, sizeof(sql), "INSERT INTO maildrop_deletions (user_id,"
+	    " ids) VALUES (%lld, x'%02llx%02llx000000000000'), (%lld,"
+	    " x'%02llx%02llx000000000000')", (long long)dave,
+	    (long long)(v[1101].id & 0xff), (long long)(v[1101].id >> 8),
+	    (long long)dave, (long long)(v[1102].id & 0xff),
+	    (long long)(v[1102].id >> 8));
+	TAP_OK(v[1102].id < 65536 && t_exec(sql) == 0, "a record is left");
+	TAP_EQ_INT(store_maildrop_lock(st, dave, &err), 0, "lock (%s)",
+	    err.msg);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM mailbox WHERE "
+	    "user_id = %lld", (long long)dave);
+	TAP_EQ_INT(t_int(sql), 98, "the lock finished it first");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM maildrop_deletions"), 0,
+	    "... and dropped the record");
+	TAP_EQ_INT(store_maildrop_unlock(st, dave, &err), 0, "unlock");
+	snprintf(sql, sizeof(sql), "SELECT used = (SELECT sum(size) FROM "
+	    "mailbox WHERE user_id = %lld) AND messages = 98 FROM users "
+	    "WHERE id = %lld", (long long)dave, (long long)dave);
+	TAP_EQ_INT(t_int(sql), 1, "the counters agree");
+}
+
+static int
 t_mailbox_cb(void *ctx, const struct store_entry *e, const char *sender)
 {
 	char *out = ctx;
@@ -798,6 +872,7 @@ main(void)
 	test_deliver_per_rcpt(st);
 	test_deliver_key(st);
 	test_maildrop(st);
+	test_maildrop_big(st);
 	test_mailbox_list(st);
 	test_locks(st);
 	test_user_del_cleans(st);
