@@ -34,9 +34,11 @@ sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
 from benchlib import Sample, fmt_bytes, fmt_num, fmt_sample  # noqa: E402
 import idle  # noqa: E402
+import memory  # noqa: E402
 import peers  # noqa: E402
 import pop3client  # noqa: E402
 import smtpclient  # noqa: E402
+import tls  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -78,7 +80,10 @@ SMOKE = {
     "cg_pop_reps": 0,
 }
 
-ALL_WORKLOADS = ["smtp", "latency", "big", "pop3", "idle", "profile"]
+ALL_WORKLOADS = ["smtp", "latency", "big", "pop3", "idle", "profile",
+                 # TLS on every session and memory after a burst
+                 # (bench/tls.py, bench/memory.py)
+                 "tls", "memory"]
 
 
 def log(*a):
@@ -942,12 +947,14 @@ class Bench:
             "pop3": [self.w_pop3, self.w_latency_pop3],
             "idle": [self.w_idle],
             "profile": [self.w_profile],
+            "tls": [lambda: tls.w_tls(self)],
+            "memory": [lambda: memory.w_memory(self)],
         }
         for w in ALL_WORKLOADS:
             if w not in which:
                 continue
             for fn in steps[w]:
-                name = fn.__name__[2:]
+                name = w if fn.__name__ == "<lambda>" else fn.__name__[2:]
                 t = time.monotonic()
                 try:
                     fn()
@@ -1238,8 +1245,11 @@ def main():
     log("total %.0f s" % (time.monotonic() - t0))
     if not args.no_results:
         os.makedirs(args.results_dir, exist_ok=True)
+        # The TLS and memory workloads alone (--only tls,memory) have
+        # a results file of their own.
+        name = "tls" if set(which) <= {"tls", "memory"} else machine["host"]
         path = os.path.join(args.results_dir, "%s-%s.md" % (
-            datetime.date.today().isoformat(), machine["host"]))
+            datetime.date.today().isoformat(), name))
         with open(path, "w") as f:
             f.write(text)
         log("results written to", path)
