@@ -27,17 +27,21 @@ same two cores: a loaded client slows both servers alike, so the ratio
 and the CPU per session are what count.
 """
 
-import multiprocessing
+import json
 import os
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
 
-import benchlib
-from benchlib import Sample, fmt_num
-import peers
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import benchlib  # noqa: E402
+from benchlib import Sample, fmt_num  # noqa: E402
+import peers  # noqa: E402
+import procs  # noqa: E402 (tests/lib, on the path through benchlib)
 
 KiB = 1024
 
@@ -197,8 +201,8 @@ def _worker(args):
                         out["proto"] = "%s %s" % (ver, ciph)
                 else:
                     rcpt, auth = job
-                    s, r, ver, ciph = smtp_session(port, ctx, sess, rcpt,
-                                                   auth)
+                    s, r, ver, ciph = smtp_session(
+                        port, ctx, sess, rcpt, auth and auth.encode())
                     with lock:
                         out["proto"] = "%s %s" % (ver, ciph)
                 with lock:
@@ -218,19 +222,43 @@ def _worker(args):
     return out
 
 
-def drive(kind, port, jobs, conc, resume):
-    """Runs jobs over conc sessions at once (spread over up to 4 client
-    processes); returns the merged counts."""
+def drive(kind, port, jobs, conc, resume, start_cb=None):
+    """Runs jobs over conc sessions at once, spread over up to 4 client
+    processes (this file run with --worker, arguments and results as JSON
+    on its stdin and stdout); returns the merged counts."""
     nproc = max(1, min(4, conc // 5))
     per = [jobs[i::nproc] for i in range(nproc)]
     tper = [max(1, conc // nproc + (1 if i < conc % nproc else 0))
             for i in range(nproc)]
-    args = [(kind, port, per[i], tper[i], resume) for i in range(nproc)]
-    if nproc == 1:
-        res = [_worker(args[0])]
-    else:
-        with multiprocessing.get_context("fork").Pool(nproc) as pool:
-            res = pool.map(_worker, args)
+    kids = []
+    for i in range(nproc):
+        p = subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                              "--worker"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        p.stdin.write(json.dumps([kind, port, per[i], tper[i], resume]) +
+                      "\n")
+        p.stdin.flush()
+        kids.append(p)
+    # The clock starts once every client process is up.
+    for p in kids:
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError("TLS client did not start")
+    if start_cb is not None:
+        start_cb()
+    for p in kids:
+        p.stdin.write("go\n")
+        p.stdin.close()
+    res = []
+    for p in kids:
+        try:
+            out = p.stdout.read()
+            p.wait(timeout=1200)
+        finally:
+            if p.poll() is None:
+                procs.stop_popen(p, 10)
+        if p.returncode != 0:
+            raise RuntimeError("TLS client exited %d" % p.returncode)
+        res.append(json.loads(out))
     out = {"reused": 0, "n": 0, "login": [], "proto": "", "errors": []}
     for r in res:
         out["reused"] += r["reused"]
@@ -315,7 +343,7 @@ def auth_plain(user):
     import base64
     addr = "%s@%s" % (user, peers.DOMAIN)
     return base64.b64encode(b"\0" + addr.encode() + b"\0" +
-                            peers.password_for(user).encode())
+                            peers.password_for(user).encode()).decode()
 
 
 class TlsBench:
@@ -383,9 +411,13 @@ class TlsBench:
                 time.sleep(0.05)
             self.pf.clear(user)
             pid = self.pf.pid
-        cpu0 = benchlib.cpu_seconds(pid)
-        t0 = time.perf_counter()
-        out = drive("smtp", port, jobs, conc, resume)
+        mark = {}
+
+        def start():
+            mark["cpu"] = benchlib.cpu_seconds(pid)
+            mark["t"] = time.perf_counter()
+        out = drive("smtp", port, jobs, conc, resume, start)
+        cpu0, t0 = mark["cpu"], mark["t"]
         if who == "postroom":
             got = self.pr.mailbox_count(user) - before
             if got != count:
@@ -403,11 +435,21 @@ class TlsBench:
     def run_handshakes(self, who, port, resume):
         conc, count = self.c["handshake"]
         pid = self.pr.pid("smtpd") if who == "postroom" else self.pf.pid
-        cpu0 = benchlib.cpu_seconds(pid)
-        t0 = time.perf_counter()
-        out = drive("handshake", port, [None] * count, conc, resume)
-        t = time.perf_counter() - t0
-        return t, benchlib.cpu_seconds(pid) - cpu0, out
+        return self.timed(pid, "handshake", port, [None] * count, conc,
+                          resume)
+
+    @staticmethod
+    def timed(pid, kind, port, jobs, conc, resume):
+        """drive() with the clock and the server's CPU from the moment
+        the clients are ready."""
+        mark = {}
+
+        def start():
+            mark["cpu"] = benchlib.cpu_seconds(pid)
+            mark["t"] = time.perf_counter()
+        out = drive(kind, port, jobs, conc, resume, start)
+        t = time.perf_counter() - mark["t"]
+        return t, benchlib.cpu_seconds(pid) - mark["cpu"], out
 
     def run_pop3s(self, who, port, resume):
         n = self.c["pop_msgs"]
@@ -419,11 +461,7 @@ class TlsBench:
                 jobs.append(("%s@%s" % (u, peers.DOMAIN),
                              peers.password_for(u), n))
         pid = self.pr.pid("pop3d") if who == "postroom" else self.dv.pid
-        cpu0 = benchlib.cpu_seconds(pid)
-        t0 = time.perf_counter()
-        out = drive("pop3s", port, jobs, conc, resume)
-        t = time.perf_counter() - t0
-        return t, benchlib.cpu_seconds(pid) - cpu0, out
+        return self.timed(pid, "pop3s", port, jobs, conc, resume)
 
     def populate(self):
         n = self.c["pop_msgs"]
@@ -553,3 +591,10 @@ def w_tls(bench):
         tb.run()
     finally:
         tb.teardown()
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    a = json.loads(sys.stdin.readline())
+    print("ready", flush=True)
+    sys.stdin.readline()
+    json.dump(_worker(tuple(a)), sys.stdout)
