@@ -24,7 +24,7 @@ import pop3client  # noqa: F401 (the bench's POP3 client module)
 
 KiB = 1024
 FULL = {"burst": (50, 1000), "pop_users": 20, "pop_msgs": 50, "idle": 60}
-SMOKE = {"burst": (4, 20), "pop_users": 2, "pop_msgs": 3, "idle": 8}
+SMOKE = {"burst": (4, 20), "pop_users": 2, "pop_msgs": 3, "idle": 7}
 
 
 def pop_burst(port, users):

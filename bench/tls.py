@@ -29,6 +29,7 @@ and the CPU per session are what count.
 
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -411,10 +412,16 @@ class TlsBench:
                 time.sleep(0.05)
             self.pf.clear(user)
             pid = self.pf.pid
+        # Postfix's logins are checked by Dovecot's auth process: its CPU
+        # counts for the Postfix+Dovecot pair.
+        pids = [pid] + ([self.dv.pid] if auth and who != "postroom" else [])
+
+        def cpu():
+            return sum(benchlib.cpu_seconds(p) for p in pids)
         mark = {}
 
         def start():
-            mark["cpu"] = benchlib.cpu_seconds(pid)
+            mark["cpu"] = cpu()
             mark["t"] = time.perf_counter()
         out = drive("smtp", port, jobs, conc, resume, start)
         cpu0, t0 = mark["cpu"], mark["t"]
@@ -430,7 +437,7 @@ class TlsBench:
                         self.pf.delivered(user), count))
                 time.sleep(0.005)
         t = time.perf_counter() - t0
-        return t, benchlib.cpu_seconds(pid) - cpu0, out
+        return t, cpu() - cpu0, out
 
     def run_handshakes(self, who, port, resume):
         conc, count = self.c["handshake"]
@@ -572,9 +579,50 @@ class TlsBench:
             self.c["pop_msgs"], self.c["pop_sessions"]), "sessions/s",
             pr_pop if self.pr else None, dv_pop if self.dv else None,
             "Dovecot", 1.5)
+        if self.pr and not b.args.smoke and shutil.which("perf"):
+            self.profile()
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+        b.report.detail("- Load average after the TLS workloads: %s (other "
+                        "work shares this machine; the ratios of runs "
+                        "that alternate are what count)" % load)
         b.report.detail("- TLS certificate of every server: ECDSA P-256 "
                         "(self-signed, openssl req); CPU per session is "
                         "user+sys of the server's process tree / sessions")
+
+
+    def profile(self):
+        """Where postroom-smtpd's CPU goes in SMTP STARTTLS sessions with
+        full handshakes: perf record (linux-perf) over one more run, the
+        shares by shared object and the hottest symbols."""
+        conc, count = self.c["smtp"][0]
+        data = os.path.join(self.tmp, "perf.data")
+        rec = subprocess.Popen(
+            ["perf", "record", "-q", "-F", "999", "-o", data, "-p",
+             str(self.pr.pid("smtpd"))], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            self.run_smtp("postroom", self.pr.smtp_port, conc, count, "tls",
+                          None, False)
+        finally:
+            rec.send_signal(2)
+            rec.wait(60)
+        rep = self.b.report
+        rep.detail("")
+        rep.detail("perf profile of postroom-smtpd, SMTP STARTTLS 10 KiB x "
+                   "%d, full handshakes (share of samples):" % conc)
+        rep.detail("")
+        for sort, top in (("dso", 6), ("dso,sym", 12)):
+            r = subprocess.run(
+                ["perf", "report", "-i", data, "--stdio", "--no-children",
+                 "--sort", sort, "--percent-limit", "1"],
+                capture_output=True, text=True, timeout=120)
+            lines = [ln.strip() for ln in r.stdout.splitlines()
+                     if ln.strip() and not ln.startswith("#")][:top]
+            rep.detail("```")
+            rep.detail("\n".join(lines))
+            rep.detail("```")
 
 
 def ratio(a, b):
