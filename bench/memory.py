@@ -14,13 +14,11 @@ it calls malloc_trim(3) (common/daemon.h, daemon_trim).  Target: PSS
 after the idle wait within 2x of fresh.
 """
 
-import threading
 import time
 
 import benchlib
 from benchlib import fmt_bytes
 import peers
-import pop3client  # noqa: F401 (the bench's POP3 client module)
 
 KiB = 1024
 FULL = {"burst": (50, 1000), "pop_users": 20, "pop_msgs": 50, "idle": 60}
@@ -29,24 +27,17 @@ SMOKE = {"burst": (4, 20), "pop_users": 2, "pop_msgs": 3, "idle": 7}
 
 def pop_burst(port, users):
     import poplib
-    errors = []
+    from harness import parallel  # tests/lib, on the path via benchlib
 
-    def one(u):
-        try:
-            p = poplib.POP3("127.0.0.1", port, timeout=120)
-            p.user("%s@%s" % (u, peers.DOMAIN))
-            p.pass_(peers.password_for(u))
-            n, _ = p.stat()
-            for k in range(1, n + 1):
-                p.retr(k)
-            p.quit()
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-    ts = [threading.Thread(target=one, args=(u,)) for u in users]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(600)
+    def one(i):
+        p = poplib.POP3("127.0.0.1", port, timeout=120)
+        p.user("%s@%s" % (users[i], peers.DOMAIN))
+        p.pass_(peers.password_for(users[i]))
+        n, _ = p.stat()
+        for k in range(1, n + 1):
+            p.retr(k)
+        p.quit()
+    errors = [r for r in parallel(len(users), one) if isinstance(r, Exception)]
     if errors:
         raise RuntimeError("POP3 burst: %d failed: %r" % (len(errors),
                                                           errors[0]))

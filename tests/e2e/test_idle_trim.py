@@ -14,13 +14,13 @@ smtpd's anonymous PSS idle is at most 80% of what it was right after the
 burst (without the trim it stays where the burst left it).
 """
 
-import os
+import poplib
 import smtplib
 import socket
 import ssl
-import threading
-import poplib
 
+from harness import parallel
+from procs import sanitized
 from smtp_util import ALICE, BOB, PASSWORD, Check, instance, wait_for
 
 SESSIONS = 50
@@ -50,72 +50,46 @@ def context():
     return ctx
 
 
+def failures(results):
+    return [r for r in results if isinstance(r, Exception)]
+
+
 def smtp_burst(inst, rcpt):
-    errors = []
     port = inst.ports["smtp"]
 
     def one(i):
-        try:
-            for k in range(PER_SESSION):
-                with smtplib.SMTP("127.0.0.1", port, timeout=120) as s:
-                    s.starttls(context=context())
-                    s.sendmail("burst@client.test", [rcpt],
-                               b"Subject: burst %d.%d\r\n\r\n" % (i, k) +
-                               BODY)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-    ts = [threading.Thread(target=one, args=(i,)) for i in range(SESSIONS)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(600)
-    return errors
+        for k in range(PER_SESSION):
+            with smtplib.SMTP("127.0.0.1", port, timeout=120) as s:
+                s.starttls(context=context())
+                s.sendmail("burst@client.test", [rcpt],
+                           b"Subject: burst %d.%d\r\n\r\n" % (i, k) + BODY)
+    return failures(parallel(SESSIONS, one))
 
 
 def big_burst(inst, rcpt):
     """BIG_SESSIONS plaintext sessions at once, each with one message of
     BIG_SIZE: the sessions' buffers are what a burst leaves behind."""
-    errors = []
     body = (b"y" * 998 + b"\r\n") * (BIG_SIZE // 1000)
 
     def one(i):
-        try:
-            with smtplib.SMTP("127.0.0.1", inst.ports["smtp"],
-                              timeout=300) as s:
-                s.sendmail("big@client.test", [rcpt],
-                           b"Subject: big %d\r\n\r\n" % i + body)
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-    ts = [threading.Thread(target=one, args=(i,))
-          for i in range(BIG_SESSIONS)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(600)
-    return errors
+        with smtplib.SMTP("127.0.0.1", inst.ports["smtp"],
+                          timeout=300) as s:
+            s.sendmail("big@client.test", [rcpt],
+                       b"Subject: big %d\r\n\r\n" % i + body)
+    return failures(parallel(BIG_SESSIONS, one))
 
 
 def pop_burst(inst, users):
-    errors = []
-
-    def one(user):
-        try:
-            p = poplib.POP3_SSL("127.0.0.1", inst.ports["pop3s"],
-                                context=context(), timeout=120)
-            p.user(user)
-            p.pass_(PASSWORD)
-            n, _ = p.stat()
-            for k in range(1, n + 1):
-                p.retr(k)
-            p.quit()
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-    ts = [threading.Thread(target=one, args=(u,)) for u in users]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(600)
-    return errors
+    def one(i):
+        p = poplib.POP3_SSL("127.0.0.1", inst.ports["pop3s"],
+                            context=context(), timeout=120)
+        p.user(users[i])
+        p.pass_(PASSWORD)
+        n, _ = p.stat()
+        for k in range(1, n + 1):
+            p.retr(k)
+        p.quit()
+    return failures(parallel(len(users), one))
 
 
 def trims(inst, daemon):
@@ -152,13 +126,20 @@ def main():
         idle_anon = pss(pid["smtpd"], "Pss_Anon:")
         print("# smtpd anonymous PSS after the burst %d KiB, idle %d KiB" %
               (after_anon // 1024, idle_anon // 1024))
-        t.ok(idle_anon <= 0.8 * after_anon,
-             "the trim gave smtpd's freed heap back")
+        # ASan's quarantine keeps freed memory resident by design: the
+        # optimised build's run measures the bounds (as test_smtp_bounds).
+        asan = sanitized(pid["smtpd"])
+        if asan:
+            print("# PSS bounds not checked under ASan")
+        else:
+            t.ok(idle_anon <= 0.8 * after_anon,
+                 "the trim gave smtpd's freed heap back")
         print("# smtpd PSS fresh %d KiB, after the burst %d KiB, idle %d "
               "KiB" % (fresh["smtpd"] // 1024, after // 1024, idle // 1024))
-        t.ok(idle <= 2 * fresh["smtpd"] + SLACK,
-             "smtpd idle PSS %d KiB within 2x of fresh %d KiB" % (
-                 idle // 1024, fresh["smtpd"] // 1024))
+        if not asan:
+            t.ok(idle <= 2 * fresh["smtpd"] + SLACK,
+                 "smtpd idle PSS %d KiB within 2x of fresh %d KiB" % (
+                     idle // 1024, fresh["smtpd"] // 1024))
 
         # pop3d: maildrops filled (through smtpd, plain), a download
         # burst over POP3S, then idle.
@@ -177,9 +158,10 @@ def main():
         idle = pss(pid["pop3d"])
         print("# pop3d PSS fresh %d KiB, after the burst %d KiB, idle %d "
               "KiB" % (fresh["pop3d"] // 1024, after // 1024, idle // 1024))
-        t.ok(idle <= 2 * fresh["pop3d"] + SLACK,
-             "pop3d idle PSS %d KiB within 2x of fresh %d KiB" % (
-                 idle // 1024, fresh["pop3d"] // 1024))
+        if not asan:
+            t.ok(idle <= 2 * fresh["pop3d"] + SLACK,
+                 "pop3d idle PSS %d KiB within 2x of fresh %d KiB" % (
+                     idle // 1024, fresh["pop3d"] // 1024))
 
         # A quiet daemon does not trim again and again.
         n1 = trims(inst, "smtpd")
