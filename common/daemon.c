@@ -242,6 +242,8 @@ daemon_trim_cb(uv_timer_t *h)
 	if (!t->dirty || ++t->quiet < DAEMON_TRIM_QUIET)
 		return;
 	t->dirty = false;
+	if (t->release_cb != NULL)
+		t->release_cb(t->data);
 	/* A daemon-wide line (docs/LOGGING.md 4), at debug level: it comes
 	 * after every burst. */
 	log_debug(NULL, "idle after a burst: memory trimmed (%s)",
@@ -249,11 +251,14 @@ daemon_trim_cb(uv_timer_t *h)
 }
 
 void
-daemon_trim_start(uv_loop_t *loop, struct daemon_trim *t)
+daemon_trim_start(uv_loop_t *loop, struct daemon_trim *t,
+    void (*release_cb)(void *data), void *data)
 {
 	unsigned live;
 
 	memset(t, 0, sizeof(*t));
+	t->release_cb = release_cb;
+	t->data = data;
 	net_conn_counts(&live, &t->seen);
 	uv_timer_init(loop, &t->timer);
 	t->timer.data = t;

@@ -68,12 +68,19 @@ void daemon_signals_close(struct daemon_signals *s);
 
 struct daemon_trim {
 	uv_timer_t timer;
+	/* Called before the trim, when set: what the daemon can give back
+	 * besides malloc's free memory (store_release_memory). */
+	void (*release_cb)(void *data);
+	void *data;
 	uint64_t seen;             /* net_conn_counts' made at the last check */
 	unsigned quiet;            /* checks in a row with nothing open */
 	bool dirty;                /* activity since the last trim */
 };
 
-void daemon_trim_start(uv_loop_t *loop, struct daemon_trim *t);
+/* Starts the checks; release_cb (may be NULL) and data as in struct
+ * daemon_trim. */
+void daemon_trim_start(uv_loop_t *loop, struct daemon_trim *t,
+    void (*release_cb)(void *data), void *data);
 void daemon_trim_close(struct daemon_trim *t);
 
 /* Connections per client, for max_connections_per_ip.  A client is an

@@ -38,6 +38,16 @@ pop3_main_stop_cb(void *data)
 	daemon_trim_close(&m->trim);
 }
 
+/* Idle after a burst (daemon_trim): the bodies read on the loop thread
+ * went through the store's memory map. */
+static void
+pop3_main_release_cb(void *data)
+{
+	struct pop3_main *m = data;
+
+	pop3_server_release_memory(m->srv);
+}
+
 static void
 pop3_main_reload_cb(void *data)
 {
@@ -93,7 +103,7 @@ main(int argc, char **argv)
 	m.sig.reload_cb = pop3_main_reload_cb;
 	m.sig.data = &m;
 	daemon_signals_start(loop, &m.sig);
-	daemon_trim_start(loop, &m.trim);
+	daemon_trim_start(loop, &m.trim, pop3_main_release_cb, &m);
 	log_info(NULL, "postroom-pop3d %s ready", POSTROOM_VERSION);
 	uv_run(loop, UV_RUN_DEFAULT);
 	pop3_server_free(&m.srv);

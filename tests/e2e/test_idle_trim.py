@@ -4,8 +4,10 @@
 A burst of TLS sessions (50 at once on 25 with STARTTLS, 10 KiB each, one
 message per session; then 20 POP3S sessions downloading at once) leaves
 malloc holding the freed memory of the sessions.  Once no connection has
-been open for a few seconds after activity, each daemon calls
-malloc_trim(3) (common/daemon.h, daemon_trim) and logs it at debug level.
+been open for a few seconds after activity, each daemon lets its store
+connections drop their memory map of the database and their page cache
+(store_release_memory) and calls malloc_trim(3) (common/daemon.h,
+daemon_trim), and logs it at debug level.
 Checked: the line comes after the burst (waited for, never timed); the
 daemon's PSS (/proc/PID/smaps_rollup) is then within 2x of what it was
 fresh, with 2 MiB of slack for what a first session sets up once
@@ -19,9 +21,9 @@ import smtplib
 import socket
 import ssl
 
-from harness import parallel
-from procs import sanitized
 from smtp_util import ALICE, BOB, PASSWORD, Check, instance, wait_for
+from harness import parallel  # noqa: E402 (tests/lib, via smtp_util)
+from procs import sanitized  # noqa: E402
 
 SESSIONS = 50
 PER_SESSION = 10
