@@ -36,9 +36,11 @@ from benchlib import Sample, fmt_bytes, fmt_num, fmt_sample  # noqa: E402
 import bigstore  # noqa: E402
 import idle  # noqa: E402
 import maildrop  # noqa: E402
+import memory  # noqa: E402
 import peers  # noqa: E402
 import pop3client  # noqa: E402
 import smtpclient  # noqa: E402
+import tls  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -91,7 +93,10 @@ SMOKE = {
 }
 
 ALL_WORKLOADS = ["smtp", "latency", "big", "pop3", "idle", "profile",
-                 "maildrop", "bigstore"]
+                 "maildrop", "bigstore",
+                 # TLS on every session and memory after a burst
+                 # (bench/tls.py, bench/memory.py)
+                 "tls", "memory"]
 
 
 def log(*a):
@@ -969,12 +974,14 @@ class Bench:
             "profile": [self.w_profile],
             "maildrop": [self.w_maildrop],
             "bigstore": [self.w_bigstore],
+            "tls": [lambda: tls.w_tls(self)],
+            "memory": [lambda: memory.w_memory(self)],
         }
         for w in ALL_WORKLOADS:
             if w not in which:
                 continue
             for fn in steps[w]:
-                name = fn.__name__[2:]
+                name = w if fn.__name__ == "<lambda>" else fn.__name__[2:]
                 t = time.monotonic()
                 try:
                     fn()
@@ -1268,8 +1275,11 @@ def main():
     log("total %.0f s" % (time.monotonic() - t0))
     if not args.no_results:
         os.makedirs(args.results_dir, exist_ok=True)
+        # The TLS and memory workloads alone (--only tls,memory) have
+        # a results file of their own.
+        name = "tls" if set(which) <= {"tls", "memory"} else machine["host"]
         path = os.path.join(args.results_dir, "%s-%s.md" % (
-            datetime.date.today().isoformat(), machine["host"]))
+            datetime.date.today().isoformat(), name))
         with open(path, "w") as f:
             f.write(text)
         log("results written to", path)

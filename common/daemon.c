@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 
 #include "authlimit.h"
 #include "log.h"
+#include "net.h"
 #include "xmalloc.h"
 
 static void
@@ -219,6 +221,57 @@ daemon_signals_close(struct daemon_signals *s)
 	uv_close((uv_handle_t *)&s->term, NULL);
 	uv_close((uv_handle_t *)&s->intr, NULL);
 	uv_close((uv_handle_t *)&s->hup, NULL);
+}
+
+/* --- giving memory back after a burst ------------------------------- */
+
+static void
+daemon_trim_cb(uv_timer_t *h)
+{
+	struct daemon_trim *t = h->data;
+	unsigned live;
+	uint64_t made;
+
+	net_conn_counts(&live, &made);
+	if (made != t->seen || live > 0) {
+		t->seen = made;
+		t->quiet = 0;
+		t->dirty = true;
+		return;
+	}
+	if (!t->dirty || ++t->quiet < DAEMON_TRIM_QUIET)
+		return;
+	t->dirty = false;
+	if (t->release_cb != NULL)
+		t->release_cb(t->data);
+	/* A daemon-wide line (docs/LOGGING.md 4), at debug level: it comes
+	 * after every burst. */
+	log_debug(NULL, "idle after a burst: memory trimmed (%s)",
+	    malloc_trim(0) ? "some released" : "nothing to release");
+}
+
+void
+daemon_trim_start(uv_loop_t *loop, struct daemon_trim *t,
+    void (*release_cb)(void *data), void *data)
+{
+	unsigned live;
+
+	memset(t, 0, sizeof(*t));
+	t->release_cb = release_cb;
+	t->data = data;
+	net_conn_counts(&live, &t->seen);
+	uv_timer_init(loop, &t->timer);
+	t->timer.data = t;
+	uv_timer_start(&t->timer, daemon_trim_cb, DAEMON_TRIM_CHECK_MS,
+	    DAEMON_TRIM_CHECK_MS);
+	uv_unref((uv_handle_t *)&t->timer);
+}
+
+void
+daemon_trim_close(struct daemon_trim *t)
+{
+	if (!uv_is_closing((uv_handle_t *)&t->timer))
+		uv_close((uv_handle_t *)&t->timer, NULL);
 }
 
 /* --- per-IP connection counts: a small chained hash table ------------- */

@@ -54,6 +54,35 @@ struct daemon_signals {
 void daemon_signals_start(uv_loop_t *loop, struct daemon_signals *s);
 void daemon_signals_close(struct daemon_signals *s);
 
+/*
+ * Gives freed heap back to the kernel once the daemon goes quiet: a
+ * burst of sessions leaves malloc's arenas holding memory (glibc returns
+ * only the top of each heap on its own), which malloc_trim(3) releases.
+ * A timer checks every DAEMON_TRIM_CHECK_MS; after activity (a
+ * connection made since the last check, net_conn_counts) followed by
+ * DAEMON_TRIM_QUIET checks with no connection open, it trims once.  The
+ * timer does not keep the loop alive; daemon_trim_close closes it.
+ */
+#define DAEMON_TRIM_CHECK_MS 1000
+#define DAEMON_TRIM_QUIET 5
+
+struct daemon_trim {
+	uv_timer_t timer;
+	/* Called before the trim, when set: what the daemon can give back
+	 * besides malloc's free memory (store_release_memory). */
+	void (*release_cb)(void *data);
+	void *data;
+	uint64_t seen;             /* net_conn_counts' made at the last check */
+	unsigned quiet;            /* checks in a row with nothing open */
+	bool dirty;                /* activity since the last trim */
+};
+
+/* Starts the checks; release_cb (may be NULL) and data as in struct
+ * daemon_trim. */
+void daemon_trim_start(uv_loop_t *loop, struct daemon_trim *t,
+    void (*release_cb)(void *data), void *data);
+void daemon_trim_close(struct daemon_trim *t);
+
 /* Connections per client, for max_connections_per_ip.  A client is an
  * IPv4 address or an IPv6 /64 (authlimit_key): one host holds a whole /64
  * and could otherwise open connections from each of its addresses. */

@@ -79,6 +79,10 @@ struct net_write {
 #define NET_READ_CHUNK (64 * 1024)
 static char net_readbuf[NET_READ_CHUNK];
 
+/* Connections of this process: open now, and made since start. */
+static unsigned net_live;
+static uint64_t net_made;
+
 /* A TLS handshake must be over within this long after it started (or the
  * idle timeout, if shorter).  Input does not extend it: a peer that
  * trickles a ClientHello byte by byte is cut off all the same. */
@@ -800,6 +804,7 @@ net_handle_closed_cb(uv_handle_t *h)
 	buf_fini(&c->in);
 	free(c->refusal);
 	free(c);
+	net_live--;
 }
 
 static void
@@ -867,7 +872,16 @@ net_conn_alloc(uv_loop_t *loop)
 	c->tcp.data = c->timer.data = c->kick.data = c;
 	c->connect_req.data = c;
 	c->handles = 3;
+	net_live++;
+	net_made++;
 	return c;
+}
+
+void
+net_conn_counts(unsigned *live_r, uint64_t *made_r)
+{
+	*live_r = net_live;
+	*made_r = net_made;
 }
 
 /* "192.0.2.1" or "2001:db8::1"; v4-mapped IPv6 as plain IPv4. */

@@ -260,6 +260,10 @@ bool net_listen_optional(const char *host);
 /* Stops accepting and closes the listening socket. */
 void net_listener_close(struct net_listener **l);
 
+/* How many connections (both roles) are open now, until their close_cb
+ * has run, and how many were made since the process started. */
+void net_conn_counts(unsigned *live_r, uint64_t *made_r);
+
 /* Input buffer bound per connection. */
 #define NET_INPUT_MAX (64 * 1024)
 

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 
 #include "tlsa.h"
+#include "tls_ticket.h"
 #include "xmalloc.h"
 
 static int
@@ -65,7 +66,7 @@ tls_ctx_base(bool server, const char *ciphers, struct pr_err *err)
 
 static SSL_CTX *
 tls_server_ctx(const char *cert, const char *key, const char *ciphers,
-    struct pr_err *err)
+    struct tls_ticket_keys *tickets, struct pr_err *err)
 {
 	static const unsigned char sid_ctx[] = "postroom";
 	SSL_CTX *ctx = tls_ctx_base(true, ciphers, err);
@@ -74,6 +75,11 @@ tls_server_ctx(const char *cert, const char *key, const char *ciphers,
 	if (ctx == NULL)
 		return NULL;
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	if (tls_ticket_install(ctx, tickets) != 1) {
+		tls_error(err, "session tickets");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		snprintf(what, sizeof(what), "certificate %s", cert);
 		tls_error(err, what);
@@ -104,11 +110,21 @@ int
 net_tls_new(const char *cert, const char *key, const char *ciphers,
     struct net_tls **tls_r, struct pr_err *err)
 {
-	SSL_CTX *ctx = tls_server_ctx(cert, key, ciphers, err);
+	struct tls_ticket_keys *tickets;
+	SSL_CTX *ctx;
+	struct timespec ts;
 
-	if (ctx == NULL)
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if ((tickets = tls_ticket_keys_new((int64_t)ts.tv_sec,
+	    TLS_TICKET_PERIOD_S)) == NULL)
+		return pr_err_set(err, PR_ENOMEM, "session ticket keys: %s",
+		    "out of memory");
+	if ((ctx = tls_server_ctx(cert, key, ciphers, tickets, err)) == NULL) {
+		tls_ticket_keys_free(&tickets);
 		return PR_ETLS;
+	}
 	*tls_r = tls_wrap(ctx, false);
+	(*tls_r)->tickets = tickets;
 	return 0;
 }
 
@@ -144,7 +160,9 @@ int
 net_tls_reload(struct net_tls *tls, const char *cert, const char *key,
     const char *ciphers, struct pr_err *err)
 {
-	SSL_CTX *ctx = tls_server_ctx(cert, key, ciphers, err);
+	/* The ticket keys stay: sessions resumed before the reload still
+	 * resume after it. */
+	SSL_CTX *ctx = tls_server_ctx(cert, key, ciphers, tls->tickets, err);
 
 	if (ctx == NULL)
 		return PR_ETLS;
@@ -196,6 +214,7 @@ net_tls_free(struct net_tls **tls)
 	if (*tls == NULL)
 		return;
 	SSL_CTX_free((*tls)->ctx);
+	tls_ticket_keys_free(&(*tls)->tickets);
 	free(*tls);
 	*tls = NULL;
 }

@@ -13,8 +13,13 @@
 
 #include "net.h"
 
+struct tls_ticket_keys;
+
 struct net_tls {
 	SSL_CTX *ctx;
+	/* Server role: the ticket keys of every context this one has been
+	 * (net_tls_reload keeps them); see tls_ticket.h. */
+	struct tls_ticket_keys *tickets;
 	bool client;
 };
 

@@ -22,6 +22,7 @@
 struct pop3_main {
 	struct pop3_server *srv;
 	struct daemon_signals sig;
+	struct daemon_trim trim;
 	struct metrics_http *metrics;  /* [metrics] listen, or NULL */
 };
 
@@ -34,6 +35,17 @@ pop3_main_stop_cb(void *data)
 	/* Without the signal handles the loop ends once the sessions are
 	 * gone; a second SIGTERM then kills the process outright. */
 	daemon_signals_close(&m->sig);
+	daemon_trim_close(&m->trim);
+}
+
+/* Idle after a burst (daemon_trim): the bodies read on the loop thread
+ * went through the store's memory map. */
+static void
+pop3_main_release_cb(void *data)
+{
+	struct pop3_main *m = data;
+
+	pop3_server_release_memory(m->srv);
 }
 
 static void
@@ -91,6 +103,7 @@ main(int argc, char **argv)
 	m.sig.reload_cb = pop3_main_reload_cb;
 	m.sig.data = &m;
 	daemon_signals_start(loop, &m.sig);
+	daemon_trim_start(loop, &m.trim, pop3_main_release_cb, &m);
 	log_info(NULL, "postroom-pop3d %s ready", POSTROOM_VERSION);
 	uv_run(loop, UV_RUN_DEFAULT);
 	pop3_server_free(&m.srv);

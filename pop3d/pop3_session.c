@@ -1356,3 +1356,12 @@ pop3_server_free(struct pop3_server **srvp)
 	free(srv);
 	*srvp = NULL;
 }
+
+void
+pop3_server_release_memory(struct pop3_server *srv)
+{
+	if (srv->rd != NULL)
+		store_release_memory(srv->rd);
+	if (srv->q != NULL && !srv->stopping)
+		store_worker_release_memory(srv->q);
+}

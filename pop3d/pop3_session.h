@@ -45,6 +45,10 @@ void pop3_server_stop(struct pop3_server *srv);
  */
 int pop3_server_reload(struct pop3_server *srv, struct pr_err *err);
 
+/* Gives back the memory of the loop thread's store connection
+ * (store_release_memory); for an idle daemon. */
+void pop3_server_release_memory(struct pop3_server *srv);
+
 /* Frees the server after the loop has stopped. */
 void pop3_server_free(struct pop3_server **srv);
 

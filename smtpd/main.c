@@ -48,6 +48,7 @@ struct smtpd {
 	struct net_listener *listeners[3 * CFG_LISTEN_MAX];
 	size_t n_listeners;
 	struct daemon_signals sig;
+	struct daemon_trim trim;
 	uv_timer_t drain_timer;
 	struct smtp_pickup *pickup;
 	struct metrics_http *metrics;  /* [metrics] listen, or NULL */
@@ -127,6 +128,7 @@ smtpd_worker_stopped_cb(void *data)
 
 	uv_close((uv_handle_t *)&d->drain_timer, NULL);
 	daemon_signals_close(&d->sig);
+	daemon_trim_close(&d->trim);
 	log_info(NULL, "stopped");
 }
 
@@ -250,6 +252,19 @@ smtpd_reload_cb(void *data)
 	free(n);
 }
 
+/* Idle after a burst (daemon_trim): the loop thread's store connection
+ * lets go of its memory map and page cache. */
+static void
+smtpd_release_cb(void *data)
+{
+	struct smtpd *d = data;
+
+	if (d->srv.st != NULL)
+		store_release_memory(d->srv.st);
+	if (d->srv.wk != NULL && !d->stopping)
+		store_worker_release_memory(d->srv.wk);
+}
+
 static int
 smtpd_start(struct smtpd *d)
 {
@@ -358,6 +373,7 @@ main(int argc, char **argv)
 	d.sig.reload_cb = smtpd_reload_cb;
 	d.sig.data = &d;
 	daemon_signals_start(d.loop, &d.sig);
+	daemon_trim_start(d.loop, &d.trim, smtpd_release_cb, &d);
 
 	if (smtpd_start(&d) < 0) {
 		d.exit_code = 1;

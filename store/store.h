@@ -38,6 +38,11 @@ struct store;
 int store_open(const char *data_dir, unsigned flags, struct store **st_r,
     struct pr_err *err);
 void store_close(struct store **st);
+/* Gives back what an idle connection holds for speed: the database
+ * file's memory map (its pages count in the process's PSS once read) and
+ * SQLite's unused page cache.  For a daemon that has gone idle
+ * (daemon_trim); the connection works as before afterwards. */
+void store_release_memory(struct store *st);
 
 /* --- Reserve (store_reserve.c) ----------------------------------------- */
 

@@ -199,3 +199,26 @@ store_worker_stop(struct store_worker **wkp, void (*stopped_cb)(void *data),
 	uv_cond_signal(&wk->cond);
 	uv_mutex_unlock(&wk->mu);
 }
+
+static void
+store_worker_release_run(struct store_job *job, struct store *st)
+{
+	(void)job;
+	store_release_memory(st);
+}
+
+static void
+store_worker_release_done(struct store_job *job)
+{
+	free(job);
+}
+
+void
+store_worker_release_memory(struct store_worker *wk)
+{
+	struct store_job *job = xcalloc(1, sizeof(*job));
+
+	job->run = store_worker_release_run;
+	job->done = store_worker_release_done;
+	store_worker_submit(wk, job);
+}

@@ -91,6 +91,10 @@ void store_worker_submit(struct store_worker *wk, struct store_job *job);
  * done callbacks it still runs.  Sets *wkp NULL; a NULL *wkp is a no-op
  * (stopped_cb is then not called).
  */
+/* Queues a job that runs store_release_memory on the worker's own
+ * connection (for a daemon gone idle, daemon_trim). */
+void store_worker_release_memory(struct store_worker *wk);
+
 void store_worker_stop(struct store_worker **wkp,
     void (*stopped_cb)(void *data), void *data);
 
