@@ -193,6 +193,9 @@ milter_res_reset(struct milter_conv *c)
 	res->quarantine_reason[0] = '\0';
 	res->body_replaced = false;
 	buf_reset(&res->body);
+	/* A replaced body may be as large as a message: not kept for the
+	 * rest of the session. */
+	buf_shrink(&res->body, 0);
 	c->edit_octets = 0;
 }
 
@@ -572,7 +575,12 @@ milter_conv_step(struct milter_conv *c, enum milter_cmd cmd,
 		break;
 	case MILTER_CMD_HELO:
 		/* A new HELO is judged anew (RFC 5321 4.1.4 lets the
-		 * client send another). */
+		 * client send another); one within a transaction ends it
+		 * (RFC 5321 4.1.4), so the filter hears SMFIC_ABORT first
+		 * and never an SMFIC_HELO inside a message. */
+		if (c->msg_open && milter_put(c, 'A', NULL, 0) < 0)
+			r = PR_ENOMEM;
+		milter_msg_close(c);
 		c->helo_ref.verdict = MILTER_CONTINUE;
 		if (c->sess_accept)
 			break;
@@ -582,7 +590,8 @@ milter_conv_step(struct milter_conv *c, enum milter_cmd cmd,
 		}
 		if ((c->proto & SMFIP_NOHELO) || e->helo == NULL)
 			break;
-		r = milter_send_helo(c);
+		if (r == 0)
+			r = milter_send_helo(c);
 		milter_sent(c, MILTER_ST_HELO, SMFIP_NR_HELO);
 		break;
 	case MILTER_CMD_MAIL:

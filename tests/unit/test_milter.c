@@ -514,6 +514,20 @@ test_session(void)
 	    "session: one abort each, DATA once per message");
 	milter_conv_free(&c);
 
+	/* EHLO within a transaction ends it (RFC 5321 4.1.4): SMFIC_ABORT
+	 * before the new SMFIC_HELO; a second EHLO outside one, none. */
+	memset(&s, 0, sizeof(s));
+	c = greeted(&e, &s, &rb);
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	step(c, &s, &rb, MILTER_CMD_RCPT, "a@x.test");
+	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_HELO, NULL), MILTER_CONTINUE,
+	    "helo in a transaction: answered");
+	step(c, &s, &rb, MILTER_CMD_HELO, NULL);
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	TAP_EQ_STR(quit_seen(c, &s, &rb), "ODCHDMDRAHHDMAQ",
+	    "helo in a transaction: ABORT first, once");
+	milter_conv_free(&c);
+
 	/* Refused at connect: every MAIL, nothing more asked. */
 	memset(&s, 0, sizeof(s));
 	buf_init(&b, 1024);
