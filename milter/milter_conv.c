@@ -232,6 +232,10 @@ milter_msg_close(struct milter_conv *c)
 	c->head_pos = 0;
 	buf_reset(&c->head);
 	buf_reset(&c->chunk);
+	/* A session may carry many messages: what one big header section
+	 * needed is not kept for the next (docs/MILTER.md 3). */
+	buf_shrink(&c->head, 0);
+	buf_shrink(&c->chunk, 0);
 }
 
 /*
@@ -787,9 +791,15 @@ milter_replycode(struct milter_conv *c, const char *s, size_t len)
 			    (unsigned char)line[i] > 0x7e)
 				return false;
 		/* An enhanced code at the start of each line; the first
-		 * one's class must match the reply's (RFC 3463 2). */
+		 * one's class must match the reply's (RFC 3463 2).  One of
+		 * the other class is dropped rather than shown after ours
+		 * ("550 5.7.1 4.7.1 ..."): the policy gives the reply
+		 * code's class. */
 		if (ll > 4 && milter_enh(line + 4, ll - 4, first[0],
 		    pos == 0 ? res->enh : NULL, sizeof(res->enh), &t))
+			t += 4;
+		else if (ll > 4 && milter_enh(line + 4, ll - 4,
+		    first[0] == '4' ? '5' : '4', NULL, 0, &t))
 			t += 4;
 		if (ll > t) {
 			if (tl > 0)

@@ -11,6 +11,8 @@ of tests/lib/milter_filter.py (docs/MILTER.md 1, 3).
   session, the filter's connection ends;
 - RSET in every state (before EHLO, after EHLO, MAIL, RCPT): 250, one
   SMFIC_ABORT per open message;
+- BDAT: SMFIC_DATA at BDAT LAST, its refusal that chunk's reply; two
+  chunks through the filter;
 - a second EHLO within a transaction: SMFIC_ABORT before its SMFIC_HELO;
   STARTTLS then EHLO: a new SMFIC_HELO with {tls_version}, no second
   SMFIC_CONNECT;
@@ -231,6 +233,35 @@ def states(t, inst, f):
          "STARTTLS: {tls_version} with the new HELO", c["macros"])
 
 
+def bdat(t, inst, f):
+    # BDAT (RFC 3030): SMFIC_DATA goes with the message at BDAT LAST, its
+    # refusal is the reply to that chunk.
+    body = MSG.encode()
+    f.script = {"data": [("replycode", "550 5.7.1 No chunks today")]}
+    r = Raw(inst)
+    r.send("EHLO client.remote.test\r\nMAIL FROM:<sender@remote.test>\r\n"
+           "RCPT TO:<%s>\r\n" % ALICE)
+    r.reply()
+    t.eq(codes(r, 2), [250, 250], "BDAT: envelope")
+    r.s.sendall(b"BDAT %d LAST\r\n" % len(body) + body)
+    t.eq(r.reply(), ["550 5.7.1 No chunks today"],
+         "BDAT LAST: the filter's DATA refusal")
+    f.script = {}
+    n = len(inst.mailbox(ALICE))
+    r.send("MAIL FROM:<sender@remote.test>\r\nRCPT TO:<%s>\r\n" % ALICE)
+    t.eq(codes(r, 2), [250, 250], "BDAT: second envelope")
+    half = len(body) // 2
+    r.s.sendall(b"BDAT %d\r\n" % half + body[:half])
+    t.eq(codes(r, 1), [250], "BDAT: first chunk")
+    r.s.sendall(b"BDAT %d LAST\r\n" % (len(body) - half) + body[half:])
+    t.eq(codes(r, 1), [250], "BDAT: in two chunks, accepted")
+    r.close()
+    t.eq(len(inst.mailbox(ALICE)), n + 1, "BDAT: stored")
+    st = f.seen()[-1]["steps"]
+    t.ok(st.count("data") == 2 and st.count("eom") == 1,
+         "BDAT: SMFIC_DATA for each message, one end of message", st)
+
+
 def refusals(t, inst, f):
     # A filter's 421: said, then the session ends.
     f.script = {"mail": [("replycode", "421 4.7.0 Closing, go away")]}
@@ -328,6 +359,7 @@ def run(t, inst, f):
     restart(inst, servers=f.spec, timeout="10s")
     pipelining(t, inst, f)
     states(t, inst, f)
+    bdat(t, inst, f)
     refusals(t, inst, f)
     broken(t, inst, f)
     t.ok(inst.procs["smtpd"].poll() is None, "smtpd still runs")

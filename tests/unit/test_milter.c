@@ -600,7 +600,9 @@ main(void)
 	    "5.7.1", "one two");
 	test_replycode("550 Spam", MILTER_REJECT, 550, "", "Spam");
 	test_replycode("550 4.7.1 wrong class", MILTER_REJECT, 550, "",
-	    "4.7.1 wrong class");
+	    "wrong class");
+	test_replycode("451-5.7.1 wrong\r\n451 4.7.1 class", MILTER_TEMPFAIL,
+	    451, "", "wrong class");
 	test_replycode("250 2.0.0 ok", MILTER_FAILED, 0, "", "");
 	test_replycode("550 5.7.1 a\nb", MILTER_FAILED, 0, "", "");
 	test_replycode("550-5.7.1 a\r\n551 5.7.1 b", MILTER_FAILED, 0, "",
