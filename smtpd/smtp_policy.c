@@ -439,7 +439,7 @@ smtp_policy_junk(const struct smtp_policy_facts *f, struct smtp_verdict *v)
  * tempfail).  A filter that failed with on_failure = tempfail defers: the
  * client keeps the message and retries, nothing is lost.  Not counted
  * as a session error (the client did nothing wrong in the protocol),
- * but for a recipient refused for good.
+ * but for a command refused for good.
  */
 static void
 smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
@@ -479,11 +479,12 @@ smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
 		if (code == 421)
 			v->close = true;
 	}
-	/* A recipient the filter refuses for good counts as an error, as
-	 * an unknown user does: a client probing addresses through a
-	 * filter that verifies them still meets [smtp] hard_error_limit
-	 * (docs/MILTER.md 1).  Deferrals do not (like greylisting). */
-	if (!temp && f->milter_step == SMTP_MILTER_RCPT)
+	/* A command the filter refuses for good (MAIL, RCPT, DATA) counts
+	 * as an error, as an unknown user does: a client probing senders
+	 * or addresses through a filter still meets [smtp]
+	 * hard_error_limit (docs/MILTER.md 1).  Deferrals, the filter's
+	 * failure and the verdict on a whole message do not. */
+	if (!temp && f->milter == SMTP_MILTER_REJECT && f->milter_step != 0)
 		v->error = true;
 	v->check = "milter";
 }
