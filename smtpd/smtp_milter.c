@@ -481,6 +481,9 @@ smtp_milter_drive(struct smtp_milter *m)
 		if (!f->link->connected)
 			return;
 		smtp_milter_flush(m, i);
+		/* A write refused at once broke it (and closed its link). */
+		if (milter_conv_failed(f->conv))
+			continue;
 		ev = milter_conv_event(f->conv);
 		if (ev == MILTER_EV_DATA) {
 			if (f->link->writing)
