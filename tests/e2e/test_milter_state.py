@@ -38,16 +38,11 @@ from smtp_util import ALICE, BOB, Check, instance, wait_for
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from milter_filter import MilterFilter  # noqa: E402
+# The session helpers of the milter test (same instance layout).
+from test_milter import dialog as session, restart  # noqa: E402
 
 MSG = ("From: <sender@remote.test>\r\nTo: <alice@example.test>\r\n"
        "Subject: state\r\n\r\nThe body.\r\n")
-
-
-def restart(inst, **milter):
-    inst.stop("smtpd")
-    inst.extra["milter"] = milter
-    inst.write_config()
-    inst.start("smtpd")
 
 
 class Raw:
@@ -62,6 +57,10 @@ class Raw:
 
     def send(self, data):
         self.s.sendall(data.encode())
+
+    def ehlo(self):
+        self.send("EHLO client.remote.test\r\n")
+        return self.reply()
 
     def line(self):
         while b"\r\n" not in self.buf:
@@ -93,27 +92,6 @@ def codes(raw, n):
     return [int(raw.reply()[-1][:3]) for _ in range(n)]
 
 
-def session(inst, cmds, ehlo="client.remote.test"):
-    """(code, text) of each command after EHLO; "DATA" sends MSG."""
-    s = smtplib.SMTP("127.0.0.1", inst.ports["smtp"], timeout=60)
-    out = []
-    try:
-        s.ehlo(ehlo)
-        for c in cmds:
-            if c == "DATA":
-                code, text = s.data(MSG.encode())
-            else:
-                code, text = s.docmd(c)
-            out.append((code, text.decode()))
-        try:
-            s.quit()
-        except smtplib.SMTPServerDisconnected:
-            out.append((-1, "closed"))
-    finally:
-        s.close()
-    return out
-
-
 def last_conn(f, n_before):
     """The filter's record of the session just ended."""
     wait_for(lambda: len(f.seen()) > n_before and f.seen()[-1]["closed"],
@@ -139,8 +117,7 @@ def pipelining(t, inst, f):
                                                "550 5.7.1 Not bob")]}
     n = len(inst.mailbox(ALICE))
     r = Raw(inst)
-    r.send("EHLO client.remote.test\r\n")
-    r.reply()
+    r.ehlo()
     r.send("MAIL FROM:<sender@remote.test>\r\nRCPT TO:<%s>\r\n"
            "RCPT TO:<%s>\r\nDATA\r\n" % (ALICE, BOB))
     got = codes(r, 4)
@@ -154,8 +131,7 @@ def pipelining(t, inst, f):
     f.script = {"rcpt": [("sleep", 1), "continue"]}
     k = len(f.seen())
     r = Raw(inst)
-    r.send("EHLO client.remote.test\r\n")
-    r.reply()
+    r.ehlo()
     r.send("MAIL FROM:<sender@remote.test>\r\nRCPT TO:<%s>\r\nQUIT\r\n"
            % ALICE)
     t.eq(codes(r, 3), [250, 250, 221], "QUIT behind a pending step")
@@ -266,8 +242,7 @@ def refusals(t, inst, f):
     # A filter's 421: said, then the session ends.
     f.script = {"mail": [("replycode", "421 4.7.0 Closing, go away")]}
     r = Raw(inst)
-    r.send("EHLO client.remote.test\r\n")
-    r.reply()
+    r.ehlo()
     r.send("MAIL FROM:<sender@remote.test>\r\n")
     t.eq(r.reply(), ["421 4.7.0 Closing, go away"], "filter 421: the reply")
     t.ok(r.closed(), "filter 421: the session is closed")
@@ -276,8 +251,7 @@ def refusals(t, inst, f):
     # Refused recipients count toward hard_error_limit (6).
     f.script = {"rcpt": [("replycode", "550 5.1.1 No such user here")]}
     r = Raw(inst)
-    r.send("EHLO client.remote.test\r\n")
-    r.reply()
+    r.ehlo()
     r.send("MAIL FROM:<sender@remote.test>\r\n")
     got = codes(r, 1)
     for i in range(10):
@@ -296,8 +270,7 @@ def refusals(t, inst, f):
     f.script = {"mail": [("replycode", "550-5.7.1 Line one\r\n"
                                        "550 5.7.1 line two")]}
     r = Raw(inst)
-    r.send("EHLO client.remote.test\r\n")
-    r.reply()
+    r.ehlo()
     r.send("MAIL FROM:<sender@remote.test>\r\n")
     t.eq(r.reply(), ["550 5.7.1 Line one line two"],
          "multiline SMFIR_REPLYCODE: one reply line")
@@ -305,8 +278,7 @@ def refusals(t, inst, f):
     # ... and one smuggling a 250 line: the filter is broken.
     f.script = {"mail": [("replycode", "550 5.7.1 x\r\n250 2.0.0 injected")]}
     r = Raw(inst)
-    r.send("EHLO client.remote.test\r\n")
-    r.reply()
+    r.ehlo()
     r.send("MAIL FROM:<sender@remote.test>\r\nNOOP\r\n")
     a, b = r.reply(), r.reply()
     r.close()
