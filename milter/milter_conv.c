@@ -193,6 +193,9 @@ milter_res_reset(struct milter_conv *c)
 	res->quarantine_reason[0] = '\0';
 	res->body_replaced = false;
 	buf_reset(&res->body);
+	/* A replaced body may be as large as a message: not kept for the
+	 * rest of the session. */
+	buf_shrink(&res->body, 0);
 	c->edit_octets = 0;
 }
 
@@ -229,6 +232,10 @@ milter_msg_close(struct milter_conv *c)
 	c->head_pos = 0;
 	buf_reset(&c->head);
 	buf_reset(&c->chunk);
+	/* A session may carry many messages: what one big header section
+	 * needed is not kept for the next (docs/MILTER.md 3). */
+	buf_shrink(&c->head, 0);
+	buf_shrink(&c->chunk, 0);
 }
 
 /*
@@ -572,7 +579,12 @@ milter_conv_step(struct milter_conv *c, enum milter_cmd cmd,
 		break;
 	case MILTER_CMD_HELO:
 		/* A new HELO is judged anew (RFC 5321 4.1.4 lets the
-		 * client send another). */
+		 * client send another); one within a transaction ends it
+		 * (RFC 5321 4.1.4), so the filter hears SMFIC_ABORT first
+		 * and never an SMFIC_HELO inside a message. */
+		if (c->msg_open && milter_put(c, 'A', NULL, 0) < 0)
+			r = PR_ENOMEM;
+		milter_msg_close(c);
 		c->helo_ref.verdict = MILTER_CONTINUE;
 		if (c->sess_accept)
 			break;
@@ -582,7 +594,8 @@ milter_conv_step(struct milter_conv *c, enum milter_cmd cmd,
 		}
 		if ((c->proto & SMFIP_NOHELO) || e->helo == NULL)
 			break;
-		r = milter_send_helo(c);
+		if (r == 0)
+			r = milter_send_helo(c);
 		milter_sent(c, MILTER_ST_HELO, SMFIP_NR_HELO);
 		break;
 	case MILTER_CMD_MAIL:
@@ -778,9 +791,15 @@ milter_replycode(struct milter_conv *c, const char *s, size_t len)
 			    (unsigned char)line[i] > 0x7e)
 				return false;
 		/* An enhanced code at the start of each line; the first
-		 * one's class must match the reply's (RFC 3463 2). */
+		 * one's class must match the reply's (RFC 3463 2).  One of
+		 * the other class is dropped rather than shown after ours
+		 * ("550 5.7.1 4.7.1 ..."): the policy gives the reply
+		 * code's class. */
 		if (ll > 4 && milter_enh(line + 4, ll - 4, first[0],
 		    pos == 0 ? res->enh : NULL, sizeof(res->enh), &t))
+			t += 4;
+		else if (ll > 4 && milter_enh(line + 4, ll - 4,
+		    first[0] == '4' ? '5' : '4', NULL, 0, &t))
 			t += 4;
 		if (ll > t) {
 			if (tl > 0)

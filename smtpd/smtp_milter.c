@@ -272,12 +272,18 @@ smtp_milter_write_cb(uv_write_t *req, int status)
 
 	k->writing = false;
 	buf_reset(&k->wbuf);
+	buf_shrink(&k->wbuf, MILTER_PKT_MAX);
 	if (m == NULL)
 		return;
 	if (status < 0) {
 		smtp_milter_fail(m, k->idx, uv_strerror(status));
 		return;
 	}
+	/* The filter took what was written: it is at work, as with a
+	 * packet (a body to a filter that answers no chunk, SMFIP_NR_BODY,
+	 * may take longer than one timeout to go out); the deadline
+	 * still bounds the message. */
+	smtp_milter_arm(m, k->idx);
 	smtp_milter_flush(m, k->idx);
 	smtp_milter_drive(m);
 }
@@ -475,6 +481,9 @@ smtp_milter_drive(struct smtp_milter *m)
 		if (!f->link->connected)
 			return;
 		smtp_milter_flush(m, i);
+		/* A write refused at once broke it (and closed its link). */
+		if (milter_conv_failed(f->conv))
+			continue;
 		ev = milter_conv_event(f->conv);
 		if (ev == MILTER_EV_DATA) {
 			if (f->link->writing)

@@ -438,7 +438,8 @@ smtp_policy_junk(const struct smtp_policy_facts *f, struct smtp_verdict *v)
  * the codes Sendmail and Postfix give for a milter's reject and
  * tempfail).  A filter that failed with on_failure = tempfail defers: the
  * client keeps the message and retries, nothing is lost.  Not counted
- * as a session error: the client did nothing wrong in the protocol.
+ * as a session error (the client did nothing wrong in the protocol),
+ * but for a command refused for good.
  */
 static void
 smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
@@ -473,7 +474,18 @@ smtp_policy_milter(const struct smtp_policy_facts *f, struct smtp_verdict *v)
 		smtp_policy_defer(v, code, enh, "%s%s", text[0] ? text : what,
 		    text[0] ? "" : temp ? " deferred by a content filter" :
 		    " rejected by a content filter");
+		/* RFC 5321 3.8: a 421 says the channel closes, so it does
+		 * (as Sendmail and Postfix do for a filter's 421). */
+		if (code == 421)
+			v->close = true;
 	}
+	/* A command the filter refuses for good (MAIL, RCPT, DATA) counts
+	 * as an error, as an unknown user does: a client probing senders
+	 * or addresses through a filter still meets [smtp]
+	 * hard_error_limit (docs/MILTER.md 1).  Deferrals, the filter's
+	 * failure and the verdict on a whole message do not. */
+	if (!temp && f->milter == SMTP_MILTER_REJECT && f->milter_step != 0)
+		v->error = true;
 	v->check = "milter";
 }
 

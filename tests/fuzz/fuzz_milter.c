@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 
-/* The steps of a session: a message abandoned (seed & 16), then one
- * to its end. */
+/* The steps of a session: a message abandoned (seed & 16) by RSET or
+ * (seed & 32) a new EHLO, then one to its end. */
 static const enum milter_cmd fuzz_steps[] = { MILTER_CMD_CONNECT,
     MILTER_CMD_HELO, MILTER_CMD_MAIL, MILTER_CMD_RCPT, MILTER_CMD_ABORT,
     MILTER_CMD_MAIL, MILTER_CMD_RCPT, MILTER_CMD_RCPT, MILTER_CMD_DATA,
@@ -112,7 +112,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			if (i == 2 && !(seed & 16))
 				i = 5;
-			milter_conv_step(c, fuzz_steps[i], i == 6 ?
+			/* seed & 32: the abandoned message ends with a new
+			 * EHLO instead (RFC 5321 4.1.4). */
+			milter_conv_step(c, i == 4 && (seed & 32) ?
+			    MILTER_CMD_HELO : fuzz_steps[i], i == 6 ?
 			    "b@y.test" : fuzz_steps[i] == MILTER_CMD_RCPT ?
 			    "a@x.test" : NULL);
 			i++;
@@ -155,7 +158,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    MILTER_TEMPFAIL) {
 		FUZZ_CHECK(res->code == 0 || (res->code >= 400 &&
 		    res->code < 600));
-		FUZZ_CHECK(strpbrk(res->text, "\r\n") == NULL);
+		for (i = 0; res->text[i] != '\0'; i++)
+			FUZZ_CHECK(res->text[i] >= 0x20 && res->text[i] < 0x7f);
 	}
 	if (res->body_replaced)
 		FUZZ_CHECK(res->body.len <= e.body_max);

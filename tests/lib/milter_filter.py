@@ -26,7 +26,7 @@ value), ("insheader", idx, name, value), ("chgheader", idx, name, value),
 progress, ("progress_for", seconds) (SMFIR_PROGRESS every second for
 that long), ("sleep", seconds), hang (no answer until the MTA gives up),
 garbage (a packet of no known command), close_mid (half a packet, then
-close).
+close), close (hang up, after the answers before it).
 """
 
 import os
@@ -241,6 +241,10 @@ class MilterFilter:
                 c.sendall(pkt(b"Z", b"junk"))
             elif k == "close_mid":
                 c.sendall(struct.pack(">I", 100) + b"h")
+                return False
+            elif k == "close":
+                # After the answers before it: the filter hangs up
+                # between steps (between messages, after "eom").
                 return False
             else:
                 raise ValueError(k)

@@ -514,6 +514,20 @@ test_session(void)
 	    "session: one abort each, DATA once per message");
 	milter_conv_free(&c);
 
+	/* EHLO within a transaction ends it (RFC 5321 4.1.4): SMFIC_ABORT
+	 * before the new SMFIC_HELO; a second EHLO outside one, none. */
+	memset(&s, 0, sizeof(s));
+	c = greeted(&e, &s, &rb);
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	step(c, &s, &rb, MILTER_CMD_RCPT, "a@x.test");
+	TAP_EQ_INT(step(c, &s, &rb, MILTER_CMD_HELO, NULL), MILTER_CONTINUE,
+	    "helo in a transaction: answered");
+	step(c, &s, &rb, MILTER_CMD_HELO, NULL);
+	step(c, &s, &rb, MILTER_CMD_MAIL, NULL);
+	TAP_EQ_STR(quit_seen(c, &s, &rb), "ODCHDMDRAHHDMAQ",
+	    "helo in a transaction: ABORT first, once");
+	milter_conv_free(&c);
+
 	/* Refused at connect: every MAIL, nothing more asked. */
 	memset(&s, 0, sizeof(s));
 	buf_init(&b, 1024);
@@ -586,7 +600,9 @@ main(void)
 	    "5.7.1", "one two");
 	test_replycode("550 Spam", MILTER_REJECT, 550, "", "Spam");
 	test_replycode("550 4.7.1 wrong class", MILTER_REJECT, 550, "",
-	    "4.7.1 wrong class");
+	    "wrong class");
+	test_replycode("451-5.7.1 wrong\r\n451 4.7.1 class", MILTER_TEMPFAIL,
+	    451, "", "wrong class");
 	test_replycode("250 2.0.0 ok", MILTER_FAILED, 0, "", "");
 	test_replycode("550 5.7.1 a\nb", MILTER_FAILED, 0, "", "");
 	test_replycode("550-5.7.1 a\r\n551 5.7.1 b", MILTER_FAILED, 0, "",

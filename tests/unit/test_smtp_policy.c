@@ -639,9 +639,27 @@ test_milter(void)
 		TAP_EQ_INT(v.code, rows[i].want, "%s: code", rows[i].name);
 		TAP_EQ_STR(v.enh, rows[i].wenh, "%s: enh", rows[i].name);
 		TAP_EQ_STR(v.text, rows[i].wtext, "%s: text", rows[i].name);
-		TAP_OK(!v.error && v.check != NULL &&
-		    strcmp(v.check, "milter") == 0, "%s: not counted, "
+		TAP_OK(v.error == (rows[i].step != 0 &&
+		    rows[i].milter == SMTP_MILTER_REJECT) && !v.close &&
+		    v.check != NULL && strcmp(v.check, "milter") == 0,
+		    "%s: counted only for a command refused for good, "
 		    "check=milter", rows[i].name);
+	}
+	/* A filter's 421 closes the session (RFC 5321 3.8), at a command
+	 * and at the end of data. */
+	for (i = 0; i < 2; i++) {
+		memset(&f, 0, sizeof(f));
+		f.limits = &policy_limits;
+		f.kind = SMTP_LISTEN_MX;
+		f.milter = SMTP_MILTER_TEMPFAIL;
+		f.milter_code = 421;
+		f.milter_enh = "4.7.0";
+		f.milter_text = "Go away";
+		f.milter_step = i == 0 ? SMTP_MILTER_MAIL : 0;
+		smtp_policy_check(i == 0 ? SMTP_POLICY_MILTER_DONE :
+		    SMTP_POLICY_DELIVER_DONE, &f, &v);
+		TAP_OK(v.code == 421 && v.close && !v.error,
+		    "milter 421 %s: closes", i == 0 ? "at MAIL" : "at the end");
 	}
 }
 
