@@ -31,7 +31,7 @@ Recipient domains and what their MX hosts' TLSA records make of them:
                                                   reason to ask the alias
   junk.dnssec.test    TLSA RDATA of 3 octets      unusable, TLS still required:
                       at C (no STARTTLS)          deferred, never plaintext
-  many.dnssec.test    12 unusable records and     delivered, Verified (DANE)
+  many.dnssec.test    30 unusable records and     delivered, Verified (DANE)
                       one 3 1 1 of B's key
   tawrong.dnssec.test 2 0 1 of the CA, E's        deferred (RFC 7672 3.2.3)
                       certificate names neither
@@ -158,7 +158,7 @@ def main():
         ]
         # RFC 7672 3.1.3: PKIX-EE (1) is unusable for SMTP.
         signed += [tl + "mx-many TLSA 1 1 1 " +
-                   hashlib.sha256(b"%d" % i).hexdigest() for i in range(12)]
+                   hashlib.sha256(b"%d" % i).hexdigest() for i in range(30)]
         for x in STS_DOMAINS:
             signed += ['_mta-sts.%s TXT "v=STSv1; id=1"' % x,
                        "mta-sts.%s A %s" % (x, WEB_IP)]
