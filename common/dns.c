@@ -403,8 +403,18 @@ dns_fill_rr(const uint8_t *m, size_t len, const struct dns_rrinfo *ri,
 	case RESOLVER_TLSA: {
 		struct tlsa_rr t;
 
-		if (!tlsa_parse(m + off, ri->rdlen, &t))
-			return false;
+		if (!tlsa_parse(m + off, ri->rdlen, &t)) {
+			/* A record that is too short or too long for us is
+			 * still a validated record: kept without data, it is
+			 * unusable (RFC 7672 2.2: TLS required, not
+			 * authenticated), never dropped, which would read as
+			 * no TLSA records at all. */
+			t.usage = ri->rdlen >= 3 ? m[off] : 255;
+			t.selector = ri->rdlen >= 3 ? m[off + 1] : 255;
+			t.mtype = ri->rdlen >= 3 ? m[off + 2] : 255;
+			t.data = NULL;
+			t.len = 0;
+		}
 		rr->u.tlsa.usage = t.usage;
 		rr->u.tlsa.selector = t.selector;
 		rr->u.tlsa.mtype = t.mtype;

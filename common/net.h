@@ -66,6 +66,22 @@ struct net_tls_cert_info {
 int net_tls_cert_info(const struct net_tls *tls, const char *host,
     struct net_tls_cert_info *info_r);
 
+struct tlsa_rr;
+
+/* Whether TLSA record rr (RFC 6698 2.1) matches server context tls's own
+ * certificate chain as a DANE client would see it (RFC 7672 3.1): DANE-EE
+ * (3) the leaf, DANE-TA (2) a certificate sent above it; selector 0 the
+ * certificate, 1 its SubjectPublicKeyInfo; matching type 0, SHA2-256 or
+ * SHA2-512.  False for an unusable record (tlsa_usable) or a client
+ * context. */
+bool net_tls_tlsa_match(const struct net_tls *tls, const struct tlsa_rr *rr);
+
+/* The record "3 1 1 HEX" for server context tls's leaf certificate (its
+ * key's SHA2-256: RFC 7671 5.1 recommends DANE-EE(3) SPKI(1)
+ * SHA2-256(1)) into out (outsz octets, 72 suffice).  Returns 0 or
+ * PR_EINVAL. */
+int net_tls_tlsa_own(const struct net_tls *tls, char *out, size_t outsz);
+
 /* --- Connections ------------------------------------------------------- */
 
 struct net_conn;

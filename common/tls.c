@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "tlsa.h"
 #include "tls_ticket.h"
@@ -153,6 +155,90 @@ net_tls_cert_info(const struct net_tls *tls, const char *host,
 	info_r->not_after = tls_asn1_time(X509_get0_notAfter(x));
 	info_r->names_host = host != NULL && host[0] != '\0' &&
 	    X509_check_host(x, host, strlen(host), 0, NULL) == 1;
+	return 0;
+}
+
+/* The DER of x (selector 0) or of its SubjectPublicKeyInfo (1), digested
+ * by mtype (0: none) into md (EVP_MAX_MD_SIZE octets) or, for mtype 0,
+ * into a buffer returned in *full (the caller frees it).  Length, or -1. */
+static int
+tls_tlsa_data(X509 *x, unsigned selector, unsigned mtype,
+    unsigned char md[EVP_MAX_MD_SIZE], unsigned char **full)
+{
+	unsigned char *der = NULL;
+	unsigned mdlen = 0;
+	int len;
+
+	*full = NULL;
+	len = selector == TLSA_CERT ? i2d_X509(x, &der) :
+	    i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	if (len <= 0)
+		return -1;
+	if (mtype == TLSA_FULL) {
+		*full = der;
+		return len;
+	}
+	if (EVP_Digest(der, (size_t)len, md, &mdlen, mtype == TLSA_SHA256 ?
+	    EVP_sha256() : EVP_sha512(), NULL) != 1)
+		mdlen = 0;
+	OPENSSL_free(der);
+	return mdlen > 0 ? (int)mdlen : -1;
+}
+
+static bool
+tls_tlsa_is(X509 *x, const struct tlsa_rr *rr)
+{
+	unsigned char md[EVP_MAX_MD_SIZE], *full;
+	int len = tls_tlsa_data(x, rr->selector, rr->mtype, md, &full);
+	bool eq = len > 0 && (size_t)len == rr->len &&
+	    memcmp(full != NULL ? full : md, rr->data, rr->len) == 0;
+
+	OPENSSL_free(full);
+	return eq;
+}
+
+bool
+net_tls_tlsa_match(const struct net_tls *tls, const struct tlsa_rr *rr)
+{
+	STACK_OF(X509) *chain = NULL;
+	X509 *leaf;
+	int i;
+
+	if (tls == NULL || tls->client || !tlsa_usable(rr) ||
+	    (leaf = SSL_CTX_get0_certificate(tls->ctx)) == NULL)
+		return false;
+	if (rr->usage == TLSA_DANE_EE)
+		return tls_tlsa_is(leaf, rr);
+	/* DANE-TA: a certificate the server sends above its own (RFC 7672
+	 * 3.2.2: the trust anchor must be in the chain sent). */
+	if (SSL_CTX_get0_chain_certs(tls->ctx, &chain) != 1 || chain == NULL)
+		return false;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if (tls_tlsa_is(sk_X509_value(chain, i), rr))
+			return true;
+	return false;
+}
+
+int
+net_tls_tlsa_own(const struct net_tls *tls, char *out, size_t outsz)
+{
+	unsigned char md[EVP_MAX_MD_SIZE], *full;
+	struct tlsa_rr rr;
+	X509 *leaf;
+	int len;
+
+	if (tls == NULL || tls->client ||
+	    (leaf = SSL_CTX_get0_certificate(tls->ctx)) == NULL)
+		return PR_EINVAL;
+	len = tls_tlsa_data(leaf, TLSA_SPKI, TLSA_SHA256, md, &full);
+	if (len <= 0)
+		return PR_EINVAL;
+	rr.usage = TLSA_DANE_EE;
+	rr.selector = TLSA_SPKI;
+	rr.mtype = TLSA_SHA256;
+	rr.data = md;
+	rr.len = (size_t)len;
+	tlsa_format(&rr, out, outsz);
 	return 0;
 }
 

@@ -31,7 +31,8 @@ enum tlsa_mtype {
 
 /* Certificate association data kept per record at most: a full
  * certificate (matching type 0) of a few KiB fits; a longer record is
- * refused by tlsa_parse (and so unusable, RFC 7672 2.2). */
+ * refused by tlsa_parse, and common/dns.c keeps it without data (len 0),
+ * which makes it unusable (RFC 7672 2.2). */
 #define TLSA_DATA_MAX 4096
 
 /* One record; data points into the RDATA it was parsed from. */

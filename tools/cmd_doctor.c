@@ -10,6 +10,7 @@
  *   dmarc        a DMARC record exists and parses (RFC 7489 6.1)
  *   mta-sts      when published, the TXT record parses (RFC 8461 3.1)
  *   tls-rpt      when published, the TXT record parses (RFC 8460 3)
+ *   mta-sts policy, dane   our outbound-TLS records (doctor_tls.c)
  *   certificate  [tls] cert is valid, not near expiry, names the host
  *   listeners    and the open-relay self-test (doctor_probe.c)
  *   postmaster   postmaster@DOMAIN reaches a mailbox (RFC 5321 4.5.1)
@@ -39,24 +40,8 @@
 #include "net.h"
 #include "spf.h"
 
-/* Records kept per answer (more are not looked at: a domain has a few
- * MX hosts and addresses, and one record of each TXT kind). */
-#define DOCTOR_RR_MAX 16
 /* The host's addresses looked at, at most. */
 #define DOCTOR_ADDR_MAX 16
-
-struct doctor_rr {
-	unsigned pref;       /* MX */
-	char *text;          /* MX/PTR name, A/AAAA as text, TXT joined */
-	size_t len;
-};
-
-struct doctor_ans {
-	bool done;
-	enum resolver_rcode rcode;
-	size_t n;
-	struct doctor_rr rr[DOCTOR_RR_MAX];
-};
 
 /* The hostname's addresses, and which of them are this host's. */
 struct doctor_addrs {
@@ -112,6 +97,7 @@ doctor_ans_cb(void *data, const struct resolver_answer *ans)
 
 	a->done = true;
 	a->rcode = ans->rcode;
+	a->secure = ans->secure;
 	for (i = 0; i < ans->n && a->n < DOCTOR_RR_MAX; i++) {
 		rr = &ans->rr[i];
 		s = NULL;
@@ -138,15 +124,26 @@ doctor_ans_cb(void *data, const struct resolver_answer *ans)
 			buf_fini(&b);
 			continue;
 		case RESOLVER_TLSA:
-			/* Not asked for by the doctor. */
-			break;
+			/* The data as it came (len 0: a record that did not
+			 * parse, common/dns.c). */
+			a->rr[a->n].usage = rr->u.tlsa.usage;
+			a->rr[a->n].selector = rr->u.tlsa.selector;
+			a->rr[a->n].mtype = rr->u.tlsa.mtype;
+			a->rr[a->n].text = malloc(rr->u.tlsa.len + 1);
+			if (a->rr[a->n].text == NULL)
+				continue;
+			if (rr->u.tlsa.len > 0)
+				memcpy(a->rr[a->n].text, rr->u.tlsa.data,
+				    rr->u.tlsa.len);
+			a->rr[a->n++].len = rr->u.tlsa.len;
+			continue;
 		}
 		if (s != NULL && (a->rr[a->n].text = strdup(s)) != NULL)
 			a->rr[a->n++].len = strlen(s);
 	}
 }
 
-static void
+void
 doctor_ans_free(struct doctor_ans *a)
 {
 	size_t i;
@@ -156,8 +153,7 @@ doctor_ans_free(struct doctor_ans *a)
 	a->n = 0;
 }
 
-/* Asks for type at name and waits for the answer. */
-static void
+void
 doctor_query(struct doctor *d, const char *name, enum resolver_type type,
     struct doctor_ans *a)
 {
@@ -173,7 +169,7 @@ doctor_query(struct doctor *d, const char *name, enum resolver_type type,
 		resolver_cancel(dns_resolver(d->dns), a);
 }
 
-static const char *
+const char *
 doctor_rcode_str(enum resolver_rcode rc)
 {
 	switch (rc) {
@@ -190,9 +186,7 @@ doctor_rcode_str(enum resolver_rcode rc)
 	}
 }
 
-/* True for an answer that says something (records, or that there are
- * none); false for a lookup that failed. */
-static bool
+bool
 doctor_ans_ok(const struct doctor_ans *a)
 {
 	return a->rcode == RESOLVER_NOERROR || a->rcode == RESOLVER_NXDOMAIN;
@@ -853,7 +847,9 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 	    domain);
 	doctor_txt_policy(&d, "tls-rpt", "_smtp._tls", doctor_tlsrpt_record,
 	    rpt);
+	doctor_sts_policy(&d);
 	doctor_cert(&d);
+	doctor_dane(&d);
 	doctor_probe_all(&d);
 	doctor_postmaster(&d);
 	dns_close(d.dns, NULL, NULL);

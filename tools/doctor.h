@@ -4,6 +4,8 @@
  *   cmd_doctor.c     the DNS, certificate and store checks, the report
  *   doctor_probe.c   the listeners and the open-relay self-test, on the
  *                    one libuv loop with the one TLS layer (common/net.c)
+ *   doctor_tls.c     the MTA-STS policy and the TLSA records of the
+ *                    domain (what senders to us check, RFC 8461, 7672)
  *   doctor_parse.c   pure parsers of what the network sends: MTA-STS
  *                    and TLS-RPT records, SMTP and POP3 replies
  *
@@ -19,6 +21,8 @@
 #include <stdint.h>
 
 #include <uv.h>
+
+#include "resolver.h"
 
 struct cli;
 
@@ -46,6 +50,50 @@ void doctor_report(struct doctor *d, enum doctor_level lv, const char *check,
 
 /* Runs d's loop until *done is true or nothing is left to run. */
 void doctor_wait(struct doctor *d, const bool *done);
+
+/* --- cmd_doctor.c: DNS, one question at a time ------------------------- */
+
+/* Records kept per answer (more are not looked at: a domain has a few
+ * MX hosts and addresses, and one record of each TXT kind). */
+#define DOCTOR_RR_MAX 16
+
+struct doctor_rr {
+	unsigned pref;       /* MX */
+	uint8_t usage, selector, mtype;    /* TLSA */
+	/* MX/PTR name, A/AAAA as text, TXT joined (NUL-terminated); TLSA
+	 * the association data (len octets) */
+	char *text;
+	size_t len;
+};
+
+struct doctor_ans {
+	bool done;
+	enum resolver_rcode rcode;
+	bool secure;         /* validated (the AD bit, common/dns.c) */
+	size_t n;
+	struct doctor_rr rr[DOCTOR_RR_MAX];
+};
+
+/* Asks for type at name with [dns] resolver and waits for the answer
+ * into a (doctor_ans_free after). */
+void doctor_query(struct doctor *d, const char *name, enum resolver_type type,
+    struct doctor_ans *a);
+void doctor_ans_free(struct doctor_ans *a);
+/* True for an answer that says something (records, or that there are
+ * none); false for a lookup that failed. */
+bool doctor_ans_ok(const struct doctor_ans *a);
+const char *doctor_rcode_str(enum resolver_rcode rc);
+
+/* --- doctor_tls.c: our outbound-TLS records ----------------------------- */
+
+/* "mta-sts policy": when _mta-sts.DOMAIN holds a valid record, the
+ * policy fetched as senders fetch it (relay_sts_fetch.h), parsed
+ * (RFC 8461 3.2) and naming every MX host of the domain (4.1). */
+void doctor_sts_policy(struct doctor *d);
+
+/* "dane": when the resolver validates, the TLSA records at
+ * _25._tcp.HOSTNAME match [tls] cert (RFC 7672 3.1). */
+void doctor_dane(struct doctor *d);
 
 /*
  * Connects to each configured listener ([smtp] listen, submission,

@@ -69,36 +69,49 @@ relay_dane_base(struct relay_dane_host *h, const char *name)
 	snprintf(h->qname, sizeof(h->qname), "_%u._tcp.%s", h->port, tmp);
 }
 
-/* The records of a validated TLSA answer into h. */
+/* The records of a validated TLSA answer into h: the usable ones first,
+ * so that a long RRset of unusable records cannot push them out of the
+ * RELAY_DANE_RR_MAX kept; every record goes into the policy string. */
 static void
 relay_dane_keep(struct relay_dane_host *h, const struct resolver_answer *ans)
 {
 	struct buf pol;
 	char line[2 * TLSA_DATA_MAX + 16];
-	size_t i, usable = 0;
+	size_t i, seen = 0, usable = 0;
+	int pass;
 
 	buf_init(&pol, 256);
-	for (i = 0; i < ans->n && h->n < RELAY_DANE_RR_MAX; i++) {
-		const struct resolver_rr *a = &ans->rr[i];
-		struct tlsa_rr *rr = &h->rr[h->n];
-		uint8_t *data;
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < ans->n; i++) {
+			const struct resolver_rr *a = &ans->rr[i];
+			struct tlsa_rr rr;
+			uint8_t *data = NULL;
 
-		if (a->type != RESOLVER_TLSA)
-			continue;
-		data = xmalloc(a->u.tlsa.len);
-		memcpy(data, a->u.tlsa.data, a->u.tlsa.len);
-		rr->usage = a->u.tlsa.usage;
-		rr->selector = a->u.tlsa.selector;
-		rr->mtype = a->u.tlsa.mtype;
-		rr->data = data;
-		rr->len = a->u.tlsa.len;
-		if (tlsa_usable(rr))
-			usable++;
-		tlsa_format(rr, line, sizeof(line));
-		if (pol.len > 0)
-			(void)buf_append(&pol, "\n", 1);
-		(void)buf_append(&pol, line, strlen(line));
-		h->n++;
+			if (a->type != RESOLVER_TLSA)
+				continue;
+			rr.usage = a->u.tlsa.usage;
+			rr.selector = a->u.tlsa.selector;
+			rr.mtype = a->u.tlsa.mtype;
+			rr.data = a->u.tlsa.data;
+			rr.len = a->u.tlsa.len;
+			if (tlsa_usable(&rr) != (pass == 0))
+				continue;
+			seen++;
+			if (pass == 0)
+				usable++;
+			tlsa_format(&rr, line, sizeof(line));
+			if (pol.len > 0)
+				(void)buf_append(&pol, "\n", 1);
+			(void)buf_append(&pol, line, strlen(line));
+			if (h->n == RELAY_DANE_RR_MAX)
+				continue;
+			if (rr.len > 0) {
+				data = xmalloc(rr.len);
+				memcpy(data, rr.data, rr.len);
+			}
+			rr.data = data;
+			h->rr[h->n++] = rr;
+		}
 	}
 	(void)buf_append(&pol, "", 1);
 	h->policy = xstrdup((const char *)pol.p);
@@ -106,7 +119,7 @@ relay_dane_keep(struct relay_dane_host *h, const struct resolver_answer *ans)
 	/* RFC 7672 2.2 and 3.1.3: validated records that are all unusable
 	 * still say the server does TLS; it is then required but not
 	 * authenticated. */
-	h->state = usable > 0 ? RELAY_DANE_USABLE : h->n > 0 ?
+	h->state = usable > 0 ? RELAY_DANE_USABLE : seen > 0 ?
 	    RELAY_DANE_TLS_ONLY : RELAY_DANE_NONE;
 }
 
@@ -135,10 +148,13 @@ relay_dane_tlsa_cb(void *data, const struct resolver_answer *ans)
 	struct relay_dlv *d = dn->d;
 
 	if (h->at_canon && (ans->rcode == RESOLVER_NXDOMAIN ||
-	    (ans->rcode == RESOLVER_NOERROR && ans->n == 0) || !ans->secure) &&
-	    !d->r->stopping) {
-		/* RFC 7672 2.2.3: nothing at the expanded name; the name
-		 * the MX record gave is asked next, and is the base. */
+	    ans->rcode == RESOLVER_NOERROR) && (ans->n == 0 ||
+	    !ans->secure) && !d->r->stopping) {
+		/* RFC 7672 2.2.3: nothing at the expanded name (a denial,
+		 * or an insecure answer); the name the MX record gave is
+		 * asked next, and is the base.  A failed lookup is not
+		 * nothing: it may hide records (2.1.1), and the host is
+		 * not used (below). */
 		h->at_canon = false;
 		relay_dane_base(h, h->host);
 		if (resolver_query(relay_dns_resolver(d->r->dns), h->qname,

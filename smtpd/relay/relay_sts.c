@@ -29,6 +29,7 @@
  */
 #include "relay_int.h"
 #include "relay_sts.h"
+#include "relay_sts_fetch.h"
 #include "relay_sts_policy.h"
 #include "relay_tlsrpt.h"
 
@@ -38,15 +39,9 @@
 #include <strings.h>
 #include <arpa/inet.h>
 
-#include <curl/curl.h>
-
 #include "dns.h"
 #include "xmalloc.h"
 
-/* RFC 8461 3.3 asks for bounded fetches; these leave room for a slow
- * server and keep a delivery from waiting long. */
-#define RELAY_STS_CONNECT_MS (10 * 1000)
-#define RELAY_STS_FETCH_MS (30 * 1000)
 /* A verified session refreshes the memory once this long after the
  * last time it did. */
 #define RELAY_TLS_MEMORY_REFRESH (24 * 3600)
@@ -73,11 +68,11 @@ struct relay_sts {
 	char addr[INET6_ADDRSTRLEN + 2];
 	bool tried_aaaa;
 	uv_work_t fetch;
+	struct sts_fetch fetch_job;
 	int cancel;                 /* atomic: the runner stops */
 	char ca_file[1024];
 	char *body;
 	size_t body_len;
-	bool body_over;
 	enum relay_tlsrpt_result fetch_res;
 	char fetch_err[256];
 
@@ -105,8 +100,7 @@ struct relay_sts_put {
 int
 relay_sts_global_init(void)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 :
-	    PR_EIO;
+	return sts_fetch_global_init();
 }
 
 static void relay_sts_finish(struct relay_sts *s);
@@ -268,105 +262,12 @@ relay_sts_use_cache(struct relay_sts *s, const char *after)
 	s->mode = STS_MODE_NONE;
 }
 
-/* libcurl's body callback: at most STS_POLICY_MAX octets (RFC 8461
- * 3.3: 64 KiB), more ends the transfer. */
-static size_t
-relay_sts_write_cb(char *p, size_t size, size_t n, void *data)
-{
-	struct relay_sts *s = data;
-	size_t len = size * n;
-
-	if (len > STS_POLICY_MAX - s->body_len) {
-		s->body_over = true;
-		return 0;
-	}
-	memcpy(s->body + s->body_len, p, len);
-	s->body_len += len;
-	return len;
-}
-
-/* libcurl's progress callback: a stopping runner ends the fetch. */
-static int
-relay_sts_progress_cb(void *data, curl_off_t dlt, curl_off_t dln,
-    curl_off_t ult, curl_off_t uln)
-{
-	struct relay_sts *s = data;
-
-	(void)dlt;
-	(void)dln;
-	(void)ult;
-	(void)uln;
-	return __atomic_load_n(&s->cancel, __ATOMIC_RELAXED) ? 1 : 0;
-}
-
 static void
 relay_sts_fetch_run(uv_work_t *req)
 {
 	struct relay_sts *s = req->data;
-	struct curl_slist *pin = NULL;
-	char url[RELAY_HOST_MAX + 64], rs[RELAY_HOST_MAX + 80];
-	const char *ctype = NULL;
-	long code = 0;
-	CURLcode rc;
-	CURL *c;
 
-	s->fetch_res = RELAY_TLSRPT_STS_POLICY_FETCH_ERROR;
-	if ((c = curl_easy_init()) == NULL) {
-		snprintf(s->fetch_err, sizeof(s->fetch_err), "curl: no handle");
-		return;
-	}
-	snprintf(url, sizeof(url),
-	    "https://mta-sts.%s/.well-known/mta-sts.txt", s->domain);
-	/* The name is resolved by the daemon's resolver: libcurl connects
-	 * to that address and verifies the certificate for the name. */
-	snprintf(rs, sizeof(rs), "mta-sts.%s:443:%s", s->domain, s->addr);
-	pin = curl_slist_append(NULL, rs);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_RESOLVE, pin);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	/* RFC 8461 3.3: "HTTP 3xx redirects MUST NOT be followed". */
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (s->ca_file[0] != '\0')
-		curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-	    (long)RELAY_STS_CONNECT_MS);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)RELAY_STS_FETCH_MS);
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE, (long)STS_POLICY_MAX);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "postroom");
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, relay_sts_write_cb);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, relay_sts_progress_cb);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
-	if (rc != CURLE_OK) {
-		if (rc == CURLE_PEER_FAILED_VERIFICATION)
-			s->fetch_res = RELAY_TLSRPT_STS_WEBPKI_INVALID;
-		snprintf(s->fetch_err, sizeof(s->fetch_err), "%s",
-		    s->body_over ? "policy larger than 64 KiB" :
-		    curl_easy_strerror(rc));
-	} else if (code != 200) {
-		/* 3.3: only a 200 answer is a policy; a redirect is not
-		 * followed. */
-		snprintf(s->fetch_err, sizeof(s->fetch_err), "HTTP status %ld",
-		    code);
-	} else if (ctype == NULL || strncasecmp(ctype, "text/plain", 10) != 0 ||
-	    (ctype[10] != '\0' && ctype[10] != ';' && ctype[10] != ' ')) {
-		/* 3.3: the media type is "text/plain". */
-		snprintf(s->fetch_err, sizeof(s->fetch_err),
-		    "content type %s, not text/plain",
-		    ctype != NULL ? ctype : "missing");
-	} else {
-		s->fetch_err[0] = '\0';
-	}
-	curl_easy_cleanup(c);
-	curl_slist_free_all(pin);
+	(void)sts_fetch_run(&s->fetch_job);
 }
 
 static void
@@ -376,6 +277,14 @@ relay_sts_fetch_done(uv_work_t *req, int status)
 	struct store_sts sp;
 	char why[160];
 
+	if (status == 0) {
+		s->body_len = s->fetch_job.body_len;
+		s->fetch_res = s->fetch_job.webpki ?
+		    RELAY_TLSRPT_STS_WEBPKI_INVALID :
+		    RELAY_TLSRPT_STS_POLICY_FETCH_ERROR;
+		snprintf(s->fetch_err, sizeof(s->fetch_err), "%s",
+		    s->fetch_job.err);
+	}
 	if (status < 0 && s->fetch_err[0] == '\0')
 		snprintf(s->fetch_err, sizeof(s->fetch_err), "%s",
 		    uv_strerror(status));
@@ -416,6 +325,13 @@ relay_sts_fetch_start(struct relay_sts *s)
 	    s->d->r->cfg->relay.ca_file);
 	s->body = xmalloc(STS_POLICY_MAX + 1);
 	s->body_len = 0;
+	memset(&s->fetch_job, 0, sizeof(s->fetch_job));
+	s->fetch_job.domain = s->domain;
+	s->fetch_job.addr = s->addr;
+	s->fetch_job.ca_file = s->ca_file;
+	s->fetch_job.cancel = &s->cancel;
+	s->fetch_job.body = s->body;
+	s->fetch_res = RELAY_TLSRPT_STS_POLICY_FETCH_ERROR;
 	s->fetch.data = s;
 	if ((r = uv_queue_work(s->d->r->loop, &s->fetch, relay_sts_fetch_run,
 	    relay_sts_fetch_done)) < 0) {

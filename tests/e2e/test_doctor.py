@@ -11,6 +11,14 @@ real postroom-smtpd and postroom-pop3d on loopback:
   a broken MTA-STS record;
 - certificates made with openssl: expired (fail), near expiry (warn),
   naming another host (fail);
+- our outbound-TLS records: the MTA-STS policy served by
+  tests/lib/httpsserver.py (a certificate of a private CA, [relay]
+  ca_file) on 127.0.46.43:443: naming the host (ok), another host
+  (fail), mode testing (warn), 404, a redirect, text/html, a certificate
+  the CA file does not trust (fail); TLSA records at _25._tcp.HOST in a
+  zone signed and validated by tests/lib/dnssec.py (nsd, unbound):
+  matching [tls] cert (ok), another key (fail), only unusable records
+  (warn), none (ok), a bogus signature (fail);
 - a listener down (pop3d stopped) fails; an open relay on the MX port
   (a fake server that accepts every RCPT) fails;
 - `postroom dns` ends with the RFC 6186 SRV records, "0 0 0 ." for a
@@ -18,6 +26,7 @@ real postroom-smtpd and postroom-pop3d on loopback:
   xml.etree parses, with the hosts and ports of the config.
 """
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -32,7 +41,10 @@ from dnslib import RR
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from dnsserver import DNSServer  # noqa: E402
+from dnssec import SignedDns  # noqa: E402
 from harness import Instance, make_cert  # noqa: E402
+from httpsserver import HTTPSServer  # noqa: E402
+from relay_util import TestCA  # noqa: E402
 from tap import Check  # noqa: E402
 
 HOST = "mx.example.test"
@@ -40,6 +52,22 @@ GOOD = "good.test"
 WRONG = ["mxelse.test", "badspf.test", "baddkim.test", "nodmarc.test",
          "badsts.test"]
 LINE = re.compile(r"^(ok|warn|fail)  ([a-z0-9 .:\[\]-]+): (.*)$")
+WEB_IP = "127.0.46.43"
+STS_URL = "/.well-known/mta-sts.txt"
+
+
+def sts_policy(mode="enforce", mx=HOST):
+    return "version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: 604800\r\n" \
+        % (mode, mx)
+
+
+def spki_sha256(path):
+    """The 3 1 1 data of a certificate (RFC 6698 2.1)."""
+    pub = subprocess.run(["openssl", "x509", "-in", path, "-pubkey",
+                          "-noout"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=pub, check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
 
 
 def dkim_strings(dns_out, selector="postroom"):
@@ -69,6 +97,7 @@ def zone_for(dkim_good):
         "_dmarc." + GOOD: ok_dmarc,
         "postroom._domainkey." + GOOD: [{"TXT": dkim_good}],
         "_mta-sts." + GOOD: [{"TXT": "v=STSv1; id=20260101T000000"}],
+        "mta-sts." + GOOD: [{"A": WEB_IP}],
         "_smtp._tls." + GOOD: [{"TXT": "v=TLSRPTv1; "
                                        "rua=mailto:tls@good.test"}],
         # MX at another host.
@@ -230,9 +259,13 @@ def main():
     t = Check()
     inst = Instance(hostname=HOST, extra={
         "server": {"postmaster": "admin@" + GOOD}})
-    dns = relay = None
+    dns = relay = web = None
     try:
         inst.cert, inst.key = make_cert(inst.tmp, cn=HOST)
+        ca = TestCA(os.path.join(inst.tmp, "ca"))
+        web = HTTPSServer(WEB_IP, 443, *ca.issue("mta-sts." + GOOD))
+        web.put("mta-sts." + GOOD, STS_URL, sts_policy())
+        inst.extra["relay"] = {"ca_file": ca.cert}
         for dom in [GOOD] + WRONG:
             inst.add_domain(dom)
         inst.add_user("admin@" + GOOD, "doctor-pw-1")
@@ -259,10 +292,11 @@ def main():
         t.ok(all(ln.startswith("ok  ") for ln in lines),
              "every line of the right domain is ok", r.stdout)
         for check in ("mx", "address", "rdns", "spf", "dkim postroom",
-                      "dmarc", "mta-sts", "tls-rpt", "certificate",
-                      "smtp 127.0.0.1:", "submission 127.0.0.1:",
-                      "submissions 127.0.0.1:", "pop3 127.0.0.1:",
-                      "pop3s 127.0.0.1:", "open-relay", "postmaster"):
+                      "dmarc", "mta-sts:", "mta-sts policy", "tls-rpt",
+                      "certificate", "dane", "smtp 127.0.0.1:",
+                      "submission 127.0.0.1:", "submissions 127.0.0.1:",
+                      "pop3 127.0.0.1:", "pop3s 127.0.0.1:", "open-relay",
+                      "postmaster"):
             n = 2 if check in ("rdns", "spf") and have_ipv6_loopback() else 1
             eq(t, level(lines, check), ["ok"] * n, "ok line for %s" % check,
                r.stdout)
@@ -278,6 +312,85 @@ def main():
              "relaying to a foreign domain is refused with 5xx", r.stdout)
         t.ok("Relay" in inst.log("smtpd") or "relay" in inst.log("smtpd"),
              "smtpd saw the relay attempt", inst.log("smtpd")[-2000:])
+
+        t.ok(any("mode enforce" in ln and "names " + HOST in ln and
+                 "id 20260101T000000" in ln
+                 for ln in lines_of(lines, "mta-sts policy")),
+             "the policy was fetched and names the host", r.stdout)
+        t.ok(web.hits("mta-sts." + GOOD) >= 1, "the doctor fetched it over "
+             "HTTPS", web.log())
+
+        # --- the MTA-STS policy, wrong -----------------------------------
+        sts_cases = [
+            ("another host", dict(body=sts_policy(mx="mx.other.test")),
+             "fail", "does not name " + HOST),
+            ("a wildcard", dict(body=sts_policy(mx="*.example.test")),
+             "ok", "mode enforce"),
+            ("mode testing", dict(body=sts_policy("testing")), "warn",
+             "mode testing"),
+            ("not there", dict(body="no", status=404), "fail",
+             "HTTP status 404"),
+            ("a redirect", dict(body="", status=302, headers={
+                "Location": "https://evil.test/"}), "fail",
+             "HTTP status 302"),
+            ("text/html", dict(body=sts_policy(), ctype="text/html"),
+             "fail", "content type text/html"),
+            ("not a policy", dict(body="version: STSv2\r\n"), "fail",
+             "is not a policy"),
+        ]
+        for name, doc, lv, text in sts_cases:
+            web.put("mta-sts." + GOOD, STS_URL, doc.pop("body"), **doc)
+            r, lines = doctor(inst, GOOD)
+            got = lines_of(lines, "mta-sts policy")
+            t.ok(len(got) == 1 and got[0].startswith(lv + "  ") and
+                 text in got[0] and (lv == "ok" or "; fix: " in got[0]),
+                 "mta-sts policy, %s: %s" % (name, lv), r.stdout)
+            eq(t, r.returncode, 1 if lv == "fail" else 0,
+               "mta-sts policy, %s: exit status" % name, r.stdout)
+        web.put("mta-sts." + GOOD, STS_URL, sts_policy())
+        # A certificate that [relay] ca_file does not trust.
+        inst.extra["relay"]["ca_file"] = inst.cert
+        inst.write_config()
+        r, lines = doctor(inst, GOOD)
+        got = lines_of(lines, "mta-sts policy")
+        t.ok(len(got) == 1 and got[0].startswith("fail  ") and
+             "certificate" in got[0].lower(),
+             "mta-sts policy behind an untrusted certificate: fail", r.stdout)
+        inst.extra["relay"]["ca_file"] = ca.cert
+        inst.write_config()
+
+        # --- TLSA records of the host, DNSSEC-validated -----------------
+        own = spki_sha256(inst.cert)
+        tl = "_25._tcp."
+        signed = ["mx A 127.0.0.1", tl + "mx TLSA 3 1 1 " + own,
+                  "mx2 A 127.0.0.1",
+                  tl + "mx2 TLSA 3 1 1 " + hashlib.sha256(b"x").hexdigest(),
+                  "mx3 A 127.0.0.1", tl + "mx3 TLSA 1 1 1 " + own,
+                  "mx4 A 127.0.0.1",
+                  "mx5 A 127.0.0.1", tl + "mx5 TLSA 3 1 1 " + own]
+        with SignedDns({"example.test": (True, signed)},
+                       bogus=[tl + "mx5.example.test"]) as sdns:
+            inst.extra["dns"]["resolver"] = sdns.resolver
+            dane_cases = [("mx", "ok", "matches"),
+                          ("mx2", "fail", "no TLSA record at"),
+                          ("mx3", "warn", "no usable TLSA record"),
+                          ("mx4", "ok", "no TLSA records at"),
+                          ("mx5", "fail", "cannot look up")]
+            for host, lv, text in dane_cases:
+                inst.extra["server"]["hostname"] = host + ".example.test"
+                inst.write_config()
+                r, lines = doctor(inst, GOOD)
+                got = lines_of(lines, "dane")
+                t.ok(len(got) == 1 and got[0].startswith(lv + "  ") and
+                     text in got[0] and (lv == "ok" or "; fix: " in got[0]),
+                     "dane, %s: %s" % (host, lv), r.stdout + sdns.log()
+                     if not got else r.stdout)
+                if host == "mx2":
+                    t.ok(("IN TLSA 3 1 1 " + own) in got[0],
+                         "the dane fix is our own 3 1 1 record", got)
+        inst.extra["server"]["hostname"] = HOST
+        inst.extra["dns"]["resolver"] = "127.0.0.1:%d" % dns.port
+        inst.write_config()
 
         r = inst.cli("doctor", "nothosted.test", check=False)
         eq(t, (r.returncode, r.stdout, r.stderr.count("\n")), (1, "", 1),
@@ -496,6 +609,8 @@ def main():
             relay.close()
         if dns is not None:
             dns.stop()
+        if web is not None:
+            web.close()
         inst.close()
     sys.exit(t.done())
 

@@ -27,8 +27,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < p.n; i++) {
 		const struct resolver_rr *a = &p.rr[i];
 
-		if (a->type != RESOLVER_TLSA || a->u.tlsa.len == 0 ||
-		    a->u.tlsa.len > TLSA_DATA_MAX ||
+		if (a->type != RESOLVER_TLSA || a->u.tlsa.len > TLSA_DATA_MAX)
+			abort();
+		/* A record that did not parse is kept without data. */
+		if (a->u.tlsa.len == 0 ? a->u.tlsa.data != NULL :
 		    a->u.tlsa.data < data ||
 		    a->u.tlsa.data + a->u.tlsa.len > data + size)
 			abort();

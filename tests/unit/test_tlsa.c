@@ -134,10 +134,20 @@ main(void)
 	len = answer(m, false, rd, 35);
 	dns_parse_answer(&q, m, len, p, follow, sizeof(follow));
 	TAP_OK(!p->ad && p->n == 1, "answer without AD: not validated");
-	/* RDATA too short for TLSA: the record is dropped. */
+	/* RDATA too short for TLSA: kept, but without data, so unusable
+	 * (a dropped record would read as no TLSA at all). */
 	len = answer(m, true, rd, 3);
 	dns_parse_answer(&q, m, len, p, follow, sizeof(follow));
-	TAP_EQ_INT(p->n, 0, "TLSA RDATA of 3 octets: dropped");
+	TAP_EQ_INT(p->n, 1, "TLSA RDATA of 3 octets: kept");
+	if (p->n == 1) {
+		rr.usage = p->rr[0].u.tlsa.usage;
+		rr.selector = p->rr[0].u.tlsa.selector;
+		rr.mtype = p->rr[0].u.tlsa.mtype;
+		rr.data = p->rr[0].u.tlsa.data;
+		rr.len = p->rr[0].u.tlsa.len;
+		TAP_OK(rr.len == 0 && rr.data == NULL && rr.usage == 3 &&
+		    !tlsa_usable(&rr), "TLSA RDATA of 3 octets: unusable");
+	}
 	/* Every cut of the message: no record that runs past the end. */
 	len = answer(m, true, rd, 35);
 	for (cut = 0; cut < len; cut++) {
