@@ -203,6 +203,18 @@ relay_dane_find(struct relay_dane *dn, const char *host)
 	return NULL;
 }
 
+/* The reason for a TLSA name the resolver refused; the name is copied
+ * first, since both fields live in h (snprintf must not overlap). */
+static void
+relay_dane_bad_name(struct relay_dane_host *h)
+{
+	char q[sizeof(h->qname)];
+
+	memcpy(q, h->qname, sizeof(q));
+	snprintf(h->error, sizeof(h->error), "TLS policy dane: bad TLSA "
+	    "query name %s", q);
+}
+
 bool
 relay_dane_prepare(struct relay_dlv *d)
 {
@@ -241,8 +253,7 @@ relay_dane_prepare(struct relay_dlv *d)
 		if (resolver_query(relay_dns_resolver(d->r->dns), h->qname,
 		    RESOLVER_TLSA, relay_dane_tlsa_cb, h) < 0) {
 			h->state = RELAY_DANE_FAILED;
-			snprintf(h->error, sizeof(h->error), "TLS policy dane: "
-			    "bad TLSA query name %s", h->qname);
+			relay_dane_bad_name(h);
 			dn->pending--;
 		}
 	}
