@@ -88,15 +88,15 @@ def fill_store(db_path, plan, size):
     try:
         conn.execute("PRAGMA synchronous = OFF")
         ids = user_ids(conn)
-        todo = [(ids[a], a, n) for a, n in plan if n > 0]
+        remaining = [(ids[a], a, n) for a, n in plan if n > 0]
         now = int(time.time())
         bodies = {}
         conn.execute("BEGIN")
         in_batch = 0
         rnd = 0
-        while todo:
+        while remaining:
             nxt = []
-            for uid, addr, n in todo:
+            for uid, addr, n in remaining:
                 if addr not in bodies:
                     bodies[addr] = message(0, size, addr)
                 data = bodies[addr]
@@ -117,7 +117,7 @@ def fill_store(db_path, plan, size):
                     in_batch = 0
                 if n > 1:
                     nxt.append((uid, addr, n - 1))
-            todo = nxt
+            remaining = nxt
             rnd += 1
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

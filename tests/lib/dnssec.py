@@ -6,7 +6,7 @@ loopback, with Debian's own tools.
 - Debian's nsd serves them authoritatively on 127.0.0.1;
 - Debian's unbound validates, on another loopback port, with the signed
   zones' DS records as its only trust anchors (trust-anchor-file) and a
-  stub zone per test zone pointing at nsd; every other name is refused,
+  `stub-zone:` clause (unbound.conf(5)) per test zone naming nsd; every other name is refused,
   so nothing is ever asked outside the machine.
 
 Answers for a signed zone come with the AD bit (RFC 4035 3.2.3); an
@@ -30,7 +30,6 @@ AD, for a test to check that the fixture validates at all.
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -276,10 +275,7 @@ class SignedDns:
         for log in self._logs:
             log.close()
         self._logs = []
-        if os.environ.get("POSTROOM_KEEP_TMP"):
-            print("kept", self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        procs.remove_tmp(self.tmp)
 
     def __enter__(self):
         return self

@@ -12,7 +12,7 @@ certificate, a data dir and free unprivileged ports; it runs the real
 """
 
 import os
-import shutil
+import random
 import signal
 import socket
 import sqlite3
@@ -36,9 +36,42 @@ BIN = {
 _CERT_CACHE = os.path.join(tempfile.gettempdir(), "postroom-test-cert")
 
 
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (the source ports
+    of outgoing connections), 32768 when it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now, below the ephemeral range.
+
+    A port the kernel handed out for bind(0) comes from the ephemeral
+    range, where any client socket of a parallel test may take it as its
+    source port before the daemon binds it (the daemon then exits with
+    "address in use").  Ports below that range are never given to
+    clients; each is handed out once per process."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low = min(_ephemeral_low(), 65536)
+    first = 10000 if low > 20000 else 1024
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(first, low)
+        if port in _ports_given:
+            continue
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -224,8 +257,16 @@ class Instance:
         names = {"smtpd": ["smtp", "submission"] +
                  (["submissions"] if self.cert else []),
                  "pop3d": ["pop3"] + (["pop3s"] if self.cert else [])}[daemon]
-        for n in names:
-            wait_port(self.host, self.ports[n], proc=p)
+        try:
+            for n in names:
+                wait_port(self.host, self.ports[n], proc=p)
+        except RuntimeError as e:
+            # The daemon's own words say why it did not come up.
+            log.flush()
+            with open(log.name, "rb") as f:
+                tail = f.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError("%s %s; its log ends:\n%s" % (
+                daemon, e, tail)) from None
         return p
 
     def stop(self, daemon, sig=signal.SIGTERM, timeout=15):
@@ -276,10 +317,7 @@ class Instance:
     def close(self):
         for d in list(self.procs):
             self.stop(d)
-        if os.environ.get("POSTROOM_KEEP_TMP"):
-            print("kept", self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        procs.remove_tmp(self.tmp)
 
     def __enter__(self):
         return self

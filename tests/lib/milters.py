@@ -26,7 +26,6 @@ inet:HOST:PORT or unix:PATH.  POSTROOM_KEEP_TMP=1 keeps the directories
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -151,10 +150,7 @@ class _Filter:
 
     def close(self):
         self.stop()
-        if os.environ.get("POSTROOM_KEEP_TMP"):
-            print("kept", self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        procs.remove_tmp(self.tmp)
 
     def __enter__(self):
         self.start()

@@ -5,10 +5,12 @@
                             daemon's master that forked itself away)
     read_pidfile(path)      the PID a daemon we started wrote
 
-and looking at their memory: status_kib(pid, "VmRSS:"), sanitized(pid).
+and looking at their memory: status_kib(pid, "VmRSS:"), sanitized(pid);
+remove_tmp(path) removes what they left in a temporary directory.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -89,3 +91,12 @@ def sanitized(pid):
     measured there (the optimised build's run measures them)."""
     with open("/proc/%d/maps" % pid) as f:
         return "libasan" in f.read()
+
+
+def remove_tmp(path):
+    """Removes a test's temporary directory, or keeps it (and says so)
+    when POSTROOM_KEEP_TMP is set, for a look after a failure."""
+    if os.environ.get("POSTROOM_KEEP_TMP"):
+        print("kept", path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
