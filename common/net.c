@@ -752,6 +752,31 @@ net_conn_tls_verify_error(const struct net_conn *c)
 	return X509_verify_cert_error_string(SSL_get_verify_result(c->ssl));
 }
 
+enum net_tls_verify_kind
+net_conn_tls_verify_kind(const struct net_conn *c)
+{
+	if (c->ssl == NULL)
+		return NET_TLS_VERIFY_OK;
+	switch (SSL_get_verify_result(c->ssl)) {
+	case X509_V_OK:
+		return NET_TLS_VERIFY_OK;
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return NET_TLS_VERIFY_NAME;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return NET_TLS_VERIFY_EXPIRED;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return NET_TLS_VERIFY_UNTRUSTED;
+	default:
+		return NET_TLS_VERIFY_OTHER;
+	}
+}
+
 /* --- Timer and close --------------------------------------------------- */
 
 static void

@@ -199,6 +199,17 @@ bool net_conn_tls_dane_match(const struct net_conn *c, char *out,
 bool net_conn_tls_verified(const struct net_conn *c);
 /* Why not ("" when verified); valid while c. */
 const char *net_conn_tls_verify_error(const struct net_conn *c);
+/* The kind of verification failure (RFC 8460 4.3.1 reports it), also
+ * after a handshake that failed on it: OK when the chain and name
+ * verified or verification said nothing. */
+enum net_tls_verify_kind {
+	NET_TLS_VERIFY_OK = 0,
+	NET_TLS_VERIFY_NAME,        /* not issued for the name asked */
+	NET_TLS_VERIFY_EXPIRED,
+	NET_TLS_VERIFY_UNTRUSTED,   /* no chain to a trust anchor */
+	NET_TLS_VERIFY_OTHER,
+};
+enum net_tls_verify_kind net_conn_tls_verify_kind(const struct net_conn *c);
 /* The subject and issuer of the certificate the peer presented, one line
  * each (OpenSSL's X509_NAME_oneline form, "/C=../CN=.."), cut to fit.
  * Returns false when TLS is not active or the peer sent none (the SMTP

@@ -194,23 +194,22 @@ relay_sts_note(struct relay_sts *s, const char *mx,
 	relay_tlsrpt_note(d->r, &ev);
 }
 
-/* The RFC 8460 4.3 result for a certificate that did not verify, from
- * OpenSSL's verification error text (X509_verify_cert_error_string). */
+/* The RFC 8460 4.3.1 result for the session on d->conn that did not
+ * verify (or whose handshake failed). */
 static enum relay_tlsrpt_result
-relay_sts_cert_result(const char *why)
+relay_sts_cert_result(const struct relay_dlv *d)
 {
-	if (strstr(why, "hostname mismatch") != NULL ||
-	    strstr(why, "IP address mismatch") != NULL)
+	switch (d->conn != NULL ? net_conn_tls_verify_kind(d->conn) :
+	    NET_TLS_VERIFY_OTHER) {
+	case NET_TLS_VERIFY_NAME:
 		return RELAY_TLSRPT_CERTIFICATE_HOST_MISMATCH;
-	if (strstr(why, "expired") != NULL)
+	case NET_TLS_VERIFY_EXPIRED:
 		return RELAY_TLSRPT_CERTIFICATE_EXPIRED;
-	if (strstr(why, "self-signed") != NULL ||
-	    strstr(why, "self signed") != NULL ||
-	    strstr(why, "issuer") != NULL ||
-	    strstr(why, "untrusted") != NULL ||
-	    strstr(why, "not trusted") != NULL)
+	case NET_TLS_VERIFY_UNTRUSTED:
 		return RELAY_TLSRPT_CERTIFICATE_NOT_TRUSTED;
-	return RELAY_TLSRPT_VALIDATION_FAILURE;
+	default:
+		return RELAY_TLSRPT_VALIDATION_FAILURE;
+	}
 }
 
 /* --- The policy -------------------------------------------------------- */
@@ -569,7 +568,7 @@ relay_sts_tls_failed(struct relay_dlv *d, const char *why)
 		return;
 	s->noted = true;
 	relay_sts_note(s, d->route.t[d->target].host,
-	    relay_sts_cert_result(why), why);
+	    relay_sts_cert_result(d), why);
 	if (s->pol_name != NULL)
 		relay_sts_refuse(d, why);
 }
@@ -630,7 +629,7 @@ relay_sts_tls_ok(struct relay_dlv *d)
 	snprintf(why, sizeof(why), "certificate not verified: %s",
 	    net_conn_tls_verify_error(d->conn));
 	relay_sts_note(s, host,
-	    relay_sts_cert_result(net_conn_tls_verify_error(d->conn)), why);
+	    relay_sts_cert_result(d), why);
 	if (relay_sts_remembered(s))
 		relay_sts_downgrade(d, why);
 }
