@@ -762,6 +762,9 @@ pop3_session_commit_done(struct pop3_job *job)
 
 	/* The job unlocks whether the deletion worked or not. */
 	s->locked = false;
+	if (job->status == 0 && job->drop_left)
+		pop3_store_drop_start(&s->srv->q, &s->srv->stopping,
+		    job->user_id, job->n_ids, s->sid, s->user);
 	if (pop3_session_gone(s)) {
 		pop3_session_unpend(s);
 		return;

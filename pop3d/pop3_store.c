@@ -70,7 +70,8 @@ pop3_store_run(struct store_job *sj, struct store *st)
 	if (pop3_store_make_room(j, st))
 		pop3_store_run_once(j, st);
 	/* Deleted mail may have made room: the reserve comes back. */
-	if (j->type == POP3_JOB_COMMIT && j->status == 0 && j->n_ids > 0)
+	if ((j->type == POP3_JOB_COMMIT && j->status == 0 && j->n_ids > 0 &&
+	    !j->drop_left) || (j->type == POP3_JOB_DROP_STEP && j->status == 0))
 		(void)store_reserve_ensure(st, &rerr);
 }
 
@@ -135,14 +136,21 @@ pop3_store_run_once(struct pop3_job *j, struct store *st)
 		break;
 	}
 	case POP3_JOB_COMMIT: {
-		/* RFC 1939 6: the deletions and their trace, one commit. */
+		/* RFC 1939 6: the deletions and their trace, one commit; a
+		 * big one is a committed record, finished in slices by
+		 * POP3_JOB_DROP_STEP jobs, so that the +OK and the other
+		 * sessions' jobs do not wait for it. */
 		struct store_maildrop_end e = { .retr = j->retr,
 		    .retr_at = j->retr_at, .n_retr = j->n_retr,
-		    .dele = j->ids, .n_dele = j->n_ids, .info = j->trace };
+		    .dele = j->ids, .n_dele = j->n_ids, .info = j->trace,
+		    .record_only = true };
 
 		uint64_t start = metrics_now_us();
 
 		j->status = store_maildrop_end(st, j->user_id, &e, &j->err);
+		j->drop_left = j->status == 1;
+		if (j->drop_left)
+			j->status = 0;
 		metrics_observe_us(METRICS_STORE_COMMIT,
 		    metrics_now_us() - start);
 		if (store_maildrop_unlock(st, j->user_id, &uerr) < 0)
@@ -150,6 +158,9 @@ pop3_store_run_once(struct pop3_job *j, struct store *st)
 			    (long long)j->user_id, uerr.msg);
 		break;
 	}
+	case POP3_JOB_DROP_STEP:
+		j->status = store_maildrop_drop_step(st, j->user_id, &j->err);
+		break;
 	case POP3_JOB_UNLOCK: {
 		/* A dropped session deletes nothing; what it retrieved is
 		 * traced with the unlock. */
@@ -184,4 +195,66 @@ pop3_store_submit(struct store_worker *wk, struct pop3_job *job)
 	job->job.done = pop3_store_done;
 	job->job.bytes = 0;
 	store_worker_submit(wk, &job->job);
+}
+
+/* --- A big QUIT's deletion, in the background -------------------------- */
+
+struct pop3_drop {
+	struct pop3_job job;
+	struct store_worker **wkp;
+	const bool *stopping;
+	size_t n;
+	uint64_t start_us;
+	char sid[LOG_SID_LEN + 1];
+	char user[256];
+};
+
+static void
+pop3_drop_done(struct pop3_job *job)
+{
+	struct pop3_drop *d = job->data;
+	char uq[LOG_VALUE_MAX];
+	const char *u;
+	unsigned long long ms;
+
+	if (job->status > 0 && !*d->stopping && *d->wkp != NULL) {
+		pop3_store_submit(*d->wkp, &d->job);
+		return;
+	}
+	ms = (unsigned long long)((metrics_now_us() - d->start_us) / 1000);
+	u = log_value(d->user, uq, sizeof(uq));
+	if (job->status == 0)
+		log_info(d->sid, "deletion finished user=%s deleted=%zu ms=%llu",
+		    u, d->n, ms);
+	else if (job->status < 0)
+		log_err(d->sid, "deletion interrupted user=%s ms=%llu "
+		    "reason=\"%s\"; the rest is deleted at the next login",
+		    u, ms, job->err.msg);
+	else
+		log_info(d->sid, "deletion interrupted user=%s ms=%llu "
+		    "reason=stopping; the rest is deleted at the next start",
+		    u, ms);
+	free(d);
+}
+
+void
+pop3_store_drop_start(struct store_worker **wkp, const bool *stopping,
+    int64_t user_id, size_t n, const char *sid, const char *user)
+{
+	struct pop3_drop *d;
+
+	if (*stopping || *wkp == NULL)
+		return;
+	d = xcalloc(1, sizeof(*d));
+	d->wkp = wkp;
+	d->stopping = stopping;
+	d->n = n;
+	d->start_us = metrics_now_us();
+	snprintf(d->sid, sizeof(d->sid), "%s", sid);
+	snprintf(d->user, sizeof(d->user), "%s", user);
+	d->job.type = POP3_JOB_DROP_STEP;
+	d->job.user_id = user_id;
+	d->job.data = d;
+	d->job.done_cb = pop3_drop_done;
+	pop3_store_submit(*wkp, &d->job);
 }

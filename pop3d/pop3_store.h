@@ -21,6 +21,7 @@
 #ifndef POSTROOM_POP3_STORE_H
 #define POSTROOM_POP3_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -46,8 +47,13 @@ enum pop3_job_type {
 	/* Read up to len octets of entry_id at offset into buf; nread. */
 	POP3_JOB_READ,
 	/* Delete ids[0..n_ids) in one transaction, then unlock; status is
-	 * that of the deletion (the lock is released either way). */
+	 * that of the deletion (the lock is released either way).  A big
+	 * deletion is only recorded in that transaction (drop_left): it is
+	 * as good as done, and POP3_JOB_DROP_STEP finishes it. */
 	POP3_JOB_COMMIT,
+	/* One slice of user_id's recorded deletion (store_maildrop_drop_
+	 * step): status 1 when more is left, 0 when it is done. */
+	POP3_JOB_DROP_STEP,
 	/* Release user_id's maildrop lock. */
 	POP3_JOB_UNLOCK,
 };
@@ -89,10 +95,22 @@ struct pop3_job {
 	size_t n_msgs, cap_msgs, hint_msgs;
 	int64_t octets;
 	ssize_t nread;
+	bool drop_left;             /* COMMIT: a recorded deletion to finish */
 };
 
 /* Queues job on wk; its done_cb runs later on the loop thread.  Never
  * fails. */
 void pop3_store_submit(struct store_worker *wk, struct pop3_job *job);
+
+/*
+ * Finishes user_id's recorded deletion of n messages (a COMMIT with
+ * drop_left) in the background, one POP3_JOB_DROP_STEP at a time on
+ * *wkp, so that other sessions' jobs run between the slices; logs one
+ * line under sid when it is done.  Once *stopping, no slice is queued
+ * any more: the daemon's next start finishes the record.  wkp and
+ * stopping are the server's and outlive the worker.
+ */
+void pop3_store_drop_start(struct store_worker **wkp, const bool *stopping,
+    int64_t user_id, size_t n, const char *sid, const char *user);
 
 #endif

@@ -586,12 +586,24 @@ struct store_maildrop_end {
 	size_t n_dele;
 	const char *info;              /* "client=IP user=LOGIN", or NULL */
 	bool unlock;                   /* release the maildrop lock too */
+	/* A big deletion (more than STORE_DROP_CHUNK) is only recorded:
+	 * the caller finishes it with store_maildrop_drop_step. */
+	bool record_only;
 };
 /* Records the retrievals, deletes, and (with e->unlock) releases the
  * lock, all in one transaction (RFC 1939 6: the UPDATE state).  Returns
- * 0 or an error (nothing changed). */
+ * 0, 1 when e->record_only left a committed record of the deletion to
+ * finish, or an error (nothing changed).  A committed record is as good
+ * as done: whoever locks the maildrop next finishes it before listing
+ * (store_maildrop_lock), and so does the daemon's start-up
+ * (store_maildrop_unlock_all). */
 int store_maildrop_end(struct store *st, int64_t user_id,
     const struct store_maildrop_end *e, struct pr_err *err);
+/* One bounded write transaction (about 100 ms) of user_id's recorded
+ * deletion: 1 when more is left, 0 when it is done (or there was none),
+ * or an error (the slice rolled back; the record stays). */
+int store_maildrop_drop_step(struct store *st, int64_t user_id,
+    struct pr_err *err);
 
 /* Streaming body reads: a body is never loaded whole. */
 struct store_body;

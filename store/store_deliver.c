@@ -836,11 +836,11 @@ store_drop_chunk(struct store *st, int64_t user_id, int64_t now,
 	return found > 1 ? 1 : 0;
 }
 
-/* One slice of user_id's recorded deletion: 1 when more is left, 0 when
- * it is done (or there is none), or a negative error (the slice rolled
- * back; the record stays, so nothing is lost or done twice). */
-static int
-store_drop_step(struct store *st, int64_t user_id, struct pr_err *err)
+/* One slice of user_id's recorded deletion (store.h): the record stays
+ * on an error, so nothing is lost or done twice. */
+int
+store_maildrop_drop_step(struct store *st, int64_t user_id,
+    struct pr_err *err)
 {
 	int64_t now = (int64_t)time(NULL), start = store_drop_ms();
 	int r, more;
@@ -856,6 +856,10 @@ store_drop_step(struct store *st, int64_t user_id, struct pr_err *err)
 		return store__end(st, r, err);
 	if ((r = store__end(st, 0, err)) < 0)
 		return r;
+	/* A delivery waiting for the write lock gets in before the next
+	 * slice. */
+	if (more > 0)
+		usleep(STORE_DROP_PAUSE_US);
 	return more;
 }
 
@@ -871,8 +875,8 @@ store__drop_finish(struct store *st, int64_t user_id, struct pr_err *err)
 	    "cannot delete messages", err, "i", user_id)) <= 0)
 		return r;
 	sqlite3_reset(s);
-	while ((r = store_drop_step(st, user_id, err)) > 0)
-		usleep(STORE_DROP_PAUSE_US);
+	while ((r = store_maildrop_drop_step(st, user_id, err)) > 0)
+		;
 	return r;
 }
 
@@ -935,15 +939,20 @@ store_maildrop_end(struct store *st, int64_t user_id,
 	    (e->n_retr == 0 || !store__trace_on()))
 		return 0;
 	/* RFC 1939 6 asks that the deletions be all or nothing: a big one
-	 * is all once its record committed.  The session's maildrop lock
-	 * is held until the last chunk, and a lock taken after a crash
+	 * is all once its record committed.  Whoever takes the maildrop
+	 * lock next, after the session released it or after a crash,
 	 * finishes the record first (store_maildrop_lock), so no session
 	 * ever sees a part of it. */
 	if (e->n_dele > STORE_DROP_CHUNK) {
-		if ((r = store_drop_plan(st, user_id, e, now, err)) < 0 ||
+		if ((r = store_drop_plan(st, user_id, e, now, err)) < 0)
+			return r;
+		if (!e->record_only &&
 		    (r = store__drop_finish(st, user_id, err)) < 0)
 			return r;
-		return e->unlock ? store_maildrop_unlock(st, user_id, err) : 0;
+		if (e->unlock && (r = store_maildrop_unlock(st, user_id,
+		    err)) < 0)
+			return r;
+		return e->record_only ? 1 : 0;
 	}
 	if ((r = store__begin(st, err)) < 0)
 		return r;

@@ -3,9 +3,11 @@
 20,000 messages is listed completely and correctly by UIDL and LIST
 (every line, the terminating dot) to Python's poplib and to a client that
 stops reading, without the server buffering the whole listing for it;
-QUITs that delete 8,000 and 10,000 of them is all or nothing even when the
-daemon is killed with SIGKILL in the middle of it (RFC 1939 6), and
-deliveries to another mailbox go on while it runs."""
+QUITs that delete 8,000, 10,000 and 1,000 of them are all or nothing even
+when the daemon is killed with SIGKILL in the middle of it (RFC 1939 6),
+or a login follows the +OK at once (the deletion is recorded, then
+finished in the background), and deliveries to another mailbox go on
+while it runs."""
 
 import os
 import poplib
@@ -161,7 +163,11 @@ class Pop3BigDrop(unittest.TestCase):
         th.start()
         wait_for(lambda: len(done) >= 3, 60, "deliveries to start")
         t0 = time.monotonic()
+        # The +OK comes once the deletion is recorded; the slices run
+        # after it, in the background.
         self.assertTrue(p.quit().startswith(b"+OK"))
+        wait_for(lambda: rows(inst, ALICE[0]) == self.want[FIRST:], 120,
+                 "the recorded deletion to finish")
         t1 = time.monotonic()
         time.sleep(0.2)
         stop.set()
@@ -170,8 +176,12 @@ class Pop3BigDrop(unittest.TestCase):
         left = rows(inst, ALICE[0])
         self.assertEqual(left, self.want[FIRST:])
         during = [e for (s, e) in done if t0 < e < t1]
-        self.assertTrue(during, "no delivery finished during a QUIT of "
-                        "%.2f s" % (t1 - t0))
+        self.assertTrue(during, "no delivery finished during a deletion "
+                        "of %.2f s" % (t1 - t0))
+        # Other sessions of the same daemon were served between the
+        # slices, and the deletion's end has its one log line.
+        wait_for(lambda: "deletion finished user=%s deleted=%d" % (
+            ALICE[0], FIRST) in inst.log("pop3d"), 30, "the log line")
 
         # Then: SIGKILL once the QUIT's commit has begun to delete.
         p = self.login()
@@ -207,6 +217,22 @@ class Pop3BigDrop(unittest.TestCase):
                 (ALICE[0],)).fetchone(), (n - DELETE,))
         finally:
             db.close()
+
+        # A login right after a big QUIT's +OK never sees a part of it:
+        # the recorded deletion is finished before the listing.
+        rest = left[DELETE:]
+        p = self.login()
+        for i in range(1, len(rest) // 2 + 1):
+            p.dele(i)
+        self.assertTrue(p.quit().startswith(b"+OK"))
+        p = self.login()
+        self.assertEqual(p.stat()[0], len(rest) - len(rest) // 2)
+        _r, lines, _o = p.uidl()
+        self.assertEqual(lines, [b"%d %s" % (i, u.encode()) for i, (u, _s)
+                                 in enumerate(rest[len(rest) // 2:], 1)])
+        p.quit()
+        self.assertEqual(rows(inst, ALICE[0]), rest[len(rest) // 2:])
+
         r = inst.cli("verify")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 

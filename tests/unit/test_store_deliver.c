@@ -630,6 +630,39 @@ test_maildrop_big(struct store *st)
 	    "mailbox WHERE user_id = %lld) AND messages = 98 FROM users "
 	    "WHERE id = %lld", (long long)dave, (long long)dave);
 	TAP_EQ_INT(t_int(sql), 1, "the counters agree");
+	/* record_only: the QUIT's commit is the record; the slices come
+	 * after it (pop3d runs them in the background). */
+	for (int i = 0; i < 600; i++)
+		t_deliver(st, to, 1, NULL, 0, "", "Subject: b\r\n\r\nb\r\n",
+		    NULL);
+	memset(v, 0, sizeof(v));
+	TAP_EQ_INT(store_maildrop_scan(st, dave, t_scan_cb, v, NULL, &err), 0,
+	    "scan (%s)", err.msg);
+	TAP_EQ_INT(*n, 698, "scan: 698 entries");
+	for (int i = 0; i < 600; i++)
+		ids[i] = v[1 + i].id;
+	{
+		struct store_maildrop_end e = { .dele = ids, .n_dele = 600,
+		    .info = "client=127.0.0.1 user=dave", .record_only = true };
+		int r, steps = 0;
+
+		TAP_EQ_INT(store_maildrop_end(st, dave, &e, &err), 1,
+		    "big QUIT, record only: a record left");
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM mailbox WHERE "
+		    "user_id = %lld", (long long)dave);
+		TAP_EQ_INT(t_int(sql), 698, "... nothing deleted yet");
+		TAP_EQ_INT(t_int("SELECT count(*) FROM maildrop_deletions"), 2,
+		    "... recorded as two rows");
+		while ((r = store_maildrop_drop_step(st, dave, &err)) > 0 &&
+		    ++steps < 100)
+			;
+		TAP_EQ_INT(r, 0, "the slices finish it (%s)", err.msg);
+		TAP_EQ_INT(t_int(sql), 98, "every one of 600 deleted");
+		TAP_EQ_INT(t_int("SELECT count(*) FROM maildrop_deletions"), 0,
+		    "its record is gone");
+		TAP_EQ_INT(store_maildrop_drop_step(st, dave, &err), 0,
+		    "a step with no record left: done");
+	}
 }
 
 static int
