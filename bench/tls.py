@@ -1,8 +1,8 @@
 """TLS on every session: postroom vs Postfix (+ Dovecot SASL) and Dovecot.
 
 Workloads (bench.py --only tls), each with and without session
-resumption (the client offers the session of its previous connection,
-Python's SSLSocket.session: a TLS 1.3 ticket, RFC 8446 4.6.1):
+resumption (the client offers the session of its previous connection: a TLS
+1.3 ticket, RFC 8446 4.6.1):
 
 - SMTP 25 STARTTLS, one 10 KiB message per session, 10 and 50 sessions
   at once: postroom vs Postfix (smtpd_tls_security_level = may).
@@ -22,19 +22,18 @@ Rates: messages (or sessions) / wall time; Postfix's until the last
 message is in its Maildir, as bench.py does.  CPU per session =
 user+sys of the server's process tree (benchlib.cpu_seconds) / sessions:
 the handshake's share is the difference between the full and the
-resumed row.  The clients are Python processes with threads, on the
-same two cores: a loaded client slows both servers alike, so the ratio
-and the CPU per session are what count.
+resumed row.  The client is bench/tlsload.c (C, OpenSSL, a thread per
+concurrent session, TCP_NODELAY), on the same two cores: its own CPU per
+session is in the details.  (A Python client spent more CPU per session
+than postroom-smtpd and bounded the rates it measured.)
 """
 
 import json
 import os
+import resource
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +62,6 @@ SMOKE = {
     "pop_rounds": 1,
 }
 
-BODY = (b"x" * 76 + b"\r\n") * (10 * KiB // 78)  # 10 KiB, 78-octet lines
 
 
 def make_cert(dirpath):
@@ -79,179 +77,60 @@ def make_cert(dirpath):
     return cert, key
 
 
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 # --- the client -------------------------------------------------------------
 
-class Line:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("closed after %r" % self.buf[-100:])
-            self.buf += d
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def reply(self, want):
-        ln = self.line()
-        while ln[3:4] == b"-":
-            ln = self.line()
-        if not ln.startswith(want):
-            raise RuntimeError("want %r, got %r" % (want, ln[:200]))
-        return ln
-
-    def cmd(self, data, want):
-        self.sock.sendall(data)
-        return self.reply(want)
-
-
-def smtp_session(port, ctx, session, rcpt, auth=None):
-    """One STARTTLS session with one message to rcpt (none: the handshake
-    alone, EHLO, STARTTLS, EHLO, QUIT); returns the TLS session, whether
-    it was resumed, the protocol and the cipher suite."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=120)
-    try:
-        c = Line(s)
-        c.reply(b"220")
-        c.cmd(b"EHLO client.test\r\n", b"250")
-        c.cmd(b"STARTTLS\r\n", b"220")
-        s = ctx.wrap_socket(s, session=session)
-        c = Line(s)
-        c.cmd(b"EHLO client.test\r\n", b"250")
-        sender = b"bench@client.test"
-        if auth:
-            c.cmd(b"AUTH PLAIN " + auth + b"\r\n", b"235")
-            # A submission client sends as itself.
-            sender = rcpt.encode()
-        if rcpt:
-            c.cmd(b"MAIL FROM:<" + sender + b">\r\n", b"250")
-            c.cmd(b"RCPT TO:<" + rcpt.encode() + b">\r\n", b"250")
-            c.cmd(b"DATA\r\n", b"354")
-            c.cmd(b"Subject: tls\r\n\r\n" + BODY + b".\r\n", b"250")
-        c.cmd(b"QUIT\r\n", b"221")
-        return s.session, s.session_reused, s.version(), s.cipher()[0]
-    finally:
-        s.close()
-
-
-def pop3s_session(port, ctx, session, user, password, n):
-    s = socket.create_connection(("127.0.0.1", port), timeout=120)
-    try:
-        s = ctx.wrap_socket(s, session=session)
-        c = Line(s)
-        c.reply(b"+OK")
-        c.cmd(b"USER " + user.encode() + b"\r\n", b"+OK")
-        t0 = time.perf_counter()
-        c.cmd(b"PASS " + password.encode() + b"\r\n", b"+OK")
-        login = time.perf_counter() - t0
-        for k in range(1, n + 1):
-            c.cmd(b"RETR %d\r\n" % k, b"+OK")
-            while c.line() != b".":
-                pass
-        c.cmd(b"QUIT\r\n", b"+OK")
-        return s.session, s.session_reused, login
-    finally:
-        s.close()
-
-
-def _worker(args):
-    """A client process: threads sessions, each its share of jobs; with
-    resume, a thread offers the session of its previous connection."""
-    kind, port, jobs, threads, resume = args
-    ctx = client_context()
-    out = {"reused": 0, "n": 0, "login": [], "proto": "", "errors": []}
-    lock = threading.Lock()
-
-    def run(share):
-        sess = None
-        for job in share:
-            try:
-                if kind == "pop3s":
-                    user, pw, n = job
-                    s, r, login = pop3s_session(port, ctx, sess, user, pw, n)
-                    with lock:
-                        out["login"].append(login)
-                else:
-                    rcpt, auth = job or (None, None)
-                    s, r, ver, ciph = smtp_session(
-                        port, ctx, sess, rcpt, auth and auth.encode())
-                    with lock:
-                        out["proto"] = "%s %s" % (ver, ciph)
-                with lock:
-                    out["n"] += 1
-                    out["reused"] += bool(r)
-                if resume:
-                    sess = s
-            except Exception as e:  # noqa: BLE001 - counted, reported
-                with lock:
-                    out["errors"].append(repr(e)[:300])
-    shares = [jobs[i::threads] for i in range(threads)]
-    ts = [threading.Thread(target=run, args=(sh,)) for sh in shares if sh]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(1200)
-    return out
+# bench/tlsload.c, built with postroom (set by TlsBench from the build
+# directory).
+TLSLOAD = None
 
 
 def drive(kind, port, jobs, conc, resume, start_cb=None):
-    """Runs jobs over conc sessions at once, spread over up to 4 client
-    processes (this file run with --worker, arguments and results as JSON
-    on its stdin and stdout); returns the merged counts."""
-    nproc = max(1, min(4, conc // 5))
-    per = [jobs[i::nproc] for i in range(nproc)]
-    tper = [max(1, conc // nproc + (1 if i < conc % nproc else 0))
-            for i in range(nproc)]
-    kids = []
-    for i in range(nproc):
-        p = subprocess.Popen([sys.executable, os.path.abspath(__file__),
-                              "--worker"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-        p.stdin.write(json.dumps([kind, port, per[i], tper[i], resume]) +
-                      "\n")
+    """Runs jobs over conc sessions at once with one tlsload process (a
+    thread per concurrent session; jobs on its stdin); returns its counts
+    and the client's own CPU seconds ("client_cpu")."""
+    rcpt, auth = "", ""
+    lines = []
+    for job in jobs:
+        if kind == "pop3s":
+            user, pw, n = job
+            lines.append("%s %s %d" % (user, pw, n))
+        else:
+            if job:
+                rcpt, auth = job[0], job[1] or ""
+            lines.append("-")
+    argv = [TLSLOAD, "handshake" if kind == "handshake" else kind,
+            str(port), str(conc), "1" if resume else "0"]
+    if kind == "smtp":
+        argv += [rcpt] + ([auth] if auth else [])
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        p.stdin.write("\n".join(lines) + "\n\n")
         p.stdin.flush()
-        kids.append(p)
-    # The clock starts once every client process is up.
-    for p in kids:
+        # The clock starts once the client is up.
         if p.stdout.readline().strip() != "ready":
             raise RuntimeError("TLS client did not start")
-    if start_cb is not None:
-        start_cb()
-    for p in kids:
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if start_cb is not None:
+            start_cb()
         p.stdin.write("go\n")
         p.stdin.close()
-    res = []
-    for p in kids:
-        try:
-            out = p.stdout.read()
-            p.wait(timeout=1200)
-        finally:
-            if p.poll() is None:
-                procs.stop_popen(p, 10)
-        if p.returncode != 0:
-            raise RuntimeError("TLS client exited %d" % p.returncode)
-        res.append(json.loads(out))
-    out = {"reused": 0, "n": 0, "login": [], "proto": "", "errors": []}
-    for r in res:
-        out["reused"] += r["reused"]
-        out["n"] += r["n"]
-        out["login"] += r["login"]
-        out["proto"] = out["proto"] or r["proto"]
-        out["errors"] += r["errors"]
-    if out["errors"]:
+        out = p.stdout.read()
+        p.wait(timeout=1200)
+    finally:
+        if p.poll() is None:
+            procs.stop_popen(p, 10)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise RuntimeError("TLS client exited %d" % p.returncode)
+    res = json.loads(out)
+    if res["failed"]:
         raise RuntimeError("%d sessions failed: %s" % (
-            len(out["errors"]), out["errors"][0]))
-    return out
+            res["failed"], res["errors"][0]))
+    # tlsload's whole CPU (it parses its jobs before "ready": a few ms).
+    res["client_cpu"] = (ru1.ru_utime + ru1.ru_stime -
+                         ru0.ru_utime - ru0.ru_stime)
+    return res
 
 
 # --- the servers ------------------------------------------------------------
@@ -346,6 +225,10 @@ class TlsBench:
         os.makedirs(self.tmp)
         os.chmod(self.tmp, 0o755)
         self.cert, self.key = make_cert(self.tmp)
+        global TLSLOAD
+        TLSLOAD = os.path.join(bench.build, "bench", "tlsload")
+        if not os.access(TLSLOAD, os.X_OK):
+            raise RuntimeError("%s is not built" % TLSLOAD)
         self.pr = self.pf = self.dv = None
         self.users = ["tls", "tsub"] + ["tp%02d" % i for i in
                                         range(self.c["pop_sessions"])]
@@ -506,9 +389,12 @@ class TlsBench:
                 if out["login"]:
                     extra = ", login p50 %s ms" % fmt_num(
                         benchlib.percentile(out["login"], 50) * 1000)
-                rep.detail("- %s, %s: %d sessions, %d resumed, %s%s" % (
-                    tag, name, out["n"], out["reused"],
-                    out["proto"] or "TLS", extra))
+                rep.detail("- %s, %s: %d sessions, %d resumed, %s%s, "
+                           "client CPU %s ms per session" % (
+                               tag, name, out["n"], out["reused"],
+                               out["proto"] or "TLS", extra,
+                               fmt_num(out["client_cpu"] * 1000.0 /
+                                       max(1, out["n"]))))
 
     def run(self):
         b = self.b
@@ -620,10 +506,3 @@ def w_tls(bench):
         tb.run()
     finally:
         tb.teardown()
-
-
-if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
-    a = json.loads(sys.stdin.readline())
-    print("ready", flush=True)
-    sys.stdin.readline()
-    json.dump(_worker(tuple(a)), sys.stdout)

@@ -135,7 +135,14 @@ tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 	if (EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, key->aes,
 	    iv) != 1 || tls_ticket_set_hmac(hctx, key) != 1)
 		return -1;
-	return m == TLS_TICKET_PREVIOUS ? 2 : 1;
+	/* RFC 8446 C.4: TLS 1.3 clients "SHOULD NOT reuse a ticket for
+	 * multiple connections", so a resumed 1.3 session gets a fresh one
+	 * (OpenSSL sends none after a resumption unless asked), or the
+	 * client's next connection is a full handshake again.  TLS 1.2
+	 * renews only what the previous key encrypted (RFC 5077 3.3). */
+	if (m == TLS_TICKET_PREVIOUS || SSL_version(ssl) >= TLS1_3_VERSION)
+		return 2;
+	return 1;
 }
 
 int

@@ -4,7 +4,8 @@
 A client that kept the session of its last connection (Python's
 SSLSocket.session: the TLS 1.3 NewSessionTicket of RFC 8446 4.6.1, or the
 TLS 1.2 ticket of RFC 5077) resumes it on the next one without a full
-handshake (session_reused).  Checked on 25 and 587 with STARTTLS, 465,
+handshake (session_reused), and a TLS 1.3 resumption brings a fresh
+ticket (RFC 8446 C.4: tickets are for one use).  Checked on 25 and 587 with STARTTLS, 465,
 995 and 110 with STLS, for TLS 1.3 and TLS 1.2; a ticket of one port
 resumes on another port of the same daemon (one set of ticket keys per
 daemon) and not on the other daemon; a SIGHUP certificate reload keeps
@@ -135,6 +136,13 @@ def main():
                 r2, sess2, ok2 = fn(port, ctx, sess, implicit)
                 t.ok(ok2 and r2, "%s %s: resumed" % (vname, name),
                      inst.log("smtpd" if fn is smtp else "pop3d"))
+                if v == ssl.TLSVersion.TLSv1_3:
+                    # RFC 8446 C.4: a client should not offer a ticket
+                    # twice, so a resumption brings a fresh one (its
+                    # session id is the hash of the new ticket).
+                    t.ok(sess2 is not None and sess2.id != sess.id,
+                         "%s %s: a fresh ticket on resumption" % (
+                             vname, name))
                 # The resumed session's ticket resumes again.
                 r3, _, ok3 = fn(port, ctx, sess2, implicit)
                 t.ok(ok3 and r3, "%s %s: resumed again" % (vname, name))
