@@ -111,6 +111,15 @@ def pss_bytes(pid):
     return _proc_kib_field(pid, "smaps_rollup", "Pss:")
 
 
+def pss_parts(pid):
+    """PSS of one process split as smaps_rollup splits it: anonymous
+    (heap, thread arenas, stacks), file-backed (code and data of the
+    binary and its libraries, mapped files) and shared memory (the
+    SQLite WAL index)."""
+    return {k: _proc_kib_field(pid, "smaps_rollup", "Pss_%s:" % k)
+            for k in ("Anon", "File", "Shmem")}
+
+
 def tree_pss(pid):
     """Summed PSS of pid and its living descendants."""
     return sum(pss_bytes(p) for p in tree(pid))

@@ -4,8 +4,10 @@ Filling 100,000 messages through postroom-smtpd would take longer than
 the workloads that read them, so the big-maildrop and big-store
 workloads write the rows delivery writes (store/store_deliver.c) with one
 SQLite bulk insert per batch: a bodies row (msgid, sender, size, created,
-data as CRLF text) and a mailbox row (user_id, body_id, size, a random
-128-bit UIDL as 32 hex digits, received) per message.  The mailbox
+data as CRLF text) and a mailbox row (user_id, body_id, size, a UIDL as
+delivery makes it: 32 hex digits, an arrival time in milliseconds then 80
+random bits, the times spread over the year before now, received) per
+message.  The mailbox
 triggers of the schema keep the users' counters, exactly as for a
 delivery; `postroom verify` checks the store's invariants
 afterwards (docs/BACKUP.md 3).  The daemons must not run while a store is
@@ -90,6 +92,10 @@ def fill_store(db_path, plan, size):
         ids = user_ids(conn)
         remaining = [(ids[a], a, n) for a, n in plan if n > 0]
         now = int(time.time())
+        # The UIDLs' times: a year of arrivals, in order, ending now.
+        total_plan = sum(n for _a, n in plan)
+        t_ms = (now - 365 * 86400) * 1000
+        step_ms = max(1, 365 * 86400 * 1000 // max(1, total_plan))
         bodies = {}
         conn.execute("BEGIN")
         in_batch = 0
@@ -107,8 +113,9 @@ def fill_store(db_path, plan, size):
                 conn.execute(
                     "INSERT INTO mailbox (user_id, body_id, size, uidl,"
                     " received) VALUES (?, ?, ?, ?, ?)",
-                    (uid, cur.lastrowid, len(data), secrets.token_hex(16),
-                     now))
+                    (uid, cur.lastrowid, len(data), "%012x%s" % (
+                        t_ms & 0xffffffffffff, secrets.token_hex(10)), now))
+                t_ms += step_ms
                 total += 1
                 in_batch += 1
                 if in_batch >= BATCH:

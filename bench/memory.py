@@ -62,6 +62,7 @@ def w_memory(bench):
         time.sleep(0.5)
         pid = pr.pid(daemon)
         fresh = benchlib.pss_bytes(pid)
+        parts = [benchlib.pss_parts(pid)]
         if daemon == "smtpd":
             conc, n = c["burst"]
             bench.send(pr.smtp_port, conc, n, 10 * KiB,
@@ -72,8 +73,15 @@ def w_memory(bench):
             what = "POP3 %d users at once x %d RETR of 10 KiB" % (
                 len(users), c["pop_msgs"])
         after = benchlib.pss_bytes(pid)
+        parts.append(benchlib.pss_parts(pid))
         time.sleep(c["idle"])
         idle = benchlib.pss_bytes(pid)
+        parts.append(benchlib.pss_parts(pid))
+        rep.detail("- PSS of postroom-%s by kind, fresh / after the burst /"
+                   " idle: %s" % (daemon, "; ".join(
+                       "%s %s" % (k.lower(), " / ".join(
+                           fmt_bytes(p[k]) for p in parts))
+                       for k in ("Anon", "File", "Shmem"))))
         ok = idle <= 2 * fresh
         rep.row("PSS of postroom-%s: fresh / after %s / %d s idle" % (
                 daemon, what, c["idle"]),

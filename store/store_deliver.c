@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -297,10 +298,20 @@ store_deliver_entry(struct store *st, int64_t user_id, int64_t body_id,
     int64_t size, int64_t now, struct pr_err *err)
 {
 	char uidl[33];
+	struct timespec ts;
+	uint64_t ms;
 
 	/* RFC 1939 7: a UIDL is unique in the maildrop and persistent.
-	 * 128 random bits are unique everywhere, with no counter to keep. */
-	store__random_hex(uidl, 16);
+	 * 32 hex digits: the arrival in milliseconds (48 bits) and 80
+	 * random bits, unique everywhere with no counter to keep.  The time
+	 * first puts new entries next to each other in the uidl index, so a
+	 * delivery dirties the index page the last one did, not a random
+	 * page of an index of millions (bench/results, "big store"). */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	snprintf(uidl, sizeof(uidl), "%012" PRIx64,
+	    ms & UINT64_C(0xffffffffffff));
+	store__random_hex(uidl + 12, 10);
 	return store__run(st, STORE_Q_ENTRY_ADD,
 	    "INSERT INTO mailbox (user_id, body_id, size, uidl, received)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)", "cannot store message", err,

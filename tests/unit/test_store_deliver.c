@@ -84,6 +84,13 @@ test_deliver_one(struct store *st)
 	    "UIDL is 32 hex characters");
 	TAP_OK(strcmp(e[0][0].uidl, e[1][0].uidl) != 0 &&
 	    strcmp(e[1][0].uidl, e[2][0].uidl) != 0, "UIDLs differ");
+	/* The arrival time comes first, so new entries sit together at the
+	 * end of the uidl index (store_deliver_entry). */
+	TAP_EQ_INT(t_int("SELECT count(*) FROM mailbox WHERE uidl <"
+	    " printf('%012x', CAST(strftime('%s', 'now', '-1 minute') AS"
+	    " INTEGER) * 1000) OR uidl > printf('%012x', CAST(strftime('%s',"
+	    " 'now', '+1 minute') AS INTEGER) * 1000)"), 0,
+	    "UIDLs begin with the arrival in milliseconds");
 	TAP_OK(e[0][0].received > 1600000000, "received time");
 
 	p = t_read_body(st, bob, e[1][0].id, 7, &len);
