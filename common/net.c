@@ -64,6 +64,7 @@ struct net_conn {
 	    client : 1, connecting : 1;
 	char *refusal;             /* net_conn_refuse, sent after TLS */
 	char peer[INET6_ADDRSTRLEN];
+	char local[INET6_ADDRSTRLEN];
 	/* "TLSv1.3 CIPHER" once the handshake is done; the reason instead
 	 * when it failed (tls_failed). */
 	char tls_desc[96];
@@ -122,6 +123,12 @@ const char *
 net_conn_peer(const struct net_conn *c)
 {
 	return c->peer;
+}
+
+const char *
+net_conn_local(const struct net_conn *c)
+{
+	return c->local;
 }
 
 int
@@ -940,10 +947,13 @@ net_conn_name(struct net_conn *c)
 			strcpy(c->peer, "unknown");
 	}
 	len = sizeof(ss);
-	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		c->local_port = ntohs(ss.ss_family == AF_INET6 ?
 		    ((struct sockaddr_in6 *)&ss)->sin6_port :
 		    ((struct sockaddr_in *)&ss)->sin_port);
+		net_addr_name((struct sockaddr *)&ss, c->local,
+		    sizeof(c->local));
+	}
 }
 
 static void

@@ -123,6 +123,9 @@ void *net_conn_data(const struct net_conn *c);
 /* Peer address as text ("192.0.2.1", "2001:db8::1"); valid for the life of
  * the connection. */
 const char *net_conn_peer(const struct net_conn *c);
+/* Our own address of the connection as text, "" if unknown; valid for
+ * the life of the connection. */
+const char *net_conn_local(const struct net_conn *c);
 /* Local port the connection arrived on. */
 int net_conn_local_port(const struct net_conn *c);
 

@@ -936,6 +936,16 @@ int store_tlsrpt_list(struct store *st, int64_t day,
     int (*cb)(void *ctx, const struct store_tlsrpt_count *c), void *ctx,
     struct pr_err *err);
 
+/* The same for day's domains not yet marked with
+ * store_tlsrpt_domain_sent_set: what the daily run still has to
+ * report. */
+int store_tlsrpt_list_unsent(struct store *st, int64_t day,
+    int (*cb)(void *ctx, const struct store_tlsrpt_count *c), void *ctx,
+    struct pr_err *err);
+/* Marks domain's report of day as done (sent, or none to send). */
+int store_tlsrpt_domain_sent_set(struct store *st, int64_t day,
+    const char *domain, int64_t at, struct pr_err *err);
+
 /* Deletes the counts and sent marks of days before day.  Returns the
  * number of count rows deleted, or an error. */
 int store_tlsrpt_prune(struct store *st, int64_t day, struct pr_err *err);

@@ -413,6 +413,16 @@ const char *const store__migrations[] = {
 	"CREATE INDEX IF NOT EXISTS mailbox_drop"
 	" ON mailbox(user_id, id, size, received, uidl);\n"
 	"DROP INDEX IF EXISTS mailbox_user;\n",
+	/* TLS-RPT per policy domain (store_tlsrpt.c): the domains of a day
+	 * whose report went out (or that have none to get), so that a day
+	 * whose _smtp._tls lookups failed for some is tried again for
+	 * those only.  A new table: independent of the other migrations. */
+	"CREATE TABLE IF NOT EXISTS tlsrpt_domain_sent (\n"
+	"	day    INTEGER NOT NULL,\n"
+	"	domain TEXT NOT NULL,\n"
+	"	at     INTEGER NOT NULL,\n"
+	"	PRIMARY KEY (day, domain)\n"
+	");\n",
 };
 
 const int store__n_migrations =

@@ -57,23 +57,15 @@ store_tlsrpt_add(struct store *st, const struct store_tlsrpt_count *v,
 	return store__end(st, r, err);
 }
 
-int
-store_tlsrpt_list(struct store *st, int64_t day,
+/* The rows of statement s, bound, to cb. */
+static int
+store_tlsrpt_rows(struct store *st, sqlite3_stmt *s,
     int (*cb)(void *ctx, const struct store_tlsrpt_count *c), void *ctx,
     struct pr_err *err)
 {
 	struct store_tlsrpt_count c;
-	sqlite3_stmt *s;
 	int r = 0, rc, n = 0;
 
-	s = store__bind(st, STORE_Q_TLSRPT_LIST,
-	    "SELECT day, domain, policy_type, policy_string, result, mx_host,"
-	    " receiving_ip, sending_ip, reason, count FROM tlsrpt"
-	    " WHERE day BETWEEN ?1 AND ?2"
-	    " ORDER BY day, domain, policy_type, policy_string,"
-	    " result <> 'success', result, mx_host, receiving_ip, reason",
-	    "cannot read TLS report counts", err, "ii", day < 0 ? 0 : day,
-	    day < 0 ? INT64_MAX : day);
 	if (s == NULL)
 		return store__errcode(err);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -107,6 +99,46 @@ store_tlsrpt_list(struct store *st, int64_t day,
 }
 
 int
+store_tlsrpt_list(struct store *st, int64_t day,
+    int (*cb)(void *ctx, const struct store_tlsrpt_count *c), void *ctx,
+    struct pr_err *err)
+{
+	return store_tlsrpt_rows(st, store__bind(st, STORE_Q_TLSRPT_LIST,
+	    "SELECT day, domain, policy_type, policy_string, result, mx_host,"
+	    " receiving_ip, sending_ip, reason, count FROM tlsrpt"
+	    " WHERE day BETWEEN ?1 AND ?2"
+	    " ORDER BY day, domain, policy_type, policy_string,"
+	    " result <> 'success', result, mx_host, receiving_ip, reason",
+	    "cannot read TLS report counts", err, "ii", day < 0 ? 0 : day,
+	    day < 0 ? INT64_MAX : day), cb, ctx, err);
+}
+
+int
+store_tlsrpt_list_unsent(struct store *st, int64_t day,
+    int (*cb)(void *ctx, const struct store_tlsrpt_count *c), void *ctx,
+    struct pr_err *err)
+{
+	return store_tlsrpt_rows(st, store__bind(st, STORE_Q_TLSRPT_UNSENT,
+	    "SELECT day, domain, policy_type, policy_string, result, mx_host,"
+	    " receiving_ip, sending_ip, reason, count FROM tlsrpt t"
+	    " WHERE day = ?1 AND NOT EXISTS (SELECT 1 FROM tlsrpt_domain_sent"
+	    " d WHERE d.day = t.day AND d.domain = t.domain)"
+	    " ORDER BY day, domain, policy_type, policy_string,"
+	    " result <> 'success', result, mx_host, receiving_ip, reason",
+	    "cannot read TLS report counts", err, "i", day), cb, ctx, err);
+}
+
+int
+store_tlsrpt_domain_sent_set(struct store *st, int64_t day,
+    const char *domain, int64_t at, struct pr_err *err)
+{
+	return store__run(st, STORE_Q_TLSRPT_DOMAIN_SENT,
+	    "INSERT OR REPLACE INTO tlsrpt_domain_sent (day, domain, at)"
+	    " VALUES (?1, ?2, ?3)", "cannot write TLS report state", err,
+	    "iti", day, domain, at);
+}
+
+int
 store_tlsrpt_prune(struct store *st, int64_t day, struct pr_err *err)
 {
 	int r, n;
@@ -120,6 +152,10 @@ store_tlsrpt_prune(struct store *st, int64_t day, struct pr_err *err)
 	if (r >= 0)
 		r = store__run(st, STORE_Q_TLSRPT_SENT_PRUNE,
 		    "DELETE FROM tlsrpt_sent WHERE day < ?1",
+		    "cannot prune TLS report counts", err, "i", day);
+	if (r >= 0)
+		r = store__run(st, STORE_Q_TLSRPT_DOMAIN_PRUNE,
+		    "DELETE FROM tlsrpt_domain_sent WHERE day < ?1",
 		    "cannot prune TLS report counts", err, "i", day);
 	if ((r = store__end(st, r, err)) < 0)
 		return r;

@@ -3,7 +3,8 @@
  *
  * A backup is a POSIX tar archive (pax format, written with libarchive):
  * MANIFEST first, then mail.db (a consistent snapshot of the store, taken
- * online, store_backup) and the DKIM key files of data_dir/dkim.  The
+ * online, store_backup), the DKIM key files of data_dir/dkim and the
+ * MTA-STS policy files of data_dir/mta-sts (`postroom mta-sts`).  The
  * manifest names the postroom version, the schema, what the database holds
  * and the size and SHA-256 of every other member, so `tar -xf` and
  * `sha256sum` are enough to inspect one by hand (docs/BACKUP.md).
@@ -35,7 +36,8 @@
  * domain leave room for over a thousand domains. */
 #define BACKUP_FILES_MAX 4096
 #define BACKUP_PATH_MAX 512
-#define BACKUP_DKIM_FILE_MAX (1024 * 1024)
+/* A key or policy file: far more than either ever is. */
+#define BACKUP_FILE_MAX (1024 * 1024)
 #define BACKUP_CHUNK (64 * 1024)
 /* A SHA-256 in hex, with its NUL. */
 #define BACKUP_HEX_LEN (crypto_hash_sha256_BYTES * 2 + 1)
@@ -239,24 +241,30 @@ cmd_backup_manifest_add(struct cmd_backup_manifest *m, const char *name)
 }
 
 /*
- * A member name a backup may hold: "mail.db", or up to two names below
- * "dkim/" (a domain and a key file) made of letters, digits and "._+-@",
- * none starting with a dot.  Anything else (absolute paths, "..", links)
- * is refused, so that restore writes only where it means to.
+ * A member name a backup may hold: "mail.db", up to two names below
+ * "dkim/" (a domain and a key file), or one below "mta-sts/" (a policy
+ * file), made of letters, digits and "._+-@", none starting with a dot.
+ * Anything else (absolute paths, "..", links) is refused, so that
+ * restore writes only where it means to.
  */
 static bool
 cmd_backup_name_ok(const char *name)
 {
 	const char *p = name;
-	size_t depth = 0, len;
+	size_t depth = 0, len, max;
 
 	if (strcmp(name, "mail.db") == 0)
 		return true;
-	if (strncmp(name, "dkim/", 5) != 0 && strcmp(name, "dkim") != 0)
+	if (strncmp(name, "dkim/", 5) == 0 || strcmp(name, "dkim") == 0)
+		max = 3;
+	else if (strncmp(name, "mta-sts/", 8) == 0 ||
+	    strcmp(name, "mta-sts") == 0)
+		max = 2;
+	else
 		return false;
 	while (*p != '\0') {
 		len = strcspn(p, "/");
-		if (len == 0 || p[0] == '.' || ++depth > 3)
+		if (len == 0 || p[0] == '.' || ++depth > max)
 			return false;
 		for (size_t i = 0; i < len; i++)
 			if (strchr("abcdefghijklmnopqrstuvwxyz"
@@ -302,10 +310,11 @@ cmd_backup_hash_file(const char *path, struct cmd_backup_file *f)
 	return CLI_OK;
 }
 
-/* Adds the regular files of data_dir/dkim (and of its domain directories)
- * to m. */
+/* Adds the regular files of data_dir/sub (and, with nested, of its
+ * directories) to m. */
 static int
-cmd_backup_collect_dkim(const char *data_dir, struct cmd_backup_manifest *m)
+cmd_backup_collect(const char *data_dir, const char *sub, bool nested,
+    struct cmd_backup_manifest *m)
 {
 	char dir[BACKUP_PATH_MAX * 2], path[BACKUP_PATH_MAX * 3];
 	char name[BACKUP_PATH_MAX * 2];
@@ -315,7 +324,7 @@ cmd_backup_collect_dkim(const char *data_dir, struct cmd_backup_manifest *m)
 	DIR *d, *d2;
 	int r = CLI_OK;
 
-	snprintf(dir, sizeof(dir), "%s/dkim", data_dir);
+	snprintf(dir, sizeof(dir), "%s/%s", data_dir, sub);
 	if ((d = opendir(dir)) == NULL)
 		return errno == ENOENT ? CLI_OK :
 		    cli_fail("cannot read %s: %s", dir, strerror(errno));
@@ -326,28 +335,33 @@ cmd_backup_collect_dkim(const char *data_dir, struct cmd_backup_manifest *m)
 		if (lstat(path, &sb) < 0)
 			continue;
 		if (S_ISREG(sb.st_mode)) {
-			snprintf(name, sizeof(name), "dkim/%s", de->d_name);
+			snprintf(name, sizeof(name), "%s/%s", sub, de->d_name);
 			if (!cmd_backup_name_ok(name))
 				continue;
-			if ((f = cmd_backup_manifest_add(m, name)) == NULL)
+			if (sb.st_size > BACKUP_FILE_MAX)
+				r = cli_fail("%s is too large to back up",
+				    path);
+			else if ((f = cmd_backup_manifest_add(m, name)) ==
+			    NULL)
 				r = cli_fail("too many files in %s", dir);
 			else
 				f->mode = sb.st_mode & 0777;
 			continue;
 		}
-		if (!S_ISDIR(sb.st_mode) || (d2 = opendir(path)) == NULL)
+		if (!nested || !S_ISDIR(sb.st_mode) ||
+		    (d2 = opendir(path)) == NULL)
 			continue;
 		while (r == CLI_OK && (de2 = readdir(d2)) != NULL) {
 			char p2[BACKUP_PATH_MAX * 4];
 
-			snprintf(name, sizeof(name), "dkim/%s/%s", de->d_name,
-			    de2->d_name);
+			snprintf(name, sizeof(name), "%s/%s/%s", sub,
+			    de->d_name, de2->d_name);
 			snprintf(p2, sizeof(p2), "%s/%s", path, de2->d_name);
 			if (de2->d_name[0] == '.' ||
 			    !cmd_backup_name_ok(name) || lstat(p2, &sb) < 0 ||
 			    !S_ISREG(sb.st_mode))
 				continue;
-			if (sb.st_size > BACKUP_DKIM_FILE_MAX)
+			if (sb.st_size > BACKUP_FILE_MAX)
 				r = cli_fail("%s is too large for a key file",
 				    p2);
 			else if ((f = cmd_backup_manifest_add(m, name)) == NULL)
@@ -548,7 +562,8 @@ cmd_backup_run(struct cli *cli, const char *file)
 		goto out;
 	}
 	f->mode = 0640;
-	if ((r = cmd_backup_collect_dkim(data_dir, &m)) != CLI_OK)
+	if ((r = cmd_backup_collect(data_dir, "dkim", true, &m)) != CLI_OK ||
+	    (r = cmd_backup_collect(data_dir, "mta-sts", false, &m)) != CLI_OK)
 		goto out;
 	for (size_t i = 0; i < m.n_files && r == CLI_OK; i++) {
 		char path[BACKUP_PATH_MAX * 3];
@@ -694,7 +709,8 @@ cmd_restore_manifest_parse(char *text, struct cmd_backup_manifest *m)
 			*sz++ = '\0';
 			*hash++ = '\0';
 			if (!cmd_backup_name_ok(val) ||
-			    strcmp(val, "dkim") == 0)
+			    strcmp(val, "dkim") == 0 ||
+			    strcmp(val, "mta-sts") == 0)
 				return cli_fail("MANIFEST line %zu: refusing "
 				    "the member name %s", lineno, val);
 			for (i = 0; i < m->n_files; i++)
@@ -801,12 +817,14 @@ cmd_restore_member(struct archive *a, struct archive_entry *e, const char *dir,
 	if (f->seen)
 		return cli_fail("archive member %s appears twice", name);
 	f->seen = true;
-	/* The domain directory of a key file, if the archive had no entry
-	 * for it. */
-	if (strncmp(name, "dkim/", 5) == 0) {
+	/* The directories of a key or policy file, if the archive had no
+	 * entry for them. */
+	if (strncmp(name, "dkim/", 5) == 0 ||
+	    strncmp(name, "mta-sts/", 8) == 0) {
 		char d[BACKUP_PATH_MAX * 3], *slash;
 
-		snprintf(d, sizeof(d), "%s/dkim", dir);
+		snprintf(d, sizeof(d), "%s/%.*s", dir,
+		    (int)strcspn(name, "/"), name);
 		if (mkdir(d, 0750) < 0 && errno != EEXIST)
 			return cli_fail("mkdir %s: %s", d, strerror(errno));
 		snprintf(d, sizeof(d), "%s", path);
@@ -957,7 +975,7 @@ out:
 
 /* What a store is made of in data_dir, moved aside and back as one. */
 static const char *const cmd_restore_parts[] = {
-	"mail.db", "mail.db-wal", "mail.db-shm", "dkim",
+	"mail.db", "mail.db-wal", "mail.db-shm", "dkim", "mta-sts",
 };
 #define RESTORE_NPARTS \
 	(sizeof(cmd_restore_parts) / sizeof(cmd_restore_parts[0]))

@@ -135,6 +135,8 @@ relay_dane_note(struct relay_dlv *d, const struct relay_dane_host *h,
 	ev.policy_string = h->policy;
 	ev.mx_host = h->host;
 	ev.receiving_ip = ip;
+	if (d->conn != NULL)
+		ev.sending_ip = net_conn_local(d->conn);
 	ev.result = res;
 	ev.detail = detail;
 	relay_tlsrpt_note(d->r, &ev);

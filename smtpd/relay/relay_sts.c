@@ -189,6 +189,8 @@ relay_sts_note(struct relay_sts *s, const char *mx,
 		relay_dns_addr_str(&d->route.t[d->target], ip, sizeof(ip));
 		ev.receiving_ip = ip;
 	}
+	if (d->conn != NULL)
+		ev.sending_ip = net_conn_local(d->conn);
 	ev.result = res;
 	ev.detail = detail;
 	relay_tlsrpt_note(d->r, &ev);

@@ -17,8 +17,10 @@
  * the day before are read, each policy domain's _smtp._tls record is
  * looked up on the daemon's resolver, and the reports (mailauth/tlsrpt.h)
  * are queued, from the null reverse-path, like any other mail: the relay
- * delivers and DKIM-signs them.  The day is then marked sent, so a
- * restart or `postroom tlsrpt send` does not send it twice, and days
+ * delivers and DKIM-signs them.  Each domain done is marked, and the day
+ * once all are, so a restart or `postroom tlsrpt send` does not send a
+ * report twice; a domain whose lookup failed (or whose report could not
+ * be queued) is tried again RELAY_TLSRPT_RETRY_S later, alone.  Days
  * older than RELAY_TLSRPT_KEEP_DAYS are pruned.
  */
 #include "relay_int.h"
@@ -43,6 +45,10 @@
 #define RELAY_TLSRPT_CHECK_MS (5 * 60 * 1000)
 #define RELAY_TLSRPT_DELAY_MAX (60 * 60)
 #define RELAY_TLSRPT_KEEP_DAYS 8
+/* A day whose _smtp._tls lookups failed for some domains (or whose
+ * reports could not be queued) is tried again this long after, for
+ * those domains only, until the next day's run takes over. */
+#define RELAY_TLSRPT_RETRY_S (60 * 60)
 /* The longest policy string kept (an MTA-STS policy is at most 64 KiB
  * by RFC 8461 3.3, but a real one is a few lines). */
 #define RELAY_TLSRPT_POLICY_MAX 4096
@@ -104,11 +110,17 @@ struct relay_tlsrpt {
 	int64_t done_day;             /* the last day handled */
 	int64_t day_n;                /* the day being handled */
 	int64_t sent_at;
+	int64_t retry_at;             /* 0, or when to try day_n again */
+	size_t retry;                 /* domains left for that */
 	struct tlsrpt_day day;
 	struct tlsrpt_lookup *lookup;
 	struct tlsrpt_msg *msgs;
 	size_t n_msgs;
 	char (*ids)[STORE_ID_LEN + 1];
+	/* The looked-up domains whose report is done once the reports are
+	 * queued (all but those whose lookup failed). */
+	char (*done)[ADDR_DOMAIN_MAX + 1];
+	size_t n_done;
 	int *qstatus;
 	struct pr_err *qerr;
 	char from_domain[ADDR_DOMAIN_MAX + 1];
@@ -154,8 +166,9 @@ relay_tlsrpt_hash(const char *p, size_t len)
 	return h;
 }
 
-/* The key of ev as "day\0domain\0type\0string\0result\0mx\0ip\0\0reason\0"
- * (sending IP empty: not known here) into k (malloc'd). */
+/* The key of ev as
+ * "day\0domain\0type\0string\0result\0mx\0ip\0sending ip\0reason\0"
+ * into k (malloc'd). */
 static char *
 relay_tlsrpt_keytext(int64_t day, const struct relay_tlsrpt_event *ev,
     size_t *len_r)
@@ -164,9 +177,9 @@ relay_tlsrpt_keytext(int64_t day, const struct relay_tlsrpt_event *ev,
 	/* A success needs no detail; TLSA policies are per MX host
 	 * (RFC 7672 2.2), so their successes keep the host (mx-host). */
 	bool host = fail || ev->policy_type == RELAY_TLSRPT_POLICY_TLSA;
-	const char *f[8];
+	const char *f[9];
 	char dbuf[24];
-	size_t i, len = 0, fl[8];
+	size_t i, len = 0, fl[9];
 	char *k;
 
 	snprintf(dbuf, sizeof(dbuf), "%lld", (long long)day);
@@ -177,8 +190,9 @@ relay_tlsrpt_keytext(int64_t day, const struct relay_tlsrpt_event *ev,
 	f[4] = relay_tlsrpt_result_name(ev->result);
 	f[5] = host && ev->mx_host != NULL ? ev->mx_host : "";
 	f[6] = fail && ev->receiving_ip != NULL ? ev->receiving_ip : "";
-	f[7] = fail && ev->detail != NULL ? ev->detail : "";
-	for (i = 0; i < 8; i++) {
+	f[7] = fail && ev->sending_ip != NULL ? ev->sending_ip : "";
+	f[8] = fail && ev->detail != NULL ? ev->detail : "";
+	for (i = 0; i < 9; i++) {
 		fl[i] = strlen(f[i]);
 		if (i == 3 && fl[i] > RELAY_TLSRPT_POLICY_MAX)
 			fl[i] = RELAY_TLSRPT_POLICY_MAX;
@@ -186,14 +200,11 @@ relay_tlsrpt_keytext(int64_t day, const struct relay_tlsrpt_event *ev,
 			fl[i] = 255;
 		len += fl[i] + 1;
 	}
-	len++;                        /* the empty sending IP */
 	k = xmalloc(len);
-	for (i = 0, len = 0; i < 8; i++) {
+	for (i = 0, len = 0; i < 9; i++) {
 		memcpy(k + len, f[i], fl[i]);
 		len += fl[i];
 		k[len++] = '\0';
-		if (i == 6)
-			k[len++] = '\0';
 	}
 	*len_r = len;
 	return k;
@@ -374,8 +385,8 @@ relay_tlsrpt_read_run(struct relay_work *w, struct store *st)
 		t->dstatus = 0;
 		return;
 	}
-	if ((r = store_tlsrpt_list(st, t->day_n, tlsrpt_store_day_cb, &t->day,
-	    &t->derr)) < 0 && t->derr.msg[0] == '\0')
+	if ((r = store_tlsrpt_list_unsent(st, t->day_n, tlsrpt_store_day_cb,
+	    &t->day, &t->derr)) < 0 && t->derr.msg[0] == '\0')
 		pr_err_set(&t->derr, r, "too many counts");
 	if (r >= 0)
 		r = store_tlsrpt_host_domain(st, t->r->cfg->server.hostname,
@@ -388,7 +399,8 @@ relay_tlsrpt_queue_run(struct relay_work *w, struct store *st)
 {
 	struct relay_tlsrpt *t = RELAY_CONTAINER(w, struct relay_tlsrpt,
 	    dwork);
-	size_t i;
+	size_t i, k;
+	int r = 0;
 
 	for (i = 0; i < t->n_msgs; i++) {
 		pr_err_clear(&t->qerr[i]);
@@ -397,8 +409,23 @@ relay_tlsrpt_queue_run(struct relay_work *w, struct store *st)
 		    t->ids[i], &t->qerr[i]);
 	}
 	pr_err_clear(&t->derr);
-	t->dstatus = store_tlsrpt_sent_set(st, t->day_n, relay_now(),
-	    &t->derr);
+	/* Each domain is done once: its report queued, or none to send
+	 * (no record, a bad one, too big).  A report that could not be
+	 * queued is tried again with the failed lookups. */
+	for (i = 0; i < t->n_done && r >= 0; i++) {
+		for (k = 0; k < t->n_msgs; k++)
+			if (t->qstatus[k] < 0 &&
+			    strcmp(t->msgs[k].domain, t->done[i]) == 0)
+				break;
+		if (k < t->n_msgs)
+			t->retry++;
+		else
+			r = store_tlsrpt_domain_sent_set(st, t->day_n,
+			    t->done[i], relay_now(), &t->derr);
+	}
+	if (r >= 0 && t->retry == 0)
+		r = store_tlsrpt_sent_set(st, t->day_n, relay_now(), &t->derr);
+	t->dstatus = r < 0 ? r : 0;
 }
 
 static void
@@ -423,11 +450,18 @@ relay_tlsrpt_queue_done(struct relay_work *w)
 			    t->msgs[i].n_rcpt > 1 ? " (and more)" : "",
 			    t->msgs[i].msg.len);
 	}
-	if (t->dstatus < 0)
+	if (t->dstatus < 0) {
 		log_err(NULL, "tlsrpt day=%s status=failed reason=\"%s\"",
 		    day, t->derr.msg);
-	else
+	} else if (t->retry > 0) {
+		t->retry_at = relay_now() + RELAY_TLSRPT_RETRY_S;
+		log_warn(NULL, "tlsrpt day=%s unsent=%zu status=deferred "
+		    "reason=\"tried again in %d minutes\"", day, t->retry,
+		    RELAY_TLSRPT_RETRY_S / 60);
+	} else {
 		t->done_day = t->day_n;
+		t->retry_at = 0;
+	}
 	if (t->n_msgs > 0 && !t->stopping)
 		relay_sched_kick(t->r);
 	relay_tlsrpt_daily_end(t);
@@ -443,9 +477,15 @@ relay_tlsrpt_lookup_cb(void *data, const struct tlsrpt_dest *dests, size_t n)
 	size_t i, failed, again = 0;
 
 	tlsrpt_day_format(t->day_n, day);
+	t->done = xcalloc(n + 1, sizeof(*t->done));
+	t->n_done = 0;
+	t->retry = 0;
 	for (i = 0; i < n; i++) {
 		if (dests[i].status == PR_EAGAIN)
 			again++;
+		else
+			snprintf(t->done[t->n_done++], sizeof(t->done[0]), "%s",
+			    dests[i].domain);
 		log_debug(NULL, "tlsrpt day=%s domain=%s rua=%s", day,
 		    dests[i].domain, dests[i].status == 0 ? dests[i].rua[0] :
 		    dests[i].status == PR_EAGAIN ? "temperror" : "none");
@@ -457,6 +497,7 @@ relay_tlsrpt_lookup_cb(void *data, const struct tlsrpt_dest *dests, size_t n)
 	if (tlsrpt_day_build(&t->day, dests, &sb.who, relay_now(), nonce,
 	    &t->msgs, &t->n_msgs, &failed) < 0)
 		fatal("tlsrpt: out of memory");
+	t->retry = again;
 	if (failed > 0 || again > 0)
 		log_warn(NULL, "tlsrpt day=%s unsent=%zu reason=\"%zu "
 		    "reports too big, %zu _smtp._tls lookups failed\"", day,
@@ -508,8 +549,11 @@ relay_tlsrpt_daily_end(struct relay_tlsrpt *t)
 	tlsrpt_msgs_free(&t->msgs, t->n_msgs);
 	t->n_msgs = 0;
 	free(t->ids);
+	free(t->done);
 	free(t->qstatus);
 	free(t->qerr);
+	t->done = NULL;
+	t->n_done = 0;
 	t->ids = NULL;
 	t->qstatus = NULL;
 	t->qerr = NULL;
@@ -529,6 +573,10 @@ relay_tlsrpt_daily_cb(uv_timer_t *h)
 	if (t->stage != RELAY_TLSRPT_IDLE || t->stopping ||
 	    t->done_day >= today - 1 || now < today * 86400 + t->delay)
 		return;
+	/* A retry waits for its hour; the next day's run does not. */
+	if (t->retry_at != 0 && t->day_n == today - 1 && now < t->retry_at)
+		return;
+	t->retry_at = 0;
 	t->day_n = today - 1;
 	t->sent_at = 0;
 	t->stage = RELAY_TLSRPT_READ;

@@ -50,6 +50,7 @@ struct relay_tlsrpt_event {
 	const char *policy_string;
 	const char *mx_host;            /* receiving-mx-hostname, or NULL */
 	const char *receiving_ip;       /* receiving-ip, or NULL */
+	const char *sending_ip;         /* sending-mta-ip, or NULL */
 	enum relay_tlsrpt_result result;
 	const char *detail;             /* failure-reason-code, or NULL */
 };

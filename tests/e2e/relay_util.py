@@ -81,10 +81,11 @@ class Dns:
     zone gives them; by default it answers with TTL 0 and no SOA, so
     nothing is cached.  port=53 for peers whose resolver cannot be told
     a port (resolv.conf(5)); zone is the top-level domain served instead
-    of .test."""
+    of .test.  Names in dead get SERVFAIL (dnsmasq forwards them to a
+    port where nothing listens)."""
 
     def __init__(self, mx=None, a=None, txt=None, host="127.0.0.1",
-                 ttl=None, port=None, zone="test"):
+                 ttl=None, port=None, zone="test", dead=()):
         if not os.path.exists(DNSMASQ):
             skip("dnsmasq is not installed")
         self.host = host
@@ -101,6 +102,10 @@ class Dns:
             args += ["--auth-server=ns.%s,%s" % (zone, host),
                      "--auth-zone=%s,127.0.0.0/8" % zone,
                      "--auth-ttl=%d" % ttl, "--local-ttl=%d" % ttl]
+        # Names sent on to a server that is not there: dnsmasq answers
+        # SERVFAIL for them, a temporary DNS failure.
+        for name in dead:
+            args.append("--server=/%s/127.0.0.1#9" % name)
         for dom, recs in (mx or {}).items():
             for pref, host_ in recs:
                 args.append("--mx-host=%s,%s,%d" % (dom, host_, pref))

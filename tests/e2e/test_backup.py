@@ -113,6 +113,9 @@ try:
     src.cli("alias", "add", "all-b@" + DOMAIN, ",".join(BURST_USERS))
     src.cli("dkim", "keygen", DOMAIN)
     key = os.path.join(src.data_dir, "dkim", DOMAIN, "postroom.key")
+    # The MTA-STS policy last written (`postroom dns` prints its id).
+    src.cli("mta-sts", DOMAIN, "--mode", "enforce")
+    policy = os.path.join(src.data_dir, "mta-sts", DOMAIN + ".txt")
     src.start("smtpd")
     src.start("pop3d")
 
@@ -209,8 +212,10 @@ try:
         manifest = tf.extractfile("MANIFEST").read().decode()
     t.eq(names[0], "MANIFEST", "MANIFEST is the first member")
     t.ok("mail.db" in names and
-         "dkim/%s/postroom.key" % DOMAIN in names,
-         "the archive holds mail.db and the DKIM key", repr(names))
+         "dkim/%s/postroom.key" % DOMAIN in names and
+         "mta-sts/%s.txt" % DOMAIN in names,
+         "the archive holds mail.db, the DKIM key and the MTA-STS policy",
+         repr(names))
     t.ok(manifest.startswith("postroom-backup 1\n") and
          re.search(r"^schema \d+$", manifest, re.M) and
          re.search(r"^users %d$" % (len(BURST_USERS) + len(POP_USERS)),
@@ -269,6 +274,8 @@ try:
          "the rest are messages acknowledged while the backup ran")
     t.eq(sha(os.path.join(dst.data_dir, "dkim", DOMAIN, "postroom.key")),
          sha(key), "the DKIM key is restored as it was")
+    t.eq(sha(os.path.join(dst.data_dir, "mta-sts", DOMAIN + ".txt")),
+         sha(policy), "the MTA-STS policy file is restored as it was")
     dk = dst.cli("dkim", "list", check=False)
     t.ok(dk.returncode == 0 and DOMAIN in dk.stdout,
          "postroom dkim list reads the restored key", dk.stdout + dk.stderr)

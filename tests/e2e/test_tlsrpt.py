@@ -109,13 +109,14 @@ def main():
         served["_smtp._tls.b.test"] = "v=TLSRPTv1; rua=mailto:" + REPORTS
         served["_smtp._tls.c.test"] = "v=TLSRPTv1;rua=mailto:" + REPORTS
         served["_smtp._tls.d.test"] = "v=TLSRPTv1; rua=mailto:" + REPORTS
-        dns = Dns(mx={"a.test": [(10, "mx.a.test")],
-                      "b.test": [(10, "mx.b.test")],
-                      "c.test": [(10, "mx.c.test")],
-                      "d.test": [(10, "mx.d.test")]},
-                  a={"mx.a.test": hosts[0], "mx.b.test": hosts[1],
-                     "mx.c.test": hosts[2], "mx.d.test": hosts[3]},
-                  txt=served)
+        zone = dict(mx={"a.test": [(10, "mx.a.test")],
+                        "b.test": [(10, "mx.b.test")],
+                        "c.test": [(10, "mx.c.test")],
+                        "d.test": [(10, "mx.d.test")]},
+                    a={"mx.a.test": hosts[0], "mx.b.test": hosts[1],
+                       "mx.c.test": hosts[2], "mx.d.test": hosts[3]},
+                    txt=served)
+        dns = Dns(**zone)
         for inst in (a, b, c, d):
             inst.extra["relay"] = {"resolver": dns.resolver,
                                    "mx_port": str(port)}
@@ -242,6 +243,12 @@ def main():
             t.ok(ok, "DKIM-signed by a.test (python3-dkim)", detail)
         if "d.test" in reports:
             pol = reports["d.test"][1]["policies"]
+            # RFC 8460 4.4 sending-mta-ip: our end of the session (the
+            # kernel's choice of source on loopback).
+            sips = [f.pop("sending-mta-ip", None) for x in pol
+                    for f in x.get("failure-details", [])]
+            t.ok(sips and all(ip and ip.startswith("127.") for ip in sips),
+                 "d.test: the failure names our address", sips)
             t.eq([(x["summary"], x.get("failure-details")) for x in pol],
                  [({"total-successful-session-count": 0,
                     "total-failure-session-count": 1},
@@ -297,6 +304,49 @@ def main():
             t.eq(db.execute("SELECT count(*) FROM tlsrpt_sent WHERE day = ?",
                             (day_n,)).fetchone()[0], 1,
                  "the run marked the day sent")
+            t.eq(db.execute("SELECT domain FROM tlsrpt_domain_sent WHERE"
+                            " day = ? ORDER BY domain",
+                            (day_n,)).fetchall(),
+                 [("b.test",), ("c.test",), ("d.test",)],
+                 "... and each of its domains")
+
+        # A _smtp._tls lookup that fails (SERVFAIL) leaves that domain
+        # unsent, and the day too; a later run sends that one report
+        # and no other again.
+        db = sqlite3.connect(os.path.join(a.data_dir, "mail.db"))
+        with db:
+            db.execute("DELETE FROM tlsrpt_sent WHERE day = ?", (day_n,))
+            db.execute("DELETE FROM tlsrpt_domain_sent WHERE day = ? AND"
+                       " domain = 'c.test'", (day_n,))
+        db.close()
+        port_dns = dns.port
+        dns.close()
+        dns = Dns(port=port_dns, dead=["_smtp._tls.c.test"], **zone)
+        start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
+        t.ok(wait_for(lambda: re.search(
+            r"tlsrpt day=%s unsent=1 status=deferred" % day,
+            a.log("smtpd")), 150),
+            "a failed lookup: the domain's report is deferred",
+            a.log("smtpd")[-3000:])
+        t.eq(a.stop("smtpd"), 0, "smtpd stops")
+        t.eq(len(mailbox_bodies(b, REPORTS)), 6, "no report went out again")
+        with a.db() as db:
+            t.eq(db.execute("SELECT count(*) FROM tlsrpt_sent WHERE day = ?",
+                            (day_n,)).fetchone()[0], 0,
+                 "the day is not marked sent")
+        dns.close()
+        dns = Dns(port=port_dns, **zone)
+        start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
+        t.ok(wait_for(lambda: len(mailbox_bodies(b, REPORTS)) == 7, 150),
+             "the next run sends the deferred report",
+             a.log("smtpd")[-3000:])
+        t.ok(re.search(r"tlsrpt day=%s domains=1 status=reporting" % day,
+                       a.log("smtpd")), "... for that domain only")
+        t.eq(a.stop("smtpd"), 0, "smtpd stops")
+        with a.db() as db:
+            t.eq(db.execute("SELECT count(*) FROM tlsrpt_sent WHERE day = ?",
+                            (day_n,)).fetchone()[0], 1,
+                 "then the day is marked sent")
 
         # Our own records.
         out = a.cli("dns", "a.test").stdout

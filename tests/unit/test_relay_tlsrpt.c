@@ -26,9 +26,10 @@ t_row_cb(void *ctx, const struct store_tlsrpt_count *c)
 
 	if (len + 600 < sizeof(t->text))
 		snprintf(t->text + len, sizeof(t->text) - len,
-		    "%s %s [%s] %s %s %s %s %lld\n", c->domain,
+		    "%s %s [%s] %s %s %s %s %s %lld\n", c->domain,
 		    c->policy_type, c->policy_string, c->result, c->mx_host,
-		    c->receiving_ip, c->reason, (long long)c->count);
+		    c->receiving_ip, c->sending_ip, c->reason,
+		    (long long)c->count);
 	t->n++;
 	return 0;
 }
@@ -38,8 +39,11 @@ t_note(struct relay *r, const char *domain, enum relay_tlsrpt_policy type,
     const char *policy, const char *mx, const char *ip,
     enum relay_tlsrpt_result res, const char *detail, int times)
 {
-	struct relay_tlsrpt_event ev = { domain, type, policy, mx, ip, res,
-	    detail };
+	/* Our own address: reported with failures only. */
+	struct relay_tlsrpt_event ev = { .policy_domain = domain,
+	    .policy_type = type, .policy_string = policy, .mx_host = mx,
+	    .receiving_ip = ip, .sending_ip = "198.51.100.25", .result = res,
+	    .detail = detail };
 
 	while (times-- > 0)
 		relay_tlsrpt_note(r, &ev);
@@ -125,17 +129,18 @@ main(void)
 	    "seven keys in the store after the stop");
 	TAP_EQ_STR(rows.text,
 	    "a.test sts [version: STSv1\nmode: enforce\nmx: mx.a.test\n"
-	    "max_age: 86400] success    1\n"
+	    "max_age: 86400] success     1\n"
 	    "a.test sts [version: STSv1\nmode: enforce\nmx: mx.a.test\n"
-	    "max_age: 86400] sts-policy-fetch-error   HTTP 404 1\n"
-	    "b.test no-policy-found [] success    3\n"
+	    "max_age: 86400] sts-policy-fetch-error   198.51.100.25 HTTP 404 1\n"
+	    "b.test no-policy-found [] success     3\n"
 	    "b.test no-policy-found [] certificate-not-trusted mx1.b.test "
-	    "192.0.2.1 self-signed certificate 2\n"
+	    "192.0.2.1 198.51.100.25 self-signed certificate 2\n"
 	    "b.test no-policy-found [] starttls-not-supported mx3.b.test "
-	    "192.0.2.3  1\n"
-	    "c.test tlsa [3 1 1 abcd] success mx1.c.test   2\n"
-	    "c.test tlsa [3 1 1 abcd] success mx2.c.test   1\n",
-	    "counted by key; successes without detail but TLSA's MX host");
+	    "192.0.2.3 198.51.100.25  1\n"
+	    "c.test tlsa [3 1 1 abcd] success mx1.c.test    2\n"
+	    "c.test tlsa [3 1 1 abcd] success mx2.c.test    1\n",
+	    "counted by key; successes without detail but TLSA's MX host, "
+	    "failures with our address (sending-mta-ip)");
 
 	/* The cap: keys beyond it are not kept, the rest still are. */
 	relay_tlsrpt_start(&r, dns);
