@@ -157,15 +157,20 @@ def main():
         lines = out.splitlines()
         t.ok("%s b.test no-policy-found success 1" % day in lines,
              "tlsrpt list: b.test success counted", out)
-        bad = [x for x in lines if x.startswith(
-            "%s c.test no-policy-found certificate-not-trusted 1 "
-            "mx=mx.c.test ip=127.0.0.4 reason=" % day)]
+        # sending_ip: our end of the session (RFC 8460 4.4
+        # sending-mta-ip), the kernel's choice of source on loopback.
+        bad = [x for x in lines if re.match(
+            r"%s c\.test no-policy-found certificate-not-trusted 1 "
+            r"mx=mx\.c\.test ip=127\.0\.0\.4 sending_ip=127\.[0-9.]+ "
+            r"reason=" % day, x)]
         t.ok(len(bad) == 1 and "self-signed" in bad[0],
              "tlsrpt list: c.test failure with its details", out)
         t.ok(not any(x.startswith("%s c.test no-policy-found success" % day)
                      for x in lines), "no success for c.test", out)
-        t.ok("%s d.test no-policy-found starttls-not-supported 1 "
-             "mx=mx.d.test ip=127.0.0.5" % day in lines,
+        t.ok(any(re.match(r"%s d\.test no-policy-found "
+                          r"starttls-not-supported 1 mx=mx\.d\.test "
+                          r"ip=127\.0\.0\.5 sending_ip=127\.[0-9.]+$" % day,
+                          x) for x in lines),
              "tlsrpt list: d.test offered no STARTTLS", out)
         t.eq(a.cli("tlsrpt", "list", "2000-01-01").stdout, "",
              "tlsrpt list of a day without results: nothing")
@@ -321,7 +326,11 @@ def main():
         db.close()
         port_dns = dns.port
         dns.close()
-        dns = Dns(port=port_dns, dead=["_smtp._tls.c.test"], **zone)
+        # dnsmasq answers a record it holds before it forwards: the
+        # dead name has none.
+        dead_zone = dict(zone, txt={k: v for k, v in served.items()
+                                    if k != "_smtp._tls.c.test"})
+        dns = Dns(port=port_dns, dead=["_smtp._tls.c.test"], **dead_zone)
         start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
         t.ok(wait_for(lambda: re.search(
             r"tlsrpt day=%s unsent=1 status=deferred" % day,
