@@ -967,10 +967,13 @@ int store_tlsrpt_host_domain(struct store *st, const char *host,
  * null reverse-path (RFC 5321 4.5.5: nothing ever answers it, so no
  * loop) to the n addresses of rcpts: hosted ones to their mailboxes,
  * the others to the outbound queue.  msg is the whole message (CRLF
- * lines).  The "queued as" id goes to id_r.  Returns 0 once committed,
- * PR_ENOENT when no address takes it, or an error. */
+ * lines).  A non-NULL key is remembered with the message, in its commit
+ * (as a local submission's, store_msg.key), so that queueing the same
+ * key again within a week queues nothing and returns PR_EEXIST.  The
+ * "queued as" id goes to id_r.  Returns 0 once committed, PR_ENOENT
+ * when no address takes it, PR_EEXIST, or an error. */
 int store_tlsrpt_queue(struct store *st, const char *const *rcpts, size_t n,
-    const uint8_t *msg, size_t len, char id_r[STORE_ID_LEN + 1],
-    struct pr_err *err);
+    const uint8_t *msg, size_t len, const char *key,
+    char id_r[STORE_ID_LEN + 1], struct pr_err *err);
 
 #endif

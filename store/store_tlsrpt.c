@@ -108,7 +108,8 @@ store_tlsrpt_list(struct store *st, int64_t day,
 	    " receiving_ip, sending_ip, reason, count FROM tlsrpt"
 	    " WHERE day BETWEEN ?1 AND ?2"
 	    " ORDER BY day, domain, policy_type, policy_string,"
-	    " result <> 'success', result, mx_host, receiving_ip, reason",
+	    " result <> 'success', result, mx_host, receiving_ip, sending_ip,"
+	    " reason",
 	    "cannot read TLS report counts", err, "ii", day < 0 ? 0 : day,
 	    day < 0 ? INT64_MAX : day), cb, ctx, err);
 }
@@ -124,7 +125,8 @@ store_tlsrpt_list_unsent(struct store *st, int64_t day,
 	    " WHERE day = ?1 AND NOT EXISTS (SELECT 1 FROM tlsrpt_domain_sent"
 	    " d WHERE d.day = t.day AND d.domain = t.domain)"
 	    " ORDER BY day, domain, policy_type, policy_string,"
-	    " result <> 'success', result, mx_host, receiving_ip, reason",
+	    " result <> 'success', result, mx_host, receiving_ip, sending_ip,"
+	    " reason",
 	    "cannot read TLS report counts", err, "i", day), cb, ctx, err);
 }
 
@@ -214,8 +216,8 @@ store_tlsrpt_user_cb(void *ctx, int64_t user_id, const char *remote)
 
 int
 store_tlsrpt_queue(struct store *st, const char *const *rcpts, size_t n,
-    const uint8_t *msg, size_t len, char id_r[STORE_ID_LEN + 1],
-    struct pr_err *err)
+    const uint8_t *msg, size_t len, const char *key,
+    char id_r[STORE_ID_LEN + 1], struct pr_err *err)
 {
 	struct store_tlsrpt_users users = { .n = 0 };
 	const char *remote[STORE_TLSRPT_RCPTS_MAX];
@@ -245,6 +247,7 @@ store_tlsrpt_queue(struct store *st, const char *const *rcpts, size_t n,
 	m.body_len = len;
 	m.body_fd = -1;
 	m.trace_info = "tlsrpt=report";
+	m.key = key;
 	if ((r = store_deliver(st, &mp, 1)) < 0) {
 		*err = m.err;
 		return r;

@@ -106,20 +106,27 @@ cmd_tlsrpt_lookup_cb(void *data, const struct tlsrpt_dest *dests, size_t n)
 		run->status = CLI_ERR;
 	}
 	for (i = 0; i < n_msgs; i++) {
+		/* No key: a report sent by hand is sent again if asked. */
 		if (store_tlsrpt_queue(st, msgs[i].rcptv, msgs[i].n_rcpt,
-		    msgs[i].msg.p, msgs[i].msg.len, id, &err) < 0) {
+		    msgs[i].msg.p, msgs[i].msg.len, NULL, id, &err) < 0) {
 			fprintf(stderr, "postroom: report for %s: %s\n",
 			    msgs[i].domain, err.msg);
 			run->status = CLI_ERR;
 			continue;
 		}
+		/* The daemon's daily run does not send this one again,
+		 * even if others of the day failed here. */
+		if (store_tlsrpt_domain_sent_set(st, run->day.day,
+		    msgs[i].domain, run->now, &err) < 0)
+			run->status = cli_fail("%s", err.msg);
 		printf("%s: report %s queued as %s to", msgs[i].domain,
 		    msgs[i].report_id, id);
 		for (k = 0; k < msgs[i].n_rcpt; k++)
 			printf("%s%s", k > 0 ? "," : " ", msgs[i].rcpt[k]);
 		printf("\n");
 	}
-	/* The daemon's daily run does not send this day again. */
+	/* The daemon's daily run does not send this day again (a day with
+	 * failures is left to it, for the domains not marked above). */
 	if (run->status == CLI_OK && store_tlsrpt_sent_set(st, run->day.day,
 	    run->now, &err) < 0)
 		run->status = cli_fail("%s", err.msg);

@@ -403,18 +403,27 @@ relay_tlsrpt_queue_run(struct relay_work *w, struct store *st)
 	int r = 0;
 
 	for (i = 0; i < t->n_msgs; i++) {
+		char key[ADDR_DOMAIN_MAX + 32];
+
+		/* The key makes the report of a day and domain go out once,
+		 * even when the mark below is lost (a crash between the two
+		 * commits): the second try gets PR_EEXIST. */
+		snprintf(key, sizeof(key), "tlsrpt/%lld/%s",
+		    (long long)t->day_n, t->msgs[i].domain);
 		pr_err_clear(&t->qerr[i]);
 		t->qstatus[i] = store_tlsrpt_queue(st, t->msgs[i].rcptv,
 		    t->msgs[i].n_rcpt, t->msgs[i].msg.p, t->msgs[i].msg.len,
-		    t->ids[i], &t->qerr[i]);
+		    key, t->ids[i], &t->qerr[i]);
 	}
 	pr_err_clear(&t->derr);
-	/* Each domain is done once: its report queued, or none to send
-	 * (no record, a bad one, too big).  A report that could not be
-	 * queued is tried again with the failed lookups. */
+	/* Each domain is done once: its report queued (now or before), or
+	 * none to send (no record, a bad one, too big, no recipient that
+	 * exists).  A report that could not be queued for another reason
+	 * is tried again with the failed lookups. */
 	for (i = 0; i < t->n_done && r >= 0; i++) {
 		for (k = 0; k < t->n_msgs; k++)
-			if (t->qstatus[k] < 0 &&
+			if (t->qstatus[k] < 0 && t->qstatus[k] != PR_EEXIST &&
+			    t->qstatus[k] != PR_ENOENT &&
 			    strcmp(t->msgs[k].domain, t->done[i]) == 0)
 				break;
 		if (k < t->n_msgs)
@@ -438,7 +447,10 @@ relay_tlsrpt_queue_done(struct relay_work *w)
 
 	tlsrpt_day_format(t->day_n, day);
 	for (i = 0; i < t->n_msgs; i++) {
-		if (t->qstatus[i] < 0)
+		if (t->qstatus[i] == PR_EEXIST)
+			log_info(NULL, "tlsrpt report day=%s domain=%s "
+			    "status=queued-before", day, t->msgs[i].domain);
+		else if (t->qstatus[i] < 0)
 			log_err(NULL, "tlsrpt report day=%s domain=%s "
 			    "status=failed reason=\"%s\"", day,
 			    t->msgs[i].domain, t->qerr[i].msg);
@@ -451,6 +463,9 @@ relay_tlsrpt_queue_done(struct relay_work *w)
 			    t->msgs[i].msg.len);
 	}
 	if (t->dstatus < 0) {
+		/* Not every 5 minutes: the keys keep a second try from
+		 * queueing a report twice, but not from building it. */
+		t->retry_at = relay_now() + RELAY_TLSRPT_RETRY_S;
 		log_err(NULL, "tlsrpt day=%s status=failed reason=\"%s\"",
 		    day, t->derr.msg);
 	} else if (t->retry > 0) {

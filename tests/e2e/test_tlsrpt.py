@@ -275,14 +275,18 @@ def main():
 
         # The daemon's own daily run: the next day at 23:00 UTC (past
         # midnight plus its random delay of at most an hour) it reports
-        # the day before, once the day is no longer marked sent.
+        # the day before, once the day and its domains are no longer
+        # marked sent.
         t.eq(a.stop("smtpd"), 0, "smtpd stops")
         db = sqlite3.connect(os.path.join(a.data_dir, "mail.db"))
         with db:
             n = db.execute("DELETE FROM tlsrpt_sent WHERE day = ?",
                            (day_n,)).rowcount
+            nd = db.execute("DELETE FROM tlsrpt_domain_sent WHERE day = ?",
+                            (day_n,)).rowcount
         db.close()
-        t.eq(n, 1, "tlsrpt send marked the day sent")
+        t.eq((n, nd), (1, 3), "tlsrpt send marked the day and its three "
+             "domains sent")
         start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
         t.ok(wait_for(lambda: len(mailbox_bodies(b, REPORTS)) == 6, 150),
              "the daily run sends the day's three reports",
@@ -315,15 +319,51 @@ def main():
                  [("b.test",), ("c.test",), ("d.test",)],
                  "... and each of its domains")
 
+        def forget(domain, key_too):
+            """What the store would hold had domain's report of the day
+            not gone out: no day mark, no domain mark, and (key_too) no
+            delivery key either."""
+            db = sqlite3.connect(os.path.join(a.data_dir, "mail.db"))
+            with db:
+                db.execute("DELETE FROM tlsrpt_sent WHERE day = ?",
+                           (day_n,))
+                db.execute("DELETE FROM tlsrpt_domain_sent WHERE day = ?"
+                           " AND domain = ?", (day_n, domain))
+                if key_too:
+                    db.execute("DELETE FROM submissions WHERE name = ?",
+                               ("tlsrpt/%d/%s" % (day_n, domain),))
+            db.close()
+
+        def run_day():
+            """Restarts A's smtpd on the next day; returns where its
+            log lines begin."""
+            mark = len(a.log("smtpd"))
+            start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
+            return mark
+
+        def day_marked():
+            with a.db() as db:
+                return db.execute("SELECT count(*) FROM tlsrpt_sent WHERE"
+                                  " day = ?", (day_n,)).fetchone()[0]
+
+        # A crash between a report's commit and its domain's mark: the
+        # report's delivery key keeps the next run from sending it again.
+        forget("c.test", key_too=False)
+        mark = run_day()
+        t.ok(wait_for(lambda: re.search(
+            r"tlsrpt report day=%s domain=c\.test status=queued-before"
+            % day, a.log("smtpd")[mark:]), 150),
+            "a report queued before is not queued again",
+            a.log("smtpd")[mark:][-3000:])
+        t.eq(a.stop("smtpd"), 0, "smtpd stops")
+        t.eq((len(mailbox_bodies(b, REPORTS)), queued(a)), (6, []),
+             "no report went out again")
+        t.eq(day_marked(), 1, "the day is marked sent again")
+
         # A _smtp._tls lookup that fails (SERVFAIL) leaves that domain
         # unsent, and the day too; a later run sends that one report
         # and no other again.
-        db = sqlite3.connect(os.path.join(a.data_dir, "mail.db"))
-        with db:
-            db.execute("DELETE FROM tlsrpt_sent WHERE day = ?", (day_n,))
-            db.execute("DELETE FROM tlsrpt_domain_sent WHERE day = ? AND"
-                       " domain = 'c.test'", (day_n,))
-        db.close()
+        forget("c.test", key_too=True)
         port_dns = dns.port
         dns.close()
         # dnsmasq answers a record it holds before it forwards: the
@@ -331,31 +371,29 @@ def main():
         dead_zone = dict(zone, txt={k: v for k, v in served.items()
                                     if k != "_smtp._tls.c.test"})
         dns = Dns(port=port_dns, dead=["_smtp._tls.c.test"], **dead_zone)
-        start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
+        mark = run_day()
         t.ok(wait_for(lambda: re.search(
             r"tlsrpt day=%s unsent=1 status=deferred" % day,
-            a.log("smtpd")), 150),
+            a.log("smtpd")[mark:]), 150),
             "a failed lookup: the domain's report is deferred",
-            a.log("smtpd")[-3000:])
+            a.log("smtpd")[mark:][-3000:])
         t.eq(a.stop("smtpd"), 0, "smtpd stops")
-        t.eq(len(mailbox_bodies(b, REPORTS)), 6, "no report went out again")
-        with a.db() as db:
-            t.eq(db.execute("SELECT count(*) FROM tlsrpt_sent WHERE day = ?",
-                            (day_n,)).fetchone()[0], 0,
-                 "the day is not marked sent")
+        t.ok("status=queued" not in a.log("smtpd")[mark:],
+             "nothing queued by that run", a.log("smtpd")[mark:][-3000:])
+        t.eq((len(mailbox_bodies(b, REPORTS)), queued(a)), (6, []),
+             "no report went out")
+        t.eq(day_marked(), 0, "the day is not marked sent")
         dns.close()
         dns = Dns(port=port_dns, **zone)
-        start_on_day(a, (day_n + 1) * 86400 + 23 * 3600)
+        mark = run_day()
         t.ok(wait_for(lambda: len(mailbox_bodies(b, REPORTS)) == 7, 150),
              "the next run sends the deferred report",
-             a.log("smtpd")[-3000:])
-        t.ok(re.search(r"tlsrpt day=%s domains=1 status=reporting" % day,
-                       a.log("smtpd")), "... for that domain only")
+             a.log("smtpd")[mark:][-3000:])
         t.eq(a.stop("smtpd"), 0, "smtpd stops")
-        with a.db() as db:
-            t.eq(db.execute("SELECT count(*) FROM tlsrpt_sent WHERE day = ?",
-                            (day_n,)).fetchone()[0], 1,
-                 "then the day is marked sent")
+        sent = re.findall(r"tlsrpt report day=%s domain=(\S+) .*status=queued size="
+                          % day, a.log("smtpd")[mark:])
+        t.eq(sent, ["c.test"], "... for that domain only")
+        t.eq(day_marked(), 1, "then the day is marked sent")
 
         # Our own records.
         out = a.cli("dns", "a.test").stdout

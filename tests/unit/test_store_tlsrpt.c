@@ -97,7 +97,8 @@ main(void)
 	store_domain_add(st, "example.org", &err);
 	t_add_user(st, "reports@example.org", 0);
 	TAP_EQ_INT(store_tlsrpt_queue(st, rcpts, 3, (const uint8_t *)msg,
-	    strlen(msg), id, &err), 0, "report queued");
+	    strlen(msg), "tlsrpt/20000/example.org", id, &err), 0,
+	    "report queued");
 	TAP_EQ_INT(strlen(id), STORE_ID_LEN, "its id");
 	TAP_EQ_INT(t_int("SELECT count(*) FROM mailbox"), 1,
 	    "in the hosted mailbox");
@@ -105,8 +106,13 @@ main(void)
 	    " 'tlsrpt@far.test'"), 1, "queued for the remote address");
 	TAP_EQ_INT(t_int("SELECT count(*) FROM queue WHERE sender = ''"), 1,
 	    "from the null reverse-path");
+	TAP_EQ_INT(store_tlsrpt_queue(st, rcpts, 3, (const uint8_t *)msg,
+	    strlen(msg), "tlsrpt/20000/example.org", id, &err), PR_EEXIST,
+	    "the same key again: queued before");
+	TAP_EQ_INT(t_int("SELECT count(*) FROM mailbox"), 1,
+	    "... and nothing added");
 	TAP_EQ_INT(store_tlsrpt_queue(st, rcpts + 2, 1, (const uint8_t *)msg,
-	    strlen(msg), id, &err), PR_ENOENT, "nobody takes it");
+	    strlen(msg), NULL, id, &err), PR_ENOENT, "nobody takes it");
 	t_check_plans(st);
 	store_close(&st);
 	return tap_done();
