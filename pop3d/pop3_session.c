@@ -95,6 +95,7 @@ struct pop3_server {
 	size_t n_ls;
 	struct ipcount *ipc;
 	struct store_worker *q;    /* the one store worker */
+	struct pop3_drop *drops;   /* big QUITs' deletions running */
 	struct pwpool *pw;         /* password checks */
 	/* The loop thread's own connection (a struct store is used by one
 	 * thread only): reads of small bodies, nothing else. */
@@ -158,6 +159,7 @@ struct pop3_session {
 	bool body_inline;          /* read on the loop thread */
 
 	struct pop3_job job;
+	struct pop3_drop_wait dwait; /* a login behind a deletion */
 };
 
 static void pop3_session_pump(struct pop3_session *s);
@@ -390,6 +392,20 @@ pop3_session_counted_cb(struct store_throttle_job *j)
 	    (uint64_t)POP3_FAIL_DELAY_MS << (fails > 6 ? 6 : fails - 1), 0);
 }
 
+/* The user's last QUIT finished deleting: now the maildrop is listed. */
+static void
+pop3_session_drop_waited(struct pop3_drop_wait *w)
+{
+	struct pop3_session *s = STORE_CONTAINER(w, struct pop3_session,
+	    dwait);
+
+	if (pop3_session_gone(s) || s->srv->stopping || s->srv->q == NULL) {
+		pop3_session_unpend(s);
+		return;
+	}
+	pop3_store_submit(s->srv->q, &s->job);
+}
+
 static void
 pop3_session_verify_done(struct pwpool_job *pj)
 {
@@ -427,7 +443,10 @@ pop3_session_verify_done(struct pwpool_job *pj)
 		s->job.user_id = s->auth_id;
 		s->job.data = s;
 		s->job.done_cb = pop3_session_open_done;
-		pop3_store_submit(s->srv->q, &s->job);
+		s->dwait.cb = pop3_session_drop_waited;
+		if (!pop3_store_drop_wait(s->srv->drops, s->auth_id,
+		    &s->dwait))
+			pop3_store_submit(s->srv->q, &s->job);
 		return;
 	}
 	pop3_session_throttle(s, false, pop3_session_counted_cb);
@@ -764,7 +783,8 @@ pop3_session_commit_done(struct pop3_job *job)
 	s->locked = false;
 	if (job->status == 0 && job->drop_left)
 		pop3_store_drop_start(&s->srv->q, &s->srv->stopping,
-		    job->user_id, job->n_ids, s->sid, s->user);
+		    &s->srv->drops, job->user_id, job->n_ids, s->sid,
+		    s->user);
 	if (pop3_session_gone(s)) {
 		pop3_session_unpend(s);
 		return;

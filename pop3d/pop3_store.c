@@ -199,11 +199,17 @@ pop3_store_submit(struct store_worker *wk, struct pop3_job *job)
 
 /* --- A big QUIT's deletion, in the background -------------------------- */
 
+/* Tries of a slice that failed (each waited out the busy timeout). */
+#define POP3_DROP_TRIES 3
+
 struct pop3_drop {
 	struct pop3_job job;
+	struct pop3_drop *next, **prevp;  /* on the server's list */
+	struct pop3_drop_wait *waiters;
 	struct store_worker **wkp;
 	const bool *stopping;
 	size_t n;
+	unsigned fails;
 	uint64_t start_us;
 	char sid[LOG_SID_LEN + 1];
 	char user[256];
@@ -213,10 +219,13 @@ static void
 pop3_drop_done(struct pop3_job *job)
 {
 	struct pop3_drop *d = job->data;
+	struct pop3_drop_wait *w, *next;
 	char uq[LOG_VALUE_MAX];
 	const char *u;
 	unsigned long long ms;
 
+	if (job->status < 0 && ++d->fails < POP3_DROP_TRIES)
+		job->status = 1;
 	if (job->status > 0 && !*d->stopping && *d->wkp != NULL) {
 		pop3_store_submit(*d->wkp, &d->job);
 		return;
@@ -234,17 +243,30 @@ pop3_drop_done(struct pop3_job *job)
 		log_info(d->sid, "deletion interrupted user=%s ms=%llu "
 		    "reason=stopping; the rest is deleted at the next start",
 		    u, ms);
+	if ((*d->prevp = d->next) != NULL)
+		d->next->prevp = d->prevp;
+	for (w = d->waiters; w != NULL; w = next) {
+		next = w->next;
+		w->cb(w);
+	}
 	free(d);
 }
 
 void
 pop3_store_drop_start(struct store_worker **wkp, const bool *stopping,
-    int64_t user_id, size_t n, const char *sid, const char *user)
+    struct pop3_drop **drops, int64_t user_id, size_t n, const char *sid,
+    const char *user)
 {
 	struct pop3_drop *d;
 
-	if (*stopping || *wkp == NULL)
+	if (*stopping || *wkp == NULL) {
+		char uq[LOG_VALUE_MAX];
+
+		log_info(sid, "deletion deferred user=%s reason=stopping; it "
+		    "is finished at the next start",
+		    log_value(user, uq, sizeof(uq)));
 		return;
+	}
 	d = xcalloc(1, sizeof(*d));
 	d->wkp = wkp;
 	d->stopping = stopping;
@@ -252,9 +274,26 @@ pop3_store_drop_start(struct store_worker **wkp, const bool *stopping,
 	d->start_us = metrics_now_us();
 	snprintf(d->sid, sizeof(d->sid), "%s", sid);
 	snprintf(d->user, sizeof(d->user), "%s", user);
+	if ((d->next = *drops) != NULL)
+		d->next->prevp = &d->next;
+	d->prevp = drops;
+	*drops = d;
 	d->job.type = POP3_JOB_DROP_STEP;
 	d->job.user_id = user_id;
 	d->job.data = d;
 	d->job.done_cb = pop3_drop_done;
 	pop3_store_submit(*wkp, &d->job);
+}
+
+bool
+pop3_store_drop_wait(struct pop3_drop *drops, int64_t user_id,
+    struct pop3_drop_wait *w)
+{
+	for (; drops != NULL; drops = drops->next)
+		if (drops->job.user_id == user_id) {
+			w->next = drops->waiters;
+			drops->waiters = w;
+			return true;
+		}
+	return false;
 }

@@ -105,12 +105,29 @@ void pop3_store_submit(struct store_worker *wk, struct pop3_job *job);
 /*
  * Finishes user_id's recorded deletion of n messages (a COMMIT with
  * drop_left) in the background, one POP3_JOB_DROP_STEP at a time on
- * *wkp, so that other sessions' jobs run between the slices; logs one
- * line under sid when it is done.  Once *stopping, no slice is queued
- * any more: the daemon's next start finishes the record.  wkp and
- * stopping are the server's and outlive the worker.
+ * *wkp, so that other sessions' jobs run between the slices; a failed
+ * slice is tried again a few times.  Logs one line under sid when it is
+ * done.  Once *stopping, no slice is queued any more: the daemon's next
+ * start finishes the record.  The deletion is on *drops (the server's
+ * list) while it runs.  wkp, stopping and drops are the server's and
+ * outlive the worker.
  */
+struct pop3_drop;
 void pop3_store_drop_start(struct store_worker **wkp, const bool *stopping,
-    int64_t user_id, size_t n, const char *sid, const char *user);
+    struct pop3_drop **drops, int64_t user_id, size_t n, const char *sid,
+    const char *user);
+
+/* A login that waits for its user's background deletion: listing the
+ * maildrop before it ends would make the store worker finish all of it
+ * at once (store_maildrop_lock), and every other session wait. */
+struct pop3_drop_wait {
+	struct pop3_drop_wait *next;
+	void (*cb)(struct pop3_drop_wait *w);
+};
+/* Puts w (cb set) behind user_id's background deletion on drops, if one
+ * runs: true, and w->cb runs on the loop once it ended (finished,
+ * failed or stopped).  false: none runs. */
+bool pop3_store_drop_wait(struct pop3_drop *drops, int64_t user_id,
+    struct pop3_drop_wait *w);
 
 #endif

@@ -854,8 +854,17 @@ store_maildrop_drop_step(struct store *st, int64_t user_id,
     struct pr_err *err)
 {
 	int64_t now = (int64_t)time(NULL), start = store_drop_ms();
+	sqlite3_stmt *s;
 	int r, more;
 
+	/* Almost always none at a login, and none once a session's own
+	 * record was finished by someone else: a read, not a write
+	 * transaction. */
+	if ((r = store__row(st, STORE_Q_DROP_PLAN_HAS,
+	    "SELECT 1 FROM maildrop_deletions WHERE user_id = ?1", &s,
+	    "cannot delete messages", err, "i", user_id)) <= 0)
+		return r;
+	sqlite3_reset(s);
 	if ((r = store__begin(st, err)) < 0)
 		return r;
 	while ((more = store_drop_chunk(st, user_id, now, err)) > 0 &&
@@ -877,15 +886,8 @@ store_maildrop_drop_step(struct store *st, int64_t user_id,
 int
 store__drop_finish(struct store *st, int64_t user_id, struct pr_err *err)
 {
-	sqlite3_stmt *s;
 	int r;
 
-	/* Almost always none: a read, not a write transaction, per login. */
-	if ((r = store__row(st, STORE_Q_DROP_PLAN_HAS,
-	    "SELECT 1 FROM maildrop_deletions WHERE user_id = ?1", &s,
-	    "cannot delete messages", err, "i", user_id)) <= 0)
-		return r;
-	sqlite3_reset(s);
 	while ((r = store_maildrop_drop_step(st, user_id, err)) > 0)
 		;
 	return r;

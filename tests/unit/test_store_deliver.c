@@ -670,6 +670,32 @@ test_maildrop_big(struct store *st)
 		TAP_EQ_INT(store_maildrop_drop_step(st, dave, &err), 0,
 		    "a step with no record left: done");
 	}
+	/* A login right after such a QUIT's +OK, before any slice: the
+	 * lock finishes the record before anything is listed. */
+	for (int i = 0; i < 600; i++)
+		t_deliver(st, to, 1, NULL, 0, "", "Subject: b\r\n\r\nb\r\n",
+		    NULL);
+	memset(v, 0, sizeof(v));
+	TAP_EQ_INT(store_maildrop_scan(st, dave, t_scan_cb, v, NULL, &err), 0,
+	    "scan (%s)", err.msg);
+	for (int i = 0; i < 600; i++)
+		ids[i] = v[1 + i].id;
+	{
+		struct store_maildrop_end e = { .dele = ids, .n_dele = 600,
+		    .record_only = true };
+
+		TAP_EQ_INT(store_maildrop_end(st, dave, &e, &err), 1,
+		    "another record left");
+	}
+	TAP_EQ_INT(store_maildrop_lock(st, dave, &err), 0, "lock (%s)",
+	    err.msg);
+	TAP_EQ_INT(t_int("SELECT count(*) FROM maildrop_deletions"), 0,
+	    "the lock finished the record");
+	memset(v, 0, sizeof(v));
+	TAP_EQ_INT(store_maildrop_scan(st, dave, t_scan_cb, v, NULL, &err), 0,
+	    "scan (%s)", err.msg);
+	TAP_EQ_INT(*n, 98, "the listing after it has none of the 600");
+	TAP_EQ_INT(store_maildrop_unlock(st, dave, &err), 0, "unlock");
 }
 
 static int
