@@ -447,6 +447,11 @@ pop3_session_verify_done(struct pwpool_job *pj)
 		if (!pop3_store_drop_wait(s->srv->drops, s->auth_id,
 		    &s->dwait))
 			pop3_store_submit(s->srv->q, &s->job);
+		else
+			log_debug(s->sid, "login client=%s user=%s "
+			    "status=waiting reason=\"the deletion of its "
+			    "last QUIT\"", s->peer,
+			    log_value(s->user, uq, sizeof(uq)));
 		return;
 	}
 	pop3_session_throttle(s, false, pop3_session_counted_cb);

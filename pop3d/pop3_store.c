@@ -224,7 +224,11 @@ pop3_drop_done(struct pop3_job *job)
 	const char *u;
 	unsigned long long ms;
 
-	if (job->status < 0 && ++d->fails < POP3_DROP_TRIES)
+	/* POP3_DROP_TRIES failures in a row end the chain; a slice that
+	 * worked starts the count again. */
+	if (job->status >= 0)
+		d->fails = 0;
+	else if (++d->fails < POP3_DROP_TRIES && !*d->stopping)
 		job->status = 1;
 	if (job->status > 0 && !*d->stopping && *d->wkp != NULL) {
 		pop3_store_submit(*d->wkp, &d->job);

@@ -214,6 +214,23 @@ store_tlsrpt_user_cb(void *ctx, int64_t user_id, const char *remote)
 	return 0;
 }
 
+/* 1 when key was delivered before (store_deliver_key), 0 when not, or
+ * an error. */
+static int
+store_tlsrpt_key_seen(struct store *st, const char *key)
+{
+	struct pr_err err;
+	sqlite3_stmt *s;
+	int r;
+
+	pr_err_clear(&err);
+	if ((r = store__row(st, STORE_Q_TLSRPT_KEY,
+	    "SELECT 1 FROM submissions WHERE name = ?1", &s,
+	    "cannot read TLS report state", &err, "t", key)) == 1)
+		sqlite3_reset(s);
+	return r;
+}
+
 int
 store_tlsrpt_queue(struct store *st, const char *const *rcpts, size_t n,
     const uint8_t *msg, size_t len, const char *key,
@@ -254,6 +271,11 @@ store_tlsrpt_queue(struct store *st, const char *const *rcpts, size_t n,
 	}
 	if (m.status < 0) {
 		*err = m.err;
+		/* PR_EEXIST means this key only: another unique column
+		 * (a UIDL) would be a plain failure, tried again. */
+		if (m.status == PR_EEXIST && (key == NULL ||
+		    store_tlsrpt_key_seen(st, key) != 1))
+			return pr_err_set(err, PR_EIO, "%s", m.err.msg);
 		return m.status;
 	}
 	memcpy(id_r, m.id, sizeof(m.id));

@@ -450,6 +450,10 @@ relay_tlsrpt_queue_done(struct relay_work *w)
 		if (t->qstatus[i] == PR_EEXIST)
 			log_info(NULL, "tlsrpt report day=%s domain=%s "
 			    "status=queued-before", day, t->msgs[i].domain);
+		else if (t->qstatus[i] == PR_ENOENT)
+			log_info(NULL, "tlsrpt report day=%s domain=%s "
+			    "status=no-recipient reason=\"%s\"", day,
+			    t->msgs[i].domain, t->qerr[i].msg);
 		else if (t->qstatus[i] < 0)
 			log_err(NULL, "tlsrpt report day=%s domain=%s "
 			    "status=failed reason=\"%s\"", day,
